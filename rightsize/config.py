@@ -1,0 +1,401 @@
+"""Configuration: every key declared once below; load + validate config.toml into frozen dataclasses.
+
+Every key is optional. ``rightsize config`` prints the documented defaults, and the shipped
+config.toml is exactly that output (a test keeps them equal).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
+
+PERCENTILES = ("p50", "p90", "p95", "p99", "max")
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
+    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds")
+    step: float = setting("1m", "Resolution at which the server evaluates usage inside the window.", kind="duration", unit="seconds")
+    hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    cpu_usage: str = setting("container_cpu_usage_seconds_total", "cAdvisor CPU counter (seconds).", kind="str")
+    memory_working_set: str = setting("container_memory_working_set_bytes", "cAdvisor working set gauge (bytes).", kind="str")
+    cpu_throttled_periods: str = setting("container_cpu_cfs_throttled_periods_total", "cAdvisor throttled CFS periods counter.", kind="str")
+    cpu_periods: str = setting("container_cpu_cfs_periods_total", "cAdvisor CFS periods counter.", kind="str")
+    resource_requests: str = setting("kube_pod_container_resource_requests", "kube-state-metrics container requests.", kind="str")
+    resource_limits: str = setting("kube_pod_container_resource_limits", "kube-state-metrics container limits.", kind="str")
+    pod_owner: str = setting("kube_pod_owner", "kube-state-metrics pod owner.", kind="str")
+    replicaset_owner: str = setting("kube_replicaset_owner", "kube-state-metrics ReplicaSet owner.", kind="str")
+    job_owner: str = setting("kube_job_owner", "kube-state-metrics Job owner (CronJob resolution).", kind="str")
+    pod_info: str = setting("kube_pod_info", "kube-state-metrics pod info (node).", kind="str")
+    node_labels: str = setting("kube_node_labels", "kube-state-metrics node labels.", kind="str")
+    node_allocatable: str = setting("kube_node_status_allocatable", "kube-state-metrics node allocatable.", kind="str")
+    last_terminated_reason: str = setting("kube_pod_container_status_last_terminated_reason", "kube-state-metrics last termination reason.", kind="str")
+    restarts: str = setting("kube_pod_container_status_restarts_total", "kube-state-metrics restarts counter.", kind="str")
+    hpa_spec_target: str = setting("kube_horizontalpodautoscaler_spec_target_metric", "kube-state-metrics HPA target metric.", kind="str")
+    hpa_info: str = setting("kube_horizontalpodautoscaler_info", "kube-state-metrics HPA info (scale target).", kind="str")
+    pdb_desired_healthy: str = setting("kube_poddisruptionbudget_status_desired_healthy", "kube-state-metrics PDB desired healthy pods.", kind="str")
+    pdb_expected_pods: str = setting("kube_poddisruptionbudget_status_expected_pods", "kube-state-metrics PDB expected pods.", kind="str")
+    istio_tcp_sent: str = setting("istio_tcp_sent_bytes_total", "Istio TCP bytes sent counter.", kind="str")
+    istio_request_bytes: str = setting("istio_request_bytes_sum", "Istio HTTP request bytes sum.", kind="str")
+    istio_response_bytes: str = setting("istio_response_bytes_sum", "Istio HTTP response bytes sum.", kind="str")
+
+
+@dataclass(frozen=True)
+class LabelNames:
+    namespace: str = setting("namespace", "Namespace label.", kind="str")
+    pod: str = setting("pod", "Pod label.", kind="str")
+    container: str = setting("container", "Container label.", kind="str")
+    node: str = setting("node", "Node label (kube_pod_info, kube_node_*).", kind="str")
+    zone: str = setting("label_topology_kubernetes_io_zone", "Zone label on kube_node_labels.", kind="str")
+    region: str = setting("label_topology_kubernetes_io_region", "Region label on kube_node_labels.", kind="str")
+    instance_type: str = setting("label_node_kubernetes_io_instance_type", "Instance type label on kube_node_labels.", kind="str")
+    capacity_type_eks: str = setting("label_eks_amazonaws_com_capacity_type", "EKS managed node group capacity type label.", kind="str")
+    capacity_type_karpenter: str = setting("label_karpenter_sh_capacity_type", "Karpenter capacity type label.", kind="str")
+    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "Node group label used to group idle cost.", kind="str")
+    source_workload: str = setting("source_workload", "Istio source workload label.", kind="str")
+    source_namespace: str = setting("source_workload_namespace", "Istio source namespace label.", kind="str")
+    destination_workload: str = setting("destination_workload", "Istio destination workload label.", kind="str")
+    destination_namespace: str = setting("destination_workload_namespace", "Istio destination namespace label.", kind="str")
+    source_zone: str = setting("source_zone", "Zone of the source pod on traffic metrics, when the mesh adds it.", kind="str")
+    destination_zone: str = setting("destination_zone", "Zone of the destination pod on traffic metrics, when present.", kind="str")
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    url: str = setting("http://127.0.0.1:9090", "Base URL of the Prometheus-compatible API, with any path prefix (e.g. /prometheus for Mimir).", kind="str")
+    token_env: str = setting("RIGHTSIZE_PROMETHEUS_TOKEN", "Environment variable holding a bearer token (never put the token in this file).", kind="str")
+    token_file: str = setting("", "File holding a bearer token (e.g. a mounted service account token).", kind="str")
+    username: str = setting("", "Basic auth user name.", kind="str")
+    password_env: str = setting("RIGHTSIZE_PROMETHEUS_PASSWORD", "Environment variable holding the basic auth password.", kind="str")
+    headers: dict = setting({}, "Extra HTTP headers, e.g. {\"X-Scope-OrgID\" = \"tenant-a\"} for Mimir.", kind="dict")
+    query_params: dict = setting({}, "Extra query parameters on every request, e.g. {partial_response = \"false\", dedup = \"true\"} for Thanos.", kind="dict")
+    ca_bundle: str = setting("", "CA bundle file for TLS; empty uses the system store.", kind="str")
+    verify_tls: bool = setting(True, "Verify the server's TLS certificate.", kind="bool")
+    timeout: float = setting("5m", "Timeout of one HTTP request.", kind="duration", unit="seconds")
+    retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
+    backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
+    max_samples: int = setting(20_000_000, "Samples one query may touch before rightsize splits it into more shards (keep under the server's --query.max-samples).", kind="int", minimum=1000)
+    concurrency: int = setting(2, "Shards evaluated at once (keep at or below the server's cores).", kind="int", minimum=1)
+    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds")
+    engine: str = setting("auto", "Query dialect: auto-detect, or force prometheus / victoriametrics.", kind="str", choices=("auto", "prometheus", "victoriametrics"))
+    container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
+    namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
+    exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
+    cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
+    clusters: tuple = setting([], "With cluster_label: the clusters to collect (empty = discover from the label's values).", kind="list")
+    metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
+    labels: LabelNames = section(LabelNames, "Label names.")
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    source: str = setting("auto", "Where workload specs come from: auto (api if a kubeconfig or service account is found, else prometheus), api, manifests, or prometheus (kube-state-metrics only).", kind="str", choices=("auto", "api", "manifests", "prometheus"))
+    kubeconfig: str = setting("", "Kubeconfig file; empty uses KUBECONFIG / ~/.kube/config, or the in-cluster service account.", kind="str")
+    context: str = setting("", "Kubeconfig context; empty uses the current one.", kind="str")
+    manifests: str = setting("", "Folder or YAML file of manifests (kubectl kustomize / helm template output works).", kind="str")
+    page_size: int = setting(500, "Objects per list call (pagination).", kind="int", minimum=1)
+    ignore_annotation: str = setting("rightsize.io/ignore", "Annotation that opts a workload out when \"true\".", kind="str")
+    policy_annotation: str = setting("rightsize.io/policy", "Annotation that picks a policy for one workload.", kind="str")
+    spot_annotation: str = setting("rightsize.io/spot", "Annotation with \"true\" (opt in) or \"false\" (opt out) of spot.", kind="str")
+    team_label: str = setting("team", "Label naming the owning team, used to group reports.", kind="str")
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    source: str = setting("auto", "auto (AWS if credentials are found, else offline), aws, or offline (bundled list prices).", kind="str", choices=("auto", "aws", "offline"))
+    region: str = setting("", "AWS region; empty takes it from the nodes' topology.kubernetes.io/region label.", kind="str")
+    cache_dir: str = setting("~/.cache/rightsize", "Where AWS price answers are cached.", kind="str")
+    cache_ttl: float = setting("7d", "How long cached prices are used.", kind="duration", unit="seconds")
+    cpu_ram_price_ratio: float = setting(7.5, "How many times more one vCPU-hour costs than one GiB-hour when a node's price is split (OpenCost's defaults give about 7.5).", kind="float", minimum=0.01)
+    on_demand_discount: float = setting(0.0, "Discount on on-demand prices (Savings Plans, RIs, EDP), as a fraction 0..1.", kind="float", minimum=0, maximum=1)
+    spot_discount: float = setting(0.0, "Extra discount on spot prices, as a fraction 0..1.", kind="float", minimum=0, maximum=1)
+    instance_prices: dict = setting({}, "Explicit on-demand USD/hour per instance type, e.g. {\"m5.large\" = 0.07}; wins over every source.", kind="float_dict")
+    spot_instance_prices: dict = setting({}, "Explicit spot USD/hour per instance type.", kind="float_dict")
+    inter_az_usd_per_gb: float = setting(0.01, "Inter-AZ transfer price in each direction (a crossing byte pays it twice).", kind="float", unit="USD/GB", minimum=0)
+    load_balancer_usd_per_hour: float = setting(0.0225, "Fixed hourly price of one NLB/ALB.", kind="float", unit="USD/hour", minimum=0)
+
+
+@dataclass(frozen=True)
+class Policy:
+    cpu_request_percentile: str = setting("p95", "Usage statistic the CPU request is based on.", kind="str", choices=PERCENTILES)
+    memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on.", kind="str", choices=PERCENTILES)
+    margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction.", kind="float", minimum=0)
+    cpu_limit: str = setting("unset", "CPU limit: unset (recommend none; an existing one is kept proportional), proportional (keep the current limit:request ratio), factor (request x cpu_limit_factor), remove (recommend removing it).", kind="str", choices=("unset", "proportional", "factor", "remove"))
+    cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
+    memory_limit: str = setting("request", "Memory limit: request (equal to the request), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "factor", "proportional"))
+    memory_limit_factor: float = setting(2.0, "Memory limit = request x this, with memory_limit = \"factor\".", kind="float", minimum=1)
+    min_cpu: float = setting("10m", "Smallest CPU request recommended.", kind="cpu", unit="cores")
+    min_memory: float = setting("16Mi", "Smallest memory request recommended.", kind="memory", unit="bytes")
+    max_cpu: float = setting("", "Largest CPU request; empty = the largest node's allocatable.", kind="cpu", unit="cores")
+    max_memory: float = setting("", "Largest memory request; empty = the largest node's allocatable.", kind="memory", unit="bytes")
+    min_history: float = setting("3d", "Less usage history than this gives no recommendation.", kind="duration", unit="seconds")
+    min_samples: int = setting(100, "Fewer samples than this gives no recommendation.", kind="int", minimum=1)
+    full_confidence_history: float = setting("7d", "History at which the margin stops being widened for short histories.", kind="duration", unit="seconds")
+    oom_bump_factor: float = setting(1.2, "OOM-killed containers get memory >= peak x this ...", kind="float", minimum=1)
+    oom_bump_min: float = setting("100Mi", "... and >= peak + this.", kind="memory", unit="bytes")
+    throttling_threshold: float = setting(0.25, "Share of CFS periods throttled above which a CPU limit is raised or removed.", kind="float", minimum=0, maximum=1)
+    throttled_limit_action: str = setting("raise", "What to do with the CPU limit of a throttled container.", kind="str", choices=("raise", "remove"))
+    allow_hpa_request_change: bool = setting(False, "Allow changing a request an HPA scales on (its target is a percentage of the request).", kind="bool")
+    change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
+    change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores")
+    change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes")
+
+
+def _default_policies() -> dict:
+    return {
+        "production": Policy(),
+        "non_production": Policy(
+            cpu_request_percentile="p50", memory_request_percentile="p90",
+            cpu_limit="factor", memory_limit="factor",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class PolicyRule:
+    policy: str = setting("non_production", "Policy applied to the namespaces this rule matches.", kind="str")
+    namespaces: tuple = setting([], "Namespace name patterns (shell globs).", kind="list")
+    namespace_labels: dict = setting({}, "Namespace labels that must all match.", kind="dict")
+
+
+@dataclass(frozen=True)
+class WorkloadOverride:
+    workload: str = setting("", "NAMESPACE/KIND/NAME (cluster/NAMESPACE/KIND/NAME with several clusters).", kind="str")
+    policy: str = setting("", "Policy for this workload; empty keeps the namespace's policy.", kind="str")
+    ignore: bool = setting(False, "Skip this workload entirely.", kind="bool")
+
+
+@dataclass(frozen=True)
+class RecommendConfig:
+    default_policy: str = setting("production", "Policy for namespaces no rule matches.", kind="str")
+    non_production_namespaces: tuple = setting(["dev*", "staging*", "test*", "ci-*", "preview-*"], "Shortcut: namespaces (globs) that get the non_production policy.", kind="list")
+    non_production_labels: dict = setting({}, "Shortcut: namespace labels that mark non-production, e.g. {environment = \"staging\"}.", kind="dict")
+    over_provisioned_factor: float = setting(2.0, "A request more than this times the recommendation is flagged over-provisioned.", kind="float", minimum=1)
+
+
+@dataclass(frozen=True)
+class SpotConfig:
+    max_grace_seconds: float = setting(120.0, "Termination grace above this does not fit the 2-minute spot notice.", kind="float", unit="seconds", minimum=0)
+    ready_score: int = setting(70, "Score at or above which a workload is spot-ready (if nothing blocks it).", kind="int", minimum=0, maximum=100)
+
+
+@dataclass(frozen=True)
+class CrossAzConfig:
+    top_n: int = setting(10, "Pairs shown in the report.", kind="int", minimum=1)
+    min_usd_per_month: float = setting(1.0, "Pairs cheaper than this are left out of the top list.", kind="float", unit="USD/month", minimum=0)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    output_dir: str = setting("reports", "Root folder; each run writes reports/<ISO year-week>/.", kind="str")
+    top_n: int = setting(10, "Rows in the report's top lists.", kind="int", minimum=1)
+    charts: bool = setting(True, "Draw matplotlib charts into report.html.", kind="bool")
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    fail_on_production_oom_risk: bool = setting(False, "Exit 3 when any production container is at OOM risk.", kind="bool")
+    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0)
+
+
+@dataclass(frozen=True)
+class PatchConfig:
+    layout: str = setting("{cluster}/{namespace}", "Folder of each patch below patches/, from {cluster} and {namespace}.", kind="str")
+    include_init_containers: bool = setting(True, "Patch init containers too when they have a recommendation.", kind="bool")
+
+
+@dataclass(frozen=True)
+class ClusterEntry:
+    name: str = setting("", "Cluster name (required).", kind="str")
+    prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="str")
+    token_env: str = setting("", "Environment variable with this cluster's bearer token.", kind="str")
+    headers: dict = setting({}, "Extra headers for this cluster's metrics requests.", kind="dict")
+    label_value: str = setting("", "Value of [prometheus] cluster_label for this cluster; empty = name.", kind="str")
+    context: str = setting("", "Kubeconfig context for this cluster.", kind="str")
+    manifests: str = setting("", "Manifests for this cluster.", kind="str")
+
+
+@dataclass(frozen=True)
+class Config:
+    general: GeneralConfig = section(GeneralConfig, "General settings.")
+    prometheus: PrometheusConfig = section(PrometheusConfig, "The Prometheus-compatible metrics API (Prometheus, Thanos Query, Mimir, VictoriaMetrics).")
+    kubernetes: KubernetesConfig = section(KubernetesConfig, "Workload specs: Kubernetes API or manifests.")
+    pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
+    recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
+    policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)
+    policy_rules: tuple = table_list(PolicyRule, "Extra rules mapping namespaces to policies, first match wins (before the shortcuts in [recommend]).")
+    overrides: tuple = table_list(WorkloadOverride, "Per-workload overrides.")
+    spot: SpotConfig = section(SpotConfig, "Spot suitability.")
+    cross_az: CrossAzConfig = section(CrossAzConfig, "Cross-AZ traffic cost.")
+    report: ReportConfig = section(ReportConfig, "Reports.")
+    thresholds: ThresholdConfig = section(ThresholdConfig, "CI thresholds: exit code 3 when a finding crosses one.")
+    patches: PatchConfig = section(PatchConfig, "Kustomize patches.")
+    clusters: tuple = table_list(ClusterEntry, "Several clusters in one run, each with its own metrics and specs.")
+
+    def policy(self, name: str) -> Policy:
+        """The policy called ``name``; ConfigError when it is not declared."""
+        try:
+            return self.policies[name]
+        except KeyError:
+            raise ConfigError(f"config: unknown policy {name!r}; declared: {', '.join(sorted(self.policies))}") from None
+
+
+def _build(cls, raw: dict, where: str, path: str, base: Any = None):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [{where}] must be a table, got {raw!r}")
+    declared = {f.name: f for f in fields_of(cls)}
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} in [{where or 'top level'}]; known keys: {', '.join(sorted(declared))}"
+        )
+    values = {}
+    for name, value in raw.items():
+        f = declared[name]
+        kind = f.metadata["kind"]
+        key = f"{where}.{name}" if where else name
+        if kind == "section":
+            values[name] = _build(f.metadata["cls"], value, key, path, getattr(base, name) if base else None)
+        elif kind == "table_map":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{path}: [{key}] must be a table of tables")
+            merged = dict(getattr(base, name) if base else f.default_factory())
+            for sub, subraw in value.items():
+                merged[sub] = _build(f.metadata["cls"], subraw, f"{key}.{sub}", path, merged.get(sub))
+            values[name] = merged
+        elif kind == "table_list":
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: {key} must be an array of tables ([[{key}]])")
+            values[name] = tuple(_build(f.metadata["cls"], item, f"{key}[{i}]", path) for i, item in enumerate(value))
+        else:
+            try:
+                values[name] = parse_value(f.metadata, value)
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {key}: {exc}") from None
+    start = base if base is not None else cls()
+    return dataclasses.replace(start, **values)
+
+
+def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Config:
+    """Load and validate a config file. A missing file gives the defaults unless ``required``.
+
+    Raises ConfigError naming the file, the key and what was expected.
+    """
+    if path is None:
+        return Config()
+    p = Path(path)
+    if not p.exists():
+        if required:
+            raise ConfigError(f"{p}: config file not found")
+        return Config()
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
+    config = _build(Config, raw, "", str(p))
+    _check_references(config, str(p))
+    return config
+
+
+def _check_references(config: Config, path: str) -> None:
+    for i, rule in enumerate(config.policy_rules):
+        if rule.policy not in config.policies:
+            raise ConfigError(f"{path}: policy_rules[{i}].policy: unknown policy {rule.policy!r}")
+    for i, o in enumerate(config.overrides):
+        if o.policy and o.policy not in config.policies:
+            raise ConfigError(f"{path}: overrides[{i}].policy: unknown policy {o.policy!r}")
+        if o.workload.count("/") not in (2, 3):
+            raise ConfigError(f"{path}: overrides[{i}].workload: expected NAMESPACE/KIND/NAME, got {o.workload!r}")
+    if config.recommend.default_policy not in config.policies:
+        raise ConfigError(f"{path}: recommend.default_policy: unknown policy {config.recommend.default_policy!r}")
+    for i, c in enumerate(config.clusters):
+        if not c.name:
+            raise ConfigError(f"{path}: clusters[{i}].name is required")
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}" for line in text.splitlines()]
+
+
+def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
+    for f in fields_of(cls):
+        kind = f.metadata["kind"]
+        if kind in ("section", "table_map", "table_list"):
+            nested.append(f)
+            continue
+        meta = f.metadata
+        lines += _comment(f"{meta['help']} ({describe(meta)})")
+        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+
+
+def render_config(config: Config | None = None) -> str:
+    """The documented config.toml: every key with its help, unit and (default) value."""
+    config = config or Config()
+    lines = [
+        "# rightsize configuration. Every key is optional; the values shown are the defaults.",
+        "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
+        "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
+    ]
+
+    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
+        lines.append("")
+        lines.extend(_comment(help_text))
+        lines.append(f"[[{header}]]" if array else f"[{header}]")
+        nested: list = []
+        _render_fields(obj, cls, header, lines, nested)
+        for f in nested:
+            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
+
+    def emit_nested(value, f, header):
+        kind = f.metadata["kind"]
+        if kind == "section":
+            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
+        elif kind == "table_map":
+            for name, item in value.items():
+                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
+        elif kind == "table_list":
+            lines.append("")
+            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
+            example: list[str] = [f"[[{header}]]"]
+            for sub in fields_of(f.metadata["cls"]):
+                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
+            lines.extend(f"# {line}" for line in example)
+
+    for f in fields_of(Config):
+        emit_nested(getattr(config, f.name), f, f.name)
+    return "\n".join(lines) + "\n"
+
+
+def help_for_keys() -> list[tuple[str, str, str, str]]:
+    """(key, default, expected, help) for every scalar setting, for CLI help and the README."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(cls, obj, prefix):
+        for f in fields_of(cls):
+            kind = f.metadata["kind"]
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            if kind == "section":
+                walk(f.metadata["cls"], getattr(obj, f.name), key)
+            elif kind == "table_map":
+                for name, item in getattr(obj, f.name).items():
+                    walk(f.metadata["cls"], item, f"{key}.{name}")
+            elif kind == "table_list":
+                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
+            else:
+                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
+
+    walk(Config, Config(), "")
+    return rows

@@ -1,0 +1,322 @@
+"""A deterministic demo snapshot: one EKS-like cluster in us-east-1 with every situation the tool handles.
+
+Generated from a fixed seed in well under a second, so nothing binary is shipped. The usage
+statistics are computed from synthetic per-step series with numpy, the way Prometheus would
+aggregate them, so the numbers are internally consistent (p50 <= p95 <= max, etc.).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .quantity import GIB, MIB, parse_cpu, parse_memory
+from .snapshot import Snapshot, new_meta
+
+CLUSTER = "demo"
+REGION = "us-east-1"
+ZONES = ("us-east-1a", "us-east-1b", "us-east-1c")
+WINDOW_DAYS = 14
+STEP_SECONDS = 300  # the demo's synthetic series use a 5-minute step to stay small
+
+
+@dataclass
+class DemoContainer:
+    name: str
+    cpu_request: str | None
+    memory_request: str | None
+    cpu_limit: str | None = None
+    memory_limit: str | None = None
+    cpu_mean: float = 0.1  # cores
+    cpu_burst: float = 2.0  # peak / mean
+    memory_mean: str = "128Mi"
+    memory_growth: float = 0.1  # fraction the working set grows over the window
+    oom_kills: int = 0
+    restarts: int = 0
+    throttled: float = float("nan")  # throttled ratio; NaN = no CPU limit
+    init: bool = False
+    history_days: float = WINDOW_DAYS
+
+
+@dataclass
+class DemoWorkload:
+    namespace: str
+    kind: str
+    name: str
+    replicas: int
+    containers: list[DemoContainer]
+    team: str
+    hpa_cpu: float = float("nan")
+    hpa_memory: float = float("nan")
+    pdb_min_available: float = float("nan")
+    pdb_max_unavailable: float = float("nan")
+    pvc: bool = False
+    empty_dir: bool = False
+    host_path: bool = False
+    grace: float = 30.0
+    capacity: str = ""  # capacity type the spec pins
+    zones: tuple = ZONES
+    on_spot: bool = False
+    ignore: bool = False
+    spot_preference: str = ""
+    services: list[tuple] = field(default_factory=list)  # (name, type, internal)
+
+
+C = DemoContainer
+W = DemoWorkload
+
+NAMESPACES = {
+    "shop": {"environment": "production", "team": "storefront"},
+    "payments": {"environment": "production", "team": "payments"},
+    "data": {"environment": "production", "team": "data"},
+    "staging": {"environment": "staging", "team": "storefront"},
+    "ci-runners": {"environment": "ci", "team": "platform"},
+    "monitoring": {"environment": "production", "team": "platform"},
+}
+
+
+def _workloads() -> list[DemoWorkload]:
+    return [
+        # --- shop (production) ---
+        W("shop", "Deployment", "frontend", 6, [C("web", "1", "1Gi", None, "1Gi", cpu_mean=0.18, memory_mean="300Mi")],
+          "storefront", hpa_cpu=70, pdb_max_unavailable=1, services=[("frontend", "LoadBalancer", False)]),
+        W("shop", "Deployment", "checkout", 3, [C("app", "500m", "512Mi", "500m", "512Mi", cpu_mean=0.33, cpu_burst=2.2, memory_mean="380Mi", throttled=0.42),
+                                               C("envoy", "100m", "128Mi", None, "128Mi", cpu_mean=0.02, memory_mean="60Mi")],
+          "storefront", pdb_min_available=2, services=[("checkout", "ClusterIP", False)]),
+        W("shop", "Deployment", "cart", 3, [C("app", "2", "4Gi", None, "4Gi", cpu_mean=0.07, memory_mean="420Mi")],
+          "storefront", pdb_max_unavailable=1, services=[("cart", "ClusterIP", False)]),
+        W("shop", "Deployment", "catalog", 4, [C("app", "1500m", "2Gi", None, "2Gi", cpu_mean=0.25, memory_mean="700Mi")],
+          "storefront", services=[("catalog", "ClusterIP", False)]),
+        W("shop", "Deployment", "search", 2, [C("app", "250m", "1Gi", None, "1Gi", cpu_mean=0.6, memory_mean="900Mi", memory_growth=0.25, oom_kills=4, restarts=4)],
+          "storefront", services=[("search", "ClusterIP", False)]),
+        W("shop", "Deployment", "recommendations", 2, [C("app", "500m", "1Gi", None, "1Gi", cpu_mean=0.12, memory_mean="450Mi")],
+          "storefront", hpa_cpu=60, services=[("recommendations", "ClusterIP", False)]),
+        W("shop", "Deployment", "ads", 2, [C("app", "300m", "512Mi", None, "512Mi", cpu_mean=0.05, memory_mean="200Mi")],
+          "storefront", capacity="on-demand", services=[("ads", "LoadBalancer", False)]),
+        W("shop", "Deployment", "currency", 2, [C("app", "200m", "256Mi", None, "256Mi", cpu_mean=0.04, memory_mean="90Mi")],
+          "storefront", services=[("currency", "ClusterIP", False)]),
+        W("shop", "Deployment", "email", 1, [C("app", "100m", "128Mi", None, "128Mi", cpu_mean=0.01, memory_mean="70Mi")],
+          "storefront", services=[("email", "ClusterIP", False)]),
+        W("shop", "Deployment", "image-resizer", 2, [C("app", "1", "2Gi", None, "2Gi", cpu_mean=0.12, memory_mean="300Mi")],
+          "storefront", on_spot=True, spot_preference="in", services=[("image-resizer", "ClusterIP", False)]),
+        W("shop", "StatefulSet", "redis", 3, [C("redis", "500m", "2Gi", None, "2Gi", cpu_mean=0.05, memory_mean="1200Mi", memory_growth=0.05)],
+          "storefront", pvc=True, grace=60, pdb_max_unavailable=1, services=[("redis", "ClusterIP", False)]),
+        W("shop", "Deployment", "legacy-admin", 1, [C("app", None, None, cpu_mean=0.03, memory_mean="150Mi")],
+          "storefront", zones=("us-east-1a",), services=[("legacy-admin", "LoadBalancer", False)]),
+        W("shop", "Deployment", "new-feature", 2, [C("app", "500m", "512Mi", None, "512Mi", cpu_mean=0.05, memory_mean="100Mi", history_days=1.5)],
+          "storefront"),
+        # --- payments (production) ---
+        W("payments", "Deployment", "payments-api", 3, [C("app", "1", "1Gi", "2", "1Gi", cpu_mean=0.2, memory_mean="500Mi"),
+                                                        C("istio-proxy", "100m", "128Mi", None, "256Mi", cpu_mean=0.03, memory_mean="80Mi")],
+          "payments", pdb_min_available=3, grace=180, services=[("payments-api", "ClusterIP", False)]),
+        W("payments", "Deployment", "fraud-scorer", 2, [C("model", "2", "6Gi", None, "6Gi", cpu_mean=0.9, cpu_burst=1.6, memory_mean="3Gi")],
+          "payments", hpa_memory=80, services=[("fraud-scorer", "ClusterIP", False)]),
+        W("payments", "StatefulSet", "postgres", 2, [C("postgres", "2", "8Gi", None, "8Gi", cpu_mean=0.3, memory_mean="5Gi", memory_growth=0.05),
+                                                     C("metrics-exporter", "50m", "64Mi", None, "64Mi", cpu_mean=0.005, memory_mean="30Mi")],
+          "payments", pvc=True, grace=300, pdb_max_unavailable=0, zones=("us-east-1a", "us-east-1b"), services=[("postgres", "ClusterIP", False)]),
+        W("payments", "CronJob", "ledger-export", 1, [C("export", "1", "2Gi", None, "2Gi", cpu_mean=0.15, cpu_burst=5, memory_mean="600Mi"),
+                                                      C("fetch-config", "100m", "64Mi", None, "64Mi", cpu_mean=0.01, memory_mean="20Mi", init=True)],
+          "payments"),
+        W("payments", "Deployment", "webhooks", 2, [C("app", "250m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="120Mi")],
+          "payments", services=[("webhooks", "LoadBalancer", True)]),
+        # --- data (production) ---
+        W("data", "StatefulSet", "kafka", 3, [C("kafka", "2", "8Gi", None, "8Gi", cpu_mean=0.7, memory_mean="6Gi", memory_growth=0.02)],
+          "data", pvc=True, grace=120, pdb_max_unavailable=1, services=[("kafka", "ClusterIP", False)]),
+        W("data", "Deployment", "etl-worker", 4, [C("worker", "1", "3Gi", None, "3Gi", cpu_mean=0.45, cpu_burst=3, memory_mean="1800Mi")],
+          "data", empty_dir=True, pdb_max_unavailable=1),
+        W("data", "CronJob", "nightly-report", 1, [C("report", "500m", "1Gi", None, "1Gi", cpu_mean=0.2, cpu_burst=4, memory_mean="700Mi", oom_kills=1, restarts=1)],
+          "data"),
+        W("data", "Job", "backfill-2026-11", 1, [C("backfill", "4", "8Gi", None, "8Gi", cpu_mean=1.1, memory_mean="2Gi", history_days=4)], "data"),
+        # --- staging (non-production) ---
+        W("staging", "Deployment", "frontend", 2, [C("web", "1", "1Gi", None, "1Gi", cpu_mean=0.03, memory_mean="250Mi")],
+          "storefront", services=[("frontend", "LoadBalancer", False)]),
+        W("staging", "Deployment", "checkout", 2, [C("app", "500m", "512Mi", "500m", "512Mi", cpu_mean=0.02, memory_mean="200Mi")], "storefront",
+          services=[("checkout", "ClusterIP", False)]),
+        W("staging", "Deployment", "catalog", 2, [C("app", "1500m", "2Gi", None, "2Gi", cpu_mean=0.04, memory_mean="500Mi")], "storefront",
+          services=[("catalog", "ClusterIP", False)]),
+        W("staging", "StatefulSet", "postgres", 1, [C("postgres", "1", "4Gi", None, "4Gi", cpu_mean=0.02, memory_mean="800Mi")],
+          "storefront", pvc=True, zones=("us-east-1b",)),
+        # --- ci-runners (non-production) ---
+        W("ci-runners", "Deployment", "runner", 4, [C("runner", "2", "4Gi", None, "8Gi", cpu_mean=0.5, cpu_burst=6, memory_mean="1500Mi")],
+          "platform", on_spot=True),
+        W("ci-runners", "Deployment", "cache", 1, [C("cache", "500m", "2Gi", None, "2Gi", cpu_mean=0.05, memory_mean="600Mi")], "platform",
+          empty_dir=True, ignore=True),
+        # --- monitoring ---
+        W("monitoring", "DaemonSet", "node-exporter", 9, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
+          "platform", host_path=True),
+        W("monitoring", "DaemonSet", "fluent-bit", 9, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
+          "platform", host_path=True),
+        W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
+          "platform", pvc=True, grace=600, zones=("us-east-1c",)),
+    ]
+
+
+NODES = [
+    # name, instance type, zone, capacity type, node group
+    ("ip-10-0-1-11", "m5.2xlarge", "us-east-1a", "on-demand", "general"),
+    ("ip-10-0-2-12", "m5.2xlarge", "us-east-1b", "on-demand", "general"),
+    ("ip-10-0-3-13", "m5.2xlarge", "us-east-1c", "on-demand", "general"),
+    ("ip-10-0-1-21", "r5.2xlarge", "us-east-1a", "on-demand", "memory"),
+    ("ip-10-0-2-22", "r5.2xlarge", "us-east-1b", "on-demand", "memory"),
+    ("ip-10-0-3-23", "r5.2xlarge", "us-east-1c", "on-demand", "memory"),
+    ("ip-10-0-1-31", "c6i.2xlarge", "us-east-1a", "spot", "spot-compute"),
+    ("ip-10-0-2-32", "c6i.2xlarge", "us-east-1b", "spot", "spot-compute"),
+    ("ip-10-0-3-33", "m6i.xlarge", "us-east-1c", "spot", "spot-compute"),
+]
+NODE_SHAPES = {"m5.2xlarge": (8, 32), "r5.2xlarge": (8, 64), "c6i.2xlarge": (8, 16), "m6i.xlarge": (4, 16)}
+
+TRAFFIC = [  # source ns/name, destination ns/name, GB over the window
+    ("shop/frontend", "shop/checkout", 420), ("shop/frontend", "shop/catalog", 2600), ("shop/frontend", "shop/cart", 900),
+    ("shop/frontend", "shop/recommendations", 380), ("shop/frontend", "shop/ads", 150), ("shop/checkout", "payments/payments-api", 210),
+    ("shop/checkout", "shop/currency", 60), ("shop/checkout", "shop/email", 12), ("shop/cart", "shop/redis", 1800),
+    ("shop/catalog", "shop/search", 700), ("payments/payments-api", "payments/postgres", 1400),
+    ("payments/payments-api", "payments/fraud-scorer", 300), ("data/etl-worker", "data/kafka", 5200),
+    ("data/etl-worker", "payments/postgres", 650), ("staging/frontend", "staging/catalog", 40),
+    ("monitoring/fluent-bit", "data/kafka", 800),
+]
+
+
+def _series(rng: np.random.Generator, steps: int, mean: float, burst: float) -> np.ndarray:
+    """Daily-seasonal usage with noise and rare bursts reaching ``burst`` x mean; never negative."""
+    t = np.arange(steps)
+    daily = 1 + 0.45 * np.sin(2 * np.pi * t / (86400 / STEP_SECONDS))
+    noise = rng.lognormal(0, 0.25, steps)
+    s = mean * daily * noise
+    spikes = rng.random(steps) < 0.004
+    s[spikes] = mean * burst * rng.uniform(0.8, 1.0, spikes.sum())
+    return np.clip(s, 0, None)
+
+
+def _stats(values: np.ndarray) -> list[float]:
+    return [float(np.quantile(values, q)) for q in (0.5, 0.9, 0.95, 0.99)] + [float(values.max())]
+
+
+def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
+    """Build the demo snapshot (no prices: collect's pricing step fills those, offline in the demo)."""
+    rng = np.random.default_rng(seed)
+    end = (now or dt.datetime(2026, 11, 16, tzinfo=dt.timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    start = end - dt.timedelta(days=WINDOW_DAYS)
+    window_hours = WINDOW_DAYS * 24.0
+    workloads, containers, usage, placement, services, series = [], [], [], [], [], []
+    node_by_zone = {z: [n for n in NODES if n[2] == z] for z in ZONES}
+    for w in _workloads():
+        is_daemon = w.kind == "DaemonSet"
+        pdb = not (np.isnan(w.pdb_min_available) and np.isnan(w.pdb_max_unavailable))
+        allowed = np.nan
+        if pdb:
+            allowed = (w.replicas - w.pdb_min_available) if not np.isnan(w.pdb_min_available) else w.pdb_max_unavailable
+        workloads.append({
+            "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
+            "replicas": float(w.replicas), "hpa": not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)),
+            "hpa_min_replicas": float(w.replicas) if not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)) else np.nan,
+            "hpa_max_replicas": float(w.replicas * 3) if not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)) else np.nan,
+            "hpa_cpu_target_percent": w.hpa_cpu, "hpa_memory_target_percent": w.hpa_memory,
+            "hpa_metrics": ",".join(m for m, v in (("Resource:cpu", w.hpa_cpu), ("Resource:memory", w.hpa_memory)) if not np.isnan(v)),
+            "pdb": pdb, "pdb_min_available_pods": w.pdb_min_available, "pdb_max_unavailable_pods": w.pdb_max_unavailable,
+            "pdb_disruptions_allowed": max(float(allowed), 0.0) if pdb else np.nan,
+            "has_pvc": w.pvc, "has_empty_dir": w.empty_dir, "has_memory_empty_dir": False, "has_host_path": w.host_path,
+            "termination_grace_seconds": w.grace, "capacity_affinity": w.capacity, "tolerates_spot": w.on_spot,
+            "update_max_unavailable": "25%" if w.kind == "Deployment" else "", "update_max_surge": "25%" if w.kind == "Deployment" else "",
+            "team": w.team, "ignore": w.ignore, "spot_preference": w.spot_preference, "policy_override": "",
+            "source": "demo", "source_file": "",
+        })
+        for svc, typ, internal in w.services:
+            services.append({
+                "cluster": CLUSTER, "namespace": w.namespace, "service": svc, "type": typ,
+                "selector_json": json.dumps({"app": w.name}), "workload": w.name, "kind": w.kind,
+                "ports": "443/TCP" if typ == "LoadBalancer" else "8080/TCP", "topology_mode": "",
+                "traffic_distribution": "PreferClose" if w.name == "redis" else "", "internal_traffic_policy": "Cluster",
+                "load_balancer_internal": internal, "load_balancer_class": "",
+            })
+        for c in w.containers:
+            containers.append({
+                "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
+                "container_type": "init" if c.init else "main",
+                "cpu_request_cores": parse_cpu(c.cpu_request) if c.cpu_request else np.nan,
+                "cpu_limit_cores": parse_cpu(c.cpu_limit) if c.cpu_limit else np.nan,
+                "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
+                "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
+            })
+            steps = int(c.history_days * 86400 / STEP_SECONDS)
+            cpu = _series(rng, steps, c.cpu_mean, c.cpu_burst)
+            if not np.isnan(c.throttled) or c.cpu_limit:
+                cpu = np.minimum(cpu, parse_cpu(c.cpu_limit)) if c.cpu_limit else cpu
+            mem_mean = parse_memory(c.memory_mean)
+            mem = mem_mean * (1 + c.memory_growth * np.linspace(0, 1, steps)) * rng.normal(1, 0.03, steps)
+            if c.oom_kills:
+                limit = parse_memory(c.memory_limit or c.memory_request)
+                mem = np.minimum(mem * 1.05, limit)
+                mem[rng.choice(steps, c.oom_kills, replace=False)] = limit
+            throttled = c.throttled if not np.isnan(c.throttled) else (0.02 if c.cpu_limit else np.nan)
+            usage.append({
+                "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
+                **dict(zip([f"cpu_{p}_cores" for p in ("p50", "p90", "p95", "p99", "max")], _stats(cpu))),
+                **dict(zip([f"memory_{p}_bytes" for p in ("p50", "p90", "p95", "p99", "max")], _stats(mem))),
+                "samples": float(steps), "hours_covered": steps * STEP_SECONDS / 3600, "oom_kills": float(c.oom_kills),
+                "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
+                "pods_seen": float(w.replicas + (2 if w.kind == "Deployment" else 0) + (13 if w.kind == "CronJob" else 0)),
+            })
+            series.append((w, c, cpu, mem, steps))
+        # placement: spread replicas over the workload's zones, on nodes of the right capacity type
+        pods_per_zone = np.array([w.replicas // len(w.zones) + (1 if i < w.replicas % len(w.zones) else 0) for i in range(len(w.zones))])
+        if is_daemon:
+            for node in NODES:
+                placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
+                                  "node": node[0], "zone": node[2], "pod_hours": window_hours})
+            continue
+        hours = window_hours * (0.15 if w.kind in ("CronJob", "Job") else 1.0)
+        for zone, pods in zip(w.zones, pods_per_zone):
+            if pods == 0:
+                continue
+            candidates = [n for n in node_by_zone[zone] if (n[3] == "spot") == w.on_spot] or node_by_zone[zone]
+            if max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB:
+                candidates = [n for n in candidates if n[1].startswith("r5")] or candidates
+            node = candidates[int(rng.integers(len(candidates)))]
+            placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
+                              "node": node[0], "zone": zone, "pod_hours": float(pods * hours)})
+    nodes = [{
+        "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
+        "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
+        "hours_seen": window_hours,
+    } for n, t, z, cap, grp in NODES]
+    traffic = []
+    for src, dst, gb in TRAFFIC:
+        sns, sname = src.split("/")
+        dns, dname = dst.split("/")
+        traffic.append({"cluster": CLUSTER, "source_namespace": sns, "source_workload": sname, "destination_namespace": dns,
+                        "destination_workload": dname, "source_zone": "", "destination_zone": "", "bytes": gb * 1e9})
+    namespaces = [{"cluster": CLUSTER, "namespace": ns, "labels_json": json.dumps(labels)} for ns, labels in NAMESPACES.items()]
+    snap = Snapshot(
+        tables={
+            "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": pd.DataFrame(usage),
+            "nodes": pd.DataFrame(nodes), "placement": pd.DataFrame(placement), "traffic": pd.DataFrame(traffic),
+            "services": pd.DataFrame(services), "namespaces": pd.DataFrame(namespaces),
+            "series": _series_table(series, end),
+        },
+        meta=new_meta(
+            window_start=start.isoformat(), window_end=end.isoformat(), step_seconds=STEP_SECONDS, clusters=[CLUSTER],
+            sources={"usage": "demo", "workloads": "demo"}, versions={"generator": f"rightsize.demo seed={seed}"},
+        ),
+    )
+    return snap.validate()
+
+
+def _series_table(series, end: dt.datetime) -> pd.DataFrame:
+    """Hourly drill-down series for the demo's few largest containers (a notebook plots these)."""
+    chosen = {("shop", "frontend"), ("shop", "search"), ("payments", "fraud-scorer"), ("data", "etl-worker")}
+    frames = []
+    per_hour = 3600 // STEP_SECONDS
+    for w, c, cpu, mem, steps in series:
+        if (w.namespace, w.name) not in chosen:
+            continue
+        hours = steps // per_hour
+        idx = pd.date_range(end=end, periods=hours, freq="h", tz="UTC")
+        frames.append(pd.DataFrame({
+            "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
+            "timestamp": idx, "cpu_cores": cpu[: hours * per_hour].reshape(hours, per_hour).max(axis=1),
+            "memory_bytes": mem[: hours * per_hour].reshape(hours, per_hour).max(axis=1),
+        }))
+    return pd.concat(frames, ignore_index=True)

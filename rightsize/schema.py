@@ -1,0 +1,192 @@
+"""Table schemas: the snapshot (between collect and analyze) and the analysis results (between analyze and emit).
+
+Units are in the column names and fixed everywhere: CPU in cores, memory in bytes, money in USD,
+time in UTC. An unset request/limit is NaN, never 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "str", "float", "int", "bool", "datetime"
+    description: str
+    required: bool = True  # must be present in the table; optional columns are added as NaN/"" when missing
+    nullable: bool = True  # NaN allowed (for str: empty string allowed)
+    non_negative: bool = False
+
+
+def _c(name, dtype, description, **kw) -> Column:
+    return Column(name, dtype, description, **kw)
+
+
+WORKLOAD_KEY = ("cluster", "namespace", "kind", "workload")
+CONTAINER_KEY = WORKLOAD_KEY + ("container",)
+
+_IDENTITY = [
+    _c("cluster", "str", "Cluster name", nullable=False),
+    _c("namespace", "str", "Namespace", nullable=False),
+    _c("kind", "str", "Controller kind: Deployment, StatefulSet, DaemonSet, CronJob, Job, Pod, ...", nullable=False),
+    _c("workload", "str", "Controller name (Pod name for bare pods)", nullable=False),
+]
+_CONTAINER = _IDENTITY + [_c("container", "str", "Container name", nullable=False)]
+
+TABLES: dict[str, list[Column]] = {
+    "namespaces": [
+        _c("cluster", "str", "Cluster name", nullable=False),
+        _c("namespace", "str", "Namespace", nullable=False),
+        _c("labels_json", "str", "Namespace labels as a JSON object"),
+    ],
+    "workloads": _IDENTITY + [
+        _c("replicas", "float", "Desired replicas (DaemonSet: nodes it runs on; CronJob/Job: parallelism)", non_negative=True),
+        _c("hpa", "bool", "Scaled by a HorizontalPodAutoscaler"),
+        _c("hpa_min_replicas", "float", "HPA minReplicas", required=False, non_negative=True),
+        _c("hpa_max_replicas", "float", "HPA maxReplicas", required=False, non_negative=True),
+        _c("hpa_cpu_target_percent", "float", "HPA target CPU utilization, percent of request; NaN when not on CPU", required=False),
+        _c("hpa_memory_target_percent", "float", "HPA target memory utilization, percent of request; NaN when not on memory", required=False),
+        _c("hpa_metrics", "str", "HPA metric types, comma separated (e.g. 'Resource:cpu,External')", required=False),
+        _c("pdb", "bool", "Covered by a PodDisruptionBudget"),
+        _c("pdb_min_available_pods", "float", "PDB minAvailable resolved to pods (NaN when not set)", required=False, non_negative=True),
+        _c("pdb_max_unavailable_pods", "float", "PDB maxUnavailable resolved to pods (NaN when not set)", required=False, non_negative=True),
+        _c("pdb_disruptions_allowed", "float", "Pods the PDB lets be evicted at once at the current replicas", required=False),
+        _c("has_pvc", "bool", "Mounts a PersistentVolumeClaim (or has volumeClaimTemplates)"),
+        _c("has_empty_dir", "bool", "Mounts an emptyDir on disk (not medium: Memory)"),
+        _c("has_memory_empty_dir", "bool", "Mounts an emptyDir with medium: Memory", required=False),
+        _c("has_host_path", "bool", "Mounts a hostPath"),
+        _c("termination_grace_seconds", "float", "terminationGracePeriodSeconds (30 when unset)", non_negative=True),
+        _c("capacity_affinity", "str", "Capacity type the pod spec pins: 'spot', 'on-demand' or '' (none)", required=False),
+        _c("tolerates_spot", "bool", "Tolerates a spot taint", required=False),
+        _c("update_max_unavailable", "str", "Rolling update maxUnavailable as written", required=False),
+        _c("update_max_surge", "str", "Rolling update maxSurge as written", required=False),
+        _c("team", "str", "Owning team (from the configured team label)", required=False),
+        _c("ignore", "bool", "Opted out of recommendations by annotation or config", required=False),
+        _c("spot_preference", "str", "Spot annotation: 'in', 'out' or ''", required=False),
+        _c("policy_override", "str", "Policy named by annotation, or ''", required=False),
+        _c("source", "str", "Where the spec came from: api, manifests, prometheus, demo"),
+        _c("source_file", "str", "Manifest file the workload came from ('' otherwise)", required=False),
+    ],
+    "containers": _CONTAINER + [
+        _c("container_type", "str", "'main' or 'init'", nullable=False),
+        _c("cpu_request_cores", "float", "Current CPU request, cores (NaN = unset)", non_negative=True),
+        _c("cpu_limit_cores", "float", "Current CPU limit, cores (NaN = unset)", non_negative=True),
+        _c("memory_request_bytes", "float", "Current memory request, bytes (NaN = unset)", non_negative=True),
+        _c("memory_limit_bytes", "float", "Current memory limit, bytes (NaN = unset)", non_negative=True),
+    ],
+    "usage": _CONTAINER + [
+        *[_c(f"cpu_{p}_cores", "float", f"CPU usage {p} over the window, busiest replica at each step, cores", non_negative=True)
+          for p in ("p50", "p90", "p95", "p99", "max")],
+        *[_c(f"memory_{p}_bytes", "float", f"Working set {p} over the window, busiest replica at each step, bytes", non_negative=True)
+          for p in ("p50", "p90", "p95", "p99", "max")],
+        _c("samples", "float", "Samples (steps) with data in the window", non_negative=True),
+        _c("hours_covered", "float", "Hours of the window with data", non_negative=True),
+        _c("oom_kills", "float", "OOM kills seen in the window", non_negative=True),
+        _c("restarts", "float", "Container restarts in the window", non_negative=True),
+        _c("cpu_throttled_ratio", "float", "Share of CFS periods throttled over the window (NaN without CFS data)"),
+        _c("pods_seen", "float", "Distinct pods seen in the window", non_negative=True),
+    ],
+    "nodes": [
+        _c("cluster", "str", "Cluster name", nullable=False),
+        _c("node", "str", "Node name", nullable=False),
+        _c("instance_type", "str", "EC2 instance type ('' unknown)"),
+        _c("zone", "str", "Availability zone ('' unknown)"),
+        _c("region", "str", "Region ('' unknown)"),
+        _c("capacity_type", "str", "'on-demand', 'spot' or '' (unknown)"),
+        _c("node_group", "str", "Node group / node pool ('' unknown)", required=False),
+        _c("allocatable_cpu_cores", "float", "Allocatable CPU, cores", non_negative=True),
+        _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes", non_negative=True),
+        _c("hours_seen", "float", "Hours of the window the node existed", non_negative=True),
+    ],
+    "placement": _IDENTITY + [
+        _c("node", "str", "Node the pods ran on", nullable=False),
+        _c("zone", "str", "Zone of that node ('' unknown)"),
+        _c("pod_hours", "float", "Pod-hours of this workload on this node over the window", non_negative=True),
+    ],
+    "traffic": [
+        _c("cluster", "str", "Cluster name", nullable=False),
+        _c("source_namespace", "str", "Source namespace", nullable=False),
+        _c("source_workload", "str", "Source workload name", nullable=False),
+        _c("destination_namespace", "str", "Destination namespace", nullable=False),
+        _c("destination_workload", "str", "Destination workload name", nullable=False),
+        _c("source_zone", "str", "Measured source zone ('' unknown)", required=False),
+        _c("destination_zone", "str", "Measured destination zone ('' unknown)", required=False),
+        _c("bytes", "float", "Bytes exchanged over the window, both directions", non_negative=True),
+    ],
+    "services": [
+        _c("cluster", "str", "Cluster name", nullable=False),
+        _c("namespace", "str", "Namespace", nullable=False),
+        _c("service", "str", "Service name", nullable=False),
+        _c("type", "str", "ClusterIP, NodePort, LoadBalancer, ExternalName"),
+        _c("selector_json", "str", "Pod selector as a JSON object"),
+        _c("workload", "str", "Workload the selector matches ('' unknown)", required=False),
+        _c("kind", "str", "Kind of that workload", required=False),
+        _c("ports", "str", "Ports, comma separated as port/protocol", required=False),
+        _c("topology_mode", "str", "service.kubernetes.io/topology-mode annotation ('' none)", required=False),
+        _c("traffic_distribution", "str", "spec.trafficDistribution ('' none)", required=False),
+        _c("internal_traffic_policy", "str", "spec.internalTrafficPolicy", required=False),
+        _c("load_balancer_internal", "bool", "Annotated as an internal load balancer", required=False),
+        _c("load_balancer_class", "str", "spec.loadBalancerClass or the AWS LB type annotation", required=False),
+    ],
+    "prices": [
+        _c("instance_type", "str", "EC2 instance type", nullable=False),
+        _c("region", "str", "Region", nullable=False),
+        _c("zone", "str", "Zone for spot prices; '' for on-demand or region-wide"),
+        _c("capacity_type", "str", "'on-demand' or 'spot'", nullable=False),
+        _c("usd_per_hour", "float", "Price, USD/hour (after configured discounts)", non_negative=True),
+        _c("vcpu", "float", "vCPUs of the type", non_negative=True),
+        _c("memory_gib", "float", "Memory of the type, GiB", non_negative=True),
+        _c("interruption_bucket", "str", "Spot Advisor interruption frequency (<5%, 5-10%, ...) or ''", required=False),
+        _c("spot_savings_percent", "float", "Spot Advisor savings against on-demand, percent", required=False),
+        _c("price_source", "str", "aws, offline, offline-estimate, override"),
+    ],
+    "series": _CONTAINER + [
+        _c("timestamp", "datetime", "Step timestamp, UTC", nullable=False),
+        _c("cpu_cores", "float", "CPU usage of the busiest replica, cores"),
+        _c("memory_bytes", "float", "Working set of the busiest replica, bytes"),
+    ],
+}
+
+# Tables a snapshot may leave empty (their absence is recorded in meta.json warnings).
+OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices"}
+
+META_KEYS = ("schema_version", "created_at", "window_start", "window_end", "step_seconds", "clusters",
+             "sources", "versions", "warnings", "missing_metrics", "partial", "pricing")
+
+# --- analysis results (analyze -> emit) ------------------------------------------------------------
+
+RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
+    _c("container_type", "str", "'main' or 'init'"),
+    _c("team", "str", "Owning team"),
+    _c("policy", "str", "Policy applied"),
+    _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
+    _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
+    _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned"),
+    _c("replicas", "float", "Replicas used for cost"),
+    _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
+    _c("cpu_request_cores_recommended", "float", "Recommended CPU request, cores (NaN = no recommendation)"),
+    _c("cpu_limit_cores_current", "float", "Current CPU limit, cores (NaN = unset)"),
+    _c("cpu_limit_cores_recommended", "float", "Recommended CPU limit, cores (NaN = leave unset / remove, see cpu_limit_action)"),
+    _c("cpu_limit_action", "str", "'set', 'keep_unset', 'remove', 'none' (no recommendation)"),
+    _c("memory_request_bytes_current", "float", "Current memory request, bytes"),
+    _c("memory_request_bytes_recommended", "float", "Recommended memory request, bytes"),
+    _c("memory_limit_bytes_current", "float", "Current memory limit, bytes"),
+    _c("memory_limit_bytes_recommended", "float", "Recommended memory limit, bytes"),
+    _c("cpu_change_percent", "float", "Change of the CPU request, percent of current (NaN when unset)"),
+    _c("memory_change_percent", "float", "Change of the memory request, percent of current"),
+    _c("cpu_basis", "str", "Statistic the CPU request is based on (e.g. p95)"),
+    _c("cpu_basis_cores", "float", "Its value, cores"),
+    _c("memory_basis", "str", "Statistic the memory request is based on"),
+    _c("memory_basis_bytes", "float", "Its value, bytes"),
+    _c("memory_max_bytes", "float", "Observed max working set, bytes"),
+    _c("hours_covered", "float", "Hours of history"),
+    _c("samples", "float", "Samples of history"),
+    _c("pods_seen", "float", "Pods seen"),
+    _c("restarts", "float", "Restarts in the window"),
+    _c("oom_kills", "float", "OOM kills in the window"),
+    _c("cpu_throttled_ratio", "float", "Throttled share of CFS periods"),
+    _c("usd_per_month_current", "float", "Cost of current requests x replicas, USD/month (NaN unknown price)"),
+    _c("usd_per_month_recommended", "float", "Cost of recommended requests x replicas, USD/month"),
+    _c("savings_usd_per_month", "float", "current - recommended, USD/month"),
+]

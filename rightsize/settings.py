@@ -1,0 +1,195 @@
+"""The declaration mechanism for settings: each key is declared once, with type, default, unit and help.
+
+Validation (config.py), the documented config.toml and the CLI's ``config`` help are all derived
+from these declarations, so they cannot drift apart.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import field
+from typing import Any, Callable
+
+from .quantity import format_cpu, format_duration, format_memory, parse_cpu, parse_duration, parse_memory
+
+# kind -> (parse from TOML value, render to TOML text, human description of what is expected)
+_KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], str], str]] = {}
+
+
+def _kind(name: str, expected: str):
+    def register(pair):
+        parse, render = pair
+        _KINDS[name] = (parse, render, expected)
+        return pair
+
+    return register
+
+
+def _toml_str(value: str) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _parse_bool(v):
+    if isinstance(v, bool):
+        return v
+    raise ValueError("expected true or false")
+
+
+def _parse_int(v):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("expected a whole number")
+    return v
+
+
+def _parse_float(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("expected a number")
+    return float(v)
+
+
+def _parse_str(v):
+    if not isinstance(v, str):
+        raise ValueError("expected a string")
+    return v
+
+
+def _parse_str_list(v):
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise ValueError("expected a list of strings")
+    return tuple(v)
+
+
+def _parse_str_dict(v):
+    if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+        raise ValueError("expected a table of string values")
+    return dict(v)
+
+
+def _parse_float_dict(v):
+    if not isinstance(v, dict) or not all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values()
+    ):
+        raise ValueError("expected a table of numbers")
+    return {k: float(x) for k, x in v.items()}
+
+
+def _quantity_parser(parse):
+    def run(v):
+        if isinstance(v, bool):
+            raise ValueError("expected a quantity")
+        if v == "":
+            return math.nan  # "" means unset (e.g. no maximum)
+        return parse(v)
+
+    return run
+
+
+def _render_float(v: float) -> str:
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(float(v))
+
+
+def _render_quantity(fmt):
+    return lambda v: '""' if isinstance(v, float) and math.isnan(v) else _toml_str(fmt(v))
+
+
+def _render_list(v) -> str:
+    return "[" + ", ".join(_toml_str(x) for x in v) + "]"
+
+
+def _render_dict(v) -> str:
+    return "{" + ", ".join(f"{_toml_str(k)} = {_toml_str(x)}" for k, x in v.items()) + "}"
+
+
+def _render_float_dict(v) -> str:
+    return "{" + ", ".join(f"{_toml_str(k)} = {x!r}" for k, x in v.items()) + "}"
+
+
+_KINDS.update(
+    {
+        "bool": (_parse_bool, lambda v: "true" if v else "false", "true or false"),
+        "int": (_parse_int, str, "a whole number"),
+        "float": (_parse_float, _render_float, "a number"),
+        "str": (_parse_str, _toml_str, "a string"),
+        "list": (_parse_str_list, _render_list, "a list of strings"),
+        "dict": (_parse_str_dict, _render_dict, "a table of strings"),
+        "float_dict": (_parse_float_dict, _render_float_dict, "a table of numbers"),
+        "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
+        "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),
+        "duration": (
+            lambda v: parse_duration(v) if not isinstance(v, bool) else (_ for _ in ()).throw(ValueError()),
+            lambda v: _toml_str(format_duration(v)),
+            "a duration like \"5m\", \"14d\"",
+        ),
+    }
+)
+
+
+def setting(default: Any, help: str, *, kind: str, unit: str = "", choices: tuple | None = None,
+            minimum: float | None = None, maximum: float | None = None, example: Any = None):
+    """Declare one setting. ``default`` is written as it appears in TOML ("10m", "14d", 0.15).
+
+    Quantities and durations are parsed into base units (cores, bytes, seconds) on load.
+    """
+    parse = _KINDS[kind][0]
+    value = parse(default)
+    meta = {"help": help, "kind": kind, "unit": unit, "choices": choices, "minimum": minimum,
+            "maximum": maximum, "example": example}
+    if isinstance(value, (dict, list)):
+        return field(default_factory=lambda: type(value)(value), metadata=meta)
+    return field(default=value, metadata=meta)
+
+
+def section(cls, help: str):
+    """Declare a nested section (a TOML table) holding the settings of ``cls``."""
+    return field(default_factory=cls, metadata={"help": help, "kind": "section", "cls": cls})
+
+
+def table_map(cls, help: str, defaults: Callable[[], dict]):
+    """Declare a table of named sub-tables of one shape, e.g. ``[policies.NAME]``."""
+    return field(default_factory=defaults, metadata={"help": help, "kind": "table_map", "cls": cls})
+
+
+def table_list(cls, help: str):
+    """Declare an array of tables, e.g. ``[[clusters]]``; empty by default."""
+    return field(default_factory=tuple, metadata={"help": help, "kind": "table_list", "cls": cls})
+
+
+def parse_value(meta: dict, raw: Any) -> Any:
+    """Parse and bound-check one raw TOML value against its declaration; ValueError says what was expected."""
+    parse, _, expected = _KINDS[meta["kind"]]
+    try:
+        value = parse(raw)
+    except (ValueError, TypeError) as exc:
+        detail = str(exc)
+        if detail and detail.startswith("not a"):
+            raise ValueError(detail) from None
+        raise ValueError(f"expected {expected}, got {raw!r}") from None
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ValueError(f"expected one of {', '.join(map(repr, meta['choices']))}, got {raw!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+        if meta.get("minimum") is not None and value < meta["minimum"]:
+            raise ValueError(f"must be at least {meta['minimum']}, got {raw!r}")
+        if meta.get("maximum") is not None and value > meta["maximum"]:
+            raise ValueError(f"must be at most {meta['maximum']}, got {raw!r}")
+    return value
+
+
+def render_value(meta: dict, value: Any) -> str:
+    """Render a parsed value back to its TOML form."""
+    return _KINDS[meta["kind"]][1](value)
+
+
+def describe(meta: dict) -> str:
+    """One line: what a setting expects (kind, unit, choices)."""
+    parts = [_KINDS[meta["kind"]][2]] if meta["kind"] in _KINDS else []
+    if meta.get("unit"):
+        parts.append(f"unit: {meta['unit']}")
+    if meta.get("choices"):
+        parts.append("one of " + ", ".join(map(str, meta["choices"])))
+    return "; ".join(parts)
+
+
+def fields_of(cls) -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(cls) if f.metadata]

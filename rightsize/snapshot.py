@@ -1,0 +1,181 @@
+"""The snapshot: a folder of parquet tables plus meta.json, the only thing stages exchange.
+
+``Snapshot.write`` writes to a temporary folder and moves it into place, so a failed write never
+leaves half a snapshot; ``Snapshot.read`` validates every table against schema.TABLES and names
+the table and column at fault.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import SnapshotError
+from .schema import OPTIONAL_TABLES, TABLES, Column
+
+SCHEMA_VERSION = 1
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty DataFrame with the columns and dtypes of table ``name``."""
+    return pd.DataFrame({c.name: pd.Series(dtype=_pandas_dtype(c)) for c in TABLES[name]})
+
+
+def _pandas_dtype(c: Column) -> str:
+    return {"str": "object", "float": "float64", "int": "int64", "bool": "bool", "datetime": "datetime64[ns, UTC]"}[c.dtype]
+
+
+def conform(name: str, df: pd.DataFrame, where: str = "") -> pd.DataFrame:
+    """Check ``df`` against table ``name``: add missing optional columns, coerce dtypes, check values.
+
+    Raises SnapshotError naming the table and column at fault. Extra columns are kept.
+    """
+    label = f"{where}table {name!r}" if not where else f"{where}: table {name!r}"
+    out = df.copy()
+    for c in TABLES[name]:
+        if c.name not in out.columns:
+            if c.required:
+                raise SnapshotError(f"{label}: missing required column {c.name!r} ({c.description})")
+            out[c.name] = {"str": "", "float": np.nan, "int": 0, "bool": False, "datetime": pd.NaT}[c.dtype]
+        col = out[c.name]
+        try:
+            if c.dtype == "str":
+                if col.isna().any() and not c.nullable:
+                    raise SnapshotError(f"{label}: column {c.name!r} has empty values in {int(col.isna().sum())} rows")
+                out[c.name] = col.fillna("").astype(str)
+                if not c.nullable and (out[c.name] == "").any():
+                    raise SnapshotError(f"{label}: column {c.name!r} has empty values in {int((out[c.name] == '').sum())} rows")
+            elif c.dtype == "float":
+                out[c.name] = pd.to_numeric(col, errors="raise").astype("float64")
+            elif c.dtype == "int":
+                out[c.name] = pd.to_numeric(col, errors="raise").astype("int64")
+            elif c.dtype == "bool":
+                if col.isna().any():
+                    raise SnapshotError(f"{label}: column {c.name!r} has missing booleans")
+                out[c.name] = col.astype(bool)
+            elif c.dtype == "datetime":
+                out[c.name] = pd.to_datetime(col, utc=True)
+        except SnapshotError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise SnapshotError(f"{label}: column {c.name!r} should be {c.dtype}: {exc}") from None
+        if c.non_negative and c.dtype in ("float", "int") and (out[c.name] < 0).any():
+            bad = out.loc[out[c.name] < 0, c.name].iloc[0]
+            raise SnapshotError(f"{label}: column {c.name!r} has negative values (e.g. {bad}); units: {c.description}")
+    return out
+
+
+@dataclass
+class Snapshot:
+    """All tables of one collection run plus its metadata. Tables follow schema.TABLES."""
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in TABLES:
+            self.tables.setdefault(name, empty_table(name))
+        base = new_meta()
+        for k, v in base.items():
+            self.meta.setdefault(k, v)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+    def validate(self, where: str = "") -> "Snapshot":
+        """Conform every table in place; raises SnapshotError on the first fault."""
+        for name in TABLES:
+            self.tables[name] = conform(name, self.tables[name], where)
+        return self
+
+    def warn(self, code: str, message: str, affects: str = "") -> None:
+        """Record a data caveat (missing metric, partial data, price estimate) for the report."""
+        entry = {"code": code, "message": message, "affects": affects}
+        if entry not in self.meta["warnings"]:
+            self.meta["warnings"].append(entry)
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write atomically: into a temp folder beside ``path``, then rename over it."""
+        target = Path(path)
+        self.validate()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        except OSError as exc:
+            raise SnapshotError(f"{target}: cannot write snapshot: {exc.strerror}") from None
+        try:
+            for name, df in self.tables.items():
+                df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str, sort_keys=True))
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+                tmp.rename(target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(target)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise SnapshotError(f"{target}: cannot write snapshot: {exc.strerror or exc}") from None
+        return target
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Snapshot":
+        """Read and validate a snapshot folder; SnapshotError names the file/table/column at fault."""
+        src = Path(path)
+        if not src.is_dir():
+            raise SnapshotError(f"{src}: no snapshot folder here (run `rightsize collect` or `rightsize demo` first)")
+        meta_file = src / "meta.json"
+        try:
+            meta = json.loads(meta_file.read_text())
+        except FileNotFoundError:
+            raise SnapshotError(f"{meta_file}: missing; not a rightsize snapshot") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SnapshotError(f"{meta_file}: unreadable: {exc}") from None
+        if meta.get("schema_version") != SCHEMA_VERSION:
+            raise SnapshotError(f"{meta_file}: schema_version {meta.get('schema_version')!r}, this rightsize reads {SCHEMA_VERSION}")
+        tables = {}
+        for name in TABLES:
+            f = src / f"{name}.parquet"
+            if not f.exists():
+                if name in OPTIONAL_TABLES:
+                    continue
+                raise SnapshotError(f"{f}: missing table {name!r}")
+            try:
+                tables[name] = pd.read_parquet(f)
+            except Exception as exc:  # pyarrow raises many types for a corrupt file
+                raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
+        return cls(tables=tables, meta=meta).validate(where=str(src))
+
+
+def new_meta(**overrides) -> dict[str, Any]:
+    """meta.json defaults; ``warnings`` is a list of {code, message, affects}."""
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at": now.isoformat(),
+        "window_start": None,
+        "window_end": None,
+        "step_seconds": None,
+        "clusters": [],
+        "sources": {},
+        "versions": {},
+        "warnings": [],
+        "missing_metrics": [],
+        "partial": {},
+        "pricing": {},
+    }
+    meta.update(overrides)
+    return meta
