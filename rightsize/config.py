@@ -141,11 +141,15 @@ class Policy:
     max_memory: float = setting("", "Largest memory request; empty = the largest node's allocatable.", kind="memory", unit="bytes")
     min_history: float = setting("3d", "Less usage history than this gives no recommendation.", kind="duration", unit="seconds")
     min_samples: int = setting(100, "Fewer samples than this gives no recommendation.", kind="int", minimum=1)
-    full_confidence_history: float = setting("7d", "History at which the margin stops being widened for short histories.", kind="duration", unit="seconds")
+    full_confidence_history: float = setting("7d", "History at which the margin stops being widened for short histories (confidence 'high' from here).", kind="duration", unit="seconds")
+    medium_confidence_history: float = setting("5d", "History from which confidence is 'medium' (below it: 'low').", kind="duration", unit="seconds")
+    confidence_multiplier: float = setting(1.0, "VPA-style widening for short histories: requests x ((1 + this/days) / (1 + this/full_days)) ^ confidence_exponent.", kind="float", minimum=0)
+    confidence_exponent: float = setting(1.0, "Exponent of that widening factor.", kind="float", minimum=0)
     oom_bump_factor: float = setting(1.2, "OOM-killed containers get memory >= peak x this ...", kind="float", minimum=1)
     oom_bump_min: float = setting("100Mi", "... and >= peak + this.", kind="memory", unit="bytes")
     throttling_threshold: float = setting(0.25, "Share of CFS periods throttled above which a CPU limit is raised or removed.", kind="float", minimum=0, maximum=1)
     throttled_limit_action: str = setting("raise", "What to do with the CPU limit of a throttled container.", kind="str", choices=("raise", "remove"))
+    throttled_limit_raise: float = setting(0.5, "A throttled CPU limit that is raised grows by at least this fraction of the current limit.", kind="float", minimum=0)
     allow_hpa_request_change: bool = setting(False, "Allow changing a request an HPA scales on (its target is a percentage of the request).", kind="bool")
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores")
@@ -188,12 +192,15 @@ class RecommendConfig:
 class SpotConfig:
     max_grace_seconds: float = setting(120.0, "Termination grace above this does not fit the 2-minute spot notice.", kind="float", unit="seconds", minimum=0)
     ready_score: int = setting(70, "Score at or above which a workload is spot-ready (if nothing blocks it).", kind="int", minimum=0, maximum=100)
+    already_on_spot_share: float = setting(0.9, "Share of a workload's pod-hours on spot nodes from which it counts as already on spot.", kind="float", minimum=0, maximum=1)
 
 
 @dataclass(frozen=True)
 class CrossAzConfig:
     top_n: int = setting(10, "Pairs shown in the report.", kind="int", minimum=1)
     min_usd_per_month: float = setting(1.0, "Pairs cheaper than this are left out of the top list.", kind="float", unit="USD/month", minimum=0)
+    kubernetes_version: str = setting("", "Cluster's Kubernetes version (e.g. \"1.31\") for the fix text; empty = from the snapshot, else both fixes are named.", kind="str")
+    min_endpoints_per_zone: float = setting(3.0, "Endpoints per zone below which topology-aware routing is flagged as fragile (no overload protection).", kind="float", unit="pods", minimum=0)
 
 
 @dataclass(frozen=True)

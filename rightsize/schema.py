@@ -190,3 +190,62 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("usd_per_month_recommended", "float", "Cost of recommended requests x replicas, USD/month"),
     _c("savings_usd_per_month", "float", "current - recommended, USD/month"),
 ]
+
+SPOT_COLUMNS: list[Column] = _IDENTITY + [
+    _c("team", "str", "Owning team"),
+    _c("score", "float", "Spot suitability 0-100"),
+    _c("verdict", "str", "'ready', 'ready_with_changes', 'not_suitable', 'not_applicable' (DaemonSet), 'already_on_spot'"),
+    _c("reasons", "str", "Every reason behind the score, '; ' separated"),
+    _c("changes_needed", "str", "What to change to become ready, '; ' separated ('' none)"),
+    _c("replicas", "float", "Replicas"),
+    _c("spot_share", "float", "Share of the workload's pod-hours already on spot nodes (NaN unknown)"),
+    _c("interruption_bucket", "str", "Worst Spot Advisor interruption bucket of its instance types ('' unknown)"),
+    _c("usd_per_month_on_demand", "float", "Cost of its (recommended) requests at on-demand prices, USD/month"),
+    _c("usd_per_month_spot", "float", "Same at spot prices of the same instance types, USD/month"),
+    _c("savings_usd_per_month", "float", "on_demand - spot, USD/month (NaN unknown)"),
+    _c("non_production", "bool", "In a non-production namespace (whole environment can move to spot)"),
+]
+
+CROSS_AZ_COLUMNS: list[Column] = [
+    _c("cluster", "str", "Cluster"),
+    _c("source_namespace", "str", "Source namespace"),
+    _c("source_workload", "str", "Source workload"),
+    _c("destination_namespace", "str", "Destination namespace"),
+    _c("destination_workload", "str", "Destination workload"),
+    _c("gb_per_month", "float", "Traffic between the pair projected to a month, GB"),
+    _c("crossing_fraction", "float", "Share of the bytes that cross zones (measured or expected)"),
+    _c("measured", "bool", "True when zones came from the metrics, False when estimated from placement"),
+    _c("cross_az_gb_per_month", "float", "GB/month crossing zones"),
+    _c("usd_per_month", "float", "Inter-AZ cost, both directions, USD/month"),
+    _c("fix", "str", "Suggested fix (trafficDistribution / topology-mode / spread)"),
+    _c("saving_usd_per_month", "float", "Saving if the traffic stayed in-zone, USD/month"),
+    _c("destination_zones", "str", "Zones the destination runs in, comma separated"),
+    _c("destination_covers_source_zones", "bool", "Destination has endpoints in every zone of the source"),
+    _c("caveat", "str", "Caveats of the fix"),
+]
+
+LOAD_BALANCER_COLUMNS: list[Column] = [
+    _c("cluster", "str", "Cluster"),
+    _c("namespace", "str", "Namespace"),
+    _c("service", "str", "Service name"),
+    _c("workload", "str", "Workload behind it ('' unknown)"),
+    _c("scheme", "str", "'internet-facing' or 'internal'"),
+    _c("usd_per_month", "float", "Fixed load balancer cost, USD/month"),
+    _c("http", "bool", "Serves HTTP(S) ports (could share an ingress)"),
+    _c("consolidation_candidate", "bool", "Could move behind a shared ingress"),
+    _c("risk", "str", "e.g. internet-facing without the internal annotation ('' none)"),
+]
+
+IDLE_COLUMNS: list[Column] = [
+    _c("cluster", "str", "Cluster"),
+    _c("node_group", "str", "Node group ('' unknown)"),
+    _c("instance_type", "str", "Instance type"),
+    _c("capacity_type", "str", "on-demand / spot"),
+    _c("nodes", "float", "Nodes in the group"),
+    _c("allocatable_cpu_cores", "float", "Allocatable CPU, cores"),
+    _c("requested_cpu_cores", "float", "CPU requested by pods on these nodes, cores (pod-hour weighted)"),
+    _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes"),
+    _c("requested_memory_bytes", "float", "Memory requested, bytes"),
+    _c("usd_per_month", "float", "Node cost, USD/month (NaN unknown price)"),
+    _c("idle_usd_per_month", "float", "Cost of allocatable not requested, USD/month"),
+]

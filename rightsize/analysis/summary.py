@@ -1,0 +1,216 @@
+"""Totals of one analysis: the content of summary.json (pure; no I/O).
+
+summary.json schema (``schema_version`` 1). Money is USD per month (730 h by default,
+``[general] hours_per_month``); every figure is a plain JSON number, ``null`` when unknown.
+
+```
+{
+  "schema_version": 1,
+  "window": {"start": ISO-8601 UTC, "end": ISO-8601 UTC, "hours": float},
+  "clusters": [str],
+  "pricing": {"source": str, "date": str, "region": str, "notes": str},
+  "totals": {
+    "usd_per_month_current":      cost of today's requests x replicas, every container with a known price,
+    "usd_per_month_recommended":  the same after applying every proposed change
+                                  (= current - savings; containers without a change keep their cost),
+    "savings_usd_per_month":      net savings of the proposed changes (status "change"); increases
+                                  (OOM-risk bumps, throttling fixes) are subtracted,
+    "savings_gross_usd_per_month":   savings of the changes that lower cost,
+    "increases_usd_per_month":       cost added by the changes that raise requests (>= 0),
+    "idle_usd_per_month":        node cost of allocatable capacity no pod requests (idle.csv),
+    "node_usd_per_month":        node cost of the node groups in idle.csv,
+    "spot_savings_usd_per_month":            savings of spot-ready workloads moved to spot,
+    "spot_savings_with_changes_usd_per_month": the same for workloads ready after listed changes,
+    "cross_az_usd_per_month":        inter-AZ transfer cost of the workload pairs (cross_az.csv),
+    "cross_az_saving_usd_per_month": saving if that traffic stayed in-zone,
+    "load_balancer_usd_per_month":   fixed cost of LoadBalancer Services (load_balancers.csv),
+    "load_balancers": int, "load_balancer_consolidation_candidates": int,
+    "containers": int, "workloads": int, "containers_without_price": int
+  },
+  "containers_by_status": {"change": int, "keep": int, "no_recommendation": int, "ignored": int},
+  "containers_by_flag": {"oom_risk": int, "throttled": int, "hpa": int, ...},
+  "spot_by_verdict": {"ready": int, "ready_with_changes": int, ...},
+  "by_cluster":   [{"cluster", "usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
+                    "containers", "changes", "oom_risk", "throttled"}],
+  "by_namespace": [{"cluster", "namespace", ...same figures}],
+  "by_team":      [{"team", ...same figures}],
+  "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
+  "missing_metrics": [str],
+  "partial": {...}                                 meta.json "partial" as collected
+}
+```
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+STATUSES = ("change", "keep", "no_recommendation", "ignored")
+SPOT_VERDICTS = ("ready", "ready_with_changes", "not_suitable", "not_applicable", "already_on_spot")
+_FIGURES = ("usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month")
+
+
+def _num(value) -> float | None:
+    """A JSON-safe float: NaN/inf -> None, rounded to cents-and-a-bit."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return round(value, 4)
+
+
+def _sum(df: pd.DataFrame, column: str, mask=None) -> float:
+    if column not in df.columns or df.empty:
+        return 0.0
+    col = pd.to_numeric(df[column], errors="coerce")
+    if mask is not None:
+        col = col[mask]
+    return float(col.sum(skipna=True))
+
+
+def flag_mask(recommendations: pd.DataFrame, flag: str) -> pd.Series:
+    """Rows whose comma-separated ``flags`` contain ``flag`` exactly."""
+    if "flags" not in recommendations.columns:
+        return pd.Series(False, index=recommendations.index)
+    flags = recommendations["flags"].fillna("").astype(str)
+    return flags.str.contains(rf"(?:^|,)\s*{re.escape(flag)}\s*(?:,|$)", regex=True)
+
+
+def change_savings(recommendations: pd.DataFrame) -> pd.Series:
+    """Savings per row counted in the totals: only rows with a proposed change, NaN price -> 0 (USD/month)."""
+    if recommendations.empty:
+        return pd.Series(dtype="float64")
+    savings = pd.to_numeric(recommendations["savings_usd_per_month"], errors="coerce").fillna(0.0)
+    return savings.where(recommendations["status"] == "change", 0.0)
+
+
+def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Current / recommended / savings USD per month plus counts, grouped by ``by`` (sorted by savings)."""
+    cols = list(by) + list(_FIGURES) + ["containers", "changes", "oom_risk", "throttled"]
+    if recommendations.empty:
+        return pd.DataFrame(columns=cols)
+    df = recommendations.copy()
+    for key in by:
+        df[key] = df[key].fillna("").astype(str).replace("", "(none)")
+    df["_current"] = pd.to_numeric(df["usd_per_month_current"], errors="coerce").fillna(0.0)
+    df["_savings"] = change_savings(df)
+    df["_change"] = df["status"] == "change"
+    df["_oom"] = flag_mask(df, "oom_risk")
+    df["_thr"] = flag_mask(df, "throttled")
+    out = df.groupby(by, sort=False).agg(
+        usd_per_month_current=("_current", "sum"), savings_usd_per_month=("_savings", "sum"),
+        containers=("status", "size"), changes=("_change", "sum"), oom_risk=("_oom", "sum"),
+        throttled=("_thr", "sum"),
+    ).reset_index()
+    out["usd_per_month_recommended"] = out["usd_per_month_current"] - out["savings_usd_per_month"]
+    for c in ("containers", "changes", "oom_risk", "throttled"):
+        out[c] = out[c].astype(int)
+    return out[cols].sort_values(["savings_usd_per_month"] + list(by), ascending=[False] + [True] * len(by),
+                                 kind="stable").reset_index(drop=True)
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    def plain(v):
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return _num(v)
+        return v
+
+    return [{k: plain(v) for k, v in row.items()} for row in df.to_dict("records")]
+
+
+def merged_warnings(analysis, snapshot) -> list[dict]:
+    """Snapshot caveats then analysis caveats, each {code, message, affects}, without duplicates."""
+    seen, out = set(), []
+    for w in list(snapshot.meta.get("warnings") or []) + list(getattr(analysis, "warnings", None) or []):
+        if isinstance(w, str):
+            w = {"code": "note", "message": w, "affects": ""}
+        entry = {"code": str(w.get("code", "")), "message": str(w.get("message", "")), "affects": str(w.get("affects", ""))}
+        key = (entry["code"], entry["message"])
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out
+
+
+def _window(meta: dict) -> dict:
+    start, end = meta.get("window_start"), meta.get("window_end")
+    hours = None
+    if start and end:
+        try:
+            hours = _num((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600)
+        except (ValueError, TypeError):
+            hours = None
+    return {"start": start, "end": end, "hours": hours}
+
+
+def summarize(analysis, snapshot, config) -> dict[str, Any]:
+    """summary.json as a dict (schema in this module's docstring)."""
+    recs = analysis.recommendations
+    spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
+    savings_rows = change_savings(recs)
+    current = _sum(recs, "usd_per_month_current")
+    savings = float(savings_rows.sum()) if len(savings_rows) else 0.0
+    verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
+    totals = {
+        "usd_per_month_current": current,
+        "usd_per_month_recommended": current - savings,
+        "savings_usd_per_month": savings,
+        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if len(savings_rows) else 0.0,
+        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if len(savings_rows) else 0.0,
+        "idle_usd_per_month": _sum(idle, "idle_usd_per_month"),
+        "node_usd_per_month": _sum(idle, "usd_per_month"),
+        "spot_savings_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready"),
+        "spot_savings_with_changes_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready_with_changes"),
+        "cross_az_usd_per_month": _sum(cross, "usd_per_month"),
+        "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month"),
+        "load_balancer_usd_per_month": _sum(lbs, "usd_per_month"),
+    }
+    totals = {k: _num(v) for k, v in totals.items()}
+    totals.update({
+        "load_balancers": int(len(lbs)),
+        "load_balancer_consolidation_candidates": int(lbs["consolidation_candidate"].astype(bool).sum()) if len(lbs) else 0,
+        "containers": int(len(recs)),
+        "workloads": int(recs[["cluster", "namespace", "kind", "workload"]].drop_duplicates().shape[0]) if len(recs) else 0,
+        "containers_without_price": int(pd.to_numeric(recs["usd_per_month_current"], errors="coerce").isna().sum()) if len(recs) else 0,
+    })
+    by_status = {s: 0 for s in STATUSES}
+    if len(recs):
+        by_status.update({str(k): int(v) for k, v in recs["status"].value_counts().items()})
+    by_flag: dict[str, int] = {}
+    if len(recs):
+        flags = recs["flags"].fillna("").astype(str).str.split(",").explode().str.strip()
+        by_flag = {str(k): int(v) for k, v in flags[flags != ""].value_counts().sort_index().items()}
+    for f in ("oom_risk", "throttled"):
+        by_flag.setdefault(f, 0)
+    by_verdict = {v: 0 for v in SPOT_VERDICTS}
+    by_verdict.update({str(k): int(v) for k, v in verdict.value_counts().items()})
+    meta = snapshot.meta
+    pricing = dict(meta.get("pricing") or {})
+    clusters = list(meta.get("clusters") or (sorted(recs["cluster"].unique()) if len(recs) else []))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "window": _window(meta),
+        "clusters": [str(c) for c in clusters],
+        "pricing": {k: str(pricing.get(k, "") or "") for k in ("source", "date", "region", "notes")},
+        "totals": totals,
+        "containers_by_status": by_status,
+        "containers_by_flag": by_flag,
+        "spot_by_verdict": by_verdict,
+        "by_cluster": _records(rollup(recs, ["cluster"])),
+        "by_namespace": _records(rollup(recs, ["cluster", "namespace"])),
+        "by_team": _records(rollup(recs, ["team"])),
+        "warnings": merged_warnings(analysis, snapshot),
+        "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
+        "partial": meta.get("partial") or {},
+    }

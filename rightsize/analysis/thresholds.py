@@ -1,0 +1,54 @@
+"""CI thresholds (``[thresholds]`` in config.toml): which ones an analysis crosses (pure; no I/O).
+
+The CLI turns a non-empty result into exit code 3 (errors.EXIT_THRESHOLD) so a CI job can fail
+or open an issue; the messages go to the terminal and into report.md.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+
+import pandas as pd
+
+from .summary import flag_mask
+
+
+def non_production_mask(recommendations: pd.DataFrame, config) -> pd.Series:
+    """Rows in non-production: the ``non_production`` policy, or a namespace matching
+    ``[recommend] non_production_namespaces``. Everything else counts as production."""
+    if recommendations.empty:
+        return pd.Series(False, index=recommendations.index)
+    by_policy = recommendations["policy"].fillna("").astype(str) == "non_production"
+    patterns = tuple(config.recommend.non_production_namespaces)
+    namespaces = recommendations["namespace"].astype(str)
+    unique = namespaces.unique()
+    matching = {ns for ns in unique if any(fnmatch.fnmatchcase(ns, p) for p in patterns)}
+    return by_policy | namespaces.isin(matching)
+
+
+def _names(df: pd.DataFrame, limit: int = 5) -> str:
+    refs = (df["namespace"].astype(str) + "/" + df["workload"].astype(str) + "/" + df["container"].astype(str)).tolist()
+    more = f" and {len(refs) - limit} more" if len(refs) > limit else ""
+    return ", ".join(refs[:limit]) + more
+
+
+def crossed_thresholds(summary: dict, analysis, config) -> list[str]:
+    """One message per crossed threshold; empty when none is crossed (or none is configured)."""
+    t = config.thresholds
+    messages: list[str] = []
+    recs = analysis.recommendations
+    if t.fail_on_production_oom_risk and len(recs):
+        prod_oom = recs[flag_mask(recs, "oom_risk") & ~non_production_mask(recs, config)]
+        if len(prod_oom):
+            messages.append(
+                f"{len(prod_oom)} production container(s) at OOM risk: {_names(prod_oom)} "
+                "(thresholds.fail_on_production_oom_risk)"
+            )
+    limit = t.fail_on_savings_usd_per_month
+    savings = (summary.get("totals") or {}).get("savings_usd_per_month")
+    if savings is not None and not math.isinf(limit) and savings > limit:
+        messages.append(
+            f"monthly savings USD {savings:,.2f} exceed USD {limit:,.2f} "
+            "(thresholds.fail_on_savings_usd_per_month)"
+        )
+    return messages

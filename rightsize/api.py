@@ -1,0 +1,459 @@
+"""The public Python API: load a snapshot, run each analysis under a policy, plot. Nothing here needs a cluster.
+
+Units are the snapshot's everywhere: CPU in cores, memory in bytes, money in USD per month (hourly
+prices x ``[general] hours_per_month``, 730 by default), timestamps in UTC. An unset request or
+limit is NaN, never 0.
+
+Every function takes an optional ``config``: a :class:`rightsize.config.Config`, a path to a
+config.toml, or None for the defaults. Functions that recommend also take a ``policy``:
+
+- ``None``: each namespace gets the policy the config assigns it (production / non_production ...);
+- a policy name (``"production"``): that declared policy for every workload;
+- a :class:`rightsize.config.Policy`: that policy for every workload;
+- a dict of overrides (``{"margin": 0.25, "cpu_request_percentile": "p99"}``, quantities in
+  Kubernetes notation or base units): applied on top of every declared policy, so namespaces keep
+  their own policy with those keys changed.
+
+A snapshot without prices is priced from the bundled offline catalogue (the snapshot passed in is
+not modified).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+import pandas as pd
+
+from .config import Config, Policy, load_config
+from .errors import ConfigError, RightsizeError
+from .schema import WORKLOAD_KEY
+from .settings import fields_of, parse_value
+from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .analysis import Analysis
+
+PolicyLike = Union[Policy, str, Mapping[str, Any], None]
+ConfigLike = Union[Config, str, "os.PathLike[str]", None]
+
+__all__ = [
+    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if",
+    "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
+]
+
+DEMO = "demo"
+_UNIFORM_LABEL = "custom"
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot:
+    """Read a snapshot folder (written by ``rightsize collect``), or build the demo snapshot with ``"demo"``.
+
+    The demo snapshot is generated deterministically and priced from the bundled offline price list,
+    so it needs no network. Raises SnapshotError naming the folder, table or column at fault.
+    """
+    if str(path) == DEMO:
+        from . import demo
+        from .sources.aws import collect_prices
+
+        snapshot = demo.generate()
+        collect_prices(_config(config), snapshot, offline=True)
+        return snapshot
+    return Snapshot.read(path)
+
+
+# --- analyses --------------------------------------------------------------------------------------
+
+def analyze(snapshot: Snapshot, config: ConfigLike = None) -> "Analysis":
+    """Run every analysis (recommendations, costs, spot, cross-AZ, load balancers, idle) like ``rightsize analyze``.
+
+    Returns an :class:`rightsize.analysis.Analysis` whose tables follow schema.RECOMMENDATION_COLUMNS,
+    SPOT_COLUMNS, CROSS_AZ_COLUMNS, LOAD_BALANCER_COLUMNS and IDLE_COLUMNS (money in USD/month).
+    """
+    from .analysis import analyze as run
+
+    cfg = _config(config)
+    return run(_priced(snapshot, cfg), cfg)
+
+
+def recommend(snapshot: Snapshot, policy: PolicyLike = None, config: ConfigLike = None) -> pd.DataFrame:
+    """Per-container recommendations with their cost, one row per container (schema.RECOMMENDATION_COLUMNS).
+
+    Requests/limits in cores and bytes (``*_current`` vs ``*_recommended``; NaN = unset or no
+    recommendation, see ``status``/``reason``/``cpu_limit_action``), money in USD/month.
+    ``policy``: see the module docstring.
+    """
+    from .analysis import cost
+    from .analysis import recommend as rec
+
+    cfg, label = _with_policy(_config(config), policy)
+    priced = _priced(snapshot, cfg)
+    recs = cost.add_costs(rec.recommend(priced, cfg), priced, cfg)
+    if label is not None:
+        recs = recs.assign(policy=label)
+    return recs
+
+
+def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str] | None = None,
+          policy: PolicyLike = None) -> pd.DataFrame:
+    """Monthly cost of current vs recommended requests, USD/month.
+
+    ``by=None``: one row per container (identity, team, policy, status, replicas and the three USD/month
+    columns), largest saving first. ``by="namespace"`` (or ``"team"``, or a list of columns): rolled up
+    with ``analysis.cost.rollup``.
+    """
+    from .analysis import cost
+
+    recs = recommend(snapshot, policy=policy, config=config)
+    if by is None:
+        cols = [c for c in (*WORKLOAD_KEY, "container", "container_type", "team", "policy", "status", "replicas",
+                            "usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month") if c in recs]
+        return recs[cols].sort_values("savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
+    keys = [by] if isinstance(by, str) else list(by)
+    unknown = [k for k in keys if k not in recs.columns]
+    if unknown:
+        raise ConfigError(f"costs(by=...): unknown column {unknown[0]!r}; e.g. namespace, team, cluster, kind, policy")
+    return cost.rollup(recs, keys)
+
+
+def spot(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLike = None) -> pd.DataFrame:
+    """Spot suitability per workload (schema.SPOT_COLUMNS): score 0-100, verdict, reasons, changes needed,
+    and the on-demand vs spot cost of its recommended requests in USD/month."""
+    from .analysis import spot as spot_mod
+
+    cfg = _config(config)
+    recs = recommend(snapshot, policy=policy, config=cfg)
+    return spot_mod.spot_suitability(_priced(snapshot, cfg), recs, cfg)
+
+
+def cross_az(snapshot: Snapshot, config: ConfigLike = None) -> pd.DataFrame:
+    """Inter-AZ transfer cost per workload pair (schema.CROSS_AZ_COLUMNS): GB/month, crossing share,
+    USD/month for both directions, and the suggested fix."""
+    from .analysis import cross_az as cross_az_mod
+
+    cfg = _config(config)
+    return cross_az_mod.cross_az_costs(_priced(snapshot, cfg), cfg)
+
+
+def load_balancers(snapshot: Snapshot, config: ConfigLike = None) -> pd.DataFrame:
+    """Fixed cost of each LoadBalancer Service in USD/month, consolidation candidates and exposure risks
+    (schema.LOAD_BALANCER_COLUMNS)."""
+    from .analysis import load_balancers as lb
+
+    cfg = _config(config)
+    return lb.load_balancer_costs(_priced(snapshot, cfg), cfg)
+
+
+def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:
+    """Headline figures of a recommendation table (``recommend(...)`` or ``analyze(...).recommendations``).
+
+    Counts of containers by outcome; requested CPU (cores) and memory (bytes) summed over replicas, now
+    and after applying every proposed change (rows that are not ``status == "change"`` keep their current
+    request); cost now, after, and the net saving of the changes in USD/month (prices unknown count as 0).
+    """
+    recs = _recommendations_of(recommendations)
+    flags = recs["flags"].fillna("").astype(str)
+    change = recs["status"].eq("change")
+    replicas = recs["replicas"].fillna(1.0)
+    out: dict[str, float] = {
+        "containers": float(len(recs)),
+        "changes": float(change.sum()),
+        "keep": float(recs["status"].eq("keep").sum()),
+        "no_recommendation": float(recs["status"].eq("no_recommendation").sum()),
+        "ignored": float(recs["status"].eq("ignored").sum()),
+        "oom_risk": float(flags.str.contains("oom_risk", regex=False).sum()),
+        "over_provisioned": float(flags.str.contains("over_provisioned", regex=False).sum()),
+        "under_provisioned": float(flags.str.contains("under_provisioned", regex=False).sum()),
+    }
+    for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+        current = recs[f"{resource}_request_cores_current" if resource == "cpu" else "memory_request_bytes_current"]
+        proposed = recs[f"{resource}_request_cores_recommended" if resource == "cpu" else "memory_request_bytes_recommended"]
+        after = proposed.where(change & proposed.notna(), current)
+        out[f"{resource}_request_{unit}_current"] = float((current * replicas).sum())
+        out[f"{resource}_request_{unit}_after"] = float((after * replicas).sum())
+    # As in summary.json: only proposed changes move money, increases (OOM bumps) count against savings.
+    savings = float(recs["savings_usd_per_month"].where(change, 0.0).sum())
+    out["usd_per_month_current"] = float(recs["usd_per_month_current"].sum())
+    out["usd_per_month_after"] = out["usd_per_month_current"] - savings
+    out["savings_usd_per_month"] = savings
+    return pd.Series(out, name="total")
+
+
+def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: ConfigLike = None, *,
+            baseline: bool = True, by: str | Sequence[str] | None = None,
+            value: str = "savings_usd_per_month") -> pd.DataFrame:
+    """Compare policies side by side: one column per policy (``baseline`` = the config's own policies first).
+
+    ``policies`` maps a label to anything ``recommend(policy=...)`` takes. Without ``by``: one row per
+    figure of :func:`totals` (counts, cores, bytes, USD/month). With ``by`` (e.g. ``"namespace"``): one row
+    per group and ``value`` (a numeric recommendation column, default the saving in USD/month) summed.
+    """
+    cfg = _config(config)
+    runs: dict[str, PolicyLike] = {}
+    if baseline:
+        runs["baseline"] = None
+    for label, pol in policies.items():
+        if label in runs:
+            raise ConfigError(f"what_if: policy label {label!r} is used twice (\"baseline\" is reserved)")
+        runs[label] = pol
+    priced = _priced(snapshot, cfg)
+    results = {label: recommend(priced, policy=pol, config=cfg) for label, pol in runs.items()}
+    if by is None:
+        table = pd.DataFrame({label: totals(recs) for label, recs in results.items()})
+        table.index.name = "figure"
+        table.columns.name = "policy"
+        return table
+    keys = [by] if isinstance(by, str) else list(by)
+    columns = {}
+    for label, recs in results.items():
+        missing = [k for k in (*keys, value) if k not in recs.columns]
+        if missing:
+            raise ConfigError(f"what_if: unknown column {missing[0]!r}")
+        columns[label] = recs.groupby(keys, dropna=False)[value].sum(min_count=1)
+    table = pd.DataFrame(columns).sort_values(next(iter(columns)), ascending=False)
+    table.columns.name = "policy"
+    return table
+
+
+# --- plots -----------------------------------------------------------------------------------------
+
+def workload_ref(snapshot: Snapshot, ref: str) -> tuple[str, str, str, str]:
+    """Resolve ``NAMESPACE/KIND/NAME``, ``NAMESPACE/NAME`` (kind inferred) or ``CLUSTER/NAMESPACE/KIND/NAME``
+    to a (cluster, namespace, kind, workload) key of the snapshot's workloads; RightsizeError when it
+    matches none or several."""
+    parts = ref.strip().split("/")
+    if len(parts) not in (2, 3, 4) or not all(parts):
+        raise RightsizeError(f"workload {ref!r}: expected NAMESPACE/KIND/NAME (or NAMESPACE/NAME, CLUSTER/NAMESPACE/KIND/NAME)")
+    tables = [snapshot.tables[t][list(WORKLOAD_KEY)] for t in ("workloads", "series")]
+    known = pd.concat(tables, ignore_index=True).drop_duplicates()
+    wanted = dict(zip(("namespace", "workload") if len(parts) == 2 else
+                      ("namespace", "kind", "workload") if len(parts) == 3 else WORKLOAD_KEY, parts))
+    mask = np.ones(len(known), dtype=bool)
+    for col, val in wanted.items():
+        mask &= (known[col] == val).to_numpy() if col != "kind" else (known[col].str.lower() == val.lower()).to_numpy()
+    hits = known[mask]
+    if len(hits) == 0:
+        raise RightsizeError(f"workload {ref!r}: not in this snapshot")
+    if len(hits) > 1:
+        options = ", ".join("/".join(r) for r in hits.itertuples(index=False))
+        raise RightsizeError(f"workload {ref!r}: ambiguous, matches {options}")
+    return tuple(hits.iloc[0])  # type: ignore[return-value]
+
+
+def plot_usage(snapshot: Snapshot, workload: str, recommendations: "pd.DataFrame | Analysis | None" = None, *,
+               container: str | None = None, config: ConfigLike = None, policy: PolicyLike = None) -> "Figure":
+    """One workload's usage over time (the snapshot's ``series`` table) against its current and recommended
+    requests and limits.
+
+    One row of plots per container: CPU in cores (left) and working set in MiB or GiB (right), the busiest
+    replica at each step. ``workload`` as in :func:`workload_ref`. ``recommendations`` defaults to
+    ``recommend(snapshot, policy, config)``. RightsizeError when the snapshot has no series for it (collect
+    them with ``rightsize collect --series NAMESPACE/KIND/NAME`` or :func:`fetch_series`).
+    """
+    from matplotlib.figure import Figure
+
+    key = workload_ref(snapshot, workload)
+    label = "/".join(key[1:])
+    series = _rows_of(snapshot.tables["series"], key)
+    if container is not None:
+        series = series[series["container"] == container]
+    if series.empty:
+        what = f"container {container!r} of {label}" if container else label
+        raise RightsizeError(
+            f"{what}: no usage series in this snapshot; fetch them with "
+            f"`rightsize collect --series {label}` or rightsize.fetch_series(...)"
+        )
+    recs = _rows_of(_recommendations_of(recommendations) if recommendations is not None
+                    else recommend(snapshot, policy=policy, config=config), key)
+    current = _rows_of(snapshot.tables["containers"], key)
+    names = sorted(series["container"].unique())
+    fig = Figure(figsize=(12, 3.2 * len(names)), layout="constrained")
+    axes = fig.subplots(len(names), 2, squeeze=False)
+    peak_memory = float(series["memory_bytes"].max())
+    mem_unit, mem_factor = ("GiB", 1024.0**3) if peak_memory >= 1024.0**3 else ("MiB", 1024.0**2)
+    for row, name in zip(axes, names):
+        s = series[series["container"] == name].sort_values("timestamp")
+        cur = current[current["container"] == name]
+        rec = recs[recs["container"] == name]
+        for ax, resource, column, unit, factor in (
+            (row[0], "cpu", "cpu_cores", "cores", 1.0),
+            (row[1], "memory", "memory_bytes", mem_unit, mem_factor),
+        ):
+            ax.plot(s["timestamp"], s[column] / factor, color="tab:blue", linewidth=0.8, label="usage (busiest replica)")
+            base = "cpu_{}_cores" if resource == "cpu" else "memory_{}_bytes"
+            lines = [
+                ("current request", _first(cur, base.format("request")), "tab:gray", "-"),
+                ("current limit", _first(cur, base.format("limit")), "tab:gray", "--"),
+                ("recommended request", _first(rec, base.format("request") + "_recommended"), "tab:green", "-"),
+                ("recommended limit", _first(rec, base.format("limit") + "_recommended"), "tab:green", "--"),
+            ]
+            for text, level, colour, style in lines:
+                if not np.isnan(level):
+                    ax.axhline(level / factor, color=colour, linestyle=style, linewidth=1.4, label=text)
+            ax.set_title(f"{label} · {name} · {'CPU' if resource == 'cpu' else 'memory'}", fontsize=10)
+            ax.set_ylabel(unit)
+            ax.set_ylim(bottom=0)
+            ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+            ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def plot_cross_az_matrix(data: "pd.DataFrame | Snapshot | Analysis", config: ConfigLike = None, *,
+                         value: str = "usd_per_month") -> "Figure":
+    """Heatmap of inter-AZ cost between workloads: sources as rows, destinations as columns, cells in
+    USD/month (or another numeric cross-AZ column via ``value``, e.g. ``cross_az_gb_per_month``).
+
+    ``data`` is a cross-AZ table (:func:`cross_az`), an Analysis, or a Snapshot (analysed with ``config``).
+    """
+    from matplotlib.figure import Figure
+
+    if isinstance(data, Snapshot):
+        table = cross_az(data, config=config)
+    elif isinstance(data, pd.DataFrame):
+        table = data
+    else:
+        table = data.cross_az
+    if value not in table.columns:
+        raise ConfigError(f"plot_cross_az_matrix: unknown column {value!r}; e.g. usd_per_month, cross_az_gb_per_month")
+    src = table["source_namespace"].astype(str) + "/" + table["source_workload"].astype(str)
+    dst = table["destination_namespace"].astype(str) + "/" + table["destination_workload"].astype(str)
+    matrix = (pd.DataFrame({"source": src, "destination": dst, "value": table[value].astype(float)})
+              .pivot_table(index="source", columns="destination", values="value", aggfunc="sum"))
+    if not matrix.empty:
+        matrix = matrix.loc[matrix.sum(axis=1).sort_values(ascending=False).index,
+                            matrix.sum(axis=0).sort_values(ascending=False).index]
+    rows, cols = matrix.shape
+    fig = Figure(figsize=(max(6.0, 0.7 * cols + 3), max(3.0, 0.45 * rows + 2)), layout="constrained")
+    ax = fig.subplots()
+    unit = "USD/month" if value.startswith("usd") else value
+    if matrix.empty:
+        ax.text(0.5, 0.5, "no cross-AZ traffic in this snapshot", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    image = ax.imshow(matrix.to_numpy(), cmap="Oranges", aspect="auto")
+    ax.set_xticks(range(cols), matrix.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(rows), matrix.index, fontsize=8)
+    ax.set_xlabel("destination")
+    ax.set_ylabel("source")
+    ax.set_title(f"Cross-AZ traffic cost ({unit})")
+    top = np.nanmax(matrix.to_numpy())
+    for (i, j), cell in np.ndenumerate(matrix.to_numpy()):
+        if not np.isnan(cell):
+            ax.text(j, i, f"{cell:,.0f}" if top >= 100 else f"{cell:,.1f}", ha="center", va="center", fontsize=7,
+                    color="white" if cell > 0.6 * top else "black")
+    fig.colorbar(image, ax=ax, label=unit)
+    return fig
+
+
+def __getattr__(name: str) -> Any:
+    """The report's chart functions (rightsize.emit.charts), imported only when first used."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    from .emit import charts
+
+    try:
+        return getattr(charts, name)
+    except AttributeError:
+        raise AttributeError(f"module 'rightsize.api' has no attribute {name!r}") from None
+
+
+# --- time series -----------------------------------------------------------------------------------
+
+def fetch_series(url_or_config: "str | Config", refs: Sequence[str], snapshot: Snapshot | None = None,
+                 **kwargs: Any) -> pd.DataFrame:
+    """Fetch usage series of chosen workloads from a Prometheus-compatible API at a coarse step.
+
+    ``url_or_config``: the API's base URL, or a Config (its ``[prometheus]`` section is used). ``refs``:
+    ``NAMESPACE/KIND/NAME`` of the workloads (a few, never all). Returns rows of the snapshot's ``series``
+    table (CPU in cores, working set in bytes, UTC timestamps); with ``snapshot`` they are also added to
+    its ``series`` table. Other keyword arguments go to rightsize.sources.prometheus.fetch_series.
+    """
+    from .sources import prometheus
+
+    if isinstance(url_or_config, Config):
+        cfg = url_or_config
+    else:
+        cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=str(url_or_config)))
+    if isinstance(refs, str):
+        refs = [refs]
+    return prometheus.fetch_series(cfg, list(refs), snapshot=snapshot, **kwargs)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+def _config(config: ConfigLike) -> Config:
+    if config is None:
+        return Config()
+    if isinstance(config, Config):
+        return config
+    return load_config(config, required=True)
+
+
+def _policy_overrides(base: Policy, overrides: Mapping[str, Any]) -> Policy:
+    declared = {f.name: f for f in fields_of(Policy)}
+    values = {}
+    for key, raw in overrides.items():
+        if key not in declared:
+            raise ConfigError(f"policy: unknown key {key!r}; known keys: {', '.join(sorted(declared))}")
+        try:
+            values[key] = parse_value(declared[key].metadata, raw)
+        except ValueError as exc:
+            raise ConfigError(f"policy: {key}: {exc}") from None
+    return dataclasses.replace(base, **values)
+
+
+def _with_policy(config: Config, policy: PolicyLike) -> tuple[Config, str | None]:
+    """The config to recommend with, and the label to write in the ``policy`` column (None = keep)."""
+    if policy is None:
+        return config, None
+    if isinstance(policy, Mapping):
+        policies = {name: _policy_overrides(p, policy) for name, p in config.policies.items()}
+        return dataclasses.replace(config, policies=policies), None
+    if isinstance(policy, str):
+        chosen, label = config.policy(policy), policy
+    elif isinstance(policy, Policy):
+        chosen, label = policy, _UNIFORM_LABEL
+    else:
+        raise ConfigError(f"policy: expected a policy name, a Policy or a dict of overrides, got {type(policy).__name__}")
+    # Every name the namespace rules, overrides and annotations can pick now resolves to the one policy.
+    return dataclasses.replace(config, policies={name: chosen for name in config.policies}), label
+
+
+def _priced(snapshot: Snapshot, config: Config) -> Snapshot:
+    """The snapshot itself when it has prices; otherwise a copy priced from the offline catalogue."""
+    if len(snapshot.tables["prices"]):
+        return snapshot
+    from .sources.aws import collect_prices
+
+    priced = Snapshot(tables=dict(snapshot.tables), meta=copy.deepcopy(snapshot.meta))
+    collect_prices(config, priced, offline=True)
+    return priced
+
+
+def _recommendations_of(data: "pd.DataFrame | Analysis") -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    recs = getattr(data, "recommendations", None)
+    if not isinstance(recs, pd.DataFrame):
+        raise RightsizeError(f"expected a recommendation table or an Analysis, got {type(data).__name__}")
+    return recs
+
+
+def _rows_of(table: pd.DataFrame, key: tuple[str, str, str, str]) -> pd.DataFrame:
+    mask = np.ones(len(table), dtype=bool)
+    for col, val in zip(WORKLOAD_KEY, key):
+        mask &= (table[col] == val).to_numpy()
+    return table[mask]
+
+
+def _first(rows: pd.DataFrame, column: str) -> float:
+    if column not in rows.columns or rows.empty:
+        return float("nan")
+    return float(rows[column].iloc[0])

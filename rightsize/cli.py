@@ -1,0 +1,296 @@
+"""The command line: collect, analyze, report, patch, run (all stages), demo, config.
+
+Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 4 partial result
+(a cluster or shard failed and --allow-partial / several clusters let the run go on).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import Config, help_for_keys, load_config, render_config
+from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, EXIT_USAGE, ConfigError, RightsizeError
+from .snapshot import Snapshot
+
+EPILOG = """exit codes: 0 ok, 1 error, 2 bad usage or config, 3 a CI threshold in [thresholds] was crossed,
+4 partial result (a cluster or namespace shard could not be collected).
+Every config key is listed by `rightsize config --keys`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code is 2 as well; keep its usage line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"rightsize: error: {message}\n")
+
+
+def _log_function(quiet: bool):
+    if quiet:
+        return lambda msg: None
+    if sys.stderr.isatty() and not os.environ.get("CI"):
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        return lambda msg: console.log(msg)
+    return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {msg}", file=sys.stderr, flush=True)
+
+
+def _add_collect_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifests", metavar="PATH", default="",
+                   help="read workload specs from a folder / YAML file (kubectl kustomize or helm template output) instead of the API")
+    p.add_argument("--context", metavar="NAME", default="", help="kubeconfig context to read workloads from")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="go on when a namespace shard still fails after retries; the report lists what is missing (exit 4)")
+    p.add_argument("--prices", choices=("auto", "aws", "offline"), help="override [pricing] source")
+    p.add_argument("--series", metavar="NAMESPACE/KIND/NAME", action="append", default=[],
+                   help="also fetch this workload's usage time series (5m step) for drill-down in a notebook; repeatable")
+
+
+def _add_snapshot_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--snapshot", metavar="DIR", type=Path,
+                   help="snapshot folder written by collect (default: <this week's report folder>/snapshot)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="rightsize", description="Right-size Kubernetes containers and find AWS savings; emits reports and kustomize patches for review.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rightsize {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default="config.toml",
+                        help="config file (default ./config.toml; missing file = all defaults)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument("--quiet", action="store_true", help="no progress lines")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("collect", parents=[common], help="pull usage (Prometheus), specs (Kubernetes API or manifests) and prices (AWS) into a snapshot",
+                       description="Collect a snapshot: usage from the Prometheus-compatible API, workload specs from the Kubernetes API or manifests, and prices from AWS or the bundled catalogue.")
+    _add_collect_options(p)
+    p.add_argument("--out", metavar="DIR", type=Path, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
+
+    p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
+                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv and summary.json.")
+    _add_snapshot_option(p)
+    p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
+    p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")
+
+    p = sub.add_parser("report", parents=[common], help="write report.md, report.html and the data tables",
+                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables.")
+    _add_snapshot_option(p)
+    p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
+    p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas (default: last week's, if present)")
+
+    p = sub.add_parser("patch", parents=[common], help="write kustomize patches for review (never applies anything)",
+                       description="Write one strategic-merge patch per workload with a kustomization.yaml and PATCHES.md, or add them to an existing overlay with --overlay.")
+    _add_snapshot_option(p)
+    p.add_argument("--out", metavar="DIR", type=Path, help="patch folder (default: <report folder>/patches)")
+    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to (prints the render diff)")
+
+    p = sub.add_parser("run", parents=[common], help="collect, report and patch in one go (the weekly job)",
+                       description="The weekly job: collect a snapshot, write the report and the patches into reports/<ISO year-week>/.")
+    _add_collect_options(p)
+    p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
+    p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas")
+    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to")
+
+    p = sub.add_parser("demo", parents=[common], help="run every stage on the bundled demo cluster (no cluster, no AWS, no network)",
+                       description="Generate the deterministic demo snapshot, price it with the offline catalogue, and write the report and patches.")
+    p.add_argument("--out", metavar="DIR", type=Path, default=Path("reports/demo"), help="output folder (default reports/demo)")
+
+    p = sub.add_parser("config", parents=[common], help="print the documented default config.toml (or every key with --keys)",
+                       description="Print the documented config.toml with every key at its default, or a table of keys.")
+    p.add_argument("--keys", action="store_true", help="list every key, its default, type/unit and meaning")
+    p.add_argument("--check", action="store_true", help="validate --config and print nothing on success")
+    return parser
+
+
+def _with_prices(config: Config, prices: str | None) -> Config:
+    if not prices:
+        return config
+    return dataclasses.replace(config, pricing=dataclasses.replace(config.pricing, source=prices))
+
+
+def _report_dir(config: Config, out: Path | None) -> Path:
+    if out:
+        return out
+    from .emit.report import default_report_dir
+
+    return Path(default_report_dir(config))
+
+
+def _load_snapshot(config: Config, path: Path | None) -> Snapshot:
+    return Snapshot.read(path or _report_dir(config, None) / "snapshot")
+
+
+def _finish(report_result, partial: bool, log) -> int:
+    crossed = list(getattr(report_result, "thresholds_crossed", []) or [])
+    for message in crossed:
+        print(f"rightsize: threshold crossed: {message}", file=sys.stderr)
+    if crossed:
+        return EXIT_THRESHOLD
+    if partial:
+        log("result is partial: see the report's data caveats")
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def _is_partial(snapshot: Snapshot) -> bool:
+    return any(snapshot.meta.get("partial", {}).values())
+
+
+def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, log):
+    from .emit.report import write_report
+
+    result = write_report(snapshot, analysis, config, out, compare_dir=compare)
+    log(f"report written to {out / 'report.md'} and {out / 'report.html'}")
+    return result
+
+
+def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log):
+    if overlay:
+        from .emit.overlay import apply_to_overlay
+
+        result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay)
+        print(result.diff or "(the rendered overlay does not change)")
+        log(f"overlay {overlay} updated")
+        return result
+    from .emit.patches import write_patches
+
+    result = write_patches(analysis.recommendations, snapshot, config, out)
+    log(f"patches written to {out}")
+    return result
+
+
+def _summary(analysis, snapshot) -> None:
+    from .emit.terminal import print_summary
+
+    print_summary(analysis, snapshot)
+
+
+def cmd_collect(args, config, log) -> int:
+    from .collect import collect
+
+    out = args.out or _report_dir(config, None) / "snapshot"
+    snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
+                       series=tuple(args.series), log=log)
+    snapshot.write(out)
+    log(f"snapshot written to {out}")
+    return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def cmd_analyze(args, config, log) -> int:
+    from .analysis import analyze
+
+    snapshot = _load_snapshot(config, args.snapshot)
+    if args.explain:
+        from .analysis.explain import explain
+
+        print(explain(snapshot, config, args.explain))
+        return EXIT_OK
+    analysis = analyze(snapshot, config)
+    from .emit.tables import write_tables
+
+    out = args.out or (args.snapshot.parent if args.snapshot else _report_dir(config, None))
+    write_tables(analysis, snapshot, config, out)
+    log(f"tables written to {out}")
+    _summary(analysis, snapshot)
+    return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def cmd_report(args, config, log) -> int:
+    from .analysis import analyze
+
+    snapshot = _load_snapshot(config, args.snapshot)
+    analysis = analyze(snapshot, config)
+    out = _report_dir(config, args.out)
+    result = _write_report(snapshot, analysis, config, out, args.compare, log)
+    _summary(analysis, snapshot)
+    return _finish(result, _is_partial(snapshot), log)
+
+
+def cmd_patch(args, config, log) -> int:
+    from .analysis import analyze
+
+    snapshot = _load_snapshot(config, args.snapshot)
+    analysis = analyze(snapshot, config)
+    out = args.out or _report_dir(config, None) / "patches"
+    _write_patches(analysis, snapshot, config, out, args.overlay, log)
+    return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def cmd_run(args, config, log) -> int:
+    from .analysis import analyze
+    from .collect import collect
+
+    out = _report_dir(config, args.out)
+    snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
+                       series=tuple(args.series), log=log)
+    snapshot.write(out / "snapshot")
+    analysis = analyze(snapshot, config)
+    result = _write_report(snapshot, analysis, config, out, args.compare, log)
+    _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log)
+    _summary(analysis, snapshot)
+    return _finish(result, _is_partial(snapshot), log)
+
+
+def cmd_demo(args, config, log) -> int:
+    from .analysis import analyze
+    from .demo import generate
+    from .sources.aws import collect_prices
+
+    out: Path = args.out
+    log("generating the demo cluster (deterministic, no network)")
+    snapshot = generate()
+    collect_prices(config, snapshot, offline=True)
+    snapshot.write(out / "snapshot")
+    analysis = analyze(snapshot, config)
+    result = _write_report(snapshot, analysis, config, out, None, log)
+    _write_patches(analysis, snapshot, config, out / "patches", None, log)
+    _summary(analysis, snapshot)
+    return _finish(result, False, log)
+
+
+def cmd_config(args, config, log) -> int:
+    if args.check:
+        return EXIT_OK
+    if args.keys:
+        for key, default, expected, text in help_for_keys():
+            print(f"{key} = {default}\n    {text} ({expected})")
+        return EXIT_OK
+    sys.stdout.write(render_config(config))
+    return EXIT_OK
+
+
+COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "report": cmd_report, "patch": cmd_patch,
+            "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log = _log_function(args.quiet)
+    try:
+        config = load_config(args.config, required=args.config != "config.toml")
+        config = _with_prices(config, getattr(args, "prices", None))
+        return COMMANDS[args.command](args, config, log)
+    except RightsizeError as exc:
+        if args.debug:
+            raise
+        print(f"rightsize: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"rightsize: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("rightsize: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

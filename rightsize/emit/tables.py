@@ -1,0 +1,65 @@
+"""Data files of a report: one CSV per analysis table plus summary.json.
+
+Columns keep the schema's names and units (schema.RECOMMENDATION_COLUMNS etc.); unset / unknown
+values are empty cells, never 0. Files are written to a temporary name and renamed, so a reader
+never sees half a file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import RightsizeError
+from ..schema import CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, RECOMMENDATION_COLUMNS, SPOT_COLUMNS
+
+# file name -> (Analysis attribute, schema columns)
+TABLE_FILES = {
+    "recommendations.csv": ("recommendations", RECOMMENDATION_COLUMNS),
+    "spot.csv": ("spot", SPOT_COLUMNS),
+    "cross_az.csv": ("cross_az", CROSS_AZ_COLUMNS),
+    "load_balancers.csv": ("load_balancers", LOAD_BALANCER_COLUMNS),
+    "idle.csv": ("idle", IDLE_COLUMNS),
+}
+SUMMARY_FILE = "summary.json"
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder; RightsizeError names the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RightsizeError(f"{path}: cannot write report file: {exc.strerror or exc}") from None
+    return path
+
+
+def ordered(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """Schema columns first (missing ones as empty), extra columns after."""
+    names = [c.name for c in columns]
+    out = df.copy()
+    for n in names:
+        if n not in out.columns:
+            out[n] = pd.NA
+    return out[names + [c for c in out.columns if c not in names]]
+
+
+def table_csv(df: pd.DataFrame, columns) -> str:
+    return ordered(df, columns).to_csv(index=False)
+
+
+def write_tables(analysis, summary: dict, out_dir: Path) -> dict[str, Path]:
+    """Write every CSV and summary.json into ``out_dir``; returns {file name: path}."""
+    paths: dict[str, Path] = {}
+    for name, (attr, columns) in TABLE_FILES.items():
+        df = getattr(analysis, attr)
+        paths[name] = write_text_atomic(out_dir / name, table_csv(df, columns))
+    paths[SUMMARY_FILE] = write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    return paths

@@ -1,0 +1,613 @@
+"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes).
+
+Pure functions, no I/O: both the API source (JSON lists) and the manifests source (YAML documents)
+hand over plain dicts with the API's camelCase field names, so one code path reads both.
+
+Units follow the snapshot: CPU in cores, memory in bytes, time in seconds/hours. An unset request or
+limit is NaN, never 0. A quantity that does not parse raises SourceError naming the object and field.
+
+An object may carry the private key ``_source_file`` (set by the manifests loader) so the workload row
+records the file it came from.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from ..config import Config
+from ..errors import SourceError
+from ..quantity import parse_cpu, parse_memory
+from ..snapshot import conform
+
+# Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
+OTHER_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Namespace", "Node")
+READ_KINDS = WORKLOAD_KINDS + OTHER_KINDS
+
+CAPACITY_TYPE_KEYS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity-type")
+TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints")
+LB_INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
+LB_SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+
+# Kubernetes defaults for a field left out of a manifest (the API server fills them in).
+DEFAULT_GRACE_SECONDS = 30.0
+DEFAULT_HPA_CPU_PERCENT = 80.0  # autoscaling/v2: no metrics means 80% average CPU utilization
+
+Warn = Callable[[str, str, str], None]
+
+
+# --- small readers ---------------------------------------------------------------------------------
+
+def _get(obj: Any, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return default
+        obj = obj.get(key)
+        if obj is None:
+            return default
+    return obj
+
+
+def meta(obj: dict) -> dict:
+    return obj.get("metadata") or {}
+
+
+def describe(obj: dict, kind: str | None = None) -> str:
+    """'namespace/Kind/name' plus the manifest file when known, for error messages."""
+    m = meta(obj)
+    ns = m.get("namespace") or ""
+    ref = f"{ns + '/' if ns else ''}{kind or obj.get('kind', '?')}/{m.get('name', '?')}"
+    src = obj.get("_source_file")
+    return f"{ref} ({src})" if src else ref
+
+
+def controller_of(obj: dict) -> tuple[str, str] | None:
+    """(kind, name) of the controlling owner reference, or None for an object nobody owns."""
+    refs = meta(obj).get("ownerReferences") or []
+    for ref in refs:
+        if ref.get("controller"):
+            return ref.get("kind", ""), ref.get("name", "")
+    return (refs[0].get("kind", ""), refs[0].get("name", "")) if refs else None
+
+
+def pod_template(obj: dict) -> dict:
+    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template."""
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return {"metadata": meta(obj), "spec": obj.get("spec") or {}}
+    if kind == "CronJob":
+        return _get(obj, "spec", "jobTemplate", "spec", "template", default={}) or {}
+    return _get(obj, "spec", "template", default={}) or {}
+
+
+# --- label selectors -------------------------------------------------------------------------------
+
+def selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """Kubernetes LabelSelector semantics: matchLabels AND every matchExpression. An empty selector ({})
+    matches everything; a missing one (None) matches nothing."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != str(v):
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:
+    """Service-style selector (a plain map): every pair must match; empty or missing matches nothing."""
+    if not selector:
+        return False
+    labels = labels or {}
+    return all(labels.get(k) == str(v) for k, v in selector.items())
+
+
+# --- int-or-percent (PDB, rolling update) ----------------------------------------------------------
+
+def scaled_int_or_percent(value: Any, total: float, *, round_up: bool = True) -> float:
+    """An IntOrString resolved against ``total`` pods: "50%" of 5 -> 3 (rounded up, as the disruption
+    controller does for both minAvailable and maxUnavailable). NaN when a percent meets unknown total."""
+    if value is None or value == "":
+        return math.nan
+    if isinstance(value, str) and value.strip().endswith("%"):
+        pct = float(value.strip()[:-1])
+        if total is None or (isinstance(total, float) and math.isnan(total)):
+            return math.nan
+        raw = pct * total / 100.0
+        # float noise (e.g. 0.29*100) must not bump an exact integer up
+        raw = round(raw, 9)
+        return float(math.ceil(raw) if round_up else math.floor(raw))
+    return float(int(value))
+
+
+def resolve_pdb(pdb: dict, replicas: float) -> tuple[float, float, float]:
+    """(min_available_pods, max_unavailable_pods, disruptions_allowed) of one PDB at ``replicas`` healthy pods.
+
+    Mirrors the disruption controller: minAvailable -> desiredHealthy = minAvailable;
+    maxUnavailable -> desiredHealthy = expected - maxUnavailable; allowed = healthy - desiredHealthy.
+    """
+    spec = pdb.get("spec") or {}
+    min_av = scaled_int_or_percent(spec.get("minAvailable"), replicas)
+    max_un = scaled_int_or_percent(spec.get("maxUnavailable"), replicas)
+    if math.isnan(replicas):
+        return min_av, max_un, math.nan
+    if not math.isnan(max_un):
+        desired = max(0.0, replicas - max_un)
+    elif not math.isnan(min_av):
+        desired = min_av
+    else:  # neither set: policy/v1 defaults to minAvailable 1
+        desired = 1.0
+    return min_av, max_un, max(0.0, replicas - desired)
+
+
+# --- HPA -------------------------------------------------------------------------------------------
+
+def hpa_summary(hpa: dict) -> dict:
+    """min/max replicas, CPU and memory utilization targets (percent of request) and metric types."""
+    spec = hpa.get("spec") or {}
+    metrics = spec.get("metrics")
+    cpu = mem = math.nan
+    kinds: list[str] = []
+    if metrics is None and "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
+        cpu = float(spec["targetCPUUtilizationPercentage"])
+        kinds.append("Resource:cpu")
+    elif not metrics:
+        cpu = DEFAULT_HPA_CPU_PERCENT
+        kinds.append("Resource:cpu")
+    for m in metrics or []:
+        mtype = m.get("type", "")
+        if mtype in ("Resource", "ContainerResource"):
+            body = m.get("resource" if mtype == "Resource" else "containerResource") or {}
+            name = body.get("name", "")
+            target = body.get("target") or {}
+            util = target.get("averageUtilization")
+            kinds.append(f"{mtype}:{name}")
+            if util is not None and target.get("type", "Utilization") == "Utilization":
+                if name == "cpu" and math.isnan(cpu):
+                    cpu = float(util)
+                elif name == "memory" and math.isnan(mem):
+                    mem = float(util)
+        else:
+            kinds.append(mtype)
+    return {
+        "hpa_min_replicas": float(spec.get("minReplicas", 1)),
+        "hpa_max_replicas": float(spec["maxReplicas"]) if spec.get("maxReplicas") is not None else math.nan,
+        "hpa_cpu_target_percent": cpu,
+        "hpa_memory_target_percent": mem,
+        "hpa_metrics": ",".join(dict.fromkeys(kinds)),
+    }
+
+
+# --- pod spec facts --------------------------------------------------------------------------------
+
+def _capacity_value(values: Iterable[str]) -> set[str]:
+    out = set()
+    for v in values:
+        v = str(v).lower().replace("_", "-")
+        if v in ("spot", "on-demand"):
+            out.add(v)
+    return out
+
+
+def capacity_affinity(pod_spec: dict) -> str:
+    """'spot' / 'on-demand' when nodeSelector or required node affinity pins the EKS or Karpenter capacity
+    type to exactly one of them, else ''. Preferred affinity does not pin, so it is not counted."""
+    wanted: set[str] = set()
+    for key in CAPACITY_TYPE_KEYS:
+        if key in (pod_spec.get("nodeSelector") or {}):
+            wanted |= _capacity_value([pod_spec["nodeSelector"][key]])
+    terms = _get(pod_spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+                 "nodeSelectorTerms", default=[]) or []
+    for term in terms:
+        for expr in term.get("matchExpressions") or []:
+            if expr.get("key") not in CAPACITY_TYPE_KEYS:
+                continue
+            vals = _capacity_value(expr.get("values") or [])
+            if expr.get("operator") == "In":
+                wanted |= vals
+            elif expr.get("operator") == "NotIn":
+                wanted |= {"spot", "on-demand"} - vals
+    return wanted.pop() if len(wanted) == 1 else ""
+
+
+def tolerates_spot(pod_spec: dict) -> bool:
+    """True when a toleration names spot capacity (key or value mentions spot) or tolerates every taint."""
+    for t in pod_spec.get("tolerations") or []:
+        key, value = str(t.get("key") or ""), str(t.get("value") or "")
+        if not key and t.get("operator") == "Exists":
+            return True
+        if "spot" in key.lower() or "spot" in value.lower():
+            return True
+    return False
+
+
+def volume_facts(pod_spec: dict, obj: dict) -> dict:
+    vols = pod_spec.get("volumes") or []
+    has_pvc = any("persistentVolumeClaim" in v or "ephemeral" in v for v in vols)
+    has_pvc = has_pvc or bool(_get(obj, "spec", "volumeClaimTemplates"))
+    empty = [v["emptyDir"] or {} for v in vols if "emptyDir" in v]
+    return {
+        "has_pvc": has_pvc,
+        "has_empty_dir": any((e.get("medium") or "") != "Memory" for e in empty),
+        "has_memory_empty_dir": any((e.get("medium") or "") == "Memory" for e in empty),
+        "has_host_path": any("hostPath" in v for v in vols),
+    }
+
+
+def update_strategy(obj: dict) -> tuple[str, str]:
+    """(maxUnavailable, maxSurge) as written, with the API server's defaults for fields left out."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "Deployment":
+        s = spec.get("strategy") or {}
+        if s.get("type") == "Recreate":
+            return "100%", "0"
+        ru = s.get("rollingUpdate") or {}
+        return str(ru.get("maxUnavailable", "25%")), str(ru.get("maxSurge", "25%"))
+    if kind in ("StatefulSet", "DaemonSet"):
+        s = spec.get("updateStrategy") or {}
+        if s.get("type") == "OnDelete":
+            return "", ""
+        ru = s.get("rollingUpdate") or {}
+        surge = str(ru.get("maxSurge", "0")) if kind == "DaemonSet" else ""
+        return str(ru.get("maxUnavailable", 1)), surge
+    return "", ""
+
+
+def _parse(parse, value, where: str, field_name: str) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise SourceError(f"{where}: {field_name}: {exc}") from None
+
+
+def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
+    """One row per main and init container with requests/limits in cores and bytes (NaN = unset)."""
+    rows = []
+    where = describe(obj)
+    for ctype, key in (("main", "containers"), ("init", "initContainers")):
+        for c in pod_spec.get(key) or []:
+            name = c.get("name") or ""
+            res = c.get("resources") or {}
+            req, lim = res.get("requests") or {}, res.get("limits") or {}
+            f = f"{key}[{name}].resources"
+            row = {
+                **ident, "container": name, "container_type": ctype,
+                "cpu_request_cores": _parse(parse_cpu, req.get("cpu"), where, f"{f}.requests.cpu"),
+                "cpu_limit_cores": _parse(parse_cpu, lim.get("cpu"), where, f"{f}.limits.cpu"),
+                "memory_request_bytes": _parse(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),
+                "memory_limit_bytes": _parse(parse_memory, lim.get("memory"), where, f"{f}.limits.memory"),
+            }
+            # Kubernetes copies a limit into an unset request; the API shows that, a manifest does not.
+            if math.isnan(row["cpu_request_cores"]) and not math.isnan(row["cpu_limit_cores"]):
+                row["cpu_request_cores"] = row["cpu_limit_cores"]
+            if math.isnan(row["memory_request_bytes"]) and not math.isnan(row["memory_limit_bytes"]):
+                row["memory_request_bytes"] = row["memory_limit_bytes"]
+            rows.append(row)
+    return rows
+
+
+# --- owner resolution ------------------------------------------------------------------------------
+
+@dataclass
+class Owners:
+    """Who controls each ReplicaSet and Job, so pods and ReplicaSets resolve to Deployments / CronJobs."""
+
+    replicasets: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+
+    @classmethod
+    def from_objects(cls, objects: Iterable[dict]) -> "Owners":
+        owners = cls()
+        for o in objects:
+            key = (meta(o).get("namespace") or "default", meta(o).get("name", ""))
+            if o.get("kind") == "ReplicaSet":
+                owners.replicasets[key] = controller_of(o)
+            elif o.get("kind") == "Job":
+                owners.jobs[key] = controller_of(o)
+        return owners
+
+    def resolve(self, namespace: str, kind: str, name: str) -> tuple[str, str]:
+        """The top controller of (kind, name): ReplicaSet -> Deployment, Job -> CronJob, else itself.
+
+        A ReplicaSet or Job whose owner is unknown (not listed) stays itself; the Deployment name of a
+        ReplicaSet is never guessed from its hash suffix."""
+        table = self.replicasets if kind == "ReplicaSet" else self.jobs if kind == "Job" else None
+        if table is not None:
+            owner = table.get((namespace, name))
+            if owner and owner[0] and owner[1]:
+                return owner
+        return kind, name
+
+
+def resolve_identity(obj: dict, owners: Owners) -> tuple[str, str, int]:
+    """(kind, name, priority) of the workload an object stands for. Lower priority wins when several
+    objects resolve to one workload: the controller itself (0), a ReplicaSet/Job it owns (1), a pod (2)."""
+    kind, name = obj.get("kind", ""), meta(obj).get("name", "")
+    ns = meta(obj).get("namespace") or "default"
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
+        return kind, name, 0
+    if kind in ("ReplicaSet", "Job"):
+        owner = controller_of(obj)
+        if owner is None:
+            return kind, name, 0
+        return (*owners.resolve(ns, kind, name), 1)
+    # Pod
+    owner = controller_of(obj)
+    if owner is None:
+        return "Pod", name, 0
+    okind, oname = owners.resolve(ns, *owner)
+    return okind, oname, 2
+
+
+# --- the whole conversion --------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    """What build_tables needs beyond the objects: identity, config-named keys and the collection scope."""
+
+    cluster: str
+    source: str  # "api" or "manifests"
+    config: Config
+    now: dt.datetime | None = None
+    window_hours: float = math.nan
+    namespaces: tuple = ()
+    exclude_namespaces: tuple = ()
+
+
+def _in_scope(ns: str, opts: Options) -> bool:
+    if opts.namespaces and ns not in opts.namespaces:
+        return False
+    return ns not in opts.exclude_namespaces
+
+
+def _replicas(obj: dict) -> float:
+    kind, spec, status = obj.get("kind"), obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "DaemonSet":
+        n = status.get("desiredNumberScheduled")
+        return float(n) if n is not None else math.nan  # manifests cannot know the node count
+    if kind == "CronJob":
+        return float(_get(obj, "spec", "jobTemplate", "spec", "parallelism", default=1))
+    if kind == "Job":
+        return float(spec.get("parallelism", 1))
+    if kind == "Pod":
+        return 1.0
+    return float(spec["replicas"]) if spec.get("replicas") is not None else math.nan
+
+
+def _override_for(config: Config, ns: str, kind: str, name: str, cluster: str):
+    for o in config.overrides:
+        parts = o.workload.split("/")
+        if len(parts) == 4 and parts[0] != cluster:
+            continue
+        if parts[-3] == ns and parts[-2].lower() == kind.lower() and parts[-1] == name:
+            return o
+    return None
+
+
+def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dict) -> dict:
+    kcfg = opts.config.kubernetes
+    tmpl = pod_template(obj)
+    pod_spec = tmpl.get("spec") or {}
+    m = meta(obj)
+    ns = m.get("namespace") or "default"
+    annotations = {**(_get(tmpl, "metadata", "annotations", default={}) or {}), **(m.get("annotations") or {})}
+    labels = {**(_get(tmpl, "metadata", "labels", default={}) or {}), **(m.get("labels") or {})}
+    grace = pod_spec.get("terminationGracePeriodSeconds")
+    max_unavailable, max_surge = update_strategy(obj)
+    spot = str(annotations.get(kcfg.spot_annotation, "")).strip().lower()
+    override = _override_for(opts.config, ns, kind, name, opts.cluster)
+    return {
+        "cluster": opts.cluster, "namespace": ns, "kind": kind, "workload": name,
+        "replicas": _replicas(obj),
+        "hpa": False, "pdb": False,
+        **volume_facts(pod_spec, obj),
+        "termination_grace_seconds": float(grace) if grace is not None else DEFAULT_GRACE_SECONDS,
+        "capacity_affinity": capacity_affinity(pod_spec),
+        "tolerates_spot": tolerates_spot(pod_spec),
+        "update_max_unavailable": max_unavailable,
+        "update_max_surge": max_surge,
+        "team": str(labels.get(kcfg.team_label) or ns_labels.get(kcfg.team_label) or ""),
+        "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true"
+        or bool(override and override.ignore),
+        "spot_preference": {"true": "in", "false": "out"}.get(spot, ""),
+        "policy_override": str(annotations.get(kcfg.policy_annotation, "")),
+        "source": opts.source,
+        "source_file": obj.get("_source_file", ""),
+    }
+
+
+def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = None) -> dict[str, pd.DataFrame]:
+    """Turn Kubernetes objects (any of READ_KINDS; others are ignored here) into snapshot tables
+    workloads, containers, services, namespaces, nodes — each conformed to schema.TABLES."""
+    warn = warn or (lambda code, message, affects="": None)
+    by_kind: dict[str, list[dict]] = {k: [] for k in READ_KINDS}
+    for o in objects:
+        if o.get("kind") in by_kind:
+            ns = meta(o).get("namespace") or "default"
+            if o["kind"] in ("Namespace", "Node") or _in_scope(ns, opts):
+                by_kind[o["kind"]].append(o)
+
+    namespace_labels = {meta(n).get("name", ""): meta(n).get("labels") or {} for n in by_kind["Namespace"]}
+    owners = Owners.from_objects(by_kind["ReplicaSet"] + by_kind["Job"])
+
+    # Pick one object per workload identity: the controller itself beats what it owns.
+    chosen: dict[tuple[str, str, str], tuple[int, dict]] = {}
+    pod_counts: Counter = Counter()
+    for kind in WORKLOAD_KINDS:
+        for o in by_kind[kind]:
+            ns = meta(o).get("namespace") or "default"
+            wkind, wname, prio = resolve_identity(o, owners)
+            key = (ns, wkind, wname)
+            if kind == "Pod":
+                pod_counts[key] += 1
+            best = chosen.get(key)
+            if best is None or prio < best[0] or (
+                prio == best[0] == 1 and _replicas(o) > _replicas(best[1])  # newest-serving ReplicaSet
+            ):
+                chosen[key] = (prio, o)
+
+    workloads, containers = [], []
+    for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
+        row = _workload_row(o, wkind, wname, opts, namespace_labels.get(ns, {}))
+        if prio == 1 and wkind == "CronJob":
+            row["replicas"] = float(_get(o, "spec", "parallelism", default=1))
+        elif prio == 2:  # only pods seen: their count is the replica count
+            row["replicas"] = float(pod_counts[(ns, wkind, wname)])
+        row["_labels"] = _get(pod_template(o), "metadata", "labels", default={}) or {}
+        workloads.append(row)
+        ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
+        containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
+        if prio > 0:
+            via = "its pods" if prio == 2 else f"its {o.get('kind')} {meta(o).get('name')}"
+            if wkind not in ("Pod",) and prio == 2 or prio == 1:
+                pass  # resolved through owned objects; recorded in the count below
+    resolved_indirectly = sum(1 for p, _ in chosen.values() if p > 0)
+    if resolved_indirectly and opts.source == "api":
+        warn("inventory_from_owned_objects",
+             f"{resolved_indirectly} workload(s) were built from their ReplicaSets/Jobs/pods because the "
+             "controller object itself was not listed (custom controller or missing permission)",
+             "replicas and update strategy of those workloads are approximate")
+
+    _apply_hpas(workloads, by_kind["HorizontalPodAutoscaler"], warn)
+    _apply_pdbs(workloads, by_kind["PodDisruptionBudget"])
+
+    services = [_service_row(s, opts, workloads) for s in by_kind["Service"]]
+    seen_ns = {w["namespace"] for w in workloads} | {s["namespace"] for s in services}
+    ns_rows = [{"cluster": opts.cluster, "namespace": n, "labels_json": json.dumps(namespace_labels.get(n, {}), sort_keys=True)}
+               for n in sorted(set(namespace_labels) | seen_ns) if n in seen_ns or _in_scope(n, opts)]
+    nodes = [_node_row(n, opts) for n in by_kind["Node"]]
+
+    for w in workloads:
+        w.pop("_labels", None)
+    return {
+        "workloads": _frame("workloads", workloads),
+        "containers": _frame("containers", containers),
+        "services": _frame("services", services),
+        "namespaces": _frame("namespaces", ns_rows),
+        "nodes": _frame("nodes", nodes),
+    }
+
+
+def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
+    from ..snapshot import empty_table
+
+    if not rows:
+        return empty_table(name)
+    return conform(name, pd.DataFrame(rows))
+
+
+def _apply_hpas(workloads: list[dict], hpas: list[dict], warn: Warn) -> None:
+    index = {(w["namespace"], w["kind"], w["workload"]): w for w in workloads}
+    unmatched = []
+    for h in hpas:
+        ref = _get(h, "spec", "scaleTargetRef", default={}) or {}
+        ns = meta(h).get("namespace") or "default"
+        w = index.get((ns, ref.get("kind", ""), ref.get("name", "")))
+        if w is None:
+            unmatched.append(f"{ns}/{meta(h).get('name')}")
+            continue
+        summary = hpa_summary(h)
+        w.update(hpa=True, **summary)
+        spec_replicas = w["replicas"]
+        if math.isnan(spec_replicas):  # manifests usually leave replicas to the HPA
+            w["replicas"] = summary["hpa_min_replicas"]
+    if unmatched:
+        warn("hpa_target_not_found",
+             f"{len(unmatched)} HorizontalPodAutoscaler(s) scale a workload that was not found: {', '.join(unmatched[:5])}",
+             "those HPAs are ignored")
+
+
+def _apply_pdbs(workloads: list[dict], pdbs: list[dict]) -> None:
+    """Mark workloads whose pod labels a PDB selects; with several PDBs keep the most restrictive."""
+    for w in workloads:
+        if math.isnan(w["replicas"]) and w["kind"] in ("Deployment", "StatefulSet", "ReplicaSet"):
+            w["replicas"] = 1.0  # the API server's default for a manifest without replicas
+    for p in pdbs:
+        ns = meta(p).get("namespace") or "default"
+        sel = _get(p, "spec", "selector")
+        for w in workloads:
+            if w["namespace"] != ns or not selector_matches(sel, w["_labels"]):
+                continue
+            min_av, max_un, allowed = resolve_pdb(p, w["replicas"])
+            if w["pdb"] and not (allowed < w.get("pdb_disruptions_allowed", math.inf)):
+                continue
+            w.update(pdb=True, pdb_min_available_pods=min_av, pdb_max_unavailable_pods=max_un,
+                     pdb_disruptions_allowed=allowed)
+
+
+def _service_row(svc: dict, opts: Options, workloads: list[dict]) -> dict:
+    m, spec = meta(svc), svc.get("spec") or {}
+    ns = m.get("namespace") or "default"
+    ann = m.get("annotations") or {}
+    selector = spec.get("selector") or {}
+    target = next((w for w in workloads if w["namespace"] == ns and map_selector_matches(selector, w["_labels"])), None)
+    topology = next((str(ann[a]) for a in TOPOLOGY_ANNOTATIONS if ann.get(a)), "")
+    internal_flag = str(ann.get(LB_INTERNAL_ANNOTATION, "")).strip().lower()
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return {
+        "cluster": opts.cluster, "namespace": ns, "service": m.get("name", ""),
+        "type": spec.get("type", "ClusterIP"),
+        "selector_json": json.dumps(selector, sort_keys=True),
+        "workload": target["workload"] if target else "",
+        "kind": target["kind"] if target else "",
+        "ports": ports,
+        "topology_mode": topology,
+        "traffic_distribution": spec.get("trafficDistribution", "") or "",
+        "internal_traffic_policy": spec.get("internalTrafficPolicy", "Cluster") or "",
+        # the legacy in-tree annotation took "true" or a CIDR such as 0.0.0.0/0; only "false" turns it off
+        "load_balancer_internal": (internal_flag not in ("", "false"))
+        or str(ann.get(LB_SCHEME_ANNOTATION, "")).strip().lower() == "internal",
+        "load_balancer_class": spec.get("loadBalancerClass") or str(ann.get(LB_TYPE_ANNOTATION, "")),
+    }
+
+
+def _node_row(node: dict, opts: Options) -> dict:
+    m = meta(node)
+    labels = m.get("labels") or {}
+    alloc = _get(node, "status", "allocatable", default={}) or {}
+    where = describe(node)
+    capacity = ""
+    for key in CAPACITY_TYPE_KEYS:
+        vals = _capacity_value([labels.get(key, "")])
+        if vals:
+            capacity = vals.pop()
+            break
+    hours = opts.window_hours
+    created = m.get("creationTimestamp")
+    if created and opts.now is not None:
+        try:
+            born = dt.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+            age = max(0.0, (opts.now - born).total_seconds() / 3600.0)
+            hours = age if math.isnan(hours) else min(hours, age)
+        except ValueError:
+            pass
+    return {
+        "cluster": opts.cluster, "node": m.get("name", ""),
+        "instance_type": labels.get("node.kubernetes.io/instance-type") or labels.get("beta.kubernetes.io/instance-type", ""),
+        "zone": labels.get("topology.kubernetes.io/zone") or labels.get("failure-domain.beta.kubernetes.io/zone", ""),
+        "region": labels.get("topology.kubernetes.io/region") or labels.get("failure-domain.beta.kubernetes.io/region", ""),
+        "capacity_type": capacity,
+        "node_group": labels.get("eks.amazonaws.com/nodegroup") or labels.get("karpenter.sh/nodepool", ""),
+        "allocatable_cpu_cores": _parse(parse_cpu, alloc.get("cpu"), where, "status.allocatable.cpu"),
+        "allocatable_memory_bytes": _parse(parse_memory, alloc.get("memory"), where, "status.allocatable.memory"),
+        "hours_seen": hours,
+    }

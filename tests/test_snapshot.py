@@ -1,0 +1,98 @@
+"""The snapshot contract: round trip, validation errors that name table and column, atomic writes."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rightsize.demo import generate
+from rightsize.errors import SnapshotError
+from rightsize.schema import TABLES
+from rightsize.snapshot import Snapshot, conform
+
+
+def test_round_trip_keeps_every_table_and_meta(tmp_path):
+    snap = generate()
+    snap.warn("missing_metric", "no Istio metrics", affects="traffic")
+    snap.write(tmp_path / "snap")
+    back = Snapshot.read(tmp_path / "snap")
+    for name in TABLES:
+        pd.testing.assert_frame_equal(back.tables[name].reset_index(drop=True), snap.tables[name].reset_index(drop=True),
+                                      check_dtype=False, check_like=True)
+    assert back.meta["warnings"] == [{"code": "missing_metric", "message": "no Istio metrics", "affects": "traffic"}]
+    assert back.meta["window_end"] == snap.meta["window_end"]
+
+
+def test_unset_requests_stay_nan_not_zero(tmp_path):
+    snap = generate()
+    snap.write(tmp_path / "s")
+    c = Snapshot.read(tmp_path / "s").containers
+    admin = c[(c.workload == "legacy-admin")].iloc[0]
+    assert math.isnan(admin.cpu_request_cores) and math.isnan(admin.memory_request_bytes)
+
+
+def test_missing_required_column_is_named(tmp_path):
+    snap = generate()
+    snap.tables["usage"] = snap.usage.drop(columns=["cpu_p95_cores"])
+    with pytest.raises(SnapshotError, match=r"table 'usage': missing required column 'cpu_p95_cores'"):
+        snap.validate()
+
+
+def test_negative_quantity_is_rejected_with_column():
+    df = pd.DataFrame([{"cluster": "c", "namespace": "n", "kind": "Deployment", "workload": "w", "container": "app",
+                        "container_type": "main", "cpu_request_cores": -1.0, "cpu_limit_cores": np.nan,
+                        "memory_request_bytes": 1.0, "memory_limit_bytes": np.nan}])
+    with pytest.raises(SnapshotError, match=r"table 'containers': column 'cpu_request_cores' has negative values"):
+        conform("containers", df)
+
+
+def test_wrong_type_is_rejected_with_column():
+    df = pd.DataFrame([{"cluster": "c", "node": "n1", "instance_type": "m5.large", "zone": "a", "region": "r",
+                        "capacity_type": "spot", "allocatable_cpu_cores": "lots", "allocatable_memory_bytes": 1.0, "hours_seen": 1.0}])
+    with pytest.raises(SnapshotError, match=r"table 'nodes': column 'allocatable_cpu_cores' should be float"):
+        conform("nodes", df)
+
+
+def test_empty_identity_is_rejected():
+    df = TABLES and pd.DataFrame([{"cluster": "c", "namespace": "", "kind": "Deployment", "workload": "w",
+                                   "container": "a", "container_type": "main", "cpu_request_cores": 1.0,
+                                   "cpu_limit_cores": 1.0, "memory_request_bytes": 1.0, "memory_limit_bytes": 1.0}])
+    with pytest.raises(SnapshotError, match="column 'namespace' has empty values"):
+        conform("containers", df)
+
+
+def test_read_errors_name_the_path(tmp_path):
+    with pytest.raises(SnapshotError, match="no snapshot folder"):
+        Snapshot.read(tmp_path / "missing")
+    (tmp_path / "s").mkdir()
+    with pytest.raises(SnapshotError, match="meta.json: missing"):
+        Snapshot.read(tmp_path / "s")
+    generate().write(tmp_path / "ok")
+    (tmp_path / "ok" / "usage.parquet").write_bytes(b"not parquet")
+    with pytest.raises(SnapshotError, match=r"usage.parquet: cannot read table 'usage'"):
+        Snapshot.read(tmp_path / "ok")
+    meta = json.loads((tmp_path / "ok" / "meta.json").read_text())
+    meta["schema_version"] = 99
+    (tmp_path / "ok" / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(SnapshotError, match="schema_version 99"):
+        Snapshot.read(tmp_path / "ok")
+
+
+def test_unwritable_target_fails_cleanly(tmp_path):
+    # A regular file where a folder should be: fails for root too (unlike a read-only folder).
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    with pytest.raises(SnapshotError, match=r"blocker/snap: cannot write snapshot"):
+        generate().write(blocker / "snap")
+
+
+def test_failed_write_leaves_previous_snapshot_intact(tmp_path, monkeypatch):
+    target = tmp_path / "snap"
+    generate().write(target)
+    broken = generate()
+    broken.tables["usage"] = broken.usage.drop(columns=["samples"])
+    with pytest.raises(SnapshotError):
+        broken.write(target)
+    assert len(Snapshot.read(target).usage) == len(generate().usage)
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"]  # no temp folders left behind
