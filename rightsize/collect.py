@@ -68,6 +68,10 @@ def collect_cluster(config: Config, target: ClusterTarget, source: str, *, allow
 
     part = Snapshot(meta=new_meta())
     manifests = target.manifests or config.kubernetes.manifests
+    # Usage first: Prometheus fills the nodes table, and the API source only fills nodes when it is empty.
+    log(f"[{target.name}] querying usage from {target.prometheus_url}")
+    prometheus.collect_usage(config, target, part, allow_partial=allow_partial,
+                             inventory_from_metrics=(source == "prometheus"), progress=log)
     if source == "manifests":
         from .sources.manifests import load_manifests
 
@@ -77,15 +81,12 @@ def collect_cluster(config: Config, target: ClusterTarget, source: str, *, allow
         for name, df in tables.items():
             part.tables[name] = df
         for w in warnings:
-            part.warn(**w) if isinstance(w, dict) else part.warn("manifests", str(w))
+            part.warn(**w)
     elif source == "api":
         from .sources.kubernetes import collect_inventory
 
         log(f"[{target.name}] listing workloads from the Kubernetes API")
         collect_inventory(config, target, part)
-    log(f"[{target.name}] querying usage from {target.prometheus_url}")
-    prometheus.collect_usage(config, target, part, allow_partial=allow_partial,
-                             inventory_from_metrics=(source == "prometheus"), progress=log)
     part.meta["sources"][target.name] = {"workloads": source, "usage": target.prometheus_url}
     return part
 

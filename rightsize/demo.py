@@ -129,7 +129,7 @@ def _workloads() -> list[DemoWorkload]:
           "data", empty_dir=True, pdb_max_unavailable=1),
         W("data", "CronJob", "nightly-report", 1, [C("report", "500m", "1Gi", None, "1Gi", cpu_mean=0.2, cpu_burst=4, memory_mean="700Mi", oom_kills=1, restarts=1)],
           "data"),
-        W("data", "Job", "backfill-2026-11", 1, [C("backfill", "4", "8Gi", None, "8Gi", cpu_mean=1.1, memory_mean="2Gi", history_days=4)], "data"),
+        W("data", "Job", "backfill-2026-11", 1, [C("backfill", "4", "6Gi", None, "6Gi", cpu_mean=1.1, memory_mean="2Gi", history_days=4)], "data"),
         # --- staging (non-production) ---
         W("staging", "Deployment", "frontend", 2, [C("web", "1", "1Gi", None, "1Gi", cpu_mean=0.03, memory_mean="250Mi")],
           "storefront", services=[("frontend", "LoadBalancer", False)]),
@@ -145,9 +145,9 @@ def _workloads() -> list[DemoWorkload]:
         W("ci-runners", "Deployment", "cache", 1, [C("cache", "500m", "2Gi", None, "2Gi", cpu_mean=0.05, memory_mean="600Mi")], "platform",
           empty_dir=True, ignore=True),
         # --- monitoring ---
-        W("monitoring", "DaemonSet", "node-exporter", 9, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
+        W("monitoring", "DaemonSet", "node-exporter", 13, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
           "platform", host_path=True),
-        W("monitoring", "DaemonSet", "fluent-bit", 9, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
+        W("monitoring", "DaemonSet", "fluent-bit", 13, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
           "platform", host_path=True),
         W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
           "platform", pvc=True, grace=600, zones=("us-east-1c",)),
@@ -159,12 +159,16 @@ NODES = [
     ("ip-10-0-1-11", "m5.2xlarge", "us-east-1a", "on-demand", "general"),
     ("ip-10-0-2-12", "m5.2xlarge", "us-east-1b", "on-demand", "general"),
     ("ip-10-0-3-13", "m5.2xlarge", "us-east-1c", "on-demand", "general"),
+    ("ip-10-0-1-14", "m5.2xlarge", "us-east-1a", "on-demand", "general"),
+    ("ip-10-0-2-15", "m5.2xlarge", "us-east-1b", "on-demand", "general"),
+    ("ip-10-0-3-16", "m5.2xlarge", "us-east-1c", "on-demand", "general"),
     ("ip-10-0-1-21", "r5.2xlarge", "us-east-1a", "on-demand", "memory"),
     ("ip-10-0-2-22", "r5.2xlarge", "us-east-1b", "on-demand", "memory"),
     ("ip-10-0-3-23", "r5.2xlarge", "us-east-1c", "on-demand", "memory"),
     ("ip-10-0-1-31", "c6i.2xlarge", "us-east-1a", "spot", "spot-compute"),
     ("ip-10-0-2-32", "c6i.2xlarge", "us-east-1b", "spot", "spot-compute"),
     ("ip-10-0-3-33", "m6i.xlarge", "us-east-1c", "spot", "spot-compute"),
+    ("ip-10-0-3-34", "c6i.2xlarge", "us-east-1c", "spot", "spot-compute"),
 ]
 NODE_SHAPES = {"m5.2xlarge": (8, 32), "r5.2xlarge": (8, 64), "c6i.2xlarge": (8, 16), "m6i.xlarge": (4, 16)}
 
@@ -202,7 +206,11 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     window_hours = WINDOW_DAYS * 24.0
     workloads, containers, usage, placement, services, series = [], [], [], [], [], []
     node_by_zone = {z: [n for n in NODES if n[2] == z] for z in ZONES}
-    for w in _workloads():
+    free_cpu = {n[0]: NODE_SHAPES[n[1]][0] - 0.19 for n in NODES}
+    for index, w in enumerate(_workloads()):
+        # rotate the zone order so the replicas that do not divide evenly land in different zones
+        shift = index % len(w.zones)
+        w.zones = tuple(w.zones[shift:]) + tuple(w.zones[:shift])
         is_daemon = w.kind == "DaemonSet"
         pdb = not (np.isnan(w.pdb_min_available) and np.isnan(w.pdb_max_unavailable))
         allowed = np.nan
@@ -262,8 +270,10 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
             series.append((w, c, cpu, mem, steps))
         # placement: spread replicas over the workload's zones, on nodes of the right capacity type
         pods_per_zone = np.array([w.replicas // len(w.zones) + (1 if i < w.replicas % len(w.zones) else 0) for i in range(len(w.zones))])
+        pod_cpu = sum(parse_cpu(c.cpu_request) for c in w.containers if c.cpu_request and not c.init)
         if is_daemon:
             for node in NODES:
+                free_cpu[node[0]] -= pod_cpu
                 placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
                                   "node": node[0], "zone": node[2], "pod_hours": window_hours})
             continue
@@ -274,9 +284,15 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
             candidates = [n for n in node_by_zone[zone] if (n[3] == "spot") == w.on_spot] or node_by_zone[zone]
             if max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB:
                 candidates = [n for n in candidates if n[1].startswith("r5")] or candidates
-            node = candidates[int(rng.integers(len(candidates)))]
-            placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
-                              "node": node[0], "zone": zone, "pod_hours": float(pods * hours)})
+            # the scheduler's view, pod by pod: the candidate with the most CPU still unrequested
+            hours_by_node: dict[str, float] = {}
+            for _ in range(pods):
+                node = max(candidates, key=lambda n: (free_cpu[n[0]], -NODES.index(n)))
+                free_cpu[node[0]] -= pod_cpu
+                hours_by_node[node[0]] = hours_by_node.get(node[0], 0.0) + hours
+            for node_name, node_hours in hours_by_node.items():
+                placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
+                                  "node": node_name, "zone": zone, "pod_hours": node_hours})
     nodes = [{
         "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
         "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
