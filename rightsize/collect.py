@@ -63,7 +63,7 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
 
 
 def collect_cluster(config: Config, target: ClusterTarget, source: str, *, allow_partial: bool, log: Log) -> Snapshot:
-    """Collect one cluster into a fresh snapshot (specs first, then usage)."""
+    """Collect one cluster into a fresh snapshot (usage first, then specs)."""
     from .sources import prometheus
 
     part = Snapshot(meta=new_meta())

@@ -23,7 +23,7 @@ import pandas as pd
 from ..config import Config
 from ..errors import SourceError
 from ..quantity import parse_cpu, parse_memory
-from ..snapshot import conform
+from ..snapshot import conform, empty_table
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
@@ -94,7 +94,7 @@ def selector_matches(selector: dict | None, labels: dict | None) -> bool:
     matches everything; a missing one (None) matches nothing."""
     if selector is None:
         return False
-    labels = labels or {}
+    labels = {k: str(v) for k, v in (labels or {}).items()}
     for k, v in (selector.get("matchLabels") or {}).items():
         if labels.get(k) != str(v):
             return False
@@ -115,7 +115,7 @@ def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:
     """Service-style selector (a plain map): every pair must match; empty or missing matches nothing."""
     if not selector:
         return False
-    labels = labels or {}
+    labels = {k: str(v) for k, v in (labels or {}).items()}
     return all(labels.get(k) == str(v) for k, v in selector.items())
 
 
@@ -328,8 +328,7 @@ class Owners:
     def resolve(self, namespace: str, kind: str, name: str) -> tuple[str, str]:
         """The top controller of (kind, name): ReplicaSet -> Deployment, Job -> CronJob, else itself.
 
-        A ReplicaSet or Job whose owner is unknown (not listed) stays itself; the Deployment name of a
-        ReplicaSet is never guessed from its hash suffix."""
+        A ReplicaSet or Job whose owner is unknown (not listed) stays itself."""
         table = self.replicasets if kind == "ReplicaSet" else self.jobs if kind == "Job" else None
         if table is not None:
             owner = table.get((namespace, name))
@@ -354,6 +353,12 @@ def resolve_identity(obj: dict, owners: Owners) -> tuple[str, str, int]:
     owner = controller_of(obj)
     if owner is None:
         return "Pod", name, 0
+    if owner[0] == "ReplicaSet" and (ns, owner[1]) not in owners.replicasets:
+        # ReplicaSets not listed (e.g. 403): a Deployment names its ReplicaSet <deployment>-<pod-template-hash>
+        # and stamps that hash on the pods, so the pair identifies the Deployment without guessing
+        digest = str((meta(obj).get("labels") or {}).get("pod-template-hash", ""))
+        if digest and owner[1].endswith("-" + digest):
+            return "Deployment", owner[1][: -len(digest) - 1], 2
     okind, oname = owners.resolve(ns, *owner)
     return okind, oname, 2
 
@@ -454,6 +459,8 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
     pod_counts: Counter = Counter()
     for kind in WORKLOAD_KINDS:
         for o in by_kind[kind]:
+            if kind == "Pod" and _get(o, "status", "phase") in ("Succeeded", "Failed"):
+                continue  # a finished pod holds no resources; its controller, if any, is listed anyway
             ns = meta(o).get("namespace") or "default"
             wkind, wname, prio = resolve_identity(o, owners)
             key = (ns, wkind, wname)
@@ -472,14 +479,10 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
             row["replicas"] = float(_get(o, "spec", "parallelism", default=1))
         elif prio == 2:  # only pods seen: their count is the replica count
             row["replicas"] = float(pod_counts[(ns, wkind, wname)])
-        row["_labels"] = _get(pod_template(o), "metadata", "labels", default={}) or {}
+        row["_labels"] = {k: str(v) for k, v in (_get(pod_template(o), "metadata", "labels", default={}) or {}).items()}
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
         containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
-        if prio > 0:
-            via = "its pods" if prio == 2 else f"its {o.get('kind')} {meta(o).get('name')}"
-            if wkind not in ("Pod",) and prio == 2 or prio == 1:
-                pass  # resolved through owned objects; recorded in the count below
     resolved_indirectly = sum(1 for p, _ in chosen.values() if p > 0)
     if resolved_indirectly and opts.source == "api":
         warn("inventory_from_owned_objects",
@@ -488,9 +491,13 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
              "replicas and update strategy of those workloads are approximate")
 
     _apply_hpas(workloads, by_kind["HorizontalPodAutoscaler"], warn)
+    for w in workloads:
+        if math.isnan(w["replicas"]) and w["kind"] in ("Deployment", "StatefulSet", "ReplicaSet"):
+            w["replicas"] = 1.0  # the API server's default for a manifest without replicas (and no HPA)
     _apply_pdbs(workloads, by_kind["PodDisruptionBudget"])
 
-    services = [_service_row(s, opts, workloads) for s in by_kind["Service"]]
+    index = LabelIndex(sorted(workloads, key=lambda w: (w["kind"], w["workload"])))
+    services = [_service_row(s, opts, index) for s in by_kind["Service"]]
     seen_ns = {w["namespace"] for w in workloads} | {s["namespace"] for s in services}
     ns_rows = [{"cluster": opts.cluster, "namespace": n, "labels_json": json.dumps(namespace_labels.get(n, {}), sort_keys=True)}
                for n in sorted(set(namespace_labels) | seen_ns) if n in seen_ns or _in_scope(n, opts)]
@@ -508,8 +515,6 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
 
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
-    from ..snapshot import empty_table
-
     if not rows:
         return empty_table(name)
     return conform(name, pd.DataFrame(rows))
@@ -538,14 +543,12 @@ def _apply_hpas(workloads: list[dict], hpas: list[dict], warn: Warn) -> None:
 
 def _apply_pdbs(workloads: list[dict], pdbs: list[dict]) -> None:
     """Mark workloads whose pod labels a PDB selects; with several PDBs keep the most restrictive."""
-    for w in workloads:
-        if math.isnan(w["replicas"]) and w["kind"] in ("Deployment", "StatefulSet", "ReplicaSet"):
-            w["replicas"] = 1.0  # the API server's default for a manifest without replicas
+    index = LabelIndex(workloads)
     for p in pdbs:
         ns = meta(p).get("namespace") or "default"
         sel = _get(p, "spec", "selector")
-        for w in workloads:
-            if w["namespace"] != ns or not selector_matches(sel, w["_labels"]):
+        for w in index.candidates(ns, (sel or {}).get("matchLabels") or {}):
+            if not selector_matches(sel, w["_labels"]):
                 continue
             min_av, max_un, allowed = resolve_pdb(p, w["replicas"])
             if w["pdb"] and not (allowed < w.get("pdb_disruptions_allowed", math.inf)):
@@ -554,12 +557,32 @@ def _apply_pdbs(workloads: list[dict], pdbs: list[dict]) -> None:
                      pdb_disruptions_allowed=allowed)
 
 
-def _service_row(svc: dict, opts: Options, workloads: list[dict]) -> dict:
+class LabelIndex:
+    """Workloads by namespace and by pod label pair, so matching N selectors stays near-linear."""
+
+    def __init__(self, workloads: list[dict]):
+        self.by_ns: dict[str, list[dict]] = {}
+        self.by_pair: dict[tuple[str, str, str], list[dict]] = {}
+        for w in workloads:
+            self.by_ns.setdefault(w["namespace"], []).append(w)
+            for k, v in w["_labels"].items():
+                self.by_pair.setdefault((w["namespace"], k, v), []).append(w)
+
+    def candidates(self, namespace: str, must_have: dict) -> list[dict]:
+        """Workloads of ``namespace`` that could match a selector requiring the ``must_have`` label pairs
+        (in their original order); the caller still checks the whole selector."""
+        if not must_have:
+            return self.by_ns.get(namespace, [])
+        return min((self.by_pair.get((namespace, k, str(v)), []) for k, v in must_have.items()), key=len)
+
+
+def _service_row(svc: dict, opts: Options, index: LabelIndex) -> dict:
+    """One services row; the workload is the first (by kind, name) whose pod labels the selector matches."""
     m, spec = meta(svc), svc.get("spec") or {}
     ns = m.get("namespace") or "default"
     ann = m.get("annotations") or {}
     selector = spec.get("selector") or {}
-    target = next((w for w in workloads if w["namespace"] == ns and map_selector_matches(selector, w["_labels"])), None)
+    target = next((w for w in index.candidates(ns, selector) if map_selector_matches(selector, w["_labels"])), None)
     topology = next((str(ann[a]) for a in TOPOLOGY_ANNOTATIONS if ann.get(a)), "")
     internal_flag = str(ann.get(LB_INTERNAL_ANNOTATION, "")).strip().lower()
     ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
