@@ -1,0 +1,322 @@
+"""The cost model: pure functions over snapshot tables (no network, no disk), all vectorised.
+
+Node prices are split into a price per vCPU-hour and a price per GiB-hour the way OpenCost does it:
+with a CPU:RAM price ratio r (pricing.cpu_ram_price_ratio), a node of V vCPUs and G GiB costing P
+USD/hour gives
+
+    P = V * c + G * m,  c = r * m   =>   m = P / (r * V + G),  c = r * m
+
+OpenCost's default unit prices, CPU 0.031611 and RAM 0.004237 USD/hour, have a ratio of about 7.46;
+the default r = 7.5 follows them. A container costs its requests at the unit prices of the nodes
+its pods ran on (weighted by pod-hours), times replicas, times general.hours_per_month (730).
+Money is in USD, CPU in cores (= vCPUs), memory in bytes unless a column says GiB.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..quantity import GIB
+from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+
+COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
+# Statuses whose recommendation is not applied: their recommended cost is the current cost.
+_NO_CHANGE_STATUSES = ("keep", "ignored", "no_recommendation")
+
+
+def split_price(usd_per_hour, vcpu, memory_gib, ratio: float):
+    """(USD per vCPU-hour, USD per GiB-hour) for nodes of ``vcpu`` vCPUs and ``memory_gib`` GiB at ``usd_per_hour``.
+
+    Works on scalars, numpy arrays and Series; NaN in gives NaN out.
+    """
+    per_gib = usd_per_hour / (ratio * vcpu + memory_gib)
+    return ratio * per_gib, per_gib
+
+
+def _node_regions(nodes: pd.DataFrame, snapshot, config) -> pd.Series:
+    if config.pricing.region:
+        return pd.Series(config.pricing.region, index=nodes.index, dtype=object)
+    # Nodes without a region label: the same choice collect_prices made (the most common region).
+    region = nodes["region"].fillna("").astype(str)
+    known = region[region != ""]
+    priced = (snapshot.meta.get("pricing") or {}).get("regions") or [""]
+    fill = known.mode().iloc[0] if not known.empty else priced[0]
+    return region.where(region != "", fill)
+
+
+def node_unit_prices(snapshot, config) -> pd.DataFrame:
+    """Per node: its hourly price and that price split into USD per vCPU-hour and USD per GiB-hour.
+
+    Columns: cluster, node, instance_type, zone, capacity_type, usd_per_hour, usd_per_vcpu_hour,
+    usd_per_gib_hour, price_source, plus region, node_group, vcpu, memory_gib (of the type; the node's
+    allocatable when the type's shape is unknown), hours_seen, usd_per_hour_on_demand and
+    usd_per_hour_spot (the same node at the type's on-demand and spot price, for spot estimates) and
+    their splits. Spot nodes are priced at their zone's spot price, else the region-wide estimate,
+    else on-demand (price_source says so). An unpriced type gives NaN, never 0.
+    """
+    nodes = snapshot.tables["nodes"]
+    prices = snapshot.tables["prices"]
+    ratio = config.pricing.cpu_ram_price_ratio
+    out = nodes[["cluster", "node", "instance_type", "zone", "capacity_type", "hours_seen",
+                 "allocatable_cpu_cores", "allocatable_memory_bytes"]].copy()
+    out["node_group"] = nodes["node_group"] if "node_group" in nodes.columns else ""
+    out["region"] = _node_regions(nodes, snapshot, config)
+
+    od = (prices[prices["capacity_type"] == "on-demand"]
+          .drop_duplicates(["instance_type", "region"])
+          [["instance_type", "region", "usd_per_hour", "vcpu", "memory_gib", "price_source"]]
+          .rename(columns={"usd_per_hour": "usd_per_hour_on_demand", "price_source": "_src_od"}))
+    spot = prices[prices["capacity_type"] == "spot"]
+    spot_zone = (spot[spot["zone"] != ""].drop_duplicates(["instance_type", "region", "zone"])
+                 [["instance_type", "region", "zone", "usd_per_hour", "price_source"]]
+                 .rename(columns={"usd_per_hour": "_spot_zone", "price_source": "_src_zone"}))
+    spot_region = (spot[spot["zone"] == ""].drop_duplicates(["instance_type", "region"])
+                   [["instance_type", "region", "usd_per_hour", "price_source"]]
+                   .rename(columns={"usd_per_hour": "_spot_region", "price_source": "_src_region"}))
+    # A type with only zonal spot prices still gets a region-wide figure (mean over zones) for nodes
+    # whose zone has none.
+    zone_mean = (spot_zone.groupby(["instance_type", "region"], as_index=False)
+                 .agg(_spot_mean=("_spot_zone", "mean"), _src_mean=("_src_zone", "first")))
+    out = (out.merge(od, on=["instance_type", "region"], how="left")
+           .merge(spot_zone, on=["instance_type", "region", "zone"], how="left")
+           .merge(spot_region, on=["instance_type", "region"], how="left")
+           .merge(zone_mean, on=["instance_type", "region"], how="left"))
+
+    spot_price = out["_spot_zone"].fillna(out["_spot_region"]).fillna(out["_spot_mean"])
+    spot_src = out["_src_zone"].where(out["_spot_zone"].notna(),
+                                      out["_src_region"].where(out["_spot_region"].notna(), out["_src_mean"]))
+    is_spot = out["capacity_type"] == "spot"
+    use_spot = is_spot & spot_price.notna()
+    out["usd_per_hour_spot"] = spot_price
+    out["usd_per_hour"] = out["usd_per_hour_on_demand"].where(~use_spot, spot_price)
+    od_src = out["_src_od"].fillna("")
+    src = od_src.where(~use_spot, spot_src.fillna(""))
+    src = src.where(~(is_spot & ~use_spot & out["usd_per_hour"].notna()), od_src + " (on-demand: no spot price)")
+    out["price_source"] = src.where(out["usd_per_hour"].notna(), "unknown")
+
+    # The split needs the machine's shape; a type missing from every shape source falls back to the
+    # node's allocatable (slightly smaller), which is better than no unit price at all.
+    out["vcpu"] = out["vcpu"].fillna(out["allocatable_cpu_cores"])
+    out["memory_gib"] = out["memory_gib"].fillna(out["allocatable_memory_bytes"] / GIB)
+    for suffix, price in (("", out["usd_per_hour"]), ("_on_demand", out["usd_per_hour_on_demand"]),
+                          ("_spot", out["usd_per_hour_spot"])):
+        c, m = split_price(price, out["vcpu"], out["memory_gib"], ratio)
+        out[f"usd_per_vcpu_hour{suffix}"], out[f"usd_per_gib_hour{suffix}"] = c, m
+    cols = ["cluster", "node", "instance_type", "zone", "capacity_type", "usd_per_hour", "usd_per_vcpu_hour",
+            "usd_per_gib_hour", "price_source", "region", "node_group", "vcpu", "memory_gib", "hours_seen",
+            "allocatable_cpu_cores", "allocatable_memory_bytes",
+            "usd_per_hour_on_demand", "usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand",
+            "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot"]
+    return out[cols].reset_index(drop=True)
+
+
+_UNIT_COLS = ["usd_per_vcpu_hour", "usd_per_gib_hour", "usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand",
+              "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot"]
+_OUT_NAMES = {"usd_per_vcpu_hour": "usd_per_core_hour", "usd_per_vcpu_hour_on_demand": "usd_per_core_hour_on_demand",
+              "usd_per_vcpu_hour_spot": "usd_per_core_hour_spot"}
+
+
+def _weighted(frame: pd.DataFrame, keys: list[str], weight: str, cols: list[str]) -> pd.DataFrame:
+    """Weighted mean of ``cols`` per ``keys``, each over the rows where that column is known."""
+    work = frame[keys].copy()
+    for col in cols:
+        known = frame[col].notna()
+        work[f"{col}__wx"] = (frame[col] * frame[weight]).where(known, 0.0)
+        work[f"{col}__w"] = frame[weight].where(known, 0.0)
+    sums = work.groupby(keys, as_index=False, sort=False).sum()
+    out = sums[keys].copy()
+    for col in cols:
+        out[col] = sums[f"{col}__wx"] / sums[f"{col}__w"].replace(0.0, np.nan)
+    return out
+
+
+def cluster_average_unit_prices(snapshot, config, node_prices: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per cluster: on-demand USD per core-hour and per GiB-hour averaged over its nodes (weighted by hours seen)."""
+    nodes = node_prices if node_prices is not None else node_unit_prices(snapshot, config)
+    frame = nodes.assign(_w=nodes["hours_seen"].fillna(1.0).clip(lower=0.0))
+    avg = _weighted(frame, ["cluster"], "_w", ["usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand"])
+    return avg.rename(columns={"usd_per_vcpu_hour_on_demand": "usd_per_core_hour",
+                               "usd_per_gib_hour_on_demand": "usd_per_gib_hour"})
+
+
+def workload_unit_prices(snapshot, config) -> pd.DataFrame:
+    """Per workload (WORKLOAD_KEY): USD per core-hour and per GiB-hour of the nodes its pods ran on.
+
+    Weighted by placement pod_hours. Also: the same at on-demand and at spot prices of those nodes'
+    types (``*_on_demand``, ``*_spot``), spot_share (share of pod-hours on spot nodes),
+    unknown_price_share (share of pod-hours on nodes without a price; the averages use the rest) and
+    price_basis: "placement", or "cluster_average" for workloads with no placement (the cluster's
+    average on-demand unit prices).
+    """
+    nodes = node_unit_prices(snapshot, config)
+    placement = snapshot.tables["placement"]
+    keys = list(WORKLOAD_KEY)
+    pl = placement[keys + ["node", "pod_hours"]].merge(
+        nodes[["cluster", "node", "capacity_type", *_UNIT_COLS]], on=["cluster", "node"], how="left")
+    pl = pl[pl["pod_hours"] > 0]
+    result = _weighted(pl, keys, "pod_hours", _UNIT_COLS)
+    shares = pl.assign(_spot=pl["pod_hours"].where(pl["capacity_type"] == "spot", 0.0),
+                       _unknown=pl["pod_hours"].where(pl["usd_per_vcpu_hour"].isna(), 0.0))
+    shares = shares.groupby(keys, as_index=False, sort=False)[["pod_hours", "_spot", "_unknown"]].sum()
+    result = result.merge(shares, on=keys, how="left")
+    result["spot_share"] = result["_spot"] / result["pod_hours"]
+    result["unknown_price_share"] = result["_unknown"] / result["pod_hours"]
+    result["price_basis"] = "placement"
+    result = result.drop(columns=["_spot", "_unknown", "pod_hours"]).rename(columns=_OUT_NAMES)
+
+    workloads = snapshot.tables["workloads"][keys].drop_duplicates()
+    missing = workloads.merge(result[keys], on=keys, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"].drop(columns="_merge")
+    if not missing.empty:
+        avg = cluster_average_unit_prices(snapshot, config, nodes)
+        missing = missing.merge(avg, on="cluster", how="left")
+        missing["price_basis"] = "cluster_average"
+        missing["spot_share"] = np.nan
+        missing["unknown_price_share"] = np.where(missing["usd_per_core_hour"].isna(), 1.0, 0.0)
+        result = pd.concat([result, missing], ignore_index=True)
+    cols = keys + ["usd_per_core_hour", "usd_per_gib_hour", "price_basis", "spot_share", "unknown_price_share",
+                   "usd_per_core_hour_on_demand", "usd_per_gib_hour_on_demand",
+                   "usd_per_core_hour_spot", "usd_per_gib_hour_spot"]
+    return result.reindex(columns=cols).reset_index(drop=True)
+
+
+def _join_notes(*parts: pd.Series) -> pd.Series:
+    frame = pd.concat(parts, axis=1).fillna("")
+    return frame.apply(lambda col: col.where(col == "", col + "; ")).sum(axis=1).str.rstrip("; ")
+
+
+def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
+    """The recommendations with usd_per_month_current, usd_per_month_recommended, savings_usd_per_month.
+
+    cost = (cpu cores x USD/core-hour + memory GiB x USD/GiB-hour) x replicas x hours_per_month.
+    An unset current request costs 0 (the scheduler reserves nothing for it); a NaN recommendation,
+    or a row whose status is keep / ignored / no_recommendation, keeps the current value (no change).
+    Init containers cost 0: their requests overlap the main containers' in the pod's effective request.
+    Unknown unit price -> NaN costs. A ``cost_note`` column says which of these applied.
+    """
+    keys = list(WORKLOAD_KEY)
+    recs = recommendations.copy()
+    if recs.empty:
+        for col in COST_COLUMNS:
+            recs[col] = pd.Series(dtype=float)
+        recs["cost_note"] = pd.Series(dtype=object)
+        return recs
+    units = workload_unit_prices(snapshot, config)[keys + ["usd_per_core_hour", "usd_per_gib_hour", "price_basis"]]
+    merged = recs[keys].merge(units, on=keys, how="left")
+    merged.index = recs.index
+    no_units = merged["price_basis"].isna()
+    if no_units.any():
+        avg = cluster_average_unit_prices(snapshot, config)
+        fill = merged.loc[no_units, ["cluster"]].merge(avg, on="cluster", how="left")
+        fill.index = merged.index[no_units]
+        merged.loc[no_units, "usd_per_core_hour"] = fill["usd_per_core_hour"]
+        merged.loc[no_units, "usd_per_gib_hour"] = fill["usd_per_gib_hour"]
+        merged.loc[no_units, "price_basis"] = "cluster_average"
+
+    cpu_cur = recs["cpu_request_cores_current"]
+    mem_cur = recs["memory_request_bytes_current"]
+    cpu_rec = recs["cpu_request_cores_recommended"].fillna(cpu_cur)
+    mem_rec = recs["memory_request_bytes_recommended"].fillna(mem_cur)
+    if "status" in recs.columns:
+        keep = recs["status"].isin(_NO_CHANGE_STATUSES)
+        cpu_rec, mem_rec = cpu_rec.where(~keep, cpu_cur), mem_rec.where(~keep, mem_cur)
+    init = recs["container_type"].eq("init") if "container_type" in recs.columns else pd.Series(False, index=recs.index)
+    factor = recs["replicas"] * config.general.hours_per_month * (~init).astype(float)
+    c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
+    recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor
+    recs["usd_per_month_recommended"] = (cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+    recs["savings_usd_per_month"] = recs["usd_per_month_current"] - recs["usd_per_month_recommended"]
+
+    empty = pd.Series("", index=recs.index, dtype=object)
+    unset = cpu_cur.isna() | mem_cur.isna()
+    recs["cost_note"] = _join_notes(
+        empty.where(~unset, "no current request: costed as 0 requested"),
+        empty.where(merged["price_basis"] != "cluster_average", "no placement: cluster average unit prices"),
+        empty.where(~(c.isna() | m.isna()), "price unknown"),
+        empty.where(~init, "init container: not costed"),
+    )
+    return recs
+
+
+def idle_costs(snapshot, config) -> pd.DataFrame:
+    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
+
+    Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
+    (a pod's request is the larger of its main containers' sum and its largest init container; unset
+    counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
+    priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
+    """
+    hpm = config.general.hours_per_month
+    nodes = node_unit_prices(snapshot, config)
+    window_hours = _window_hours(snapshot, nodes)
+    nodes["weight"] = (nodes["hours_seen"] / window_hours).clip(upper=1.0).fillna(1.0)
+
+    containers = snapshot.tables["containers"]
+    keys = list(WORKLOAD_KEY)
+    cont = containers.assign(_cpu=containers["cpu_request_cores"].fillna(0.0),
+                             _mem=containers["memory_request_bytes"].fillna(0.0),
+                             _init=containers["container_type"] == "init")
+    main = cont[~cont["_init"]].groupby(keys)[["_cpu", "_mem"]].sum()
+    init = cont[cont["_init"]].groupby(keys)[["_cpu", "_mem"]].max()
+    per_pod = main.combine(init, np.fmax, fill_value=0.0).reset_index() if not init.empty else main.reset_index()
+
+    placement = snapshot.tables["placement"]
+    pl = placement.merge(per_pod, on=keys, how="left").fillna({"_cpu": 0.0, "_mem": 0.0})
+    pl["_cpu_h"], pl["_mem_h"] = pl["_cpu"] * pl["pod_hours"], pl["_mem"] * pl["pod_hours"]
+    req = pl.groupby(["cluster", "node"], as_index=False)[["_cpu_h", "_mem_h"]].sum()
+    nodes = nodes.merge(req, on=["cluster", "node"], how="left").fillna({"_cpu_h": 0.0, "_mem_h": 0.0})
+    nodes["requested_cpu_cores"] = nodes["_cpu_h"] / window_hours
+    nodes["requested_memory_bytes"] = nodes["_mem_h"] / window_hours
+    alloc_cpu = nodes["allocatable_cpu_cores"] * nodes["weight"]
+    alloc_mem = nodes["allocatable_memory_bytes"] * nodes["weight"]
+    idle_cpu = (alloc_cpu - nodes["requested_cpu_cores"]).clip(lower=0.0)
+    idle_gib = (alloc_mem - nodes["requested_memory_bytes"]).clip(lower=0.0) / GIB
+    nodes["allocatable_cpu_cores"], nodes["allocatable_memory_bytes"] = alloc_cpu, alloc_mem
+    nodes["usd_per_month"] = nodes["usd_per_hour"] * nodes["weight"] * hpm
+    nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
+    nodes["nodes"] = nodes["weight"]
+
+    group = ["cluster", "node_group", "instance_type", "capacity_type"]
+    sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
+            "requested_memory_bytes", "usd_per_month", "idle_usd_per_month"]
+    nodes[group] = nodes[group].fillna("")
+    out = nodes.groupby(group, as_index=False, sort=True).agg(
+        **{c: (c, "sum") for c in sums[:5]},
+        # min_count=1 keeps an unpriced group NaN instead of 0.
+        **{c: (c, lambda s: s.sum(min_count=len(s))) for c in sums[5:]},
+    )
+    return out[[c.name for c in IDLE_COLUMNS]]
+
+
+def _window_hours(snapshot, nodes: pd.DataFrame) -> float:
+    start, end = snapshot.meta.get("window_start"), snapshot.meta.get("window_end")
+    if start and end:
+        hours = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600.0
+        if hours > 0:
+            return hours
+    seen = nodes["hours_seen"].max() if not nodes.empty else np.nan
+    return float(seen) if seen and seen > 0 else 1.0
+
+
+def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sums of the cost columns per group (e.g. by=["namespace"], ["team"], ["cluster"]), largest savings first.
+
+    Also: containers (rows) and unknown_cost_containers (rows whose cost is NaN and so left out of the sums).
+    """
+    recs = recommendations
+    frame = recs[list(by)].copy().fillna("")
+    for col in COST_COLUMNS:
+        frame[col] = recs[col] if col in recs.columns else np.nan
+    frame["containers"] = 1
+    frame["unknown_cost_containers"] = frame["usd_per_month_current"].isna().astype(int)
+    out = frame.groupby(list(by), as_index=False, sort=False).agg(
+        **{c: (c, lambda s: s.sum(min_count=1)) for c in COST_COLUMNS},
+        containers=("containers", "sum"), unknown_cost_containers=("unknown_cost_containers", "sum"),
+    )
+    return out.sort_values("savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def workload_costs(recommendations: pd.DataFrame) -> pd.DataFrame:
+    """Per workload (WORKLOAD_KEY, plus team when present): sums of the cost columns, as rollup()."""
+    by = list(WORKLOAD_KEY) + (["team"] if "team" in recommendations.columns else [])
+    return rollup(recommendations, by)

@@ -1,0 +1,627 @@
+"""Prices for the snapshot: live from AWS (boto3) or from the bundled offline catalogue.
+
+Live (pricing.source = "aws", or "auto" when credentials are found):
+- on-demand Linux prices from the Price List Query API (``pricing`` client, which has endpoints in a
+  few regions only: ap-* regions use ap-south-1, eu-* use eu-central-1, the rest of the partition
+  us-east-1; the China partition cn-northwest-1; GovCloud has none, so it uses the catalogue, which
+  covers both GovCloud regions);
+- current spot prices per availability zone from ``ec2.describe_spot_price_history``;
+- vCPU and memory from ``ec2.describe_instance_types``;
+- the inter-AZ transfer price from AWSDataTransfer (IntraRegion), else the documented USD 0.01/GB
+  each way.
+Only the instance types the snapshot's nodes use are looked up, and every answer is cached on disk
+(pricing.cache_dir, pricing.cache_ttl) so a weekly run makes a handful of calls.
+
+Offline: list prices of the catalogue (price_catalogue.py); spot = on-demand x (1 - Spot Advisor
+savings %), region-wide, marked "offline-estimate".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+from ..errors import SourceError
+from ..schema import TABLES
+from ..snapshot import conform, empty_table
+from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, load_catalogue
+
+#: AWS's documented inter-AZ price, USD per GB in each direction.
+DOCUMENTED_INTER_AZ_USD_PER_GB = 0.01
+
+#: The IAM permission each API call needs, for AccessDenied messages.
+PERMISSIONS = {
+    "GetProducts": "pricing:GetProducts",
+    "DescribeSpotPriceHistory": "ec2:DescribeSpotPriceHistory",
+    "DescribeInstanceTypes": "ec2:DescribeInstanceTypes",
+}
+_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
+                  "AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
+                  "ExpiredTokenException"}
+# DescribeInstanceTypes accepts at most 100 types per request.
+_DESCRIBE_TYPES_CHUNK = 100
+
+
+class AwsUnavailable(SourceError):
+    """A live AWS lookup failed (no credentials, denied, unreachable); the message says why.
+
+    ``unreachable`` is True when the endpoint could not be reached at all (no point asking it again).
+    """
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+# --- endpoint and clients ----------------------------------------------------------------------------
+
+
+def pricing_endpoint_region(region: str, session=None) -> str | None:
+    """Region of the Price List Query API endpoint to use for ``region``; None when its partition has none.
+
+    Follows the mapping well-known tools (Karpenter) use: ap-* -> ap-south-1, eu-* -> eu-central-1,
+    otherwise us-east-1; other partitions use whatever endpoint botocore knows for them.
+    """
+    import boto3
+
+    session = session or boto3.Session()
+    partition = session.get_partition_for_region(region) if region else "aws"
+    available = session.get_available_regions("pricing", partition_name=partition)
+    if not available:
+        return None
+    for prefix, endpoint in (("ap-", "ap-south-1"), ("eu-", "eu-central-1"), ("us-", "us-east-1")):
+        if region.startswith(prefix) and endpoint in available:
+            return endpoint
+    return "us-east-1" if "us-east-1" in available else sorted(available)[0]
+
+
+def _client_config(max_attempts: int):
+    from botocore.config import Config as BotoConfig
+
+    # Standard mode retries throttling and transient errors with exponential backoff and jitter.
+    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=10, read_timeout=60)
+
+
+def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
+    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return f"AWS {operation} ({region}): no AWS credentials found ({exc})"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        msg = exc.response.get("Error", {}).get("Message", "")
+        if code in _ACCESS_DENIED:
+            return (f"AWS {operation} ({region}) denied ({code}): the credentials need the IAM permission "
+                    f"{PERMISSIONS.get(operation, operation)}")
+        return f"AWS {operation} ({region}) failed: {code}: {msg}"
+    return f"AWS {operation} ({region}) failed: {exc}"
+
+
+def _unavailable(exc: Exception, operation: str, region: str) -> AwsUnavailable:
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    return AwsUnavailable(_describe_client_error(exc, operation, region), unreachable=isinstance(exc, BotoConnectionError))
+
+
+def _call(operation: str, region: str, fn: Callable[[], Any]) -> Any:
+    """Run one AWS call; any AWS/network failure becomes AwsUnavailable naming the call."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return fn()
+    except (ClientError, BotoCoreError) as exc:
+        raise _unavailable(exc, operation, region) from None
+
+
+# --- live lookups (each takes a ready client; tests feed them Stubber / moto clients) -----------------
+
+
+def ondemand_filters(region: str, instance_type: str) -> list[dict]:
+    """The Price List filters selecting one Linux, shared-tenancy, on-demand, no-software price."""
+    terms = [("regionCode", region), ("instanceType", instance_type), ("operatingSystem", "Linux"),
+             ("tenancy", "Shared"), ("preInstalledSw", "NA"), ("capacitystatus", "Used"), ("marketoption", "OnDemand")]
+    return [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in terms]
+
+
+def _usd_prices(item: dict, unit_prefix: str) -> set[float]:
+    prices: set[float] = set()
+    for term in item.get("terms", {}).get("OnDemand", {}).values():
+        for dim in term.get("priceDimensions", {}).values():
+            if not str(dim.get("unit", "")).lower().startswith(unit_prefix):
+                continue
+            usd = dim.get("pricePerUnit", {}).get("USD")
+            if usd is not None:
+                prices.add(float(usd))
+    return prices
+
+
+def fetch_ondemand_prices(pricing_client, region: str, instance_types: Iterable[str]) -> dict[str, float | None]:
+    """On-demand USD/hour per type from GetProducts (paginated); None when the API has no such product.
+
+    Raises SourceError when one type matches more than one distinct price (the filters no longer
+    single out one product, so picking one would be a guess).
+    """
+    out: dict[str, float | None] = {}
+    for itype in instance_types:
+        pages = pricing_client.get_paginator("get_products").paginate(
+            ServiceCode="AmazonEC2", Filters=ondemand_filters(region, itype), FormatVersion="aws_v1")
+        prices: set[float] = set()
+
+        def run():
+            for page in pages:
+                for raw in page.get("PriceList", []):
+                    item = json.loads(raw) if isinstance(raw, str) else raw
+                    attrs = item.get("product", {}).get("attributes", {})
+                    if attrs.get("instanceType", itype) != itype:
+                        continue
+                    prices.update(_usd_prices(item, "hr"))
+
+        _call("GetProducts", region, run)
+        if len(prices) > 1:
+            shown = ", ".join(f"{p:g}" for p in sorted(prices))
+            raise SourceError(f"AWS Price List: {itype} in {region} has {len(prices)} distinct on-demand Linux prices "
+                              f"({shown} USD/hour); refusing to pick one")
+        out[itype] = prices.pop() if prices else None
+    return out
+
+
+def fetch_inter_az_price(pricing_client, region: str) -> float | None:
+    """USD per GB for IntraRegion transfer in ``region`` (AWSDataTransfer); None unless exactly one price."""
+    filters = [{"Type": "TERM_MATCH", "Field": "transferType", "Value": "IntraRegion"},
+               {"Type": "TERM_MATCH", "Field": "fromRegionCode", "Value": region},
+               {"Type": "TERM_MATCH", "Field": "toRegionCode", "Value": region}]
+    pages = pricing_client.get_paginator("get_products").paginate(
+        ServiceCode="AWSDataTransfer", Filters=filters, FormatVersion="aws_v1")
+    prices: set[float] = set()
+
+    def run():
+        for page in pages:
+            for raw in page.get("PriceList", []):
+                prices.update(p for p in _usd_prices(json.loads(raw) if isinstance(raw, str) else raw, "gb") if p > 0)
+
+    _call("GetProducts", region, run)
+    return prices.pop() if len(prices) == 1 else None
+
+
+def fetch_spot_prices(ec2_client, instance_types: Iterable[str], now: dt.datetime | None = None) -> dict[str, dict[str, float]]:
+    """Current Linux/UNIX spot price, USD/hour, per type and availability zone: {type: {zone: price}}.
+
+    StartTime=now makes the API return the price in effect now (the last change) per type and zone.
+    """
+    types = sorted(set(instance_types))
+    out: dict[str, dict[str, float]] = {t: {} for t in types}
+    if not types:
+        return out
+    now = now or dt.datetime.now(dt.timezone.utc)
+    latest: dict[tuple[str, str], tuple[dt.datetime, float]] = {}
+    region = ec2_client.meta.region_name
+
+    def run():
+        pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
+            InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=now)
+        for page in pages:
+            for rec in page.get("SpotPriceHistory", []):
+                key = (rec["InstanceType"], rec["AvailabilityZone"])
+                stamp = rec.get("Timestamp") or now
+                if key not in latest or stamp > latest[key][0]:
+                    latest[key] = (stamp, float(rec["SpotPrice"]))
+
+    _call("DescribeSpotPriceHistory", region, run)
+    for (itype, zone), (_, price) in latest.items():
+        if itype in out:
+            out[itype][zone] = price
+    return out
+
+
+def fetch_instance_shapes(ec2_client, instance_types: Iterable[str]) -> dict[str, tuple[float, float] | None]:
+    """(vCPUs, memory GiB) per type from DescribeInstanceTypes; None for types EC2 does not offer here."""
+    from botocore.exceptions import ClientError
+
+    types = sorted(set(instance_types))
+    out: dict[str, tuple[float, float] | None] = {t: None for t in types}
+    region = ec2_client.meta.region_name
+
+    def describe(chunk: list[str]):
+        for page in ec2_client.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk):
+            for it in page.get("InstanceTypes", []):
+                out[it["InstanceType"]] = (float(it["VCpuInfo"]["DefaultVCpus"]), it["MemoryInfo"]["SizeInMiB"] / 1024.0)
+
+    for i in range(0, len(types), _DESCRIBE_TYPES_CHUNK):
+        chunk = types[i:i + _DESCRIBE_TYPES_CHUNK]
+        try:
+            describe(chunk)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                raise AwsUnavailable(_describe_client_error(exc, "DescribeInstanceTypes", region)) from None
+            # One unknown name fails the whole request: ask again one by one to keep the known ones.
+            for itype in chunk:
+                try:
+                    describe([itype])
+                except ClientError as inner:
+                    if inner.response.get("Error", {}).get("Code") != "InvalidInstanceType":
+                        raise AwsUnavailable(_describe_client_error(inner, "DescribeInstanceTypes", region)) from None
+        except Exception as exc:  # BotoCoreError (network, credentials)
+            from botocore.exceptions import BotoCoreError
+
+            if isinstance(exc, BotoCoreError):
+                raise _unavailable(exc, "DescribeInstanceTypes", region) from None
+            raise
+    return out
+
+
+# --- disk cache ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PriceCache:
+    """Answers of the AWS APIs per region, one JSON file per region, each entry stamped with its fetch time.
+
+    Entries older than ``ttl_seconds`` are refetched; "not found" answers are cached too, so an unknown
+    type does not cost a call every run.
+    """
+
+    folder: Path
+    ttl_seconds: float
+    now: float = field(default_factory=lambda: time.time())
+
+    def _file(self, partition_key: str) -> Path:
+        return self.folder / f"aws-prices-{partition_key}.json"
+
+    def load(self, key: str) -> dict:
+        try:
+            return json.loads(self._file(key).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def fresh(self, data: dict, kind: str, name: str) -> tuple[bool, Any]:
+        entry = data.get(kind, {}).get(name)
+        if not entry or self.now - entry.get("fetched_at", 0) > self.ttl_seconds:
+            return False, None
+        return True, entry.get("value")
+
+    def store(self, data: dict, kind: str, name: str, value: Any) -> None:
+        data.setdefault(kind, {})[name] = {"value": value, "fetched_at": self.now}
+
+    def save(self, key: str, data: dict) -> str | None:
+        """Write atomically; returns an error text instead of failing the run when the folder is unwritable."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".aws-prices.", dir=self.folder)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+            os.replace(tmp, self._file(key))
+        except OSError as exc:
+            return f"price cache {self.folder} not written: {exc.strerror or exc}"
+        return None
+
+    def oldest(self, data: dict) -> float | None:
+        stamps = [e.get("fetched_at", 0) for kind in data.values() if isinstance(kind, dict)
+                  for e in kind.values() if isinstance(e, dict)]
+        return min(stamps) if stamps else None
+
+
+# --- live collection for one region -------------------------------------------------------------------
+
+
+@dataclass
+class _Live:
+    ondemand: dict[str, float | None] = field(default_factory=dict)
+    spot: dict[str, dict[str, float]] = field(default_factory=dict)
+    shapes: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    inter_az: float | None = None
+    failures: dict[str, str] = field(default_factory=dict)  # component -> message
+    calls: int = 0
+    fetched_at: float | None = None
+
+
+def _live_region(region: str, types: list[str], *, session, clients: dict, cache: PriceCache | None,
+                 max_attempts: int, strict: bool) -> _Live:
+    """Live prices of ``types`` in ``region``, from the cache where fresh. With ``strict`` a failure raises;
+    otherwise it is recorded per component (ondemand, spot, shapes, inter_az) for an offline fallback."""
+    result = _Live()
+    key = region
+    unreachable: list[str] = []  # once AWS cannot be reached, the other lookups are not tried (each would wait out its retries)
+    data = cache.load(key) if cache else {}
+    conf = _client_config(max_attempts)
+    made: dict[str, Any] = {}
+
+    def client(name: str):
+        if name in clients:
+            return clients[name]
+        if name not in made:
+            if name == "pricing":
+                endpoint = pricing_endpoint_region(region, session)
+                made[name] = session.client("pricing", region_name=endpoint, config=conf)
+            else:
+                made[name] = session.client("ec2", region_name=region, config=conf)
+        return made[name]
+
+    def component(kind: str, names: list[str], fetch: Callable[[list[str]], dict]) -> dict:
+        values: dict = {}
+        missing = []
+        for n in names:
+            ok, v = cache.fresh(data, kind, n) if cache else (False, None)
+            if ok:
+                values[n] = v
+            else:
+                missing.append(n)
+        if missing and unreachable:
+            result.failures[kind] = unreachable[0]
+            return values
+        if missing:
+            try:
+                got = fetch(missing)
+            except AwsUnavailable as exc:
+                if strict:
+                    raise
+                result.failures[kind] = str(exc)
+                if exc.unreachable:
+                    unreachable.append(str(exc))
+                return values
+            result.calls += 1
+            for n in missing:
+                v = got.get(n)
+                values[n] = v
+                if cache:
+                    cache.store(data, kind, n, list(v) if isinstance(v, tuple) else v)
+        return values
+
+    pricing_ok = bool(clients.get("pricing")) or pricing_endpoint_region(region, session) is not None
+    if pricing_ok:
+        result.ondemand = component("ondemand", types, lambda miss: fetch_ondemand_prices(client("pricing"), region, miss))
+        if "ondemand" not in result.failures:  # a denied Price List would only be denied again
+            inter = component("inter_az", ["IntraRegion"], lambda _: {"IntraRegion": fetch_inter_az_price(client("pricing"), region)})
+            result.inter_az = inter.get("IntraRegion")
+    else:
+        result.failures["ondemand"] = (f"the AWS partition of {region} has no Price List Query API endpoint; "
+                                       f"on-demand prices come from the bundled catalogue")
+    result.spot = component("spot", types, lambda miss: fetch_spot_prices(client("ec2"), miss))
+    shapes = component("shapes", types, lambda miss: fetch_instance_shapes(client("ec2"), miss))
+    result.shapes = {t: (tuple(v) if v else None) for t, v in shapes.items()}
+    if cache:
+        err = cache.save(key, data)
+        if err:
+            result.failures["cache"] = err
+        result.fetched_at = cache.oldest(data)
+    return result
+
+
+# --- building the prices table ------------------------------------------------------------------------
+
+
+def _types_by_region(nodes: pd.DataFrame, config_region: str, warn) -> dict[str, list[str]]:
+    if nodes.empty:
+        return {}
+    itypes = nodes["instance_type"].fillna("").astype(str)
+    if config_region:
+        regions = pd.Series(config_region, index=nodes.index)
+    else:
+        regions = nodes["region"].fillna("").astype(str)
+        known = regions[regions != ""]
+        if (regions == "").any():
+            fill = known.mode().iloc[0] if not known.empty else FALLBACK_REGION
+            names = ", ".join(nodes.loc[regions == "", "node"].astype(str).head(5))
+            warn("region_unknown", f"nodes without a region label priced in {fill} ({names})", "prices")
+            regions = regions.where(regions != "", fill)
+    frame = pd.DataFrame({"region": regions, "instance_type": itypes})
+    frame = frame[frame["instance_type"] != ""]
+    return {r: sorted(g["instance_type"].unique()) for r, g in frame.groupby("region")}
+
+
+def _advisor_for(region: str, types: list[str]) -> pd.DataFrame:
+    adv = load_catalogue().advisor
+    return adv[(adv["region"] == region) & adv["instance_type"].isin(types)][
+        ["instance_type", "spot_savings_percent", "interruption_bucket"]]
+
+
+def _catalogue_rows(region: str, types: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(on-demand rows, estimated spot rows) for ``region`` from the catalogue."""
+    cat = load_catalogue()
+    price_region = cat.price_region(region)
+    od = cat.ondemand[(cat.ondemand["region"] == price_region) & cat.ondemand["instance_type"].isin(types)]
+    od = od[["instance_type", "usd_per_hour"]].merge(cat.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type", how="left")
+    od = od.merge(_advisor_for(region, types), on="instance_type", how="left")
+    od["region"], od["zone"], od["capacity_type"], od["price_source"] = region, "", "on-demand", "offline"
+    spot = od[od["spot_savings_percent"].notna()].copy()
+    spot["usd_per_hour"] = spot["usd_per_hour"] * (1 - spot["spot_savings_percent"] / 100.0)
+    spot["capacity_type"], spot["price_source"] = "spot", "offline-estimate"
+    return od, spot
+
+
+def _live_rows(region: str, types: list[str], live: _Live) -> tuple[pd.DataFrame, pd.DataFrame]:
+    cat = load_catalogue()
+    shapes = pd.DataFrame([(t, *(live.shapes.get(t) or (math.nan, math.nan))) for t in types],
+                          columns=["instance_type", "vcpu", "memory_gib"])
+    if "shapes" in live.failures or shapes[["vcpu", "memory_gib"]].isna().any(axis=None):
+        # EC2 did not answer for some types: the catalogue's shapes fill the gaps.
+        backup = cat.shapes.set_index("instance_type")
+        for col in ("vcpu", "memory_gib"):
+            shapes[col] = shapes[col].fillna(shapes["instance_type"].map(backup[col]))
+    adv = _advisor_for(region, types)
+    if "ondemand" in live.failures:
+        od, est = _catalogue_rows(region, types)
+        od = od.drop(columns=["vcpu", "memory_gib"]).merge(shapes, on="instance_type", how="left")
+    else:
+        od = pd.DataFrame([(t, live.ondemand.get(t)) for t in types], columns=["instance_type", "usd_per_hour"])
+        od = od[od["usd_per_hour"].notna()].merge(shapes, on="instance_type", how="left").merge(adv, on="instance_type", how="left")
+        od["region"], od["zone"], od["capacity_type"], od["price_source"] = region, "", "on-demand", "aws"
+        gaps = [t for t in types if t not in set(od["instance_type"])]
+        if gaps:
+            # The Price List has no product for these: the catalogue's list price is better than none.
+            backup, _ = _catalogue_rows(region, gaps)
+            od = pd.concat([od, backup], ignore_index=True) if not backup.empty else od
+        est = None
+    if "spot" in live.failures:
+        if est is None:
+            _, est = _catalogue_rows(region, types)
+            # Estimate from the live on-demand price where there is one.
+            est = est.drop(columns=["usd_per_hour"]).merge(od[["instance_type", "usd_per_hour"]], on="instance_type", how="inner")
+            est["usd_per_hour"] = est["usd_per_hour"] * (1 - est["spot_savings_percent"] / 100.0)
+        spot = est.drop(columns=["vcpu", "memory_gib"]).merge(shapes, on="instance_type", how="left")
+    else:
+        spot = pd.DataFrame([(t, z, p) for t in types for z, p in (live.spot.get(t) or {}).items()],
+                            columns=["instance_type", "zone", "usd_per_hour"])
+        spot = spot.merge(shapes, on="instance_type", how="left").merge(adv, on="instance_type", how="left")
+        spot["region"], spot["capacity_type"], spot["price_source"] = region, "spot", "aws"
+    return od, spot
+
+
+def _apply_overrides(table: pd.DataFrame, pricing, types_by_region: dict[str, list[str]]) -> tuple[pd.DataFrame, list[str]]:
+    """Explicit per-type prices win (price_source "override"); discounts scale every other price."""
+    notes: list[str] = []
+    cat = load_catalogue()
+    out = table.copy()
+    for cap, prices, discount in (("on-demand", pricing.instance_prices, pricing.on_demand_discount),
+                                  ("spot", pricing.spot_instance_prices, pricing.spot_discount)):
+        rows = out["capacity_type"] == cap
+        overridden = rows & out["instance_type"].isin(list(prices))
+        if discount:
+            out.loc[rows & ~overridden, "usd_per_hour"] *= (1 - discount)
+            notes.append(f"{cap} prices include the configured discount of {discount:.0%}")
+        if not prices:
+            continue
+        out.loc[overridden, "usd_per_hour"] = out.loc[overridden, "instance_type"].map(prices)
+        out.loc[overridden, "price_source"] = "override"
+        extra = []
+        for region, types in types_by_region.items():
+            have = set(out.loc[(out["capacity_type"] == cap) & (out["region"] == region), "instance_type"])
+            extra += [(t, region, prices[t]) for t in types if t in prices and t not in have]
+        if extra:
+            add = pd.DataFrame(extra, columns=["instance_type", "region", "usd_per_hour"])
+            add = add.merge(cat.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type", how="left")
+            add["zone"], add["capacity_type"], add["price_source"] = "", cap, "override"
+            out = pd.concat([out, add], ignore_index=True)
+        notes.append(f"explicit {cap} prices from the config for {', '.join(sorted(prices))}")
+    return out, notes
+
+
+def _has_credentials(session) -> bool:
+    try:
+        return session.get_credentials() is not None
+    except Exception:  # a broken profile counts as no usable credentials
+        return False
+
+
+def collect_prices(config, snapshot, *, offline: bool = False, session=None, clients: dict | None = None) -> None:
+    """Fill snapshot.tables["prices"] and snapshot.meta["pricing"] for the instance types of the nodes.
+
+    ``offline`` (or pricing.source = "offline") uses the bundled catalogue. "auto" goes live when AWS
+    credentials are found and falls back to the catalogue per failed API with a warning; "aws" turns
+    every failure into SourceError. ``session`` (a boto3 Session) and ``clients`` ({"pricing": ...,
+    "ec2": ...}, ready clients) let callers and tests choose the AWS endpoints.
+    """
+    pricing = config.pricing
+    nodes = snapshot.tables["nodes"]
+    types_by_region = _types_by_region(nodes, pricing.region, snapshot.warn)
+    notes: list[str] = []
+    strict = pricing.source == "aws" and not offline
+    mode = "offline" if offline or pricing.source == "offline" else "aws"
+    clients = dict(clients or {})
+    if mode == "aws" and not clients:
+        import boto3
+
+        session = session or boto3.Session()
+        if not _has_credentials(session):
+            if strict:
+                raise SourceError("pricing.source = \"aws\" but no AWS credentials were found "
+                                  "(environment, shared config/credentials files, SSO, instance or pod role)")
+            snapshot.warn("prices_offline", "no AWS credentials found: using the bundled offline list prices", "prices")
+            mode = "offline"
+    if mode == "aws" and session is None:
+        import boto3
+
+        session = boto3.Session()
+
+    od_frames, spot_frames, sources, inter_az, fetched = [], [], set(), None, []
+    cat = load_catalogue()
+    for region, types in types_by_region.items():
+        if mode == "offline":
+            od, spot = _catalogue_rows(region, types)
+            sources.add("offline")
+            sources.update(spot["price_source"].unique())
+        else:
+            cache = None
+            if pricing.cache_dir and pricing.cache_ttl > 0:
+                cache = PriceCache(Path(os.path.expanduser(pricing.cache_dir)), pricing.cache_ttl)
+            live = _live_region(region, types, session=session, clients=clients, cache=cache,
+                                max_attempts=pricing.max_attempts, strict=strict)
+            fallback = {"cache": "", "inter_az": "; the documented inter-AZ price is used instead"}
+            for kind, message in live.failures.items():
+                snapshot.warn(f"prices_{kind}_offline" if kind != "cache" else "price_cache",
+                              message + fallback.get(kind, "; the bundled offline data is used instead"), "prices")
+            od, spot = _live_rows(region, types, live)
+            sources.update(od["price_source"].unique())
+            sources.update(spot["price_source"].unique())
+            if live.inter_az is not None and inter_az is None:
+                inter_az = live.inter_az
+            if live.fetched_at:
+                fetched.append(live.fetched_at)
+            notes.append(f"{region}: {live.calls} AWS lookups made, the rest from the cache")
+        od_frames.append(od)
+        spot_frames.append(spot)
+        if ("offline" in set(od["price_source"])) and region not in cat.regions:
+            notes.append(f"the offline catalogue has no prices for {region}: us-east-1 list prices are used for it")
+            snapshot.warn("prices_region_fallback",
+                          f"no offline prices for {region}; priced at {FALLBACK_REGION} list prices", region)
+
+    frames = [f for f in od_frames + spot_frames if not f.empty]
+    table = pd.concat(frames, ignore_index=True) if frames else empty_table("prices")
+    table, override_notes = _apply_overrides(table, pricing, types_by_region)
+    notes += override_notes
+    _warn_unknown(snapshot, nodes, table, types_by_region)
+    columns = [c.name for c in TABLES["prices"]]
+    table = conform("prices", table.reindex(columns=columns))
+    snapshot.tables["prices"] = table.sort_values(["region", "instance_type", "capacity_type", "zone"]).reset_index(drop=True)
+
+    default_inter_az = type(pricing)().inter_az_usd_per_gb
+    if pricing.inter_az_usd_per_gb != default_inter_az:
+        inter_az_value, inter_note = pricing.inter_az_usd_per_gb, "inter-AZ price from the config"
+    elif inter_az is not None:
+        inter_az_value, inter_note = inter_az, "inter-AZ price from the AWS Price List (AWSDataTransfer, IntraRegion)"
+    else:
+        inter_az_value = DOCUMENTED_INTER_AZ_USD_PER_GB
+        inter_note = "inter-AZ price is AWS's documented USD 0.01/GB in each direction"
+    notes.append(inter_note)
+
+    live_used = "aws" in sources
+    if "offline" in sources or "offline-estimate" in sources or not live_used:
+        notes.insert(0, f"offline prices are AWS list prices as of {ONDEMAND_PRICE_DATE} (no discounts, Savings Plans or RIs)")
+    if "offline-estimate" in sources:
+        notes.append(f"spot prices are estimates: on-demand x (1 - Spot Instance Advisor savings), advisor data of about {SPOT_ADVISOR_DATE}")
+    if live_used:
+        when = dt.datetime.fromtimestamp(min(fetched), dt.timezone.utc) if fetched else dt.datetime.now(dt.timezone.utc)
+        date = when.date().isoformat()
+        notes.insert(0, f"live AWS prices as of {date} (the oldest answer used, cached answers included)")
+    else:
+        date = ONDEMAND_PRICE_DATE
+    regions = sorted(types_by_region)
+    snapshot.meta["pricing"] = {
+        "source": "aws" if live_used and not (sources & {"offline", "offline-estimate"}) else ("aws+offline" if live_used else "offline"),
+        "date": date,
+        "region": pricing.region or (regions[0] if len(regions) == 1 else ",".join(regions)),
+        "regions": regions,
+        "inter_az_usd_per_gb": float(inter_az_value),
+        "notes": notes,
+    }
+    snapshot.meta.setdefault("sources", {})["prices"] = snapshot.meta["pricing"]["source"]
+
+
+def _warn_unknown(snapshot, nodes: pd.DataFrame, table: pd.DataFrame, types_by_region: dict[str, list[str]]) -> None:
+    for region, types in types_by_region.items():
+        have = set(table.loc[(table["region"] == region) & (table["capacity_type"] == "on-demand")
+                             & table["usd_per_hour"].notna(), "instance_type"])
+        for itype in types:
+            if itype in have:
+                continue
+            names = sorted(nodes.loc[nodes["instance_type"] == itype, "node"].astype(str))
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            snapshot.warn("price_unknown", f"no price for instance type {itype} in {region}: the cost of its nodes "
+                          f"({shown}) is unknown; set pricing.instance_prices to price it", itype)

@@ -1,0 +1,195 @@
+"""The cost model against hand-worked numbers, on small hand-made tables (no I/O)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rightsize.analysis import cost
+from rightsize.config import Config, PricingConfig
+from rightsize.demo import generate
+from rightsize.quantity import GIB
+from rightsize.schema import IDLE_COLUMNS
+from rightsize.snapshot import Snapshot
+from rightsize.sources.aws import collect_prices
+
+KEY = ["cluster", "namespace", "kind", "workload"]
+
+
+def _config(ratio: float = 4.0) -> Config:
+    return dataclasses.replace(Config(), pricing=dataclasses.replace(PricingConfig(), cpu_ram_price_ratio=ratio))
+
+
+def _snapshot() -> Snapshot:
+    """Hand-worked setup, ratio 4: a 2 vCPU / 8 GiB type at 0.16 USD/h splits into c = 0.04 USD per
+    vCPU-hour and m = 0.01 USD per GiB-hour (0.16 = 2*4m + 8m); its spot price 0.08 into 0.02 / 0.005."""
+    nodes = pd.DataFrame({
+        "cluster": "c1", "node": ["n1", "n2", "n3"], "instance_type": ["t.std", "t.std", "zz9.mega"],
+        "zone": ["z-a", "z-b", "z-a"], "region": "r1", "capacity_type": ["on-demand", "spot", "on-demand"],
+        "node_group": ["general", "spot", "mystery"], "allocatable_cpu_cores": [1.9, 1.9, 4.0],
+        "allocatable_memory_bytes": [7 * GIB, 7 * GIB, 16 * GIB], "hours_seen": 24.0,
+    })
+    prices = pd.DataFrame({
+        "instance_type": ["t.std", "t.std", "t.std"], "region": "r1", "zone": ["", "z-b", "z-a"],
+        "capacity_type": ["on-demand", "spot", "spot"], "usd_per_hour": [0.16, 0.08, 0.12],
+        "vcpu": 2.0, "memory_gib": 8.0, "price_source": ["aws", "aws", "aws"],
+    })
+    placement = pd.DataFrame({
+        "cluster": "c1", "namespace": ["ns", "ns", "other"], "kind": "Deployment", "workload": ["a", "a", "d"],
+        "node": ["n1", "n2", "n3"], "zone": ["z-a", "z-b", "z-a"], "pod_hours": [30.0, 10.0, 24.0],
+    })
+    workloads = pd.DataFrame({
+        "cluster": "c1", "namespace": ["ns", "ns", "other"], "kind": "Deployment", "workload": ["a", "b", "d"],
+        "replicas": [2.0, 1.0, 1.0], "hpa": False, "pdb": False, "has_pvc": False, "has_empty_dir": False,
+        "has_host_path": False, "termination_grace_seconds": 30.0, "source": "test",
+    })
+    containers = pd.DataFrame({
+        "cluster": "c1", "namespace": ["ns", "ns", "ns", "other"], "kind": "Deployment",
+        "workload": ["a", "a", "b", "d"], "container": ["app", "setup", "app", "app"],
+        "container_type": ["main", "init", "main", "main"],
+        "cpu_request_cores": [1.0, 0.5, np.nan, 1.0], "cpu_limit_cores": np.nan,
+        "memory_request_bytes": [2 * GIB, 3 * GIB, 1 * GIB, 1 * GIB], "memory_limit_bytes": np.nan,
+    })
+    snap = Snapshot(tables={"nodes": nodes, "prices": prices, "placement": placement,
+                            "workloads": workloads, "containers": containers})
+    snap.meta["window_start"], snap.meta["window_end"] = "2026-11-01T00:00:00+00:00", "2026-11-02T00:00:00+00:00"
+    return snap.validate()
+
+
+def _recs() -> pd.DataFrame:
+    return pd.DataFrame({
+        "cluster": "c1", "namespace": ["ns", "ns", "ns", "other", "ns"], "kind": "Deployment",
+        "workload": ["a", "b", "b", "d", "a"], "container": ["app", "app", "app2", "app", "setup"],
+        "container_type": ["main", "main", "main", "main", "init"], "team": ["t1", "t1", "t1", "t2", "t1"],
+        "status": ["change", "change", "no_recommendation", "change", "change"],
+        "replicas": [2.0, 1.0, 1.0, 1.0, 2.0],
+        "cpu_request_cores_current": [1.0, np.nan, 0.2, 1.0, 0.5],
+        "cpu_request_cores_recommended": [0.5, np.nan, np.nan, 0.5, 0.1],
+        "memory_request_bytes_current": [2 * GIB, 1 * GIB, 1 * GIB, 1 * GIB, 3 * GIB],
+        "memory_request_bytes_recommended": [1 * GIB, 0.5 * GIB, np.nan, 0.5 * GIB, 1 * GIB],
+    })
+
+
+def test_split_matches_opencost_defaults():
+    ratio = 0.031611 / 0.004237
+    assert ratio == pytest.approx(7.46, abs=0.01)
+    price = 2 * 0.031611 + 8 * 0.004237
+    c, m = cost.split_price(price, 2, 8, ratio)
+    assert (c, m) == (pytest.approx(0.031611), pytest.approx(0.004237))
+
+
+def test_node_unit_prices_hand_worked():
+    nodes = cost.node_unit_prices(_snapshot(), _config()).set_index("node")
+    assert nodes.loc["n1", "usd_per_hour"] == pytest.approx(0.16)
+    assert nodes.loc["n1", "usd_per_vcpu_hour"] == pytest.approx(0.04)
+    assert nodes.loc["n1", "usd_per_gib_hour"] == pytest.approx(0.01)
+    # The spot node takes its own zone's spot price, not another zone's.
+    assert nodes.loc["n2", "usd_per_hour"] == pytest.approx(0.08)
+    assert nodes.loc["n2", "usd_per_vcpu_hour"] == pytest.approx(0.02)
+    assert nodes.loc["n2", "usd_per_gib_hour"] == pytest.approx(0.005)
+    assert nodes.loc["n2", "usd_per_hour_on_demand"] == pytest.approx(0.16)
+    assert math.isnan(nodes.loc["n3", "usd_per_hour"]) and nodes.loc["n3", "price_source"] == "unknown"
+    price = nodes["usd_per_vcpu_hour"] * nodes["vcpu"] + nodes["usd_per_gib_hour"] * nodes["memory_gib"]
+    assert price.loc[["n1", "n2"]].tolist() == pytest.approx([0.16, 0.08])
+
+
+def test_spot_node_without_its_zone_uses_region_estimate_then_on_demand():
+    snap = _snapshot()
+    prices = snap.tables["prices"]
+    snap.tables["prices"] = prices[prices["zone"] != "z-b"]  # n2's zone loses its spot price
+    nodes = cost.node_unit_prices(snap, _config()).set_index("node")
+    assert nodes.loc["n2", "usd_per_hour"] == pytest.approx(0.12)  # mean of the remaining zones
+    snap.tables["prices"] = prices[prices["capacity_type"] == "on-demand"]
+    nodes = cost.node_unit_prices(snap, _config()).set_index("node")
+    assert nodes.loc["n2", "usd_per_hour"] == pytest.approx(0.16)
+    assert "no spot price" in nodes.loc["n2", "price_source"]
+
+
+def test_workload_unit_prices_weighted_by_pod_hours():
+    units = cost.workload_unit_prices(_snapshot(), _config()).set_index("workload")
+    # a: 30 pod-hours at (0.04, 0.01) and 10 at (0.02, 0.005).
+    assert units.loc["a", "usd_per_core_hour"] == pytest.approx(0.035)
+    assert units.loc["a", "usd_per_gib_hour"] == pytest.approx(0.00875)
+    assert units.loc["a", "spot_share"] == pytest.approx(0.25)
+    assert units.loc["a", "usd_per_core_hour_on_demand"] == pytest.approx(0.04)
+    assert units.loc["a", "price_basis"] == "placement"
+    # b has no placement: the cluster's average on-demand unit prices (n3 is unpriced, so n1 and n2 only).
+    assert units.loc["b", "price_basis"] == "cluster_average"
+    assert units.loc["b", "usd_per_core_hour"] == pytest.approx(0.04)
+    # d ran only on the unpriced node.
+    assert math.isnan(units.loc["d", "usd_per_core_hour"]) and units.loc["d", "unknown_price_share"] == 1.0
+
+
+def test_add_costs_hand_worked():
+    out = cost.add_costs(_recs(), _snapshot(), _config())
+    a, b, b2, d, init = (out.iloc[i] for i in range(5))
+    # (1 core x 0.035 + 2 GiB x 0.00875) x 2 replicas x 730 h
+    assert a["usd_per_month_current"] == pytest.approx(76.65)
+    assert a["usd_per_month_recommended"] == pytest.approx(38.325)
+    assert a["savings_usd_per_month"] == pytest.approx(38.325)
+    # Unset CPU request costs 0; a NaN CPU recommendation keeps the current (unset) value.
+    assert b["usd_per_month_current"] == pytest.approx(1 * 0.01 * 730)
+    assert b["usd_per_month_recommended"] == pytest.approx(0.5 * 0.01 * 730)
+    assert "no current request" in b["cost_note"] and "cluster average" in b["cost_note"]
+    # No recommendation: recommended cost = current cost.
+    assert b2["usd_per_month_recommended"] == pytest.approx(b2["usd_per_month_current"])
+    assert b2["savings_usd_per_month"] == pytest.approx(0.0)
+    # Unknown price is NaN, never 0.
+    assert math.isnan(d["usd_per_month_current"]) and math.isnan(d["savings_usd_per_month"])
+    assert "price unknown" in d["cost_note"]
+    assert init["usd_per_month_current"] == 0.0 and "init" in init["cost_note"]
+
+
+def test_keep_status_means_no_change():
+    recs = _recs().iloc[[0]].assign(status="keep")
+    out = cost.add_costs(recs, _snapshot(), _config())
+    assert out.iloc[0]["savings_usd_per_month"] == pytest.approx(0.0)
+
+
+def test_rollup_and_workload_costs():
+    out = cost.add_costs(_recs(), _snapshot(), _config())
+    by_ns = cost.rollup(out, ["namespace"]).set_index("namespace")
+    ns_rows = out[out["namespace"] == "ns"]
+    assert by_ns.loc["ns", "usd_per_month_current"] == pytest.approx(ns_rows["usd_per_month_current"].sum())
+    assert by_ns.loc["ns", "containers"] == 4 and by_ns.loc["ns", "unknown_cost_containers"] == 0
+    assert math.isnan(by_ns.loc["other", "usd_per_month_current"])
+    assert by_ns.loc["other", "unknown_cost_containers"] == 1
+    per_team = cost.rollup(out, ["team"]).set_index("team")
+    assert per_team.loc["t1", "savings_usd_per_month"] == pytest.approx(ns_rows["savings_usd_per_month"].sum())
+    wl = cost.workload_costs(out).set_index("workload")
+    assert wl.loc["a", "usd_per_month_current"] == pytest.approx(76.65)
+    assert set(wl.columns) >= {"cluster", "namespace", "kind", "team", "savings_usd_per_month"}
+
+
+def test_idle_costs_hand_worked():
+    idle = cost.idle_costs(_snapshot(), _config())
+    assert list(idle.columns) == [c.name for c in IDLE_COLUMNS]
+    g = idle.set_index("node_group")
+    # n1: a's pod requests max(1 core main, 0.5 init) = 1 core and max(2 GiB, 3 GiB init) = 3 GiB, 30 pod-hours
+    # over a 24 h window -> 1.25 cores and 3.75 GiB requested of 1.9 / 7 allocatable.
+    assert g.loc["general", "requested_cpu_cores"] == pytest.approx(1.25)
+    assert g.loc["general", "requested_memory_bytes"] == pytest.approx(3.75 * GIB)
+    assert g.loc["general", "usd_per_month"] == pytest.approx(0.16 * 730)
+    assert g.loc["general", "idle_usd_per_month"] == pytest.approx((0.65 * 0.04 + 3.25 * 0.01) * 730)
+    assert g.loc["spot", "idle_usd_per_month"] == pytest.approx(((1.9 - 10 / 24) * 0.02 + (7 - 1.25) * 0.005) * 730)
+    assert g.loc["spot", "capacity_type"] == "spot" and g.loc["spot", "nodes"] == 1.0
+    assert math.isnan(g.loc["mystery", "usd_per_month"]) and math.isnan(g.loc["mystery", "idle_usd_per_month"])
+
+
+def test_demo_snapshot_end_to_end_offline():
+    snap = generate()
+    config = Config()
+    collect_prices(config, snap, offline=True)
+    nodes = cost.node_unit_prices(snap, config)
+    assert nodes["usd_per_hour"].notna().all()
+    spot = nodes[nodes["capacity_type"] == "spot"]
+    assert (spot["price_source"] == "offline-estimate").all()
+    assert (spot["usd_per_hour"] < spot["usd_per_hour_on_demand"]).all()
+    idle = cost.idle_costs(snap, config)
+    assert len(idle) == 4 and idle["usd_per_month"].notna().all()
+    units = cost.workload_unit_prices(snap, config)
+    assert units["usd_per_core_hour"].notna().all()
+    assert set(units[KEY].itertuples(index=False)) >= set(snap.tables["workloads"][KEY].itertuples(index=False))
