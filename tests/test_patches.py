@@ -1,0 +1,208 @@
+"""Patch generation (rightsize patch): files, targets, evidence, PATCHES.md, and a real kustomize build."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from ruamel.yaml import YAML
+
+from patchfixtures import (FIXTURES, KUBECTL, by_id, config, container, kustomize, read_only, rec, recs, snapshot,
+                           without_resources)
+from rightsize.emit.patches import PatchError, select, write_patches
+from rightsize.errors import ConfigError
+
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (.ci/run installs it)")
+
+
+def _load(path: Path):
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def _estate() -> pd.DataFrame:
+    return recs(
+        rec("shop", "Deployment", "web", "app", memory_limit=("1Gi", "512Mi"), cpu_limit=("1", "1500m"),
+            cpu_limit_action="set", flags="over_provisioned"),
+        rec("shop", "Deployment", "web", "proxy", status="keep", reason="change 4% < 10%"),
+        rec("shop", "Deployment", "api", "app", cpu=("2", "1"), memory=("2Gi", "1Gi"), memory_limit=("2Gi", "1Gi"),
+            cpu_limit=("2", None), cpu_limit_action="remove", flags="throttled"),
+        rec("shop", "StatefulSet", "db", "init-perms", container_type="init", cpu=("100m", "20m"), memory=("64Mi", "32Mi")),
+        rec("shop", "CronJob", "report", "extract", cpu=("1", "300m"), memory=("1Gi", "600Mi"),
+            memory_limit=("1Gi", "600Mi"), cpu_limit=("2", "2"), savings=float("nan")),
+        rec("shop", "CronJob", "report", "migrate", container_type="init", cpu=("200m", "50m"), memory=("256Mi", "128Mi")),
+        rec("shop", "CronJob", "report", "upload", status="no_recommendation",
+            reason="too little history (2.0 d < 3 d)", cpu=("250m", None), memory=("512Mi", None)),
+        rec("shop", "Pod", "debug", "sh"),
+        rec("shop", "Deployment", "batch", "app", status="ignored", reason="annotation rightsize.io/ignore"),
+    )
+
+
+def _manifest_snapshot(base: Path):
+    """Workloads read from manifests: source_file tells where each object (and its container order) is."""
+    files = {"web": "web.yaml", "api": "api.yaml", "db": "db.yaml", "report": "report.yaml"}
+    kinds = {"web": "Deployment", "api": "Deployment", "db": "StatefulSet", "report": "CronJob"}
+    wl = pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": kinds[n], "workload": n, "source": "manifests",
+                        "source_file": str(base / f)} for n, f in files.items()])
+    return snapshot(wl)
+
+
+def test_select_keeps_skipped_rows_apart_with_their_reason():
+    to_patch, skipped = select(_estate(), config())
+    assert set(to_patch["workload"] + "/" + to_patch["container"]) == {
+        "web/app", "api/app", "db/init-perms", "report/extract", "report/migrate"}
+    why = dict(zip(skipped["workload"] + "/" + skipped["container"], skipped["reason"]))
+    assert why["web/proxy"] == "below the change threshold: change 4% < 10%"
+    assert why["report/upload"] == "no recommendation: too little history (2.0 d < 3 d)"
+    assert why["batch/app"].startswith("opted out")
+    assert "kind Pod is not patched" in why["debug/sh"]
+
+    _, skipped = select(_estate(), config(include_init_containers=False))
+    assert "include_init_containers" in dict(zip(skipped["container"], skipped["reason"]))["migrate"]
+
+
+def _api_snapshot():
+    """Workloads read from the Kubernetes API: container rows in spec order. Deployment api is absent."""
+    spec = {("Deployment", "web"): [("app", "main", 1.0), ("proxy", "main", None)],
+            ("StatefulSet", "db"): [("postgres", "main", None), ("init-perms", "init", None)],
+            ("CronJob", "report"): [("extract", "main", 2.0), ("upload", "main", None), ("migrate", "init", 0.5)]}
+    wl = pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": k, "workload": w, "source": "api", "source_file": ""}
+                       for k, w in spec])
+    ct = pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": k, "workload": w, "container": c,
+                        "container_type": t, "cpu_limit_cores": lim} for (k, w), cs in spec.items() for c, t, lim in cs])
+    s = snapshot(wl)
+    s.tables["containers"] = ct
+    return s
+
+
+def test_patch_files_touch_only_resources_and_carry_the_evidence(tmp_path):
+    out = tmp_path / "patches"
+    result = write_patches(_estate(), _api_snapshot(), config(), out)
+
+    folder = out / "c1" / "shop"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cronjob-report.yaml", "deployment-api.yaml", "deployment-web.yaml", "kustomization.yaml", "statefulset-db.yaml"]
+    assert result.kustomizations == [folder / "kustomization.yaml"]
+
+    web = _load(folder / "deployment-web.yaml")
+    # Every container of a patched list is named, in spec order, so kustomize keeps the order.
+    assert web["spec"]["template"]["spec"]["containers"] == [
+        {"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                      "limits": {"cpu": "1.5", "memory": "512Mi"}}},
+        {"name": "proxy"}]
+    cron = _load(folder / "cronjob-report.yaml")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert set(cron["spec"]) == {"jobTemplate"}
+    assert pod["containers"] == [{"name": "extract", "resources": {
+        "requests": {"cpu": "300m", "memory": "600Mi"}, "limits": {"memory": "600Mi"}}}, {"name": "upload"}]
+    assert pod["initContainers"] == [{"name": "migrate", "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}}}]
+    db = _load(folder / "statefulset-db.yaml")
+    assert "containers" not in db["spec"]["template"]["spec"]
+    assert db["spec"]["template"]["spec"]["initContainers"][0]["name"] == "init-perms"
+
+    text = (folder / "deployment-web.yaml").read_text()
+    assert "# window: 2026-11-01T00:00:00+00:00 .. 2026-11-15T00:00:00+00:00 (14d)" in text
+    assert "cpu request:    500m → 250m  (usage p95 217m)" in text
+    assert "memory limit:   1Gi → 512Mi" in text
+    assert "saving:         USD 12.50/month" in text and "flags:          over_provisioned" in text
+    assert "saving:         unknown" in (folder / "cronjob-report.yaml").read_text()
+
+    kust = _load(folder / "kustomization.yaml")
+    targets = {e["path"]: e["target"] for e in kust["patches"]}
+    assert targets["cronjob-report.yaml"] == {"group": "batch", "version": "v1", "kind": "CronJob",
+                                              "name": "report", "namespace": "shop"}
+    assert targets["statefulset-db.yaml"]["group"] == "apps" and targets["statefulset-db.yaml"]["kind"] == "StatefulSet"
+
+    # api has no manifest and no container list: its CPU limit removal is left to a person, and said so.
+    assert not (folder / "deployment-api.cpu-limit.yaml").exists()
+    md = (out / "PATCHES.md").read_text()
+    assert "**4 workloads patched** (5 containers)" in md
+    assert "CPU limit removal not written" in md and "shop/Deployment/api" in md
+    assert "| c1: shop/Deployment/web | proxy | keep | below the change threshold: change 4% < 10% |" in md
+    assert "| c1: shop/CronJob/report | upload | no_recommendation | no recommendation: too little history" in md
+    assert "kind Pod is not patched" in md
+    assert set(result.skipped["workload"]) == {"web", "report", "debug", "batch"}
+
+
+def test_container_order_unknown_leaves_init_containers_alone(tmp_path):
+    r = recs(rec("shop", "CronJob", "report", "migrate", container_type="init"),
+             rec("shop", "CronJob", "report", "extract"))
+    # A snapshot whose containers came from metrics only: their order is not the spec's.
+    s = snapshot(pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": "CronJob", "workload": "report",
+                                "source": "prometheus", "source_file": ""}]))
+    result = write_patches(r, s, config(), tmp_path / "p")
+    reasons = dict(zip(result.skipped["container"], result.skipped["reason"]))
+    assert "init container order unknown" in reasons["migrate"]
+    assert "extract" in set(result.patched["container"])
+    assert any("container order unknown" in n for n in result.notes)
+
+
+@needs_kubectl
+def test_generated_folder_builds_and_changes_only_targeted_resources(tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(FIXTURES / "base", base)
+    env = tmp_path / "deploy" / "shop"
+    env.mkdir(parents=True)
+    (env / "kustomization.yaml").write_text("namespace: shop\nresources:\n- ../../base\n")
+    out = tmp_path / "patches"
+    result = write_patches(_estate(), _manifest_snapshot(base), config(resources=["../../../deploy/{namespace}"]), out)
+    folder = out / "c1" / "shop"
+    assert (folder / "deployment-api.cpu-limit.yaml").exists()  # position known from the manifest
+    assert not result.notes
+
+    before = by_id(kustomize(env))
+    after = by_id(kustomize(folder))
+    assert set(before) == set(after)
+    targeted = {("Deployment", "shop", "web"): {(False, "app")}, ("Deployment", "shop", "api"): {(False, "app")},
+                ("StatefulSet", "shop", "db"): {(True, "init-perms")},
+                ("CronJob", "shop", "report"): {(False, "extract"), (True, "migrate")}}
+    for key, doc in before.items():
+        ctrs = targeted.get(key, set())
+        assert without_resources(doc, ctrs) == without_resources(after[key], ctrs), key
+
+    web = after[("Deployment", "shop", "web")]
+    assert container(web, "app")["resources"] == {"requests": {"cpu": "250m", "memory": "512Mi"},
+                                                  "limits": {"cpu": "1.5", "memory": "512Mi"}}
+    api = after[("Deployment", "shop", "api")]
+    assert [c["name"] for c in api["spec"]["template"]["spec"]["containers"]] == ["sidecar", "app"]
+    assert container(api, "app")["resources"] == {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+    report = after[("CronJob", "shop", "report")]
+    assert container(report, "extract")["resources"]["limits"] == {"cpu": "2", "memory": "600Mi"}
+    assert container(report, "migrate", init=True)["resources"]["requests"] == {"cpu": "50m", "memory": "128Mi"}
+
+
+def test_bad_layout_and_clashing_workloads_write_nothing(tmp_path):
+    with pytest.raises(ConfigError, match=r"patches.layout: unknown placeholder \{team\}"):
+        write_patches(_estate(), snapshot(), config(layout="{team}/{namespace}"), tmp_path / "p")
+    with pytest.raises(ConfigError, match="must stay inside"):
+        write_patches(_estate(), snapshot(), config(layout="../{namespace}"), tmp_path / "p")
+
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "keep.txt").write_text("last week's patches")
+    two_clusters = recs(rec("shop", "Deployment", "web", "app", cluster="eu"),
+                        rec("shop", "Deployment", "web", "app", cluster="us"))
+    with pytest.raises(PatchError, match="us:shop/Deployment/web and eu:shop/Deployment/web both map to shop/deployment-web.yaml"):
+        write_patches(two_clusters, snapshot(), config(layout="{namespace}"), out)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary folder left behind
+
+    with pytest.raises(PatchError, match="not a rightsize patch folder"):
+        write_patches(_estate(), snapshot(), config(), out)  # never replaces a folder it did not write
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    write_patches(_estate(), snapshot(), config(), tmp_path / "q")
+    write_patches(_estate().iloc[:1], snapshot(), config(), tmp_path / "q")  # its own folder: replaced whole
+    assert sorted(p.name for p in (tmp_path / "q" / "c1" / "shop").iterdir()) == ["deployment-web.yaml", "kustomization.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "q"]
+
+
+def test_read_only_target_is_a_clear_error(tmp_path):
+    target = tmp_path / "ro"
+    target.mkdir()
+    (target / "old.yaml").write_text("x: 1\n")
+    with read_only(target):
+        with pytest.raises(PatchError) as err:
+            write_patches(_estate(), snapshot(), config(), target)
+    assert str(err.value) == f"{target}: read-only; cannot write patches (nothing was written)"
+    assert [p.name for p in target.iterdir()] == ["old.yaml"]
+    assert (target / "old.yaml").read_text() == "x: 1\n"
