@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 import pandas as pd
 
+from .analysis import Analysis
 from .config import Config, Policy, load_config
 from .errors import ConfigError, RightsizeError
+from .quantity import parse_duration
 from .schema import WORKLOAD_KEY
 from .settings import fields_of, parse_value
 from .snapshot import Snapshot
@@ -37,14 +39,15 @@ from .snapshot import Snapshot
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .analysis import Analysis
-
 PolicyLike = Union[Policy, str, Mapping[str, Any], None]
-ConfigLike = Union[Config, str, "os.PathLike[str]", None]
+ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.toml path, or the defaults
 
+# The report's chart functions (REPORT_CHARTS below) are attributes too, left out of __all__ so that
+# ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
     "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
+    "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
 
 DEMO = "demo"
@@ -57,9 +60,10 @@ def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot
     """Read a snapshot folder (written by ``rightsize collect``), or build the demo snapshot with ``"demo"``.
 
     The demo snapshot is generated deterministically and priced from the bundled offline price list,
-    so it needs no network. Raises SnapshotError naming the folder, table or column at fault.
+    so it needs no network (a folder named demo reads as ``Path("demo")`` or ``"./demo"``). Raises
+    SnapshotError naming the folder, table or column at fault.
     """
-    if str(path) == DEMO:
+    if isinstance(path, str) and path == DEMO:
         from . import demo
         from .sources.aws import collect_prices
 
@@ -154,32 +158,31 @@ def load_balancers(snapshot: Snapshot, config: ConfigLike = None) -> pd.DataFram
 def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:
     """Headline figures of a recommendation table (``recommend(...)`` or ``analyze(...).recommendations``).
 
-    Counts of containers by outcome; requested CPU (cores) and memory (bytes) summed over replicas, now
-    and after applying every proposed change (rows that are not ``status == "change"`` keep their current
-    request); cost now, after, and the net saving of the changes in USD/month (prices unknown count as 0).
+    Counts of containers by outcome and flag; requested CPU (cores) and memory (bytes) of the main
+    containers summed over replicas, now and after applying every proposed change (rows that are not
+    ``status == "change"`` keep their current request; an unset request counts as nothing requested);
+    cost now, after, and the net saving of the changes in USD/month (unknown prices count as 0), as in
+    the report's summary.json.
     """
+    from .analysis.summary import change_savings, flag_mask
+
     recs = _recommendations_of(recommendations)
-    flags = recs["flags"].fillna("").astype(str)
     change = recs["status"].eq("change")
-    replicas = recs["replicas"].fillna(1.0)
-    out: dict[str, float] = {
-        "containers": float(len(recs)),
-        "changes": float(change.sum()),
-        "keep": float(recs["status"].eq("keep").sum()),
-        "no_recommendation": float(recs["status"].eq("no_recommendation").sum()),
-        "ignored": float(recs["status"].eq("ignored").sum()),
-        "oom_risk": float(flags.str.contains("oom_risk", regex=False).sum()),
-        "over_provisioned": float(flags.str.contains("over_provisioned", regex=False).sum()),
-        "under_provisioned": float(flags.str.contains("under_provisioned", regex=False).sum()),
-    }
-    for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
-        current = recs[f"{resource}_request_cores_current" if resource == "cpu" else "memory_request_bytes_current"]
-        proposed = recs[f"{resource}_request_cores_recommended" if resource == "cpu" else "memory_request_bytes_recommended"]
+    out: dict[str, float] = {"containers": float(len(recs))}
+    for status in ("change", "keep", "no_recommendation", "ignored"):
+        out["changes" if status == "change" else status] = float(recs["status"].eq(status).sum())
+    for flag in ("oom_risk", "throttled", "over_provisioned", "under_provisioned"):
+        out[flag] = float(flag_mask(recs, flag).sum())
+    # init containers run before the main ones, so their requests do not add to the pod's
+    main = recs["container_type"].ne("init") if "container_type" in recs else pd.Series(True, index=recs.index)
+    replicas = recs["replicas"].fillna(1.0).where(main, 0.0)
+    for current_col, proposed_col in (("cpu_request_cores_current", "cpu_request_cores_recommended"),
+                                      ("memory_request_bytes_current", "memory_request_bytes_recommended")):
+        current, proposed = recs[current_col], recs[proposed_col]
         after = proposed.where(change & proposed.notna(), current)
-        out[f"{resource}_request_{unit}_current"] = float((current * replicas).sum())
-        out[f"{resource}_request_{unit}_after"] = float((after * replicas).sum())
-    # As in summary.json: only proposed changes move money, increases (OOM bumps) count against savings.
-    savings = float(recs["savings_usd_per_month"].where(change, 0.0).sum())
+        out[current_col] = float((current * replicas).sum())
+        out[current_col.replace("_current", "_after")] = float((after * replicas).sum())
+    savings = float(change_savings(recs).sum()) if len(recs) else 0.0
     out["usd_per_month_current"] = float(recs["usd_per_month_current"].sum())
     out["usd_per_month_after"] = out["usd_per_month_current"] - savings
     out["savings_usd_per_month"] = savings
@@ -286,22 +289,28 @@ def plot_usage(snapshot: Snapshot, workload: str, recommendations: "pd.DataFrame
             (row[0], "cpu", "cpu_cores", "cores", 1.0),
             (row[1], "memory", "memory_bytes", mem_unit, mem_factor),
         ):
-            ax.plot(s["timestamp"], s[column] / factor, color="tab:blue", linewidth=0.8, label="usage (busiest replica)")
+            # usage on top: it often sits right at a limit (OOM-killed or throttled containers)
+            ax.plot(s["timestamp"], s[column] / factor, color="tab:blue", linewidth=0.8, zorder=3,
+                    label="usage (busiest replica)")
             base = "cpu_{}_cores" if resource == "cpu" else "memory_{}_bytes"
-            lines = [
-                ("current request", _first(cur, base.format("request")), "tab:gray", "-"),
-                ("current limit", _first(cur, base.format("limit")), "tab:gray", "--"),
-                ("recommended request", _first(rec, base.format("request") + "_recommended"), "tab:green", "-"),
-                ("recommended limit", _first(rec, base.format("limit") + "_recommended"), "tab:green", "--"),
-            ]
-            for text, level, colour, style in lines:
-                if not np.isnan(level):
-                    ax.axhline(level / factor, color=colour, linestyle=style, linewidth=1.4, label=text)
+            levels = (
+                ("current", _first(cur, base.format("request")), _first(cur, base.format("limit")), "tab:gray"),
+                ("recommended", _first(rec, base.format("request") + "_recommended"),
+                 _first(rec, base.format("limit") + "_recommended"), "tab:green"),
+            )
+            for which, request, limit, colour in levels:
+                # a limit equal to its request would hide behind it: draw one line labelled as both
+                same = not np.isnan(request) and not np.isnan(limit) and bool(np.isclose(request, limit))
+                if not np.isnan(request):
+                    ax.axhline(request / factor, color=colour, linestyle="-", linewidth=1.4,
+                               label=f"{which} request = limit" if same else f"{which} request")
+                if not np.isnan(limit) and not same:
+                    ax.axhline(limit / factor, color=colour, linestyle="--", linewidth=1.4, label=f"{which} limit")
             ax.set_title(f"{label} · {name} · {'CPU' if resource == 'cpu' else 'memory'}", fontsize=10)
             ax.set_ylabel(unit)
             ax.set_ylim(bottom=0)
             ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(fontsize=7, loc="best", framealpha=0.8)
     return fig
 
 
@@ -343,37 +352,50 @@ def plot_cross_az_matrix(data: "pd.DataFrame | Snapshot | Analysis", config: Con
     ax.set_xlabel("destination")
     ax.set_ylabel("source")
     ax.set_title(f"Cross-AZ traffic cost ({unit})")
-    top = np.nanmax(matrix.to_numpy())
+    top = float(np.nanmax(matrix.to_numpy()))
     for (i, j), cell in np.ndenumerate(matrix.to_numpy()):
         if not np.isnan(cell):
-            ax.text(j, i, f"{cell:,.0f}" if top >= 100 else f"{cell:,.1f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{cell:,.0f}" if cell >= 10 else f"{cell:.1f}", ha="center", va="center", fontsize=7,
                     color="white" if cell > 0.6 * top else "black")
     fig.colorbar(image, ax=ax, label=unit)
     return fig
 
 
-def __getattr__(name: str) -> Any:
-    """The report's chart functions (rightsize.emit.charts), imported only when first used."""
-    if name.startswith("_"):
-        raise AttributeError(name)
-    from .emit import charts
+# The report's charts (rightsize.emit.charts), each taking analysis tables and returning a Figure, or None
+# when there is nothing to draw. Re-exported here, imported only when first used (matplotlib is slow to load):
+# rightsize/__init__.py can forward them the same way.
+REPORT_CHARTS = (
+    "savings_by_namespace", "requested_vs_used", "request_usage_ratios", "spot_readiness", "cross_az_by_pair",
+    "top_workload_percentiles",
+)
 
-    try:
+
+def __getattr__(name: str) -> Any:
+    if name in REPORT_CHARTS:
+        from .emit import charts
+
         return getattr(charts, name)
-    except AttributeError:
-        raise AttributeError(f"module 'rightsize.api' has no attribute {name!r}") from None
+    raise AttributeError(f"module 'rightsize.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(REPORT_CHARTS))
 
 
 # --- time series -----------------------------------------------------------------------------------
 
-def fetch_series(url_or_config: "str | Config", refs: Sequence[str], snapshot: Snapshot | None = None,
-                 **kwargs: Any) -> pd.DataFrame:
-    """Fetch usage series of chosen workloads from a Prometheus-compatible API at a coarse step.
+def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", snapshot: Snapshot | None = None, *,
+                 step: str | float = "5m", window: str | float | None = None) -> pd.DataFrame:
+    """Fetch the usage series of chosen workloads from a Prometheus-compatible API at a coarse step.
 
-    ``url_or_config``: the API's base URL, or a Config (its ``[prometheus]`` section is used). ``refs``:
-    ``NAMESPACE/KIND/NAME`` of the workloads (a few, never all). Returns rows of the snapshot's ``series``
-    table (CPU in cores, working set in bytes, UTC timestamps); with ``snapshot`` they are also added to
-    its ``series`` table. Other keyword arguments go to rightsize.sources.prometheus.fetch_series.
+    ``url_or_config``: the API's base URL (default settings otherwise), or a Config whose ``[prometheus]``
+    section and ``[general] window`` are used. ``refs``: ``NAMESPACE/KIND/NAME`` of a few workloads (never
+    all: the series are large). ``step``: seconds or a duration like ``"5m"``; ``window``: look-back from
+    now (or ``[prometheus] end``), default the config's window (14 days).
+
+    Returns rows of the snapshot's ``series`` table: per container, the busiest replica's CPU in cores and
+    working set in bytes at each UTC step. With ``snapshot`` they are also appended to its ``series`` table,
+    ready for :func:`plot_usage`. SourceError when the server fails, ConfigError for a malformed ref.
     """
     from .sources import prometheus
 
@@ -381,9 +403,12 @@ def fetch_series(url_or_config: "str | Config", refs: Sequence[str], snapshot: S
         cfg = url_or_config
     else:
         cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=str(url_or_config)))
-    if isinstance(refs, str):
-        refs = [refs]
-    return prometheus.fetch_series(cfg, list(refs), snapshot=snapshot, **kwargs)
+    if window is not None:
+        cfg = dataclasses.replace(cfg, general=dataclasses.replace(cfg.general, window=_duration("window", window)))
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    if not refs:
+        raise ConfigError("fetch_series: name at least one workload as NAMESPACE/KIND/NAME")
+    return prometheus.fetch_series(cfg, None, refs, _duration("step", step), snapshot=snapshot)
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -394,6 +419,16 @@ def _config(config: ConfigLike) -> Config:
     if isinstance(config, Config):
         return config
     return load_config(config, required=True)
+
+
+def _duration(name: str, value: str | float) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{name}: must be positive, got {value!r}")
+    return seconds
 
 
 def _policy_overrides(base: Policy, overrides: Mapping[str, Any]) -> Policy:

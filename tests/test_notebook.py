@@ -1,0 +1,93 @@
+"""notebooks/explore.ipynb: committed without outputs, and runs top to bottom on the demo snapshot (real kernel)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "explore.ipynb"
+
+
+def _read():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def test_committed_notebook_has_no_outputs():
+    nb = _read()
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    assert not dirty, f"cells {dirty} of {NOTEBOOK.name} carry outputs or execution counts; clear them before committing"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def test_parameter_cell_defaults_to_demo():
+    nb = _read()
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    assert 'SNAPSHOT = "demo"' in params[0].source
+
+
+def _run(nb, monkeypatch):
+    # The kernel is a child process: it inherits PYTHONPATH, so `rightsize` imports from this checkout
+    # without being installed; it runs in notebooks/ as Jupyter would.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()  # raises CellExecutionError naming the failing cell
+    return nb
+
+
+def _text(cell) -> str:
+    parts = []
+    for out in cell.outputs:
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        parts.append(str(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def _cell(nb, needle: str):
+    hits = [c for c in nb.cells if c.cell_type == "code" and needle in c.source]
+    assert hits, f"no cell containing {needle!r}"
+    return hits[0]
+
+
+def test_notebook_runs_on_the_demo_snapshot(monkeypatch):
+    nb = _run(_read(), monkeypatch)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    assert "containers" in _text(_cell(nb, "rs.totals(analysis)"))
+    what_if = _text(_cell(nb, "production everywhere"))
+    for column in ("baseline", "stricter", "looser", "savings_usd_per_month", "cpu_request_cores_after"):
+        assert column in what_if
+    assert "cart" in _text(_cell(nb, "over = recs["))
+    assert "verdict" in _text(_cell(nb, 'spot["verdict"].value_counts()'))
+    for needle in ("rs.plot_usage(", "rs.plot_cross_az_matrix(", "rs.savings_by_namespace("):
+        outputs = _cell(nb, needle).outputs
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{needle} drew no figure"
+
+
+def test_parameter_cell_takes_a_snapshot_folder(monkeypatch, tmp_path):
+    from rightsize import api
+
+    demo = api.load("demo")
+    folder = demo.write(tmp_path / "snapshot")
+    nb = _read()
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells[params].source = nb.cells[params].source.replace('SNAPSHOT = "demo"', f"SNAPSHOT = {str(folder)!r}")
+    # up to the cell that loads and analyses the snapshot, then a probe of what it loaded
+    setup = next(i for i, c in enumerate(nb.cells) if "rs.load(SNAPSHOT" in c.source)
+    nb.cells = nb.cells[: setup + 1] + [nbformat.v4.new_code_cell(
+        "print(SNAPSHOT, type(snapshot).__name__, len(snapshot.containers), len(analysis.recommendations))")]
+    nb = _run(nb, monkeypatch)
+    probe = _text(nb.cells[-1]).split()
+    n = str(len(demo.containers))
+    assert probe == [str(folder), "Snapshot", n, n]
