@@ -69,6 +69,10 @@ class LabelNames:
     destination_namespace: str = setting("destination_workload_namespace", "Istio destination namespace label.", kind="str")
     source_zone: str = setting("source_zone", "Zone of the source pod on traffic metrics, when the mesh adds it.", kind="str")
     destination_zone: str = setting("destination_zone", "Zone of the destination pod on traffic metrics, when present.", kind="str")
+    owner_kind: str = setting("owner_kind", "Owner kind label on kube_pod_owner / kube_replicaset_owner / kube_job_owner.", kind="str")
+    owner_name: str = setting("owner_name", "Owner name label on the same metrics.", kind="str")
+    replicaset: str = setting("replicaset", "ReplicaSet name label on kube_replicaset_owner.", kind="str")
+    job: str = setting("job_name", "Job name label on kube_job_owner.", kind="str")
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class PrometheusConfig:
     timeout: float = setting("5m", "Timeout of one HTTP request.", kind="duration", unit="seconds")
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
-    max_samples: int = setting(20_000_000, "Samples one query may touch before rightsize splits it into more shards (keep under the server's --query.max-samples).", kind="int", minimum=1000)
+    max_samples: int = setting(50_000_000, "Samples one query may hold at its peak before rightsize splits it into more shards; keep at or under the server's limit (Prometheus --query.max-samples, default 50000000; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     concurrency: int = setting(2, "Shards evaluated at once (keep at or below the server's cores).", kind="int", minimum=1)
     rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds")
     engine: str = setting("auto", "Query dialect: auto-detect, or force prometheus / victoriametrics.", kind="str", choices=("auto", "prometheus", "victoriametrics"))
@@ -94,6 +98,7 @@ class PrometheusConfig:
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
     clusters: tuple = setting([], "With cluster_label: the clusters to collect (empty = discover from the label's values).", kind="list")
+    end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="str")
     metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
     labels: LabelNames = section(LabelNames, "Label names.")
 
@@ -109,6 +114,11 @@ class KubernetesConfig:
     policy_annotation: str = setting("rightsize.io/policy", "Annotation that picks a policy for one workload.", kind="str")
     spot_annotation: str = setting("rightsize.io/spot", "Annotation with \"true\" (opt in) or \"false\" (opt out) of spot.", kind="str")
     team_label: str = setting("team", "Label naming the owning team, used to group reports.", kind="str")
+    timeout: float = setting("60s", "Timeout of one API list call.", kind="duration", unit="seconds")
+    retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
+    backoff: float = setting(0.5, "Backoff factor between API retries.", kind="float", unit="seconds", minimum=0)
+    kustomize_command: str = setting("kubectl kustomize", "Command that renders a manifests folder holding a kustomization.yaml.", kind="str")
+    default_namespace: str = setting("default", "Namespace of a manifest object that names none.", kind="str")
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,8 @@ class PricingConfig:
     region: str = setting("", "AWS region; empty takes it from the nodes' topology.kubernetes.io/region label.", kind="str")
     cache_dir: str = setting("~/.cache/rightsize", "Where AWS price answers are cached.", kind="str")
     cache_ttl: float = setting("7d", "How long cached prices are used.", kind="duration", unit="seconds")
-    cpu_ram_price_ratio: float = setting(7.5, "How many times more one vCPU-hour costs than one GiB-hour when a node's price is split (OpenCost's defaults give about 7.5).", kind="float", minimum=0.01)
+    max_attempts: int = setting(5, "Attempts per AWS call; botocore's standard retry mode backs off on throttling and transient errors.", kind="int", minimum=1)
+    cpu_ram_price_ratio: float = setting(7.5, "How many times more one vCPU-hour costs than one GiB-hour when a node's price is split: price = vCPUs x c + GiB x m with c = ratio x m (OpenCost's default CPU 0.031611 and RAM 0.004237 USD/hour give about 7.46).", kind="float", minimum=0.01)
     on_demand_discount: float = setting(0.0, "Discount on on-demand prices (Savings Plans, RIs, EDP), as a fraction 0..1.", kind="float", minimum=0, maximum=1)
     spot_discount: float = setting(0.0, "Extra discount on spot prices, as a fraction 0..1.", kind="float", minimum=0, maximum=1)
     instance_prices: dict = setting({}, "Explicit on-demand USD/hour per instance type, e.g. {\"m5.large\" = 0.07}; wins over every source.", kind="float_dict")
@@ -220,6 +231,10 @@ class ThresholdConfig:
 class PatchConfig:
     layout: str = setting("{cluster}/{namespace}", "Folder of each patch below patches/, from {cluster} and {namespace}.", kind="str")
     include_init_containers: bool = setting(True, "Patch init containers too when they have a recommendation.", kind="bool")
+    resources: tuple = setting([], "Resources each generated kustomization.yaml lists (paths relative to its folder, {cluster} and {namespace} allowed), e.g. [\"../../../deploy/{namespace}\"]; empty = patches only, add your base yourself.", kind="list")
+    overlay_folder: str = setting("rightsize", "Folder inside an overlay (--overlay) that holds rightsize's patch files.", kind="str")
+    kustomize_command: str = setting("kubectl kustomize", "Command that renders a kustomization folder (its path is appended), e.g. \"kustomize build\".", kind="str")
+    kustomize_timeout: float = setting("2m", "Time one kustomize render may take.", kind="duration", unit="seconds")
 
 
 @dataclass(frozen=True)
