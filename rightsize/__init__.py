@@ -5,8 +5,9 @@ rightsize.api and is imported lazily, so the CLI starts fast.
 """
 __version__ = "0.1.0"
 
-_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "what_if",
-        "plot_usage", "plot_cross_az_matrix", "fetch_series")
+_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "what_if", "totals",
+        "workload_ref", "plot_usage", "plot_cross_az_matrix", "fetch_series")
+_TYPES = {"Config": "config", "Policy": "config", "load_config": "config", "Snapshot": "snapshot", "Analysis": "analysis"}
 
 
 def __getattr__(name):
@@ -14,7 +15,11 @@ def __getattr__(name):
         from . import api
 
         return getattr(api, name)
+    if name in _TYPES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_TYPES[name]}", __name__), name)
     raise AttributeError(f"module 'rightsize' has no attribute {name!r}")
 
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", *_API, *_TYPES]

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="patch folder (default: <report folder>/patches)")
     p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to (prints the render diff)")
+    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
 
     p = sub.add_parser("run", parents=[common], help="collect, report and patch in one go (the weekly job)",
                        description="The weekly job: collect a snapshot, write the report and the patches into reports/<ISO year-week>/.")
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
     p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas")
     p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to")
+    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
 
     p = sub.add_parser("demo", parents=[common], help="run every stage on the bundled demo cluster (no cluster, no AWS, no network)",
                        description="Generate the deterministic demo snapshot, price it with the offline catalogue, and write the report and patches.")
@@ -150,13 +152,15 @@ def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, l
     return result
 
 
-def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log):
+def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log, cluster: str | None = None):
     if overlay:
         from .emit.overlay import apply_to_overlay
 
-        result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay)
+        result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
-        log(f"overlay {overlay} updated")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "PATCHES.md").write_text(result.markdown)
+        log(f"overlay {overlay} updated; pull-request text in {out / 'PATCHES.md'}")
         return result
     from .emit.patches import write_patches
 
@@ -218,7 +222,7 @@ def cmd_patch(args, config, log) -> int:
     snapshot = _load_snapshot(config, args.snapshot)
     analysis = analyze(snapshot, config)
     out = args.out or _report_dir(config, None) / "patches"
-    _write_patches(analysis, snapshot, config, out, args.overlay, log)
+    _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
@@ -232,7 +236,7 @@ def cmd_run(args, config, log) -> int:
     snapshot.write(out / "snapshot")
     analysis = analyze(snapshot, config)
     result = _write_report(snapshot, analysis, config, out, args.compare, log)
-    _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log)
+    _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
     _summary(analysis, snapshot)
     return _finish(result, _is_partial(snapshot), log)
 

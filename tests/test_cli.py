@@ -1,0 +1,137 @@
+"""The CLI end to end: help, exit codes, one-line errors, and the demo producing every output."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ["collect", "analyze", "report", "patch", "run", "demo", "config"]
+
+
+def rightsize(*args, cwd=None, check=None):
+    proc = subprocess.run([sys.executable, "-m", "rightsize.cli", *map(str, args)], cwd=cwd or ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr + proc.stdout
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    proc = rightsize("demo", "--out", out, "--quiet", check=0)
+    return out, proc
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_explains_itself(command):
+    proc = rightsize(command, "--help", check=0)
+    assert "--config" in proc.stdout and "usage: rightsize " + command in proc.stdout
+
+
+def test_top_level_help_documents_exit_codes():
+    proc = rightsize("--help", check=0)
+    assert "exit codes: 0 ok, 1 error, 2 bad usage or config, 3" in proc.stdout
+
+
+def test_bad_usage_exits_2():
+    proc = rightsize("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[policies.production]\nmargin = \"lots\"\n")
+    proc = rightsize("demo", "--config", cfg, "--out", tmp_path / "o")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"rightsize: error: {cfg}: policies.production.margin: expected a number, got 'lots'"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_named_config_file_exits_2(tmp_path):
+    proc = rightsize("config", "--check", "--config", tmp_path / "absent.toml")
+    assert proc.returncode == 2 and "absent.toml: config file not found" in proc.stderr
+
+
+def test_unreadable_snapshot_exits_1_with_path(tmp_path):
+    proc = rightsize("report", "--snapshot", tmp_path / "nothing", "--out", tmp_path / "r")
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'nothing'}: no snapshot folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = rightsize("report", "--debug", "--snapshot", tmp_path / "nothing", "--out", tmp_path / "r")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_unwritable_output_exits_1(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = rightsize("demo", "--quiet", "--out", blocker / "sub")
+    assert proc.returncode == 1, proc.stderr
+    assert "file/sub" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_config_command_prints_the_shipped_config():
+    proc = rightsize("config", check=0)
+    assert proc.stdout == (ROOT / "config.toml").read_text()
+
+
+def test_demo_writes_every_output(demo_dir):
+    out, _ = demo_dir
+    for name in ["report.md", "report.html", "recommendations.csv", "spot.csv", "cross_az.csv", "load_balancers.csv",
+                 "summary.json", "snapshot/meta.json", "snapshot/usage.parquet", "patches/PATCHES.md"]:
+        assert (out / name).is_file(), name
+    assert list((out / "patches").rglob("kustomization.yaml"))
+
+
+def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
+    out, _ = demo_dir
+    recs = pd.read_csv(out / "recommendations.csv")
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(recs) == 35  # every demo container has a row
+    savings = recs.savings_usd_per_month.sum()
+    assert savings > 100  # the demo is over-provisioned on purpose
+    flat = json.dumps(summary)
+    assert f"{savings:.2f}" in flat or any(
+        isinstance(v, (int, float)) and abs(v - savings) < 0.01 for v in _numbers(summary)), "savings total not in summary.json"
+    search = recs[(recs.namespace == "shop") & (recs.workload == "search")].iloc[0]
+    assert "oom_risk" in search.flags
+    assert search.memory_request_bytes_recommended >= search.memory_max_bytes * 1.2
+
+
+def _numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+    elif isinstance(obj, (int, float)):
+        yield obj
+
+
+def test_report_from_a_snapshot_and_threshold_exit_code(demo_dir, tmp_path):
+    out, _ = demo_dir
+    cfg = tmp_path / "strict.toml"
+    cfg.write_text("[thresholds]\nfail_on_production_oom_risk = true\n")
+    proc = rightsize("report", "--quiet", "--config", cfg, "--snapshot", out / "snapshot", "--out", tmp_path / "r")
+    assert proc.returncode == 3, proc.stderr
+    assert "threshold crossed" in proc.stderr and "shop" in proc.stderr
+    assert (tmp_path / "r" / "report.md").is_file()  # the report is still written
+
+
+def test_analyze_explain_prints_reasoning(demo_dir):
+    out, _ = demo_dir
+    proc = rightsize("analyze", "--snapshot", out / "snapshot", "--explain", "shop/Deployment/search", check=0)
+    assert "search" in proc.stdout and "OOM" in proc.stdout.upper()
+
+
+def test_patch_from_snapshot(demo_dir, tmp_path):
+    out, _ = demo_dir
+    rightsize("patch", "--quiet", "--snapshot", out / "snapshot", "--out", tmp_path / "p", check=0)
+    assert list((tmp_path / "p").rglob("kustomization.yaml"))
