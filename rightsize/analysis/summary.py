@@ -36,7 +36,16 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "by_team":      [{"team", ...same figures}],
   "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
   "missing_metrics": [str],
-  "partial": {...}                                 meta.json "partial" as collected
+  "partial": {...},                                meta.json "partial" as collected
+  "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
+  "week_over_week": {                              added when an earlier report was compared
+    "previous": "2026-W46",
+    "totals": [{"metric", "previous", "current", "delta"}],
+    "new_oom_risks": [{cluster, namespace, kind, workload, container, ...}],
+    "resolved_oom_risks": [{..., "now": "no OOM risk" | "gone"}],
+    "applied": [{..., "cpu_request_cores_before", "cpu_request_cores_now",
+                 "memory_request_bytes_before", "memory_request_bytes_now"}]
+  }
 }
 ```
 """
@@ -143,6 +152,15 @@ def merged_warnings(analysis, snapshot) -> list[dict]:
     return out
 
 
+def _text(value) -> str:
+    """meta.json text that may be a list of notes -> one '; ' separated string."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value if v)
+    return str(value)
+
+
 def _window(meta: dict) -> dict:
     start, end = meta.get("window_start"), meta.get("window_end")
     hours = None
@@ -202,7 +220,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "window": _window(meta),
         "clusters": [str(c) for c in clusters],
-        "pricing": {k: str(pricing.get(k, "") or "") for k in ("source", "date", "region", "notes")},
+        "pricing": {k: _text(pricing.get(k)) for k in ("source", "date", "region", "notes")},
         "totals": totals,
         "containers_by_status": by_status,
         "containers_by_flag": by_flag,

@@ -148,7 +148,7 @@ def find_previous_dir(out_dir: str | Path) -> Path | None:
     """The latest sibling week folder (YYYY-Www) before ``out_dir`` that holds a summary.json."""
     out_dir = Path(out_dir)
     parent = out_dir.parent
-    if not parent.is_dir():
+    if not WEEK_DIR.match(out_dir.name) or not parent.is_dir():  # a custom --out has no "previous week"
         return None
     earlier = sorted(p for p in parent.iterdir()
                      if p.is_dir() and WEEK_DIR.match(p.name) and p.name < out_dir.name and (p / "summary.json").exists())

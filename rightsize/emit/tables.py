@@ -55,8 +55,21 @@ def table_csv(df: pd.DataFrame, columns) -> str:
     return ordered(df, columns).to_csv(index=False)
 
 
-def write_tables(analysis, summary: dict, out_dir: Path) -> dict[str, Path]:
-    """Write every CSV and summary.json into ``out_dir``; returns {file name: path}."""
+def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None) -> dict[str, Path]:
+    """Write every CSV and summary.json into ``out_dir`` (created if missing); returns {file name: path}.
+
+    ``summary``: the summary.json content when the caller already has it (the report adds its
+    thresholds and week-over-week parts); otherwise ``analysis.summary`` or a fresh summarize().
+    """
+    from ..analysis.summary import summarize
+
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RightsizeError(f"{out_dir}: cannot create output folder: {exc.strerror or exc}") from None
+    if summary is None:
+        summary = analysis.summary or summarize(analysis, snapshot, config)
     paths: dict[str, Path] = {}
     for name, (attr, columns) in TABLE_FILES.items():
         df = getattr(analysis, attr)

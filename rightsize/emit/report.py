@@ -1,0 +1,92 @@
+"""Write a whole weekly report folder: report.md, report.html, the CSVs and summary.json.
+
+By default the folder is ``<[report] output_dir>/<ISO year>-W<ISO week>/`` (e.g. reports/2026-W47),
+and the latest earlier week folder next to it is compared with automatically.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..analysis.summary import summarize
+from ..analysis.thresholds import crossed_thresholds
+from ..errors import RightsizeError
+from . import tables
+from .compare import Comparison, compare, find_previous_dir, load_previous
+
+
+@dataclass
+class ReportResult:
+    """What write_report produced. ``crossed`` non-empty means the CLI exits 3 (EXIT_THRESHOLD)."""
+
+    out_dir: Path
+    paths: dict[str, Path]
+    summary: dict
+    crossed: list[str] = field(default_factory=list)
+    comparison: Comparison | None = None
+
+    @property
+    def thresholds_crossed(self) -> list[str]:
+        return self.crossed
+
+
+def week_label(now: dt.datetime) -> str:
+    """ISO year-week, e.g. '2026-W47' (the ISO year, which differs from the calendar year around New Year)."""
+    year, week, _ = now.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def default_report_dir(config, now: dt.datetime | None = None) -> Path:
+    """<[report] output_dir>/<ISO year-week>/ for ``now`` (UTC now when omitted)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return Path(config.report.output_dir).expanduser() / week_label(now)
+
+
+def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
+                 *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
+                 progress: Callable[[str], None] | None = None) -> ReportResult:
+    """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
+
+    ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
+    ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
+    (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
+    """
+    from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
+
+    step = progress or (lambda _msg: None)
+    out = Path(out_dir) if out_dir is not None else default_report_dir(config, now)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RightsizeError(f"{out}: cannot create report folder: {exc.strerror or exc}") from None
+
+    summary = analysis.summary or summarize(analysis, snapshot, config)
+    summary = dict(summary)
+    crossed = crossed_thresholds(summary, analysis, config)
+    summary["thresholds_crossed"] = crossed
+
+    comparison = None
+    previous = Path(compare_dir) if compare_dir is not None else find_previous_dir(out)
+    if previous is not None:
+        if previous.resolve() == out.resolve():
+            raise RightsizeError(f"{previous}: --compare points at the report folder being written")
+        step(f"comparing with {previous}")
+        prev_summary, prev_recs = load_previous(previous)
+        comparison = compare(summary, analysis.recommendations, prev_summary, prev_recs,
+                             previous_label=previous.name, previous_dir=str(previous))
+        summary["week_over_week"] = comparison.as_dict()
+
+    step("writing CSV files and summary.json")
+    paths = tables.write_tables(analysis, snapshot, config, out, summary=summary)
+    title = f"rightsize report {out.name}"
+    step("writing report.md")
+    md = markdown.render_markdown(summary, analysis, config, comparison=comparison, crossed=crossed,
+                                  title=title, extra_caveats=extra_caveats)
+    paths["report.md"] = tables.write_text_atomic(out / "report.md", md)
+    step("drawing charts and writing report.html")
+    page = html.render_html(summary, analysis, snapshot, config, comparison=comparison, crossed=crossed,
+                            title=title, extra_caveats=extra_caveats)
+    paths["report.html"] = tables.write_text_atomic(out / "report.html", page)
+    return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison)
