@@ -145,9 +145,9 @@ def _workloads() -> list[DemoWorkload]:
         W("ci-runners", "Deployment", "cache", 1, [C("cache", "500m", "2Gi", None, "2Gi", cpu_mean=0.05, memory_mean="600Mi")], "platform",
           empty_dir=True, ignore=True),
         # --- monitoring ---
-        W("monitoring", "DaemonSet", "node-exporter", 13, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
+        W("monitoring", "DaemonSet", "node-exporter", 16, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
           "platform", host_path=True),
-        W("monitoring", "DaemonSet", "fluent-bit", 13, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
+        W("monitoring", "DaemonSet", "fluent-bit", 16, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
           "platform", host_path=True),
         W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
           "platform", pvc=True, grace=600, zones=("us-east-1c",)),
@@ -162,6 +162,9 @@ NODES = [
     ("ip-10-0-1-14", "m5.2xlarge", "us-east-1a", "on-demand", "general"),
     ("ip-10-0-2-15", "m5.2xlarge", "us-east-1b", "on-demand", "general"),
     ("ip-10-0-3-16", "m5.2xlarge", "us-east-1c", "on-demand", "general"),
+    ("ip-10-0-1-17", "m5.2xlarge", "us-east-1a", "on-demand", "general"),
+    ("ip-10-0-2-18", "m5.2xlarge", "us-east-1b", "on-demand", "general"),
+    ("ip-10-0-3-19", "m5.2xlarge", "us-east-1c", "on-demand", "general"),
     ("ip-10-0-1-21", "r5.2xlarge", "us-east-1a", "on-demand", "memory"),
     ("ip-10-0-2-22", "r5.2xlarge", "us-east-1b", "on-demand", "memory"),
     ("ip-10-0-3-23", "r5.2xlarge", "us-east-1c", "on-demand", "memory"),
@@ -282,8 +285,9 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
             if pods == 0:
                 continue
             candidates = [n for n in node_by_zone[zone] if (n[3] == "spot") == w.on_spot] or node_by_zone[zone]
-            if max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB:
-                candidates = [n for n in candidates if n[1].startswith("r5")] or candidates
+            # memory-heavy pods go to the memory node group, everything else stays off it
+            memory_heavy = max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB
+            candidates = [n for n in candidates if (n[4] == "memory") == memory_heavy] or candidates
             # the scheduler's view, pod by pod: the candidate with the most CPU still unrequested
             hours_by_node: dict[str, float] = {}
             for _ in range(pods):

@@ -100,7 +100,7 @@ def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
     assert f"{savings:.2f}" in flat or any(
         isinstance(v, (int, float)) and abs(v - savings) < 0.01 for v in _numbers(summary)), "savings total not in summary.json"
     search = recs[(recs.namespace == "shop") & (recs.workload == "search")].iloc[0]
-    assert "oom_risk" in search.flags
+    assert "oom_risk" in search["flags"]
     assert search.memory_request_bytes_recommended >= search.memory_max_bytes * 1.2
 
 

@@ -57,6 +57,13 @@ TOTAL_ROWS = (
 
 # --- formatting (shared with html.py) ----------------------------------------------------------------
 
+def _cpu_limit_after(r) -> str:
+    """The recommended CPU limit in words: a value when one is set, else what happens to the limit."""
+    if r["cpu_limit_action"] == "set":
+        return cores(r["cpu_limit_cores_recommended"])
+    return {"keep_unset": "unset", "remove": "remove", "none": "no change"}.get(r["cpu_limit_action"], r["cpu_limit_action"])
+
+
 def _nan(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
 
@@ -281,7 +288,7 @@ def render_markdown(summary: dict, analysis, config, *, comparison=None, crossed
         rows = [[f"`{ref}`", "OOM risk" if r["_oom"] else "throttled",
                  f"{r['oom_kills']:.0f}" if not _nan(r["oom_kills"]) else "n/a", percent(r["cpu_throttled_ratio"]),
                  f"{nbytes(r['memory_request_bytes_current'])} → {nbytes(r['memory_request_bytes_recommended'], 'n/a')}",
-                 f"{cores(r['cpu_limit_cores_current'])} → {r['cpu_limit_action'].replace('_', ' ')}"]
+                 f"{cores(r['cpu_limit_cores_current'])} → {_cpu_limit_after(r)}"]
                 for ref, r in zip(container_ref(shown), shown.to_dict("records"))]
         out.append(table(["container", "risk", "OOM kills", "throttled", "memory request", "CPU limit"], rows, "llrrll"))
         out.append(_more(len(rk), len(shown), "containers", "recommendations.csv").rstrip())
