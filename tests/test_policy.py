@@ -1,0 +1,125 @@
+"""Policy choice per container: overrides > annotation > policy_rules > non-production shortcuts > default."""
+import dataclasses
+import json
+
+import pandas as pd
+import pytest
+
+from rightsize.analysis.policy import assign_policies, namespace_labels, policy_params
+from rightsize.analysis.recommend import recommend
+from rightsize.config import Config, Policy, PolicyRule, RecommendConfig, WorkloadOverride
+from rightsize.errors import ConfigError
+from recommend_tables import ctr, one, snap
+
+
+def frame(*rows):
+    """(namespace, kind, workload, policy_override) rows, cluster c1."""
+    return pd.DataFrame([{"cluster": "c1", "namespace": ns, "kind": k, "workload": w, "policy_override": ann}
+                         for ns, k, w, ann in rows])
+
+
+def namespaces(**labels):
+    return pd.DataFrame([{"cluster": "c1", "namespace": ns, "labels_json": json.dumps(lbl)} for ns, lbl in labels.items()])
+
+
+def cfg(**kw):
+    policies = dict(Config().policies)
+    policies["batch"] = Policy(cpu_request_percentile="p90")
+    return dataclasses.replace(Config(), policies=policies, **kw)
+
+
+def test_default_policy_and_non_production_globs():
+    f = frame(("shop", "Deployment", "a", ""), ("staging-eu", "Deployment", "a", ""), ("ci-runners", "Deployment", "a", ""),
+              ("devops", "Deployment", "a", ""))
+    out = assign_policies(f, namespaces(), Config())
+    # "devops" matches the shortcut glob "dev*": the shortcuts are plain shell globs.
+    assert out["policy"].tolist() == ["production", "non_production", "non_production", "non_production"]
+    assert "staging*" in out["policy_source"][1]
+
+
+def test_non_production_label_shortcut():
+    c = dataclasses.replace(Config(), recommend=RecommendConfig(non_production_namespaces=(),
+                                                                non_production_labels={"environment": "staging"}))
+    f = frame(("web-stg", "Deployment", "a", ""), ("web", "Deployment", "a", ""))
+    out = assign_policies(f, namespaces(**{"web-stg": {"environment": "staging"}, "web": {"environment": "production"}}), c)
+    assert out["policy"].tolist() == ["non_production", "production"]
+
+
+def test_default_policy_is_configurable():
+    c = dataclasses.replace(cfg(), recommend=RecommendConfig(default_policy="batch"))
+    assert assign_policies(frame(("shop", "Deployment", "a", "")), namespaces(), c)["policy"][0] == "batch"
+
+
+def test_policy_rules_by_glob_and_label_first_match_wins_and_beat_shortcuts():
+    rules = (
+        PolicyRule(policy="batch", namespaces=("staging-batch*",)),
+        PolicyRule(policy="production", namespaces=("staging*",), namespace_labels={"tier": "gold"}),
+        PolicyRule(policy="batch", namespace_labels={"tier": "gold"}),
+        PolicyRule(policy="batch"),  # names nothing: matches nothing
+    )
+    c = cfg(policy_rules=rules)
+    f = frame(("staging-batch-1", "Job", "a", ""), ("staging-gold", "Deployment", "a", ""), ("staging-x", "Deployment", "a", ""),
+              ("shop", "Deployment", "a", ""), ("other", "Deployment", "a", ""))
+    ns = namespaces(**{"staging-gold": {"tier": "gold"}, "shop": {"tier": "gold"}})
+    out = assign_policies(f, ns, c)
+    assert out["policy"].tolist() == ["batch", "production", "non_production", "batch", "production"]
+    assert out["policy_source"][0].startswith("policy_rules[0]")
+    assert out["policy_source"][3].startswith("policy_rules[2]")
+
+
+def test_annotation_beats_rules_and_unknown_annotation_is_noted():
+    c = cfg(policy_rules=(PolicyRule(policy="batch", namespaces=("shop",)),))
+    f = frame(("shop", "Deployment", "a", "non_production"), ("shop", "Deployment", "b", "nonsense"))
+    out = assign_policies(f, namespaces(), c)
+    assert out["policy"].tolist() == ["non_production", "batch"]
+    assert "annotation" in out["policy_source"][0]
+    assert "nonsense" in out["policy_note"][1] and out["policy_note"][0] == ""
+
+
+def test_config_override_beats_annotation_matches_kind_case_insensitively_and_by_cluster():
+    c = cfg(overrides=(
+        WorkloadOverride(workload="shop/deployment/a", policy="batch"),
+        WorkloadOverride(workload="shop/Deployment/a", policy="production"),  # later entry: loses
+        WorkloadOverride(workload="c2/shop/Deployment/b", policy="batch"),   # other cluster: no match
+        WorkloadOverride(workload="shop/Deployment/c", ignore=True),
+    ))
+    f = frame(("shop", "Deployment", "a", "non_production"), ("shop", "Deployment", "b", ""), ("shop", "Deployment", "c", ""))
+    out = assign_policies(f, namespaces(), c)
+    assert out["policy"].tolist() == ["batch", "production", "production"]
+    assert out["ignored_by_config"].tolist() == [False, False, True]
+    assert out["policy_source"][0].startswith("overrides[0]")
+
+
+def test_namespace_labels_tolerate_bad_json():
+    ns = pd.DataFrame([{"cluster": "c1", "namespace": "a", "labels_json": "{not json"},
+                       {"cluster": "c1", "namespace": "b", "labels_json": ""},
+                       {"cluster": "c1", "namespace": "c", "labels_json": '{"x": 1}'}])
+    assert namespace_labels(ns) == {("c1", "a"): {}, ("c1", "b"): {}, ("c1", "c"): {"x": "1"}}
+
+
+def test_policy_params_align_with_rows_and_reject_unknown():
+    s = pd.Series(["non_production", "production", "non_production"], index=[10, 11, 12])
+    p = policy_params(Config(), s)
+    assert list(p.index) == [10, 11, 12]
+    assert p["cpu_request_percentile"].tolist() == ["p50", "p95", "p50"]
+    assert p["memory_limit"].tolist() == ["factor", "request", "factor"]
+    with pytest.raises(ConfigError, match="unknown policy 'nope'"):
+        policy_params(Config(), pd.Series(["nope"]))
+
+
+def test_recommend_uses_the_chosen_policy_per_row():
+    s = snap(ctr("web", namespace="shop"), ctr("web", namespace="staging"), ctr("api", namespace="shop", policy_override="non_production"))
+    r = recommend(s, Config())
+    assert r.set_index(["namespace", "workload"])["policy"].to_dict() == {
+        ("shop", "web"): "production", ("staging", "web"): "non_production", ("shop", "api"): "non_production"}
+    # the non-production policy really changed the numbers: CPU from p50 (100m) not p95 (200m)
+    staging = r[r["namespace"] == "staging"].iloc[0]
+    assert staging["cpu_basis"] == "p50" and staging["cpu_request_cores_recommended"] == pytest.approx(0.12)
+    prod = one(r[r["namespace"] == "shop"], "web")
+    assert prod["cpu_basis"] == "p95" and prod["cpu_request_cores_recommended"] == pytest.approx(0.23)
+
+
+def test_recommend_honours_config_ignore_override():
+    c = dataclasses.replace(Config(), overrides=(WorkloadOverride(workload="shop/Deployment/web", ignore=True),))
+    r = recommend(snap(ctr("web")), c)
+    assert r["status"][0] == "ignored" and "config override" in r["reason"][0]
