@@ -156,6 +156,7 @@ class Policy:
     medium_confidence_history: float = setting("5d", "History from which confidence is 'medium' (below it: 'low').", kind="duration", unit="seconds")
     confidence_multiplier: float = setting(1.0, "VPA-style widening for short histories: requests x ((1 + this/days) / (1 + this/full_days)) ^ confidence_exponent.", kind="float", minimum=0)
     confidence_exponent: float = setting(1.0, "Exponent of that widening factor.", kind="float", minimum=0)
+    memory_request_covers_max: bool = setting(True, "Memory request >= the observed max working set (production: limit = request, so the request must hold the peak). Off for non-production, where only the limit must cover the peak and requests pack nodes.", kind="bool")
     oom_bump_factor: float = setting(1.2, "OOM-killed containers get memory >= peak x this ...", kind="float", minimum=1)
     oom_bump_min: float = setting("100Mi", "... and >= peak + this.", kind="memory", unit="bytes")
     throttling_threshold: float = setting(0.25, "Share of CFS periods throttled above which a CPU limit is raised or removed.", kind="float", minimum=0, maximum=1)
@@ -172,7 +173,7 @@ def _default_policies() -> dict:
         "production": Policy(),
         "non_production": Policy(
             cpu_request_percentile="p50", memory_request_percentile="p90",
-            cpu_limit="factor", memory_limit="factor",
+            cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False,
         ),
     }
 
@@ -194,7 +195,7 @@ class WorkloadOverride:
 @dataclass(frozen=True)
 class RecommendConfig:
     default_policy: str = setting("production", "Policy for namespaces no rule matches.", kind="str")
-    non_production_namespaces: tuple = setting(["dev*", "staging*", "test*", "ci-*", "preview-*"], "Shortcut: namespaces (globs) that get the non_production policy.", kind="list")
+    non_production_namespaces: tuple = setting(["dev", "dev-*", "*-dev", "staging", "staging-*", "*-staging", "test", "test-*", "*-test", "ci", "ci-*", "preview-*"], "Shortcut: namespaces (globs) that get the non_production policy.", kind="list")
     non_production_labels: dict = setting({}, "Shortcut: namespace labels that mark non-production, e.g. {environment = \"staging\"}.", kind="dict")
     over_provisioned_factor: float = setting(2.0, "A request more than this times the recommendation is flagged over-provisioned.", kind="float", minimum=1)
 

@@ -30,11 +30,11 @@ def cfg(**kw):
 
 def test_default_policy_and_non_production_globs():
     f = frame(("shop", "Deployment", "a", ""), ("staging-eu", "Deployment", "a", ""), ("ci-runners", "Deployment", "a", ""),
-              ("devops", "Deployment", "a", ""))
+              ("devops", "Deployment", "a", ""), ("payments-dev", "Deployment", "a", ""))
     out = assign_policies(f, namespaces(), Config())
-    # "devops" matches the shortcut glob "dev*": the shortcuts are plain shell globs.
-    assert out["policy"].tolist() == ["production", "non_production", "non_production", "non_production"]
-    assert "staging*" in out["policy_source"][1]
+    # the default globs name whole words: "devops" is a team's namespace, not a dev environment
+    assert out["policy"].tolist() == ["production", "non_production", "non_production", "production", "non_production"]
+    assert "staging-*" in out["policy_source"][1]
 
 
 def test_non_production_label_shortcut():

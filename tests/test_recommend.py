@@ -117,12 +117,18 @@ def test_non_production_requests_from_p50_p90_and_limits_by_factors():
     assert r["memory_limit_bytes_recommended"] == 460 * MIB  # x2
 
 
-def test_non_production_memory_never_below_observed_max():
-    # p90 x 1.15 = 115Mi but a spike reached 300Mi: request and limit cover the max
+def test_non_production_memory_limit_never_below_observed_max():
+    # p90 x 1.15 = 115Mi but a spike reached 300Mi: the request packs at p90, the limit covers the max
     r = rec1(ctr(namespace="staging", memory=(90 * MIB, 100 * MIB, 110 * MIB, 200 * MIB, 300 * MIB)),
              config_with("non_production", memory_limit_factor=1.0))
-    assert r["memory_request_bytes_recommended"] == 300 * MIB
+    assert r["memory_request_bytes_recommended"] == 115 * MIB
     assert r["memory_limit_bytes_recommended"] == 300 * MIB
+
+
+def test_policy_can_require_the_request_to_cover_the_max():
+    r = rec1(ctr(namespace="staging", memory=(90 * MIB, 100 * MIB, 110 * MIB, 200 * MIB, 300 * MIB)),
+             config_with("non_production", memory_limit_factor=1.0, memory_request_covers_max=True))
+    assert r["memory_request_bytes_recommended"] == 300 * MIB
     assert "observed max" in r["reason"]
 
 

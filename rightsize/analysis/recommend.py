@@ -224,7 +224,10 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     oom_floor = np.maximum(mem_max * pf("oom_bump_factor"), mem_max + pf("oom_bump_min"))
     floor = np.where(oom, np.fmax(mem_max, oom_floor), mem_max)
     # After an OOM kill the memory is never lowered: the current request/limit joins the floor.
-    floor_req = np.where(oom, np.fmax(floor, cur_mem_req), floor)
+    # Where the limit may sit above the request (non-production), only the limit must hold the peak;
+    # an OOM-killed container gets the bump on both.
+    covers_max = p("memory_request_covers_max").astype(bool)
+    floor_req = np.where(oom, np.fmax(floor, cur_mem_req), np.where(covers_max, floor, np.nan))
     floor_lim = np.where(oom, np.fmax(floor_req, cur_mem_lim), floor)
     mem_pre = np.where(keep_mem, cur_mem_req, mem_bounded)
     mem_req_exact = np.fmax(mem_pre, floor_req)
