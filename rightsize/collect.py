@@ -24,10 +24,14 @@ Log = Callable[[str], None]
 
 
 def window_bounds(config: Config, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """Window end (now, floored to the step) and start (end - window), UTC."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    step = max(int(config.general.step), 1)
-    end = dt.datetime.fromtimestamp(int(now.timestamp()) // step * step, dt.timezone.utc)
+    """Window end ([prometheus] end, or now, floored to the step) and start (end - window), UTC."""
+    if now is None:
+        from .sources.prometheus import window_end
+
+        end = dt.datetime.fromtimestamp(window_end(config), dt.timezone.utc)
+    else:
+        step = max(int(config.general.step), 1)
+        end = dt.datetime.fromtimestamp(int(now.timestamp()) // step * step, dt.timezone.utc)
     return end - dt.timedelta(seconds=config.general.window), end
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import SnapshotError
+from .folders import replace_folder
 from .schema import OPTIONAL_TABLES, TABLES, Column
 
 SCHEMA_VERSION = 1
@@ -109,27 +108,13 @@ class Snapshot:
         """Write atomically: into a temp folder beside ``path``, then rename over it."""
         target = Path(path)
         self.validate()
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        except OSError as exc:
-            raise SnapshotError(f"{target}: cannot write snapshot: {exc.strerror}") from None
-        try:
+
+        def fill(tmp: Path) -> None:
             for name, df in self.tables.items():
                 df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str, sort_keys=True))
-            if target.exists():
-                old = target.with_name(f".{target.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-                tmp.rename(target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(target)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise SnapshotError(f"{target}: cannot write snapshot: {exc.strerror or exc}") from None
-        return target
+
+        return replace_folder(target, fill, what="snapshot", error=SnapshotError)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> "Snapshot":

@@ -21,9 +21,7 @@ import math
 import os
 import posixpath
 import re
-import shutil
 import string
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,6 +32,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError, RightsizeError
+from ..folders import replace_folder
 from ..quantity import format_cpu, format_duration, format_memory
 from ..schema import WORKLOAD_KEY
 
@@ -759,28 +758,10 @@ def has_containers(body: dict) -> bool:
 
 def _replace_folder(out_dir: Path, files: dict[str, str]) -> None:
     """Write ``files`` into a temp folder beside ``out_dir``, then swap it in (no half-written state)."""
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise PatchError(f"{out_dir}: cannot write patches: {exc.strerror or exc} (nothing was written)") from None
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    try:
+    def fill(tmp: Path) -> None:
         for rel, text in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            try:
-                tmp.rename(out_dir)
-            except OSError:
-                old.rename(out_dir)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise PatchError(f"{out_dir}: cannot write patches: {exc.strerror or exc} (nothing was written)") from None
+
+    replace_folder(out_dir, fill, what="patches", error=PatchError)
