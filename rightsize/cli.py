@@ -147,7 +147,7 @@ def _is_partial(snapshot: Snapshot) -> bool:
 def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, log):
     from .emit.report import write_report
 
-    result = write_report(snapshot, analysis, config, out, compare_dir=compare)
+    result = write_report(snapshot, analysis, config, out, compare_dir=compare, progress=log)
     log(f"report written to {out / 'report.md'} and {out / 'report.html'}")
     return result
 
@@ -169,10 +169,10 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     return result
 
 
-def _summary(analysis, snapshot) -> None:
+def _summary(analysis, snapshot, result=None) -> None:
     from .emit.terminal import print_summary
 
-    print_summary(analysis, snapshot)
+    print_summary(analysis, snapshot, result=result)
 
 
 def cmd_collect(args, config, log) -> int:
@@ -212,7 +212,7 @@ def cmd_report(args, config, log) -> int:
     analysis = analyze(snapshot, config)
     out = _report_dir(config, args.out)
     result = _write_report(snapshot, analysis, config, out, args.compare, log)
-    _summary(analysis, snapshot)
+    _summary(analysis, snapshot, result)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -237,7 +237,7 @@ def cmd_run(args, config, log) -> int:
     analysis = analyze(snapshot, config)
     result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
-    _summary(analysis, snapshot)
+    _summary(analysis, snapshot, result)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -254,7 +254,7 @@ def cmd_demo(args, config, log) -> int:
     analysis = analyze(snapshot, config)
     result = _write_report(snapshot, analysis, config, out, None, log)
     _write_patches(analysis, snapshot, config, out / "patches", None, log)
-    _summary(analysis, snapshot)
+    _summary(analysis, snapshot, result)
     return _finish(result, False, log)
 
 
