@@ -1,0 +1,320 @@
+"""Synthetic cAdvisor + kube-state-metrics series with exactly known statistics.
+
+The generator writes OpenMetrics text (for ``promtool tsdb create-blocks-from openmetrics``) or
+Prometheus text with timestamps (for VictoriaMetrics' /api/v1/import/prometheus) and computes the
+expected usage statistics from the very samples it writes:
+
+- every series is sampled on the same 60 s grid, aligned to whole minutes, so a query step of 60 s
+  sees exactly the sample written at that instant (no lookback interpolation);
+- CPU usage is written as a counter whose per-minute increments are known, so the value of
+  ``rate(counter[5m])`` at a step t is exactly (C(t) - C(t-300)) / 300 whenever the pod has samples
+  at both ends of the window (Prometheus 2.x range selectors are closed at both ends, and
+  MetricsQL's rate uses the sample before the window, which is again C(t-300));
+- the expected percentile is computed like Prometheus' quantile_over_time (linear interpolation at
+  rank phi*(n-1)), together with the values one rank below and above, so a test can allow for an
+  engine that includes or excludes the window's boundary step.
+
+Pods that start or stop inside the window make rate() extrapolate at their edges; containers of
+such pods carry ``churn=True`` in the expectations and tests compare them with a looser tolerance.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+STEP = 60  # seconds between samples and between query steps
+RATE_WINDOW = 300  # seconds, the rate() window the tests configure
+PERIODS_PER_MINUTE = 600  # CFS periods of 100 ms in a minute
+
+
+@dataclass
+class ContainerSpec:
+    name: str
+    cpu_base: float  # cores
+    cpu_amp: float  # cores, daily sine amplitude
+    mem_base: float  # bytes
+    mem_amp: float  # bytes
+    cpu_request: float = math.nan
+    cpu_limit: float = math.nan
+    mem_request: float = math.nan
+    mem_limit: float = math.nan
+    throttle_ratio: float = 0.0  # share of CFS periods throttled
+    oom_at: float = math.nan  # fraction of the pod's life at which it is OOM-killed (restart + reason)
+
+
+@dataclass
+class PodSpec:
+    namespace: str
+    pod: str
+    kind: str  # the resolved workload kind (Deployment, StatefulSet, ...)
+    workload: str
+    owner_kind: str  # kube_pod_owner owner_kind
+    owner_name: str
+    parent_kind: str = ""  # owner of the ReplicaSet / Job, '<none>' when it has none
+    parent_name: str = ""
+    node: str = "node-a"
+    start: int = 0  # index into the time grid (inclusive)
+    end: int = -1  # index (exclusive); -1 = end of data
+    containers: list[ContainerSpec] = field(default_factory=list)
+
+
+def _noise(key: str, n: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).random(n)
+
+
+def default_cluster(scale: int = 1) -> list[PodSpec]:
+    """A small cluster touching every owner path: Deployment (with a rollout across two ReplicaSets),
+    StatefulSet, DaemonSet, CronJob -> Job, bare Job, bare Pod, orphan ReplicaSet, plus kube-system.
+
+    ``scale`` > 1 repeats the application namespaces (for the shard-split test)."""
+    GiB, MiB = 2**30, 2**20
+    pods: list[PodSpec] = []
+    for s in range(scale):
+        sfx = "" if s == 0 else f"-{s}"
+        shop, data, batch = f"shop{sfx}", f"data{sfx}", f"batch{sfx}"
+        for r in range(2):
+            pods.append(PodSpec(shop, f"web-7d9f-{r}", "Deployment", "web", "ReplicaSet", "web-7d9f", "Deployment", "web",
+                                node=f"node-{'ab'[r]}", containers=[
+                                    ContainerSpec("app", 0.20 + 0.05 * r, 0.10, 300 * MiB, 50 * MiB, 0.5, math.nan, 512 * MiB, 512 * MiB),
+                                    ContainerSpec("envoy", 0.02, 0.01, 60 * MiB, 5 * MiB, 0.1, 0.2, 128 * MiB, 128 * MiB)]))
+        # a rollout half way: ReplicaSet api-1 replaced by api-2 (both owned by Deployment api)
+        pods.append(PodSpec(shop, "api-1-x", "Deployment", "api", "ReplicaSet", "api-1", "Deployment", "api",
+                            node="node-a", end=-2, containers=[
+                                ContainerSpec("api", 0.45, 0.05, 200 * MiB, 10 * MiB, 0.5, 0.5, 256 * MiB, 256 * MiB, throttle_ratio=0.4)]))
+        pods.append(PodSpec(shop, "api-2-y", "Deployment", "api", "ReplicaSet", "api-2", "Deployment", "api",
+                            node="node-b", start=-2, containers=[
+                                ContainerSpec("api", 0.45, 0.05, 200 * MiB, 10 * MiB, 0.5, 0.5, 256 * MiB, 256 * MiB, throttle_ratio=0.4)]))
+        pods.append(PodSpec(shop, "legacy-abc", "ReplicaSet", "legacy", "ReplicaSet", "legacy", "<none>", "<none>",
+                            node="node-a", containers=[ContainerSpec("legacy", 0.05, 0.0, 50 * MiB, 0.0)]))
+        for r in range(2):
+            pods.append(PodSpec(data, f"db-{r}", "StatefulSet", "db", "StatefulSet", "db", node=f"node-{'ab'[r]}", containers=[
+                ContainerSpec("postgres", 0.8, 0.4, 1.5 * GiB, 0.3 * GiB, 1.0, math.nan, 2 * GiB, 2 * GiB,
+                              oom_at=0.6 if r == 1 else math.nan)]))
+        pods.append(PodSpec(batch, "report-2900-z", "CronJob", "report", "Job", "report-2900", "CronJob", "report",
+                            node="node-b", containers=[ContainerSpec("report", 1.2, 0.8, 700 * MiB, 200 * MiB, 1.0, math.nan, 1 * GiB, 1 * GiB)]))
+        pods.append(PodSpec(batch, "migrate-q", "Job", "migrate", "Job", "migrate", "<none>", "<none>",
+                            node="node-a", containers=[ContainerSpec("migrate", 0.3, 0.1, 100 * MiB, 30 * MiB)]))
+        pods.append(PodSpec(batch, "debug", "Pod", "debug", "<none>", "<none>", node="node-a",
+                            containers=[ContainerSpec("shell", 0.01, 0.0, 10 * MiB, 1 * MiB)]))
+    for r, node in enumerate(("node-a", "node-b")):
+        pods.append(PodSpec("monitoring", f"node-exporter-{r}", "DaemonSet", "node-exporter", "DaemonSet", "node-exporter",
+                            node=node, containers=[ContainerSpec("exporter", 0.03, 0.01, 30 * MiB, 2 * MiB, 0.05, math.nan, 64 * MiB, 64 * MiB)]))
+    pods.append(PodSpec("kube-system", "coredns-1-a", "Deployment", "coredns", "ReplicaSet", "coredns-1", "Deployment", "coredns",
+                        containers=[ContainerSpec("coredns", 0.05, 0.0, 40 * MiB, 0.0, 0.1)]))
+    return pods
+
+
+NODES = [
+    {"node": "node-a", "zone": "us-east-1a", "region": "us-east-1", "instance_type": "m5.xlarge", "capacity": "ON_DEMAND",
+     "karpenter": "", "cpu": 3.92, "memory": 15 * 2**30},
+    {"node": "node-b", "zone": "us-east-1b", "region": "us-east-1", "instance_type": "m5.2xlarge", "capacity": "",
+     "karpenter": "spot", "cpu": 7.91, "memory": 30 * 2**30},
+]
+
+# Istio TCP traffic: (source ns, source workload, destination ns, destination workload, bytes/s)
+TRAFFIC = [("shop", "web", "shop", "api", 5000.0), ("shop", "api", "data", "db", 20000.0)]
+
+
+class Dataset:
+    """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of 60), ``hours`` long.
+
+    ``drop`` names metrics left out (to test missing-metric handling)."""
+
+    def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
+                 cluster_label: str = "", cluster: str = ""):
+        assert end % STEP == 0
+        self.end = end
+        self.n = int(hours * 3600 // STEP) + 1
+        self.ts = end - STEP * np.arange(self.n - 1, -1, -1, dtype=np.int64)
+        self.pods = pods if pods is not None else default_cluster()
+        self.drop = set(drop)
+        self.extra = f'{cluster_label}="{cluster}",' if cluster_label else ""
+        self._series: dict[tuple[str, str], dict] = {}
+        self._build()
+
+    # --- sample generation ------------------------------------------------------------------------
+    def _life(self, p: PodSpec) -> tuple[int, int]:
+        half = self.n // 2
+        start = half if p.start == -2 else p.start
+        end = half + 10 if p.end == -2 else (self.n if p.end == -1 else p.end)  # 10 min overlap, like maxSurge
+        return start, end
+
+    def _build(self):
+        day = 86400.0
+        for p in self.pods:
+            s, e = self._life(p)
+            t = self.ts[s:e]
+            for c in p.containers:
+                key = f"{p.namespace}/{p.pod}/{c.name}"
+                u = _noise(key + "cpu", e - s)
+                spike = (_noise(key + "spike", e - s) > 0.995) * c.cpu_base * 2
+                # rate of the interval ending at each sample (cores); the first sample's interval is 0
+                cpu = np.maximum(c.cpu_base + c.cpu_amp * np.sin(2 * np.pi * t / day) + 0.1 * c.cpu_base * u + spike, 0.0)
+                cpu[0] = 0.0
+                counter = np.cumsum(cpu * STEP)
+                m = _noise(key + "mem", e - s)
+                mem = np.round(c.mem_base + c.mem_amp * np.sin(2 * np.pi * (t / day + 0.25)) + 0.05 * c.mem_base * m)
+                restarts = np.zeros(e - s)
+                reason = None
+                if not math.isnan(c.oom_at):
+                    k = int((e - s) * c.oom_at)
+                    mem[k - 1] = c.mem_limit  # the peak that got it killed
+                    restarts[k:] = 1
+                    reason = k
+                periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE
+                throttled = np.round(periods * c.throttle_ratio)
+                self._series[(p.namespace, p.pod, c.name)] = dict(pod=p, c=c, s=s, e=e, counter=counter, mem=mem, restarts=restarts,
+                                                     reason=reason, periods=periods, throttled=throttled)
+
+    # --- expected statistics ----------------------------------------------------------------------
+    def expected(self, window_seconds: int) -> dict:
+        """{(namespace, kind, workload, container): stats} for the window (end - window, end].
+
+        Stats: per statistic name (cpu_p95_cores, memory_max_bytes, ...) a tuple (exact, low, high)
+        where low/high are the values one rank away; plus samples, pods_seen, oom_kills, restarts,
+        cpu_throttled_ratio and churn (bool)."""
+        first = self.n - 1 - window_seconds // STEP  # grid index of the window's first step (inclusive)
+        steps = np.arange(max(first, 0), self.n)
+        groups: dict[tuple, list] = {}
+        for (_ns, pod, cname), ser in self._series.items():
+            p = ser["pod"]
+            if p.namespace == "kube-system":
+                continue
+            groups.setdefault((p.namespace, p.kind, p.workload, cname), []).append(ser)
+        out = {}
+        k = RATE_WINDOW // STEP
+        for key, sers in groups.items():
+            cpu = np.full((len(sers), len(steps)), np.nan)
+            mem = np.full((len(sers), len(steps)), np.nan)
+            churn = False
+            for i, ser in enumerate(sers):
+                s, e = ser["s"], ser["e"]
+                churn |= s > steps[0] - k or e < self.n
+                idx = steps[(steps >= s) & (steps < e)]
+                mem[i, idx - steps[0]] = ser["mem"][idx - s]
+                full = idx[idx - k >= s]
+                cpu[i, full - steps[0]] = (ser["counter"][full - s] - ser["counter"][full - k - s]) / RATE_WINDOW
+            stats = {}
+            for name, arr in (("cpu", cpu), ("memory", mem)):
+                busiest = np.nanmax(arr, axis=0)
+                busiest = np.sort(busiest[~np.isnan(busiest)])
+                unit = "cores" if name == "cpu" else "bytes"
+                for label, phi in (("p50", .5), ("p90", .9), ("p95", .95), ("p99", .99), ("max", 1.0)):
+                    stats[f"{name}_{label}_{unit}"] = _quantile_with_neighbours(busiest, phi)
+            stats["samples"] = int((~np.isnan(mem).all(axis=0)).sum())
+            stats["pods_seen"] = len({ser["pod"].pod for ser in sers if ser["s"] < self.n and ser["e"] > steps[0]})
+            stats["restarts"] = sum(float(ser["restarts"][-1] - ser["restarts"][max(steps[0] - ser["s"], 0)]) for ser in sers)
+            stats["oom_kills"] = sum(1 for ser in sers if ser["reason"] is not None and ser["s"] + ser["reason"] > steps[0])
+            tp = sum(ser["throttled"][-1] - ser["throttled"][max(steps[0] - ser["s"], 0)] for ser in sers)
+            pp = sum(ser["periods"][-1] - ser["periods"][max(steps[0] - ser["s"], 0)] for ser in sers)
+            stats["cpu_throttled_ratio"] = tp / pp if pp else math.nan
+            stats["churn"] = churn
+            out[key] = stats
+        return out
+
+    # --- output -----------------------------------------------------------------------------------
+    def _lines(self, ts_ms: bool):
+        """Yield text lines; timestamps in seconds (OpenMetrics) or milliseconds (Prometheus text)."""
+        x = self.extra
+        mult = 1000 if ts_ms else 1
+        tsv = [str(int(t) * mult) for t in self.ts]
+
+        def emit(name, labels, values, s):
+            if name in self.drop:
+                return
+            head = f"{name}{{{x}{labels}}} "
+            for v, t in zip(values, tsv[s:s + len(values)]):
+                yield f"{head}{_fmt(v)} {t}\n"
+
+        ones_cache = {}
+
+        def const(name, labels, value, s, e):
+            if e - s not in ones_cache:
+                ones_cache[e - s] = np.ones(e - s)
+            yield from emit(name, labels, ones_cache[e - s] * value, s)
+
+        seen_rs, seen_job = set(), set()
+        for (_ns, pod, cname), ser in self._series.items():
+            p, c, s, e = ser["pod"], ser["c"], ser["s"], ser["e"]
+            base = f'namespace="{p.namespace}",pod="{p.pod}",container="{c.name}"'
+            yield from emit("container_cpu_usage_seconds_total", base + ',cpu="total"', ser["counter"], s)
+            yield from emit("container_memory_working_set_bytes", base, ser["mem"], s)
+            yield from emit("container_cpu_cfs_periods_total", base, ser["periods"], s)
+            yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
+            ksm = base + ',uid="u-' + p.pod + '"'
+            for res, unit, req, lim in (("cpu", "core", c.cpu_request, c.cpu_limit), ("memory", "byte", c.mem_request, c.mem_limit)):
+                if not math.isnan(req):
+                    yield from const("kube_pod_container_resource_requests", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', req, s, e)
+                if not math.isnan(lim):
+                    yield from const("kube_pod_container_resource_limits", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', lim, s, e)
+            yield from emit("kube_pod_container_status_restarts_total", ksm, ser["restarts"], s)
+            if ser["reason"] is not None:
+                yield from const("kube_pod_container_status_last_terminated_reason", f'{ksm},reason="OOMKilled"', 1.0, s + ser["reason"], e)
+        for p in self.pods:
+            s, e = self._life(p)
+            pl = f'namespace="{p.namespace}",pod="{p.pod}",uid="u-{p.pod}"'
+            yield from const("kube_pod_owner", f'{pl},owner_kind="{p.owner_kind}",owner_name="{p.owner_name}",owner_is_controller="true"', 1.0, s, e)
+            yield from const("kube_pod_info", f'{pl},node="{p.node}",host_ip="10.0.0.1",pod_ip="10.1.0.1",created_by_kind="{p.owner_kind}",created_by_name="{p.owner_name}"', 1.0, s, e)
+            if p.owner_kind == "ReplicaSet" and (p.namespace, p.owner_name) not in seen_rs:
+                seen_rs.add((p.namespace, p.owner_name))
+                yield from const("kube_replicaset_owner", f'namespace="{p.namespace}",replicaset="{p.owner_name}",owner_kind="{p.parent_kind}",owner_name="{p.parent_name}",owner_is_controller="true"', 1.0, s, e)
+            if p.owner_kind == "Job" and (p.namespace, p.owner_name) not in seen_job:
+                seen_job.add((p.namespace, p.owner_name))
+                yield from const("kube_job_owner", f'namespace="{p.namespace}",job_name="{p.owner_name}",owner_kind="{p.parent_kind}",owner_name="{p.parent_name}",owner_is_controller="true"', 1.0, s, e)
+        for nd in NODES:
+            lab = (f'node="{nd["node"]}",label_topology_kubernetes_io_zone="{nd["zone"]}",label_topology_kubernetes_io_region="{nd["region"]}",'
+                   f'label_node_kubernetes_io_instance_type="{nd["instance_type"]}",label_eks_amazonaws_com_capacity_type="{nd["capacity"]}",'
+                   f'label_karpenter_sh_capacity_type="{nd["karpenter"]}"')
+            yield from const("kube_node_labels", lab, 1.0, 0, self.n)
+            yield from const("kube_node_status_allocatable", f'node="{nd["node"]}",resource="cpu",unit="core"', nd["cpu"], 0, self.n)
+            yield from const("kube_node_status_allocatable", f'node="{nd["node"]}",resource="memory",unit="byte"', nd["memory"], 0, self.n)
+        hpa = 'namespace="shop",horizontalpodautoscaler="web"'
+        yield from const("kube_horizontalpodautoscaler_info", hpa + ',scaletargetref_kind="Deployment",scaletargetref_name="web"', 1.0, 0, self.n)
+        yield from const("kube_horizontalpodautoscaler_spec_target_metric", hpa + ',metric_name="cpu",metric_target_type="utilization"', 70.0, 0, self.n)
+        yield from const("kube_horizontalpodautoscaler_spec_min_replicas", hpa, 2.0, 0, self.n)
+        yield from const("kube_horizontalpodautoscaler_spec_max_replicas", hpa, 6.0, 0, self.n)
+        yield from const("kube_poddisruptionbudget_status_desired_healthy", 'namespace="data",poddisruptionbudget="db"', 1.0, 0, self.n)
+        yield from const("kube_poddisruptionbudget_status_expected_pods", 'namespace="data",poddisruptionbudget="db"', 2.0, 0, self.n)
+        for sn, sw, dn, dw, bps in TRAFFIC:
+            lab = (f'reporter="destination",source_workload_namespace="{sn}",source_workload="{sw}",'
+                   f'destination_workload_namespace="{dn}",destination_workload="{dw}"')
+            yield from emit("istio_tcp_sent_bytes_total", lab, np.arange(self.n) * bps * STEP, 0)
+
+    def expected_traffic(self, window_seconds: int) -> dict:
+        """{(src ns, src wl, dst ns, dst wl): bytes over the window}."""
+        return {(a, b, c, d): bps * window_seconds for a, b, c, d, bps in TRAFFIC}
+
+    def write_openmetrics(self, path) -> None:
+        """OpenMetrics text, sorted by series (promtool needs one family's samples together)."""
+        with open(path, "w") as f:
+            f.writelines(self._lines(ts_ms=False))
+            f.write("# EOF\n")
+
+    def prometheus_text_chunks(self, lines_per_chunk: int = 200_000):
+        """Prometheus exposition lines with millisecond timestamps, in chunks (for VM's import API)."""
+        buf = []
+        for line in self._lines(ts_ms=True):
+            buf.append(line)
+            if len(buf) >= lines_per_chunk:
+                yield "".join(buf)
+                buf = []
+        if buf:
+            yield "".join(buf)
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v)) if v != int(v) else str(int(v))
+
+
+def _quantile_with_neighbours(sorted_values: np.ndarray, phi: float) -> tuple[float, float, float]:
+    n = len(sorted_values)
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    rank = phi * (n - 1)
+    lo, hi = int(math.floor(rank)), int(math.ceil(rank))
+    exact = sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (rank - lo)
+    return (float(exact), float(sorted_values[max(lo - 1, 0)]), float(sorted_values[min(hi + 1, n - 1)]))
