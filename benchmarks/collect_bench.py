@@ -167,7 +167,7 @@ def run_collect(args) -> None:
     p = dataclasses.replace(c.prometheus, url=args.url, end=dt.datetime.fromtimestamp(args.end, dt.timezone.utc).isoformat(),
                             cluster_label="cluster" if args.clusters > 1 else "", concurrency=args.concurrency,
                             engine="auto", timeout=1800.0, **({"max_samples": args.max_samples} if args.max_samples else {}))
-    cfg = dataclasses.replace(c, general=dataclasses.replace(c.general, window=args.days * 86400.0, step=60.0), prometheus=p)
+    cfg = dataclasses.replace(c, general=dataclasses.replace(c.general, window=args.days * 86400.0, step=args.step), prometheus=p)
     snap = Snapshot()
     queries = []
     t0 = time.time()
@@ -219,6 +219,7 @@ def main() -> None:
     ap.add_argument("--clusters", type=int, default=1, help="clusters in one store (cluster label), each with --containers")
     ap.add_argument("--engine", choices=("prometheus", "victoriametrics", "both"), default="prometheus")
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--step", type=float, default=60.0, help="query step in seconds ([general] step); the data stays at 60 s")
     ap.add_argument("--max-samples", type=int, default=0,
                     help="[prometheus] max_samples for rightsize (0 = the config default); raise it with the server's limit for 10k containers")
     ap.add_argument("--skip-replay", action="store_true", help="do not time the bare queries (halves the run time)")
@@ -237,7 +238,7 @@ def main() -> None:
     end = json.loads(meta.read_text())["end"] if meta.exists() else (int(time.time()) // 3600) * 3600 - 3600
     meta.write_text(json.dumps({"end": end}))
     engines = ["victoriametrics", "prometheus"] if args.engine == "both" else [args.engine]
-    print(f"{args.containers} containers x {args.days:g} d at 60 s x {args.clusters} cluster(s); data in {work}", flush=True)
+    print(f"{args.containers} containers x {args.days:g} d at 60 s x {args.clusters} cluster(s), query step {args.step:g} s; data in {work}", flush=True)
     for engine in engines:
         sub = work / f"{engine}-{args.containers}-{args.days:g}-{args.clusters}"
         sub.mkdir(exist_ok=True)
@@ -257,7 +258,7 @@ def main() -> None:
                 time.sleep(5)  # let startup compaction of the backfilled blocks settle before timing
             cmd = [sys.executable, __file__, "--run-collect", "--url", server.url, "--end", str(end), "--containers",
                    str(args.containers), "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency", str(args.concurrency),
-                   "--max-samples", str(args.max_samples)]
+                   "--max-samples", str(args.max_samples), "--step", str(args.step)]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             server_s, samples = replay(server.url, res["queries"], engine) if not args.skip_replay else (float("nan"), float("nan"))

@@ -101,6 +101,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
 
     ``meta["partial"]["clusters"]`` lists clusters that failed while others completed.
     """
+    refs = parse_series_refs(series)  # before any query: a typo should not cost a collection
     start, end = window_bounds(config, now)
     snapshot = Snapshot(meta=new_meta(window_start=start.isoformat(), window_end=end.isoformat(),
                                       step_seconds=config.general.step, versions={"rightsize": __version__}))
@@ -129,8 +130,8 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
             continue
         merge_into(snapshot, part)
         snapshot.meta["clusters"].append(target.name)
-        if series:
-            _collect_series(config, target, series, snapshot)
+        if refs:
+            _collect_series(config, target, refs, snapshot)
     if failed:
         snapshot.meta["partial"]["clusters"] = failed
         if len(failed) == len(targets):
@@ -142,15 +143,20 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
     return snapshot.validate()
 
 
-def _collect_series(config: Config, target: ClusterTarget, refs: tuple[str, ...], snapshot: Snapshot) -> None:
-    from .sources.prometheus import fetch_series
-
+def parse_series_refs(refs: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """NAMESPACE/KIND/NAME strings of --series as tuples; ConfigError on a malformed one."""
     parsed = []
     for ref in refs:
         parts = ref.split("/")
-        if len(parts) != 3:
+        if len(parts) != 3 or not all(parts):
             raise ConfigError(f"--series {ref!r}: expected NAMESPACE/KIND/NAME")
         parsed.append(tuple(parts))
-    frame = fetch_series(config, target, parsed, step_seconds=300)
+    return parsed
+
+
+def _collect_series(config: Config, target: ClusterTarget, refs: list[tuple[str, str, str]], snapshot: Snapshot) -> None:
+    from .sources.prometheus import fetch_series
+
+    frame = fetch_series(config, target, refs, step_seconds=300)
     if len(frame):
         snapshot.tables["series"] = pd.concat([snapshot.tables["series"], frame], ignore_index=True) if len(snapshot.tables["series"]) else frame

@@ -116,3 +116,23 @@ def test_cluster_entries_inherit_prometheus_settings():
     assert eu.prometheus_url == base.prometheus.url and eu.label_value == "eu"
     assert eu.headers == {"X-Scope-OrgID": "fleet", "X-Extra": "1"}
     assert us.prometheus_url == "http://us:9090" and us.label_value == ""  # own server: no label matcher
+
+
+def test_collect_series_fetches_only_the_chosen_workloads(prom_server, prom_dataset):
+    config = prometheus_only(make_config(prom_server.url, prom_dataset.end))
+    snapshot = collect(config, series=("shop/Deployment/web",), log=quiet)
+    series = snapshot.series
+    assert len(series) > 0
+    assert set(zip(series.namespace, series.kind, series.workload)) == {("shop", "Deployment", "web")}
+    assert set(series.container) == {"app", "envoy"}
+    assert (series.cpu_cores >= 0).all() and (series.memory_bytes > 0).all()
+    # the 5-minute drill-down step over a 24 h window: at most 289 points per container
+    assert series.groupby("container").size().max() <= 24 * 12 + 1
+
+
+def test_collect_series_rejects_a_malformed_reference(prom_server, prom_dataset):
+    from rightsize.errors import ConfigError
+
+    config = prometheus_only(make_config(prom_server.url, prom_dataset.end))
+    with pytest.raises(ConfigError, match="--series 'web': expected NAMESPACE/KIND/NAME"):
+        collect(config, series=("web",), log=quiet)
