@@ -22,7 +22,7 @@ PERCENTILES = ("p50", "p90", "p95", "p99", "max")
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
     window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds")
-    step: float = setting("1m", "Resolution at which the server evaluates usage inside the window.", kind="duration", unit="seconds")
+    step: float = setting("1m", "Resolution at which the server evaluates usage inside the window (the busiest replica is taken at each step). On a plain Prometheus with thousands of containers \"5m\" collects about 4x faster at little loss: rate() already averages 5 minutes.", kind="duration", unit="seconds")
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
 
 
