@@ -117,6 +117,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
                                  label_value=n, context=context, manifests=manifests) for n in names]
         log(f"discovered clusters: {', '.join(names)}")
     source = inventory_source(config, manifests)
+    preflight(config, targets, source)
     failed: list[str] = []
     for target in targets:
         try:
@@ -141,6 +142,18 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
     log("looking up prices")
     collect_prices(config, snapshot)
     return snapshot.validate()
+
+
+def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None:
+    """Cheap checks before any query, so a typo does not cost a whole collection."""
+    if source == "manifests":
+        for target in targets:
+            path = target.manifests or config.kubernetes.manifests
+            if not Path(path).exists():
+                raise SourceError(f"{path}: manifests not found (--manifests or [kubernetes] manifests)")
+    from .sources.aws import require_credentials
+
+    require_credentials(config)
 
 
 def parse_series_refs(refs: tuple[str, ...]) -> list[tuple[str, str, str]]:

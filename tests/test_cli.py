@@ -135,3 +135,23 @@ def test_patch_from_snapshot(demo_dir, tmp_path):
     out, _ = demo_dir
     rightsize("patch", "--quiet", "--snapshot", out / "snapshot", "--out", tmp_path / "p", check=0)
     assert list((tmp_path / "p").rglob("kustomization.yaml"))
+
+
+def test_collect_checks_cheap_inputs_before_any_query(tmp_path):
+    # No Prometheus runs at the default URL here: these must fail on the input, before any query.
+    proc = rightsize("collect", "--quiet", "--manifests", tmp_path / "absent", "--out", tmp_path / "s")
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'absent'}: manifests not found" in proc.stderr
+
+
+def test_aws_prices_without_credentials_fail_fast(tmp_path, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    manifests = ROOT / "tests" / "fixtures" / "k8s" / "base"
+    proc = rightsize("collect", "--quiet", "--prices", "aws", "--manifests", manifests, "--out", tmp_path / "s")
+    assert proc.returncode == 1
+    assert 'pricing.source = "aws" but no AWS credentials were found' in proc.stderr
+    assert not (tmp_path / "s").exists()

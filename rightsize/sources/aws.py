@@ -503,6 +503,20 @@ def _apply_overrides(table: pd.DataFrame, pricing, types_by_region: dict[str, li
     return out, notes
 
 
+_NO_CREDENTIALS = ("pricing.source = \"aws\" but no AWS credentials were found "
+                   "(environment, shared config/credentials files, SSO, instance or pod role)")
+
+
+def require_credentials(config, session=None) -> None:
+    """Fail fast (before a long collection) when pricing.source = "aws" and no credentials exist."""
+    if config.pricing.source != "aws":
+        return
+    import boto3
+
+    if not _has_credentials(session or boto3.Session()):
+        raise SourceError(_NO_CREDENTIALS)
+
+
 def _has_credentials(session) -> bool:
     try:
         return session.get_credentials() is not None
@@ -531,8 +545,7 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
         session = session or boto3.Session()
         if not _has_credentials(session):
             if strict:
-                raise SourceError("pricing.source = \"aws\" but no AWS credentials were found "
-                                  "(environment, shared config/credentials files, SSO, instance or pod role)")
+                raise SourceError(_NO_CREDENTIALS)
             snapshot.warn("prices_offline", "no AWS credentials found: using the bundled offline list prices", "prices")
             mode = "offline"
     if mode == "aws" and session is None:
