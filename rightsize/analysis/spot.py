@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from .cost import workload_costs
 from ..schema import SPOT_COLUMNS, WORKLOAD_KEY
 from ..snapshot import Snapshot
 
@@ -276,8 +277,8 @@ def _workload_costs(recommendations: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame({**{c: pd.Series(dtype=object) for c in KEY}, "usd_per_month": pd.Series(dtype=float)})
     r = recommendations
     rec = r["usd_per_month_recommended"] if "usd_per_month_recommended" in r else pd.Series(np.nan, index=r.index)
-    cost = rec.fillna(r["usd_per_month_current"])
-    return r[KEY].assign(usd_per_month=cost).groupby(KEY, as_index=False)["usd_per_month"].sum(min_count=1)
+    per_workload = workload_costs(r.assign(usd_per_month_recommended=rec.fillna(r["usd_per_month_current"])))
+    return per_workload[KEY + ["usd_per_month_recommended"]].rename(columns={"usd_per_month_recommended": "usd_per_month"})
 
 
 def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, namespaces: pd.DataFrame | None,
