@@ -22,7 +22,7 @@ PERCENTILES = ("p50", "p90", "p95", "p99", "max")
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
     window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds")
-    step: float = setting("1m", "Resolution at which the server evaluates usage inside the window (the busiest replica is taken at each step). On a plain Prometheus with thousands of containers \"5m\" collects about 4x faster at little loss: rate() already averages 5 minutes.", kind="duration", unit="seconds")
+    step: float = setting("5m", "Resolution at which usage is evaluated inside the window: the busiest replica is taken at each step and the percentiles are over those steps. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step.", kind="duration", unit="seconds")
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
 
 
@@ -92,6 +92,9 @@ class PrometheusConfig:
     max_samples: int = setting(50_000_000, "Samples one query may hold at its peak before rightsize splits it into more shards; keep at or under the server's limit (Prometheus --query.max-samples, default 50000000; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     concurrency: int = setting(2, "Shards evaluated at once (keep at or below the server's cores).", kind="int", minimum=1)
     rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds")
+    percentiles_from: str = setting("auto", "Where the usage percentiles are computed. instant: the server evaluates quantile_over_time once per percentile (least data sent, but a plain Prometheus repeats the per-step busiest-replica join for each). range: one range query per resource returns the busiest replica's value at each step and rightsize sorts them (one join per resource; about 35 bytes per point travel). auto: instant on VictoriaMetrics (quantiles_over_time computes all percentiles in one pass), range on Prometheus, Thanos and Mimir.", kind="str", choices=("auto", "instant", "range"))
+    compress: bool = setting(True, "Ask for gzip-compressed answers: a range query's answer shrinks about 5x, which matters over a slow link; turn off when rightsize runs next to the server, where compressing costs the server more time than it saves.", kind="bool")
+    range_points: int = setting(1_000_000, "Points (series x steps) one range query may return before rightsize cuts it into shorter time chunks; bounds rightsize's memory (about 200 bytes per point while parsing) and the server's.", kind="int", minimum=1000)
     engine: str = setting("auto", "Query dialect: auto-detect, or force prometheus / victoriametrics.", kind="str", choices=("auto", "prometheus", "victoriametrics"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")

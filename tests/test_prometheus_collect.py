@@ -194,6 +194,49 @@ def test_shards_split_when_server_rejects_for_max_samples(prom_dataset, tmp_path
     assert_usage_matches(snap.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
 
 
+def test_instant_and_range_percentiles_agree(prom_server, prom_dataset, collected):
+    # auto on Prometheus = range (one busiest-replica evaluation per resource, sorted here);
+    # instant = quantile_over_time in the server, once per percentile. Same steps, same numbers.
+    assert collected.meta["sources"]["prometheus:c1"]["percentiles"] == "range"
+    instant = collect(prom_server.url, prom_dataset.end, percentiles_from="instant")
+    assert instant.meta["sources"]["prometheus:c1"]["percentiles"] == "instant"
+    assert_usage_matches(instant.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
+    a = collected.tables["usage"].set_index(KEY).sort_index()
+    b = instant.tables["usage"].set_index(KEY).sort_index()
+    for col in STATS + ["samples"]:
+        pd.testing.assert_series_equal(a[col], b[col], rtol=1e-9, check_names=False, obj=col)
+
+
+def _range_spans(queries, resource_metric):
+    return [(q["end"] - q["start"]) for q in queries if "start" in q and resource_metric in q["query"]]
+
+
+def test_range_queries_cut_into_time_chunks_give_the_same_result(prom_server, prom_dataset):
+    cfg = make_config(prom_server.url, prom_dataset.end, range_points=2000)
+    client = P.Client(cfg, prom_server.url)
+    client.recorded = []
+    snap = collect(prom_server.url, prom_dataset.end, range_points=2000, client=client)
+    assert_usage_matches(snap.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
+    spans = _range_spans(client.recorded, "container_cpu_usage_seconds_total")
+    assert len(spans) > 2  # 1,441 steps x the shard's series do not fit 2,000 points
+    assert sum(s / 60 + 1 for s in spans) == WINDOW_HOURS * 60 + 1  # every step exactly once, no overlap
+
+
+def test_range_chunk_halved_when_server_rejects_it(prom_dataset, tmp_path):
+    # the server's sample limit rejects the whole-window range query; rightsize halves the time chunk
+    server = start_prometheus(prom_dataset, tmp_path, max_samples=30_000)
+    try:
+        cfg = make_config(server.url, prom_dataset.end, max_samples=10**12)
+        client = P.Client(cfg, server.url)
+        client.recorded = []
+        snap = collect(server.url, prom_dataset.end, max_samples=10**12, client=client)
+    finally:
+        server.stop()
+    spans = _range_spans(client.recorded, "container_memory_working_set_bytes")
+    assert spans[0] == WINDOW_HOURS * 3600 and min(spans) < spans[0] / 2, spans
+    assert_usage_matches(snap.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
+
+
 def test_planned_shards_from_series_counts(prom_server, prom_dataset):
     # a small sample budget makes rightsize plan one shard per namespace up front
     snap = collect(prom_server.url, prom_dataset.end, max_samples=1000)

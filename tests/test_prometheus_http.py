@@ -67,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             if q.startswith("count by (namespace)"):
                 result = [{"metric": {"namespace": "shop"}, "value": [0, "3"]}]
             return self._reply(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+        if api == "/api/v1/query_range":
+            return self._reply(200, {"status": "success", "data": {"resultType": "matrix", "result": []}})
         self._reply(404, {"status": "error", "error": "not found"})
 
     do_GET = do_POST = _handle
@@ -109,6 +111,7 @@ def test_mimir_and_thanos_settings_on_every_request(recorder, monkeypatch):
         assert r["headers"].get("Authorization") == "Bearer s3cret", r["path"]
         assert r["params"].get("partial_response") == ["false"] and r["params"].get("dedup") == ["true"], r["path"]
     assert snap.meta["sources"]["prometheus:c1"]["requests"] == len(recorder.requests)
+    assert any(r["path"].endswith("/query_range") for r in recorder.requests)  # the busiest-replica range queries too
 
 
 def test_token_file_and_basic_auth(recorder, tmp_path, monkeypatch):
@@ -167,3 +170,11 @@ def test_cluster_label_selects_one_cluster():
     cfg = dataclasses.replace(Config().prometheus, cluster_label="cluster")
     q = Queries(cfg, 3600, 60, cluster_value='prod"eu')
     assert q.sel("m", ["a"]) == 'm{cluster="prod\\"eu",namespace=~"a"}'
+
+
+def test_compression_can_be_turned_off_next_to_the_server(recorder):
+    _collect(recorder.url)
+    assert all("gzip" in r["headers"].get("Accept-Encoding", "") for r in recorder.requests)
+    recorder.requests.clear()
+    _collect(recorder.url, compress=False)
+    assert recorder.requests and all(r["headers"].get("Accept-Encoding") == "identity" for r in recorder.requests)

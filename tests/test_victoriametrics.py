@@ -68,10 +68,13 @@ def test_prometheus_and_victoriametrics_agree(vm_snapshot, prom_server, prom_dat
     assert (prom["samples"] - vm["samples"]).abs().max() <= 1
 
 
-def test_forced_prometheus_dialect_also_works_on_victoriametrics(vm_server, prom_dataset):
-    # the portable PromQL queries (one quantile_over_time per percentile) run on MetricsQL too
-    snap = collect(vm_server.url, prom_dataset.end, engine="prometheus")
+@pytest.mark.parametrize("percentiles_from", ["range", "instant"])
+def test_forced_prometheus_dialect_also_works_on_victoriametrics(vm_server, prom_dataset, percentiles_from):
+    # the portable PromQL queries run on MetricsQL too: the busiest replica as a range query
+    # sorted by rightsize, or one quantile_over_time per percentile
+    snap = collect(vm_server.url, prom_dataset.end, engine="prometheus", percentiles_from=percentiles_from)
     assert snap.meta["sources"]["prometheus:c1"]["engine"] == "prometheus"
+    assert snap.meta["sources"]["prometheus:c1"]["percentiles"] == percentiles_from
     assert_usage_matches(snap.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
 
 

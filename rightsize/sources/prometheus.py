@@ -98,6 +98,8 @@ class Client:
         token = _token(token_env or p.token_env, p.token_file)
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
+        if not p.compress:
+            hdrs.setdefault("Accept-Encoding", "identity")
         auth = None
         if p.username:
             auth = (p.username, os.environ.get(p.password_env, ""))
@@ -116,7 +118,7 @@ class Client:
         self.api = PrometheusConnect(url=self.url, headers=hdrs, auth=auth, session=session, timeout=p.timeout,
                                      retry=retry, method="POST")
         self.requests = 0
-        self.recorded: list | None = None  # (query, time) of every instant query, when a benchmark asks
+        self.recorded: list | None = None  # every query's parameters, when a benchmark asks (to replay them)
         self._lock = threading.Lock()
 
     def _count(self):
@@ -140,14 +142,17 @@ class Client:
         """Instant query at unix time ``at``; QueryFailed on any failure."""
         self._count()
         if self.recorded is not None:
-            self.recorded.append((promql, at))
+            self.recorded.append({"query": promql, "time": at})
         try:
             return self.api.custom_query(promql, params={"time": f"{at:.3f}", **self.params})
         except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
             raise self._fail(what, exc) from None
 
     def query_range(self, promql: str, start: float, end: float, step: float, what: str = "range query") -> list[dict]:
+        """Range query over [start, end] (unix seconds, whole) every ``step`` seconds; QueryFailed on any failure."""
         self._count()
+        if self.recorded is not None:
+            self.recorded.append({"query": promql, "start": start, "end": end, "step": step})
         try:
             return self.api.custom_query_range(promql, start_time=dt.datetime.fromtimestamp(start, dt.timezone.utc),
                                                end_time=dt.datetime.fromtimestamp(end, dt.timezone.utc),
@@ -265,15 +270,17 @@ def plan_shards(series_per_namespace: dict[str, float], steps: int, max_samples:
     return shards
 
 
-class _Runner:
-    """Runs (name, namespaces) -> query tasks on a bounded pool, splitting on sample-limit / timeout."""
+Fetch = Callable[[list[str]], pd.DataFrame]  # namespaces -> parsed answer; raises QueryFailed
 
-    def __init__(self, client: Client, at: float, concurrency: int, log: Progress):
-        self.client, self.at, self.concurrency, self.log = client, at, concurrency, log
+
+class _Runner:
+    """Runs (name, namespaces, fetch) tasks on a bounded pool, splitting on sample-limit / timeout."""
+
+    def __init__(self, concurrency: int, log: Progress):
+        self.concurrency, self.log = concurrency, log
         self.splits = 0
 
-    def run(self, tasks: list[tuple[str, list[str], Callable[[list[str]], str], Callable[[list[dict]], pd.DataFrame]]],
-            allow_partial: bool) -> tuple[dict[str, list[pd.DataFrame]], set[str], list[str]]:
+    def run(self, tasks: list[tuple[str, list[str], Fetch]], allow_partial: bool) -> tuple[dict[str, list[pd.DataFrame]], set[str], list[str]]:
         """Returns (frames per task name, namespaces that failed, failure messages)."""
         frames: dict[str, list[pd.DataFrame]] = {}
         failed: set[str] = set()
@@ -285,12 +292,12 @@ class _Runner:
             running = {}
             while pending or running:
                 while pending and len(running) < self.concurrency:
-                    name, nss, build, parse = pending.pop(0)
-                    fut = pool.submit(self._one, name, nss, build, parse)
-                    running[fut] = (name, nss, build, parse)
+                    name, nss, fetch = pending.pop(0)
+                    fut = pool.submit(fetch, nss)
+                    running[fut] = (name, nss, fetch)
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    name, nss, build, parse = running.pop(fut)
+                    name, nss, fetch = running.pop(fut)
                     try:
                         frame = fut.result()
                         frames.setdefault(name, []).append(frame)
@@ -302,7 +309,7 @@ class _Runner:
                             self.splits += 1
                             total += 1
                             self.log(f"query {name} too large for {len(nss)} namespaces, splitting: {exc}")
-                            pending[:0] = [(name, nss[:half], build, parse), (name, nss[half:], build, parse)]
+                            pending[:0] = [(name, nss[:half], fetch), (name, nss[half:], fetch)]
                             continue
                         if not allow_partial:
                             for f in running:
@@ -314,8 +321,58 @@ class _Runner:
                         done += 1
         return frames, failed, errors
 
-    def _one(self, name, nss, build, parse) -> pd.DataFrame:
-        return parse(self.client.query(build(nss), self.at, what=f"query {name}"))
+
+def _instant(client: Client, at: float, name: str, build: Callable[[list[str]], str], columns: list[str], value: str) -> Fetch:
+    return lambda nss: _frame(client.query(build(nss), at, what=f"query {name}"), columns, value)
+
+
+# Prometheus refuses a range query of more than 11,000 points per series
+_MAX_RANGE_STEPS = 11_000
+
+
+def busiest_percentiles(client: Client, promql: str, resource: str, start: float, end: float, step: float,
+                        points: int, series_hint: float, key: list[str]) -> pd.DataFrame:
+    """Percentiles of the busiest replica per container from one range query (cut into time chunks).
+
+    The server evaluates ``promql`` (the busiest replica's value per container at each step: rate,
+    owner join and per-step max all happen there) once; only the sorting for the percentiles is
+    done here, with the same linear interpolation between closest ranks as quantile_over_time.
+    A chunk holds at most ``points`` points (``series_hint`` x steps); a chunk the server rejects
+    for its sample limit or a timeout is halved and retried, and at one step the failure goes up
+    so the runner splits the namespaces instead. Units: cores (cpu) or bytes (memory).
+
+    Returns one row per container: ``<resource>_p50..p99_<unit>``, plus ``cpu_max_cores`` for CPU
+    (the max over the same steps) or ``samples`` (steps seen) for memory."""
+    n_steps = int(round((end - start) / step)) + 1
+    chunk = max(1, min(_MAX_RANGE_STEPS, int(points // max(series_hint, 1.0)), n_steps))
+    values: dict[tuple, list[np.ndarray]] = {}
+    i = 0
+    while i < n_steps:
+        j = min(n_steps, i + chunk)
+        t0, t1 = start + i * step, start + (j - 1) * step
+        try:
+            result = client.query_range(promql, t0, t1, step, what=f"{resource} busiest replica")
+        except QueryFailed as exc:
+            if exc.splittable and chunk > 1:
+                chunk = max(1, chunk // 2)
+                continue
+            raise
+        for r in result:
+            k = tuple(r["metric"].get(lab, "") for lab in key)
+            values.setdefault(k, []).append(np.array([v[1] for v in r["values"]], dtype=float))
+        del result
+        i = j
+    unit = "cores" if resource == "cpu" else "bytes"
+    cols = [f"{resource}_{name}_{unit}" for name, _ in QUANTILES]
+    rows = []
+    for k, parts in values.items():
+        a = np.concatenate(parts)
+        a = a[~np.isnan(a)]
+        if not len(a):
+            continue
+        stats = list(np.quantile(a, [phi for _, phi in QUANTILES]))
+        rows.append(list(k) + stats + [float(a.max()) if resource == "cpu" else float(len(a))])
+    return pd.DataFrame(rows, columns=key + cols + ["cpu_max_cores" if resource == "cpu" else "samples"])
 
 
 # --- the collect entry points ---------------------------------------------------------------------
@@ -369,14 +426,16 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
         present = set(client.label_values("__name__", start, end, match=_match_arg(p, target)))
     except QueryFailed as exc:
         raise SourceError(f"cannot query metrics: {exc}") from None
-    q = Queries(p, window, step, target.label_value if p.cluster_label else "", engine)
+    q = Queries(p, window, step, target.label_value if p.cluster_label else "", engine, pin_at=end)
+    mode = p.percentiles_from if p.percentiles_from != "auto" else ("instant" if engine == "victoriametrics" else "range")
     snapshot.meta.setdefault("sources", {})
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     missing = _record_missing(config, snapshot, present, inventory, target.name)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(window)} ending {dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}")
 
-    runner = _Runner(client, end, p.concurrency, log)
+    runner = _Runner(p.concurrency, log)
     shards: list[list[str]] = []
+    series: dict[str, float] = {}
     m = p.metrics
     if m.memory_working_set not in missing and m.pod_owner not in missing:
         try:
@@ -384,15 +443,25 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
         except QueryFailed as exc:
             raise SourceError(f"cannot size shards: {exc}") from None
         counts = counts[counts[p.labels.namespace] != ""]
+        series = dict(zip(counts[p.labels.namespace], counts["series"]))
         steps = int(window // step) + 1
-        shards = plan_shards(dict(zip(counts[p.labels.namespace], counts["series"])), steps, p.max_samples)
+        shards = plan_shards(series, steps, p.max_samples)
         log(f"[{target.name}] {int(counts['series'].sum()) if len(counts) else 0} container series in {len(counts)} namespaces -> {len(shards)} shard(s)")
 
-    tasks = []
+    tasks: list[tuple[str, list[str], Fetch]] = []
     key = [p.labels.namespace, "kind", "workload", p.labels.container]
     if shards:
-        proto = q.usage_queries(shards[0])
-        for name in proto:
+        if mode == "range":
+            # the heaviest tasks go first so the light instant queries fill the pool around them
+            for res in ("cpu", "memory"):
+                if res == "cpu" and m.cpu_usage in missing:
+                    continue
+                fetch = (lambda r: lambda nss: busiest_percentiles(
+                    client, q.range_queries(nss)[r], r, start, end, step, p.range_points,
+                    sum(series.get(ns, 0.0) for ns in nss), key))(res)
+                for shard in shards:
+                    tasks.append((f"busiest:{res}", shard, fetch))
+        for name in q.usage_queries(shards[0], mode):
             if name.startswith("cpu") and m.cpu_usage in missing:
                 continue
             if name == "cpu_throttled_ratio" and (m.cpu_periods in missing or m.cpu_throttled_periods in missing):
@@ -401,28 +470,28 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
                 continue
             if name == "oom_kills" and m.last_terminated_reason in missing:
                 continue
+            build = (lambda n: lambda nss: q.usage_queries(nss, mode)[n])(name)
             if name.startswith("quantiles:"):
-                parse = (lambda res: lambda r: _frame(r, key + ["phi"], res))(name.split(":")[1])
+                fetch = _instant(client, end, name, build, key + ["phi"], name.split(":")[1])
             else:
-                parse = (lambda n: lambda r: _frame(r, key, n))(name)
-            build = (lambda n: lambda nss: q.usage_queries(nss)[n])(name)
+                fetch = _instant(client, end, name, build, key, name)
             for shard in shards:
-                tasks.append((name, shard, build, parse))
+                tasks.append((name, shard, fetch))
         if m.pod_info not in missing:
+            fetch = _instant(client, end, "placement", q.placement, [p.labels.namespace, "kind", "workload", p.labels.node], "pod_hours")
             for shard in shards:
-                tasks.append(("placement", shard, q.placement,
-                              lambda r: _frame(r, [p.labels.namespace, "kind", "workload", p.labels.node], "pod_hours")))
+                tasks.append(("placement", shard, fetch))
         if inventory:
             for name in ("requests", "limits"):
                 metric = m.resource_requests if name == "requests" else m.resource_limits
                 if metric in missing:
                     continue
+                fetch = _instant(client, end, name, (lambda n: lambda nss: q.inventory_queries(nss)[n])(name), key + ["resource"], name)
                 for shard in shards:
-                    tasks.append((name, shard, (lambda n: lambda nss: q.inventory_queries(nss)[n])(name),
-                                  (lambda n: lambda r: _frame(r, key + ["resource"], n))(name)))
+                    tasks.append((name, shard, fetch))
+            fetch = _instant(client, end, "replicas", lambda nss: q.inventory_queries(nss)["replicas"], key[:3], "replicas")
             for shard in shards:
-                tasks.append(("replicas", shard, lambda nss: q.inventory_queries(nss)["replicas"],
-                              lambda r: _frame(r, key[:3], "replicas")))
+                tasks.append(("replicas", shard, fetch))
     frames, failed, errors = runner.run(tasks, allow_partial)
     if failed:
         snapshot.meta.setdefault("partial", {}).setdefault("namespaces", [])
@@ -455,7 +524,8 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
     if inventory:
         _inventory(frames, client, q, end, config, missing, target.name, snapshot, key, failed, allow_partial)
     snapshot.meta["sources"][f"prometheus:{target.name}"] = {"url": client.url, "engine": engine, "shards": len(shards),
-                                                             "requests": client.requests, "splits": runner.splits}
+                                                             "requests": client.requests, "splits": runner.splits,
+                                                             "percentiles": mode, "step_seconds": step}
 
 
 def _match_arg(p, target) -> str:
@@ -497,7 +567,9 @@ def _usage_table(frames, key, cluster, labels, failed, step: float) -> pd.DataFr
         if name in ("placement", "requests", "limits", "replicas"):
             continue
         df = pd.concat(fs, ignore_index=True)
-        if name.startswith("quantiles:"):
+        if name.startswith("busiest:"):
+            parts.append(df.groupby(key).max())
+        elif name.startswith("quantiles:"):
             res = name.split(":")[1]
             unit = "cores" if res == "cpu" else "bytes"
             names = {str(phi): f"{res}_{lab}_{unit}" for lab, phi in QUANTILES}
@@ -676,7 +748,7 @@ def fetch_series(config: Config, target=None, refs=None, step_seconds: float = 3
         engine = detect_engine(client, p.engine)
     except QueryFailed as exc:
         raise SourceError(str(exc)) from None
-    q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "", engine)
+    q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "", engine, pin_at=end)
     namespaces = sorted({r[0] for r in parsed})
     wanted = pd.DataFrame(parsed, columns=["namespace", "kind", "workload"]).drop_duplicates()
     L = p.labels
