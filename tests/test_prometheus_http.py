@@ -15,6 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 
 from promservers import make_config
@@ -172,9 +173,31 @@ def test_cluster_label_selects_one_cluster():
     assert q.sel("m", ["a"]) == 'm{cluster="prod\\"eu",namespace=~"a"}'
 
 
-def test_compression_can_be_turned_off_next_to_the_server(recorder):
-    _collect(recorder.url)
-    assert all("gzip" in r["headers"].get("Accept-Encoding", "") for r in recorder.requests)
-    recorder.requests.clear()
-    _collect(recorder.url, compress=False)
+def test_compression_auto_gzip_only_for_distant_servers(recorder):
+    _collect(recorder.url)  # 127.0.0.1: compressing would cost more than it saves
     assert recorder.requests and all(r["headers"].get("Accept-Encoding") == "identity" for r in recorder.requests)
+    recorder.requests.clear()
+    _collect(recorder.url, compression="gzip")
+    assert recorder.requests and all("gzip" in r["headers"].get("Accept-Encoding", "") for r in recorder.requests)
+    for url, gzip in (("http://prometheus-server.monitoring.svc:9090", False), ("http://prometheus:9090", False),
+                      ("http://[::1]:9090", False), ("https://thanos.example.com", True), ("https://10.2.3.4:9090", True)):
+        assert P._compress("auto", url) is gzip, url
+    assert P._compress("none", "https://thanos.example.com") is False
+
+
+def _matrix(series, **dump):
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": series}}, **dump).encode()
+
+
+def test_parse_matrix_reads_values_straight_into_numpy():
+    series = [{"metric": {"namespace": "shop", "workload": "odd ]] {\"metric\": name", "container": "app"},
+               "values": [[1700000000, "0.25"], [1700000300, "1e-07"], [1700000600, "NaN"], [1700000900, "+Inf"]]},
+              {"metric": {"namespace": "data", "workload": "db"}, "values": [[1700000000, "3"]]}]
+    for body in (_matrix(series, separators=(",", ":")), _matrix(series, indent=2)):  # compact, and the json fallback
+        got = P.parse_matrix(body, ["namespace", "workload", "container"])
+        assert [k for k, _ in got] == [("shop", 'odd ]] {"metric": name', "app"), ("data", "db", "")]
+        np.testing.assert_array_equal(got[0][1], [0.25, 1e-07, np.nan, np.inf])
+        assert got[0][1].dtype == np.float64 and list(got[1][1]) == [3.0]
+    assert P.parse_matrix(_matrix([], separators=(",", ":")), ["namespace"]) == []
+    with pytest.raises(ValueError):
+        P.parse_matrix(b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}', ["a"])
