@@ -341,9 +341,10 @@ def replay(url: str, queries: list, engine: str, compress: bool = True) -> tuple
     return total, samples
 
 
-def wait_for_compaction(server, quiet: float = 15.0, limit: float = 3600.0) -> None:
+def wait_for_compaction(server, quiet: float = 75.0, limit: float = 3600.0) -> None:
     """Wait until Prometheus has merged the backfilled 2 h blocks, i.e. its CPU use stays under a
-    tenth of a core for ``quiet`` seconds: compaction rewrites the whole TSDB and would otherwise
+    tenth of a core for ``quiet`` seconds (longer than the compactor's one-minute tick, which also
+    delays the first compaction after start): compaction rewrites the whole TSDB and would otherwise
     compete with the timed queries for the 2 cores. The merged blocks stay on disk for the next run."""
     tick = os.sysconf("SC_CLK_TCK")
 

@@ -28,14 +28,39 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"rightsize: error: {message}\n")
 
 
+class TerminalLog:
+    """Log lines through rich, plus a progress bar while queries run (``bar(done, total)``)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self._progress = None
+        self._task = None
+
+    def __call__(self, msg: str) -> None:
+        self.console.log(msg)  # printed above the live bar while one is shown
+
+    def bar(self, done: int, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        if self._progress is None:
+            self._progress = Progress(TextColumn("queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                      console=self.console, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("queries", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+        if done >= total:
+            self._progress.stop()
+            self._progress = None
+
+
 def _log_function(quiet: bool):
+    """rich lines and a progress bar on a terminal, plain timestamped lines in CI and pipes."""
     if quiet:
         return lambda msg: None
     if sys.stderr.isatty() and not os.environ.get("CI"):
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        return lambda msg: console.log(msg)
+        return TerminalLog()
     return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {msg}", file=sys.stderr, flush=True)
 
 

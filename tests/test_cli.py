@@ -155,3 +155,20 @@ def test_aws_prices_without_credentials_fail_fast(tmp_path, monkeypatch):
     assert proc.returncode == 1
     assert 'pricing.source = "aws" but no AWS credentials were found' in proc.stderr
     assert not (tmp_path / "s").exists()
+
+
+def test_terminal_log_draws_a_bar_and_lines():
+    import io
+
+    from rich.console import Console
+
+    from rightsize.cli import TerminalLog
+
+    out = io.StringIO()
+    log = TerminalLog(Console(file=out, force_terminal=True, width=100))
+    log("querying usage")
+    log.bar(1, 3)
+    assert log._progress is not None
+    log.bar(3, 3)
+    assert log._progress is None  # finished: the bar is gone, lines stay
+    assert "querying usage" in out.getvalue() and "3/3" in out.getvalue()

@@ -118,6 +118,24 @@ def test_missing_istio_request_metrics_are_reported(collected):
     assert any(w["code"] == "missing_metric" and "istio_response_bytes_sum" in w["message"] for w in collected.meta["warnings"])
 
 
+def test_progress_bar_follows_every_query(prom_server, prom_dataset):
+    class Log:
+        def __init__(self):
+            self.lines, self.bars = [], []
+
+        def __call__(self, msg):
+            self.lines.append(msg)
+
+        def bar(self, done, total):
+            self.bars.append((done, total))
+
+    log = Log()
+    collect(prom_server.url, prom_dataset.end, progress=log)
+    finished = [m for m in log.lines if " done (" in m]
+    assert log.bars == [(i, len(finished)) for i in range(1, len(finished) + 1)]  # one tick per finished query, ending full
+    assert len(finished) >= 7
+
+
 def test_request_count_is_fixed(collected):
     src = collected.meta["sources"]["prometheus:c1"]
     assert src["shards"] == 1 and src["splits"] == 0

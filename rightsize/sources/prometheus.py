@@ -374,6 +374,8 @@ class _Runner:
     def __init__(self, concurrency: int, log: Progress):
         self.concurrency, self.log = concurrency, log
         self.splits = 0
+        # a log callable may also draw a progress bar (the CLI's on a terminal): bar(done, total)
+        self._bar = getattr(log, "bar", None) or (lambda done, total: None)
 
     def run(self, tasks: list[tuple[str, list[str], Fetch]], allow_partial: bool) -> tuple[dict[str, list[pd.DataFrame]], set[str], list[str]]:
         """Returns (frames per task name, namespaces that failed, failure messages)."""
@@ -398,6 +400,7 @@ class _Runner:
                         frames.setdefault(name, []).append(frame)
                         done += 1
                         self.log(f"query {name} for {len(nss)} namespace(s) done ({done}/{total})")
+                        self._bar(done, total)
                     except QueryFailed as exc:
                         if exc.splittable and len(nss) > 1:
                             half = len(nss) // 2
@@ -414,6 +417,7 @@ class _Runner:
                         failed.update(nss)
                         errors.append(f"{name}: {exc}")
                         done += 1
+                        self._bar(done, total)
         return frames, failed, errors
 
 
