@@ -200,7 +200,7 @@ def test_server_stopped_mid_run_with_allow_partial_lists_namespaces(prom_dataset
 def test_shards_split_when_server_rejects_for_max_samples(prom_dataset, tmp_path):
     # --query.max-samples low enough that the four namespaces together fail but each one alone fits;
     # rightsize's own estimate is set high so the split is driven by the server's rejection.
-    server = start_prometheus(prom_dataset, tmp_path, max_samples=30_000)
+    server = start_prometheus(prom_dataset, tmp_path, max_samples=15_000)
     try:
         logs = []
         snap = collect(server.url, prom_dataset.end, progress=logs.append, max_samples=10**12)

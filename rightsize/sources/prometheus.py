@@ -207,6 +207,16 @@ class Client:
         except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
             raise self._fail(f"label values of {label}", exc) from None
 
+    def series(self, match: str, start: float, end: float) -> list[dict]:
+        """Label sets of the series matching ``match`` with samples in [start, end] (an index lookup:
+        no sample is read); QueryFailed on any failure."""
+        self._count()
+        try:
+            return self.api.get_series(dt.datetime.fromtimestamp(start, dt.timezone.utc), dt.datetime.fromtimestamp(end, dt.timezone.utc),
+                                       params={"match[]": match, **self.params})
+        except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
+            raise self._fail("series", exc) from None
+
     def buildinfo(self) -> dict:
         """The server's /api/v1/status/buildinfo data ({} when the server has no such endpoint)."""
         self._count()
@@ -344,6 +354,27 @@ def _parse_matrix_json(body: bytes, labels: list[str]) -> list[tuple[tuple, np.n
 
 
 # --- sharding -------------------------------------------------------------------------------------
+
+def _series_per_namespace(client: Client, q: Queries, labels, start: float, end: float) -> dict[str, float]:
+    """Container series (pod x container) per namespace in the window, to size the shards.
+
+    From the series API, an index lookup that reads no sample (a count query would read 14 days of
+    working set: ~9 s at 10,000 containers, before any shard can start); the count query is the
+    fallback for a server or proxy that refuses the series API."""
+    try:
+        found = client.series(q.sel(q.cfg.metrics.memory_working_set, None, containers=True), start, end)
+        pods = {(s.get(labels.namespace, ""), s.get(labels.pod, ""), s.get(labels.container, "")) for s in found}
+        counts = pd.Series([ns for ns, _, _ in pods if ns], dtype=object).value_counts()
+        return {str(ns): float(n) for ns, n in counts.items()}
+    except QueryFailed:
+        pass
+    try:
+        counts = _frame(client.query(q.series_count(), end, "series count"), [labels.namespace], "series")
+    except QueryFailed as exc:
+        raise SourceError(f"cannot size shards: {exc}") from None
+    counts = counts[counts[labels.namespace] != ""]
+    return dict(zip(counts[labels.namespace], counts["series"]))
+
 
 def plan_shards(series_per_namespace: dict[str, float], steps: int, max_samples: int, factor: float = 3.0) -> list[list[str]]:
     """Groups of namespaces whose estimated samples per query stay under ``max_samples``.
@@ -536,15 +567,10 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
     series: dict[str, float] = {}
     m = p.metrics
     if m.memory_working_set not in missing and m.pod_owner not in missing:
-        try:
-            counts = _frame(client.query(q.series_count(), end, "series count"), [p.labels.namespace], "series")
-        except QueryFailed as exc:
-            raise SourceError(f"cannot size shards: {exc}") from None
-        counts = counts[counts[p.labels.namespace] != ""]
-        series = dict(zip(counts[p.labels.namespace], counts["series"]))
+        series = _series_per_namespace(client, q, p.labels, start, end)
         steps = int(window // step) + 1
         shards = plan_shards(series, steps, p.max_samples)
-        log(f"[{target.name}] {int(counts['series'].sum()) if len(counts) else 0} container series in {len(counts)} namespaces -> {len(shards)} shard(s)")
+        log(f"[{target.name}] {int(sum(series.values()))} container series in {len(series)} namespaces -> {len(shards)} shard(s)")
 
     tasks: list[tuple[str, list[str], Fetch]] = []
     key = [p.labels.namespace, "kind", "workload", p.labels.container]
@@ -571,6 +597,8 @@ def _collect(config, target, snapshot, allow_partial, inventory, log, client):
             build = (lambda n: lambda nss: q.usage_queries(nss, mode)[n])(name)
             if name.startswith("quantiles:"):
                 fetch = _instant(client, end, name, build, key + ["phi"], name.split(":")[1])
+            elif name == "memory_per_pod":
+                fetch = _instant(client, end, name, build, key + [p.labels.pod], "memory_max_bytes")
             else:
                 fetch = _instant(client, end, name, build, key, name)
             for shard in shards:
@@ -667,6 +695,9 @@ def _usage_table(frames, key, cluster, labels, failed, step: float) -> pd.DataFr
         df = pd.concat(fs, ignore_index=True)
         if name.startswith("busiest:"):
             parts.append(df.groupby(key).max())
+        elif name == "memory_per_pod":
+            per = df.groupby(key)["memory_max_bytes"]
+            parts += [per.max().to_frame(), per.size().rename("pods_seen").to_frame()]
         elif name.startswith("quantiles:"):
             res = name.split(":")[1]
             unit = "cores" if res == "cpu" else "bytes"
