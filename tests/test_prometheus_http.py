@@ -113,6 +113,9 @@ def test_mimir_and_thanos_settings_on_every_request(recorder, monkeypatch):
         assert r["params"].get("partial_response") == ["false"] and r["params"].get("dedup") == ["true"], r["path"]
     assert snap.meta["sources"]["prometheus:c1"]["requests"] == len(recorder.requests)
     assert any(r["path"].endswith("/query_range") for r in recorder.requests)  # the busiest-replica range queries too
+    # this stand-in has no series API: shards are sized by the count query instead
+    assert any(r["path"].endswith("/api/v1/series") for r in recorder.requests)
+    assert any(r["params"].get("query", [""])[0].startswith("count by (namespace)") for r in recorder.requests)
 
 
 def test_token_file_and_basic_auth(recorder, tmp_path, monkeypatch):
