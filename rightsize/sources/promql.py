@@ -143,7 +143,7 @@ class Queries:
 
         def src(metric, extra=""):
             s = self.sel(metric, namespaces, extra)
-            # "@ end()" pins the selector to the evaluation time, so inside a subquery the engine
+            # "@" pins the selector to one instant (the window end), so inside a subquery the engine
             # evaluates the owner map once instead of at every step (Prometheus >= 2.33 by default)
             return f"max_over_time({s}[{self.W}] @ {self._at()})" if over_window else s
 
