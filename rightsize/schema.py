@@ -162,7 +162,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (replicas unknown from the spec: average pods seen, pod-hours / window hours)"),
     _c("replicas", "float", "Replicas used for cost"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
     _c("cpu_request_cores_recommended", "float", "Recommended CPU request, cores (NaN = no recommendation)"),

@@ -98,6 +98,17 @@ class Snapshot:
             self.tables[name] = conform(name, self.tables[name], where)
         return self
 
+    def window_hours(self) -> float | None:
+        """Length of the usage window in hours, from meta window_start / window_end (None if unknown)."""
+        start, end = self.meta.get("window_start"), self.meta.get("window_end")
+        if not start or not end:
+            return None
+        try:
+            hours = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600.0
+        except (TypeError, ValueError):
+            return None
+        return hours if hours > 0 else None
+
     def warn(self, code: str, message: str, affects: str = "") -> None:
         """Record a data caveat (missing metric, partial data, price estimate) for the report."""
         entry = {"code": code, "message": message, "affects": affects}

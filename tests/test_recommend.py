@@ -458,3 +458,24 @@ def test_demo_situations(demo_recs):
     assert "hpa" in flags(frontend) and frontend["cpu_request_cores_recommended"] == frontend["cpu_request_cores_current"]
     assert "low_confidence" in flags(row_of(r, "data", "backfill-2026-11", "backfill"))
     assert {"no_request", "no_limit"} <= flags(row_of(r, "shop", "legacy-admin", "app"))
+
+
+def test_replicas_a_spec_cannot_state_are_estimated_from_pod_hours():
+    # a DaemonSet read from manifests has no replica count: 5,376 pod-hours over a 336 h window
+    # is 16 pods on average, which is what its cost must be multiplied by
+    from rightsize.analysis.cost import add_costs
+    from rightsize.sources.aws import collect_prices
+
+    s = demo.generate()
+    collect_prices(CFG, s, offline=True)
+    w = s.tables["workloads"]
+    w.loc[w["workload"] == "node-exporter", "replicas"] = np.nan
+    pod_hours = s.tables["placement"].query("workload == 'node-exporter'")["pod_hours"].sum()
+    recs = recommend(s, CFG)
+    ne = recs[recs["workload"] == "node-exporter"].iloc[0]
+    assert ne["replicas"] == pytest.approx(pod_hours / s.window_hours()) and ne["replicas"] == 16
+    assert "replicas_estimated" in ne["flags"].split(",")
+    fb = recs[recs["workload"] == "fluent-bit"].iloc[0]
+    assert "replicas_estimated" not in fb["flags"]  # stated replicas are never replaced
+    costed = add_costs(recs, s, CFG)
+    assert costed.loc[costed["workload"] == "node-exporter", "usd_per_month_current"].iloc[0] > 0

@@ -289,11 +289,9 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
 
 
 def _window_hours(snapshot, nodes: pd.DataFrame) -> float:
-    start, end = snapshot.meta.get("window_start"), snapshot.meta.get("window_end")
-    if start and end:
-        hours = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600.0
-        if hours > 0:
-            return hours
+    hours = snapshot.window_hours()
+    if hours:
+        return hours
     seen = nodes["hours_seen"].max() if not nodes.empty else np.nan
     return float(seen) if seen and seen > 0 else 1.0
 

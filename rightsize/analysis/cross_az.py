@@ -19,7 +19,6 @@ Units: bytes in, GB (10^9 bytes) and USD/month out. Pure functions: no I/O.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import numpy as np
@@ -66,7 +65,7 @@ def missing_inputs(snapshot: Snapshot, config: Config | None = None) -> list[str
             "no pod placement with zones (pod-hours per node and zone): the crossing share of traffic without "
             "measured zones is unknown, so its cross-AZ cost is not estimated"
         )
-    if _window_hours(snapshot) is None:
+    if snapshot.window_hours() is None:
         out.append(
             "snapshot has no window_start/window_end: cross-AZ traffic projected to a month with [general] window"
         )
@@ -83,7 +82,7 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     traffic = snapshot.tables.get("traffic")
     if traffic is None or traffic.empty:
         return _empty(columns)
-    hours = _window_hours(snapshot) or config.general.window / 3600.0
+    hours = snapshot.window_hours() or config.general.window / 3600.0
     per_month = config.general.hours_per_month / hours
     usd_per_gb = 2.0 * config.pricing.inter_az_usd_per_gb  # out of one zone + into the other
 
@@ -338,23 +337,6 @@ def _caveat_text(pairs: pd.DataFrame, hinted: pd.Series, covers: pd.Series, vers
     partly = (pairs["measured_bytes"] > 0) & (pairs["measured_bytes"] < pairs["bytes"] - _EPS)
     caveat = caveat + pd.Series(np.where(partly, "; zones measured for part of the traffic only", ""), index=pairs.index)
     return caveat
-
-
-def _window_hours(snapshot: Snapshot) -> float | None:
-    start, end = snapshot.meta.get("window_start"), snapshot.meta.get("window_end")
-    if not start or not end:
-        return None
-    try:
-        hours = (_to_datetime(end) - _to_datetime(start)).total_seconds() / 3600.0
-    except (TypeError, ValueError):
-        return None
-    return hours if hours > 0 else None
-
-
-def _to_datetime(value) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    return pd.Timestamp(value).to_pydatetime()
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:

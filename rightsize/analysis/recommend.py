@@ -65,12 +65,31 @@ def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.Dat
     work = work[list(WORKLOAD_KEY) + _WORKLOAD_COLUMNS].assign(_has_workload=True)
     f = cont.reset_index(drop=True).merge(usage, on=list(CONTAINER_KEY), how="left")
     f = f.merge(work, on=list(WORKLOAD_KEY), how="left")
+    f = _estimate_missing_replicas(snapshot, f)
     f["_has_usage"] = f["_has_usage"].fillna(False).astype(bool)
     f["_has_workload"] = f["_has_workload"].fillna(False).astype(bool)
     f["ignore"] = f["ignore"].fillna(False).astype(bool)
     f["hpa"] = f["hpa"].fillna(False).astype(bool)
     f["team"] = f["team"].fillna("").astype(str)
     f["policy_override"] = f["policy_override"].fillna("").astype(str)
+    return f
+
+
+def _estimate_missing_replicas(snapshot: Snapshot, f: pd.DataFrame) -> pd.DataFrame:
+    """Replicas a spec cannot state (a DaemonSet read from manifests runs on as many nodes as match;
+    a Deployment without spec.replicas is usually scaled by an HPA) are estimated from the pods
+    actually seen: pod-hours in the window / window hours, i.e. the average number of pods running.
+    Without the estimate such workloads would be costed at nothing. Marked ``_replicas_estimated``."""
+    f["_replicas_estimated"] = False
+    placement, hours = snapshot.tables["placement"], snapshot.window_hours()
+    missing = f["replicas"].isna()
+    if not missing.any() or placement.empty or not hours:
+        return f
+    avg = placement.groupby(list(WORKLOAD_KEY))["pod_hours"].sum() / hours
+    seen = f.loc[missing, list(WORKLOAD_KEY)].apply(tuple, axis=1).map(avg)
+    seen = seen[seen.notna() & (seen > 0)].round(2)
+    f.loc[seen.index, "replicas"] = seen
+    f.loc[seen.index, "_replicas_estimated"] = True
     return f
 
 
@@ -327,6 +346,7 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
         (active & (np.isnan(cur_cpu_req) | np.isnan(cur_mem_req)), "no_request"),
         (over, "over_provisioned"),
         (under, "under_provisioned"),
+        (active & f["_replicas_estimated"].to_numpy(dtype=bool), "replicas_estimated"),
     ]
     flags = _join(flag_parts, n, ",")
 
