@@ -75,6 +75,11 @@ def _add_collect_options(p: argparse.ArgumentParser) -> None:
                    help="also fetch this workload's usage time series (5m step) for drill-down in a notebook; repeatable")
 
 
+def _add_overlay_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to (prints the render diff)")
+    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
+
+
 def _add_snapshot_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot", metavar="DIR", type=Path,
                    help="snapshot folder written by collect (default: <this week's report folder>/snapshot)")
@@ -113,16 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write one strategic-merge patch per workload with a kustomization.yaml and PATCHES.md, or add them to an existing overlay with --overlay.")
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="patch folder (default: <report folder>/patches)")
-    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to (prints the render diff)")
-    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
+    _add_overlay_options(p)
 
     p = sub.add_parser("run", parents=[common], help="collect, report and patch in one go (the weekly job)",
                        description="The weekly job: collect a snapshot, write the report and the patches into reports/<ISO year-week>/.")
     _add_collect_options(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
     p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas")
-    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to")
-    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
+    _add_overlay_options(p)
 
     p = sub.add_parser("demo", parents=[common], help="run every stage on the bundled demo cluster (no cluster, no AWS, no network)",
                        description="Generate the deterministic demo snapshot, price it with the offline catalogue, and write the report and patches.")

@@ -198,9 +198,13 @@ def test_parse_matrix_reads_values_straight_into_numpy():
               {"metric": {"namespace": "data", "workload": "db"}, "values": [[1700000000, "3"]]}]
     for body in (_matrix(series, separators=(",", ":")), _matrix(series, indent=2)):  # compact, and the json fallback
         got = P.parse_matrix(body, ["namespace", "workload", "container"])
-        assert [k for k, _ in got] == [("shop", 'odd ]] {"metric": name', "app"), ("data", "db", "")]
-        np.testing.assert_array_equal(got[0][1], [0.25, 1e-07, np.nan, np.inf])
-        assert got[0][1].dtype == np.float64 and list(got[1][1]) == [3.0]
+        assert [s.key for s in got] == [("shop", 'odd ]] {"metric": name', "app"), ("data", "db", "")]
+        np.testing.assert_array_equal(got[0].values, [0.25, 1e-07, np.nan, np.inf])
+        assert got[0].values.dtype == np.float64 and list(got[1].values) == [3.0]
+        assert got[0].timestamps is None  # not parsed unless asked for
+        timed = P.parse_matrix(body, ["namespace"], timestamps=True)
+        assert list(timed[0].timestamps) == [1700000000, 1700000300, 1700000600, 1700000900]
+        assert list(timed[1].timestamps) == [1700000000] and list(timed[1].values) == [3.0]
     assert P.parse_matrix(_matrix([], separators=(",", ":")), ["namespace"]) == []
     with pytest.raises(ValueError):
         P.parse_matrix(b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}', ["a"])

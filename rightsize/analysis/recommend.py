@@ -85,11 +85,11 @@ def _estimate_missing_replicas(snapshot: Snapshot, f: pd.DataFrame) -> pd.DataFr
     missing = f["replicas"].isna()
     if not missing.any() or placement.empty or not hours:
         return f
-    avg = placement.groupby(list(WORKLOAD_KEY))["pod_hours"].sum() / hours
-    seen = f.loc[missing, list(WORKLOAD_KEY)].apply(tuple, axis=1).map(avg)
-    seen = seen[seen.notna() & (seen > 0)].round(2)
-    f.loc[seen.index, "replicas"] = seen
-    f.loc[seen.index, "_replicas_estimated"] = True
+    avg = (placement.groupby(list(WORKLOAD_KEY))["pod_hours"].sum() / hours).round(2)
+    seen = pd.MultiIndex.from_frame(f[list(WORKLOAD_KEY)]).map(avg).to_numpy(dtype=float, na_value=np.nan)
+    estimated = missing.to_numpy() & (np.nan_to_num(seen) > 0)
+    f.loc[estimated, "replicas"] = seen[estimated]
+    f["_replicas_estimated"] = estimated
     return f
 
 

@@ -40,7 +40,7 @@ import re
 import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -159,21 +159,10 @@ class Client:
         except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
             raise self._fail(what, exc) from None
 
-    def query_range(self, promql: str, start: float, end: float, step: float, what: str = "range query") -> list[dict]:
-        """Range query over [start, end] (unix seconds, whole) every ``step`` seconds; QueryFailed on any failure."""
-        self._count()
-        if self.recorded is not None:
-            self.recorded.append({"query": promql, "start": start, "end": end, "step": step})
-        try:
-            return self.api.custom_query_range(promql, start_time=dt.datetime.fromtimestamp(start, dt.timezone.utc),
-                                               end_time=dt.datetime.fromtimestamp(end, dt.timezone.utc),
-                                               step=str(int(step)), params=dict(self.params))
-        except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
-            raise self._fail(what, exc) from None
-
-    def query_range_values(self, promql: str, start: float, end: float, step: float, labels: list[str],
-                           what: str = "range query") -> list[tuple[tuple, np.ndarray]]:
-        """Range query -> [(values of ``labels``, the series' values as floats)]; QueryFailed on any failure.
+    def query_range(self, promql: str, start: float, end: float, step: float, labels: list[str],
+                    what: str = "range query", timestamps: bool = False) -> list["RangeSeries"]:
+        """Range query over [start, end] (unix seconds) every ``step`` seconds, as :class:`RangeSeries`
+        keyed by the values of ``labels``; QueryFailed on any failure.
 
         Sent with the session directly rather than through prometheus-api-client, whose answer is
         the whole matrix as Python objects (about 230 bytes per point: 470 MB for a 2 M point
@@ -193,7 +182,7 @@ class Client:
             raise QueryFailed(f"{self.url}: {what}: HTTP {r.status_code}: {text}",
                               r.status_code in (422, 503) and bool(_SPLITTABLE.search(text)))
         try:
-            return parse_matrix(r.content, labels)
+            return parse_matrix(r.content, labels, timestamps)
         except ValueError as exc:
             raise QueryFailed(f"{self.url}: {what}: unreadable answer: {exc}", False) from None
 
@@ -312,16 +301,23 @@ def _frame(result: list[dict], labels: Iterable[str], value: str = "value") -> p
 _SERIES_START = b'{"metric":'
 _VALUES_START = b',"values":['
 _QUOTED = re.compile(rb'"([^"]*)"')
+_TIMESTAMP = re.compile(rb'\[([^,\[\]]+),')
 
 
-def parse_matrix(body: bytes, labels: list[str]) -> list[tuple[tuple, np.ndarray]]:
-    """A query_range answer -> [(values of ``labels``, values as float64)], timestamps dropped.
+class RangeSeries(NamedTuple):
+    key: tuple  # values of the requested labels ('' when absent)
+    values: np.ndarray  # float64
+    timestamps: np.ndarray | None = None  # unix seconds, when asked for
+
+
+def parse_matrix(body: bytes, labels: list[str], timestamps: bool = False) -> list[RangeSeries]:
+    """A query_range answer -> one :class:`RangeSeries` per series.
 
     Prometheus, Thanos, Mimir and VictoriaMetrics all write the matrix compactly as
     ``{"metric":{...},"values":[[t,"v"],...]}``; the label set is decoded with json and the
     quoted values go straight into numpy, which is ~3x faster than json.loads and needs memory for
     one series at a time. Any other layout falls back to json.loads. ValueError if unreadable."""
-    out: list[tuple[tuple, np.ndarray]] = []
+    out: list[RangeSeries] = []
     pos = 0
     while True:
         i = body.find(_SERIES_START, pos)
@@ -330,27 +326,34 @@ def parse_matrix(body: bytes, labels: list[str]) -> list[tuple[tuple, np.ndarray
         j = body.find(_VALUES_START, i)
         k = body.find(b"]]", j)
         if j < 0 or k < 0:
-            return _parse_matrix_json(body, labels)
+            return _parse_matrix_json(body, labels, timestamps)
         try:
             metric = json.loads(body[i + len(_SERIES_START):j])
         except ValueError:
-            return _parse_matrix_json(body, labels)
+            return _parse_matrix_json(body, labels, timestamps)
         values = _QUOTED.findall(body, j + len(_VALUES_START), k + 1)
-        if len(values) != body.count(b"],[", j, k) + 1:
-            return _parse_matrix_json(body, labels)
-        out.append((tuple(metric.get(lab, "") for lab in labels), np.array(values).astype(float)))
+        times = _TIMESTAMP.findall(body, j + len(_VALUES_START), k + 1) if timestamps else None
+        points = body.count(b"],[", j, k) + 1
+        if len(values) != points or (times is not None and len(times) != points):
+            return _parse_matrix_json(body, labels, timestamps)
+        out.append(RangeSeries(tuple(metric.get(lab, "") for lab in labels), np.array(values).astype(float),
+                               np.array(times).astype(float) if times is not None else None))
         pos = k
     if not out and b'"result":[]' not in body:
-        return _parse_matrix_json(body, labels)
+        return _parse_matrix_json(body, labels, timestamps)
     return out
 
 
-def _parse_matrix_json(body: bytes, labels: list[str]) -> list[tuple[tuple, np.ndarray]]:
+def _parse_matrix_json(body: bytes, labels: list[str], timestamps: bool) -> list[RangeSeries]:
     data = json.loads(body)
     if data.get("status") != "success" or data.get("data", {}).get("resultType") != "matrix":
         raise ValueError(f"expected a successful matrix answer, got {str(data)[:200]}")
-    return [(tuple(r["metric"].get(lab, "") for lab in labels), np.array([v[1] for v in r["values"]], dtype=float))
-            for r in data["data"]["result"]]
+    out = []
+    for r in data["data"]["result"]:
+        points = np.asarray(r["values"], dtype=float).reshape(-1, 2)
+        out.append(RangeSeries(tuple(r["metric"].get(lab, "") for lab in labels), points[:, 1],
+                               points[:, 0] if timestamps else None))
+    return out
 
 
 # --- sharding -------------------------------------------------------------------------------------
@@ -460,6 +463,28 @@ def _instant(client: Client, at: float, name: str, build: Callable[[list[str]], 
 _MAX_RANGE_STEPS = 11_000
 
 
+def range_chunks(client: Client, promql: str, start: float, end: float, step: float, labels: list[str],
+                 chunk_steps: int, what: str, timestamps: bool = False) -> Iterator[list[RangeSeries]]:
+    """One range query over [start, end], cut into consecutive chunks of at most ``chunk_steps``
+    steps (and Prometheus's 11,000 points per series); every step is asked for exactly once. A
+    chunk the server rejects for its sample limit or a timeout is halved and retried; at one step
+    the QueryFailed goes up (so the runner can split the namespaces instead)."""
+    n_steps = int(round((end - start) / step)) + 1
+    chunk = max(1, min(_MAX_RANGE_STEPS, chunk_steps, n_steps))
+    i = 0
+    while i < n_steps:
+        j = min(n_steps, i + chunk)
+        try:
+            result = client.query_range(promql, start + i * step, start + (j - 1) * step, step, labels, what, timestamps)
+        except QueryFailed as exc:
+            if exc.splittable and chunk > 1:
+                chunk = max(1, chunk // 2)
+                continue
+            raise
+        yield result
+        i = j
+
+
 def busiest_percentiles(client: Client, promql: str, resource: str, start: float, end: float, step: float,
                         points: int, series_hint: float, key: list[str]) -> pd.DataFrame:
     """Percentiles of the busiest replica per container from one range query (cut into time chunks).
@@ -467,30 +492,16 @@ def busiest_percentiles(client: Client, promql: str, resource: str, start: float
     The server evaluates ``promql`` (the busiest replica's value per container at each step: rate,
     owner join and per-step max all happen there) once; only the sorting for the percentiles is
     done here, with the same linear interpolation between closest ranks as quantile_over_time.
-    A chunk holds at most ``points`` points (``series_hint`` x steps); a chunk the server rejects
-    for its sample limit or a timeout is halved and retried, and at one step the failure goes up
-    so the runner splits the namespaces instead. Units: cores (cpu) or bytes (memory).
+    A chunk holds at most ``points`` points (``series_hint`` x steps), see :func:`range_chunks`.
+    Units: cores (cpu) or bytes (memory).
 
     Returns one row per container: ``<resource>_p50..p99_<unit>``, plus ``cpu_max_cores`` for CPU
     (the max over the same steps) or ``samples`` (steps seen) for memory."""
-    n_steps = int(round((end - start) / step)) + 1
-    chunk = max(1, min(_MAX_RANGE_STEPS, int(points // max(series_hint, 1.0)), n_steps))
     values: dict[tuple, list[np.ndarray]] = {}
-    i = 0
-    while i < n_steps:
-        j = min(n_steps, i + chunk)
-        t0, t1 = start + i * step, start + (j - 1) * step
-        try:
-            result = client.query_range_values(promql, t0, t1, step, key, what=f"{resource} busiest replica")
-        except QueryFailed as exc:
-            if exc.splittable and chunk > 1:
-                chunk = max(1, chunk // 2)
-                continue
-            raise
-        for k, vals in result:
-            values.setdefault(k, []).append(vals)
-        del result
-        i = j
+    for result in range_chunks(client, promql, start, end, step, key, int(points // max(series_hint, 1.0)),
+                               f"{resource} busiest replica"):
+        for series in result:
+            values.setdefault(series.key, []).append(series.values)
     unit = "cores" if resource == "cpu" else "bytes"
     cols = [f"{resource}_{name}_{unit}" for name, _ in QUANTILES]
     rows = []
@@ -844,8 +855,8 @@ def _inventory(frames, client, q, end, config, missing, cluster, snapshot, key, 
     if m.pdb_expected_pods not in missing:
         pdb = _frame(_safe_query(client, hq["pdb"], end, "PDB", allow_partial, snapshot, cluster), [L.namespace, "poddisruptionbudget"], "expected")
         # kube-state-metrics does not export a PDB's selector: match a PDB to the workload of the same name
-        names = set(zip(pdb[L.namespace], pdb["poddisruptionbudget"]))
-        wl["pdb"] = [(n, w) in names for n, w in zip(wl["namespace"], wl["workload"])]
+        wl["pdb"] = pd.MultiIndex.from_frame(wl[["namespace", "workload"]]).isin(
+            pd.MultiIndex.from_arrays([pdb[L.namespace], pdb["poddisruptionbudget"]]))
         snapshot.warn("pdb_by_name", f"cluster {cluster}: PDBs matched to workloads by name (kube-state-metrics has no PDB selector)",
                       affects="spot suitability")
     snapshot.warn("inventory_from_metrics", f"cluster {cluster}: workload specs from kube-state-metrics: volumes, grace periods and "
@@ -881,24 +892,17 @@ def fetch_series(config: Config, target=None, refs=None, step_seconds: float = 3
     namespaces = sorted({r[0] for r in parsed})
     wanted = pd.DataFrame(parsed, columns=["namespace", "kind", "workload"]).drop_duplicates()
     L = p.labels
+    labels = [L.namespace, "kind", "workload", L.container]
     frames = []
-    chunk = step_seconds * 10_000
     for res, col in (("cpu", "cpu_cores"), ("memory", "memory_bytes")):
         rows = []
-        t0 = start
-        while t0 < end:
-            t1 = min(end, t0 + chunk)
-            try:
-                result = client.query_range(q.series_range(res, namespaces), t0, t1, step_seconds, what=f"{res} series")
-            except QueryFailed as exc:
-                raise SourceError(str(exc)) from None
-            for r in result:
-                mt = r["metric"]
-                key = (mt.get(L.namespace, ""), mt.get("kind", ""), mt.get("workload", ""), mt.get(L.container, ""))
-                vals = np.asarray(r["values"], dtype=float)
-                rows.append(pd.DataFrame({"namespace": key[0], "kind": key[1], "workload": key[2], "container": key[3],
-                                          "timestamp": vals[:, 0], col: vals[:, 1]}))
-            t0 = t1 + step_seconds
+        try:
+            for result in range_chunks(client, q.range_queries(namespaces)[res], start, end, step_seconds, labels,
+                                       _MAX_RANGE_STEPS, f"{res} series", timestamps=True):
+                rows += [pd.DataFrame({"namespace": s.key[0], "kind": s.key[1], "workload": s.key[2], "container": s.key[3],
+                                       "timestamp": s.timestamps, col: s.values}) for s in result]
+        except QueryFailed as exc:
+            raise SourceError(str(exc)) from None
         if rows:
             frames.append(pd.concat(rows, ignore_index=True))
     if not frames:

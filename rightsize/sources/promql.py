@@ -88,7 +88,6 @@ class Queries:
     step: float  # seconds
     cluster_value: str = ""  # value of cfg.cluster_label selecting this cluster ('' = none)
     engine: str = "prometheus"
-    pinned_owners: bool = True  # join per-step usage with the window's owner map evaluated once (needs the @ modifier)
     pin_at: float = 0.0  # unix seconds the owner map is pinned to; 0 = the query's own end (right for instant queries)
 
     def __post_init__(self):
@@ -211,7 +210,7 @@ class Queries:
             inner = f"rate({self.sel(m.cpu_usage, namespaces, containers=True)}[{dur(self.cfg.rate_window)}])"
         else:
             inner = self.sel(m.memory_working_set, namespaces, containers=True)
-        return self._join(inner, namespaces, over_window=self.pinned_owners)
+        return self._join(inner, namespaces, over_window=True)
 
     # --- the fixed query set ----------------------------------------------------------------------
     def usage_queries(self, namespaces, percentiles_from: str = "instant") -> dict[str, str]:
@@ -332,6 +331,3 @@ class Queries:
             "pdb": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_expected_pods)}[{self.W}]))",
             "pdb_desired": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_desired_healthy)}[{self.W}]))",
         }
-
-    def series_range(self, resource: str, namespaces) -> str:
-        return self.busiest(resource, namespaces)
