@@ -73,6 +73,13 @@ def _parse_float_dict(v):
     return {k: float(x) for k, x in v.items()}
 
 
+def _parse_statistic(v):
+    from .analysis.statistics import parse_statistic
+
+    parse_statistic(_parse_str(v))
+    return v
+
+
 def _quantity_parser(parse):
     def run(v):
         if isinstance(v, bool):
@@ -115,6 +122,7 @@ _KINDS.update(
         "list": (_parse_str_list, _render_list, "a list of strings"),
         "dict": (_parse_str_dict, _render_dict, "a table of strings"),
         "float_dict": (_parse_float_dict, _render_float_dict, "a table of numbers"),
+        "statistic": (_parse_statistic, _toml_str, "max or a percentile like \"p95\" or \"p99.5\""),
         "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
         "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),
         "duration": (

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..config import Config
-from ..snapshot import Snapshot
+if TYPE_CHECKING:  # the package is imported by schema.py and config.py (statistics registry): no cycle
+    from ..config import Config
+    from ..snapshot import Snapshot
 
 
 @dataclass
