@@ -385,12 +385,12 @@ def __dir__() -> list[str]:
 # --- time series -----------------------------------------------------------------------------------
 
 def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", snapshot: Snapshot | None = None, *,
-                 step: str | float = "5m", window: str | float | None = None) -> pd.DataFrame:
+                 step: str | float | None = None, window: str | float | None = None) -> pd.DataFrame:
     """Fetch the usage series of chosen workloads from a Prometheus-compatible API at a coarse step.
 
     ``url_or_config``: the API's base URL (default settings otherwise), or a Config whose ``[prometheus]``
     section and ``[general] window`` are used. ``refs``: ``NAMESPACE/KIND/NAME`` of a few workloads (never
-    all: the series are large). ``step``: seconds or a duration like ``"5m"``; ``window``: look-back from
+    all: the series are large). ``step``: seconds or a duration like ``"5m"`` (default ``[general] step``); ``window``: look-back from
     now (or ``[prometheus] end``), default the config's window (14 days).
 
     Returns rows of the snapshot's ``series`` table: per container, the busiest replica's CPU in cores and
@@ -408,7 +408,7 @@ def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", sna
     refs = [refs] if isinstance(refs, str) else list(refs)
     if not refs:
         raise ConfigError("fetch_series: name at least one workload as NAMESPACE/KIND/NAME")
-    return prometheus.fetch_series(cfg, None, refs, _duration("step", step), snapshot=snapshot)
+    return prometheus.fetch_series(cfg, None, refs, snapshot=snapshot, step=_duration("step", step) if step is not None else None)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -105,6 +105,20 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _usage_lines(r) -> list[str]:
+    """Every statistic of the registry, one line per resource and basis (the max is basis-free)."""
+    from .statistics import BASES, QUANTILES, usage_column
+
+    out = []
+    for res, fmt in (("cpu", _cpu), ("memory", _mem)):
+        for basis in BASES:
+            values = ", ".join(f"{q.name} {fmt(getattr(r, usage_column(res, q.name, basis)))}" for q in QUANTILES)
+            out.append(f"    usage {res:<6} {basis:<13} {values}")
+        out.append(f"    usage {res:<6} {'max':<13} {fmt(getattr(r, usage_column(res, 'max')))}"
+                   + (" (every raw sample)" if res == "memory" else ""))
+    return out
+
+
 def _container(r, config: Config) -> list[str]:
     p = config.policy(r.policy)
     out = [f"  container {r.container} ({r.container_type}): status {r.status.upper()}"
@@ -113,10 +127,7 @@ def _container(r, config: Config) -> list[str]:
     out.append(f"    current: CPU request {_cpu(r.cpu_request_cores_current)}, limit {_cpu(r.cpu_limit_cores_current)}; "
                f"memory request {_mem(r.memory_request_bytes_current)}, limit {_mem(r.memory_limit_bytes_current)}")
     if r._has_usage:
-        out.append("    usage (busiest replica per step): CPU "
-                   + ", ".join(f"{q} {_cpu(getattr(r, f'cpu_{q}_cores'))}" for q in ("p50", "p90", "p95", "p99", "max")))
-        out.append("                                      memory "
-                   + ", ".join(f"{q} {_mem(getattr(r, f'memory_{q}_bytes'))}" for q in ("p50", "p90", "p95", "p99", "max")))
+        out.extend(_usage_lines(r))
         out.append(f"    history: {_num(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {_num(r.samples)} samples, "
                    f"{_num(r.pods_seen)} pods seen, {_num(r.restarts)} restarts, {_num(r.oom_kills)} OOM kills, "
                    f"throttled {_num(r.cpu_throttled_ratio * 100 if not math.isnan(r.cpu_throttled_ratio) else math.nan, '{:.0f}%')} of CFS periods")

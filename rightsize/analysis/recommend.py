@@ -21,15 +21,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..config import PERCENTILES, Config
+from ..config import Config
 from ..quantity import MIB
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
 from . import policy as policy_mod
+from . import statistics as stats_mod
 from .rounding import round_cpu_down, round_cpu_up, round_memory_down, round_memory_up
 
 DAY = 86400.0
-_USAGE_COLUMNS = [f"cpu_{p}_cores" for p in PERCENTILES] + [f"memory_{p}_bytes" for p in PERCENTILES] + [
+_USAGE_COLUMNS = [c for c, _ in stats_mod.usage_statistic_columns()] + [
     "samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio", "pods_seen"]
 _WORKLOAD_COLUMNS = ["replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
                      "hpa_memory_target_percent"]
@@ -104,14 +105,32 @@ def _num(f: pd.DataFrame, col: str) -> np.ndarray:
     return f[col].to_numpy(dtype=float, na_value=np.nan).copy()
 
 
-def _pick(f: pd.DataFrame, prefix: str, unit: str, stat: np.ndarray) -> np.ndarray:
-    """Per row, the usage column named by that row's statistic (p50 ... max)."""
+def _usage_stat(f: pd.DataFrame, resource: str, stat: np.ndarray, basis: np.ndarray, half_life: np.ndarray) -> np.ndarray:
+    """Per row, the usage statistic its policy names (resource, statistic, per-replica basis, decay),
+    cores or bytes; NaN where the snapshot cannot tell (e.g. a derived statistic without histograms)."""
     out = np.full(len(f), np.nan)
-    for p in PERCENTILES:
-        m = stat == p
-        if m.any():
-            out[m] = _num(f, f"{prefix}_{p}_{unit}")[m]
+    combos = pd.DataFrame({"s": stat, "b": basis, "h": half_life}).drop_duplicates()
+    for s_, b_, h_ in combos.itertuples(index=False, name=None):
+        col = stats_mod.column_for(resource, s_, b_, h_)
+        m = (stat == s_) & (basis == b_) & (half_life == h_)
+        if col in f:
+            out[m] = _num(f, col)[m]
     return out
+
+
+def _derived(snapshot: Snapshot, f: pd.DataFrame, P: pd.DataFrame) -> pd.DataFrame:
+    """Add the statistics the assigned policies name that the usage table does not carry (another
+    percentile, a decayed one), computed from the snapshot's histograms."""
+    needed = set()
+    for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
+        combos = P[[key, "per_replica", "usage_half_life"]].drop_duplicates()
+        needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
+    end = snapshot.meta.get("window_end")
+    extra = stats_mod.derived_statistics(snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
+                                         pd.Timestamp(end) if end else None)
+    if extra.shape[1] <= len(stats_mod.CONTAINER_KEY):
+        return f
+    return f.merge(extra, on=list(CONTAINER_KEY), how="left")
 
 
 def _max_bounds(snapshot: Snapshot, f: pd.DataFrame, pcol: np.ndarray, kind: str) -> np.ndarray:
@@ -213,9 +232,11 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     short_history = (np.nan_to_num(hours) * 3600 < pf("min_history"))
     few_samples = np.nan_to_num(samples) < pf("min_samples")
 
+    f = _derived(snapshot, f, P)
     cpu_stat, mem_stat = p("cpu_request_percentile").astype(str), p("memory_request_percentile").astype(str)
-    cpu_basis = _pick(f, "cpu", "cores", cpu_stat)
-    mem_basis = _pick(f, "memory", "bytes", mem_stat)
+    per_replica, half_life = p("per_replica").astype(str), pf("usage_half_life")
+    cpu_basis = _usage_stat(f, "cpu", cpu_stat, per_replica, half_life)
+    mem_basis = _usage_stat(f, "memory", mem_stat, per_replica, half_life)
     no_data = ~has_usage | (np.isnan(cpu_basis) & np.isnan(mem_basis))
     no_rec = ~ignored & (no_data | short_history | few_samples)
     rec = ~ignored & ~no_rec
@@ -299,7 +320,8 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     action[thr_raise] = "set"
     action[thr_remove] = "remove"
     # A limit under the p99 usage would throttle routinely (and next week's run would raise it again).
-    cpu_p99 = _num(f, "cpu_p99_cores")
+    # A limit holds each pod on its own: the hottest pod's p99 is the one that must fit.
+    cpu_p99 = _num(f, stats_mod.usage_column("cpu", "p99", "max_over_pods"))
     lim_p99 = (action == "set") & (np.nan_to_num(cpu_lim, nan=np.inf) < np.nan_to_num(cpu_p99, nan=-np.inf))
     cpu_lim = np.where(action == "set", np.fmax(np.fmax(cpu_lim, cpu_p99), cpu_req), np.nan)
     cpu_lim = round_cpu_up(cpu_lim)
@@ -353,8 +375,10 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     # --- reason ---
     pct_margin = _pct_text(margin)
     eff = (1 + margin) * widen
-    cpu_txt = "CPU from " + pd.Series(cpu_stat) + " " + _cpu_text(cpu_basis) + " +" + pct_margin
-    mem_txt = "memory from " + pd.Series(mem_stat) + " " + _mem_text(mem_basis) + " +" + pct_margin
+    replicas_txt = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", " (" + per_replica.astype(object) + ")")
+    decay_txt = np.where(half_life > 0, " decayed", "")
+    cpu_txt = "CPU from " + pd.Series(cpu_stat + replicas_txt + decay_txt) + " " + _cpu_text(cpu_basis) + " +" + pct_margin
+    mem_txt = "memory from " + pd.Series(mem_stat + np.where(mem_stat == "max", "", replicas_txt + decay_txt)) + " " + _mem_text(mem_basis) + " +" + pct_margin
     widen_txt = "margin widened to " + _pct_text(eff - 1) + " for " + pd.Series(np.round(days, 1)).astype(str) + "d of history"
     oom_txt = ("OOM-killed " + pd.Series(np.nan_to_num(oom_kills).astype(np.int64)).astype(str)
                + "x: memory >= max(peak x " + pd.Series(pf("oom_bump_factor")).astype(str) + ", peak + "

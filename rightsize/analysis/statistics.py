@@ -189,21 +189,29 @@ def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, qua
     ``weight``: multipliers of ``count`` aligned with ``hist``'s index (decay); None = 1. Columns of the
     result are the quantiles (floats, in the resource's unit) and ``samples`` (weighted)."""
     rows = hist[(hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))]
-    w = rows["count"].to_numpy(dtype=float)
-    if weight is not None:
-        w = w * weight.loc[rows.index].to_numpy(dtype=float)
     qs = list(quantiles)
     if rows.empty:
         return pd.DataFrame(columns=keys + qs + ["samples"])
     by = keys + ["pod"] if basis == "max_over_pods" else keys
     gid, table = _factorize(rows, by)
+    count = rows["count"].to_numpy(dtype=float)
+    w = count if weight is None else _rescaled(gid, count, count * weight.loc[rows.index].to_numpy(dtype=float))
     groups, values = grouped_quantiles(gid, rows["bucket"].to_numpy(), w, qs, resource)
     out = table.iloc[groups].reset_index(drop=True)
     out[qs] = values
-    out["samples"] = np.bincount(gid, weights=w)[groups]
+    out["samples"] = np.bincount(gid, weights=count)[groups]
     if basis == "max_over_pods":
         out = max_over_pods(out, keys, qs)
     return out
+
+
+def _rescaled(gid: np.ndarray, count: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+    """Decayed counts scaled so each group keeps its number of samples: only their relative weight
+    changes, and the rank arithmetic of grouped_quantiles stays that of n samples."""
+    total, decayed = np.bincount(gid, weights=count), np.bincount(gid, weights=weighted)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(decayed > 0, total / decayed, 0.0)
+    return weighted * scale[gid]
 
 
 def max_over_pods(per_pod: pd.DataFrame, keys: list[str], columns: list) -> pd.DataFrame:
@@ -270,4 +278,32 @@ def _daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         "memory_mean_bytes": g["_mem_sum"].sum(min_count=1) / g["memory_samples"].sum().replace(0, np.nan),
         "pods_seen": g["pod"].nunique().astype(float),
     })
+    return out
+
+
+# --- statistics a policy asks for ---------------------------------------------------------------------------
+
+def column_for(resource: str, stat: str, basis: str = DEFAULT_BASIS, half_life: float = 0.0) -> str:
+    """The usage-frame column holding ``stat`` of ``resource`` on ``basis`` (decayed with ``half_life``
+    seconds): the usage table's own column when the snapshot carries it, else a derived column that
+    :func:`derived_statistics` computes from the histograms. The max never decays."""
+    if stat == "max" or (stat in STATISTICS and not half_life):
+        return usage_column(resource, stat, basis)
+    return f"{resource}_{basis}_{stat}_hl{int(half_life)}_{RESOURCES[resource].unit}"
+
+
+def derived_statistics(hist: pd.DataFrame, needed: set[tuple[str, str, str, float]], end: pd.Timestamp | None) -> pd.DataFrame:
+    """Per container, the columns (see :func:`column_for`) of every (resource, stat, basis, half-life)
+    in ``needed`` that the usage table does not carry, from ``usage_histograms`` rows. Empty when
+    nothing is needed; NaN for containers without histograms."""
+    wanted = {n for n in needed if column_for(*n) != usage_column(*n[:3])}
+    out = pd.DataFrame(columns=CONTAINER_KEY)
+    if not wanted or hist.empty:
+        return out.assign(**{column_for(*n): pd.Series(dtype=float) for n in wanted})
+    for resource, stat, basis, half_life in sorted(wanted):
+        weight = pd.Series(day_weights(hist["day"], end, half_life), index=hist.index) if half_life and end is not None else None
+        q = parse_statistic(stat)
+        stats = histogram_statistics(hist, CONTAINER_KEY, resource, [q], basis, weight)
+        stats = stats.rename(columns={q: column_for(resource, stat, basis, half_life)}).drop(columns="samples")
+        out = stats if out.empty else out.merge(stats, on=CONTAINER_KEY, how="outer")
     return out

@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from ..analysis.statistics import STATISTICS, usage_column
 from ..analysis.summary import change_savings
 from ..schema import CONTAINER_KEY
 
@@ -83,14 +84,15 @@ def savings_by_namespace(recs: pd.DataFrame, top_n: int = 15) -> Figure | None:
 
 
 def _with_usage(recs: pd.DataFrame, usage: pd.DataFrame | None) -> pd.DataFrame:
-    """recs plus used_cpu_cores (p95) / used_memory_bytes (max) of the busiest replica, from usage when present."""
+    """recs plus used_cpu_cores (pooled p95) / used_memory_bytes (max), from usage when present."""
     key = list(CONTAINER_KEY)
     df = recs.copy()
     df["used_cpu_cores"] = df["cpu_basis_cores"]
     df["used_memory_bytes"] = df["memory_max_bytes"]
-    if usage is not None and len(usage) and {"cpu_p95_cores", "memory_max_bytes"} <= set(usage.columns):
-        u = usage[key + ["cpu_p95_cores", "memory_max_bytes"]].drop_duplicates(key)
-        u = u.rename(columns={"cpu_p95_cores": "_u_cpu", "memory_max_bytes": "_u_mem"})
+    p95 = usage_column("cpu", "p95")
+    if usage is not None and len(usage) and {p95, "memory_max_bytes"} <= set(usage.columns):
+        u = usage[key + [p95, "memory_max_bytes"]].drop_duplicates(key)
+        u = u.rename(columns={p95: "_u_cpu", "memory_max_bytes": "_u_mem"})
         df = df.merge(u, on=key, how="left")
         df["used_cpu_cores"] = df["_u_cpu"].fillna(df["used_cpu_cores"])
         df["used_memory_bytes"] = df["_u_mem"].fillna(df["used_memory_bytes"])
@@ -214,13 +216,13 @@ def cross_az_by_pair(cross: pd.DataFrame, top_n: int = 10) -> Figure | None:
 
 
 def top_workload_percentiles(recs: pd.DataFrame, usage: pd.DataFrame | None, top_n: int = 6) -> Figure | None:
-    """For the containers with the largest savings: usage percentiles (p50..max of the busiest replica)
-    as dots, against the current (grey) and recommended (blue) request; CPU in cores, memory in GiB."""
+    """For the containers with the largest savings: usage percentiles (p50..max, every replica's samples
+    pooled) as dots, against the current (grey) and recommended (blue) request; CPU in cores, memory in GiB."""
     if recs.empty or usage is None or usage.empty:
         return None
     key = list(CONTAINER_KEY)
-    pcts = ("p50", "p90", "p95", "p99", "max")
-    cols = [f"cpu_{p}_cores" for p in pcts] + [f"memory_{p}_bytes" for p in pcts]
+    pcts = tuple(STATISTICS)
+    cols = [usage_column("cpu", p) for p in pcts] + [usage_column("memory", p) for p in pcts]
     if not set(cols) <= set(usage.columns):
         return None
     df = recs.drop(columns=[c for c in cols if c in recs.columns]).assign(_s=change_savings(recs).abs())
@@ -237,8 +239,7 @@ def top_workload_percentiles(recs: pd.DataFrame, usage: pd.DataFrame | None, top
                 ("cpu", 1.0, "cores", r["cpu_request_cores_current"], r["cpu_request_cores_recommended"]),
                 ("memory", GIB, "GiB", r["memory_request_bytes_current"], r["memory_request_bytes_recommended"]))):
             ax = axes[i][j]
-            unit_col = "cores" if res == "cpu" else "bytes"
-            vals = [r[f"{res}_{p}_{unit_col}"] / scale for p in pcts]
+            vals = [r[usage_column(res, p)] / scale for p in pcts]
             for p, v in zip(pcts, vals):
                 ax.plot([v], [0], marker=markers[p], color=USED, linestyle="none", markersize=6, label=p)
             if pd.notna(cur):

@@ -16,9 +16,10 @@ from .promql import Queries
 from .usage import Grid
 
 
-def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot | None = None) -> pd.DataFrame:
+def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot | None = None,
+                 step: float | None = None) -> pd.DataFrame:
     """Busiest-replica CPU (cores) and working set (bytes) per container of the chosen workloads, at
-    ``[general] step`` over the window, in the snapshot ``series`` table format. ``refs``: (namespace,
+    ``step`` seconds (default ``[general] step``) over the window, in the snapshot ``series`` table format. ``refs``: (namespace,
     kind, workload) tuples or 'NAMESPACE/KIND/NAME' strings. Each pod's samples are pulled plainly and
     the busiest replica is taken here. ConfigError when a reference matches no workload."""
     from ...targets import cluster_targets
@@ -29,7 +30,7 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     wanted = _parse(refs)
     p = config.prometheus
     client = Client(config, target.prometheus_url, target.token_env, target.headers)
-    grid = Grid.of(window_end(config), config.general.window, config.general.step)
+    grid = Grid.of(window_end(config), config.general.window, step or config.general.step)
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
     namespaces = sorted({r[0] for r in wanted})
     try:
