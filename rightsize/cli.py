@@ -39,7 +39,12 @@ class TerminalLog:
         self._task = None
 
     def __call__(self, msg: str) -> None:
-        self.console.log(msg)  # printed above the live bar while one is shown
+        from rich.text import Text
+
+        # printed above the live bar while one is shown; print, not console.log, which ends every
+        # line with the source position of this call ('cli.py:42')
+        stamp = f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} "
+        self.console.print(Text.assemble((stamp, "dim"), msg), highlight=False)
 
     def bar(self, done: int, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
