@@ -104,7 +104,7 @@ def test_patch_files_touch_only_resources_and_carry_the_evidence(tmp_path):
     assert "# window: 2026-11-01T00:00:00+00:00 .. 2026-11-15T00:00:00+00:00 (14d)" in text
     assert "cpu request:    500m → 250m  (usage p95 217m)" in text
     assert "memory limit:   1Gi → 512Mi" in text
-    assert "saving:         USD 12.50/month" in text and "flags:          over_provisioned" in text
+    assert "saving:         $12.50/month" in text and "flags:          over_provisioned" in text
     assert "saving:         unknown" in (folder / "cronjob-report.yaml").read_text()
 
     kust = _load(folder / "kustomization.yaml")
