@@ -77,6 +77,7 @@ class PatchResult:
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIP_COLUMNS))
     notes: list[str] = field(default_factory=list)
     markdown: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. kustomizations without resources (they render nothing)
 
 
 @dataclass
@@ -657,12 +658,15 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         else:
             extra_skips += [skip_row(r, "nothing left to write") for r in p.rows]
     skipped = add_skips(skipped, extra_skips)
+    empty: list[str] = []
     for folder, entries in folders.items():
         if not entries:
             continue
         cluster, namespace = folder_keys[folder]
         resources = [r.format(cluster=cluster, namespace=namespace) for r in config.patches.resources]
         files[posixpath.join(folder, "kustomization.yaml")] = _kustomization(entries, resources, meta)
+        if not resources:
+            empty.append(posixpath.join(folder, "kustomization.yaml"))
     files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta)
 
     _check_writable(out_dir)
@@ -676,7 +680,15 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         skipped=skipped.reset_index(drop=True),
         notes=notes,
         markdown=out_dir / "PATCHES.md",
+        warnings=[_no_resources_warning(out_dir, empty)] if empty else [],
     )
+
+
+def _no_resources_warning(out_dir: Path, empty: list[str]) -> str:
+    example = out_dir / empty[0]
+    return (f"{len(empty)} kustomization(s) list no resources (e.g. {example}): `kubectl kustomize` renders nothing "
+            "from them until the base the workloads come from is listed; set [patches] resources "
+            "(e.g. \"../../base/{namespace}\") or use --overlay")
 
 
 def group_rows(rows: pd.DataFrame) -> dict[tuple, list[dict]]:
