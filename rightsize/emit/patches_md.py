@@ -59,15 +59,15 @@ def _rows(patched) -> list[dict]:
         for r in p.rows:
             ctr = r["container"] + (" (init)" if r.get("container_type") == "init" else "")
             where = f"{p.cluster}: {p.ref}" if several else p.ref
-            rows.append({"workload": f"`{where}` {ctr}", "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace,
+            rows.append({"workload": f"`{where}` {ctr}", "local": f"`{p.kind}/{p.workload}` {ctr}", "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace,
                          "change": change_text(r), "saving": _saving(r)})
     rows.sort(key=lambda x: (math.isnan(x["saving"]), -abs(x["saving"]) if not math.isnan(x["saving"]) else 0))
     return rows
 
 
-def _table(rows: list[dict]) -> list[str]:
+def _table(rows: list[dict], name: str = "workload") -> list[str]:
     lines = ["| Workload | Change | $/month |", "|---|---|---:|"]
-    lines += [f"| {_cell(r['workload'])} | {_cell(r['change'])} | {fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |"
+    lines += [f"| {_cell(r[name])} | {_cell(r['change'])} | {fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |"
               for r in rows]
     return lines
 
@@ -86,7 +86,7 @@ def _by_namespace(rows: list[dict], budget: int) -> list[str]:
         g = groups[ns]
         total = sum(x["saving"] for x in g if not math.isnan(x["saving"]))
         block = [f"<details><summary><b>{_cell(ns)}</b>: {len(g)} container(s), {fmt.signed_usd(total)}/month</summary>", "",
-                 *_table(g), "", "</details>", ""]
+                 *_table(g, "local"), "", "</details>", ""]
         size = len("\n".join(block)) + 1
         if left or used + size > budget:
             left.append(ns)
