@@ -412,7 +412,7 @@ def _risky(ctx: Context) -> Section:
                  Cell(str(r["reason"] or ""))])
             for r in rk.to_dict("records")]
     columns = [Column("container"), Column("risk"), Column("OOM kills", True), Column("throttled", True),
-               Column("memory request", True), Column("CPU limit", cls="cpu-limit"), Column("why", md=False)]
+               Column("memory request", True), Column("CPU limit", cls="cpu-limit"), Column("why", md=False, cls="text")]
     n_oom = int(rk["_oom"].sum())
     intro = (f"{n_oom} container(s) were OOM-killed and get more memory; {len(rk) - n_oom} throttled one(s) get their "
              "CPU limit raised or removed. These changes cost money and are worth it.")
@@ -434,7 +434,7 @@ def _spot(ctx: Context) -> Section:
                 attrs={"verdict": fmt.words(r["verdict"])})
             for r in ordered.to_dict("records")]
     columns = [Column("workload"), Column("verdict"), Column("score", True), Column("interruptions"),
-               Column("savings/month", True), Column("changes needed"), Column("reasons", md=False)]
+               Column("savings/month", True), Column("changes needed", cls="text"), Column("reasons", md=False, cls="text")]
     ready = cands["savings_usd_per_month"].sum(min_count=1)
     intro = (f"{len(cands)} workload(s) could run on spot nodes (ready, or ready after the listed changes), saving about "
              f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.")
@@ -458,7 +458,7 @@ def _cross_az(ctx: Context) -> Section:
                  Cell(shorten(r["fix"])), Cell(str(r["caveat"] or "—"))])
             for r in cz.to_dict("records")]
     columns = [Column("pair"), Column("GB/month crossing", True), Column("crossing", True), Column("zones"),
-               Column("cost/month", True), Column("fix (full text in cross_az.csv)"), Column("caveat", md=False)]
+               Column("cost/month", True), Column("fix (full text in cross_az.csv)", cls="text"), Column("caveat", md=False, cls="text")]
     intro = (f"The top pair alone costs {fmt.usd(cz['usd_per_month'].iloc[0], 0)}/month; keeping these flows in-zone saves "
              f"up to {fmt.usd(cz['saving_usd_per_month'].sum(min_count=1), 0)}/month.")
     table = Table("cross-az-table", columns, rows, total=len(cross), more_what="pairs", more_file="cross_az.csv")
