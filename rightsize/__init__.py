@@ -6,12 +6,15 @@ rightsize.api and is imported lazily, so the CLI starts fast.
 __version__ = "0.1.0"
 
 _API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "what_if", "totals",
-        "workload_ref", "plot_usage", "plot_cross_az_matrix", "fetch_series")
+        "workload_ref", "plot_usage", "plot_cross_az_matrix", "fetch_series", "formatted")
+# the report's charts (rightsize.emit.charts via rightsize.api), loaded with matplotlib on first use
+_CHARTS = ("savings_by_namespace", "requested_vs_used", "request_usage_ratios", "spot_readiness", "cross_az_by_pair",
+           "top_workload_percentiles")
 _TYPES = {"Config": "config", "Policy": "config", "load_config": "config", "Snapshot": "snapshot", "Analysis": "analysis"}
 
 
 def __getattr__(name):
-    if name in _API:
+    if name in _API or name in _CHARTS:
         from . import api
 
         return getattr(api, name)
@@ -20,6 +23,11 @@ def __getattr__(name):
 
         return getattr(importlib.import_module(f".{_TYPES[name]}", __name__), name)
     raise AttributeError(f"module 'rightsize' has no attribute {name!r}")
+
+
+def __dir__():
+    # the lazily loaded API too, so tab completion and dir() show it
+    return sorted(set(globals()) | set(_API) | set(_TYPES) | set(_CHARTS))
 
 
 __all__ = ["__version__", *_API, *_TYPES]

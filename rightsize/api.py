@@ -45,7 +45,7 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # The report's chart functions (REPORT_CHARTS below) are attributes too, left out of __all__ so that
 # ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
-    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if",
+    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if", "formatted",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
@@ -192,11 +192,14 @@ def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:
 def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: ConfigLike = None, *,
             baseline: bool = True, by: str | Sequence[str] | None = None,
             value: str = "savings_usd_per_month") -> pd.DataFrame:
-    """Compare policies side by side: one column per policy (``baseline`` = the config's own policies first).
+    """Compare policies side by side (``baseline`` = the config's own policies first).
 
     ``policies`` maps a label to anything ``recommend(policy=...)`` takes. Without ``by``: one row per
-    figure of :func:`totals` (counts, cores, bytes, USD/month). With ``by`` (e.g. ``"namespace"``): one row
-    per group and ``value`` (a numeric recommendation column, default the saving in USD/month) summed.
+    policy and one typed column per figure of :func:`totals`, named with its unit (counts as int64;
+    ``cpu_request_cores_*`` in cores, ``memory_request_bytes_*`` in bytes, ``*usd_per_month*`` in USD).
+    With ``by`` (e.g. ``"namespace"``): one row per group, one column per policy, ``value`` (a numeric
+    recommendation column, default the saving in USD/month) summed. ``formatted(table)`` shows either
+    with money and quantities formatted.
     """
     cfg = _config(config)
     runs: dict[str, PolicyLike] = {}
@@ -209,9 +212,12 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
     priced = _priced(snapshot, cfg)
     results = {label: recommend(priced, policy=pol, config=cfg) for label, pol in runs.items()}
     if by is None:
-        table = pd.DataFrame({label: totals(recs) for label, recs in results.items()})
-        table.index.name = "figure"
-        table.columns.name = "policy"
+        table = pd.DataFrame({label: totals(recs) for label, recs in results.items()}).T
+        counts = [c for c in table.columns if not c.endswith(("_cores_current", "_cores_after", "_bytes_current",
+                                                                "_bytes_after")) and "usd" not in c]
+        table = table.astype({c: "int64" for c in counts})
+        table.index.name = "policy"
+        table.columns.name = "figure"
         return table
     keys = [by] if isinstance(by, str) else list(by)
     columns = {}
@@ -222,7 +228,29 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
         columns[label] = recs.groupby(keys, dropna=False)[value].sum(min_count=1)
     table = pd.DataFrame(columns).sort_values(next(iter(columns)), ascending=False)
     table.columns.name = "policy"
+    table.attrs["value"] = value  # the unit of every cell, for formatted()
     return table
+
+
+def formatted(table: pd.DataFrame):
+    """A notebook view of a rightsize table: money as '$1,234.56', CPU as '250m', memory as '1.5Gi', counts
+    as '1,234', chosen by the unit in each column name (``*usd*``, ``*_cores*``, ``*_bytes*``) or, for a
+    ``what_if(by=...)`` table, by the value it sums. Returns a pandas Styler; the data stay numbers."""
+    from .emit import formatting as fmt
+
+    def formatter(name: str, dtype):
+        name = str(name)
+        if "usd" in name:
+            return fmt.usd
+        if "_cores" in name:
+            return fmt.cpu
+        if "_bytes" in name:
+            return fmt.memory
+        return fmt.count if pd.api.types.is_numeric_dtype(dtype) else None
+
+    unit = table.attrs.get("value")
+    formats = {c: formatter(unit or c, table[c].dtype) for c in table.columns}
+    return table.style.format({c: f for c, f in formats.items() if f is not None})
 
 
 # --- plots -----------------------------------------------------------------------------------------
@@ -308,7 +336,9 @@ def plot_usage(snapshot: Snapshot, workload: str, recommendations: "pd.DataFrame
                     ax.axhline(limit / factor, color=colour, linestyle="--", linewidth=1.4, label=f"{which} limit")
             ax.set_title(f"{label} · {name} · {'CPU' if resource == 'cpu' else 'memory'}", fontsize=10)
             ax.set_ylabel(unit)
-            ax.set_ylim(bottom=0)
+            # room above the highest line, so a recommended request or limit is not drawn on the frame
+            values = [float(s[column].max())] + [v for _, req, lim, _ in levels for v in (req, lim) if not np.isnan(v)]
+            ax.set_ylim(0, max(values) / factor * 1.15 or 1.0)
             ax.tick_params(axis="x", labelrotation=30, labelsize=8)
             ax.legend(fontsize=7, loc="best", framealpha=0.8)
     return fig

@@ -39,7 +39,12 @@ class TerminalLog:
         self._task = None
 
     def __call__(self, msg: str) -> None:
-        self.console.log(msg)  # printed above the live bar while one is shown
+        from rich.text import Text
+
+        # printed above the live bar while one is shown; print, not console.log, which ends every
+        # line with the source position of this call ('cli.py:42')
+        stamp = f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} "
+        self.console.print(Text.assemble((stamp, "dim"), msg), highlight=False)
 
     def bar(self, done: int, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -194,6 +199,8 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
 
     result = write_patches(analysis.recommendations, snapshot, config, out)
     log(f"patches written to {out}")
+    for warning in result.warnings:
+        print(f"rightsize: warning: {warning}", file=sys.stderr)
     return result
 
 
@@ -281,9 +288,23 @@ def cmd_demo(args, config, log) -> int:
     snapshot.write(out / "snapshot")
     analysis = analyze(snapshot, config)
     result = _write_report(snapshot, analysis, config, out, None, log)
+    config = _with_demo_base(config, out, log)
     _write_patches(analysis, snapshot, config, out / "patches", None, log)
     _summary(analysis, snapshot, result)
     return _finish(result, False, log)
+
+
+def _with_demo_base(config: Config, out: Path, log) -> Config:
+    """Write the demo's base manifests to <out>/base and point the patch folders at them (unless the
+    config already names resources), so `kubectl kustomize <out>/patches/demo/<namespace>` renders."""
+    from . import demo_manifests
+
+    demo_manifests.write_base(out / "base")
+    log(f"demo base manifests written to {out / 'base'}")
+    if config.patches.resources:
+        return config
+    resources = demo_manifests.patch_resources(config.patches.layout)
+    return dataclasses.replace(config, patches=dataclasses.replace(config.patches, resources=resources))
 
 
 def cmd_config(args, config, log) -> int:

@@ -20,17 +20,31 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 
 
-def screenshot(html_file: Path, png: Path, width: int = 1400, height: int = 2400) -> Path:
+def chromium_command(profile: str, width: int, height: int, *extra: str) -> list[str]:
+    """Headless Chromium with networking side-channels off and a throwaway profile."""
     browser = shutil.which("chromium") or CHROMIUM
+    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+            f"--user-data-dir={profile}", f"--window-size={width},{height}", *extra]
+
+
+def screenshot(html_file: Path, png: Path, width: int = 1400, height: int = 2400) -> Path:
     with tempfile.TemporaryDirectory(prefix="rightsize-chromium-") as profile:
-        cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={width},{height}",
-               html_file.resolve().as_uri()]
+        cmd = chromium_command(profile, width, height, f"--screenshot={png}", html_file.resolve().as_uri())
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0 or not png.exists():
         sys.exit(f"chromium failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return png
+
+
+def dump_dom(html_file: Path, width: int = 1400, height: int = 2400, *extra: str) -> str:
+    """The page's DOM after its scripts ran (``--dump-dom``), at the given window size."""
+    with tempfile.TemporaryDirectory(prefix="rightsize-chromium-") as profile:
+        cmd = chromium_command(profile, width, height, *extra, "--dump-dom", html_file.resolve().as_uri())
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return done.stdout
 
 
 def sample_report(folder: Path) -> Path:

@@ -168,18 +168,44 @@ def test_totals_by_hand():
 
 def test_what_if_side_by_side(snap, recs):
     table = api.what_if(snap, {"stricter": STRICTER, "looser": LOOSER})
-    assert list(table.columns) == ["baseline", "stricter", "looser"]
-    assert table.loc["containers"].nunique() == 1
-    assert table.loc["cpu_request_cores_current"].nunique() == 1
-    assert table.loc["savings_usd_per_month", "baseline"] == pytest.approx(api.totals(recs)["savings_usd_per_month"])
-    assert table.loc["cpu_request_cores_after", "stricter"] > table.loc["cpu_request_cores_after", "looser"]
-    assert table.loc["savings_usd_per_month", "looser"] > table.loc["savings_usd_per_month", "stricter"]
+    assert list(table.index) == ["baseline", "stricter", "looser"]
+    # typed, unit-named columns: counts are integers, quantities and money floats
+    assert table["containers"].dtype == "int64" and table["oom_risk"].dtype == "int64"
+    assert table["memory_request_bytes_after"].dtype == "float64" and table["savings_usd_per_month"].dtype == "float64"
+    assert table["containers"].nunique() == 1 and table.loc["baseline", "containers"] == len(recs)
+    assert table["cpu_request_cores_current"].nunique() == 1
+    assert table.loc["baseline", "savings_usd_per_month"] == pytest.approx(api.totals(recs)["savings_usd_per_month"])
+    assert table.loc["stricter", "cpu_request_cores_after"] > table.loc["looser", "cpu_request_cores_after"]
+    assert table.loc["looser", "savings_usd_per_month"] > table.loc["stricter", "savings_usd_per_month"]
+    shown = api.formatted(table).to_html()
+    saving = table.loc["baseline", "savings_usd_per_month"]
+    assert f"${saving:,.2f}" in shown  # money with its sign
+    mem = table.loc["baseline", "memory_request_bytes_current"] / 1024**3
+    assert f"{mem:.2f}".rstrip("0").rstrip(".") + "Gi" in shown  # bytes as a quantity, not 1.8e+11
+
+
+def test_dir_lists_the_lazy_api():
+    import rightsize
+
+    names = dir(rightsize)
+    for name in ("load", "analyze", "what_if", "formatted", "plot_usage", "savings_by_namespace", "Config", "Snapshot"):
+        assert name in names, name
+    assert rightsize.formatted is api.formatted
+
+
+def test_plot_usage_keeps_the_recommended_lines_inside_the_frame(snap, recs):
+    fig = api.plot_usage(snap, "shop/Deployment/search", recs)
+    for ax in fig.axes:
+        top = ax.get_ylim()[1]
+        lines = [float(line.get_ydata()[0]) for line in ax.get_lines() if line.get_label().startswith("recommended")]
+        assert lines and max(lines) < top * 0.95, (ax.get_title(), lines, top)
 
 
 def test_what_if_by_namespace_and_with_policy_objects(snap):
     strict = dataclasses.replace(Policy(), cpu_request_percentile="p99", margin=0.25)
     table = api.what_if(snap, {"strict": strict, "prod": "production"}, baseline=False, by="namespace")
-    assert list(table.columns) == ["strict", "prod"]
+    assert list(table.columns) == ["strict", "prod"] and table.attrs["value"] == "savings_usd_per_month"
+    assert "$" in api.formatted(table).to_html()
     assert set(table.index) >= {"shop", "payments", "data"}
     with pytest.raises(ConfigError, match="baseline"):
         api.what_if(snap, {"baseline": LOOSER})

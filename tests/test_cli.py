@@ -172,3 +172,59 @@ def test_terminal_log_draws_a_bar_and_lines():
     log.bar(3, 3)
     assert log._progress is None  # finished: the bar is gone, lines stay
     assert "querying usage" in out.getvalue() and "3/3" in out.getvalue()
+
+
+def _need(binary: str) -> str:
+    """The binary's path; skip locally when it is missing, fail under CI (scripts/test installs it)."""
+    import os
+    import shutil
+
+    path = shutil.which(binary)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{binary} is not installed; scripts/test installs it")
+        pytest.skip(f"{binary} is not installed (scripts/test installs it)")
+    return path
+
+
+def test_demo_patches_build_with_kubectl_kustomize(demo_dir):
+    """The demo ships its base manifests: every patch folder renders with real kustomize, and each changed
+    container renders with exactly the recommended requests and limits of recommendations.csv."""
+    from ruamel.yaml import YAML
+
+    from rightsize.quantity import parse_cpu, parse_memory
+
+    kubectl = _need("kubectl")
+    out, proc = demo_dir
+    assert "list no resources" not in proc.stderr
+    recs = pd.read_csv(out / "recommendations.csv")
+    changed = recs[(recs.status == "change") & recs.kind.isin(["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"])]
+    folders = sorted(p.parent for p in (out / "patches").rglob("kustomization.yaml"))
+    assert {f.name for f in folders} == set(changed.namespace)
+    seen = 0
+    for folder in folders:
+        built = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
+        assert built.returncode == 0, built.stderr
+        docs = {(d["kind"], d["metadata"]["name"]): d for d in YAML(typ="safe").load_all(built.stdout) if d}
+        assert docs, f"{folder} renders nothing"
+        for r in changed[changed.namespace == folder.name].itertuples():
+            pod = docs[(r.kind, r.workload)]["spec"]
+            pod = pod["jobTemplate"]["spec"] if r.kind == "CronJob" else pod
+            ctrs = pod["template"]["spec"]["containers"] + pod["template"]["spec"].get("initContainers", [])
+            res = next(c for c in ctrs if c["name"] == r.container)["resources"]
+            assert parse_cpu(res["requests"]["cpu"]) == pytest.approx(r.cpu_request_cores_recommended)
+            assert parse_memory(res["requests"]["memory"]) == pytest.approx(r.memory_request_bytes_recommended)
+            assert parse_memory(res["limits"]["memory"]) == pytest.approx(r.memory_limit_bytes_recommended)
+            if r.cpu_limit_action == "set":
+                assert parse_cpu(res["limits"]["cpu"]) == pytest.approx(r.cpu_limit_cores_recommended)
+            elif r.cpu_limit_action in ("remove", "keep_unset"):
+                assert "cpu" not in res.get("limits", {})
+            seen += 1
+    assert seen == len(changed) > 20
+
+
+def test_patches_without_resources_warn(demo_dir, tmp_path):
+    out, _ = demo_dir
+    proc = rightsize("patch", "--quiet", "--snapshot", out / "snapshot", "--out", tmp_path / "p", check=0)
+    assert "rightsize: warning:" in proc.stderr and "list no resources" in proc.stderr
+    assert "[patches] resources" in proc.stderr

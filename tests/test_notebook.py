@@ -68,6 +68,9 @@ def test_notebook_runs_on_the_demo_snapshot(monkeypatch):
     what_if = _text(_cell(nb, "production everywhere"))
     for column in ("baseline", "stricter", "looser", "savings_usd_per_month", "cpu_request_cores_after"):
         assert column in what_if
+    formatted = _cell(nb, "rs.formatted(table)").outputs
+    assert any("$" in o.get("data", {}).get("text/html", "") and "Gi<" in o.get("data", {}).get("text/html", "")
+               for o in formatted), "what_if was not shown formatted"
     assert "cart" in _text(_cell(nb, "over = recs["))
     assert "verdict" in _text(_cell(nb, 'spot["verdict"].value_counts()'))
     for needle in ("rs.plot_usage(", "rs.plot_cross_az_matrix(", "rs.savings_by_namespace("):

@@ -192,3 +192,47 @@ def test_render_check_allows_only_cpu_and_memory_of_the_targeted_containers():
         with pytest.raises(PatchError, match="not only resources of the targeted containers") as err:
             check_render([deployment()], [changed], targeted, "ov")
         assert where in str(err.value)
+
+
+def _changed_lines(diff_text: str) -> list[str]:
+    return [ln for ln in diff_text.splitlines() if ln[:1] in "+-" and not ln.startswith(("---", "+++"))]
+
+
+def test_render_diff_is_per_object_and_matches_diff_u(tmp_path):
+    """The printed diff has one unified diff per changed object, and its +/- lines are exactly those of
+    GNU `diff -u` on that object's rendered YAML before and after (difflib's autojunk would rewrite
+    whole objects instead)."""
+    import re
+    import shutil
+    import subprocess
+
+    from rightsize.emit.overlay import render
+
+    if shutil.which("diff") is None:
+        pytest.skip("GNU diff is not installed")
+    root = copy_fixtures(tmp_path)
+    prod = root / "overlays" / "prod"
+    before = render(prod, config())
+    result = apply_to_overlay(_prod_recs(), snapshot(), config(), prod)
+    after = render(prod, config())
+
+    headers = re.findall(r"^--- .*: (\S+ \S+) \(before\)$", result.diff, re.M)
+    assert sorted(headers) == ["CronJob shop/prod-report-eu", "Deployment shop/prod-api-eu",
+                               "Deployment shop/prod-web-eu", "StatefulSet shop/prod-db-eu"]
+
+    def objects(text):
+        docs = [c for c in re.split(r"(?m)^---[ \t]*\n", text) if c.strip()]
+        return {"{kind} {metadata[namespace]}/{metadata[name]}".format(**YAML(typ="safe").load(c)): c for c in docs}
+
+    objects_before, objects_after = objects(before), objects(after)
+    total = 0
+    for chunk, header in zip(result.diff.split("\n--- "), headers):
+        (tmp_path / "a.yaml").write_text(objects_before[header])
+        (tmp_path / "b.yaml").write_text(objects_after[header])
+        gnu = subprocess.run(["diff", "-u", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")],
+                             capture_output=True, text=True).stdout
+        ours = _changed_lines(chunk)
+        assert ours == _changed_lines(gnu), header
+        assert 0 < len(ours) < 20  # only the resources lines, not the whole object
+        total += len(ours)
+    assert total == len(_changed_lines(result.diff))

@@ -5,6 +5,8 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import re
+
 import pytest
 from ruamel.yaml import YAML
 
@@ -104,7 +106,7 @@ def test_patch_files_touch_only_resources_and_carry_the_evidence(tmp_path):
     assert "# window: 2026-11-01T00:00:00+00:00 .. 2026-11-15T00:00:00+00:00 (14d)" in text
     assert "cpu request:    500m → 250m  (usage p95 217m)" in text
     assert "memory limit:   1Gi → 512Mi" in text
-    assert "saving:         USD 12.50/month" in text and "flags:          over_provisioned" in text
+    assert "saving:         $12.50/month" in text and "flags:          over_provisioned" in text
     assert "saving:         unknown" in (folder / "cronjob-report.yaml").read_text()
 
     kust = _load(folder / "kustomization.yaml")
@@ -206,3 +208,44 @@ def test_read_only_target_is_a_clear_error(tmp_path):
     assert str(err.value) == f"{target}: read-only; cannot write patches (nothing was written)"
     assert [p.name for p in target.iterdir()] == ["old.yaml"]
     assert (target / "old.yaml").read_text() == "x: 1\n"
+
+
+def _fleet(n_workloads: int) -> pd.DataFrame:
+    """n workloads over 60 namespaces, 2 containers each, with long names and flags (the worst case for size)."""
+    rows = []
+    for i in range(n_workloads):
+        ns = f"team-{i % 60:02d}-production-services"
+        wl = f"service-{i:05d}-with-a-rather-long-deployment-name"
+        rows.append(rec(ns, "Deployment", wl, "application-container", savings=1000.0 / (i + 1), flags="over_provisioned",
+                        memory_limit=("1Gi", "512Mi")))
+        rows.append(rec(ns, "Deployment", wl, "istio-proxy", status="keep", reason="change 4% < 10% (threshold 10%)"))
+    return recs(*rows)
+
+
+def test_patches_md_fits_a_pull_request_body_at_5000_workloads(tmp_path):
+    """GitHub refuses PR bodies over 65,536 characters: PATCHES.md stays <= 60,000 at 5,000 workloads, lists
+    the top changes by impact first, and says where the rest are."""
+    result = write_patches(_fleet(5000), snapshot(), config(), tmp_path / "p")
+    md = (tmp_path / "p" / "PATCHES.md").read_text()
+    assert len(md) <= 60_000
+    assert "**5000 workloads patched** (5000 containers)" in md and "5000 containers skipped" in md
+    top = md.split("## Top 40 changes by impact")[1].split("\n## ")[0]
+    amounts = [float(x.replace(",", "")) for x in re.findall(r"\| \+\$([\d,]+\.\d\d) \|", top)]
+    assert len(amounts) == 40 and amounts == sorted(amounts, reverse=True)
+    assert amounts[0] == pytest.approx(1000.0)  # service-00000: 1000 / 1
+    assert "| `team-00-production-services/Deployment/service-00000-with-a-rather-long-deployment-name` " \
+           "application-container | CPU 500m → 250m · memory 1Gi → 512Mi · memory limit 1Gi → 512Mi | +$1,000.00 |" in top
+    folded = md.split("## The other changes, by namespace")[1].split("\n## ")[0]
+    # the namespace with the most left to save after the top table comes first, rows named without it
+    assert folded.startswith("\n\n<details><summary><b>team-40-production-services</b>: 83 container(s)")
+    assert "| `Deployment/service-00040-with-a-rather-long-deployment-name` application-container |" in folded
+    assert re.search(r"_\d[\d,]* more change\(s\) in \d+ namespace\(s\) do not fit a pull-request body", md)
+    assert "more skipped container(s): see `recommendations.csv`" in md
+    assert len(result.patched) == 5000  # every patch is still written; only the text is summarised
+
+
+def test_patches_md_small_fleet_lists_everything(tmp_path):
+    write_patches(_fleet(30), snapshot(), config(), tmp_path / "p")
+    md = (tmp_path / "p" / "PATCHES.md").read_text()
+    assert "## Changes by impact" in md and md.count("application-container |") == 30
+    assert "do not fit" not in md and "more skipped" not in md

@@ -62,7 +62,7 @@ def test_totals_in_markdown_equal_the_sums_of_the_csvs(report):
     current = recs["usd_per_month_current"].sum()
     savings = recs.loc[changes, "savings_usd_per_month"].sum()
     assert _md_total(md, "Current cost of requests") == pytest.approx(current, abs=0.005)
-    assert _md_total(md, "**Savings available** (net of increases)") == pytest.approx(savings, abs=0.005)
+    assert _md_total(md, "**Savings available (net of increases)**") == pytest.approx(savings, abs=0.005)
     assert _md_total(md, "Cost after recommendations") == pytest.approx(current - savings, abs=0.005)
     assert _md_total(md, "of which increases (OOM risk, throttling)") == pytest.approx(
         -recs.loc[changes & (recs["savings_usd_per_month"] < 0), "savings_usd_per_month"].sum(), abs=0.005)
@@ -114,13 +114,14 @@ def test_markdown_has_every_section_and_the_caveats(report):
     assert "Partial data: demo: 2 of 40 namespace shards timed out." in md
     assert "m7g.large price estimated from its family (affects: cost)" in md
     for f in ("recommendations.csv", "spot.csv", "cross_az.csv", "load_balancers.csv", "summary.json"):
-        assert f"[{f}]({f})" in md
+        assert f"- `{f}`: " in md
+    assert "](" not in md  # no relative links: they 404 in a GitHub job summary
     # content of the lists
     assert "`shop/frontend/app`" in md.split("## Top 10 savings")[1].split("##")[0]
     risky = md.split("## OOM risk and throttled containers")[1].split("##")[0]
     assert "`shop/cart/app`" in risky and "`payments/api/app`" in risky and "41%" in risky
     assert "`shop/search`" in md.split("## Spot candidates")[1].split("##")[0]
-    assert "`shop/frontend` → `shop/search`" in md
+    assert "| shop/frontend → shop/search | 1,980 | 66% | estimated | $39.60 |" in md
     assert "internet-facing without the internal annotation" in md
     assert "_No earlier report found" in md
 
@@ -135,8 +136,7 @@ def test_markdown_stays_small_for_a_large_estate(tmp_path):
     assert len(md.encode()) < 100 * 1024  # GitHub's step summary limit is 1 MiB
     top = md.split("## Top 10 savings")[1].split("##")[0]
     assert top.count("\n| `") == 10
-    assert "more changes that save money in [recommendations.csv]" in top
-    assert "more containers in [recommendations.csv]" in md
+    assert "more changes that save money in `recommendations.csv`" in top
 
 
 EXTERNAL = [
@@ -166,7 +166,7 @@ def test_html_has_every_section_and_filterable_detail_tables(report):
     for anchor, _ in SECTIONS:
         assert f'<section id="{anchor}">' in page, anchor
     assert '<section id="details">' in page and '<section id="charts">' in page
-    assert 'id="recs-table" class="sortable"' in page and 'data-table="recs-table"' in page
+    assert 'id="recs-table" class="sortable expandable"' in page and 'data-table="recs-table"' in page
     for ns in ("shop", "payments", "staging"):
         assert f'<option value="{ns}">' in page
     assert 'id="team-table"' in page and 'id="ns-table"' in page
@@ -280,7 +280,7 @@ def test_report_of_the_demo_snapshot(tmp_path):
     recs = pd.read_csv(result.out_dir / "recommendations.csv")
     changes = recs["status"] == "change"
     assert _md_total(md, "Current cost of requests") == pytest.approx(recs["usd_per_month_current"].sum(), abs=0.005)
-    assert _md_total(md, "**Savings available** (net of increases)") == pytest.approx(
+    assert _md_total(md, "**Savings available (net of increases)**") == pytest.approx(
         recs.loc[changes, "savings_usd_per_month"].sum(), abs=0.005)
     assert _md_total(md, "Cross-AZ transfer") == pytest.approx(
         pd.read_csv(result.out_dir / "cross_az.csv")["usd_per_month"].sum(), abs=0.005)
@@ -288,3 +288,79 @@ def test_report_of_the_demo_snapshot(tmp_path):
         assert f"## {title}" in md or title == "Top savings"
     assert "`shop/search/app` | OOM risk" in md  # the demo's OOM-killed container
     assert "Prices: offline (us-east-1), dated" in md
+
+
+def test_node_bill_and_how_savings_relate_to_it(report):
+    """The node bill is shown, and the text relates requests, idle capacity and savings (factory: two node
+    groups costing 560.64 + 80.00, idle 210.00 + 55.50, savings 172.00)."""
+    md = (report.out_dir / "report.md").read_text()
+    assert _md_total(md, "Node bill") == pytest.approx(560.64 + 80.00)
+    node, idle = 560.64 + 80.00, 210.00 + 55.50
+    assert f"The nodes cost ${node:,.0f}/month. Pods request ${node - idle:,.0f} of that capacity; " \
+           f"${idle:,.0f} ({idle / node:.0%}) is allocatable capacity no pod requests (idle)." in md
+    assert "lowers requests by $172/month" in md and "not amounts to add up" in md
+    page = (report.out_dir / "report.html").read_text()
+    assert "$641</div><div class=\"l\">Node bill / month" in page and "not amounts to add up" in page
+
+
+def test_counts_add_up_with_ignored_containers(tmp_path):
+    analysis = make_analysis()
+    analysis.recommendations.loc[analysis.recommendations["workload"] == "ledger", "status"] = "ignored"
+    result = write_report(make_snapshot(analysis), analysis, no_charts(), tmp_path / "x")
+    md = (result.out_dir / "report.md").read_text()
+    # 8 = 6 changes + 1 keep + 0 without a recommendation + 1 ignored
+    assert "8 containers in 7 workloads = 6 with a proposed change + 1 fine as they are + 0 without a " \
+           "recommendation + 1 ignored (opted out); 2 at OOM risk, 1 throttled." in md
+
+
+def test_cpu_limit_shows_the_recommended_quantity_and_one_wording(tmp_path):
+    analysis = make_analysis()
+    recs = analysis.recommendations
+    api = (recs["workload"] == "api") & (recs["container"] == "app")
+    recs.loc[api, ["cpu_limit_action", "cpu_limit_cores_recommended"]] = ["set", 2.35]
+    result = write_report(make_snapshot(analysis), analysis, no_charts(), tmp_path / "x")
+    md = (result.out_dir / "report.md").read_text()
+    assert "| `payments/api/app` | throttled | 0 | 41% | 512Mi | 500m → 2.35 |" in md
+    page = (result.out_dir / "report.html").read_text()
+    cells = re.findall(r'<td class="cpu-limit"[^>]*>([^<]*)</td>', page)
+    assert "500m → 2.35" in cells and "leave unset" in cells
+    assert not any(c.endswith("→ set") or "keep unset" in c for c in cells)
+
+
+def test_report_md_stays_under_the_job_summary_cap_at_5000_workloads(tmp_path):
+    """GitHub's job summary takes at most 1 MiB: at 5,000 workloads (5,720 containers) with many caveats,
+    report.md stays well below, with every list capped and pointing at its file."""
+    analysis = make_analysis()
+    recs = analysis.recommendations
+    big = pd.concat([recs.assign(workload=recs["workload"] + f"-with-a-long-name-{i:04d}",
+                                 flags=recs["flags"].where(recs["flags"] != "", "oom_risk"))
+                     for i in range(715)], ignore_index=True)
+    analysis.recommendations = big
+    analysis.warnings = [{"code": "partial", "message": "shard x" * 200 + str(i), "affects": "usage"} for i in range(500)]
+    result = write_report(make_snapshot(analysis), analysis, no_charts(), tmp_path / "2026-W47")
+    assert result.summary["totals"]["workloads"] == 715 * 7 >= 5000
+    md = (result.out_dir / "report.md").read_text()
+    assert len(md.encode()) <= 1024 * 1024
+    risky = md.split("## OOM risk and throttled containers")[1].split("\n## ")[0]
+    assert risky.count("\n| `") == 50 and "more containers in `recommendations.csv`" in risky
+    assert "more caveats in summary.json" in md
+
+
+def test_html_lists_every_container_by_savings_with_details(report):
+    page = (report.out_dir / "report.html").read_text()
+    table = page.split('id="recs-table"')[1].split("</table>")[0]
+    assert '<th scope="col" class="n desc" aria-sort="descending">savings/month</th>' in table
+    values = [float(v) for v in re.findall(r'data-v="(-?[\d.]+)">[+-]?-?\$[\d,.]+</td></tr>', table)]
+    assert values == sorted(values, reverse=True) and len(values) == 8
+    assert values[0] == pytest.approx(85.0)  # shop/frontend: $120 - $35
+    assert table.count('<tr class="detail"') == 8 and "p95 x 1.15" in table
+
+
+def test_terminal_summary_has_a_top_table(report):
+    buf = io.StringIO()
+    print_summary(report.summary, result=report, console=Console(file=buf, width=160, force_terminal=False))
+    text = buf.getvalue()
+    assert "Top 3 changes by savings" in text
+    row = next(line for line in text.splitlines() if "frontend" in line and "shop" in line)
+    assert "1 → 250m" in row and "1Gi → 384Mi" in row and "$85.00" in row and "over provisioned" in row
+    assert "= 6 with a proposed change + 1 fine as they are" in text

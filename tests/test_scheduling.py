@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from rightsize.config import load_config
+from rightsize.quantity import parse_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github/workflows/weekly-report.yml"
 CRONJOB = ROOT / "deploy/cronjob.yaml"
 RBAC = ROOT / "deploy/rbac.yaml"
 DOCKERFILE = ROOT / "deploy/Dockerfile"
+READER = ROOT / "deploy/report-reader.yaml"
 
 
 def _load_all(path: Path) -> list:
@@ -30,26 +33,121 @@ def manifests() -> dict:
     return {d["kind"]: d for d in _load_all(CRONJOB)}
 
 
+def _steps(workflow, job="report"):
+    return workflow["jobs"][job]["steps"]
+
+
+def _step(workflow, name, job="report"):
+    return next(s for s in _steps(workflow, job) if s.get("name") == name)
+
+
 def test_workflow_runs_weekly_and_publishes(workflow):
     triggers = workflow["on"]
     crons = [s["cron"] for s in triggers["schedule"]]
     assert len(crons) == 1 and len(crons[0].split()) == 5 and crons[0].split()[4] not in ("*",)  # one day a week
     assert "workflow_dispatch" in triggers
-    steps = workflow["jobs"]["report"]["steps"]
+    steps = _steps(workflow)
     runs = "\n".join(s.get("run", "") for s in steps)
-    uses = [s.get("uses", "") for s in steps]
     assert re.search(r"pip install \.", runs)
-    assert re.search(r"^\s*rightsize run --config config\.toml", runs, re.M)
-    assert 'report.md" >> "$GITHUB_STEP_SUMMARY"' in runs
+    assert re.search(r'^\s*rightsize run --config "\$RIGHTSIZE_CONFIG_FILE" --out "\$OUT"', runs, re.M)
+    assert 'cat "$OUT/report.md" >> "$GITHUB_STEP_SUMMARY"' in runs
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
-    week_dir = "${{ steps.week.outputs.dir }}"
-    assert upload["with"]["path"] == week_dir and upload.get("if") == "always()"
+    assert upload["with"]["path"] == "${{ steps.week.outputs.dir }}" and upload.get("if") == "always()"
+    assert upload["with"]["name"] == "rightsize-report" and upload["with"]["retention-days"] >= 14
     assert "date -u +%G-W%V" in runs  # the same ISO year-week folder rightsize writes
-    assert any(u.startswith("actions/cache/restore") for u in uses)  # earlier weeks for week-over-week
     # the exit code (3 = threshold) fails the job only after the summary and artifact are published
     last = steps[-1]
-    assert last["if"] == "steps.run.outputs.exit_code != '0'" and "exit ${{ steps.run.outputs.exit_code }}" in last["run"]
-    assert workflow["permissions"] == {"contents": "read"}
+    assert last["if"] == "steps.run.outputs.exit_code != '0'" and last["run"] == 'exit "$CODE"'
+    assert steps.index(upload) < len(steps) - 1
+
+
+def test_workflow_takes_the_url_from_repository_settings_and_says_when_missing(workflow, tmp_path):
+    """The Configuration step writes the config from RIGHTSIZE_CONFIG or RIGHTSIZE_PROMETHEUS_URL, and fails
+    with an ::error:: naming the variable when neither is set (run here with bash, as the runner would)."""
+    import os
+    import subprocess
+
+    step = _step(workflow, "Configuration")
+    assert step["env"] == {"CONFIG_TEXT": "${{ vars.RIGHTSIZE_CONFIG }}", "PROMETHEUS_URL": "${{ vars.RIGHTSIZE_PROMETHEUS_URL }}"}
+    script = step["run"].replace("rightsize config", f"{sys.executable} -m rightsize.cli config")
+
+    def run(**env):
+        (tmp_path / "env").write_text("")
+        base = {"PATH": os.environ["PATH"], "RUNNER_TEMP": str(tmp_path), "GITHUB_ENV": str(tmp_path / "env"),
+                "PYTHONPATH": str(ROOT)}
+        return subprocess.run(["bash", "-e", "-c", script], env={**base, **env}, capture_output=True, text=True)
+
+    missing = run(CONFIG_TEXT="", PROMETHEUS_URL="")
+    assert missing.returncode == 1
+    assert "::error title=rightsize is not configured::Set the repository variable RIGHTSIZE_PROMETHEUS_URL" in missing.stdout
+    ok = run(CONFIG_TEXT="", PROMETHEUS_URL="https://prometheus.example.internal")
+    assert ok.returncode == 0, ok.stderr
+    written = (tmp_path / "rightsize" / "config.toml")
+    assert load_config(written, required=True).prometheus.url == "https://prometheus.example.internal"
+    assert (tmp_path / "env").read_text() == f"RIGHTSIZE_CONFIG_FILE={written}\n"
+    bad = run(CONFIG_TEXT="[prometheus]\nurll = 1\n", PROMETHEUS_URL="")
+    assert bad.returncode == 2 and "urll" in bad.stderr  # a broken config fails before any query
+
+
+def test_workflow_history_comes_from_the_previous_artifact_not_the_cache(workflow):
+    uses = [s.get("uses", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert not any(u.startswith("actions/cache") for u in uses)
+    step = _step(workflow, "Last week's report (for week-over-week)")
+    assert "gh run download" in step["run"] and "--name rightsize-report" in step["run"]
+    assert '--dir "reports/$prev"' in step["run"]  # beside this week's folder: found as the previous week
+    assert workflow["jobs"]["report"]["permissions"] == {"contents": "read", "actions": "read"}
+
+
+def test_workflow_tokens_only_where_needed(workflow):
+    """No token at workflow or job level; the Prometheus token only in the run step, the GitHub token only in
+    the steps that call gh; checkout leaves no credentials behind; write access only in the PR job."""
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert "secrets." not in str(job.get("env", {})) and "token" not in str(job.get("env", {})).lower(), name
+        for s in job["steps"]:
+            if s.get("uses", "").startswith("actions/checkout"):
+                assert s["with"]["persist-credentials"] is False
+            text = str(s.get("env", {}))
+            if "secrets." in text or "github.token" in text:
+                assert s["name"] in ("rightsize run", "Last week's report (for week-over-week)",
+                                     "Open or update the pull request"), s["name"]
+    assert "RIGHTSIZE_PROMETHEUS_TOKEN" in _step(workflow, "rightsize run")["env"]
+
+
+def test_workflow_opens_a_pull_request_with_the_patches(workflow):
+    job = workflow["jobs"]["pull-request"]
+    assert job["needs"] == "report" and "vars.RIGHTSIZE_OPEN_PR == 'true'" in job["if"]
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    step = _step(workflow, "Open or update the pull request", "pull-request")
+    assert step["env"]["GH_TOKEN"] == "${{ secrets.RIGHTSIZE_PR_TOKEN || github.token }}"
+    script = step["run"]
+    assert '--body-file "$PATCHES_PATH/PATCHES.md"' in script and "gh pr create" in script and "gh pr edit" in script
+    assert 'cp -R "$REPORT/patches/." "$PATCHES_PATH/"' in script
+
+
+def test_cronjob_does_not_retry_findings_and_has_requests(manifests):
+    job = manifests["CronJob"]["spec"]["jobTemplate"]["spec"]
+    rules = job["podFailurePolicy"]["rules"]
+    fail = next(r for r in rules if r["action"] == "FailJob")
+    assert fail["onExitCodes"] == {"containerName": "rightsize", "operator": "In", "values": [2, 3, 4]}
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
+    (container,) = pod["containers"]
+    requests, limits = container["resources"]["requests"], container["resources"]["limits"]
+    assert set(requests) >= {"cpu", "memory", "ephemeral-storage"} and "memory" in limits
+    assert parse_memory(limits["memory"]) >= parse_memory(requests["memory"]) >= 650 * 2**20  # README: 646 MiB at 21,000
+
+
+def test_reports_can_be_read_with_a_reader_pod(manifests):
+    (reader,) = _load_all(READER)
+    assert reader["kind"] == "Pod" and reader["metadata"]["namespace"] == "rightsize"
+    claim = reader["spec"]["volumes"][0]["persistentVolumeClaim"]
+    assert claim["claimName"] == manifests["PersistentVolumeClaim"]["metadata"]["name"] and claim["readOnly"] is True
+    (container,) = reader["spec"]["containers"]
+    assert container["volumeMounts"][0]["mountPath"] == "/reports" and container["volumeMounts"][0]["readOnly"] is True
+    assert "kubectl -n rightsize cp rightsize-report-reader:/reports/" in READER.read_text()
+    assert reader["spec"]["activeDeadlineSeconds"] <= 3600
 
 
 def test_cronjob_uses_the_rbac_service_account(manifests):

@@ -20,17 +20,19 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from ..analysis.statistics import STATISTICS, usage_column
 from ..analysis.summary import change_savings
 from ..schema import CONTAINER_KEY
+from .formatting import usd
 
 GIB = 1024.0**3
-CURRENT, RECOMMENDED, USED, BAD, MUTED = "#8c96a8", "#2f7ed8", "#f4a340", "#d9534f", "#c9ced6"
-VERDICT_COLORS = {"ready": "#3aa56b", "ready_with_changes": "#9ccf6b", "not_suitable": BAD,
-                  "not_applicable": MUTED, "already_on_spot": "#2f7ed8"}
+# Okabe-Ito colours: told apart with every common colour-vision deficiency
+CURRENT, RECOMMENDED, USED, BAD, MUTED = "#8f8f8f", "#0072B2", "#E69F00", "#D55E00", "#c9ced6"
+VERDICT_COLORS = {"ready": "#009E73", "ready_with_changes": "#56B4E9", "not_suitable": BAD,
+                  "not_applicable": MUTED, "already_on_spot": "#CC79A7"}
 DPI = 100
 
 
 def money(v: float, decimals: int = 0) -> str:
     """'$1,234' / '-$5' (sign before the currency)."""
-    return ("-" if v < 0 else "") + f"${abs(v):,.{decimals}f}"
+    return usd(v, decimals)
 
 
 _usd = FuncFormatter(lambda v, _: money(v))
@@ -83,17 +85,30 @@ def savings_by_namespace(recs: pd.DataFrame, top_n: int = 15) -> Figure | None:
     return fig
 
 
+PCTS = tuple(STATISTICS)
+
+
+def usage_percentiles(usage: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The one reader of the snapshot's usage statistics here: container key + ``cpu_<p>`` (cores) and
+    ``memory_<p>`` (bytes) for p in PCTS, every replica's samples pooled; None when the table lacks them."""
+    if usage is None or usage.empty:
+        return None
+    names = {usage_column(res, p): f"{res}_{p}" for res in ("cpu", "memory") for p in PCTS}
+    if not set(names) <= set(usage.columns):
+        return None
+    key = list(CONTAINER_KEY)
+    return usage[key + list(names)].drop_duplicates(key).rename(columns=names)
+
+
 def _with_usage(recs: pd.DataFrame, usage: pd.DataFrame | None) -> pd.DataFrame:
     """recs plus used_cpu_cores (pooled p95) / used_memory_bytes (max), from usage when present."""
-    key = list(CONTAINER_KEY)
     df = recs.copy()
     df["used_cpu_cores"] = df["cpu_basis_cores"]
     df["used_memory_bytes"] = df["memory_max_bytes"]
-    p95 = usage_column("cpu", "p95")
-    if usage is not None and len(usage) and {p95, "memory_max_bytes"} <= set(usage.columns):
-        u = usage[key + [p95, "memory_max_bytes"]].drop_duplicates(key)
-        u = u.rename(columns={p95: "_u_cpu", "memory_max_bytes": "_u_mem"})
-        df = df.merge(u, on=key, how="left")
+    u = usage_percentiles(usage)
+    if u is not None:
+        u = u[list(CONTAINER_KEY) + ["cpu_p95", "memory_max"]].rename(columns={"cpu_p95": "_u_cpu", "memory_max": "_u_mem"})
+        df = df.merge(u, on=list(CONTAINER_KEY), how="left")
         df["used_cpu_cores"] = df["_u_cpu"].fillna(df["used_cpu_cores"])
         df["used_memory_bytes"] = df["_u_mem"].fillna(df["used_memory_bytes"])
         df = df.drop(columns=["_u_cpu", "_u_mem"])
@@ -101,8 +116,8 @@ def _with_usage(recs: pd.DataFrame, usage: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def requested_vs_used(recs: pd.DataFrame, usage: pd.DataFrame | None = None, top_n: int = 12) -> Figure | None:
-    """Grouped bars per namespace: requested now, recommended, and used (p95 CPU / max memory of the
-    busiest replica x replicas), CPU in cores and memory in GiB."""
+    """Grouped bars per namespace: requested now, recommended, and used (pooled p95 CPU / max memory
+    x replicas), CPU in cores and memory in GiB."""
     if recs.empty:
         return None
     df = _with_usage(recs, usage)
@@ -158,9 +173,8 @@ def request_usage_ratios(recs: pd.DataFrame, usage: pd.DataFrame | None = None) 
     ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.axvline(1.0, color=BAD, linestyle="--", linewidth=1)
-    ax.annotate("request = usage", (1.0, 1), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                textcoords="offset points", color=BAD, fontsize=8)
+    # labelled in the legend: a text beside the line would sit on the bars around 1x
+    ax.axvline(1.0, color=BAD, linestyle="--", linewidth=1, label="request = usage")
     ax.set_xlabel("request / usage (log scale; > 1 = headroom, < 1 = under-requested)")
     ax.set_ylabel("containers")
     ax.legend(frameon=False, fontsize=8)
@@ -216,17 +230,15 @@ def cross_az_by_pair(cross: pd.DataFrame, top_n: int = 10) -> Figure | None:
 
 
 def top_workload_percentiles(recs: pd.DataFrame, usage: pd.DataFrame | None, top_n: int = 6) -> Figure | None:
-    """For the containers with the largest savings: usage percentiles (p50..max, every replica's samples
-    pooled) as dots, against the current (grey) and recommended (blue) request; CPU in cores, memory in GiB."""
-    if recs.empty or usage is None or usage.empty:
+    """For the containers with the largest savings: usage percentiles (p50..max, replicas pooled)
+    as dots, against the current (grey) and recommended (blue) request; CPU in cores, memory in GiB."""
+    u = usage_percentiles(usage)
+    if recs.empty or u is None:
         return None
-    key = list(CONTAINER_KEY)
-    pcts = tuple(STATISTICS)
-    cols = [usage_column("cpu", p) for p in pcts] + [usage_column("memory", p) for p in pcts]
-    if not set(cols) <= set(usage.columns):
-        return None
+    pcts = PCTS
+    cols = [f"{res}_{p}" for res in ("cpu", "memory") for p in pcts]
     df = recs.drop(columns=[c for c in cols if c in recs.columns]).assign(_s=change_savings(recs).abs())
-    df = df.merge(usage[key + cols].drop_duplicates(key), on=key, how="inner")
+    df = df.merge(u, on=list(CONTAINER_KEY), how="inner")
     df = df[df["status"].isin(["change", "keep"])].sort_values("_s", ascending=False).head(top_n)
     if df.empty:
         return None
@@ -239,7 +251,7 @@ def top_workload_percentiles(recs: pd.DataFrame, usage: pd.DataFrame | None, top
                 ("cpu", 1.0, "cores", r["cpu_request_cores_current"], r["cpu_request_cores_recommended"]),
                 ("memory", GIB, "GiB", r["memory_request_bytes_current"], r["memory_request_bytes_recommended"]))):
             ax = axes[i][j]
-            vals = [r[usage_column(res, p)] / scale for p in pcts]
+            vals = [r[f"{res}_{p}"] / scale for p in pcts]
             for p, v in zip(pcts, vals):
                 ax.plot([v], [0], marker=markers[p], color=USED, linestyle="none", markersize=6, label=p)
             if pd.notna(cur):
@@ -285,3 +297,38 @@ def render_all(analysis, snapshot, config) -> dict[str, bytes | None]:
         "top_workload_percentiles": top_workload_percentiles(recs, usage, top_n=min(top_n, 8)),
     }
     return {name: (png_bytes(fig) if fig is not None else None) for name, fig in figures.items()}
+
+
+def captions(analysis, config, usage: pd.DataFrame | None = None) -> dict[str, str]:
+    """One sentence per chart saying what to conclude from it (computed from the same tables)."""
+    recs, spot, cross = analysis.recommendations, analysis.spot, analysis.cross_az
+    out: dict[str, str] = {}
+    if len(recs):
+        by = recs.assign(_ns=_ns_label(recs), _s=change_savings(recs)).groupby("_ns")["_s"].sum().sort_values(ascending=False)
+        raised = int((by < 0).sum())
+        out["savings_by_namespace"] = (f"{by.index[0]} has the most to save: {usd(by.iloc[0], 0)} of {usd(by.sum(), 0)}/month"
+                                       + (f"; {raised} namespace(s) need more than they request (red)." if raised else "."))
+        df = _with_usage(recs, usage)
+        reps = df["replicas"].fillna(1.0)
+        cpu_ratio = (df["cpu_request_cores_current"] * reps).sum() / max((df["used_cpu_cores"] * reps).sum(), 1e-9)
+        mem_ratio = (df["memory_request_bytes_current"] * reps).sum() / max((df["used_memory_bytes"] * reps).sum(), 1.0)
+        out["requested_vs_used"] = (f"Pods request {cpu_ratio:.1f}x the CPU they use at p95 and {mem_ratio:.1f}x their peak "
+                                    "memory; the blue bars show how far the recommendations close that gap.")
+        over = int(((df["cpu_request_cores_current"] / df["used_cpu_cores"]) > 2).sum())
+        under = int(((df["memory_request_bytes_current"] / df["used_memory_bytes"]) < 1).sum())
+        out["request_usage_ratios"] = (f"{over} of {len(df)} containers request more than twice the CPU they use at p95; "
+                                       f"{under} request less memory than their peak (left of the dashed line), "
+                                       "where an OOM kill is likely.")
+        out["top_workload_percentiles"] = ("For the largest changes, the recommended request (dashed) sits just above the "
+                                           "usage percentiles, where today's request (grey) is far from them.")
+    if len(spot):
+        ready = spot["verdict"] == "ready"
+        later = spot["verdict"] == "ready_with_changes"
+        out["spot_readiness"] = (f"{int(ready.sum())} workload(s) can move to spot now and {int(later.sum())} after small "
+                                 f"changes, worth {usd(spot.loc[ready | later, 'savings_usd_per_month'].sum(), 0)}/month.")
+    if len(cross) and (cross["usd_per_month"].fillna(0) > 0).any():
+        top = cross.sort_values("usd_per_month", ascending=False).iloc[0]
+        out["cross_az_by_pair"] = (f"{top['source_namespace']}/{top['source_workload']} → {top['destination_namespace']}/"
+                                   f"{top['destination_workload']} costs the most, {usd(top['usd_per_month'], 0)}/month; "
+                                   "orange pairs are estimated from pod placement.")
+    return out

@@ -390,6 +390,61 @@ def check_applied(after_doc: dict, patch: WorkloadPatch, label: str) -> None:
                              f"after the removal patch; nothing was written")
 
 
+# --- the render diff ---------------------------------------------------------------------------------
+
+def _hunk_range(start: int, stop: int) -> str:
+    """Line range of a unified-diff hunk header (1-based start, length omitted when 1)."""
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + (1 if length else 0)},{length}"
+
+
+def unified_diff(a: list[str], b: list[str], fromfile: str, tofile: str, n: int = 3) -> str:
+    """Unified diff of two line lists (each ending in a newline) with difflib's autojunk OFF.
+
+    difflib.unified_diff cannot switch autojunk off: with it on, lines repeated in more than 1% of a
+    long text (``name:``, ``resources:``, ``- name: app``) are treated as junk, and a rendered overlay
+    of a few hundred lines comes out as one hunk rewriting everything.
+    """
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    out: list[str] = []
+    for group in matcher.get_grouped_opcodes(n):
+        if not out:
+            out += [f"--- {fromfile}\n", f"+++ {tofile}\n"]
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[i1:i2]]
+                continue
+            out += ["-" + line for line in a[i1:i2]]
+            out += ["+" + line for line in b[j1:j2]]
+    return "".join(out)
+
+
+def _objects(text: str, where: str) -> dict[tuple, list[str]]:
+    """A rendered YAML stream split into its documents' lines, keyed by (apiVersion, kind, namespace, name)."""
+    out: dict[tuple, list[str]] = {}
+    for chunk in re.split(r"(?m)^---[ \t]*\n", text):
+        docs = load_all(chunk, where) if chunk.strip() else []
+        if docs:
+            out[_doc_key(docs[0])] = chunk.splitlines(keepends=True)
+    return out
+
+
+def render_diff(before_text: str, after_text: str, label: str) -> str:
+    """The render diff per object: one unified diff for each object whose YAML changed, in render order."""
+    before, after = _objects(before_text, f"{label} (rendered)"), _objects(after_text, f"{label} (rendered after patching)")
+    parts = []
+    for key, lines in after.items():
+        _, kind, ns, name = key
+        what = f"{kind} {ns + '/' if ns else ''}{name}"
+        parts.append(unified_diff(before.get(key, []), lines, f"{label}: {what} (before)",
+                                  f"{label}: {what} (with rightsize patches)"))
+    return "".join(parts)
+
+
 # --- main entry -------------------------------------------------------------------------------------
 
 def _removed_before(overlay_dir: Path, kdata: CommentedMap, rel: str) -> set[tuple[str, str]]:
@@ -573,9 +628,7 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
 
     result.written = [overlay_dir / rel for rel in sorted(files)] + [kfile]
     result.removed = [overlay_dir / rel for rel in dropped if rel not in files]
-    result.diff = "".join(difflib.unified_diff(
-        before_text.splitlines(keepends=True), after_text.splitlines(keepends=True),
-        fromfile=f"{label} (rendered, before)", tofile=f"{label} (rendered, with rightsize patches)"))
+    result.diff = render_diff(before_text, after_text, label)
     return result
 
 

@@ -15,6 +15,7 @@ from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
 from . import tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
+from .view import ReportView, build_view
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ReportResult:
     summary: dict
     crossed: list[str] = field(default_factory=list)
     comparison: Comparison | None = None
+    view: ReportView | None = None  # what report.md / report.html show; the terminal summary prints from it
 
     @property
     def thresholds_crossed(self) -> list[str]:
@@ -81,12 +83,11 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     step("writing CSV files and summary.json")
     paths = tables.write_tables(analysis, snapshot, config, out, summary=summary)
     title = f"rightsize report {out.name}"
+    step("drawing charts" if config.report.charts else "building the report")
+    view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
+                      title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
     step("writing report.md")
-    md = markdown.render_markdown(summary, analysis, config, comparison=comparison, crossed=crossed,
-                                  title=title, extra_caveats=extra_caveats)
-    paths["report.md"] = tables.write_text_atomic(out / "report.md", md)
-    step("drawing charts and writing report.html")
-    page = html.render_html(summary, analysis, snapshot, config, comparison=comparison, crossed=crossed,
-                            title=title, extra_caveats=extra_caveats)
-    paths["report.html"] = tables.write_text_atomic(out / "report.html", page)
-    return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison)
+    paths["report.md"] = tables.write_text_atomic(out / "report.md", markdown.render(view))
+    step("writing report.html")
+    paths["report.html"] = tables.write_text_atomic(out / "report.html", html.render(view))
+    return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)

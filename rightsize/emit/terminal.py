@@ -1,48 +1,77 @@
-"""The one-screen summary a run prints at its end (rich table; plain text when not a terminal)."""
+"""The one-screen summary a run prints at its end: totals, counts that add up, and a KRR-like table
+of the top changes (rich; plain text when not a terminal). Printed from the report view-model, so
+it shows the same rows and figures as report.md and report.html.
+"""
 from __future__ import annotations
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .markdown import usd
+from . import formatting as fmt
+
+# (label, totals key, week-over-week metric)
+ROWS = (
+    ("Node bill", "node_usd_per_month", None),
+    ("Current cost of requests", "usd_per_month_current", "Current cost of requests (USD/month)"),
+    ("Cost after recommendations", "usd_per_month_recommended", "Cost after recommendations (USD/month)"),
+    ("Savings available", "savings_usd_per_month", "Savings available (USD/month)"),
+    ("Idle node capacity", "idle_usd_per_month", "Idle node cost (USD/month)"),
+    ("Spot savings (ready)", "spot_savings_usd_per_month", "Spot savings, ready workloads (USD/month)"),
+    ("Cross-AZ transfer", "cross_az_usd_per_month", "Cross-AZ transfer (USD/month)"),
+    ("Load balancers", "load_balancer_usd_per_month", "Load balancers (USD/month)"),
+)
 
 
-def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | None = None, comparison=None):
-    """A rich renderable: totals (with week-over-week change when present), counts, where the report is."""
+def totals_table(summary: dict, comparison=None) -> Table:
     t = summary.get("totals") or {}
-    deltas = {}
-    if comparison is not None:
-        deltas = {r["metric"]: r["delta"] for r in comparison.totals.to_dict("records")}
+    deltas = {r["metric"]: r["delta"] for r in comparison.totals.to_dict("records")} if comparison is not None else {}
     table = Table(title="rightsize summary", title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("", style="bold")
     table.add_column("USD/month", justify="right")
     if deltas:
         table.add_column(f"vs {comparison.previous_label}", justify="right")
-    rows = (
-        ("Current cost of requests", "usd_per_month_current", "Current cost of requests (USD/month)"),
-        ("Cost after recommendations", "usd_per_month_recommended", "Cost after recommendations (USD/month)"),
-        ("Savings available", "savings_usd_per_month", "Savings available (USD/month)"),
-        ("Idle node capacity", "idle_usd_per_month", "Idle node cost (USD/month)"),
-        ("Spot savings (ready)", "spot_savings_usd_per_month", "Spot savings, ready workloads (USD/month)"),
-        ("Cross-AZ transfer", "cross_az_usd_per_month", "Cross-AZ transfer (USD/month)"),
-        ("Load balancers", "load_balancer_usd_per_month", "Load balancers (USD/month)"),
-    )
-    for label, key, metric in rows:
-        style = "bold green" if key == "savings_usd_per_month" else ""
-        cells = [label, Text(usd(t.get(key)), style=style)]
+    for label, key, metric in ROWS:
+        cells = [label, Text(fmt.usd(t.get(key)), style="bold green" if key == "savings_usd_per_month" else "")]
         if deltas:
             d = deltas.get(metric)
-            cells.append("" if d is None or d != d else ("+" if d > 0 else "") + usd(d))
+            cells.append("" if d is None or fmt.unknown(d) else fmt.signed_usd(d))
         table.add_row(*cells)
-    st, fl = summary.get("containers_by_status") or {}, summary.get("containers_by_flag") or {}
-    counts = Text(
-        f"{t.get('containers', 0)} containers: {st.get('change', 0)} to change, {st.get('keep', 0)} fine, "
-        f"{st.get('no_recommendation', 0)} without a recommendation; "
-    )
-    counts.append(f"{fl.get('oom_risk', 0)} at OOM risk", style="bold red" if fl.get("oom_risk") else "")
-    counts.append(f", {fl.get('throttled', 0)} throttled.")
-    parts = [table, counts]
+    return table
+
+
+def top_table(view, limit: int | None = None) -> Table | None:
+    """The top changes like KRR's table: where, current → recommended requests, $ per month, flags."""
+    rows = view.top_changes.rows[:limit] if limit else view.top_changes.rows
+    if not rows:
+        return None
+    several = len({r.record.get("cluster") for r in rows}) > 1
+    table = Table(title=f"Top {len(rows)} changes by savings", title_justify="left", show_edge=False, pad_edge=False)
+    for name in (["cluster"] if several else []) + ["namespace", "workload", "container"]:
+        table.add_column(name, overflow="fold")
+    table.add_column("CPU request", justify="right", no_wrap=True)
+    table.add_column("memory request", justify="right", no_wrap=True)
+    table.add_column("$/month", justify="right", style="green", no_wrap=True)
+    table.add_column("flags", overflow="fold")
+    for row in rows:
+        r = row.record
+        where = ([r["cluster"]] if several else []) + [r["namespace"], r["workload"], r["container"]]
+        table.add_row(*where, row.cells[2].text, row.cells[4].text, fmt.usd(row.cells[6].sort),
+                      ", ".join(fmt.words(t) for t in row.cells[0].tags))
+    return table
+
+
+def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | None = None, comparison=None, view=None):
+    """A rich renderable: totals (with week-over-week change when present), counts, the top changes, where the report is."""
+    from .view import _counts
+
+    _, counts_text = _counts(summary)
+    fl = summary.get("containers_by_flag") or {}
+    parts = [totals_table(summary, comparison),
+             Text(counts_text, style="bold red" if fl.get("oom_risk") else "")]
+    top = top_table(view) if view is not None else None
+    if top is not None:
+        parts.append(top)
     p = summary.get("pricing") or {}
     if p.get("source"):
         parts.append(Text(f"Prices: {p['source']} {p.get('date', '')}".rstrip(), style="dim"))
@@ -57,26 +86,34 @@ def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | N
 
 
 def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir: str = "",
-                  crossed: list[str] | None = None, comparison=None, console: Console | None = None) -> None:
+                  crossed: list[str] | None = None, comparison=None, console: Console | None = None, view=None) -> None:
     """Print the one-screen summary (stdout unless ``console`` says otherwise).
 
     ``analysis_or_summary``: an Analysis (its ``summary``, or summarize() of it with ``snapshot``) or a
-    summary.json dict. ``result``: the ReportResult of write_report, which adds the report folder, the
-    crossed thresholds and the week-over-week column.
+    summary.json dict (totals and counts only, unless ``view`` is given). ``result``: the ReportResult
+    of write_report, which adds the report folder, the crossed thresholds, the week-over-week column
+    and the view-model the top-changes table comes from.
     """
+    from ..config import Config
+
+    config = Config()
     if isinstance(analysis_or_summary, dict):
         summary = analysis_or_summary
     else:
         summary = analysis_or_summary.summary
         if not summary:
             from ..analysis.summary import summarize
-            from ..config import Config
 
-            summary = summarize(analysis_or_summary, snapshot, Config())
+            summary = summarize(analysis_or_summary, snapshot, config)
     if result is not None:
         summary = result.summary
         report_dir = report_dir or str(result.out_dir)
         crossed = crossed if crossed is not None else result.crossed
         comparison = comparison if comparison is not None else result.comparison
+        view = view or result.view
+    if view is None and not isinstance(analysis_or_summary, dict):
+        from .view import build_view
+
+        view = build_view(summary, analysis_or_summary, config)
     console = console or Console()
-    console.print(summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison))
+    console.print(summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, view=view))

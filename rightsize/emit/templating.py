@@ -1,0 +1,75 @@
+"""The Jinja2 environment of the reports: templates under emit/templates/, shared formatting filters.
+
+report.md and report.html are rendered from the same view-model (emit/view.py) with the filters of
+emit/formatting.py (usd, cpu, memory, percent, ...), so a figure is formatted in one place only.
+HTML is autoescaped; Markdown is escaped for table cells by the ``mdcell`` / ``mdtext`` filters.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import re
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
+
+from .formatting import FILTERS
+
+MD_MAX_BYTES = 1024 * 1024 - 4096  # GitHub's job summary refuses more than 1 MiB; keep a margin
+
+
+def mdtext(text) -> str:
+    """Text safe inside a Markdown table cell or list item (no pipes, no line breaks)."""
+    return str("" if text is None else text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def mdcell(cell) -> str:
+    """A view Cell in Markdown: names in backticks with their flags after them."""
+    text = mdtext(cell.text)
+    if cell.code:
+        text = f"`{text}`" + "".join(f" _{t.replace('_', ' ')}_" for t in cell.tags)
+    return text
+
+
+def mdtable(table) -> str:
+    """A view Table as a GitHub Markdown table: the columns marked ``md``, at most ``md_limit`` rows."""
+    idx = table.md_index
+    lines = ["| " + " | ".join(mdtext(table.columns[i].label) for i in idx) + " |",
+             "|" + "|".join(" ---: " if table.columns[i].num else " --- " for i in idx) + "|"]
+    lines += ["| " + " | ".join(mdcell(row.cells[i]) for i in idx) + " |" for row in table.md_rows]
+    return "\n".join(lines)
+
+
+def bold(text) -> Markup:
+    """'**x**' -> <b>x</b>, everything else escaped (intros are written once for both formats)."""
+    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", str(escape(text))))
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("rightsize.emit", "templates"), undefined=StrictUndefined,
+                      autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(FILTERS)
+    env.filters.update({"mdcell": mdcell, "mdtext": mdtext, "mdtable": mdtable, "bold": bold, "data_uri": data_uri})
+    return env
+
+
+def render_markdown(view) -> str:
+    """report.md of a ReportView, at most MD_MAX_BYTES (whole sections are dropped from the end, and said so)."""
+    text = environment().get_template("report.md.j2").render(view=view)
+    text = re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+    if len(text.encode()) <= MD_MAX_BYTES:
+        return text
+    cut = text.encode()[:MD_MAX_BYTES - 200].decode("utf-8", "ignore")
+    cut = cut[: cut.rfind("\n## ")] if "\n## " in cut else cut
+    return cut.rstrip() + "\n\n_The report was cut to fit 1 MiB; report.html and the CSV files have everything._\n"
+
+
+def render_html(view) -> str:
+    """report.html of a ReportView (one self-contained page)."""
+    return environment().get_template("report.html.j2").render(view=view)

@@ -1,0 +1,602 @@
+"""The report view-model: what the weekly report shows, built once from an analysis.
+
+``build_view`` turns summary.json, the analysis tables and the week-over-week comparison into a
+``ReportView``: headline figures, counts, the money explanation and an ordered list of sections, each
+with its tables (columns, rows of already formatted cells). The Jinja2 templates under templates/
+render it as report.md and report.html, and the terminal summary prints from it, so every output
+shows the same rows, numbers and wording.
+
+Adding a section: write a builder ``def _my_section(ctx) -> Section`` and add it to SECTIONS; the
+generic template block renders its intro, tables, lists and bullets in both formats (give the
+Section a ``template`` name only when it needs a block of its own, as the totals and charts do).
+Money in USD/month, CPU in cores, memory in bytes until formatted here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from ..analysis import selection
+from ..analysis.summary import change_savings
+from . import formatting as fmt
+
+MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
+MAX_CAVEATS = 40
+
+DETAIL_FILES = (
+    ("recommendations.csv", "every container: current and recommended requests/limits, reason, flags, cost"),
+    ("spot.csv", "spot suitability per workload, with reasons and changes needed"),
+    ("cross_az.csv", "inter-AZ traffic cost per workload pair, with the fix"),
+    ("load_balancers.csv", "LoadBalancer Services and their fixed cost"),
+    ("idle.csv", "node groups: allocatable vs requested, idle cost"),
+    ("summary.json", "machine-readable totals (schema in the README)"),
+    ("report.html", "this report with charts and sortable, filterable tables"),
+)
+
+# (totals key, label, note) in the order shown; the main figure is savings
+TOTAL_ROWS = (
+    ("node_usd_per_month", "Node bill", "what the nodes seen in the window cost"),
+    ("usd_per_month_current", "Current cost of requests", "requests x replicas at the nodes' unit prices"),
+    ("usd_per_month_recommended", "Cost after recommendations", "every proposed change applied"),
+    ("savings_usd_per_month", "Savings available (net of increases)", "current - after"),
+    ("increases_usd_per_month", "of which increases (OOM risk, throttling)", "requests raised for safety"),
+    ("idle_usd_per_month", "Idle node capacity (not requested)", "allocatable capacity no pod requests"),
+    ("spot_savings_usd_per_month", "Spot savings, ready workloads", ""),
+    ("spot_savings_with_changes_usd_per_month", "Spot savings, ready after changes", ""),
+    ("cross_az_usd_per_month", "Cross-AZ transfer", ""),
+    ("load_balancer_usd_per_month", "Load balancers", ""),
+)
+MAIN_TOTAL = "savings_usd_per_month"
+
+
+# --- the model ---------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    """One table cell: ``text`` as shown, ``sort`` the value it sorts by (HTML), ``code`` for a name
+    (backticks in Markdown), ``tags`` for flag badges, ``cls`` extra CSS classes (e.g. 'pos'/'neg')."""
+
+    text: str
+    sort: Any = None
+    code: bool = False
+    tags: list[str] = field(default_factory=list)
+    cls: str = ""
+
+
+@dataclass
+class Column:
+    label: str
+    num: bool = False  # right-aligned, sorts numerically
+    cls: str = ""  # CSS class of the column's cells (e.g. 'cpu-limit', which the browser test reads)
+    md: bool = True  # shown in report.md (the HTML shows every column)
+
+
+@dataclass
+class Row:
+    cells: list[Cell]
+    detail: list[tuple[str, str]] = field(default_factory=list)  # (label, text): the expandable part in HTML
+    attrs: dict[str, str] = field(default_factory=dict)  # data-* attributes the HTML filters match on
+    record: dict = field(default_factory=dict)  # the source row, for renderers that lay it out their own way
+
+
+@dataclass
+class Filter:
+    label: str  # 'namespaces'
+    attr: str  # row attribute it matches ('namespace')
+    options: list[str]
+
+
+@dataclass
+class Table:
+    id: str
+    columns: list[Column]
+    rows: list[Row]
+    title: str = ""
+    md_limit: int | None = None  # report.md shows at most this many rows (None: all)
+    total: int | None = None  # rows in the whole list for the "...and N more" line (default: len(rows))
+    more_what: str = "rows"
+    more_file: str = ""
+    sort_column: int | None = None  # the column the rows are already sorted by, descending
+    filters: list[Filter] = field(default_factory=list)
+    search: bool = False  # a free-text filter box in HTML
+    md: bool = True
+    expandable: bool = False
+
+    @property
+    def md_index(self) -> list[int]:
+        """Indexes of the columns report.md shows."""
+        return [i for i, c in enumerate(self.columns) if c.md]
+
+    @property
+    def md_rows(self) -> list[Row]:
+        return self.rows if self.md_limit is None else self.rows[: self.md_limit]
+
+    @property
+    def md_more(self) -> int:
+        total = len(self.rows) if self.total is None else self.total
+        return max(total - len(self.md_rows), 0)
+
+
+@dataclass
+class ItemList:
+    """A titled bullet list ('New OOM risks: 1'); ``items`` are (name, note) pairs."""
+
+    title: str
+    items: list[tuple[str, str]]
+    total: int
+    md_limit: int = MAX_LIST_ROWS
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    nav: str = ""  # short name in the HTML navigation bar (default: title)
+    intro: str = ""  # what to conclude, in one or two sentences
+    empty: str = ""  # shown instead of the tables when there is nothing to list
+    tables: list[Table] = field(default_factory=list)
+    lists: list[ItemList] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    template: str = ""  # a dedicated template block; '' = the generic one
+    md: bool = True
+    html: bool = True
+    data: dict = field(default_factory=dict)  # whatever a dedicated block needs
+
+
+@dataclass
+class Kpi:
+    key: str
+    label: str
+    value: float | None
+    text: str
+    note: str = ""
+    main: bool = False
+
+
+@dataclass
+class ReportView:
+    title: str
+    subtitle: str
+    kpis: list[Kpi]
+    counts: dict[str, int]
+    counts_text: str
+    crossed: list[str]
+    sections: list[Section]
+    top_changes: Table  # the terminal's top-N table
+
+    def section(self, anchor: str) -> Section | None:
+        return next((s for s in self.sections if s.anchor == anchor), None)
+
+
+@dataclass
+class Context:
+    """Inputs of every section builder."""
+
+    summary: dict
+    analysis: Any
+    snapshot: Any
+    config: Any
+    comparison: Any = None
+    crossed: list[str] = field(default_factory=list)
+    extra_caveats: list[dict] = field(default_factory=list)
+    charts: dict[str, bytes | None] | None = None
+
+    @property
+    def totals(self) -> dict:
+        return self.summary.get("totals") or {}
+
+    @property
+    def top_n(self) -> int:
+        return self.config.report.top_n
+
+
+# --- cells ---------------------------------------------------------------------------------------------
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def money_cell(v, signed: bool = False) -> Cell:
+    cls = ""
+    if signed and not fmt.unknown(v):
+        cls = "pos" if float(v) > 0 else ("neg" if float(v) < 0 else "")
+    text = fmt.signed_usd(v) if signed else fmt.usd(v)
+    return Cell(text, None if fmt.unknown(v) else float(v), cls=cls)
+
+
+def num_cell(v, formatter: Callable = fmt.count) -> Cell:
+    return Cell(formatter(v), None if fmt.unknown(v) else float(v))
+
+
+def change_cell(current, recommended, formatter) -> Cell:
+    return Cell(fmt.change(current, recommended, formatter), None if fmt.unknown(recommended) else float(recommended))
+
+
+def ref_text(r: dict, with_cluster: bool, with_container: bool = True, with_kind: bool = False) -> str:
+    """'namespace/workload/container' ('cluster/...' when several clusters are shown)."""
+    parts = [r["namespace"]] + ([r["kind"]] if with_kind else []) + [r["workload"]]
+    if with_container and "container" in r:
+        parts.append(r["container"])
+    text = "/".join(str(p) for p in parts)
+    return f"{r['cluster']}/{text}" if with_cluster else text
+
+
+def several_clusters(*frames: pd.DataFrame) -> bool:
+    names = set()
+    for df in frames:
+        if len(df) and "cluster" in df.columns:
+            names |= set(df["cluster"].astype(str))
+    return len(names) > 1
+
+
+# --- headline ------------------------------------------------------------------------------------------
+
+def _kpis(totals: dict) -> list[Kpi]:
+    return [Kpi(key, label, totals.get(key), fmt.usd(totals.get(key), 0), note, key == MAIN_TOTAL)
+            for key, label, note in TOTAL_ROWS]
+
+
+def _counts(summary: dict) -> tuple[dict[str, int], str]:
+    """Containers by outcome; the parts add up to the total (an ignored container is counted)."""
+    st, fl = summary.get("containers_by_status") or {}, summary.get("containers_by_flag") or {}
+    total = int((summary.get("totals") or {}).get("containers", 0) or 0)
+    parts = {k: int(st.get(k, 0) or 0) for k in ("change", "keep", "no_recommendation", "ignored")}
+    other = total - sum(parts.values())
+    counts = {"containers": total, **parts, "other": other, "oom_risk": int(fl.get("oom_risk", 0) or 0),
+              "throttled": int(fl.get("throttled", 0) or 0),
+              "workloads": int((summary.get("totals") or {}).get("workloads", 0) or 0)}
+    text = (f"{total:,} containers in {counts['workloads']:,} workloads = {parts['change']:,} with a proposed change"
+            f" + {parts['keep']:,} fine as they are + {parts['no_recommendation']:,} without a recommendation"
+            f" + {parts['ignored']:,} ignored (opted out)" + (f" + {other:,} other" if other else "")
+            + f"; {counts['oom_risk']:,} at OOM risk, {counts['throttled']:,} throttled.")
+    return counts, text
+
+
+def money_explanation(totals: dict) -> list[str]:
+    """How the node bill, the requests, idle capacity and the savings relate (plain sentences)."""
+    node, idle = totals.get("node_usd_per_month"), totals.get("idle_usd_per_month")
+    current, savings = totals.get("usd_per_month_current"), totals.get("savings_usd_per_month")
+    if fmt.unknown(node) or not node:
+        return ["No node prices: the node bill and idle capacity are unknown, so the savings below are "
+                "the cost of requests only."]
+    share = f" ({idle / node:.0%})" if not fmt.unknown(idle) and node else ""
+    return [
+        f"The nodes cost {fmt.usd(node, 0)}/month. Pods request {fmt.usd(node - (idle or 0), 0)} of that capacity; "
+        f"{fmt.usd(idle, 0)}{share} is allocatable capacity no pod requests (idle).",
+        f"Today's requests cost {fmt.usd(current, 0)}/month at the nodes' unit prices (it differs from the requested "
+        "share of the bill by pods on unpriced nodes and by when they ran). Applying the recommendations lowers "
+        f"requests by {fmt.usd(savings, 0)}/month.",
+        "Freed requests first become more idle capacity: the bill goes down only when nodes are removed "
+        "(the cluster autoscaler or Karpenter consolidates them). So savings and idle capacity are two views "
+        "of the same spare room, not amounts to add up.",
+    ]
+
+
+def header_line(summary: dict) -> str:
+    w = summary.get("window") or {}
+    clusters = ", ".join(summary.get("clusters") or []) or "unknown cluster"
+    days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
+    span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
+    return f"Clusters: {clusters} · usage window: {days}{span}"
+
+
+# --- recommendation rows -----------------------------------------------------------------------------
+
+REC_COLUMNS = [
+    Column("container"), Column("status", md=False), Column("CPU request", num=True), Column("CPU limit", cls="cpu-limit"),
+    Column("memory request", num=True), Column("memory limit", num=True), Column("savings/month", num=True),
+]
+
+
+def _detail(r: dict) -> list[tuple[str, str]]:
+    basis = f"{r.get('cpu_basis') or '?'} {fmt.cpu(r.get('cpu_basis_cores'), fmt.UNKNOWN)} CPU, " \
+            f"{r.get('memory_basis') or '?'} {fmt.memory(r.get('memory_basis_bytes'), fmt.UNKNOWN)} memory " \
+            f"(max {fmt.memory(r.get('memory_max_bytes'), fmt.UNKNOWN)})"
+    hours = _num(r.get("hours_covered"))
+    out = [("workload", f"{r['cluster']}: {r['namespace']}/{r['kind']}/{r['workload']}"),
+           ("team · policy", f"{r.get('team') or '(none)'} · {r.get('policy') or '?'}"),
+           ("why", str(r.get("reason") or "—")),
+           ("usage basis", basis),
+           ("evidence", f"{fmt.count(r.get('replicas'))} replicas, "
+                        f"{'n/a' if math.isnan(hours) else f'{hours / 24:.1f} d'} of history, "
+                        f"{fmt.count(r.get('oom_kills'))} OOM kills, throttled {fmt.percent(r.get('cpu_throttled_ratio'))}, "
+                        f"confidence {r.get('confidence') or 'n/a'}"),
+           ("cost/month", f"{fmt.usd(r.get('usd_per_month_current'))} now, "
+                          f"{fmt.usd(r.get('usd_per_month_recommended'))} after")]
+    return out
+
+
+def recommendation_row(r: dict, saving: float, with_cluster: bool) -> Row:
+    flags = fmt.flag_words(r.get("flags"))
+    return Row(
+        cells=[Cell(ref_text(r, with_cluster), code=True, tags=flags),
+               Cell(fmt.words(r["status"])),
+               change_cell(r["cpu_request_cores_current"], r["cpu_request_cores_recommended"], fmt.cpu),
+               Cell(fmt.cpu_limit_change(r["cpu_limit_action"], r["cpu_limit_cores_current"], r["cpu_limit_cores_recommended"]),
+                    _num(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else None),
+               change_cell(r["memory_request_bytes_current"], r["memory_request_bytes_recommended"], fmt.memory),
+               change_cell(r["memory_limit_bytes_current"], r["memory_limit_bytes_recommended"], fmt.memory),
+               money_cell(saving, signed=True)],
+        detail=_detail(r),
+        attrs={"namespace": str(r["namespace"]), "team": str(r.get("team") or "(none)"), "status": fmt.words(r["status"])},
+        record=r,
+    )
+
+
+def recommendation_table(recs: pd.DataFrame, table_id: str, with_cluster: bool, **kw) -> Table:
+    """Rows of a recommendation table, largest saving first (recs is already in that order when ``_savings`` is set)."""
+    savings = recs["_savings"] if "_savings" in recs.columns else change_savings(recs)
+    rows = [recommendation_row(r, s, with_cluster) for r, s in zip(recs.to_dict("records"), savings.tolist())]
+    return Table(table_id, REC_COLUMNS, rows, sort_column=6, expandable=True, **kw)
+
+
+# --- sections ------------------------------------------------------------------------------------------
+
+def _totals(ctx: Context) -> Section:
+    return Section("totals", "Totals", template="totals", bullets=money_explanation(ctx.totals))
+
+
+def _charts(ctx: Context) -> Section | None:
+    if ctx.charts is None:
+        return None
+    from .charts import CHARTS, captions
+
+    usage = ctx.snapshot.tables.get("usage") if ctx.snapshot is not None else None
+    texts = captions(ctx.analysis, ctx.config, usage)
+    figures = [{"name": name, "title": title, "png": ctx.charts.get(name), "caption": texts.get(name, ""),
+                "wide": name in ("requested_vs_used", "top_workload_percentiles")}
+               for name, title in CHARTS]
+    missing = [f["title"] for f in figures if f["png"] is None]
+    return Section("charts", "Charts", template="charts", md=False, data={
+        "figures": [f for f in figures if f["png"] is not None],
+        "missing": f"No data for: {', '.join(missing)}." if missing else ""})
+
+
+def _week_over_week(ctx: Context) -> Section:
+    c = ctx.comparison
+    if c is None:
+        return Section("week-over-week", "Week over week", empty="No earlier report found to compare with "
+                       "(the first report in this folder, or use --compare DIR).")
+    rows = []
+    for r in c.totals.to_dict("records"):
+        money = "USD" in r["metric"]
+        f = fmt.usd if money else fmt.count
+        delta = fmt.signed_usd if money else fmt.signed_count
+        rows.append(Row([Cell(r["metric"].replace(" (USD/month)", "")), num_cell(r["previous"], f), num_cell(r["current"], f),
+                         num_cell(r["delta"], delta)]))
+    table = Table("wow-totals", [Column(""), Column("previous", True), Column("now", True), Column("change", True)], rows)
+    with_cluster = several_clusters(c.new_oom_risks, c.resolved_oom_risks, c.applied)
+    lists = []
+    for title, df, note in (("New OOM risks", c.new_oom_risks, None), ("Resolved OOM risks", c.resolved_oom_risks, "now"),
+                            ("Recommendations applied", c.applied, None)):
+        items = [(ref_text(r, with_cluster), str(r[note]) if note else "") for r in df.to_dict("records")]
+        lists.append(ItemList(title, items, len(items)))
+    return Section("week-over-week", "Week over week", intro=f"Compared with **{c.previous_label}**.",
+                   tables=[table], lists=lists, data={"previous": c.previous_label})
+
+
+def _top_savings(ctx: Context) -> Section:
+    recs = ctx.analysis.recommendations
+    top = selection.top_savings(recs, ctx.top_n)
+    title = f"Top {ctx.top_n} savings"
+    if top.empty:
+        return Section("top-savings", title, nav="Top savings", empty="No proposed change lowers cost.")
+    total = selection.count_savers(recs)
+    shown = top["_savings"].sum()
+    intro = (f"These {len(top)} changes save {fmt.usd(shown, 0)}/month, the most of any: apply them first. All proposed "
+             f"changes together save {fmt.usd(ctx.totals.get(MAIN_TOTAL), 0)}/month net of the increases for OOM risk "
+             "and throttling.")
+    table = recommendation_table(top, "top-savings-table", several_clusters(recs), total=total,
+                                 more_what="changes that save money", more_file="recommendations.csv")
+    return Section("top-savings", title, nav="Top savings", intro=intro, tables=[table])
+
+
+def _risky(ctx: Context) -> Section:
+    rk = selection.risky(ctx.analysis.recommendations)
+    title = "OOM risk and throttled containers"
+    if rk.empty:
+        return Section("oom-throttled", title, nav="OOM / throttled",
+                       empty="None: no container was OOM-killed or throttled above the threshold.")
+    with_cluster = several_clusters(rk)
+    rows = [Row([Cell(ref_text(r, with_cluster), code=True), Cell("OOM risk" if r["_oom"] else "throttled",
+                                                                  tags=["oom_risk" if r["_oom"] else "throttled"]),
+                 num_cell(r["oom_kills"]), num_cell(r["cpu_throttled_ratio"], fmt.percent),
+                 change_cell(r["memory_request_bytes_current"], r["memory_request_bytes_recommended"], fmt.memory),
+                 Cell(fmt.cpu_limit_change(r["cpu_limit_action"], r["cpu_limit_cores_current"], r["cpu_limit_cores_recommended"])),
+                 Cell(str(r["reason"] or ""))])
+            for r in rk.to_dict("records")]
+    columns = [Column("container"), Column("risk"), Column("OOM kills", True), Column("throttled", True),
+               Column("memory request", True), Column("CPU limit", cls="cpu-limit"), Column("why", md=False, cls="text")]
+    n_oom = int(rk["_oom"].sum())
+    intro = (f"{n_oom} container(s) were OOM-killed and get more memory; {len(rk) - n_oom} throttled one(s) get their "
+             "CPU limit raised or removed. These changes cost money and are worth it.")
+    table = Table("risk-table", columns, rows, md_limit=MAX_LIST_ROWS, more_what="containers", more_file="recommendations.csv")
+    return Section("oom-throttled", title, nav="OOM / throttled", intro=intro, tables=[table])
+
+
+def _spot(ctx: Context) -> Section:
+    spot = ctx.analysis.spot
+    if spot.empty:
+        return Section("spot", "Spot candidates", nav="Spot", empty="No workload is ready for spot.")
+    cands = selection.spot_candidates(spot)
+    rest = spot.drop(index=cands.index)
+    ordered = pd.concat([cands, rest])
+    with_cluster = several_clusters(spot)
+    rows = [Row([Cell(ref_text(r, with_cluster, with_container=False), code=True), Cell(fmt.words(r["verdict"]), tags=[r["verdict"]]),
+                 num_cell(r["score"]), Cell(r["interruption_bucket"] or "n/a"), money_cell(r["savings_usd_per_month"]),
+                 Cell(r["changes_needed"] or "—"), Cell(str(r["reasons"] or ""))],
+                attrs={"verdict": fmt.words(r["verdict"])})
+            for r in ordered.to_dict("records")]
+    columns = [Column("workload"), Column("verdict"), Column("score", True), Column("interruptions"),
+               Column("savings/month", True), Column("changes needed", cls="text"), Column("reasons", md=False, cls="text")]
+    ready = cands["savings_usd_per_month"].sum(min_count=1)
+    intro = (f"{len(cands)} workload(s) could run on spot nodes (ready, or ready after the listed changes), saving about "
+             f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.")
+    table = Table("spot-table", columns, rows, md_limit=min(ctx.top_n, len(cands)), total=len(cands), more_what="candidates",
+                  more_file="spot.csv", search=True,
+                  filters=[Filter("verdicts", "verdict", sorted(spot["verdict"].map(fmt.words).unique()))])
+    return Section("spot", "Spot candidates", nav="Spot", intro=intro, tables=[table])
+
+
+def _cross_az(ctx: Context) -> Section:
+    cross = ctx.analysis.cross_az
+    cz = selection.top_cross_az(cross, ctx.config)
+    title = "Top cross-AZ pairs"
+    if cz.empty:
+        nodata = " (no traffic data)" if cross.empty else ""
+        return Section("cross-az", title, nav="Cross-AZ", empty=f"No workload pair costs more than "
+                       f"{fmt.usd(ctx.config.cross_az.min_usd_per_month)}/month in inter-AZ transfer{nodata}.")
+    rows = [Row([Cell(f"{r['source_namespace']}/{r['source_workload']} {fmt.ARROW} {r['destination_namespace']}/{r['destination_workload']}"),
+                 num_cell(r["cross_az_gb_per_month"]), num_cell(r["crossing_fraction"], fmt.percent),
+                 Cell("measured" if r["measured"] else "estimated"), money_cell(r["usd_per_month"]),
+                 Cell(shorten(r["fix"])), Cell(str(r["caveat"] or "—"))])
+            for r in cz.to_dict("records")]
+    columns = [Column("pair"), Column("GB/month crossing", True), Column("crossing", True), Column("zones"),
+               Column("cost/month", True), Column("fix (full text in cross_az.csv)", cls="text"), Column("caveat", md=False, cls="text")]
+    intro = (f"The top pair alone costs {fmt.usd(cz['usd_per_month'].iloc[0], 0)}/month; keeping these flows in-zone saves "
+             f"up to {fmt.usd(cz['saving_usd_per_month'].sum(min_count=1), 0)}/month.")
+    table = Table("cross-az-table", columns, rows, total=len(cross), more_what="pairs", more_file="cross_az.csv")
+    return Section("cross-az", title, nav="Cross-AZ", intro=intro, tables=[table])
+
+
+def _load_balancers(ctx: Context) -> Section:
+    lb = ctx.analysis.load_balancers
+    if lb.empty:
+        return Section("load-balancers", "Load balancers", empty="No Service of type LoadBalancer.")
+    shown = lb.sort_values("usd_per_month", ascending=False, kind="stable")
+    rows = [Row([Cell(f"{r['namespace']}/{r['service']}", code=True), Cell(r["workload"] or "n/a"), Cell(r["scheme"]),
+                 money_cell(r["usd_per_month"]), Cell("yes" if r["consolidation_candidate"] else "no"),
+                 Cell(shorten(r["risk"], 80) or "—")]) for r in shown.to_dict("records")]
+    columns = [Column("service"), Column("workload"), Column("scheme"), Column("cost/month", True),
+               Column("could share an ingress"), Column("risk")]
+    n = int(lb["consolidation_candidate"].astype(bool).sum())
+    intro = f"{len(lb)} load balancer(s) cost {fmt.usd(lb['usd_per_month'].sum(min_count=1), 0)}/month; {n} could share an ingress."
+    table = Table("lb-table", columns, rows, md_limit=ctx.top_n, more_what="load balancers", more_file="load_balancers.csv")
+    return Section("load-balancers", "Load balancers", intro=intro, tables=[table])
+
+
+def _share(part, whole) -> float:
+    part, whole = _num(part), _num(whole)
+    return part / whole if whole else math.nan
+
+
+def _idle(ctx: Context) -> Section:
+    idle = ctx.analysis.idle
+    if idle.empty:
+        return Section("idle", "Idle node capacity", nav="Idle", empty="No node data.")
+    shown = idle.sort_values("idle_usd_per_month", ascending=False, kind="stable")
+    rows = [Row([Cell(r["node_group"] or "n/a"), Cell(r["instance_type"]), Cell(r["capacity_type"]), num_cell(r["nodes"]),
+                 num_cell(_share(r["requested_cpu_cores"], r["allocatable_cpu_cores"]), fmt.percent),
+                 num_cell(_share(r["requested_memory_bytes"], r["allocatable_memory_bytes"]), fmt.percent),
+                 money_cell(r["usd_per_month"]), money_cell(r["idle_usd_per_month"])]) for r in shown.to_dict("records")]
+    columns = [Column("node group"), Column("type"), Column("capacity"), Column("nodes", True), Column("CPU requested", True),
+               Column("memory requested", True), Column("cost/month", True), Column("idle/month", True)]
+    top = shown.iloc[0]
+    intro = (f"Node group {top['node_group'] or top['instance_type']} has the most idle capacity "
+             f"({fmt.usd(top['idle_usd_per_month'], 0)}/month of {fmt.usd(top['usd_per_month'], 0)}).")
+    table = Table("idle-table", columns, rows, md_limit=ctx.top_n, more_what="node groups", more_file="idle.csv")
+    return Section("idle", "Idle node capacity", nav="Idle", intro=intro, tables=[table])
+
+
+def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:
+    rows = [Row([Cell(str(r.get(k, ""))) for k in keys] + [
+        money_cell(r.get("usd_per_month_current")), money_cell(r.get("usd_per_month_recommended")),
+        money_cell(r.get("savings_usd_per_month"), signed=True), num_cell(r.get("containers")), num_cell(r.get("changes")),
+        num_cell(r.get("oom_risk")), num_cell(r.get("throttled"))]) for r in records]
+    columns = [Column(k) for k in keys] + [Column(c, True) for c in (
+        "cost/month", "after changes", "savings/month", "containers", "changes", "OOM risk", "throttled")]
+    return Table(table_id, columns, rows, title=title, sort_column=len(keys) + 2)
+
+
+def _details(ctx: Context) -> Section:
+    recs = ctx.analysis.recommendations
+    tables = [_rollup_table(ctx.summary.get("by_namespace", []), ["cluster", "namespace"], "ns-table", "By namespace"),
+              _rollup_table(ctx.summary.get("by_team", []), ["team"], "team-table", "By team")]
+    if len(recs):
+        every = recommendation_table(selection.by_savings(recs), "recs-table", several_clusters(recs), title="Every container",
+                                     search=True, filters=[
+                                         Filter("namespaces", "namespace", sorted(recs["namespace"].astype(str).unique())),
+                                         Filter("teams", "team", sorted(recs["team"].fillna("").replace("", "(none)").astype(str).unique())),
+                                         Filter("statuses", "status", sorted(recs["status"].map(fmt.words).unique()))])
+        tables.append(every)
+    return Section("details", "Details by namespace and team", nav="Details", md=False, tables=tables,
+                   intro="Every container, largest saving first; open a row for the reason and the evidence.",
+                   empty="" if len(recs) else "No containers.")
+
+
+def caveats(summary: dict, extra: list[dict] | None = None) -> list[str]:
+    """Plain-text caveat lines: prices, missing metrics, partial data, warnings, unpriced containers."""
+    p = summary.get("pricing") or {}
+    if p.get("source"):
+        where = f" ({p['region']})" if p.get("region") else ""
+        dated = f", dated {p['date']}" if p.get("date") else ", date unknown"
+        lines = [f"Prices: {p['source']}{where}{dated}" + (f"; {p['notes']}" if p.get("notes") else "") + "."]
+    else:
+        lines = ["Prices: no price source recorded; costs may be missing."]
+    if summary.get("missing_metrics"):
+        lines.append("Missing metrics: " + ", ".join(str(m) for m in summary["missing_metrics"]) + ".")
+    partial = summary.get("partial") or {}
+    if partial:
+        lines.append("Partial data: " + ("; ".join(f"{k}: {v}" for k, v in partial.items()) if isinstance(partial, dict)
+                                         else str(partial)) + ".")
+    t = summary.get("totals") or {}
+    if t.get("containers_without_price"):
+        lines.append(f"{t['containers_without_price']} container(s) have no price (their cost is left out of the totals).")
+    no_rec = (summary.get("containers_by_status") or {}).get("no_recommendation", 0)
+    if no_rec:
+        lines.append(f"{no_rec} container(s) have no recommendation (see the reason column of recommendations.csv).")
+    seen = set()
+    for w in list(summary.get("warnings") or []) + list(extra or []):
+        text = f"{w.get('message', '')}" + (f" (affects: {w['affects']})" if w.get("affects") else "")
+        if text not in seen:
+            seen.add(text)
+            lines.append(f"[{w.get('code', 'note')}] {text}")
+    if len(lines) > MAX_CAVEATS:
+        lines = lines[:MAX_CAVEATS] + [f"…and {len(lines) - MAX_CAVEATS} more caveats in summary.json."]
+    return lines
+
+
+def _caveats(ctx: Context) -> Section:
+    return Section("caveats", "Data caveats", nav="Caveats", bullets=caveats(ctx.summary, ctx.extra_caveats))
+
+
+def _files(ctx: Context) -> Section:
+    return Section("files", "Detail files", nav="Files", template="files",
+                   intro="In the report folder (the workflow's artifact, or reports/<week>/ of the CronJob):",
+                   data={"files": DETAIL_FILES})
+
+
+def shorten(text, limit: int = 140) -> str:
+    """The first clause of a long explanation, for table cells (the CSVs keep the full text)."""
+    text = "" if fmt.unknown(text) else str(text)
+    head = text.split(" (", 1)[0]
+    if len(head) > limit:
+        head = head[: limit - 1].rstrip() + "…"
+    return head + (" …" if head != text and not head.endswith("…") else "")
+
+
+# The report's sections in order; a builder returns None to leave its section out.
+SECTIONS: list[Callable[[Context], Section | None]] = [
+    _totals, _charts, _week_over_week, _top_savings, _risky, _spot, _cross_az, _load_balancers, _idle, _details,
+    _caveats, _files,
+]
+
+
+def build_view(summary: dict, analysis, config, *, snapshot=None, comparison=None, crossed: list[str] | None = None,
+               title: str = "rightsize report", extra_caveats: list[dict] | None = None,
+               charts: dict[str, bytes | None] | None = None) -> ReportView:
+    """The whole report as a view-model (see the module docstring). ``charts``: PNG bytes by chart name, or
+    None to leave the charts section out (report.md never has it)."""
+    ctx = Context(summary, analysis, snapshot, config, comparison, list(crossed or []), list(extra_caveats or []), charts)
+    counts, counts_text = _counts(summary)
+    recs = analysis.recommendations
+    top = recommendation_table(selection.top_savings(recs, ctx.top_n), "top", several_clusters(recs))
+    sections = [s for s in (builder(ctx) for builder in SECTIONS) if s is not None]
+    return ReportView(title=title, subtitle=header_line(summary), kpis=_kpis(ctx.totals), counts=counts,
+                      counts_text=counts_text, crossed=ctx.crossed, sections=sections, top_changes=top)
