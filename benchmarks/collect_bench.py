@@ -358,7 +358,7 @@ def truth(ds: Dataset, days: float, step: int, rows: int = 0) -> "pd.DataFrame":
     labels = pd.DataFrame(cpu_g.labels)
     labels["workload"] = labels["pod"].str.rsplit("-rs-", n=1).str[0]
     if "cluster" not in labels:
-        labels["cluster"] = "default"
+        labels["cluster"] = "c0"  # run_collect names a single cluster c0
     keys = ["cluster", "namespace", "workload", "container"]
     wanted = labels.iloc[:rows] if rows else labels
     wanted = labels.merge(wanted[keys].drop_duplicates(), on=keys)

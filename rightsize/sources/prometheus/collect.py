@@ -124,8 +124,9 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
-    daily = _drop(acc.daily(run.cluster, run.owners, raw), outcome.failed)
-    usage = _usage(run, hist, daily, raw is not None, per_pod)
+    oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
+    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
+    usage = _usage(run, hist, daily, oom_known, per_pod)
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
@@ -273,8 +274,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
 
     outcome = execute.run(tasks, lambda t: _fetch(run, t, inventory), consume, concurrency=p.concurrency,
                           allow_partial=allow_partial, log=run.log)
-    daily_known = run.has("memory_working_set") and run.has("restarts") and run.has("last_terminated_reason")
-    raw = _daily_rows(rows["daily"]) if daily_known else None
+    raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
     return acc, raw, per_pod, outcome

@@ -231,12 +231,12 @@ class UsageAccumulator:
         out.insert(0, "cluster", cluster)
         return out
 
-    def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None) -> pd.DataFrame:
+    def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
         """The usage_daily table: per container instance and day, exact samples, means and maxima.
 
         ``raw``: namespace, pod, container, day (int bin), memory_max_bytes (largest raw sample),
-        oom_kills, from the daily query (None when it could not run: OOM kills unknown); its memory
-        max replaces the step max where known."""
+        oom_kills, from the daily query (None when it could not run); its memory max replaces the
+        step max where known. ``oom_known``: whether the metrics behind OOM kills exist (else NaN)."""
         series = self._series_frame(owners)
         per = {}
         for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
@@ -249,10 +249,9 @@ class UsageAccumulator:
         if raw is not None:
             out = out.merge(raw, on=key, how="left", suffixes=("", "_raw"))
             out["memory_max_bytes"] = out["memory_max_bytes_raw"].fillna(out["memory_max_bytes"])
-            out["oom_kills"] = out["oom_kills"].fillna(0.0)  # no series: the query ran and saw no kill
             out = out.drop(columns=["memory_max_bytes_raw"])
-        else:
-            out["oom_kills"] = np.nan
+        # no series for a pod: the query ran and saw no kill
+        out["oom_kills"] = out["oom_kills"].fillna(0.0) if raw is not None and oom_known else np.nan
         for c in ("cpu_samples", "memory_samples"):
             out[c] = out[c].fillna(0).astype(np.int64)
         out["day"] = self.grid.day_start(out["day"].to_numpy())
