@@ -167,9 +167,26 @@ def grouped_quantiles(group: np.ndarray, bucket: np.ndarray, count: np.ndarray, 
 # --- reducers over the usage_histograms table ------------------------------------------------------------
 
 def _factorize(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    """Integer id per row for the combination of ``keys``, and the key table (id -> key values)."""
-    codes, uniques = pd.MultiIndex.from_frame(frame[keys]).factorize()
-    return codes.astype(np.int64), uniques.to_frame(index=False, name=keys)
+    """Integer id per row for the combination of ``keys``, and the key table (id -> key values).
+
+    Column by column (a categorical column's codes are used as they are), compacting after each, so
+    ids stay small and no tuple is built per row."""
+    code = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:
+        col = frame[k]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            c, n = col.cat.codes.to_numpy(dtype=np.int64), len(col.cat.categories) + 1
+        else:
+            c, uniques = pd.factorize(col, use_na_sentinel=False)
+            n = len(uniques)
+        code, _ = pd.factorize(code * n + c)
+        code = code.astype(np.int64)
+    ids, first = np.unique(code, return_index=True)
+    table = frame[keys].iloc[first].reset_index(drop=True)
+    for k in keys:
+        if isinstance(table[k].dtype, pd.CategoricalDtype):
+            table[k] = table[k].astype(str)
+    return code, table
 
 
 def day_weights(days: pd.Series, end: pd.Timestamp, half_life_seconds: float | None) -> np.ndarray:

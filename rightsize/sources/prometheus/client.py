@@ -249,8 +249,6 @@ def _token(env: str, path: str) -> str:
 
 _SERIES_START = b'{"metric":'
 _VALUES_START = b',"values":['
-_QUOTED = re.compile(rb'"([^"]*)"')
-_TIMESTAMP = re.compile(rb'\[([^,\[\]]+),')
 _HEAD = re.compile(rb'^\s*\{"status":"success",(?:"\w+":(?:true|false|null|"[^"]*"|[0-9.eE+-]+),)*'
                    rb'"data":\{"resultType":"matrix","result":\[')
 _TAIL = re.compile(rb'\]\}(,"[a-zA-Z]+":.*)?\}\s*$', re.S)
@@ -260,40 +258,42 @@ def parse_matrix(body: bytes, labels: list[str], timestamps: bool = False) -> li
     """A query_range answer -> one :class:`RangeSeries` per series.
 
     Prometheus, Thanos, Mimir and VictoriaMetrics all write the matrix compactly as
-    ``{"metric":{...},"values":[[t,"v"],...]}``; the label set is decoded with json and the quoted
-    values go straight into numpy, about 3x faster than json.loads and one series in memory at a
-    time. The answer must be whole: it starts as a successful matrix, every series is followed by
-    another or by the end of the result, and the JSON closes. Any other layout goes through json.loads.
-    ValueError if unreadable, naming what is wrong."""
+    ``{"metric":{...},"values":[[t,"v"],...]}``: the label sets are decoded with json, and every
+    series' points, stripped of brackets and quotes, are read by one numpy call (about 20x faster
+    than json.loads, and no Python object per point). The answer must be whole: it starts as a
+    successful matrix, every series is followed by another or by the end of the result, and the JSON
+    closes. Any other layout goes through json.loads. ValueError if unreadable, naming what is wrong."""
     if not body.lstrip().startswith(b"{"):
         raise ValueError(f"not JSON (starts with {body[:40]!r}); is the URL the API's base (with its path prefix)?")
     head = _HEAD.match(body)
     if not head:
         return _parse_matrix_json(body, labels, timestamps)
-    out: list[RangeSeries] = []
+    keys, sections, counts = [], [], []
     pos = head.end()
     while body.startswith(_SERIES_START, pos):
         j = body.find(_VALUES_START, pos)
         k = body.find(b"]]}", j)
         if j < 0 or k < 0:
-            raise ValueError(f"cut off inside series {len(out) + 1} (the answer has {len(body)} bytes)")
+            raise ValueError(f"cut off inside series {len(keys) + 1} (the answer has {len(body)} bytes)")
         try:
             metric = json.loads(body[pos + len(_SERIES_START):j])
         except ValueError:
             return _parse_matrix_json(body, labels, timestamps)
-        values = _QUOTED.findall(body, j + len(_VALUES_START), k + 1)
-        points = body.count(b"],[", j, k) + 1
-        times = _TIMESTAMP.findall(body, j + len(_VALUES_START), k + 1) if timestamps else None
-        if len(values) != points or (times is not None and len(times) != points):
-            return _parse_matrix_json(body, labels, timestamps)
-        out.append(RangeSeries(tuple(metric.get(lab, "") for lab in labels), np.array(values).astype(float),
-                               np.array(times).astype(float) if times is not None else None))
+        keys.append(tuple(metric.get(lab, "") for lab in labels))
+        sections.append(body[j + len(_VALUES_START):k + 1])
+        counts.append(body.count(b"],[", j, k) + 1)
         pos = k + 3
         if body.startswith(b",", pos):
             pos += 1
     if not _TAIL.match(body, pos):
-        raise ValueError(f"cut off after {len(out)} series (the answer has {len(body)} bytes and does not close)")
-    return out
+        raise ValueError(f"cut off after {len(keys)} series (the answer has {len(body)} bytes and does not close)")
+    flat = np.fromstring(b",".join(sections).translate(None, b'[]"'), sep=",") if sections else np.zeros(0)
+    if len(flat) != 2 * sum(counts):  # a value numpy could not read: let json say what it is
+        return _parse_matrix_json(body, labels, timestamps)
+    pairs = flat.reshape(-1, 2)
+    bounds = np.cumsum([0] + counts)
+    return [RangeSeries(key, pairs[a:b, 1], pairs[a:b, 0] if timestamps else None)
+            for key, a, b in zip(keys, bounds[:-1], bounds[1:])]
 
 
 def _parse_matrix_json(body: bytes, labels: list[str], timestamps: bool) -> list[RangeSeries]:

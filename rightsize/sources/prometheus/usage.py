@@ -79,43 +79,62 @@ def reduce_chunk(result: list[RangeSeries], resource: str, grid: Grid, owners: d
     ``owners``: (namespace, pod) -> (kind, workload). Duplicate series of one container instance are
     folded by their max at each step; pods without an owner count nowhere and are reported."""
     index: dict[tuple, int] = {}
-    sid, steps, values = [], [], []
-    for s in result:
-        i = index.setdefault(s.key, len(index))
-        ok = ~np.isnan(s.values)
-        sid.append(np.full(int(ok.sum()), i, dtype=np.int64))
-        steps.append(grid.index(s.timestamps[ok]))
-        values.append(s.values[ok])
+    per_series = np.array([index.setdefault(s.key, len(index)) for s in result], dtype=np.int64)
     series = list(index)
-    if not series:
+    val = np.concatenate([s.values for s in result]) if result else np.zeros(0)
+    ok = ~np.isnan(val)
+    if not ok.any():
         empty = np.zeros(0, dtype=np.int64)
         return Partial(resource, [], [], (empty,) * 4, (empty,) * 5, (empty,) * 4)
-    sid, step, val = _fold_max(np.concatenate(sid), np.concatenate(steps), np.concatenate(values), grid.n)
+    sid = np.repeat(per_series, [len(s.values) for s in result])[ok]
+    step = grid.index(np.concatenate([s.timestamps for s in result])[ok])
+    val = val[ok]
+    if len(series) < len(result):  # several series for one container instance
+        sid, step, val = _fold_max(sid, step, val, grid.n)
+    # points now run series by series, steps ascending: each (series, day) is one contiguous run
     day = grid.day(step)
-    last = np.full(len(series), -1, dtype=np.int64)
-    np.maximum.at(last, sid, step)
+    pod_days, last = _runs(sid, day, step, val, len(series))
     pod_cells = _cells(sid, day, bucket_of(val, resource), grid.days)
-    pod_days = _day_sums(sid, day, val, grid.days)
     container_of, containers, unowned = _containers(series, owners)
-    cid = container_of[sid]
-    owned = cid >= 0
-    bcid, bstep, bval = _fold_max(cid[owned], step[owned], val[owned], grid.n)
-    busy_cells = _cells(bcid, grid.day(bstep), bucket_of(bval, resource), grid.days)
+    busy_cells = _busiest(container_of[sid], step, val, len(containers), grid, resource)
     return Partial(resource, series, containers, pod_cells, pod_days, busy_cells, last, unowned)
 
 
 def _fold_max(group: np.ndarray, step: np.ndarray, val: np.ndarray, n: int):
-    """(group, step, value) with one value per (group, step): the largest."""
+    """(group, step, value) with one value per (group, step): the largest; sorted by group, then step."""
     if not len(group):
         return group, step, val
     code = group * n + step
     order = np.argsort(code, kind="stable")
     code, val = code[order], val[order]
     starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
-    if len(starts) != len(code):
-        val = np.maximum.reduceat(val, starts)
-        code = code[starts]
-    return code // n, code % n, val
+    return code[starts] // n, code[starts] % n, np.maximum.reduceat(val, starts)
+
+
+def _runs(sid: np.ndarray, day: np.ndarray, step: np.ndarray, val: np.ndarray, n_series: int):
+    """(series, day, samples, sum, max) per contiguous (series, day) run, and each series' last step."""
+    starts = np.flatnonzero(np.r_[True, (sid[1:] != sid[:-1]) | (day[1:] != day[:-1])])
+    ends = np.r_[starts[1:], len(sid)]
+    last = np.full(n_series, -1, dtype=np.int64)
+    last[sid[ends - 1]] = step[ends - 1]  # runs of a series end with its latest step
+    days = (sid[starts], day[starts], (ends - starts).astype(np.int64), np.add.reduceat(val, starts),
+            np.maximum.reduceat(val, starts))
+    return days, last
+
+
+def _busiest(cid: np.ndarray, step: np.ndarray, val: np.ndarray, n_containers: int, grid: Grid, resource: str):
+    """Histogram cells of the busiest replica's value at each step, per container: the largest value
+    of its pods at each step, on a containers x steps grid of this chunk (at most its points)."""
+    owned = cid >= 0
+    cid, step, val = cid[owned], step[owned], val[owned]
+    if not len(cid):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    lo = int(step.min())
+    dense = np.full((n_containers, int(step.max()) - lo + 1), np.nan)
+    np.fmax.at(dense, (cid, step - lo), val)
+    rows, cols = np.nonzero(~np.isnan(dense))
+    return _cells(rows, grid.day(cols + lo), bucket_of(dense[rows, cols], resource), grid.days)
 
 
 def _cells(group: np.ndarray, day: np.ndarray, bucket: np.ndarray, days: int):
@@ -123,17 +142,6 @@ def _cells(group: np.ndarray, day: np.ndarray, bucket: np.ndarray, days: int):
     code = (group * days + day) * _NB + bucket
     cells, counts = np.unique(code, return_counts=True)
     return cells // _NB // days, cells // _NB % days, cells % _NB, counts.astype(np.int64)
-
-
-def _day_sums(group: np.ndarray, day: np.ndarray, val: np.ndarray, days: int):
-    """(group, day, samples, sum, max) per group and day."""
-    code = group * days + day
-    keys, inverse = np.unique(code, return_inverse=True)
-    samples = np.bincount(inverse).astype(np.int64)
-    sums = np.bincount(inverse, weights=val)
-    maxima = np.full(len(keys), -np.inf)
-    np.maximum.at(maxima, inverse, val)
-    return keys // days, keys % days, samples, sums, maxima
 
 
 def _containers(series: list[tuple], owners: dict[tuple, tuple]):
@@ -216,20 +224,26 @@ class UsageAccumulator:
         return frame
 
     def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
-        """The usage_histograms table (see schema): pod cells and busiest cells of both resources."""
+        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
+        categorical name columns (a million rows share a few hundred names)."""
         series = self._series_frame(owners)
-        containers = pd.DataFrame(list(self.containers), columns=["namespace", "kind", "workload", "container"])
-        frames = []
+        containers = pd.DataFrame(list(self.containers), columns=["namespace", "kind", "workload", "container"]).assign(pod="")
+        ids = pd.concat([series, containers], ignore_index=True)[["namespace", "kind", "workload", "container", "pod"]]
+        codes = {col: pd.factorize(ids[col]) for col in ids.columns}
+        parts = []
         for resource in ("cpu", "memory"):
-            for which, basis in (("pod", "pod"), ("busy", "busiest")):
+            for which, offset in (("pod", 0), ("busy", len(series))):
                 g, d, b, c = self.cells(resource, which)
-                ids = series if which == "pod" else containers.assign(pod="")
-                f = ids.iloc[g].reset_index(drop=True)
-                f = f.assign(basis=basis, resource=resource, day=self.grid.day_start(d), bucket=b, count=c)
-                frames.append(f[f["workload"] != ""])
-        out = pd.concat(frames, ignore_index=True)
-        out.insert(0, "cluster", cluster)
-        return out
+                parts.append((g + offset, d, b, c, resource, "pod" if which == "pod" else "busiest"))
+        row = np.concatenate([p[0] for p in parts])
+        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in ids.columns})
+        out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(row), dtype=np.int8), categories=[cluster]))
+        out["basis"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[5]) for p in parts]), categories=["pod", "busiest"])
+        out["resource"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[4]) for p in parts]), categories=["cpu", "memory"])
+        out["day"] = self.grid.day_start(np.concatenate([p[1] for p in parts]))
+        out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int64)
+        out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        return out[out["workload"] != ""].reset_index(drop=True)
 
     def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
         """The usage_daily table: per container instance and day, exact samples, means and maxima.
