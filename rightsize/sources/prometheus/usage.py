@@ -159,6 +159,12 @@ def _containers(series: list[tuple], owners: dict[tuple, tuple]):
     return out, list(index), unowned
 
 
+def _compact(ids: np.ndarray, group, day, bucket, count):
+    """Histogram cells under global ids, in the smallest integer types (millions of them are kept
+    until the end of a collection)."""
+    return ids[group].astype(np.int32), day.astype(np.int16), bucket.astype(np.int16), count.astype(np.int32)
+
+
 class UsageAccumulator:
     """Partials merged under global indexes, then turned into the snapshot's usage tables."""
 
@@ -177,13 +183,11 @@ class UsageAccumulator:
             self.last = np.concatenate([self.last, np.full(len(self.series) - len(self.last), -1, dtype=np.int64)])
         if len(smap):
             np.maximum.at(self.last, smap, part.last)
-            s, d, b, c = part.pod_cells
-            self.parts.setdefault((part.resource, "pod"), []).append((smap[s], d, b, c))
+            self.parts.setdefault((part.resource, "pod"), []).append(_compact(smap, *part.pod_cells))
             s, d, n, sm, mx = part.pod_days
             self.parts.setdefault((part.resource, "days"), []).append((smap[s], d, n, sm, mx))
         if len(cmap):
-            g, d, b, c = part.busy_cells
-            self.parts.setdefault((part.resource, "busy"), []).append((cmap[g], d, b, c))
+            self.parts.setdefault((part.resource, "busy"), []).append(_compact(cmap, *part.busy_cells))
         self.unowned |= part.unowned
 
     def cells(self, resource: str, which: str):
@@ -192,7 +196,7 @@ class UsageAccumulator:
         if not arrays:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty, empty
-        g, d, b, c = (np.concatenate(a) for a in zip(*arrays))
+        g, d, b, c = (np.concatenate(a).astype(np.int64) for a in zip(*arrays))
         days = self.grid.days
         code = (g * days + d) * _NB + b
         cells, inverse = np.unique(code, return_inverse=True)
