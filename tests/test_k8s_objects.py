@@ -240,7 +240,7 @@ def test_opt_out_annotation_spot_policy_and_team():
     assert json.loads(one(tables["namespaces"], namespace="shop")["labels_json"]) == {"team": "commerce"}
 
 
-def test_config_override_ignore_and_custom_annotation_names():
+def test_config_override_is_not_baked_into_the_snapshot_and_custom_annotation_names():
     cfg = Config()
     cfg = dataclasses.replace(
         cfg, overrides=(WorkloadOverride(workload="shop/deployment/api", ignore=True),),
@@ -248,8 +248,25 @@ def test_config_override_ignore_and_custom_annotation_names():
     objs = [deployment("api"), deployment("old", annotations={"acme.io/skip": "true"}),
             deployment("web", annotations={"rightsize.io/ignore": "true"})]
     wl = build(objs, cfg)[0]["workloads"]
-    assert one(wl, workload="api")["ignore"] and one(wl, workload="old")["ignore"]
+    # the snapshot records the annotation only; the config override is applied when analyzing
+    assert not one(wl, workload="api")["ignore"] and one(wl, workload="old")["ignore"]
     assert not one(wl, workload="web")["ignore"]  # the default annotation name is no longer read
+
+
+def test_ignore_override_applies_at_analyze_time_and_removing_it_takes_effect():
+    """Collect with an [[overrides]] ignore entry, then analyze the same snapshot with and without it."""
+    from rightsize.analysis.recommend import recommend
+    from rightsize.snapshot import Snapshot
+
+    with_override = dataclasses.replace(Config(), overrides=(WorkloadOverride(workload="shop/Deployment/api", ignore=True),))
+    tables = build([deployment("api"), deployment("legacy", annotations={"rightsize.io/ignore": "true"})], with_override)[0]
+    snap = Snapshot(tables={k: tables[k] for k in ("workloads", "containers")}).validate()
+    recs = recommend(snap, with_override).set_index("workload")
+    assert recs.loc["api", "status"] == "ignored" and recs.loc["api", "reason"] == "ignored by a config override"
+    assert recs.loc["legacy", "reason"] == "ignored by annotation rightsize.io/ignore"
+    recs = recommend(snap, Config()).set_index("workload")
+    assert recs.loc["api", "status"] == "no_recommendation" and "ignored" not in recs.loc["api", "reason"]
+    assert recs.loc["legacy", "status"] == "ignored"
 
 
 def test_bad_quantity_names_object_and_field():

@@ -285,7 +285,7 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
         empty.where(~(c.isna() | m.isna()), "price unknown"),
         empty.where(~init, "init container: not costed"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
-        empty.where(~recs["replicas"].isna(), "pods unknown (no placement for a batch workload): cost unknown"),
+        empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
     )
     return recs
 

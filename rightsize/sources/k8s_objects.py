@@ -398,16 +398,6 @@ def _replicas(obj: dict) -> float:
     return float(spec["replicas"]) if spec.get("replicas") is not None else math.nan
 
 
-def _override_for(config: Config, ns: str, kind: str, name: str, cluster: str):
-    for o in config.overrides:
-        parts = o.workload.split("/")
-        if len(parts) == 4 and parts[0] != cluster:
-            continue
-        if parts[-3] == ns and parts[-2].lower() == kind.lower() and parts[-1] == name:
-            return o
-    return None
-
-
 def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dict) -> dict:
     kcfg = opts.config.kubernetes
     tmpl = pod_template(obj)
@@ -419,7 +409,6 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
     grace = pod_spec.get("terminationGracePeriodSeconds")
     max_unavailable, max_surge = update_strategy(obj)
     spot = str(annotations.get(kcfg.spot_annotation, "")).strip().lower()
-    override = _override_for(opts.config, ns, kind, name, opts.cluster)
     return {
         "cluster": opts.cluster, "namespace": ns, "kind": kind, "workload": name,
         "replicas": _replicas(obj),
@@ -431,8 +420,8 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
         "update_max_unavailable": max_unavailable,
         "update_max_surge": max_surge,
         "team": str(labels.get(kcfg.team_label) or ns_labels.get(kcfg.team_label) or ""),
-        "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true"
-        or bool(override and override.ignore),
+        # only the annotation: [[overrides]] are applied at analyze time, so editing them needs no new collect
+        "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true",
         "spot_preference": {"true": "in", "false": "out"}.get(spot, ""),
         "policy_override": str(annotations.get(kcfg.policy_annotation, "")),
         "source": opts.source,
