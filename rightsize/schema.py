@@ -66,6 +66,8 @@ TABLES: dict[str, list[Column]] = {
         _c("policy_override", "str", "Policy named by annotation, or ''", required=False),
         _c("source", "str", "Where the spec came from: api, manifests, prometheus, demo"),
         _c("source_file", "str", "Manifest file the workload came from ('' otherwise)", required=False),
+        _c("resolved_by", "str", "How pods whose ReplicaSet/Job could not be listed were mapped to this workload: pod-template-hash, selector, job name ('' = not needed)", required=False),
+        _c("zone_spread", "bool", "Pods must spread over zones (topologySpreadConstraints on topology.kubernetes.io/zone with DoNotSchedule, or required pod anti-affinity per zone)", required=False),
     ],
     "containers": _CONTAINER + [
         _c("container_type", "str", "'main' or 'init'", nullable=False),
