@@ -78,7 +78,8 @@ class StandInApiServer:
     """Stands in for a Kubernetes API server (see the module docstring)."""
 
     def __init__(self, forbidden=("/apis/policy/v1/poddisruptionbudgets",), fail_once=("/apis/apps/v1/statefulsets",),
-                 status_for_all: int | None = None, expire_continue_once=()):
+                 status_for_all: int | None = None, expire_continue_once=(), items: dict | None = None):
+        self.items = ITEMS if items is None else items  # path -> list items served there
         self.requests: list[tuple[str, dict, str]] = []
         self.forbidden, self.fail_once, self.status_for_all = set(forbidden), set(fail_once), status_for_all
         self.expire_continue_once = set(expire_continue_once)
@@ -120,9 +121,9 @@ class StandInApiServer:
         if "namespaces" in parts[:-1] and len(parts) >= 4:  # /api[s]/.../namespaces/<ns>/<resource>
             at = parts.index("namespaces")
             namespace, cluster_path = parts[at + 1], "/" + "/".join(parts[:at] + parts[at + 2:])
-            items = [i for i in ITEMS.get(cluster_path, []) if i["metadata"].get("namespace") == namespace]
-        elif path in ITEMS:
-            items = ITEMS[path]
+            items = [i for i in self.items.get(cluster_path, []) if i["metadata"].get("namespace") == namespace]
+        elif path in self.items:
+            items = self.items[path]
         else:
             return 404, _status(404, "the server could not find the requested resource")
         start = int(query.get("continue", "0") or 0)
