@@ -69,8 +69,10 @@ ITEMS = {
          "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web-1"}, "minReplicas": 2, "maxReplicas": 6,
                   "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}}],
     "/apis/policy/v1/poddisruptionbudgets": [],
-    "/api/v1/services": [{"metadata": {"name": "web-0", "namespace": "shop"},
-                          "spec": {"type": "ClusterIP", "selector": {"app": "web-0"}, "ports": [{"port": 80, "protocol": "TCP"}]}}],
+    "/api/v1/services": [{"metadata": {"name": "web-0", "namespace": "shop",
+                                       "annotations": {"service.kubernetes.io/topology-mode": "Auto"}},
+                          "spec": {"type": "ClusterIP", "selector": {"app": "web-0"}, "ports": [{"port": 80, "protocol": "TCP"}],
+                                   "trafficDistribution": "PreferClose", "internalTrafficPolicy": "Local"}}],
 }
 
 
@@ -218,6 +220,9 @@ def test_collect_inventory_through_the_real_client(tmp_path):
     assert "PDB" in warn[0]["affects"]
 
     assert list(snap.tables["services"]["workload"]) == ["web-0"]
+    # the routing the cross-AZ estimate applies, as the API serves it
+    svc = snap.tables["services"].iloc[0]
+    assert (svc["traffic_distribution"], svc["topology_mode"], svc["internal_traffic_policy"]) == ("PreferClose", "Auto", "Local")
     assert snap.tables["namespaces"]["namespace"].tolist() == ["shop"]
     assert snap.tables["nodes"].iloc[0]["capacity_type"] == "on-demand"
     src = snap.meta["sources"]["kubernetes_api:prod"]
