@@ -62,6 +62,9 @@ SCHEMA_VERSION = 1
 STATUSES = ("change", "keep", "no_recommendation", "ignored")
 SPOT_VERDICTS = ("ready", "ready_with_changes", "not_suitable", "not_applicable", "already_on_spot")
 _FIGURES = ("usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month")
+NODE_GROUP_SUMMARY = ("cluster", "node_group", "instance_type", "capacity_type", "nodes", "nodes_now", "nodes_after",
+                      "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
+                      "consolidation_usd_per_month", "best_instance_type", "best_nodes_after", "best_usd_per_month_after")
 
 
 def _num(value) -> float | None:
@@ -75,13 +78,24 @@ def _num(value) -> float | None:
     return round(value, 4)
 
 
-def _sum(df: pd.DataFrame, column: str, mask=None) -> float:
+def _sum(df: pd.DataFrame, column: str, mask=None, known: bool = True) -> float | None:
+    """Sum of a money column. None (unknown) when the input it comes from is missing (``known`` false)
+    or every value summed is unknown; 0.0 only when the input is there and nothing adds to it."""
+    if not known:
+        return None
     if column not in df.columns or df.empty:
         return 0.0
     col = pd.to_numeric(df[column], errors="coerce")
     if mask is not None:
         col = col[mask]
+    if len(col) and col.isna().all():
+        return None
     return float(col.sum(skipna=True))
+
+
+def _has_rows(snapshot, table: str) -> bool:
+    frame = snapshot.tables.get(table)
+    return frame is not None and not frame.empty
 
 
 def flag_mask(recommendations: pd.DataFrame, flag: str) -> pd.Series:
@@ -176,23 +190,34 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     """summary.json as a dict (schema in this module's docstring)."""
     recs = analysis.recommendations
     spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
+    groups = getattr(analysis, "node_groups", None)
+    groups = groups if groups is not None else pd.DataFrame()
     savings_rows = change_savings(recs)
-    current = _sum(recs, "usd_per_month_current")
-    savings = float(savings_rows.sum()) if len(savings_rows) else 0.0
+    current = _sum(recs, "usd_per_month_current", known=len(recs) > 0)
+    priced = current is not None
+    savings = float(savings_rows.sum()) if priced else None
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
+    # Unknown (null) when the input is missing: no traffic metrics, no node inventory, no Services listed.
+    traffic = len(cross) > 0 or _has_rows(snapshot, "traffic")
+    nodes = len(idle) > 0 or _has_rows(snapshot, "nodes")
+    services = len(lbs) > 0 or _has_rows(snapshot, "services")
     totals = {
         "usd_per_month_current": current,
-        "usd_per_month_recommended": current - savings,
+        "usd_per_month_recommended": current - savings if priced else None,
         "savings_usd_per_month": savings,
-        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if len(savings_rows) else 0.0,
-        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if len(savings_rows) else 0.0,
-        "idle_usd_per_month": _sum(idle, "idle_usd_per_month"),
-        "node_usd_per_month": _sum(idle, "usd_per_month"),
-        "spot_savings_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready"),
-        "spot_savings_with_changes_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready_with_changes"),
-        "cross_az_usd_per_month": _sum(cross, "usd_per_month"),
-        "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month"),
-        "load_balancer_usd_per_month": _sum(lbs, "usd_per_month"),
+        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if priced else None,
+        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if priced else None,
+        "bankable_savings_usd_per_month": _sum(groups, "bankable_savings_usd_per_month", known=len(groups) > 0),
+        "idle_usd_per_month": _sum(idle, "idle_usd_per_month", known=nodes),
+        "node_usd_per_month": _sum(idle, "usd_per_month", known=nodes),
+        "spot_savings_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready", known=len(spot) > 0),
+        "spot_savings_with_changes_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready_with_changes",
+                                                        known=len(spot) > 0),
+        "cross_az_usd_per_month": _sum(cross, "usd_per_month", known=traffic),
+        "cross_az_usd_per_month_low": _sum(cross, "usd_per_month_low", known=traffic),
+        "cross_az_usd_per_month_high": _sum(cross, "usd_per_month_high", known=traffic),
+        "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
+        "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
     }
     totals = {k: _num(v) for k, v in totals.items()}
     totals.update({
@@ -231,4 +256,5 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "warnings": merged_warnings(analysis, snapshot),
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
+        "node_groups": _records(groups[[c for c in NODE_GROUP_SUMMARY if c in groups.columns]]) if len(groups) else [],
     }
