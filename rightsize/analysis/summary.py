@@ -10,18 +10,23 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "clusters": [str],
   "pricing": {"source": str, "date": str, "region": str, "notes": str},
   "totals": {
-    "usd_per_month_current":      cost of today's requests x replicas, every container with a known price,
+    "usd_per_month_current":      cost of today's requests x pods (replicas; the average pods run for Jobs,
+                                  CronJobs and HPA-scaled work), every container with a known price,
     "usd_per_month_recommended":  the same after applying every proposed change
                                   (= current - savings; containers without a change keep their cost),
     "savings_usd_per_month":      net savings of the proposed changes (status "change"); increases
                                   (OOM-risk bumps, throttling fixes) are subtracted,
     "savings_gross_usd_per_month":   savings of the changes that lower cost,
     "increases_usd_per_month":       cost added by the changes that raise requests (>= 0),
+    "bankable_savings_usd_per_month": node cost consolidation can remove once the changes are applied:
+                                  (nodes_now - nodes_after) x node price, summed over node_groups,
     "idle_usd_per_month":        node cost of allocatable capacity no pod requests (idle.csv),
-    "node_usd_per_month":        node cost of the node groups in idle.csv,
+    "node_usd_per_month":        the node bill: node cost of the node groups in idle.csv / node_groups.csv,
     "spot_savings_usd_per_month":            savings of spot-ready workloads moved to spot,
     "spot_savings_with_changes_usd_per_month": the same for workloads ready after listed changes,
-    "cross_az_usd_per_month":        inter-AZ transfer cost of the workload pairs (cross_az.csv),
+    "cross_az_usd_per_month":        inter-AZ transfer cost of the workload pairs (cross_az.csv), point estimate,
+    "cross_az_usd_per_month_low":    the same if traffic stayed in-zone wherever endpoints allow,
+    "cross_az_usd_per_month_high":   the same with traffic spread uniformly over endpoints (= the point estimate),
     "cross_az_saving_usd_per_month": saving if that traffic stayed in-zone,
     "load_balancer_usd_per_month":   fixed cost of LoadBalancer Services (load_balancers.csv),
     "load_balancers": int, "load_balancer_consolidation_candidates": int,
@@ -37,6 +42,10 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
   "missing_metrics": [str],
   "partial": {...},                                meta.json "partial" as collected
+  "node_groups": [{"cluster", "node_group", "instance_type", "capacity_type", "nodes", "nodes_now", "nodes_after",
+                   "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
+                   "consolidation_usd_per_month", "best_instance_type", "best_nodes_after",
+                   "best_usd_per_month_after"}],   node_groups.csv (bin-packing, see "Cost model")
   "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
   "week_over_week": {                              added when an earlier report was compared
     "previous": "2026-W46",
@@ -186,8 +195,8 @@ def _window(meta: dict) -> dict:
     return {"start": start, "end": end, "hours": hours}
 
 
-def summarize(analysis, snapshot, config) -> dict[str, Any]:
-    """summary.json as a dict (schema in this module's docstring)."""
+def money_totals(analysis, snapshot) -> dict[str, float | None]:
+    """The USD/month figures of summary.json "totals" (None = unknown: its input was not collected)."""
     recs = analysis.recommendations
     spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
     groups = getattr(analysis, "node_groups", None)
@@ -201,7 +210,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     traffic = len(cross) > 0 or _has_rows(snapshot, "traffic")
     nodes = len(idle) > 0 or _has_rows(snapshot, "nodes")
     services = len(lbs) > 0 or _has_rows(snapshot, "services")
-    totals = {
+    return {
         "usd_per_month_current": current,
         "usd_per_month_recommended": current - savings if priced else None,
         "savings_usd_per_month": savings,
@@ -219,6 +228,16 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
         "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
     }
+
+
+def summarize(analysis, snapshot, config) -> dict[str, Any]:
+    """summary.json as a dict (schema in this module's docstring)."""
+    recs = analysis.recommendations
+    spot, lbs = analysis.spot, analysis.load_balancers
+    groups = getattr(analysis, "node_groups", None)
+    groups = groups if groups is not None else pd.DataFrame()
+    verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
+    totals = money_totals(analysis, snapshot)
     totals = {k: _num(v) for k, v in totals.items()}
     totals.update({
         "load_balancers": int(len(lbs)),
