@@ -23,10 +23,11 @@ Units: cores, bytes, USD per month (``[general] hours_per_month``). Pure functio
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
-from ..quantity import GIB
 from ..schema import NODE_GROUP_COLUMNS, WORKLOAD_KEY
 from .cost import node_unit_prices
 
@@ -114,9 +115,27 @@ def pods_per_group(placed: pd.DataFrame, sizes: pd.DataFrame, workloads: pd.Data
     return rows.groupby(GROUP + ["kind", "namespace", "workload", "zone"] + SIZES, as_index=False)["pods"].sum()
 
 
-def pack(items: pd.DataFrame, cpu: float, memory: float) -> tuple[int, int]:
+class Shapes(NamedTuple):
+    """Distinct pod shapes of a node group: one pod's cores and bytes, its zone ('' = any), how many."""
+
+    cpu: np.ndarray
+    mem: np.ndarray
+    zone: np.ndarray
+    pods: np.ndarray
+
+
+def shapes_of(items: pd.DataFrame) -> Shapes:
+    """``items`` (cpu, mem, zone, pods per row) summed per distinct shape; pods that request nothing dropped."""
+    agg = items.groupby(["cpu", "mem", "zone"], as_index=False, sort=False)["pods"].sum()
+    agg = agg[(agg["pods"] > 0) & ((agg["cpu"] > 0) | (agg["mem"] > 0))]
+    return Shapes(agg["cpu"].to_numpy(float), agg["mem"].to_numpy(float), agg["zone"].to_numpy(object),
+                  agg["pods"].to_numpy(np.int64))
+
+
+def pack(items: pd.DataFrame | Shapes, cpu: float, memory: float) -> tuple[int, int]:
     """(nodes, oversized pods) first-fit decreasing needs for ``items`` on nodes of ``cpu`` cores and
-    ``memory`` bytes free. ``items``: cpu, mem (one pod's request), zone ('' = any), pods (count).
+    ``memory`` bytes free. ``items``: cpu, mem (one pod's request), zone ('' = any), pods (count), as a
+    frame or as Shapes.
 
     Pods are sorted by their larger share of a node (CPU or memory), biggest first, and each goes to the
     first open node it fits on. Identical pods are placed together: first-fit fills the earliest nodes
@@ -124,42 +143,43 @@ def pack(items: pd.DataFrame, cpu: float, memory: float) -> tuple[int, int]:
     loop runs over distinct pod shapes, not pods. A node opened for any-zone pods gets its zone from
     the first zone-bound pod placed on it. A pod bigger than an empty node takes a node of its own and is
     counted as oversized."""
-    if items.empty or cpu <= 0 or memory <= 0:
+    shapes = items if isinstance(items, Shapes) else shapes_of(items)
+    if len(shapes.pods) == 0 or cpu <= 0 or memory <= 0:
         return 0, 0
-    shapes = items.groupby(["cpu", "mem", "zone"], as_index=False)["pods"].sum()
-    shapes = shapes[(shapes["pods"] > 0) & ((shapes["cpu"] > 0) | (shapes["mem"] > 0))]
-    size = np.maximum(shapes["cpu"] / cpu, shapes["mem"] / memory)
-    shapes = shapes.assign(_size=size).sort_values(["_size", "cpu", "mem", "zone"], ascending=False, kind="mergesort")
+    size = np.maximum(shapes.cpu / cpu, shapes.mem / memory)
+    zone_rank = np.unique(shapes.zone.astype(str), return_inverse=True)[1]
+    order = np.lexsort((-zone_rank, -shapes.mem, -shapes.cpu, -size))
     free_cpu, free_mem, zone = np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
     oversized = 0
-    for c, m, z, k in shapes[["cpu", "mem", "zone", "pods"]].itertuples(index=False):
-        k = int(k)
+    for c, m, z, k in zip(shapes.cpu[order], shapes.mem[order], shapes.zone[order], shapes.pods[order]):
         if c > cpu + 1e-9 or m > memory + 1e-9:
-            oversized += k
+            oversized += int(k)
             continue
-        usable = (zone == z) | (zone == "") if z else np.ones(len(zone), dtype=bool)
-        room = np.minimum(_fits(free_cpu, c), _fits(free_mem, m)) * usable
-        before = np.cumsum(room) - room
-        take = np.clip(k - before, 0, room)
-        free_cpu, free_mem = free_cpu - take * c, free_mem - take * m
-        zone = np.where((take > 0) & (zone == ""), z, zone).astype(object)
-        rest = k - int(take.sum())
-        if rest > 0:
-            per_node = int(min(_fits(np.array([cpu]), c)[0], _fits(np.array([memory]), m)[0], rest))
-            new = -(-rest // per_node)
-            counts = np.full(new, per_node)
-            counts[-1] = rest - per_node * (new - 1)
+        if len(zone):
+            room = np.minimum(_fits(free_cpu, c), _fits(free_mem, m))
+            if z:
+                room = np.where((zone == z) | (zone == ""), room, 0.0)
+            take = np.minimum(np.maximum(k - (np.cumsum(room) - room), 0.0), room)
+            free_cpu, free_mem = free_cpu - take * c, free_mem - take * m
+            if z:
+                zone = np.where((take > 0) & (zone == ""), z, zone).astype(object)
+            k -= int(take.sum())
+        if k > 0:
+            per_node = int(min(_fits(cpu, c), _fits(memory, m), k))
+            new = -(-int(k) // per_node)
+            counts = np.full(new, float(per_node))
+            counts[-1] = k - per_node * (new - 1)
             free_cpu = np.concatenate([free_cpu, cpu - counts * c])
             free_mem = np.concatenate([free_mem, memory - counts * m])
             zone = np.concatenate([zone, np.full(new, z, dtype=object)])
     return len(free_cpu) + oversized, oversized
 
 
-def _fits(free: np.ndarray, need: float) -> np.ndarray:
-    """How many pods needing ``need`` fit into each ``free`` (a zero need fits without limit)."""
+def _fits(free, need: float):
+    """How many pods needing ``need`` fit into ``free`` (array or scalar; a zero need fits without limit)."""
     if need <= 0:
-        return np.full(len(free), 10**9, dtype=np.int64)
-    return np.floor(free / need + 1e-9).clip(min=0).astype(np.int64)
+        return np.full(np.shape(free), 1e9) if np.ndim(free) else 1e9
+    return np.maximum(np.floor(np.asarray(free) / need + 1e-9), 0.0)
 
 
 def daemonset_overhead(placed: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
@@ -183,60 +203,93 @@ def node_groups(snapshot, recommendations: pd.DataFrame, config, candidates: pd.
     overhead = daemonset_overhead(placed, sizes)
     groups = groups.merge(overhead, on=GROUP, how="left").fillna({c: 0.0 for c in SIZES})
     items = pods_per_group(placed[placed["kind"] != "DaemonSet"], sizes, snapshot.tables["workloads"])
-    by_group = {key: frame for key, frame in items.groupby(GROUP)}
-    results = [_pack_group(g, by_group.get(tuple(g[c] for c in GROUP), items.iloc[0:0]), candidates)
-               for g in groups.to_dict("records")]
+    now, after = _shapes_by_group(items, "now"), _shapes_by_group(items, "after")
+    pods = items.groupby(GROUP)["pods"].sum()
+    families = _families(candidates)
+    results = []
+    for g in groups.to_dict("records"):
+        key = tuple(g[c] for c in GROUP)
+        results.append(_pack_group(g, now.get(key, _NO_SHAPES), after.get(key, _NO_SHAPES), float(pods.get(key, 0.0)),
+                                   families.get((g["region"], str(g["instance_type"]).split(".")[0]))))
     out = groups.join(pd.DataFrame(results, index=groups.index))
     return _money(out, config.general.hours_per_month)[columns]
 
 
-def _pack_group(g: dict, items: pd.DataFrame, candidates: pd.DataFrame | None) -> dict:
+_NO_SHAPES = Shapes(np.zeros(0), np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
+
+
+def _shapes_by_group(items: pd.DataFrame, when: str) -> dict[tuple, Shapes]:
+    """Shapes per node group for today's ("now") or the recommended ("after") requests, in one pass."""
+    frame = items.rename(columns={f"cpu_{when}": "cpu", f"mem_{when}": "mem"})
+    frame = frame[(frame["pods"] > 0) & ((frame["cpu"] > 0) | (frame["mem"] > 0))]
+    agg = frame.groupby(GROUP + ["cpu", "mem", "zone"], as_index=False, sort=False)["pods"].sum()
+    cpu, mem = agg["cpu"].to_numpy(float), agg["mem"].to_numpy(float)
+    zone, pods = agg["zone"].to_numpy(object), agg["pods"].to_numpy(np.int64)
+    return {key: Shapes(cpu[i], mem[i], zone[i], pods[i]) for key, i in agg.groupby(GROUP, sort=False).indices.items()}
+
+
+class Family(NamedTuple):
+    """Instance types of one family in one region: names, vCPUs, GiB, list price USD/hour."""
+
+    types: np.ndarray
+    vcpu: np.ndarray
+    memory_gib: np.ndarray
+    usd_per_hour: np.ndarray
+
+
+def _families(candidates: pd.DataFrame | None) -> dict[tuple, Family]:
+    """Candidate types per (region, family), the family being the type's name before the dot (m5, r6g)."""
+    if candidates is None or candidates.empty:
+        return {}
+    c = candidates.assign(_family=candidates["instance_type"].astype(str).str.split(".").str[0])
+    types, vcpu = c["instance_type"].astype(str).to_numpy(object), c["vcpu"].to_numpy(float)
+    gib, price = c["memory_gib"].to_numpy(float), c["usd_per_hour"].to_numpy(float)
+    return {key: Family(types[i], vcpu[i], gib[i], price[i])
+            for key, i in c.groupby(["region", "_family"], sort=False).indices.items()}
+
+
+def _pack_group(g: dict, now: Shapes, after: Shapes, pods: float, family: pd.DataFrame | None) -> dict:
     now_cap = (g["allocatable_cpu_cores"] - g["cpu_now"], g["allocatable_memory_bytes"] - g["mem_now"])
     after_cap = (g["allocatable_cpu_cores"] - g["cpu_after"], g["allocatable_memory_bytes"] - g["mem_after"])
-    now_items = items.rename(columns={"cpu_now": "cpu", "mem_now": "mem"})
-    after_items = items.rename(columns={"cpu_after": "cpu", "mem_after": "mem"})
-    nodes_now, over_now = pack(now_items, *now_cap)
-    nodes_after, over_after = pack(after_items, *after_cap)
-    best = _best_type(g, after_items, nodes_after, candidates)
+    if min(*now_cap, *after_cap) <= 0 or not np.isfinite(min(*now_cap, *after_cap)):
+        return {"pods": pods, "nodes_now": np.nan, "nodes_after": np.nan, "best_instance_type": "",
+                "best_nodes_after": np.nan, "best_usd_per_hour": np.nan,
+                "note": "DaemonSets request more than a node's allocatable (or allocatable unknown): not packed"}
+    nodes_now, over_now = pack(now, *now_cap)
+    nodes_after, over_after = pack(after, *after_cap)
     notes = []
     if over_now or over_after:
         notes.append(f"{max(over_now, over_after)} pod(s) larger than a node's free allocatable: one node each")
-    if items.empty:
+    if not pods:
         notes.append("no pods placed on this group besides DaemonSets")
-    return {"pods": float(items["pods"].sum()), "nodes_now": float(nodes_now), "nodes_after": float(nodes_after),
-            **best, "note": "; ".join(notes)}
+    return {"pods": pods, "nodes_now": float(nodes_now), "nodes_after": float(nodes_after),
+            **_best_type(g, after, nodes_after, family), "note": "; ".join(notes)}
 
 
-def _best_type(g: dict, after_items: pd.DataFrame, nodes_after: int, candidates: pd.DataFrame | None) -> dict:
+def _best_type(g: dict, after: Shapes, nodes_after: int, family: Family | None) -> dict:
     """The instance type of the group's family holding the recommended pods (and the DaemonSets) for the
     least money. A candidate's price is its list price scaled by the group's own price over its type's
     list price (carrying over region, discounts and spot); its allocatable is its capacity times the
-    share of capacity the group's nodes leave allocatable."""
+    share of capacity the group's nodes leave allocatable. Types whose lower bound (total requests over
+    one node's room) already costs more than the best so far are not packed."""
     none = {"best_instance_type": "", "best_nodes_after": np.nan, "best_usd_per_hour": np.nan}
     itype = str(g["instance_type"])
-    if candidates is None or candidates.empty or "." not in itype or after_items.empty:
+    own = np.flatnonzero(family.types == itype) if family is not None else []
+    if len(own) == 0 or len(after.pods) == 0 or not (family.usd_per_hour[own[0]] > 0) or not (g["usd_per_hour"] > 0):
         return none
-    family = candidates[(candidates["region"] == g["region"])
-                        & (candidates["instance_type"].str.split(".").str[0] == itype.split(".")[0])]
-    own = family[family["instance_type"] == itype]
-    if own.empty or not (own["usd_per_hour"].iloc[0] > 0) or not (g["usd_per_hour"] > 0):
-        return none
-    scale = g["usd_per_hour"] / own["usd_per_hour"].iloc[0]
-    cpu_share = g["allocatable_cpu_cores"] / g["vcpu"]
-    mem_share = g["allocatable_memory_bytes"] / (g["memory_gib"] * GIB)
-    best = ("", np.inf, np.inf)  # (type, USD per hour for all nodes, nodes)
-    for t, vcpu, gib, price in family[["instance_type", "vcpu", "memory_gib", "usd_per_hour"]].itertuples(index=False):
-        if t == itype:
-            n, over = nodes_after, 0
-        else:
-            n, over = pack(after_items, vcpu * cpu_share - g["cpu_after"], gib * GIB * mem_share - g["mem_after"])
-        total = n * price * scale
-        if over or not np.isfinite(total):
-            continue
-        if (total, t != itype) < (best[1], best[0] != itype):
-            best = (t, total, n)
-    if not best[0]:
-        return none
+    price = family.usd_per_hour * (g["usd_per_hour"] / family.usd_per_hour[own[0]])
+    cpu_room = family.vcpu * g["allocatable_cpu_cores"] / g["vcpu"] - g["cpu_after"]
+    mem_room = family.memory_gib * g["allocatable_memory_bytes"] / g["memory_gib"] - g["mem_after"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.maximum((after.cpu * after.pods).sum() / cpu_room, (after.mem * after.pods).sum() / mem_room)
+    lower = np.where((cpu_room > 0) & (mem_room > 0), np.ceil(bound - 1e-9) * price, np.inf)
+    best = (itype, nodes_after * price[own[0]], nodes_after)
+    for i in np.argsort(lower, kind="stable"):
+        if not lower[i] < best[1]:
+            break
+        n, over = pack(after, cpu_room[i], mem_room[i])
+        if not over and n * price[i] < best[1]:
+            best = (family.types[i], n * price[i], n)
     return {"best_instance_type": best[0], "best_nodes_after": float(best[2]),
             "best_usd_per_hour": best[1] / best[2] if best[2] else 0.0}
 
