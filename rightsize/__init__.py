@@ -5,7 +5,7 @@ rightsize.api and is imported lazily, so the CLI starts fast.
 """
 __version__ = "0.1.0"
 
-_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "what_if", "totals",
+_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "what_if", "totals",
         "workload_ref", "plot_usage", "plot_cross_az_matrix", "fetch_series")
 _TYPES = {"Config": "config", "Policy": "config", "load_config": "config", "Snapshot": "snapshot", "Analysis": "analysis"}
 

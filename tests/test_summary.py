@@ -47,3 +47,8 @@ def test_cross_az_range_and_node_groups_add_up(demo):
     # each group's bankable saving is its node count difference at its node price
     diff = (listed["nodes_now"] - listed["nodes_after"]) * groups["usd_per_node_month"]
     assert listed["bankable_savings_usd_per_month"].to_numpy() == pytest.approx(diff.to_numpy(), abs=1e-3)
+
+
+def test_public_api_node_groups_match_the_analysis(demo):
+    snap, result = demo
+    pd.testing.assert_frame_equal(rs.node_groups(snap), result.node_groups)

@@ -56,7 +56,8 @@ def instance_candidates() -> pd.DataFrame:
     return catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
 
 
-def _for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
+def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
+    """``candidates`` (instance_candidates) for every region of the snapshot's nodes."""
     from ..sources.price_catalogue import FALLBACK_REGION
 
     regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
@@ -101,7 +102,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
         idle=cost.idle_costs(snapshot, config),
         node_prices=cost.node_unit_prices(snapshot, config),
-        node_groups=binpack.node_groups(snapshot, recs, config, _for_regions(candidates, snapshot)),
+        node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
     )
     result.summary = summary.summarize(result, snapshot, config)
