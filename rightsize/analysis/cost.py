@@ -359,10 +359,10 @@ def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         frame[col] = recs[col] if col in recs.columns else np.nan
     frame["containers"] = 1
     frame["unknown_cost_containers"] = frame["usd_per_month_current"].isna().astype(int)
-    out = frame.groupby(list(by), as_index=False, sort=False).agg(
-        **{c: (c, lambda s: s.sum(min_count=1)) for c in COST_COLUMNS},
-        containers=("containers", "sum"), unknown_cost_containers=("unknown_cost_containers", "sum"),
-    )
+    grouped = frame.groupby(list(by), sort=False)
+    # min_count=1: a group whose costs are all unknown stays NaN instead of summing to 0
+    out = grouped[list(COST_COLUMNS)].sum(min_count=1).join(grouped[["containers", "unknown_cost_containers"]].sum())
+    out = out.reset_index()
     return out.sort_values("savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
 
 
