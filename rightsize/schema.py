@@ -165,7 +165,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (replicas unknown from the spec: average pods seen, pod-hours / window hours)"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),

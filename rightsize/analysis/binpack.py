@@ -38,7 +38,7 @@ CHURN = 0.05  # average pods this far above an integer still count as that integ
 
 
 def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
-    """Per workload: one pod's requests now and after (cores, bytes), the pods it is costed at, its kind.
+    """Per workload: one pod's requests now and after (cores, bytes) and the pods it is costed at (replicas).
 
     A pod's request is the sum of its main containers' and at least its largest init container's (the
     scheduler's effective request); an unset request counts 0. After = the recommendation where the
@@ -52,7 +52,7 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
                                                                   r["cpu_request_cores_current"]).fillna(0.0)
     frame["mem_after"] = r["memory_request_bytes_recommended"].where(change & r["memory_request_bytes_recommended"].notna(),
                                                                      r["memory_request_bytes_current"]).fillna(0.0)
-    sizes = ["cpu_now", "mem_now", "cpu_after", "mem_after"]
+    sizes = SIZES
     init = r["container_type"].eq("init") if "container_type" in r else pd.Series(False, index=r.index)
     main = frame[~init].groupby(KEY)[sizes].sum()
     largest_init = frame[init].groupby(KEY)[sizes].max()
@@ -63,9 +63,9 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 
 def group_nodes(snapshot, config) -> pd.DataFrame:
-    """Per node group (GROUP): nodes (node-weeks weighted by the share of the window they existed, as
-    idle.csv), the median node's allocatable cores and bytes, the type's vCPUs and GiB, USD per node-hour
-    (mean over nodes weighted by hours), region, and its zones (sorted tuple)."""
+    """Per node group (GROUP): nodes (each weighted by the share of the window it existed, as idle.csv),
+    the median node's allocatable cores and bytes, the type's vCPUs and GiB, USD per node-hour (mean over
+    nodes weighted by hours), region, and its zones (sorted tuple)."""
     nodes = node_unit_prices(snapshot, config)
     hours = snapshot.window_hours() or float(nodes["hours_seen"].max() or 1.0)
     nodes[GROUP] = nodes[GROUP].fillna("")

@@ -8,7 +8,8 @@ USD/hour gives
 
 OpenCost's default unit prices, CPU 0.031611 and RAM 0.004237 USD/hour, have a ratio of about 7.46;
 the default r = 7.5 follows them. A container costs its requests at the unit prices of the nodes
-its pods ran on (weighted by pod-hours), times replicas, times general.hours_per_month (730).
+its pods ran on (weighted by pod-hours), times its pods (pods_for_cost: replicas, or the average pods
+that batch and autoscaled work ran), times general.hours_per_month (730).
 Money is in USD, CPU in cores (= vCPUs), memory in bytes unless a column says GiB.
 """
 from __future__ import annotations
