@@ -45,7 +45,8 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # The report's chart functions (REPORT_CHARTS below) are attributes too, left out of __all__ so that
 # ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
-    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if", "formatted",
+    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "totals", "what_if",
+    "formatted",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
@@ -153,6 +154,18 @@ def load_balancers(snapshot: Snapshot, config: ConfigLike = None) -> pd.DataFram
 
     cfg = _config(config)
     return lb.load_balancer_costs(_priced(snapshot, cfg), cfg)
+
+
+def node_groups(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLike = None) -> pd.DataFrame:
+    """Per node group (schema.NODE_GROUP_COLUMNS): nodes today, nodes first-fit decreasing needs for today's
+    and for the recommended requests, their USD/month, the bankable saving and the cheapest instance type
+    of the family. ``policy``: see the module docstring."""
+    from .analysis import binpack, for_regions, instance_candidates
+
+    cfg = _config(config)
+    priced = _priced(snapshot, cfg)
+    recs = recommend(priced, policy=policy, config=cfg)
+    return binpack.node_groups(priced, recs, cfg, for_regions(instance_candidates(), priced))
 
 
 def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:

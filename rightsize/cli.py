@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", type=Path, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
 
     p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
-                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv and summary.json.")
+                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
     p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")

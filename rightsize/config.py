@@ -142,6 +142,7 @@ class PricingConfig:
 
 @dataclass(frozen=True)
 class Policy:
+    production: bool = setting(True, "Containers under this policy count as production: [thresholds] fail_on_production_oom_risk, the report and spot read it from here (never from namespace names).", kind="bool")
     cpu_request_percentile: str = setting("p95", "Usage statistic the CPU request is based on.", kind="str", choices=PERCENTILES)
     memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on.", kind="str", choices=PERCENTILES)
     margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction.", kind="float", minimum=0)
@@ -175,7 +176,7 @@ def _default_policies() -> dict:
     return {
         "production": Policy(),
         "non_production": Policy(
-            cpu_request_percentile="p50", memory_request_percentile="p90",
+            production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False,
         ),
     }

@@ -194,7 +194,8 @@ def test_empty_analysis_still_writes_a_readable_report(tmp_path):
     result = write_report(make_snapshot(full), empty, Config(), tmp_path / "x")
     md = (result.out_dir / "report.md").read_text()
     assert "_No proposed change lowers cost._" in md and "_No Service of type LoadBalancer._" in md
-    assert _md_total(md, "Current cost of requests") == 0
+    # nothing collected is unknown, not $0.00 (summary.json: null)
+    assert "| Current cost of requests | n/a |" in md and result.summary["totals"]["usd_per_month_current"] is None
     assert "data:image/png" not in (result.out_dir / "report.html").read_text()
 
 

@@ -82,8 +82,11 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records")]
     first = rows[0]
     lines = [f"{first.cluster}/{_ref(first)}"]
-    replicas = first.replicas
-    lines.append(f"  replicas: {_num(replicas)}   team: {first.team or '-'}   policy: {first.policy} ({first._policy_source})")
+    replicas = _num(first.replicas, "{:.2f}" if first._replicas_estimated else "{:g}")
+    if first._replicas_estimated:
+        replicas += " (average pods run: pod-hours / window hours)"
+    production = "" if first.production else ", non-production"
+    lines.append(f"  replicas: {replicas}   team: {first.team or '-'}   policy: {first.policy} ({first._policy_source}){production}")
     hpa_bits = []
     if not math.isnan(first.hpa_cpu_target_percent):
         hpa_bits.append(f"CPU at {first.hpa_cpu_target_percent:.0f}% of request")

@@ -76,20 +76,15 @@ def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.Dat
 
 
 def _estimate_missing_replicas(snapshot: Snapshot, f: pd.DataFrame) -> pd.DataFrame:
-    """Replicas a spec cannot state (a DaemonSet read from manifests runs on as many nodes as match;
-    a Deployment without spec.replicas is usually scaled by an HPA) are estimated from the pods
-    actually seen: pod-hours in the window / window hours, i.e. the average number of pods running.
-    Without the estimate such workloads would be costed at nothing. Marked ``_replicas_estimated``."""
-    f["_replicas_estimated"] = False
-    placement, hours = snapshot.tables["placement"], snapshot.window_hours()
-    missing = f["replicas"].isna()
-    if not missing.any() or placement.empty or not hours:
-        return f
-    avg = (placement.groupby(list(WORKLOAD_KEY))["pod_hours"].sum() / hours).round(2)
-    seen = pd.MultiIndex.from_frame(f[list(WORKLOAD_KEY)]).map(avg).to_numpy(dtype=float, na_value=np.nan)
-    estimated = missing.to_numpy() & (np.nan_to_num(seen) > 0)
-    f.loc[estimated, "replicas"] = seen[estimated]
-    f["_replicas_estimated"] = estimated
+    """Replicas used for cost (cost.pods_for_cost: batch and autoscaled work at the average pods it ran,
+    pod-hours / window hours, whatever the inventory says). Marked ``_replicas_estimated``; the average
+    itself goes to ``average_pods``."""
+    from .cost import pods_for_cost
+
+    pods = pods_for_cost(snapshot, f)
+    f["replicas"] = pods["replicas"].to_numpy()
+    f["average_pods"] = pods["average_pods"].to_numpy()
+    f["_replicas_estimated"] = pods["estimated"].to_numpy(dtype=bool)
     return f
 
 
@@ -178,6 +173,7 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     pol = policy_mod.assign_policies(f, snapshot.tables.get("namespaces"), config)
     P = policy_mod.policy_params(config, pol["policy"])
     f["policy"] = pol["policy"].to_numpy()
+    f["production"] = P["production"].to_numpy(dtype=bool)
     f["_policy_source"] = pol["policy_source"].to_numpy()
     f["_policy_note"] = pol["policy_note"].to_numpy()
 
