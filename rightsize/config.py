@@ -353,6 +353,10 @@ def _check_references(config: Config, path: str) -> None:
             raise ConfigError(f"{path}: overrides[{i}].policy: unknown policy {o.policy!r}")
         if o.workload.count("/") not in (2, 3):
             raise ConfigError(f"{path}: overrides[{i}].workload: expected NAMESPACE/KIND/NAME, got {o.workload!r}")
+    for name, pol in config.policies.items():
+        if pol.hpa_target_min > pol.hpa_target_max:
+            raise ConfigError(f"{path}: policies.{name}.hpa_target_min ({pol.hpa_target_min:g}) is above "
+                              f"hpa_target_max ({pol.hpa_target_max:g})")
     if config.recommend.default_policy not in config.policies:
         raise ConfigError(f"{path}: recommend.default_policy: unknown policy {config.recommend.default_policy!r}")
     for i, c in enumerate(config.clusters):

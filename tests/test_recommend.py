@@ -514,7 +514,8 @@ def test_explain_prints_the_reasoning_for_each_container():
     assert "container app" in text and "container sidecar" in text and "container api" not in text
     assert "p95 200m x (1 + 15%)" in text  # the computation
     assert "VPA bump" in text and "throttled 40%" in text and "memory censored: OOM-killed 1x" in text
-    assert "rules applied:" in text and "oom_demand: Censored memory" in text and "cpu_throttling: Censored CPU" in text
+    assert "rules applied:" in text and "oom_demand: Censored memory: an OOM-killed" in text
+    assert "cpu_throttling: Censored CPU: a throttled" in text and "hpa_coadjust" not in text
     assert "policy: production (default policy)" in text
     assert explain(s, CFG, "c1/shop/Deployment/web") == text
 

@@ -35,7 +35,7 @@ _UNIT = {"cpu": "cores", "memory": "bytes"}
 _EVIDENCE_COLUMNS = ["samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
                      "cpu_throttled_seconds", "pods_seen"]
 _WORKLOAD_COLUMNS = ["replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
-                     "hpa_memory_target_percent"]
+                     "hpa_memory_target_percent", "hpa_metrics"]
 
 
 def usage_column(resource: str, stat: str) -> str:
@@ -120,7 +120,7 @@ class Rule:
 
     @property
     def summary(self) -> str:
-        return self.doc.split("\n\n")[0].replace("\n", " ")
+        return self.doc.split("\n")[0]
 
 
 # --- building the frame -------------------------------------------------------------------------------
@@ -253,7 +253,9 @@ def _join(parts: list[tuple[np.ndarray, object]], n: int, sep: str) -> np.ndarra
 
 
 def assign_policy(rows: Rows) -> None:
-    """Which policy applies: a [[overrides]] entry, the workload's policy annotation, [[policy_rules]], the
+    """Policy: which policy applies to each container; its settings become columns.
+
+    Which policy applies: a [[overrides]] entry, the workload's policy annotation, [[policy_rules]], the
     non-production shortcuts, else [recommend] default_policy (analysis/policy.py); its settings
     become per-row columns for the rules below.
 
@@ -279,7 +281,9 @@ def _history_days(rows: Rows) -> np.ndarray:
 
 
 def eligibility(rows: Rows) -> None:
-    """Which containers get a recommendation: not opted out (config override or annotation), with usage
+    """Eligibility: who gets a recommendation (not opted out, enough usage history).
+
+    Which containers get a recommendation: not opted out (config override or annotation), with usage
     data, at least min_history of history and min_samples samples.
 
     Reason: "ignored by a config override", "ignored by annotation <annotation>", "no usage data",
@@ -313,7 +317,9 @@ def eligibility(rows: Rows) -> None:
 
 
 def confidence(rows: Rows) -> None:
-    """VPA-style confidence: with less than full_confidence_history of history the margin is widened by
+    """Confidence: a short history widens the margin (VPA-style) and lowers the confidence.
+
+    VPA-style confidence: with less than full_confidence_history of history the margin is widened by
     ((1 + m / days) / (1 + m / full days)) ^ e (m = confidence_multiplier, e = confidence_exponent), and
     the confidence is high (full history), medium (from medium_confidence_history) or low.
 
@@ -337,7 +343,9 @@ def confidence(rows: Rows) -> None:
 
 
 def hpa_scope(rows: Rows) -> None:
-    """Which requests an HPA scales on: CPU or memory utilization targets, unless allow_hpa_request_change.
+    """HPA scope: which requests an HPA scales on, kept or moved with its target.
+
+    Which requests an HPA scales on: CPU or memory utilization targets, unless allow_hpa_request_change.
     With hpa_request = keep such a request stays as it is; with co_adjust (the default) hpa_coadjust
     moves the HPA's target with it.
 
@@ -358,7 +366,9 @@ def hpa_scope(rows: Rows) -> None:
 
 
 def cpu_throttling(rows: Rows) -> None:
-    """Censored CPU. A container with a CPU limit, throttled in more than throttling_threshold of its CFS
+    """Censored CPU: a throttled container's usage is a lower bound; estimate what the limit hid.
+
+    A container with a CPU limit, throttled in more than throttling_threshold of its CFS
     periods (without CFS data: whose usage percentiles sit at the limit), used at most its limit, so its
     usage is a lower bound. The CPU held back is estimated from the throttled seconds (else assumed
     throttled_excess_default x the limit): E = throttled seconds / (throttled share x pod-seconds) above
@@ -397,7 +407,9 @@ def cpu_throttling(rows: Rows) -> None:
 
 
 def cpu_request(rows: Rows) -> None:
-    """CPU request = the policy's statistic (as cpu_throttling left it) x (1 + margin) x the confidence
+    """CPU request: the statistic x (1 + margin) x the widening, bounded, rounded up.
+
+    CPU request = the policy's statistic (as cpu_throttling left it) x (1 + margin) x the confidence
     widening, at least min_cpu, at most max_cpu (empty: the largest node's allocatable), rounded up to
     5m / 10m / 50m steps.
 
@@ -420,7 +432,9 @@ def cpu_request(rows: Rows) -> None:
 
 
 def memory_request(rows: Rows) -> None:
-    """Memory request before its safety floor = the policy's statistic x (1 + margin) x the widening, within
+    """Memory request before its floor: the statistic x (1 + margin) x the widening, bounded.
+
+    Memory request before its safety floor = the policy's statistic x (1 + margin) x the widening, within
     [min_memory, max_memory]. The floor: the observed max working set for the limit everywhere and for the
     request where memory_request_covers_max (production: limit = request, so the request holds the peak).
 
@@ -442,7 +456,9 @@ def memory_request(rows: Rows) -> None:
 
 
 def oom_demand(rows: Rows) -> None:
-    """Censored memory. An OOM-killed container's working set stops at its limit: its observed peak and its
+    """Censored memory: an OOM-killed container's peak and limit are lower bounds, escalated with the evidence.
+
+    An OOM-killed container's working set stops at its limit: its observed peak and its
     current limit are lower bounds of its demand. The bound is escalated with the evidence (censoring.py):
     a working set that climbs evenly to the limit is a leak, projected over its pods' life (from pods
     seen and other restarts, at most oom_horizon): bound + (bound - base) x kills in that life; anything
@@ -491,7 +507,9 @@ def oom_demand(rows: Rows) -> None:
 
 
 def memory_floor(rows: Rows) -> None:
-    """The memory request is at least its safety floor (memory_request, oom_demand), rounded up to whole MiB
+    """Memory floor: the request holds its safety floor, rounded up; above the max only for the floor.
+
+    The memory request is at least its safety floor (memory_request, oom_demand), rounded up to whole MiB
     (16 MiB steps from 1 GiB); it exceeds max_memory (the largest node) only when the floor needs it.
 
     Reason: "memory raised to the observed max working set", "memory capped at the max",
@@ -515,7 +533,9 @@ def memory_floor(rows: Rows) -> None:
 
 
 def hpa_coadjust(rows: Rows) -> None:
-    """Requests an HPA scales on (hpa_scope). keep: the request stays (a memory request under its safety
+    """HPA co-adjustment: the HPA's target moves with the request so the scaling point stays.
+
+    Requests an HPA scales on (hpa_scope). keep: the request stays (a memory request under its safety
     floor is still raised). co_adjust: the requests follow usage and the HPA's target moves so the
     scaling point stays: target x old pod request = new target x new pod request (summed over the main
     containers), clamped to [hpa_target_min, hpa_target_max]; above the max the requests grow to keep
@@ -545,7 +565,9 @@ def _coadjust(rows: Rows, res: str, groups, counted, round_up, text) -> None:
     lo, hi = rows.pf("hpa_target_min"), rows.pf("hpa_target_max")
     old_total, old_ok = hpa_math.pod_sums(groups, counted, cur)
     rec_total, rec_ok = hpa_math.pod_sums(groups, counted, np.where(wanted, v[key], np.nan))
-    ok = wanted & old_ok & rec_ok
+    # a ContainerResource metric is one container's utilization, not the pod's sum: left as it is
+    one_container = rows.f["hpa_metrics"].fillna("").str.contains(f"ContainerResource:{res}", regex=False).to_numpy()
+    ok = wanted & old_ok & rec_ok & ~one_container
     _, factor = hpa_math.co_adjust(target, old_total, rec_total, lo, hi)
     v[key] = np.where(ok & counted & (factor > 1), round_up(v[key] * factor), v[key])
     new_total, _ = hpa_math.pod_sums(groups, counted, v[key])
@@ -563,8 +585,10 @@ def _coadjust(rows: Rows, res: str, groups, counted, round_up, text) -> None:
     rows.reason(ok & (raw < lo), "HPA target would fall to " + _num_text(raw, 0) + "%: kept at " + _num_text(lo, 0)
                 + "%, the scaling point rises to " + text(lo / 100 * new_total) + " per pod (the pods use more than "
                 "the HPA lets them; is it at maxReplicas?)")
-    rows.reason(wanted & ~ok, f"HPA scales on {label} utilization and not every container has a request and a "
-                "recommendation: request kept")
+    rows.reason(wanted & one_container, f"HPA scales on one container's {label} utilization (ContainerResource): "
+                "request kept")
+    rows.reason(wanted & ~ok & ~one_container, f"HPA scales on {label} utilization and not every container has a "
+                "request and a recommendation: request kept")
 
 
 def _keep_requests(rows: Rows) -> None:
@@ -584,7 +608,9 @@ def _keep_requests(rows: Rows) -> None:
 
 
 def memory_limit(rows: Rows) -> None:
-    """Memory limit by policy: request (equal to it), factor (request x memory_limit_factor) or proportional
+    """Memory limit: by policy, never below its safety floor or the request.
+
+    Memory limit by policy: request (equal to it), factor (request x memory_limit_factor) or proportional
     (the current limit:request ratio), never below the limit's safety floor (observed max; after an OOM
     kill the OOM floor and the current limit) nor the request; rounded up.
 
@@ -604,7 +630,9 @@ def memory_limit(rows: Rows) -> None:
 
 
 def cpu_limit(rows: Rows) -> None:
-    """CPU limit by policy: unset (none recommended; an existing one stays proportional to the request),
+    """CPU limit: by policy; a throttled one is raised to the estimated demand or removed, never lowered.
+
+    CPU limit by policy: unset (none recommended; an existing one stays proportional to the request),
     proportional, factor (request x cpu_limit_factor) or remove. A throttled container's limit is removed
     (throttled_limit_action = remove, or cpu_limit = remove) or raised to at least the estimated p99 demand
     (cpu_throttling), the current limit x (1 + throttled_limit_raise) and the observed max x (1 + margin),
@@ -651,7 +679,9 @@ def cpu_limit(rows: Rows) -> None:
 
 
 def one_off_job(rows: Rows) -> None:
-    """A Job that no CronJob runs has an immutable pod template: its recommendation is for the next run, in
+    """One-off Jobs: a recommendation for the next run, no patch, not in the savings total.
+
+    A Job that no CronJob runs has an immutable pod template: its recommendation is for the next run, in
     the manifest that creates it. Patches skip it and its savings stay out of the totals (summary.py
     shows them apart).
 
@@ -664,7 +694,9 @@ def one_off_job(rows: Rows) -> None:
 
 
 def status(rows: Rows) -> None:
-    """Rows without a recommendation show none. A row is a change when a value moves beyond BOTH
+    """Status: change or keep by the change thresholds; safety beats stability.
+
+    Rows without a recommendation show none. A row is a change when a value moves beyond BOTH
     change_threshold and the absolute threshold (change_threshold_cpu / _memory), sets something unset,
     removes a CPU limit or moves an HPA target, or when the current values are unsafe (under a memory
     safety floor, or throttled): safety beats stability. Otherwise keep.
@@ -705,7 +737,9 @@ def _target_moves(rows: Rows) -> np.ndarray:
 
 
 def provisioning_flags(rows: Rows) -> None:
-    """Flags about the current values: no memory limit where the policy wants one equal to the request,
+    """Flags about today's values: no limit or request, over- or under-provisioned, estimated replicas.
+
+    Flags about the current values: no memory limit where the policy wants one equal to the request,
     no request, more than over_provisioned_factor x the recommendation, under the usage (or OOM-killed),
     and replicas estimated from pod-hours.
 

@@ -623,6 +623,22 @@ def _workload_view(index: _SpecIndex, config, key: tuple) -> PodSpecView | None:
     return None
 
 
+def _add_hpa_patch(p: WorkloadPatch, spec: dict | None, folder: str, files: dict, owners: dict, here: list,
+                   entries: list) -> list[str]:
+    """Write the HPA patch of a workload patch beside it (into ``files``, ``here``, ``entries``); its notes."""
+    hpa, notes = hpa_patch(p, spec)
+    if hpa is None:
+        return notes
+    rel = posixpath.normpath(posixpath.join(folder, f"{hpa.stem}.yaml"))
+    if rel in owners:
+        raise PatchError(f"patches: {p.cluster}:{p.ref} and {owners[rel]} both map to {rel}")
+    owners[rel] = f"{p.cluster}:{p.ref}"
+    files[rel] = hpa_file(hpa, p)
+    here.append(f"{hpa.stem}.yaml")
+    entries.append((f"{hpa.stem}.yaml", hpa_target(hpa)))
+    return notes
+
+
 def _hpa_spec(index: _SpecIndex, key: tuple) -> dict | None:
     """The snapshot's HPA facts of one workload (name, target paths), None when unknown."""
     rows = index.workloads.get(key, [])
@@ -785,16 +801,8 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
             here.append(names[1])
             files[posixpath.join(folder, names[1])] = json6902_file(p)
         entries += [(n, t) for n in here]
-        hpa, hpa_notes = hpa_patch(p, _hpa_spec(index, key)) if here else (None, [])
-        notes += hpa_notes
-        if hpa is not None:
-            rel = posixpath.normpath(posixpath.join(folder, f"{hpa.stem}.yaml"))
-            if rel in owners:
-                raise PatchError(f"patches: {cluster}:{p.ref} and {owners[rel]} both map to {rel}")
-            owners[rel] = f"{cluster}:{p.ref}"
-            files[rel] = hpa_file(hpa, p)
-            here.append(f"{hpa.stem}.yaml")
-            entries.append((f"{hpa.stem}.yaml", hpa_target(hpa)))
+        if here:
+            notes += _add_hpa_patch(p, _hpa_spec(index, key), folder, files, owners, here, entries)
         if here:
             patched.append((p, [posixpath.join(folder, n) for n in here]))
         else:
