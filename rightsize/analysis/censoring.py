@@ -107,10 +107,10 @@ def share_at_limit(percentiles: dict[str, np.ndarray], limit: np.ndarray) -> np.
     """Without CFS data: the share of time usage sat at the limit, from the lowest percentile that
     reached AT_LIMIT x limit (p50 -> 0.5, p90 -> 0.1, p95 -> 0.05, p99 -> 0.01); 0 when none did."""
     share = np.zeros(len(limit))
-    for stat, q in sorted(((s, PERCENTILE_Q[s]) for s in ("p99", "p95", "p90", "p50")), key=lambda t: -t[1]):
+    for stat in ("p99", "p95", "p90", "p50"):  # a lower percentile at the limit overrides a higher one
         with np.errstate(invalid="ignore"):
             at = np.nan_to_num(percentiles[stat], nan=-1.0) >= AT_LIMIT * limit
-        share = np.where(at, 1.0 - q, share)
+        share = np.where(at, 1.0 - PERCENTILE_Q[stat], share)
     return share
 
 
@@ -119,7 +119,7 @@ def cpu_excess(throttled_seconds: np.ndarray, share: np.ndarray, hours: np.ndarr
     """(mean CPU wanted above the limit in a throttled period, cores; True where measured from throttled seconds)."""
     pod_seconds = np.nan_to_num(hours) * 3600.0 * _replicas(replicas)
     measured = ~np.isnan(throttled_seconds) & (share > 0) & (pod_seconds > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         measured_excess = throttled_seconds / (share * pod_seconds)
     return np.where(measured, measured_excess, default_fraction * limit), measured
 

@@ -212,23 +212,31 @@ def _differs(cur: np.ndarray, rec: np.ndarray, frac: np.ndarray, absolute: np.nd
 # --- text helpers --------------------------------------------------------------------------------------
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Values fit for text: unknown or infinite -> 0 (their rows' masks leave them out), and within int64."""
+    return np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), -1e15, 1e15)
+
+
 def _cpu_text(cores: np.ndarray) -> pd.Series:
-    m = pd.Series(np.round(np.nan_to_num(cores, posinf=0.0, neginf=0.0) * 1000).astype(np.int64)).astype(str)
-    return m + "m"
+    return pd.Series(np.round(_finite(cores) * 1000).astype(np.int64)).astype(str) + "m"
 
 
 def _mem_text(num_bytes: np.ndarray) -> pd.Series:
-    mib = pd.Series(np.ceil(np.nan_to_num(num_bytes, posinf=0.0, neginf=0.0) / MIB).astype(np.int64)).astype(str)
-    return mib + "Mi"
+    return pd.Series(np.ceil(_finite(num_bytes) / MIB).astype(np.int64)).astype(str) + "Mi"
 
 
 def _pct_text(fraction: np.ndarray) -> pd.Series:
-    return pd.Series(np.round(np.nan_to_num(fraction) * 100).astype(np.int64)).astype(str) + "%"
+    return pd.Series(np.round(_finite(fraction) * 100).astype(np.int64)).astype(str) + "%"
 
 
 def _num_text(values: np.ndarray, digits: int = 1) -> pd.Series:
-    rounded = np.round(np.nan_to_num(values, posinf=0.0, neginf=0.0), digits)
+    rounded = np.round(_finite(values), digits)
     return pd.Series(rounded.astype(np.int64) if digits == 0 else rounded).astype(str)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return a / b
 
 
 def _join(parts: list[tuple[np.ndarray, object]], n: int, sep: str) -> np.ndarray:
@@ -494,7 +502,7 @@ def oom_demand(rows: Rows) -> None:
                          + _mem_text(cur_lim).to_numpy(dtype=object))
     how = np.where(leak, "leak climbing to the limit, projected over " + _num_text(np.minimum(
         est["life_hours"], rows.pf("oom_horizon") / 3600) / 24).to_numpy(dtype=object) + "d of pod life",
-        "spike, escalated x" + _num_text(est["demand"] / est["bound"], 2).to_numpy(dtype=object))
+        "spike, escalated x" + _num_text(_ratio(est["demand"], est["bound"]), 2).to_numpy(dtype=object))
     rec = v["rec"]
     rows.reason(rec & oom, "OOM-killed " + pd.Series(np.nan_to_num(rows.num("oom_kills")).astype(np.int64)).astype(str)
                 + "x (" + _num_text(est["per_week"]) + "/week per replica), " + how + ": " + bound_txt
