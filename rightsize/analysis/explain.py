@@ -166,7 +166,7 @@ def _cpu_lines(r, p) -> list[str]:
         source = (f"estimated {r.cpu_basis} demand {_cpu(r.cpu_demand_estimate_cores)} (observed {_cpu(r._cpu_obs)} is "
                   "held down by the limit)" if not math.isnan(r.cpu_demand_estimate_cores) else f"{r.cpu_basis} {_cpu(r.cpu_basis_cores)}")
         out.append(f"    CPU request: {source} x (1 + {r._margin:.0%}){widen_text} = {_cpu(r._cpu_raw)}"
-                   f" (x {eff:.3f}); bounds [{_cpu(r._min_cpu)}, {_cpu(r._max_cpu)}]; rounded up -> {_cpu(r.cpu_request_cores_recommended)}")
+                   f" (x {eff:.3f}); bounds [{_cpu(r._min_cpu)}, {_cpu(r._max_cpu)}]; rounded up -> {_cpu(r._cpu_req_usage)}")
     else:
         out.append("    CPU request: no CPU usage data, no recommendation")
     out += _hpa_line(r, "cpu", _cpu)
@@ -191,7 +191,10 @@ def _hpa_line(r, res: str, fmt) -> list[str]:
     cur, new = getattr(r, f"hpa_{res}_target_percent_current"), getattr(r, f"hpa_{res}_target_percent_recommended")
     if math.isnan(cur) or math.isnan(new):
         return []
-    return [f"      HPA target {res}: {cur:.0f}% -> {new:.0f}% so that target x pod request (the scaling point) stays"]
+    before = r._cpu_req_usage if res == "cpu" else r._mem_req_usage
+    after = r.cpu_request_cores_recommended if res == "cpu" else r.memory_request_bytes_recommended
+    raised = f"; request raised {fmt(before)} -> {fmt(after)} to keep it at the target's maximum" if after > before else ""
+    return [f"      HPA target {res}: {cur:.0f}% -> {new:.0f}% so that target x pod request (the scaling point) stays{raised}"]
 
 
 def _memory_lines(r, p) -> list[str]:
@@ -216,8 +219,8 @@ def _memory_lines(r, p) -> list[str]:
         floor_bits.append(f"VPA bump max(peak x {p.oom_bump_factor:g}, peak + {_mem(p.oom_bump_min)}) = {_mem(r._oom_vpa)}")
         floor_bits.append(f"OOM estimate {_mem(r.memory_demand_estimate_bytes)}")
         floor_bits.append("current request (never lowered after an OOM kill)")
-    out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> "
-               f"{_mem(r.memory_request_bytes_recommended)}")
+    floored = r.memory_request_bytes_recommended if r._keep_memory else r._mem_req_usage
+    out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> {_mem(floored)}")
     out += _hpa_line(r, "memory", _mem)
     mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
             "proportional": "current limit:request ratio"}[r._memory_limit_mode]

@@ -555,6 +555,7 @@ def hpa_coadjust(rows: Rows) -> None:
     Flag: none (hpa_scope sets hpa).
     """
     v, f = rows.v, rows.f
+    v["cpu_req_usage"], v["mem_req_usage"] = v["cpu_req"].copy(), v["mem_req"].copy()  # before this rule
     groups = pd.MultiIndex.from_frame(f[list(WORKLOAD_KEY)]).factorize()[0] if rows.n else np.zeros(0, dtype=int)
     counted = f["container_type"].fillna("main").replace("", "main").to_numpy() == "main"
     _coadjust(rows, "cpu", groups, counted, round_cpu_up, _cpu_text)
@@ -817,7 +818,8 @@ def _output(rows: Rows) -> pd.DataFrame:
     intermediates = {f"_{k}": v[k] for k in (
         "days", "widen", "margin", "cpu_raw", "mem_raw", "max_cpu", "max_mem", "throttled", "throttled_share",
         "cpu_excess", "cpu_excess_measured", "cpu_p99_estimate", "cpu_obs", "oom", "oom_vpa", "oom_bound", "oom_per_week",
-        "oom_life_hours", "oom_capped", "keep_cpu", "keep_memory", "cpu_limit_mode", "memory_limit_mode", "unsafe", "changes")}
+        "oom_life_hours", "oom_capped", "keep_cpu", "keep_memory", "cpu_limit_mode", "memory_limit_mode", "unsafe", "changes",
+        "cpu_req_usage", "mem_req_usage")}
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
                          _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
                          _rules=_join(_fired(rows), n, ","))
