@@ -162,11 +162,19 @@ class Policy:
     confidence_exponent: float = setting(1.0, "Exponent of that widening factor.", kind="float", minimum=0)
     memory_request_covers_max: bool = setting(True, "Memory request >= the observed max working set (production: limit = request, so the request must hold the peak). Off for non-production, where only the limit must cover the peak and requests pack nodes.", kind="bool")
     oom_bump_factor: float = setting(1.2, "OOM-killed containers get memory >= peak x this ...", kind="float", minimum=1)
-    oom_bump_min: float = setting("100Mi", "... and >= peak + this.", kind="memory", unit="bytes")
-    throttling_threshold: float = setting(0.25, "Share of CFS periods throttled above which a CPU limit is raised or removed.", kind="float", minimum=0, maximum=1)
+    oom_bump_min: float = setting("100Mi", "... and >= peak + this (VPA's bump: the floor of the OOM rule, not the whole rule).", kind="memory", unit="bytes")
+    oom_escalation: float = setting(1.5, "An OOM-killed container's observed peak and current limit are lower bounds of its demand: a spike gets memory >= that bound x (1 + this x ln(1 + kills per week per replica)), so 1 kill in 2 weeks gives x1.6 and 1 a week or more reaches oom_max_factor. Chosen on benchmarks/recommend_bench.py --sweep: spikes there reach 1.2-1.8x the limit whatever the kill rate, and 1.5 is the smallest value that leaves none of them below.", kind="float", minimum=0)
+    oom_max_factor: float = setting(2.0, "Cap of that escalation, times the lower bound (a leak is projected instead, capped only by the largest node).", kind="float", minimum=1)
+    oom_horizon: float = setting("7d", "How long an OOM-killed container's new memory should hold: a leak (working set climbing to the limit between restarts) is projected over its pods' life, at most this long (the weekly run's cadence).", kind="duration", unit="seconds")
+    throttling_threshold: float = setting(0.05, "Share of CFS periods throttled above which a container counts as throttled: its CPU usage is a lower bound of its demand, the limit is raised or removed. 5% rather than kube-prometheus' 25% alert: from 5% on the p95 the request is sized from is the limit itself (censored), and 1 period in 20 already stalls every request that spans it by up to 100 ms minus the quota.", kind="float", minimum=0, maximum=1)
     throttled_limit_action: str = setting("raise", "What to do with the CPU limit of a throttled container.", kind="str", choices=("raise", "remove"))
     throttled_limit_raise: float = setting(0.5, "A throttled CPU limit that is raised grows by at least this fraction of the current limit.", kind="float", minimum=0)
-    allow_hpa_request_change: bool = setting(False, "Allow changing a request an HPA scales on (its target is a percentage of the request).", kind="bool")
+    throttled_excess_default: float = setting(0.5, "Without container_cpu_cfs_throttled_seconds_total, the CPU a throttled container wanted above its limit in a throttled period is taken as this fraction of the limit (with it, it is measured).", kind="float", minimum=0)
+    cpu_limit_covers_max: bool = setting(False, "A recommended CPU limit is never below the observed max CPU usage (always never below the p99). On for non-production, where limits are request x cpu_limit_factor and a build's peak must not be throttled.", kind="bool")
+    allow_hpa_request_change: bool = setting(False, "Size a request an HPA scales on like any other and leave the HPA's target alone (the scaling point moves with the request); wins over hpa_request.", kind="bool")
+    hpa_request: str = setting("co_adjust", "A request an HPA scales on (CPU or memory utilization): co_adjust changes it together with the HPA's target so the scaling point stays (target x old pod request = new target x new pod request; the HPA change is its own patch), keep leaves it as it is.", kind="str", choices=("co_adjust", "keep"))
+    hpa_target_min: float = setting(50.0, "Lowest HPA target utilization co_adjust proposes, percent (below it the scaling point rises instead).", kind="float", unit="percent", minimum=1, maximum=100)
+    hpa_target_max: float = setting(90.0, "Highest HPA target utilization co_adjust proposes, percent (above it the request is raised to keep the scaling point).", kind="float", unit="percent", minimum=1, maximum=100)
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores")
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes")
@@ -177,7 +185,7 @@ def _default_policies() -> dict:
         "production": Policy(),
         "non_production": Policy(
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
-            cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False,
+            cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
         ),
     }
 
@@ -346,6 +354,10 @@ def _check_references(config: Config, path: str) -> None:
             raise ConfigError(f"{path}: overrides[{i}].policy: unknown policy {o.policy!r}")
         if o.workload.count("/") not in (2, 3):
             raise ConfigError(f"{path}: overrides[{i}].workload: expected NAMESPACE/KIND/NAME, got {o.workload!r}")
+    for name, pol in config.policies.items():
+        if pol.hpa_target_min > pol.hpa_target_max:
+            raise ConfigError(f"{path}: policies.{name}.hpa_target_min ({pol.hpa_target_min:g}) is above "
+                              f"hpa_target_max ({pol.hpa_target_max:g})")
     if config.recommend.default_policy not in config.policies:
         raise ConfigError(f"{path}: recommend.default_policy: unknown policy {config.recommend.default_policy!r}")
     for i, c in enumerate(config.clusters):

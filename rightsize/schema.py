@@ -47,6 +47,10 @@ TABLES: dict[str, list[Column]] = {
         _c("hpa_cpu_target_percent", "float", "HPA target CPU utilization, percent of request; NaN when not on CPU", required=False),
         _c("hpa_memory_target_percent", "float", "HPA target memory utilization, percent of request; NaN when not on memory", required=False),
         _c("hpa_metrics", "str", "HPA metric types, comma separated (e.g. 'Resource:cpu,External')", required=False),
+        _c("hpa_name", "str", "Name of the HPA that scales the workload ('' unknown or none)", required=False),
+        _c("hpa_cpu_target_path", "str", "JSON pointer of the HPA's CPU averageUtilization in the object as read "
+           "(e.g. /spec/metrics/0/resource/target/averageUtilization); '' unknown", required=False),
+        _c("hpa_memory_target_path", "str", "JSON pointer of the HPA's memory averageUtilization; '' unknown", required=False),
         _c("pdb", "bool", "Covered by a PodDisruptionBudget"),
         _c("pdb_min_available_pods", "float", "PDB minAvailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_max_unavailable_pods", "float", "PDB maxUnavailable resolved to pods (NaN when not set)", required=False, non_negative=True),
@@ -86,6 +90,9 @@ TABLES: dict[str, list[Column]] = {
         _c("oom_kills", "float", "OOM kills seen in the window", non_negative=True),
         _c("restarts", "float", "Container restarts in the window", non_negative=True),
         _c("cpu_throttled_ratio", "float", "Share of CFS periods throttled over the window (NaN without CFS data)"),
+        _c("cpu_throttled_seconds", "float", "Throttled time over the window, seconds, summed over the container's pods "
+           "(increase of container_cpu_cfs_throttled_seconds_total; the kernel adds it up per CPU, so it approximates "
+           "the CPU-seconds the limit held back); NaN when the metric is missing", required=False, non_negative=True),
         _c("pods_seen", "float", "Distinct pods seen in the window", non_negative=True),
     ],
     "nodes": [
@@ -165,7 +172,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec)"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -190,6 +197,17 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("restarts", "float", "Restarts in the window"),
     _c("oom_kills", "float", "OOM kills in the window"),
     _c("cpu_throttled_ratio", "float", "Throttled share of CFS periods"),
+    _c("cpu_throttled_seconds", "float", "Throttled time over the window, seconds (NaN when the metric is missing)"),
+    _c("cpu_demand_estimate_cores", "float", "CPU demand at the request's statistic estimated above a throttling limit "
+       "(usage there is a lower bound), cores; NaN when the demand was not hidden"),
+    _c("memory_demand_estimate_bytes", "float", "Memory an OOM-killed container is estimated to need (its observed peak "
+       "and current limit are lower bounds, escalated with the kill evidence), bytes; NaN without OOM kills"),
+    _c("oom_pattern", "str", "'spike' or 'leak' for OOM-killed containers (from the working set's shape), '' otherwise"),
+    _c("hpa_cpu_target_percent_current", "float", "HPA target CPU utilization today, percent of request (NaN: not on CPU)"),
+    _c("hpa_cpu_target_percent_recommended", "float", "HPA target CPU utilization that keeps the scaling point with the "
+       "recommended requests, percent (NaN: no change proposed)"),
+    _c("hpa_memory_target_percent_current", "float", "HPA target memory utilization today, percent of request"),
+    _c("hpa_memory_target_percent_recommended", "float", "HPA target memory utilization with the recommended requests, percent"),
     _c("usd_per_month_current", "float", "Cost of current requests x replicas, USD/month (NaN unknown price)"),
     _c("usd_per_month_recommended", "float", "Cost of recommended requests x replicas, USD/month"),
     _c("savings_usd_per_month", "float", "current - recommended, USD/month"),

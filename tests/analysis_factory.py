@@ -63,8 +63,10 @@ def _recommendations(rows) -> pd.DataFrame:
             "usd_per_month_current": usd_c, "usd_per_month_recommended": usd_r,
             "savings_usd_per_month": usd_c - usd_r,
         })
-    df = pd.DataFrame(recs)
-    return df[[c.name for c in RECOMMENDATION_COLUMNS]]
+    df = pd.DataFrame(recs).reindex(columns=[c.name for c in RECOMMENDATION_COLUMNS])  # evidence not listed: unknown
+    strings = [c.name for c in RECOMMENDATION_COLUMNS if c.dtype == "str"]
+    df[strings] = df[strings].astype(object).fillna("")
+    return df
 
 
 def _week_rows(week: int):

@@ -123,13 +123,20 @@ def test_hpa_v2_metrics_and_targets():
     assert web["hpa"] and web["hpa_min_replicas"] == 2 and web["hpa_max_replicas"] == 9
     assert web["hpa_cpu_target_percent"] == 60 and web["hpa_memory_target_percent"] == 80
     assert web["hpa_metrics"] == "Resource:memory,ContainerResource:cpu,Pods"
+    # where a patch finds each target (JSON pointers into the HPA as read), and the HPA's own name
+    assert web["hpa_name"] == "web"
+    assert web["hpa_memory_target_path"] == "/spec/metrics/0/resource/target/averageUtilization"
+    assert web["hpa_cpu_target_path"] == "/spec/metrics/1/containerResource/target/averageUtilization"
     assert any(c == "hpa_target_not_found" and "shop/ghost" in m for c, m, _ in warnings)
 
 
 def test_hpa_v1_and_default_cpu_target():
     assert ko.hpa_summary({"spec": {"maxReplicas": 5, "targetCPUUtilizationPercentage": 70}})["hpa_cpu_target_percent"] == 70
+    v1 = ko.hpa_summary({"metadata": {"name": "w"}, "spec": {"maxReplicas": 5, "targetCPUUtilizationPercentage": 70}})
+    assert v1["hpa_cpu_target_path"] == "/spec/targetCPUUtilizationPercentage" and v1["hpa_name"] == "w"
     default = ko.hpa_summary({"spec": {"maxReplicas": 5}})
     assert default["hpa_cpu_target_percent"] == 80 and default["hpa_min_replicas"] == 1
+    assert default["hpa_cpu_target_path"] == ""  # a default has no place in the object to patch
 
 
 def test_manifest_without_replicas_takes_hpa_min():

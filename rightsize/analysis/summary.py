@@ -14,8 +14,8 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
                                   CronJobs and HPA-scaled work), every container with a known price,
     "usd_per_month_recommended":  the same after applying every proposed change
                                   (= current - savings; containers without a change keep their cost),
-    "savings_usd_per_month":      net savings of the proposed changes (status "change"); increases
-                                  (OOM-risk bumps, throttling fixes) are subtracted,
+    "savings_usd_per_month":      net savings of the proposed changes (status "change", one-off Jobs
+                                  apart); increases (OOM-risk bumps, throttling fixes) are subtracted,
     "savings_gross_usd_per_month":   savings of the changes that lower cost,
     "increases_usd_per_month":       cost added by the changes that raise requests (>= 0),
     "bankable_savings_usd_per_month": node cost consolidation can remove once the changes are applied:
@@ -29,6 +29,9 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
     "cross_az_usd_per_month_high":   the same with traffic spread uniformly over endpoints (= the point estimate),
     "cross_az_saving_usd_per_month": saving if that traffic stayed in-zone,
     "load_balancer_usd_per_month":   fixed cost of LoadBalancer Services (load_balancers.csv),
+    "one_off_job_savings_usd_per_month": savings of changes to one-off Jobs, not in savings_usd_per_month:
+                                  a Job's pod template is immutable, so for the next run, change the
+                                  manifest that creates it,
     "load_balancers": int, "load_balancer_consolidation_candidates": int,
     "containers": int, "workloads": int, "containers_without_price": int
   },
@@ -116,11 +119,23 @@ def flag_mask(recommendations: pd.DataFrame, flag: str) -> pd.Series:
 
 
 def change_savings(recommendations: pd.DataFrame) -> pd.Series:
-    """Savings per row counted in the totals: only rows with a proposed change, NaN price -> 0 (USD/month)."""
+    """Savings per row counted in the totals: only rows with a proposed change, NaN price -> 0 (USD/month).
+
+    One-off Jobs (flag one_off_job) are left out: their pod template cannot be patched, the saving
+    only comes with the next run's manifest (``one_off_job_savings``)."""
     if recommendations.empty:
         return pd.Series(dtype="float64")
     savings = pd.to_numeric(recommendations["savings_usd_per_month"], errors="coerce").fillna(0.0)
-    return savings.where(recommendations["status"] == "change", 0.0)
+    counted = (recommendations["status"] == "change") & ~flag_mask(recommendations, "one_off_job")
+    return savings.where(counted, 0.0)
+
+
+def one_off_job_savings(recommendations: pd.DataFrame) -> float:
+    """Savings of the changes to one-off Jobs, USD/month: "for the next run, change the manifest that creates it"."""
+    if recommendations.empty:
+        return 0.0
+    savings = pd.to_numeric(recommendations["savings_usd_per_month"], errors="coerce").fillna(0.0)
+    return float(savings[(recommendations["status"] == "change") & flag_mask(recommendations, "one_off_job")].sum())
 
 
 def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -227,6 +242,7 @@ def money_totals(analysis, snapshot) -> dict[str, float | None]:
         "cross_az_usd_per_month_high": _sum(cross, "usd_per_month_high", known=traffic),
         "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
         "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
+        "one_off_job_savings_usd_per_month": one_off_job_savings(recs) if priced else None,
     }
 
 

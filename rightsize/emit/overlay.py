@@ -43,7 +43,7 @@ from ruamel.yaml.error import YAMLError
 from ..errors import ConfigError
 from ..quantity import parse_cpu, parse_memory
 from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
-                      group_rows, has_cpu_limit, json6902_file, load_all, patches_markdown, select, smp_file, target,
+                      group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
                       view_from_doc, has_containers, skip_row)
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -557,7 +557,7 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
         view.cpu_limited |= _removed_before(overlay_dir, kdata, f"{folder_name}/{kind.lower()}-{name}.cpu-limit.yaml")
         p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "")
         extra_skips += p.missing
-        notes += p.notes
+        notes += p.notes + hpa_patch(p, None, "--overlay writes no HPA patch; `rightsize patch` does")[1]
         patches.append((p, doc, target(kind, pre_name, pre_ns)))
 
     # Skipped rows are listed for the workloads this overlay renders only (other rows concern other overlays).

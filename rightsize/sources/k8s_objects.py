@@ -160,21 +160,25 @@ def resolve_pdb(pdb: dict, replicas: float) -> tuple[float, float, float]:
 # --- HPA -------------------------------------------------------------------------------------------
 
 def hpa_summary(hpa: dict) -> dict:
-    """min/max replicas, CPU and memory utilization targets (percent of request) and metric types."""
+    """min/max replicas, CPU and memory utilization targets (percent of request), metric types, the HPA's
+    name and the JSON pointer of each target (so a patch can move it; '' when the target is a default)."""
     spec = hpa.get("spec") or {}
     metrics = spec.get("metrics")
     cpu = mem = math.nan
+    paths = {"cpu": "", "memory": ""}
     kinds: list[str] = []
     if metrics is None and "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
         cpu = float(spec["targetCPUUtilizationPercentage"])
+        paths["cpu"] = "/spec/targetCPUUtilizationPercentage"
         kinds.append("Resource:cpu")
     elif not metrics:
         cpu = DEFAULT_HPA_CPU_PERCENT
         kinds.append("Resource:cpu")
-    for m in metrics or []:
+    for i, m in enumerate(metrics or []):
         mtype = m.get("type", "")
         if mtype in ("Resource", "ContainerResource"):
-            body = m.get("resource" if mtype == "Resource" else "containerResource") or {}
+            field_name = "resource" if mtype == "Resource" else "containerResource"
+            body = m.get(field_name) or {}
             name = body.get("name", "")
             target = body.get("target") or {}
             util = target.get("averageUtilization")
@@ -182,11 +186,16 @@ def hpa_summary(hpa: dict) -> dict:
             if util is not None and target.get("type", "Utilization") == "Utilization":
                 if name == "cpu" and math.isnan(cpu):
                     cpu = float(util)
+                    paths["cpu"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
                 elif name == "memory" and math.isnan(mem):
                     mem = float(util)
+                    paths["memory"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
         else:
             kinds.append(mtype)
     return {
+        "hpa_name": str(meta(hpa).get("name") or ""),
+        "hpa_cpu_target_path": paths["cpu"],
+        "hpa_memory_target_path": paths["memory"],
         "hpa_min_replicas": float(spec.get("minReplicas", 1)),
         "hpa_max_replicas": float(spec["maxReplicas"]) if spec.get("maxReplicas") is not None else math.nan,
         "hpa_cpu_target_percent": cpu,
