@@ -13,6 +13,7 @@ from typing import Callable
 from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
+from ..folders import replace_folder
 from . import tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
 
@@ -78,15 +79,24 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
                              previous_label=previous.name, previous_dir=str(previous))
         summary["week_over_week"] = comparison.as_dict()
 
-    step("writing CSV files and summary.json")
-    paths = tables.write_tables(analysis, snapshot, config, out, summary=summary)
     title = f"rightsize report {out.name}"
-    step("writing report.md")
-    md = markdown.render_markdown(summary, analysis, config, comparison=comparison, crossed=crossed,
-                                  title=title, extra_caveats=extra_caveats)
-    paths["report.md"] = tables.write_text_atomic(out / "report.md", md)
-    step("drawing charts and writing report.html")
-    page = html.render_html(summary, analysis, snapshot, config, comparison=comparison, crossed=crossed,
-                            title=title, extra_caveats=extra_caveats)
-    paths["report.html"] = tables.write_text_atomic(out / "report.html", page)
+
+    # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
+    # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
+    # leaves the earlier report whole.
+    def fill(stage: Path) -> None:
+        step("writing CSV files and summary.json")
+        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
+        step("writing report.md")
+        md = markdown.render_markdown(summary, analysis, config, comparison=comparison, crossed=crossed,
+                                      title=title, extra_caveats=extra_caveats)
+        tables.write_text_atomic(stage / "report.md", md)
+        step("drawing charts and writing report.html")
+        page = html.render_html(summary, analysis, snapshot, config, comparison=comparison, crossed=crossed,
+                                title=title, extra_caveats=extra_caveats)
+        tables.write_text_atomic(stage / "report.html", page)
+        paths.update({name: out / name for name in names + ["report.md", "report.html"]})
+
+    paths: dict[str, Path] = {}
+    replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison)
