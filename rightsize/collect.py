@@ -146,6 +146,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         snapshot.meta["clusters"].append(target.name)
         if refs:
             _collect_series(config, target, refs, snapshot)
+    warn_invalid_names(snapshot)
     if failed:
         snapshot.meta["partial"]["clusters"] = failed
         if len(failed) == len(targets):
@@ -167,6 +168,22 @@ def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None
     from .sources.aws import require_credentials
 
     require_credentials(config)
+
+
+def warn_invalid_names(snapshot: Snapshot) -> None:
+    """Flag namespaces and workloads (from metrics labels, say) that are not Kubernetes names: they get
+    no patch, since a file name built from '../x' could land outside the output folder."""
+    from .folders import is_k8s_name
+
+    refs = pd.concat([snapshot.tables[t][["namespace", "kind", "workload"]] for t in ("workloads", "usage")]).drop_duplicates()
+    names = pd.unique(pd.concat([refs["namespace"], refs["workload"]]).astype(str))
+    bad = {n for n in names if not is_k8s_name(n)}
+    if not bad:
+        return
+    rows = refs[refs["namespace"].isin(bad) | refs["workload"].isin(bad)].astype(str)
+    shown = ", ".join(sorted("/".join(r) for r in rows.itertuples(index=False))[:5])
+    snapshot.warn("invalid_names", f"{len(rows)} workload(s) have a namespace or name that is not a valid Kubernetes "
+                  f"name ({shown}); they are analysed but get no patch", "patches")
 
 
 def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, *, allow_partial: bool, log: Log) -> None:

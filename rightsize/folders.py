@@ -168,6 +168,9 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
             _swap(target, tmp, old, keep_others)
     except OSError as exc:
         raise fail(exc) from None
+    except RightsizeError as exc:  # from inside fill: name the real target, not the temporary folder
+        text = str(exc).replace(str(tmp), str(target))
+        raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
