@@ -112,7 +112,7 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
         for s in pending:
             signal.raise_signal(s)
 

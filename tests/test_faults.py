@@ -448,3 +448,13 @@ def test_output_names_are_checked_and_contained(tmp_path):
     for rel in ("../x.yaml", "/etc/passwd", "a/../../x", "link/x.yaml"):
         with pytest.raises(RightsizeError, match="would be written outside"):
             inside(tmp_path, rel)
+
+
+def test_fetch_series_refuses_credentials_in_its_url():
+    """The notebook API takes a URL directly: the same check as the config file, before any request."""
+    import rightsize as rs
+    from rightsize.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'http://\*\*\*@prometheus:9090': credentials in a URL are refused") as err:
+        rs.fetch_series("http://admin:s3cret-pw@prometheus:9090", ["shop/Deployment/web"])
+    assert "s3cret-pw" not in str(err.value)
