@@ -204,8 +204,10 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
         with _locked(config, overlay, "rightsize patch --overlay", log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
+        from .emit.tables import write_text_atomic
+
         out.mkdir(parents=True, exist_ok=True)
-        (out / "PATCHES.md").write_text(result.markdown)
+        write_text_atomic(out / "PATCHES.md", result.markdown)
         changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
         log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
         return result

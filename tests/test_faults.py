@@ -131,6 +131,7 @@ def aws_env(tmp_path, endpoint: str) -> dict:
 
 # --- 1. security: nothing is written outside --out ------------------------------------------------
 
+@pytest.mark.integration
 def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
     """kube-state-metrics names a Deployment '../../escape': a real Prometheus serves it, `rightsize run`
     takes the inventory from the metrics; that workload gets no patch (with a warning), the others do."""
