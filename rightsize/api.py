@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Analysis
-from .config import Config, Policy, load_config
+from .config import Config, Policy, PrometheusConfig, load_config
 from .errors import ConfigError, RightsizeError
 from .quantity import parse_duration
 from .schema import WORKLOAD_KEY
@@ -445,7 +445,13 @@ def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", sna
     if isinstance(url_or_config, Config):
         cfg = url_or_config
     else:
-        cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=str(url_or_config)))
+        from .settings import SettingError, parse_value
+
+        try:  # the config file's URL check: scheme and host, and no credentials in it
+            url = parse_value(next(f for f in dataclasses.fields(PrometheusConfig) if f.name == "url").metadata, str(url_or_config))
+        except SettingError as exc:
+            raise ConfigError(f"fetch_series: {exc}") from None
+        cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=url))
     if window is not None:
         cfg = dataclasses.replace(cfg, general=dataclasses.replace(cfg.general, window=_duration("window", window)))
     refs = [refs] if isinstance(refs, str) else list(refs)

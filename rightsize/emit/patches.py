@@ -21,7 +21,6 @@ import math
 import os
 import posixpath
 import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,7 +32,7 @@ from ruamel.yaml.error import YAMLError
 
 from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
-from ..folders import replace_folder
+from ..folders import inside, k8s_name_problem, layout_problem, replace_folder, safe_component
 from ..quantity import format_cpu, format_duration, format_memory
 from ..schema import WORKLOAD_KEY
 from .formatting import cpu_limit_change, usd
@@ -82,7 +81,7 @@ class PatchResult:
     skipped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIP_COLUMNS))
     notes: list[str] = field(default_factory=list)
     markdown: Path | None = None
-    warnings: list[str] = field(default_factory=list)  # e.g. kustomizations without resources (they render nothing)
+    warnings: list[str] = field(default_factory=list)  # kustomizations without resources; workloads refused (names not Kubernetes names)
 
 
 @dataclass
@@ -568,17 +567,13 @@ def hpa_target(hpa: HpaPatch) -> dict:
 # --- patches mode -----------------------------------------------------------------------------------
 
 def _layout_folder(layout: str, cluster: str, namespace: str) -> str:
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(layout) if f is not None}
-    except ValueError as exc:
-        raise ConfigError(f"patches.layout: {exc}: {layout!r}") from None
-    unknown = fields - {"cluster", "namespace"}
-    if unknown:
-        raise ConfigError(f"patches.layout: unknown placeholder {{{sorted(unknown)[0]}}} in {layout!r}; use {{cluster}} and {{namespace}}")
-    folder = posixpath.normpath(layout.format(cluster=cluster, namespace=namespace)) if layout else "."
-    if folder.startswith("/") or folder == ".." or folder.startswith("../"):
-        raise ConfigError(f"patches.layout: {layout!r} must stay inside the patch folder (got {folder!r})")
-    return folder
+    """The patch folder of a workload; the cluster name (not bound by Kubernetes' naming rules) is encoded
+    when it is not plain, the namespace was checked to be a Kubernetes name."""
+    problem = layout_problem(layout)
+    if problem:
+        raise ConfigError(f"patches.layout: {problem}")
+    folder = layout.format(cluster=safe_component(cluster), namespace=safe_component(namespace)) if layout else "."
+    return posixpath.normpath(folder)
 
 
 SPEC_SOURCES = ("api", "manifests", "demo")  # workloads whose container rows follow the pod spec's order
@@ -722,9 +717,15 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     index = _SpecIndex(snapshot)
     patched: list[tuple[WorkloadPatch, list[str]]] = []
     notes: list[str] = []
+    warnings: list[str] = []
     extra_skips: list[dict] = []
     for key, rows in group_rows(to_patch).items():
         cluster, namespace, kind, workload = key
+        bad = k8s_name_problem(namespace=namespace, workload=workload)
+        if bad:  # e.g. a '../' in a kube-state-metrics label: no file name may be built from it
+            extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
+            warnings.append(f"{cluster}:{namespace}/{kind}/{workload}: {bad}; no patch written")
+            continue
         p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(index, config, key))
         extra_skips += p.missing
         notes += p.notes
@@ -777,7 +778,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         skipped=skipped.reset_index(drop=True),
         notes=notes,
         markdown=out_dir / "PATCHES.md",
-        warnings=[_no_resources_warning(out_dir, empty)] if empty else [],
+        warnings=warnings + ([_no_resources_warning(out_dir, empty)] if empty else []),
     )
 
 
@@ -814,7 +815,7 @@ def _replace_folder(out_dir: Path, files: dict[str, str]) -> None:
     """Write ``files`` into a temp folder beside ``out_dir``, then swap it in (no half-written state)."""
     def fill(tmp: Path) -> None:
         for rel, text in files.items():
-            path = tmp / rel
+            path = inside(tmp, rel, error=PatchError)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 

@@ -307,8 +307,10 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
     rows = []
     where = describe(obj)
     for ctype, key in (("main", "containers"), ("init", "initContainers")):
-        for c in pod_spec.get(key) or []:
-            name = c.get("name") or ""
+        for i, c in enumerate(pod_spec.get(key) or []):
+            name = (c.get("name") or "") if isinstance(c, dict) else ""
+            if not name:
+                raise SourceError(f"{where}: {key}[{i}] has no name (every container needs one)")
             res = c.get("resources") or {}
             req, lim = res.get("requests") or {}, res.get("limits") or {}
             f = f"{key}[{name}].resources"
