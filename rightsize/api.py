@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Analysis
-from .config import Config, Policy, load_config
+from .config import Config, Policy, PrometheusConfig, load_config
 from .errors import ConfigError, RightsizeError
 from .quantity import parse_duration
 from .schema import WORKLOAD_KEY
@@ -45,7 +45,8 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # The report's chart functions (REPORT_CHARTS below) are attributes too, left out of __all__ so that
 # ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
-    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "totals", "what_if", "formatted",
+    "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "totals", "what_if",
+    "formatted",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
@@ -153,6 +154,18 @@ def load_balancers(snapshot: Snapshot, config: ConfigLike = None) -> pd.DataFram
 
     cfg = _config(config)
     return lb.load_balancer_costs(_priced(snapshot, cfg), cfg)
+
+
+def node_groups(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLike = None) -> pd.DataFrame:
+    """Per node group (schema.NODE_GROUP_COLUMNS): nodes today, nodes first-fit decreasing needs for today's
+    and for the recommended requests, their USD/month, the bankable saving and the cheapest instance type
+    of the family. ``policy``: see the module docstring."""
+    from .analysis import binpack, for_regions, instance_candidates
+
+    cfg = _config(config)
+    priced = _priced(snapshot, cfg)
+    recs = recommend(priced, policy=policy, config=cfg)
+    return binpack.node_groups(priced, recs, cfg, for_regions(instance_candidates(), priced))
 
 
 def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:
@@ -432,7 +445,13 @@ def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", sna
     if isinstance(url_or_config, Config):
         cfg = url_or_config
     else:
-        cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=str(url_or_config)))
+        from .settings import SettingError, parse_value
+
+        try:  # the config file's URL check: scheme and host, and no credentials in it
+            url = parse_value(next(f for f in dataclasses.fields(PrometheusConfig) if f.name == "url").metadata, str(url_or_config))
+        except SettingError as exc:
+            raise ConfigError(f"fetch_series: {exc}") from None
+        cfg = dataclasses.replace(Config(), prometheus=dataclasses.replace(Config().prometheus, url=url))
     if window is not None:
         cfg = dataclasses.replace(cfg, general=dataclasses.replace(cfg.general, window=_duration("window", window)))
     refs = [refs] if isinstance(refs, str) else list(refs)

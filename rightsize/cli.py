@@ -6,9 +6,11 @@ Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +22,21 @@ from .snapshot import Snapshot
 EPILOG = """exit codes: 0 ok, 1 error, 2 bad usage or config, 3 a CI threshold in [thresholds] was crossed,
 4 partial result (a cluster or namespace shard could not be collected).
 Every config key is listed by `rightsize config --keys`."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so temporary folders are removed and earlier outputs stay."""
+
+
+def _on_sigterm(signum, _frame):
+    raise Terminated()
+
+
+def _locked(config: Config, folder: Path, command: str, log):
+    """Hold the lock of one output folder for a command (see folders.output_lock)."""
+    from .folders import output_lock
+
+    return output_lock(folder, wait_seconds=config.general.lock_wait, command=command, log=log)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", type=Path, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
 
     p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
-                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv and summary.json.")
+                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
     p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")
@@ -189,15 +206,21 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     if overlay:
         from .emit.overlay import apply_to_overlay
 
-        result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
+        with _locked(config, overlay, "rightsize patch --overlay", log):
+            result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
+        from .emit.tables import write_text_atomic
+
         out.mkdir(parents=True, exist_ok=True)
-        (out / "PATCHES.md").write_text(result.markdown)
-        log(f"overlay {overlay} updated; pull-request text in {out / 'PATCHES.md'}")
+        write_text_atomic(out / "PATCHES.md", result.markdown)
+        changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
+        log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
         return result
     from .emit.patches import write_patches
 
     result = write_patches(analysis.recommendations, snapshot, config, out)
+    for warning in result.warnings:
+        log(f"warning: {warning}")
     log(f"patches written to {out}")
     for warning in result.warnings:
         print(f"rightsize: warning: {warning}", file=sys.stderr)
@@ -214,9 +237,10 @@ def cmd_collect(args, config, log) -> int:
     from .collect import collect
 
     out = args.out or _report_dir(config, None) / "snapshot"
-    snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
-                       series=tuple(args.series), log=log)
-    snapshot.write(out)
+    with _locked(config, out, "rightsize collect", log):
+        snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
+                           series=tuple(args.series), log=log)
+        snapshot.write(out)
     log(f"snapshot written to {out}")
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
@@ -232,9 +256,11 @@ def cmd_analyze(args, config, log) -> int:
         return EXIT_OK
     analysis = analyze(snapshot, config)
     from .emit.tables import write_tables
+    from .folders import replace_folder
 
     out = args.out or (args.snapshot.parent if args.snapshot else _report_dir(config, None))
-    write_tables(analysis, snapshot, config, out)
+    with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
+        replace_folder(out, lambda tmp: write_tables(analysis, snapshot, config, tmp), what="tables", keep_others=True)
     log(f"tables written to {out}")
     _summary(analysis, snapshot)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
@@ -246,7 +272,8 @@ def cmd_report(args, config, log) -> int:
     snapshot = _load_snapshot(config, args.snapshot)
     analysis = analyze(snapshot, config)
     out = _report_dir(config, args.out)
-    result = _write_report(snapshot, analysis, config, out, args.compare, log)
+    with _locked(config, out, "rightsize report", log):
+        result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _summary(analysis, snapshot, result)
     return _finish(result, _is_partial(snapshot), log)
 
@@ -257,7 +284,8 @@ def cmd_patch(args, config, log) -> int:
     snapshot = _load_snapshot(config, args.snapshot)
     analysis = analyze(snapshot, config)
     out = args.out or _report_dir(config, None) / "patches"
-    _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
+    with _locked(config, out, "rightsize patch", log):
+        _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
@@ -266,12 +294,13 @@ def cmd_run(args, config, log) -> int:
     from .collect import collect
 
     out = _report_dir(config, args.out)
-    snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
-                       series=tuple(args.series), log=log)
-    snapshot.write(out / "snapshot")
-    analysis = analyze(snapshot, config)
-    result = _write_report(snapshot, analysis, config, out, args.compare, log)
-    _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
+    with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
+        snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
+                           series=tuple(args.series), log=log)
+        snapshot.write(out / "snapshot")
+        analysis = analyze(snapshot, config)
+        result = _write_report(snapshot, analysis, config, out, args.compare, log)
+        _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
     _summary(analysis, snapshot, result)
     return _finish(result, _is_partial(snapshot), log)
 
@@ -282,14 +311,15 @@ def cmd_demo(args, config, log) -> int:
     from .sources.aws import collect_prices
 
     out: Path = args.out
-    log("generating the demo cluster (deterministic, no network)")
-    snapshot = generate()
-    collect_prices(config, snapshot, offline=True)
-    snapshot.write(out / "snapshot")
-    analysis = analyze(snapshot, config)
-    result = _write_report(snapshot, analysis, config, out, None, log)
-    config = _with_demo_base(config, out, log)
-    _write_patches(analysis, snapshot, config, out / "patches", None, log)
+    with _locked(config, out, "rightsize demo", log):
+        log("generating the demo cluster (deterministic, no network)")
+        snapshot = generate()
+        collect_prices(config, snapshot, offline=True)
+        snapshot.write(out / "snapshot")
+        analysis = analyze(snapshot, config)
+        result = _write_report(snapshot, analysis, config, out, None, log)
+        config = _with_demo_base(config, out, log)
+        _write_patches(analysis, snapshot, config, out / "patches", None, log)
     _summary(analysis, snapshot, result)
     return _finish(result, False, log)
 
@@ -325,6 +355,8 @@ COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "report": cmd_report
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         config = load_config(args.config, required=args.config != "config.toml")
         config = _with_prices(config, getattr(args, "prices", None))
@@ -343,6 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rightsize: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("rightsize: terminated (SIGTERM); earlier outputs were left as they were", file=sys.stderr)
+        return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -66,26 +66,36 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
     target.meta["sources"].update(part.meta.get("sources", {}))
 
 
-def collect_cluster(config: Config, target: ClusterTarget, source: str, *, allow_partial: bool, log: Log) -> Snapshot:
-    """Collect one cluster into a fresh snapshot (usage first, then specs)."""
+def read_manifests(config: Config, target: ClusterTarget, log: Log) -> tuple[dict, list]:
+    """The manifests tables of ``target`` and their caveats; SourceError names the file and object at fault."""
+    from .sources.manifests import load_manifests
+
+    manifests = target.manifests or config.kubernetes.manifests
+    log(f"[{target.name}] reading manifests from {manifests}")
+    warnings: list = []
+    return load_manifests(manifests, config, target.name, warnings=warnings), warnings
+
+
+def collect_cluster(config: Config, target: ClusterTarget, source: str, *, allow_partial: bool, log: Log,
+                    manifests_read: tuple[dict, list] | None = None) -> Snapshot:
+    """Collect one cluster into a fresh snapshot (manifests, then usage, then specs from the API).
+
+    ``manifests_read``: the target's manifests already read by read_manifests (before any query)."""
     from .sources import prometheus
 
     part = Snapshot(meta=new_meta())
-    manifests = target.manifests or config.kubernetes.manifests
-    # Usage first: Prometheus fills the nodes table, and the API source only fills nodes when it is empty.
-    log(f"[{target.name}] querying usage from {target.prometheus_url}")
-    prometheus.collect_usage(config, target, part, allow_partial=allow_partial,
-                             inventory_from_metrics=(source == "prometheus"), progress=log)
     if source == "manifests":
-        from .sources.manifests import load_manifests
-
-        log(f"[{target.name}] reading manifests from {manifests}")
-        warnings: list = []
-        tables = load_manifests(manifests, config, target.name, warnings=warnings)
+        tables, warnings = manifests_read or read_manifests(config, target, log)
         for name, df in tables.items():
             part.tables[name] = df
         for w in warnings:
             part.warn(**w)
+    # Usage before the API: Prometheus fills the nodes table, and the API source only fills nodes when it is empty.
+    log(f"[{target.name}] querying usage from {target.prometheus_url}")
+    prometheus.collect_usage(config, target, part, allow_partial=allow_partial,
+                             inventory_from_metrics=(source == "prometheus"), progress=log)
+    if source == "manifests":
+        check_manifest_usage(part, target.manifests or config.kubernetes.manifests, target, allow_partial=allow_partial, log=log)
     elif source == "api":
         from .sources.kubernetes import collect_inventory
 
@@ -106,6 +116,10 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
     snapshot = Snapshot(meta=new_meta(window_start=start.isoformat(), window_end=end.isoformat(),
                                       step_seconds=config.general.step, versions={"rightsize": __version__}))
     targets = cluster_targets(config, manifests=manifests, context=context)
+    source = inventory_source(config, manifests)
+    preflight(config, targets, source)
+    # Manifests are parsed before any query: a YAML error must not cost a whole collection.
+    read = {t.name: read_manifests(config, t, log) for t in targets} if source == "manifests" else {}
     if config.prometheus.cluster_label and not config.clusters and not config.prometheus.clusters:
         from .sources.prometheus import discover_clusters
 
@@ -116,12 +130,11 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         targets = [ClusterTarget(name=n, prometheus_url=base.prometheus_url, token_env=base.token_env, headers=base.headers,
                                  label_value=n, context=context, manifests=manifests) for n in names]
         log(f"discovered clusters: {', '.join(names)}")
-    source = inventory_source(config, manifests)
-    preflight(config, targets, source)
     failed: list[str] = []
     for target in targets:
         try:
-            part = collect_cluster(config, target, source, allow_partial=allow_partial, log=log)
+            part = collect_cluster(config, target, source, allow_partial=allow_partial, log=log,
+                                   manifests_read=read.get(target.name))
         except RightsizeError as exc:
             if len(targets) == 1:
                 raise
@@ -133,6 +146,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         snapshot.meta["clusters"].append(target.name)
         if refs:
             _collect_series(config, target, refs, snapshot)
+    warn_invalid_names(snapshot)
     if failed:
         snapshot.meta["partial"]["clusters"] = failed
         if len(failed) == len(targets):
@@ -140,12 +154,12 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
     from .sources.aws import collect_prices
 
     log("looking up prices")
-    collect_prices(config, snapshot)
+    collect_prices(config, snapshot, progress=log)
     return snapshot.validate()
 
 
 def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None:
-    """Cheap checks before any query, so a typo does not cost a whole collection."""
+    """Cheap checks before any query, so a typo or a missing AWS access does not cost a whole collection."""
     if source == "manifests":
         for target in targets:
             path = target.manifests or config.kubernetes.manifests
@@ -154,6 +168,58 @@ def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None
     from .sources.aws import require_credentials
 
     require_credentials(config)
+
+
+def warn_invalid_names(snapshot: Snapshot) -> None:
+    """Flag namespaces and workloads (from metrics labels, say) that are not Kubernetes names: they get
+    no patch, since a file name built from '../x' could land outside the output folder."""
+    from .folders import is_k8s_name
+
+    refs = pd.concat([snapshot.tables[t][["namespace", "kind", "workload"]] for t in ("workloads", "usage")]).drop_duplicates()
+    names = pd.unique(pd.concat([refs["namespace"], refs["workload"]]).astype(str))
+    bad = {n for n in names if not is_k8s_name(n)}
+    if not bad:
+        return
+    rows = refs[refs["namespace"].isin(bad) | refs["workload"].isin(bad)].astype(str)
+    shown = ", ".join(sorted("/".join(r) for r in rows.itertuples(index=False))[:5])
+    snapshot.warn("invalid_names", f"{len(rows)} workload(s) have a namespace or name that is not a valid Kubernetes "
+                  f"name ({shown}); they are analysed but get no patch", "patches")
+
+
+def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, *, allow_partial: bool, log: Log) -> None:
+    """Compare the manifests' main containers with the usage found for them.
+
+    None matched: the manifests and the metrics describe different things (another cluster, a wrong
+    cluster_label or namespace filter), and every figure of the report would be "no usage data", so
+    it is an error (with --allow-partial: a flagged partial result). Some unmatched is normal (new,
+    scaled to zero, a CronJob that did not run): a warning lists them and the report shows it.
+    """
+    key = ["cluster", "namespace", "kind", "workload", "container"]
+    containers = part.tables["containers"]
+    main = containers.loc[containers["container_type"] == "main", key].drop_duplicates()
+    if main.empty:
+        return
+    seen = part.tables["usage"][key].drop_duplicates().assign(_seen=True)
+    unmatched = main.merge(seen, on=key, how="left")["_seen"].isna().to_numpy()
+    missing = main[unmatched]
+    if missing.empty:
+        return
+    names = ["/".join(r[1:]) for r in missing.astype(str).itertuples(index=False)]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if len(missing) == len(main):
+        message = (f"none of the {len(main)} containers in the manifests {manifests} has usage data at "
+                   f"{target.prometheus_url} (e.g. {shown}): check that the manifests are this cluster's, and "
+                   f"[prometheus] url, cluster_label and namespaces")
+        if not allow_partial:
+            raise SourceError(f"[{target.name}] {message}")
+        part.meta["partial"].setdefault("usage_missing", []).append(target.name)
+        part.warn("usage_missing", message, target.name)
+        log(f"[{target.name}] WARNING: {message}")
+        return
+    message = (f"{len(missing)} of {len(main)} containers in the manifests have no usage data in the window: {shown} "
+               "(new, scaled to zero, or not running in this cluster); they get no recommendation")
+    part.warn("usage_missing", message, target.name)
+    log(f"[{target.name}] warning: {message}")
 
 
 def parse_series_refs(refs: tuple[str, ...]) -> list[tuple[str, str, str]]:

@@ -23,9 +23,10 @@ PERCENTILES = tuple(STATISTICS)  # the statistics every snapshot carries as colu
 @dataclass(frozen=True)
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
-    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds")
-    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step.", kind="duration", unit="seconds")
+    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True)
+    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
+    lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class LabelNames:
 
 @dataclass(frozen=True)
 class PrometheusConfig:
-    url: str = setting("http://127.0.0.1:9090", "Base URL of the Prometheus-compatible API, with any path prefix (e.g. /prometheus for Mimir).", kind="str")
+    url: str = setting("http://127.0.0.1:9090", "Base URL of the Prometheus-compatible API, with any path prefix (e.g. /prometheus for Mimir). No credentials in it: use username + password_env, or token_env / token_file.", kind="url")
     token_env: str = setting("RIGHTSIZE_PROMETHEUS_TOKEN", "Environment variable holding a bearer token (never put the token in this file).", kind="str")
     token_file: str = setting("", "File holding a bearer token (e.g. a mounted service account token).", kind="str")
     username: str = setting("", "Basic auth user name.", kind="str")
@@ -90,11 +91,11 @@ class PrometheusConfig:
     query_params: dict = setting({}, "Extra query parameters on every request, e.g. {partial_response = \"false\", dedup = \"true\"} for Thanos.", kind="dict")
     ca_bundle: str = setting("", "CA bundle file for TLS; empty uses the system store.", kind="str")
     verify_tls: bool = setting(True, "Verify the server's TLS certificate.", kind="bool")
-    timeout: float = setting("5m", "Timeout of one HTTP request.", kind="duration", unit="seconds")
+    timeout: float = setting("5m", "Timeout of one HTTP request.", kind="duration", unit="seconds", positive=True)
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
     concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
-    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds")
+    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
     range_points: int = setting(2_000_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
@@ -103,7 +104,7 @@ class PrometheusConfig:
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
     clusters: tuple = setting([], "With cluster_label: the clusters to collect (empty = discover from the label's values).", kind="list")
-    end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="str")
+    end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="time")
     metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
     labels: LabelNames = section(LabelNames, "Label names.")
 
@@ -119,7 +120,7 @@ class KubernetesConfig:
     policy_annotation: str = setting("rightsize.io/policy", "Annotation that picks a policy for one workload.", kind="str")
     spot_annotation: str = setting("rightsize.io/spot", "Annotation with \"true\" (opt in) or \"false\" (opt out) of spot.", kind="str")
     team_label: str = setting("team", "Label naming the owning team, used to group reports.", kind="str")
-    timeout: float = setting("60s", "Timeout of one API list call.", kind="duration", unit="seconds")
+    timeout: float = setting("60s", "Timeout of one API list call.", kind="duration", unit="seconds", positive=True)
     retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between API retries.", kind="float", unit="seconds", minimum=0)
     kustomize_command: str = setting("kubectl kustomize", "Command that renders a manifests folder holding a kustomization.yaml.", kind="str")
@@ -131,8 +132,11 @@ class PricingConfig:
     source: str = setting("auto", "auto (AWS if credentials are found, else offline), aws, or offline (bundled list prices).", kind="str", choices=("auto", "aws", "offline"))
     region: str = setting("", "AWS region; empty takes it from the nodes' topology.kubernetes.io/region label.", kind="str")
     cache_dir: str = setting("~/.cache/rightsize", "Where AWS price answers are cached.", kind="str")
-    cache_ttl: float = setting("7d", "How long cached prices are used.", kind="duration", unit="seconds")
+    cache_ttl: float = setting("7d", "How long cached prices are used (0 = no cache).", kind="duration", unit="seconds", minimum=0)
     max_attempts: int = setting(5, "Attempts per AWS call; botocore's standard retry mode backs off on throttling and transient errors.", kind="int", minimum=1)
+    connect_timeout: float = setting("5s", "Time to open a connection to an AWS endpoint.", kind="duration", unit="seconds", positive=True)
+    read_timeout: float = setting("20s", "Time to wait for an AWS answer once connected.", kind="duration", unit="seconds", positive=True)
+    deadline: float = setting("1m", "Time the whole live price lookup may take; past it, source = \"auto\" uses the bundled offline prices (flagged in the report) and \"aws\" fails.", kind="duration", unit="seconds", positive=True)
     cpu_ram_price_ratio: float = setting(7.5, "How many times more one vCPU-hour costs than one GiB-hour when a node's price is split: price = vCPUs x c + GiB x m with c = ratio x m (OpenCost's default CPU 0.031611 and RAM 0.004237 USD/hour give about 7.46).", kind="float", minimum=0.01)
     on_demand_discount: float = setting(0.0, "Discount on on-demand prices (Savings Plans, RIs, EDP), as a fraction 0..1.", kind="float", minimum=0, maximum=1)
     spot_discount: float = setting(0.0, "Extra discount on spot prices, as a fraction 0..1.", kind="float", minimum=0, maximum=1)
@@ -144,6 +148,7 @@ class PricingConfig:
 
 @dataclass(frozen=True)
 class Policy:
+    production: bool = setting(True, "Containers under this policy count as production: [thresholds] fail_on_production_oom_risk, the report and spot read it from here (never from namespace names).", kind="bool")
     cpu_request_percentile: str = setting("p95", "Usage statistic the CPU request is based on: max or any percentile pNN (p50, p90, p95, p99 are precomputed; others, e.g. p97 or p99.5, come from the snapshot's histograms).", kind="statistic")
     memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on (as cpu_request_percentile).", kind="statistic")
     per_replica: str = setting(DEFAULT_BASIS, "How the replicas of a container are combined: pooled (every replica's samples in one distribution, as VPA does; does not grow with the replica count), max_over_pods (each pod's own statistic, the largest over pods, as KRR does), busiest (the busiest replica at each step; grows with the replica count).", kind="str", choices=tuple(BASES))
@@ -153,34 +158,42 @@ class Policy:
     cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
     memory_limit: str = setting("request", "Memory limit: request (equal to the request), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "factor", "proportional"))
     memory_limit_factor: float = setting(2.0, "Memory limit = request x this, with memory_limit = \"factor\".", kind="float", minimum=1)
-    min_cpu: float = setting("10m", "Smallest CPU request recommended.", kind="cpu", unit="cores")
-    min_memory: float = setting("16Mi", "Smallest memory request recommended.", kind="memory", unit="bytes")
-    max_cpu: float = setting("", "Largest CPU request; empty = the largest node's allocatable.", kind="cpu", unit="cores")
-    max_memory: float = setting("", "Largest memory request; empty = the largest node's allocatable.", kind="memory", unit="bytes")
-    min_history: float = setting("3d", "Less usage history than this gives no recommendation.", kind="duration", unit="seconds")
+    min_cpu: float = setting("10m", "Smallest CPU request recommended.", kind="cpu", unit="cores", minimum=0)
+    min_memory: float = setting("16Mi", "Smallest memory request recommended.", kind="memory", unit="bytes", minimum=0)
+    max_cpu: float = setting("", "Largest CPU request; empty = the largest node's allocatable.", kind="cpu", unit="cores", positive=True)
+    max_memory: float = setting("", "Largest memory request; empty = the largest node's allocatable.", kind="memory", unit="bytes", positive=True)
+    min_history: float = setting("3d", "Less usage history than this gives no recommendation.", kind="duration", unit="seconds", minimum=0)
     min_samples: int = setting(100, "Fewer samples than this gives no recommendation.", kind="int", minimum=1)
-    full_confidence_history: float = setting("7d", "History at which the margin stops being widened for short histories (confidence 'high' from here).", kind="duration", unit="seconds")
-    medium_confidence_history: float = setting("5d", "History from which confidence is 'medium' (below it: 'low').", kind="duration", unit="seconds")
+    full_confidence_history: float = setting("7d", "History at which the margin stops being widened for short histories (confidence 'high' from here).", kind="duration", unit="seconds", positive=True)
+    medium_confidence_history: float = setting("5d", "History from which confidence is 'medium' (below it: 'low'). At most full_confidence_history.", kind="duration", unit="seconds", minimum=0)
     confidence_multiplier: float = setting(1.0, "VPA-style widening for short histories: requests x ((1 + this/days) / (1 + this/full_days)) ^ confidence_exponent.", kind="float", minimum=0)
     confidence_exponent: float = setting(1.0, "Exponent of that widening factor.", kind="float", minimum=0)
     memory_request_covers_max: bool = setting(True, "Memory request >= the observed max working set (production: limit = request, so the request must hold the peak). Off for non-production, where only the limit must cover the peak and requests pack nodes.", kind="bool")
     oom_bump_factor: float = setting(1.2, "OOM-killed containers get memory >= peak x this ...", kind="float", minimum=1)
-    oom_bump_min: float = setting("100Mi", "... and >= peak + this.", kind="memory", unit="bytes")
-    throttling_threshold: float = setting(0.25, "Share of CFS periods throttled above which a CPU limit is raised or removed.", kind="float", minimum=0, maximum=1)
+    oom_bump_min: float = setting("100Mi", "... and >= peak + this (VPA's bump: the floor of the OOM rule, not the whole rule).", kind="memory", unit="bytes", minimum=0)
+    oom_escalation: float = setting(1.5, "An OOM-killed container's observed peak and current limit are lower bounds of its demand: a spike gets memory >= that bound x (1 + this x ln(1 + kills per week per replica)), so 1 kill in 2 weeks gives x1.6 and 1 a week or more reaches oom_max_factor. Chosen on benchmarks/recommend_bench.py --sweep: spikes there reach 1.2-1.8x the limit whatever the kill rate, and 1.5 is the smallest value that leaves none of them below.", kind="float", minimum=0)
+    oom_max_factor: float = setting(2.0, "Cap of that escalation, times the lower bound (a leak is projected instead, capped only by the largest node).", kind="float", minimum=1)
+    oom_horizon: float = setting("7d", "How long an OOM-killed container's new memory should hold: a leak (working set climbing to the limit between restarts) is projected over its pods' life, at most this long (the weekly run's cadence).", kind="duration", unit="seconds")
+    throttling_threshold: float = setting(0.05, "Share of CFS periods throttled above which a container counts as throttled: its CPU usage is a lower bound of its demand, the limit is raised or removed. 5% rather than kube-prometheus' 25% alert: from 5% on the p95 the request is sized from is the limit itself (censored), and 1 period in 20 already stalls every request that spans it by up to 100 ms minus the quota.", kind="float", minimum=0, maximum=1)
     throttled_limit_action: str = setting("raise", "What to do with the CPU limit of a throttled container.", kind="str", choices=("raise", "remove"))
     throttled_limit_raise: float = setting(0.5, "A throttled CPU limit that is raised grows by at least this fraction of the current limit.", kind="float", minimum=0)
-    allow_hpa_request_change: bool = setting(False, "Allow changing a request an HPA scales on (its target is a percentage of the request).", kind="bool")
+    throttled_excess_default: float = setting(0.5, "Without container_cpu_cfs_throttled_seconds_total, the CPU a throttled container wanted above its limit in a throttled period is taken as this fraction of the limit (with it, it is measured).", kind="float", minimum=0)
+    cpu_limit_covers_max: bool = setting(False, "A recommended CPU limit is never below the observed max CPU usage (always never below the p99). On for non-production, where limits are request x cpu_limit_factor and a build's peak must not be throttled.", kind="bool")
+    allow_hpa_request_change: bool = setting(False, "Size a request an HPA scales on like any other and leave the HPA's target alone (the scaling point moves with the request); wins over hpa_request.", kind="bool")
+    hpa_request: str = setting("co_adjust", "A request an HPA scales on (CPU or memory utilization): co_adjust changes it together with the HPA's target so the scaling point stays (target x old pod request = new target x new pod request; the HPA change is its own patch), keep leaves it as it is.", kind="str", choices=("co_adjust", "keep"))
+    hpa_target_min: float = setting(50.0, "Lowest HPA target utilization co_adjust proposes, percent (below it the scaling point rises instead).", kind="float", unit="percent", minimum=1, maximum=100)
+    hpa_target_max: float = setting(90.0, "Highest HPA target utilization co_adjust proposes, percent (above it the request is raised to keep the scaling point).", kind="float", unit="percent", minimum=1, maximum=100)
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
-    change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores")
-    change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes")
+    change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
+    change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
 
 
 def _default_policies() -> dict:
     return {
         "production": Policy(),
         "non_production": Policy(
-            cpu_request_percentile="p50", memory_request_percentile="p90",
-            cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False,
+            production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
+            cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
         ),
     }
 
@@ -242,13 +255,13 @@ class PatchConfig:
     resources: tuple = setting([], "Resources each generated kustomization.yaml lists (paths relative to its folder, {cluster} and {namespace} allowed), e.g. [\"../../../deploy/{namespace}\"]; empty = patches only, add your base yourself.", kind="list")
     overlay_folder: str = setting("rightsize", "Folder inside an overlay (--overlay) that holds rightsize's patch files.", kind="str")
     kustomize_command: str = setting("kubectl kustomize", "Command that renders a kustomization folder (its path is appended), e.g. \"kustomize build\".", kind="str")
-    kustomize_timeout: float = setting("2m", "Time one kustomize render may take.", kind="duration", unit="seconds")
+    kustomize_timeout: float = setting("2m", "Time one kustomize render may take.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
 class ClusterEntry:
     name: str = setting("", "Cluster name (required).", kind="str")
-    prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="str")
+    prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="optional_url")
     token_env: str = setting("", "Environment variable with this cluster's bearer token.", kind="str")
     headers: dict = setting({}, "Extra headers for this cluster's metrics requests.", kind="dict")
     label_value: str = setting("", "Value of [prometheus] cluster_label for this cluster; empty = name.", kind="str")
@@ -337,6 +350,7 @@ def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Co
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
     config = _build(Config, raw, "", str(p))
     _check_references(config, str(p))
+    check_consistency(config, str(p))
     return config
 
 
@@ -349,11 +363,43 @@ def _check_references(config: Config, path: str) -> None:
             raise ConfigError(f"{path}: overrides[{i}].policy: unknown policy {o.policy!r}")
         if o.workload.count("/") not in (2, 3):
             raise ConfigError(f"{path}: overrides[{i}].workload: expected NAMESPACE/KIND/NAME, got {o.workload!r}")
+    for name, pol in config.policies.items():
+        if pol.hpa_target_min > pol.hpa_target_max:
+            raise ConfigError(f"{path}: policies.{name}.hpa_target_min ({pol.hpa_target_min:g}) is above "
+                              f"hpa_target_max ({pol.hpa_target_max:g})")
     if config.recommend.default_policy not in config.policies:
         raise ConfigError(f"{path}: recommend.default_policy: unknown policy {config.recommend.default_policy!r}")
     for i, c in enumerate(config.clusters):
         if not c.name:
             raise ConfigError(f"{path}: clusters[{i}].name is required")
+
+
+def check_consistency(config: Config, path: str = "config") -> None:
+    """Checks across keys, so that `config --check` rejects what a run would reject later."""
+    from .folders import layout_problem, overlay_folder_problem
+    from .settings import label_matchers_problem, name_problem
+
+    g = config.general
+    if g.step > g.window:
+        raise ConfigError(f"{path}: general.step ({g.step:g} s) must be at most general.window ({g.window:g} s)")
+    for name, pol in config.policies.items():
+        key = f"policies.{name}"
+        for lo, hi in (("min_cpu", "max_cpu"), ("min_memory", "max_memory"),
+                       ("medium_confidence_history", "full_confidence_history")):
+            if getattr(pol, lo) > getattr(pol, hi):  # False when the maximum is unset (NaN)
+                raise ConfigError(f"{path}: {key}.{lo} must be at most {key}.{hi}")
+    problems = [(f"patches.layout", layout_problem(config.patches.layout)),
+                ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
+                ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
+    problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))
+                 for f in fields_of(MetricNames)]
+    problems += [(f"prometheus.labels.{f.name}", name_problem(getattr(config.prometheus.labels, f.name)))
+                 for f in fields_of(LabelNames)]
+    if config.prometheus.cluster_label:
+        problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    for key, problem in problems:
+        if problem:
+            raise ConfigError(f"{path}: {key}: {problem}")
 
 
 def _comment(text: str) -> list[str]:

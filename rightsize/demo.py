@@ -256,6 +256,14 @@ def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame, 
     return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw)), owners
 
 
+def _demo_hpa(w: DemoWorkload) -> dict:
+    """The demo HPA's name (the workload's) and where its targets sit: metrics list CPU first, then memory."""
+    metrics = [res for res, v in (("cpu", w.hpa_cpu), ("memory", w.hpa_memory)) if not np.isnan(v)]
+    paths = {res: f"/spec/metrics/{i}/resource/target/averageUtilization" for i, res in enumerate(metrics)}
+    return {"hpa_name": w.name if metrics else "", "hpa_cpu_target_path": paths.get("cpu", ""),
+            "hpa_memory_target_path": paths.get("memory", "")}
+
+
 def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     """Build the demo snapshot (no prices: collect's pricing step fills those, offline in the demo)."""
     rng = np.random.default_rng(seed)
@@ -283,6 +291,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
             "hpa_max_replicas": float(w.replicas * 3) if not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)) else np.nan,
             "hpa_cpu_target_percent": w.hpa_cpu, "hpa_memory_target_percent": w.hpa_memory,
             "hpa_metrics": ",".join(m for m, v in (("Resource:cpu", w.hpa_cpu), ("Resource:memory", w.hpa_memory)) if not np.isnan(v)),
+            **_demo_hpa(w),
             "pdb": pdb, "pdb_min_available_pods": w.pdb_min_available, "pdb_max_unavailable_pods": w.pdb_max_unavailable,
             "pdb_disruptions_allowed": max(float(allowed), 0.0) if pdb else np.nan,
             "has_pvc": w.pvc, "has_empty_dir": w.empty_dir, "has_memory_empty_dir": False, "has_host_path": w.host_path,

@@ -1,19 +1,155 @@
-"""Write a whole output folder or nothing: fill a temporary folder beside the target, then swap it in."""
+"""Where rightsize writes: whole folders or nothing, names that stay inside ``--out``, one writer at a time.
+
+- ``replace_folder`` fills a temporary folder beside the target and swaps it in, so a failure or a
+  signal leaves the earlier folder as it was (SIGINT/SIGTERM are held during the swap itself).
+- ``is_k8s_name`` / ``safe_component`` / ``inside``: every output path is built from checked names and
+  checked to stay below its root, whatever a label in the metrics says (``../`` and the like).
+- ``output_lock``: a lock file beside each output folder; a second run waits a bounded time, then
+  fails naming the holder's pid, host, command and start time.
+"""
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import posixpath
+import re
 import shutil
+import signal
+import socket
+import string
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+from urllib.parse import quote
 
 from .errors import RightsizeError
 
+# A DNS-1123 subdomain (RFC 1123): what Kubernetes allows for namespaces (a label: no dots) and for
+# the names of Deployments, StatefulSets, DaemonSets, Jobs and CronJobs.
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class LockedError(RightsizeError):
+    """Another rightsize process holds the output folder's lock."""
+
+
+def is_k8s_name(name: str) -> bool:
+    """True when ``name`` is a DNS-1123 subdomain (at most 253 characters), as Kubernetes object names are."""
+    return isinstance(name, str) and len(name) <= 253 and _K8S_NAME.fullmatch(name) is not None
+
+
+def k8s_name_problem(**names: str) -> str:
+    """'' when every value is a Kubernetes name, else a reason naming the first bad one, e.g.
+    "workload '../x' is not a valid Kubernetes name"."""
+    for what, name in names.items():
+        if not is_k8s_name(name):
+            return f"{what} {name!r} is not a valid Kubernetes name (DNS-1123: a-z, 0-9, '-', '.')"
+    return ""
+
+
+def safe_component(name: str) -> str:
+    """``name`` as one path component: unchanged when it is plain (letters, digits, '_', '.', '-', not
+    starting with a dot), else percent-encoded (injective: two names never share a component)."""
+    if _PLAIN.fullmatch(name or "") and len(name) <= 200:
+        return name
+    text = quote(name or "", safe="")
+    return "%2E" + text[1:] if text.startswith(".") else (text or "%00")
+
+
+def inside(root: Path, rel: str, *, error: type[RightsizeError] = RightsizeError) -> Path:
+    """``root / rel``, refusing any path (``..``, absolute, symlink) that resolves outside ``root``."""
+    root_real = os.path.realpath(root)
+    path = Path(root) / rel
+    real = os.path.realpath(path)
+    if os.path.isabs(rel) or os.path.commonpath([root_real, real]) != root_real or real == root_real:
+        raise error(f"{rel!r} would be written outside {root}; refused (nothing was written)")
+    return path
+
+
+def layout_problem(layout: str) -> str:
+    """'' when ``[patches] layout`` uses only {cluster} and {namespace} and stays inside the patch folder."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(layout) if f is not None}
+    except ValueError as exc:
+        return f"{exc}: {layout!r}"
+    unknown = fields - {"cluster", "namespace"}
+    if unknown:
+        return f"unknown placeholder {{{sorted(unknown)[0]}}} in {layout!r}; use {{cluster}} and {{namespace}}"
+    folder = posixpath.normpath(layout.format(cluster="c", namespace="n")) if layout else "."
+    if folder.startswith("/") or folder == ".." or folder.startswith("../"):
+        return f"{layout!r} must stay inside the patch folder (got {folder!r})"
+    return ""
+
+
+def overlay_folder_problem(name: str) -> str:
+    """'' when ``[patches] overlay_folder`` names a folder inside the overlay."""
+    folder = posixpath.normpath(name.strip("/") or "rightsize")
+    if folder.startswith("..") or folder == "." or name.startswith("/"):
+        return f"{name!r} must be a folder inside the overlay"
+    return ""
+
+
+# --- whole-folder writes ----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in pending:
+            signal.raise_signal(s)
+
+
+def _swap(target: Path, tmp: Path, old: Path, keep_others: bool) -> None:
+    """Put ``tmp`` in place of ``target``; with ``keep_others`` the entries of ``target`` that ``tmp`` lacks
+    (e.g. snapshot/ and patches/ beside a report) move along. Undone on failure."""
+    carried: list[str] = []
+    moved_old = False
+    try:
+        if keep_others and target.is_dir():
+            for entry in sorted(target.iterdir()):
+                if not os.path.lexists(tmp / entry.name):
+                    entry.rename(tmp / entry.name)
+                    carried.append(entry.name)
+        if target.exists() or target.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+            moved_old = True
+        tmp.rename(target)
+    except OSError:
+        if moved_old and not os.path.lexists(target):
+            old.rename(target)
+        for name in carried:
+            if os.path.lexists(tmp / name):
+                (tmp / name).rename(target / name)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
 
 def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
-                   error: type[RightsizeError] = RightsizeError) -> Path:
+                   error: type[RightsizeError] = RightsizeError, keep_others: bool = False) -> Path:
     """Call ``fill(tmp)`` to write the content, then move it over ``target`` (the old one is kept on failure).
 
-    Any OSError becomes ``error`` with one line: "<target>: cannot write <what>: <reason> (nothing was written)".
+    ``keep_others``: entries of the old folder that ``fill`` did not write are kept (a report folder
+    holds snapshot/ and patches/ written by other stages). Any OSError becomes ``error`` with one
+    line: "<target>: cannot write <what>: <reason> (nothing was written)".
     """
     target = Path(target)
 
@@ -28,19 +164,77 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
     old = target.with_name(f".{target.name}.old")
     try:
         fill(tmp)
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-            try:
-                tmp.rename(target)
-            except OSError:
-                old.rename(target)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(target)
+        with _signals_held():
+            _swap(target, tmp, old, keep_others)
     except OSError as exc:
         raise fail(exc) from None
+    except RightsizeError as exc:  # from inside fill: name the real target, not the temporary folder
+        text = str(exc).replace(str(tmp), str(target))
+        raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# --- one writer per output folder -------------------------------------------------------------------
+
+def lock_path(folder: Path) -> Path:
+    """The lock file of ``folder``: a hidden sibling, so that swapping the folder never moves it."""
+    folder = Path(os.path.abspath(folder))
+    return folder.with_name(f".{folder.name}.lock")
+
+
+def _holder(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another rightsize process (no details recorded yet)"
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
+            f"started {info.get('started_at', '?')})")
+
+
+@contextlib.contextmanager
+def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None):
+    """Hold the lock of ``folder`` for the block. Waits up to ``wait_seconds`` for another holder, then
+    raises LockedError naming it. The kernel drops the lock when a holder dies (flock), so a crashed
+    run never leaves a stale lock behind."""
+    path = lock_path(folder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RightsizeError(f"{path}: cannot create the lock file of {folder}: {exc.strerror or exc}") from None
+    try:
+        _acquire(fd, path, folder, wait_seconds, log)
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
+                "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd: int, path: Path, folder: Path, wait_seconds: float, log) -> None:
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    told = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if time.monotonic() >= deadline:
+            waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
+            raise LockedError(f"{folder}: another rightsize run is writing here: {_holder(path)}; gave up{waited} "
+                              f"(let it finish, or raise [general] lock_wait; lock file {path})")
+        if not told and log:
+            log(f"{folder} is being written by {_holder(path)}; waiting up to {wait_seconds:g} s")
+            told = True
+        time.sleep(0.2)

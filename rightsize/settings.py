@@ -6,9 +6,12 @@ from these declarations, so they cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
+import re
 from dataclasses import field
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from .quantity import format_cpu, format_duration, format_memory, parse_cpu, parse_duration, parse_memory
 
@@ -73,6 +76,80 @@ def _parse_float_dict(v):
     return {k: float(x) for k, x in v.items()}
 
 
+class SettingError(ValueError):
+    """A value is wrong in a way its own message explains fully (shown as is, never with the raw value)."""
+
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+CREDENTIALS_IN_URL = ("credentials in a URL are refused (they would end up in logs and meta.json): put the user "
+                      "name in [prometheus] username and the password in the environment variable named by "
+                      "password_env, or a bearer token in token_env / token_file")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any user:password@ part replaced by ***@ (for messages)."""
+    return re.sub(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#@]*@", lambda m: (m.group(1) or "") + "***@", str(url))
+
+
+def _parse_url(v, *, optional: bool = False):
+    """An http(s) URL with a host and no credentials; '' only where the setting allows it."""
+    text = _parse_str(v).strip()
+    if not text and optional:
+        return ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingError(f"not a URL: {redact_url(text)!r} (expected e.g. \"http://prometheus:9090\")") from None
+    if parts.username is not None or parts.password is not None:
+        raise SettingError(f"{redact_url(text)!r}: {CREDENTIALS_IN_URL}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingError(f"not a URL with http:// or https:// and a host: {redact_url(text)!r} (e.g. \"http://prometheus:9090\")")
+    return text
+
+
+def _parse_time(v):
+    """An RFC 3339 time with its offset (kept as text) or '' (unset)."""
+    text = _parse_str(v).strip()
+    if not text:
+        return ""
+    try:
+        if not _RFC3339.fullmatch(text):
+            raise ValueError
+        dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingError(f"not an RFC 3339 time: {text!r} (expected e.g. \"2026-11-16T00:00:00Z\")") from None
+    return text
+
+
+_MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\\n]|\\.)*"\s*')
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def name_problem(value: str, metric: bool = False) -> str:
+    """'' when ``value`` is a valid Prometheus metric (``metric``) or label name, else why not."""
+    if (_METRIC_NAME if metric else _LABEL_NAME).fullmatch(value or ""):
+        return ""
+    return f"{value!r} is not a valid {'metric' if metric else 'label'} name"
+
+
+def label_matchers_problem(text: str) -> str:
+    """'' when ``text`` is empty or a comma-separated list of label matchers (a="x",b!~"y"), else why not."""
+    pos = 0
+    while text.strip():
+        m = _MATCHER.match(text, pos)
+        if not m:
+            return f"not a list of label matchers like name!=\"value\": {text!r}"
+        pos = m.end()
+        if pos == len(text):
+            break
+        if text[pos] != ",":
+            return f"expected ',' at position {pos} in {text!r}"
+        pos += 1
+    return ""
+
+
 def _parse_statistic(v):
     from .analysis.statistics import parse_statistic
 
@@ -125,6 +202,9 @@ _KINDS.update(
         "statistic": (_parse_statistic, _toml_str, "max or a percentile like \"p95\" or \"p99.5\""),
         "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
         "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),
+        "url": (_parse_url, _toml_str, "an http:// or https:// URL with a host"),
+        "optional_url": (lambda v: _parse_url(v, optional=True), _toml_str, "an http:// or https:// URL with a host, or \"\""),
+        "time": (_parse_time, _toml_str, "an RFC 3339 time like \"2026-11-16T00:00:00Z\", or \"\" for now"),
         "duration": (
             lambda v: parse_duration(v) if not isinstance(v, bool) else (_ for _ in ()).throw(ValueError()),
             lambda v: _toml_str(format_duration(v)),
@@ -135,15 +215,16 @@ _KINDS.update(
 
 
 def setting(default: Any, help: str, *, kind: str, unit: str = "", choices: tuple | None = None,
-            minimum: float | None = None, maximum: float | None = None, example: Any = None):
+            minimum: float | None = None, maximum: float | None = None, positive: bool = False, example: Any = None):
     """Declare one setting. ``default`` is written as it appears in TOML ("10m", "14d", 0.15).
 
     Quantities and durations are parsed into base units (cores, bytes, seconds) on load.
+    ``positive``: the value must be greater than 0 (a zero step or window has no meaning).
     """
     parse = _KINDS[kind][0]
     value = parse(default)
     meta = {"help": help, "kind": kind, "unit": unit, "choices": choices, "minimum": minimum,
-            "maximum": maximum, "example": example}
+            "maximum": maximum, "positive": positive, "example": example}
     if isinstance(value, (dict, list)):
         return field(default_factory=lambda: type(value)(value), metadata=meta)
     return field(default=value, metadata=meta)
@@ -169,6 +250,8 @@ def parse_value(meta: dict, raw: Any) -> Any:
     parse, _, expected = _KINDS[meta["kind"]]
     try:
         value = parse(raw)
+    except SettingError:
+        raise
     except (ValueError, TypeError) as exc:
         detail = str(exc)
         if detail and detail.startswith("not a"):
@@ -181,6 +264,8 @@ def parse_value(meta: dict, raw: Any) -> Any:
             raise ValueError(f"must be at least {meta['minimum']}, got {raw!r}")
         if meta.get("maximum") is not None and value > meta["maximum"]:
             raise ValueError(f"must be at most {meta['maximum']}, got {raw!r}")
+        if meta.get("positive") and value <= 0:
+            raise ValueError(f"must be greater than 0, got {raw!r}")
     return value
 
 
@@ -196,6 +281,10 @@ def describe(meta: dict) -> str:
         parts.append(f"unit: {meta['unit']}")
     if meta.get("choices"):
         parts.append("one of " + ", ".join(map(str, meta["choices"])))
+    if meta.get("positive"):
+        parts.append("greater than 0")
+    elif meta.get("minimum") == 0 and meta["kind"] in ("cpu", "memory", "duration"):
+        parts.append("not negative")
     return "; ".join(parts)
 
 

@@ -1,12 +1,14 @@
 """The snapshot: a folder of parquet tables plus meta.json, the only thing stages exchange.
 
 ``Snapshot.write`` writes to a temporary folder and moves it into place, so a failed write never
-leaves half a snapshot; ``Snapshot.read`` validates every table against schema.TABLES and names
-the table and column at fault.
+leaves half a snapshot, and records each table file's sha256 in meta.json ``checksums``;
+``Snapshot.read`` verifies those checksums (a flipped bit is an error naming the file), then validates
+every table against schema.TABLES and names the table and column at fault.
 """
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -133,8 +135,11 @@ class Snapshot:
         self.validate()
 
         def fill(tmp: Path) -> None:
+            sums = {}
             for name, df in self.tables.items():
                 df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+                sums[f"{name}.parquet"] = file_sha256(tmp / f"{name}.parquet")
+            self.meta["checksums"] = sums
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str, sort_keys=True))
 
         return replace_folder(target, fill, what="snapshot", error=SnapshotError)
@@ -155,17 +160,43 @@ class Snapshot:
         if meta.get("schema_version") != SCHEMA_VERSION:
             raise SnapshotError(f"{meta_file}: schema_version {meta.get('schema_version')!r}, this rightsize reads {SCHEMA_VERSION}")
         tables = {}
+        sums = meta.get("checksums")
         for name in TABLES:
             f = src / f"{name}.parquet"
             if not f.exists():
-                if name in OPTIONAL_TABLES:
+                if name in OPTIONAL_TABLES and f.name not in (sums or {}):
                     continue
                 raise SnapshotError(f"{f}: missing table {name!r}")
+            if sums is not None:
+                _verify(f, sums.get(f.name))
             try:
                 tables[name] = pd.read_parquet(f)
             except Exception as exc:  # pyarrow raises many types for a corrupt file
                 raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
-        return cls(tables=tables, meta=meta).validate(where=str(src))
+        snap = cls(tables=tables, meta=meta).validate(where=str(src))
+        if sums is None:
+            snap.warn("snapshot_unverified", "meta.json records no checksums (written before rightsize checked them): "
+                      "the tables could not be verified", str(src))
+        return snap
+
+
+def file_sha256(path: Path) -> str:
+    """'sha256:<hex>' of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _verify(path: Path, recorded: str | None) -> None:
+    """SnapshotError naming the file when its bytes are not the ones meta.json recorded."""
+    if not recorded:
+        raise SnapshotError(f"{path}: not listed in meta.json's checksums; the snapshot was changed after it was written")
+    actual = file_sha256(path)
+    if actual != recorded:
+        raise SnapshotError(f"{path}: checksum mismatch (meta.json records {recorded[:19]}..., the file has "
+                            f"{actual[:19]}...): the file changed or was damaged after it was written; collect again")
 
 
 def new_meta(**overrides) -> dict[str, Any]:

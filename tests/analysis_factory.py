@@ -47,7 +47,8 @@ def _recommendations(rows) -> pd.DataFrame:
             "cluster": "demo", "namespace": ns, "kind": "Deployment", "workload": wl, "container": ctr,
             "container_type": "main", "team": team, "policy": policy, "status": status,
             "reason": "too little history (2.0 d < 3 d)" if not rec_known else "p95 x 1.15",
-            "confidence": "high" if rec_known else "", "flags": flags, "replicas": float(reps),
+            "production": policy == "production",
+            "confidence": "high" if rec_known else "", "flags": flags, "replicas": float(reps), "average_pods": float(reps),
             "cpu_request_cores_current": cpu_c, "cpu_request_cores_recommended": cpu_r,
             "cpu_limit_cores_current": 0.5 if "throttled" in flags else NAN,
             "cpu_limit_cores_recommended": NAN, "cpu_limit_action": "remove" if "throttled" in flags else ("keep_unset" if rec_known else "none"),
@@ -62,8 +63,10 @@ def _recommendations(rows) -> pd.DataFrame:
             "usd_per_month_current": usd_c, "usd_per_month_recommended": usd_r,
             "savings_usd_per_month": usd_c - usd_r,
         })
-    df = pd.DataFrame(recs)
-    return df[[c.name for c in RECOMMENDATION_COLUMNS]]
+    df = pd.DataFrame(recs).reindex(columns=[c.name for c in RECOMMENDATION_COLUMNS])  # evidence not listed: unknown
+    strings = [c.name for c in RECOMMENDATION_COLUMNS if c.dtype == "str"]
+    df[strings] = df[strings].astype(object).fillna("")
+    return df
 
 
 def _week_rows(week: int):
@@ -96,9 +99,9 @@ def _spot() -> pd.DataFrame:
 
 def _cross_az() -> pd.DataFrame:
     rows = [
-        ("demo", "shop", "frontend", "shop", "search", 3000.0, 0.66, False, 1980.0, 39.6, "spec.trafficDistribution: PreferClose", 39.6, "us-east-1a,us-east-1b,us-east-1c", True, ""),
-        ("demo", "shop", "search", "data", "redis", 1500.0, 0.5, True, 750.0, 15.0, "topology-mode: Auto", 15.0, "us-east-1a", False, "destination runs in one zone: spread it first"),
-        ("demo", "payments", "api", "payments", "ledger", 40.0, 0.66, False, 26.4, 0.53, "spec.trafficDistribution: PreferClose", 0.53, "us-east-1b", False, ""),
+        ("demo", "shop", "frontend", "shop", "search", 3000.0, 0.66, False, 1980.0, 39.6, 0.0, 39.6, "uniform over endpoints (no topology hint on Service shop/search)", "spec.trafficDistribution: PreferClose", 39.6, "us-east-1a,us-east-1b,us-east-1c", True, ""),
+        ("demo", "shop", "search", "data", "redis", 1500.0, 0.5, True, 750.0, 15.0, 15.0, 15.0, "measured zones", "topology-mode: Auto", 15.0, "us-east-1a", False, "destination runs in one zone: spread it first"),
+        ("demo", "payments", "api", "payments", "ledger", 40.0, 0.66, False, 26.4, 0.53, 0.53, 0.53, "uniform over endpoints (routing unknown: no Service known for payments/ledger)", "spec.trafficDistribution: PreferClose", 0.53, "us-east-1b", False, ""),
     ]
     return _frame(CROSS_AZ_COLUMNS, rows)
 

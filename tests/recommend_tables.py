@@ -23,7 +23,7 @@ DAYS14 = 14 * 24.0
 def ctr(workload: str = "web", container: str = "app", *, namespace: str = "shop", kind: str = "Deployment",
         cluster: str = "c1", cpu_request=0.5, cpu_limit=NAN, memory_request=512 * MIB, memory_limit=512 * MIB,
         cpu=(0.10, 0.15, 0.20, 0.30, 0.40), memory=(200 * MIB, 220 * MIB, 230 * MIB, 240 * MIB, 256 * MIB),
-        hours=DAYS14, samples=None, oom_kills=0, restarts=0, throttled=NAN, pods=3,
+        hours=DAYS14, samples=None, oom_kills=0, restarts=0, throttled=NAN, throttled_seconds=NAN, pods=3,
         hpa_cpu=NAN, hpa_memory=NAN, ignore=False, policy_override="", replicas=2, team="t",
         usage=True, container_type="main") -> dict:
     """One container's rows for the containers, usage and workloads tables (cores, bytes, hours)."""
@@ -37,7 +37,8 @@ def ctr(workload: str = "web", container: str = "app", *, namespace: str = "shop
         u = {**ident, "container": container,
              **usage_stats(cpu, memory),
              "samples": float(samples), "hours_covered": float(hours), "oom_kills": float(oom_kills),
-             "restarts": float(restarts), "cpu_throttled_ratio": throttled, "pods_seen": float(pods)}
+             "restarts": float(restarts), "cpu_throttled_ratio": throttled, "cpu_throttled_seconds": throttled_seconds,
+             "pods_seen": float(pods)}
     hpa = not (np.isnan(hpa_cpu) and np.isnan(hpa_memory))
     w = {**ident, "replicas": float(replicas), "hpa": hpa, "hpa_cpu_target_percent": hpa_cpu,
          "hpa_memory_target_percent": hpa_memory, "pdb": False, "has_pvc": False, "has_empty_dir": False,

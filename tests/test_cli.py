@@ -94,25 +94,18 @@ def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
     recs = pd.read_csv(out / "recommendations.csv")
     summary = json.loads((out / "summary.json").read_text())
     assert len(recs) == 35  # every demo container has a row
-    savings = recs.savings_usd_per_month.sum()
+    one_off = recs["flags"].fillna("").str.contains("one_off_job")
+    counted = (recs.status == "change") & ~one_off
+    savings = recs.savings_usd_per_month[counted].sum()
     assert savings > 100  # the demo is over-provisioned on purpose
-    flat = json.dumps(summary)
-    assert f"{savings:.2f}" in flat or any(
-        isinstance(v, (int, float)) and abs(v - savings) < 0.01 for v in _numbers(summary)), "savings total not in summary.json"
+    assert summary["totals"]["savings_usd_per_month"] == pytest.approx(savings, abs=0.01)
+    # the demo's one-off Job (data/backfill-2026-11) is shown apart: for its next run, not patchable now
+    assert set(recs.workload[one_off]) == {"backfill-2026-11"}
+    assert summary["totals"]["one_off_job_savings_usd_per_month"] == pytest.approx(
+        recs.savings_usd_per_month[one_off & (recs.status == "change")].sum(), abs=0.01)
     search = recs[(recs.namespace == "shop") & (recs.workload == "search")].iloc[0]
     assert "oom_risk" in search["flags"]
     assert search.memory_request_bytes_recommended >= search.memory_max_bytes * 1.2
-
-
-def _numbers(obj):
-    if isinstance(obj, dict):
-        for v in obj.values():
-            yield from _numbers(v)
-    elif isinstance(obj, list):
-        for v in obj:
-            yield from _numbers(v)
-    elif isinstance(obj, (int, float)):
-        yield obj
 
 
 def test_report_from_a_snapshot_and_threshold_exit_code(demo_dir, tmp_path):
@@ -198,7 +191,8 @@ def test_demo_patches_build_with_kubectl_kustomize(demo_dir):
     out, proc = demo_dir
     assert "list no resources" not in proc.stderr
     recs = pd.read_csv(out / "recommendations.csv")
-    changed = recs[(recs.status == "change") & recs.kind.isin(["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"])]
+    one_off = recs["flags"].fillna("").str.contains("one_off_job")  # a Job's template is immutable: no patch
+    changed = recs[(recs.status == "change") & recs.kind.isin(["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job"]) & ~one_off]
     folders = sorted(p.parent for p in (out / "patches").rglob("kustomization.yaml"))
     assert {f.name for f in folders} == set(changed.namespace)
     seen = 0

@@ -68,6 +68,8 @@ namespaces = ["batch-*"]
     ("[[policy_rules]]\npolicy = \"nonexistent\"", "policy_rules[0].policy: unknown policy 'nonexistent'"),
     ("[[overrides]]\nworkload = \"just-a-name\"", "overrides[0].workload: expected NAMESPACE/KIND/NAME"),
     ("[general\n", "not valid TOML"),
+    ("[policies.production]\nhpa_target_min = 95.0", "policies.production.hpa_target_min (95) is above hpa_target_max (90)"),
+    ("[policies.production]\nhpa_request = \"move\"", "expected one of 'co_adjust', 'keep'"),
 ])
 def test_bad_config_names_file_key_and_expectation(tmp_path, text, message):
     path = write(tmp_path, text)

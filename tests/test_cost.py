@@ -193,3 +193,81 @@ def test_demo_snapshot_end_to_end_offline():
     units = cost.workload_unit_prices(snap, config)
     assert units["usd_per_core_hour"].notna().all()
     assert set(units[KEY].itertuples(index=False)) >= set(snap.tables["workloads"][KEY].itertuples(index=False))
+
+
+# --- batch and autoscaled work: costed at the pods it really ran -----------------------------------
+
+def _batch_snapshot(placement_rows, workloads_rows, containers_rows) -> Snapshot:
+    """One on-demand t.std node (ratio 4: 0.04 USD per vCPU-hour, 0.01 USD per GiB-hour), a 14-day window (336 h)."""
+    nodes = pd.DataFrame({"cluster": "c1", "node": ["n1"], "instance_type": "t.std", "zone": "z-a", "region": "r1",
+                          "capacity_type": "on-demand", "node_group": "general", "allocatable_cpu_cores": 8.0,
+                          "allocatable_memory_bytes": 32 * GIB, "hours_seen": 336.0})
+    prices = pd.DataFrame({"instance_type": ["t.std"], "region": "r1", "zone": "", "capacity_type": "on-demand",
+                           "usd_per_hour": 0.16, "vcpu": 2.0, "memory_gib": 8.0, "price_source": "aws"})
+    base = {"hpa": False, "pdb": False, "has_pvc": False, "has_empty_dir": False, "has_host_path": False,
+            "termination_grace_seconds": 30.0, "source": "test"}
+    tables = {"nodes": nodes, "prices": prices,
+              "workloads": pd.DataFrame([{**base, "cluster": "c1", **w} for w in workloads_rows]),
+              "containers": pd.DataFrame([{"cluster": "c1", "container_type": "main", "cpu_limit_cores": np.nan,
+                                           "memory_limit_bytes": np.nan, **c} for c in containers_rows])}
+    if placement_rows:
+        tables["placement"] = pd.DataFrame([{"cluster": "c1", "node": "n1", "zone": "z-a", **p} for p in placement_rows])
+    snap = Snapshot(tables=tables)
+    snap.meta["window_start"], snap.meta["window_end"] = "2026-11-02T00:00:00+00:00", "2026-11-16T00:00:00+00:00"
+    return snap.validate()
+
+
+def _costed(snap: Snapshot) -> pd.DataFrame:
+    from rightsize.analysis.recommend import recommend
+
+    return cost.add_costs(recommend(snap, _config()), snap, _config()).set_index("workload")
+
+
+@pytest.mark.parametrize("inventory_replicas", [1.0, 0.0])  # API: parallelism 1; kube-state-metrics: no pod alive at the end
+def test_cronjob_running_6_hours_a_day_costs_a_quarter_pod(inventory_replicas):
+    snap = _batch_snapshot(
+        [{"namespace": "batch", "kind": "CronJob", "workload": "nightly", "pod_hours": 6.0 * 14}],
+        [{"namespace": "batch", "kind": "CronJob", "workload": "nightly", "replicas": inventory_replicas}],
+        [{"namespace": "batch", "kind": "CronJob", "workload": "nightly", "container": "run",
+          "cpu_request_cores": 1.0, "memory_request_bytes": 2 * GIB}])
+    row = _costed(snap).loc["nightly"]
+    # 6 h a day for 14 days = 84 pod-hours over a 336 h window: 0.25 pods on average.
+    assert row["average_pods"] == pytest.approx(84 / 336) == pytest.approx(0.25)
+    assert row["replicas"] == pytest.approx(0.25) and "replicas_estimated" in row["flags"]
+    # (1 core x 0.04 + 2 GiB x 0.01) USD/h x 0.25 pods x 730 h = 0.06 x 0.25 x 730 = 10.95 USD/month
+    assert row["usd_per_month_current"] == pytest.approx(10.95)
+    assert "average pods it ran" in row["cost_note"]
+
+
+def test_job_costs_the_hours_it_ran_not_parallelism_around_the_clock():
+    snap = _batch_snapshot(
+        [{"namespace": "data", "kind": "Job", "workload": "backfill", "pod_hours": 12.0}],
+        [{"namespace": "data", "kind": "Job", "workload": "backfill", "replicas": 1.0}],
+        [{"namespace": "data", "kind": "Job", "workload": "backfill", "container": "run",
+          "cpu_request_cores": 4.0, "memory_request_bytes": 6 * GIB}])
+    row = _costed(snap).loc["backfill"]
+    # 12 pod-hours / 336 h = 1/28 pods; (4 x 0.04 + 6 x 0.01) = 0.22 USD/h; 0.22 x 730 / 28 = 5.7357 USD/month
+    assert row["usd_per_month_current"] == pytest.approx(0.22 * 730 * 12 / 336) == pytest.approx(5.735714, abs=1e-6)
+    # at parallelism x 730 h it would have been 0.22 x 730 = 160.60 USD/month
+
+
+def test_hpa_workload_costs_the_pods_seen_and_batch_without_placement_is_unknown():
+    snap = _batch_snapshot(
+        [{"namespace": "shop", "kind": "Deployment", "workload": "web", "pod_hours": 3.5 * 336}],
+        [{"namespace": "shop", "kind": "Deployment", "workload": "web", "replicas": 2.0, "hpa": True, "hpa_min_replicas": 2.0},
+         {"namespace": "shop", "kind": "Deployment", "workload": "api", "replicas": np.nan, "hpa": True, "hpa_min_replicas": 3.0}],
+        [{"namespace": "shop", "kind": "Deployment", "workload": w, "container": "app",
+          "cpu_request_cores": 0.5, "memory_request_bytes": 1 * GIB} for w in ("web", "api")])
+    out = _costed(snap)
+    # web: 3.5 pods on average (the HPA's spec said 2 at collection time): (0.5 x 0.04 + 1 x 0.01) x 3.5 x 730
+    assert out.loc["web", "replicas"] == pytest.approx(3.5)
+    assert out.loc["web", "usd_per_month_current"] == pytest.approx(0.03 * 3.5 * 730) == pytest.approx(76.65)
+    # api: no replicas in the spec, no pods seen: minReplicas 3 -> 0.03 x 3 x 730
+    assert out.loc["api", "usd_per_month_current"] == pytest.approx(65.7)
+
+    no_placement = _batch_snapshot(
+        [], [{"namespace": "batch", "kind": "CronJob", "workload": "nightly", "replicas": 1.0}],
+        [{"namespace": "batch", "kind": "CronJob", "workload": "nightly", "container": "run",
+          "cpu_request_cores": 1.0, "memory_request_bytes": 2 * GIB}])
+    row = _costed(no_placement).loc["nightly"]
+    assert math.isnan(row["usd_per_month_current"]) and "pods unknown" in row["cost_note"]

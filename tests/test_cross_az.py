@@ -268,3 +268,61 @@ def test_measured_crossing_with_hint_already_set_keeps_the_measurement():
     assert row.measured and row.crossing_fraction == pytest.approx(0.2)
     assert row.usd_per_month == pytest.approx(20 * 73 * 0.02)
     assert row.saving_usd_per_month == 0.0 and row.fix.startswith("already applied")
+
+
+def test_tcp_pair_counts_request_and_response_bytes():
+    """Istio's istio_tcp_received_bytes_total is the request direction (client -> server) and
+    istio_tcp_sent_bytes_total the response direction; the traffic table's `bytes` is their sum and
+    both directions pay the crossing."""
+    row = traffic_row("web", "db", 0)
+    row.update(request_bytes=30e9, response_bytes=70e9, bytes=30e9 + 70e9)
+    snap = snapshot([row], placement_rows("web", {"a": 10}) + placement_rows("db", {"b": 10}))
+    out = one(cross_az.cross_az_costs(snap, Config()), "web", "db")
+    # (30 + 70) GB over a 10 h window -> x73 a month = 7300 GB, all crossing (a -> b), 0.01 out + 0.01 in:
+    # 7300 x 0.02 = 146.00 USD/month (the response direction alone would have said 70 x 73 x 0.02 = 102.20)
+    assert out.usd_per_month == pytest.approx(146.0)
+    assert out.usd_per_month_low == pytest.approx(146.0) == out.usd_per_month_high  # nowhere in-zone to go
+
+
+def test_range_without_hint_and_zone_aware_service_names_what_still_crosses():
+    # Source evenly in a, b, c; destination in a and b only. 90 GB in 10 h -> 6570 GB/month.
+    places = placement_rows("web", {"a": 10, "b": 10, "c": 10}) + placement_rows("api", {"a": 10, "b": 10})
+    plain = one(cross_az.cross_az_costs(snapshot([traffic_row("web", "api", 90)], places, services=[service_row("api")]),
+                                        Config()), "web", "api")
+    # uniform: same zone with probability 1/3 x 1/2 + 1/3 x 1/2 = 1/3, so 2/3 cross: 6570 x 2/3 x 0.02 = 87.60
+    # same zone where endpoints allow: only traffic from c crosses, 1/3: 6570 x 1/3 x 0.02 = 43.80
+    assert plain.usd_per_month == pytest.approx(87.6) and plain.usd_per_month_high == pytest.approx(87.6)
+    assert plain.usd_per_month_low == pytest.approx(43.8)
+    assert plain.assumption == "uniform over endpoints (no topology hint on Service ns/api)"
+    assert "PreferClose" in plain.fix and plain.saving_usd_per_month == pytest.approx(87.6 - 43.8)
+
+    zone_aware = one(cross_az.cross_az_costs(
+        snapshot([traffic_row("web", "api", 90)], places, services=[service_row("api", "PreferClose")]), Config()), "web", "api")
+    # known routing: the range collapses to the same-zone figure, 43.80 USD/month
+    assert zone_aware.usd_per_month == pytest.approx(43.8) == zone_aware.usd_per_month_low == zone_aware.usd_per_month_high
+    assert zone_aware.assumption == "same zone where ns/api has endpoints: spec.trafficDistribution: PreferClose on Service ns/api"
+    assert zone_aware.fix.startswith("already applied: spec.trafficDistribution: PreferClose on Service ns/api")
+    assert "set spec.trafficDistribution" not in zone_aware.fix  # never recommend what is already set
+    assert "still crossing: traffic from c (33%) of ns/web's pods, zones where ns/api has no endpoints" in zone_aware.fix
+    assert zone_aware.saving_usd_per_month == 0.0
+
+    unknown = one(cross_az.cross_az_costs(snapshot([traffic_row("web", "api", 90)], places), Config()), "web", "api")
+    assert unknown.assumption == "uniform over endpoints (routing unknown: no Service known for ns/api)"
+
+
+def test_node_local_service_never_crosses_zones():
+    svc = {**service_row("api"), "internal_traffic_policy": "Local"}
+    snap = snapshot([traffic_row("web", "api", 90)],
+                    placement_rows("web", {"a": 10, "b": 10}) + placement_rows("api", {"a": 10, "b": 10}), services=[svc])
+    row = one(cross_az.cross_az_costs(snap, Config()), "web", "api")
+    assert row.usd_per_month == 0.0 and row.usd_per_month_low == 0.0 and row.saving_usd_per_month == 0.0
+    assert row.assumption.startswith("node-local") and row.fix.startswith("none needed")
+
+
+def test_zone_aware_service_covering_every_zone_has_nothing_left():
+    snap = snapshot([traffic_row("web", "api", 90)],
+                    placement_rows("web", {"a": 10, "b": 10}) + placement_rows("api", {"a": 10, "b": 10}),
+                    services=[service_row("api", topology_mode="Auto")])
+    row = one(cross_az.cross_az_costs(snap, Config()), "web", "api")
+    assert row.usd_per_month == 0.0
+    assert "nothing left to fix: ns/api has endpoints in every zone ns/web runs in" in row.fix

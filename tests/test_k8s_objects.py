@@ -123,13 +123,20 @@ def test_hpa_v2_metrics_and_targets():
     assert web["hpa"] and web["hpa_min_replicas"] == 2 and web["hpa_max_replicas"] == 9
     assert web["hpa_cpu_target_percent"] == 60 and web["hpa_memory_target_percent"] == 80
     assert web["hpa_metrics"] == "Resource:memory,ContainerResource:cpu,Pods"
+    # where a patch finds each target (JSON pointers into the HPA as read), and the HPA's own name
+    assert web["hpa_name"] == "web"
+    assert web["hpa_memory_target_path"] == "/spec/metrics/0/resource/target/averageUtilization"
+    assert web["hpa_cpu_target_path"] == "/spec/metrics/1/containerResource/target/averageUtilization"
     assert any(c == "hpa_target_not_found" and "shop/ghost" in m for c, m, _ in warnings)
 
 
 def test_hpa_v1_and_default_cpu_target():
     assert ko.hpa_summary({"spec": {"maxReplicas": 5, "targetCPUUtilizationPercentage": 70}})["hpa_cpu_target_percent"] == 70
+    v1 = ko.hpa_summary({"metadata": {"name": "w"}, "spec": {"maxReplicas": 5, "targetCPUUtilizationPercentage": 70}})
+    assert v1["hpa_cpu_target_path"] == "/spec/targetCPUUtilizationPercentage" and v1["hpa_name"] == "w"
     default = ko.hpa_summary({"spec": {"maxReplicas": 5}})
     assert default["hpa_cpu_target_percent"] == 80 and default["hpa_min_replicas"] == 1
+    assert default["hpa_cpu_target_path"] == ""  # a default has no place in the object to patch
 
 
 def test_manifest_without_replicas_takes_hpa_min():
@@ -240,7 +247,7 @@ def test_opt_out_annotation_spot_policy_and_team():
     assert json.loads(one(tables["namespaces"], namespace="shop")["labels_json"]) == {"team": "commerce"}
 
 
-def test_config_override_ignore_and_custom_annotation_names():
+def test_config_override_is_not_baked_into_the_snapshot_and_custom_annotation_names():
     cfg = Config()
     cfg = dataclasses.replace(
         cfg, overrides=(WorkloadOverride(workload="shop/deployment/api", ignore=True),),
@@ -248,8 +255,25 @@ def test_config_override_ignore_and_custom_annotation_names():
     objs = [deployment("api"), deployment("old", annotations={"acme.io/skip": "true"}),
             deployment("web", annotations={"rightsize.io/ignore": "true"})]
     wl = build(objs, cfg)[0]["workloads"]
-    assert one(wl, workload="api")["ignore"] and one(wl, workload="old")["ignore"]
+    # the snapshot records the annotation only; the config override is applied when analyzing
+    assert not one(wl, workload="api")["ignore"] and one(wl, workload="old")["ignore"]
     assert not one(wl, workload="web")["ignore"]  # the default annotation name is no longer read
+
+
+def test_ignore_override_applies_at_analyze_time_and_removing_it_takes_effect():
+    """Collect with an [[overrides]] ignore entry, then analyze the same snapshot with and without it."""
+    from rightsize.analysis.recommend import recommend
+    from rightsize.snapshot import Snapshot
+
+    with_override = dataclasses.replace(Config(), overrides=(WorkloadOverride(workload="shop/Deployment/api", ignore=True),))
+    tables = build([deployment("api"), deployment("legacy", annotations={"rightsize.io/ignore": "true"})], with_override)[0]
+    snap = Snapshot(tables={k: tables[k] for k in ("workloads", "containers")}).validate()
+    recs = recommend(snap, with_override).set_index("workload")
+    assert recs.loc["api", "status"] == "ignored" and recs.loc["api", "reason"] == "ignored by a config override"
+    assert recs.loc["legacy", "reason"] == "ignored by annotation rightsize.io/ignore"
+    recs = recommend(snap, Config()).set_index("workload")
+    assert recs.loc["api", "status"] == "no_recommendation" and "ignored" not in recs.loc["api", "reason"]
+    assert recs.loc["legacy", "status"] == "ignored"
 
 
 def test_bad_quantity_names_object_and_field():
@@ -331,3 +355,43 @@ def test_namespace_scope():
     objs = [deployment("web"), deployment("coredns", ns="kube-system")]
     wl = build(objs, exclude_namespaces=("kube-system",))[0]["workloads"]
     assert list(wl["workload"]) == ["web"]
+
+
+def test_pods_of_unlisted_replicasets_and_jobs_resolve_by_selector_and_job_name_once():
+    """ReplicaSets and Jobs forbidden (403): pods without the hash label map to the listed Deployment whose
+    selector matches and whose name prefixes the ReplicaSet's; Job pods map to the CronJob named by the
+    Job's prefix. Each pod counts once, and the mapping is flagged."""
+    tmpl = deployment("web")["spec"]["template"]
+    api_tmpl = deployment("web-api")["spec"]["template"]
+    pods = [{**owned("Pod", f"web-7c4b-{i}", "ReplicaSet", "web-7c4b"), "spec": tmpl["spec"]} for i in range(3)]
+    pods += [{**owned("Pod", "web-api-9f1-a", "ReplicaSet", "web-api-9f1"), "spec": api_tmpl["spec"]}]
+    for p, labels in zip(pods, [{"app": "web"}] * 3 + [{"app": "web-api"}]):
+        p["metadata"]["labels"] = labels
+    cron = {"kind": "CronJob", "metadata": {"name": "nightly", "namespace": "shop"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "run"}]}}}}}}
+    job_pod = {**owned("Pod", "nightly-29374560-x", "Job", "nightly-29374560"), "spec": {"containers": [{"name": "run"}]}}
+    once = {**owned("Pod", "migrate-once-y", "Job", "migrate-once"), "spec": {"containers": [{"name": "run"}]}}
+    tables, warnings = build([deployment("web"), deployment("web-api"), cron, job_pod, once, *pods])
+    wl = tables["workloads"]
+    assert sorted(zip(wl["kind"], wl["workload"])) == [
+        ("CronJob", "nightly"), ("Deployment", "web"), ("Deployment", "web-api"), ("Job", "migrate-once")]
+    assert one(wl, workload="web")["resolved_by"] == "selector" and one(wl, workload="web")["replicas"] == 3
+    assert one(wl, workload="nightly")["resolved_by"] == "job name"
+    assert one(wl, workload="migrate-once")["resolved_by"] == ""
+    codes = {c: m for c, m, _ in warnings}
+    assert "3 workload(s)" in codes["owners_inferred"] and "selector (2)" in codes["owners_inferred"]
+    assert "shop/Job/migrate-once" in codes["owners_unresolved"]
+    assert len(tables["containers"]) == 4  # one container row per workload, none for a ReplicaSet
+
+
+def test_zone_spread_only_when_the_scheduler_must_spread():
+    zone = "topology.kubernetes.io/zone"
+    assert ko.zone_spread({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": zone, "whenUnsatisfiable": "DoNotSchedule"}]})
+    assert not ko.zone_spread({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": zone, "whenUnsatisfiable": "ScheduleAnyway"}]})
+    assert not ko.zone_spread({"topologySpreadConstraints": [{"topologyKey": "kubernetes.io/hostname"}]})
+    assert ko.zone_spread({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "a"}}, "topologyKey": zone}]}}})
+    d = deployment("web")
+    d["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{"topologyKey": zone, "whenUnsatisfiable": "DoNotSchedule"}]
+    wl = build([d, deployment("api")])[0]["workloads"]
+    assert one(wl, workload="web")["zone_spread"] and not one(wl, workload="api")["zone_spread"]

@@ -69,8 +69,10 @@ ITEMS = {
          "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web-1"}, "minReplicas": 2, "maxReplicas": 6,
                   "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}}],
     "/apis/policy/v1/poddisruptionbudgets": [],
-    "/api/v1/services": [{"metadata": {"name": "web-0", "namespace": "shop"},
-                          "spec": {"type": "ClusterIP", "selector": {"app": "web-0"}, "ports": [{"port": 80, "protocol": "TCP"}]}}],
+    "/api/v1/services": [{"metadata": {"name": "web-0", "namespace": "shop",
+                                       "annotations": {"service.kubernetes.io/topology-mode": "Auto"}},
+                          "spec": {"type": "ClusterIP", "selector": {"app": "web-0"}, "ports": [{"port": 80, "protocol": "TCP"}],
+                                   "trafficDistribution": "PreferClose", "internalTrafficPolicy": "Local"}}],
 }
 
 
@@ -78,7 +80,8 @@ class StandInApiServer:
     """Stands in for a Kubernetes API server (see the module docstring)."""
 
     def __init__(self, forbidden=("/apis/policy/v1/poddisruptionbudgets",), fail_once=("/apis/apps/v1/statefulsets",),
-                 status_for_all: int | None = None, expire_continue_once=()):
+                 status_for_all: int | None = None, expire_continue_once=(), items: dict | None = None):
+        self.items = ITEMS if items is None else items  # path -> list items served there
         self.requests: list[tuple[str, dict, str]] = []
         self.forbidden, self.fail_once, self.status_for_all = set(forbidden), set(fail_once), status_for_all
         self.expire_continue_once = set(expire_continue_once)
@@ -120,9 +123,9 @@ class StandInApiServer:
         if "namespaces" in parts[:-1] and len(parts) >= 4:  # /api[s]/.../namespaces/<ns>/<resource>
             at = parts.index("namespaces")
             namespace, cluster_path = parts[at + 1], "/" + "/".join(parts[:at] + parts[at + 2:])
-            items = [i for i in ITEMS.get(cluster_path, []) if i["metadata"].get("namespace") == namespace]
-        elif path in ITEMS:
-            items = ITEMS[path]
+            items = [i for i in self.items.get(cluster_path, []) if i["metadata"].get("namespace") == namespace]
+        elif path in self.items:
+            items = self.items[path]
         else:
             return 404, _status(404, "the server could not find the requested resource")
         start = int(query.get("continue", "0") or 0)
@@ -217,6 +220,9 @@ def test_collect_inventory_through_the_real_client(tmp_path):
     assert "PDB" in warn[0]["affects"]
 
     assert list(snap.tables["services"]["workload"]) == ["web-0"]
+    # the routing the cross-AZ estimate applies, as the API serves it
+    svc = snap.tables["services"].iloc[0]
+    assert (svc["traffic_distribution"], svc["topology_mode"], svc["internal_traffic_policy"]) == ("PreferClose", "Auto", "Local")
     assert snap.tables["namespaces"]["namespace"].tolist() == ["shop"]
     assert snap.tables["nodes"].iloc[0]["capacity_type"] == "on-demand"
     src = snap.meta["sources"]["kubernetes_api:prod"]

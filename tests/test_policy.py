@@ -123,3 +123,33 @@ def test_recommend_honours_config_ignore_override():
     c = dataclasses.replace(Config(), overrides=(WorkloadOverride(workload="shop/Deployment/web", ignore=True),))
     r = recommend(snap(ctr("web")), c)
     assert r["status"][0] == "ignored" and "config override" in r["reason"][0]
+
+
+def test_production_is_decided_once_by_the_policy_ab_test_case():
+    """`ab-test` matches the non-production glob `*-test`, but [[policy_rules]] maps it to production:
+    the CI threshold must count its OOM risk, and spot must not call it non-production."""
+    from rightsize.analysis import analyze
+    from rightsize.analysis.thresholds import crossed_thresholds
+    from rightsize.config import ThresholdConfig
+
+    c = dataclasses.replace(cfg(policy_rules=(PolicyRule(policy="production", namespaces=("ab-test",)),)),
+                            thresholds=ThresholdConfig(fail_on_production_oom_risk=True))
+    rows = [ctr("web", namespace="ab-test", oom_kills=2, restarts=2), ctr("web", namespace="qa-test", oom_kills=1, restarts=1)]
+    result = analyze(snap(*rows), c)
+    recs = result.recommendations.set_index("namespace")
+    assert recs.loc["ab-test", "policy"] == "production" and bool(recs.loc["ab-test", "production"])
+    assert recs.loc["qa-test", "policy"] == "non_production" and not bool(recs.loc["qa-test", "production"])
+    messages = crossed_thresholds(result.summary, result, c)
+    assert len(messages) == 1 and "1 production container(s) at OOM risk: ab-test/web/app" in messages[0]
+    spot = result.spot.set_index("namespace")
+    assert not spot.loc["ab-test", "non_production"] and spot.loc["qa-test", "non_production"]
+
+
+def test_a_declared_policy_can_be_non_production():
+    policies = dict(Config().policies)
+    policies["sandbox"] = Policy(production=False)
+    c = dataclasses.replace(Config(), policies=policies,
+                            policy_rules=(PolicyRule(policy="sandbox", namespaces=("playground",)),))
+    r = recommend(snap(ctr("web", namespace="playground"), ctr("web", namespace="shop")), c).set_index("namespace")
+    assert r.loc["playground", "policy"] == "sandbox" and not bool(r.loc["playground", "production"])
+    assert bool(r.loc["shop", "production"])

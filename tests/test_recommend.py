@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rightsize import demo
-from rightsize.analysis.recommend import explain, recommend
+from rightsize.analysis.explain import explain
+from rightsize.analysis.recommend import recommend
 from rightsize.analysis.rounding import round_cpu_up, round_memory_up
 from rightsize.config import Config, RecommendConfig
 from rightsize.errors import ConfigError
@@ -142,34 +143,88 @@ def test_memory_request_never_below_observed_max_even_with_a_low_percentile():
     assert r["memory_limit_bytes_recommended"] == 400 * MIB
 
 
-@pytest.mark.parametrize("peak, expected", [
-    (300 * MIB, 400 * MIB),       # small: peak + 100Mi (400Mi) beats peak x 1.2 (360Mi)
-    (2 * GIB, 2464 * MIB),        # large: peak x 1.2 = 2457.6Mi -> 2464Mi beats peak + 100Mi
+def test_oom_vpa_bump_is_the_floor_of_the_oom_rule():
+    # no limit, so the peak is the only lower bound: 50Mi x 1.2 = 60Mi, 50Mi + 100Mi = 150Mi; the escalation
+    # for 1 kill in 2 weeks over 2 replicas (0.25 a week each) is 50Mi x (1 + 1.5 ln 1.25) = 66.7Mi
+    r = rec1(ctr(memory=(40 * MIB,) * 4 + (50 * MIB,), memory_request=64 * MIB, memory_limit=NAN, oom_kills=1))
+    assert r["memory_request_bytes_recommended"] == 150 * MIB
+    assert r["memory_limit_bytes_recommended"] == 150 * MIB
+    assert "oom_risk" in flags(r) and r["status"] == "change" and r["oom_pattern"] == "spike"
+    assert "VPA floor max(peak x 1.2, peak + 100Mi) = 150Mi" in r["reason"]
+
+
+@pytest.mark.parametrize("kills, factor", [
+    (1, 1 + 1.5 * math.log(1 + 0.5)),  # 1 kill in 2 weeks, 1 replica: 0.5 a week -> x1.608
+    (120, 2.0),                         # 60 a week: 1 + 1.5 ln 61 = 7.2, capped at oom_max_factor 2
 ])
-def test_oom_killed_memory_gets_the_vpa_bump_and_is_flagged(peak, expected):
-    r = rec1(ctr(memory=(peak / 2, peak / 2, peak / 2, peak / 2, peak), memory_request=peak, memory_limit=peak,
-                 oom_kills=2, restarts=2))
+def test_oom_spike_escalates_from_the_limit_with_the_kill_rate(kills, factor):
+    # billing-profile of issue 16: limit 448Mi, a steady 250Mi working set, a spike killed it before it was seen
+    # above 440Mi. The limit is the lower bound (the kill happened there), not the observed 440Mi.
+    row = ctr(memory=(250 * MIB, 252 * MIB, 253 * MIB, 255 * MIB, 440 * MIB), memory_request=448 * MIB,
+              memory_limit=448 * MIB, oom_kills=kills, restarts=kills, replicas=1, pods=1)
+    r = rec1(row)
+    expected = math.ceil(448 * factor) * MIB  # whole MiB below 1Gi
     assert r["memory_request_bytes_recommended"] == expected
-    assert r["memory_limit_bytes_recommended"] >= expected
-    assert "oom_risk" in flags(r) and r["status"] == "change" and "OOM" in r["reason"]
+    assert r["memory_limit_bytes_recommended"] == expected
+    assert r["memory_demand_estimate_bytes"] == pytest.approx(448 * MIB * factor)
+    assert r["oom_pattern"] == "spike" and "memory_leak" not in flags(r)
+    assert "observed peak 440Mi and limit 448Mi are lower bounds" in r["reason"]
+
+
+def test_oom_leak_is_projected_over_the_pod_life():
+    # An even climb from 200Mi to the 400Mi limit (p50 300Mi = halfway, p90 380Mi), killed 28x in 14 days on
+    # 1 replica whose pods are replaced daily (15 pods seen: life = 336 h x 1 / (15 - 1) = 24 h).
+    # 14 kills a week x 24 h / 168 h = 2 climbs of 200Mi within a life: 400Mi + 2 x 200Mi = 800Mi.
+    row = ctr(memory=(300 * MIB, 380 * MIB, 390 * MIB, 398 * MIB, 399 * MIB), memory_request=400 * MIB,
+              memory_limit=400 * MIB, oom_kills=28, restarts=28, replicas=1, pods=15)
+    r = rec1(row)
+    assert r["oom_pattern"] == "leak" and {"oom_risk", "memory_leak"} <= flags(r)
+    assert r["memory_demand_estimate_bytes"] == pytest.approx(800 * MIB)
+    assert r["memory_request_bytes_recommended"] == 800 * MIB and r["memory_limit_bytes_recommended"] == 800 * MIB
+    assert "leak climbing to the limit, projected over 1.0d of pod life" in r["reason"]
+
+
+def test_oom_escalation_is_capped_by_node_allocatable_and_says_so():
+    # the same leak, never replaced (1 pod): projected over oom_horizon 7 d = 14 climbs -> 3200Mi; the node has 1Gi
+    row = ctr(memory=(300 * MIB, 380 * MIB, 390 * MIB, 398 * MIB, 399 * MIB), memory_request=400 * MIB,
+              memory_limit=400 * MIB, oom_kills=28, restarts=28, replicas=1, pods=1)
+    r = rec1(row, nodes=[node(memory=1 * GIB)])
+    assert r["memory_demand_estimate_bytes"] == 1 * GIB
+    assert r["memory_request_bytes_recommended"] == 1 * GIB
+    assert "capped at the largest node's allocatable 1024Mi" in r["reason"]
+    r = rec1(row, nodes=[node(memory=8 * GIB)])
+    assert r["memory_request_bytes_recommended"] == 400 * MIB + 14 * 200 * MIB
 
 
 def test_oom_killed_memory_is_never_lowered():
-    # Killed although usage stayed small (node pressure): keep the current 4Gi, don't shrink it.
+    # Killed although usage stayed small: the 4Gi limit is still a lower bound (a kill that fast is never
+    # sampled), escalated for 1 kill over 2 replicas in 2 weeks: 4096Mi x (1 + 1.5 ln 1.25) = 5467.1Mi -> 5472Mi
     r = rec1(ctr(memory_request=4 * GIB, memory_limit=4 * GIB, oom_kills=1))
-    assert r["memory_request_bytes_recommended"] == 4 * GIB
-    assert r["memory_limit_bytes_recommended"] == 4 * GIB
+    assert r["memory_request_bytes_recommended"] == 5472 * MIB
+    assert r["memory_limit_bytes_recommended"] == 5472 * MIB
     r = rec1(ctr(memory_request=4 * GIB, memory_limit=4 * GIB, oom_kills=0))
     assert r["memory_request_bytes_recommended"] == 295 * MIB
 
 
-def test_throttled_cpu_limit_is_raised_and_flagged():
-    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, cpu=(0.15, 0.2, 0.2, 0.2, 0.2), throttled=0.4))
-    assert "throttled" in flags(r) and r["status"] == "change"
-    assert r["cpu_limit_action"] == "set"
-    # at least: request 230m x cpu_limit_factor 4 = 920m, current x 1.5 = 300m, max x 1.15 = 230m
-    assert r["cpu_limit_cores_recommended"] == pytest.approx(0.92)
-    assert r["cpu_limit_cores_recommended"] > 0.2
+# 14 days on 2 replicas: 2,419,200 pod-seconds
+POD_SECONDS = 14 * 24 * 3600 * 2
+
+
+@pytest.mark.parametrize("throttled_seconds", [0.1 * 0.4 * POD_SECONDS, NAN])
+def test_throttled_cpu_demand_is_estimated_and_the_limit_raised(throttled_seconds):
+    # limit 200m, throttled in 40% of periods. Measured: E = 96,768 s / (0.4 x 2,419,200 pod-s) = 100m above the
+    # limit per throttled period; without the metric E = throttled_excess_default 50% x 200m = 100m too.
+    # p95 demand = 200m + 100m x ln(0.4 / 0.05) = 407.9m -> request 407.9m x 1.15 = 469.1m -> 470m;
+    # p99 demand = 200m + 100m x ln(0.4 / 0.01) = 568.9m -> limit 570m (above current x 1.5 = 300m).
+    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, cpu=(0.15, 0.2, 0.2, 0.2, 0.2), throttled=0.4,
+                 throttled_seconds=throttled_seconds))
+    assert {"throttled", "demand_hidden"} <= flags(r) and r["status"] == "change"
+    assert r["cpu_demand_estimate_cores"] == pytest.approx(0.2 + 0.1 * math.log(8))
+    assert r["cpu_basis_cores"] == pytest.approx(0.2 + 0.1 * math.log(8))
+    assert r["cpu_request_cores_recommended"] == pytest.approx(0.47)
+    assert r["cpu_limit_action"] == "set" and r["cpu_limit_cores_recommended"] == pytest.approx(0.57)
+    assert "demand hidden by the limit" in r["reason"]
+    assert ("held back on average (throttled seconds)" in r["reason"]) == (not math.isnan(throttled_seconds))
 
 
 def test_throttled_cpu_limit_removed_when_the_policy_says_so():
@@ -178,30 +233,92 @@ def test_throttled_cpu_limit_removed_when_the_policy_says_so():
     assert "throttled" in flags(r)
 
 
-def test_throttling_below_threshold_or_without_limit_is_not_flagged():
-    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, throttled=0.2))
-    assert "throttled" not in flags(r) and r["cpu_limit_cores_recommended"] == pytest.approx(0.3)  # p99, not raised
+def test_throttling_detected_from_five_percent_of_periods():
+    # 6% of periods: throttled (kube-prometheus would wait for 25%); the p95 200m sits at the limit, hidden.
+    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, throttled=0.06))
+    assert {"throttled", "demand_hidden"} <= flags(r)
+    assert r["cpu_limit_cores_recommended"] > 0.2
+    # 4% of periods: below the threshold; the limit is only kept at the p99 300m
+    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, throttled=0.04))
+    assert "throttled" not in flags(r) and r["cpu_limit_cores_recommended"] == pytest.approx(0.3)
     r = rec1(ctr(cpu_limit=NAN, throttled=0.9))
     assert "throttled" not in flags(r) and r["cpu_limit_action"] == "keep_unset"
+    # the threshold is the policy's
+    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, throttled=0.06), config_with(throttling_threshold=0.25))
+    assert "throttled" not in flags(r)
 
 
-def test_hpa_on_cpu_keeps_the_cpu_request_and_is_flagged():
-    r = rec1(ctr(cpu_request=0.5, hpa_cpu=70))
+def test_usage_at_the_limit_counts_as_throttled_without_cfs_data():
+    # no CFS metrics (ratio NaN), but the p90 is at the 200m limit: at least 10% of the time held there
+    r = rec1(ctr(cpu_request=0.2, cpu_limit=0.2, cpu=(0.15, 0.2, 0.2, 0.2, 0.2)))
+    assert {"throttled", "demand_hidden"} <= flags(r) and "no CFS data" in r["reason"]
+    # p95 = 200m + 100m x ln(0.10 / 0.05) = 269.3m -> x 1.15 = 309.7m -> 310m
+    assert r["cpu_request_cores_recommended"] == pytest.approx(0.31)
+
+
+def test_non_production_cpu_limit_never_below_the_observed_max():
+    # CI runner of issue 16: p50 500m -> request 575m -> 580m, x4 = 2320m, but a build peaked at 2944m
+    row = ctr(namespace="ci", cpu_request=0.5, cpu_limit=NAN, cpu=(0.5, 1.5, 2.0, 2.5, 2.944))
+    r = rec1(row)
+    assert r["cpu_limit_cores_recommended"] == pytest.approx(2.95)
+    assert "observed max" in r["reason"]
+    r = rec1(row, config_with("non_production", cpu_limit_covers_max=False))
+    assert r["cpu_limit_cores_recommended"] == pytest.approx(2.5)  # request x 4 = 2.32, raised to the p99 2.5
+
+
+def test_hpa_keep_policy_keeps_the_cpu_request_and_is_flagged():
+    r = rec1(ctr(cpu_request=0.5, hpa_cpu=70), config_with(hpa_request="keep"))
     assert r["cpu_request_cores_recommended"] == 0.5
     assert "hpa" in flags(r) and "HPA" in r["reason"]
+    assert math.isnan(r["hpa_cpu_target_percent_recommended"])
     assert r["memory_request_bytes_recommended"] == 295 * MIB  # memory still right-sized
+
+
+def test_hpa_co_adjust_keeps_the_scaling_point():
+    # one container, CPU request 500m at a 40% target: the HPA scales out at 200m per pod. p95 usage 200m
+    # -> request 230m; new target 40% x 500m / 230m = 86.96% -> 87%, and 87% x 230m = 200.1m per pod.
+    r = rec1(ctr(cpu_request=0.5, hpa_cpu=40))
+    assert r["cpu_request_cores_recommended"] == pytest.approx(0.23)
+    assert r["hpa_cpu_target_percent_current"] == 40 and r["hpa_cpu_target_percent_recommended"] == 87
+    assert r["status"] == "change" and "40% -> 87% keeps the scaling point" in r["reason"]
+
+
+def test_hpa_co_adjust_sums_the_pod_and_clamps_the_target():
+    # two containers, 70% of (500m + 500m) = 700m per pod. Requests 230m + 230m = 460m: 70 x 1000 / 460 = 152%,
+    # clamped at 90%: both requests grow by 152.2 / 90 to 700m / 0.9 = 777.8m per pod -> 389m each -> 390m,
+    # pod 780m; target 70 x 1000 / 780 = 89.7 -> 90%.
+    rows = [ctr("web", "a", cpu_request=0.5, hpa_cpu=70), ctr("web", "b", cpu_request=0.5, hpa_cpu=70)]
+    r = recommend(snap(*rows), CFG)
+    assert list(r["cpu_request_cores_recommended"]) == pytest.approx([0.39, 0.39])
+    assert list(r["hpa_cpu_target_percent_recommended"]) == [90, 90]
+    assert "requests raised so the HPA target stays at most 90%" in r["reason"].iloc[0]
+    # under the minimum: 70% of 100m = 70m per pod, usage p95 200m -> 230m: 70 x 100 / 230 = 30% -> 50%,
+    # the request stays 230m (never under the usage) and the scaling point rises to 115m
+    r = rec1(ctr(cpu_request=0.1, hpa_cpu=70))
+    assert r["cpu_request_cores_recommended"] == pytest.approx(0.23) and r["hpa_cpu_target_percent_recommended"] == 50
+    assert "scaling point rises to 115m" in r["reason"]
+
+
+def test_hpa_co_adjust_needs_every_container_request():
+    rows = [ctr("web", "a", cpu_request=0.5, hpa_cpu=70), ctr("web", "b", cpu_request=NAN, hpa_cpu=70)]
+    r = recommend(snap(*rows), CFG)
+    assert one(r, "web", "a")["cpu_request_cores_recommended"] == 0.5
+    assert r["hpa_cpu_target_percent_recommended"].isna().all()
+    assert "not every container has a request" in one(r, "web", "a")["reason"]
+
+
+def test_hpa_on_memory_keeps_memory_but_not_below_the_observed_max():
+    keep = config_with(hpa_request="keep")
+    r = rec1(ctr(memory_request=1 * GIB, memory_limit=1 * GIB, hpa_memory=80), keep)
+    assert r["memory_request_bytes_recommended"] == 1 * GIB
+    r = rec1(ctr(memory_request=200 * MIB, memory_limit=200 * MIB, hpa_memory=80), keep)  # max is 256Mi
+    assert r["memory_request_bytes_recommended"] == 256 * MIB and r["status"] == "change"
 
 
 def test_hpa_request_change_allowed_by_policy():
     r = rec1(ctr(cpu_request=0.5, hpa_cpu=70), config_with(allow_hpa_request_change=True))
     assert r["cpu_request_cores_recommended"] == pytest.approx(0.23)
-
-
-def test_hpa_on_memory_keeps_memory_but_not_below_the_observed_max():
-    r = rec1(ctr(memory_request=1 * GIB, memory_limit=1 * GIB, hpa_memory=80))
-    assert r["memory_request_bytes_recommended"] == 1 * GIB
-    r = rec1(ctr(memory_request=200 * MIB, memory_limit=200 * MIB, hpa_memory=80))  # max is 256Mi
-    assert r["memory_request_bytes_recommended"] == 256 * MIB and r["status"] == "change"
+    assert math.isnan(r["hpa_cpu_target_percent_recommended"])  # the target is left alone
 
 
 def test_minimum_requests():
@@ -396,7 +513,9 @@ def test_explain_prints_the_reasoning_for_each_container():
     assert "c1/shop/Deployment/web" in text
     assert "container app" in text and "container sidecar" in text and "container api" not in text
     assert "p95 200m x (1 + 15%)" in text  # the computation
-    assert "OOM bump" in text and "throttled 40%" in text
+    assert "VPA bump" in text and "throttled 40%" in text and "memory censored: OOM-killed 1x" in text
+    assert "rules applied:" in text and "oom_demand: Censored memory: an OOM-killed" in text
+    assert "cpu_throttling: Censored CPU: a throttled" in text and "hpa_coadjust" not in text
     assert "policy: production (default policy)" in text
     assert explain(s, CFG, "c1/shop/Deployment/web") == text
 
@@ -455,7 +574,11 @@ def test_demo_situations(demo_recs):
     assert set(r.loc[r["namespace"] == "staging", "policy"]) == {"non_production"}
     assert set(r.loc[r["namespace"] == "shop", "policy"]) == {"production"}
     frontend = row_of(r, "shop", "frontend", "web")
-    assert "hpa" in flags(frontend) and frontend["cpu_request_cores_recommended"] == frontend["cpu_request_cores_current"]
+    assert "hpa" in flags(frontend)
+    # co-adjusted: the scaling point target x request stays within the target's rounding (half a percent)
+    point = frontend["hpa_cpu_target_percent_current"] * frontend["cpu_request_cores_current"]
+    new_point = frontend["hpa_cpu_target_percent_recommended"] * frontend["cpu_request_cores_recommended"]
+    assert abs(new_point - point) <= 0.5 * frontend["cpu_request_cores_recommended"]
     assert "low_confidence" in flags(row_of(r, "data", "backfill-2026-11", "backfill"))
     assert {"no_request", "no_limit"} <= flags(row_of(r, "shop", "legacy-admin", "app"))
 

@@ -16,7 +16,7 @@ maybe_cores = st.one_of(st.just(NAN), st.floats(min_value=0.001, max_value=64, a
 maybe_bytes = st.one_of(st.just(NAN), st.floats(min_value=MIB, max_value=256 * GIB, allow_nan=False))
 
 container = st.fixed_dictionaries({
-    "namespace": st.sampled_from(["shop", "staging"]),
+    "namespace": st.sampled_from(["shop", "staging", "ci"]),
     "cpu": st.tuples(cores, cores, cores, cores, cores),
     "memory": st.tuples(num_bytes, num_bytes, num_bytes, num_bytes, num_bytes),
     "cpu_request": maybe_cores, "cpu_limit": maybe_cores,
@@ -25,6 +25,9 @@ container = st.fixed_dictionaries({
     "samples": st.one_of(st.just(None), st.floats(min_value=0, max_value=10_000)),
     "oom_kills": st.sampled_from([0, 0, 1, 5]),
     "throttled": st.one_of(st.just(NAN), st.floats(min_value=0, max_value=1)),
+    "throttled_seconds": st.one_of(st.just(NAN), st.floats(min_value=0, max_value=1e7)),
+    "replicas": st.sampled_from([1, 2, 5]), "pods": st.sampled_from([1, 3, 30]),
+    "restarts": st.sampled_from([0, 3]),
     "hpa_cpu": st.sampled_from([NAN, NAN, 70.0]), "hpa_memory": st.sampled_from([NAN, NAN, 80.0]),
     "ignore": st.booleans(),
     "usage": st.sampled_from([True, True, True, False]),
@@ -32,6 +35,7 @@ container = st.fixed_dictionaries({
 
 CONFIGS = [
     config_with(),
+    config_with(hpa_request="keep", oom_escalation=0.0, oom_max_factor=1.0, throttled_limit_raise=0.0),
     config_with(throttled_limit_action="remove", cpu_limit="factor", memory_limit="proportional", margin=0.0),
     config_with(cpu_limit="remove", min_history=0.0, min_samples=1, confidence_exponent=2.0),
 ]
@@ -67,39 +71,64 @@ def test_safety_rules_hold_for_arbitrary_usage(rows, cfg_index, node_memory):
         peak = row["memory"][4]
         if not math.isnan(mem_req):
             assert mem_lim >= mem_req
+            if not math.isnan(row["memory"][3]):  # every limit at least the p99, any policy
+                assert mem_lim >= row["memory"][3]
             if not math.isnan(peak):
                 assert mem_lim >= peak
                 if policy.memory_request_covers_max or row["oom_kills"]:
                     assert mem_req >= peak
-                if row["oom_kills"]:
+                if row["oom_kills"]:  # an OOM-killed container never below its peak x the floor factor
                     bump = max(peak * policy.oom_bump_factor, peak + policy.oom_bump_min)
                     assert mem_req >= bump and mem_lim >= bump
                     assert "oom_risk" in out["flags"]
+                    assert out["memory_demand_estimate_bytes"] >= min(peak, node_memory or math.inf)
             if row["oom_kills"]:  # never lowered after an OOM kill
                 if not math.isnan(row["memory_request"]):
                     assert mem_req >= row["memory_request"]
                 if not math.isnan(row["memory_limit"]):
                     assert mem_lim >= row["memory_limit"]
             if math.isnan(row["hpa_memory"]):
-                assert mem_req >= policy.min_memory
+                assert mem_req >= policy.min_memory - 1e-6
         cpu_req = out["cpu_request_cores_recommended"]
-        hpa_cpu_kept = not math.isnan(row["hpa_cpu"]) and not math.isnan(row["cpu_request"])
+        hpa_cpu_kept = not math.isnan(row["hpa_cpu"]) and not math.isnan(row["cpu_request"]) and policy.hpa_request == "keep"
         if hpa_cpu_kept:
             assert cpu_req == row["cpu_request"] and "hpa" in out["flags"]
-        elif not math.isnan(cpu_req):
+        elif not math.isnan(cpu_req) and math.isnan(row["hpa_cpu"]):
             assert cpu_req >= policy.min_cpu - 1e-12
             assert cpu_req <= 4.0 + 1e-9 or not nodes  # the largest node's allocatable
+        _hpa_scaling_point_holds(row, out, policy)
         action = out["cpu_limit_action"]
+        cpu_lim = out["cpu_limit_cores_recommended"]
         if action == "set":
-            assert out["cpu_limit_cores_recommended"] >= cpu_req - 1e-12
+            assert cpu_lim >= cpu_req - 1e-12
+            p99, top = row["cpu"][3], row["cpu"][4]
+            if not math.isnan(p99):  # never a CPU limit under the observed p99, any policy
+                assert cpu_lim >= p99 - 1e-12
+            if policy.cpu_limit_covers_max and not math.isnan(top):  # non-production: not under the max either
+                assert cpu_lim >= top - 1e-12
         else:
-            assert math.isnan(out["cpu_limit_cores_recommended"])
-        throttled = (not math.isnan(row["cpu_limit"]) and not math.isnan(row["throttled"])
-                     and row["throttled"] > policy.throttling_threshold and not math.isnan(cpu_req))
-        if throttled:
+            assert math.isnan(cpu_lim)
+        if not math.isnan(row["cpu_limit"]) and row["throttled"] > policy.throttling_threshold:
             assert "throttled" in out["flags"] and status == "change"
-            assert action == "remove" or out["cpu_limit_cores_recommended"] > row["cpu_limit"]
-        if status == "keep":  # a kept current value is never under the safety floor
-            if not math.isnan(peak) and not math.isnan(row["memory_request"]):
+        if "throttled" in out["flags"].split(","):  # a throttled container's limit is never lowered
+            assert action in ("remove", "none") or cpu_lim >= row["cpu_limit"]  # none: no CPU data, untouched
+        if status == "keep":  # a kept current value is never under its safety floor
+            if not math.isnan(peak) and not math.isnan(row["memory_limit"]):
+                assert row["memory_limit"] >= peak
+            if not math.isnan(peak) and not math.isnan(row["memory_request"]) and policy.memory_request_covers_max:
                 assert row["memory_request"] >= peak
     assert np.isin(r["cpu_limit_action"], ["set", "keep_unset", "remove", "none"]).all()
+
+
+def _hpa_scaling_point_holds(row, out, policy) -> None:
+    """co_adjust: target x request (one container per workload here) stays where the target is not clamped."""
+    new = out["hpa_cpu_target_percent_recommended"]
+    if math.isnan(new):
+        return
+    assert policy.hpa_target_min <= new <= policy.hpa_target_max
+    old_point = row["hpa_cpu"] * row["cpu_request"]
+    new_point = new * out["cpu_request_cores_recommended"]
+    if policy.hpa_target_min < new < policy.hpa_target_max:
+        assert abs(new_point - old_point) <= 0.5 * out["cpu_request_cores_recommended"] + 1e-9
+    elif new == policy.hpa_target_max:  # the requests grew so the point is not lowered
+        assert new_point >= old_point - 0.5 * out["cpu_request_cores_recommended"] - 1e-9

@@ -194,7 +194,8 @@ def test_empty_analysis_still_writes_a_readable_report(tmp_path):
     result = write_report(make_snapshot(full), empty, Config(), tmp_path / "x")
     md = (result.out_dir / "report.md").read_text()
     assert "_No proposed change lowers cost._" in md and "_No Service of type LoadBalancer._" in md
-    assert _md_total(md, "Current cost of requests") == 0
+    # nothing collected is unknown, not $0.00 (summary.json: null)
+    assert "| Current cost of requests | n/a |" in md and result.summary["totals"]["usd_per_month_current"] is None
     assert "data:image/png" not in (result.out_dir / "report.html").read_text()
 
 
@@ -278,7 +279,7 @@ def test_report_of_the_demo_snapshot(tmp_path):
     result = write_report(snapshot, analysis, config, tmp_path / "2026-W47")
     md = (result.out_dir / "report.md").read_text()
     recs = pd.read_csv(result.out_dir / "recommendations.csv")
-    changes = recs["status"] == "change"
+    changes = (recs["status"] == "change") & ~recs["flags"].fillna("").str.contains("one_off_job")
     assert _md_total(md, "Current cost of requests") == pytest.approx(recs["usd_per_month_current"].sum(), abs=0.005)
     assert _md_total(md, "**Savings available (net of increases)**") == pytest.approx(
         recs.loc[changes, "savings_usd_per_month"].sum(), abs=0.005)

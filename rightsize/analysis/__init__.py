@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the package is imported by schema.py and config.py (statist
 @dataclass
 class Analysis:
     """Everything the emit stage needs. Tables follow schema.RECOMMENDATION_COLUMNS, SPOT_COLUMNS,
-    CROSS_AZ_COLUMNS, LOAD_BALANCER_COLUMNS and IDLE_COLUMNS."""
+    CROSS_AZ_COLUMNS, LOAD_BALANCER_COLUMNS, IDLE_COLUMNS and NODE_GROUP_COLUMNS."""
 
     recommendations: pd.DataFrame
     spot: pd.DataFrame
@@ -24,6 +24,7 @@ class Analysis:
     node_prices: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
+    node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
 
 
 def unmatched_usage(snapshot: Snapshot) -> list[dict]:
@@ -46,12 +47,55 @@ def unmatched_usage(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations"}]
 
 
-def analyze(snapshot: Snapshot, config: Config) -> Analysis:
-    """Run every analysis on a snapshot."""
-    from . import cost, cross_az, load_balancers, recommend, spot, summary
+def instance_candidates() -> pd.DataFrame:
+    """List prices and shapes of every instance type in the bundled catalogue (region, instance_type,
+    vcpu, memory_gib, usd_per_hour), for binpack's best type per family. Reads the package's data files
+    once per process; regions the catalogue does not price use us-east-1's list prices (as pricing does)."""
+    from ..sources.price_catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    return catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
+
+
+def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
+    """``candidates`` (instance_candidates) for every region of the snapshot's nodes."""
+    from ..sources.price_catalogue import FALLBACK_REGION
+
+    regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
+        (snapshot.meta.get("pricing") or {}).get("regions") or [])
+    priced = set(candidates["region"])
+    frames = [candidates[candidates["region"] == (r if r in priced else FALLBACK_REGION)].assign(region=r) for r in regions]
+    return pd.concat(frames, ignore_index=True) if frames else candidates.iloc[0:0]
+
+
+def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> list[dict]:
+    """A caveat for workloads costed at some pods that have no placement: the bin-packing leaves them out."""
+    from ..schema import WORKLOAD_KEY
+
+    keys = list(WORKLOAD_KEY)
+    if recommendations.empty:
+        return []
+    costed = recommendations[recommendations["replicas"].fillna(0) > 0][keys].drop_duplicates()
+    placed = snapshot.tables["placement"][keys].drop_duplicates()
+    missing = costed.merge(placed, on=keys, how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"]
+    if missing.empty:
+        return []
+    refs = ["/".join(r) for r in missing[keys[1:]].astype(str).itertuples(index=False, name=None)]
+    shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
+    return [{"code": "not_bin_packed",
+             "message": f"{len(refs)} workload(s) have no placement (pod-hours per node), so the node estimate leaves their pods out: {shown}",
+             "affects": "nodes_now, nodes_after, bankable savings"}]
+
+
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
+    """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
+    (default: the bundled catalogue, see instance_candidates)."""
+    from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
+    candidates = instance_candidates() if candidates is None else candidates
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
@@ -59,7 +103,8 @@ def analyze(snapshot: Snapshot, config: Config) -> Analysis:
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
         idle=cost.idle_costs(snapshot, config),
         node_prices=cost.node_unit_prices(snapshot, config),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot),
+        node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
+        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
     )
     result.summary = summary.summarize(result, snapshot, config)
     return result

@@ -8,7 +8,8 @@ USD/hour gives
 
 OpenCost's default unit prices, CPU 0.031611 and RAM 0.004237 USD/hour, have a ratio of about 7.46;
 the default r = 7.5 follows them. A container costs its requests at the unit prices of the nodes
-its pods ran on (weighted by pod-hours), times replicas, times general.hours_per_month (730).
+its pods ran on (weighted by pod-hours), times its pods (pods_for_cost: replicas, or the average pods
+that batch and autoscaled work ran), times general.hours_per_month (730).
 Money is in USD, CPU in cores (= vCPUs), memory in bytes unless a column says GiB.
 """
 from __future__ import annotations
@@ -180,6 +181,55 @@ def workload_unit_prices(snapshot, config) -> pd.DataFrame:
     return result.reindex(columns=cols).reset_index(drop=True)
 
 
+BATCH_KINDS = ("Job", "CronJob")
+
+
+def average_pods(snapshot) -> pd.DataFrame:
+    """Per workload (WORKLOAD_KEY): average_pods = placement pod-hours / window hours, the pods it really ran.
+
+    Only clusters with placement rows appear (elsewhere the average is unknown); a workload of such a
+    cluster that is missing from placement ran no pod in the window (0.0, e.g. a CronJob that did not fire).
+    """
+    keys = list(WORKLOAD_KEY)
+    placement, hours = snapshot.tables.get("placement"), snapshot.window_hours()
+    if placement is None or placement.empty or not hours:
+        return pd.DataFrame({**{k: pd.Series(dtype=object) for k in keys}, "average_pods": pd.Series(dtype=float)})
+    avg = placement.groupby(keys, as_index=False)["pod_hours"].sum()
+    avg["average_pods"] = avg["pod_hours"] / hours
+    return avg[keys + ["average_pods"]]
+
+
+def pods_for_cost(snapshot, frame: pd.DataFrame) -> pd.DataFrame:
+    """The pods each row of ``frame`` (WORKLOAD_KEY + ``replicas`` from the inventory) is costed at.
+
+    Returns columns replicas, average_pods, estimated (bool), aligned with ``frame``:
+    - Jobs and CronJobs: the average pods they ran (pod-hours / window hours), whatever the inventory
+      says (parallelism, pods alive at collection time); unknown (NaN) without placement;
+    - HPA-scaled workloads: the average pods seen (the HPA moved them during the window), else the
+      inventory's replicas, else minReplicas;
+    - replicas the spec cannot state (NaN: a DaemonSet from manifests): the average pods seen when > 0.
+    ``estimated`` marks rows costed at the average. One home for "how many pods": idle and bin-packing
+    count the same pod-hours.
+    """
+    keys = list(WORKLOAD_KEY)
+    work = snapshot.tables["workloads"]
+    extra = [c for c in ("hpa", "hpa_min_replicas") if c in work.columns]
+    rows = frame[keys].merge(work[keys + extra].drop_duplicates(keys), on=keys, how="left")
+    averages = average_pods(snapshot)
+    rows = rows.merge(averages, on=keys, how="left")
+    known = rows["cluster"].isin(set(averages["cluster"])).to_numpy()
+    avg = np.where(known, rows["average_pods"].fillna(0.0).to_numpy(dtype=float), np.nan)
+    spec = frame["replicas"].to_numpy(dtype=float, na_value=np.nan)
+    hpa = rows["hpa"].fillna(False).to_numpy(dtype=bool) if "hpa" in rows else np.zeros(len(rows), dtype=bool)
+    min_reps = rows["hpa_min_replicas"].to_numpy(dtype=float, na_value=np.nan) if "hpa_min_replicas" in rows else np.full(len(rows), np.nan)
+    batch = rows["kind"].isin(BATCH_KINDS).to_numpy()
+    seen = np.nan_to_num(avg) > 0
+    use_avg = (batch & known) | (hpa & seen) | (np.isnan(spec) & seen)
+    replicas = np.where(use_avg, avg, np.where(hpa & np.isnan(spec), min_reps, spec))
+    replicas = np.where(batch & ~known, np.nan, replicas)
+    return pd.DataFrame({"replicas": replicas, "average_pods": avg, "estimated": use_avg}, index=frame.index)
+
+
 def _join_notes(*parts: pd.Series) -> pd.Series:
     frame = pd.concat(parts, axis=1).fillna("")
     return frame.apply(lambda col: col.where(col == "", col + "; ")).sum(axis=1).str.rstrip("; ")
@@ -229,11 +279,14 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
 
     empty = pd.Series("", index=recs.index, dtype=object)
     unset = cpu_cur.isna() | mem_cur.isna()
+    batch = recs["kind"].isin(BATCH_KINDS)
     recs["cost_note"] = _join_notes(
         empty.where(~unset, "no current request: costed as 0 requested"),
         empty.where(merged["price_basis"] != "cluster_average", "no placement: cluster average unit prices"),
         empty.where(~(c.isna() | m.isna()), "price unknown"),
         empty.where(~init, "init container: not costed"),
+        empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
+        empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
     )
     return recs
 
@@ -307,10 +360,10 @@ def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         frame[col] = recs[col] if col in recs.columns else np.nan
     frame["containers"] = 1
     frame["unknown_cost_containers"] = frame["usd_per_month_current"].isna().astype(int)
-    out = frame.groupby(list(by), as_index=False, sort=False).agg(
-        **{c: (c, lambda s: s.sum(min_count=1)) for c in COST_COLUMNS},
-        containers=("containers", "sum"), unknown_cost_containers=("unknown_cost_containers", "sum"),
-    )
+    grouped = frame.groupby(list(by), sort=False)
+    # min_count=1: a group whose costs are all unknown stays NaN instead of summing to 0
+    out = grouped[list(COST_COLUMNS)].sum(min_count=1).join(grouped[["containers", "unknown_cost_containers"]].sum())
+    out = out.reset_index()
     return out.sort_values("savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
 
 

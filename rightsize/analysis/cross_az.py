@@ -86,21 +86,16 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     per_month = config.general.hours_per_month / hours
     usd_per_gb = 2.0 * config.pricing.inter_az_usd_per_gb  # out of one zone + into the other
 
-    pairs = _pairs(traffic)
-    dist = zone_distribution(snapshot.tables.get("placement"), hours)
-    pairs = pairs.merge(_expected_fractions(pairs[PAIR], dist), on=PAIR, how="left")
-    pairs = pairs.merge(_destination_zones(dist), on=["cluster", "destination_namespace", "destination_workload"], how="left")
-    pairs = pairs.merge(_destination_hints(snapshot.tables.get("services")),
-                        on=["cluster", "destination_namespace", "destination_workload"], how="left")
-    for col in ("hint", "service", "destination_zones", "thin_zones"):
-        pairs[col] = pairs[col].fillna("")
-
-    hinted = pairs["hint"] != ""
+    pairs = _routed_pairs(snapshot, traffic, hours)
+    hinted, local = pairs["hint"] != "", pairs["local"]
+    low, high, assumption = _crossing_range(pairs, hinted, local)
     unmeasured_bytes = pairs["bytes"] - pairs["measured_bytes"]
-    # With a hint already in place the placement estimate must assume it works: only the residual crosses.
-    unmeasured_fraction = np.where(hinted, pairs["residual"], pairs["expected"])
-    unmeasured_cross = np.where(unmeasured_bytes > _EPS, unmeasured_bytes * unmeasured_fraction, 0.0)
-    cross_bytes = pairs["measured_cross"] + unmeasured_cross
+
+    def crossing_bytes(fraction):
+        return pairs["measured_cross"] + np.where(unmeasured_bytes > _EPS, unmeasured_bytes * fraction, 0.0)
+
+    # The point estimate is the high end: without a known topology hint kube-proxy picks endpoints uniformly.
+    cross_bytes = crossing_bytes(high)
     crossing_fraction = np.where(pairs["bytes"] > 0, cross_bytes / pairs["bytes"].where(pairs["bytes"] > 0), 0.0)
 
     out = pd.DataFrame({c: pairs[c] for c in PAIR})
@@ -109,11 +104,14 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     out["measured"] = (pairs["measured_bytes"] >= pairs["bytes"] - _EPS) & (pairs["bytes"] > 0)
     out["cross_az_gb_per_month"] = cross_bytes / GB * per_month
     out["usd_per_month"] = out["cross_az_gb_per_month"] * usd_per_gb
+    out["usd_per_month_low"] = crossing_bytes(low) / GB * per_month * usd_per_gb
+    out["usd_per_month_high"] = out["usd_per_month"]
+    out["assumption"] = assumption
     # Crossing left after the fix: traffic from source zones where the destination has no endpoints.
     residual = pairs["residual"].fillna(0.0)
     after_fix_gb = out["gb_per_month"] * residual
     saving = ((out["cross_az_gb_per_month"] - after_fix_gb).clip(lower=0.0)) * usd_per_gb
-    out["saving_usd_per_month"] = np.where(hinted, 0.0, saving)
+    out["saving_usd_per_month"] = np.where(hinted | local, 0.0, saving)
     out["destination_zones"] = pairs["destination_zones"]
     covers = pairs["covered"].fillna(0.0) >= 1.0 - 1e-6
     out["destination_covers_source_zones"] = covers.astype(bool)
@@ -122,6 +120,43 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     out["caveat"] = _caveat_text(pairs, hinted, covers, version, config.cross_az.min_endpoints_per_zone)
     out = out.sort_values(["usd_per_month", "gb_per_month"], ascending=False, na_position="last", kind="mergesort")
     return out[columns].reset_index(drop=True)
+
+
+def _routed_pairs(snapshot: Snapshot, traffic: pd.DataFrame, hours: float) -> pd.DataFrame:
+    """Traffic pairs with their zone fractions, destination zones and the routing of the destination Service."""
+    dest = ["cluster", "destination_namespace", "destination_workload"]
+    pairs = _pairs(traffic)
+    dist = zone_distribution(snapshot.tables.get("placement"), hours)
+    pairs = pairs.merge(_expected_fractions(pairs[PAIR], dist), on=PAIR, how="left")
+    pairs = pairs.merge(_uncovered_zones(pairs[PAIR], dist), on=PAIR, how="left")
+    pairs = pairs.merge(_destination_zones(dist), on=dest, how="left")
+    pairs = pairs.merge(_destination_hints(snapshot.tables.get("services")), on=dest, how="left")
+    for col in ("hint", "service", "destination_zones", "thin_zones", "uncovered"):
+        pairs[col] = pairs[col].astype(object).where(pairs[col].notna(), "")
+    pairs["local"] = pairs["local"].astype(object).where(pairs["local"].notna(), False).astype(bool)
+    return pairs
+
+
+def _crossing_range(pairs: pd.DataFrame, hinted: pd.Series, local: pd.Series):
+    """Per pair, the crossing fraction of the bytes without measured zones at the low end (same zone
+    wherever the destination has endpoints there: topology hints, or a mesh's locality load balancing)
+    and the high end (uniform over endpoints), and the assumption behind the point estimate (= high).
+
+    Known routing collapses the range: a topology hint on the Service keeps traffic in-zone where it
+    can (low = high = same zone), internalTrafficPolicy: Local keeps it on the node (0)."""
+    same_zone, uniform = pairs["residual"], pairs["expected"]
+    low = np.where(local, 0.0, same_zone)
+    high = np.where(local, 0.0, np.where(hinted, same_zone, uniform))
+    dest = pairs["destination_namespace"] + "/" + pairs["destination_workload"]
+    service = "Service " + pairs["destination_namespace"] + "/" + pairs["service"]
+    text = np.where(local, "node-local: internalTrafficPolicy: Local on " + service,
+           np.where(hinted, "same zone where " + dest + " has endpoints: " + pairs["hint"] + " on " + service,
+           np.where(pairs["service"] != "", "uniform over endpoints (no topology hint on " + service + ")",
+                    "uniform over endpoints (routing unknown: no Service known for " + dest + ")")))
+    measured_all = (pairs["measured_bytes"] >= pairs["bytes"] - _EPS) & (pairs["bytes"] > 0)
+    partly = (pairs["measured_bytes"] > 0) & ~measured_all
+    text = np.where(measured_all, "measured zones", np.where(partly, "measured zones for part; the rest " + text, text))
+    return low, high, pd.Series(text, index=pairs.index)
 
 
 def top_pairs(pairs: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -223,6 +258,25 @@ def _expected_fractions(pairs: pd.DataFrame, dist: pd.DataFrame) -> pd.DataFrame
     return out[PAIR + ["expected", "covered", "residual"]]
 
 
+def _uncovered_zones(pairs: pd.DataFrame, dist: pd.DataFrame) -> pd.DataFrame:
+    """Per pair, 'zone (share%)' of the source's zones where the destination has no endpoints: the
+    traffic that keeps crossing whatever the routing ('' when every source zone is covered)."""
+    cols = PAIR + ["uncovered"]
+    if dist.empty:
+        return _empty(cols)
+    src = dist.rename(columns={"namespace": "source_namespace", "workload": "source_workload", "share": "p_src"})
+    dst = dist.rename(columns={"namespace": "destination_namespace", "workload": "destination_workload"})
+    both = pairs.drop_duplicates().merge(src[["cluster", "source_namespace", "source_workload", "zone", "p_src"]],
+                                         on=["cluster", "source_namespace", "source_workload"], how="inner")
+    both = both.merge(dst[["cluster", "destination_namespace", "destination_workload", "zone"]].assign(_dst=True),
+                      on=["cluster", "destination_namespace", "destination_workload", "zone"], how="left")
+    lonely = both[both["_dst"].isna()].sort_values(PAIR + ["zone"], kind="mergesort")
+    if lonely.empty:
+        return _empty(cols)
+    lonely = lonely.assign(uncovered=lonely["zone"] + " (" + (lonely["p_src"] * 100).round(0).astype(int).astype(str) + "%)")
+    return lonely.groupby(PAIR, as_index=False)["uncovered"].agg(", ".join)[cols]
+
+
 def _destination_zones(dist: pd.DataFrame) -> pd.DataFrame:
     """Per destination: its zones (comma separated), its fewest pods in a zone, and 'zone (pods)' as text."""
     cols = ["cluster", "destination_namespace", "destination_workload", "destination_zones", "min_pods", "thin_zones"]
@@ -244,8 +298,9 @@ def _destination_zones(dist: pd.DataFrame) -> pd.DataFrame:
 
 
 def _destination_hints(services: pd.DataFrame | None) -> pd.DataFrame:
-    """Per destination workload: its Service name and the topology hint already set on it ('' none)."""
-    cols = ["cluster", "destination_namespace", "destination_workload", "service", "hint"]
+    """Per destination workload: its Service name, the topology hint already set on it ('' none) and whether
+    internalTrafficPolicy is Local (traffic stays on the client's node)."""
+    cols = ["cluster", "destination_namespace", "destination_workload", "service", "hint", "local"]
     if services is None or services.empty:
         return _empty(cols)
     s = services.copy()
@@ -257,9 +312,11 @@ def _destination_hints(services: pd.DataFrame | None) -> pd.DataFrame:
     s["hint"] = np.where(dist_hint.str.lower().isin(_DISTRIBUTION_HINTS), "spec.trafficDistribution: " + dist_hint,
                          np.where(mode_hint.str.lower().isin(_TOPOLOGY_MODE_HINTS),
                                   "service.kubernetes.io/topology-mode: " + mode_hint, ""))
+    policy = s["internal_traffic_policy"].fillna("").astype(str) if "internal_traffic_policy" in s else pd.Series("", index=s.index)
+    s["local"] = policy.str.lower() == "local"
     s = s.rename(columns={"namespace": "destination_namespace"})
-    # Prefer a Service that already carries a hint, then the one named like the workload.
-    s["rank"] = np.where(s["hint"] != "", 0, np.where(s["service"] == s["destination_workload"], 1, 2))
+    # Prefer a Service whose routing keeps traffic close, then the one named like the workload.
+    s["rank"] = np.where(s["local"], 0, np.where(s["hint"] != "", 1, np.where(s["service"] == s["destination_workload"], 2, 3)))
     s = s.sort_values(["rank", "service"], kind="mergesort")
     s = s.drop_duplicates(["cluster", "destination_namespace", "destination_workload"])
     return s[cols]
@@ -303,19 +360,25 @@ def _fix_for_version(version: tuple[int, int] | None, target: pd.Series) -> pd.S
 
 def _fix_text(pairs: pd.DataFrame, hinted: pd.Series, covers: pd.Series, version) -> pd.Series:
     dest = pairs["destination_namespace"] + "/" + pairs["destination_workload"]
+    source = pairs["source_namespace"] + "/" + pairs["source_workload"]
     service = pairs["service"]
     target = np.where(service != "", "Service " + pairs["destination_namespace"] + "/" + service,
                       "the Service in front of " + dest)
     target = pd.Series(target, index=pairs.index)
     placed = pairs["covered"].notna()
     fix = _fix_for_version(version, target)
-    already = ("already applied: " + pairs["hint"] + " on " + target
-               + " (the saving is already taken; the estimate assumes it keeps traffic in-zone where "
-               + dest + " has endpoints)")
+    # Never recommend what is already set: name what still crosses instead (zones without endpoints).
+    still = np.where(pairs["uncovered"] != "",
+                     "; still crossing: traffic from " + pairs["uncovered"] + " of " + source + "'s pods, zones where "
+                     + dest + " has no endpoints",
+                     np.where(placed, "; nothing left to fix: " + dest + " has endpoints in every zone " + source + " runs in", ""))
+    already = "already applied: " + pairs["hint"] + " on " + target + " (the saving is taken)" + still
     fix = pd.Series(np.where(hinted, already, fix), index=pairs.index)
+    local = "none needed: internalTrafficPolicy: Local on " + target + " keeps the traffic on the client's node"
+    fix = pd.Series(np.where(pairs["local"], local, fix), index=pairs.index)
     spread = ("; spread " + dest + " over the source's zones (topologySpreadConstraints on "
               "topology.kubernetes.io/zone): it runs only in " + pairs["destination_zones"])
-    fix = fix + pd.Series(np.where(placed & ~covers, spread, ""), index=pairs.index)
+    fix = fix + pd.Series(np.where(placed & ~covers & ~pairs["local"], spread, ""), index=pairs.index)
     return fix
 
 
@@ -343,7 +406,7 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     """An empty frame with these columns; dtypes from CROSS_AZ_COLUMNS, else by name (numbers vs text)."""
     declared = {c.name: c.dtype for c in CROSS_AZ_COLUMNS}
     text = {"cluster", "namespace", "workload", "zone", "destination_namespace", "destination_workload",
-            "destination_zones", "thin_zones", "service", "hint"}
+            "destination_zones", "thin_zones", "service", "hint", "uncovered", "assumption"}
     pandas = {"str": "object", "float": "float64", "bool": "bool"}
     return pd.DataFrame({
         c: pd.Series(dtype=pandas[declared[c]] if c in declared else ("object" if c in text else "float64"))

@@ -2,7 +2,9 @@
 
 Runs the same engine as ``recommend`` on just that workload's containers and prints every
 intermediate: the policy and why it applies, the usage evidence, each step from the statistic to
-the rounded value, the limits, the safety rules that fired, the flags and the status.
+the rounded value, the limits, the safety rules that fired, the flags and the status, and the
+pipeline's rules (recommend.PIPELINE) that shaped each container, with their own descriptions.
+explain imports recommend, never the other way round.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..quantity import format_cpu, format_memory
 from ..snapshot import Snapshot
-from .recommend import compute
+from .recommend import PIPELINE, compute, usage_column
 
 
 def _cpu(v: float) -> str:
@@ -82,15 +84,19 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records")]
     first = rows[0]
     lines = [f"{first.cluster}/{_ref(first)}"]
-    replicas = first.replicas
-    lines.append(f"  replicas: {_num(replicas)}   team: {first.team or '-'}   policy: {first.policy} ({first._policy_source})")
+    replicas = _num(first.replicas, "{:.2f}" if first._replicas_estimated else "{:g}")
+    if first._replicas_estimated:
+        replicas += " (average pods run: pod-hours / window hours)"
+    production = "" if first.production else ", non-production"
+    lines.append(f"  replicas: {replicas}   team: {first.team or '-'}   policy: {first.policy} ({first._policy_source}){production}")
     hpa_bits = []
     if not math.isnan(first.hpa_cpu_target_percent):
         hpa_bits.append(f"CPU at {first.hpa_cpu_target_percent:.0f}% of request")
     if not math.isnan(first.hpa_memory_target_percent):
         hpa_bits.append(f"memory at {first.hpa_memory_target_percent:.0f}% of request")
     if hpa_bits or first.hpa:
-        lines.append(f"  HPA: {', '.join(hpa_bits) or 'on other metrics (requests may change)'}")
+        lines.append(f"  HPA: {', '.join(hpa_bits) or 'on other metrics (requests may change)'}"
+                     f"; requests it scales on: {_hpa_mode(config.policy(first.policy))}")
     if first._policy_note:
         lines.append(f"  note: {first._policy_note}")
     p = config.policy(first.policy)
@@ -119,6 +125,15 @@ def _usage_lines(r) -> list[str]:
     return out
 
 
+def _hpa_mode(p) -> str:
+    if p.allow_hpa_request_change:
+        return "sized like any other, the target left alone (allow_hpa_request_change)"
+    if p.hpa_request == "keep":
+        return "kept (hpa_request = keep)"
+    return (f"changed with the target so the scaling point stays (hpa_request = co_adjust, target within "
+            f"{p.hpa_target_min:.0f}-{p.hpa_target_max:.0f}%)")
+
+
 def _container(r, config: Config) -> list[str]:
     p = config.policy(r.policy)
     out = [f"  container {r.container} ({r.container_type}): status {r.status.upper()}"
@@ -126,70 +141,114 @@ def _container(r, config: Config) -> list[str]:
     out.append(f"    reason: {r.reason or '-'}")
     out.append(f"    current: CPU request {_cpu(r.cpu_request_cores_current)}, limit {_cpu(r.cpu_limit_cores_current)}; "
                f"memory request {_mem(r.memory_request_bytes_current)}, limit {_mem(r.memory_limit_bytes_current)}")
-    if r._has_usage:
-        out.extend(_usage_lines(r))
-        out.append(f"    history: {_num(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {_num(r.samples)} samples, "
-                   f"{_num(r.pods_seen)} pods seen, {_num(r.restarts)} restarts, {_num(r.oom_kills)} OOM kills, "
-                   f"throttled {_num(r.cpu_throttled_ratio * 100 if not math.isnan(r.cpu_throttled_ratio) else math.nan, '{:.0f}%')} of CFS periods")
-    else:
-        out.append("    usage: none in the snapshot")
+    out += _evidence(r)
     if r.status in ("ignored", "no_recommendation"):
         if r.status == "no_recommendation" and r._has_usage:
             out.append(f"    needs: at least {p.min_history / 86400:g} d of history and {p.min_samples} samples")
-        if r.flags:
-            out.append(f"    flags: {r.flags}")
+        out += _rules_fired(r)
         return out
+    out += _cpu_lines(r, p) + _memory_lines(r, p) + _status_lines(r, p)
+    out += _rules_fired(r)
+    return out
+
+
+def _evidence(r) -> list[str]:
+    if not r._has_usage:
+        return ["    usage: none in the snapshot"]
+    throttled = r.cpu_throttled_ratio * 100 if not math.isnan(r.cpu_throttled_ratio) else math.nan
+    return _usage_lines(r) + [
+        f"    history: {_num(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {_num(r.samples)} samples, "
+        f"{_num(r.pods_seen)} pods seen, {_num(r.restarts)} restarts, {_num(r.oom_kills)} OOM kills, "
+        f"throttled {_num(throttled, '{:.0f}%')} of CFS periods, {_num(r.cpu_throttled_seconds, '{:.0f}')} s throttled",
+    ]
+
+
+def _cpu_lines(r, p) -> list[str]:
+    out = []
     eff = (1 + r._margin) * r._widen
     widen_text = f" x {r._widen:.3f} (short history: VPA-style confidence widening)" if r._widen > 1 + 1e-9 else ""
-    # CPU request
-    if r._keep_cpu_hpa:
+    if r._throttled:
+        how = "measured from throttled seconds" if r._cpu_excess_measured else \
+            f"assumed {p.throttled_excess_default:.0%} of the limit (no throttled seconds)"
+        out.append(f"    CPU censored: throttled {r._throttled_share:.0%} of CFS periods > {p.throttling_threshold:.0%}: usage is a "
+                   f"lower bound; {_cpu(r._cpu_excess)} wanted above the limit per throttled period ({how}); "
+                   f"estimated p99 demand {_cpu(r._cpu_p99_estimate)}")
+    if r._keep_cpu and r.cpu_request_cores_recommended == r.cpu_request_cores_current:
         out.append(f"    CPU request: kept at {_cpu(r.cpu_request_cores_current)} - the HPA's target is a percentage of it "
-                   f"(set allow_hpa_request_change to change it)")
+                   "(hpa_request = keep, or a container without a request)")
     elif not math.isnan(r.cpu_basis_cores):
-        out.append(f"    CPU request: {r.cpu_basis} {_cpu(r.cpu_basis_cores)} x (1 + {r._margin:.0%}){widen_text} = {_cpu(r._cpu_raw)}"
-                   f" (x {eff:.3f}); bounds [{_cpu(r._min_cpu)}, {_cpu(r._max_cpu)}]; rounded up -> {_cpu(r.cpu_request_cores_recommended)}")
+        source = (f"estimated {r.cpu_basis} demand {_cpu(r.cpu_demand_estimate_cores)} (observed {_cpu(r._cpu_obs)} is "
+                  "held down by the limit)" if not math.isnan(r.cpu_demand_estimate_cores) else f"{r.cpu_basis} {_cpu(r.cpu_basis_cores)}")
+        out.append(f"    CPU request: {source} x (1 + {r._margin:.0%}){widen_text} = {_cpu(r._cpu_raw)}"
+                   f" (x {eff:.3f}); bounds [{_cpu(r._min_cpu)}, {_cpu(r._max_cpu)}]; rounded up -> {_cpu(r._cpu_req_usage)}")
     else:
         out.append("    CPU request: no CPU usage data, no recommendation")
-    # CPU limit
+    out += _hpa_line(r, "cpu", _cpu)
     action = r.cpu_limit_action
     if action == "set":
         why = {"factor": f"request x {p.cpu_limit_factor:g}", "unset": "kept proportional to the request (current limit:request ratio)",
                "proportional": "current limit:request ratio", "remove": ""}.get(r._cpu_limit_mode, "")
         if r._throttled:
-            why = (f"throttled {r.cpu_throttled_ratio:.0%} > {p.throttling_threshold:.0%}: raised to at least current x "
-                   f"{1 + p.throttled_limit_raise:g}, request x {p.cpu_limit_factor:g} and max usage x (1 + margin)")
-        out.append(f"    CPU limit: {_cpu(r.cpu_limit_cores_recommended)} ({why}; never below the request or the p99 usage)")
+            why = (f"throttled: raised to at least the estimated p99 demand, current x {1 + p.throttled_limit_raise:g} "
+                   "and max usage x (1 + margin); never lowered")
+        floor = "the request, the p99 usage" + (" and the max usage" if p.cpu_limit_covers_max else "")
+        out.append(f"    CPU limit: {_cpu(r.cpu_limit_cores_recommended)} ({why}; never below {floor})")
     elif action == "remove":
-        why = f"throttled {r.cpu_throttled_ratio:.0%} of CFS periods" if r._throttled else "policy removes CPU limits"
+        why = f"throttled {r._throttled_share:.0%} of CFS periods" if r._throttled else "policy removes CPU limits"
         out.append(f"    CPU limit: remove ({why})")
     elif action == "keep_unset":
         out.append("    CPU limit: leave unset (policy: no CPU limit, so no CFS throttling)")
-    # memory request
-    if not math.isnan(r.memory_request_bytes_recommended):
-        if r._keep_mem_hpa and r.memory_request_bytes_recommended == r.memory_request_bytes_current:
-            out.append(f"    memory request: kept at {_mem(r.memory_request_bytes_current)} - the HPA's target is a percentage of it")
-        elif r._keep_mem_hpa:
-            out.append(f"    memory request: the HPA scales on it, but the current {_mem(r.memory_request_bytes_current)} "
-                       "is under the safety floor, so it is raised")
-        else:
-            out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._margin:.0%}){widen_text} = "
-                       f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
-        floor_bits = [f"observed max {_mem(r.memory_max_bytes)}"]
-        if not math.isnan(r._oom_floor):
-            floor_bits.append(f"OOM bump max(peak x {p.oom_bump_factor:g}, peak + {_mem(p.oom_bump_min)}) = {_mem(r._oom_floor)}")
-            floor_bits.append("current request (never lowered after an OOM kill)")
-        out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> "
-                   f"{_mem(r.memory_request_bytes_recommended)}")
-        mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
-                "proportional": "current limit:request ratio"}[r._memory_limit_mode]
-        out.append(f"    memory limit: {_mem(r.memory_limit_bytes_recommended)} ({mode}; never below {_mem(r._mem_floor_limit)})")
+    return out
+
+
+def _hpa_line(r, res: str, fmt) -> list[str]:
+    cur, new = getattr(r, f"hpa_{res}_target_percent_current"), getattr(r, f"hpa_{res}_target_percent_recommended")
+    if math.isnan(cur) or math.isnan(new):
+        return []
+    before = r._cpu_req_usage if res == "cpu" else r._mem_req_usage
+    after = r.cpu_request_cores_recommended if res == "cpu" else r.memory_request_bytes_recommended
+    raised = f"; request raised {fmt(before)} -> {fmt(after)} to keep it at the target's maximum" if after > before else ""
+    return [f"      HPA target {res}: {cur:.0f}% -> {new:.0f}% so that target x pod request (the scaling point) stays{raised}"]
+
+
+def _memory_lines(r, p) -> list[str]:
+    if math.isnan(r.memory_request_bytes_recommended):
+        return ["    memory: no memory usage data, no recommendation"]
+    out = []
+    widen_text = f" x {r._widen:.3f}" if r._widen > 1 + 1e-9 else ""
+    if r._keep_memory and r.memory_request_bytes_recommended == r.memory_request_bytes_current:
+        out.append(f"    memory request: kept at {_mem(r.memory_request_bytes_current)} - the HPA's target is a percentage of it")
+    elif r._keep_memory:
+        out.append(f"    memory request: the HPA scales on it, but the current {_mem(r.memory_request_bytes_current)} "
+                   "is under the safety floor, so it is raised")
     else:
-        out.append("    memory: no memory usage data, no recommendation")
+        out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._margin:.0%}){widen_text} = "
+                   f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
+    floor_bits = [f"observed max {_mem(r.memory_max_bytes)}"]
+    if r._oom:
+        out.append(f"    memory censored: OOM-killed {r.oom_kills:.0f}x ({r._oom_per_week:.1f} a week per replica, pods live "
+                   f"{r._oom_life_hours / 24:.1f} d), {r.oom_pattern}; lower bound {_mem(r._oom_bound)} (peak and limit); "
+                   f"estimated need {_mem(r.memory_demand_estimate_bytes)}"
+                   + (f" (capped at the largest node's allocatable {_mem(r._max_mem)})" if r._oom_capped else ""))
+        floor_bits.append(f"VPA bump max(peak x {p.oom_bump_factor:g}, peak + {_mem(p.oom_bump_min)}) = {_mem(r._oom_vpa)}")
+        floor_bits.append(f"OOM estimate {_mem(r.memory_demand_estimate_bytes)}")
+        floor_bits.append("current request (never lowered after an OOM kill)")
+    floored = r.memory_request_bytes_recommended if r._keep_memory else r._mem_req_usage
+    out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> {_mem(floored)}")
+    out += _hpa_line(r, "memory", _mem)
+    mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
+            "proportional": "current limit:request ratio"}[r._memory_limit_mode]
+    out.append(f"    memory limit: {_mem(r.memory_limit_bytes_recommended)} ({mode}; never below {_mem(r._mem_floor_limit)})")
+    return out
+
+
+def _status_lines(r, p) -> list[str]:
+    out = []
     if r.status == "change":
         if r._changes:
             out.append(f"    status CHANGE: {r._changes} differ from current by more than {p.change_threshold:.0%} and "
                        f"{_cpu(p.change_threshold_cpu)} / {_mem(p.change_threshold_memory)} (or are set for the first time)")
-        if r._unsafe_current:
+        if r._unsafe:
             why = ("the current CPU limit throttles" if r._throttled
                    else "the current memory request or limit is under its safety floor")
             out.append(f"    status CHANGE regardless of thresholds: {why}")
@@ -206,3 +265,9 @@ def _container(r, config: Config) -> list[str]:
     if r.flags:
         out.append(f"    flags: {r.flags}")
     return out
+
+
+def _rules_fired(r) -> list[str]:
+    """The pipeline's rules that shaped this row (recommend.PIPELINE), each with what it decides."""
+    fired = set(filter(None, r._rules.split(",")))
+    return ["    rules applied:"] + [f"      {rule.name}: {rule.summary}" for rule in PIPELINE if rule.name in fired]

@@ -4,19 +4,19 @@ Units: CPU in cores, memory in bytes, history in hours/days as the column names 
 ``*_recommended`` column means "no recommendation"; leaving a CPU limit unset is
 cpu_limit_action = "keep_unset" (value NaN), an explicit removal is "remove".
 
-Pipeline per row (all columns at once, one pass):
-  1. policy per container (policy.py) and its settings as columns;
-  2. history check (min_history, min_samples) -> no_recommendation with the reason;
-  3. request = usage statistic x (1 + margin) x widening for short history (VPA's confidence
-     multiplier), bounded by min/max, HPA-scaled resources kept;
-  4. safety floors (memory >= observed max; OOM bump; never lowered after an OOM), limits by mode,
-     throttled CPU limits raised or removed;
-  5. friendly rounding up, change thresholds -> status, flags, reason.
+``compute`` runs PIPELINE, a sequence of named rules, over every container at once. A rule is a
+function of ``Rows``: the input columns (containers joined with usage and workloads), the policy
+settings per row and the values earlier rules computed. Its docstring says what it decides, the
+reason text it adds and the flag it sets; ``explain`` prints the same rules for one workload.
 
-``compute`` returns the wide frame with every intermediate (``explain`` prints them);
+``compute`` returns the wide frame with every intermediate (columns starting with ``_``);
 ``recommend`` returns exactly schema.RECOMMENDATION_COLUMNS.
 """
 from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,15 +25,33 @@ from ..config import Config
 from ..quantity import MIB
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
+from . import censoring
+from . import hpa as hpa_math
 from . import policy as policy_mod
 from . import statistics as stats_mod
 from .rounding import round_cpu_down, round_cpu_up, round_memory_down, round_memory_up
 
 DAY = 86400.0
-_USAGE_COLUMNS = [c for c, _ in stats_mod.usage_statistic_columns()] + [
-    "samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio", "pods_seen"]
+_UNIT = {"cpu": "cores", "memory": "bytes"}
+_STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
+_EVIDENCE_COLUMNS = ["samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
+                     "cpu_throttled_seconds", "pods_seen"]
 _WORKLOAD_COLUMNS = ["replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
-                     "hpa_memory_target_percent"]
+                     "hpa_memory_target_percent", "hpa_metrics"]
+
+
+# A limit holds each pod on its own, so the rules about limits and censoring read the hottest pod's
+# statistics (max over pods); the request reads the basis its policy names (per_replica, pooled by default).
+LIMIT_BASIS = "max_over_pods"
+
+
+def usage_column(resource: str, stat: str, basis: str = LIMIT_BASIS) -> str:
+    """The usage table's column holding one statistic ("cpu"/"memory", "p50".."max", a per-replica basis);
+    the names come from the statistics registry."""
+    return stats_mod.usage_column(resource, stat, basis)
+
+
+_USAGE_COLUMNS = [c for c, _ in stats_mod.usage_statistic_columns()] + _EVIDENCE_COLUMNS
 
 
 def recommend(snapshot: Snapshot, config: Config) -> pd.DataFrame:
@@ -46,11 +64,66 @@ def recommend(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
-    """The full reasoning for one workload's containers ("NAMESPACE/KIND/NAME" or "CLUSTER/NAMESPACE/KIND/NAME")."""
-    from .explain import explain as _explain
+# --- the rows every rule works on --------------------------------------------------------------------
 
-    return _explain(snapshot, config, workload_ref)
+
+class Rows:
+    """One run's working set: ``f`` (input columns, one row per container), ``P`` (policy settings per row,
+    set by the first rule), ``v`` (arrays the rules compute, by name) and the reasons, flags and
+    rule firings in pipeline order."""
+
+    def __init__(self, f: pd.DataFrame, snapshot: Snapshot, config: Config):
+        self.f, self.snapshot, self.config = f, snapshot, config
+        self.n = len(f)
+        self.P = pd.DataFrame(index=f.index)
+        self.v: dict[str, np.ndarray] = {}
+        self.reasons: list[tuple[np.ndarray, object]] = []
+        self.flags: list[tuple[np.ndarray, str]] = []
+        self.fired: list[tuple[str, np.ndarray]] = []
+        self.rule = ""
+
+    def num(self, col: str) -> np.ndarray:
+        return _num(self.f, col)
+
+    def stat(self, resource: str, stat: str, basis: str = LIMIT_BASIS) -> np.ndarray:
+        """One usage statistic per row (cores or bytes), NaN where unknown."""
+        return _num(self.f, usage_column(resource, stat, basis))
+
+    def pf(self, key: str) -> np.ndarray:
+        return self.P[key].to_numpy(dtype=float)
+
+    def ps(self, key: str) -> np.ndarray:
+        return self.P[key].to_numpy().astype(str)
+
+    def pb(self, key: str) -> np.ndarray:
+        return self.P[key].to_numpy().astype(bool)
+
+    def reason(self, mask, text) -> None:
+        """Add ``text`` (a string or one per row) to the reason of the rows in ``mask``."""
+        mask = np.asarray(mask, dtype=bool)
+        self.reasons.append((mask, text))
+        self.fired.append((self.rule, mask))
+
+    def flag(self, mask, name: str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        self.flags.append((mask, name))
+        self.fired.append((self.rule, mask))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named step of the pipeline; ``doc`` is its docstring (what it decides, its reason text and flag)."""
+
+    name: str
+    apply: Callable[[Rows], None]
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.apply) or ""
+
+    @property
+    def summary(self) -> str:
+        return self.doc.split("\n")[0]
 
 
 # --- building the frame -------------------------------------------------------------------------------
@@ -77,20 +150,15 @@ def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.Dat
 
 
 def _estimate_missing_replicas(snapshot: Snapshot, f: pd.DataFrame) -> pd.DataFrame:
-    """Replicas a spec cannot state (a DaemonSet read from manifests runs on as many nodes as match;
-    a Deployment without spec.replicas is usually scaled by an HPA) are estimated from the pods
-    actually seen: pod-hours in the window / window hours, i.e. the average number of pods running.
-    Without the estimate such workloads would be costed at nothing. Marked ``_replicas_estimated``."""
-    f["_replicas_estimated"] = False
-    placement, hours = snapshot.tables["placement"], snapshot.window_hours()
-    missing = f["replicas"].isna()
-    if not missing.any() or placement.empty or not hours:
-        return f
-    avg = (placement.groupby(list(WORKLOAD_KEY))["pod_hours"].sum() / hours).round(2)
-    seen = pd.MultiIndex.from_frame(f[list(WORKLOAD_KEY)]).map(avg).to_numpy(dtype=float, na_value=np.nan)
-    estimated = missing.to_numpy() & (np.nan_to_num(seen) > 0)
-    f.loc[estimated, "replicas"] = seen[estimated]
-    f["_replicas_estimated"] = estimated
+    """Replicas used for cost (cost.pods_for_cost: batch and autoscaled work at the average pods it ran,
+    pod-hours / window hours, whatever the inventory says). Marked ``_replicas_estimated``; the average
+    itself goes to ``average_pods``."""
+    from .cost import pods_for_cost
+
+    pods = pods_for_cost(snapshot, f)
+    f["replicas"] = pods["replicas"].to_numpy()
+    f["average_pods"] = pods["average_pods"].to_numpy()
+    f["_replicas_estimated"] = pods["estimated"].to_numpy(dtype=bool)
     return f
 
 
@@ -116,6 +184,13 @@ def _usage_stat(f: pd.DataFrame, resource: str, stat: np.ndarray, basis: np.ndar
         if col in f:
             out[m] = _num(f, col)[m]
     return out
+
+
+def _basis_text(per_replica: np.ndarray, half_life: np.ndarray) -> np.ndarray:
+    """' (busiest)', ' (max_over_pods, decayed)' ... after a statistic's name; '' for the pooled default."""
+    parts = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", per_replica.astype(object))
+    parts = np.where(half_life > 0, np.where(parts == "", "decayed", parts + ", decayed"), parts)
+    return np.where(parts == "", "", " (" + parts.astype(object) + ")").astype(str)
 
 
 def _derived(snapshot: Snapshot, f: pd.DataFrame, P: pd.DataFrame) -> pd.DataFrame:
@@ -157,31 +232,575 @@ def _differs(cur: np.ndarray, rec: np.ndarray, frac: np.ndarray, absolute: np.nd
     return big | (np.isnan(cur) & ~np.isnan(rec))
 
 
+# --- text helpers --------------------------------------------------------------------------------------
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Values fit for text: unknown or infinite -> 0 (their rows' masks leave them out), and within int64."""
+    return np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0), -1e15, 1e15)
+
+
 def _cpu_text(cores: np.ndarray) -> pd.Series:
-    m = pd.Series(np.round(np.nan_to_num(cores) * 1000).astype(np.int64)).astype(str)
-    return m + "m"
+    return pd.Series(np.round(_finite(cores) * 1000).astype(np.int64)).astype(str) + "m"
 
 
 def _mem_text(num_bytes: np.ndarray) -> pd.Series:
-    mib = pd.Series(np.ceil(np.nan_to_num(num_bytes) / MIB).astype(np.int64)).astype(str)
-    return mib + "Mi"
+    return pd.Series(np.ceil(_finite(num_bytes) / MIB).astype(np.int64)).astype(str) + "Mi"
 
 
 def _pct_text(fraction: np.ndarray) -> pd.Series:
-    return pd.Series(np.round(np.nan_to_num(fraction) * 100).astype(np.int64)).astype(str) + "%"
+    return pd.Series(np.round(_finite(fraction) * 100).astype(np.int64)).astype(str) + "%"
 
 
-def _join(parts: list[tuple[np.ndarray, pd.Series | str]], n: int, sep: str) -> np.ndarray:
+def _num_text(values: np.ndarray, digits: int = 1) -> pd.Series:
+    rounded = np.round(_finite(values), digits)
+    return pd.Series(rounded.astype(np.int64) if digits == 0 else rounded).astype(str)
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return a / b
+
+
+def _join(parts: list[tuple[np.ndarray, object]], n: int, sep: str) -> np.ndarray:
     """Per row, the texts whose mask is True, joined by ``sep`` (element-wise concatenation of object arrays)."""
     out = np.full(n, "", dtype=object)
     for mask, text in parts:
         mask = np.asarray(mask, dtype=bool)
         if not mask.any():
             continue
-        texts = text.to_numpy(dtype=object) if isinstance(text, pd.Series) else np.full(n, text, dtype=object)
+        if isinstance(text, pd.Series):
+            texts = text.to_numpy(dtype=object)
+        elif isinstance(text, np.ndarray):
+            texts = text.astype(object)
+        else:
+            texts = np.full(n, text, dtype=object)
         glue = np.where(mask & (out != ""), sep, "").astype(object)
         out = out + glue + np.where(mask, texts, "").astype(object)
     return out
+
+
+# --- the rules, in pipeline order -----------------------------------------------------------------------
+
+
+def assign_policy(rows: Rows) -> None:
+    """Policy: which policy applies to each container; its settings become columns.
+
+    Which policy applies: a [[overrides]] entry, the workload's policy annotation, [[policy_rules]], the
+    non-production shortcuts, else [recommend] default_policy (analysis/policy.py); its settings
+    become per-row columns for the rules below.
+
+    Reason: the policy note, e.g. "unknown policy 'x' in annotation rightsize.io/policy ignored".
+    Flag: none.
+    """
+    pol = policy_mod.assign_policies(rows.f, rows.snapshot.tables.get("namespaces"), rows.config)
+    rows.P = policy_mod.policy_params(rows.config, pol["policy"])
+    rows.f = _derived(rows.snapshot, rows.f, rows.P)  # statistics the usage table does not carry (p97, decayed)
+    rows.f["policy"] = pol["policy"].to_numpy()
+    rows.f["production"] = rows.P["production"].to_numpy(dtype=bool)
+    rows.f["_policy_source"] = pol["policy_source"].to_numpy()
+    rows.f["_policy_note"] = pol["policy_note"].to_numpy()
+    rows.v["ignored_cfg"] = pol["ignored_by_config"].to_numpy(dtype=bool)
+    rows.reason(pol["policy_note"].to_numpy(dtype=object) != "", pol["policy_note"])
+
+
+def _history_days(rows: Rows) -> np.ndarray:
+    """Days of history (VPA: min(lifespan, samples at 1/min); here the snapshot's step instead of a minute)."""
+    step = rows.snapshot.meta.get("step_seconds") or 0
+    days = np.nan_to_num(rows.num("hours_covered"), nan=0.0) / 24.0
+    if step:
+        days = np.minimum(days, np.nan_to_num(rows.num("samples"), nan=0.0) * float(step) / DAY)
+    return days
+
+
+def eligibility(rows: Rows) -> None:
+    """Eligibility: who gets a recommendation (not opted out, enough usage history).
+
+    Which containers get a recommendation: not opted out (config override or annotation), with usage
+    data, at least min_history of history and min_samples samples.
+
+    Reason: "ignored by a config override", "ignored by annotation <annotation>", "no usage data",
+    "too little history: <d>d covered, needs <d>d", "too few samples: <n>, needs <n>".
+    Flag: none.
+    """
+    f, v = rows.f, rows.v
+    has_usage = f["_has_usage"].to_numpy(dtype=bool)
+    ignored_ann = f["ignore"].to_numpy(dtype=bool)
+    ignored = v["ignored_cfg"] | ignored_ann
+    hours, samples = rows.num("hours_covered"), rows.num("samples")
+    cpu_stat, mem_stat = rows.ps("cpu_request_percentile"), rows.ps("memory_request_percentile")
+    per_replica, half_life = rows.ps("per_replica"), rows.pf("usage_half_life")
+    cpu_obs = _usage_stat(f, "cpu", cpu_stat, per_replica, half_life)
+    mem_basis = _usage_stat(f, "memory", mem_stat, per_replica, half_life)
+    no_data = ~has_usage | (np.isnan(cpu_obs) & np.isnan(mem_basis))
+    short = np.nan_to_num(hours) * 3600 < rows.pf("min_history")
+    few = np.nan_to_num(samples) < rows.pf("min_samples")
+    no_rec = ~ignored & (no_data | short | few)
+    days = _history_days(rows)
+    v.update(has_usage=has_usage, ignored=ignored, no_rec=no_rec, rec=~ignored & ~no_rec, days=days,
+             cpu_stat=cpu_stat, mem_stat=mem_stat, stat_text=_basis_text(per_replica, half_life), cpu_obs=cpu_obs, cpu_basis=cpu_obs.copy(), mem_basis=mem_basis)
+    history_txt = ("too little history: " + _num_text(days) + "d covered, needs "
+                   + _num_text(rows.pf("min_history") / DAY) + "d")
+    samples_txt = ("too few samples: " + pd.Series(np.nan_to_num(samples).astype(np.int64)).astype(str) + ", needs "
+                   + pd.Series(rows.pf("min_samples").astype(np.int64)).astype(str))
+    data = ~ignored & has_usage & ~no_data
+    rows.reason(v["ignored_cfg"], "ignored by a config override")
+    rows.reason(ignored_ann & ~v["ignored_cfg"], f"ignored by annotation {rows.config.kubernetes.ignore_annotation}")
+    rows.reason(~ignored & no_data, "no usage data")
+    rows.reason(data & short, history_txt)
+    rows.reason(data & few, samples_txt)
+
+
+def confidence(rows: Rows) -> None:
+    """Confidence: a short history widens the margin (VPA-style) and lowers the confidence.
+
+    VPA-style confidence: with less than full_confidence_history of history the margin is widened by
+    ((1 + m / days) / (1 + m / full days)) ^ e (m = confidence_multiplier, e = confidence_exponent), and
+    the confidence is high (full history), medium (from medium_confidence_history) or low.
+
+    Reason: "margin widened to <p>% for <d>d of history".
+    Flag: low_confidence.
+    """
+    v = rows.v
+    days, full_days = v["days"], rows.pf("full_confidence_history") / DAY
+    safe_days = np.maximum(days, 1.0 / 24.0)
+    mult, expo = rows.pf("confidence_multiplier"), rows.pf("confidence_exponent")
+    widen = np.where(days < full_days, ((1 + mult / safe_days) / (1 + mult / full_days)) ** expo, 1.0)
+    v["widen"] = np.maximum(widen, 1.0)
+    v["margin"] = rows.pf("margin")
+    conf = np.where(days >= full_days, "high",
+                    np.where(days >= rows.pf("medium_confidence_history") / DAY, "medium", "low"))
+    v["confidence"] = np.where(v["rec"], conf, "")
+    eff = (1 + v["margin"]) * v["widen"]
+    rows.reason(v["rec"] & (v["widen"] > 1.0 + 1e-9),
+                "margin widened to " + _pct_text(eff - 1) + " for " + _num_text(days) + "d of history")
+    rows.flag(v["rec"] & (v["confidence"] == "low"), "low_confidence")
+
+
+def hpa_scope(rows: Rows) -> None:
+    """HPA scope: which requests an HPA scales on, kept or moved with its target.
+
+    Which requests an HPA scales on: CPU or memory utilization targets, unless allow_hpa_request_change.
+    With hpa_request = keep such a request stays as it is; with co_adjust (the default) hpa_coadjust
+    moves the HPA's target with it.
+
+    Reason: none here (hpa_coadjust says what happened).
+    Flag: hpa (any HPA, whatever it scales on).
+    """
+    v, f = rows.v, rows.f
+    allow = rows.pb("allow_hpa_request_change")
+    keep_mode = rows.ps("hpa_request") == "keep"
+    for res in ("cpu", "memory"):
+        target = rows.num(f"hpa_{res}_target_percent")
+        on = ~np.isnan(target) & ~allow
+        v[f"hpa_{res}_on"] = on
+        v[f"keep_{res}"] = on & keep_mode & ~np.isnan(rows.num(f"{res}_request_{_UNIT[res]}"))
+    hpa_any = (f["hpa"].to_numpy(dtype=bool) | ~np.isnan(rows.num("hpa_cpu_target_percent"))
+               | ~np.isnan(rows.num("hpa_memory_target_percent")))
+    rows.flag(~v["ignored"] & hpa_any, "hpa")
+
+
+def cpu_throttling(rows: Rows) -> None:
+    """Censored CPU: a throttled container's usage is a lower bound; estimate what the limit hid.
+
+    A container with a CPU limit, throttled in more than throttling_threshold of its CFS
+    periods (without CFS data: whose usage percentiles sit at the limit), used at most its limit, so its
+    usage is a lower bound. The CPU held back is estimated from the throttled seconds (else assumed
+    throttled_excess_default x the limit): E = throttled seconds / (throttled share x pod-seconds) above
+    the limit in a throttled period, and with that excess taken as exponential the demand's q-quantile is
+    limit + E ln(share / (1 - q)) (censoring.py). Where the share reaches the request's statistic, the
+    statistic becomes that estimate, so the request rises with the hidden demand.
+
+    Reason: "throttled in <r>% of CFS periods (threshold <t>%)", "demand hidden by the limit: ...".
+    Flag: throttled, demand_hidden.
+    """
+    v = rows.v
+    limit, ratio = rows.num("cpu_limit_cores"), rows.num("cpu_throttled_ratio")
+    at_limit = censoring.share_at_limit({p: rows.stat("cpu", p) for p in ("p50", "p90", "p95", "p99")}, limit)
+    share = np.where(np.isnan(ratio), at_limit, ratio)
+    throttled = v["has_usage"] & ~np.isnan(limit) & (share > rows.pf("throttling_threshold"))
+    excess, measured = censoring.cpu_excess(rows.num("cpu_throttled_seconds"), share, rows.num("hours_covered"),
+                                            rows.num("replicas"), limit, rows.pf("throttled_excess_default"))
+    q = pd.Series(v["cpu_stat"]).map(censoring.PERCENTILE_Q).to_numpy(dtype=float)
+    est = censoring.demand_quantile(limit, excess, share, q)
+    hidden = throttled & ~np.isnan(est) & (est > np.nan_to_num(v["cpu_obs"], nan=np.inf))
+    v.update(throttled=throttled, throttled_share=share, cpu_excess=excess, cpu_excess_measured=measured,
+             cpu_estimate=np.where(hidden, est, np.nan), demand_hidden=hidden,
+             cpu_p99_estimate=np.where(throttled, censoring.demand_quantile(limit, excess, share, 0.99), np.nan))
+    v["cpu_basis"] = np.where(hidden, est, v["cpu_obs"])
+    rec = v["rec"]
+    source = np.where(measured, " held back on average (throttled seconds)",
+                      " assumed held back (" + _pct_text(rows.pf("throttled_excess_default")).to_numpy(dtype=object)
+                      + " of the limit: no throttled seconds)")
+    seen = np.where(np.isnan(ratio), " (usage at the limit, no CFS data)", "").astype(object)
+    rows.reason(rec & throttled, "throttled in " + _pct_text(share) + " of CFS periods" + seen
+                + " (threshold " + _pct_text(rows.pf("throttling_threshold")) + ")")
+    rows.reason(rec & hidden, "demand hidden by the limit: " + _cpu_text(share * excess) + source
+                + ", estimated " + pd.Series(v["cpu_stat"]) + " demand " + _cpu_text(est))
+    rows.flag(~v["ignored"] & throttled, "throttled")
+    rows.flag(rec & hidden, "demand_hidden")
+
+
+def cpu_request(rows: Rows) -> None:
+    """CPU request: the statistic x (1 + margin) x the widening, bounded, rounded up.
+
+    CPU request = the policy's statistic (as cpu_throttling left it) x (1 + margin) x the confidence
+    widening, at least min_cpu, at most max_cpu (empty: the largest node's allocatable), rounded up to
+    5m / 10m / 50m steps.
+
+    Reason: "CPU from <stat> <value> +<margin>%", "no CPU usage data", "CPU capped at the max".
+    Flag: none.
+    """
+    v = rows.v
+    basis = v["cpu_basis"]
+    max_cpu = _max_bounds(rows.snapshot, rows.f, rows.pf("max_cpu"), "cpu")
+    raw = basis * (1 + v["margin"]) * v["widen"]
+    bounded = np.minimum(np.maximum(raw, rows.pf("min_cpu")), max_cpu)
+    req = round_cpu_up(bounded)
+    v["cpu_req"] = np.where(req > max_cpu, round_cpu_down(max_cpu), req)
+    v.update(cpu_raw=raw, max_cpu=max_cpu, cpu_capped=raw > max_cpu)
+    rec, keep = v["rec"], v["keep_cpu"]
+    rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + pd.Series(v["cpu_stat"] + v["stat_text"]) + " " + _cpu_text(basis)
+                + " +" + _pct_text(v["margin"]))
+    rows.reason(rec & np.isnan(basis), "no CPU usage data")
+    rows.reason(rec & v["cpu_capped"], "CPU capped at the max")
+
+
+def memory_request(rows: Rows) -> None:
+    """Memory request before its floor: the statistic x (1 + margin) x the widening, bounded.
+
+    Memory request before its safety floor = the policy's statistic x (1 + margin) x the widening, within
+    [min_memory, max_memory]. The floor: the observed max working set for the limit everywhere and for the
+    request where memory_request_covers_max (production: limit = request, so the request holds the peak).
+
+    Reason: "memory from <stat> <value> +<margin>%", "no memory usage data".
+    Flag: none.
+    """
+    v = rows.v
+    basis = v["mem_basis"]
+    peak = np.fmax.reduce([rows.stat("memory", p) for p in _STATS])  # the max; any statistic if it is missing
+    max_mem = _max_bounds(rows.snapshot, rows.f, rows.pf("max_memory"), "memory")
+    raw = basis * (1 + v["margin"]) * v["widen"]
+    v.update(mem_raw=raw, max_mem=max_mem, mem_pre=np.minimum(np.maximum(raw, rows.pf("min_memory")), max_mem),
+             peak=peak, floor_lim=peak, floor_req=np.where(rows.pb("memory_request_covers_max"), peak, np.nan),
+             oom=np.zeros(rows.n, dtype=bool))
+    rec, keep = v["rec"], v["keep_memory"]
+    rows.reason(rec & ~keep & ~np.isnan(basis), "memory from " + pd.Series(v["mem_stat"] + np.where(v["mem_stat"] == "max", "", v["stat_text"]))
+                + " " + _mem_text(basis)
+                + " +" + _pct_text(v["margin"]))
+    rows.reason(rec & np.isnan(basis), "no memory usage data")
+
+
+def oom_demand(rows: Rows) -> None:
+    """Censored memory: an OOM-killed container's peak and limit are lower bounds, escalated with the evidence.
+
+    An OOM-killed container's working set stops at its limit: its observed peak and its
+    current limit are lower bounds of its demand. The bound is escalated with the evidence (censoring.py):
+    a working set that climbs evenly to the limit is a leak, projected over its pods' life (from pods
+    seen and other restarts, at most oom_horizon): bound + (bound - base) x kills in that life; anything
+    else is a spike: bound x min(1 + oom_escalation x ln(1 + kills per week per replica), oom_max_factor).
+    VPA's max(peak x oom_bump_factor, peak + oom_bump_min) stays the floor; the escalation is capped by the
+    largest node's allocatable (or max_memory); the current request and limit are never lowered.
+
+    Reason: "OOM-killed <n>x (<k>/week per replica), <spike|leak>: ...", "... capped at the largest node's
+    allocatable <v>".
+    Flag: oom_risk, memory_leak.
+    """
+    v = rows.v
+    oom = v["has_usage"] & (np.nan_to_num(rows.num("oom_kills")) > 0)
+    peak, max_mem = v["peak"], v["max_mem"]
+    est = censoring.memory_demand(
+        peak, rows.num("memory_limit_bytes"), rows.stat("memory", "p50", "pooled"), rows.stat("memory", "p90", "pooled"),
+        rows.num("oom_kills"), rows.num("restarts"), rows.num("pods_seen"), rows.num("hours_covered"),
+        rows.num("replicas"), escalation=rows.pf("oom_escalation"), max_factor=rows.pf("oom_max_factor"),
+        horizon_hours=rows.pf("oom_horizon") / 3600.0)
+    vpa = np.maximum(peak * rows.pf("oom_bump_factor"), peak + rows.pf("oom_bump_min"))
+    capped = oom & (est["demand"] > max_mem)
+    demand = np.where(oom, np.fmin(est["demand"], max_mem), np.nan)
+    floor = np.fmax(np.fmax(peak, vpa), demand)
+    cur_req, cur_lim = rows.num("memory_request_bytes"), rows.num("memory_limit_bytes")
+    floor_req = np.where(oom, np.fmax(floor, cur_req), v["floor_req"])
+    v.update(oom=oom, oom_vpa=np.where(oom, vpa, np.nan), mem_estimate=demand, oom_bound=est["bound"],
+             oom_per_week=est["per_week"], oom_life_hours=est["life_hours"], oom_capped=capped,
+             oom_pattern=np.where(oom, est["pattern"], ""), floor_req=floor_req,
+             floor_lim=np.where(oom, np.fmax(floor_req, cur_lim), np.where(np.isnan(peak), np.nan, v["floor_lim"])))
+    leak = oom & (est["pattern"] == "leak")
+    bound_txt = np.where(np.isnan(cur_lim), "observed peak " + _mem_text(peak).to_numpy(dtype=object),
+                         "observed peak " + _mem_text(peak).to_numpy(dtype=object) + " and limit "
+                         + _mem_text(cur_lim).to_numpy(dtype=object))
+    how = np.where(leak, "leak climbing to the limit, projected over " + _num_text(np.minimum(
+        est["life_hours"], rows.pf("oom_horizon") / 3600) / 24).to_numpy(dtype=object) + "d of pod life",
+        "spike, escalated x" + _num_text(_ratio(est["demand"], est["bound"]), 2).to_numpy(dtype=object))
+    rec = v["rec"]
+    rows.reason(rec & oom, "OOM-killed " + pd.Series(np.nan_to_num(rows.num("oom_kills")).astype(np.int64)).astype(str)
+                + "x (" + _num_text(est["per_week"]) + "/week per replica), " + how + ": " + bound_txt
+                + " are lower bounds; memory >= " + _mem_text(floor) + " (VPA floor max(peak x "
+                + _num_text(rows.pf("oom_bump_factor"), 2) + ", peak + " + _mem_text(rows.pf("oom_bump_min"))
+                + ") = " + _mem_text(vpa) + "), never lowered")
+    rows.reason(rec & capped, "OOM escalation capped at the largest node's allocatable " + _mem_text(max_mem))
+    rows.flag(~v["ignored"] & oom, "oom_risk")
+    rows.flag(~v["ignored"] & leak, "memory_leak")
+
+
+def memory_floor(rows: Rows) -> None:
+    """Memory floor: the request holds its safety floor, rounded up; above the max only for the floor.
+
+    The memory request is at least its safety floor (memory_request, oom_demand), rounded up to whole MiB
+    (16 MiB steps from 1 GiB); it exceeds max_memory (the largest node) only when the floor needs it.
+
+    Reason: "memory raised to the observed max working set", "memory capped at the max",
+    "memory above the max (largest node) because observed usage needs it".
+    Flag: none.
+    """
+    v = rows.v
+    floor_req, pre, max_mem = v["floor_req"], v["mem_pre"], v["max_mem"]
+    exact = np.fmax(pre, floor_req)
+    exact = np.where(np.isnan(v["mem_basis"]), np.nan, exact)
+    raised = ~np.isnan(floor_req) & ~np.isnan(exact) & (floor_req > np.nan_to_num(pre, nan=-1.0))
+    req = round_memory_up(exact)
+    down = round_memory_down(max_mem)
+    req = np.where((req > max_mem) & (down >= np.nan_to_num(floor_req, nan=0.0)), down, req)
+    above = req > max_mem
+    v.update(mem_req=req, mem_raised=raised, mem_above_max=above, mem_capped=(v["mem_raw"] > max_mem) & ~above)
+    rec, keep = v["rec"], v["keep_memory"]
+    rows.reason(rec & ~v["oom"] & ~keep & raised, "memory raised to the observed max working set")
+    rows.reason(rec & v["mem_capped"], "memory capped at the max")
+    rows.reason(rec & above, "memory above the max (largest node) because observed usage needs it")
+
+
+def hpa_coadjust(rows: Rows) -> None:
+    """HPA co-adjustment: the HPA's target moves with the request so the scaling point stays.
+
+    Requests an HPA scales on (hpa_scope). keep: the request stays (a memory request under its safety
+    floor is still raised). co_adjust: the requests follow usage and the HPA's target moves so the
+    scaling point stays: target x old pod request = new target x new pod request (summed over the main
+    containers), clamped to [hpa_target_min, hpa_target_max]; above the max the requests grow to keep
+    the point, below the min the point rises with the requests (analysis/hpa.py). A workload where some
+    container has no request or no recommendation keeps its requests.
+
+    Reason: "HPA scales on CPU utilization: CPU request kept", "HPA target CPU <t>% -> <t>% keeps the
+    scaling point (...)", and what a clamp changed.
+    Flag: none (hpa_scope sets hpa).
+    """
+    v, f = rows.v, rows.f
+    v["cpu_req_usage"], v["mem_req_usage"] = v["cpu_req"].copy(), v["mem_req"].copy()  # before this rule
+    groups = pd.MultiIndex.from_frame(f[list(WORKLOAD_KEY)]).factorize()[0] if rows.n else np.zeros(0, dtype=int)
+    counted = f["container_type"].fillna("main").replace("", "main").to_numpy() == "main"
+    _coadjust(rows, "cpu", groups, counted, round_cpu_up, _cpu_text)
+    _coadjust(rows, "memory", groups, counted, round_memory_up, _mem_text)
+    _keep_requests(rows)
+
+
+def _coadjust(rows: Rows, res: str, groups, counted, round_up, text) -> None:
+    v, unit = rows.v, _UNIT[res]
+    key = "cpu_req" if res == "cpu" else "mem_req"
+    target, cur = rows.num(f"hpa_{res}_target_percent"), rows.num(f"{res}_request_{unit}")
+    v[f"hpa_{res}_target_new"] = np.full(rows.n, np.nan)
+    wanted = v[f"hpa_{res}_on"] & ~v[f"keep_{res}"] & v["rec"]
+    if not wanted.any():
+        return
+    lo, hi = rows.pf("hpa_target_min"), rows.pf("hpa_target_max")
+    old_total, old_ok = hpa_math.pod_sums(groups, counted, cur)
+    rec_total, rec_ok = hpa_math.pod_sums(groups, counted, np.where(wanted, v[key], np.nan))
+    # a ContainerResource metric is one container's utilization, not the pod's sum: left as it is
+    one_container = rows.f["hpa_metrics"].fillna("").str.contains(f"ContainerResource:{res}", regex=False).to_numpy()
+    ok = wanted & old_ok & rec_ok & ~one_container
+    _, factor = hpa_math.co_adjust(target, old_total, rec_total, lo, hi)
+    v[key] = np.where(ok & counted & (factor > 1), round_up(v[key] * factor), v[key])
+    new_total, _ = hpa_math.pod_sums(groups, counted, v[key])
+    new_target = np.where(ok, hpa_math.final_target(target, old_total, new_total, lo, hi), np.nan)
+    v[f"hpa_{res}_target_new"] = new_target
+    v[f"keep_{res}"] = v[f"keep_{res}"] | (wanted & ~ok & ~np.isnan(cur))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = target * old_total / rec_total
+    label = "CPU" if res == "cpu" else "memory"
+    point = target / 100 * old_total
+    rows.reason(ok, f"HPA target {label} " + _num_text(target, 0) + "% -> " + _num_text(new_target, 0)
+                + "% keeps the scaling point (" + text(point) + " per pod: " + _num_text(target, 0) + "% x "
+                + text(old_total) + " = " + _num_text(new_target, 0) + "% x " + text(new_total) + ")")
+    rows.reason(ok & (raw > hi), f"{label} requests raised so the HPA target stays at most " + _num_text(hi, 0) + "%")
+    rows.reason(ok & (raw < lo), "HPA target would fall to " + _num_text(raw, 0) + "%: kept at " + _num_text(lo, 0)
+                + "%, the scaling point rises to " + text(lo / 100 * new_total) + " per pod (the pods use more than "
+                "the HPA lets them; is it at maxReplicas?)")
+    rows.reason(wanted & one_container, f"HPA scales on one container's {label} utilization (ContainerResource): "
+                "request kept")
+    rows.reason(wanted & ~ok & ~one_container, f"HPA scales on {label} utilization and not every container has a "
+                "request and a recommendation: request kept")
+
+
+def _keep_requests(rows: Rows) -> None:
+    v = rows.v
+    cur_cpu, cur_mem = rows.num("cpu_request_cores"), rows.num("memory_request_bytes")
+    keep_cpu, keep_mem = v["keep_cpu"], v["keep_memory"]
+    v["cpu_req"] = np.where(keep_cpu, cur_cpu, v["cpu_req"])
+    floor = v["floor_req"]
+    needs = keep_mem & ~np.isnan(floor) & (floor > cur_mem)
+    # A kept request that needs no raise stays byte-exact: rounding would churn it.
+    v["mem_req"] = np.where(keep_mem, np.where(needs, round_memory_up(np.fmax(cur_mem, floor)), cur_mem), v["mem_req"])
+    v["mem_raised"] = np.where(keep_mem, needs, v["mem_raised"])
+    rec, policy_keep = v["rec"], rows.ps("hpa_request") == "keep"
+    rows.reason(rec & keep_cpu & policy_keep, "HPA scales on CPU utilization: CPU request kept")
+    rows.reason(rec & keep_mem & policy_keep & ~needs, "HPA scales on memory utilization: memory request kept")
+    rows.reason(rec & keep_mem & needs, "HPA scales on memory utilization, but the request is under the observed max: raised")
+
+
+def memory_limit(rows: Rows) -> None:
+    """Memory limit: by policy, never below its safety floor or the request.
+
+    Memory limit by policy: request (equal to it), factor (request x memory_limit_factor) or proportional
+    (the current limit:request ratio), never below the limit's safety floor (observed max; after an OOM
+    kill the OOM floor and the current limit) nor the request; rounded up.
+
+    Reason: none (the floors say why in memory_floor and oom_demand).
+    Flag: none.
+    """
+    v = rows.v
+    mode, req = rows.ps("memory_limit"), v["mem_req"]
+    cur_req, cur_lim = rows.num("memory_request_bytes"), rows.num("memory_limit_bytes")
+    positive = np.nan_to_num(cur_req) > 0
+    ratio = np.where(~np.isnan(cur_lim) & positive, cur_lim / np.where(positive, cur_req, 1.0), 1.0)
+    lim = np.where(mode == "factor", req * rows.pf("memory_limit_factor"),
+                   np.where(mode == "proportional", req * np.maximum(ratio, 1.0), req))
+    lim = np.fmax(lim, v["floor_lim"])
+    lim = np.where(np.isnan(req), np.nan, np.fmax(lim, req))
+    v.update(mem_lim=round_memory_up(lim), memory_limit_mode=mode)
+
+
+def cpu_limit(rows: Rows) -> None:
+    """CPU limit: by policy; a throttled one is raised to the estimated demand or removed, never lowered.
+
+    CPU limit by policy: unset (none recommended; an existing one stays proportional to the request),
+    proportional, factor (request x cpu_limit_factor) or remove. A throttled container's limit is removed
+    (throttled_limit_action = remove, or cpu_limit = remove) or raised to at least the estimated p99 demand
+    (cpu_throttling), the current limit x (1 + throttled_limit_raise) and the observed max x (1 + margin),
+    so next week is not throttled: it is never lowered. Every limit is at least the request and the
+    observed p99 usage, and the observed max where cpu_limit_covers_max (non-production).
+
+    Reason: "CPU limit raised to <v> (estimated p99 demand <v>)", "CPU limit removed (throttled)",
+    "CPU limit raised to the p99 usage", "CPU limit raised to the observed max usage".
+    Flag: none (cpu_throttling sets throttled).
+    """
+    v = rows.v
+    mode, req, cur_req, cur = rows.ps("cpu_limit"), v["cpu_req"], rows.num("cpu_request_cores"), rows.num("cpu_limit_cores")
+    has = ~np.isnan(cur)
+    base_req = np.where(np.nan_to_num(cur_req) > 0, cur_req, cur)  # an unset request defaults to the limit
+    ratio = np.maximum(np.where(has, cur / np.where(base_req > 0, base_req, 1.0), np.nan), 1.0)
+    action = np.full(rows.n, "keep_unset", dtype=object)
+    proportional = np.isin(mode, ["unset", "proportional"]) & has
+    lim = np.where(proportional, req * ratio, np.where(mode == "factor", req * rows.pf("cpu_limit_factor"), np.nan))
+    action[proportional | (mode == "factor")] = "set"
+    remove = (mode == "remove") & has
+    action[remove] = "remove"
+    thr = v["throttled"]
+    thr_remove = thr & ((rows.ps("throttled_limit_action") == "remove") | remove)
+    thr_raise = thr & ~thr_remove
+    raised = np.fmax.reduce([np.nan_to_num(lim, nan=0.0), np.nan_to_num(v["cpu_p99_estimate"], nan=0.0),
+                             np.nan_to_num(rows.stat("cpu", "max"), nan=0.0) * (1 + v["margin"]),
+                             cur * (1 + rows.pf("throttled_limit_raise"))])
+    lim = np.where(thr_raise, raised, lim)
+    action[thr_raise], action[thr_remove] = "set", "remove"
+    p99, top = rows.stat("cpu", "p99"), np.fmax.reduce([rows.stat("cpu", p) for p in _STATS])
+    covers = rows.pb("cpu_limit_covers_max") & ~np.isnan(top)
+    below_p99 = (action == "set") & (np.nan_to_num(lim, nan=np.inf) < np.nan_to_num(p99, nan=-np.inf))
+    below_max = (action == "set") & covers & (np.fmax(np.nan_to_num(lim, nan=np.inf), np.nan_to_num(p99)) < top)
+    lim = np.fmax(np.fmax(lim, p99), req)
+    lim = round_cpu_up(np.where(action == "set", np.where(covers, np.fmax(lim, top), lim), np.nan))
+    action[np.isnan(req)] = "none"
+    v.update(cpu_lim=np.where(np.isnan(req), np.nan, lim), cpu_action=action, cpu_limit_mode=mode)
+    rec = v["rec"]
+    rows.reason(rec & thr_raise, "CPU limit raised to " + _cpu_text(lim) + " (estimated p99 demand "
+                + _cpu_text(v["cpu_p99_estimate"]) + ", never lowered)")
+    rows.reason(rec & thr_remove, "CPU limit removed (throttled)")
+    rows.reason(rec & below_p99 & ~thr_raise, "CPU limit raised to the p99 usage")
+    rows.reason(rec & below_max & ~thr_raise, "CPU limit raised to the observed max usage (cpu_limit_covers_max)")
+
+
+def one_off_job(rows: Rows) -> None:
+    """One-off Jobs: a recommendation for the next run, no patch, not in the savings total.
+
+    A Job that no CronJob runs has an immutable pod template: its recommendation is for the next run, in
+    the manifest that creates it. Patches skip it and its savings stay out of the totals (summary.py
+    shows them apart).
+
+    Reason: "one-off Job: its pod template is immutable; for the next run, change the manifest that creates it".
+    Flag: one_off_job.
+    """
+    mask = rows.v["rec"] & (rows.f["kind"].to_numpy() == "Job")
+    rows.reason(mask, "one-off Job: its pod template is immutable; for the next run, change the manifest that creates it")
+    rows.flag(mask, "one_off_job")
+
+
+def status(rows: Rows) -> None:
+    """Status: change or keep by the change thresholds; safety beats stability.
+
+    Rows without a recommendation show none. A row is a change when a value moves beyond BOTH
+    change_threshold and the absolute threshold (change_threshold_cpu / _memory), sets something unset,
+    removes a CPU limit or moves an HPA target, or when the current values are unsafe (under a memory
+    safety floor, or throttled): safety beats stability. Otherwise keep.
+
+    Reason: "change below the threshold".
+    Flag: none.
+    """
+    v = rows.v
+    rec, no_rec, ignored = v["rec"], v["no_rec"], v["ignored"]
+    for key in ("cpu_req", "cpu_lim", "mem_req", "mem_lim", "hpa_cpu_target_new", "hpa_memory_target_new"):
+        v[key] = np.where(rec, v[key], np.nan)
+    v["cpu_action"] = np.where(rec, v["cpu_action"], "none")
+    frac, cpu_abs, mem_abs = rows.pf("change_threshold"), rows.pf("change_threshold_cpu"), rows.pf("change_threshold_memory")
+    cur_cpu_lim = rows.num("cpu_limit_cores")
+    diffs = {
+        "CPU request": _differs(rows.num("cpu_request_cores"), v["cpu_req"], frac, cpu_abs),
+        "CPU limit": (v["cpu_action"] == "remove") | ((v["cpu_action"] == "set") & _differs(cur_cpu_lim, v["cpu_lim"], frac, cpu_abs)),
+        "memory request": _differs(rows.num("memory_request_bytes"), v["mem_req"], frac, mem_abs),
+        "memory limit": _differs(rows.num("memory_limit_bytes"), v["mem_lim"], frac, mem_abs),
+        "HPA target": _target_moves(rows),
+    }
+    unsafe = rec & ((np.nan_to_num(rows.num("memory_request_bytes"), nan=np.inf) < np.nan_to_num(v["floor_req"], nan=-np.inf))
+                    | (np.nan_to_num(rows.num("memory_limit_bytes"), nan=np.inf) < np.nan_to_num(v["floor_lim"], nan=-np.inf))
+                    | v["throttled"])
+    changed = rec & (np.logical_or.reduce(list(diffs.values())) | unsafe)
+    v["status"] = np.where(ignored, "ignored", np.where(no_rec, "no_recommendation", np.where(changed, "change", "keep")))
+    v["unsafe"] = unsafe
+    v["changes"] = _join([(d & rec, name) for name, d in diffs.items()], rows.n, ", ")
+    rows.reason(rec & (v["status"] == "keep"), "change below the threshold")
+
+
+def _target_moves(rows: Rows) -> np.ndarray:
+    moves = np.zeros(rows.n, dtype=bool)
+    for res in ("cpu", "memory"):
+        new, cur = rows.v[f"hpa_{res}_target_new"], rows.num(f"hpa_{res}_target_percent")
+        moves |= ~np.isnan(new) & (new != cur)
+    return moves
+
+
+def provisioning_flags(rows: Rows) -> None:
+    """Flags about today's values: no limit or request, over- or under-provisioned, estimated replicas.
+
+    Flags about the current values: no memory limit where the policy wants one equal to the request,
+    no request, more than over_provisioned_factor x the recommendation, under the usage (or OOM-killed),
+    and replicas estimated from pod-hours.
+
+    Reason: none.
+    Flag: no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated.
+    """
+    v = rows.v
+    active, rec = ~v["ignored"], v["rec"]
+    cur_cpu, cur_mem = rows.num("cpu_request_cores"), rows.num("memory_request_bytes")
+    over_f = rows.config.recommend.over_provisioned_factor
+    with np.errstate(invalid="ignore"):
+        over = rec & ((cur_cpu > over_f * v["cpu_req"]) | (cur_mem > over_f * v["mem_req"]))
+        under = rec & ((cur_cpu < v["cpu_basis"]) | (cur_mem < v["mem_basis"]) | (cur_mem < v["peak"]) | v["oom"])
+    rows.flag(active & np.isnan(rows.num("memory_limit_bytes")) & (rows.ps("memory_limit") == "request"), "no_limit")
+    rows.flag(active & (np.isnan(cur_cpu) | np.isnan(cur_mem)), "no_request")
+    rows.flag(over, "over_provisioned")
+    rows.flag(under, "under_provisioned")
+    rows.flag(active & rows.f["_replicas_estimated"].to_numpy(dtype=bool), "replicas_estimated")
+
+
+PIPELINE: tuple[Rule, ...] = tuple(Rule(fn.__name__, fn) for fn in (
+    assign_policy, eligibility, confidence, hpa_scope, cpu_throttling, cpu_request, memory_request, oom_demand,
+    memory_floor, hpa_coadjust, memory_limit, cpu_limit, one_off_job, status, provisioning_flags,
+))
 
 
 # --- the engine ----------------------------------------------------------------------------------------
@@ -192,279 +811,55 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
 
     ``containers`` restricts the run to some rows of the containers table (explain uses it).
     """
-    f = _frame(snapshot, containers)
-    n = len(f)
-    pol = policy_mod.assign_policies(f, snapshot.tables.get("namespaces"), config)
-    P = policy_mod.policy_params(config, pol["policy"])
-    f["policy"] = pol["policy"].to_numpy()
-    f["_policy_source"] = pol["policy_source"].to_numpy()
-    f["_policy_note"] = pol["policy_note"].to_numpy()
+    rows = Rows(_frame(snapshot, containers), snapshot, config)
+    for rule in PIPELINE:
+        rows.rule = rule.name
+        rule.apply(rows)
+    return _types(_output(rows))
 
-    def p(name: str) -> np.ndarray:
-        return P[name].to_numpy()
 
-    def pf(name: str) -> np.ndarray:
-        return P[name].to_numpy(dtype=float)
-
-    has_usage = f["_has_usage"].to_numpy(dtype=bool)
-    ignored_cfg = pol["ignored_by_config"].to_numpy(dtype=bool)
-    ignored_ann = f["ignore"].to_numpy(dtype=bool)
-    ignored = ignored_cfg | ignored_ann
-
-    cur_cpu_req, cur_cpu_lim = _num(f, "cpu_request_cores"), _num(f, "cpu_limit_cores")
-    cur_mem_req, cur_mem_lim = _num(f, "memory_request_bytes"), _num(f, "memory_limit_bytes")
-    hours, samples = _num(f, "hours_covered"), _num(f, "samples")
-    oom_kills, throttled_ratio = _num(f, "oom_kills"), _num(f, "cpu_throttled_ratio")
-    mem_max, cpu_max_use = _num(f, "memory_max_bytes"), _num(f, "cpu_max_cores")
-    margin = pf("margin")
-
-    # --- history and confidence (VPA: confidence in days = min(lifespan, samples at 1/min); we use the
-    # snapshot's step instead of one minute) ---
-    step = snapshot.meta.get("step_seconds") or 0
-    days = np.nan_to_num(hours, nan=0.0) / 24.0
-    if step:
-        days = np.minimum(days, np.nan_to_num(samples, nan=0.0) * float(step) / DAY)
-    full_days = pf("full_confidence_history") / DAY
-    safe_days = np.maximum(days, 1.0 / 24.0)
-    mult, expo = pf("confidence_multiplier"), pf("confidence_exponent")
-    widen = np.where(days < full_days, ((1 + mult / safe_days) / (1 + mult / full_days)) ** expo, 1.0)
-    widen = np.maximum(widen, 1.0)
-    short_history = (np.nan_to_num(hours) * 3600 < pf("min_history"))
-    few_samples = np.nan_to_num(samples) < pf("min_samples")
-
-    f = _derived(snapshot, f, P)
-    cpu_stat, mem_stat = p("cpu_request_percentile").astype(str), p("memory_request_percentile").astype(str)
-    per_replica, half_life = p("per_replica").astype(str), pf("usage_half_life")
-    cpu_basis = _usage_stat(f, "cpu", cpu_stat, per_replica, half_life)
-    mem_basis = _usage_stat(f, "memory", mem_stat, per_replica, half_life)
-    no_data = ~has_usage | (np.isnan(cpu_basis) & np.isnan(mem_basis))
-    no_rec = ~ignored & (no_data | short_history | few_samples)
-    rec = ~ignored & ~no_rec
-
-    # --- requests ---
-    min_cpu, min_mem = pf("min_cpu"), pf("min_memory")
-    max_cpu = _max_bounds(snapshot, f, pf("max_cpu"), "cpu")
-    max_mem = _max_bounds(snapshot, f, pf("max_memory"), "memory")
-    allow_hpa = p("allow_hpa_request_change").astype(bool)
-    hpa_cpu = ~np.isnan(_num(f, "hpa_cpu_target_percent")) & ~allow_hpa
-    hpa_mem = ~np.isnan(_num(f, "hpa_memory_target_percent")) & ~allow_hpa
-    keep_cpu = hpa_cpu & ~np.isnan(cur_cpu_req)
-    keep_mem = hpa_mem & ~np.isnan(cur_mem_req)
-
-    cpu_raw = cpu_basis * (1 + margin) * widen
-    cpu_bounded = np.minimum(np.maximum(cpu_raw, min_cpu), max_cpu)
-    cpu_req = round_cpu_up(cpu_bounded)
-    cpu_req = np.where(cpu_req > max_cpu, round_cpu_down(max_cpu), cpu_req)
-    cpu_capped = cpu_raw > max_cpu
-    cpu_req = np.where(keep_cpu, cur_cpu_req, cpu_req)
-
-    mem_raw = mem_basis * (1 + margin) * widen
-    mem_bounded = np.minimum(np.maximum(mem_raw, min_mem), max_mem)
-    oom = np.nan_to_num(oom_kills) > 0
-    oom_floor = np.maximum(mem_max * pf("oom_bump_factor"), mem_max + pf("oom_bump_min"))
-    floor = np.where(oom, np.fmax(mem_max, oom_floor), mem_max)
-    # After an OOM kill the memory is never lowered: the current request/limit joins the floor.
-    # Where the limit may sit above the request (non-production), only the limit must hold the peak;
-    # an OOM-killed container gets the bump on both.
-    covers_max = p("memory_request_covers_max").astype(bool)
-    floor_req = np.where(oom, np.fmax(floor, cur_mem_req), np.where(covers_max, floor, np.nan))
-    floor_lim = np.where(oom, np.fmax(floor_req, cur_mem_lim), floor)
-    mem_pre = np.where(keep_mem, cur_mem_req, mem_bounded)
-    mem_req_exact = np.fmax(mem_pre, floor_req)
-    mem_req_exact = np.where(np.isnan(mem_basis) & ~keep_mem, np.nan, mem_req_exact)
-    mem_raised = ~np.isnan(floor_req) & ~np.isnan(mem_req_exact) & (floor_req > np.nan_to_num(mem_pre, nan=-1.0))
-    mem_req = round_memory_up(mem_req_exact)
-    # Requests that were kept (HPA) and need no raise stay byte-exact: rounding would churn them.
-    mem_req = np.where(keep_mem & ~mem_raised, cur_mem_req, mem_req)
-    over_max = mem_req > max_mem
-    mem_down = round_memory_down(max_mem)
-    mem_req = np.where(over_max & (mem_down >= np.nan_to_num(floor_req, nan=0.0)), mem_down, mem_req)
-    mem_above_max = mem_req > max_mem  # the safety floor (observed usage) wins over the maximum
-    mem_capped = (mem_raw > max_mem) & ~mem_above_max
-
-    # --- memory limit ---
-    mem_mode = p("memory_limit").astype(str)
-    cur_ratio_mem = np.where(~np.isnan(cur_mem_lim) & (np.nan_to_num(cur_mem_req) > 0),
-                             cur_mem_lim / np.where(np.nan_to_num(cur_mem_req) > 0, cur_mem_req, 1.0), 1.0)
-    mem_lim = np.where(mem_mode == "factor", mem_req * pf("memory_limit_factor"),
-                       np.where(mem_mode == "proportional", mem_req * np.maximum(cur_ratio_mem, 1.0), mem_req))
-    mem_lim = np.fmax(mem_lim, floor_lim)
-    mem_lim = np.where(np.isnan(mem_req), np.nan, np.fmax(mem_lim, mem_req))
-    mem_lim = round_memory_up(mem_lim)
-
-    # --- CPU limit ---
-    cpu_mode = p("cpu_limit").astype(str)
-    has_lim = ~np.isnan(cur_cpu_lim)
-    req_for_ratio = np.where(np.nan_to_num(cur_cpu_req) > 0, cur_cpu_req, cur_cpu_lim)  # unset request defaults to the limit
-    cpu_ratio = np.where(has_lim, cur_cpu_lim / np.where(req_for_ratio > 0, req_for_ratio, 1.0), np.nan)
-    cpu_ratio = np.maximum(cpu_ratio, 1.0)
-    action = np.full(n, "keep_unset", dtype=object)
-    cpu_lim = np.full(n, np.nan)
-    proportional = np.isin(cpu_mode, ["unset", "proportional"]) & has_lim
-    cpu_lim = np.where(proportional, cpu_req * cpu_ratio, cpu_lim)
-    action[proportional] = "set"
-    factor = cpu_mode == "factor"
-    cpu_lim = np.where(factor, cpu_req * pf("cpu_limit_factor"), cpu_lim)
-    action[factor] = "set"
-    remove = (cpu_mode == "remove") & has_lim
-    action[remove] = "remove"
-    throttled = has_lim & (np.nan_to_num(throttled_ratio) > pf("throttling_threshold"))
-    thr_action = p("throttled_limit_action").astype(str)
-    thr_remove = throttled & ((thr_action == "remove") | remove)
-    thr_raise = throttled & ~thr_remove
-    raised = np.fmax.reduce([
-        np.nan_to_num(cpu_lim, nan=0.0), cpu_req * pf("cpu_limit_factor"),
-        np.nan_to_num(cpu_max_use, nan=0.0) * (1 + margin), cur_cpu_lim * (1 + pf("throttled_limit_raise")),
-    ])
-    cpu_lim = np.where(thr_raise, raised, cpu_lim)
-    action[thr_raise] = "set"
-    action[thr_remove] = "remove"
-    # A limit under the p99 usage would throttle routinely (and next week's run would raise it again).
-    # A limit holds each pod on its own: the hottest pod's p99 is the one that must fit.
-    cpu_p99 = _num(f, stats_mod.usage_column("cpu", "p99", "max_over_pods"))
-    lim_p99 = (action == "set") & (np.nan_to_num(cpu_lim, nan=np.inf) < np.nan_to_num(cpu_p99, nan=-np.inf))
-    cpu_lim = np.where(action == "set", np.fmax(np.fmax(cpu_lim, cpu_p99), cpu_req), np.nan)
-    cpu_lim = round_cpu_up(cpu_lim)
-    no_cpu = np.isnan(cpu_req)
-    action[no_cpu] = "none"
-    cpu_lim = np.where(no_cpu, np.nan, cpu_lim)
-
-    # Rows without a recommendation show none.
-    for arr in (cpu_req, cpu_lim, mem_req, mem_lim):
-        arr[~rec] = np.nan
-    action[~rec] = "none"
-
-    # --- status ---
-    frac = pf("change_threshold")
-    cpu_diff = _differs(cur_cpu_req, cpu_req, frac, pf("change_threshold_cpu"))
-    mem_diff = _differs(cur_mem_req, mem_req, frac, pf("change_threshold_memory"))
-    mem_lim_diff = _differs(cur_mem_lim, mem_lim, frac, pf("change_threshold_memory"))
-    cpu_lim_diff = (action == "remove") | ((action == "set") & _differs(cur_cpu_lim, cpu_lim, frac, pf("change_threshold_cpu")))
-    # Safety beats stability: a current value under a safety floor, or a throttling limit, always changes.
-    unsafe = rec & (
-        (np.nan_to_num(cur_mem_req, nan=np.inf) < np.nan_to_num(floor_req, nan=-np.inf))
-        | (np.nan_to_num(cur_mem_lim, nan=np.inf) < np.nan_to_num(floor, nan=-np.inf))
-        | throttled
-    )
-    changed = rec & (cpu_diff | mem_diff | mem_lim_diff | cpu_lim_diff | unsafe)
-    status = np.where(ignored, "ignored", np.where(no_rec, "no_recommendation", np.where(changed, "change", "keep")))
-
-    # --- confidence ---
-    conf = np.where(days >= full_days, "high", np.where(days >= pf("medium_confidence_history") / DAY, "medium", "low"))
-    conf = np.where(rec, conf, "")
-
-    # --- flags ---
-    hpa_any = f["hpa"].to_numpy(dtype=bool) | ~np.isnan(_num(f, "hpa_cpu_target_percent")) | ~np.isnan(_num(f, "hpa_memory_target_percent"))
-    over_f = config.recommend.over_provisioned_factor
-    over = rec & ((cur_cpu_req > over_f * cpu_req) | (cur_mem_req > over_f * mem_req))
-    under = rec & ((cur_cpu_req < cpu_basis) | (cur_mem_req < mem_basis) | (cur_mem_req < mem_max) | oom)
-    active = ~ignored
-    flag_parts = [
-        (active & has_usage & oom, "oom_risk"),
-        (active & has_usage & throttled, "throttled"),
-        (active & hpa_any, "hpa"),
-        (rec & (conf == "low"), "low_confidence"),
-        (active & np.isnan(cur_mem_lim) & (mem_mode == "request"), "no_limit"),
-        (active & (np.isnan(cur_cpu_req) | np.isnan(cur_mem_req)), "no_request"),
-        (over, "over_provisioned"),
-        (under, "under_provisioned"),
-        (active & f["_replicas_estimated"].to_numpy(dtype=bool), "replicas_estimated"),
-    ]
-    flags = _join(flag_parts, n, ",")
-
-    # --- reason ---
-    pct_margin = _pct_text(margin)
-    eff = (1 + margin) * widen
-    replicas_txt = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", " (" + per_replica.astype(object) + ")")
-    decay_txt = np.where(half_life > 0, " decayed", "")
-    cpu_txt = "CPU from " + pd.Series(cpu_stat + replicas_txt + decay_txt) + " " + _cpu_text(cpu_basis) + " +" + pct_margin
-    mem_txt = "memory from " + pd.Series(mem_stat + np.where(mem_stat == "max", "", replicas_txt + decay_txt)) + " " + _mem_text(mem_basis) + " +" + pct_margin
-    widen_txt = "margin widened to " + _pct_text(eff - 1) + " for " + pd.Series(np.round(days, 1)).astype(str) + "d of history"
-    oom_txt = ("OOM-killed " + pd.Series(np.nan_to_num(oom_kills).astype(np.int64)).astype(str)
-               + "x: memory >= max(peak x " + pd.Series(pf("oom_bump_factor")).astype(str) + ", peak + "
-               + _mem_text(pf("oom_bump_min")) + "), never lowered")
-    thr_txt = "throttled in " + _pct_text(throttled_ratio) + " of CFS periods: CPU limit "
-    history_txt = ("too little history: " + pd.Series(np.round(days, 1)).astype(str) + "d covered, needs "
-                   + pd.Series(np.round(pf("min_history") / DAY, 1)).astype(str) + "d")
-    samples_txt = ("too few samples: " + pd.Series(np.nan_to_num(samples).astype(np.int64)).astype(str) + ", needs "
-                   + pd.Series(pf("min_samples").astype(np.int64)).astype(str))
-    ann = config.kubernetes.ignore_annotation
-    reason_parts = [
-        (ignored_cfg, "ignored by a config override"),
-        (ignored_ann & ~ignored_cfg, f"ignored by annotation {ann}"),
-        (~ignored & ~has_usage, "no usage data"),
-        (~ignored & has_usage & no_data, "no usage data"),
-        (~ignored & has_usage & ~no_data & short_history, history_txt),
-        (~ignored & has_usage & ~no_data & few_samples, samples_txt),
-        (rec & keep_cpu, "HPA scales on CPU utilization: CPU request kept"),
-        (rec & ~keep_cpu & ~np.isnan(cpu_basis), cpu_txt),
-        (rec & np.isnan(cpu_basis), "no CPU usage data"),
-        (rec & keep_mem & ~mem_raised, "HPA scales on memory utilization: memory request kept"),
-        (rec & keep_mem & mem_raised, "HPA scales on memory utilization, but the request is under the observed max: raised"),
-        (rec & ~keep_mem & ~np.isnan(mem_basis), mem_txt),
-        (rec & np.isnan(mem_basis), "no memory usage data"),
-        (rec & (widen > 1.0 + 1e-9), widen_txt),
-        (rec & oom, oom_txt),
-        (rec & ~oom & ~keep_mem & mem_raised, "memory raised to the observed max working set"),
-        (rec & thr_raise, thr_txt + "raised"),
-        (rec & thr_remove, thr_txt + "removed"),
-        (rec & lim_p99 & ~thr_raise, "CPU limit raised to the p99 usage"),
-        (rec & cpu_capped, "CPU capped at the max"),
-        (rec & mem_capped, "memory capped at the max"),
-        (rec & mem_above_max, "memory above the max (largest node) because observed usage needs it"),
-        (rec & (status == "keep"), "change below the threshold"),
-        (pol["policy_note"].to_numpy(dtype=object) != "", pol["policy_note"]),
-    ]
-    reason = _join(reason_parts, n, "; ")
-
+def _output(rows: Rows) -> pd.DataFrame:
+    v, out, n = rows.v, rows.f, rows.n
+    cur = {k: rows.num(k) for k in ("cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes")}
     with np.errstate(divide="ignore", invalid="ignore"):
-        cpu_change = np.where(np.nan_to_num(cur_cpu_req) > 0, (cpu_req - cur_cpu_req) / cur_cpu_req * 100, np.nan)
-        mem_change = np.where(np.nan_to_num(cur_mem_req) > 0, (mem_req - cur_mem_req) / cur_mem_req * 100, np.nan)
+        change = {res: np.where(np.nan_to_num(cur[c]) > 0, (v[k] - cur[c]) / cur[c] * 100, np.nan)
+                  for res, c, k in (("cpu", "cpu_request_cores", "cpu_req"), ("memory", "memory_request_bytes", "mem_req"))}
+    columns = {
+        "status": v["status"], "reason": _join(rows.reasons, n, "; "), "confidence": v["confidence"],
+        "flags": _join([(m, name) for m, name in rows.flags], n, ","),
+        "cpu_request_cores_current": cur["cpu_request_cores"], "cpu_request_cores_recommended": v["cpu_req"],
+        "cpu_limit_cores_current": cur["cpu_limit_cores"], "cpu_limit_cores_recommended": v["cpu_lim"],
+        "cpu_limit_action": v["cpu_action"].astype(str),
+        "memory_request_bytes_current": cur["memory_request_bytes"], "memory_request_bytes_recommended": v["mem_req"],
+        "memory_limit_bytes_current": cur["memory_limit_bytes"], "memory_limit_bytes_recommended": v["mem_lim"],
+        "cpu_change_percent": change["cpu"], "memory_change_percent": change["memory"],
+        "cpu_basis": np.where(v["has_usage"], v["cpu_stat"], ""), "cpu_basis_cores": v["cpu_basis"],
+        "memory_basis": np.where(v["has_usage"], v["mem_stat"], ""), "memory_basis_bytes": v["mem_basis"],
+        "memory_max_bytes": v["peak"], "cpu_demand_estimate_cores": v["cpu_estimate"],
+        "memory_demand_estimate_bytes": v["mem_estimate"], "oom_pattern": v["oom_pattern"],
+        "hpa_cpu_target_percent_current": rows.num("hpa_cpu_target_percent"),
+        "hpa_cpu_target_percent_recommended": v["hpa_cpu_target_new"],
+        "hpa_memory_target_percent_current": rows.num("hpa_memory_target_percent"),
+        "hpa_memory_target_percent_recommended": v["hpa_memory_target_new"],
+        "usd_per_month_current": np.nan, "usd_per_month_recommended": np.nan, "savings_usd_per_month": np.nan,
+    }
+    intermediates = {f"_{k}": v[k] for k in (
+        "days", "widen", "margin", "cpu_raw", "mem_raw", "max_cpu", "max_mem", "throttled", "throttled_share",
+        "cpu_excess", "cpu_excess_measured", "cpu_p99_estimate", "cpu_obs", "oom", "oom_vpa", "oom_bound", "oom_per_week",
+        "oom_life_hours", "oom_capped", "keep_cpu", "keep_memory", "cpu_limit_mode", "memory_limit_mode", "unsafe", "changes",
+        "cpu_req_usage", "mem_req_usage")}
+    intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
+                         _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
+                         _rules=_join(_fired(rows), n, ","))
+    return out.assign(**columns, **intermediates)
 
-    out = f
-    out["status"] = status
-    out["reason"] = reason
-    out["confidence"] = conf
-    out["flags"] = flags
-    out["cpu_request_cores_current"] = cur_cpu_req
-    out["cpu_request_cores_recommended"] = cpu_req
-    out["cpu_limit_cores_current"] = cur_cpu_lim
-    out["cpu_limit_cores_recommended"] = cpu_lim
-    out["cpu_limit_action"] = action.astype(str)
-    out["memory_request_bytes_current"] = cur_mem_req
-    out["memory_request_bytes_recommended"] = mem_req
-    out["memory_limit_bytes_current"] = cur_mem_lim
-    out["memory_limit_bytes_recommended"] = mem_lim
-    out["cpu_change_percent"] = cpu_change
-    out["memory_change_percent"] = mem_change
-    out["cpu_basis"] = np.where(has_usage, cpu_stat, "")
-    out["cpu_basis_cores"] = cpu_basis
-    out["memory_basis"] = np.where(has_usage, mem_stat, "")
-    out["memory_basis_bytes"] = mem_basis
-    out["memory_max_bytes"] = mem_max
-    out["cpu_throttled_ratio"] = throttled_ratio
-    for c in ("usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"):
-        out[c] = np.nan
-    # intermediates for explain
-    out["_days"] = days
-    out["_widen"] = widen
-    out["_margin"] = margin
-    out["_cpu_raw"] = cpu_raw
-    out["_mem_raw"] = mem_raw
-    out["_min_cpu"], out["_max_cpu"] = min_cpu, max_cpu
-    out["_min_mem"], out["_max_mem"] = min_mem, max_mem
-    out["_mem_floor_request"] = floor_req
-    out["_mem_floor_limit"] = floor_lim
-    out["_oom_floor"] = np.where(oom, oom_floor, np.nan)
-    out["_keep_cpu_hpa"] = keep_cpu
-    out["_keep_mem_hpa"] = keep_mem
-    out["_throttled"] = throttled
-    out["_cpu_limit_mode"] = cpu_mode
-    out["_memory_limit_mode"] = mem_mode
-    out["_unsafe_current"] = unsafe
-    out["_changes"] = _join([(cpu_diff & rec, "CPU request"), (cpu_lim_diff & rec, "CPU limit"),
-                             (mem_diff & rec, "memory request"), (mem_lim_diff & rec, "memory limit")], n, ", ")
-    return _types(out)
+
+def _fired(rows: Rows) -> list[tuple[np.ndarray, str]]:
+    """Per rule, the rows it added a reason or a flag to, as (mask, rule name) pairs in pipeline order."""
+    masks: dict[str, np.ndarray] = {}
+    for name, mask in rows.fired:
+        masks[name] = masks.get(name, np.zeros(rows.n, dtype=bool)) | mask
+    return [(m, name) for name, m in masks.items()]
 
 
 def _types(out: pd.DataFrame) -> pd.DataFrame:

@@ -283,9 +283,16 @@ def _workload_costs(recommendations: pd.DataFrame | None) -> pd.DataFrame:
 
 def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, namespaces: pd.DataFrame | None,
                     config: Config) -> pd.Series:
-    """True when a non-production policy applies to the workload or its namespace is marked non-production."""
+    """True when the workload's assigned policy is not a production one (recommendations' ``production``,
+    decided once by policy assignment). Workloads without recommendation rows fall back to the
+    non-production shortcuts (namespace globs and labels)."""
+    decided = pd.Series(np.nan, index=w.index, dtype=object)
     flag = pd.Series(False, index=w.index)
-    if recommendations is not None and not recommendations.empty and "policy" in recommendations:
+    if recommendations is not None and not recommendations.empty and "production" in recommendations:
+        nonprod = recommendations[KEY].assign(np_policy=~recommendations["production"].fillna(True).astype(bool))
+        nonprod = nonprod.groupby(KEY, as_index=False)["np_policy"].any()
+        decided = pd.Series(w[KEY].merge(nonprod, on=KEY, how="left")["np_policy"].to_numpy(dtype=object), index=w.index)
+    elif recommendations is not None and not recommendations.empty and "policy" in recommendations:
         policy = recommendations["policy"].fillna("").astype(str)
         nonprod = recommendations[KEY].assign(np_policy=(policy != "") & (policy != "production"))
         nonprod = nonprod.groupby(KEY, as_index=False)["np_policy"].any()
@@ -302,7 +309,7 @@ def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, names
         marked = namespaces.loc[hit, ["cluster", "namespace"]].assign(np_label=True)
         merged = w[["cluster", "namespace"]].merge(marked.drop_duplicates(), on=["cluster", "namespace"], how="left")
         flag |= merged["np_label"].fillna(False).astype(bool).to_numpy()
-    return flag
+    return decided.where(decided.notna(), flag).astype(bool)
 
 
 def _json_dict(text: str) -> dict:

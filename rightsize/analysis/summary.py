@@ -10,20 +10,28 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "clusters": [str],
   "pricing": {"source": str, "date": str, "region": str, "notes": str},
   "totals": {
-    "usd_per_month_current":      cost of today's requests x replicas, every container with a known price,
+    "usd_per_month_current":      cost of today's requests x pods (replicas; the average pods run for Jobs,
+                                  CronJobs and HPA-scaled work), every container with a known price,
     "usd_per_month_recommended":  the same after applying every proposed change
                                   (= current - savings; containers without a change keep their cost),
-    "savings_usd_per_month":      net savings of the proposed changes (status "change"); increases
-                                  (OOM-risk bumps, throttling fixes) are subtracted,
+    "savings_usd_per_month":      net savings of the proposed changes (status "change", one-off Jobs
+                                  apart); increases (OOM-risk bumps, throttling fixes) are subtracted,
     "savings_gross_usd_per_month":   savings of the changes that lower cost,
     "increases_usd_per_month":       cost added by the changes that raise requests (>= 0),
+    "bankable_savings_usd_per_month": node cost consolidation can remove once the changes are applied:
+                                  (nodes_now - nodes_after) x node price, summed over node_groups,
     "idle_usd_per_month":        node cost of allocatable capacity no pod requests (idle.csv),
-    "node_usd_per_month":        node cost of the node groups in idle.csv,
+    "node_usd_per_month":        the node bill: node cost of the node groups in idle.csv / node_groups.csv,
     "spot_savings_usd_per_month":            savings of spot-ready workloads moved to spot,
     "spot_savings_with_changes_usd_per_month": the same for workloads ready after listed changes,
-    "cross_az_usd_per_month":        inter-AZ transfer cost of the workload pairs (cross_az.csv),
+    "cross_az_usd_per_month":        inter-AZ transfer cost of the workload pairs (cross_az.csv), point estimate,
+    "cross_az_usd_per_month_low":    the same if traffic stayed in-zone wherever endpoints allow,
+    "cross_az_usd_per_month_high":   the same with traffic spread uniformly over endpoints (= the point estimate),
     "cross_az_saving_usd_per_month": saving if that traffic stayed in-zone,
     "load_balancer_usd_per_month":   fixed cost of LoadBalancer Services (load_balancers.csv),
+    "one_off_job_savings_usd_per_month": savings of changes to one-off Jobs, not in savings_usd_per_month:
+                                  a Job's pod template is immutable, so for the next run, change the
+                                  manifest that creates it,
     "load_balancers": int, "load_balancer_consolidation_candidates": int,
     "containers": int, "workloads": int, "containers_without_price": int
   },
@@ -37,6 +45,10 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
   "missing_metrics": [str],
   "partial": {...},                                meta.json "partial" as collected
+  "node_groups": [{"cluster", "node_group", "instance_type", "capacity_type", "nodes", "nodes_now", "nodes_after",
+                   "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
+                   "consolidation_usd_per_month", "best_instance_type", "best_nodes_after",
+                   "best_usd_per_month_after"}],   node_groups.csv (bin-packing, see "Cost model")
   "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
   "week_over_week": {                              added when an earlier report was compared
     "previous": "2026-W46",
@@ -62,6 +74,9 @@ SCHEMA_VERSION = 1
 STATUSES = ("change", "keep", "no_recommendation", "ignored")
 SPOT_VERDICTS = ("ready", "ready_with_changes", "not_suitable", "not_applicable", "already_on_spot")
 _FIGURES = ("usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month")
+NODE_GROUP_SUMMARY = ("cluster", "node_group", "instance_type", "capacity_type", "nodes", "nodes_now", "nodes_after",
+                      "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
+                      "consolidation_usd_per_month", "best_instance_type", "best_nodes_after", "best_usd_per_month_after")
 
 
 def _num(value) -> float | None:
@@ -75,13 +90,24 @@ def _num(value) -> float | None:
     return round(value, 4)
 
 
-def _sum(df: pd.DataFrame, column: str, mask=None) -> float:
+def _sum(df: pd.DataFrame, column: str, mask=None, known: bool = True) -> float | None:
+    """Sum of a money column. None (unknown) when the input it comes from is missing (``known`` false)
+    or every value summed is unknown; 0.0 only when the input is there and nothing adds to it."""
+    if not known:
+        return None
     if column not in df.columns or df.empty:
         return 0.0
     col = pd.to_numeric(df[column], errors="coerce")
     if mask is not None:
         col = col[mask]
+    if len(col) and col.isna().all():
+        return None
     return float(col.sum(skipna=True))
+
+
+def _has_rows(snapshot, table: str) -> bool:
+    frame = snapshot.tables.get(table)
+    return frame is not None and not frame.empty
 
 
 def flag_mask(recommendations: pd.DataFrame, flag: str) -> pd.Series:
@@ -93,11 +119,23 @@ def flag_mask(recommendations: pd.DataFrame, flag: str) -> pd.Series:
 
 
 def change_savings(recommendations: pd.DataFrame) -> pd.Series:
-    """Savings per row counted in the totals: only rows with a proposed change, NaN price -> 0 (USD/month)."""
+    """Savings per row counted in the totals: only rows with a proposed change, NaN price -> 0 (USD/month).
+
+    One-off Jobs (flag one_off_job) are left out: their pod template cannot be patched, the saving
+    only comes with the next run's manifest (``one_off_job_savings``)."""
     if recommendations.empty:
         return pd.Series(dtype="float64")
     savings = pd.to_numeric(recommendations["savings_usd_per_month"], errors="coerce").fillna(0.0)
-    return savings.where(recommendations["status"] == "change", 0.0)
+    counted = (recommendations["status"] == "change") & ~flag_mask(recommendations, "one_off_job")
+    return savings.where(counted, 0.0)
+
+
+def one_off_job_savings(recommendations: pd.DataFrame) -> float:
+    """Savings of the changes to one-off Jobs, USD/month: "for the next run, change the manifest that creates it"."""
+    if recommendations.empty:
+        return 0.0
+    savings = pd.to_numeric(recommendations["savings_usd_per_month"], errors="coerce").fillna(0.0)
+    return float(savings[(recommendations["status"] == "change") & flag_mask(recommendations, "one_off_job")].sum())
 
 
 def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -172,28 +210,50 @@ def _window(meta: dict) -> dict:
     return {"start": start, "end": end, "hours": hours}
 
 
+def money_totals(analysis, snapshot) -> dict[str, float | None]:
+    """The USD/month figures of summary.json "totals" (None = unknown: its input was not collected)."""
+    recs = analysis.recommendations
+    spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
+    groups = getattr(analysis, "node_groups", None)
+    groups = groups if groups is not None else pd.DataFrame()
+    savings_rows = change_savings(recs)
+    current = _sum(recs, "usd_per_month_current", known=len(recs) > 0)
+    priced = current is not None
+    savings = float(savings_rows.sum()) if priced else None
+    verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
+    # Unknown (null) when the input is missing: no traffic metrics, no node inventory, no Services listed.
+    traffic = len(cross) > 0 or _has_rows(snapshot, "traffic")
+    nodes = len(idle) > 0 or _has_rows(snapshot, "nodes")
+    services = len(lbs) > 0 or _has_rows(snapshot, "services")
+    return {
+        "usd_per_month_current": current,
+        "usd_per_month_recommended": current - savings if priced else None,
+        "savings_usd_per_month": savings,
+        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if priced else None,
+        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if priced else None,
+        "bankable_savings_usd_per_month": _sum(groups, "bankable_savings_usd_per_month", known=len(groups) > 0),
+        "idle_usd_per_month": _sum(idle, "idle_usd_per_month", known=nodes),
+        "node_usd_per_month": _sum(idle, "usd_per_month", known=nodes),
+        "spot_savings_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready", known=len(spot) > 0),
+        "spot_savings_with_changes_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready_with_changes",
+                                                        known=len(spot) > 0),
+        "cross_az_usd_per_month": _sum(cross, "usd_per_month", known=traffic),
+        "cross_az_usd_per_month_low": _sum(cross, "usd_per_month_low", known=traffic),
+        "cross_az_usd_per_month_high": _sum(cross, "usd_per_month_high", known=traffic),
+        "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
+        "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
+        "one_off_job_savings_usd_per_month": one_off_job_savings(recs) if priced else None,
+    }
+
+
 def summarize(analysis, snapshot, config) -> dict[str, Any]:
     """summary.json as a dict (schema in this module's docstring)."""
     recs = analysis.recommendations
-    spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
-    savings_rows = change_savings(recs)
-    current = _sum(recs, "usd_per_month_current")
-    savings = float(savings_rows.sum()) if len(savings_rows) else 0.0
+    spot, lbs = analysis.spot, analysis.load_balancers
+    groups = getattr(analysis, "node_groups", None)
+    groups = groups if groups is not None else pd.DataFrame()
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
-    totals = {
-        "usd_per_month_current": current,
-        "usd_per_month_recommended": current - savings,
-        "savings_usd_per_month": savings,
-        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if len(savings_rows) else 0.0,
-        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if len(savings_rows) else 0.0,
-        "idle_usd_per_month": _sum(idle, "idle_usd_per_month"),
-        "node_usd_per_month": _sum(idle, "usd_per_month"),
-        "spot_savings_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready"),
-        "spot_savings_with_changes_usd_per_month": _sum(spot, "savings_usd_per_month", verdict == "ready_with_changes"),
-        "cross_az_usd_per_month": _sum(cross, "usd_per_month"),
-        "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month"),
-        "load_balancer_usd_per_month": _sum(lbs, "usd_per_month"),
-    }
+    totals = money_totals(analysis, snapshot)
     totals = {k: _num(v) for k, v in totals.items()}
     totals.update({
         "load_balancers": int(len(lbs)),
@@ -231,4 +291,5 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "warnings": merged_warnings(analysis, snapshot),
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
+        "node_groups": _records(groups[[c for c in NODE_GROUP_SUMMARY if c in groups.columns]]) if len(groups) else [],
     }

@@ -5,7 +5,6 @@ or open an issue; the messages go to the terminal and into report.md.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 
 import pandas as pd
@@ -14,16 +13,20 @@ from .summary import flag_mask
 
 
 def non_production_mask(recommendations: pd.DataFrame, config) -> pd.Series:
-    """Rows in non-production: the ``non_production`` policy, or a namespace matching
-    ``[recommend] non_production_namespaces``. Everything else counts as production."""
+    """Rows whose assigned policy is not a production one (``Policy.production`` is false).
+
+    The decision was made once, when the policy was assigned (``production`` column of the
+    recommendations); namespace names are not looked at again, so a namespace that [[policy_rules]]
+    maps to a production policy stays production even when it matches a non-production glob.
+    Tables without the column (older callers) fall back to the declared policy of each row.
+    """
     if recommendations.empty:
         return pd.Series(False, index=recommendations.index)
-    by_policy = recommendations["policy"].fillna("").astype(str) == "non_production"
-    patterns = tuple(config.recommend.non_production_namespaces)
-    namespaces = recommendations["namespace"].astype(str)
-    unique = namespaces.unique()
-    matching = {ns for ns in unique if any(fnmatch.fnmatchcase(ns, p) for p in patterns)}
-    return by_policy | namespaces.isin(matching)
+    if "production" in recommendations.columns:
+        return ~recommendations["production"].fillna(True).astype(bool)
+    names = recommendations["policy"].fillna("").astype(str)
+    production = {name: policy.production for name, policy in config.policies.items()}
+    return ~names.map(production).fillna(True).astype(bool)
 
 
 def _names(df: pd.DataFrame, limit: int = 5) -> str:

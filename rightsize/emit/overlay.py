@@ -41,9 +41,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError
+from ..folders import inside, k8s_name_problem, overlay_folder_problem
 from ..quantity import parse_cpu, parse_memory
 from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
-                      group_rows, has_cpu_limit, json6902_file, load_all, patches_markdown, select, smp_file, target,
+                      group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
                       view_from_doc, has_containers, skip_row)
 
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -509,8 +510,9 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
     overlay_dir = Path(overlay_dir).resolve()
     kfile = find_kustomization(overlay_dir)
     folder_name = posixpath.normpath(config.patches.overlay_folder.strip("/") or "rightsize")
-    if folder_name.startswith("..") or folder_name == ".":
-        raise ConfigError(f"patches.overlay_folder: {config.patches.overlay_folder!r} must be a folder inside the overlay")
+    problem = overlay_folder_problem(config.patches.overlay_folder)
+    if problem:
+        raise ConfigError(f"patches.overlay_folder: {problem}")
     _check_writable(overlay_dir, kfile, overlay_dir / folder_name)
     y, kdata, _ = _load_kustomization(kfile)
     prefix = str(kdata.get("namePrefix") or "")
@@ -534,6 +536,10 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
     notes: list[str] = []
     for key, rows in group_rows(to_patch).items():
         cl, ns, kind, name = key
+        bad = k8s_name_problem(namespace=ns, workload=name)
+        if bad:  # no file name may be built from it (e.g. '../' in a metrics label)
+            extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
+            continue
         docs = [d for d in rendered.get((kind, name), [])
                 if str((d.get("metadata") or {}).get("namespace") or "") in ("", ns)]
         if not docs:
@@ -557,7 +563,7 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
         view.cpu_limited |= _removed_before(overlay_dir, kdata, f"{folder_name}/{kind.lower()}-{name}.cpu-limit.yaml")
         p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "")
         extra_skips += p.missing
-        notes += p.notes
+        notes += p.notes + hpa_patch(p, None, "--overlay writes no HPA patch; `rightsize patch` does")[1]
         patches.append((p, doc, target(kind, pre_name, pre_ns)))
 
     # Skipped rows are listed for the workloads this overlay renders only (other rows concern other overlays).
@@ -597,6 +603,7 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
                            not_in_overlay=not_in_overlay, skipped=skipped.reset_index(drop=True), notes=notes)
     result.markdown = patches_markdown(patched, add_skips(skipped, not_in), notes, meta,
                                        title=f"rightsize: resource patches for overlay {overlay_dir.name}", how_to=False)
+    _check_overlay_matches(recs, rendered, label)
     if not groups:
         return result
 
@@ -606,8 +613,9 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
     stage = _stage(overlay_dir)
     try:
         for rel, text in files.items():
-            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
-            (stage / rel).write_text(text, encoding="utf-8")
+            path = inside(stage, rel, error=PatchError)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
         (stage / kfile.name).write_text(new_ktext, encoding="utf-8")
         for rel in dropped:
             if rel not in files:
@@ -632,6 +640,20 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
     return result
 
 
+def _check_overlay_matches(recs: pd.DataFrame, rendered: dict, label: str) -> None:
+    """PatchError when the overlay renders none of the snapshot's workloads (of the chosen cluster): a wrong
+    overlay or cluster would otherwise pass as "nothing to change"."""
+    if recs.empty:
+        return
+    names = set(zip(recs["kind"].astype(str), recs["workload"].astype(str)))
+    if names & set(rendered):
+        return
+    shown = ", ".join(f"{n}/{k}/{w}" for n, k, w in
+                      sorted(set(zip(recs["namespace"].astype(str), recs["kind"].astype(str), recs["workload"].astype(str))))[:3])
+    raise PatchError(f"{label}: the overlay renders none of the {len(names)} workloads of the snapshot "
+                     f"(e.g. {shown}); wrong overlay, wrong cluster, or its base lacks them (nothing was written)")
+
+
 def _stage(overlay_dir: Path) -> Path:
     """A copy of the overlay beside it (same depth, so relative references still resolve)."""
     try:
@@ -652,7 +674,7 @@ def _commit(stage: Path, overlay_dir: Path, writes: list[str], deletes: list[str
     done: list[str] = []
     try:
         for rel in writes:
-            dest = overlay_dir / rel
+            dest = inside(overlay_dir, rel, error=PatchError)
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, dest)
             done.append(rel)

@@ -130,6 +130,17 @@ def _skipped(skipped: pd.DataFrame) -> list[str]:
     return head + _capped(rows, SKIPPED_BUDGET, "_…and {n} more skipped container(s): see `recommendations.csv`._")
 
 
+def _hpa_files(patched) -> list[str]:
+    """The HPA patches written beside their workloads' (target utilization moved with the requests)."""
+    files = [f for _p, names in patched for f in names if f.rsplit("/", 1)[-1].startswith("hpa-")]
+    if not files:
+        return []
+    return (["## HPA targets moved with the requests", "",
+             "Each HPA's target utilization moves so that target × pod request, the usage at which it scales, stays "
+             "where it was; a `test` op fails the build if the HPA changed since the snapshot.", ""]
+            + _capped([f"- `{f}`" for f in files], NOTES_BUDGET, "- …and {n} more HPA patches: see the patch folders.") + [""])
+
+
 def patches_markdown(patched: list, skipped: pd.DataFrame, notes: list[str], meta: dict, window: str,
                      title: str = "rightsize: resource patches for review", how_to: bool = True) -> str:
     """PATCHES.md (see the module docstring). ``patched``: (WorkloadPatch, files) pairs; ``window``: the usage window text."""
@@ -151,7 +162,7 @@ def patches_markdown(patched: list, skipped: pd.DataFrame, notes: list[str], met
         lines += [f"## Top {len(top)} changes by impact" if len(rows) > len(top) else "## Changes by impact", "",
                   "Largest monthly effect first; a negative amount is an increase (OOM risk or throttling fixed).", "",
                   *_table(top), ""]
-    tail = []
+    tail = _hpa_files(patched)
     if notes:
         tail += ["## Needs a person", ""] + _capped([f"- {_cell(n)}" for n in notes], NOTES_BUDGET,
                                                     "- …and {n} more notes: see the comments at the top of the patch files.")

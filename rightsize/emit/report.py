@@ -13,6 +13,7 @@ from typing import Callable
 from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
+from ..folders import replace_folder
 from . import tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
@@ -80,14 +81,22 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
                              previous_label=previous.name, previous_dir=str(previous))
         summary["week_over_week"] = comparison.as_dict()
 
-    step("writing CSV files and summary.json")
-    paths = tables.write_tables(analysis, snapshot, config, out, summary=summary)
     title = f"rightsize report {out.name}"
+
+    # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
+    # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
+    # leaves the earlier report whole.
+    def fill(stage: Path) -> None:
+        step("writing CSV files and summary.json")
+        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
+        tables.write_text_atomic(stage / "report.md", markdown.render(view))
+        tables.write_text_atomic(stage / "report.html", html.render(view))
+        paths.update({name: out / name for name in names + ["report.md", "report.html"]})
+
     step("drawing charts" if config.report.charts else "building the report")
     view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
                       title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
-    step("writing report.md")
-    paths["report.md"] = tables.write_text_atomic(out / "report.md", markdown.render(view))
-    step("writing report.html")
-    paths["report.html"] = tables.write_text_atomic(out / "report.html", html.render(view))
+    step("writing report.md and report.html")
+    paths: dict[str, Path] = {}
+    replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)

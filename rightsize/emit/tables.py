@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import RightsizeError
-from ..schema import CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, RECOMMENDATION_COLUMNS, SPOT_COLUMNS
+from ..schema import (CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
+                      SPOT_COLUMNS)
 
 # file name -> (Analysis attribute, schema columns)
 TABLE_FILES = {
@@ -22,6 +23,7 @@ TABLE_FILES = {
     "cross_az.csv": ("cross_az", CROSS_AZ_COLUMNS),
     "load_balancers.csv": ("load_balancers", LOAD_BALANCER_COLUMNS),
     "idle.csv": ("idle", IDLE_COLUMNS),
+    "node_groups.csv": ("node_groups", NODE_GROUP_COLUMNS),
 }
 SUMMARY_FILE = "summary.json"
 

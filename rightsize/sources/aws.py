@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,11 +84,13 @@ def pricing_endpoint_region(region: str, session=None) -> str | None:
     return "us-east-1" if "us-east-1" in available else sorted(available)[0]
 
 
-def _client_config(max_attempts: int):
+def _client_config(max_attempts: int, pricing=None):
     from botocore.config import Config as BotoConfig
 
     # Standard mode retries throttling and transient errors with exponential backoff and jitter.
-    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=10, read_timeout=60)
+    connect = pricing.connect_timeout if pricing is not None else 10
+    read = pricing.read_timeout if pricing is not None else 60
+    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=connect, read_timeout=read)
 
 
 def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
@@ -107,8 +110,11 @@ def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
 
 def _unavailable(exc: Exception, operation: str, region: str) -> AwsUnavailable:
     from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError
 
-    return AwsUnavailable(_describe_client_error(exc, operation, region), unreachable=isinstance(exc, BotoConnectionError))
+    # An endpoint that accepts connections but never answers is as unreachable as one that refuses them.
+    return AwsUnavailable(_describe_client_error(exc, operation, region),
+                          unreachable=isinstance(exc, (BotoConnectionError, ReadTimeoutError)))
 
 
 def _call(operation: str, region: str, fn: Callable[[], Any]) -> Any:
@@ -323,14 +329,14 @@ class _Live:
 
 
 def _live_region(region: str, types: list[str], *, session, clients: dict, cache: PriceCache | None,
-                 max_attempts: int, strict: bool) -> _Live:
+                 max_attempts: int, strict: bool, pricing=None) -> _Live:
     """Live prices of ``types`` in ``region``, from the cache where fresh. With ``strict`` a failure raises;
     otherwise it is recorded per component (ondemand, spot, shapes, inter_az) for an offline fallback."""
     result = _Live()
     key = region
     unreachable: list[str] = []  # once AWS cannot be reached, the other lookups are not tried (each would wait out its retries)
     data = cache.load(key) if cache else {}
-    conf = _client_config(max_attempts)
+    conf = _client_config(max_attempts, pricing)
     made: dict[str, Any] = {}
 
     def client(name: str):
@@ -508,13 +514,51 @@ _NO_CREDENTIALS = ("pricing.source = \"aws\" but no AWS credentials were found "
 
 
 def require_credentials(config, session=None) -> None:
-    """Fail fast (before a long collection) when pricing.source = "aws" and no credentials exist."""
+    """Fail fast (before a long collection) when pricing.source = "aws" and AWS cannot answer: no
+    credentials, or the Price List endpoint does not answer one cheap GetProducts call (1 attempt,
+    within the connect and read timeouts) or denies it."""
     if config.pricing.source != "aws":
         return
     import boto3
 
-    if not _has_credentials(session or boto3.Session()):
+    session = session or boto3.Session()
+    if not _has_credentials(session):
         raise SourceError(_NO_CREDENTIALS)
+    region = config.pricing.region or FALLBACK_REGION
+    endpoint = pricing_endpoint_region(region, session)
+    if endpoint is None:
+        return  # no Price List endpoint in this partition: the catalogue is used, nothing to check
+    client = session.client("pricing", region_name=endpoint, config=_client_config(1, config.pricing))
+    filters = ondemand_filters(region, "m5.large")
+    probe = lambda: client.get_products(ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=1)  # noqa: E731
+    try:
+        within(config.pricing.connect_timeout + config.pricing.read_timeout + 5, lambda: _call("GetProducts", endpoint, probe),
+               what=f"AWS GetProducts ({endpoint})")
+    except AwsUnavailable as exc:
+        raise SourceError(f"pricing.source = \"aws\": checked before any query: {exc}") from None
+
+
+def within(seconds: float, fn: Callable[[], Any], *, what: str) -> Any:
+    """``fn()``, or AwsUnavailable(unreachable) when it has not returned after ``seconds``.
+
+    botocore bounds each attempt, not a whole lookup made of many calls and retries; the work runs in a
+    daemon thread that is abandoned at the deadline (its late answers are not used)."""
+    box: dict[str, Any] = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True, name="rightsize-aws")
+    worker.start()
+    worker.join(max(seconds, 0.0))
+    if worker.is_alive():
+        raise AwsUnavailable(f"{what}: no answer within {seconds:g} s", unreachable=True)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _has_credentials(session) -> bool:
@@ -524,15 +568,19 @@ def _has_credentials(session) -> bool:
         return False
 
 
-def collect_prices(config, snapshot, *, offline: bool = False, session=None, clients: dict | None = None) -> None:
+def collect_prices(config, snapshot, *, offline: bool = False, session=None, clients: dict | None = None,
+                   progress: Callable[[str], None] | None = None) -> None:
     """Fill snapshot.tables["prices"] and snapshot.meta["pricing"] for the instance types of the nodes.
 
     ``offline`` (or pricing.source = "offline") uses the bundled catalogue. "auto" goes live when AWS
     credentials are found and falls back to the catalogue per failed API with a warning; "aws" turns
     every failure into SourceError. ``session`` (a boto3 Session) and ``clients`` ({"pricing": ...,
-    "ec2": ...}, ready clients) let callers and tests choose the AWS endpoints.
+    "ec2": ...}, ready clients) let callers and tests choose the AWS endpoints. The live lookup of all
+    regions together gets ``pricing.deadline``; ``progress`` gets one line per region and per fallback.
     """
     pricing = config.pricing
+    say = progress or (lambda _msg: None)
+    deadline_at = time.monotonic() + pricing.deadline
     nodes = snapshot.tables["nodes"]
     types_by_region = _types_by_region(nodes, pricing.region, snapshot.warn)
     notes: list[str] = []
@@ -564,8 +612,13 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
             cache = None
             if pricing.cache_dir and pricing.cache_ttl > 0:
                 cache = PriceCache(Path(os.path.expanduser(pricing.cache_dir)), pricing.cache_ttl)
-            live = _live_region(region, types, session=session, clients=clients, cache=cache,
-                                max_attempts=pricing.max_attempts, strict=strict)
+            say(f"prices: asking AWS for {len(types)} instance types in {region} "
+                f"(gives up after {pricing.deadline:g} s in all)")
+            live = _live_within(deadline_at, region, types, session=session, clients=clients, cache=cache,
+                                max_attempts=pricing.max_attempts, strict=strict, pricing=pricing)
+            if live.failures.keys() - {"cache", "inter_az"}:
+                say(f"prices: {region}: AWS lookups failed, bundled offline prices used for "
+                    f"{', '.join(sorted(live.failures.keys() - {'cache', 'inter_az'}))}")
             fallback = {"cache": "", "inter_az": "; the documented inter-AZ price is used instead"}
             for kind, message in live.failures.items():
                 snapshot.warn(f"prices_{kind}_offline" if kind != "cache" else "price_cache",
@@ -625,6 +678,20 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
         "notes": notes,
     }
     snapshot.meta.setdefault("sources", {})["prices"] = snapshot.meta["pricing"]["source"]
+
+
+def _live_within(deadline_at: float, region: str, types: list[str], *, strict: bool, **kwargs) -> _Live:
+    """_live_region bounded by the lookup's deadline; past it every component falls back (or, strict, fails)."""
+    left = deadline_at - time.monotonic()
+    try:
+        if left <= 0:
+            raise AwsUnavailable(f"AWS price lookup ({region}): deadline passed before this region", unreachable=True)
+        return within(left, lambda: _live_region(region, types, strict=strict, **kwargs), what=f"AWS price lookup ({region})")
+    except AwsUnavailable as exc:
+        if strict:
+            raise
+        message = f"{exc} (pricing.deadline)"
+        return _Live(failures={"ondemand": message, "spot": message, "shapes": message})
 
 
 def _warn_unknown(snapshot, nodes: pd.DataFrame, table: pd.DataFrame, types_by_region: dict[str, list[str]]) -> None:

@@ -160,21 +160,25 @@ def resolve_pdb(pdb: dict, replicas: float) -> tuple[float, float, float]:
 # --- HPA -------------------------------------------------------------------------------------------
 
 def hpa_summary(hpa: dict) -> dict:
-    """min/max replicas, CPU and memory utilization targets (percent of request) and metric types."""
+    """min/max replicas, CPU and memory utilization targets (percent of request), metric types, the HPA's
+    name and the JSON pointer of each target (so a patch can move it; '' when the target is a default)."""
     spec = hpa.get("spec") or {}
     metrics = spec.get("metrics")
     cpu = mem = math.nan
+    paths = {"cpu": "", "memory": ""}
     kinds: list[str] = []
     if metrics is None and "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
         cpu = float(spec["targetCPUUtilizationPercentage"])
+        paths["cpu"] = "/spec/targetCPUUtilizationPercentage"
         kinds.append("Resource:cpu")
     elif not metrics:
         cpu = DEFAULT_HPA_CPU_PERCENT
         kinds.append("Resource:cpu")
-    for m in metrics or []:
+    for i, m in enumerate(metrics or []):
         mtype = m.get("type", "")
         if mtype in ("Resource", "ContainerResource"):
-            body = m.get("resource" if mtype == "Resource" else "containerResource") or {}
+            field_name = "resource" if mtype == "Resource" else "containerResource"
+            body = m.get(field_name) or {}
             name = body.get("name", "")
             target = body.get("target") or {}
             util = target.get("averageUtilization")
@@ -182,11 +186,16 @@ def hpa_summary(hpa: dict) -> dict:
             if util is not None and target.get("type", "Utilization") == "Utilization":
                 if name == "cpu" and math.isnan(cpu):
                     cpu = float(util)
+                    paths["cpu"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
                 elif name == "memory" and math.isnan(mem):
                     mem = float(util)
+                    paths["memory"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
         else:
             kinds.append(mtype)
     return {
+        "hpa_name": str(meta(hpa).get("name") or ""),
+        "hpa_cpu_target_path": paths["cpu"],
+        "hpa_memory_target_path": paths["memory"],
         "hpa_min_replicas": float(spec.get("minReplicas", 1)),
         "hpa_max_replicas": float(spec["maxReplicas"]) if spec.get("maxReplicas") is not None else math.nan,
         "hpa_cpu_target_percent": cpu,
@@ -238,6 +247,20 @@ def tolerates_spot(pod_spec: dict) -> bool:
     return False
 
 
+ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
+
+
+def zone_spread(pod_spec: dict) -> bool:
+    """True when the scheduler must spread the pods over zones: a topologySpreadConstraint on the zone key
+    with DoNotSchedule, or required pod anti-affinity per zone. ScheduleAnyway and preferred anti-affinity
+    are hints the scheduler (and consolidation) may drop, so they do not count."""
+    for c in pod_spec.get("topologySpreadConstraints") or []:
+        if c.get("topologyKey") in ZONE_KEYS and c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule":
+            return True
+    terms = _get(pod_spec, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", default=[]) or []
+    return any(t.get("topologyKey") in ZONE_KEYS for t in terms)
+
+
 def volume_facts(pod_spec: dict, obj: dict) -> dict:
     vols = pod_spec.get("volumes") or []
     has_pvc = any("persistentVolumeClaim" in v or "ephemeral" in v for v in vols)
@@ -284,8 +307,10 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
     rows = []
     where = describe(obj)
     for ctype, key in (("main", "containers"), ("init", "initContainers")):
-        for c in pod_spec.get(key) or []:
-            name = c.get("name") or ""
+        for i, c in enumerate(pod_spec.get(key) or []):
+            name = (c.get("name") or "") if isinstance(c, dict) else ""
+            if not name:
+                raise SourceError(f"{where}: {key}[{i}] has no name (every container needs one)")
             res = c.get("resources") or {}
             req, lim = res.get("requests") or {}, res.get("limits") or {}
             f = f"{key}[{name}].resources"
@@ -309,10 +334,13 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
 
 @dataclass
 class Owners:
-    """Who controls each ReplicaSet and Job, so pods and ReplicaSets resolve to Deployments / CronJobs."""
+    """Who controls each ReplicaSet and Job, so pods and ReplicaSets resolve to Deployments / CronJobs; and
+    the listed Deployments (with selectors) and CronJobs, to resolve pods whose ReplicaSet / Job was not listed."""
 
     replicasets: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
     jobs: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    deployments: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
+    cronjobs: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def from_objects(cls, objects: Iterable[dict]) -> "Owners":
@@ -323,6 +351,12 @@ class Owners:
                 owners.replicasets[key] = controller_of(o)
             elif o.get("kind") == "Job":
                 owners.jobs[key] = controller_of(o)
+            elif o.get("kind") == "Deployment":
+                owners.deployments.setdefault(key[0], []).append((key[1], _get(o, "spec", "selector")))
+            elif o.get("kind") == "CronJob":
+                owners.cronjobs.setdefault(key[0], set()).add(key[1])
+        for listed in owners.deployments.values():
+            listed.sort(key=lambda d: -len(d[0]))  # "web-api" before "web" for a ReplicaSet "web-api-5d9f"
         return owners
 
     def resolve(self, namespace: str, kind: str, name: str) -> tuple[str, str]:
@@ -336,31 +370,48 @@ class Owners:
                 return owner
         return kind, name
 
+    def unlisted(self, pod: dict, namespace: str, kind: str, name: str) -> tuple[str, str, str] | None:
+        """(kind, name, how) of the Deployment / CronJob behind a pod whose ReplicaSet / Job was not listed
+        (403/404), or None. A Deployment names its ReplicaSets <deployment>-<pod-template-hash> and stamps
+        the hash on their pods; failing the label, a listed Deployment whose name prefixes the ReplicaSet's
+        and whose selector matches the pod. A CronJob names its Jobs <cronjob>-<scheduled minute>."""
+        labels = meta(pod).get("labels") or {}
+        if kind == "ReplicaSet" and (namespace, name) not in self.replicasets:
+            digest = str(labels.get("pod-template-hash", ""))
+            if digest and name.endswith("-" + digest):
+                return "Deployment", name[: -len(digest) - 1], "pod-template-hash"
+            for deployment, selector in self.deployments.get(namespace, []):
+                if name.startswith(deployment + "-") and selector_matches(selector, labels):
+                    return "Deployment", deployment, "selector"
+        if kind == "Job" and (namespace, name) not in self.jobs:
+            prefix, _, suffix = name.rpartition("-")
+            if suffix.isdigit() and prefix in self.cronjobs.get(namespace, ()):
+                return "CronJob", prefix, "job name"
+        return None
 
-def resolve_identity(obj: dict, owners: Owners) -> tuple[str, str, int]:
-    """(kind, name, priority) of the workload an object stands for. Lower priority wins when several
-    objects resolve to one workload: the controller itself (0), a ReplicaSet/Job it owns (1), a pod (2)."""
+
+def resolve_identity(obj: dict, owners: Owners) -> tuple[str, str, int, str]:
+    """(kind, name, priority, how) of the workload an object stands for. Lower priority wins when several
+    objects resolve to one workload: the controller itself (0), a ReplicaSet/Job it owns (1), a pod (2).
+    ``how`` says how a pod whose ReplicaSet/Job was not listed was mapped ('' when it was not)."""
     kind, name = obj.get("kind", ""), meta(obj).get("name", "")
     ns = meta(obj).get("namespace") or "default"
     if kind in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
-        return kind, name, 0
+        return kind, name, 0, ""
     if kind in ("ReplicaSet", "Job"):
         owner = controller_of(obj)
         if owner is None:
-            return kind, name, 0
-        return (*owners.resolve(ns, kind, name), 1)
+            return kind, name, 0, ""
+        return (*owners.resolve(ns, kind, name), 1, "")
     # Pod
     owner = controller_of(obj)
     if owner is None:
-        return "Pod", name, 0
-    if owner[0] == "ReplicaSet" and (ns, owner[1]) not in owners.replicasets:
-        # ReplicaSets not listed (e.g. 403): a Deployment names its ReplicaSet <deployment>-<pod-template-hash>
-        # and stamps that hash on the pods, so the pair identifies the Deployment without guessing
-        digest = str((meta(obj).get("labels") or {}).get("pod-template-hash", ""))
-        if digest and owner[1].endswith("-" + digest):
-            return "Deployment", owner[1][: -len(digest) - 1], 2
+        return "Pod", name, 0, ""
+    inferred = owners.unlisted(obj, ns, *owner)
+    if inferred:
+        return inferred[0], inferred[1], 2, inferred[2]
     okind, oname = owners.resolve(ns, *owner)
-    return okind, oname, 2
+    return okind, oname, 2, ""
 
 
 # --- the whole conversion --------------------------------------------------------------------------
@@ -398,16 +449,6 @@ def _replicas(obj: dict) -> float:
     return float(spec["replicas"]) if spec.get("replicas") is not None else math.nan
 
 
-def _override_for(config: Config, ns: str, kind: str, name: str, cluster: str):
-    for o in config.overrides:
-        parts = o.workload.split("/")
-        if len(parts) == 4 and parts[0] != cluster:
-            continue
-        if parts[-3] == ns and parts[-2].lower() == kind.lower() and parts[-1] == name:
-            return o
-    return None
-
-
 def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dict) -> dict:
     kcfg = opts.config.kubernetes
     tmpl = pod_template(obj)
@@ -419,7 +460,6 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
     grace = pod_spec.get("terminationGracePeriodSeconds")
     max_unavailable, max_surge = update_strategy(obj)
     spot = str(annotations.get(kcfg.spot_annotation, "")).strip().lower()
-    override = _override_for(opts.config, ns, kind, name, opts.cluster)
     return {
         "cluster": opts.cluster, "namespace": ns, "kind": kind, "workload": name,
         "replicas": _replicas(obj),
@@ -427,12 +467,13 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
         **volume_facts(pod_spec, obj),
         "termination_grace_seconds": float(grace) if grace is not None else DEFAULT_GRACE_SECONDS,
         "capacity_affinity": capacity_affinity(pod_spec),
+        "zone_spread": zone_spread(pod_spec),
         "tolerates_spot": tolerates_spot(pod_spec),
         "update_max_unavailable": max_unavailable,
         "update_max_surge": max_surge,
         "team": str(labels.get(kcfg.team_label) or ns_labels.get(kcfg.team_label) or ""),
-        "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true"
-        or bool(override and override.ignore),
+        # only the annotation: [[overrides]] are applied at analyze time, so editing them needs no new collect
+        "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true",
         "spot_preference": {"true": "in", "false": "out"}.get(spot, ""),
         "policy_override": str(annotations.get(kcfg.policy_annotation, "")),
         "source": opts.source,
@@ -452,25 +493,9 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
                 by_kind[o["kind"]].append(o)
 
     namespace_labels = {meta(n).get("name", ""): meta(n).get("labels") or {} for n in by_kind["Namespace"]}
-    owners = Owners.from_objects(by_kind["ReplicaSet"] + by_kind["Job"])
-
-    # Pick one object per workload identity: the controller itself beats what it owns.
-    chosen: dict[tuple[str, str, str], tuple[int, dict]] = {}
-    pod_counts: Counter = Counter()
-    for kind in WORKLOAD_KINDS:
-        for o in by_kind[kind]:
-            if kind == "Pod" and _get(o, "status", "phase") in ("Succeeded", "Failed"):
-                continue  # a finished pod holds no resources; its controller, if any, is listed anyway
-            ns = meta(o).get("namespace") or "default"
-            wkind, wname, prio = resolve_identity(o, owners)
-            key = (ns, wkind, wname)
-            if kind == "Pod":
-                pod_counts[key] += 1
-            best = chosen.get(key)
-            if best is None or prio < best[0] or (
-                prio == best[0] == 1 and _replicas(o) > _replicas(best[1])  # newest-serving ReplicaSet
-            ):
-                chosen[key] = (prio, o)
+    owners = Owners.from_objects(by_kind["ReplicaSet"] + by_kind["Job"] + by_kind["Deployment"] + by_kind["CronJob"])
+    chosen, pod_counts, how = _choose(by_kind, owners)
+    _warn_inferred(chosen, how, warn)
 
     workloads, containers = [], []
     for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
@@ -479,6 +504,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
             row["replicas"] = float(_get(o, "spec", "parallelism", default=1))
         elif prio == 2:  # only pods seen: their count is the replica count
             row["replicas"] = float(pod_counts[(ns, wkind, wname)])
+        row["resolved_by"] = ", ".join(sorted(how.get((ns, wkind, wname), ())))
         row["_labels"] = {k: str(v) for k, v in (_get(pod_template(o), "metadata", "labels", default={}) or {}).items()}
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
@@ -512,6 +538,50 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
     }
+
+
+def _choose(by_kind: dict[str, list[dict]], owners: Owners):
+    """One object per workload identity (the controller itself beats what it owns), the pods seen per
+    identity, and per identity how pods of unlisted ReplicaSets / Jobs were mapped to it. Every pod lands
+    on exactly one identity, so its cost is counted once."""
+    chosen: dict[tuple[str, str, str], tuple[int, dict]] = {}
+    pod_counts: Counter = Counter()
+    how: dict[tuple[str, str, str], set[str]] = {}
+    for kind in WORKLOAD_KINDS:
+        for o in by_kind[kind]:
+            if kind == "Pod" and _get(o, "status", "phase") in ("Succeeded", "Failed"):
+                continue  # a finished pod holds no resources; its controller, if any, is listed anyway
+            ns = meta(o).get("namespace") or "default"
+            wkind, wname, prio, via = resolve_identity(o, owners)
+            key = (ns, wkind, wname)
+            if kind == "Pod":
+                pod_counts[key] += 1
+            if via:
+                how.setdefault(key, set()).add(via)
+            best = chosen.get(key)
+            if best is None or prio < best[0] or (
+                prio == best[0] == 1 and _replicas(o) > _replicas(best[1])  # newest-serving ReplicaSet
+            ):
+                chosen[key] = (prio, o)
+    return chosen, pod_counts, how
+
+
+def _warn_inferred(chosen: dict, how: dict, warn: Warn) -> None:
+    """Say when pods were mapped without their ReplicaSet / Job, and when some could not be mapped at all."""
+    if how:
+        ways = Counter(v for vias in how.values() for v in vias)
+        shown = ", ".join(f"{v} ({n})" for v, n in sorted(ways.items()))
+        warn("owners_inferred",
+             f"{len(how)} workload(s) had pods whose ReplicaSet/Job could not be listed; they were mapped to their "
+             f"Deployment/CronJob by {shown} (workloads.resolved_by), each pod counted once",
+             "owner resolution")
+    stray = sorted(f"{ns}/{k}/{n}" for (ns, k, n), (prio, o) in chosen.items()
+                   if prio == 2 and k in ("ReplicaSet", "Job") and (controller_of(o) or ("", ""))[0] == k)
+    if stray:
+        warn("owners_unresolved",
+             f"{len(stray)} workload(s) were rebuilt from pods whose ReplicaSet/Job could not be listed and whose "
+             f"Deployment/CronJob was not found: {', '.join(stray[:5])}",
+             "if a Deployment/CronJob owns them, their pods are costed under both names")
 
 
 def _frame(name: str, rows: list[dict]) -> pd.DataFrame:
