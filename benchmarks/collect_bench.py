@@ -314,6 +314,8 @@ def run_collect(args) -> None:
     p = dataclasses.replace(c.prometheus, url=args.url, end=dt.datetime.fromtimestamp(args.end, dt.timezone.utc).isoformat(),
                             cluster_label="cluster" if args.clusters > 1 else "", concurrency=args.concurrency,
                             timeout=1800.0, compression=args.compression)
+    if args.range_points:
+        p = dataclasses.replace(p, range_points=args.range_points)
     step = args.step or c.general.step
     cfg = dataclasses.replace(c, general=dataclasses.replace(c.general, window=args.days * 86400.0, step=step), prometheus=p)
     snap, queries, total_requests = Snapshot(), [], 0
@@ -424,19 +426,22 @@ def accuracy(res: dict, exact: "pd.DataFrame", new: bool) -> list[str]:
 # --- the servers ------------------------------------------------------------------------------------
 
 class Watch:
-    """CPU seconds and RSS of a server process from /proc, sampled every 50 ms while a run goes on."""
+    """CPU seconds and RSS of a server process from /proc, sampled every 50 ms while a run goes on.
+    RSS is all resident memory; RssAnon leaves out the mapped TSDB files (page cache the kernel can
+    drop), which is the part that makes a server run out of memory."""
 
     def __init__(self, pid: int):
         self.pid, self.tick = pid, os.sysconf("SC_CLK_TCK")
         self.peak = self.start_rss = self._rss()
+        self.peak_anon = self.start_anon = self._rss("RssAnon:")
         self.start_cpu = self._cpu()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
-    def _rss(self) -> int:
+    def _rss(self, field: str = "VmRSS:") -> int:
         for line in open(f"/proc/{self.pid}/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
         return 0
 
@@ -447,12 +452,13 @@ class Watch:
     def _poll(self):
         while not self._stop.wait(0.05):
             self.peak = max(self.peak, self._rss())
+            self.peak_anon = max(self.peak_anon, self._rss("RssAnon:"))
 
-    def stop(self) -> tuple[float, int, int]:
-        """(CPU seconds, RSS at the start, peak RSS growth) in seconds and bytes."""
+    def stop(self) -> tuple[float, int, int, int]:
+        """(CPU seconds, RSS at the start, peak RSS growth, peak anonymous RSS growth), seconds and bytes."""
         self._stop.set()
         self._thread.join()
-        return self._cpu() - self.start_cpu, self.start_rss, self.peak - self.start_rss
+        return self._cpu() - self.start_cpu, self.start_rss, self.peak - self.start_rss, self.peak_anon - self.start_anon
 
 
 def wait_idle(server, quiet: float, limit: float = 3600.0) -> float:
@@ -501,14 +507,15 @@ def measure(engine: str, sub: Path, args, end: int, tree: str) -> dict:
         wait_idle(server, 5, limit=120)
         cmd = [sys.executable, __file__, "--run-collect", "--url", server.url, "--end", str(end), "--containers",
                str(args.containers), "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency", str(args.concurrency),
-               "--step", str(args.step), "--compression", args.compression, "--tree", tree]
+               "--step", str(args.step), "--compression", args.compression, "--tree", tree,
+               "--range-points", str(args.range_points)]
         watch = Watch(server.proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True)
-        cpu, rss0, growth = watch.stop()
+        cpu, rss0, growth, anon = watch.stop()
         if out.returncode:
             raise SystemExit(f"collect failed ({tree or 'this tree'}): {out.stderr[-2000:]}")
         res = json.loads(out.stdout.strip().splitlines()[-1])
-        res.update(server_cpu_seconds=cpu, server_rss_start=rss0, server_rss_growth=growth)
+        res.update(server_cpu_seconds=cpu, server_rss_start=rss0, server_rss_growth=growth, server_anon_growth=anon)
         return res
     finally:
         server.stop()
@@ -525,7 +532,8 @@ def baseline_tree(rev: str) -> str:
 def report(engine: str, label: str, res: dict, exact, new: bool) -> None:
     print(f"[{engine}] {label}: collect wall {res['wall_seconds']:.1f} s | {res['requests']} HTTP requests | rightsize peak RSS "
           f"{res['peak_rss_bytes'] / 2**20:.0f} MiB | server CPU {res['server_cpu_seconds']:.1f} s | server RSS "
-          f"{res['server_rss_start'] / 2**20:.0f} MiB at start, +{res['server_rss_growth'] / 2**20:.0f} MiB at its peak | "
+          f"{res['server_rss_start'] / 2**20:.0f} MiB at start, +{res['server_rss_growth'] / 2**20:.0f} MiB at its peak "
+          f"(+{res['server_anon_growth'] / 2**20:.0f} MiB anonymous) | "
           f"{res['usage_rows']} usage rows", flush=True)
     if new:
         print(f"[{engine}] {label}: snapshot tables {res['snapshot_tables']}")
@@ -544,6 +552,7 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=0.0, help="query step in seconds (0 = [general] step's default); the data stays at 60 s")
     ap.add_argument("--compression", choices=("auto", "gzip", "none"), default="auto",
                     help="[prometheus] compression (auto = none here: the server is on 127.0.0.1)")
+    ap.add_argument("--range-points", type=int, default=0, help="[prometheus] range_points (0 = the default)")
     ap.add_argument("--baseline", default="", help="also measure the rightsize of this git revision (e.g. 80fbd65), side by side")
     ap.add_argument("--accuracy-rows", type=int, default=2000, help="container rows whose workloads are checked against the truth (0 = all)")
     ap.add_argument("--workdir", default="", help="keep data here (reused when it exists)")

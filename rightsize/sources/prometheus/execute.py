@@ -69,9 +69,12 @@ def plan_shards(series_per_namespace: dict[str, float], steps: int, points: int)
 
 
 def range_tasks(name: str, shard: tuple[str, ...], series: float, steps: int, points: int) -> list[Task]:
-    """The time chunks of one shard: ``steps`` cut so that series x chunk steps <= ``points``."""
-    chunk = int(max(1, min(MAX_RANGE_STEPS, steps, points // max(series, 1.0))))
-    return [Task(name, shard, i, min(chunk, steps - i)) for i in range(0, steps, chunk)]
+    """The time chunks of one shard: ``steps`` cut into the fewest chunks of series x chunk steps <=
+    ``points``, all of about the same length (no short remainder costing a request of its own)."""
+    longest = int(max(1, min(MAX_RANGE_STEPS, steps, points // max(series, 1.0))))
+    n = -(-steps // longest)
+    bounds = [round(i * steps / n) for i in range(n + 1)]
+    return [Task(name, shard, a, b - a) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 class _DaemonPool:

@@ -159,6 +159,13 @@ def _containers(series: list[tuple], owners: dict[tuple, tuple]):
     return out, list(index), unowned
 
 
+def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
+    """Codes and categories of a list of names (a few thousand), for a categorical column."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+    return codes, pd.Index(list(index), dtype=object)
+
+
 def _compact(ids: np.ndarray, group, day, bucket, count):
     """Histogram cells under global ids, in the smallest integer types (millions of them are kept
     until the end of a collection)."""
@@ -230,17 +237,19 @@ class UsageAccumulator:
     def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
         """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
         categorical name columns (a million rows share a few hundred names)."""
-        series = self._series_frame(owners)
-        containers = pd.DataFrame(list(self.containers), columns=["namespace", "kind", "workload", "container"]).assign(pod="")
-        ids = pd.concat([series, containers], ignore_index=True)[["namespace", "kind", "workload", "container", "pod"]]
-        codes = {col: pd.factorize(ids[col]) for col in ids.columns}
+        columns = ["namespace", "kind", "workload", "container", "pod"]
+        owner = [owners.get((ns, pod), ("", "")) for ns, pod, _ in self.series]
+        ids = [(ns, o[0], o[1], c, pod) for (ns, pod, c), o in zip(self.series, owner)]
+        ids += [(ns, k, w, c, "") for ns, k, w, c in self.containers]
+        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
+        series = self.series
         parts = []
         for resource in ("cpu", "memory"):
             for which, offset in (("pod", 0), ("busy", len(series))):
                 g, d, b, c = self.cells(resource, which)
                 parts.append((g + offset, d, b, c, resource, "pod" if which == "pod" else "busiest"))
         row = np.concatenate([p[0] for p in parts])
-        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in ids.columns})
+        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in columns})
         out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(row), dtype=np.int8), categories=[cluster]))
         out["basis"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[5]) for p in parts]), categories=["pod", "busiest"])
         out["resource"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[4]) for p in parts]), categories=["cpu", "memory"])
