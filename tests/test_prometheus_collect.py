@@ -149,7 +149,7 @@ def test_inventory_from_kube_state_metrics(collected):
     assert c.loc[("web", "envoy"), "cpu_limit_cores"] == 0.2
     assert math.isnan(c.loc[("debug", "shell"), "memory_request_bytes"])
     w = collected.tables["workloads"].set_index("workload")
-    assert w.loc["web", "hpa"] and w.loc["web", "hpa_cpu_target_percent"] == 70
+    assert w.loc["web", "hpa"] and w.loc["web", "hpa_cpu_target_percent"] == 70 and w.loc["web", "hpa_name"] == "web"
     assert w.loc["db", "pdb"] and not w.loc["web", "pdb"]
     assert w.loc["web", "replicas"] == 2 and w.loc["api", "replicas"] == 1  # pods alive at the window end
     assert (w["source"] == "prometheus").all()

@@ -75,6 +75,9 @@ def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa
                    termination_grace_seconds=30.0, source="prometheus")
     idx = pd.MultiIndex.from_frame(wl[key])
     wl["hpa"] = idx.isin(pd.MultiIndex.from_frame(hpa_info[key])) if len(hpa_info) else False
+    if len(hpa_info):  # its name, for the HPA patch (the target's place in the spec is not in the metrics)
+        names = hpa_info.drop_duplicates(key).set_index(key)["horizontalpodautoscaler"]
+        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index).fillna("").astype(str)
     if len(hpa_target) and len(hpa_info):
         t = hpa_target[hpa_target["metric_target_type"] == "utilization"].merge(hpa_info, on=["namespace", "horizontalpodautoscaler"])
         for res in ("cpu", "memory"):

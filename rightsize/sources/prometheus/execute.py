@@ -12,7 +12,9 @@ run at once instead of after the queries in flight.
 """
 from __future__ import annotations
 
+import ctypes
 import queue
+import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
@@ -109,6 +111,21 @@ class _DaemonPool:
             self._queue.put(None)
 
 
+def return_freed_memory() -> None:
+    """Make glibc give large freed buffers back to the system. By default it raises its mmap threshold
+    to the size of the last big buffer freed (up to 32 MiB), so the next answers (tens of MiB each)
+    come from worker threads' heaps and stay resident after they are freed: about 150 MiB more peak
+    RSS at 1,000 containers. A fixed 1 MiB threshold and two arenas keep them mapped and returned."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
+        pass
+
+
 @dataclass
 class Outcome:
     failed: set  # namespaces whose data is missing
@@ -121,6 +138,7 @@ def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task
     """Run ``fetch(task)`` on a pool of ``concurrency`` workers and hand each result to
     ``consume(task, result)`` in this thread, as it arrives. Splittable failures are split and
     retried; others raise SourceError, or with ``allow_partial`` are recorded in the Outcome."""
+    return_freed_memory()
     bar = getattr(log, "bar", None) or (lambda done, total: None)
     pending, running = list(tasks), {}
     outcome, done, total = Outcome(set(), [], 0), 0, len(tasks)

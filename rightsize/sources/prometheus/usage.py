@@ -198,16 +198,22 @@ class UsageAccumulator:
         self.unowned |= part.unowned
 
     def cells(self, resource: str, which: str):
-        """(group, day, bucket, count) with one row per cell, chunks of one day summed."""
+        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes."""
         arrays = self.parts.get((resource, which))
         if not arrays:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty, empty
-        g, d, b, c = (np.concatenate(a).astype(np.int64) for a in zip(*arrays))
+            return (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int16),
+                    np.zeros(0, dtype=np.int32))
         days = self.grid.days
-        code = (g * days + d) * _NB + b
-        cells, inverse = np.unique(code, return_inverse=True)
-        return cells // _NB // days, cells // _NB % days, cells % _NB, np.bincount(inverse, weights=c).astype(np.int64)
+        code = (np.concatenate([a[0] for a in arrays]).astype(np.int64) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        code += np.concatenate([a[2] for a in arrays])
+        order = np.argsort(code, kind="stable")
+        code = code[order]
+        counts = np.concatenate([a[3] for a in arrays])[order]
+        del order
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        cells = code[starts]
+        return ((cells // _NB // days).astype(np.int32), (cells // _NB % days).astype(np.int16),
+                (cells % _NB).astype(np.int16), np.add.reduceat(counts, starts).astype(np.int32))
 
     def day_sums(self, resource: str):
         """(series, day, samples, sum, max) with one row per series and day."""
@@ -242,21 +248,25 @@ class UsageAccumulator:
         ids = [(ns, o[0], o[1], c, pod) for (ns, pod, c), o in zip(self.series, owner)]
         ids += [(ns, k, w, c, "") for ns, k, w, c in self.containers]
         codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
-        series = self.series
+        owned = np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
         parts = []
-        for resource in ("cpu", "memory"):
-            for which, offset in (("pod", 0), ("busy", len(series))):
+        for r, resource in enumerate(("cpu", "memory")):
+            for which, offset, basis in (("pod", 0, 0), ("busy", len(self.series), 1)):
                 g, d, b, c = self.cells(resource, which)
-                parts.append((g + offset, d, b, c, resource, "pod" if which == "pod" else "busiest"))
+                keep = owned[g + offset]  # pods without an owner belong to no container
+                parts.append((g[keep] + offset, d[keep], b[keep], c[keep], r, basis))
         row = np.concatenate([p[0] for p in parts])
         out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in columns})
-        out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(row), dtype=np.int8), categories=[cluster]))
-        out["basis"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[5]) for p in parts]), categories=["pod", "busiest"])
-        out["resource"] = pd.Categorical(np.concatenate([np.full(len(p[0]), p[4]) for p in parts]), categories=["cpu", "memory"])
+        del row
+        out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), categories=[cluster]))
+        out["basis"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[5], dtype=np.int8) for p in parts]),
+                                                 categories=["pod", "busiest"])
+        out["resource"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[4], dtype=np.int8) for p in parts]),
+                                                    categories=["cpu", "memory"])
         out["day"] = self.grid.day_start(np.concatenate([p[1] for p in parts]))
         out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int64)
         out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int64)
-        return out[out["workload"] != ""].reset_index(drop=True)
+        return out
 
     def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
         """The usage_daily table: per container instance and day, exact samples, means and maxima.
