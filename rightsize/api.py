@@ -46,7 +46,7 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
     "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "totals", "what_if",
-    "formatted",
+    "backtest", "formatted",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
@@ -243,6 +243,33 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
     table.columns.name = "policy"
     table.attrs["value"] = value  # the unit of every cell, for formatted()
     return table
+
+
+def backtest(snapshot: Snapshot, policies: Mapping[str, PolicyLike] | None = None, config: ConfigLike = None, *,
+             test_days: int = 7, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Recommend from the window minus its last ``test_days`` days and replay those days against it.
+
+    ``policies`` maps a label to anything ``recommend(policy=...)`` takes, compared with the config's own
+    policies (labelled "recommended") and "today" (the current requests), which are always there.
+    Without ``by``: one row per container and policy (schema.BACKTEST_COLUMNS: the shares of
+    5-minute pod-steps above the CPU request and at the CPU limit, the slack (request - usage) /
+    request, the test days' memory peak and whether it reaches the limit). With ``by`` (e.g.
+    ``"namespace"``, or ``[]`` for the whole fleet): per group and policy, containers,
+    request-weighted CPU and memory slack, predicted OOMs and containers above their CPU request
+    more than 5 % of the time. ConfigError when the snapshot cannot be backtested (and why)."""
+    from .analysis import backtest as bt
+    from .analysis import run_backtest
+
+    cfg = _config(config)
+    runs = {label: _with_policy(cfg, pol)[0] for label, pol in {"recommended": None, **(policies or {})}.items()}
+    if "today" in runs:
+        raise ConfigError('backtest: the policy label "today" is reserved for the current requests')
+    table, why = run_backtest(snapshot, cfg, test_days, runs)
+    if why:
+        raise ConfigError(f"backtest: {why}")
+    if by is None:
+        return table
+    return bt.rollup(table, [by] if isinstance(by, str) else list(by))
 
 
 def formatted(table: pd.DataFrame):

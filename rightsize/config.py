@@ -240,6 +240,7 @@ class ReportConfig:
     output_dir: str = setting("reports", "Root folder; each run writes reports/<ISO year-week>/.", kind="str")
     top_n: int = setting(10, "Rows in the report's top lists.", kind="int", minimum=1)
     charts: bool = setting(True, "Draw matplotlib charts into report.html.", kind="bool")
+    backtest_days: int = setting(7, "Days at the end of the window the report's backtest replays against a recommendation made without them (backtest.csv, the report's backtest section); 0 = no backtest in the report (rightsize backtest still runs it).", kind="int", minimum=0)
 
 
 @dataclass(frozen=True)

@@ -324,3 +324,24 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("best_usd_per_month_after", "float", "Their cost, USD/month"),
     _c("note", "str", "Caveats of the packing (oversized pods, no pods)"),
 ]
+
+BACKTEST_COLUMNS: list[Column] = [
+    _c("policy", "str", "'today' (the current requests and limits) or the policy whose recommendation, made without the test days, is replayed"),
+    *_CONTAINER,
+    _c("cpu_request_cores", "float", "CPU request replayed, cores (NaN = unset)"),
+    _c("cpu_limit_cores", "float", "CPU limit replayed, cores (NaN = none)"),
+    _c("memory_request_bytes", "float", "Memory request replayed, bytes"),
+    _c("memory_limit_bytes", "float", "Memory limit replayed, bytes (NaN = none)"),
+    _c("cpu_share_over_request", "float", "Share of the test days' pod-steps with CPU above the request (NaN without a request)"),
+    _c("cpu_share_at_limit", "float", "Share of pod-steps with CPU at or above the limit (throttled); 0 without a limit"),
+    _c("cpu_slack", "float", "(request - usage) / request over the pod-steps (NaN without a request)"),
+    _c("cpu_mean_cores", "float", "Mean CPU usage over the test days' pod-steps, cores"),
+    _c("cpu_pod_steps", "float", "Pod-steps of CPU data in the test days"),
+    _c("memory_share_over_request", "float", "Share of pod-steps with the working set above the memory request"),
+    _c("memory_share_at_limit", "float", "Share of pod-steps with the working set at or above the memory limit"),
+    _c("memory_slack", "float", "(request - working set) / request over the pod-steps"),
+    _c("memory_mean_bytes", "float", "Mean working set over the test days' pod-steps, bytes"),
+    _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
+    _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
+    _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+]
