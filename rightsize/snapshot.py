@@ -78,8 +78,11 @@ def _strings(col: pd.Series) -> pd.Series:
     """A str column with '' for missing values; a categorical one (the per-pod tables, a few hundred
     names repeated over a million rows) stays categorical: a tenth of the memory, and read fast."""
     if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = col.cat.categories
+        if cats.dtype != object or not all(isinstance(v, str) for v in cats):  # e.g. read back from parquet
+            col = col.cat.rename_categories(pd.Index([str(v) for v in cats], dtype=object))
         if not col.isna().any():
-            return col if all(isinstance(v, str) for v in col.cat.categories) else col.cat.rename_categories(str)
+            return col
         if "" not in col.cat.categories:
             col = col.cat.add_categories("")
         return col.fillna("")
