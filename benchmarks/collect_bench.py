@@ -1,29 +1,33 @@
 """Benchmark: collect usage from a synthetic TSDB of configurable size; prints figures, asserts nothing.
 
-    python3 benchmarks/collect_bench.py                      # 1,000 containers x 14 d at 60 s, Prometheus
+    python3 benchmarks/collect_bench.py --baseline 80fbd65          # 1,000 containers x 14 d at 60 s, Prometheus,
+                                                                    # this tree beside the given git revision
+    python3 benchmarks/collect_bench.py --containers 10000 --workdir /tmp/b10k
     python3 benchmarks/collect_bench.py --engine victoriametrics --clusters 3
-    python3 benchmarks/collect_bench.py --containers 10000   # CPU heavy: roughly 20 min to build on 2 cores
 
-Prints: wall time of the collection, peak RSS of the rightsize process (the collection runs in a
-child process so the data generator's memory is not counted), HTTP requests, and the server's own
-time for the same queries replayed one by one with plain HTTP calls (and, on Prometheus, the
-samples the server touched, from ``stats=all``).
+Prints, per engine and per code under test (this tree, and with --baseline an older revision of
+the rightsize package, each against a freshly started server):
+- wall time of the collection, HTTP requests, peak RSS of the rightsize process (the collection
+  runs in a child process so the data generator's memory is not counted);
+- the server's own cost, from /proc/<pid> of the server the benchmark started: CPU seconds
+  (utime + stime) during the collection, its RSS before and the peak growth over it;
+- accuracy against the truth: every statistic compared with an exact computation from the
+  generator's own samples (pooled, max over pods and busiest replica p50-p99, the raw memory max),
+  and the default CPU statistic against the true pooled p95 by replica count.
 
-Data: pods of 2 containers, Deployments of 2 replicas, 20 namespaces, 50 nodes. CPU and working
-set are sampled every 60 s (the expensive part); kube-state-metrics series and the CFS / restart
-counters every 240 s (inside Prometheus' 5 min lookback) to keep the build time sane on 2 cores.
-Every sample is a pure function of (series, timestamp): noise comes from a hash, not from a
-random generator's state, and the CPU counter is a running sum of integer millicore-seconds, so
-it comes out the same whether summed over 14 days at once or 2 h at a time.
+Data: Deployments of 1 to 6 replicas (cycled), pods of 2 containers, 20 namespaces, 50 nodes; each
+workload container has a level (0.01 to 2 cores), its replicas +-10 % around it, and in one
+Deployment in seven the first replica runs twice as hot. CPU and working set are sampled every
+60 s (the expensive part); kube-state-metrics series and the CFS / restart counters every 240 s
+(inside Prometheus' 5 min lookback) to keep the build time sane on 2 cores. Every sample is a pure
+function of (series, timestamp): noise comes from a hash, and the CPU counter is a running sum of
+integer millicore-seconds, so it comes out the same whether summed over 14 days at once or 2 h at
+a time, and the truth is computed from the same functions.
 Prometheus gets the data through promtool, streamed: one OpenMetrics file per aligned 2 h block
 is generated while promtool (two processes) backfills the previous ones, and each file is deleted
-once consumed, so at most three blocks sit on disk at a time. 1,000 containers x 14 d is 62 M
-samples, 6.4 GiB of text in 169 files (0.1 GiB on disk at once): ~20 s of CPU to format and
-~120 s of promtool CPU, about 100 s wall on 2 cores; the build grows linearly with --containers.
-VictoriaMetrics gets the same samples through /api/v1/import (JSON lines, one line per series),
-far faster to load. Before timing, the benchmark waits until Prometheus has compacted the 2 h
-blocks (its CPU stays idle past the compactor's one-minute tick): about 3 min at 10,000
-containers the first time, nothing later, since the merged blocks stay in --workdir.
+once consumed. 1,000 containers x 14 d is 62 M samples: about 100 s to build on 2 cores, growing
+linearly with --containers; the merged blocks stay in --workdir for the next run.
+VictoriaMetrics gets the same samples through /api/v1/import (JSON lines), far faster to load.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -52,13 +57,20 @@ SLOW = 240  # seconds between kube-state-metrics / CFS samples
 BLOCK = 7200  # promtool block length, seconds
 
 
+REPLICAS = (1, 2, 3, 4, 6, 2, 3, 2)  # replicas per Deployment, cycled
+
+
 def layout(containers: int, cluster: str):
-    """Yield (namespace, pod, replicaset, deployment, node, [container names])."""
+    """Yield (namespace, pod, replicaset, deployment, node, [container names], replica index): Deployments
+    of 1 to 6 replicas (cycled), pods of 2 containers, 20 namespaces, 50 nodes; ``containers``
+    container instances (pods x 2) in all."""
     pods = max(containers // 2, 1)
-    for i in range(pods):
-        dep = i // 2
-        ns = f"ns-{dep % 20:02d}"
-        yield ns, f"app-{dep}-rs-{i % 2}", f"app-{dep}-rs", f"app-{dep}", f"node-{i % 50}", ["main", "sidecar"]
+    i = dep = 0
+    while i < pods:
+        for r in range(min(REPLICAS[dep % len(REPLICAS)], pods - i)):
+            yield f"ns-{dep % 20:02d}", f"app-{dep}-rs-{r}", f"app-{dep}-rs", f"app-{dep}", f"node-{i % 50}", ["main", "sidecar"], r
+            i += 1
+        dep += 1
 
 
 @dataclass
@@ -100,9 +112,14 @@ def _noise(keys: np.ndarray, ts, salt: int) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def _level(keys):
-    """Mean CPU of each container, cores."""
-    return 0.01 + 1.99 * _noise(keys, [0], 1)
+def _levels(workload: np.ndarray, replica: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Mean CPU of each container row, cores: one level per workload container (0.01 to 2 cores),
+    each replica within +-10 % of it, and in one Deployment in seven the first replica a leader
+    running twice as hot (the imbalance that makes max-over-pods and busiest differ from pooled)."""
+    base = 0.01 + 1.99 * _noise(workload, [0], 1)[:, 0]
+    pod = 1 + 0.2 * (_noise(rows, [0], 5)[:, 0] - 0.5)
+    leader = ((workload // 2) % 7 == 0) & (replica == 0)
+    return base * pod * np.where(leader, 2.0, 1.0)
 
 
 def _day(ts, phase=0.0):
@@ -113,11 +130,14 @@ def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
     """Every series of the benchmark; ``containers`` per cluster, samples up to ``end`` (s)."""
     first = end - STEP * (int(days * 86400 // STEP) + 5)
     rows = {"containers": [], "owner": [], "info": [], "rs": [], "node": [], "alloc": []}
+    workload, replica = [], []  # per container row: its (cluster, deployment, container) id and replica index
     for c in range(clusters):
         extra = {"cluster": f"c{c}"} if clusters > 1 else {}
         seen_rs = set()
-        for ns, pod, rs, dep, node, names in layout(containers, f"c{c}"):
+        for ns, pod, rs, dep, node, names, r in layout(containers, f"c{c}"):
             rows["containers"] += [{**extra, "namespace": ns, "pod": pod, "container": n} for n in names]
+            workload += [(c * 10**6 + int(dep.split("-")[1])) * 2 + j for j in range(len(names))]
+            replica += [r] * len(names)
             rows["owner"].append({**extra, "namespace": ns, "pod": pod, "owner_kind": "ReplicaSet", "owner_name": rs})
             rows["info"].append({**extra, "namespace": ns, "pod": pod, "node": node})
             if rs not in seen_rs:
@@ -128,11 +148,13 @@ def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
                                  "label_node_kubernetes_io_instance_type": "m5.2xlarge"})
             rows["alloc"].append({**extra, "node": f"node-{i}", "resource": "cpu"})
 
+    level = _levels(np.array(workload), np.array(replica), np.arange(len(workload)))
+
     def cpu_millis(k, ts):
-        return np.round(_level(k) * (1 + 0.3 * _day(ts) + 0.1 * _noise(k, ts, 2)) * STEP * 1000).astype(np.int64)
+        return np.round(level[k][:, None] * (1 + 0.3 * _day(ts) + 0.1 * _noise(k, ts, 2)) * STEP * 1000).astype(np.int64)
 
     def memory(k, ts):
-        return np.round(_level(k) * 2**28 * (1 + 0.2 * _day(ts, 1.0) + 0.05 * _noise(k, ts, 3))).astype(np.int64)
+        return np.round(level[k][:, None] * 2**28 * (1 + 0.2 * _day(ts, 1.0) + 0.05 * _noise(k, ts, 3))).astype(np.int64)
 
     def periods(k, ts):  # 100 ms CFS periods, counted from the first sample
         return np.broadcast_to((ts - first) * 10, (len(k), len(ts)))
@@ -276,7 +298,10 @@ def load_victoria(args, url: str, end: int) -> None:
 
 
 def run_collect(args) -> None:
-    """Child process: collect every cluster, print one JSON line of figures."""
+    """Child process (the code under test only: this tree, or --tree's): collect every cluster, print
+    one JSON line of figures and the usage rows the accuracy check needs."""
+    if args.tree:
+        sys.path.insert(0, args.tree)
     import dataclasses
     import datetime as dt
 
@@ -288,14 +313,13 @@ def run_collect(args) -> None:
     c = Config()
     p = dataclasses.replace(c.prometheus, url=args.url, end=dt.datetime.fromtimestamp(args.end, dt.timezone.utc).isoformat(),
                             cluster_label="cluster" if args.clusters > 1 else "", concurrency=args.concurrency,
-                            engine="auto", timeout=1800.0, percentiles_from=args.percentiles_from, compression=args.compression,
-                            **({"max_samples": args.max_samples} if args.max_samples else {}))
+                            timeout=1800.0, compression=args.compression)
+    if args.range_points:
+        p = dataclasses.replace(p, range_points=args.range_points)
     step = args.step or c.general.step
     cfg = dataclasses.replace(c, general=dataclasses.replace(c.general, window=args.days * 86400.0, step=step), prometheus=p)
-    snap = Snapshot()
-    queries = []
+    snap, queries, total_requests = Snapshot(), [], 0
     t0 = time.time()
-    total_requests = 0
     for i in range(args.clusters):
         target = ClusterTarget(f"c{i}", args.url, label_value=f"c{i}" if args.clusters > 1 else "")
         client = P.Client(cfg, args.url)
@@ -303,10 +327,11 @@ def run_collect(args) -> None:
         P.collect_usage(cfg, target, snap, progress=lambda m: None, client=client)
         total_requests += client.requests
     wall = time.time() - t0
-    rss = _peak_rss()
-    print(json.dumps({"wall_seconds": wall, "peak_rss_bytes": rss, "requests": total_requests, "usage_rows": len(snap.tables["usage"]),
-                      "gzip": P._compress(cfg.prometheus.compression, args.url),
-                      "shards": [v.get("shards") for k, v in snap.meta["sources"].items()], "queries": queries}))
+    u = snap.tables["usage"]
+    stats = [col for col in u.columns if col.startswith(("cpu_", "memory_")) and col.endswith(("_cores", "_bytes"))]
+    print(json.dumps({"wall_seconds": wall, "peak_rss_bytes": _peak_rss(), "requests": total_requests, "usage_rows": len(u),
+                      "usage": u[["cluster", "namespace", "workload", "container"] + stats].to_dict("list"),
+                      "snapshot_tables": {k: len(v) for k, v in snap.tables.items() if len(v)}, "queries": queries}))
 
 
 def _peak_rss() -> int:
@@ -321,54 +346,200 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def replay(url: str, queries: list, engine: str, compress: bool = True) -> tuple[float, float]:
-    """The same queries (instant and range), one by one, with plain HTTP: (seconds, samples touched or NaN).
+# --- the truth ---------------------------------------------------------------------------------------
 
-    Each answer is read in full, with the same Accept-Encoding as the collection, but not parsed."""
-    total, samples = 0.0, float("nan")
-    headers = {} if compress else {"Accept-Encoding": "identity"}
-    for q in queries:
-        if "start" in q:
-            path, params = "/api/v1/query_range", {"query": q["query"], "start": q["start"], "end": q["end"], "step": q["step"]}
-        else:
-            path, params = "/api/v1/query", {"query": q["query"], "time": q["time"]}
-        if engine == "prometheus" and "time" in q:
-            params["stats"] = "all"
-        t0 = time.time()
-        r = requests.post(url + path, data=params, headers=headers, timeout=1800)
-        body = r.content
-        total += time.time() - t0
-        # not asked of range queries: their stats count a step-invariant subexpression (the owner map) once per step
-        st = json.loads(body).get("data", {}).get("stats", {}) if "stats" in params else {}
-        if st:
-            samples = (samples if samples == samples else 0.0) + st.get("samples", {}).get("totalQueryableSamples", 0.0)
-    return total, samples
+def truth(ds: Dataset, days: float, step: int, rows: int = 0) -> "pd.DataFrame":
+    """Exact statistics of the window's samples per (cluster, namespace, deployment, container), from the
+    generator's own numbers: CPU = (C(t) - C(t - 300 s)) / 300 s at every step t (what rate() over 5m
+    gives on a 60 s grid), working set = the sample at t, the memory max over every raw sample.
+    Quantiles as the member at rank floor(q x (n - 1)). ``rows`` > 0 checks only the workloads of
+    the first ``rows`` container rows (the 10,000-container run)."""
+    import pandas as pd
+
+    cpu_g, mem_g = ds.groups[0], ds.groups[1]
+    labels = pd.DataFrame(cpu_g.labels)
+    labels["workload"] = labels["pod"].str.rsplit("-rs-", n=1).str[0]
+    if "cluster" not in labels:
+        labels["cluster"] = "c0"  # run_collect names a single cluster c0
+    keys = ["cluster", "namespace", "workload", "container"]
+    wanted = labels.iloc[:rows] if rows else labels
+    wanted = labels.merge(wanted[keys].drop_duplicates(), on=keys)
+    end = ds.end
+    grid = end - step * np.arange(int(days * 86400 // step) - 1, -1, -1)
+    out = []
+    for key, grp in wanted.groupby(keys, sort=False):
+        idx = grp.index.to_numpy()
+        ts = ds.times(STEP, ds.first, end + 1)
+        counter, _ = samples(cpu_g, idx, ts)
+        mem, _ = samples(mem_g, idx, ts)
+        at = np.searchsorted(ts, grid)
+        cpu = (counter[:, at] - counter[:, at - RATE_STEPS]) / (RATE_STEPS * STEP)
+        window = ts > end - days * 86400
+        row = dict(zip(keys, key))
+        for name, per_pod in (("cpu", cpu), ("memory", mem[:, at])):
+            for q in (0.5, 0.9, 0.95, 0.99):
+                row[f"{name}_pooled_{q}"] = _rank(per_pod.ravel(), q)
+                row[f"{name}_max_over_pods_{q}"] = max(_rank(p, q) for p in per_pod)
+                row[f"{name}_busiest_{q}"] = _rank(per_pod.max(axis=0), q)
+        row["memory_max_open"] = float(mem[:, window].max())
+        row["memory_max_closed"] = float(mem[:, ts >= end - days * 86400].max())
+        row["replicas"] = len(idx)
+        out.append(row)
+    return pd.DataFrame(out)
 
 
-def wait_for_compaction(server, quiet: float = 75.0, limit: float = 3600.0) -> None:
-    """Wait until Prometheus has merged the backfilled 2 h blocks, i.e. its CPU use stays under a
-    tenth of a core for ``quiet`` seconds (longer than the compactor's one-minute tick, which also
-    delays the first compaction after start): compaction rewrites the whole TSDB and would otherwise
-    compete with the timed queries for the 2 cores. The merged blocks stay on disk for the next run."""
-    tick = os.sysconf("SC_CLK_TCK")
+RATE_STEPS = 5  # rate_window (5 m) in 60 s samples
 
-    def cpu_seconds() -> float:
-        fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
-    t0 = time.time()
-    last, since = cpu_seconds(), time.time()
+def _rank(values: np.ndarray, q: float) -> float:
+    v = np.sort(values)
+    return float(v[int(np.floor(q * (len(v) - 1) + 1e-9))])
+
+
+def accuracy(res: dict, exact: "pd.DataFrame", new: bool) -> list[str]:
+    """Lines comparing the collected statistics with the exact ones."""
+    import pandas as pd
+
+    u = pd.DataFrame(res["usage"])
+    m = exact.merge(u, on=["cluster", "namespace", "workload", "container"], how="left")
+    lines = []
+    if new:
+        for basis in ("pooled", "max_over_pods", "busiest"):
+            errs = np.concatenate([np.abs(m[f"{r}_{basis}_p{int(q * 100)}_{unit}"] / m[f"{r}_{basis}_{q}"] - 1)
+                                   for r, unit in (("cpu", "cores"), ("memory", "bytes")) for q in (0.5, 0.9, 0.95, 0.99)])
+            lines.append(f"{basis:>13} p50-p99, CPU and memory: {np.mean(errs <= 0.01):.1%} of {len(errs)} values within 1% "
+                         f"(worst {np.nanmax(errs):.3%}; sketch bound 0.99%)")
+        exact_max = (m["memory_max_bytes"] == m["memory_max_open"]) | (m["memory_max_bytes"] == m["memory_max_closed"])
+        lines.append(f"memory max (raw samples): exact for {exact_max.sum()} of {len(m)} containers")
+        got_p95 = m["cpu_pooled_p95_cores"]
+    else:
+        got_p95 = m["cpu_p95_cores"]  # the old default: p95 of the busiest replica at each step
+    err = (got_p95 / m["cpu_pooled_0.95"] - 1)
+    lines.append(f"default CPU statistic vs the true pooled p95: within 3% for {np.mean(err.abs() <= 0.03):.0%} of "
+                 f"{len(m)} containers (median {err.median():+.1%}, worst {err.max():+.0%})")
+    for reps in sorted(m["replicas"].unique()):
+        e = err[m["replicas"] == reps]
+        lines.append(f"    {reps} replica(s): median {e.median():+.1%} over {len(e)} containers")
+    return lines
+
+
+# --- the servers ------------------------------------------------------------------------------------
+
+class Watch:
+    """CPU seconds and RSS of a server process from /proc, sampled every 50 ms while a run goes on.
+    RSS is all resident memory; RssAnon leaves out the mapped TSDB files (page cache the kernel can
+    drop), which is the part that makes a server run out of memory."""
+
+    def __init__(self, pid: int):
+        self.pid, self.tick = pid, os.sysconf("SC_CLK_TCK")
+        self.peak = self.start_rss = self._rss()
+        self.peak_anon = self.start_anon = self._rss("RssAnon:")
+        self.start_cpu = self._cpu()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _rss(self, field: str = "VmRSS:") -> int:
+        for line in open(f"/proc/{self.pid}/status"):
+            if line.startswith(field):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def _cpu(self) -> float:
+        fields = open(f"/proc/{self.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def _poll(self):
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self._rss())
+            self.peak_anon = max(self.peak_anon, self._rss("RssAnon:"))
+
+    def stop(self) -> tuple[float, int, int, int]:
+        """(CPU seconds, RSS at the start, peak RSS growth, peak anonymous RSS growth), seconds and bytes."""
+        self._stop.set()
+        self._thread.join()
+        return self._cpu() - self.start_cpu, self.start_rss, self.peak - self.start_rss, self.peak_anon - self.start_anon
+
+
+def wait_idle(server, quiet: float, limit: float = 3600.0) -> float:
+    """Wait until the server's CPU stays under a tenth of a core for ``quiet`` seconds; returns the wait.
+    After a backfill this is Prometheus merging its 2 h blocks (the compactor ticks every minute),
+    which would otherwise compete with the timed queries for the 2 cores."""
+    w, t0 = Watch(server.proc.pid), time.time()
+    last, since = w._cpu(), time.time()
     while time.time() - t0 < limit:
-        time.sleep(3)
-        now = cpu_seconds()
-        if now - last > 0.3:  # more than 0.1 core over the 3 s
+        time.sleep(1)
+        now = w._cpu()
+        if now - last > 0.1:
             since = time.time()
         elif time.time() - since >= quiet:
             break
         last = now
-    text = requests.get(server.url + "/metrics", timeout=30).text
-    blocks = next((line.split()[-1] for line in text.splitlines() if line.startswith("prometheus_tsdb_blocks_loaded ")), "?")
-    print(f"[prometheus] {blocks} blocks after {time.time() - t0:.0f} s waiting for compaction to finish", flush=True)
+    w.stop()
+    return time.time() - t0
+
+
+def start_server(engine: str, sub: Path, args, end: int):
+    """A freshly started server on the benchmark's data (built or loaded the first time)."""
+    from promservers import serve_prometheus, start_victoria
+
+    if engine == "prometheus":
+        data = sub / "data"
+        if not data.exists():
+            build_prometheus(args, sub, end)
+            server = serve_prometheus(shutil.which("prometheus"), data, sub)
+            print(f"[prometheus] compacted the backfilled blocks in {wait_idle(server, 75):.0f} s", flush=True)
+            server.stop()
+        return serve_prometheus(shutil.which("prometheus"), data, sub)
+    fresh = not (sub / "vmdata").exists()
+    server = start_victoria(None, sub)
+    if fresh:
+        load_victoria(args, server.url, end)
+        server.stop()
+        server = start_victoria(None, sub)
+    return server
+
+
+def measure(engine: str, sub: Path, args, end: int, tree: str) -> dict:
+    """One collection (this tree, or the one in ``tree``) against a freshly started server."""
+    server = start_server(engine, sub, args, end)
+    try:
+        wait_idle(server, 5, limit=120)
+        cmd = [sys.executable, __file__, "--run-collect", "--url", server.url, "--end", str(end), "--containers",
+               str(args.containers), "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency", str(args.concurrency),
+               "--step", str(args.step), "--compression", args.compression, "--tree", tree,
+               "--range-points", str(args.range_points)]
+        watch = Watch(server.proc.pid)
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        cpu, rss0, growth, anon = watch.stop()
+        if out.returncode:
+            raise SystemExit(f"collect failed ({tree or 'this tree'}): {out.stderr[-2000:]}")
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res.update(server_cpu_seconds=cpu, server_rss_start=rss0, server_rss_growth=growth, server_anon_growth=anon)
+        return res
+    finally:
+        server.stop()
+
+
+def baseline_tree(rev: str) -> str:
+    """The rightsize package as of git revision ``rev``, unpacked into a temporary folder."""
+    folder = tempfile.mkdtemp(prefix="rightsize-baseline-")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "rightsize"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
+def report(engine: str, label: str, res: dict, exact, new: bool) -> None:
+    print(f"[{engine}] {label}: collect wall {res['wall_seconds']:.1f} s | {res['requests']} HTTP requests | rightsize peak RSS "
+          f"{res['peak_rss_bytes'] / 2**20:.0f} MiB | server CPU {res['server_cpu_seconds']:.1f} s | server RSS "
+          f"{res['server_rss_start'] / 2**20:.0f} MiB at start, +{res['server_rss_growth'] / 2**20:.0f} MiB at its peak "
+          f"(+{res['server_anon_growth'] / 2**20:.0f} MiB anonymous) | "
+          f"{res['usage_rows']} usage rows", flush=True)
+    if new:
+        print(f"[{engine}] {label}: snapshot tables {res['snapshot_tables']}")
+    if exact is not None:
+        for line in accuracy(res, exact, new):
+            print(f"[{engine}] {label}: {line}", flush=True)
 
 
 def main() -> None:
@@ -379,62 +550,39 @@ def main() -> None:
     ap.add_argument("--engine", choices=("prometheus", "victoriametrics", "both"), default="prometheus")
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--step", type=float, default=0.0, help="query step in seconds (0 = [general] step's default); the data stays at 60 s")
-    ap.add_argument("--percentiles-from", choices=("auto", "instant", "range"), default="auto", help="[prometheus] percentiles_from")
     ap.add_argument("--compression", choices=("auto", "gzip", "none"), default="auto",
                     help="[prometheus] compression (auto = none here: the server is on 127.0.0.1)")
-    ap.add_argument("--max-samples", type=int, default=0,
-                    help="[prometheus] max_samples for rightsize (0 = the config default); raise it with the server's limit for 10k containers")
-    ap.add_argument("--skip-replay", action="store_true", help="do not time the bare queries (halves the run time)")
+    ap.add_argument("--range-points", type=int, default=0, help="[prometheus] range_points (0 = the default)")
+    ap.add_argument("--baseline", default="", help="also measure the rightsize of this git revision (e.g. 80fbd65), side by side")
+    ap.add_argument("--accuracy-rows", type=int, default=2000, help="container rows whose workloads are checked against the truth (0 = all)")
     ap.add_argument("--workdir", default="", help="keep data here (reused when it exists)")
     ap.add_argument("--run-collect", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
     ap.add_argument("--url", default="", help=argparse.SUPPRESS)
     ap.add_argument("--end", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run_collect:
         return run_collect(args)
-    from promservers import serve_prometheus, start_victoria
-
     work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = work / "bench.json"
     end = json.loads(meta.read_text())["end"] if meta.exists() else (int(time.time()) // 3600) * 3600 - 3600
     meta.write_text(json.dumps({"end": end}))
     engines = ["victoriametrics", "prometheus"] if args.engine == "both" else [args.engine]
-    step = f"{args.step:g} s" if args.step else "default"
-    print(f"{args.containers} containers x {args.days:g} d at 60 s x {args.clusters} cluster(s), query step {step}, "
-          f"percentiles {args.percentiles_from}; data in {work}", flush=True)
+    print(f"{args.containers} containers x {args.days:g} d at 60 s x {args.clusters} cluster(s), query step "
+          f"{args.step or 300:g} s; data in {work}", flush=True)
+    t0 = time.time()
+    exact = truth(dataset(args.containers, args.clusters, args.days, end), args.days, int(args.step or 300), args.accuracy_rows)
+    print(f"exact statistics of {len(exact)} containers computed from the generator in {time.time() - t0:.0f} s", flush=True)
+    old = baseline_tree(args.baseline) if args.baseline else ""
     for engine in engines:
         sub = work / f"{engine}-{args.containers}-{args.days:g}-{args.clusters}"
         sub.mkdir(exist_ok=True)
-        if engine == "prometheus":
-            data = sub / "data"
-            if not data.exists():
-                build_prometheus(args, sub, end)
-            limit = ["--query.max-samples=%d" % args.max_samples] if args.max_samples else []
-            server = serve_prometheus(shutil.which("prometheus"), data, sub, extra_args=limit)
-        else:
-            fresh = not (sub / "vmdata").exists()
-            server = start_victoria(None, sub)
-            if fresh:
-                load_victoria(args, server.url, end)
-        try:
-            if engine == "prometheus":
-                wait_for_compaction(server)
-            cmd = [sys.executable, __file__, "--run-collect", "--url", server.url, "--end", str(end), "--containers",
-                   str(args.containers), "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency", str(args.concurrency),
-                   "--max-samples", str(args.max_samples), "--step", str(args.step), "--percentiles-from", args.percentiles_from,
-                   "--compression", args.compression]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            server_s, samples = (replay(server.url, res["queries"], engine, res["gzip"]) if not args.skip_replay
-                                 else (float("nan"), float("nan")))
-            print(f"[{engine}] collect wall {res['wall_seconds']:.1f} s | peak RSS {res['peak_rss_bytes'] / 2**20:.0f} MiB | "
-                  f"HTTP requests {res['requests']} | shards {res['shards']} | usage rows {res['usage_rows']}")
-            print(f"[{engine}] same {len(res['queries'])} queries replayed one by one: {server_s:.1f} s server time"
-                  + (f", {samples / 1e6:.0f} M samples touched by the instant queries" if samples == samples else "")
-                  + f" | collect / serial server time = {res['wall_seconds'] / max(server_s, 1e-9):.2f}", flush=True)
-        finally:
-            server.stop()
+        if old:
+            report(engine, f"baseline {args.baseline}", measure(engine, sub, args, end, old), exact, new=False)
+        report(engine, "this tree", measure(engine, sub, args, end, ""), exact, new=True)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 

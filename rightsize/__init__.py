@@ -5,7 +5,7 @@ rightsize.api and is imported lazily, so the CLI starts fast.
 """
 __version__ = "0.1.0"
 
-_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "what_if", "totals",
+_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "what_if", "backtest", "totals",
         "workload_ref", "plot_usage", "plot_cross_az_matrix", "fetch_series", "formatted")
 # the report's charts (rightsize.emit.charts via rightsize.api), loaded with matplotlib on first use
 _CHARTS = ("savings_by_namespace", "requested_vs_used", "request_usage_ratios", "spot_readiness", "cross_az_by_pair",

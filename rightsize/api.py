@@ -46,7 +46,7 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # ``from rightsize.api import *`` does not load matplotlib.
 __all__ = [
     "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "totals", "what_if",
-    "formatted",
+    "backtest", "formatted",
     "plot_usage", "plot_cross_az_matrix", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
@@ -245,6 +245,33 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
     return table
 
 
+def backtest(snapshot: Snapshot, policies: Mapping[str, PolicyLike] | None = None, config: ConfigLike = None, *,
+             test_days: int = 7, by: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Recommend from the window minus its last ``test_days`` days and replay those days against it.
+
+    ``policies`` maps a label to anything ``recommend(policy=...)`` takes, compared with the config's own
+    policies (labelled "recommended") and "today" (the current requests), which are always there.
+    Without ``by``: one row per container and policy (schema.BACKTEST_COLUMNS: the shares of
+    5-minute pod-steps above the CPU request and at the CPU limit, the slack (request - usage) /
+    request, the test days' memory peak and whether it reaches the limit). With ``by`` (e.g.
+    ``"namespace"``, or ``[]`` for the whole fleet): per group and policy, containers,
+    request-weighted CPU and memory slack, predicted OOMs and containers above their CPU request
+    more than 5 % of the time. ConfigError when the snapshot cannot be backtested (and why)."""
+    from .analysis import backtest as bt
+    from .analysis import run_backtest
+
+    cfg = _config(config)
+    runs = {label: _with_policy(cfg, pol)[0] for label, pol in {"recommended": None, **(policies or {})}.items()}
+    if "today" in runs:
+        raise ConfigError('backtest: the policy label "today" is reserved for the current requests')
+    table, why = run_backtest(snapshot, cfg, test_days, runs)
+    if why:
+        raise ConfigError(f"backtest: {why}")
+    if by is None:
+        return table
+    return bt.rollup(table, [by] if isinstance(by, str) else list(by))
+
+
 def formatted(table: pd.DataFrame):
     """A notebook view of a rightsize table: money as '$1,234.56', CPU as '250m', memory as '1.5Gi', counts
     as '1,234', chosen by the unit in each column name (``*usd*``, ``*_cores*``, ``*_bytes*``) or, for a
@@ -428,12 +455,12 @@ def __dir__() -> list[str]:
 # --- time series -----------------------------------------------------------------------------------
 
 def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", snapshot: Snapshot | None = None, *,
-                 step: str | float = "5m", window: str | float | None = None) -> pd.DataFrame:
+                 step: str | float | None = None, window: str | float | None = None) -> pd.DataFrame:
     """Fetch the usage series of chosen workloads from a Prometheus-compatible API at a coarse step.
 
     ``url_or_config``: the API's base URL (default settings otherwise), or a Config whose ``[prometheus]``
     section and ``[general] window`` are used. ``refs``: ``NAMESPACE/KIND/NAME`` of a few workloads (never
-    all: the series are large). ``step``: seconds or a duration like ``"5m"``; ``window``: look-back from
+    all: the series are large). ``step``: seconds or a duration like ``"5m"`` (default ``[general] step``); ``window``: look-back from
     now (or ``[prometheus] end``), default the config's window (14 days).
 
     Returns rows of the snapshot's ``series`` table: per container, the busiest replica's CPU in cores and
@@ -457,7 +484,7 @@ def fetch_series(url_or_config: "str | Config", refs: "str | Sequence[str]", sna
     refs = [refs] if isinstance(refs, str) else list(refs)
     if not refs:
         raise ConfigError("fetch_series: name at least one workload as NAMESPACE/KIND/NAME")
-    return prometheus.fetch_series(cfg, None, refs, _duration("step", step), snapshot=snapshot)
+    return prometheus.fetch_series(cfg, None, refs, snapshot=snapshot, step=_duration("step", step) if step is not None else None)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

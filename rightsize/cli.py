@@ -130,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
     p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")
 
+    p = sub.add_parser("backtest", parents=[common], help="recommend without the last days, replay them: slack, OOMs, throttling",
+                       description="Recommend from the snapshot's window minus its last --days days and replay those days against "
+                                   "the recommendation (and against today's requests): CPU and memory slack, predicted OOM kills, "
+                                   "containers above their request. Prints a table per namespace and writes backtest.csv.")
+    _add_snapshot_option(p)
+    p.add_argument("--days", type=int, default=7, help="days at the end of the window to replay (default 7)")
+    p.add_argument("--policy", metavar="NAME|KEY=VALUE,...", action="append", default=[],
+                   help="compare a declared policy (production, non_production, ...) or a what-if of overrides "
+                        "(e.g. cpu_request_percentile=p99,margin=0.25) with the config's policies; repeatable")
+    p.add_argument("--out", metavar="DIR", type=Path, help="folder for backtest.csv (default: the snapshot's parent folder)")
+
     p = sub.add_parser("report", parents=[common], help="write report.md, report.html and the data tables",
                        description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables.")
     _add_snapshot_option(p)
@@ -266,6 +277,44 @@ def cmd_analyze(args, config, log) -> int:
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
+def cmd_backtest(args, config, log) -> int:
+    from . import api
+    from .emit.tables import table_csv, write_text_atomic
+    from .emit.terminal import backtest_text
+    from .schema import BACKTEST_COLUMNS
+
+    snapshot = _load_snapshot(config, args.snapshot)
+    policies = {"recommended": None, **{p: _policy_arg(p) for p in args.policy}}
+    table = api.backtest(snapshot, policies, config, test_days=args.days)
+    out = args.out or (args.snapshot.parent if args.snapshot else _report_dir(config, None))
+    with _locked(config, out, "rightsize backtest", log):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path = write_text_atomic(Path(out) / "backtest.csv", table_csv(table, BACKTEST_COLUMNS))
+    print(backtest_text(table, args.days))
+    log(f"backtest written to {path}")
+    return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def _policy_arg(text: str):
+    """--policy: a declared policy name, or KEY=VALUE pairs separated by commas (a what-if)."""
+    if "=" not in text:
+        return text
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    if any(len(p) != 2 or not p[0].strip() for p in pairs):
+        raise ConfigError(f"--policy {text!r}: expected a policy name or KEY=VALUE,KEY=VALUE")
+    return {k.strip(): _toml_scalar(v.strip()) for k, v in pairs}
+
+
+def _toml_scalar(text: str):
+    """A --policy value as TOML would read it (0.25, true, "p99" without quotes)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 def cmd_report(args, config, log) -> int:
     from .analysis import analyze
 
@@ -348,7 +397,7 @@ def cmd_config(args, config, log) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "report": cmd_report, "patch": cmd_patch,
+COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
 

@@ -236,6 +236,6 @@ def parse_series_refs(refs: tuple[str, ...]) -> list[tuple[str, str, str]]:
 def _collect_series(config: Config, target: ClusterTarget, refs: list[tuple[str, str, str]], snapshot: Snapshot) -> None:
     from .sources.prometheus import fetch_series
 
-    frame = fetch_series(config, target, refs, step_seconds=300)
+    frame = fetch_series(config, target, refs)
     if len(frame):
         snapshot.tables["series"] = pd.concat([snapshot.tables["series"], frame], ignore_index=True) if len(snapshot.tables["series"]) else frame

@@ -15,14 +15,16 @@ from typing import Any
 from .errors import ConfigError
 from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
 
-PERCENTILES = ("p50", "p90", "p95", "p99", "max")
+from .analysis.statistics import BASES, DEFAULT_BASIS, STATISTICS
+
+PERCENTILES = tuple(STATISTICS)  # the statistics every snapshot carries as columns; others come from its histograms
 
 
 @dataclass(frozen=True)
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
     window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True)
-    step: float = setting("5m", "Resolution at which usage is evaluated inside the window: the busiest replica is taken at each step and the percentiles are over those steps. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
+    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
 
@@ -33,6 +35,7 @@ class MetricNames:
     memory_working_set: str = setting("container_memory_working_set_bytes", "cAdvisor working set gauge (bytes).", kind="str")
     cpu_throttled_periods: str = setting("container_cpu_cfs_throttled_periods_total", "cAdvisor throttled CFS periods counter.", kind="str")
     cpu_periods: str = setting("container_cpu_cfs_periods_total", "cAdvisor CFS periods counter.", kind="str")
+    cpu_throttled_seconds: str = setting("container_cpu_cfs_throttled_seconds_total", "cAdvisor throttled time counter (seconds): the CPU time a limit held back.", kind="str")
     resource_requests: str = setting("kube_pod_container_resource_requests", "kube-state-metrics container requests.", kind="str")
     resource_limits: str = setting("kube_pod_container_resource_limits", "kube-state-metrics container limits.", kind="str")
     pod_owner: str = setting("kube_pod_owner", "kube-state-metrics pod owner.", kind="str")
@@ -47,9 +50,10 @@ class MetricNames:
     hpa_info: str = setting("kube_horizontalpodautoscaler_info", "kube-state-metrics HPA info (scale target).", kind="str")
     pdb_desired_healthy: str = setting("kube_poddisruptionbudget_status_desired_healthy", "kube-state-metrics PDB desired healthy pods.", kind="str")
     pdb_expected_pods: str = setting("kube_poddisruptionbudget_status_expected_pods", "kube-state-metrics PDB expected pods.", kind="str")
-    istio_tcp_sent: str = setting("istio_tcp_sent_bytes_total", "Istio TCP bytes sent counter.", kind="str")
-    istio_request_bytes: str = setting("istio_request_bytes_sum", "Istio HTTP request bytes sum.", kind="str")
-    istio_response_bytes: str = setting("istio_response_bytes_sum", "Istio HTTP response bytes sum.", kind="str")
+    istio_tcp_sent: str = setting("istio_tcp_sent_bytes_total", "Istio TCP bytes sent during the response (server -> client).", kind="str")
+    istio_tcp_received: str = setting("istio_tcp_received_bytes_total", "Istio TCP bytes received during the request (client -> server).", kind="str")
+    istio_request_bytes: str = setting("istio_request_bytes_sum", "Istio HTTP/gRPC request body and header bytes (sum of the histogram).", kind="str")
+    istio_response_bytes: str = setting("istio_response_bytes_sum", "Istio HTTP/gRPC response body and header bytes (sum of the histogram).", kind="str")
 
 
 @dataclass(frozen=True)
@@ -90,13 +94,11 @@ class PrometheusConfig:
     timeout: float = setting("5m", "Timeout of one HTTP request.", kind="duration", unit="seconds", positive=True)
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
-    max_samples: int = setting(50_000_000, "Samples one query may hold at its peak before rightsize splits it into more shards; keep at or under the server's limit (Prometheus --query.max-samples, default 50000000; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
-    concurrency: int = setting(2, "Shards evaluated at once (keep at or below the server's cores).", kind="int", minimum=1)
+    concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
     rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
-    percentiles_from: str = setting("auto", "Where the usage percentiles are computed. instant: the server evaluates quantile_over_time once per percentile (least data sent, but a plain Prometheus repeats the per-step busiest-replica join for each). range: one range query per resource returns the busiest replica's value at each step and rightsize sorts them (one join per resource; about 35 bytes per point travel). auto: instant on VictoriaMetrics (quantiles_over_time computes all percentiles in one pass), range on Prometheus, Thanos and Mimir.", kind="str", choices=("auto", "instant", "range"))
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
-    range_points: int = setting(6_000_000, "Points one range query may cover (container series x steps) before rightsize cuts it into shorter time chunks. Bounds the answer (about 35 bytes per point; results are per workload, so usually half this or less) and the server's memory for it; each chunk also re-evaluates the owner map, so fewer, larger chunks are faster.", kind="int", minimum=1000)
-    engine: str = setting("auto", "Query dialect: auto-detect, or force prometheus / victoriametrics.", kind="str", choices=("auto", "prometheus", "victoriametrics"))
+    range_points: int = setting(1_000_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
+    istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
@@ -147,8 +149,10 @@ class PricingConfig:
 @dataclass(frozen=True)
 class Policy:
     production: bool = setting(True, "Containers under this policy count as production: [thresholds] fail_on_production_oom_risk, the report and spot read it from here (never from namespace names).", kind="bool")
-    cpu_request_percentile: str = setting("p95", "Usage statistic the CPU request is based on.", kind="str", choices=PERCENTILES)
-    memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on.", kind="str", choices=PERCENTILES)
+    cpu_request_percentile: str = setting("p95", "Usage statistic the CPU request is based on: max or any percentile pNN (p50, p90, p95, p99 are precomputed; others, e.g. p97 or p99.5, come from the snapshot's histograms).", kind="statistic")
+    memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on (as cpu_request_percentile).", kind="statistic")
+    per_replica: str = setting(DEFAULT_BASIS, "How the replicas of a container are combined: pooled (every replica's samples in one distribution, as VPA does; does not grow with the replica count), max_over_pods (each pod's own statistic, the largest over pods, as KRR does), busiest (the busiest replica at each step; grows with the replica count).", kind="str", choices=tuple(BASES))
+    usage_half_life: float = setting("0s", "Weigh recent days more: each day's samples count 0.5 ^ (age / this), as VPA decays its histogram (VPA uses 24h); 0s = every sample of the window counts the same.", kind="duration", unit="seconds")
     margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction.", kind="float", minimum=0)
     cpu_limit: str = setting("unset", "CPU limit: unset (recommend none; an existing one is kept proportional), proportional (keep the current limit:request ratio), factor (request x cpu_limit_factor), remove (recommend removing it).", kind="str", choices=("unset", "proportional", "factor", "remove"))
     cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
@@ -236,6 +240,7 @@ class ReportConfig:
     output_dir: str = setting("reports", "Root folder; each run writes reports/<ISO year-week>/.", kind="str")
     top_n: int = setting(10, "Rows in the report's top lists.", kind="int", minimum=1)
     charts: bool = setting(True, "Draw matplotlib charts into report.html.", kind="bool")
+    backtest_days: int = setting(7, "Days at the end of the window the report's backtest replays against a recommendation made without them (backtest.csv, the report's backtest section); 0 = no backtest in the report (rightsize backtest still runs it).", kind="int", minimum=0)
 
 
 @dataclass(frozen=True)

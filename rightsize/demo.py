@@ -1,8 +1,9 @@
 """A deterministic demo snapshot: one EKS-like cluster in us-east-1 with every situation the tool handles.
 
-Generated from a fixed seed in well under a second, so nothing binary is shipped. The usage
-statistics are computed from synthetic per-step series with numpy, the way Prometheus would
-aggregate them, so the numbers are internally consistent (p50 <= p95 <= max, etc.).
+Generated from a fixed seed in about a second, so nothing binary is shipped. Every pod gets its own
+synthetic 5-minute CPU and working-set series, and those go through the very reducer a collection
+uses (sources/prometheus/usage.py, then analysis/statistics.py), so the demo's usage table, its
+histograms and its daily rows are what `rightsize collect` would have written for those samples.
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .analysis.statistics import usage_statistics
 from .quantity import GIB, MIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
+from .sources.prometheus.usage import Grid
 
 CLUSTER = "demo"
 REGION = "us-east-1"
@@ -197,8 +200,60 @@ def _series(rng: np.random.Generator, steps: int, mean: float, burst: float) -> 
     return np.clip(s, 0, None)
 
 
-def _stats(values: np.ndarray) -> list[float]:
-    return [float(np.quantile(values, q)) for q in (0.5, 0.9, 0.95, 0.99)] + [float(values.max())]
+def _pod_lives(w: DemoWorkload, c: DemoContainer, grid) -> list[tuple[str, int, int]]:
+    """(pod name, first step, end step) of the pods behind a container: ``replicas`` pods through its
+    history, or for a CronJob one run a day through the first 15 % of it."""
+    steps = int(c.history_days * 86400 / STEP_SECONDS)
+    first = grid.n - steps
+    if w.kind == "CronJob":
+        per_day = int(86400 / STEP_SECONDS)
+        run = int(per_day * 0.15)
+        return [(f"{w.name}-{29000000 + d}-x", s, s + run) for d, s in enumerate(range(first, grid.n - run + 1, per_day))]
+    return [(f"{w.name}-{'0123456789abcdef'[i % 16]}{i}", first, grid.n) for i in range(w.replicas)]
+
+
+def _pod_usage(rng, w: DemoWorkload, c: DemoContainer, lives, grid):
+    """Per pod (name, steps, CPU cores, working-set bytes, OOM-kill steps): CPU capped at a limit (the
+    throttled usage a collection sees), a working set that grows and, for OOM-killed containers,
+    reaches the limit where it was killed."""
+    out = []
+    kills = rng.choice(sum(e - s for _, s, e in lives), c.oom_kills, replace=False) if c.oom_kills else np.array([], dtype=int)
+    offset = 0
+    for pod, s, e in lives:
+        n = e - s
+        level = rng.normal(1.0, 0.06)  # replicas are alike, not identical
+        cpu = _series(rng, n, c.cpu_mean * level, c.cpu_burst)
+        if c.cpu_limit:
+            cpu = np.minimum(cpu, parse_cpu(c.cpu_limit))
+        mem = parse_memory(c.memory_mean) * level * (1 + c.memory_growth * np.linspace(0, 1, n)) * rng.normal(1, 0.03, n)
+        mine = kills[(kills >= offset) & (kills < offset + n)] - offset
+        if c.oom_kills:
+            limit = parse_memory(c.memory_limit or c.memory_request)
+            mem = np.minimum(mem * 1.05, limit)
+            mem[mine] = limit
+        out.append((pod, np.arange(s, e), cpu, mem, mine))
+        offset += n
+    return out
+
+
+def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The demo's pod samples through the collector's reducer: usage_histograms and usage_daily."""
+    from .sources.prometheus.client import RangeSeries
+    from .sources.prometheus.usage import UsageAccumulator, reduce_chunk
+
+    owners, acc, raw = {}, UsageAccumulator(grid), []
+    ts = grid.first + np.arange(grid.n) * grid.step
+    for (w, c), pods in pods_by_container:
+        for pod, steps, cpu, mem, kills in pods:
+            owners[(w.namespace, pod)] = (w.kind, w.name)
+            days = grid.day(steps)
+            for d in np.unique(days):
+                raw.append({"namespace": w.namespace, "pod": pod, "container": c.name, "day": int(d),
+                            "memory_max_bytes": float(mem[days == d].max()), "oom_kills": float((days[kills] == d).sum())})
+    for resource, which in (("cpu", 2), ("memory", 3)):
+        result = [RangeSeries((w.namespace, p[0], c.name), p[which], ts[p[1]]) for (w, c), pods in pods_by_container for p in pods]
+        acc.add(reduce_chunk(result, resource, grid, owners))
+    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw)), owners
 
 
 def _demo_hpa(w: DemoWorkload) -> dict:
@@ -215,7 +270,9 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     end = (now or dt.datetime(2026, 11, 16, tzinfo=dt.timezone.utc)).replace(minute=0, second=0, microsecond=0)
     start = end - dt.timedelta(days=WINDOW_DAYS)
     window_hours = WINDOW_DAYS * 24.0
-    workloads, containers, usage, placement, services, series = [], [], [], [], [], []
+    grid = Grid.of(end.timestamp(), WINDOW_DAYS * 86400.0, float(STEP_SECONDS))
+    workloads, containers, extras, placement, services = [], [], [], [], []
+    pods_by_container: list = []  # ((workload, container), its pods)
     node_by_zone = {z: [n for n in NODES if n[2] == z] for z in ZONES}
     free_cpu = {n[0]: NODE_SHAPES[n[1]][0] - 0.19 for n in NODES}
     for index, w in enumerate(_workloads()):
@@ -260,26 +317,13 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                 "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
                 "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
             })
-            steps = int(c.history_days * 86400 / STEP_SECONDS)
-            cpu = _series(rng, steps, c.cpu_mean, c.cpu_burst)
-            if not np.isnan(c.throttled) or c.cpu_limit:
-                cpu = np.minimum(cpu, parse_cpu(c.cpu_limit)) if c.cpu_limit else cpu
-            mem_mean = parse_memory(c.memory_mean)
-            mem = mem_mean * (1 + c.memory_growth * np.linspace(0, 1, steps)) * rng.normal(1, 0.03, steps)
-            if c.oom_kills:
-                limit = parse_memory(c.memory_limit or c.memory_request)
-                mem = np.minimum(mem * 1.05, limit)
-                mem[rng.choice(steps, c.oom_kills, replace=False)] = limit
+            lives = _pod_lives(w, c, grid)
+            pods_by_container.append(((w, c), _pod_usage(rng, w, c, lives, grid)))
             throttled = c.throttled if not np.isnan(c.throttled) else (0.02 if c.cpu_limit else np.nan)
-            usage.append({
-                "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
-                **dict(zip([f"cpu_{p}_cores" for p in ("p50", "p90", "p95", "p99", "max")], _stats(cpu))),
-                **dict(zip([f"memory_{p}_bytes" for p in ("p50", "p90", "p95", "p99", "max")], _stats(mem))),
-                "samples": float(steps), "hours_covered": steps * STEP_SECONDS / 3600, "oom_kills": float(c.oom_kills),
-                "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
-                "pods_seen": float(w.replicas + (2 if w.kind == "Deployment" else 0) + (13 if w.kind == "CronJob" else 0)),
-            })
-            series.append((w, c, cpu, mem, steps))
+            extras.append({"namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
+                           "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
+                           # a throttled period holds the container back for about a third of its 100 ms
+                           "cpu_throttled_seconds": throttled * 0.033 * sum(e - s for _, s, e in lives) * STEP_SECONDS * 10})
         # placement: spread replicas over the workload's zones, on nodes of the right capacity type
         pods_per_zone = np.array([w.replicas // len(w.zones) + (1 if i < w.replicas % len(w.zones) else 0) for i in range(len(w.zones))])
         pod_cpu = sum(parse_cpu(c.cpu_request) for c in w.containers if c.cpu_request and not c.init)
@@ -289,7 +333,9 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                 placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
                                   "node": node[0], "zone": node[2], "pod_hours": window_hours})
             continue
-        hours = window_hours * (0.15 if w.kind in ("CronJob", "Job") else 1.0)
+        # each pod's hours, from the lives of its pods (a CronJob's runs, a short history)
+        lives = _pod_lives(w, w.containers[0], grid)
+        hours = sum(e - s for _, s, e in lives) * STEP_SECONDS / 3600 / max(w.replicas, 1)
         for zone, pods in zip(w.zones, pods_per_zone):
             if pods == 0:
                 continue
@@ -318,12 +364,18 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
         traffic.append({"cluster": CLUSTER, "source_namespace": sns, "source_workload": sname, "destination_namespace": dns,
                         "destination_workload": dname, "source_zone": "", "destination_zone": "", "bytes": gb * 1e9})
     namespaces = [{"cluster": CLUSTER, "namespace": ns, "labels_json": json.dumps(labels)} for ns, labels in NAMESPACES.items()]
+    hist, daily, _owners = _reduce_usage(pods_by_container, grid)
+    usage = usage_statistics(hist, daily, STEP_SECONDS)
+    key = ["namespace", "kind", "workload", "container"]
+    usage = usage.merge(pd.DataFrame(extras), on=key, how="left")
+    usage["oom_kills"] = pd.MultiIndex.from_frame(usage[key]).map(daily.groupby(key)["oom_kills"].sum()).to_numpy(dtype=float)
     snap = Snapshot(
         tables={
-            "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": pd.DataFrame(usage),
+            "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": usage,
+            "usage_histograms": hist, "usage_daily": daily,
             "nodes": pd.DataFrame(nodes), "placement": pd.DataFrame(placement), "traffic": pd.DataFrame(traffic),
             "services": pd.DataFrame(services), "namespaces": pd.DataFrame(namespaces),
-            "series": _series_table(series, end),
+            "series": _series_table(pods_by_container, grid),
         },
         meta=new_meta(
             window_start=start.isoformat(), window_end=end.isoformat(), step_seconds=STEP_SECONDS, clusters=[CLUSTER],
@@ -333,19 +385,24 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     return snap.validate()
 
 
-def _series_table(series, end: dt.datetime) -> pd.DataFrame:
-    """Hourly drill-down series for the demo's few largest containers (a notebook plots these)."""
+def _series_table(pods_by_container, grid) -> pd.DataFrame:
+    """Hourly drill-down series (the busiest replica's largest value of each hour) for the demo's few
+    largest containers (a notebook plots these)."""
     chosen = {("shop", "frontend"), ("shop", "search"), ("payments", "fraud-scorer"), ("data", "etl-worker")}
-    frames = []
     per_hour = 3600 // STEP_SECONDS
-    for w, c, cpu, mem, steps in series:
+    frames = []
+    for (w, c), pods in pods_by_container:
         if (w.namespace, w.name) not in chosen:
             continue
-        hours = steps // per_hour
-        idx = pd.date_range(end=end, periods=hours, freq="h", tz="UTC")
-        frames.append(pd.DataFrame({
+        cpu, mem = np.full(grid.n, np.nan), np.full(grid.n, np.nan)
+        for _pod, steps, pc, pm, _k in pods:
+            cpu[steps], mem[steps] = np.fmax(cpu[steps], pc), np.fmax(mem[steps], pm)
+        hours = grid.n // per_hour
+        idx = pd.date_range(end=pd.Timestamp(grid.end, unit="s", tz="UTC"), periods=hours, freq="h")
+        frame = pd.DataFrame({
             "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
-            "timestamp": idx, "cpu_cores": cpu[: hours * per_hour].reshape(hours, per_hour).max(axis=1),
-            "memory_bytes": mem[: hours * per_hour].reshape(hours, per_hour).max(axis=1),
-        }))
+            "timestamp": idx, "cpu_cores": np.nanmax(cpu[-hours * per_hour:].reshape(hours, per_hour), axis=1),
+            "memory_bytes": np.nanmax(mem[-hours * per_hour:].reshape(hours, per_hour), axis=1),
+        })
+        frames.append(frame.dropna(subset=["cpu_cores"]))
     return pd.concat(frames, ignore_index=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .analysis.statistics import usage_statistic_columns
+
 
 @dataclass(frozen=True)
 class Column:
@@ -81,19 +83,39 @@ TABLES: dict[str, list[Column]] = {
         _c("memory_limit_bytes", "float", "Current memory limit, bytes (NaN = unset)", non_negative=True),
     ],
     "usage": _CONTAINER + [
-        *[_c(f"cpu_{p}_cores", "float", f"CPU usage {p} over the window, busiest replica at each step, cores", non_negative=True)
-          for p in ("p50", "p90", "p95", "p99", "max")],
-        *[_c(f"memory_{p}_bytes", "float", f"Working set {p} over the window, busiest replica at each step, bytes", non_negative=True)
-          for p in ("p50", "p90", "p95", "p99", "max")],
-        _c("samples", "float", "Samples (steps) with data in the window", non_negative=True),
-        _c("hours_covered", "float", "Hours of the window with data", non_negative=True),
-        _c("oom_kills", "float", "OOM kills seen in the window", non_negative=True),
+        *[_c(name, "float", description, non_negative=True) for name, description in usage_statistic_columns()],
+        _c("cpu_mean_cores", "float", "Mean CPU usage over every pod's steps, cores", non_negative=True, required=False),
+        _c("memory_mean_bytes", "float", "Mean working set over every pod's steps, bytes", non_negative=True, required=False),
+        _c("samples", "float", "Steps of the window with data from any pod", non_negative=True),
+        _c("pod_samples", "float", "Steps with data summed over pods (the pooled sample count)", non_negative=True, required=False),
+        _c("hours_covered", "float", "Hours of the window with data (samples x step)", non_negative=True),
+        _c("oom_kills", "float", "OOM kills seen in the window (NaN without the metrics to tell)", non_negative=True),
         _c("restarts", "float", "Container restarts in the window", non_negative=True),
         _c("cpu_throttled_ratio", "float", "Share of CFS periods throttled over the window (NaN without CFS data)"),
         _c("cpu_throttled_seconds", "float", "Throttled time over the window, seconds, summed over the container's pods "
            "(increase of container_cpu_cfs_throttled_seconds_total; the kernel adds it up per CPU, so it approximates "
            "the CPU-seconds the limit held back); NaN when the metric is missing", required=False, non_negative=True),
         _c("pods_seen", "float", "Distinct pods seen in the window", non_negative=True),
+    ],
+    "usage_histograms": _CONTAINER + [
+        _c("pod", "str", "Pod (basis 'pod'); '' for basis 'busiest'"),
+        _c("basis", "str", "'pod': that pod's samples; 'busiest': the busiest replica's value at each step", nullable=False),
+        _c("resource", "str", "'cpu' (cores) or 'memory' (bytes)", nullable=False),
+        _c("day", "datetime", "Start of the 24 h bin, counted back from the window end: the bin is (day, day + 24 h]", nullable=False),
+        _c("bucket", "int", "Log bucket: values in (floor x 1.02^(b-1), floor x 1.02^b], floor 0.1m cores / 64 KiB; "
+           "bucket 0 = [0, floor] (see analysis/statistics.py)", non_negative=True),
+        _c("count", "int", "Steps whose value fell in the bucket", non_negative=True),
+    ],
+    "usage_daily": _CONTAINER + [
+        _c("pod", "str", "Pod", nullable=False),
+        _c("day", "datetime", "Start of the 24 h bin, as in usage_histograms", nullable=False),
+        _c("cpu_samples", "int", "Steps with a CPU value", non_negative=True),
+        _c("cpu_mean_cores", "float", "Mean CPU usage over those steps, cores", non_negative=True),
+        _c("cpu_max_cores", "float", "Largest step value, cores", non_negative=True),
+        _c("memory_samples", "int", "Steps with a working-set value", non_negative=True),
+        _c("memory_mean_bytes", "float", "Mean working set over those steps, bytes", non_negative=True),
+        _c("memory_max_bytes", "float", "Largest raw working-set sample of the day (finer than the step), bytes", non_negative=True),
+        _c("oom_kills", "float", "OOM kills that day (NaN without the metrics to tell)", non_negative=True),
     ],
     "nodes": [
         _c("cluster", "str", "Cluster name", nullable=False),
@@ -120,7 +142,9 @@ TABLES: dict[str, list[Column]] = {
         _c("destination_workload", "str", "Destination workload name", nullable=False),
         _c("source_zone", "str", "Measured source zone ('' unknown)", required=False),
         _c("destination_zone", "str", "Measured destination zone ('' unknown)", required=False),
-        _c("bytes", "float", "Bytes exchanged over the window, both directions", non_negative=True),
+        _c("request_bytes", "float", "Bytes client -> server over the window (TCP received + HTTP request bytes)", required=False, non_negative=True),
+        _c("response_bytes", "float", "Bytes server -> client over the window (TCP sent + HTTP response bytes)", required=False, non_negative=True),
+        _c("bytes", "float", "Bytes exchanged over the window, both directions (request + response)", non_negative=True),
     ],
     "services": [
         _c("cluster", "str", "Cluster name", nullable=False),
@@ -157,7 +181,7 @@ TABLES: dict[str, list[Column]] = {
 }
 
 # Tables a snapshot may leave empty (their absence is recorded in meta.json warnings).
-OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices"}
+OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily"}
 
 META_KEYS = ("schema_version", "created_at", "window_start", "window_end", "step_seconds", "clusters",
              "sources", "versions", "warnings", "missing_metrics", "partial", "pricing")
@@ -299,4 +323,25 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("best_nodes_after", "float", "Nodes of that type needed after the recommendations"),
     _c("best_usd_per_month_after", "float", "Their cost, USD/month"),
     _c("note", "str", "Caveats of the packing (oversized pods, no pods)"),
+]
+
+BACKTEST_COLUMNS: list[Column] = [
+    _c("policy", "str", "'today' (the current requests and limits) or the policy whose recommendation, made without the test days, is replayed"),
+    *_CONTAINER,
+    _c("cpu_request_cores", "float", "CPU request replayed, cores (NaN = unset)"),
+    _c("cpu_limit_cores", "float", "CPU limit replayed, cores (NaN = none)"),
+    _c("memory_request_bytes", "float", "Memory request replayed, bytes"),
+    _c("memory_limit_bytes", "float", "Memory limit replayed, bytes (NaN = none)"),
+    _c("cpu_share_over_request", "float", "Share of the test days' pod-steps with CPU above the request (NaN without a request)"),
+    _c("cpu_share_at_limit", "float", "Share of pod-steps with CPU at or above the limit (throttled); 0 without a limit"),
+    _c("cpu_slack", "float", "(request - usage) / request over the pod-steps (NaN without a request)"),
+    _c("cpu_mean_cores", "float", "Mean CPU usage over the test days' pod-steps, cores"),
+    _c("cpu_pod_steps", "float", "Pod-steps of CPU data in the test days"),
+    _c("memory_share_over_request", "float", "Share of pod-steps with the working set above the memory request"),
+    _c("memory_share_at_limit", "float", "Share of pod-steps with the working set at or above the memory limit"),
+    _c("memory_slack", "float", "(request - working set) / request over the pod-steps"),
+    _c("memory_mean_bytes", "float", "Mean working set over the test days' pod-steps, bytes"),
+    _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
+    _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
+    _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
 ]

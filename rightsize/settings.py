@@ -150,6 +150,13 @@ def label_matchers_problem(text: str) -> str:
     return ""
 
 
+def _parse_statistic(v):
+    from .analysis.statistics import parse_statistic
+
+    parse_statistic(_parse_str(v))
+    return v
+
+
 def _quantity_parser(parse):
     def run(v):
         if isinstance(v, bool):
@@ -192,6 +199,7 @@ _KINDS.update(
         "list": (_parse_str_list, _render_list, "a list of strings"),
         "dict": (_parse_str_dict, _render_dict, "a table of strings"),
         "float_dict": (_parse_float_dict, _render_float_dict, "a table of numbers"),
+        "statistic": (_parse_statistic, _toml_str, "max or a percentile like \"p95\" or \"p99.5\""),
         "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
         "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),
         "url": (_parse_url, _toml_str, "an http:// or https:// URL with a host"),

@@ -144,10 +144,10 @@ def make_snapshot(analysis: Analysis | None = None) -> Snapshot:
     usage = recs[["cluster", "namespace", "kind", "workload", "container"]].copy()
     base_cpu = recs["cpu_basis_cores"].fillna(recs["cpu_request_cores_current"] * 0.3)
     base_mem = recs["memory_max_bytes"]
-    for p, f in (("p50", 0.5), ("p90", 0.8), ("p95", 1.0), ("p99", 1.2), ("max", 1.5)):
-        usage[f"cpu_{p}_cores"] = base_cpu * f
-    for p, f in (("p50", 0.7), ("p90", 0.85), ("p95", 0.9), ("p99", 0.95), ("max", 1.0)):
-        usage[f"memory_{p}_bytes"] = base_mem * f
+    from recommend_tables import usage_stats
+
+    stats = usage_stats([base_cpu * f for f in (0.5, 0.8, 1.0, 1.2, 1.5)], [base_mem * f for f in (0.7, 0.85, 0.9, 0.95, 1.0)])
+    usage = usage.assign(**stats)
     for col in ("samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio", "pods_seen"):
         usage[col] = recs[col]
     meta = new_meta(

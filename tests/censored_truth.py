@@ -245,7 +245,14 @@ def observe(c: Containers) -> pd.DataFrame:
     has_limit = ~np.isnan(c.cpu_limit)
     ratio = np.where(has_limit, (c.throttled_share * 600.0 * c.running).sum(axis=1) / np.maximum(periods, 1), np.nan)
     seconds = np.where(has_limit, (c.throttled_cpu_seconds * c.running).sum(axis=1), np.nan)
+    from recommend_tables import usage_stats
+
+    stats = ("p50", "p90", "p95", "p99", "max")
     return pd.DataFrame({
+        # one pod per container here: every per-replica basis of the registry holds the same values
+        **usage_stats([cpu_q[p] for p in stats], [mem_q[p] for p in stats]),
+        # the same under the names of the usage table before the registry, for the baseline revision
+        # that recommend_bench.py runs beside this one
         **{f"cpu_{p}_cores": v for p, v in cpu_q.items()},
         **{f"memory_{p}_bytes": v for p, v in mem_q.items()},
         "samples": samples, "hours_covered": samples * STEP_SECONDS / 3600.0,

@@ -10,12 +10,16 @@ expected usage statistics from the very samples it writes:
   ``rate(counter[5m])`` at a step t is exactly (C(t) - C(t-300)) / 300 whenever the pod has samples
   at both ends of the window (Prometheus 2.x range selectors are closed at both ends, and
   MetricsQL's rate uses the sample before the window, which is again C(t-300));
-- the expected percentile is computed like Prometheus' quantile_over_time (linear interpolation at
-  rank phi*(n-1)), together with the values one rank below and above, so a test can allow for an
-  engine that includes or excludes the window's boundary step.
+- the expected statistics are computed from exactly those per-pod step values, on every basis of
+  the registry (pooled, max over pods, busiest replica), as the member at rank floor(q x (n - 1))
+  that rightsize's sketch reads (within its stated relative error);
+- Istio counters are written by both reporters (source and destination proxies) with the same
+  counts, so a collector that adds the two reporters is caught; TCP has a request (received) and
+  a response (sent) direction with different rates.
 
-Pods that start or stop inside the window make rate() extrapolate at their edges; containers of
-such pods carry ``churn=True`` in the expectations and tests compare them with a looser tolerance.
+Pods that start or stop inside the window make rate() extrapolate at their edges, and a stopped
+pod's last working set stays visible for the engine's lookback; containers of such pods carry
+``churn=True`` in the expectations and tests compare them with a looser tolerance.
 """
 from __future__ import annotations
 
@@ -25,9 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rightsize.analysis.statistics import MIN_POD_SAMPLES, QUANTILES
+
 STEP = 60  # seconds between samples and between query steps
 RATE_WINDOW = 300  # seconds, the rate() window the tests configure
 PERIODS_PER_MINUTE = 600  # CFS periods of 100 ms in a minute
+THROTTLED_SECONDS_PER_PERIOD = 0.04  # time a throttled period was held back, seconds
 
 
 @dataclass
@@ -115,8 +122,9 @@ NODES = [
      "karpenter": "spot", "cpu": 7.91, "memory": 30 * 2**30},
 ]
 
-# Istio TCP traffic: (source ns, source workload, destination ns, destination workload, bytes/s)
-TRAFFIC = [("shop", "web", "shop", "api", 5000.0), ("shop", "api", "data", "db", 20000.0)]
+# Istio traffic: (source ns, source workload, destination ns, destination workload, protocol,
+# request bytes/s (client -> server), response bytes/s (server -> client))
+TRAFFIC = [("shop", "web", "shop", "api", "http", 1500.0, 5000.0), ("shop", "api", "data", "db", "tcp", 4000.0, 20000.0)]
 
 
 class Dataset:
@@ -168,51 +176,65 @@ class Dataset:
                 periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE
                 throttled = np.round(periods * c.throttle_ratio)
                 self._series[(p.namespace, p.pod, c.name)] = dict(pod=p, c=c, s=s, e=e, counter=counter, mem=mem, restarts=restarts,
-                                                     reason=reason, periods=periods, throttled=throttled)
+                                                     reason=reason, periods=periods, throttled=throttled,
+                                                     throttled_seconds=throttled * THROTTLED_SECONDS_PER_PERIOD)
 
     # --- expected statistics ----------------------------------------------------------------------
-    def expected(self, window_seconds: int) -> dict:
-        """{(namespace, kind, workload, container): stats} for the window (end - window, end].
-
-        Stats: per statistic name (cpu_p95_cores, memory_max_bytes, ...) a tuple (exact, low, high)
-        where low/high are the values one rank away; plus samples, pods_seen, oom_kills, restarts,
-        cpu_throttled_ratio and churn (bool)."""
-        first = self.n - 1 - window_seconds // STEP  # grid index of the window's first step (inclusive)
-        steps = np.arange(max(first, 0), self.n)
+    def step_values(self, window_seconds: int) -> dict:
+        """{container key: (cpu, memory)} matrices pods x steps of the window (end - window, end], NaN
+        where a pod has no value: CPU only where its whole rate window lies in the pod's life."""
+        first = self.n - 1 - window_seconds // STEP  # grid index just before the window (excluded)
+        steps = np.arange(max(first + 1, 0), self.n)
         groups: dict[tuple, list] = {}
-        for (_ns, pod, cname), ser in self._series.items():
+        for (_ns, _pod, cname), ser in self._series.items():
             p = ser["pod"]
-            if p.namespace == "kube-system":
-                continue
-            groups.setdefault((p.namespace, p.kind, p.workload, cname), []).append(ser)
-        out = {}
+            if p.namespace != "kube-system":
+                groups.setdefault((p.namespace, p.kind, p.workload, cname), []).append(ser)
         k = RATE_WINDOW // STEP
+        out = {}
         for key, sers in groups.items():
             cpu = np.full((len(sers), len(steps)), np.nan)
             mem = np.full((len(sers), len(steps)), np.nan)
-            churn = False
             for i, ser in enumerate(sers):
-                s, e = ser["s"], ser["e"]
-                churn |= s > steps[0] - k or e < self.n
-                idx = steps[(steps >= s) & (steps < e)]
-                mem[i, idx - steps[0]] = ser["mem"][idx - s]
-                full = idx[idx - k >= s]
-                cpu[i, full - steps[0]] = (ser["counter"][full - s] - ser["counter"][full - k - s]) / RATE_WINDOW
+                idx = steps[(steps >= ser["s"]) & (steps < ser["e"])]
+                mem[i, idx - steps[0]] = ser["mem"][idx - ser["s"]]
+                full = idx[idx - k >= ser["s"]]
+                cpu[i, full - steps[0]] = (ser["counter"][full - ser["s"]] - ser["counter"][full - k - ser["s"]]) / RATE_WINDOW
+            out[key] = (cpu, mem, sers, steps)
+        return out
+
+    def expected(self, window_seconds: int) -> dict:
+        """{(namespace, kind, workload, container): stats} for the window (end - window, end].
+
+        Per usage column of the registry (cpu_pooled_p95_cores, ...) a tuple (exact, low, high): the
+        member at rank floor(q x (n - 1)) and the members one rank below and above; cpu_max_cores and
+        memory_max_bytes (every raw sample); samples, pod_samples, pods_seen, oom_kills, restarts,
+        cpu_throttled_ratio, cpu_throttled_seconds, means, and churn (bool)."""
+        out = {}
+        for key, (cpu, mem, sers, steps) in self.step_values(window_seconds).items():
             stats = {}
             for name, arr in (("cpu", cpu), ("memory", mem)):
-                busiest = np.nanmax(arr, axis=0)
-                busiest = np.sort(busiest[~np.isnan(busiest)])
                 unit = "cores" if name == "cpu" else "bytes"
-                for label, phi in (("p50", .5), ("p90", .9), ("p95", .95), ("p99", .99), ("max", 1.0)):
-                    stats[f"{name}_{label}_{unit}"] = _quantile_with_neighbours(busiest, phi)
+                for basis, values in _bases(arr).items():
+                    for q in QUANTILES:
+                        stats[f"{name}_{basis}_{q.name}_{unit}"] = values(q.quantile)
+                stats[f"{name}_mean_{unit}"] = float(np.nanmean(arr))
+            stats["cpu_max_cores"] = float(np.nanmax(cpu))
+            lo = steps[0]
+            # every raw sample of the window; Prometheus 2.x range selectors also include the sample on
+            # the window's left edge (closed), MetricsQL's do not (left-open): both are right
+            stats["memory_max_bytes"] = max(float(ser["mem"][max(lo - ser["s"], 0):].max()) for ser in sers if ser["e"] > lo)
+            stats["memory_max_bytes_closed"] = max(float(ser["mem"][max(lo - 1 - ser["s"], 0):].max()) for ser in sers if ser["e"] > lo - 1)
             stats["samples"] = int((~np.isnan(mem).all(axis=0)).sum())
-            stats["pods_seen"] = len({ser["pod"].pod for ser in sers if ser["s"] < self.n and ser["e"] > steps[0]})
-            stats["restarts"] = sum(float(ser["restarts"][-1] - ser["restarts"][max(steps[0] - ser["s"], 0)]) for ser in sers)
-            stats["oom_kills"] = sum(1 for ser in sers if ser["reason"] is not None and ser["s"] + ser["reason"] > steps[0])
-            tp = sum(ser["throttled"][-1] - ser["throttled"][max(steps[0] - ser["s"], 0)] for ser in sers)
-            pp = sum(ser["periods"][-1] - ser["periods"][max(steps[0] - ser["s"], 0)] for ser in sers)
-            stats["cpu_throttled_ratio"] = tp / pp if pp else math.nan
-            stats["churn"] = churn
+            stats["pod_samples"] = int((~np.isnan(mem)).sum())
+            stats["pods_seen"] = len({ser["pod"].pod for ser in sers if ser["e"] > lo})
+            stats["restarts"] = sum(float(ser["restarts"][-1] - ser["restarts"][max(lo - 1 - ser["s"], 0)]) for ser in sers)
+            stats["oom_kills"] = sum(1 for ser in sers if ser["reason"] is not None and ser["s"] + ser["reason"] >= lo)
+            for name, col in (("throttled", "tp"), ("periods", "pp"), ("throttled_seconds", "ts")):
+                stats[col] = sum(ser[name][-1] - ser[name][max(lo - 1 - ser["s"], 0)] for ser in sers)
+            stats["cpu_throttled_ratio"] = stats["tp"] / stats["pp"] if stats["pp"] else math.nan
+            stats["cpu_throttled_seconds"] = stats["ts"]
+            stats["churn"] = any(ser["s"] > lo - RATE_WINDOW // STEP or ser["e"] < self.n for ser in sers)
             out[key] = stats
         return out
 
@@ -245,6 +267,7 @@ class Dataset:
             yield from emit("container_memory_working_set_bytes", base, ser["mem"], s)
             yield from emit("container_cpu_cfs_periods_total", base, ser["periods"], s)
             yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
+            yield from emit("container_cpu_cfs_throttled_seconds_total", base, ser["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
             for res, unit, req, lim in (("cpu", "core", c.cpu_request, c.cpu_limit), ("memory", "byte", c.mem_request, c.mem_limit)):
                 if not math.isnan(req):
@@ -279,14 +302,18 @@ class Dataset:
         yield from const("kube_horizontalpodautoscaler_spec_max_replicas", hpa, 6.0, 0, self.n)
         yield from const("kube_poddisruptionbudget_status_desired_healthy", 'namespace="data",poddisruptionbudget="db"', 1.0, 0, self.n)
         yield from const("kube_poddisruptionbudget_status_expected_pods", 'namespace="data",poddisruptionbudget="db"', 2.0, 0, self.n)
-        for sn, sw, dn, dw, bps in TRAFFIC:
-            lab = (f'reporter="destination",source_workload_namespace="{sn}",source_workload="{sw}",'
-                   f'destination_workload_namespace="{dn}",destination_workload="{dw}"')
-            yield from emit("istio_tcp_sent_bytes_total", lab, np.arange(self.n) * bps * STEP, 0)
+        for reporter in ("destination", "source"):  # both proxies count every byte
+            for sn, sw, dn, dw, proto, req, resp in TRAFFIC:
+                lab = (f'reporter="{reporter}",source_workload_namespace="{sn}",source_workload="{sw}",'
+                       f'destination_workload_namespace="{dn}",destination_workload="{dw}"')
+                names = (("istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total") if proto == "tcp"
+                         else ("istio_request_bytes_sum", "istio_response_bytes_sum"))
+                for name, bps in zip(names, (req, resp)):
+                    yield from emit(name, lab, np.arange(self.n) * bps * STEP, 0)
 
     def expected_traffic(self, window_seconds: int) -> dict:
-        """{(src ns, src wl, dst ns, dst wl): bytes over the window}."""
-        return {(a, b, c, d): bps * window_seconds for a, b, c, d, bps in TRAFFIC}
+        """{(src ns, src wl, dst ns, dst wl): (request bytes, response bytes) over the window}."""
+        return {(a, b, c, d): (req * window_seconds, resp * window_seconds) for a, b, c, d, _p, req, resp in TRAFFIC}
 
     def write_openmetrics(self, path) -> None:
         """OpenMetrics text, sorted by series (promtool needs one family's samples together)."""
@@ -310,11 +337,28 @@ def _fmt(v: float) -> str:
     return repr(float(v)) if v != int(v) else str(int(v))
 
 
+def _bases(arr: np.ndarray) -> dict:
+    """Per basis of the registry, a function quantile -> (exact, low, high) over the pods x steps matrix."""
+    pooled = np.sort(arr[~np.isnan(arr)])
+    busiest = np.nanmax(arr, axis=0)
+    busiest = np.sort(busiest[~np.isnan(busiest)])
+    per_pod = [np.sort(row[~np.isnan(row)]) for row in arr]
+    per_pod = [p for p in per_pod if len(p)]
+    eligible = [p for p in per_pod if len(p) >= MIN_POD_SAMPLES] or per_pod
+
+    def over_pods(q):
+        each = [_quantile_with_neighbours(p, q) for p in eligible]
+        return tuple(max(e[i] for e in each) for i in range(3))
+
+    return {"pooled": lambda q: _quantile_with_neighbours(pooled, q),
+            "max_over_pods": over_pods,
+            "busiest": lambda q: _quantile_with_neighbours(busiest, q)}
+
+
 def _quantile_with_neighbours(sorted_values: np.ndarray, phi: float) -> tuple[float, float, float]:
+    """The member at rank floor(phi x (n - 1)) and the members one rank below and above."""
     n = len(sorted_values)
     if n == 0:
         return (math.nan, math.nan, math.nan)
-    rank = phi * (n - 1)
-    lo, hi = int(math.floor(rank)), int(math.ceil(rank))
-    exact = sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (rank - lo)
-    return (float(exact), float(sorted_values[max(lo - 1, 0)]), float(sorted_values[min(hi + 1, n - 1)]))
+    r = int(math.floor(phi * (n - 1) + 1e-9))
+    return (float(sorted_values[r]), float(sorted_values[max(r - 1, 0)]), float(sorted_values[min(r + 1, n - 1)]))

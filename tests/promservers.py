@@ -73,7 +73,9 @@ def _wait_ready(server: Server, path: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{server.kind} not ready after {timeout}s: {server.tail()}")
 
 
-_BLOCKS: dict[int, Path] = {}  # dataset id -> backfilled blocks, so a dataset is backfilled once per session
+# dataset id -> (the dataset, its backfilled blocks), so a dataset is backfilled once per session; the
+# dataset is kept alive here so that its id is never reused by another one
+_BLOCKS: dict[int, tuple] = {}
 
 
 def start_prometheus(dataset, workdir: Path, *, max_samples: int | None = None, extra_args=()) -> Server:
@@ -81,7 +83,7 @@ def start_prometheus(dataset, workdir: Path, *, max_samples: int | None = None, 
     prom, promtool = need_binary(PROMETHEUS), need_binary(PROMTOOL)
     workdir.mkdir(parents=True, exist_ok=True)
     data = workdir / "data"
-    blocks = _BLOCKS.get(id(dataset))
+    blocks = _BLOCKS.get(id(dataset), (None, None))[1]
     if blocks is None or not blocks.exists():
         blocks = workdir / "blocks"
         om = workdir / "series.om"
@@ -89,7 +91,7 @@ def start_prometheus(dataset, workdir: Path, *, max_samples: int | None = None, 
         subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(om), str(blocks)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         om.unlink()
-        _BLOCKS[id(dataset)] = blocks
+        _BLOCKS[id(dataset)] = (dataset, blocks)
     # every server gets its own copy of the backfilled blocks (it compacts and writes into its folder)
     shutil.copytree(blocks, data)
     return serve_prometheus(prom, data, workdir, max_samples=max_samples, extra_args=extra_args)

@@ -35,8 +35,7 @@ def ctr(workload: str = "web", container: str = "app", *, namespace: str = "shop
     u = None
     if usage:
         u = {**ident, "container": container,
-             **{f"cpu_{p}_cores": v for p, v in zip(("p50", "p90", "p95", "p99", "max"), cpu)},
-             **{f"memory_{p}_bytes": v for p, v in zip(("p50", "p90", "p95", "p99", "max"), memory)},
+             **usage_stats(cpu, memory),
              "samples": float(samples), "hours_covered": float(hours), "oom_kills": float(oom_kills),
              "restarts": float(restarts), "cpu_throttled_ratio": throttled, "cpu_throttled_seconds": throttled_seconds,
              "pods_seen": float(pods)}
@@ -46,6 +45,19 @@ def ctr(workload: str = "web", container: str = "app", *, namespace: str = "shop
          "has_host_path": False, "termination_grace_seconds": 30.0, "team": team, "ignore": ignore,
          "policy_override": policy_override, "source": "test"}
     return {"container": c, "usage": u, "workload": w}
+
+
+def usage_stats(cpu, memory) -> dict:
+    """Usage-table statistic columns from (p50, p90, p95, p99, max) of CPU (cores) and memory (bytes),
+    the same on every per-replica basis (as for a container with one replica)."""
+    from rightsize.analysis.statistics import BASES, usage_column
+
+    out = {}
+    for res, values in (("cpu", cpu), ("memory", memory)):
+        for basis in BASES:
+            for stat, v in zip(("p50", "p90", "p95", "p99", "max"), values):
+                out[usage_column(res, stat, basis)] = v
+    return out
 
 
 def node(name: str = "n1", cpu: float = 8.0, memory: float = 32 * GIB, cluster: str = "c1") -> dict:

@@ -119,7 +119,7 @@ def test_policy_dict_overrides_every_declared_policy(snap, recs):
     with pytest.raises(ConfigError, match="unknown key 'margn'"):
         api.recommend(snap, policy={"margn": 0.5})
     with pytest.raises(ConfigError, match="cpu_request_percentile"):
-        api.recommend(snap, policy={"cpu_request_percentile": "p42"})
+        api.recommend(snap, policy={"cpu_request_percentile": "q42"})
 
 
 def test_policy_of_a_wrong_type_is_refused(snap):

@@ -55,7 +55,7 @@ def test_requested_vs_used_sums_requests_times_replicas(data):
     used = dict(zip(labels, [b.get_width() for b in _bars(cpu_ax)[2 * n:3 * n]]))
     usage = snap.tables["usage"]
     shop = usage[usage["namespace"] == "shop"].merge(a.recommendations[["workload", "container", "namespace", "replicas"]])
-    assert used["shop"] == pytest.approx((shop["cpu_p95_cores"] * shop["replicas"]).sum())
+    assert used["shop"] == pytest.approx((shop["cpu_pooled_p95_cores"] * shop["replicas"]).sum())
 
 
 def test_ratio_histogram_counts_every_container(data):
@@ -93,7 +93,7 @@ def test_top_workload_percentiles_draw_requests_and_percentiles(data):
     assert first.get_ylabel() == "shop/frontend/app"  # the largest saving first
     xs = sorted(float(np.asarray(l.get_xdata())[0]) for l in first.lines)
     usage = snap.tables["usage"].set_index(["workload", "container", "namespace"]).loc[("frontend", "app", "shop")]
-    expected = sorted([usage[f"cpu_{p}_cores"] for p in ("p50", "p90", "p95", "p99", "max")] + [1.0, 0.25])
+    expected = sorted([usage[c] for c in ("cpu_pooled_p50_cores", "cpu_pooled_p90_cores", "cpu_pooled_p95_cores", "cpu_pooled_p99_cores", "cpu_max_cores")] + [1.0, 0.25])
     assert xs == pytest.approx(expected)
 
 

@@ -1,18 +1,26 @@
-"""Connection settings for Thanos Query / Grafana Mimir, checked on the wire.
+"""What rightsize sends over HTTP and how it treats bad answers, against a small server on 127.0.0.1.
 
-Thanos and Mimir cannot run here, so a local recording HTTP server stands in for them (a stand-in,
-not the real thing): it answers the Prometheus HTTP API with small canned results and records
-every request, and the tests assert that each one carries the configured path prefix, headers,
-credentials and query parameters. Query semantics are tested against real Prometheus and
-VictoriaMetrics servers in test_prometheus_collect.py / test_victoriametrics.py.
+The server here STANDS IN FOR A PROMETHEUS-COMPATIBLE API because the cases under test cannot be
+produced on demand by a real one: it records every request (to check headers, auth, query params
+and path prefixes as Mimir, Thanos and VictoriaMetrics cluster expect them), and it can answer 502
+or 503 a set number of times, 503 "query timed out" for long ranges, answer too late, cut a matrix
+off after its first series, answer an HTML page with status 200, or never answer. Its answers are
+shaped like Prometheus' (buildinfo, label values, the series API, vectors and matrices). What
+real servers compute is tested in test_prometheus_collect.py and test_victoriametrics.py.
 """
 from __future__ import annotations
 
 import base64
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -23,16 +31,25 @@ from rightsize.config import Config
 from rightsize.errors import ConfigError, SourceError
 from rightsize.snapshot import Snapshot
 from rightsize.sources import prometheus as P
-from rightsize.sources.promql import Queries, check_matchers, quote, regex_alternation
+from rightsize.sources.prometheus.client import _compress
+from rightsize.sources.prometheus.collect import DISABLES
+from rightsize.sources.prometheus.promql import Queries, check_matchers, quote, regex_alternation
 from rightsize.targets import ClusterTarget
 
+END = 1_700_000_040  # a multiple of the 60 s step
+POD = {"namespace": "shop", "pod": "web-1", "container": "app"}
 
-class Recorder(ThreadingHTTPServer):
-    def __init__(self, prefix: str, fail_first: int = 0):
+
+class StandIn(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, prefix: str):
         super().__init__(("127.0.0.1", 0), Handler)
-        self.prefix, self.fail_first = prefix, fail_first
+        self.prefix = prefix
         self.requests: list[dict] = []
         self.lock = threading.Lock()
+        self.fail: dict[str, list] = {}  # api path -> answers to give first: (status, body) or "slow" / "hang"
+        self.range_mode = "ok"  # ok | truncated | html | timeout-over-<seconds>
 
     @property
     def url(self) -> str:
@@ -49,106 +66,196 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             params.update(parse_qs(self.rfile.read(length).decode()))
-        srv: Recorder = self.server
+        srv: StandIn = self.server
+        api = parts.path[len(srv.prefix):] if parts.path.startswith(srv.prefix) else None
         with srv.lock:
             srv.requests.append({"path": parts.path, "headers": dict(self.headers), "params": params})
-            fail = srv.fail_first > 0
-            srv.fail_first -= 1
-        if fail:
-            return self._reply(502, {"status": "error", "error": "bad gateway"})
-        api = parts.path[len(srv.prefix):] if parts.path.startswith(srv.prefix) else None
+            planned = srv.fail.get(api) or []
+            answer = planned.pop(0) if planned else None
+        if answer == "hang":
+            time.sleep(60)
+            return
+        if answer == "slow":
+            time.sleep(3)
+        elif answer:
+            return self._reply(*answer)
+        self._answer(srv, api, params)
+
+    def _answer(self, srv, api, params):
         if api == "/api/v1/status/buildinfo":
             return self._reply(200, {"status": "success", "data": {"version": "2.45.0", "revision": "stand-in", "goVersion": "go1.21"}})
         if api == "/api/v1/label/__name__/values":
-            names = [getattr(Config().prometheus.metrics, f) for f in P._DISABLES]
-            return self._reply(200, {"status": "success", "data": names})
+            return self._reply(200, {"status": "success", "data": [getattr(Config().prometheus.metrics, f) for f in DISABLES]})
+        if api == "/api/v1/series":
+            return self._reply(200, {"status": "success", "data": [
+                *({"__name__": "kube_pod_owner", **POD, "pod": f"web-{i}", "owner_kind": "StatefulSet", "owner_name": "web",
+                   "owner_is_controller": "true"} for i in range(3)),
+                *({"__name__": "container_memory_working_set_bytes", **POD, "pod": f"web-{i}"} for i in range(3))]})
         if api == "/api/v1/query":
-            q = params.get("query", [""])[0]
-            result = []
-            if q.startswith("count by (namespace)"):
-                result = [{"metric": {"namespace": "shop"}, "value": [0, "3"]}]
-            return self._reply(200, {"status": "success", "data": {"resultType": "vector", "result": result}})
+            return self._reply(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
         if api == "/api/v1/query_range":
-            return self._reply(200, {"status": "success", "data": {"resultType": "matrix", "result": []}})
+            return self._range(srv, params)
         self._reply(404, {"status": "error", "error": "not found"})
+
+    def _range(self, srv, params):
+        start, end, step = (float(params[k][0]) for k in ("start", "end", "step"))
+        if srv.range_mode.startswith("timeout-over-") and end - start > float(srv.range_mode.split("-")[-1]):
+            return self._reply(503, {"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"})
+        if srv.range_mode == "html":
+            return self._raw(200, b"<html><body>Please log in</body></html>", "text/html")
+        ts = np.arange(start, end + 1, step)
+        series = [{"metric": {**POD, "pod": f"web-{i}"}, "values": [[t, "0.5"] for t in ts]} for i in range(3)]
+        body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": series}}, separators=(",", ":")).encode()
+        if srv.range_mode == "truncated":
+            body = body[:body.index(b"]]}") + 3]  # a whole first series, then nothing
+        self._raw(200, body, "application/json")
 
     do_GET = do_POST = _handle
 
     def _reply(self, code, body):
-        data = json.dumps(body).encode()
+        self._raw(code, json.dumps(body).encode(), "application/json")
+
+    def _raw(self, code, data, ctype):
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
 
 @pytest.fixture
-def recorder(request):
-    srv = Recorder(getattr(request, "param", "/prometheus"))
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
+def server(request):
+    srv = StandIn(getattr(request, "param", "/prometheus"))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
     srv.shutdown()
     srv.server_close()
 
 
 def _collect(url, **prom):
-    cfg = make_config(url, 1_700_000_000, **prom)
+    cfg = make_config(url, END, window_hours=1, **prom)
     snap = Snapshot()
     P.collect_usage(cfg, ClusterTarget("c1", url, token_env=cfg.prometheus.token_env, headers=dict(cfg.prometheus.headers)),
                     snap, inventory_from_metrics=True, progress=lambda m: None)
     return snap
 
 
-def test_mimir_and_thanos_settings_on_every_request(recorder, monkeypatch):
+def _paths(srv, api):
+    return [r for r in srv.requests if r["path"].endswith(api)]
+
+
+def test_mimir_and_thanos_settings_on_every_request(server, monkeypatch):
     monkeypatch.setenv("RIGHTSIZE_PROMETHEUS_TOKEN", "s3cret")
-    snap = _collect(recorder.url, headers={"X-Scope-OrgID": "tenant-a"},
-                    query_params={"partial_response": "false", "dedup": "true"})
-    assert len(recorder.requests) >= 15  # buildinfo, metric names, sizing and every shard query
-    for r in recorder.requests:
+    snap = _collect(server.url, headers={"X-Scope-OrgID": "tenant-a"}, query_params={"partial_response": "false", "dedup": "true"})
+    assert len(server.requests) == snap.meta["sources"]["prometheus:c1"]["requests"] == 8
+    for r in server.requests:
         assert r["path"].startswith("/prometheus/api/v1/"), r["path"]
         assert r["headers"].get("X-Scope-OrgID") == "tenant-a", r["path"]
         assert r["headers"].get("Authorization") == "Bearer s3cret", r["path"]
         assert r["params"].get("partial_response") == ["false"] and r["params"].get("dedup") == ["true"], r["path"]
-    assert snap.meta["sources"]["prometheus:c1"]["requests"] == len(recorder.requests)
-    assert any(r["path"].endswith("/query_range") for r in recorder.requests)  # the busiest-replica range queries too
-    # this stand-in has no series API: shards are sized by the count query instead
-    assert any(r["path"].endswith("/api/v1/series") for r in recorder.requests)
-    assert any(r["params"].get("query", [""])[0].startswith("count by (namespace)") for r in recorder.requests)
+    # CPU and working set per pod; the raw maxima of a window shorter than a day come from an instant query
+    assert len(_paths(server, "/query_range")) == 2
+    assert len(snap.tables["usage"]) == 1 and snap.tables["usage"]["pods_seen"].iloc[0] == 3
 
 
-def test_token_file_and_basic_auth(recorder, tmp_path, monkeypatch):
+def test_token_file_and_basic_auth(server, tmp_path, monkeypatch):
     monkeypatch.delenv("RIGHTSIZE_PROMETHEUS_TOKEN", raising=False)
     token = tmp_path / "token"
     token.write_text("from-file\n")
-    _collect(recorder.url, token_file=str(token))
-    assert {r["headers"].get("Authorization") for r in recorder.requests} == {"Bearer from-file"}
-    recorder.requests.clear()
+    _collect(server.url, token_file=str(token))
+    assert {r["headers"].get("Authorization") for r in server.requests} == {"Bearer from-file"}
+    server.requests.clear()
     monkeypatch.setenv("RIGHTSIZE_PROMETHEUS_PASSWORD", "pw")
-    _collect(recorder.url, username="alice")
-    expected = "Basic " + base64.b64encode(b"alice:pw").decode()
-    assert {r["headers"].get("Authorization") for r in recorder.requests} == {expected}
+    _collect(server.url, username="alice")
+    assert {r["headers"].get("Authorization") for r in server.requests} == {"Basic " + base64.b64encode(b"alice:pw").decode()}
 
 
-def test_5xx_answers_are_retried(recorder):
-    recorder.fail_first = 2
-    snap = _collect(recorder.url, retries=3)
-    assert recorder.requests[0]["path"] == recorder.requests[2]["path"]  # the same request, repeated
-    assert snap.meta["sources"]["prometheus:c1"]["shards"] == 1
+def test_5xx_answers_are_retried(server):
+    server.fail["/api/v1/series"] = [(502, {"status": "error", "error": "bad gateway"})] * 2
+    snap = _collect(server.url, retries=3)
+    assert len(_paths(server, "/api/v1/series")) == 3  # the same request, repeated
+    assert len(snap.tables["usage"]) == 1
 
 
-def test_persistent_5xx_is_a_one_line_error(recorder):
-    recorder.fail_first = 10**6
+def test_503_without_timeout_is_retried_with_backoff_not_split(server):
+    server.fail["/api/v1/query_range"] = [(503, {"status": "error", "error": "service unavailable"})] * 2
+    started = time.monotonic()
+    snap = _collect(server.url, retries=3, backoff=0.2, concurrency=1)
+    assert time.monotonic() - started >= 0.2 + 0.4  # backoff 0.2 s, then 0.4 s
+    assert snap.meta["sources"]["prometheus:c1"]["splits"] == 0 and len(snap.tables["usage"]) == 1
+
+
+def test_503_timeout_is_split_not_retried(server):
+    server.range_mode = "timeout-over-1800"  # a range of more than 30 minutes "times out"
+    snap = _collect(server.url, retries=3)
+    spans = [float(r["params"]["end"][0]) - float(r["params"]["start"][0]) for r in _paths(server, "/query_range")
+             if r["params"]["step"] == ["60"]]
+    assert max(spans) > 1800 and min(spans) <= 1800
+    assert snap.meta["sources"]["prometheus:c1"]["splits"] >= 2
+    assert snap.tables["usage"]["samples"].iloc[0] == 60  # every step still read once
+
+
+def test_persistent_5xx_is_a_one_line_error(server):
+    server.fail["/api/v1/series"] = [(500, {"status": "error", "error": "boom"})] * 100
     with pytest.raises(SourceError) as err:
-        _collect(recorder.url, retries=1)
-    assert recorder.url in str(err.value) and "\n" not in str(err.value)
+        _collect(server.url, retries=1)
+    assert server.url in str(err.value) and "HTTP 500" in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("recorder", ["/select/0/prometheus"], indirect=True)
-def test_victoriametrics_cluster_style_prefix(recorder):
-    _collect(recorder.url)
-    assert all(r["path"].startswith("/select/0/prometheus/api/v1/") for r in recorder.requests)
+def test_read_timeout_is_a_timeout_not_a_connection_error(server):
+    server.fail["/api/v1/series"] = ["slow"]
+    with pytest.raises(SourceError) as err:
+        _collect(server.url, timeout=1.0, retries=0)
+    assert "no answer within 1s (timeout)" in str(err.value) and "cannot connect" not in str(err.value)
+
+
+def test_read_timeout_on_a_range_chunk_splits_it(server):
+    server.fail["/api/v1/query_range"] = ["slow"]
+    snap = _collect(server.url, timeout=1.0, concurrency=1)
+    assert snap.meta["sources"]["prometheus:c1"]["splits"] == 1 and len(snap.tables["usage"]) == 1
+
+
+def test_truncated_range_answer_is_an_error(server):
+    server.range_mode = "truncated"
+    with pytest.raises(SourceError) as err:
+        _collect(server.url)
+    assert "cut off after 1 series" in str(err.value)
+
+
+def test_html_answer_says_it_is_not_json(server):
+    server.range_mode = "html"
+    with pytest.raises(SourceError) as err:
+        _collect(server.url)
+    assert "not JSON" in str(err.value) and "path prefix" in str(err.value)
+
+
+def test_first_ctrl_c_stops_at_once(server, tmp_path):
+    """rightsize collect waits on a range query the server never answers; SIGINT ends it within a
+    second or two, not after the query's 5-minute timeout."""
+    server.fail["/api/v1/query_range"] = ["hang"] * 10
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[prometheus]\nurl = "{server.url}"\nend = "2023-11-14T22:14:00Z"\n[kubernetes]\nsource = "prometheus"\n'
+                   '[pricing]\nsource = "offline"\n[general]\nwindow = "1h"\nstep = "1m"\n')
+    env = {**os.environ, "CI": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "rightsize.cli", "collect", "--config", str(cfg), "--out", str(tmp_path / "snap")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parent.parent)
+    deadline = time.monotonic() + 60
+    while not _paths(server, "/query_range") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _paths(server, "/query_range"), "the collection never reached its range queries"
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 3, err
+    assert proc.returncode == 130 and "interrupted" in err
+    assert not (tmp_path / "snap").exists()
+
+
+@pytest.mark.parametrize("server", ["/select/0/prometheus"], indirect=True)
+def test_victoriametrics_cluster_style_prefix(server):
+    _collect(server.url)
+    assert all(r["path"].startswith("/select/0/prometheus/api/v1/") for r in server.requests)
 
 
 def test_label_values_are_escaped():
@@ -176,35 +283,13 @@ def test_cluster_label_selects_one_cluster():
     assert q.sel("m", ["a"]) == 'm{cluster="prod\\"eu",namespace=~"a"}'
 
 
-def test_compression_auto_gzip_only_for_distant_servers(recorder):
-    _collect(recorder.url)  # 127.0.0.1: compressing would cost more than it saves
-    assert recorder.requests and all(r["headers"].get("Accept-Encoding") == "identity" for r in recorder.requests)
-    recorder.requests.clear()
-    _collect(recorder.url, compression="gzip")
-    assert recorder.requests and all("gzip" in r["headers"].get("Accept-Encoding", "") for r in recorder.requests)
+def test_compression_auto_gzip_only_for_distant_servers(server):
+    _collect(server.url)  # 127.0.0.1: compressing would cost more than it saves
+    assert server.requests and all(r["headers"].get("Accept-Encoding") == "identity" for r in server.requests)
+    server.requests.clear()
+    _collect(server.url, compression="gzip")
+    assert server.requests and all("gzip" in r["headers"].get("Accept-Encoding", "") for r in server.requests)
     for url, gzip in (("http://prometheus-server.monitoring.svc:9090", False), ("http://prometheus:9090", False),
                       ("http://[::1]:9090", False), ("https://thanos.example.com", True), ("https://10.2.3.4:9090", True)):
-        assert P._compress("auto", url) is gzip, url
-    assert P._compress("none", "https://thanos.example.com") is False
-
-
-def _matrix(series, **dump):
-    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": series}}, **dump).encode()
-
-
-def test_parse_matrix_reads_values_straight_into_numpy():
-    series = [{"metric": {"namespace": "shop", "workload": "odd ]] {\"metric\": name", "container": "app"},
-               "values": [[1700000000, "0.25"], [1700000300, "1e-07"], [1700000600, "NaN"], [1700000900, "+Inf"]]},
-              {"metric": {"namespace": "data", "workload": "db"}, "values": [[1700000000, "3"]]}]
-    for body in (_matrix(series, separators=(",", ":")), _matrix(series, indent=2)):  # compact, and the json fallback
-        got = P.parse_matrix(body, ["namespace", "workload", "container"])
-        assert [s.key for s in got] == [("shop", 'odd ]] {"metric": name', "app"), ("data", "db", "")]
-        np.testing.assert_array_equal(got[0].values, [0.25, 1e-07, np.nan, np.inf])
-        assert got[0].values.dtype == np.float64 and list(got[1].values) == [3.0]
-        assert got[0].timestamps is None  # not parsed unless asked for
-        timed = P.parse_matrix(body, ["namespace"], timestamps=True)
-        assert list(timed[0].timestamps) == [1700000000, 1700000300, 1700000600, 1700000900]
-        assert list(timed[1].timestamps) == [1700000000] and list(timed[1].values) == [3.0]
-    assert P.parse_matrix(_matrix([], separators=(",", ":")), ["namespace"]) == []
-    with pytest.raises(ValueError):
-        P.parse_matrix(b'{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"2"]}]}}', ["a"])
+        assert _compress("auto", url) is gzip, url
+    assert _compress("none", "https://thanos.example.com") is False

@@ -34,8 +34,8 @@ def test_unset_requests_stay_nan_not_zero(tmp_path):
 
 def test_missing_required_column_is_named(tmp_path):
     snap = generate()
-    snap.tables["usage"] = snap.usage.drop(columns=["cpu_p95_cores"])
-    with pytest.raises(SnapshotError, match=r"table 'usage': missing required column 'cpu_p95_cores'"):
+    snap.tables["usage"] = snap.usage.drop(columns=["cpu_pooled_p95_cores"])
+    with pytest.raises(SnapshotError, match=r"table 'usage': missing required column 'cpu_pooled_p95_cores'"):
         snap.validate()
 
 

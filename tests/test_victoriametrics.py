@@ -1,19 +1,20 @@
 """The same collection against a real VictoriaMetrics (single-node, 1.79) loaded with the same samples,
 and a check that both engines agree.
 
-MetricsQL differences that matter here (see rightsize/sources/promql.py): rate() does not
-extrapolate and starts from the last sample before the window; a subquery's range is left-open, so
-VictoriaMetrics sees one step fewer than Prometheus 2.x (closed range) — visible below as the
-median of an even number of steps; rightsize uses quantiles_over_time() on VictoriaMetrics so the
-busiest-replica subquery is evaluated once for all percentiles.
-
-Tolerance: each engine must land within one rank of the exact quantile of the generated samples
-(as in test_prometheus_collect), and the two engines must agree within 0.5 % on every statistic:
-adjacent ranks of the generated series differ by far less than that (noise is 10 % of the base
-spread over ~1,440 steps), so a larger gap would mean a different query, not a boundary step.
+What MetricsQL does differently, and what it means for these tests (see promql.py):
+- range selectors are left-open ``(t - w, t]`` (Prometheus 2.x: closed), so the window's largest raw
+  sample excludes the one sample on its left edge;
+- rate() and increase() never extrapolate: they start from the last sample before the window, so
+  at a pod's first steps VictoriaMetrics and Prometheus give different values;
+- a stopped series is stale after about one scrape interval (Prometheus shows its last sample for
+  the 5-minute lookback), so a pod that stopped inside the window adds 1 step here, 5 there.
+The per-pod pulls read the same steps from both engines, so every statistic of a container whose
+pods live through the window is identical on both (to the sketch's bucket); the churned container
+(the rollout of ``api``) is compared with the tolerance test_prometheus_collect explains.
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from promservers import WINDOW_HOURS, make_config, prom_dataset, prom_server, vm_server  # noqa: F401
@@ -38,11 +39,11 @@ def vm_snapshot(vm_server, prom_dataset):
 
 
 def test_engine_is_detected(vm_snapshot):
-    assert vm_snapshot.meta["sources"]["prometheus:c1"]["engine"] == "victoriametrics"
+    assert vm_snapshot.meta["versions"]["metrics_engine:c1"].startswith("victoriametrics")
 
 
 def test_victoriametrics_usage_matches_generated_samples(vm_snapshot, prom_dataset):
-    assert_usage_matches(vm_snapshot.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
+    assert_usage_matches(vm_snapshot.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600), lookback_steps=1)
 
 
 def test_victoriametrics_other_tables(vm_snapshot, prom_dataset):
@@ -50,9 +51,10 @@ def test_victoriametrics_other_tables(vm_snapshot, prom_dataset):
     assert u.loc["db", "oom_kills"] == 1 and u.loc["api", "cpu_throttled_ratio"] == pytest.approx(0.4, abs=1e-3)
     assert set(vm_snapshot.tables["nodes"]["capacity_type"]) == {"on-demand", "spot"}
     tr = vm_snapshot.tables["traffic"].set_index(["source_workload", "destination_workload"])
-    for (sn, sw, dn, dw), nbytes in prom_dataset.expected_traffic(WINDOW_HOURS * 3600).items():
-        # MetricsQL increase() does not extrapolate: exact over the window
-        assert tr.loc[(sw, dw), "bytes"] == pytest.approx(nbytes, rel=1e-6)
+    for (sn, sw, dn, dw), (req, resp) in prom_dataset.expected_traffic(WINDOW_HOURS * 3600).items():
+        # MetricsQL increase() does not extrapolate: exact over the window, each reporter once
+        assert tr.loc[(sw, dw), "request_bytes"] == pytest.approx(req, rel=1e-9)
+        assert tr.loc[(sw, dw), "response_bytes"] == pytest.approx(resp, rel=1e-9)
     c = vm_snapshot.tables["containers"].set_index(["workload", "container"])
     assert c.loc[("web", "envoy"), "cpu_limit_cores"] == 0.2
     vm_snapshot.validate()
@@ -62,35 +64,23 @@ def test_prometheus_and_victoriametrics_agree(vm_snapshot, prom_server, prom_dat
     prom = collect(prom_server.url, prom_dataset.end).tables["usage"].set_index(KEY).sort_index()
     vm = vm_snapshot.tables["usage"].set_index(KEY).sort_index()
     assert list(prom.index) == list(vm.index)
-    for stat in STATS + ["cpu_throttled_ratio", "restarts", "oom_kills", "pods_seen"]:
-        a, b = prom[stat].to_numpy(), vm[stat].to_numpy()
-        assert a == pytest.approx(b, rel=5e-3, abs=1e-9), stat
-    assert (prom["samples"] - vm["samples"]).abs().max() <= 1
-
-
-@pytest.mark.parametrize("percentiles_from", ["range", "instant"])
-def test_forced_prometheus_dialect_also_works_on_victoriametrics(vm_server, prom_dataset, percentiles_from):
-    # the portable PromQL queries run on MetricsQL too: the busiest replica as a range query
-    # sorted by rightsize, or one quantile_over_time per percentile
-    snap = collect(vm_server.url, prom_dataset.end, engine="prometheus", percentiles_from=percentiles_from)
-    assert snap.meta["sources"]["prometheus:c1"]["engine"] == "prometheus"
-    assert snap.meta["sources"]["prometheus:c1"]["percentiles"] == percentiles_from
-    assert_usage_matches(snap.tables["usage"], prom_dataset.expected(WINDOW_HOURS * 3600))
+    steady = [k for k, e in prom_dataset.expected(WINDOW_HOURS * 3600).items() if not e["churn"]]
+    for stat in STATS + ["cpu_max_cores", "samples", "pod_samples", "cpu_throttled_ratio", "restarts", "oom_kills", "pods_seen"]:
+        np.testing.assert_allclose(prom.loc[steady, stat].to_numpy(float), vm.loc[steady, stat].to_numpy(float), rtol=1e-9, err_msg=stat)
 
 
 def test_one_store_many_clusters(tmp_path, prom_dataset):
     """Two clusters in one VictoriaMetrics, told apart by a `cluster` label: discovered from the
     label's values, and each collection sees only its own cluster's series."""
+    import requests
+
     from promdata import Dataset, default_cluster
-    from promservers import start_victoria
+    from promservers import flush, start_victoria
 
     eu = Dataset(prom_dataset.end, 3, cluster_label="cluster", cluster="eu")
     us = Dataset(prom_dataset.end, 3, pods=default_cluster(scale=2), cluster_label="cluster", cluster="us")
     server = start_victoria(eu, tmp_path)
     try:
-        from promservers import flush
-        import requests
-
         for chunk in us.prometheus_text_chunks():
             requests.post(server.url + "/api/v1/import/prometheus", data=chunk.encode(), timeout=120).raise_for_status()
         flush(server)
@@ -109,4 +99,4 @@ def test_one_store_many_clusters(tmp_path, prom_dataset):
     exp = eu.expected(2 * 3600)
     u = eu_u.set_index(KEY)
     for key, e in exp.items():
-        assert e["memory_max_bytes"][1] <= u.loc[key, "memory_max_bytes"] <= e["memory_max_bytes"][2]
+        assert u.loc[key, "memory_max_bytes"] in (e["memory_max_bytes"], e["memory_max_bytes_closed"])

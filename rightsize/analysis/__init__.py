@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..config import Config
-from ..snapshot import Snapshot
+if TYPE_CHECKING:  # the package is imported by schema.py and config.py (statistics registry): no cycle
+    from ..config import Config
+    from ..snapshot import Snapshot
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
     node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
+    backtest: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.BACKTEST_COLUMNS (empty: not run)
+    backtest_note: str = ""  # why there is no backtest ('' when there is one or it was not asked for)
 
 
 def unmatched_usage(snapshot: Snapshot) -> list[dict]:
@@ -105,5 +108,22 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
     )
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
     result.summary = summary.summarize(result, snapshot, config)
     return result
+
+
+def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """The backtest (analysis.backtest) of the config's policies (or ``policies``: label -> Config, each
+    run through recommend as is), and '' or why it could not run. ``test_days`` 0: not run."""
+    from . import backtest, recommend
+
+    if not test_days:
+        return pd.DataFrame(), ""
+    why = backtest.can_backtest(snapshot, test_days)
+    if why:
+        return pd.DataFrame(), why
+    train, hist, daily = backtest.split(snapshot, test_days)
+    runs = policies or {"recommended": config}
+    recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
+    return backtest.compare(recs, hist, daily), ""

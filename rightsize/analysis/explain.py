@@ -111,6 +111,20 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _usage_lines(r) -> list[str]:
+    """Every statistic of the registry, one line per resource and basis (the max is basis-free)."""
+    from .statistics import BASES, QUANTILES, usage_column
+
+    out = []
+    for res, fmt in (("cpu", _cpu), ("memory", _mem)):
+        for basis in BASES:
+            values = ", ".join(f"{q.name} {fmt(getattr(r, usage_column(res, q.name, basis)))}" for q in QUANTILES)
+            out.append(f"    usage {res:<6} {basis:<13} {values}")
+        out.append(f"    usage {res:<6} {'max':<13} {fmt(getattr(r, usage_column(res, 'max')))}"
+                   + (" (every raw sample)" if res == "memory" else ""))
+    return out
+
+
 def _hpa_mode(p) -> str:
     if p.allow_hpa_request_change:
         return "sized like any other, the target left alone (allow_hpa_request_change)"
@@ -141,11 +155,8 @@ def _container(r, config: Config) -> list[str]:
 def _evidence(r) -> list[str]:
     if not r._has_usage:
         return ["    usage: none in the snapshot"]
-    stats = ("p50", "p90", "p95", "p99", "max")
     throttled = r.cpu_throttled_ratio * 100 if not math.isnan(r.cpu_throttled_ratio) else math.nan
-    return [
-        "    usage: CPU " + ", ".join(f"{q} {_cpu(getattr(r, usage_column('cpu', q)))}" for q in stats),
-        "           memory " + ", ".join(f"{q} {_mem(getattr(r, usage_column('memory', q)))}" for q in stats),
+    return _usage_lines(r) + [
         f"    history: {_num(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {_num(r.samples)} samples, "
         f"{_num(r.pods_seen)} pods seen, {_num(r.restarts)} restarts, {_num(r.oom_kills)} OOM kills, "
         f"throttled {_num(throttled, '{:.0f}%')} of CFS periods, {_num(r.cpu_throttled_seconds, '{:.0f}')} s throttled",

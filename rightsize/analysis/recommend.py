@@ -21,35 +21,37 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..config import PERCENTILES, Config
+from ..config import Config
 from ..quantity import MIB
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
 from . import censoring
 from . import hpa as hpa_math
 from . import policy as policy_mod
+from . import statistics as stats_mod
 from .rounding import round_cpu_down, round_cpu_up, round_memory_down, round_memory_up
 
 DAY = 86400.0
 _UNIT = {"cpu": "cores", "memory": "bytes"}
+_STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
 _EVIDENCE_COLUMNS = ["samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
                      "cpu_throttled_seconds", "pods_seen"]
 _WORKLOAD_COLUMNS = ["replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
                      "hpa_memory_target_percent", "hpa_metrics"]
 
 
-def usage_column(resource: str, stat: str) -> str:
-    """The usage table's column holding one statistic ("cpu"/"memory", "p50".."max"): the one place
-    that knows how usage statistics are named."""
-    return f"{resource}_{stat}_{_UNIT[resource]}"
+# A limit holds each pod on its own, so the rules about limits and censoring read the hottest pod's
+# statistics (max over pods); the request reads the basis its policy names (per_replica, pooled by default).
+LIMIT_BASIS = "max_over_pods"
 
 
-def _usage_stat(f: pd.DataFrame, resource: str, stat: str) -> np.ndarray:
-    """One usage statistic per row (cores or bytes), NaN where unknown."""
-    return _num(f, usage_column(resource, stat))
+def usage_column(resource: str, stat: str, basis: str = LIMIT_BASIS) -> str:
+    """The usage table's column holding one statistic ("cpu"/"memory", "p50".."max", a per-replica basis);
+    the names come from the statistics registry."""
+    return stats_mod.usage_column(resource, stat, basis)
 
 
-_USAGE_COLUMNS = [usage_column(r, p) for r in _UNIT for p in PERCENTILES] + _EVIDENCE_COLUMNS
+_USAGE_COLUMNS = [c for c, _ in stats_mod.usage_statistic_columns()] + _EVIDENCE_COLUMNS
 
 
 def recommend(snapshot: Snapshot, config: Config) -> pd.DataFrame:
@@ -83,8 +85,9 @@ class Rows:
     def num(self, col: str) -> np.ndarray:
         return _num(self.f, col)
 
-    def stat(self, resource: str, stat: str) -> np.ndarray:
-        return _usage_stat(self.f, resource, stat)
+    def stat(self, resource: str, stat: str, basis: str = LIMIT_BASIS) -> np.ndarray:
+        """One usage statistic per row (cores or bytes), NaN where unknown."""
+        return _num(self.f, usage_column(resource, stat, basis))
 
     def pf(self, key: str) -> np.ndarray:
         return self.P[key].to_numpy(dtype=float)
@@ -170,14 +173,39 @@ def _num(f: pd.DataFrame, col: str) -> np.ndarray:
     return f[col].to_numpy(dtype=float, na_value=np.nan).copy()
 
 
-def _pick(f: pd.DataFrame, resource: str, stat: np.ndarray) -> np.ndarray:
-    """Per row, the usage statistic named by that row's policy (p50 ... max)."""
+def _usage_stat(f: pd.DataFrame, resource: str, stat: np.ndarray, basis: np.ndarray, half_life: np.ndarray) -> np.ndarray:
+    """Per row, the usage statistic its policy names (resource, statistic, per-replica basis, decay),
+    cores or bytes; NaN where the snapshot cannot tell (e.g. a derived statistic without histograms)."""
     out = np.full(len(f), np.nan)
-    for p in PERCENTILES:
-        m = stat == p
-        if m.any():
-            out[m] = _usage_stat(f, resource, p)[m]
+    combos = pd.DataFrame({"s": stat, "b": basis, "h": half_life}).drop_duplicates()
+    for s_, b_, h_ in combos.itertuples(index=False, name=None):
+        col = stats_mod.column_for(resource, s_, b_, h_)
+        m = (stat == s_) & (basis == b_) & (half_life == h_)
+        if col in f:
+            out[m] = _num(f, col)[m]
     return out
+
+
+def _basis_text(per_replica: np.ndarray, half_life: np.ndarray) -> np.ndarray:
+    """' (busiest)', ' (max_over_pods, decayed)' ... after a statistic's name; '' for the pooled default."""
+    parts = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", per_replica.astype(object))
+    parts = np.where(half_life > 0, np.where(parts == "", "decayed", parts + ", decayed"), parts)
+    return np.where(parts == "", "", " (" + parts.astype(object) + ")").astype(str)
+
+
+def _derived(snapshot: Snapshot, f: pd.DataFrame, P: pd.DataFrame) -> pd.DataFrame:
+    """Add the statistics the assigned policies name that the usage table does not carry (another
+    percentile, a decayed one), computed from the snapshot's histograms."""
+    needed = set()
+    for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
+        combos = P[[key, "per_replica", "usage_half_life"]].drop_duplicates()
+        needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
+    end = snapshot.meta.get("window_end")
+    extra = stats_mod.derived_statistics(snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
+                                         pd.Timestamp(end) if end else None)
+    if extra.shape[1] <= len(stats_mod.CONTAINER_KEY):
+        return f
+    return f.merge(extra, on=list(CONTAINER_KEY), how="left")
 
 
 def _max_bounds(snapshot: Snapshot, f: pd.DataFrame, pcol: np.ndarray, kind: str) -> np.ndarray:
@@ -267,6 +295,7 @@ def assign_policy(rows: Rows) -> None:
     """
     pol = policy_mod.assign_policies(rows.f, rows.snapshot.tables.get("namespaces"), rows.config)
     rows.P = policy_mod.policy_params(rows.config, pol["policy"])
+    rows.f = _derived(rows.snapshot, rows.f, rows.P)  # statistics the usage table does not carry (p97, decayed)
     rows.f["policy"] = pol["policy"].to_numpy()
     rows.f["production"] = rows.P["production"].to_numpy(dtype=bool)
     rows.f["_policy_source"] = pol["policy_source"].to_numpy()
@@ -300,14 +329,16 @@ def eligibility(rows: Rows) -> None:
     ignored = v["ignored_cfg"] | ignored_ann
     hours, samples = rows.num("hours_covered"), rows.num("samples")
     cpu_stat, mem_stat = rows.ps("cpu_request_percentile"), rows.ps("memory_request_percentile")
-    cpu_obs, mem_basis = _pick(f, "cpu", cpu_stat), _pick(f, "memory", mem_stat)
+    per_replica, half_life = rows.ps("per_replica"), rows.pf("usage_half_life")
+    cpu_obs = _usage_stat(f, "cpu", cpu_stat, per_replica, half_life)
+    mem_basis = _usage_stat(f, "memory", mem_stat, per_replica, half_life)
     no_data = ~has_usage | (np.isnan(cpu_obs) & np.isnan(mem_basis))
     short = np.nan_to_num(hours) * 3600 < rows.pf("min_history")
     few = np.nan_to_num(samples) < rows.pf("min_samples")
     no_rec = ~ignored & (no_data | short | few)
     days = _history_days(rows)
     v.update(has_usage=has_usage, ignored=ignored, no_rec=no_rec, rec=~ignored & ~no_rec, days=days,
-             cpu_stat=cpu_stat, mem_stat=mem_stat, cpu_obs=cpu_obs, cpu_basis=cpu_obs.copy(), mem_basis=mem_basis)
+             cpu_stat=cpu_stat, mem_stat=mem_stat, stat_text=_basis_text(per_replica, half_life), cpu_obs=cpu_obs, cpu_basis=cpu_obs.copy(), mem_basis=mem_basis)
     history_txt = ("too little history: " + _num_text(days) + "d covered, needs "
                    + _num_text(rows.pf("min_history") / DAY) + "d")
     samples_txt = ("too few samples: " + pd.Series(np.nan_to_num(samples).astype(np.int64)).astype(str) + ", needs "
@@ -429,7 +460,7 @@ def cpu_request(rows: Rows) -> None:
     v["cpu_req"] = np.where(req > max_cpu, round_cpu_down(max_cpu), req)
     v.update(cpu_raw=raw, max_cpu=max_cpu, cpu_capped=raw > max_cpu)
     rec, keep = v["rec"], v["keep_cpu"]
-    rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + pd.Series(v["cpu_stat"]) + " " + _cpu_text(basis)
+    rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + pd.Series(v["cpu_stat"] + v["stat_text"]) + " " + _cpu_text(basis)
                 + " +" + _pct_text(v["margin"]))
     rows.reason(rec & np.isnan(basis), "no CPU usage data")
     rows.reason(rec & v["cpu_capped"], "CPU capped at the max")
@@ -447,14 +478,15 @@ def memory_request(rows: Rows) -> None:
     """
     v = rows.v
     basis = v["mem_basis"]
-    peak = np.fmax.reduce([rows.stat("memory", p) for p in PERCENTILES])  # the max; any statistic if it is missing
+    peak = np.fmax.reduce([rows.stat("memory", p) for p in _STATS])  # the max; any statistic if it is missing
     max_mem = _max_bounds(rows.snapshot, rows.f, rows.pf("max_memory"), "memory")
     raw = basis * (1 + v["margin"]) * v["widen"]
     v.update(mem_raw=raw, max_mem=max_mem, mem_pre=np.minimum(np.maximum(raw, rows.pf("min_memory")), max_mem),
              peak=peak, floor_lim=peak, floor_req=np.where(rows.pb("memory_request_covers_max"), peak, np.nan),
              oom=np.zeros(rows.n, dtype=bool))
     rec, keep = v["rec"], v["keep_memory"]
-    rows.reason(rec & ~keep & ~np.isnan(basis), "memory from " + pd.Series(v["mem_stat"]) + " " + _mem_text(basis)
+    rows.reason(rec & ~keep & ~np.isnan(basis), "memory from " + pd.Series(v["mem_stat"] + np.where(v["mem_stat"] == "max", "", v["stat_text"]))
+                + " " + _mem_text(basis)
                 + " +" + _pct_text(v["margin"]))
     rows.reason(rec & np.isnan(basis), "no memory usage data")
 
@@ -478,7 +510,7 @@ def oom_demand(rows: Rows) -> None:
     oom = v["has_usage"] & (np.nan_to_num(rows.num("oom_kills")) > 0)
     peak, max_mem = v["peak"], v["max_mem"]
     est = censoring.memory_demand(
-        peak, rows.num("memory_limit_bytes"), rows.stat("memory", "p50"), rows.stat("memory", "p90"),
+        peak, rows.num("memory_limit_bytes"), rows.stat("memory", "p50", "pooled"), rows.stat("memory", "p90", "pooled"),
         rows.num("oom_kills"), rows.num("restarts"), rows.num("pods_seen"), rows.num("hours_covered"),
         rows.num("replicas"), escalation=rows.pf("oom_escalation"), max_factor=rows.pf("oom_max_factor"),
         horizon_hours=rows.pf("oom_horizon") / 3600.0)
@@ -667,7 +699,7 @@ def cpu_limit(rows: Rows) -> None:
                              cur * (1 + rows.pf("throttled_limit_raise"))])
     lim = np.where(thr_raise, raised, lim)
     action[thr_raise], action[thr_remove] = "set", "remove"
-    p99, top = rows.stat("cpu", "p99"), np.fmax.reduce([rows.stat("cpu", p) for p in PERCENTILES])
+    p99, top = rows.stat("cpu", "p99"), np.fmax.reduce([rows.stat("cpu", p) for p in _STATS])
     covers = rows.pb("cpu_limit_covers_max") & ~np.isnan(top)
     below_p99 = (action == "set") & (np.nan_to_num(lim, nan=np.inf) < np.nan_to_num(p99, nan=-np.inf))
     below_max = (action == "set") & covers & (np.fmax(np.nan_to_num(lim, nan=np.inf), np.nan_to_num(p99)) < top)

@@ -292,4 +292,17 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
         "node_groups": _records(groups[[c for c in NODE_GROUP_SUMMARY if c in groups.columns]]) if len(groups) else [],
+        "backtest": _backtest(analysis, config),
     }
+
+
+def _backtest(analysis, config) -> dict | None:
+    """summary.json "backtest": per policy (and "today") the test days' slack, predicted OOMs and
+    containers over their request; null with the reason when it did not run."""
+    from .backtest import summary as backtest_summary
+
+    bt = getattr(analysis, "backtest", None)
+    if bt is None or bt.empty:
+        note = getattr(analysis, "backtest_note", "")
+        return {"skipped": note} if note else None
+    return backtest_summary(bt, config.report.backtest_days)

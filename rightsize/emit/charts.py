@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from ..analysis.statistics import STATISTICS, usage_column
 from ..analysis.summary import change_savings
 from ..schema import CONTAINER_KEY
 from .formatting import usd
@@ -84,15 +85,15 @@ def savings_by_namespace(recs: pd.DataFrame, top_n: int = 15) -> Figure | None:
     return fig
 
 
-PCTS = ("p50", "p90", "p95", "p99", "max")
+PCTS = tuple(STATISTICS)
 
 
 def usage_percentiles(usage: pd.DataFrame | None) -> pd.DataFrame | None:
     """The one reader of the snapshot's usage statistics here: container key + ``cpu_<p>`` (cores) and
-    ``memory_<p>`` (bytes) for p in PCTS, or None when the table lacks them."""
+    ``memory_<p>`` (bytes) for p in PCTS, every replica's samples pooled; None when the table lacks them."""
     if usage is None or usage.empty:
         return None
-    names = {f"cpu_{p}_cores": f"cpu_{p}" for p in PCTS} | {f"memory_{p}_bytes": f"memory_{p}" for p in PCTS}
+    names = {usage_column(res, p): f"{res}_{p}" for res in ("cpu", "memory") for p in PCTS}
     if not set(names) <= set(usage.columns):
         return None
     key = list(CONTAINER_KEY)
@@ -100,7 +101,7 @@ def usage_percentiles(usage: pd.DataFrame | None) -> pd.DataFrame | None:
 
 
 def _with_usage(recs: pd.DataFrame, usage: pd.DataFrame | None) -> pd.DataFrame:
-    """recs plus used_cpu_cores (p95) / used_memory_bytes (max) of the busiest replica, from usage when present."""
+    """recs plus used_cpu_cores (pooled p95) / used_memory_bytes (max), from usage when present."""
     df = recs.copy()
     df["used_cpu_cores"] = df["cpu_basis_cores"]
     df["used_memory_bytes"] = df["memory_max_bytes"]
@@ -115,8 +116,8 @@ def _with_usage(recs: pd.DataFrame, usage: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def requested_vs_used(recs: pd.DataFrame, usage: pd.DataFrame | None = None, top_n: int = 12) -> Figure | None:
-    """Grouped bars per namespace: requested now, recommended, and used (p95 CPU / max memory of the
-    busiest replica x replicas), CPU in cores and memory in GiB."""
+    """Grouped bars per namespace: requested now, recommended, and used (pooled p95 CPU / max memory
+    x replicas), CPU in cores and memory in GiB."""
     if recs.empty:
         return None
     df = _with_usage(recs, usage)
@@ -229,7 +230,7 @@ def cross_az_by_pair(cross: pd.DataFrame, top_n: int = 10) -> Figure | None:
 
 
 def top_workload_percentiles(recs: pd.DataFrame, usage: pd.DataFrame | None, top_n: int = 6) -> Figure | None:
-    """For the containers with the largest savings: usage percentiles (p50..max of the busiest replica)
+    """For the containers with the largest savings: usage percentiles (p50..max, replicas pooled)
     as dots, against the current (grey) and recommended (blue) request; CPU in cores, memory in GiB."""
     u = usage_percentiles(usage)
     if recs.empty or u is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import RightsizeError
-from ..schema import (CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
+from ..schema import (BACKTEST_COLUMNS, CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
                       SPOT_COLUMNS)
 
 # file name -> (Analysis attribute, schema columns)
@@ -24,6 +24,7 @@ TABLE_FILES = {
     "load_balancers.csv": ("load_balancers", LOAD_BALANCER_COLUMNS),
     "idle.csv": ("idle", IDLE_COLUMNS),
     "node_groups.csv": ("node_groups", NODE_GROUP_COLUMNS),
+    "backtest.csv": ("backtest", BACKTEST_COLUMNS),
 }
 SUMMARY_FILE = "summary.json"
 

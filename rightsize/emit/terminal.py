@@ -117,3 +117,33 @@ def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir
         view = build_view(summary, analysis_or_summary, config)
     console = console or Console()
     console.print(summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, view=view))
+
+
+def backtest_table(table, days: int) -> Table:
+    """`rightsize backtest`: per namespace and policy ("today" first), the replayed days' figures."""
+    from ..analysis.backtest import OVER_REQUEST_SHARE, rollup
+
+    by = rollup(table, ["cluster", "namespace"])
+    fleet = rollup(table, []).assign(cluster="", namespace="all")
+    rows = by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable")
+    out = Table(title=f"Backtest: the last {days} days replayed against a recommendation made without them",
+                title_justify="left", show_edge=False, pad_edge=False)
+    for name in ("namespace", "requests"):
+        out.add_column(name, overflow="fold")
+    for name in ("containers", "CPU slack", "memory slack", "predicted OOMs", f"over request > {OVER_REQUEST_SHARE:.0%}"):
+        out.add_column(name, justify="right", no_wrap=True)
+    records = list(rows.to_dict("records"))
+    for i, r in enumerate(records + list(fleet.to_dict("records"))):
+        where = f"{r['cluster']}/{r['namespace']}" if r["cluster"] else "whole snapshot"
+        out.add_row(where, r["policy"], fmt.count(r["containers"]), fmt.percent(r["cpu_slack"]), fmt.percent(r["memory_slack"]),
+                    fmt.count(r["predicted_ooms"]), fmt.count(r["over_request"]), end_section=i == len(records) - 1)
+    return out
+
+
+def backtest_text(table, days: int, width: int = 120) -> str:
+    """The backtest table as text (rich renders it; colours only on a terminal)."""
+    import io
+
+    console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
+    console.print(backtest_table(table, days))
+    return console.export_text()

@@ -32,6 +32,8 @@ DETAIL_FILES = (
     ("cross_az.csv", "inter-AZ traffic cost per workload pair, with the fix"),
     ("load_balancers.csv", "LoadBalancer Services and their fixed cost"),
     ("idle.csv", "node groups: allocatable vs requested, idle cost"),
+    ("node_groups.csv", "node groups: nodes now and after packing the recommended requests, bankable savings"),
+    ("backtest.csv", "the backtest per container: today's and the recommended requests replayed over the last days"),
     ("summary.json", "machine-readable totals (schema in the README)"),
     ("report.html", "this report with charts and sortable, filterable tables"),
 )
@@ -43,6 +45,8 @@ TOTAL_ROWS = (
     ("usd_per_month_recommended", "Cost after recommendations", "every proposed change applied"),
     ("savings_usd_per_month", "Savings available (net of increases)", "current - after"),
     ("increases_usd_per_month", "of which increases (OOM risk, throttling)", "requests raised for safety"),
+    ("bankable_savings_usd_per_month", "Bankable savings (nodes that go away)", "the recommended requests packed onto fewer nodes"),
+    ("one_off_job_savings_usd_per_month", "One-off Jobs, for their next run", "not in the savings: a Job's template cannot be patched"),
     ("idle_usd_per_month", "Idle node capacity (not requested)", "allocatable capacity no pod requests"),
     ("spot_savings_usd_per_month", "Spot savings, ready workloads", ""),
     ("spot_savings_with_changes_usd_per_month", "Spot savings, ready after changes", ""),
@@ -461,6 +465,10 @@ def _cross_az(ctx: Context) -> Section:
                Column("cost/month", True), Column("fix (full text in cross_az.csv)", cls="text"), Column("caveat", md=False, cls="text")]
     intro = (f"The top pair alone costs {fmt.usd(cz['usd_per_month'].iloc[0], 0)}/month; keeping these flows in-zone saves "
              f"up to {fmt.usd(cz['saving_usd_per_month'].sum(min_count=1), 0)}/month.")
+    low, high = ctx.totals.get("cross_az_usd_per_month_low"), ctx.totals.get("cross_az_usd_per_month_high")
+    if not fmt.unknown(low) and not fmt.unknown(high) and high > low:
+        intro += (f" Where the zones of a flow are not measured the cost lies between {fmt.usd(low, 0)} (each pod calls "
+                  f"its own zone where it can) and {fmt.usd(high, 0)}/month (calls spread evenly); the figures use the high end.")
     table = Table("cross-az-table", columns, rows, total=len(cross), more_what="pairs", more_file="cross_az.csv")
     return Section("cross-az", title, nav="Cross-AZ", intro=intro, tables=[table])
 
@@ -502,6 +510,55 @@ def _idle(ctx: Context) -> Section:
              f"({fmt.usd(top['idle_usd_per_month'], 0)}/month of {fmt.usd(top['usd_per_month'], 0)}).")
     table = Table("idle-table", columns, rows, md_limit=ctx.top_n, more_what="node groups", more_file="idle.csv")
     return Section("idle", "Idle node capacity", nav="Idle", intro=intro, tables=[table])
+
+
+def _node_groups(ctx: Context) -> Section | None:
+    groups = getattr(ctx.analysis, "node_groups", None)
+    if groups is None or groups.empty:
+        return None
+    shown = groups.sort_values("bankable_savings_usd_per_month", ascending=False, kind="stable", na_position="last")
+    rows = [Row([Cell(r["node_group"] or "n/a"), Cell(r["instance_type"]), num_cell(r["nodes"]), num_cell(r["nodes_now"]),
+                 num_cell(r["nodes_after"]), money_cell(r["usd_per_month_now"]), money_cell(r["usd_per_month_after"]),
+                 money_cell(r["bankable_savings_usd_per_month"], signed=True), Cell(r["best_instance_type"] or "—")])
+            for r in shown.to_dict("records")]
+    columns = [Column("node group"), Column("type"), Column("nodes seen", True), Column("needed now", True),
+               Column("needed after", True), Column("cost/month now", True), Column("after", True),
+               Column("bankable/month", True), Column("packs best")]
+    bankable = ctx.totals.get("bankable_savings_usd_per_month")
+    intro = (f"Packing the recommended requests (and each group's DaemonSets) onto the same instance types needs "
+             f"{fmt.count(shown['nodes_now'].sum() - shown['nodes_after'].sum())} fewer node(s): {fmt.usd(bankable, 0)}/month "
+             "you can bank once the autoscaler or Karpenter consolidates them. An estimate by first-fit decreasing packing, "
+             "per zone where workloads are bound to one.")
+    table = Table("node-groups-table", columns, rows, md_limit=ctx.top_n, more_what="node groups", more_file="node_groups.csv")
+    return Section("node-groups", "Nodes now and after: bankable savings", nav="Nodes", intro=intro, tables=[table])
+
+
+def _backtest(ctx: Context) -> Section | None:
+    bt = getattr(ctx.analysis, "backtest", None)
+    info = ctx.summary.get("backtest") or {}
+    if bt is None or bt.empty:
+        return Section("backtest", "Backtest", empty=f"No backtest: {info['skipped']}.") if info.get("skipped") else None
+    from ..analysis.backtest import OVER_REQUEST_SHARE, rollup
+
+    days = info.get("test_days")
+    fleet = {r["policy"]: r for r in rollup(bt, []).to_dict("records")}
+    today, rec = fleet.get("today", {}), fleet.get("recommended") or next((v for k, v in fleet.items() if k != "today"), {})
+    intro = (f"Had you applied the recommendation made without the last {days} days, those days would have seen CPU slack "
+             f"{fmt.percent(rec.get('cpu_slack'))} (today {fmt.percent(today.get('cpu_slack'))}), memory slack "
+             f"{fmt.percent(rec.get('memory_slack'))} (today {fmt.percent(today.get('memory_slack'))}), "
+             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today {fmt.count(today.get('predicted_ooms'))}) and "
+             f"{fmt.count(rec.get('over_request'))} container(s) above their CPU request more than {OVER_REQUEST_SHARE:.0%} of "
+             f"the time (today {fmt.count(today.get('over_request'))}). Slack is (request - usage) / request over every pod's "
+             "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too.")
+    by = rollup(bt, ["cluster", "namespace"])
+    by = by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable")
+    rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),
+                 num_cell(r["cpu_slack"], fmt.percent), num_cell(r["memory_slack"], fmt.percent),
+                 num_cell(r["predicted_ooms"]), num_cell(r["over_request"])]) for r in by.to_dict("records")]
+    columns = [Column("namespace"), Column("requests"), Column("containers", True), Column("CPU slack", True),
+               Column("memory slack", True), Column("predicted OOMs", True), Column(f"over request > {OVER_REQUEST_SHARE:.0%}", True)]
+    table = Table("backtest-table", columns, rows, md_limit=2 * ctx.top_n, more_what="rows", more_file="backtest.csv")
+    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table])
 
 
 def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:
@@ -583,8 +640,8 @@ def shorten(text, limit: int = 140) -> str:
 
 # The report's sections in order; a builder returns None to leave its section out.
 SECTIONS: list[Callable[[Context], Section | None]] = [
-    _totals, _charts, _week_over_week, _top_savings, _risky, _spot, _cross_az, _load_balancers, _idle, _details,
-    _caveats, _files,
+    _totals, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
+    _node_groups, _details, _caveats, _files,
 ]
 
 

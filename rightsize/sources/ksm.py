@@ -1,0 +1,90 @@
+"""The kube-state-metrics inventory: pod owners, and workloads and containers when no API or manifests
+are used (``[kubernetes] source = "prometheus"``). Pure functions over label sets and query rows.
+
+Owners come from the series API (label sets, no samples): Pod -> ReplicaSet -> Deployment,
+Pod -> Job -> CronJob, StatefulSet / DaemonSet / other direct controllers, bare Pods (kind Pod,
+workload = the pod's name), and ReplicaSets / Jobs without a parent (their own kind and name).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+_OWNER_COLUMNS = ["namespace", "pod", "kind", "workload"]
+
+
+def resolve_owners(pod_owner: pd.DataFrame, rs_owner: pd.DataFrame, job_owner: pd.DataFrame) -> pd.DataFrame:
+    """One row per pod: namespace, pod, kind, workload.
+
+    ``pod_owner``: namespace, pod, owner_kind, owner_name, owner_is_controller (kube_pod_owner);
+    ``rs_owner``: namespace, replicaset, owner_kind, owner_name (kube_replicaset_owner);
+    ``job_owner``: namespace, job_name, owner_kind, owner_name (kube_job_owner). A pod with several
+    owner series keeps its controller (then the first by name), so a pod is never counted twice."""
+    if pod_owner.empty:
+        return pd.DataFrame(columns=_OWNER_COLUMNS)
+    p = pod_owner.sort_values(["owner_is_controller", "owner_kind", "owner_name"], ascending=[False, True, True])
+    p = p.drop_duplicates(["namespace", "pod"]).reset_index(drop=True)
+    kind, workload = p["owner_kind"].to_numpy(dtype=object).copy(), p["owner_name"].to_numpy(dtype=object).copy()
+    bare = np.isin(kind, ["<none>", ""])
+    kind[bare], workload[bare] = "Pod", p.loc[bare, "pod"].to_numpy(dtype=object)
+    for mid, parents, label in (("ReplicaSet", rs_owner, "replicaset"), ("Job", job_owner, "job_name")):
+        mine = kind == mid
+        if not mine.any() or parents.empty:
+            continue
+        up = parents[~parents["owner_kind"].isin(["<none>", ""])].drop_duplicates(["namespace", label])
+        up = up.set_index(["namespace", label])
+        idx = pd.MultiIndex.from_arrays([p["namespace"], p["owner_name"]])
+        pk = idx.map(up["owner_kind"]).to_numpy(dtype=object)
+        pn = idx.map(up["owner_name"]).to_numpy(dtype=object)
+        hit = mine & pd.notna(pk)
+        kind[hit], workload[hit] = pk[hit], pn[hit]
+    return pd.DataFrame({"namespace": p["namespace"], "pod": p["pod"], "kind": kind, "workload": workload})
+
+
+def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: str) -> pd.DataFrame:
+    """The containers table from kube-state-metrics: every container with usage, with its requests and
+    limits (largest over its pods; NaN = unset). ``requests``: namespace, kind, workload, container,
+    stat ('request' | 'limit'), resource ('cpu' | 'memory'), value (cores / bytes)."""
+    key = ["namespace", "kind", "workload", "container"]
+    out = usage[key].drop_duplicates().reset_index(drop=True)
+    names = {("request", "cpu"): "cpu_request_cores", ("limit", "cpu"): "cpu_limit_cores",
+             ("request", "memory"): "memory_request_bytes", ("limit", "memory"): "memory_limit_bytes"}
+    for (stat, res), col in names.items():
+        rows = requests[(requests["stat"] == stat) & (requests["resource"] == res)] if len(requests) else requests
+        best = rows.groupby(key)["value"].max() if len(rows) else pd.Series(dtype=float)
+        out[col] = pd.MultiIndex.from_frame(out[key]).map(best).to_numpy(dtype=float, na_value=np.nan) if len(out) else []
+    out["cluster"] = cluster
+    out["container_type"] = "main"
+    return out
+
+
+def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa_info: pd.DataFrame,
+                        hpa_target: pd.DataFrame, pdbs: pd.DataFrame, cluster: str) -> pd.DataFrame:
+    """The workloads table from kube-state-metrics.
+
+    ``pods_at_end``: namespace, kind, workload, pods (pods with a sample at the window end; 0 for a
+    workload that ran earlier, e.g. a finished Job: cost then comes from pod-hours, see analysis).
+    ``hpa_info``: namespace, horizontalpodautoscaler, kind, workload; ``hpa_target``: namespace,
+    horizontalpodautoscaler, metric_name, metric_target_type, target; ``pdbs``: namespace,
+    poddisruptionbudget (kube-state-metrics exports no PDB selector: matched by name)."""
+    key = ["namespace", "kind", "workload"]
+    wl = containers[key].drop_duplicates().merge(pods_at_end, on=key, how="left")
+    wl = wl.rename(columns={"pods": "replicas"})
+    wl["replicas"] = wl["replicas"].fillna(0.0).astype(float)
+    wl = wl.assign(cluster=cluster, has_pvc=False, has_empty_dir=False, has_host_path=False,
+                   termination_grace_seconds=30.0, source="prometheus")
+    idx = pd.MultiIndex.from_frame(wl[key])
+    wl["hpa"] = idx.isin(pd.MultiIndex.from_frame(hpa_info[key])) if len(hpa_info) else False
+    if len(hpa_info):  # its name, for the HPA patch (the target's place in the spec is not in the metrics)
+        names = hpa_info.drop_duplicates(key).set_index(key)["horizontalpodautoscaler"]
+        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index).fillna("").astype(str)
+    if len(hpa_target) and len(hpa_info):
+        t = hpa_target[hpa_target["metric_target_type"] == "utilization"].merge(hpa_info, on=["namespace", "horizontalpodautoscaler"])
+        for res in ("cpu", "memory"):
+            per = t[t["metric_name"] == res].groupby(key)["target"].max()
+            wl[f"hpa_{res}_target_percent"] = idx.map(per).to_numpy(dtype=float, na_value=np.nan)
+        kinds = t.groupby(key)["metric_name"].agg(lambda s: ",".join(f"Resource:{x}" for x in sorted(s)))
+        wl["hpa_metrics"] = pd.Series(idx.map(kinds), index=wl.index).fillna("").astype(str)
+    wl["pdb"] = pd.MultiIndex.from_frame(wl[["namespace", "workload"]]).isin(
+        pd.MultiIndex.from_frame(pdbs[["namespace", "poddisruptionbudget"]])) if len(pdbs) else False
+    return wl

@@ -1,0 +1,519 @@
+"""One cluster's usage from a Prometheus-compatible API, pulled once per pod and reduced in rightsize.
+
+Requests, in order (none grows with the number of workloads):
+1. buildinfo and the metric names present in the window (what is missing disables what needs it);
+2. the series API for pod owners, ReplicaSet / Job owners, pod placement and the working-set
+   series (to size shards): label sets only, no sample read;
+3. per shard and time chunk, each container instance's CPU rate and working set at the step
+   (plain range queries), reduced as they arrive (usage.py);
+4. per shard, one range query at a one-day step: each container instance's largest raw
+   working-set sample and OOM kills per day;
+5. one instant query per shard for restarts and CFS throttling per container instance (and, for
+   the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
+   traffic (and HPAs and PDBs).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...analysis.statistics import DAY_SECONDS, usage_statistics
+from ...config import Config
+from ...errors import SourceError
+from ...snapshot import Snapshot, conform
+from .. import ksm
+from . import execute
+from .client import Client, QueryFailed
+from .promql import Queries, dur, quote
+from .usage import Grid, UsageAccumulator, reduce_chunk
+
+CORE = ("cpu_usage", "memory_working_set", "pod_owner")
+# What each metric's absence disables (recorded in meta.json and the report).
+DISABLES = {
+    "cpu_usage": "CPU usage statistics (usage table)",
+    "memory_working_set": "memory usage statistics (usage table)",
+    "pod_owner": "owner resolution: no usage row can be attributed to a workload",
+    "cpu_throttled_periods": "CPU throttling ratio",
+    "cpu_periods": "CPU throttling ratio",
+    "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
+    "resource_requests": "current requests from metrics (Prometheus-only inventory)",
+    "resource_limits": "current limits from metrics (Prometheus-only inventory)",
+    "replicaset_owner": "Deployment resolution (pods show as owned by their ReplicaSet)",
+    "job_owner": "CronJob resolution (pods show as owned by their Job)",
+    "pod_info": "placement (pod-hours per node and zone)",
+    "node_labels": "nodes table (instance type, zone, capacity type)",
+    "node_allocatable": "node allocatable CPU/memory",
+    "last_terminated_reason": "OOM kill detection",
+    "restarts": "restart counts and OOM kill detection",
+    "hpa_spec_target": "HPA target utilization (Prometheus-only inventory)",
+    "hpa_info": "HPA detection (Prometheus-only inventory)",
+    "pdb_expected_pods": "PDB detection (Prometheus-only inventory)",
+    "istio_tcp_sent": "traffic between workloads (TCP responses)",
+    "istio_tcp_received": "traffic between workloads (TCP requests)",
+    "istio_request_bytes": "traffic between workloads (HTTP requests)",
+    "istio_response_bytes": "traffic between workloads (HTTP responses)",
+}
+_INVENTORY_ONLY = {"resource_requests", "resource_limits", "hpa_spec_target", "hpa_info", "pdb_expected_pods"}
+_POD_KEY = ["namespace", "pod", "container"]
+
+
+@dataclass
+class Run:
+    """What one cluster's collection knows as it goes."""
+
+    config: Config
+    cluster: str
+    client: Client
+    q: Queries
+    grid: Grid
+    log: callable
+    missing: set = field(default_factory=set)  # metric names not found in the window
+    owners: dict = field(default_factory=dict)  # (namespace, pod) -> (kind, workload)
+    nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
+    series_per_namespace: dict = field(default_factory=dict)
+    shards: list = field(default_factory=list)
+
+    @property
+    def labels(self):
+        return self.config.prometheus.labels
+
+    def has(self, field_name: str) -> bool:
+        return getattr(self.config.prometheus.metrics, field_name) not in self.missing
+
+    def namespaces(self, task_namespaces) -> list[str] | None:
+        """Selector namespaces of a task: None when the task covers every namespace seen."""
+        return None if set(task_namespaces) >= set(self.series_per_namespace) else list(task_namespaces)
+
+
+def discover_clusters(config: Config, url: str) -> list[str]:
+    """Values of [prometheus] cluster_label seen in the window (sorted)."""
+    label = config.prometheus.cluster_label
+    if not label:
+        return []
+    client = Client(config, url)
+    end = window_end(config)
+    try:
+        return sorted(v for v in client.label_values(label, end - config.general.window, end) if v)
+    except QueryFailed as exc:
+        raise SourceError(str(exc)) from None
+
+
+def window_end(config: Config) -> float:
+    """End of the window as unix seconds, floored to the step: [prometheus] end, or now."""
+    step = max(int(config.general.step), 1)
+    if config.prometheus.end:
+        t = dt.datetime.fromisoformat(config.prometheus.end.replace("Z", "+00:00"))
+        now = (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).timestamp()
+    else:
+        now = dt.datetime.now(dt.timezone.utc).timestamp()
+    return float(int(now) // step * step)
+
+
+def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: bool = False,
+                  inventory_from_metrics: bool = False, progress=None, client: Client | None = None) -> None:
+    """Fill usage, usage_histograms, usage_daily, nodes, placement, traffic (and workloads /
+    containers with ``inventory_from_metrics``) for one cluster. Units: cores, bytes, hours.
+    Raises SourceError (one line, with the URL) when the server cannot be reached, a core metric is
+    missing, or a shard fails, unless ``allow_partial`` (then meta.json "partial" says what is missing)."""
+    log = progress or (lambda msg: None)
+    run = _start(config, target, snapshot, client, log, allow_partial)
+    _read_labels(run)
+    acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
+    _record_partial(run, snapshot, outcome)
+    hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
+    oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
+    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
+    usage = _usage(run, hist, daily, oom_known, per_pod)
+    _append(snapshot, "usage", usage)
+    _append(snapshot, "usage_histograms", hist)
+    _append(snapshot, "usage_daily", daily)
+    cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
+    nodes = _nodes(run, cluster_rows)
+    _append(snapshot, "nodes", nodes)
+    _append(snapshot, "placement", _placement(run, acc, nodes))
+    _append(snapshot, "traffic", _traffic(run, cluster_rows, snapshot))
+    if inventory_from_metrics:
+        _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
+    if acc.unowned:
+        some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
+        snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
+                      f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
+    log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
+        f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
+    snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
+        "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
+        "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter}
+
+
+# --- start: server, metrics present -----------------------------------------------------------------
+
+def _start(config, target, snapshot, client, log, allow_partial) -> Run:
+    p = config.prometheus
+    client = client or Client(config, target.prometheus_url, target.token_env, target.headers)
+    end = window_end(config)
+    grid = Grid.of(end, config.general.window, config.general.step)
+    start = end - config.general.window
+    match = f"{{{p.cluster_label}={quote(target.label_value)}}}" if p.cluster_label and target.label_value else ""
+    try:
+        engine = client.server()
+        present = set(client.label_values("__name__", start, end, match=match))
+    except QueryFailed as exc:
+        raise SourceError(f"cannot query metrics: {exc}") from None
+    snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
+    q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
+    run = Run(config, target.name, client, q, grid, log)
+    run.missing = _record_missing(config, snapshot, present, target.name)
+    _check_core(run, snapshot, present, match, allow_partial)
+    log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
+        f"{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}, {grid.n} steps of {dur(grid.step)}")
+    return run
+
+
+def _record_missing(config, snapshot, present: set[str], cluster: str) -> set[str]:
+    m = config.prometheus.metrics
+    missing = set()
+    for name_field, disables in DISABLES.items():
+        name = getattr(m, name_field)
+        if name in present:
+            continue
+        missing.add(name)
+        if name_field in _INVENTORY_ONLY:
+            continue  # only matters for the kube-state-metrics inventory, which says so itself
+        if name not in snapshot.meta.setdefault("missing_metrics", []):
+            snapshot.meta["missing_metrics"].append(name)
+        snapshot.warn("missing_metric", f"cluster {cluster}: metric {name} not found in the window; disables {disables}", affects=disables)
+    return missing
+
+
+def _check_core(run: Run, snapshot: Snapshot, present: set[str], match: str, allow_partial: bool) -> None:
+    """CPU usage, working set and pod owners are what every recommendation needs: without one the
+    result would be wrong, so it is an error (or, with allow_partial, a flagged partial result)."""
+    m = run.config.prometheus.metrics
+    gone = [getattr(m, f) for f in CORE if getattr(m, f) in run.missing]
+    if not gone:
+        return
+    hints = []
+    if not present:
+        hints.append("no metric at all: is the URL the API's base, with its path prefix (e.g. /prometheus for Mimir, "
+                     "/select/0/prometheus for VictoriaMetrics cluster)?")
+    if match:
+        hints.append(f"every query is restricted to {match[1:-1]}: is [prometheus] cluster_label / the cluster name right?")
+    if m.pod_owner in gone:
+        hints.append("kube_pod_owner comes from kube-state-metrics: is it installed and scraped?")
+    if {m.cpu_usage, m.memory_working_set} & set(gone):
+        hints.append("container_* metrics come from the kubelet's cAdvisor endpoint: is it scraped?")
+    text = f"{run.client.url}: cluster {run.cluster}: no {', '.join(gone)} in the window; " + " ".join(hints)
+    if not allow_partial:
+        raise SourceError(text)
+    snapshot.warn("missing_core_metric", text, affects="usage")
+    snapshot.meta.setdefault("partial", {}).setdefault("metrics", []).extend(f"{run.cluster}/{g}" for g in gone)
+
+
+# --- labels: owners, placement, sizes ------------------------------------------------------------------
+
+def _read_labels(run: Run) -> None:
+    """Owners, pod nodes and container series per namespace from one series-API request."""
+    L, m = run.labels, run.config.prometheus.metrics
+    start = run.grid.end - run.config.general.window
+    try:
+        found = run.client.series(run.q.owners_and_series(), start, run.grid.end, what="series (owners, placement, sizes)")
+    except QueryFailed as exc:
+        raise SourceError(f"cannot read pod owners: {exc}") from None
+    by_name: dict[str, list[dict]] = {}
+    for s in found:
+        by_name.setdefault(s.get("__name__", ""), []).append(s)
+
+    def frame(metric, cols):
+        rows = by_name.get(metric, [])
+        return pd.DataFrame([[r.get(c, "") for c in cols] for r in rows], columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    pod_owner = frame(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"])
+    pod_owner.columns = ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]
+    rs = frame(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name])
+    rs.columns = ["namespace", "replicaset", "owner_kind", "owner_name"]
+    job = frame(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name])
+    job.columns = ["namespace", "job_name", "owner_kind", "owner_name"]
+    owners = ksm.resolve_owners(pod_owner, rs, job)
+    run.owners = {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
+    info = frame(m.pod_info, [L.namespace, L.pod, L.node])
+    run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
+    wss = frame(m.memory_working_set, [L.namespace, L.pod, L.container]).drop_duplicates()
+    wss = wss[wss[L.namespace] != ""]
+    run.series_per_namespace = {str(k): float(v) for k, v in wss[L.namespace].value_counts().items()}
+
+
+# --- the pulls --------------------------------------------------------------------------------------
+
+def _pull(run: Run, inventory: bool, allow_partial: bool):
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome)."""
+    p = run.config.prometheus
+    run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
+    run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
+            f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
+    # the instant and daily requests first: the server's slowest, and they leave rightsize nothing to
+    # reduce, so they overlap the reading of the range chunks that follow
+    tasks: list[execute.Task] = []
+    for shard in run.shards:
+        if run.has("memory_working_set") or run.has("restarts"):
+            tasks.append(execute.Task("daily", shard))
+        tasks.append(execute.Task("per_pod", shard))
+    for shard in run.shards:
+        series = sum(run.series_per_namespace[ns] for ns in shard)
+        for res, metric in (("cpu", "cpu_usage"), ("memory", "memory_working_set")):
+            if run.has(metric):
+                tasks += execute.range_tasks(res, shard, series, run.grid.n, p.range_points)
+    acc = UsageAccumulator(run.grid)
+    rows: dict[str, list[pd.DataFrame]] = {"daily": [], "per_pod": []}
+
+    def consume(task, result):
+        if task.name in ("cpu", "memory"):
+            acc.add(result)
+        else:
+            rows[task.name].append(result)
+
+    outcome = execute.run(tasks, lambda t: _fetch(run, t, inventory), consume, concurrency=p.concurrency,
+                          allow_partial=allow_partial, log=run.log)
+    raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
+    per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
+        columns=_POD_KEY + ["stat", "resource", "value"])
+    return acc, raw, per_pod, outcome
+
+
+def _fetch(run: Run, task: execute.Task, inventory: bool):
+    L, nss = run.labels, run.namespaces(task.namespaces)
+    key = [L.namespace, L.pod, L.container]
+    if task.name in ("cpu", "memory"):
+        t0 = run.grid.first + task.first * run.grid.step
+        result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
+                                        run.grid.step, key, what=f"{task.name} usage", timestamps=True)
+        return reduce_chunk(result, task.name, run.grid, run.owners)
+    if task.name == "daily":
+        return _fetch_daily(run, nss, key)
+    result = run.client.query(run.q.per_pod(nss, inventory), run.grid.end, what="restarts and throttling per pod")
+    return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
+
+
+def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
+    """Whole days back from the window end in one range query at a one-day step; the rest of a
+    window that is not whole days (its oldest, partial day) in one instant query of that length."""
+    g, window = run.grid, run.config.general.window
+    full = int(window // DAY_SECONDS)
+    rest = window - full * DAY_SECONDS
+    frames = []
+    if full:
+        res = run.client.query_range(run.q.daily(nss, DAY_SECONDS), g.end - (full - 1) * DAY_SECONDS, g.end, DAY_SECONDS,
+                                     key + ["stat"], what="daily maxima and OOM kills", timestamps=True)
+        for s in res:
+            day = np.rint((g.end - s.timestamps) / DAY_SECONDS).astype(np.int64)
+            frames.append(pd.DataFrame({"namespace": s.key[0], "pod": s.key[1], "container": s.key[2], "stat": s.key[3],
+                                        "day": day, "value": s.values}))
+    if rest >= g.step:
+        res = run.client.query(run.q.daily(nss, rest), g.end - full * DAY_SECONDS, what="oldest partial day")
+        f = _rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
+        frames.append(f.assign(day=full))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
+
+
+def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
+    """Instant-vector result -> DataFrame with the given labels (renamed to ``names``) and ``value``."""
+    rows = [[r["metric"].get(lab, "") for lab in labels] + [float(r["value"][1])] for r in result]
+    return pd.DataFrame(rows, columns=names + ["value"])
+
+
+def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """namespace, pod, container, day, memory_max_bytes, oom_kills from the daily query rows."""
+    if not frames:
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills"])
+    d = pd.concat(frames, ignore_index=True)
+    wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
+    wide.columns.name = None
+    wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
+    for c in ("memory_max_bytes", "oom_kills"):
+        if c not in wide:
+            wide[c] = np.nan
+    wide["oom_kills"] = wide["oom_kills"].round()
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
+
+
+def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
+    if outcome.splits:
+        run.log(f"[{run.cluster}] {outcome.splits} split(s) after the server rejected a request")
+    if not outcome.failed:
+        return
+    listed = snapshot.meta.setdefault("partial", {}).setdefault("namespaces", [])
+    for ns in sorted(outcome.failed):
+        if f"{run.cluster}/{ns}" not in listed:
+            listed.append(f"{run.cluster}/{ns}")
+    snapshot.warn("partial", f"cluster {run.cluster}: no usage for namespaces {', '.join(sorted(outcome.failed))}: "
+                  f"{outcome.errors[0]}", affects=", ".join(sorted(outcome.failed)))
+
+
+# --- the tables ------------------------------------------------------------------------------------------
+
+def _drop(frame: pd.DataFrame, namespaces: set) -> pd.DataFrame:
+    """Rows of namespaces whose data is incomplete are left out: partial data is never shown as whole."""
+    return frame[~frame["namespace"].isin(namespaces)].reset_index(drop=True) if namespaces else frame
+
+
+def _usage(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, per_pod: pd.DataFrame) -> pd.DataFrame:
+    """The usage table: every registry statistic per container, plus restarts, OOM kills and CFS
+    throttling summed over its pods (NaN when the metrics behind them are missing)."""
+    usage = usage_statistics(hist, daily, run.grid.step)
+    key = ["namespace", "kind", "workload", "container"]
+    pp = per_pod.copy()
+    owner = [run.owners.get((ns, pod)) for ns, pod in zip(pp["namespace"], pp["pod"])]
+    pp["kind"] = [o[0] if o else "" for o in owner]
+    pp["workload"] = [o[1] if o else "" for o in owner]
+    per = pp[pp["resource"] == ""].pivot_table(index=key, columns="stat", values="value", aggfunc="sum")
+    idx = pd.MultiIndex.from_frame(usage[key])
+
+    def summed(stat, known):
+        if not known:
+            return np.full(len(usage), np.nan)
+        col = per[stat] if stat in per else pd.Series(dtype=float)
+        return idx.map(col).to_numpy(dtype=float, na_value=np.nan)
+
+    usage["restarts"] = np.nan_to_num(summed("restarts", run.has("restarts")), nan=0.0) if run.has("restarts") else np.nan
+    periods = summed("cfs_periods", run.has("cpu_periods") and run.has("cpu_throttled_periods"))
+    throttled = summed("cfs_throttled_periods", run.has("cpu_periods") and run.has("cpu_throttled_periods"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usage["cpu_throttled_ratio"] = np.where(periods > 0, throttled / periods, np.nan)
+    usage["cpu_throttled_seconds"] = summed("cfs_throttled_seconds", run.has("cpu_throttled_seconds"))
+    if oom_known and len(daily):
+        usage["oom_kills"] = idx.map(daily.groupby(key)["oom_kills"].sum()).to_numpy(dtype=float, na_value=0.0)
+    else:
+        usage["oom_kills"] = np.nan
+    usage["cluster"] = run.cluster
+    return usage
+
+
+def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snapshot) -> pd.DataFrame:
+    """The cluster-wide instant query's rows: every label the parts use, ``stat`` and ``value``."""
+    L = run.labels
+    labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
+                     "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
+                     L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
+                     "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
+    try:
+        result = run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")
+    except QueryFailed as exc:
+        if not allow_partial:
+            raise SourceError(f"{exc}; rerun with --allow-partial to keep the rest") from None
+        snapshot.warn("partial", f"cluster {run.cluster}: nodes and traffic failed: {exc}", affects="nodes, traffic")
+        snapshot.meta.setdefault("partial", {}).setdefault("cluster_tables", []).append(run.cluster)
+        return pd.DataFrame(columns=labels + ["value"])
+    return _rows(result, labels, labels)
+
+
+def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
+    L = run.labels
+    lab = rows[rows["stat"] == "node_labels"].drop_duplicates(L.node, keep="last")
+    if lab.empty:
+        return pd.DataFrame()
+    hours = rows[rows["stat"] == "node_hours"].groupby(L.node)["value"].max()
+    alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
+    out = pd.DataFrame({
+        "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
+        "region": lab[L.region], "node_group": lab[L.node_group],
+        "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
+    })
+    out["hours_seen"] = out["node"].map(hours).fillna(0.0)
+    for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
+        out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
+    return out.reset_index(drop=True)
+
+
+def _capacity(eks: pd.Series, karpenter: pd.Series) -> pd.Series:
+    """EKS says ON_DEMAND / SPOT, Karpenter on-demand / spot; '' when neither label is set."""
+    raw = eks.where(eks != "", karpenter).str.lower().str.replace("_", "-")
+    return raw.where(raw.isin(["spot", "on-demand"]), "")
+
+
+def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
+    """Pod-hours per (workload, node): the steps each pod had a sample (its busiest-sampled
+    container), from the same pulls as the usage; the node from kube_pod_info."""
+    for res in ("memory", "cpu"):
+        s, _d, n, _sm, _mx = acc.day_sums(res)
+        if len(s):
+            break
+    else:
+        return pd.DataFrame()
+    keys = list(acc.series)
+    steps = pd.DataFrame({"sid": s, "n": n}).groupby("sid")["n"].sum()
+    f = pd.DataFrame([keys[i][:2] for i in steps.index], columns=["namespace", "pod"])
+    f["pod_hours"] = steps.to_numpy() * run.grid.step / 3600.0
+    f = f.groupby(["namespace", "pod"], as_index=False)["pod_hours"].max()
+    owner = [run.owners.get((ns, pod)) for ns, pod in zip(f["namespace"], f["pod"])]
+    f["kind"] = [o[0] if o else "" for o in owner]
+    f["workload"] = [o[1] if o else "" for o in owner]
+    f["node"] = [run.nodes_of.get((ns, pod), "") for ns, pod in zip(f["namespace"], f["pod"])]
+    f = f[(f["workload"] != "") & (f["node"] != "")]
+    out = f.groupby(["namespace", "kind", "workload", "node"], as_index=False)["pod_hours"].sum()
+    zones = dict(zip(nodes["node"], nodes["zone"])) if len(nodes) else {}
+    out["zone"] = out["node"].map(zones).astype(object).fillna("")
+    out["cluster"] = run.cluster
+    return out
+
+
+def _traffic(run: Run, rows: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
+    """Bytes per workload pair over the window: request (client -> server) and response
+    (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
+    L = run.labels
+    cols = [L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload, L.source_zone, L.destination_zone]
+    t = rows[rows["stat"].isin(["tcp_request", "tcp_response", "http_request", "http_response"])]
+    t = t[(t[L.source_workload] != "") & (t[L.destination_workload] != "")]
+    if t.empty:
+        return pd.DataFrame()
+    t = t.assign(direction=np.where(t["stat"].str.endswith("request"), "request_bytes", "response_bytes"))
+    wide = t.pivot_table(index=cols, columns="direction", values="value", aggfunc="sum").reset_index()
+    wide.columns.name = None
+    for c in ("request_bytes", "response_bytes"):
+        wide[c] = wide[c].fillna(0.0) if c in wide else 0.0
+    wide["bytes"] = wide["request_bytes"] + wide["response_bytes"]
+    wide = wide.rename(columns=dict(zip(cols, ["source_namespace", "source_workload", "destination_namespace",
+                                               "destination_workload", "source_zone", "destination_zone"])))
+    wide["cluster"] = run.cluster
+    return wide
+
+
+def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,
+               rows: pd.DataFrame) -> None:
+    """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
+    L = run.labels
+    key = ["namespace", "kind", "workload", "container"]
+    req = per_pod[per_pod["stat"].isin(["request", "limit"])].copy()
+    owner = [run.owners.get((ns, pod), ("", "")) for ns, pod in zip(req["namespace"], req["pod"])]
+    req["kind"], req["workload"] = [o[0] for o in owner], [o[1] for o in owner]
+    containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
+    alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
+    at_end = pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"])
+    at_end["kind"] = [run.owners.get(tuple(k), ("", ""))[0] for k in at_end.itertuples(index=False, name=None)]
+    at_end["workload"] = [run.owners.get(tuple(k), ("", ""))[1] for k in at_end[["namespace", "pod"]].itertuples(index=False, name=None)]
+    pods = at_end.groupby(["namespace", "kind", "workload"]).size().rename("pods").reset_index() if len(at_end) else pd.DataFrame(
+        columns=["namespace", "kind", "workload", "pods"])
+    rows = rows.rename(columns={L.namespace: "namespace"})
+    hpa = rows[rows["stat"] == "hpa_info"].rename(columns={"scaletargetref_kind": "kind", "scaletargetref_name": "workload"})
+    hpa = hpa[["namespace", "horizontalpodautoscaler", "kind", "workload"]]
+    target = rows[rows["stat"] == "hpa_target"].rename(columns={"value": "target"})
+    target = target[["namespace", "horizontalpodautoscaler", "metric_name", "metric_target_type", "target"]]
+    pdbs = rows[rows["stat"] == "pdb_expected"][["namespace", "poddisruptionbudget"]]
+    workloads = ksm.inventory_workloads(containers, pods, hpa, target, pdbs, run.cluster)
+    _append(snapshot, "containers", containers)
+    _append(snapshot, "workloads", workloads)
+    if len(pdbs):
+        snapshot.warn("pdb_by_name", f"cluster {run.cluster}: PDBs matched to workloads by name (kube-state-metrics has no PDB selector)",
+                      affects="spot suitability")
+    snapshot.warn("inventory_from_metrics", f"cluster {run.cluster}: workload specs from kube-state-metrics: volumes, grace periods and "
+                  "spot affinity are unknown (assumed none / 30 s)", affects="spot suitability")
+
+
+def _append(snapshot: Snapshot, table: str, df: pd.DataFrame | None) -> None:
+    if df is None or not len(df):
+        return
+    df = conform(table, df)
+    cur = snapshot.tables.get(table)
+    snapshot.tables[table] = df if cur is None or not len(cur) else pd.concat([cur, df], ignore_index=True)

@@ -1,0 +1,243 @@
+"""PromQL / MetricsQL query building: label escaping and the fixed query set of one collection.
+
+Every label value that goes into a selector passes through :func:`quote` (string literal) or
+:func:`regex_alternation` (literal values inside ``=~``), so no namespace name or config value can
+change the shape of a query.
+
+The heavy queries are plain: each pod's CPU rate and working set at the step, as range queries,
+with no join and no aggregation across pods (the server's cheap work is reading samples; per-step
+joins and ``max by`` across replicas are its expensive work). Everything else is a handful of
+instant queries that touch each series once (``increase``, ``last_over_time`` over the window), or
+the series API (an index lookup that reads no sample). Owners, requests and statistics are joined
+and computed in rightsize.
+
+Engine differences that matter here (Prometheus vs VictoriaMetrics' MetricsQL):
+- ``rate()``: Prometheus extrapolates to the window edges; MetricsQL does not extrapolate and uses
+  the last sample *before* the window as the starting point. On a regular scrape grid both give
+  (C(t) - C(t-window)) / window; they differ only where a series starts or stops inside the window.
+- Range selectors: Prometheus 2.x windows are closed ``[t-w, t]``, MetricsQL's are left-open
+  ``(t-w, t]``: a sample exactly on the left edge counts in Prometheus only (harmless for the
+  maxima and increases taken here).
+- Subqueries: we always write the step explicitly (``[1d:5m]``) so both engines evaluate the same grid.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ...config import PrometheusConfig
+from ...errors import ConfigError
+
+_MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\\n]|\\.)*"\s*')
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def quote(value: str) -> str:
+    """``value`` as a double-quoted PromQL string literal (backslash, quote and newlines escaped)."""
+    out = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{out}"'
+
+
+def regex_literal(value: str) -> str:
+    """``value`` escaped for RE2 so it matches only itself (Go's RE2 accepts ``\\`` before any punctuation)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$#&~\-\s/])", r"\\\1", str(value))
+
+
+def regex_alternation(values) -> str:
+    """A quoted ``=~`` operand matching exactly the given literal values."""
+    return quote("|".join(regex_literal(v) for v in values))
+
+
+def check_matchers(text: str, key: str) -> str:
+    """Validate a config fragment of label matchers (``a="x",b!~"y"``); ConfigError names the key."""
+    if not text.strip():
+        return ""
+    pos = 0
+    while True:
+        m = _MATCHER.match(text, pos)
+        if not m:
+            raise ConfigError(f"config: prometheus.{key}: not a list of label matchers like name!=\"value\": {text!r}")
+        pos = m.end()
+        if pos == len(text):
+            return text.strip()
+        if text[pos] != ",":
+            raise ConfigError(f"config: prometheus.{key}: expected ',' at position {pos} in {text!r}")
+        pos += 1
+
+
+def check_name(value: str, key: str, metric: bool = False) -> str:
+    if not (_METRIC_NAME if metric else _LABEL_NAME).match(value):
+        raise ConfigError(f"config: prometheus.{key}: {value!r} is not a valid {'metric' if metric else 'label'} name")
+    return value
+
+
+def dur(seconds: float) -> str:
+    """A PromQL duration: whole seconds as e.g. '14d', '5m', '90s'."""
+    s = int(round(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % size == 0 and s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+@dataclass(frozen=True)
+class Queries:
+    """The fixed query set for one cluster; ``namespaces`` arguments select one shard (None = all)."""
+
+    cfg: PrometheusConfig
+    window: float  # seconds
+    step: float  # seconds
+    cluster_value: str = ""  # value of cfg.cluster_label selecting this cluster ('' = none)
+
+    def __post_init__(self):
+        m, lab = self.cfg.metrics, self.cfg.labels
+        for k in m.__dataclass_fields__:
+            check_name(getattr(m, k), f"metrics.{k}", metric=True)
+        for k in lab.__dataclass_fields__:
+            check_name(getattr(lab, k), f"labels.{k}")
+        if self.cfg.cluster_label:
+            check_name(self.cfg.cluster_label, "cluster_label")
+        check_matchers(self.cfg.container_filter, "container_filter")
+
+    # --- selectors --------------------------------------------------------------------------------
+    def base(self, namespaces=None) -> str:
+        """Matchers common to every selector: the cluster and the namespaces of this shard."""
+        parts = []
+        if self.cfg.cluster_label and self.cluster_value:
+            parts.append(f"{self.cfg.cluster_label}={quote(self.cluster_value)}")
+        ns = self.cfg.labels.namespace
+        if namespaces is not None:
+            parts.append(f"{ns}=~{regex_alternation(sorted(namespaces))}")
+        else:
+            if self.cfg.namespaces:
+                parts.append(f"{ns}=~{regex_alternation(self.cfg.namespaces)}")
+            if self.cfg.exclude_namespaces:
+                parts.append(f"{ns}!~{regex_alternation(self.cfg.exclude_namespaces)}")
+        return ",".join(parts)
+
+    def sel(self, metric: str, namespaces=None, extra: str = "", containers: bool = False) -> str:
+        parts = [p for p in (self.base(namespaces), self.cfg.container_filter.strip() if containers else "", extra) if p]
+        return f"{metric}{{{','.join(parts)}}}"
+
+    def cluster_sel(self, metric: str, extra: str = "") -> str:
+        parts = [f"{self.cfg.cluster_label}={quote(self.cluster_value)}"] if self.cfg.cluster_label and self.cluster_value else []
+        return f"{metric}{{{','.join(parts + ([extra] if extra else []))}}}"
+
+    @property
+    def W(self) -> str:
+        return dur(self.window)
+
+    @property
+    def S(self) -> str:
+        return dur(self.step)
+
+    @property
+    def pod_key(self) -> str:
+        L = self.cfg.labels
+        return f"{L.namespace}, {L.pod}, {L.container}"
+
+    # --- the per-pod samples (range queries) ------------------------------------------------------
+    def usage(self, resource: str, namespaces) -> str:
+        """Each container instance's CPU rate (cores) or working set (bytes) as a plain range query.
+        Duplicate series of one container (several cAdvisor label sets) are folded by rightsize."""
+        m = self.cfg.metrics
+        if resource == "cpu":
+            return f"rate({self.sel(m.cpu_usage, namespaces, containers=True)}[{dur(self.cfg.rate_window)}])"
+        return self.sel(m.memory_working_set, namespaces, containers=True)
+
+    def daily(self, namespaces, span: float) -> str:
+        """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw
+        working-set sample and the OOM kills (restarts in a span where the last termination reason was
+        OOMKilled), tagged by a ``stat`` label."""
+        m, K = self.cfg.metrics, self.pod_key
+        wss = self.sel(m.memory_working_set, namespaces, containers=True)
+        rst = self.sel(m.restarts, namespaces, containers=True)
+        oom = self.sel(m.last_terminated_reason, namespaces, containers=True, extra='reason="OOMKilled"')
+        # the span's restarts of a container whose last termination reason was OOMKilled in it: read at
+        # the span's end only (a per-step join over every container's restarts costs the server a
+        # second at 1,000 containers for a handful of kills); "> 0" skips the 0-valued reason series
+        # older kube-state-metrics export; max folds duplicate exporters
+        kills = f"max by ({K}) (increase({rst}[{dur(span)}]))"
+        parts = {
+            "memory_max": f"max by ({K}) (max_over_time({wss}[{dur(span)}]))",
+            "oom_kills": f"{kills} and on ({K}) (max by ({K}) (max_over_time({oom}[{dur(span)}])) > 0)",
+        }
+        return _tagged(parts)
+
+    # --- per container instance, over the window (instant queries) ---------------------------------
+    def per_pod(self, namespaces, inventory: bool) -> str:
+        """Restarts, CFS periods, throttled periods and seconds (and, for the kube-state-metrics
+        inventory, requests and limits) per container instance over the window, tagged by ``stat``."""
+        m, K, W = self.cfg.metrics, self.pod_key, self.W
+
+        def inc(metric):
+            return f"sum by ({K}) (increase({self.sel(metric, namespaces, containers=True)}[{W}]))"
+
+        rst = self.sel(m.restarts, namespaces, containers=True)
+        parts = {
+            "restarts": f"max by ({K}) (max_over_time({rst}[{W}]) - min_over_time({rst}[{W}]))",
+            "cfs_periods": inc(m.cpu_periods),
+            "cfs_throttled_periods": inc(m.cpu_throttled_periods),
+            "cfs_throttled_seconds": inc(m.cpu_throttled_seconds),
+        }
+        if inventory:
+            for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits)):
+                s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory')}")
+                parts[stat] = f"max by ({K}, resource) (last_over_time({s}[{W}]))"
+        return _tagged(parts)
+
+    def owners_and_series(self, namespaces=None) -> list[str]:
+        """Series-API matchers: pod owners, ReplicaSet and Job owners, pod placement (node), and the
+        working-set series (to size shards). An index lookup: no sample is read."""
+        m = self.cfg.metrics
+        return [self.sel(m.pod_owner, namespaces), self.sel(m.replicaset_owner, namespaces), self.sel(m.job_owner, namespaces),
+                self.sel(m.pod_info, namespaces), self.sel(m.memory_working_set, namespaces, containers=True)]
+
+    # --- cluster-wide (instant queries) -------------------------------------------------------------
+    def cluster(self, inventory: bool) -> str:
+        """Nodes (labels, hours, allocatable), Istio traffic, and for the kube-state-metrics inventory
+        HPAs and PDBs, tagged by ``stat``."""
+        L, m, W = self.cfg.labels, self.cfg.metrics, self.W
+        node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group])
+        nl = self.cluster_sel(m.node_labels)
+        alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory"))
+        parts = {
+            "node_labels": f"max by ({node_labels}) (last_over_time({nl}[{W}]))",
+            "node_hours": f"count_over_time((max by ({L.node}) ({nl}))[{W}:{self.S}]) * {self.step / 3600.0!r}",
+            "node_allocatable": f"max by ({L.node}, resource) (last_over_time({alloc}[{W}]))",
+        }
+        parts.update(self.traffic())
+        if inventory:
+            parts.update(self.hpa_pdb())
+        return _tagged(parts)
+
+    def traffic(self) -> dict[str, str]:
+        """Istio bytes per workload pair over the window, each direction and protocol once: TCP
+        received (client -> server, the request) and sent (server -> client, the response); HTTP/gRPC
+        request and response byte sums. One reporter ([prometheus] istio_reporter) for every family,
+        so no byte is counted by both proxies."""
+        L, m = self.cfg.labels, self.cfg.metrics
+        pair = ", ".join([L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
+                          L.source_zone, L.destination_zone])
+        reporter = f"reporter={quote(self.cfg.istio_reporter)}"
+        out = {}
+        for stat, metric in (("tcp_request", m.istio_tcp_received), ("tcp_response", m.istio_tcp_sent),
+                             ("http_request", m.istio_request_bytes), ("http_response", m.istio_response_bytes)):
+            out[stat] = f"sum by ({pair}) (increase({self.cluster_sel(metric, reporter)}[{self.W}]))"
+        return out
+
+    def hpa_pdb(self) -> dict[str, str]:
+        m, L, W = self.cfg.metrics, self.cfg.labels, self.W
+        hpa = "horizontalpodautoscaler"
+        return {
+            "hpa_info": f"max by ({L.namespace}, {hpa}, scaletargetref_kind, scaletargetref_name) (last_over_time({self.sel(m.hpa_info)}[{W}]))",
+            "hpa_target": f"max by ({L.namespace}, {hpa}, metric_name, metric_target_type) (last_over_time({self.sel(m.hpa_spec_target)}[{W}]))",
+            "pdb_expected": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_expected_pods)}[{W}]))",
+        }
+
+
+def _tagged(parts: dict[str, str]) -> str:
+    """One query answering several: each part labelled ``stat="<name>"`` (the parts' label sets then
+    never collide, so ``or`` keeps them all)."""
+    return " or ".join(f'label_replace({q}, "stat", "{name}", "", "")' for name, q in parts.items())

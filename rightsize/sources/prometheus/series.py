@@ -1,0 +1,100 @@
+"""Drill-down: the usage time series of a few chosen workloads, for a notebook (never for all)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...config import Config
+from ...errors import ConfigError, SourceError
+from ...schema import TABLES
+from ...snapshot import Snapshot, conform
+from .. import ksm
+from .client import Client, QueryFailed
+from .collect import _append, window_end
+from .execute import MAX_RANGE_STEPS
+from .promql import Queries
+from .usage import Grid
+
+
+def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot | None = None,
+                 step: float | None = None) -> pd.DataFrame:
+    """Busiest-replica CPU (cores) and working set (bytes) per container of the chosen workloads, at
+    ``step`` seconds (default ``[general] step``) over the window, in the snapshot ``series`` table format. ``refs``: (namespace,
+    kind, workload) tuples or 'NAMESPACE/KIND/NAME' strings. Each pod's samples are pulled plainly and
+    the busiest replica is taken here. ConfigError when a reference matches no workload."""
+    from ...targets import cluster_targets
+
+    if refs is None and isinstance(target, (list, tuple)):
+        target, refs = None, target
+    target = target or cluster_targets(config)[0]
+    wanted = _parse(refs)
+    p = config.prometheus
+    client = Client(config, target.prometheus_url, target.token_env, target.headers)
+    grid = Grid.of(window_end(config), config.general.window, step or config.general.step)
+    q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
+    namespaces = sorted({r[0] for r in wanted})
+    try:
+        owners = _owners(client, q, namespaces, grid, config)
+        frames = [_resource(client, q, res, namespaces, grid, owners) for res in ("cpu", "memory")]
+    except QueryFailed as exc:
+        raise SourceError(str(exc)) from None
+    out = frames[0].merge(frames[1], on=["namespace", "kind", "workload", "container", "timestamp"], how="outer")
+    want = pd.DataFrame(wanted, columns=["namespace", "kind", "workload"]).drop_duplicates()
+    out = out.merge(want, on=["namespace", "kind", "workload"])
+    found = set(map(tuple, out[["namespace", "kind", "workload"]].drop_duplicates().to_numpy().tolist()))
+    absent = [f"{a}/{b}/{c}" for a, b, c in want.itertuples(index=False, name=None) if (a, b, c) not in found]
+    if absent:
+        raise ConfigError(f"--series: no usage found for {', '.join(absent)} in the window at {client.url} "
+                          "(check NAMESPACE/KIND/NAME: kind as the controller's, e.g. Deployment, CronJob)")
+    out["timestamp"] = pd.to_datetime(out["timestamp"], unit="s", utc=True)
+    out["cluster"] = target.name
+    out = conform("series", out[[c.name for c in TABLES["series"]]])
+    if snapshot is not None:
+        _append(snapshot, "series", out)
+    return out
+
+
+def _parse(refs) -> list[tuple[str, str, str]]:
+    parsed = [tuple(r.split("/")) if isinstance(r, str) else tuple(r) for r in refs or []]
+    for r in parsed:
+        if len(r) != 3 or not all(r):
+            raise ConfigError(f"series: expected NAMESPACE/KIND/NAME, got {'/'.join(r)!r}")
+    if not parsed:
+        raise ConfigError("series: name at least one NAMESPACE/KIND/NAME")
+    return parsed
+
+
+def _owners(client, q, namespaces, grid, config) -> dict:
+    L, m = config.prometheus.labels, config.prometheus.metrics
+    found = client.series(q.owners_and_series(namespaces)[:3], grid.end - config.general.window, grid.end)
+    rows = {name: [s for s in found if s.get("__name__") == name] for name in (m.pod_owner, m.replicaset_owner, m.job_owner)}
+
+    def frame(name, labels, cols):
+        return pd.DataFrame([[r.get(lab, "") for lab in labels] for r in rows[name]], columns=cols)
+
+    owners = ksm.resolve_owners(
+        frame(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"],
+              ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]),
+        frame(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name], ["namespace", "replicaset", "owner_kind", "owner_name"]),
+        frame(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name], ["namespace", "job_name", "owner_kind", "owner_name"]))
+    return {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
+
+
+def _resource(client, q, res, namespaces, grid, owners) -> pd.DataFrame:
+    """One resource's busiest replica per container and step, from the per-pod range answers."""
+    L = q.cfg.labels
+    col = "cpu_cores" if res == "cpu" else "memory_bytes"
+    frames = []
+    for i in range(0, grid.n, MAX_RANGE_STEPS):
+        t0 = grid.first + i * grid.step
+        t1 = grid.first + (min(grid.n, i + MAX_RANGE_STEPS) - 1) * grid.step
+        for s in client.query_range(q.usage(res, namespaces), t0, t1, grid.step, [L.namespace, L.pod, L.container],
+                                    what=f"{res} series", timestamps=True):
+            kind, workload = owners.get(s.key[:2], ("", ""))
+            frames.append(pd.DataFrame({"namespace": s.key[0], "kind": kind, "workload": workload, "container": s.key[2],
+                                        "timestamp": s.timestamps, col: s.values}))
+    if not frames:
+        return pd.DataFrame(columns=["namespace", "kind", "workload", "container", "timestamp", col])
+    f = pd.concat(frames, ignore_index=True)
+    f = f[(f["workload"] != "") & ~np.isnan(f[col])]
+    return f.groupby(["namespace", "kind", "workload", "container", "timestamp"], as_index=False)[col].max()

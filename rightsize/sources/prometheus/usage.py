@@ -1,0 +1,297 @@
+"""Per-pod usage samples reduced as they arrive: each range-query chunk becomes histogram cells and
+daily sums at once, so the window's samples are never held in memory.
+
+A chunk (one shard of namespaces, a span of steps, one resource) is reduced in the worker that
+fetched it into a :class:`Partial` with its own small indexes; the collector merges partials into
+:class:`UsageAccumulator`, which keeps only
+
+- per container instance (pod x container), day and bucket: a sample count (the pod histograms);
+- per container, day and bucket: a count of the busiest replica's value (the busiest histograms);
+- per container instance and day: samples, sum and max (exact means and maxima).
+
+Days are counted back from the window end: day k holds the steps t with
+end - (k+1) x 24 h < t <= end - k x 24 h, so "the last 7 days" is exact for the backtest.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ...analysis.statistics import DAY_SECONDS, MAX_BUCKET, bucket_of
+from .client import RangeSeries
+
+_NB = MAX_BUCKET + 1
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The steps of the window: ``n`` points at end - (n-1) x step ... end (the window is left-open)."""
+
+    end: float  # unix seconds
+    step: float  # seconds
+    n: int
+
+    @classmethod
+    def of(cls, end: float, window: float, step: float) -> "Grid":
+        return cls(end, step, max(int(round(window / step)), 1))
+
+    @property
+    def first(self) -> float:
+        return self.end - (self.n - 1) * self.step
+
+    @property
+    def days(self) -> int:
+        return max(int(math.ceil(self.n * self.step / DAY_SECONDS - 1e-9)), 1)
+
+    def index(self, ts: np.ndarray) -> np.ndarray:
+        return np.rint((ts - self.first) / self.step).astype(np.int64)
+
+    def day(self, idx: np.ndarray) -> np.ndarray:
+        """Day bin (0 = the last 24 h) of step indexes."""
+        return ((self.n - 1 - idx) * self.step // DAY_SECONDS).astype(np.int64)
+
+    def day_start(self, day: np.ndarray) -> pd.DatetimeIndex:
+        """UTC start of day bins (the bin is (start, start + 24 h])."""
+        return pd.to_datetime(self.end - (np.asarray(day) + 1) * DAY_SECONDS, unit="s", utc=True)
+
+
+@dataclass
+class Partial:
+    """One chunk reduced, with local indexes: ``series`` keys (namespace, pod, container) and
+    ``containers`` keys (namespace, kind, workload, container)."""
+
+    resource: str
+    series: list[tuple]
+    containers: list[tuple]
+    pod_cells: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # series, day, bucket, count
+    pod_days: tuple[np.ndarray, ...]  # series, day, samples, sum, max
+    busy_cells: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # container, day, bucket, count
+    last: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per series: its last step
+    unowned: set = field(default_factory=set)  # (namespace, pod) with samples but no owner
+
+
+def reduce_chunk(result: list[RangeSeries], resource: str, grid: Grid, owners: dict[tuple, tuple]) -> Partial:
+    """Reduce one range answer (keys namespace, pod, container; with timestamps) of ``resource``.
+
+    ``owners``: (namespace, pod) -> (kind, workload). Duplicate series of one container instance are
+    folded by their max at each step; pods without an owner count nowhere and are reported."""
+    index: dict[tuple, int] = {}
+    per_series = np.array([index.setdefault(s.key, len(index)) for s in result], dtype=np.int64)
+    series = list(index)
+    val = np.concatenate([s.values for s in result]) if result else np.zeros(0)
+    ok = ~np.isnan(val)
+    if not ok.any():
+        empty = np.zeros(0, dtype=np.int64)
+        return Partial(resource, [], [], (empty,) * 4, (empty,) * 5, (empty,) * 4)
+    sid = np.repeat(per_series, [len(s.values) for s in result])[ok]
+    step = grid.index(np.concatenate([s.timestamps for s in result])[ok])
+    val = val[ok]
+    if len(series) < len(result):  # several series for one container instance
+        sid, step, val = _fold_max(sid, step, val, grid.n)
+    # points now run series by series, steps ascending: each (series, day) is one contiguous run
+    day = grid.day(step)
+    pod_days, last = _runs(sid, day, step, val, len(series))
+    pod_cells = _cells(sid, day, bucket_of(val, resource), grid.days)
+    container_of, containers, unowned = _containers(series, owners)
+    busy_cells = _busiest(container_of[sid], step, val, len(containers), grid, resource)
+    return Partial(resource, series, containers, pod_cells, pod_days, busy_cells, last, unowned)
+
+
+def _fold_max(group: np.ndarray, step: np.ndarray, val: np.ndarray, n: int):
+    """(group, step, value) with one value per (group, step): the largest; sorted by group, then step."""
+    if not len(group):
+        return group, step, val
+    code = group * n + step
+    order = np.argsort(code, kind="stable")
+    code, val = code[order], val[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    return code[starts] // n, code[starts] % n, np.maximum.reduceat(val, starts)
+
+
+def _runs(sid: np.ndarray, day: np.ndarray, step: np.ndarray, val: np.ndarray, n_series: int):
+    """(series, day, samples, sum, max) per contiguous (series, day) run, and each series' last step."""
+    starts = np.flatnonzero(np.r_[True, (sid[1:] != sid[:-1]) | (day[1:] != day[:-1])])
+    ends = np.r_[starts[1:], len(sid)]
+    last = np.full(n_series, -1, dtype=np.int64)
+    last[sid[ends - 1]] = step[ends - 1]  # runs of a series end with its latest step
+    days = (sid[starts], day[starts], (ends - starts).astype(np.int64), np.add.reduceat(val, starts),
+            np.maximum.reduceat(val, starts))
+    return days, last
+
+
+def _busiest(cid: np.ndarray, step: np.ndarray, val: np.ndarray, n_containers: int, grid: Grid, resource: str):
+    """Histogram cells of the busiest replica's value at each step, per container: the largest value
+    of its pods at each step, on a containers x steps grid of this chunk (at most its points)."""
+    owned = cid >= 0
+    cid, step, val = cid[owned], step[owned], val[owned]
+    if not len(cid):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
+    lo = int(step.min())
+    dense = np.full((n_containers, int(step.max()) - lo + 1), np.nan)
+    np.fmax.at(dense, (cid, step - lo), val)
+    rows, cols = np.nonzero(~np.isnan(dense))
+    return _cells(rows, grid.day(cols + lo), bucket_of(dense[rows, cols], resource), grid.days)
+
+
+def _cells(group: np.ndarray, day: np.ndarray, bucket: np.ndarray, days: int):
+    """Histogram cells (group, day, bucket, count) of the points."""
+    code = (group * days + day) * _NB + bucket
+    cells, counts = np.unique(code, return_counts=True)
+    return cells // _NB // days, cells // _NB % days, cells % _NB, counts.astype(np.int64)
+
+
+def _containers(series: list[tuple], owners: dict[tuple, tuple]):
+    """Per local series its local container index (-1 without an owner), the container keys, and the
+    unowned pods."""
+    index: dict[tuple, int] = {}
+    out = np.full(len(series), -1, dtype=np.int64)
+    unowned = set()
+    for i, (ns, pod, container) in enumerate(series):
+        owner = owners.get((ns, pod))
+        if owner is None:
+            unowned.add((ns, pod))
+            continue
+        out[i] = index.setdefault((ns, owner[0], owner[1], container), len(index))
+    return out, list(index), unowned
+
+
+def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
+    """Codes and categories of a list of names (a few thousand), for a categorical column."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+    return codes, pd.Index(list(index), dtype=object)
+
+
+def _compact(ids: np.ndarray, group, day, bucket, count):
+    """Histogram cells under global ids, in the smallest integer types (millions of them are kept
+    until the end of a collection)."""
+    return ids[group].astype(np.int32), day.astype(np.int16), bucket.astype(np.int16), count.astype(np.int32)
+
+
+class UsageAccumulator:
+    """Partials merged under global indexes, then turned into the snapshot's usage tables."""
+
+    def __init__(self, grid: Grid):
+        self.grid = grid
+        self.series: dict[tuple, int] = {}
+        self.containers: dict[tuple, int] = {}
+        self.parts: dict[tuple[str, str], list] = {}  # (resource, 'pod' | 'busy' | 'days') -> arrays
+        self.unowned: set = set()
+        self.last = np.zeros(0, dtype=np.int64)  # per global series: the last step with a sample
+
+    def add(self, part: Partial) -> None:
+        smap = np.array([self.series.setdefault(k, len(self.series)) for k in part.series], dtype=np.int64)
+        cmap = np.array([self.containers.setdefault(k, len(self.containers)) for k in part.containers], dtype=np.int64)
+        if len(self.last) < len(self.series):
+            self.last = np.concatenate([self.last, np.full(len(self.series) - len(self.last), -1, dtype=np.int64)])
+        if len(smap):
+            np.maximum.at(self.last, smap, part.last)
+            self.parts.setdefault((part.resource, "pod"), []).append(_compact(smap, *part.pod_cells))
+            s, d, n, sm, mx = part.pod_days
+            self.parts.setdefault((part.resource, "days"), []).append((smap[s], d, n, sm, mx))
+        if len(cmap):
+            self.parts.setdefault((part.resource, "busy"), []).append(_compact(cmap, *part.busy_cells))
+        self.unowned |= part.unowned
+
+    def cells(self, resource: str, which: str):
+        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes."""
+        arrays = self.parts.get((resource, which))
+        if not arrays:
+            return (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int16),
+                    np.zeros(0, dtype=np.int32))
+        days = self.grid.days
+        code = (np.concatenate([a[0] for a in arrays]).astype(np.int64) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        code += np.concatenate([a[2] for a in arrays])
+        order = np.argsort(code, kind="stable")
+        code = code[order]
+        counts = np.concatenate([a[3] for a in arrays])[order]
+        del order
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        cells = code[starts]
+        return ((cells // _NB // days).astype(np.int32), (cells // _NB % days).astype(np.int16),
+                (cells % _NB).astype(np.int16), np.add.reduceat(counts, starts).astype(np.int32))
+
+    def day_sums(self, resource: str):
+        """(series, day, samples, sum, max) with one row per series and day."""
+        arrays = self.parts.get((resource, "days"))
+        if not arrays:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty, np.zeros(0), np.zeros(0)
+        s, d, n, sm, mx = (np.concatenate(a) for a in zip(*arrays))
+        days = self.grid.days
+        keys, inverse = np.unique(s * days + d, return_inverse=True)
+        maxima = np.full(len(keys), -np.inf)
+        np.maximum.at(maxima, inverse, mx)
+        return (keys // days, keys % days, np.bincount(inverse, weights=n).astype(np.int64),
+                np.bincount(inverse, weights=sm), maxima)
+
+    # --- the snapshot tables -------------------------------------------------------------------------
+    def _series_frame(self, owners: dict[tuple, tuple]) -> pd.DataFrame:
+        """One row per global series index: namespace, pod, container, kind, workload ('' unowned)."""
+        keys = list(self.series)
+        frame = pd.DataFrame(keys, columns=["namespace", "pod", "container"]) if keys else pd.DataFrame(
+            columns=["namespace", "pod", "container"])
+        owner = [owners.get((ns, pod), ("", "")) for ns, pod, _ in keys]
+        frame["kind"] = [o[0] for o in owner]
+        frame["workload"] = [o[1] for o in owner]
+        return frame
+
+    def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
+        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
+        categorical name columns (a million rows share a few hundred names)."""
+        columns = ["namespace", "kind", "workload", "container", "pod"]
+        owner = [owners.get((ns, pod), ("", "")) for ns, pod, _ in self.series]
+        ids = [(ns, o[0], o[1], c, pod) for (ns, pod, c), o in zip(self.series, owner)]
+        ids += [(ns, k, w, c, "") for ns, k, w, c in self.containers]
+        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
+        owned = np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
+        parts = []
+        for r, resource in enumerate(("cpu", "memory")):
+            for which, offset, basis in (("pod", 0, 0), ("busy", len(self.series), 1)):
+                g, d, b, c = self.cells(resource, which)
+                keep = owned[g + offset]  # pods without an owner belong to no container
+                parts.append((g[keep] + offset, d[keep], b[keep], c[keep], r, basis))
+        row = np.concatenate([p[0] for p in parts])
+        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in columns})
+        del row
+        out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), categories=[cluster]))
+        out["basis"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[5], dtype=np.int8) for p in parts]),
+                                                 categories=["pod", "busiest"])
+        out["resource"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[4], dtype=np.int8) for p in parts]),
+                                                    categories=["cpu", "memory"])
+        out["day"] = self.grid.day_start(np.concatenate([p[1] for p in parts]))
+        out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int64)
+        out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        return out
+
+    def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
+        """The usage_daily table: per container instance and day, exact samples, means and maxima.
+
+        ``raw``: namespace, pod, container, day (int bin), memory_max_bytes (largest raw sample),
+        oom_kills, from the daily query (None when it could not run); its memory max replaces the
+        step max where known. ``oom_known``: whether the metrics behind OOM kills exist (else NaN)."""
+        series = self._series_frame(owners)
+        per = {}
+        for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+            s, d, n, sm, mx = self.day_sums(resource)
+            per[resource] = pd.DataFrame({"sid": s, "day": d, f"{resource}_samples": n,
+                                          f"{resource}_mean_{unit}": sm / np.maximum(n, 1), f"{resource}_max_{unit}": mx})
+        out = per["cpu"].merge(per["memory"], on=["sid", "day"], how="outer")
+        out = pd.concat([series.iloc[out["sid"].to_numpy()].reset_index(drop=True), out.drop(columns="sid").reset_index(drop=True)], axis=1)
+        key = ["namespace", "pod", "container", "day"]
+        if raw is not None:
+            out = out.merge(raw, on=key, how="left", suffixes=("", "_raw"))
+            out["memory_max_bytes"] = out["memory_max_bytes_raw"].fillna(out["memory_max_bytes"])
+            out = out.drop(columns=["memory_max_bytes_raw"])
+        # no series for a pod: the query ran and saw no kill
+        out["oom_kills"] = out["oom_kills"].fillna(0.0) if raw is not None and oom_known else np.nan
+        for c in ("cpu_samples", "memory_samples"):
+            out[c] = out[c].fillna(0).astype(np.int64)
+        out["day"] = self.grid.day_start(out["day"].to_numpy())
+        out = out[out["workload"] != ""].reset_index(drop=True)
+        out.insert(0, "cluster", cluster)
+        return out

@@ -1,0 +1,146 @@
+"""The backtest: the split of the window, the replay's figures against hand computations, the policies
+side by side, the CLI and the report, and the split on a real Prometheus."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rightsize as rs
+from rightsize.analysis import backtest as B
+from rightsize.analysis.statistics import RELATIVE_ERROR
+from rightsize.demo import generate
+from rightsize.errors import ConfigError
+from rightsize.snapshot import Snapshot, new_meta
+from rightsize.sources.prometheus.client import RangeSeries
+from rightsize.sources.prometheus.usage import Grid, UsageAccumulator, reduce_chunk
+
+STEP = 300.0
+END = 1_800_000_000.0 // 86400 * 86400  # a UTC midnight
+PER_DAY = int(86400 // STEP)
+KEY = ("c1", "ns", "Deployment", "app", "main")
+
+
+def _snapshot(cpu: np.ndarray, mem: np.ndarray, kills_on_day: dict[int, int] | None = None) -> Snapshot:
+    """One container of ``len(cpu)`` pods; ``cpu``/``mem`` are pods x steps (cores / bytes, NaN = no pod),
+    through the collector's reducer; the requests and limits: 500m / 400m limit, 1Gi / 1Gi."""
+    grid = Grid.of(END, cpu.shape[1] * STEP, STEP)
+    owners = {("ns", f"p{i}"): ("Deployment", "app") for i in range(len(cpu))}
+    acc, ts = UsageAccumulator(grid), grid.first + np.arange(grid.n) * STEP
+    raw = []
+    for res, x in (("cpu", cpu), ("memory", mem)):
+        acc.add(reduce_chunk([RangeSeries(("ns", f"p{i}", "main"), row[~np.isnan(row)], ts[~np.isnan(row)])
+                              for i, row in enumerate(x)], res, grid, owners))
+    for i, row in enumerate(mem):
+        for d in np.unique(grid.day(np.flatnonzero(~np.isnan(row)))):
+            on_day = grid.day(np.arange(grid.n)) == d
+            raw.append({"namespace": "ns", "pod": f"p{i}", "container": "main", "day": int(d),
+                        "memory_max_bytes": float(np.nanmax(row[on_day])), "oom_kills": float((kills_on_day or {}).get(int(d), 0))})
+    hist, daily = acc.histograms("c1", owners), acc.daily("c1", owners, pd.DataFrame(raw))
+    from rightsize.analysis.statistics import usage_statistics
+
+    usage = usage_statistics(hist, daily, STEP).assign(restarts=0.0, cpu_throttled_ratio=np.nan, oom_kills=0.0)
+    ident = dict(zip(("cluster", "namespace", "kind", "workload", "container"), KEY))
+    containers = pd.DataFrame([{**ident, "container_type": "main", "cpu_request_cores": 0.5, "cpu_limit_cores": 0.4,
+                                "memory_request_bytes": 2.0**30, "memory_limit_bytes": 2.0**30}])
+    workloads = pd.DataFrame([{**{k: ident[k] for k in ("cluster", "namespace", "kind", "workload")}, "replicas": float(len(cpu)),
+                               "hpa": False, "pdb": False, "has_pvc": False, "has_empty_dir": False, "has_host_path": False,
+                               "termination_grace_seconds": 30.0, "source": "test"}])
+    start = pd.Timestamp(END - grid.n * STEP, unit="s", tz="UTC")
+    meta = new_meta(window_start=start.isoformat(), window_end=pd.Timestamp(END, unit="s", tz="UTC").isoformat(), step_seconds=STEP)
+    return Snapshot(tables={"usage": usage, "usage_histograms": hist, "usage_daily": daily, "containers": containers,
+                            "workloads": workloads}, meta=meta).validate()
+
+
+def _days(*levels: float, pods: int = 2) -> np.ndarray:
+    """pods x steps: each day at its level (cores), pod i a little above pod 0."""
+    row = np.concatenate([np.full(PER_DAY, v) for v in levels])
+    return np.vstack([row * (1 + 0.1 * i) for i in range(pods)])
+
+
+def test_split_learns_from_the_earlier_days_only():
+    snap = _snapshot(_days(0.1, 0.1, 0.1, 0.1, 0.6), _days(2.0**28, 2.0**28, 2.0**28, 2.0**28, 2.0**29))
+    train, hist, daily = B.split(snap, test_days=1)
+    u = train.tables["usage"].iloc[0]
+    assert u["cpu_pooled_p99_cores"] == pytest.approx(0.11, rel=RELATIVE_ERROR)  # the busy last day is not in it
+    assert u["samples"] == 4 * PER_DAY and u["memory_max_bytes"] == 1.1 * 2**28
+    assert train.meta["window_end"] == pd.Timestamp(END - 86400, unit="s", tz="UTC").isoformat()
+    assert set(hist["day"]) == {pd.Timestamp(END - 86400, unit="s", tz="UTC")} and daily["memory_max_bytes"].max() == 1.1 * 2**29
+
+
+def test_replay_against_hand_computed_figures():
+    """The last day: pod 0 at 0.6 cores half the day and 0.2 the other half, pod 1 always 0.2; memory 300 MiB
+    and 700 MiB. Against a request of 400m (limit 600m) and 512 MiB (limit 600 MiB):"""
+    MiB = 2.0**20
+    cpu = np.vstack([np.r_[np.full(PER_DAY // 2, 0.6), np.full(PER_DAY // 2, 0.2)], np.full(PER_DAY, 0.2)])
+    mem = np.vstack([np.full(PER_DAY, 300 * MiB), np.full(PER_DAY, 700 * MiB)])
+    snap = _snapshot(cpu, mem)
+    settings = pd.DataFrame([dict(zip(B.CONTAINER_KEY, KEY), cpu_request_cores=0.4, cpu_limit_cores=0.6,
+                                  memory_request_bytes=512 * MiB, memory_limit_bytes=600 * MiB)])
+    r = B.replay(settings, snap.tables["usage_histograms"], snap.tables["usage_daily"]).iloc[0]
+    assert r["cpu_share_over_request"] == pytest.approx(0.25)  # 144 of 576 pod-steps at 0.6 > 0.4
+    assert r["cpu_share_at_limit"] == pytest.approx(0.25)  # the same steps reach 0.6
+    assert r["cpu_slack"] == pytest.approx(1 - (0.6 * 144 + 0.2 * 432) / 576 / 0.4)  # mean 0.3: slack 25%
+    assert r["memory_share_over_request"] == pytest.approx(0.5)
+    assert r["memory_slack"] == pytest.approx(1 - 500 / 512)
+    assert r["memory_peak_bytes"] == 700 * MiB and r["predicted_oom"]  # 700 MiB >= the 600 MiB limit
+    no_limit = B.replay(settings.assign(cpu_limit_cores=np.nan, memory_limit_bytes=np.nan),
+                        snap.tables["usage_histograms"], snap.tables["usage_daily"]).iloc[0]
+    assert no_limit["cpu_share_at_limit"] == 0.0 and not no_limit["predicted_oom"]
+
+
+def test_rollup_weighs_slack_by_request_and_steps():
+    bt = pd.DataFrame({"policy": ["p", "p"], "cluster": "c", "namespace": "n", "cpu_request_cores": [1.0, 3.0],
+                       "cpu_mean_cores": [0.5, 0.0], "cpu_pod_steps": [10.0, 10.0], "cpu_slack": [0.5, 1.0],
+                       "memory_request_bytes": [100.0, np.nan], "memory_mean_bytes": [50.0, 10.0], "memory_pod_steps": [10.0, 10.0],
+                       "memory_slack": [0.5, np.nan], "predicted_oom": [True, False], "cpu_share_over_request": [0.1, 0.0]})
+    r = B.rollup(bt, []).iloc[0]
+    assert r["cpu_slack"] == pytest.approx(1 - 5 / 40)  # (1 x 10 + 3 x 10) requested, 5 used
+    assert r["memory_slack"] == pytest.approx(0.5)  # the container without a request is left out
+    assert (r["containers"], r["predicted_ooms"], r["over_request"]) == (2, 1, 1)
+
+
+def test_policies_side_by_side_and_today():
+    days = [0.1] * 7 + [0.15] * 7
+    snap = _snapshot(_days(*days), _days(*([2.0**28] * 14)))
+    table = rs.backtest(snap, {"p50": {"cpu_request_percentile": "p50", "margin": 0.0}}, test_days=7)
+    assert list(table["policy"]) == ["today", "recommended", "p50"]
+    today, rec = table.iloc[0], table.iloc[1]
+    assert today["cpu_request_cores"] == 0.5 and today["cpu_slack"] == pytest.approx(1 - np.mean([0.15, 0.165]) / 0.5, rel=1e-9)
+    # learnt from 0.1 / 0.11 cores, the last week at 0.15 / 0.165 runs above the request most of the time
+    assert rec["cpu_request_cores"] < 0.15 and rec["cpu_share_over_request"] == pytest.approx(1.0)
+    fleet = rs.backtest(snap, test_days=7, by=[]).set_index("policy")
+    assert fleet.loc["recommended", "over_request"] == 1 and fleet.loc["today", "over_request"] == 0
+    with pytest.raises(ConfigError, match="shorter than 7 d to replay plus 3 d"):
+        rs.backtest(_snapshot(_days(0.1, 0.1), _days(1.0, 1.0)))
+    with pytest.raises(ConfigError, match="reserved"):
+        rs.backtest(snap, {"today": None})
+
+
+def test_cli_and_report_on_the_demo(tmp_path):
+    out = tmp_path / "demo"
+    subprocess.run([sys.executable, "-m", "rightsize.cli", "demo", "--out", str(out)], check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    bt = pd.read_csv(out / "backtest.csv")
+    policies = summary["backtest"]["policies"]
+    assert set(policies) == {"today", "recommended"} and summary["backtest"]["test_days"] == 7
+    assert policies["today"]["predicted_ooms"] == int(bt[bt.policy == "today"]["predicted_oom"].sum())
+    assert "## Backtest: the last 7 days replayed" in (out / "report.md").read_text()
+    proc = subprocess.run([sys.executable, "-m", "rightsize.cli", "backtest", "--snapshot", str(out / "snapshot"), "--out",
+                           str(tmp_path / "bt"), "--policy", "cpu_request_percentile=p99,margin=0.25", "--days", "5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "the last 5 days replayed" in proc.stdout and "cpu_request_percentile=p9" in proc.stdout  # the label may wrap
+    table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
+    assert set(table["policy"]) == {"today", "recommended", "cpu_request_percentile=p99,margin=0.25"}
+
+
+def test_backtest_needs_histograms():
+    snap = generate()
+    snap.tables["usage_histograms"] = snap.tables["usage_histograms"].iloc[0:0]
+    with pytest.raises(ConfigError, match="no per-pod histograms"):
+        rs.backtest(snap)
