@@ -264,8 +264,8 @@ class UsageAccumulator:
         out["resource"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[4], dtype=np.int8) for p in parts]),
                                                     categories=["cpu", "memory"])
         out["day"] = self.grid.day_start(np.concatenate([p[1] for p in parts]))
-        out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int64)
-        out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int64)
+        out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int16)
+        out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int32)
         return out
 
     def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
