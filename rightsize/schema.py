@@ -344,4 +344,5 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
 ]
