@@ -416,12 +416,13 @@ def cpu_throttling(rows: Rows) -> None:
     """
     v = rows.v
     limit, ratio = rows.num("cpu_limit_cores"), rows.num("cpu_throttled_ratio")
-    at_limit = censoring.share_at_limit({p: rows.stat("cpu", p) for p in ("p50", "p90", "p95", "p99")}, limit)
+    at_limit = censoring.share_at_limit({q.name: rows.stat("cpu", q.name) for q in stats_mod.QUANTILES}, limit)
     share = np.where(np.isnan(ratio), at_limit, ratio)
     throttled = v["has_usage"] & ~np.isnan(limit) & (share > rows.pf("throttling_threshold"))
     excess, measured = censoring.cpu_excess(rows.num("cpu_throttled_seconds"), share, rows.num("hours_covered"),
                                             rows.num("replicas"), limit, rows.pf("throttled_excess_default"))
-    q = pd.Series(v["cpu_stat"]).map(censoring.PERCENTILE_Q).to_numpy(dtype=float)
+    # the request's statistic as a quantile (any pNN; the max is estimated as the p99)
+    q = pd.Series(v["cpu_stat"]).map(lambda s: min(stats_mod.parse_statistic(s), 0.99)).to_numpy(dtype=float)
     est = censoring.demand_quantile(limit, excess, share, q)
     hidden = throttled & ~np.isnan(est) & (est > np.nan_to_num(v["cpu_obs"], nan=np.inf))
     v.update(throttled=throttled, throttled_share=share, cpu_excess=excess, cpu_excess_measured=measured,
