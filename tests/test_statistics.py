@@ -182,3 +182,17 @@ def test_a_policy_picks_any_statistic_basis_and_decay():
     prod = production(decayed)
     np.testing.assert_allclose(prod["cpu_basis_cores"], want.loc[prod.index])
     assert "CPU from p95 (decayed)" in " ".join(prod["reason"])
+
+
+def test_imbalanced_replicas_are_flagged():
+    """A leader replica at 3x the others: the hottest pod's p95 is far above the pooled one."""
+    import rightsize as rs
+    from recommend_tables import ctr, snap as table_snapshot
+    from rightsize.analysis.statistics import usage_column
+
+    snap = table_snapshot(ctr(workload="leader", pods=3), ctr(workload="even", pods=3))
+    u = snap.tables["usage"]
+    leader = u["workload"] == "leader"
+    u.loc[leader, usage_column("cpu", "p95", "max_over_pods")] = 3 * u.loc[leader, usage_column("cpu", "p95", "pooled")]
+    flags = rs.recommend(snap).set_index("workload")["flags"]
+    assert "imbalanced_replicas" in flags["leader"] and "imbalanced_replicas" not in flags["even"]

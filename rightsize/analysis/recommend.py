@@ -782,7 +782,8 @@ def provisioning_flags(rows: Rows) -> None:
     and replicas estimated from pod-hours.
 
     Reason: none.
-    Flag: no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated.
+    Flag: no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated, imbalanced_replicas
+    (the hottest pod's CPU p95 more than 1.5 x the pooled p95).
     """
     v = rows.v
     active, rec = ~v["ignored"], v["rec"]
@@ -796,6 +797,18 @@ def provisioning_flags(rows: Rows) -> None:
     rows.flag(over, "over_provisioned")
     rows.flag(under, "under_provisioned")
     rows.flag(active & rows.f["_replicas_estimated"].to_numpy(dtype=bool), "replicas_estimated")
+    rows.flag(active & _imbalanced(rows), "imbalanced_replicas")
+
+
+def _imbalanced(rows: Rows) -> np.ndarray:
+    """The hottest pod's CPU p95 well above every replica's pooled p95 (a leader, a hot shard): a request
+    sized for the average replica leaves that one short; max_over_pods sizes for it."""
+    hot, pooled = rows.stat("cpu", "p95", "max_over_pods"), rows.stat("cpu", "p95", "pooled")
+    with np.errstate(invalid="ignore"):
+        return (rows.num("pods_seen") >= 2) & (hot > IMBALANCE * pooled) & (hot - pooled >= 0.01)
+
+
+IMBALANCE = 1.5  # hottest pod's p95 / pooled p95 from which replicas count as imbalanced
 
 
 PIPELINE: tuple[Rule, ...] = tuple(Rule(fn.__name__, fn) for fn in (
