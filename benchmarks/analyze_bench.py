@@ -37,7 +37,9 @@ def fleet(copies: int, clusters: int) -> Snapshot:
     for i in range(copies):
         cluster = f"c{i % clusters}"
         for name, df in demo.tables.items():
-            if name == "series" or (name in ("nodes", "prices") and i >= clusters):
+            # the per-pod tables (usage_histograms, usage_daily) only feed the backtest: left out here, a
+            # fleet this size has ~20 M histogram rows (collect_bench measures them)
+            if name in ("series", "usage_histograms", "usage_daily") or (name in ("nodes", "prices") and i >= clusters):
                 continue
             part = df.copy()
             if "cluster" in part:

@@ -113,7 +113,7 @@ def score(name: str, recs: pd.DataFrame, truth: pd.DataFrame, usage: pd.DataFram
     out["memory_below_truth"] = mem_lim < df["true_memory_peak_bytes"].to_numpy()
     out["cpu_limit_below_p95"] = cpu_lim < df["true_cpu_p95_cores"].to_numpy()
     out["cpu_slack"], out["memory_slack"] = np.nan, np.nan
-    for scenario, (cpu_steps, mem_steps) in series.items():
+    for scenario, (cpu_steps, mem_steps) in ((s, series[s]) for s in SCENARIOS if s in series):
         rows = np.nonzero(out["scenario"].to_numpy() == scenario)[0]
         out.loc[out.index[rows], "cpu_slack"] = slack(cpu_req[rows], cpu_steps)
         out.loc[out.index[rows], "memory_slack"] = slack(mem_req[rows], mem_steps)
@@ -196,6 +196,71 @@ def sweep(per_scenario: int, seed: int) -> None:
                   f"{int(below[leaks].sum()):>5}/{int(leaks.sum()):<10} | {ratio.median():.2f}")
 
 
+def per_pod_tables(snapshot, series) -> None:
+    """Add usage_histograms and usage_daily to the benchmark's snapshot: every container's observed steps
+    (one pod each) through the collector's reducer, as a real collection would have written them."""
+    from rightsize.sources.prometheus.client import RangeSeries
+    from rightsize.sources.prometheus.usage import Grid, UsageAccumulator, reduce_chunk
+
+    end = pd.Timestamp(snapshot.meta["window_end"]).timestamp()
+    names = snapshot.tables["containers"][KEY]
+    grid = Grid.of(end, 14 * 86400.0, 300.0)
+    ts = grid.first + np.arange(grid.n) * 300.0
+    acc, owners, raw = UsageAccumulator(grid), {}, []
+    kills = snapshot.tables["usage"].set_index("workload")["oom_kills"]
+    for scenario in dict.fromkeys(w.rsplit("-", 1)[0] for w in names["workload"]):
+        cpu, mem, mem_max = series[f"observed:{scenario}"]
+        rows = names[names["workload"].str.rsplit("-", n=1).str[0] == scenario]
+        for resource, values in (("cpu", cpu), ("memory", mem)):
+            result = [RangeSeries(("bench", w, "app"), v[~np.isnan(v)], ts[~np.isnan(v)])
+                      for w, v in zip(rows["workload"], values)]
+            owners.update({("bench", w): (k, w) for w, k in zip(rows["workload"], rows["kind"])})
+            acc.add(reduce_chunk(result, resource, grid, owners))
+        day = grid.day(np.arange(grid.n))
+        for w, m in zip(rows["workload"], mem_max):
+            # the generator counts kills over the window; they come evenly spread over its days here
+            per_day = np.diff(np.floor(np.linspace(0, float(kills.get(w, 0.0)), grid.days + 1)))
+            for d in np.unique(day[~np.isnan(m)]):
+                raw.append({"namespace": "bench", "pod": w, "container": "app", "day": int(d),
+                            "memory_max_bytes": float(np.nanmax(np.where(day == d, m, np.nan))), "oom_kills": per_day[d]})
+    snapshot.tables["usage_histograms"] = acc.histograms("bench", owners)
+    snapshot.tables["usage_daily"] = acc.daily("bench", owners, pd.DataFrame(raw))
+
+
+def backtest_against_truth(snapshot, truth, series, test_days: int = 7) -> None:
+    """The backtest's predictions for the last ``test_days`` (from the censored data) beside what the
+    true demand says would have happened under the same recommendation."""
+    from rightsize.analysis import run_backtest
+
+    per_pod_tables(snapshot, series)
+    bt, why = run_backtest(snapshot, Config(), test_days)
+    if why:
+        print(f"no backtest: {why}")
+        return
+    rec = bt[bt["policy"] == "recommended"].set_index(KEY)
+    steps = test_days * 288
+    rows = []
+    for scenario in SCENARIOS:
+        cpu, mem = series[scenario]
+        names = truth[truth["scenario"] == scenario][KEY]
+        r = rec.reindex(pd.MultiIndex.from_frame(names))
+        cpu_t, mem_t = cpu[:, -steps:], mem[:, -steps:]
+        req, lim, mlim = (r[c].to_numpy(float)[:, None] for c in ("cpu_request_cores", "cpu_limit_cores", "memory_limit_bytes"))
+        running = ~np.isnan(cpu_t)
+        with np.errstate(invalid="ignore"):
+            over = np.nansum(cpu_t > req, axis=1) / np.maximum(running.sum(axis=1), 1)
+            at_limit = np.where(np.isnan(lim[:, 0]), 0.0, np.nansum(cpu_t >= lim, axis=1) / np.maximum(running.sum(axis=1), 1))
+        true_oom = np.nanmax(np.where(np.isnan(mem_t), -np.inf, mem_t), axis=1) >= mlim[:, 0]
+        rows.append({"scenario": scenario,
+                     "OOMs predicted (+ censored) / true": f"{int(r['predicted_oom'].sum())} (+{int(r['memory_censored'].sum())}) / {int(true_oom.sum())}",
+                     "over request >5% predicted / true": f"{int((r['cpu_share_over_request'] > 0.05).sum())} / {int((over > 0.05).sum())}",
+                     "CPU at limit, predicted / true (mean share)": f"{r['cpu_share_at_limit'].mean():.1%} / {at_limit.mean():.1%}",
+                     "CPU slack predicted / true": f"{r['cpu_slack'].mean():+.0%} / {np.nanmean(1 - np.nanmean(cpu_t, axis=1) / req[:, 0]):+.0%}"})
+    print(f"\nbacktest: the new rule's recommendation made without the last {test_days} days, replayed on the censored "
+          "data (predicted) and scored against the true demand of those days (true):")
+    print(pd.DataFrame(rows).set_index("scenario").to_string())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-scenario", type=int, default=100)
@@ -203,6 +268,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="git revision of today's rule (default: merge-base of HEAD and main)")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="only the OOM escalation sweep (oom_escalation x oom_max_factor)")
+    ap.add_argument("--backtest", action="store_true", help="also the backtest's predictions against what the truth says")
     args = ap.parse_args()
     if args.sweep:
         sweep(args.per_scenario, args.seed)
@@ -223,6 +289,8 @@ def main() -> None:
     print_summary(all_scores)
     limits = snapshot.tables["containers"].set_index(KEY)["memory_limit_bytes"]
     print_oom_detail(all_scores, truth, usage, limits)
+    if args.backtest:
+        backtest_against_truth(snapshot, truth, series)
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run)"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -344,4 +344,5 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
 ]

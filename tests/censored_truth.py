@@ -282,6 +282,16 @@ def demand_steps(c: Containers) -> tuple[np.ndarray, np.ndarray]:
     return cpu, np.where(running_steps & np.isfinite(mem), mem, np.nan)
 
 
+def observed_steps(c: Containers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What a collection reads at each 5-minute step (NaN while not running): CPU mean cores (held down
+    by the limit), the working set at the step, and the largest raw working-set sample of the step."""
+    n = len(c.cpu_limit)
+    running_steps = c.running.reshape(n, -1, STEP_MINUTES).any(axis=2)
+    cpu = np.where(running_steps, c.used_cpu.reshape(n, -1, STEP_MINUTES).mean(axis=2), np.nan)
+    raw = np.where(c.running, c.seen_mem, -np.inf).reshape(n, -1, STEP_MINUTES).max(axis=2)
+    return cpu, c.seen_mem[:, STEP_MINUTES - 1::STEP_MINUTES], np.where(np.isfinite(raw), raw, np.nan)
+
+
 def generate(per_scenario: int = 40, seed: int = 16, scenarios=SCENARIOS, namespace: str = "bench",
              keep_series: bool = False):
     """(snapshot, truth, series): a validated snapshot of ``per_scenario`` containers per scenario, the truth
@@ -303,6 +313,7 @@ def generate(per_scenario: int = 40, seed: int = 16, scenarios=SCENARIOS, namesp
         truths.append(pd.concat([ident.assign(scenario=name), truth(c)], axis=1))
         if keep_series:
             series[name] = demand_steps(c)
+            series[f"observed:{name}"] = observed_steps(c)
     end = pd.Timestamp("2026-11-16T00:00:00Z")
     meta = new_meta(step_seconds=STEP_SECONDS, window_start=(end - pd.Timedelta(days=14)).isoformat(),
                     window_end=end.isoformat(), clusters=["bench"])

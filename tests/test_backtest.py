@@ -97,11 +97,12 @@ def test_rollup_weighs_slack_by_request_and_steps():
     bt = pd.DataFrame({"policy": ["p", "p"], "cluster": "c", "namespace": "n", "cpu_request_cores": [1.0, 3.0],
                        "cpu_mean_cores": [0.5, 0.0], "cpu_pod_steps": [10.0, 10.0], "cpu_slack": [0.5, 1.0],
                        "memory_request_bytes": [100.0, np.nan], "memory_mean_bytes": [50.0, 10.0], "memory_pod_steps": [10.0, 10.0],
-                       "memory_slack": [0.5, np.nan], "predicted_oom": [True, False], "cpu_share_over_request": [0.1, 0.0]})
+                       "memory_slack": [0.5, np.nan], "predicted_oom": [True, False], "cpu_share_over_request": [0.1, 0.0],
+                       "memory_censored": [False, True]})
     r = B.rollup(bt, []).iloc[0]
     assert r["cpu_slack"] == pytest.approx(1 - 5 / 40)  # (1 x 10 + 3 x 10) requested, 5 used
     assert r["memory_slack"] == pytest.approx(0.5)  # the container without a request is left out
-    assert (r["containers"], r["predicted_ooms"], r["over_request"]) == (2, 1, 1)
+    assert (r["containers"], r["predicted_ooms"], r["over_request"], r["censored"]) == (2, 1, 1, 1)
 
 
 def test_policies_side_by_side_and_today():

@@ -153,3 +153,46 @@ def test_empty_input_gives_an_empty_usage_table():
     hist, daily, grid = _reduce(np.full((1, 10), np.nan))
     out = S.usage_statistics(hist, daily, grid.step)
     assert out.empty and "cpu_pooled_p95_cores" in out.columns
+
+
+def test_a_policy_picks_any_statistic_basis_and_decay():
+    """cpu_request_percentile, per_replica and usage_half_life reach the recommendation: the basis value
+    is the usage column, or the statistic recomputed from the snapshot's histograms."""
+    import rightsize as rs
+
+    snap = rs.load("demo")
+    key = ["cluster", "namespace", "kind", "workload", "container"]
+    usage = snap.tables["usage"].set_index(key)
+    def production(recs):  # throttled containers are sized from their estimated demand instead
+        return recs[(recs["policy"] == "production") & ~recs["flags"].str.contains("demand_hidden")].dropna(subset=["cpu_basis_cores"])
+
+    busiest = rs.recommend(snap, policy={"per_replica": "busiest"}).set_index(key)
+    prod = production(busiest)
+    np.testing.assert_allclose(prod["cpu_basis_cores"], usage.loc[prod.index, "cpu_busiest_p95_cores"])
+    p97 = rs.recommend(snap, policy={"cpu_request_percentile": "p97"}).set_index(key)
+    prod = production(p97)
+    hist = snap.tables["usage_histograms"]
+    want = S.histogram_statistics(hist, key, "cpu", [0.97], "pooled").set_index(key)[0.97]
+    np.testing.assert_allclose(prod["cpu_basis_cores"], want.loc[prod.index])
+    assert (prod["cpu_basis_cores"] >= usage.loc[prod.index, "cpu_pooled_p95_cores"]).all()
+    decayed = rs.recommend(snap, policy={"usage_half_life": "1d"}).set_index(key)
+    end = pd.Timestamp(snap.meta["window_end"])
+    weight = pd.Series(S.day_weights(hist["day"], end, 86400.0), index=hist.index)
+    want = S.histogram_statistics(hist, key, "cpu", [0.95], "pooled", weight).set_index(key)[0.95]
+    prod = production(decayed)
+    np.testing.assert_allclose(prod["cpu_basis_cores"], want.loc[prod.index])
+    assert "CPU from p95 (decayed)" in " ".join(prod["reason"])
+
+
+def test_imbalanced_replicas_are_flagged():
+    """A leader replica at 3x the others: the hottest pod's p95 is far above the pooled one."""
+    import rightsize as rs
+    from recommend_tables import ctr, snap as table_snapshot
+    from rightsize.analysis.statistics import usage_column
+
+    snap = table_snapshot(ctr(workload="leader", pods=3), ctr(workload="even", pods=3))
+    u = snap.tables["usage"]
+    leader = u["workload"] == "leader"
+    u.loc[leader, usage_column("cpu", "p95", "max_over_pods")] = 3 * u.loc[leader, usage_column("cpu", "p95", "pooled")]
+    flags = rs.recommend(snap).set_index("workload")["flags"]
+    assert "imbalanced_replicas" in flags["leader"] and "imbalanced_replicas" not in flags["even"]

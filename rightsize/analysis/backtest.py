@@ -7,7 +7,8 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it;
+  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
+  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
 
@@ -89,6 +90,10 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> p
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
+    # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
+    # cannot tell whether a higher limit would have held
+    kills = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1))
+    out["memory_censored"] = np.nan_to_num(kills) > 0
     return out
 
 
@@ -174,12 +179,13 @@ def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     df["_mem_req"], df["_mem_use"] = df["_mem_req"].where(known_mem, 0.0), df["_mem_use"].where(known_mem, 0.0)
     g = df.groupby(keys, sort=False, observed=True)
     out = g.agg(containers=("cpu_slack", "size"), predicted_ooms=("predicted_oom", "sum"), over_request=("_over", "sum"),
+                censored=("memory_censored", "sum"),
                 _cr=("_cpu_req", "sum"), _cu=("_cpu_use", "sum"), _mr=("_mem_req", "sum"), _mu=("_mem_use", "sum"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cpu_slack"] = np.where(out["_cr"] > 0, 1 - out["_cu"] / out["_cr"], np.nan)
         out["memory_slack"] = np.where(out["_mr"] > 0, 1 - out["_mu"] / out["_mr"], np.nan)
     out = out.drop(columns=["_cr", "_cu", "_mr", "_mu"]).reset_index()
-    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64"})
+    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64"})
 
 
 def summary(bt: pd.DataFrame, test_days: int) -> dict:
@@ -187,6 +193,7 @@ def summary(bt: pd.DataFrame, test_days: int) -> dict:
     fleet = rollup(bt, [])
     policies = {row["policy"]: {"containers": int(row["containers"]), "cpu_slack": _float(row["cpu_slack"]),
                                 "memory_slack": _float(row["memory_slack"]), "predicted_ooms": int(row["predicted_ooms"]),
+                                "oom_killed_in_test_days": int(row["censored"]),
                                 "containers_over_request": int(row["over_request"])}
                 for row in fleet.to_dict("records")}
     return {"test_days": test_days, "over_request_share": OVER_REQUEST_SHARE, "policies": policies}

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .statistics import QUANTILES
+
 WEEK_HOURS = 168.0
 LEAK_SHAPE = 0.5  # (p90 - p50) / (bound - p50): an even climb gives 0.8, a flat line with spikes about 0
 AT_LIMIT = 0.95   # a CPU percentile at 95% of the limit or more is taken as held at the limit
-PERCENTILE_Q = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "max": 0.99}  # max: the p99 estimate
+# the registry's quantiles; the max is estimated as the p99 (the demand behind a censored max is unknown)
+PERCENTILE_Q = {**{q.name: q.quantile for q in QUANTILES}, "max": 0.99}
 
 
 def _replicas(replicas: np.ndarray) -> np.ndarray:
@@ -107,7 +110,7 @@ def share_at_limit(percentiles: dict[str, np.ndarray], limit: np.ndarray) -> np.
     """Without CFS data: the share of time usage sat at the limit, from the lowest percentile that
     reached AT_LIMIT x limit (p50 -> 0.5, p90 -> 0.1, p95 -> 0.05, p99 -> 0.01); 0 when none did."""
     share = np.zeros(len(limit))
-    for stat in ("p99", "p95", "p90", "p50"):  # a lower percentile at the limit overrides a higher one
+    for stat in sorted(percentiles, key=PERCENTILE_Q.get, reverse=True):  # a lower percentile at the limit overrides a higher one
         with np.errstate(invalid="ignore"):
             at = np.nan_to_num(percentiles[stat], nan=-1.0) >= AT_LIMIT * limit
         share = np.where(at, 1.0 - PERCENTILE_Q[stat], share)

@@ -54,7 +54,8 @@ def missing_inputs(snapshot: Snapshot, config: Config | None = None) -> list[str
     traffic = snapshot.tables.get("traffic")
     if traffic is None or traffic.empty:
         out.append(
-            f"no traffic metrics ({names.istio_tcp_sent} / {names.istio_request_bytes}): cross-AZ cost not estimated"
+            f"no traffic metrics ({names.istio_tcp_received} / {names.istio_tcp_sent} / {names.istio_request_bytes} / "
+            f"{names.istio_response_bytes}): cross-AZ cost not estimated"
         )
         return out
     measured = _measured_mask(traffic)

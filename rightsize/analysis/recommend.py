@@ -416,12 +416,13 @@ def cpu_throttling(rows: Rows) -> None:
     """
     v = rows.v
     limit, ratio = rows.num("cpu_limit_cores"), rows.num("cpu_throttled_ratio")
-    at_limit = censoring.share_at_limit({p: rows.stat("cpu", p) for p in ("p50", "p90", "p95", "p99")}, limit)
+    at_limit = censoring.share_at_limit({q.name: rows.stat("cpu", q.name) for q in stats_mod.QUANTILES}, limit)
     share = np.where(np.isnan(ratio), at_limit, ratio)
     throttled = v["has_usage"] & ~np.isnan(limit) & (share > rows.pf("throttling_threshold"))
     excess, measured = censoring.cpu_excess(rows.num("cpu_throttled_seconds"), share, rows.num("hours_covered"),
                                             rows.num("replicas"), limit, rows.pf("throttled_excess_default"))
-    q = pd.Series(v["cpu_stat"]).map(censoring.PERCENTILE_Q).to_numpy(dtype=float)
+    # the request's statistic as a quantile (any pNN; the max is estimated as the p99)
+    q = pd.Series(v["cpu_stat"]).map(lambda s: min(stats_mod.parse_statistic(s), 0.99)).to_numpy(dtype=float)
     est = censoring.demand_quantile(limit, excess, share, q)
     hidden = throttled & ~np.isnan(est) & (est > np.nan_to_num(v["cpu_obs"], nan=np.inf))
     v.update(throttled=throttled, throttled_share=share, cpu_excess=excess, cpu_excess_measured=measured,
@@ -781,7 +782,8 @@ def provisioning_flags(rows: Rows) -> None:
     and replicas estimated from pod-hours.
 
     Reason: none.
-    Flag: no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated.
+    Flag: no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated, imbalanced_replicas
+    (the hottest pod's CPU p95 more than 1.5 x the pooled p95).
     """
     v = rows.v
     active, rec = ~v["ignored"], v["rec"]
@@ -795,6 +797,18 @@ def provisioning_flags(rows: Rows) -> None:
     rows.flag(over, "over_provisioned")
     rows.flag(under, "under_provisioned")
     rows.flag(active & rows.f["_replicas_estimated"].to_numpy(dtype=bool), "replicas_estimated")
+    rows.flag(active & _imbalanced(rows), "imbalanced_replicas")
+
+
+def _imbalanced(rows: Rows) -> np.ndarray:
+    """The hottest pod's CPU p95 well above every replica's pooled p95 (a leader, a hot shard): a request
+    sized for the average replica leaves that one short; max_over_pods sizes for it."""
+    hot, pooled = rows.stat("cpu", "p95", "max_over_pods"), rows.stat("cpu", "p95", "pooled")
+    with np.errstate(invalid="ignore"):
+        return (rows.num("pods_seen") >= 2) & (hot > IMBALANCE * pooled) & (hot - pooled >= 0.01)
+
+
+IMBALANCE = 1.5  # hottest pod's p95 / pooled p95 from which replicas count as imbalanced
 
 
 PIPELINE: tuple[Rule, ...] = tuple(Rule(fn.__name__, fn) for fn in (

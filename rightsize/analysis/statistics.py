@@ -199,27 +199,45 @@ def day_weights(days: pd.Series, end: pd.Timestamp, half_life_seconds: float | N
 
 
 def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, quantiles, basis: str,
-                         weight: pd.Series | None = None) -> pd.DataFrame:
+                         weight: pd.Series | None = None, ids: "Ids | None" = None) -> pd.DataFrame:
     """Quantiles of ``resource`` per ``keys`` group (one row each) from usage_histograms rows on one basis.
 
     ``hist``: rows of the usage_histograms table (columns keys + pod, basis, resource, bucket, count).
-    ``weight``: multipliers of ``count`` aligned with ``hist``'s index (decay); None = 1. Columns of the
-    result are the quantiles (floats, in the resource's unit) and ``samples`` (weighted)."""
-    rows = hist[(hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))]
+    ``weight``: multipliers of ``count`` aligned with ``hist``'s index (decay); None = 1. ``ids``: the
+    groups of ``hist``'s rows when the caller already has them (:func:`ids_of`). Columns of the result
+    are the quantiles (floats, in the resource's unit) and ``samples`` (unweighted)."""
+    ids = ids or ids_of(hist, keys)
+    mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
     qs = list(quantiles)
-    if rows.empty:
+    if not mask.any():
         return pd.DataFrame(columns=keys + qs + ["samples"])
-    by = keys + ["pod"] if basis == "max_over_pods" else keys
-    gid, table = _factorize(rows, by)
-    count = rows["count"].to_numpy(dtype=float)
-    w = count if weight is None else _rescaled(gid, count, count * weight.loc[rows.index].to_numpy(dtype=float))
-    groups, values = grouped_quantiles(gid, rows["bucket"].to_numpy(), w, qs, resource)
+    per_pod = basis == "max_over_pods"
+    gid, table = (ids.pod, ids.pods) if per_pod else (ids.group, ids.groups)
+    gid = gid[mask]
+    count = hist["count"].to_numpy(dtype=float)[mask]
+    w = count if weight is None else _rescaled(gid, count, count * weight.to_numpy(dtype=float)[mask])
+    groups, values = grouped_quantiles(gid, hist["bucket"].to_numpy()[mask], w, qs, resource)
     out = table.iloc[groups].reset_index(drop=True)
     out[qs] = values
     out["samples"] = np.bincount(gid, weights=count)[groups]
-    if basis == "max_over_pods":
-        out = max_over_pods(out, keys, qs)
-    return out
+    return max_over_pods(out, keys, qs) if per_pod else out
+
+
+@dataclass
+class Ids:
+    """Rows of a usage_histograms table grouped once: ``group`` per row (the keys) with the key table
+    ``groups``, and ``pod`` per row (keys + pod) with ``pods``."""
+
+    group: np.ndarray
+    groups: pd.DataFrame
+    pod: np.ndarray
+    pods: pd.DataFrame
+
+
+def ids_of(hist: pd.DataFrame, keys: list[str]) -> Ids:
+    group, groups = _factorize(hist, keys)
+    pod, pods = _factorize(hist, keys + ["pod"])
+    return Ids(group, groups, pod, pods)
 
 
 def _rescaled(gid: np.ndarray, count: np.ndarray, weighted: np.ndarray) -> np.ndarray:
@@ -260,10 +278,11 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
         extra = ["samples", "pod_samples", "cpu_mean_cores", "memory_mean_bytes", "pods_seen", "hours_covered"]
         return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
     parts = []
+    ids = ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
     for res in RESOURCES:
         qs = [s.quantile for s in QUANTILES]
         for basis in BASES:
-            stats = histogram_statistics(hist, keys, res, qs, basis, weight)
+            stats = histogram_statistics(hist, keys, res, qs, basis, weight, ids)
             names = {q.quantile: usage_column(res, q.name, basis) for q in QUANTILES}
             stats = stats.rename(columns=names).set_index(keys)
             keep = list(names.values())
@@ -317,10 +336,11 @@ def derived_statistics(hist: pd.DataFrame, needed: set[tuple[str, str, str, floa
     out = pd.DataFrame(columns=CONTAINER_KEY)
     if not wanted or hist.empty:
         return out.assign(**{column_for(*n): pd.Series(dtype=float) for n in wanted})
+    ids = ids_of(hist, CONTAINER_KEY)
     for resource, stat, basis, half_life in sorted(wanted):
         weight = pd.Series(day_weights(hist["day"], end, half_life), index=hist.index) if half_life and end is not None else None
         q = parse_statistic(stat)
-        stats = histogram_statistics(hist, CONTAINER_KEY, resource, [q], basis, weight)
+        stats = histogram_statistics(hist, CONTAINER_KEY, resource, [q], basis, weight, ids)
         stats = stats.rename(columns={q: column_for(resource, stat, basis, half_life)}).drop(columns="samples")
         out = stats if out.empty else out.merge(stats, on=CONTAINER_KEY, how="outer")
     return out

@@ -549,7 +549,9 @@ def _backtest(ctx: Context) -> Section | None:
              f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today {fmt.count(today.get('predicted_ooms'))}) and "
              f"{fmt.count(rec.get('over_request'))} container(s) above their CPU request more than {OVER_REQUEST_SHARE:.0%} of "
              f"the time (today {fmt.count(today.get('over_request'))}). Slack is (request - usage) / request over every pod's "
-             "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too.")
+             "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too"
+             + (f": {fmt.count(today.get('censored'))} container(s) were OOM-killed in them, and whether a higher limit "
+                "holds cannot be replayed for those." if today.get("censored") else "."))
     by = rollup(bt, ["cluster", "namespace"])
     by = by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable")
     rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),

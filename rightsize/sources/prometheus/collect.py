@@ -514,6 +514,6 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
 def _append(snapshot: Snapshot, table: str, df: pd.DataFrame | None) -> None:
     if df is None or not len(df):
         return
-    df = conform(table, df)
+    df = conform(table, df, copy=False)
     cur = snapshot.tables.get(table)
     snapshot.tables[table] = df if cur is None or not len(cur) else pd.concat([cur, df], ignore_index=True)
