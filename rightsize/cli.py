@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -397,6 +398,16 @@ def cmd_config(args, config, log) -> int:
     return EXIT_OK
 
 
+def _load_config(path) -> Config:
+    """load_config, its warnings (deprecated keys) printed as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(path, required=path != "config.toml")
+    for w in caught:
+        print(f"rightsize: warning: {w.message}", file=sys.stderr)
+    return config
+
+
 COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
@@ -407,8 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        config = load_config(args.config, required=args.config != "config.toml")
-        config = _with_prices(config, getattr(args, "prices", None))
+        config = _with_prices(_load_config(args.config), getattr(args, "prices", None))
         return COMMANDS[args.command](args, config, log)
     except RightsizeError as exc:
         if args.debug:

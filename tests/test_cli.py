@@ -7,6 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from binaries import needs_kubectl
+from rightsize.config import Config
+from rightsize.kustomize import render
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["collect", "analyze", "report", "patch", "run", "demo", "config"]
 
@@ -167,19 +171,7 @@ def test_terminal_log_draws_a_bar_and_lines():
     assert "querying usage" in out.getvalue() and "3/3" in out.getvalue()
 
 
-def _need(binary: str) -> str:
-    """The binary's path; skip locally when it is missing, fail under CI (scripts/test installs it)."""
-    import os
-    import shutil
-
-    path = shutil.which(binary)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{binary} is not installed; scripts/test installs it")
-        pytest.skip(f"{binary} is not installed (scripts/test installs it)")
-    return path
-
-
+@needs_kubectl
 def test_demo_patches_build_with_kubectl_kustomize(demo_dir):
     """The demo ships its base manifests: every patch folder renders with real kustomize, and each changed
     container renders with exactly the recommended requests and limits of recommendations.csv."""
@@ -187,7 +179,6 @@ def test_demo_patches_build_with_kubectl_kustomize(demo_dir):
 
     from rightsize.quantity import parse_cpu, parse_memory
 
-    kubectl = _need("kubectl")
     out, proc = demo_dir
     assert "list no resources" not in proc.stderr
     recs = pd.read_csv(out / "recommendations.csv")
@@ -197,9 +188,7 @@ def test_demo_patches_build_with_kubectl_kustomize(demo_dir):
     assert {f.name for f in folders} == set(changed.namespace)
     seen = 0
     for folder in folders:
-        built = subprocess.run([kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
-        assert built.returncode == 0, built.stderr
-        docs = {(d["kind"], d["metadata"]["name"]): d for d in YAML(typ="safe").load_all(built.stdout) if d}
+        docs = {(d["kind"], d["metadata"]["name"]): d for d in YAML(typ="safe").load_all(render(folder, Config())) if d}
         assert docs, f"{folder} renders nothing"
         for r in changed[changed.namespace == folder.name].itertuples():
             pod = docs[(r.kind, r.workload)]["spec"]

@@ -419,7 +419,7 @@ def test_container_without_a_name_names_the_file_and_workload(recording_server, 
     assert requests_seen == []
 
 
-def test_patch_overlay_whose_base_lacks_every_workload_fails(demo, tmp_path):
+def test_patch_overlay_whose_base_lacks_every_workload_fails(demo, kubectl, tmp_path):
     """Real kubectl kustomize renders an overlay of a base that holds none of the demo's workloads."""
     base, overlay = tmp_path / "base", tmp_path / "overlay"
     base.mkdir()

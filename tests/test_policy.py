@@ -140,7 +140,7 @@ def test_production_is_decided_once_by_the_policy_ab_test_case():
     assert recs.loc["ab-test", "policy"] == "production" and bool(recs.loc["ab-test", "production"])
     assert recs.loc["qa-test", "policy"] == "non_production" and not bool(recs.loc["qa-test", "production"])
     messages = crossed_thresholds(result.summary, result, c)
-    assert len(messages) == 1 and "1 production container(s) at OOM risk: ab-test/web/app" in messages[0]
+    assert len(messages) == 1 and "1 production container(s) at OOM risk: ab-test/Deployment/web:app" in messages[0]
     spot = result.spot.set_index("namespace")
     assert not spot.loc["ab-test", "non_production"] and spot.loc["qa-test", "non_production"]
 

@@ -27,9 +27,7 @@ import math
 import os
 import posixpath
 import re
-import shlex
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +40,11 @@ from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError
 from ..folders import inside, k8s_name_problem, overlay_folder_problem
+from ..kustomize import KUSTOMIZATION_FILES, KustomizeError, render  # noqa: F401 - KustomizeError: what apply_to_overlay raises
 from ..quantity import parse_cpu, parse_memory
 from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
                       group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
                       view_from_doc, has_containers, skip_row)
-
-KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-class KustomizeError(PatchError):
-    """kustomize could not render a folder; the message carries kustomize's own error."""
-
 
 @dataclass
 class OverlayResult:
@@ -77,37 +69,10 @@ class OverlayResult:
     markdown: str = ""
 
 
-# --- kustomize --------------------------------------------------------------------------------------
-
-def _kustomize_error(stderr: str) -> str:
-    text = stderr.strip()
-    # kubectl wraps the error as: E1122 ... run.go:72] "command failed" err="<kustomize's message>"
-    m = re.search(r'err="(.*)"\s*$', text, flags=re.S)
-    if m:
-        text = m.group(1).replace('\\"', '"').replace("\\n", " ")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " / ".join(lines) or "no error output"
-
-
-def render(folder: Path, config, label: str | None = None) -> str:
-    """Render ``folder`` with the configured kustomize command; KustomizeError carries its stderr."""
-    cmd = shlex.split(config.patches.kustomize_command) + [str(folder)]
-    label = label or str(folder)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=config.patches.kustomize_timeout)
-    except FileNotFoundError:
-        raise ConfigError(f"patches.kustomize_command: {cmd[0]!r} not found; install kubectl or set the command") from None
-    except subprocess.TimeoutExpired:
-        raise KustomizeError(f"{label}: kustomize did not finish within {config.patches.kustomize_timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise KustomizeError(f"{label}: kustomize build failed: {_kustomize_error(proc.stderr)}")
-    return proc.stdout
-
-
 def find_kustomization(overlay_dir: Path) -> Path:
     if not overlay_dir.is_dir():
         raise PatchError(f"{overlay_dir}: not a folder; --overlay expects a kustomize overlay folder")
-    for name in KUSTOMIZATION_NAMES:
+    for name in KUSTOMIZATION_FILES:
         if (overlay_dir / name).is_file():
             return overlay_dir / name
     raise PatchError(f"{overlay_dir}: no kustomization.yaml; not a kustomize overlay")
@@ -648,8 +613,7 @@ def _check_overlay_matches(recs: pd.DataFrame, rendered: dict, label: str) -> No
     names = set(zip(recs["kind"].astype(str), recs["workload"].astype(str)))
     if names & set(rendered):
         return
-    shown = ", ".join(f"{n}/{k}/{w}" for n, k, w in
-                      sorted(set(zip(recs["namespace"].astype(str), recs["kind"].astype(str), recs["workload"].astype(str))))[:3])
+    shown = ", ".join(sorted(set(refs_text(recs)))[:3])
     raise PatchError(f"{label}: the overlay renders none of the {len(names)} workloads of the snapshot "
                      f"(e.g. {shown}); wrong overlay, wrong cluster, or its base lacks them (nothing was written)")
 

@@ -34,6 +34,7 @@ from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
 from ..folders import inside, k8s_name_problem, layout_problem, replace_folder, safe_component
 from ..quantity import format_cpu, format_duration, format_memory
+from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 from .formatting import cpu_limit_change, usd
 
@@ -103,7 +104,7 @@ class WorkloadPatch:
 
     @property
     def ref(self) -> str:
-        return f"{self.namespace}/{self.kind}/{self.workload}"
+        return str(WorkloadRef(self.namespace, self.kind, self.workload))
 
     @property
     def stem(self) -> str:
@@ -266,7 +267,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
     """
     notes: list[str] = []
-    ref = f"{namespace}/{kind}/{workload}"
+    ref = str(WorkloadRef(namespace, kind, workload))
     ordered = sorted(rows, key=_row_order)
     kept: list[dict] = []
     missing: list[dict] = []
@@ -621,8 +622,8 @@ def _add_hpa_patch(p: WorkloadPatch, spec: dict | None, folder: str, files: dict
         return notes
     rel = posixpath.normpath(posixpath.join(folder, f"{hpa.stem}.yaml"))
     if rel in owners:
-        raise PatchError(f"patches: {p.cluster}:{p.ref} and {owners[rel]} both map to {rel}")
-    owners[rel] = f"{p.cluster}:{p.ref}"
+        raise PatchError(f"patches: {p.cluster}/{p.ref} and {owners[rel]} both map to {rel}")
+    owners[rel] = f"{p.cluster}/{p.ref}"
     files[rel] = hpa_file(hpa, p)
     here.append(f"{hpa.stem}.yaml")
     entries.append((f"{hpa.stem}.yaml", hpa_target(hpa)))
@@ -734,9 +735,9 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         for name in names:
             rel = posixpath.normpath(posixpath.join(folder, name))
             if rel in owners:
-                raise PatchError(f"patches: {cluster}:{p.ref} and {owners[rel]} both map to {rel} "
+                raise PatchError(f"patches: {cluster}/{p.ref} and {owners[rel]} both map to {rel} "
                                  f"(patches.layout {config.patches.layout!r}); the workload name matches two objects")
-            owners[rel] = f"{cluster}:{p.ref}"
+            owners[rel] = f"{cluster}/{p.ref}"
         entries = folders.setdefault(folder, [])
         folder_keys.setdefault(folder, (cluster, namespace))
         t = target(kind, workload, namespace)
