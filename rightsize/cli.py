@@ -94,8 +94,8 @@ def _add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-partial", action="store_true",
                    help="go on when a namespace shard still fails after retries; the report lists what is missing (exit 4)")
     p.add_argument("--prices", choices=("auto", "aws", "offline"), help="override [pricing] source")
-    p.add_argument("--series", metavar="NAMESPACE/KIND/NAME", action="append", default=[],
-                   help="also fetch this workload's usage time series (5m step) for drill-down in a notebook; repeatable")
+    p.add_argument("--series", metavar="[CLUSTER/]NAMESPACE/KIND/NAME", action="append", default=[],
+                   help="also fetch this workload's usage time series ([general] step) for drill-down in a notebook; repeatable")
 
 
 def _add_overlay_options(p: argparse.ArgumentParser) -> None:
@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
-    p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")
+    p.add_argument("--explain", metavar="[CLUSTER/]NAMESPACE/KIND/NAME[:CONTAINER]",
+                   help="print the full reasoning for one workload (or one of its containers) and stop")
 
     p = sub.add_parser("backtest", parents=[common], help="recommend without the last days, replay them: slack, OOMs, throttling",
                        description="Recommend from the snapshot's window minus its last --days days and replay those days against "

@@ -88,9 +88,11 @@ def _client_config(max_attempts: int, pricing=None):
     from botocore.config import Config as BotoConfig
 
     # Standard mode retries throttling and transient errors with exponential backoff and jitter.
+    # total_max_attempts counts the first request too; botocore's "max_attempts" would count retries only.
     connect = pricing.connect_timeout if pricing is not None else 10
     read = pricing.read_timeout if pricing is not None else 60
-    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=connect, read_timeout=read)
+    return BotoConfig(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=connect,
+                      read_timeout=read)
 
 
 def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
