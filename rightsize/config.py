@@ -18,9 +18,7 @@ from .refs import FORMS as WORKLOAD_FORMS
 from .refs import WorkloadRef
 from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
 
-from .analysis.statistics import BASES, DEFAULT_BASIS, STATISTICS
-
-PERCENTILES = tuple(STATISTICS)  # the statistics every snapshot carries as columns; others come from its histograms
+from .analysis.statistics import BASES, DEFAULT_BASIS
 
 
 @dataclass(frozen=True)
@@ -414,7 +412,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
                        ("medium_confidence_history", "full_confidence_history")):
             if getattr(pol, lo) > getattr(pol, hi):  # False when the maximum is unset (NaN)
                 raise ConfigError(f"{path}: {key}.{lo} must be at most {key}.{hi}")
-    problems = [(f"patches.layout", layout_problem(config.patches.layout)),
+    problems = [("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis.statistics import usage_statistics
-from .quantity import GIB, MIB, parse_cpu, parse_memory
+from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
 from .sources.prometheus.usage import Grid
 

@@ -19,7 +19,8 @@ from ..errors import ConfigError
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef, refs_text
 from ..snapshot import Snapshot
-from .recommend import PIPELINE, compute, usage_column
+from .recommend import PIPELINE, compute
+from .statistics import BASES, QUANTILES, usage_column
 
 
 def _cpu(v: float) -> str:
@@ -110,8 +111,6 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
 
 def _usage_lines(r) -> list[str]:
     """Every statistic of the registry, one line per resource and basis (the max is basis-free)."""
-    from .statistics import BASES, QUANTILES, usage_column
-
     out = []
     for res, fmt in (("cpu", _cpu), ("memory", _mem)):
         for basis in BASES:

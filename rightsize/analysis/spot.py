@@ -50,34 +50,6 @@ PENALTY_ON_DEMAND_PIN = 15.0
 BONUS_OPT_IN = 10.0
 
 
-def missing_inputs(snapshot: Snapshot) -> list[str]:
-    """Human sentences naming what the spot analysis lacks (for the report's caveats)."""
-    t = snapshot.tables
-    out: list[str] = []
-    workloads = t.get("workloads")
-    if workloads is None or workloads.empty:
-        return ["no workloads in the snapshot: spot suitability not assessed"]
-    nodes = t.get("nodes")
-    if nodes is None or nodes.empty or not nodes["capacity_type"].fillna("").astype(str).isin(["spot", "on-demand"]).any():
-        out.append("no node capacity-type labels (eks.amazonaws.com/capacityType, karpenter.sh/capacity-type): "
-                   "the share of each workload already on spot is unknown")
-    placement = t.get("placement")
-    if placement is None or placement.empty:
-        out.append("no pod placement (pod-hours per node): spot prices use the cluster's node mix and the share "
-                   "already on spot is unknown")
-    prices = t.get("prices")
-    if prices is None or prices.empty:
-        out.append("no prices: spot savings not estimated")
-    else:
-        has_spot = (prices["capacity_type"] == "spot").any()
-        has_pct = "spot_savings_percent" in prices and prices["spot_savings_percent"].notna().any()
-        if not has_spot and not has_pct:
-            out.append("no spot prices or Spot Instance Advisor savings: spot savings not estimated")
-        if "interruption_bucket" not in prices or not (prices["interruption_bucket"].fillna("") != "").any():
-            out.append("no Spot Instance Advisor data: interruption frequency unknown")
-    return out
-
-
 def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: Config) -> pd.DataFrame:
     """One row per workload of snapshot.tables["workloads"]: score, verdict, reasons, changes, saving.
 

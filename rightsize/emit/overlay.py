@@ -42,6 +42,7 @@ from ..errors import ConfigError
 from ..folders import inside, k8s_name_problem, overlay_folder_problem
 from ..kustomize import KUSTOMIZATION_FILES, KustomizeError, render  # noqa: F401 - KustomizeError: what apply_to_overlay raises
 from ..quantity import parse_cpu, parse_memory
+from ..refs import refs_text
 from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
                       group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
                       view_from_doc, has_containers, skip_row)
