@@ -331,13 +331,21 @@ def _count(values: pd.Series) -> pd.Series:
 
 
 def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
-    kind = w["kind"].astype(str)
-    replicas = w["replicas"].astype(float)
-    daemon = kind == "DaemonSet"
-    batch = kind.isin(BATCH_KINDS)
-    replicated = ~daemon & (kind != "Pod")
+    """Every rule, in the order its reasons are listed (each group below adds its own)."""
+    for rules in (_controller_rules, _pdb_rules, _state_rules, _capacity_rules, _interruption_rules):
+        rules(r, w, config)
 
-    # controller kind
+
+def _shape(w: pd.DataFrame):
+    """(kind, replicas, DaemonSet, batch, replicated) masks the rule groups share."""
+    kind = w["kind"].astype(str)
+    daemon = kind == "DaemonSet"
+    return kind, w["replicas"].astype(float), daemon, kind.isin(BATCH_KINDS), ~daemon & (kind != "Pod")
+
+
+def _controller_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Controller kind and replicas."""
+    kind, replicas, daemon, batch, replicated = _shape(w)
     r.add(kind.isin(GOOD_KINDS - BATCH_KINDS), kind + ": pods are replaceable, a good fit for spot")
     r.add(kind == "StatefulSet", "StatefulSet: pods keep identity and usually state, an interruption costs a failover",
           penalty=PENALTY_STATEFULSET)
@@ -356,7 +364,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(batch, kind + ": a good fit for spot, an interrupted pod is retried (keep backoffLimit > 0 and the work "
                         "idempotent)")
 
-    # PodDisruptionBudget, with percentages already resolved to pods in the workloads table
+
+def _pdb_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """PodDisruptionBudget, with percentages already resolved to pods in the workloads table."""
+    _, replicas, _, batch, replicated = _shape(w)
     min_av, max_un = w["pdb_min_available_pods"], w["pdb_max_unavailable_pods"]
     evictable = np.where(min_av.notna(), replicas - min_av, np.where(max_un.notna(), max_un, w["pdb_disruptions_allowed"]))
     evictable = pd.Series(evictable, index=w.index)
@@ -371,7 +382,9 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(~w["pdb"] & replicated & ~batch & (replicas > 1),
           "no PDB: suggest one (e.g. maxUnavailable: 1) so drains on interruption stay orderly", penalty=PENALTY_NO_PDB)
 
-    # local state
+
+def _state_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Local state and termination grace."""
     r.add(w["has_host_path"], "hostPath volume: node-local data is lost with the node", penalty=PENALTY_HOST_PATH)
     r.add(w["has_pvc"], "PersistentVolumeClaim: an EBS volume is bound to one zone and detaches slowly, "
                         "the replacement pod waits for it", penalty=PENALTY_PVC)
@@ -387,7 +400,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
           "spot notice cuts the shutdown short", penalty=PENALTY_GRACE,
           change=f"lower terminationGracePeriodSeconds to {max_grace:g} s or less")
 
-    # capacity pinning
+
+def _capacity_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Capacity pinning, what already runs on spot, the opt-in/out annotation."""
+    daemon = _shape(w)[2]
     pinned = w["capacity_affinity"].str.lower() == "on-demand"
     r.add(pinned, "node selector/affinity pins on-demand capacity", penalty=PENALTY_ON_DEMAND_PIN,
           change="remove the on-demand node selector/affinity (and tolerate the spot taint, if any)")
@@ -408,7 +424,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(pref == "out", f"opted out of spot by annotation {ann}", hard=True)
     r.add(pref == "in", f"opted in to spot by annotation {ann}", bonus=BONUS_OPT_IN)
 
-    # interruption frequency of its instance types (Spot Instance Advisor)
+
+def _interruption_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Interruption frequency of its instance types (Spot Instance Advisor), placement, non-production."""
+    daemon = _shape(w)[2]
     rank = bucket_rank(w["interruption_bucket"])
     types = w["instance_types"].fillna("").astype(str)
     for i, bucket in enumerate(BUCKETS):
