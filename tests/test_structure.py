@@ -132,3 +132,16 @@ def test_functions_are_short_enough_to_read_at_once():
                 if lines > MAX_FUNCTION_LINES and where not in LONG_FUNCTIONS:
                     long[where] = lines
     assert long == {}
+
+
+def test_the_readme_maps_every_module():
+    """README's "Map of the package" names every module (package __init__ files apart) and no module that is gone."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("### Map of the package", 1)[1].split("\n### ", 1)[0]
+    rows = "\n".join(line.split("|")[1] for line in section.splitlines() if line.startswith("| `"))
+    named = set(re.findall(r"`([\w/]+\.py)`", rows))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert modules - named == set(), "add a line to README's map"
+    assert {n for n in named if not n.endswith("__init__.py")} - modules == set(), "README's map names a module that is gone"

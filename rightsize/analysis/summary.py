@@ -39,7 +39,8 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "containers_by_flag": {"oom_risk": int, "throttled": int, "hpa": int, ...},
   "spot_by_verdict": {"ready": int, "ready_with_changes": int, ...},
   "by_cluster":   [{"cluster", "usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
-                    "containers", "changes", "oom_risk", "throttled"}],
+                    "containers", "changes", "oom_risk", "throttled", "containers_without_price"}],
+                  money over the priced containers, null when none of the group has a price (rollup)
   "by_namespace": [{"cluster", "namespace", ...same figures}],
   "by_team":      [{"team", ...same figures}],
   "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
