@@ -1,12 +1,10 @@
 """WorkloadRef: the one parser and formatter of workload references, and the places that read them."""
 from __future__ import annotations
 
-import dataclasses
-
 import pandas as pd
 import pytest
 
-from rightsize.config import Config, WorkloadOverride, load_config
+from rightsize.config import load_config
 from rightsize.errors import ConfigError
 from rightsize.refs import WorkloadRef, refs_text
 
@@ -65,15 +63,3 @@ def test_config_overrides_are_checked_at_load_with_the_forms(tmp_path):
     path.write_text('[[overrides]]\nworkload = "eu/shop/deployment/web"\nignore = true\n')
     assert load_config(path).overrides[0].workload == "eu/shop/deployment/web"
 
-
-def test_an_override_names_its_cluster_and_any_kind_spelling():
-    """policy.assign_policies reads [[overrides]] through WorkloadRef: the cluster prefix limits it."""
-    from rightsize.analysis.policy import assign_policies
-
-    frame = pd.DataFrame({"cluster": ["eu", "us"], "namespace": "shop", "kind": "Deployment", "workload": "web",
-                          "policy_override": ""})
-    config = dataclasses.replace(Config(), overrides=(WorkloadOverride(workload="eu/shop/deployment/web", ignore=True),
-                                                      WorkloadOverride(workload="shop/DEPLOYMENT/web", policy="non_production")))
-    out = assign_policies(frame, pd.DataFrame(), config)
-    assert out["ignored_by_config"].tolist() == [True, False]
-    assert out["policy"].tolist() == ["non_production", "non_production"]
