@@ -16,7 +16,7 @@ import pandas as pd
 from . import __version__
 from .config import Config
 from .errors import ConfigError, RightsizeError, SourceError
-from .refs import WorkloadRef
+from .refs import WorkloadRef, refs_text
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
 from .targets import ClusterTarget, cluster_targets
@@ -183,7 +183,7 @@ def warn_invalid_names(snapshot: Snapshot) -> None:
     if not bad:
         return
     rows = refs[refs["namespace"].isin(bad) | refs["workload"].isin(bad)].astype(str)
-    shown = ", ".join(sorted("/".join(r) for r in rows.itertuples(index=False))[:5])
+    shown = ", ".join(sorted(refs_text(rows))[:5])
     snapshot.warn("invalid_names", f"{len(rows)} workload(s) have a namespace or name that is not a valid Kubernetes "
                   f"name ({shown}); they are analysed but get no patch", "patches")
 
@@ -206,7 +206,7 @@ def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, 
     missing = main[unmatched]
     if missing.empty:
         return
-    names = ["/".join(r[1:]) for r in missing.astype(str).itertuples(index=False)]
+    names = refs_text(missing, container=True).tolist()
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     if len(missing) == len(main):
         message = (f"none of the {len(main)} containers in the manifests {manifests} has usage data at "

@@ -86,7 +86,7 @@ min_history = "12h"
     # workloads with usage but no manifest (e.g. shop/api) are named in the report, not dropped silently
     summary = json.loads((out / "summary.json").read_text())
     caveat = [w for w in summary["warnings"] if w["code"] == "usage_without_spec"]
-    assert caveat and "shop/Deployment/api/api" in caveat[0]["message"]
+    assert caveat and "shop/Deployment/api:api" in caveat[0]["message"]
     assert "usage but no spec" in (out / "report.md").read_text()
     # the patches point at the manifest file and build with kustomize against it
     patch = (out / "patches" / "prod-eu" / "shop" / "deployment-web.yaml").read_text()

@@ -291,7 +291,7 @@ def test_manifests_with_no_usage_at_all_are_an_error(prom_server, prom_dataset, 
     proc = rightsize("collect", "--config", cfg, "--manifests", manifests, "--out", tmp_path / "s")
     assert proc.returncode == 1
     assert f"none of the 1 containers in the manifests {manifests} has usage data at {prom_server.url}" in proc.stderr
-    assert "finance/Deployment/billing/app" in proc.stderr and not (tmp_path / "s").exists()
+    assert "finance/Deployment/billing:app" in proc.stderr and not (tmp_path / "s").exists()
 
 
 def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_server, prom_dataset, tmp_path):
@@ -307,7 +307,7 @@ def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_se
     summary = json.loads((out / "summary.json").read_text())
     caveat = [w for w in summary["warnings"] if w["code"] == "usage_missing"]
     assert caveat and "1 of 2 containers in the manifests have no usage data" in caveat[0]["message"]
-    assert "shop/Deployment/newcomer/app" in caveat[0]["message"]
+    assert "shop/Deployment/newcomer:app" in caveat[0]["message"]
     recs = pd.read_csv(out / "recommendations.csv")
     assert recs.loc[recs.workload == "newcomer", "reason"].str.contains("no usage data").all()
 

@@ -73,6 +73,7 @@ def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
 
 def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> list[dict]:
     """A caveat for workloads costed at some pods that have no placement: the bin-packing leaves them out."""
+    from ..refs import refs_text
     from ..schema import WORKLOAD_KEY
 
     keys = list(WORKLOAD_KEY)
@@ -84,7 +85,7 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
     missing = missing[missing["_merge"] == "left_only"]
     if missing.empty:
         return []
-    refs = ["/".join(r) for r in missing[keys[1:]].astype(str).itertuples(index=False, name=None)]
+    refs = refs_text(missing).tolist()
     shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
     return [{"code": "not_bin_packed",
              "message": f"{len(refs)} workload(s) have no placement (pod-hours per node), so the node estimate leaves their pods out: {shown}",
