@@ -202,6 +202,7 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
     """No container engine runs here, so the Dockerfile's build stage is replayed on the files it copies: they
     must be enough to build the wheel (readme, package data), whose console script is the ENTRYPOINT; the final
     stage installs that wheel and then switches to a non-root user it created."""
+    import importlib.util
     import json
     import shutil
     import subprocess
@@ -209,6 +210,8 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
     import zipfile
 
     from packaging.specifiers import SpecifierSet
+
+    from binaries import need_binary
 
     build, final = _stages(DOCKERFILE.read_text())
     requires = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
@@ -230,8 +233,10 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
             assert "pip wheel" in args and args.split()[-1] == "."
             wheel_dir = args.split("--wheel-dir")[1].split()[0]
     assert wheel_dir, "the build stage builds no wheel"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(tmp_path / "w"),
-                            str(context)], capture_output=True, text=True, timeout=600)
+    # this interpreter's pip, else the one on PATH (scripts/test's lowest-versions venv has none of its own)
+    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [need_binary("pip", "python3 -m ensurepip")]
+    built = subprocess.run(pip + ["wheel", "-q", "--no-deps", "--wheel-dir", str(tmp_path / "w"), str(context)],
+                           capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "w").glob("rightsize-*.whl")
     with zipfile.ZipFile(wheel) as z:
