@@ -32,6 +32,7 @@ from .analysis import Analysis
 from .config import Config, Policy, PrometheusConfig, load_config
 from .errors import ConfigError, RightsizeError
 from .quantity import parse_duration
+from .refs import WorkloadRef, refs_text
 from .schema import WORKLOAD_KEY
 from .settings import fields_of, parse_value
 from .snapshot import Snapshot
@@ -112,9 +113,11 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
 
     ``by=None``: one row per container (identity, team, policy, status, replicas and the three USD/month
     columns), largest saving first. ``by="namespace"`` (or ``"team"``, or a list of columns): rolled up
-    with ``analysis.cost.rollup``.
+    with ``analysis.summary.rollup``, the same figures as the report's per-namespace and per-team tables
+    (savings of the proposed changes; containers without a price counted in containers_without_price and
+    left out of the money, which is NaN for a group with no price at all).
     """
-    from .analysis import cost
+    from .analysis.summary import rollup
 
     recs = recommend(snapshot, policy=policy, config=config)
     if by is None:
@@ -125,7 +128,7 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
     unknown = [k for k in keys if k not in recs.columns]
     if unknown:
         raise ConfigError(f"costs(by=...): unknown column {unknown[0]!r}; e.g. namespace, team, cluster, kind, policy")
-    return cost.rollup(recs, keys)
+    return rollup(recs, keys)
 
 
 def spot(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLike = None) -> pd.DataFrame:
@@ -169,37 +172,19 @@ def node_groups(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLik
 
 
 def totals(recommendations: "pd.DataFrame | Analysis") -> pd.Series:
-    """Headline figures of a recommendation table (``recommend(...)`` or ``analyze(...).recommendations``).
+    """Headline figures of a recommendation table (``recommend(...)`` or ``analyze(...).recommendations``),
+    computed by ``analysis.summary.totals`` as the report's summary.json "totals" are.
 
     Counts of containers by outcome and flag; requested CPU (cores) and memory (bytes) of the main
     containers summed over replicas, now and after applying every proposed change (rows that are not
     ``status == "change"`` keep their current request; an unset request counts as nothing requested);
-    cost now, after, and the net saving of the changes in USD/month (unknown prices count as 0), as in
-    the report's summary.json.
+    cost now, after (``usd_per_month_recommended``), the net saving of the changes and its gross and
+    increase parts in USD/month, over the priced containers: the others are counted in
+    ``containers_without_price`` (NaN money when none is priced).
     """
-    from .analysis.summary import change_savings, flag_mask
+    from .analysis.summary import totals as compute_totals
 
-    recs = _recommendations_of(recommendations)
-    change = recs["status"].eq("change")
-    out: dict[str, float] = {"containers": float(len(recs))}
-    for status in ("change", "keep", "no_recommendation", "ignored"):
-        out["changes" if status == "change" else status] = float(recs["status"].eq(status).sum())
-    for flag in ("oom_risk", "throttled", "over_provisioned", "under_provisioned"):
-        out[flag] = float(flag_mask(recs, flag).sum())
-    # init containers run before the main ones, so their requests do not add to the pod's
-    main = recs["container_type"].ne("init") if "container_type" in recs else pd.Series(True, index=recs.index)
-    replicas = recs["replicas"].fillna(1.0).where(main, 0.0)
-    for current_col, proposed_col in (("cpu_request_cores_current", "cpu_request_cores_recommended"),
-                                      ("memory_request_bytes_current", "memory_request_bytes_recommended")):
-        current, proposed = recs[current_col], recs[proposed_col]
-        after = proposed.where(change & proposed.notna(), current)
-        out[current_col] = float((current * replicas).sum())
-        out[current_col.replace("_current", "_after")] = float((after * replicas).sum())
-    savings = float(change_savings(recs).sum()) if len(recs) else 0.0
-    out["usd_per_month_current"] = float(recs["usd_per_month_current"].sum())
-    out["usd_per_month_after"] = out["usd_per_month_current"] - savings
-    out["savings_usd_per_month"] = savings
-    return pd.Series(out, name="total")
+    return pd.Series(compute_totals(_recommendations_of(recommendations)), name="total", dtype="float64")
 
 
 def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: ConfigLike = None, *,
@@ -210,9 +195,9 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
     ``policies`` maps a label to anything ``recommend(policy=...)`` takes. Without ``by``: one row per
     policy and one typed column per figure of :func:`totals`, named with its unit (counts as int64;
     ``cpu_request_cores_*`` in cores, ``memory_request_bytes_*`` in bytes, ``*usd_per_month*`` in USD).
-    With ``by`` (e.g. ``"namespace"``): one row per group, one column per policy, ``value`` (a numeric
-    recommendation column, default the saving in USD/month) summed. ``formatted(table)`` shows either
-    with money and quantities formatted.
+    With ``by`` (e.g. ``"namespace"``): one row per group, one column per policy, ``value``: a figure of
+    ``costs(by=...)`` (default the saving in USD/month, as there) or any other numeric recommendation
+    column, summed. ``formatted(table)`` shows either with money and quantities formatted.
     """
     cfg = _config(config)
     runs: dict[str, PolicyLike] = {}
@@ -232,13 +217,16 @@ def what_if(snapshot: Snapshot, policies: Mapping[str, PolicyLike], config: Conf
         table.index.name = "policy"
         table.columns.name = "figure"
         return table
+    from .analysis.summary import ROLLUP_FIGURES, rollup
+
     keys = [by] if isinstance(by, str) else list(by)
     columns = {}
     for label, recs in results.items():
-        missing = [k for k in (*keys, value) if k not in recs.columns]
+        missing = [k for k in (*keys, value) if k not in recs.columns and k not in ROLLUP_FIGURES]
         if missing:
             raise ConfigError(f"what_if: unknown column {missing[0]!r}")
-        columns[label] = recs.groupby(keys, dropna=False)[value].sum(min_count=1)
+        groups = rollup(recs, keys, sums=() if value in ROLLUP_FIGURES else (value,))
+        columns[label] = groups.set_index(keys)[value]
     table = pd.DataFrame(columns).sort_values(next(iter(columns)), ascending=False)
     table.columns.name = "policy"
     table.attrs["value"] = value  # the unit of every cell, for formatted()
@@ -299,21 +287,14 @@ def workload_ref(snapshot: Snapshot, ref: str) -> tuple[str, str, str, str]:
     """Resolve ``NAMESPACE/KIND/NAME``, ``NAMESPACE/NAME`` (kind inferred) or ``CLUSTER/NAMESPACE/KIND/NAME``
     to a (cluster, namespace, kind, workload) key of the snapshot's workloads; RightsizeError when it
     matches none or several."""
-    parts = ref.strip().split("/")
-    if len(parts) not in (2, 3, 4) or not all(parts):
-        raise RightsizeError(f"workload {ref!r}: expected NAMESPACE/KIND/NAME (or NAMESPACE/NAME, CLUSTER/NAMESPACE/KIND/NAME)")
+    wanted = WorkloadRef.parse(ref, what=f"workload {ref!r}", short=True)
     tables = [snapshot.tables[t][list(WORKLOAD_KEY)] for t in ("workloads", "series")]
     known = pd.concat(tables, ignore_index=True).drop_duplicates()
-    wanted = dict(zip(("namespace", "workload") if len(parts) == 2 else
-                      ("namespace", "kind", "workload") if len(parts) == 3 else WORKLOAD_KEY, parts))
-    mask = np.ones(len(known), dtype=bool)
-    for col, val in wanted.items():
-        mask &= (known[col] == val).to_numpy() if col != "kind" else (known[col].str.lower() == val.lower()).to_numpy()
-    hits = known[mask]
+    hits = known[wanted.mask(known)]
     if len(hits) == 0:
         raise RightsizeError(f"workload {ref!r}: not in this snapshot")
     if len(hits) > 1:
-        options = ", ".join("/".join(r) for r in hits.itertuples(index=False))
+        options = ", ".join(refs_text(hits, cluster=True))
         raise RightsizeError(f"workload {ref!r}: ambiguous, matches {options}")
     return tuple(hits.iloc[0])  # type: ignore[return-value]
 
@@ -331,7 +312,7 @@ def plot_usage(snapshot: Snapshot, workload: str, recommendations: "pd.DataFrame
     from matplotlib.figure import Figure
 
     key = workload_ref(snapshot, workload)
-    label = "/".join(key[1:])
+    label = str(WorkloadRef(*key[1:]))
     series = _rows_of(snapshot.tables["series"], key)
     if container is not None:
         series = series[series["container"] == container]
@@ -558,10 +539,8 @@ def _recommendations_of(data: "pd.DataFrame | Analysis") -> pd.DataFrame:
 
 
 def _rows_of(table: pd.DataFrame, key: tuple[str, str, str, str]) -> pd.DataFrame:
-    mask = np.ones(len(table), dtype=bool)
-    for col, val in zip(WORKLOAD_KEY, key):
-        mask &= (table[col] == val).to_numpy()
-    return table[mask]
+    cluster, namespace, kind, name = key
+    return table[WorkloadRef(namespace, kind, name, cluster=cluster).mask(table)]
 
 
 def _first(rows: pd.DataFrame, column: str) -> float:

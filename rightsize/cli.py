@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -93,8 +94,8 @@ def _add_collect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-partial", action="store_true",
                    help="go on when a namespace shard still fails after retries; the report lists what is missing (exit 4)")
     p.add_argument("--prices", choices=("auto", "aws", "offline"), help="override [pricing] source")
-    p.add_argument("--series", metavar="NAMESPACE/KIND/NAME", action="append", default=[],
-                   help="also fetch this workload's usage time series (5m step) for drill-down in a notebook; repeatable")
+    p.add_argument("--series", metavar="[CLUSTER/]NAMESPACE/KIND/NAME", action="append", default=[],
+                   help="also fetch this workload's usage time series ([general] step) for drill-down in a notebook; repeatable")
 
 
 def _add_overlay_options(p: argparse.ArgumentParser) -> None:
@@ -128,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
     _add_snapshot_option(p)
     p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
-    p.add_argument("--explain", metavar="NAMESPACE/KIND/NAME", help="print the full reasoning for one workload and stop")
+    p.add_argument("--explain", metavar="[CLUSTER/]NAMESPACE/KIND/NAME[:CONTAINER]",
+                   help="print the full reasoning for one workload (or one of its containers) and stop")
 
     p = sub.add_parser("backtest", parents=[common], help="recommend without the last days, replay them: slack, OOMs, throttling",
                        description="Recommend from the snapshot's window minus its last --days days and replay those days against "
@@ -397,6 +399,16 @@ def cmd_config(args, config, log) -> int:
     return EXIT_OK
 
 
+def _load_config(path) -> Config:
+    """load_config, its warnings (deprecated keys) printed as one line each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(path, required=path != "config.toml")
+    for w in caught:
+        print(f"rightsize: warning: {w.message}", file=sys.stderr)
+    return config
+
+
 COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
@@ -407,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        config = load_config(args.config, required=args.config != "config.toml")
-        config = _with_prices(config, getattr(args, "prices", None))
+        config = _with_prices(_load_config(args.config), getattr(args, "prices", None))
         return COMMANDS[args.command](args, config, log)
     except RightsizeError as exc:
         if args.debug:

@@ -16,6 +16,7 @@ import pandas as pd
 from . import __version__
 from .config import Config
 from .errors import ConfigError, RightsizeError, SourceError
+from .refs import WorkloadRef, refs_text
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
 from .targets import ClusterTarget, cluster_targets
@@ -130,6 +131,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         targets = [ClusterTarget(name=n, prometheus_url=base.prometheus_url, token_env=base.token_env, headers=base.headers,
                                  label_value=n, context=context, manifests=manifests) for n in names]
         log(f"discovered clusters: {', '.join(names)}")
+    _check_series_clusters(refs, targets)
     failed: list[str] = []
     for target in targets:
         try:
@@ -181,7 +183,7 @@ def warn_invalid_names(snapshot: Snapshot) -> None:
     if not bad:
         return
     rows = refs[refs["namespace"].isin(bad) | refs["workload"].isin(bad)].astype(str)
-    shown = ", ".join(sorted("/".join(r) for r in rows.itertuples(index=False))[:5])
+    shown = ", ".join(sorted(refs_text(rows))[:5])
     snapshot.warn("invalid_names", f"{len(rows)} workload(s) have a namespace or name that is not a valid Kubernetes "
                   f"name ({shown}); they are analysed but get no patch", "patches")
 
@@ -204,7 +206,7 @@ def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, 
     missing = main[unmatched]
     if missing.empty:
         return
-    names = ["/".join(r[1:]) for r in missing.astype(str).itertuples(index=False)]
+    names = refs_text(missing, container=True).tolist()
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
     if len(missing) == len(main):
         message = (f"none of the {len(main)} containers in the manifests {manifests} has usage data at "
@@ -222,20 +224,24 @@ def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, 
     log(f"[{target.name}] warning: {message}")
 
 
-def parse_series_refs(refs: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """NAMESPACE/KIND/NAME strings of --series as tuples; ConfigError on a malformed one."""
-    parsed = []
+def parse_series_refs(refs: tuple[str, ...]) -> list[WorkloadRef]:
+    """The workloads of --series (refs.WorkloadRef forms); ConfigError on a malformed one."""
+    return [WorkloadRef.parse(ref, what="--series") for ref in refs]
+
+
+def _check_series_clusters(refs: list[WorkloadRef], targets: list[ClusterTarget]) -> None:
+    names = [t.name for t in targets]
     for ref in refs:
-        parts = ref.split("/")
-        if len(parts) != 3 or not all(parts):
-            raise ConfigError(f"--series {ref!r}: expected NAMESPACE/KIND/NAME")
-        parsed.append(tuple(parts))
-    return parsed
+        if ref.cluster and ref.cluster not in names:
+            raise ConfigError(f"--series {str(ref)!r}: no cluster {ref.cluster!r} is collected (clusters: {', '.join(names)})")
 
 
-def _collect_series(config: Config, target: ClusterTarget, refs: list[tuple[str, str, str]], snapshot: Snapshot) -> None:
+def _collect_series(config: Config, target: ClusterTarget, refs: list[WorkloadRef], snapshot: Snapshot) -> None:
     from .sources.prometheus import fetch_series
 
-    frame = fetch_series(config, target, refs)
+    mine = [r for r in refs if r.cluster in ("", target.name)]  # a CLUSTER/... reference names one cluster
+    if not mine:
+        return
+    frame = fetch_series(config, target, mine)
     if len(frame):
         snapshot.tables["series"] = pd.concat([snapshot.tables["series"], frame], ignore_index=True) if len(snapshot.tables["series"]) else frame

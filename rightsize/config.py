@@ -8,16 +8,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .refs import FORMS as WORKLOAD_FORMS
+from .refs import WorkloadRef
 from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
 
-from .analysis.statistics import BASES, DEFAULT_BASIS, STATISTICS
-
-PERCENTILES = tuple(STATISTICS)  # the statistics every snapshot carries as columns; others come from its histograms
+from .analysis.statistics import BASES, DEFAULT_BASIS
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ class KubernetesConfig:
     timeout: float = setting("60s", "Timeout of one API list call.", kind="duration", unit="seconds", positive=True)
     retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between API retries.", kind="float", unit="seconds", minimum=0)
-    kustomize_command: str = setting("kubectl kustomize", "Command that renders a manifests folder holding a kustomization.yaml.", kind="str")
     default_namespace: str = setting("default", "Namespace of a manifest object that names none.", kind="str")
 
 
@@ -207,7 +207,7 @@ class PolicyRule:
 
 @dataclass(frozen=True)
 class WorkloadOverride:
-    workload: str = setting("", "NAMESPACE/KIND/NAME (cluster/NAMESPACE/KIND/NAME with several clusters).", kind="str")
+    workload: str = setting("", f"The workload: {WORKLOAD_FORMS} (kind case-insensitive; without the cluster it applies in every cluster).", kind="str")
     policy: str = setting("", "Policy for this workload; empty keeps the namespace's policy.", kind="str")
     ignore: bool = setting(False, "Skip this workload entirely.", kind="bool")
 
@@ -255,8 +255,8 @@ class PatchConfig:
     include_init_containers: bool = setting(True, "Patch init containers too when they have a recommendation.", kind="bool")
     resources: tuple = setting([], "Resources each generated kustomization.yaml lists (paths relative to its folder, {cluster} and {namespace} allowed), e.g. [\"../../../deploy/{namespace}\"]; empty = patches only, add your base yourself.", kind="list")
     overlay_folder: str = setting("rightsize", "Folder inside an overlay (--overlay) that holds rightsize's patch files.", kind="str")
-    kustomize_command: str = setting("kubectl kustomize", "Command that renders a kustomization folder (its path is appended), e.g. \"kustomize build\".", kind="str")
-    kustomize_timeout: float = setting("2m", "Time one kustomize render may take.", kind="duration", unit="seconds", positive=True)
+    kustomize_command: str = setting("kubectl kustomize", "Command that renders a kustomization folder (its path is appended), e.g. \"kustomize build\": for --overlay and its check, and for a manifests folder holding a kustomization.yaml (replaces [kubernetes] kustomize_command, still read with a warning).", kind="str")
+    kustomize_timeout: float = setting("2m", "Time one kustomize render may take (--overlay, manifests).", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
@@ -331,6 +331,30 @@ def _build(cls, raw: dict, where: str, path: str, base: Any = None):
     return dataclasses.replace(start, **values)
 
 
+# Renamed keys: (section, old key) -> (section, key). A file that still sets the old key loads as if it set
+# the new one, with a ConfigDeprecationWarning; setting both to different values is an error.
+DEPRECATED_KEYS = {("kubernetes", "kustomize_command"): ("patches", "kustomize_command")}
+
+
+class ConfigDeprecationWarning(FutureWarning):
+    """A config file uses a deprecated key (FutureWarning: Python shows it to end users by default)."""
+
+
+def _renamed(raw: dict, path: str) -> dict:
+    """``raw`` with every deprecated key moved to its new place (one warning each)."""
+    for (old_sec, old_key), (new_sec, new_key) in DEPRECATED_KEYS.items():
+        old, new = raw.get(old_sec), raw.get(new_sec, {})
+        if not isinstance(old, dict) or old_key not in old or not isinstance(new, dict):
+            continue  # absent, or a malformed section that _build reports
+        if new_key in new and new[new_key] != old[old_key]:
+            raise ConfigError(f"{path}: {old_sec}.{old_key} is a deprecated name of {new_sec}.{new_key} and the two "
+                              f"differ ({old[old_key]!r} vs {new[new_key]!r}); keep only {new_sec}.{new_key}")
+        raw = {**raw, old_sec: {k: v for k, v in old.items() if k != old_key}, new_sec: {new_key: old[old_key], **new}}
+        warnings.warn(f"{path}: {old_sec}.{old_key} is deprecated, use {new_sec}.{new_key} (read as that for now)",
+                      ConfigDeprecationWarning, stacklevel=3)
+    return raw
+
+
 def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Config:
     """Load and validate a config file. A missing file gives the defaults unless ``required``.
 
@@ -349,7 +373,7 @@ def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Co
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
-    config = _build(Config, raw, "", str(p))
+    config = _build(Config, _renamed(raw, str(p)), "", str(p))
     _check_references(config, str(p))
     check_consistency(config, str(p))
     return config
@@ -362,8 +386,7 @@ def _check_references(config: Config, path: str) -> None:
     for i, o in enumerate(config.overrides):
         if o.policy and o.policy not in config.policies:
             raise ConfigError(f"{path}: overrides[{i}].policy: unknown policy {o.policy!r}")
-        if o.workload.count("/") not in (2, 3):
-            raise ConfigError(f"{path}: overrides[{i}].workload: expected NAMESPACE/KIND/NAME, got {o.workload!r}")
+        WorkloadRef.parse(o.workload, what=f"{path}: overrides[{i}].workload")
     for name, pol in config.policies.items():
         if pol.hpa_target_min > pol.hpa_target_max:
             raise ConfigError(f"{path}: policies.{name}.hpa_target_min ({pol.hpa_target_min:g}) is above "
@@ -389,7 +412,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
                        ("medium_confidence_history", "full_confidence_history")):
             if getattr(pol, lo) > getattr(pol, hi):  # False when the maximum is unset (NaN)
                 raise ConfigError(f"{path}: {key}.{lo} must be at most {key}.{hi}")
-    problems = [(f"patches.layout", layout_problem(config.patches.layout)),
+    problems = [("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))

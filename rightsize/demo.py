@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis.statistics import usage_statistics
-from .quantity import GIB, MIB, parse_cpu, parse_memory
+from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
 from .sources.prometheus.usage import Grid
 
@@ -269,54 +269,18 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     rng = np.random.default_rng(seed)
     end = (now or dt.datetime(2026, 11, 16, tzinfo=dt.timezone.utc)).replace(minute=0, second=0, microsecond=0)
     start = end - dt.timedelta(days=WINDOW_DAYS)
-    window_hours = WINDOW_DAYS * 24.0
     grid = Grid.of(end.timestamp(), WINDOW_DAYS * 86400.0, float(STEP_SECONDS))
     workloads, containers, extras, placement, services = [], [], [], [], []
     pods_by_container: list = []  # ((workload, container), its pods)
-    node_by_zone = {z: [n for n in NODES if n[2] == z] for z in ZONES}
     free_cpu = {n[0]: NODE_SHAPES[n[1]][0] - 0.19 for n in NODES}
     for index, w in enumerate(_workloads()):
         # rotate the zone order so the replicas that do not divide evenly land in different zones
         shift = index % len(w.zones)
         w.zones = tuple(w.zones[shift:]) + tuple(w.zones[:shift])
-        is_daemon = w.kind == "DaemonSet"
-        pdb = not (np.isnan(w.pdb_min_available) and np.isnan(w.pdb_max_unavailable))
-        allowed = np.nan
-        if pdb:
-            allowed = (w.replicas - w.pdb_min_available) if not np.isnan(w.pdb_min_available) else w.pdb_max_unavailable
-        workloads.append({
-            "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
-            "replicas": float(w.replicas), "hpa": not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)),
-            "hpa_min_replicas": float(w.replicas) if not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)) else np.nan,
-            "hpa_max_replicas": float(w.replicas * 3) if not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory)) else np.nan,
-            "hpa_cpu_target_percent": w.hpa_cpu, "hpa_memory_target_percent": w.hpa_memory,
-            "hpa_metrics": ",".join(m for m, v in (("Resource:cpu", w.hpa_cpu), ("Resource:memory", w.hpa_memory)) if not np.isnan(v)),
-            **_demo_hpa(w),
-            "pdb": pdb, "pdb_min_available_pods": w.pdb_min_available, "pdb_max_unavailable_pods": w.pdb_max_unavailable,
-            "pdb_disruptions_allowed": max(float(allowed), 0.0) if pdb else np.nan,
-            "has_pvc": w.pvc, "has_empty_dir": w.empty_dir, "has_memory_empty_dir": False, "has_host_path": w.host_path,
-            "termination_grace_seconds": w.grace, "capacity_affinity": w.capacity, "tolerates_spot": w.on_spot,
-            "update_max_unavailable": "25%" if w.kind == "Deployment" else "", "update_max_surge": "25%" if w.kind == "Deployment" else "",
-            "team": w.team, "ignore": w.ignore, "spot_preference": w.spot_preference, "policy_override": "",
-            "source": "demo", "source_file": "",
-        })
-        for svc, typ, internal in w.services:
-            services.append({
-                "cluster": CLUSTER, "namespace": w.namespace, "service": svc, "type": typ,
-                "selector_json": json.dumps({"app": w.name}), "workload": w.name, "kind": w.kind,
-                "ports": "443/TCP" if typ == "LoadBalancer" else "8080/TCP", "topology_mode": "",
-                "traffic_distribution": "PreferClose" if w.name == "redis" else "", "internal_traffic_policy": "Cluster",
-                "load_balancer_internal": internal, "load_balancer_class": "",
-            })
+        workloads.append(_workload_row(w))
+        services += _service_rows(w)
         for c in w.containers:
-            containers.append({
-                "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
-                "container_type": "init" if c.init else "main",
-                "cpu_request_cores": parse_cpu(c.cpu_request) if c.cpu_request else np.nan,
-                "cpu_limit_cores": parse_cpu(c.cpu_limit) if c.cpu_limit else np.nan,
-                "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
-                "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
-            })
+            containers.append(_container_row(w, c))
             lives = _pod_lives(w, c, grid)
             pods_by_container.append(((w, c), _pod_usage(rng, w, c, lives, grid)))
             throttled = c.throttled if not np.isnan(c.throttled) else (0.02 if c.cpu_limit else np.nan)
@@ -324,46 +288,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                            "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
                            # a throttled period holds the container back for about a third of its 100 ms
                            "cpu_throttled_seconds": throttled * 0.033 * sum(e - s for _, s, e in lives) * STEP_SECONDS * 10})
-        # placement: spread replicas over the workload's zones, on nodes of the right capacity type
-        pods_per_zone = np.array([w.replicas // len(w.zones) + (1 if i < w.replicas % len(w.zones) else 0) for i in range(len(w.zones))])
-        pod_cpu = sum(parse_cpu(c.cpu_request) for c in w.containers if c.cpu_request and not c.init)
-        if is_daemon:
-            for node in NODES:
-                free_cpu[node[0]] -= pod_cpu
-                placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
-                                  "node": node[0], "zone": node[2], "pod_hours": window_hours})
-            continue
-        # each pod's hours, from the lives of its pods (a CronJob's runs, a short history)
-        lives = _pod_lives(w, w.containers[0], grid)
-        hours = sum(e - s for _, s, e in lives) * STEP_SECONDS / 3600 / max(w.replicas, 1)
-        for zone, pods in zip(w.zones, pods_per_zone):
-            if pods == 0:
-                continue
-            candidates = [n for n in node_by_zone[zone] if (n[3] == "spot") == w.on_spot] or node_by_zone[zone]
-            # memory-heavy pods go to the memory node group, everything else stays off it
-            memory_heavy = max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB
-            candidates = [n for n in candidates if (n[4] == "memory") == memory_heavy] or candidates
-            # the scheduler's view, pod by pod: the candidate with the most CPU still unrequested
-            hours_by_node: dict[str, float] = {}
-            for _ in range(pods):
-                node = max(candidates, key=lambda n: (free_cpu[n[0]], -NODES.index(n)))
-                free_cpu[node[0]] -= pod_cpu
-                hours_by_node[node[0]] = hours_by_node.get(node[0], 0.0) + hours
-            for node_name, node_hours in hours_by_node.items():
-                placement.append({"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
-                                  "node": node_name, "zone": zone, "pod_hours": node_hours})
-    nodes = [{
-        "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
-        "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
-        "hours_seen": window_hours,
-    } for n, t, z, cap, grp in NODES]
-    traffic = []
-    for src, dst, gb in TRAFFIC:
-        sns, sname = src.split("/")
-        dns, dname = dst.split("/")
-        traffic.append({"cluster": CLUSTER, "source_namespace": sns, "source_workload": sname, "destination_namespace": dns,
-                        "destination_workload": dname, "source_zone": "", "destination_zone": "", "bytes": gb * 1e9})
-    namespaces = [{"cluster": CLUSTER, "namespace": ns, "labels_json": json.dumps(labels)} for ns, labels in NAMESPACES.items()]
+        placement += _placement_rows(w, grid, free_cpu)
     hist, daily, _owners = _reduce_usage(pods_by_container, grid)
     usage = usage_statistics(hist, daily, STEP_SECONDS)
     key = ["namespace", "kind", "workload", "container"]
@@ -372,9 +297,10 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     snap = Snapshot(
         tables={
             "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": usage,
-            "usage_histograms": hist, "usage_daily": daily,
-            "nodes": pd.DataFrame(nodes), "placement": pd.DataFrame(placement), "traffic": pd.DataFrame(traffic),
-            "services": pd.DataFrame(services), "namespaces": pd.DataFrame(namespaces),
+            "usage_histograms": hist, "usage_daily": daily, "nodes": _nodes_table(), "placement": pd.DataFrame(placement),
+            "traffic": _traffic_table(), "services": pd.DataFrame(services),
+            "namespaces": pd.DataFrame([{"cluster": CLUSTER, "namespace": ns, "labels_json": json.dumps(labels)}
+                                        for ns, labels in NAMESPACES.items()]),
             "series": _series_table(pods_by_container, grid),
         },
         meta=new_meta(
@@ -383,6 +309,103 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
         ),
     )
     return snap.validate()
+
+
+def _workload_row(w) -> dict:
+    """The workloads table row of one demo workload."""
+    pdb = not (np.isnan(w.pdb_min_available) and np.isnan(w.pdb_max_unavailable))
+    allowed = np.nan
+    if pdb:
+        allowed = (w.replicas - w.pdb_min_available) if not np.isnan(w.pdb_min_available) else w.pdb_max_unavailable
+    hpa = not (np.isnan(w.hpa_cpu) and np.isnan(w.hpa_memory))
+    return {
+        "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name,
+        "replicas": float(w.replicas), "hpa": hpa,
+        "hpa_min_replicas": float(w.replicas) if hpa else np.nan,
+        "hpa_max_replicas": float(w.replicas * 3) if hpa else np.nan,
+        "hpa_cpu_target_percent": w.hpa_cpu, "hpa_memory_target_percent": w.hpa_memory,
+        "hpa_metrics": ",".join(m for m, v in (("Resource:cpu", w.hpa_cpu), ("Resource:memory", w.hpa_memory)) if not np.isnan(v)),
+        **_demo_hpa(w),
+        "pdb": pdb, "pdb_min_available_pods": w.pdb_min_available, "pdb_max_unavailable_pods": w.pdb_max_unavailable,
+        "pdb_disruptions_allowed": max(float(allowed), 0.0) if pdb else np.nan,
+        "has_pvc": w.pvc, "has_empty_dir": w.empty_dir, "has_memory_empty_dir": False, "has_host_path": w.host_path,
+        "termination_grace_seconds": w.grace, "capacity_affinity": w.capacity, "tolerates_spot": w.on_spot,
+        "update_max_unavailable": "25%" if w.kind == "Deployment" else "", "update_max_surge": "25%" if w.kind == "Deployment" else "",
+        "team": w.team, "ignore": w.ignore, "spot_preference": w.spot_preference, "policy_override": "",
+        "source": "demo", "source_file": "",
+    }
+
+
+def _service_rows(w) -> list[dict]:
+    return [{
+        "cluster": CLUSTER, "namespace": w.namespace, "service": svc, "type": typ,
+        "selector_json": json.dumps({"app": w.name}), "workload": w.name, "kind": w.kind,
+        "ports": "443/TCP" if typ == "LoadBalancer" else "8080/TCP", "topology_mode": "",
+        "traffic_distribution": "PreferClose" if w.name == "redis" else "", "internal_traffic_policy": "Cluster",
+        "load_balancer_internal": internal, "load_balancer_class": "",
+    } for svc, typ, internal in w.services]
+
+
+def _container_row(w, c) -> dict:
+    return {
+        "cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name, "container": c.name,
+        "container_type": "init" if c.init else "main",
+        "cpu_request_cores": parse_cpu(c.cpu_request) if c.cpu_request else np.nan,
+        "cpu_limit_cores": parse_cpu(c.cpu_limit) if c.cpu_limit else np.nan,
+        "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
+        "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
+    }
+
+
+def _placement_rows(w, grid, free_cpu: dict[str, float]) -> list[dict]:
+    """Pod-hours per node: replicas spread over the workload's zones, on nodes of the right capacity type,
+    each pod on the candidate with the most CPU still unrequested (``free_cpu`` is updated)."""
+    window_hours = WINDOW_DAYS * 24.0
+    pod_cpu = sum(parse_cpu(c.cpu_request) for c in w.containers if c.cpu_request and not c.init)
+    row = {"cluster": CLUSTER, "namespace": w.namespace, "kind": w.kind, "workload": w.name}
+    if w.kind == "DaemonSet":
+        for node in NODES:
+            free_cpu[node[0]] -= pod_cpu
+        return [{**row, "node": node[0], "zone": node[2], "pod_hours": window_hours} for node in NODES]
+    pods_per_zone = np.array([w.replicas // len(w.zones) + (1 if i < w.replicas % len(w.zones) else 0) for i in range(len(w.zones))])
+    # each pod's hours, from the lives of its pods (a CronJob's runs, a short history)
+    lives = _pod_lives(w, w.containers[0], grid)
+    hours = sum(e - s for _, s, e in lives) * STEP_SECONDS / 3600 / max(w.replicas, 1)
+    out = []
+    for zone, pods in zip(w.zones, pods_per_zone):
+        if pods == 0:
+            continue
+        in_zone = [n for n in NODES if n[2] == zone]
+        candidates = [n for n in in_zone if (n[3] == "spot") == w.on_spot] or in_zone
+        # memory-heavy pods go to the memory node group, everything else stays off it
+        memory_heavy = max(parse_memory(c.memory_request or "0") for c in w.containers) > 6 * GIB
+        candidates = [n for n in candidates if (n[4] == "memory") == memory_heavy] or candidates
+        hours_by_node: dict[str, float] = {}
+        for _ in range(pods):
+            node = max(candidates, key=lambda n: (free_cpu[n[0]], -NODES.index(n)))
+            free_cpu[node[0]] -= pod_cpu
+            hours_by_node[node[0]] = hours_by_node.get(node[0], 0.0) + hours
+        out += [{**row, "node": name, "zone": zone, "pod_hours": h} for name, h in hours_by_node.items()]
+    return out
+
+
+def _nodes_table() -> pd.DataFrame:
+    return pd.DataFrame([{
+        "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
+        "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
+        "hours_seen": WINDOW_DAYS * 24.0,
+    } for n, t, z, cap, grp in NODES])
+
+
+def _traffic_table() -> pd.DataFrame:
+    """TRAFFIC's "namespace/name" pairs (the demo's own notation, not workload references) as traffic rows."""
+    rows = []
+    for src, dst, gb in TRAFFIC:
+        sns, sname = src.split("/")
+        dns, dname = dst.split("/")
+        rows.append({"cluster": CLUSTER, "source_namespace": sns, "source_workload": sname, "destination_namespace": dns,
+                     "destination_workload": dname, "source_zone": "", "destination_zone": "", "bytes": gb * 1e9})
+    return pd.DataFrame(rows)
 
 
 def _series_table(pods_by_container, grid) -> pd.DataFrame:

@@ -183,9 +183,6 @@ TABLES: dict[str, list[Column]] = {
 # Tables a snapshot may leave empty (their absence is recorded in meta.json warnings).
 OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily"}
 
-META_KEYS = ("schema_version", "created_at", "window_start", "window_end", "step_seconds", "clusters",
-             "sources", "versions", "warnings", "missing_metrics", "partial", "pricing")
-
 # --- analysis results (analyze -> emit) ------------------------------------------------------------
 
 RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [

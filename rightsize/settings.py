@@ -19,15 +19,6 @@ from .quantity import format_cpu, format_duration, format_memory, parse_cpu, par
 _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], str], str]] = {}
 
 
-def _kind(name: str, expected: str):
-    def register(pair):
-        parse, render = pair
-        _KINDS[name] = (parse, render, expected)
-        return pair
-
-    return register
-
-
 def _toml_str(value: str) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 

@@ -13,13 +13,13 @@ import pytest
 from ruamel.yaml import YAML
 
 from rightsize.config import Config
+from rightsize.kustomize import render
 from rightsize.quantity import parse_cpu, parse_memory
 from rightsize.schema import RECOMMENDATION_COLUMNS
 from rightsize.snapshot import Snapshot, new_meta
 
 NAN = np.nan
 FIXTURES = Path(__file__).parent / "fixtures" / "kustomize"
-KUBECTL = shutil.which("kubectl")
 WINDOW = ("2026-11-01T00:00:00+00:00", "2026-11-15T00:00:00+00:00")
 
 
@@ -77,8 +77,8 @@ def copy_fixtures(dest: Path) -> Path:
 
 
 def kustomize(folder: Path) -> list[dict]:
-    """Render with the real kubectl kustomize and parse every document."""
-    out = subprocess.run([KUBECTL, "kustomize", str(folder)], capture_output=True, text=True, check=True).stdout
+    """Render with rightsize's kustomize runner (real `kubectl kustomize`) and parse every document."""
+    out = render(folder, Config())
     return [d for d in YAML(typ="safe", pure=True).load_all(out) if isinstance(d, dict)]
 
 

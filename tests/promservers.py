@@ -17,19 +17,15 @@ from pathlib import Path
 import pytest
 import requests
 
+import binaries
+
 PROMETHEUS = os.environ.get("RIGHTSIZE_PROMETHEUS_BIN", "prometheus")
 PROMTOOL = os.environ.get("RIGHTSIZE_PROMTOOL_BIN", "promtool")
 VICTORIA = os.environ.get("RIGHTSIZE_VICTORIA_BIN", "victoria-metrics")
 
 
 def need_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    msg = f"{name} binary not found on PATH (install Debian's {'victoria-metrics' if 'victoria' in name else 'prometheus'} package)"
-    if os.environ.get("CI"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    return binaries.need_binary(name, f"install Debian's {'victoria-metrics' if 'victoria' in name else 'prometheus'} package")
 
 
 def free_port() -> int:

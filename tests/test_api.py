@@ -163,7 +163,50 @@ def test_totals_by_hand():
     assert t["cpu_request_cores_after"] == pytest.approx(0.5 + 0.5 + 0.2)  # "keep" rows keep their request
     assert t["memory_request_bytes_after"] == pytest.approx(GIB + 256 * MIB + 3 * 128 * MIB + 128 * MIB)
     assert t["savings_usd_per_month"] == pytest.approx(29.0)  # only changes, the increase subtracted
-    assert t["usd_per_month_after"] == pytest.approx(49.0 - 29.0)
+    assert t["usd_per_month_recommended"] == pytest.approx(49.0 - 29.0)
+    assert t["savings_gross_usd_per_month"] == pytest.approx(30.0) and t["increases_usd_per_month"] == pytest.approx(1.0)
+    assert t["containers_without_price"] == 0
+    # An unpriced container is counted and left out of the money, never costed as 0.
+    unpriced = pd.concat([recs, recs.iloc[[0]].assign(usd_per_month_current=np.nan, usd_per_month_recommended=np.nan,
+                                                         savings_usd_per_month=np.nan)], ignore_index=True)
+    u = api.totals(unpriced)
+    assert u["containers_without_price"] == 1 and u["containers"] == 6
+    assert u["usd_per_month_current"] == pytest.approx(49.0) and u["savings_usd_per_month"] == pytest.approx(29.0)
+    assert api.totals(recs.assign(usd_per_month_current=np.nan, savings_usd_per_month=np.nan)).isna()[
+        ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]].all()
+
+
+def _unpriced_demo(snap):
+    """The demo with its r5.2xlarge prices dropped: the containers placed only there have no price."""
+    copy = Snapshot(tables=dict(snap.tables), meta=dict(snap.meta))
+    prices = snap.tables["prices"]
+    copy.tables["prices"] = prices[prices["instance_type"] != "r5.2xlarge"].reset_index(drop=True)
+    return copy
+
+
+@pytest.mark.parametrize("priced", [True, False], ids=["priced", "partly-unpriced"])
+def test_api_and_report_agree_on_the_demo(snap, priced):
+    """rs.totals / rs.costs(by=...) / what_if and the report's summary.json come from the same rollup and
+    totals: on the demo (and on the demo with some containers unpriced) they agree figure for figure."""
+    s = snap if priced else _unpriced_demo(snap)
+    analysis = api.analyze(s)
+    summary = analysis.summary
+    totals = api.totals(analysis)
+    for key, value in summary["totals"].items():
+        if key in totals.index:
+            assert totals[key] == pytest.approx(value if value is not None else np.nan, abs=1e-4, nan_ok=True), key
+    assert (summary["totals"]["containers_without_price"] > 0) is not priced
+    for by, listed in ((["cluster", "namespace"], "by_namespace"), (["team"], "by_team"), (["cluster"], "by_cluster")):
+        api_rows = api.costs(s, by=by).to_dict("records")
+        assert len(api_rows) == len(summary[listed])
+        for mine, theirs in zip(api_rows, summary[listed]):
+            assert mine == {k: pytest.approx(v if v is not None else np.nan, abs=1e-4, nan_ok=True)
+                            for k, v in theirs.items()}, listed
+    row = api.what_if(s, {}).loc["baseline"]
+    assert row["savings_usd_per_month"] == pytest.approx(summary["totals"]["savings_usd_per_month"], abs=1e-4)
+    by_ns = api.what_if(s, {}, by="namespace")["baseline"]
+    by_ns_report = pd.DataFrame(summary["by_namespace"]).groupby("namespace")["savings_usd_per_month"].sum()
+    assert by_ns.sort_index().to_dict() == pytest.approx(by_ns_report.sort_index().to_dict(), abs=1e-4)
 
 
 def test_what_if_side_by_side(snap, recs):

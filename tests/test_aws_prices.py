@@ -3,6 +3,7 @@ EC2 (DescribeInstanceTypes, DescribeSpotPriceHistory) through moto's EC2 backend
 and the failure paths (no credentials, AccessDenied)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 
@@ -343,11 +344,6 @@ def test_govcloud_has_no_pricing_endpoint_and_uses_the_catalogue(fake_credential
     assert prices.loc[("m5.large", "spot"), "usd_per_hour"] == pytest.approx(0.04)
 
 
-def test_standard_retry_mode():
-    conf = aws._client_config(5)
-    assert conf.retries == {"mode": "standard", "max_attempts": 5}
-
-
 def test_unreachable_aws_in_auto_mode_tries_once_then_goes_offline(fake_credentials, tmp_path):
     import socket
 
@@ -390,9 +386,10 @@ def test_type_missing_from_the_price_list_takes_the_catalogue_price(fake_credent
     assert snap.meta["pricing"]["source"] == "aws+offline"
 
 
-def test_throttling_is_retried_with_the_standard_retry_mode(fake_credentials):
-    """A local HTTP server speaking the Pricing API's JSON protocol throttles the first request;
-    the client built with aws._client_config must retry it and get the price."""
+@contextlib.contextmanager
+def _pricing_api(answer):
+    """A local HTTP server speaking the Pricing API's JSON protocol: ``answer(n)`` gives the (status, body) of
+    the n-th request (from 1). Yields a client built with aws._client_config(attempts) and the requests seen."""
     import http.server
     import threading
 
@@ -402,10 +399,7 @@ def test_throttling_is_retried_with_the_standard_retry_mode(fake_credentials):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
             requests.append(self.headers.get("X-Amz-Target", ""))
-            if len(requests) == 1:
-                status, body = 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            else:
-                status, body = 200, {"FormatVersion": "aws_v1", "PriceList": [_ec2_product("m5.large", "0.0960000000", "SKUA")]}
+            status, body = answer(len(requests))
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -419,11 +413,30 @@ def test_throttling_is_retried_with_the_standard_retry_mode(fake_credentials):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        client = boto3.client("pricing", region_name="us-east-1", config=aws._client_config(3),
-                              endpoint_url=f"http://127.0.0.1:{server.server_address[1]}")
-        assert fetch_ondemand_prices(client, "us-east-1", ["m5.large"]) == {"m5.large": pytest.approx(0.096)}
+        yield (lambda attempts: boto3.client("pricing", region_name="us-east-1", endpoint_url=url,
+                                             config=aws._client_config(attempts))), requests
     finally:
         server.shutdown()
         server.server_close()
+
+
+_PRICE = {"FormatVersion": "aws_v1", "PriceList": [_ec2_product("m5.large", "0.0960000000", "SKUA")]}
+
+
+def test_throttling_is_retried_with_the_standard_retry_mode(fake_credentials):
+    """The first request is throttled; the client built with aws._client_config retries it and gets the price."""
+    throttled = (400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+    with _pricing_api(lambda n: throttled if n == 1 else (200, _PRICE)) as (client, requests):
+        assert fetch_ondemand_prices(client(3), "us-east-1", ["m5.large"]) == {"m5.large": pytest.approx(0.096)}
     assert requests == ["AWSPriceListService.GetProducts"] * 2
+
+
+def test_retries_stop_at_the_configured_attempts_in_standard_mode(fake_credentials):
+    """An API that always answers 400 TooManyRequestsException: standard mode treats it as throttling (legacy
+    mode, botocore's default, does not retry it at all) and gives up after exactly the attempts configured."""
+    with _pricing_api(lambda n: (400, {"__type": "TooManyRequestsException", "message": "slow down"})) as (client, requests):
+        with pytest.raises(aws.AwsUnavailable, match="GetProducts .*TooManyRequestsException: slow down"):
+            fetch_ondemand_prices(client(2), "us-east-1", ["m5.large"])
+    assert len(requests) == 2

@@ -22,8 +22,34 @@ def _bars(ax):
     return [p for p in ax.patches if isinstance(p, matplotlib.patches.Rectangle)]
 
 
-def test_backend_is_agg():
-    assert matplotlib.get_backend().lower() == "agg"
+def test_charts_draw_headless_whatever_the_backend_setting():
+    """A report run in cron or CI may inherit MPLBACKEND naming a GUI backend and have no display. The charts
+    are drawn on the Agg canvas without pyplot (no global figures, no backend needed), and loading them
+    switches matplotlib to Agg, so pyplot used afterwards by a caller does not try to open a window either.
+    Run in a fresh interpreter, where nothing has chosen a backend yet."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "from analysis_factory import make_analysis, make_snapshot\n"
+        "from rightsize.config import Config\n"
+        "from rightsize.emit import charts\n"
+        "a = make_analysis()\n"
+        "pngs = charts.render_all(a, make_snapshot(a), Config())\n"
+        "print('matplotlib.pyplot' in sys.modules, sorted(n for n, p in pngs.items() if p[:8] == b'\\x89PNG\\r\\n\\x1a\\n'))\n"
+        "import matplotlib.pyplot as plt\n"
+        "plt.figure()\n"
+        "print(plt.get_backend().lower())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["MPLBACKEND"] = "TkAgg"
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"False {sorted(name for name, _ in charts.CHARTS)}", "agg"]
 
 
 def test_savings_by_namespace_bars_are_the_rollup(data):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from rightsize.analysis import cost
+from rightsize.analysis.summary import rollup
 from rightsize.config import Config, PricingConfig
 from rightsize.demo import generate
 from rightsize.quantity import GIB
@@ -149,19 +150,26 @@ def test_keep_status_means_no_change():
     assert out.iloc[0]["savings_usd_per_month"] == pytest.approx(0.0)
 
 
-def test_rollup_and_workload_costs():
+def test_rollup_counts_unpriced_rows_and_never_makes_them_0():
+    """summary.rollup, the one rollup of the API (costs(by=...)) and the report, on add_costs' output."""
     out = cost.add_costs(_recs(), _snapshot(), _config())
-    by_ns = cost.rollup(out, ["namespace"]).set_index("namespace")
-    ns_rows = out[out["namespace"] == "ns"]
-    assert by_ns.loc["ns", "usd_per_month_current"] == pytest.approx(ns_rows["usd_per_month_current"].sum())
-    assert by_ns.loc["ns", "containers"] == 4 and by_ns.loc["ns", "unknown_cost_containers"] == 0
-    assert math.isnan(by_ns.loc["other", "usd_per_month_current"])
-    assert by_ns.loc["other", "unknown_cost_containers"] == 1
-    per_team = cost.rollup(out, ["team"]).set_index("team")
-    assert per_team.loc["t1", "savings_usd_per_month"] == pytest.approx(ns_rows["savings_usd_per_month"].sum())
-    wl = cost.workload_costs(out).set_index("workload")
-    assert wl.loc["a", "usd_per_month_current"] == pytest.approx(76.65)
-    assert set(wl.columns) >= {"cluster", "namespace", "kind", "team", "savings_usd_per_month"}
+    by_ns = rollup(out, ["namespace"])
+    assert by_ns["namespace"].tolist() == ["ns", "other"]  # largest savings first, the unknown last
+    ns, other = by_ns.iloc[0], by_ns.iloc[1]
+    # a: 76.65 now, saves 38.325; b: 1 GiB x 0.01 x 730 = 7.30, saves 3.65; b (no recommendation, cluster
+    # average prices): (0.2 x 0.04 + 1 x 0.01) x 730 = 13.14, saves nothing; a's init container: not costed.
+    assert ns["usd_per_month_current"] == pytest.approx(76.65 + 7.30 + 13.14)
+    assert ns["savings_usd_per_month"] == pytest.approx(38.325 + 3.65)
+    assert ns["usd_per_month_recommended"] == pytest.approx(76.65 + 7.30 + 13.14 - 38.325 - 3.65)
+    assert (ns["containers"], ns["changes"], ns["containers_without_price"]) == (4, 3, 0)
+    # d ran only on an unpriced node: its group's money is unknown (NaN), not 0, and the row is counted.
+    assert math.isnan(other["usd_per_month_current"]) and math.isnan(other["savings_usd_per_month"])
+    assert (other["containers"], other["containers_without_price"]) == (1, 1)
+    # One group mixing both: the priced rows are summed, the unpriced one counted apart.
+    whole = rollup(out, ["kind"]).iloc[0]
+    assert whole["usd_per_month_current"] == pytest.approx(76.65 + 7.30 + 13.14)
+    assert (whole["containers"], whole["containers_without_price"]) == (5, 1)
+    assert rollup(out, []).iloc[0]["savings_usd_per_month"] == pytest.approx(38.325 + 3.65)
 
 
 def test_idle_costs_hand_worked():

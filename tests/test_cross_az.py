@@ -213,35 +213,14 @@ def test_several_rows_of_one_pair_are_summed():
     assert len(out) == 1 and out.iloc[0].gb_per_month == pytest.approx(7300)
 
 
-def test_per_workload_rollup():
-    snap = snapshot([traffic_row("web", "api", 10), traffic_row("api", "db", 20)],
-                    placement_rows("web", {"a": 10}) + placement_rows("api", {"b": 10}) + placement_rows("db", {"a": 10}))
-    pairs = cross_az.cross_az_costs(snap, Config())
-    per = cross_az.per_workload(pairs).set_index("workload")
-    assert per.loc["api", "usd_per_month"] == pytest.approx((10 + 20) * 73 * 0.02)
-    assert per.loc["api", "pairs"] == 2
-    assert per.loc["db", "usd_as_destination_per_month"] == pytest.approx(20 * 73 * 0.02)
-    assert per.index[0] == "api"
-
-
 def test_missing_traffic_says_so_instead_of_zeros():
     snap = Snapshot(meta=new_meta()).validate()
     out = cross_az.cross_az_costs(snap, Config())
     assert out.empty and list(out.columns) == [c.name for c in CROSS_AZ_COLUMNS]
-    msgs = cross_az.missing_inputs(snap)
-    assert len(msgs) == 1
-    assert "istio_tcp_sent_bytes_total" in msgs[0] and "istio_request_bytes_sum" in msgs[0]
-    assert "cross-AZ cost not estimated" in msgs[0]
 
 
-def test_missing_placement_and_window_are_reported():
-    snap = Snapshot(tables={"traffic": pd.DataFrame([traffic_row("web", "api", 1)])}, meta=new_meta()).validate()
-    msgs = cross_az.missing_inputs(snap)
-    assert any("no pod placement with zones" in m for m in msgs)
-    assert any("window_start/window_end" in m for m in msgs)
-    # Measured zones need no placement.
+def test_measured_zones_need_no_placement():
     snap = snapshot([traffic_row("web", "api", 1, "a", "b")])
-    assert cross_az.missing_inputs(snap) == []
     assert one(cross_az.cross_az_costs(snap, Config()), "web", "api").crossing_fraction == 1.0
 
 
@@ -257,7 +236,6 @@ def test_demo_snapshot():
     postgres = one(out, "payments-api", "postgres")  # postgres runs in two zones, payments-api in three
     assert not postgres.destination_covers_source_zones
     assert 0 < postgres.saving_usd_per_month < postgres.usd_per_month
-    assert cross_az.missing_inputs(snap) == []
 
 
 def test_measured_crossing_with_hint_already_set_keeps_the_measurement():

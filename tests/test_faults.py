@@ -291,7 +291,7 @@ def test_manifests_with_no_usage_at_all_are_an_error(prom_server, prom_dataset, 
     proc = rightsize("collect", "--config", cfg, "--manifests", manifests, "--out", tmp_path / "s")
     assert proc.returncode == 1
     assert f"none of the 1 containers in the manifests {manifests} has usage data at {prom_server.url}" in proc.stderr
-    assert "finance/Deployment/billing/app" in proc.stderr and not (tmp_path / "s").exists()
+    assert "finance/Deployment/billing:app" in proc.stderr and not (tmp_path / "s").exists()
 
 
 def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_server, prom_dataset, tmp_path):
@@ -307,7 +307,7 @@ def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_se
     summary = json.loads((out / "summary.json").read_text())
     caveat = [w for w in summary["warnings"] if w["code"] == "usage_missing"]
     assert caveat and "1 of 2 containers in the manifests have no usage data" in caveat[0]["message"]
-    assert "shop/Deployment/newcomer/app" in caveat[0]["message"]
+    assert "shop/Deployment/newcomer:app" in caveat[0]["message"]
     recs = pd.read_csv(out / "recommendations.csv")
     assert recs.loc[recs.workload == "newcomer", "reason"].str.contains("no usage data").all()
 
@@ -419,7 +419,7 @@ def test_container_without_a_name_names_the_file_and_workload(recording_server, 
     assert requests_seen == []
 
 
-def test_patch_overlay_whose_base_lacks_every_workload_fails(demo, tmp_path):
+def test_patch_overlay_whose_base_lacks_every_workload_fails(demo, kubectl, tmp_path):
     """Real kubectl kustomize renders an overlay of a base that holds none of the demo's workloads."""
     base, overlay = tmp_path / "base", tmp_path / "overlay"
     base.mkdir()

@@ -5,20 +5,19 @@ import dataclasses
 import json
 import math
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from binaries import needs_kubectl
 from rightsize.config import Config
-from rightsize.errors import SourceError
+from rightsize.errors import ConfigError, SourceError
+from rightsize.kustomize import KustomizeError, render
 from rightsize.snapshot import conform
 from rightsize.sources.manifests import load_manifests
 
 FIXTURES = Path(__file__).parent / "fixtures" / "k8s"
 OVERLAY = FIXTURES / "overlays" / "prod"
-KUBECTL = shutil.which("kubectl")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) is not installed")
 
 
 def one(df, **where):
@@ -30,10 +29,9 @@ def one(df, **where):
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
+def rendered(tmp_path_factory, kubectl) -> Path:
     out = tmp_path_factory.mktemp("rendered") / "prod.yaml"
-    done = subprocess.run([KUBECTL, "kustomize", str(OVERLAY)], capture_output=True, text=True, check=True)
-    out.write_text(done.stdout)
+    out.write_text(render(OVERLAY, Config()))
     return out
 
 
@@ -183,8 +181,9 @@ def test_missing_path_and_failing_kustomize(tmp_path):
         load_manifests(tmp_path / "nope", Config(), "dev")
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     cfg = Config()
-    cfg = dataclasses.replace(cfg, kubernetes=dataclasses.replace(cfg.kubernetes, kustomize_command="no-such-kustomize build"))
-    with pytest.raises(SourceError, match="`no-such-kustomize` is not installed"):
+    cfg = dataclasses.replace(cfg, patches=dataclasses.replace(cfg.patches, kustomize_command="no-such-kustomize build"))
+    with pytest.raises(ConfigError, match=r"\(holds a kustomization\): `no-such-kustomize` is not installed; install kubectl "
+                                          r"or set \[patches\] kustomize_command"):
         load_manifests(tmp_path, cfg, "dev")
 
 
@@ -192,5 +191,6 @@ def test_missing_path_and_failing_kustomize(tmp_path):
 @needs_kubectl
 def test_kustomize_failure_is_one_line(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(SourceError, match=r"`kubectl kustomize` failed: .*missing\.yaml"):
+    with pytest.raises(KustomizeError, match=r"`kubectl kustomize` failed: .*missing\.yaml") as err:
         load_manifests(tmp_path, Config(), "dev")
+    assert "\n" not in str(err.value)

@@ -120,7 +120,8 @@ def test_cluster_entries_inherit_prometheus_settings():
 
 def test_collect_series_fetches_only_the_chosen_workloads(prom_server, prom_dataset):
     config = prometheus_only(make_config(prom_server.url, prom_dataset.end))
-    snapshot = collect(config, series=("shop/Deployment/web",), log=quiet)
+    # the kind matches case-insensitively, the cluster prefix names the one collected
+    snapshot = collect(config, series=(f"{config.general.cluster_name}/shop/deployment/web",), log=quiet)
     series = snapshot.series
     assert len(series) > 0
     assert set(zip(series.namespace, series.kind, series.workload)) == {("shop", "Deployment", "web")}
@@ -134,5 +135,7 @@ def test_collect_series_rejects_a_malformed_reference(prom_server, prom_dataset)
     from rightsize.errors import ConfigError
 
     config = prometheus_only(make_config(prom_server.url, prom_dataset.end))
-    with pytest.raises(ConfigError, match="--series 'web': expected NAMESPACE/KIND/NAME"):
+    with pytest.raises(ConfigError, match=r"--series: expected NAMESPACE/KIND/NAME or CLUSTER/NAMESPACE/KIND/NAME, got 'web'"):
         collect(config, series=("web",), log=quiet)
+    with pytest.raises(ConfigError, match=r"--series 'elsewhere/shop/Deployment/web': no cluster 'elsewhere' is collected"):
+        collect(config, series=("elsewhere/shop/Deployment/web",), log=quiet)

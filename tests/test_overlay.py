@@ -4,12 +4,13 @@ from __future__ import annotations
 import pytest
 from ruamel.yaml import YAML
 
-from patchfixtures import (KUBECTL, by_id, config, container, copy_fixtures, kustomize, read_only, rec, recs,
+from binaries import needs_kubectl
+from patchfixtures import (by_id, config, container, copy_fixtures, kustomize, read_only, rec, recs,
                            snapshot, without_resources)
 from rightsize.emit.overlay import KustomizeError, apply_to_overlay, check_render
 from rightsize.emit.patches import PatchError
 
-pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (.ci/run installs it)")
+pytestmark = needs_kubectl
 
 
 def _prod_recs():
@@ -137,7 +138,7 @@ def test_overlay_errors_are_one_line_and_write_nothing(tmp_path):
     (broken / "kustomization.yaml").write_text("resources:\n- ../../base\n- missing.yaml\n")
     with pytest.raises(KustomizeError) as err:
         apply_to_overlay(r, snapshot(), config(), broken)
-    assert "kustomize build failed" in str(err.value) and "missing.yaml" in str(err.value)
+    assert "`kubectl kustomize` failed: " in str(err.value) and "missing.yaml" in str(err.value)
     assert "\n" not in str(err.value)
 
     # Two objects that both answer to shop/Deployment/web: one in namespace shop, one without a namespace.

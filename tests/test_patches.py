@@ -10,12 +10,12 @@ import re
 import pytest
 from ruamel.yaml import YAML
 
-from patchfixtures import (FIXTURES, KUBECTL, by_id, config, container, kustomize, read_only, rec, recs, snapshot,
+from binaries import needs_kubectl
+from patchfixtures import (FIXTURES, by_id, config, container, kustomize, read_only, rec, recs, snapshot,
                            without_resources)
 from rightsize.emit.patches import PatchError, select, write_patches
 from rightsize.errors import ConfigError
 
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (.ci/run installs it)")
 
 
 def _load(path: Path):
@@ -184,7 +184,7 @@ def test_bad_layout_and_clashing_workloads_write_nothing(tmp_path):
     (out / "keep.txt").write_text("last week's patches")
     two_clusters = recs(rec("shop", "Deployment", "web", "app", cluster="eu"),
                         rec("shop", "Deployment", "web", "app", cluster="us"))
-    with pytest.raises(PatchError, match="us:shop/Deployment/web and eu:shop/Deployment/web both map to shop/deployment-web.yaml"):
+    with pytest.raises(PatchError, match="us/shop/Deployment/web and eu/shop/Deployment/web both map to shop/deployment-web.yaml"):
         write_patches(two_clusters, snapshot(), config(layout="{namespace}"), out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary folder left behind

@@ -1,18 +1,18 @@
 """Patches for HPA co-adjustment (an HPA target patch beside the workload's) and one-off Jobs (no patch)."""
 from __future__ import annotations
 
-import subprocess
-
 import pandas as pd
 import pytest
 from ruamel.yaml import YAML
 
-from patchfixtures import KUBECTL, by_id, config, container, kustomize, rec, recs, snapshot
+from binaries import needs_kubectl
+from patchfixtures import by_id, config, container, kustomize, rec, recs, snapshot
 from rightsize.analysis.summary import change_savings, one_off_job_savings
+from rightsize.config import Config
 from rightsize.emit.patches import ONE_OFF_JOB, write_patches
+from rightsize.kustomize import KustomizeError, render
 from rightsize.sources.k8s_objects import hpa_summary
 
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed (.ci/run installs it)")
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -102,8 +102,8 @@ def test_hpa_patch_fails_the_build_when_the_hpa_changed_since_the_snapshot(tmp_p
     (base / "hpa.yaml").write_text(HPA.replace("{cpu_target}", "55"))  # someone moved the target meanwhile
     out = tmp_path / "patches"
     write_patches(recs(_hpa_row()), snap, config(resources=["../../../base"]), out)
-    build = subprocess.run([KUBECTL, "kustomize", str(out / "c1" / "shop")], capture_output=True, text=True)
-    assert build.returncode != 0 and "averageUtilization failed: test failed" in build.stderr
+    with pytest.raises(KustomizeError, match="averageUtilization failed: test failed"):
+        render(out / "c1" / "shop", Config())
 
 
 def test_hpa_without_a_known_name_is_left_to_a_person(tmp_path):

@@ -140,7 +140,7 @@ def test_production_is_decided_once_by_the_policy_ab_test_case():
     assert recs.loc["ab-test", "policy"] == "production" and bool(recs.loc["ab-test", "production"])
     assert recs.loc["qa-test", "policy"] == "non_production" and not bool(recs.loc["qa-test", "production"])
     messages = crossed_thresholds(result.summary, result, c)
-    assert len(messages) == 1 and "1 production container(s) at OOM risk: ab-test/web/app" in messages[0]
+    assert len(messages) == 1 and "1 production container(s) at OOM risk: ab-test/Deployment/web:app" in messages[0]
     spot = result.spot.set_index("namespace")
     assert not spot.loc["ab-test", "non_production"] and spot.loc["qa-test", "non_production"]
 
@@ -153,3 +153,44 @@ def test_a_declared_policy_can_be_non_production():
     r = recommend(snap(ctr("web", namespace="playground"), ctr("web", namespace="shop")), c).set_index("namespace")
     assert r.loc["playground", "policy"] == "sandbox" and not bool(r.loc["playground", "production"])
     assert bool(r.loc["shop", "production"])
+
+
+@pytest.fixture(scope="module")
+def priced_demo():
+    from rightsize import api
+
+    return api.load("demo")
+
+
+SANDBOX = '[policies.sandbox]\nproduction = false\n'
+
+
+@pytest.mark.parametrize("rules, crossed", [
+    ("", ["shop/Deployment/search:app", "data/CronJob/nightly-report:report"]),
+    # a rule by namespace name to a declared non-production policy: shop's OOM risk no longer fails CI
+    (SANDBOX + '[[policy_rules]]\npolicy = "sandbox"\nnamespaces = ["sh*"]\n', ["data/CronJob/nightly-report:report"]),
+    # a rule by namespace label (data and shop are labelled environment=production, team=data for data only)
+    (SANDBOX + '[[policy_rules]]\npolicy = "sandbox"\nnamespace_labels = {team = "data"}\n', ["shop/Deployment/search:app"]),
+    # first match wins: shop goes to production by the first rule although the second would make it a sandbox
+    (SANDBOX + '[[policy_rules]]\npolicy = "production"\nnamespaces = ["shop"]\n'
+     '[[policy_rules]]\npolicy = "sandbox"\nnamespaces = ["shop", "data"]\n', ["shop/Deployment/search:app"]),
+    (SANDBOX + '[[policy_rules]]\npolicy = "sandbox"\nnamespaces = ["shop", "data"]\n', []),
+], ids=["default", "by-name", "by-label", "first-match", "none-left"])
+def test_oom_threshold_follows_the_policy_rules_of_the_config_file(priced_demo, tmp_path, rules, crossed):
+    """[thresholds] fail_on_production_oom_risk with [[policy_rules]], both read from one config file: the
+    threshold counts the OOM risks (demo: shop/search and data/nightly-report) of the containers whose
+    assigned policy is a production one, and nothing else."""
+    from rightsize import api
+    from rightsize.analysis.thresholds import crossed_thresholds
+    from rightsize.config import load_config
+
+    path = tmp_path / "config.toml"
+    path.write_text("[thresholds]\nfail_on_production_oom_risk = true\n" + rules)
+    config = load_config(path, required=True)
+    analysis = api.analyze(priced_demo, config)
+    messages = crossed_thresholds(analysis.summary, analysis, config)
+    if not crossed:
+        assert messages == []
+        return
+    assert messages == [f"{len(crossed)} production container(s) at OOM risk: {', '.join(crossed)} "
+                        "(thresholds.fail_on_production_oom_risk)"]

@@ -518,6 +518,12 @@ def test_explain_prints_the_reasoning_for_each_container():
     assert "cpu_throttling: Censored CPU: a throttled" in text and "hpa_coadjust" not in text
     assert "policy: production (default policy)" in text
     assert explain(s, CFG, "c1/shop/Deployment/web") == text
+    # one container: computed with its workload (the same numbers), shown alone
+    sidecar = explain(s, CFG, "shop/Deployment/web:sidecar")
+    assert "container sidecar" in sidecar and "container app" not in sidecar
+    assert sidecar.split("  container sidecar")[1] == text.split("  container sidecar")[1]
+    with pytest.raises(ConfigError, match=r"--explain: shop/Deployment/web has no container 'proxy'; its containers: app, sidecar"):
+        explain(s, CFG, "shop/Deployment/web:proxy")
 
 
 def test_explain_unknown_workload_lists_close_matches():

@@ -209,7 +209,7 @@ def test_thresholds_name_production_oom_risks_only():
     assert crossed_thresholds(summary, analysis, Config()) == []  # nothing configured
     msgs = crossed_thresholds(summary, analysis, _config(fail_on_production_oom_risk=True))
     assert len(msgs) == 1
-    assert "1 production container(s) at OOM risk: shop/cart/app" in msgs[0]
+    assert "1 production container(s) at OOM risk: shop/Deployment/cart:app" in msgs[0]
     assert "staging" not in msgs[0]  # staging/worker is non-production
     # only the non-production OOM risk left: nothing crossed
     recs = analysis.recommendations

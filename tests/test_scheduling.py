@@ -183,9 +183,76 @@ def test_cronjob_mounts_config_and_reports(manifests, tmp_path):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True and mounts["tmp"] == "/tmp"
 
 
-def test_dockerfile_runs_rightsize_as_non_root():
-    text = DOCKERFILE.read_text()
-    assert re.search(r'^ENTRYPOINT \["rightsize"\]$', text, re.M)
-    assert re.search(r"^USER 10001$", text, re.M)
-    assert re.search(r"^FROM python:3\.11", text, re.M)
-    assert "COPY rightsize ./rightsize" in text and "pyproject.toml" in text
+def _stages(text: str) -> list[dict]:
+    """The Dockerfile's stages: {"from", "name", "steps": [(INSTRUCTION, arguments)]}, continuations joined."""
+    stages: list[dict] = []
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instruction, _, args = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            image, _, name = args.partition(" AS ")
+            stages.append({"from": image.strip(), "name": name.strip(), "steps": []})
+        else:
+            stages[-1]["steps"].append((instruction.upper(), args.strip()))
+    return stages
+
+
+def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
+    """No container engine runs here, so the Dockerfile's build stage is replayed on the files it copies: they
+    must be enough to build the wheel (readme, package data), whose console script is the ENTRYPOINT; the final
+    stage installs that wheel and then switches to a non-root user it created."""
+    import importlib.util
+    import json
+    import shutil
+    import subprocess
+    import tomllib
+    import zipfile
+
+    from packaging.specifiers import SpecifierSet
+
+    from binaries import need_binary
+
+    build, final = _stages(DOCKERFILE.read_text())
+    requires = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    for stage in (build, final):
+        assert re.match(r"python:(\d+\.\d+)", stage["from"]).group(1) in requires, stage["from"]
+    context = tmp_path / "src"  # the build stage's WORKDIR
+    context.mkdir()
+    wheel_dir = None
+    for instruction, args in build["steps"]:
+        if instruction == "COPY":
+            *sources, dest = args.split()
+            for source in sources:
+                target = context / dest / (source if dest.endswith("/") else "")
+                if (ROOT / source).is_dir():
+                    shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy(ROOT / source, target)
+        elif instruction == "RUN":
+            assert "pip wheel" in args and args.split()[-1] == "."
+            wheel_dir = args.split("--wheel-dir")[1].split()[0]
+    assert wheel_dir, "the build stage builds no wheel"
+    # this interpreter's pip, else the one on PATH (scripts/test's lowest-versions venv has none of its own)
+    pip = [sys.executable, "-m", "pip"] if importlib.util.find_spec("pip") else [need_binary("pip", "python3 -m ensurepip")]
+    built = subprocess.run(pip + ["wheel", "-q", "--no-deps", "--wheel-dir", str(tmp_path / "w"), str(context)],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "w").glob("rightsize-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        scripts = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    package = {str(p.relative_to(ROOT)) for p in (ROOT / "rightsize").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert package <= names, f"missing from the image's wheel: {sorted(package - names)}"
+    steps = final["steps"]
+    entrypoint = json.loads(next(a for i, a in steps if i == "ENTRYPOINT"))
+    assert re.search(rf"^{re.escape(entrypoint[0])} = rightsize\.cli:main$", scripts, re.M)
+    assert f"COPY --from={build['name']} {wheel_dir} {wheel_dir}" in [f"{i} {a}" for i, a in steps]
+    users = [i for i, (instruction, _) in enumerate(steps) if instruction == "USER"]
+    uid = steps[users[-1]][1]
+    assert uid.isdigit() and int(uid) > 0  # numeric, so runAsNonRoot can verify it
+    runs = [a for i, a in steps if i == "RUN"]
+    assert any(re.search(rf"useradd .*--uid {uid}\b", a) for a in runs)
+    assert any("pip install" in a and wheel_dir in a for a in runs)
+    assert all(i < users[-1] for i, (instruction, _) in enumerate(steps) if instruction == "RUN")  # installed as root, run as the user

@@ -91,12 +91,21 @@ def test_unwritable_target_fails_cleanly(tmp_path):
         generate().write(blocker / "snap")
 
 
-def test_failed_write_leaves_previous_snapshot_intact(tmp_path, monkeypatch):
+def test_failed_write_leaves_previous_snapshot_intact(tmp_path):
+    """The new snapshot passes validate() and every table is written before the failure (its meta.json
+    cannot be serialised: a self-referencing list): the previous snapshot must still read back whole,
+    with its own tables, and no temporary folder may be left behind."""
     target = tmp_path / "snap"
-    generate().write(target)
+    old = generate()
+    old.tables["usage"] = old.usage.iloc[:5]
+    old.write(target)
     broken = generate()
-    broken.tables["usage"] = broken.usage.drop(columns=["samples"])
-    with pytest.raises(SnapshotError):
+    loop: list = []
+    loop.append(loop)
+    broken.meta["notes"] = loop
+    broken.validate()  # the failure comes after the tables are written, not from validation
+    with pytest.raises(ValueError, match="Circular reference"):
         broken.write(target)
-    assert len(Snapshot.read(target).usage) == len(generate().usage)
-    assert [p.name for p in tmp_path.iterdir()] == ["snap"]  # no temp folders left behind
+    back = Snapshot.read(target)  # checksums verified: no table of the broken write replaced an old one
+    assert len(back.usage) == 5 and len(back.containers) == len(old.containers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]  # no temp folders left behind

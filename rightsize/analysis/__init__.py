@@ -32,6 +32,7 @@ class Analysis:
 def unmatched_usage(snapshot: Snapshot) -> list[dict]:
     """Caveats for usage that no container spec claims (e.g. a workload missing from the manifests):
     those containers get no recommendation, and the report must say so rather than drop them silently."""
+    from ..refs import refs_text
     from ..schema import CONTAINER_KEY
 
     usage, specs = snapshot.tables["usage"], snapshot.tables["containers"]
@@ -42,7 +43,7 @@ def unmatched_usage(snapshot: Snapshot) -> list[dict]:
     missing = merged[merged["_merge"] == "left_only"]
     if missing.empty:
         return []
-    refs = ["/".join(row) for row in missing[keys[1:]].astype(str).itertuples(index=False, name=None)]
+    refs = refs_text(missing, container=True).tolist()
     shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
     return [{"code": "usage_without_spec",
              "message": f"{len(refs)} container(s) have usage but no spec in the workload source, so no recommendation: {shown}",
@@ -72,6 +73,7 @@ def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
 
 def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> list[dict]:
     """A caveat for workloads costed at some pods that have no placement: the bin-packing leaves them out."""
+    from ..refs import refs_text
     from ..schema import WORKLOAD_KEY
 
     keys = list(WORKLOAD_KEY)
@@ -83,7 +85,7 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
     missing = missing[missing["_merge"] == "left_only"]
     if missing.empty:
         return []
-    refs = ["/".join(r) for r in missing[keys[1:]].astype(str).itertuples(index=False, name=None)]
+    refs = refs_text(missing).tolist()
     shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
     return [{"code": "not_bin_packed",
              "message": f"{len(refs)} workload(s) have no placement (pod-hours per node), so the node estimate leaves their pods out: {shown}",

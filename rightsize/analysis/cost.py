@@ -347,27 +347,3 @@ def _window_hours(snapshot, nodes: pd.DataFrame) -> float:
         return hours
     seen = nodes["hours_seen"].max() if not nodes.empty else np.nan
     return float(seen) if seen and seen > 0 else 1.0
-
-
-def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sums of the cost columns per group (e.g. by=["namespace"], ["team"], ["cluster"]), largest savings first.
-
-    Also: containers (rows) and unknown_cost_containers (rows whose cost is NaN and so left out of the sums).
-    """
-    recs = recommendations
-    frame = recs[list(by)].copy().fillna("")
-    for col in COST_COLUMNS:
-        frame[col] = recs[col] if col in recs.columns else np.nan
-    frame["containers"] = 1
-    frame["unknown_cost_containers"] = frame["usd_per_month_current"].isna().astype(int)
-    grouped = frame.groupby(list(by), sort=False)
-    # min_count=1: a group whose costs are all unknown stays NaN instead of summing to 0
-    out = grouped[list(COST_COLUMNS)].sum(min_count=1).join(grouped[["containers", "unknown_cost_containers"]].sum())
-    out = out.reset_index()
-    return out.sort_values("savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
-
-
-def workload_costs(recommendations: pd.DataFrame) -> pd.DataFrame:
-    """Per workload (WORKLOAD_KEY, plus team when present): sums of the cost columns, as rollup()."""
-    by = list(WORKLOAD_KEY) + (["team"] if "team" in recommendations.columns else [])
-    return rollup(recommendations, by)

@@ -46,33 +46,6 @@ CAVEAT_TOPOLOGY_MODE = (
 )
 
 
-def missing_inputs(snapshot: Snapshot, config: Config | None = None) -> list[str]:
-    """Human sentences naming what the cross-AZ estimate lacks (for the report's caveats)."""
-    config = config or Config()
-    names = config.prometheus.metrics
-    out: list[str] = []
-    traffic = snapshot.tables.get("traffic")
-    if traffic is None or traffic.empty:
-        out.append(
-            f"no traffic metrics ({names.istio_tcp_received} / {names.istio_tcp_sent} / {names.istio_request_bytes} / "
-            f"{names.istio_response_bytes}): cross-AZ cost not estimated"
-        )
-        return out
-    measured = _measured_mask(traffic)
-    placement = snapshot.tables.get("placement")
-    zoned = placement is not None and not placement.empty and (placement["zone"].fillna("") != "").any()
-    if not measured.all() and not zoned:
-        out.append(
-            "no pod placement with zones (pod-hours per node and zone): the crossing share of traffic without "
-            "measured zones is unknown, so its cross-AZ cost is not estimated"
-        )
-    if snapshot.window_hours() is None:
-        out.append(
-            "snapshot has no window_start/window_end: cross-AZ traffic projected to a month with [general] window"
-        )
-    return out
-
-
 def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     """One row per traffic pair with its monthly inter-AZ cost (both directions), sorted by usd_per_month desc.
 
@@ -164,32 +137,6 @@ def top_pairs(pairs: pd.DataFrame, config: Config) -> pd.DataFrame:
     """The report's top list: pairs costing at least [cross_az] min_usd_per_month, at most top_n of them."""
     keep = pairs["usd_per_month"] >= config.cross_az.min_usd_per_month
     return pairs[keep].head(config.cross_az.top_n).reset_index(drop=True)
-
-
-def per_workload(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Monthly cross-AZ cost per workload: each pair counts for its source and its destination.
-
-    Columns: cluster, namespace, workload, usd_per_month (as source + as destination),
-    usd_as_source_per_month, usd_as_destination_per_month, saving_usd_per_month (of pairs
-    where it is the destination, the side the fix goes on), pairs. Sorted by usd_per_month desc.
-    """
-    cols = ["cluster", "namespace", "workload", "usd_per_month", "usd_as_source_per_month",
-            "usd_as_destination_per_month", "saving_usd_per_month", "pairs"]
-    if pairs.empty:
-        return _empty(cols)
-    src = pairs.rename(columns={"source_namespace": "namespace", "source_workload": "workload"})
-    src = src.groupby(WL, as_index=False).agg(usd_as_source_per_month=("usd_per_month", "sum"),
-                                               n_src=("usd_per_month", "size"))
-    dst = pairs.rename(columns={"destination_namespace": "namespace", "destination_workload": "workload"})
-    dst = dst.groupby(WL, as_index=False).agg(usd_as_destination_per_month=("usd_per_month", "sum"),
-                                               saving_usd_per_month=("saving_usd_per_month", "sum"),
-                                               n_dst=("usd_per_month", "size"))
-    out = src.merge(dst, on=WL, how="outer")
-    for c in ("usd_as_source_per_month", "usd_as_destination_per_month", "saving_usd_per_month", "n_src", "n_dst"):
-        out[c] = out[c].fillna(0.0)
-    out["usd_per_month"] = out["usd_as_source_per_month"] + out["usd_as_destination_per_month"]
-    out["pairs"] = (out["n_src"] + out["n_dst"]).astype(float)
-    return out.sort_values("usd_per_month", ascending=False, kind="mergesort")[cols].reset_index(drop=True)
 
 
 def zone_distribution(placement: pd.DataFrame | None, window_hours: float) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""``--explain NAMESPACE/KIND/NAME``: the full reasoning behind one workload's recommendations, as text.
+"""``--explain NAMESPACE/KIND/NAME[:CONTAINER]``: the full reasoning behind one workload's recommendations, as text.
 
 Runs the same engine as ``recommend`` on just that workload's containers and prints every
 intermediate: the policy and why it applies, the usage evidence, each step from the statistic to
@@ -17,8 +17,10 @@ import pandas as pd
 from ..config import Config
 from ..errors import ConfigError
 from ..quantity import format_cpu, format_memory
+from ..refs import WorkloadRef, refs_text
 from ..snapshot import Snapshot
-from .recommend import PIPELINE, compute, usage_column
+from .recommend import PIPELINE, compute
+from .statistics import BASES, QUANTILES, usage_column
 
 
 def _cpu(v: float) -> str:
@@ -42,48 +44,44 @@ def _num(v: float, fmt: str = "{:.0f}") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
 
-def _ref(row) -> str:
-    return f"{row.namespace}/{row.kind}/{row.workload}"
-
-
-def find_workload(containers: pd.DataFrame, workload_ref: str) -> pd.DataFrame:
-    """The containers of the workload named by ``workload_ref`` (kind matched case-insensitively).
+def find_workload(containers: pd.DataFrame, workload_ref: "str | WorkloadRef") -> pd.DataFrame:
+    """Every container of the workload named by ``workload_ref`` (refs.WorkloadRef forms; a :CONTAINER
+    suffix must name one of them; kind matched case-insensitively).
 
     Raises ConfigError with close matches when nothing matches, or when the ref is ambiguous across clusters.
     """
-    parts = workload_ref.strip().split("/")
-    if len(parts) not in (3, 4) or not all(parts):
-        raise ConfigError(f"--explain: expected NAMESPACE/KIND/NAME or CLUSTER/NAMESPACE/KIND/NAME, got {workload_ref!r}")
-    namespace, kind, name = parts[-3:]
-    mask = (containers["namespace"] == namespace) & (containers["kind"].str.lower() == kind.lower()) & (containers["workload"] == name)
-    if len(parts) == 4:
-        mask &= containers["cluster"] == parts[0]
-    hit = containers[mask]
+    ref = workload_ref if isinstance(workload_ref, WorkloadRef) else WorkloadRef.parse(workload_ref, what="--explain",
+                                                                                      container=True)
+    hit = containers[ref.workload().mask(containers)]
+    if ref.container and len(hit) and not (hit["container"] == ref.container).any():
+        raise ConfigError(f"--explain: {ref.workload()} has no container {ref.container!r}; its containers: "
+                          f"{', '.join(sorted(hit['container'].astype(str).unique()))}")
     if hit.empty:
-        known = sorted({f"{ns}/{k}/{w}" for ns, k, w in containers[["namespace", "kind", "workload"]].itertuples(index=False)})
-        wanted = "/".join(parts[-3:])
+        known = sorted(set(refs_text(containers)))
+        wanted = str(WorkloadRef(ref.namespace, ref.kind, ref.name))
         # Same name under another kind or namespace first, then spelling neighbours.
-        same_name = [k for k in known if k.rsplit("/", 1)[-1] == name]
+        same_name = [k for k in known if k.rsplit("/", 1)[-1] == ref.name]
         close = list(dict.fromkeys(same_name + difflib.get_close_matches(wanted, known, n=5, cutoff=0.5)))[:5]
         hint = f"; did you mean: {', '.join(close)}" if close else f"; {len(known)} workloads in the snapshot"
-        raise ConfigError(f"--explain: no workload {workload_ref!r} in the snapshot{hint}")
+        raise ConfigError(f"--explain: no workload {str(workload_ref)!r} in the snapshot{hint}")
     clusters = hit["cluster"].unique()
     if len(clusters) > 1:
         raise ConfigError(
-            f"--explain: {workload_ref!r} exists in clusters {', '.join(sorted(clusters))}; prefix the cluster, "
-            f"e.g. {clusters[0]}/{'/'.join(parts[-3:])}"
+            f"--explain: {str(workload_ref)!r} exists in clusters {', '.join(sorted(clusters))}; prefix the cluster, "
+            f"e.g. {WorkloadRef(ref.namespace, ref.kind, ref.name, cluster=clusters[0], container=ref.container)}"
         )
     return hit
 
 
 def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     """Text explaining every container of one workload (see module docstring)."""
-    hit = find_workload(snapshot.tables["containers"], workload_ref)
-    wide = compute(snapshot, config, containers=hit)
+    ref = WorkloadRef.parse(workload_ref, what="--explain", container=True)
+    # The whole workload is computed (its HPA sees every container), the named container alone is shown.
+    wide = compute(snapshot, config, containers=find_workload(snapshot.tables["containers"], ref))
     # Plain namespaces: itertuples would rename the engine's "_intermediate" columns.
-    rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records")]
+    rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records") if rec["container"] == ref.container or not ref.container]
     first = rows[0]
-    lines = [f"{first.cluster}/{_ref(first)}"]
+    lines = [str(WorkloadRef.of(vars(first)).workload())]
     replicas = _num(first.replicas, "{:.2f}" if first._replicas_estimated else "{:g}")
     if first._replicas_estimated:
         replicas += " (average pods run: pod-hours / window hours)"
@@ -113,8 +111,6 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
 
 def _usage_lines(r) -> list[str]:
     """Every statistic of the registry, one line per resource and basis (the max is basis-free)."""
-    from .statistics import BASES, QUANTILES, usage_column
-
     out = []
     for res, fmt in (("cpu", _cpu), ("memory", _mem)):
         for basis in BASES:

@@ -25,15 +25,6 @@ RISK_INTERNET_FACING = (
 )
 
 
-def missing_inputs(snapshot: Snapshot) -> list[str]:
-    """Human sentences naming what the load balancer analysis lacks (for the report's caveats)."""
-    services = snapshot.tables.get("services")
-    if services is None or services.empty:
-        return ["no Services in the inventory (collect specs from the Kubernetes API or manifests): "
-                "load balancer cost not estimated"]
-    return []
-
-
 def load_balancer_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     """One row per Service of type LoadBalancer: fixed cost per month, scheme, HTTP, consolidation, risk.
 
@@ -63,36 +54,6 @@ def load_balancer_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     out["risk"] = np.where(internal, "", RISK_INTERNET_FACING)
     out = out.sort_values(["cluster", "namespace", "service"], kind="mergesort")
     return out[columns].reset_index(drop=True)
-
-
-def consolidation(load_balancers: pd.DataFrame) -> pd.DataFrame:
-    """Per (cluster, namespace, scheme): load balancers, their cost, and the saving of one shared ingress.
-
-    Columns: cluster, namespace, scheme, load_balancers, http_load_balancers, usd_per_month,
-    saving_usd_per_month (= (http_load_balancers - 1) x price when >= 2, else 0), services
-    (the HTTP ones, comma separated). Internal and internet-facing ones are kept apart: they
-    cannot share one load balancer. Sorted by saving desc.
-    """
-    cols = GROUP + ["load_balancers", "http_load_balancers", "usd_per_month", "saving_usd_per_month", "services"]
-    if load_balancers.empty:
-        return _empty(cols)
-    lb = load_balancers.assign(
-        http_usd=np.where(load_balancers["http"], load_balancers["usd_per_month"], 0.0),
-        http_service=np.where(load_balancers["http"], load_balancers["service"], ""),
-    )
-    g = lb.groupby(GROUP, as_index=False).agg(
-        load_balancers=("service", "size"),
-        http_load_balancers=("http", "sum"),
-        usd_per_month=("usd_per_month", "sum"),
-        http_usd=("http_usd", "sum"),
-        services=("http_service", lambda s: ",".join(sorted(x for x in s.astype(str) if x))),
-    )
-    per_lb = g["http_usd"] / g["http_load_balancers"].where(g["http_load_balancers"] > 0)
-    g["saving_usd_per_month"] = np.where(g["http_load_balancers"] >= 2, (g["http_load_balancers"] - 1) * per_lb, 0.0)
-    g["load_balancers"] = g["load_balancers"].astype(float)
-    g["http_load_balancers"] = g["http_load_balancers"].astype(float)
-    g = g.sort_values(["saving_usd_per_month", "usd_per_month"], ascending=False, kind="mergesort")
-    return g[cols].reset_index(drop=True)
 
 
 def is_http(ports: pd.Series) -> pd.Series:

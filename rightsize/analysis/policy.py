@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config, Policy
+from ..refs import WorkloadRef
 from ..settings import fields_of
 
 NON_PRODUCTION = "non_production"
@@ -68,16 +69,6 @@ def namespace_policy(cluster: str, namespace: str, labels: dict, config: Config)
     return rc.default_policy, "default policy"
 
 
-def _override_mask(frame: pd.DataFrame, ref: str) -> np.ndarray:
-    parts = ref.split("/")
-    cluster = parts[0] if len(parts) == 4 else None
-    namespace, kind, name = parts[-3:]
-    mask = (frame["namespace"] == namespace) & (frame["kind"].str.lower() == kind.lower()) & (frame["workload"] == name)
-    if cluster is not None:
-        mask &= frame["cluster"] == cluster
-    return mask.to_numpy(dtype=bool)
-
-
 def assign_policies(frame: pd.DataFrame, namespaces: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Policy per row of ``frame`` (needs the WORKLOAD_KEY columns and ``policy_override``).
 
@@ -115,7 +106,7 @@ def assign_policies(frame: pd.DataFrame, namespaces: pd.DataFrame, config: Confi
     # First matching override wins: apply in reverse so earlier entries overwrite later ones.
     for i in reversed(range(len(config.overrides))):
         o = config.overrides[i]
-        mask = _override_mask(frame, o.workload)
+        mask = WorkloadRef.parse(o.workload, what=f"overrides[{i}].workload").mask(frame)
         if o.policy:
             policy[mask] = o.policy
             source[mask] = f"overrides[{i}] ({o.workload})"

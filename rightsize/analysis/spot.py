@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
-from .cost import workload_costs
 from ..schema import SPOT_COLUMNS, WORKLOAD_KEY
 from ..snapshot import Snapshot
+from .summary import rollup
 
 KEY = list(WORKLOAD_KEY)
 BUCKETS = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
@@ -48,34 +48,6 @@ PENALTY_EMPTY_DIR = 10.0
 PENALTY_GRACE = 20.0
 PENALTY_ON_DEMAND_PIN = 15.0
 BONUS_OPT_IN = 10.0
-
-
-def missing_inputs(snapshot: Snapshot) -> list[str]:
-    """Human sentences naming what the spot analysis lacks (for the report's caveats)."""
-    t = snapshot.tables
-    out: list[str] = []
-    workloads = t.get("workloads")
-    if workloads is None or workloads.empty:
-        return ["no workloads in the snapshot: spot suitability not assessed"]
-    nodes = t.get("nodes")
-    if nodes is None or nodes.empty or not nodes["capacity_type"].fillna("").astype(str).isin(["spot", "on-demand"]).any():
-        out.append("no node capacity-type labels (eks.amazonaws.com/capacityType, karpenter.sh/capacity-type): "
-                   "the share of each workload already on spot is unknown")
-    placement = t.get("placement")
-    if placement is None or placement.empty:
-        out.append("no pod placement (pod-hours per node): spot prices use the cluster's node mix and the share "
-                   "already on spot is unknown")
-    prices = t.get("prices")
-    if prices is None or prices.empty:
-        out.append("no prices: spot savings not estimated")
-    else:
-        has_spot = (prices["capacity_type"] == "spot").any()
-        has_pct = "spot_savings_percent" in prices and prices["spot_savings_percent"].notna().any()
-        if not has_spot and not has_pct:
-            out.append("no spot prices or Spot Instance Advisor savings: spot savings not estimated")
-        if "interruption_bucket" not in prices or not (prices["interruption_bucket"].fillna("") != "").any():
-            out.append("no Spot Instance Advisor data: interruption frequency unknown")
-    return out
 
 
 def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: Config) -> pd.DataFrame:
@@ -277,8 +249,10 @@ def _workload_costs(recommendations: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame({**{c: pd.Series(dtype=object) for c in KEY}, "usd_per_month": pd.Series(dtype=float)})
     r = recommendations
     rec = r["usd_per_month_recommended"] if "usd_per_month_recommended" in r else pd.Series(np.nan, index=r.index)
-    per_workload = workload_costs(r.assign(usd_per_month_recommended=rec.fillna(r["usd_per_month_current"])))
-    return per_workload[KEY + ["usd_per_month_recommended"]].rename(columns={"usd_per_month_recommended": "usd_per_month"})
+    # only the summed column is read: every container at its recommended cost (the rollup's own figures,
+    # which need a status and savings, are not used here)
+    costed = r.assign(status="keep", savings_usd_per_month=0.0, usd_per_month=rec.fillna(r["usd_per_month_current"]))
+    return rollup(costed, KEY, sums=("usd_per_month",))[KEY + ["usd_per_month"]]
 
 
 def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, namespaces: pd.DataFrame | None,
@@ -357,13 +331,21 @@ def _count(values: pd.Series) -> pd.Series:
 
 
 def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
-    kind = w["kind"].astype(str)
-    replicas = w["replicas"].astype(float)
-    daemon = kind == "DaemonSet"
-    batch = kind.isin(BATCH_KINDS)
-    replicated = ~daemon & (kind != "Pod")
+    """Every rule, in the order its reasons are listed (each group below adds its own)."""
+    for rules in (_controller_rules, _pdb_rules, _state_rules, _capacity_rules, _interruption_rules):
+        rules(r, w, config)
 
-    # controller kind
+
+def _shape(w: pd.DataFrame):
+    """(kind, replicas, DaemonSet, batch, replicated) masks the rule groups share."""
+    kind = w["kind"].astype(str)
+    daemon = kind == "DaemonSet"
+    return kind, w["replicas"].astype(float), daemon, kind.isin(BATCH_KINDS), ~daemon & (kind != "Pod")
+
+
+def _controller_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Controller kind and replicas."""
+    kind, replicas, daemon, batch, replicated = _shape(w)
     r.add(kind.isin(GOOD_KINDS - BATCH_KINDS), kind + ": pods are replaceable, a good fit for spot")
     r.add(kind == "StatefulSet", "StatefulSet: pods keep identity and usually state, an interruption costs a failover",
           penalty=PENALTY_STATEFULSET)
@@ -382,7 +364,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(batch, kind + ": a good fit for spot, an interrupted pod is retried (keep backoffLimit > 0 and the work "
                         "idempotent)")
 
-    # PodDisruptionBudget, with percentages already resolved to pods in the workloads table
+
+def _pdb_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """PodDisruptionBudget, with percentages already resolved to pods in the workloads table."""
+    _, replicas, _, batch, replicated = _shape(w)
     min_av, max_un = w["pdb_min_available_pods"], w["pdb_max_unavailable_pods"]
     evictable = np.where(min_av.notna(), replicas - min_av, np.where(max_un.notna(), max_un, w["pdb_disruptions_allowed"]))
     evictable = pd.Series(evictable, index=w.index)
@@ -397,7 +382,9 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(~w["pdb"] & replicated & ~batch & (replicas > 1),
           "no PDB: suggest one (e.g. maxUnavailable: 1) so drains on interruption stay orderly", penalty=PENALTY_NO_PDB)
 
-    # local state
+
+def _state_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Local state and termination grace."""
     r.add(w["has_host_path"], "hostPath volume: node-local data is lost with the node", penalty=PENALTY_HOST_PATH)
     r.add(w["has_pvc"], "PersistentVolumeClaim: an EBS volume is bound to one zone and detaches slowly, "
                         "the replacement pod waits for it", penalty=PENALTY_PVC)
@@ -413,7 +400,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
           "spot notice cuts the shutdown short", penalty=PENALTY_GRACE,
           change=f"lower terminationGracePeriodSeconds to {max_grace:g} s or less")
 
-    # capacity pinning
+
+def _capacity_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Capacity pinning, what already runs on spot, the opt-in/out annotation."""
+    daemon = _shape(w)[2]
     pinned = w["capacity_affinity"].str.lower() == "on-demand"
     r.add(pinned, "node selector/affinity pins on-demand capacity", penalty=PENALTY_ON_DEMAND_PIN,
           change="remove the on-demand node selector/affinity (and tolerate the spot taint, if any)")
@@ -434,7 +424,10 @@ def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(pref == "out", f"opted out of spot by annotation {ann}", hard=True)
     r.add(pref == "in", f"opted in to spot by annotation {ann}", bonus=BONUS_OPT_IN)
 
-    # interruption frequency of its instance types (Spot Instance Advisor)
+
+def _interruption_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """Interruption frequency of its instance types (Spot Instance Advisor), placement, non-production."""
+    daemon = _shape(w)[2]
     rank = bucket_rank(w["interruption_bucket"])
     types = w["instance_types"].fillna("").astype(str)
     for i, bucket in enumerate(BUCKETS):

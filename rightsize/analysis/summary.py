@@ -39,7 +39,8 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   "containers_by_flag": {"oom_risk": int, "throttled": int, "hpa": int, ...},
   "spot_by_verdict": {"ready": int, "ready_with_changes": int, ...},
   "by_cluster":   [{"cluster", "usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
-                    "containers", "changes", "oom_risk", "throttled"}],
+                    "containers", "changes", "oom_risk", "throttled", "containers_without_price"}],
+                  money over the priced containers, null when none of the group has a price (rollup)
   "by_namespace": [{"cluster", "namespace", ...same figures}],
   "by_team":      [{"team", ...same figures}],
   "warnings": [{"code", "message", "affects"}],   snapshot and analysis caveats, deduplicated
@@ -69,6 +70,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ..schema import WORKLOAD_KEY
 
 SCHEMA_VERSION = 1
 STATUSES = ("change", "keep", "no_recommendation", "ignored")
@@ -138,29 +141,92 @@ def one_off_job_savings(recommendations: pd.DataFrame) -> float:
     return float(savings[(recommendations["status"] == "change") & flag_mask(recommendations, "one_off_job")].sum())
 
 
-def rollup(recommendations: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Current / recommended / savings USD per month plus counts, grouped by ``by`` (sorted by savings)."""
-    cols = list(by) + list(_FIGURES) + ["containers", "changes", "oom_risk", "throttled"]
+ROLLUP_COUNTS = ("containers", "changes", "oom_risk", "throttled", "containers_without_price")
+ROLLUP_FIGURES = _FIGURES + ROLLUP_COUNTS  # what rollup() computes itself (other columns only with sums=)
+TOTAL_FLAGS = ("oom_risk", "throttled", "over_provisioned", "under_provisioned")
+
+
+def _priced_savings(recommendations: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """(current cost, counted savings) per row in USD/month, both NaN where the price is unknown."""
+    current = pd.to_numeric(recommendations["usd_per_month_current"], errors="coerce")
+    return current, change_savings(recommendations).where(current.notna())
+
+
+def rollup(recommendations: pd.DataFrame, by: list[str], *, sums: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The one cost rollup (API ``costs(by=...)``, ``what_if(by=...)``, spot and summary.json's by_* lists).
+
+    Per group of ``by`` (an empty key shows as "(none)"), largest savings first: usd_per_month_current,
+    usd_per_month_recommended (= current - savings) and savings_usd_per_month (the changes counted in the
+    totals, see change_savings), USD/month over the priced containers only: NaN when none of the group is
+    priced, never 0; containers, changes, oom_risk, throttled, containers_without_price (counted, left out
+    of the money). ``sums``: more numeric columns summed as they are (NaN when all unknown).
+    """
+    cols = list(by) + list(ROLLUP_FIGURES) + [c for c in sums if c not in ROLLUP_FIGURES]
     if recommendations.empty:
         return pd.DataFrame(columns=cols)
-    df = recommendations.copy()
-    for key in by:
-        df[key] = df[key].fillna("").astype(str).replace("", "(none)")
-    df["_current"] = pd.to_numeric(df["usd_per_month_current"], errors="coerce").fillna(0.0)
-    df["_savings"] = change_savings(df)
-    df["_change"] = df["status"] == "change"
-    df["_oom"] = flag_mask(df, "oom_risk")
-    df["_thr"] = flag_mask(df, "throttled")
-    out = df.groupby(by, sort=False).agg(
-        usd_per_month_current=("_current", "sum"), savings_usd_per_month=("_savings", "sum"),
-        containers=("status", "size"), changes=("_change", "sum"), oom_risk=("_oom", "sum"),
-        throttled=("_thr", "sum"),
-    ).reset_index()
+    current, savings = _priced_savings(recommendations)
+    df = pd.DataFrame({key: recommendations[key].fillna("").astype(str).replace("", "(none)") for key in by})
+    df = df.assign(_current=current, _savings=savings, _change=recommendations["status"] == "change",
+                   _oom=flag_mask(recommendations, "oom_risk"), _thr=flag_mask(recommendations, "throttled"),
+                   _unpriced=current.isna(), **{f"_sum_{c}": pd.to_numeric(recommendations[c], errors="coerce") for c in sums})
+    # A dummy key for by=[]: one row for the whole table.
+    keys = list(by) or [pd.Series(0, index=df.index)]
+    grouped = df.groupby(keys, sort=False)
+    money = grouped[["_current", "_savings"] + [f"_sum_{c}" for c in sums]].sum(min_count=1)
+    counts = grouped.agg(containers=("_change", "size"), changes=("_change", "sum"), oom_risk=("_oom", "sum"),
+                         throttled=("_thr", "sum"), containers_without_price=("_unpriced", "sum")).astype(int)
+    out = money.join(counts).rename(columns={"_current": "usd_per_month_current", "_savings": "savings_usd_per_month",
+                                             **{f"_sum_{c}": c for c in sums}})
     out["usd_per_month_recommended"] = out["usd_per_month_current"] - out["savings_usd_per_month"]
-    for c in ("containers", "changes", "oom_risk", "throttled"):
-        out[c] = out[c].astype(int)
+    out = out.reset_index(drop=not by)
     return out[cols].sort_values(["savings_usd_per_month"] + list(by), ascending=[False] + [True] * len(by),
-                                 kind="stable").reset_index(drop=True)
+                                 na_position="last", kind="stable").reset_index(drop=True)
+
+
+def totals(recommendations: pd.DataFrame) -> dict[str, float]:
+    """The one set of totals of a recommendation table (API ``totals``/``what_if``, summary.json "totals").
+
+    Counts: containers, workloads, containers by status (``changes`` = status "change") and by flag,
+    containers_without_price. Requests of the main containers x replicas (an unknown replica count as 1),
+    now and after applying every change (other rows keep theirs; unset counts as nothing requested):
+    cpu_request_cores_current/_after in cores, memory_request_bytes_current/_after in bytes. Money in
+    USD/month over the priced containers (NaN when none is priced): usd_per_month_current,
+    usd_per_month_recommended (= current - savings), savings_usd_per_month (net, see change_savings),
+    savings_gross_usd_per_month, increases_usd_per_month (>= 0), one_off_job_savings_usd_per_month.
+    """
+    recs = recommendations
+    if recs.empty:  # no rows: counts 0, money unknown
+        recs = pd.DataFrame({c: pd.Series(dtype=object if c in ("status", "flags") else float) for c in _TOTALS_INPUT})
+    out: dict[str, float] = {"containers": len(recs), "workloads": len(recs.drop_duplicates(list(WORKLOAD_KEY)))
+                             if set(WORKLOAD_KEY) <= set(recs.columns) else 0}
+    for name in STATUSES:
+        out["changes" if name == "change" else name] = int((recs["status"] == name).sum())
+    for flag in TOTAL_FLAGS:
+        out[flag] = int(flag_mask(recs, flag).sum())
+    # init containers run before the main ones, so their requests do not add to the pod's
+    main = recs["container_type"].ne("init") if "container_type" in recs else pd.Series(True, index=recs.index)
+    replicas = recs["replicas"].fillna(1.0).where(main, 0.0)
+    for res in ("cpu_request_cores", "memory_request_bytes"):
+        current, proposed = recs[f"{res}_current"], recs[f"{res}_recommended"]
+        after = proposed.where((recs["status"] == "change") & proposed.notna(), current)
+        out[f"{res}_current"], out[f"{res}_after"] = float((current * replicas).sum()), float((after * replicas).sum())
+    current, savings = _priced_savings(recs)
+    known = float if current.notna().any() else (lambda _v: math.nan)
+    out.update({
+        "usd_per_month_current": known(current.sum()),
+        "usd_per_month_recommended": known(current.sum() - savings.sum()),
+        "savings_usd_per_month": known(savings.sum()),
+        "savings_gross_usd_per_month": known(savings.clip(lower=0).sum()),
+        "increases_usd_per_month": known(-savings.clip(upper=0).sum()),
+        "one_off_job_savings_usd_per_month": known(one_off_job_savings(recs)),
+        "containers_without_price": int(current.isna().sum()),
+    })
+    return out
+
+
+_TOTALS_INPUT = ("status", "flags", "replicas", "cpu_request_cores_current", "cpu_request_cores_recommended",
+                 "memory_request_bytes_current", "memory_request_bytes_recommended", "usd_per_month_current",
+                 "savings_usd_per_month")
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -212,25 +278,18 @@ def _window(meta: dict) -> dict:
 
 def money_totals(analysis, snapshot) -> dict[str, float | None]:
     """The USD/month figures of summary.json "totals" (None = unknown: its input was not collected)."""
-    recs = analysis.recommendations
     spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
     groups = getattr(analysis, "node_groups", None)
     groups = groups if groups is not None else pd.DataFrame()
-    savings_rows = change_savings(recs)
-    current = _sum(recs, "usd_per_month_current", known=len(recs) > 0)
-    priced = current is not None
-    savings = float(savings_rows.sum()) if priced else None
+    t = totals(analysis.recommendations)
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
     # Unknown (null) when the input is missing: no traffic metrics, no node inventory, no Services listed.
     traffic = len(cross) > 0 or _has_rows(snapshot, "traffic")
     nodes = len(idle) > 0 or _has_rows(snapshot, "nodes")
     services = len(lbs) > 0 or _has_rows(snapshot, "services")
     return {
-        "usd_per_month_current": current,
-        "usd_per_month_recommended": current - savings if priced else None,
-        "savings_usd_per_month": savings,
-        "savings_gross_usd_per_month": float(savings_rows.clip(lower=0).sum()) if priced else None,
-        "increases_usd_per_month": float(-savings_rows.clip(upper=0).sum()) if priced else None,
+        **{k: t[k] for k in ("usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
+                                "savings_gross_usd_per_month", "increases_usd_per_month")},
         "bankable_savings_usd_per_month": _sum(groups, "bankable_savings_usd_per_month", known=len(groups) > 0),
         "idle_usd_per_month": _sum(idle, "idle_usd_per_month", known=nodes),
         "node_usd_per_month": _sum(idle, "usd_per_month", known=nodes),
@@ -242,7 +301,7 @@ def money_totals(analysis, snapshot) -> dict[str, float | None]:
         "cross_az_usd_per_month_high": _sum(cross, "usd_per_month_high", known=traffic),
         "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
         "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
-        "one_off_job_savings_usd_per_month": one_off_job_savings(recs) if priced else None,
+        "one_off_job_savings_usd_per_month": t["one_off_job_savings_usd_per_month"],
     }
 
 
@@ -253,14 +312,12 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     groups = getattr(analysis, "node_groups", None)
     groups = groups if groups is not None else pd.DataFrame()
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
-    totals = money_totals(analysis, snapshot)
-    totals = {k: _num(v) for k, v in totals.items()}
-    totals.update({
+    counted = totals(recs)
+    figures = {k: _num(v) for k, v in money_totals(analysis, snapshot).items()}
+    figures.update({
         "load_balancers": int(len(lbs)),
         "load_balancer_consolidation_candidates": int(lbs["consolidation_candidate"].astype(bool).sum()) if len(lbs) else 0,
-        "containers": int(len(recs)),
-        "workloads": int(recs[["cluster", "namespace", "kind", "workload"]].drop_duplicates().shape[0]) if len(recs) else 0,
-        "containers_without_price": int(pd.to_numeric(recs["usd_per_month_current"], errors="coerce").isna().sum()) if len(recs) else 0,
+        **{k: int(counted[k]) for k in ("containers", "workloads", "containers_without_price")},
     })
     by_status = {s: 0 for s in STATUSES}
     if len(recs):
@@ -281,7 +338,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "window": _window(meta),
         "clusters": [str(c) for c in clusters],
         "pricing": {k: _text(pricing.get(k)) for k in ("source", "date", "region", "notes")},
-        "totals": totals,
+        "totals": figures,
         "containers_by_status": by_status,
         "containers_by_flag": by_flag,
         "spot_by_verdict": by_verdict,

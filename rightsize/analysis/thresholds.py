@@ -9,6 +9,7 @@ import math
 
 import pandas as pd
 
+from ..refs import refs_text
 from .summary import flag_mask
 
 
@@ -30,7 +31,7 @@ def non_production_mask(recommendations: pd.DataFrame, config) -> pd.Series:
 
 
 def _names(df: pd.DataFrame, limit: int = 5) -> str:
-    refs = (df["namespace"].astype(str) + "/" + df["workload"].astype(str) + "/" + df["container"].astype(str)).tolist()
+    refs = refs_text(df, container=True).tolist()
     more = f" and {len(refs) - limit} more" if len(refs) > limit else ""
     return ", ".join(refs[:limit]) + more
 

@@ -27,9 +27,7 @@ import math
 import os
 import posixpath
 import re
-import shlex
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,17 +40,12 @@ from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError
 from ..folders import inside, k8s_name_problem, overlay_folder_problem
+from ..kustomize import KUSTOMIZATION_FILES, KustomizeError, render  # noqa: F401 - KustomizeError: what apply_to_overlay raises
 from ..quantity import parse_cpu, parse_memory
+from ..refs import refs_text
 from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
                       group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
                       view_from_doc, has_containers, skip_row)
-
-KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
-class KustomizeError(PatchError):
-    """kustomize could not render a folder; the message carries kustomize's own error."""
-
 
 @dataclass
 class OverlayResult:
@@ -77,37 +70,10 @@ class OverlayResult:
     markdown: str = ""
 
 
-# --- kustomize --------------------------------------------------------------------------------------
-
-def _kustomize_error(stderr: str) -> str:
-    text = stderr.strip()
-    # kubectl wraps the error as: E1122 ... run.go:72] "command failed" err="<kustomize's message>"
-    m = re.search(r'err="(.*)"\s*$', text, flags=re.S)
-    if m:
-        text = m.group(1).replace('\\"', '"').replace("\\n", " ")
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " / ".join(lines) or "no error output"
-
-
-def render(folder: Path, config, label: str | None = None) -> str:
-    """Render ``folder`` with the configured kustomize command; KustomizeError carries its stderr."""
-    cmd = shlex.split(config.patches.kustomize_command) + [str(folder)]
-    label = label or str(folder)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=config.patches.kustomize_timeout)
-    except FileNotFoundError:
-        raise ConfigError(f"patches.kustomize_command: {cmd[0]!r} not found; install kubectl or set the command") from None
-    except subprocess.TimeoutExpired:
-        raise KustomizeError(f"{label}: kustomize did not finish within {config.patches.kustomize_timeout:.0f} s") from None
-    if proc.returncode != 0:
-        raise KustomizeError(f"{label}: kustomize build failed: {_kustomize_error(proc.stderr)}")
-    return proc.stdout
-
-
 def find_kustomization(overlay_dir: Path) -> Path:
     if not overlay_dir.is_dir():
         raise PatchError(f"{overlay_dir}: not a folder; --overlay expects a kustomize overlay folder")
-    for name in KUSTOMIZATION_NAMES:
+    for name in KUSTOMIZATION_FILES:
         if (overlay_dir / name).is_file():
             return overlay_dir / name
     raise PatchError(f"{overlay_dir}: no kustomization.yaml; not a kustomize overlay")
@@ -497,14 +463,25 @@ def _pick_cluster(recs: pd.DataFrame, cluster: str | None, config) -> pd.DataFra
     return recs[recs["cluster"].astype(str) == cluster]
 
 
-def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_dir: Path, *,
-                     cluster: str | None = None) -> OverlayResult:
-    """Add patches for the workloads ``overlay_dir`` renders to its kustomization; see the module docstring.
+@dataclass
+class _Overlay:
+    """An overlay opened for patching: its kustomization, and what it renders before any change."""
 
-    ``cluster``: the cluster whose recommendations apply (default: the only one, or
-    ``general.cluster_name``). Raises PatchError / KustomizeError with one line; the overlay is left
-    untouched then.
-    """
+    label: str  # as the user named it, for messages
+    dir: Path
+    kfile: Path
+    folder: str  # [patches] overlay_folder, normalised
+    yaml: YAML
+    kdata: CommentedMap
+    before_text: str
+    before: list[dict]
+    rendered: dict[tuple[str, str], list[dict]]  # (kind, name) -> rendered objects
+
+    def affix(self, key: str) -> str:
+        return str(self.kdata.get(key) or "")
+
+
+def _open_overlay(overlay_dir: Path, config) -> _Overlay:
     label = str(overlay_dir)
     # Resolved, so that "." still has a real parent to stage the patched copy in.
     overlay_dir = Path(overlay_dir).resolve()
@@ -515,77 +492,81 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
         raise ConfigError(f"patches.overlay_folder: {problem}")
     _check_writable(overlay_dir, kfile, overlay_dir / folder_name)
     y, kdata, _ = _load_kustomization(kfile)
-    prefix = str(kdata.get("namePrefix") or "")
-    suffix = str(kdata.get("nameSuffix") or "")
-    sets_namespace = bool(kdata.get("namespace"))
-    meta = getattr(snapshot, "meta", {}) or {}
-
     before_text = render(overlay_dir, config, label=label)
     before = load_all(before_text, f"{label} (rendered)")
-    rendered: dict[tuple[str, str, str], list[dict]] = {}
+    rendered: dict[tuple[str, str], list[dict]] = {}
     for d in before:
         md = d.get("metadata") or {}
         rendered.setdefault((str(d.get("kind", "")), str(md.get("name", ""))), []).append(d)
+    return _Overlay(label, overlay_dir, kfile, folder_name, y, kdata, before_text, before, rendered)
 
-    recs = _pick_cluster(recommendations, cluster, config)
-    to_patch, skipped = select(recs, config)
 
-    patches: list[tuple[WorkloadPatch, dict, dict]] = []  # (patch, rendered doc, target)
+def _rendered_doc(ov: _Overlay, kind: str, namespace: str, name: str) -> dict | None:
+    """The one object the overlay renders for a workload, None when it renders none."""
+    docs = [d for d in ov.rendered.get((kind, name), [])
+            if str((d.get("metadata") or {}).get("namespace") or "") in ("", namespace)]
+    if len(docs) > 1:
+        raise PatchError(f"{ov.label}: {kind} {namespace}/{name} matches {len(docs)} objects in the rendered overlay; "
+                         "cannot tell which to patch")
+    return docs[0] if docs else None
+
+
+def _pre_transform_identity(ov: _Overlay, doc: dict, kind: str, name: str) -> tuple[str, str | None]:
+    """(name, namespace or None) of the object as the overlay's patches see it: before its own prefix,
+    suffix and namespace transformers (module docstring). PatchError when that target is ambiguous."""
+    prefix, suffix = ov.affix("namePrefix"), ov.affix("nameSuffix")
+    doc_ns = str((doc.get("metadata") or {}).get("namespace") or "")
+    pre_name = _strip_affixes(name, prefix, suffix)
+    pre_ns = None if ov.kdata.get("namespace") or not doc_ns else doc_ns
+    same_target = [d for d in ov.before if d.get("kind") == kind
+                   and _strip_affixes(str((d.get("metadata") or {}).get("name", "")), prefix, suffix) == pre_name
+                   and (pre_ns is None or str((d.get("metadata") or {}).get("namespace") or "") == pre_ns)]
+    if len(same_target) > 1:
+        raise PatchError(f"{ov.label}: the patch target {kind} {pre_name} would match {len(same_target)} objects "
+                         "in the overlay; cannot patch only one of them")
+    return pre_name, pre_ns
+
+
+def _plan_patches(ov: _Overlay, to_patch: pd.DataFrame):
+    """(patches as (patch, rendered doc, target), rows not rendered, rows skipped, notes) for the rows to patch."""
+    patches: list[tuple[WorkloadPatch, dict, dict]] = []
     not_in: list[dict] = []
     extra_skips: list[dict] = []
     notes: list[str] = []
-    for key, rows in group_rows(to_patch).items():
-        cl, ns, kind, name = key
+    for (cl, ns, kind, name), rows in group_rows(to_patch).items():
         bad = k8s_name_problem(namespace=ns, workload=name)
         if bad:  # no file name may be built from it (e.g. '../' in a metrics label)
             extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
             continue
-        docs = [d for d in rendered.get((kind, name), [])
-                if str((d.get("metadata") or {}).get("namespace") or "") in ("", ns)]
-        if not docs:
-            not_in += [skip_row(r, f"not rendered by overlay {label}") for r in rows]
+        doc = _rendered_doc(ov, kind, ns, name)
+        if doc is None:
+            not_in += [skip_row(r, f"not rendered by overlay {ov.label}") for r in rows]
             continue
-        if len(docs) > 1:
-            raise PatchError(f"{label}: {kind} {ns}/{name} matches {len(docs)} objects in the rendered overlay; "
-                             "cannot tell which to patch")
-        doc = docs[0]
-        doc_ns = str((doc.get("metadata") or {}).get("namespace") or "")
-        pre_name = _strip_affixes(name, prefix, suffix)
-        pre_ns = None if sets_namespace or not doc_ns else doc_ns
-        same_target = [d for d in before if d.get("kind") == kind
-                       and _strip_affixes(str((d.get("metadata") or {}).get("name", "")), prefix, suffix) == pre_name
-                       and (pre_ns is None or str((d.get("metadata") or {}).get("namespace") or "") == pre_ns)]
-        if len(same_target) > 1:
-            raise PatchError(f"{label}: the patch target {kind} {pre_name} would match {len(same_target)} objects "
-                             "in the overlay; cannot patch only one of them")
-        view = view_from_doc(doc, kind, f"overlay {label}")
+        pre_name, pre_ns = _pre_transform_identity(ov, doc, kind, name)
+        view = view_from_doc(doc, kind, f"overlay {ov.label}")
         # A CPU limit our own earlier removal patch took away is still "set" as far as that patch goes.
-        view.cpu_limited |= _removed_before(overlay_dir, kdata, f"{folder_name}/{kind.lower()}-{name}.cpu-limit.yaml")
+        view.cpu_limited |= _removed_before(ov.dir, ov.kdata, f"{ov.folder}/{kind.lower()}-{name}.cpu-limit.yaml")
         p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "")
         extra_skips += p.missing
         notes += p.notes + hpa_patch(p, None, "--overlay writes no HPA patch; `rightsize patch` does")[1]
         patches.append((p, doc, target(kind, pre_name, pre_ns)))
+    return patches, not_in, extra_skips, notes
 
-    # Skipped rows are listed for the workloads this overlay renders only (other rows concern other overlays).
-    ns_of = {k: {str((d.get("metadata") or {}).get("namespace") or "") for d in docs} for k, docs in rendered.items()}
-    keep = [bool(ns_of.get((k, w), set()) & {"", n}) for k, w, n in zip(skipped["kind"], skipped["workload"], skipped["namespace"])]
-    skipped = skipped[keep] if len(skipped) else skipped
-    skipped = add_skips(skipped, extra_skips)
-    not_in_overlay = pd.DataFrame(not_in, columns=SKIP_COLUMNS)
 
+def _overlay_files(ov: _Overlay, patches: list, meta: dict):
+    """(file texts by path in the overlay, kustomization groups, paths rightsize owns, (patch, its files))."""
     files: dict[str, str] = {}
     groups: list[list[tuple[str, dict, str]]] = []
     owned: set[str] = set()
     patched: list[tuple[WorkloadPatch, list[str]]] = []
     stems: dict[str, str] = {}
-    for p, doc, tgt in patches:
+    for p, _doc, tgt in patches:
         stem = p.stem
         if stem in stems:
-            raise PatchError(f"{label}: {p.ref} and {stems[stem]} would share the patch file {stem}.yaml; "
+            raise PatchError(f"{ov.label}: {p.ref} and {stems[stem]} would share the patch file {stem}.yaml; "
                              "the workload name matches two objects")
         stems[stem] = p.ref
-        smp_rel = f"{folder_name}/{stem}.yaml"
-        rm_rel = f"{folder_name}/{stem}.cpu-limit.yaml"
+        smp_rel, rm_rel = f"{ov.folder}/{stem}.yaml", f"{ov.folder}/{stem}.cpu-limit.yaml"
         owned.update({smp_rel, rm_rel})
         if not has_containers(p.body):
             continue
@@ -597,46 +578,70 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
             group.append((rm_rel, tgt, comment + " (CPU limit removal)"))
         groups.append(group)
         patched.append((p, [g[0] for g in group]))
+    return files, groups, owned, patched
 
-    patched_rows = pd.DataFrame([r for p, _ in patched for r in p.rows], columns=to_patch.columns)
-    result = OverlayResult(overlay=overlay_dir, kustomization=kfile, patched=patched_rows,
-                           not_in_overlay=not_in_overlay, skipped=skipped.reset_index(drop=True), notes=notes)
-    result.markdown = patches_markdown(patched, add_skips(skipped, not_in), notes, meta,
-                                       title=f"rightsize: resource patches for overlay {overlay_dir.name}", how_to=False)
-    _check_overlay_matches(recs, rendered, label)
-    if not groups:
-        return result
 
-    dropped = update_patch_list(kdata, groups, owned)
-    new_ktext = dump_kustomization(y, kdata)
-
-    stage = _stage(overlay_dir)
+def _apply_staged(ov: _Overlay, config, files: dict[str, str], dropped: list[str], patches: list) -> str:
+    """Write the change into a staged copy, render and check it, then move it into the overlay; the render."""
+    new_ktext = dump_kustomization(ov.yaml, ov.kdata)
+    stage = _stage(ov.dir)
     try:
         for rel, text in files.items():
             path = inside(stage, rel, error=PatchError)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-        (stage / kfile.name).write_text(new_ktext, encoding="utf-8")
+        (stage / ov.kfile.name).write_text(new_ktext, encoding="utf-8")
         for rel in dropped:
             if rel not in files:
                 (stage / rel).unlink(missing_ok=True)
-        after_text = render(stage, config, label=f"{label} (with the rightsize patches)")
-        after = load_all(after_text, f"{label} (rendered after patching)")
+        after_text = render(stage, config, label=f"{ov.label} (with the rightsize patches)")
+        after = load_all(after_text, f"{ov.label} (rendered after patching)")
         targeted = {_doc_key(doc): {(LIST_NAME[r["container_type"]], r["container"]) for r in p.rows}
                     for p, doc, _ in patches}
-        check_render(before, after, targeted, label)
+        check_render(ov.before, after, targeted, ov.label)
         a_idx = {_doc_key(d): d for d in after}
         for p, doc, _ in patches:
-            check_applied(a_idx[_doc_key(doc)], p, label)
-        writes = list(files) + [kfile.name]
-        deletes = [rel for rel in dropped if rel not in files]
-        _commit(stage, overlay_dir, writes, deletes)
+            check_applied(a_idx[_doc_key(doc)], p, ov.label)
+        _commit(stage, ov.dir, list(files) + [ov.kfile.name], [rel for rel in dropped if rel not in files])
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    return after_text
 
-    result.written = [overlay_dir / rel for rel in sorted(files)] + [kfile]
-    result.removed = [overlay_dir / rel for rel in dropped if rel not in files]
-    result.diff = render_diff(before_text, after_text, label)
+
+def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_dir: Path, *,
+                     cluster: str | None = None) -> OverlayResult:
+    """Add patches for the workloads ``overlay_dir`` renders to its kustomization; see the module docstring.
+
+    ``cluster``: the cluster whose recommendations apply (default: the only one, or
+    ``general.cluster_name``). Raises PatchError / KustomizeError with one line; the overlay is left
+    untouched then.
+    """
+    ov = _open_overlay(overlay_dir, config)
+    meta = getattr(snapshot, "meta", {}) or {}
+    recs = _pick_cluster(recommendations, cluster, config)
+    to_patch, skipped = select(recs, config)
+    patches, not_in, extra_skips, notes = _plan_patches(ov, to_patch)
+
+    # Skipped rows are listed for the workloads this overlay renders only (other rows concern other overlays).
+    ns_of = {k: {str((d.get("metadata") or {}).get("namespace") or "") for d in docs} for k, docs in ov.rendered.items()}
+    keep = [bool(ns_of.get((k, w), set()) & {"", n}) for k, w, n in zip(skipped["kind"], skipped["workload"], skipped["namespace"])]
+    skipped = add_skips(skipped[keep] if len(skipped) else skipped, extra_skips)
+
+    files, groups, owned, patched = _overlay_files(ov, patches, meta)
+    patched_rows = pd.DataFrame([r for p, _ in patched for r in p.rows], columns=to_patch.columns)
+    result = OverlayResult(overlay=ov.dir, kustomization=ov.kfile, patched=patched_rows,
+                           not_in_overlay=pd.DataFrame(not_in, columns=SKIP_COLUMNS),
+                           skipped=skipped.reset_index(drop=True), notes=notes)
+    result.markdown = patches_markdown(patched, add_skips(skipped, not_in), notes, meta,
+                                       title=f"rightsize: resource patches for overlay {ov.dir.name}", how_to=False)
+    _check_overlay_matches(recs, ov.rendered, ov.label)
+    if not groups:
+        return result
+    dropped = update_patch_list(ov.kdata, groups, owned)
+    after_text = _apply_staged(ov, config, files, dropped, patches)
+    result.written = [ov.dir / rel for rel in sorted(files)] + [ov.kfile]
+    result.removed = [ov.dir / rel for rel in dropped if rel not in files]
+    result.diff = render_diff(ov.before_text, after_text, ov.label)
     return result
 
 
@@ -648,8 +653,7 @@ def _check_overlay_matches(recs: pd.DataFrame, rendered: dict, label: str) -> No
     names = set(zip(recs["kind"].astype(str), recs["workload"].astype(str)))
     if names & set(rendered):
         return
-    shown = ", ".join(f"{n}/{k}/{w}" for n, k, w in
-                      sorted(set(zip(recs["namespace"].astype(str), recs["kind"].astype(str), recs["workload"].astype(str))))[:3])
+    shown = ", ".join(sorted(set(refs_text(recs)))[:3])
     raise PatchError(f"{label}: the overlay renders none of the {len(names)} workloads of the snapshot "
                      f"(e.g. {shown}); wrong overlay, wrong cluster, or its base lacks them (nothing was written)")
 

@@ -34,6 +34,7 @@ from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
 from ..folders import inside, k8s_name_problem, layout_problem, replace_folder, safe_component
 from ..quantity import format_cpu, format_duration, format_memory
+from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 from .formatting import cpu_limit_change, usd
 
@@ -103,7 +104,7 @@ class WorkloadPatch:
 
     @property
     def ref(self) -> str:
-        return f"{self.namespace}/{self.kind}/{self.workload}"
+        return str(WorkloadRef(self.namespace, self.kind, self.workload))
 
     @property
     def stem(self) -> str:
@@ -266,7 +267,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
     """
     notes: list[str] = []
-    ref = f"{namespace}/{kind}/{workload}"
+    ref = str(WorkloadRef(namespace, kind, workload))
     ordered = sorted(rows, key=_row_order)
     kept: list[dict] = []
     missing: list[dict] = []
@@ -621,8 +622,8 @@ def _add_hpa_patch(p: WorkloadPatch, spec: dict | None, folder: str, files: dict
         return notes
     rel = posixpath.normpath(posixpath.join(folder, f"{hpa.stem}.yaml"))
     if rel in owners:
-        raise PatchError(f"patches: {p.cluster}:{p.ref} and {owners[rel]} both map to {rel}")
-    owners[rel] = f"{p.cluster}:{p.ref}"
+        raise PatchError(f"patches: {p.cluster}/{p.ref} and {owners[rel]} both map to {rel}")
+    owners[rel] = f"{p.cluster}/{p.ref}"
     files[rel] = hpa_file(hpa, p)
     here.append(f"{hpa.stem}.yaml")
     entries.append((f"{hpa.stem}.yaml", hpa_target(hpa)))
@@ -724,19 +725,14 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         bad = k8s_name_problem(namespace=namespace, workload=workload)
         if bad:  # e.g. a '../' in a kube-state-metrics label: no file name may be built from it
             extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
-            warnings.append(f"{cluster}:{namespace}/{kind}/{workload}: {bad}; no patch written")
+            warnings.append(f"{WorkloadRef(namespace, kind, workload, cluster=cluster)}: {bad}; no patch written")
             continue
         p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(index, config, key))
         extra_skips += p.missing
         notes += p.notes
         folder = _layout_folder(config.patches.layout, cluster, namespace)
         names = [f"{p.stem}.yaml", f"{p.stem}.cpu-limit.yaml"]
-        for name in names:
-            rel = posixpath.normpath(posixpath.join(folder, name))
-            if rel in owners:
-                raise PatchError(f"patches: {cluster}:{p.ref} and {owners[rel]} both map to {rel} "
-                                 f"(patches.layout {config.patches.layout!r}); the workload name matches two objects")
-            owners[rel] = f"{cluster}:{p.ref}"
+        _claim(owners, folder, names, f"{cluster}/{p.ref}", config.patches.layout)
         entries = folders.setdefault(folder, [])
         folder_keys.setdefault(folder, (cluster, namespace))
         t = target(kind, workload, namespace)
@@ -756,15 +752,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         else:
             extra_skips += [skip_row(r, "nothing left to write") for r in p.rows]
     skipped = add_skips(skipped, extra_skips)
-    empty: list[str] = []
-    for folder, entries in folders.items():
-        if not entries:
-            continue
-        cluster, namespace = folder_keys[folder]
-        resources = [r.format(cluster=cluster, namespace=namespace) for r in config.patches.resources]
-        files[posixpath.join(folder, "kustomization.yaml")] = _kustomization(entries, resources, meta)
-        if not resources:
-            empty.append(posixpath.join(folder, "kustomization.yaml"))
+    empty = _add_kustomizations(files, folders, folder_keys, config, meta)
     files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta)
 
     _check_writable(out_dir)
@@ -780,6 +768,30 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         markdown=out_dir / "PATCHES.md",
         warnings=warnings + ([_no_resources_warning(out_dir, empty)] if empty else []),
     )
+
+
+def _claim(owners: dict[str, str], folder: str, names: list[str], who: str, layout: str) -> None:
+    """Record ``who`` writes ``names`` in ``folder``; PatchError when another workload maps there too."""
+    for name in names:
+        rel = posixpath.normpath(posixpath.join(folder, name))
+        if rel in owners:
+            raise PatchError(f"patches: {who} and {owners[rel]} both map to {rel} "
+                             f"(patches.layout {layout!r}); the workload name matches two objects")
+        owners[rel] = who
+
+
+def _add_kustomizations(files: dict[str, str], folders: dict, folder_keys: dict, config, meta: dict) -> list[str]:
+    """A kustomization.yaml in every folder with patches; the ones that list no resources."""
+    empty: list[str] = []
+    for folder, entries in folders.items():
+        if not entries:
+            continue
+        cluster, namespace = folder_keys[folder]
+        resources = [r.format(cluster=cluster, namespace=namespace) for r in config.patches.resources]
+        files[posixpath.join(folder, "kustomization.yaml")] = _kustomization(entries, resources, meta)
+        if not resources:
+            empty.append(posixpath.join(folder, "kustomization.yaml"))
+    return empty
 
 
 def _no_resources_warning(out_dir: Path, empty: list[str]) -> str:

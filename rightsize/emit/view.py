@@ -564,12 +564,16 @@ def _backtest(ctx: Context) -> Section | None:
 
 
 def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:
+    # containers without a price are left out of the money: say how many, where there are any
+    unpriced = any(r.get("containers_without_price") for r in records)
     rows = [Row([Cell(str(r.get(k, ""))) for k in keys] + [
         money_cell(r.get("usd_per_month_current")), money_cell(r.get("usd_per_month_recommended")),
         money_cell(r.get("savings_usd_per_month"), signed=True), num_cell(r.get("containers")), num_cell(r.get("changes")),
-        num_cell(r.get("oom_risk")), num_cell(r.get("throttled"))]) for r in records]
+        num_cell(r.get("oom_risk")), num_cell(r.get("throttled"))]
+        + ([num_cell(r.get("containers_without_price"))] if unpriced else [])) for r in records]
     columns = [Column(k) for k in keys] + [Column(c, True) for c in (
-        "cost/month", "after changes", "savings/month", "containers", "changes", "OOM risk", "throttled")]
+        "cost/month", "after changes", "savings/month", "containers", "changes", "OOM risk", "throttled")
+        + (("without price",) if unpriced else ())]
     return Table(table_id, columns, rows, title=title, sort_column=len(keys) + 2)
 
 

@@ -88,9 +88,11 @@ def _client_config(max_attempts: int, pricing=None):
     from botocore.config import Config as BotoConfig
 
     # Standard mode retries throttling and transient errors with exponential backoff and jitter.
+    # total_max_attempts counts the first request too; botocore's "max_attempts" would count retries only.
     connect = pricing.connect_timeout if pricing is not None else 10
     read = pricing.read_timeout if pricing is not None else 60
-    return BotoConfig(retries={"mode": "standard", "max_attempts": max_attempts}, connect_timeout=connect, read_timeout=read)
+    return BotoConfig(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=connect,
+                      read_timeout=read)
 
 
 def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
@@ -583,62 +585,33 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
     deadline_at = time.monotonic() + pricing.deadline
     nodes = snapshot.tables["nodes"]
     types_by_region = _types_by_region(nodes, pricing.region, snapshot.warn)
-    notes: list[str] = []
     strict = pricing.source == "aws" and not offline
-    mode = "offline" if offline or pricing.source == "offline" else "aws"
     clients = dict(clients or {})
-    if mode == "aws" and not clients:
-        import boto3
-
-        session = session or boto3.Session()
-        if not _has_credentials(session):
-            if strict:
-                raise SourceError(_NO_CREDENTIALS)
-            snapshot.warn("prices_offline", "no AWS credentials found: using the bundled offline list prices", "prices")
-            mode = "offline"
-    if mode == "aws" and session is None:
-        import boto3
-
-        session = boto3.Session()
-
-    od_frames, spot_frames, sources, inter_az, fetched = [], [], set(), None, []
+    mode, session = _price_mode(pricing, offline, session, clients, snapshot)
+    frames, sources, notes, inter_az, fetched = [], set(), [], None, []
     cat = load_catalogue()
     for region, types in types_by_region.items():
         if mode == "offline":
             od, spot = _catalogue_rows(region, types)
             sources.add("offline")
-            sources.update(spot["price_source"].unique())
         else:
-            cache = None
-            if pricing.cache_dir and pricing.cache_ttl > 0:
-                cache = PriceCache(Path(os.path.expanduser(pricing.cache_dir)), pricing.cache_ttl)
             say(f"prices: asking AWS for {len(types)} instance types in {region} "
                 f"(gives up after {pricing.deadline:g} s in all)")
-            live = _live_within(deadline_at, region, types, session=session, clients=clients, cache=cache,
+            live = _live_within(deadline_at, region, types, session=session, clients=clients, cache=_cache(pricing),
                                 max_attempts=pricing.max_attempts, strict=strict, pricing=pricing)
-            if live.failures.keys() - {"cache", "inter_az"}:
-                say(f"prices: {region}: AWS lookups failed, bundled offline prices used for "
-                    f"{', '.join(sorted(live.failures.keys() - {'cache', 'inter_az'}))}")
-            fallback = {"cache": "", "inter_az": "; the documented inter-AZ price is used instead"}
-            for kind, message in live.failures.items():
-                snapshot.warn(f"prices_{kind}_offline" if kind != "cache" else "price_cache",
-                              message + fallback.get(kind, "; the bundled offline data is used instead"), "prices")
+            _warn_live_failures(snapshot, region, live, say)
             od, spot = _live_rows(region, types, live)
-            sources.update(od["price_source"].unique())
-            sources.update(spot["price_source"].unique())
-            if live.inter_az is not None and inter_az is None:
-                inter_az = live.inter_az
-            if live.fetched_at:
-                fetched.append(live.fetched_at)
+            inter_az = live.inter_az if inter_az is None else inter_az
+            fetched += [live.fetched_at] if live.fetched_at else []
             notes.append(f"{region}: {live.calls} AWS lookups made, the rest from the cache")
-        od_frames.append(od)
-        spot_frames.append(spot)
+        sources.update(od["price_source"].unique())
+        sources.update(spot["price_source"].unique())
+        frames += [f for f in (od, spot) if not f.empty]
         if ("offline" in set(od["price_source"])) and region not in cat.regions:
             notes.append(f"the offline catalogue has no prices for {region}: us-east-1 list prices are used for it")
             snapshot.warn("prices_region_fallback",
                           f"no offline prices for {region}; priced at {FALLBACK_REGION} list prices", region)
 
-    frames = [f for f in od_frames + spot_frames if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else empty_table("prices")
     table, override_notes = _apply_overrides(table, pricing, types_by_region)
     notes += override_notes
@@ -646,7 +619,47 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
     columns = [c.name for c in TABLES["prices"]]
     table = conform("prices", table.reindex(columns=columns))
     snapshot.tables["prices"] = table.sort_values(["region", "instance_type", "capacity_type", "zone"]).reset_index(drop=True)
+    snapshot.meta["pricing"] = _pricing_meta(pricing, sources, notes, inter_az, fetched, sorted(types_by_region))
+    snapshot.meta.setdefault("sources", {})["prices"] = snapshot.meta["pricing"]["source"]
 
+
+def _price_mode(pricing, offline: bool, session, clients: dict, snapshot):
+    """("offline" or "aws", the boto3 session for "aws"): offline when asked, or in auto mode without credentials."""
+    if offline or pricing.source == "offline":
+        return "offline", session
+    import boto3
+
+    session = session or boto3.Session()
+    if clients:  # the caller's clients; the session serves any other
+        return "aws", session
+    if not _has_credentials(session):
+        if pricing.source == "aws":
+            raise SourceError(_NO_CREDENTIALS)
+        snapshot.warn("prices_offline", "no AWS credentials found: using the bundled offline list prices", "prices")
+        return "offline", session
+    return "aws", session
+
+
+def _cache(pricing) -> "PriceCache | None":
+    if pricing.cache_dir and pricing.cache_ttl > 0:
+        return PriceCache(Path(os.path.expanduser(pricing.cache_dir)), pricing.cache_ttl)
+    return None
+
+
+def _warn_live_failures(snapshot, region: str, live: "_Live", say: Callable[[str], None]) -> None:
+    """One warning per live lookup that failed, naming what is used instead."""
+    if live.failures.keys() - {"cache", "inter_az"}:
+        say(f"prices: {region}: AWS lookups failed, bundled offline prices used for "
+            f"{', '.join(sorted(live.failures.keys() - {'cache', 'inter_az'}))}")
+    fallback = {"cache": "", "inter_az": "; the documented inter-AZ price is used instead"}
+    for kind, message in live.failures.items():
+        snapshot.warn(f"prices_{kind}_offline" if kind != "cache" else "price_cache",
+                      message + fallback.get(kind, "; the bundled offline data is used instead"), "prices")
+
+
+def _pricing_meta(pricing, sources: set, notes: list[str], inter_az: float | None, fetched: list[float],
+                  regions: list[str]) -> dict:
+    """meta.json "pricing": source, date, region(s), the inter-AZ price and the notes that say where prices came from."""
     default_inter_az = type(pricing)().inter_az_usd_per_gb
     if pricing.inter_az_usd_per_gb != default_inter_az:
         inter_az_value, inter_note = pricing.inter_az_usd_per_gb, "inter-AZ price from the config"
@@ -655,21 +668,18 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
     else:
         inter_az_value = DOCUMENTED_INTER_AZ_USD_PER_GB
         inter_note = "inter-AZ price is AWS's documented USD 0.01/GB in each direction"
-    notes.append(inter_note)
-
+    notes = notes + [inter_note]
     live_used = "aws" in sources
     if "offline" in sources or "offline-estimate" in sources or not live_used:
         notes.insert(0, f"offline prices are AWS list prices as of {ONDEMAND_PRICE_DATE} (no discounts, Savings Plans or RIs)")
     if "offline-estimate" in sources:
         notes.append(f"spot prices are estimates: on-demand x (1 - Spot Instance Advisor savings), advisor data of about {SPOT_ADVISOR_DATE}")
+    date = ONDEMAND_PRICE_DATE
     if live_used:
         when = dt.datetime.fromtimestamp(min(fetched), dt.timezone.utc) if fetched else dt.datetime.now(dt.timezone.utc)
         date = when.date().isoformat()
         notes.insert(0, f"live AWS prices as of {date} (the oldest answer used, cached answers included)")
-    else:
-        date = ONDEMAND_PRICE_DATE
-    regions = sorted(types_by_region)
-    snapshot.meta["pricing"] = {
+    return {
         "source": "aws" if live_used and not (sources & {"offline", "offline-estimate"}) else ("aws+offline" if live_used else "offline"),
         "date": date,
         "region": pricing.region or (regions[0] if len(regions) == 1 else ",".join(regions)),
@@ -677,7 +687,6 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
         "inter_az_usd_per_gb": float(inter_az_value),
         "notes": notes,
     }
-    snapshot.meta.setdefault("sources", {})["prices"] = snapshot.meta["pricing"]["source"]
 
 
 def _live_within(deadline_at: float, region: str, types: list[str], *, strict: bool, **kwargs) -> _Live:

@@ -23,6 +23,7 @@ import pandas as pd
 from ..config import Config
 from ..errors import SourceError
 from ..quantity import parse_cpu, parse_memory
+from ..refs import WorkloadRef
 from ..snapshot import conform, empty_table
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
@@ -63,7 +64,7 @@ def describe(obj: dict, kind: str | None = None) -> str:
     """'namespace/Kind/name' plus the manifest file when known, for error messages."""
     m = meta(obj)
     ns = m.get("namespace") or ""
-    ref = f"{ns + '/' if ns else ''}{kind or obj.get('kind', '?')}/{m.get('name', '?')}"
+    ref = str(WorkloadRef(ns, kind or obj.get("kind", "?"), m.get("name", "?")))
     src = obj.get("_source_file")
     return f"{ref} ({src})" if src else ref
 
@@ -575,7 +576,7 @@ def _warn_inferred(chosen: dict, how: dict, warn: Warn) -> None:
              f"{len(how)} workload(s) had pods whose ReplicaSet/Job could not be listed; they were mapped to their "
              f"Deployment/CronJob by {shown} (workloads.resolved_by), each pod counted once",
              "owner resolution")
-    stray = sorted(f"{ns}/{k}/{n}" for (ns, k, n), (prio, o) in chosen.items()
+    stray = sorted(str(WorkloadRef(ns, k, n)) for (ns, k, n), (prio, o) in chosen.items()
                    if prio == 2 and k in ("ReplicaSet", "Job") and (controller_of(o) or ("", ""))[0] == k)
     if stray:
         warn("owners_unresolved",

@@ -2,7 +2,8 @@
 
 PATH may be a YAML file (one or many documents, e.g. `kubectl kustomize DIR` or `helm template` output),
 a folder of YAML/JSON files (read recursively, in name order), or a folder holding a kustomization.yaml,
-which is rendered with [kubernetes] kustomize_command first. YAML is read with ruamel.yaml's safe loader.
+which is rendered with [patches] kustomize_command first (rightsize.kustomize). YAML is read with
+ruamel.yaml's safe loader.
 
 Each workload records the file it came from (source_file) so patches can point at it; for rendered
 kustomize output that is the origin file when kustomize adds the config.kubernetes.io/origin annotation
@@ -11,8 +12,6 @@ kustomize output that is the origin file when kustomize adds the config.kubernet
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from ruamel.yaml.error import YAMLError
 
 from ..config import Config
 from ..errors import SourceError
+from ..kustomize import KUSTOMIZATION_FILES, render
 from .k8s_objects import READ_KINDS, Options, build_tables
 
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 CLUSTER_SCOPED = ("Namespace", "Node")
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
@@ -61,8 +60,8 @@ def read_objects(path: Path, config: Config) -> list[dict]:
     if not path.exists():
         raise SourceError(f"{path}: manifests not found")
     if path.is_dir() and any((path / f).is_file() for f in KUSTOMIZATION_FILES):
-        text = _kustomize(path, config.kubernetes.kustomize_command)
-        objects = parse_documents(text, f"{path} (rendered by {config.kubernetes.kustomize_command})")
+        text = render(path, config, label=f"{path} (holds a kustomization)")
+        objects = parse_documents(text, f"{path} (rendered by {config.patches.kustomize_command})")
         for o in objects:
             o["_source_file"] = _origin(o, path) or str(path)
     elif path.is_dir():
@@ -133,19 +132,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(f"{path}: cannot read manifest: {getattr(exc, 'strerror', None) or exc}") from None
-
-
-def _kustomize(folder: Path, command: str) -> str:
-    argv = shlex.split(command) + [str(folder)]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    except FileNotFoundError:
-        raise SourceError(f"{folder}: holds a kustomization but `{argv[0]}` is not installed "
-                          "(set [kubernetes] kustomize_command, or pass rendered output)") from None
-    if done.returncode != 0:
-        first = next((line for line in done.stderr.splitlines() if line.strip()), f"exit {done.returncode}")
-        raise SourceError(f"{folder}: `{command}` failed: {first}")
-    return done.stdout
 
 
 def _origin(obj: dict, root: Path) -> str:

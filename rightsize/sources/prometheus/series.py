@@ -6,6 +6,7 @@ import pandas as pd
 
 from ...config import Config
 from ...errors import ConfigError, SourceError
+from ...refs import FORMS, WorkloadRef
 from ...schema import TABLES
 from ...snapshot import Snapshot, conform
 from .. import ksm
@@ -20,7 +21,7 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
                  step: float | None = None) -> pd.DataFrame:
     """Busiest-replica CPU (cores) and working set (bytes) per container of the chosen workloads, at
     ``step`` seconds (default ``[general] step``) over the window, in the snapshot ``series`` table format. ``refs``: (namespace,
-    kind, workload) tuples or 'NAMESPACE/KIND/NAME' strings. Each pod's samples are pulled plainly and
+    kind, workload) tuples, refs.WorkloadRef or their text (NAMESPACE/KIND/NAME; kind case-insensitive). Each pod's samples are pulled plainly and
     the busiest replica is taken here. ConfigError when a reference matches no workload."""
     from ...targets import cluster_targets
 
@@ -32,35 +33,32 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     client = Client(config, target.prometheus_url, target.token_env, target.headers)
     grid = Grid.of(window_end(config), config.general.window, step or config.general.step)
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
-    namespaces = sorted({r[0] for r in wanted})
+    namespaces = sorted({r.namespace for r in wanted})
     try:
         owners = _owners(client, q, namespaces, grid, config)
         frames = [_resource(client, q, res, namespaces, grid, owners) for res in ("cpu", "memory")]
     except QueryFailed as exc:
         raise SourceError(str(exc)) from None
     out = frames[0].merge(frames[1], on=["namespace", "kind", "workload", "container", "timestamp"], how="outer")
-    want = pd.DataFrame(wanted, columns=["namespace", "kind", "workload"]).drop_duplicates()
-    out = out.merge(want, on=["namespace", "kind", "workload"])
-    found = set(map(tuple, out[["namespace", "kind", "workload"]].drop_duplicates().to_numpy().tolist()))
-    absent = [f"{a}/{b}/{c}" for a, b, c in want.itertuples(index=False, name=None) if (a, b, c) not in found]
+    out["cluster"] = target.name
+    hits = [ref.mask(out) for ref in wanted]
+    absent = [str(ref) for ref, hit in zip(wanted, hits) if not hit.any()]
+    out = out[np.logical_or.reduce(hits)]
     if absent:
         raise ConfigError(f"--series: no usage found for {', '.join(absent)} in the window at {client.url} "
                           "(check NAMESPACE/KIND/NAME: kind as the controller's, e.g. Deployment, CronJob)")
     out["timestamp"] = pd.to_datetime(out["timestamp"], unit="s", utc=True)
-    out["cluster"] = target.name
     out = conform("series", out[[c.name for c in TABLES["series"]]])
     if snapshot is not None:
         _append(snapshot, "series", out)
     return out
 
 
-def _parse(refs) -> list[tuple[str, str, str]]:
-    parsed = [tuple(r.split("/")) if isinstance(r, str) else tuple(r) for r in refs or []]
-    for r in parsed:
-        if len(r) != 3 or not all(r):
-            raise ConfigError(f"series: expected NAMESPACE/KIND/NAME, got {'/'.join(r)!r}")
+def _parse(refs) -> list[WorkloadRef]:
+    parsed = [r if isinstance(r, WorkloadRef) else WorkloadRef.parse(r if isinstance(r, str) else "/".join(r), what="series")
+              for r in refs or []]
     if not parsed:
-        raise ConfigError("series: name at least one NAMESPACE/KIND/NAME")
+        raise ConfigError(f"series: name at least one workload ({FORMS})")
     return parsed
 
 

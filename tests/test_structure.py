@@ -1,0 +1,147 @@
+"""The package's shape, read from its source with ast (nothing imported): no import cycle, the layers
+import one way (collect -> snapshot -> analyze -> emit), analysis/ does no I/O, functions short enough
+to read at once. Imports inside functions count: a lazy import is still a dependency."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "rightsize"
+MAX_FUNCTION_LINES = 80
+# Longer functions, each with its reason (none today: keep it that way, or say why here).
+LONG_FUNCTIONS: dict[str, str] = {}
+# Layer -> the layers it must not import. Exceptions, each with its reason:
+FORBIDDEN = {
+    "analysis": ("sources", "emit", "collect", "cli", "api", "kustomize", "folders"),
+    "sources": ("analysis", "emit", "cli", "api"),
+    "emit": ("sources", "collect", "cli", "api"),
+}
+ALLOWED = {
+    # the bundled price catalogue is package data read once (binpack's candidate instance types), no network
+    ("rightsize.analysis", "rightsize.sources.price_catalogue"),
+    # the statistics registry: collect reduces each pod's samples with the same reducers analysis reads
+    ("rightsize.sources.prometheus.collect", "rightsize.analysis.statistics"),
+    ("rightsize.sources.prometheus.usage", "rightsize.analysis.statistics"),
+}
+IO_MODULES = {"subprocess", "socket", "requests", "urllib3", "boto3", "botocore", "kubernetes", "shutil", "tempfile",
+              "pathlib", "os", "io"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Every module ``name`` imports (ours resolved to a module of the package, others by top-level name),
+    outside ``if TYPE_CHECKING:`` blocks."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = package.split(".")[: len(package.split(".")) - child.level + 1] if child.level else []
+                target = ".".join(base + ([child.module] if child.module else []))
+                for a in child.names:
+                    found.add(f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target)
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each a cycle of imports."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            strong(v)
+    return out
+
+
+def test_no_import_cycle(graph):
+    ours = {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
+    assert _cycles(ours) == []
+    # the check itself finds a cycle
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else ""
+
+
+def test_layers_import_one_way(graph):
+    wrong = sorted((m, t) for m, targets in graph.items() for t in targets
+                   if t.startswith("rightsize.") and _layer(t) in FORBIDDEN.get(_layer(m), ()) and (m, t) not in ALLOWED)
+    assert wrong == []
+
+
+def test_analysis_does_no_io(graph):
+    wrong = sorted((m, t) for m, targets in graph.items() if _layer(m) == "analysis"
+                   for t in targets if t.split(".")[0] in IO_MODULES)
+    assert wrong == []
+
+
+def test_functions_are_short_enough_to_read_at_once():
+    long = {}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                lines = node.end_lineno - start + 1
+                where = f"{path.relative_to(PACKAGE.parent)}:{node.name}"
+                if lines > MAX_FUNCTION_LINES and where not in LONG_FUNCTIONS:
+                    long[where] = lines
+    assert long == {}
+
+
+def test_the_readme_maps_every_module():
+    """README's "Map of the package" names every module (package __init__ files apart) and no module that is gone."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    section = readme.split("### Map of the package", 1)[1].split("\n### ", 1)[0]
+    rows = "\n".join(line.split("|")[1] for line in section.splitlines() if line.startswith("| `"))
+    named = set(re.findall(r"`([\w/]+\.py)`", rows))
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert modules - named == set(), "add a line to README's map"
+    assert {n for n in named if not n.endswith("__init__.py")} - modules == set(), "README's map names a module that is gone"
