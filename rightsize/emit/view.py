@@ -571,6 +571,28 @@ def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: st
     return Table(table_id, columns, rows, title=title, sort_column=len(keys) + 2)
 
 
+def _fleet(ctx: Context) -> Section | None:
+    """A fleet report: every cluster's figures, the teams across clusters, and the clusters left out."""
+    fleet = ctx.summary.get("fleet")
+    if not fleet:
+        return None
+    missing = fleet.get("missing") or []
+    ends = {c: r["window_end"][:16].replace("T", " ") for r in fleet.get("clusters") or [] for c in r.get("clusters") or [r["name"]]}
+    clusters = _rollup_table(ctx.summary.get("by_cluster", []), ["cluster"], "fleet-clusters", "Per cluster")
+    clusters.columns.append(Column("window end (UTC)"))
+    for row, record in zip(clusters.rows, ctx.summary.get("by_cluster", [])):
+        row.cells.append(Cell(ends.get(str(record.get("cluster")), "")))
+    teams = _rollup_table(ctx.summary.get("by_team", []), ["team"], "fleet-teams", "Per team, across the fleet")
+    for table, what in ((clusters, "clusters"), (teams, "teams")):
+        table.md_limit, table.more_what, table.more_file = ctx.top_n, what, "summary.json"
+    read = len(fleet.get("clusters") or [])
+    intro = (f"{read} cluster snapshot(s) from {fleet.get('root', '')} merged into this report"
+             + (f"; {len(missing)} cluster(s) missing, left out of every figure." if missing else "; none missing."))
+    lists = [ItemList("Missing or stale clusters", [(str(m.get("cluster")), str(m.get("reason", ""))) for m in missing],
+                      len(missing))] if missing else []
+    return Section("fleet", "Fleet: clusters and teams", nav="Fleet", intro=intro, tables=[clusters, teams], lists=lists)
+
+
 def _details(ctx: Context) -> Section:
     recs = ctx.analysis.recommendations
     tables = [_rollup_table(ctx.summary.get("by_namespace", []), ["cluster", "namespace"], "ns-table", "By namespace"),
@@ -640,7 +662,7 @@ def shorten(text, limit: int = 140) -> str:
 
 # The report's sections in order; a builder returns None to leave its section out.
 SECTIONS: list[Callable[[Context], Section | None]] = [
-    _totals, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
+    _totals, _fleet, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
     _node_groups, _details, _caveats, _files,
 ]
 
