@@ -154,8 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="folder for backtest.csv (default: the snapshot's parent folder)")
 
     p = sub.add_parser("report", parents=[common], help="write report.md, report.html and the data tables",
-                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables.")
+                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables. "
+                                   "Given a folder (or S3 prefix) of several clusters' snapshots, merge them into one fleet report.")
     _add_snapshot_option(p)
+    p.add_argument("--fleet", action="store_true",
+                   help="merge this week's cluster snapshots: --snapshot <[report] output_dir>/<ISO year-week>/ "
+                        "(with [report] layout = \"{week}/{cluster}\")")
     p.add_argument("--out", metavar="DIR|s3://...", type=_location,
                    help="report folder (default: <[report] output_dir>/<[report] layout>, e.g. reports/<ISO year-week>/; "
                         "for a fleet: <the fleet folder>/_fleet)")
@@ -215,6 +219,20 @@ def _beside_snapshot(args, snapshot: Snapshot, config: Config):
     if snapshot.meta.get("fleet"):
         return _fleet_out(snapshot)
     return args.snapshot.parent if args.snapshot else _report_dir(config, None)
+
+
+def _this_weeks_fleet(config: Config, now: dt.datetime | None = None):
+    """<[report] output_dir>/<the week part of [report] layout>: where this week's cluster folders are."""
+    from .emit.report import week_label
+    from .s3 import S3Path, location
+
+    layout = config.report.layout
+    if "{week}" not in layout or ("{cluster}" in layout and layout.index("{cluster}") < layout.index("{week}")):
+        raise ConfigError(f"--fleet needs [report] layout with {{week}} before {{cluster}}, e.g. \"{{week}}/{{cluster}}\" "
+                          f"(got {layout!r}); or name the folder with --snapshot")
+    week = layout[:layout.index("{week}") + len("{week}")].format(week=week_label(now or dt.datetime.now(dt.timezone.utc)))
+    root = location(config.report.output_dir)
+    return (root if isinstance(root, S3Path) else root.expanduser()) / week
 
 
 def _fleet_out(snapshot: Snapshot):
@@ -362,6 +380,10 @@ def _toml_scalar(text: str):
 def cmd_report(args, config, log) -> int:
     from .analysis import analyze
 
+    if args.fleet:
+        if args.snapshot:
+            raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
+        args.snapshot = _this_weeks_fleet(config)
     snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))

@@ -268,3 +268,18 @@ def test_the_iam_policy_allows_every_call_rightsize_makes_and_writes_only_below_
     actions = {a for st in policy["Statement"] for a in st["Action"]}
     assert {"aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata", "pricing:GetProducts",
             "ec2:DescribeSpotPriceHistory", "ec2:DescribeInstanceTypes"} <= actions and "*" not in actions
+
+
+def test_fleet_flag_reads_this_weeks_folder_of_output_dir(bucket, tmp_path):
+    import datetime as dt
+
+    from rightsize.emit.report import week_label
+
+    week = bucket / week_label(dt.datetime.now(dt.timezone.utc))
+    cluster("eu").write(week / "eu" / "snapshot")
+    cfg = tmp_path / "fleet.toml"
+    cfg.write_text(f'[report]\ncharts = false\nbacktest_days = 0\noutput_dir = "{bucket}"\nlayout = "{{week}}/{{cluster}}"\n')
+    assert main(["report", "--quiet", "--fleet", "--config", str(cfg)]) == 0
+    summary = json.loads(keys()[f"{(week / '_fleet').key}/summary.json"])
+    assert summary["fleet"]["root"] == str(week) and summary["clusters"] == ["eu"]
+    assert main(["report", "--quiet", "--fleet", "--snapshot", str(week), "--config", str(cfg)]) == 2  # one or the other
