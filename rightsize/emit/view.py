@@ -25,6 +25,7 @@ from . import formatting as fmt
 
 MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
 MAX_CAVEATS = 40
+FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists this many containers and namespaces, largest savings first
 
 DETAIL_FILES = (
     ("recommendations.csv", "every container: current and recommended requests/limits, reason, flags, cost"),
@@ -595,10 +596,20 @@ def _fleet(ctx: Context) -> Section | None:
 
 def _details(ctx: Context) -> Section:
     recs = ctx.analysis.recommendations
-    tables = [_rollup_table(ctx.summary.get("by_namespace", []), ["cluster", "namespace"], "ns-table", "By namespace"),
+    namespaces = ctx.summary.get("by_namespace", [])
+    title, every_title = "By namespace", "Every container"
+    if ctx.summary.get("fleet") and len(recs) > FLEET_DETAIL_ROWS:
+        # a fleet's every container would make report.html slow to write and to open (100,000 rows); each cluster's
+        # own report and recommendations.csv have them all
+        title = f"By namespace: the {FLEET_DETAIL_ROWS:,} with the largest savings of {len(namespaces):,} (all in summary.json)"
+        namespaces = namespaces[:FLEET_DETAIL_ROWS]
+        every_title = (f"The {FLEET_DETAIL_ROWS:,} containers with the largest savings of {len(recs):,} (every container in "
+                       "recommendations.csv and in each cluster's own report)")
+        recs = selection.by_savings(recs).head(FLEET_DETAIL_ROWS)
+    tables = [_rollup_table(namespaces, ["cluster", "namespace"], "ns-table", title),
               _rollup_table(ctx.summary.get("by_team", []), ["team"], "team-table", "By team")]
     if len(recs):
-        every = recommendation_table(selection.by_savings(recs), "recs-table", several_clusters(recs), title="Every container",
+        every = recommendation_table(selection.by_savings(recs), "recs-table", several_clusters(recs), title=every_title,
                                      search=True, filters=[
                                          Filter("namespaces", "namespace", sorted(recs["namespace"].astype(str).unique())),
                                          Filter("teams", "team", sorted(recs["team"].fillna("").replace("", "(none)").astype(str).unique())),
