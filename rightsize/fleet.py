@@ -87,8 +87,7 @@ def _started(loc) -> bool:
     from . import s3
 
     if isinstance(loc, S3Path):
-        c = s3.client()
-        return bool(c.list_objects_v2(Bucket=loc.bucket, Prefix=loc.prefix, MaxKeys=1).get("KeyCount"))
+        return s3.has_objects(loc)
     return loc.is_dir() and any(loc.iterdir())
 
 
@@ -119,12 +118,6 @@ def previous_names(root) -> tuple[list[str], str]:
         if names:
             return names, str(root.parent / week)
     return [], ""
-
-
-def is_fleet(loc) -> bool:
-    """True when ``loc`` is not a snapshot but holds cluster snapshots below it."""
-    loc = location(loc)
-    return not is_snapshot(loc) and bool(discover(loc))
 
 
 def needs_histograms(config) -> bool:

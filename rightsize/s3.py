@@ -230,6 +230,13 @@ def children(folder: S3Path, c=None) -> list[str]:
     return sorted(n for n in names if not component_problem(n))
 
 
+def has_objects(folder: S3Path) -> bool:
+    """Anything at all below ``folder`` (e.g. an upload that did not complete)."""
+    c = client()
+    answer = _call(str(folder), "list objects", lambda: c.list_objects_v2(Bucket=folder.bucket, Prefix=folder.prefix, MaxKeys=1))
+    return bool(answer.get("KeyCount"))
+
+
 # --- manifests -----------------------------------------------------------------------------------------
 
 def file_digest(path: Path) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,3 +242,51 @@ def test_bad_amp_settings_are_refused_at_load(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+@pytest.mark.integration
+def test_the_weekly_job_reads_amp_and_writes_its_week_to_s3(amp, prom_dataset, chain_credentials, tmp_path):
+    """deploy/cronjob.yaml's flow: `rightsize run` signs for AMP and commits snapshot, report and patches to S3."""
+    import datetime as dt
+
+    from moto import mock_aws
+
+    from rightsize.cli import main
+    from rightsize.emit.report import week_label
+
+    end = make_config(amp.url, prom_dataset.end).prometheus.end
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f"""
+[general]
+cluster_name = "prod-eu"
+window = "24h"
+step = "1m"
+[prometheus]
+url = "{amp.url}"
+auth = "sigv4"
+region = "{REGION}"
+end = "{end}"
+retries = 0
+[kubernetes]
+source = "prometheus"
+[policies.production]
+min_history = "12h"
+[pricing]
+source = "offline"
+[report]
+output_dir = "s3://acme-rightsize/rightsize"
+layout = "{{week}}/{{cluster}}"
+charts = false
+""")
+    with mock_aws():  # moto puts its own fake key into the environment: the chain now finds that one
+        amp.secrets[os.environ["AWS_ACCESS_KEY_ID"]] = (os.environ["AWS_SECRET_ACCESS_KEY"], os.environ.get("AWS_SESSION_TOKEN"))
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="acme-rightsize", CreateBucketConfiguration={"LocationConstraint": REGION})
+        assert main(["run", "--quiet", "--config", str(cfg)]) == 0
+        week = f"rightsize/{week_label(dt.datetime.now(dt.timezone.utc))}/prod-eu"
+        manifests = {k: json.loads(s3.get_object(Bucket="acme-rightsize", Key=f"{week}/{k}_SUCCESS")["Body"].read())
+                     for k in ("", "snapshot/", "patches/")}
+    assert {"report.md", "summary.json", "recommendations.csv"} <= set(manifests[""]["files"])
+    assert {"meta.json", "usage.parquet"} <= set(manifests["snapshot/"]["files"])
+    assert "PATCHES.md" in manifests["patches/"]["files"]
+    assert amp.seen and not [s for s in amp.seen if s["problem"]]
