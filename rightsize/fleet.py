@@ -134,11 +134,14 @@ def needs_histograms(config) -> bool:
 # --- reading and merging -------------------------------------------------------------------------------
 
 def load_input(path, config=None, *, per_pod_tables: bool = False, log: Callable[[str], None] = lambda _m: None) -> Snapshot:
-    """The snapshot at ``path``, or the fleet below it merged into one (see the module docstring).
-    ``per_pod_tables``: load a fleet's usage_histograms and usage_daily too (the backtest needs them)."""
+    """The snapshot at ``path`` (or in the run folder ``path``/snapshot), or the fleet below it merged into
+    one (see the module docstring). ``per_pod_tables``: load a fleet's usage_histograms and usage_daily too
+    (the backtest needs them)."""
     loc = location(path)
     if is_snapshot(loc):
         return Snapshot.read(loc)
+    if is_snapshot(loc / "snapshot"):  # one run's folder (report, snapshot/, patches/)
+        return Snapshot.read(loc / "snapshot")
     entries = discover(loc)
     if not entries:
         return Snapshot.read(loc)  # its own error: no snapshot here

@@ -162,3 +162,12 @@ def test_a_policy_that_needs_histograms_loads_them(tmp_path):
 
 def test_thresholds_default_never_fail_on_missing_clusters():
     assert ThresholdConfig().fail_on_missing_clusters == float("inf")
+
+
+def test_a_run_folder_is_one_snapshot_not_a_fleet(tmp_path):
+    cluster("eu").write(tmp_path / "2026-W47" / "snapshot")
+    (tmp_path / "2026-W47" / "patches").mkdir()
+    snap = load_input(tmp_path / "2026-W47", config())
+    assert "fleet" not in snap.meta and not snap.tables["usage"].empty
+    with pytest.raises(SnapshotError, match="no snapshot folder here"):
+        load_input(tmp_path / "empty", config())
