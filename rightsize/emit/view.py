@@ -285,7 +285,8 @@ def money_explanation(totals: dict) -> list[str]:
 
 def header_line(summary: dict) -> str:
     w = summary.get("window") or {}
-    clusters = ", ".join(summary.get("clusters") or []) or "unknown cluster"
+    names = list(summary.get("clusters") or [])
+    clusters = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "unknown cluster"
     days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
     span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
     return f"Clusters: {clusters} · usage window: {days}{span}"
@@ -431,7 +432,7 @@ def _spot(ctx: Context) -> Section:
         return Section("spot", "Spot candidates", nav="Spot", empty="No workload is ready for spot.")
     cands = selection.spot_candidates(spot)
     rest = spot.drop(index=cands.index)
-    ordered = pd.concat([cands, rest])
+    ordered, capped = _fleet_cap(ctx, pd.concat([cands, rest]), "workloads", "spot.csv")
     with_cluster = several_clusters(spot)
     rows = [Row([Cell(ref_text(r, with_cluster, with_container=False), code=True), Cell(fmt.words(r["verdict"]), tags=[r["verdict"]]),
                  num_cell(r["score"]), Cell(r["interruption_bucket"] or "n/a"), money_cell(r["savings_usd_per_month"]),
@@ -442,7 +443,7 @@ def _spot(ctx: Context) -> Section:
                Column("savings/month", True), Column("changes needed", cls="text"), Column("reasons", md=False, cls="text")]
     ready = cands["savings_usd_per_month"].sum(min_count=1)
     intro = (f"{len(cands)} workload(s) could run on spot nodes (ready, or ready after the listed changes), saving about "
-             f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.")
+             f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.") + capped
     table = Table("spot-table", columns, rows, md_limit=min(ctx.top_n, len(cands)), total=len(cands), more_what="candidates",
                   more_file="spot.csv", search=True,
                   filters=[Filter("verdicts", "verdict", sorted(spot["verdict"].map(fmt.words).unique()))])
@@ -478,16 +479,25 @@ def _load_balancers(ctx: Context) -> Section:
     lb = ctx.analysis.load_balancers
     if lb.empty:
         return Section("load-balancers", "Load balancers", empty="No Service of type LoadBalancer.")
-    shown = lb.sort_values("usd_per_month", ascending=False, kind="stable")
+    shown, capped = _fleet_cap(ctx, lb.sort_values("usd_per_month", ascending=False, kind="stable"), "load balancers",
+                               "load_balancers.csv")
     rows = [Row([Cell(f"{r['namespace']}/{r['service']}", code=True), Cell(r["workload"] or "n/a"), Cell(r["scheme"]),
                  money_cell(r["usd_per_month"]), Cell("yes" if r["consolidation_candidate"] else "no"),
                  Cell(shorten(r["risk"], 80) or "—")]) for r in shown.to_dict("records")]
     columns = [Column("service"), Column("workload"), Column("scheme"), Column("cost/month", True),
                Column("could share an ingress"), Column("risk")]
     n = int(lb["consolidation_candidate"].astype(bool).sum())
-    intro = f"{len(lb)} load balancer(s) cost {fmt.usd(lb['usd_per_month'].sum(min_count=1), 0)}/month; {n} could share an ingress."
+    intro = f"{len(lb)} load balancer(s) cost {fmt.usd(lb['usd_per_month'].sum(min_count=1), 0)}/month; {n} could share an ingress." + capped
     table = Table("lb-table", columns, rows, md_limit=ctx.top_n, more_what="load balancers", more_file="load_balancers.csv")
     return Section("load-balancers", "Load balancers", intro=intro, tables=[table])
+
+
+def _fleet_cap(ctx: Context, rows: pd.DataFrame, what: str, file: str) -> tuple[pd.DataFrame, str]:
+    """A fleet report's HTML lists the first FLEET_DETAIL_ROWS rows of a long table (and says so): 100,000
+    rows would make report.html slow to write and to open; the CSV has them all."""
+    if not ctx.summary.get("fleet") or len(rows) <= FLEET_DETAIL_ROWS:
+        return rows, ""
+    return rows.head(FLEET_DETAIL_ROWS), f" report.html lists the first {FLEET_DETAIL_ROWS:,} of {len(rows):,} {what}; {file} has all."
 
 
 def _share(part, whole) -> float:
