@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import random
@@ -136,10 +135,6 @@ def location(value: str | os.PathLike | S3Path) -> Path | S3Path:
     return S3Path(text) if text.startswith("s3://") else Path(text)
 
 
-def is_s3(value) -> bool:
-    return isinstance(value, S3Path) or (isinstance(value, str) and value.startswith("s3://"))
-
-
 # --- calls ---------------------------------------------------------------------------------------------
 
 _CLIENTS: dict[tuple, object] = {}
@@ -216,9 +211,12 @@ def _keys(c, bucket: str, prefix: str, where: str) -> list[dict]:
 
 
 def _delete(c, bucket: str, keys: list[str], where: str) -> None:
+    """Delete ``keys`` (1,000 a call); S3 answers per key, so a refused one is an error too."""
     for i in range(0, len(keys), 1000):
         chunk = [{"Key": k} for k in keys[i:i + 1000]]
-        _call(where, "delete objects", lambda: c.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True}))
+        answer = _call(where, "delete objects", lambda: c.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True}))
+        for e in answer.get("Errors") or []:
+            raise S3Error(f"s3://{bucket}/{e.get('Key')}: cannot delete: {e.get('Code')} {e.get('Message', '')}".rstrip())
 
 
 def children(folder: S3Path, c=None) -> list[str]:
@@ -240,12 +238,10 @@ def has_objects(folder: S3Path) -> bool:
 # --- manifests -----------------------------------------------------------------------------------------
 
 def file_digest(path: Path) -> tuple[str, int]:
-    """('sha256:<hex>', size in bytes) of a local file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest(), path.stat().st_size
+    """('sha256:<hex>', size in bytes) of a local file (the digest meta.json records for each table)."""
+    from .snapshot import file_sha256
+
+    return file_sha256(path), path.stat().st_size
 
 
 def read_manifest(folder: S3Path, c=None, error: type[RightsizeError] = S3Error) -> dict | None:
@@ -314,15 +310,6 @@ def _put(c, path: Path, bucket: str, key: str) -> None:
     """One PUT per file (a snapshot's largest table is far below S3's 5 GB), streamed from the file."""
     with open(path, "rb") as f:
         c.put_object(Bucket=bucket, Key=key, Body=f)
-
-
-def read_file(folder: S3Path, rel: str, *, what: str, error: type[RightsizeError] = S3Error) -> bytes | None:
-    """One file of a committed folder, checked against its manifest; None when the manifest lacks it."""
-    with tempfile.TemporaryDirectory(prefix="rightsize-s3-") as tmp:
-        manifest = download(folder, Path(tmp), what=what, keep=lambda r: r == rel, error=error)
-        if rel not in manifest["files"]:
-            return None
-        return (Path(tmp) / rel).read_bytes()
 
 
 # --- whole-folder writes -------------------------------------------------------------------------------
