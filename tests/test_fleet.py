@@ -171,3 +171,15 @@ def test_a_run_folder_is_one_snapshot_not_a_fleet(tmp_path):
     assert "fleet" not in snap.meta and not snap.tables["usage"].empty
     with pytest.raises(SnapshotError, match="no snapshot folder here"):
         load_input(tmp_path / "empty", config())
+
+
+def test_fleet_flag_needs_the_week_in_the_layout():
+    from rightsize.cli import _this_weeks_fleet
+    from rightsize.config import ReportConfig
+    from rightsize.errors import ConfigError
+
+    c = Config()
+    with pytest.raises(ConfigError, match=r"--fleet needs \[report\] layout with \{week\} before \{cluster\}"):
+        _this_weeks_fleet(dataclasses.replace(c, report=dataclasses.replace(ReportConfig(), layout="{cluster}/{week}")))
+    week = _this_weeks_fleet(c, pd.Timestamp("2026-11-18", tz="UTC").to_pydatetime())
+    assert week.as_posix() == "reports/2026-W47"
