@@ -25,7 +25,7 @@ from . import formatting as fmt
 
 MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
 MAX_CAVEATS = 40
-FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists this many containers and namespaces, largest savings first
+FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists at most this many rows of a long table (containers, namespaces, spot, LBs)
 
 DETAIL_FILES = (
     ("recommendations.csv", "every container: current and recommended requests/limits, reason, flags, cost"),
