@@ -16,7 +16,7 @@ import pytest
 from recommend_tables import usage_stats
 from rightsize.analysis import analyze
 from rightsize.cli import main
-from rightsize.config import Config, FleetConfig, PricingConfig, ThresholdConfig
+from rightsize.config import Config, FleetConfig, PricingConfig
 from rightsize.errors import SnapshotError
 from rightsize.fleet import load_input
 from rightsize.quantity import GIB, MIB
@@ -158,10 +158,6 @@ def test_a_policy_that_needs_histograms_loads_them(tmp_path):
         cfg.policies["production"], cpu_request_percentile="p97")})
     assert load_input(tmp_path, cfg).meta["fleet"]["tables_not_loaded"] == ["usage_daily"]
     assert load_input(tmp_path, config()).meta["fleet"]["tables_not_loaded"] == ["usage_daily", "usage_histograms"]
-
-
-def test_thresholds_default_never_fail_on_missing_clusters():
-    assert ThresholdConfig().fail_on_missing_clusters == float("inf")
 
 
 def test_a_run_folder_is_one_snapshot_not_a_fleet(tmp_path):
