@@ -62,8 +62,10 @@ def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot
     """Read a snapshot folder (written by ``rightsize collect``), or build the demo snapshot with ``"demo"``.
 
     The demo snapshot is generated deterministically and priced from the bundled offline price list,
-    so it needs no network (a folder named demo reads as ``Path("demo")`` or ``"./demo"``). Raises
-    SnapshotError naming the folder, table or column at fault.
+    so it needs no network (a folder named demo reads as ``Path("demo")`` or ``"./demo"``). An
+    ``s3://bucket/prefix`` works too, and a folder (or prefix) of several clusters' snapshots is merged
+    into one fleet snapshot without the per-pod tables (see rightsize.fleet). Raises SnapshotError
+    naming the folder, table or column at fault.
     """
     if isinstance(path, str) and path == DEMO:
         from . import demo
@@ -72,7 +74,9 @@ def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot
         snapshot = demo.generate()
         collect_prices(_config(config), snapshot, offline=True)
         return snapshot
-    return Snapshot.read(path)
+    from .fleet import load_input
+
+    return load_input(path, _config(config))
 
 
 # --- analyses --------------------------------------------------------------------------------------

@@ -37,7 +37,8 @@ def _locked(config: Config, folder: Path, command: str, log):
     """Hold the lock of one output folder for a command (see folders.output_lock)."""
     from .folders import output_lock
 
-    return output_lock(folder, wait_seconds=config.general.lock_wait, command=command, log=log)
+    return output_lock(folder, wait_seconds=config.general.lock_wait, command=command, log=log,
+                       lease_seconds=config.general.lock_lease)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -103,9 +104,20 @@ def _add_overlay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
 
 
+def _location(text: str):
+    """--out / --snapshot / --compare: a local folder, or an s3://bucket/prefix (s3.location)."""
+    from .s3 import S3Error, location
+
+    try:
+        return location(text)
+    except S3Error as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_snapshot_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snapshot", metavar="DIR", type=Path,
-                   help="snapshot folder written by collect (default: <this week's report folder>/snapshot)")
+    p.add_argument("--snapshot", metavar="DIR|s3://...", type=_location,
+                   help="snapshot folder written by collect, or a folder (S3 prefix) of cluster snapshots to merge into one "
+                        "fleet report (default: <this week's report folder>/snapshot)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,12 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("collect", parents=[common], help="pull usage (Prometheus), specs (Kubernetes API or manifests) and prices (AWS) into a snapshot",
                        description="Collect a snapshot: usage from the Prometheus-compatible API, workload specs from the Kubernetes API or manifests, and prices from AWS or the bundled catalogue.")
     _add_collect_options(p)
-    p.add_argument("--out", metavar="DIR", type=Path, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
 
     p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
                        description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
     _add_snapshot_option(p)
-    p.add_argument("--out", metavar="DIR", type=Path, help="output folder (default: the snapshot's parent folder)")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="output folder (default: the snapshot's parent folder)")
     p.add_argument("--explain", metavar="[CLUSTER/]NAMESPACE/KIND/NAME[:CONTAINER]",
                    help="print the full reasoning for one workload (or one of its containers) and stop")
 
@@ -141,25 +153,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", metavar="NAME|KEY=VALUE,...", action="append", default=[],
                    help="compare a declared policy (production, non_production, ...) or a what-if of overrides "
                         "(e.g. cpu_request_percentile=p99,margin=0.25) with the config's policies; repeatable")
-    p.add_argument("--out", metavar="DIR", type=Path, help="folder for backtest.csv (default: the snapshot's parent folder)")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="folder for backtest.csv (default: the snapshot's parent folder)")
 
     p = sub.add_parser("report", parents=[common], help="write report.md, report.html and the data tables",
-                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables.")
+                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables. "
+                                   "Given a folder (or S3 prefix) of several clusters' snapshots, merge them into one fleet report.")
     _add_snapshot_option(p)
-    p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
-    p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas (default: last week's, if present)")
+    p.add_argument("--fleet", action="store_true",
+                   help="merge this week's cluster snapshots: --snapshot <[report] output_dir>/<ISO year-week>/ "
+                        "(with [report] layout = \"{week}/{cluster}\")")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location,
+                   help="report folder (default: <[report] output_dir>/<[report] layout>, e.g. reports/<ISO year-week>/; "
+                        "for a fleet: <the fleet folder>/_fleet)")
+    p.add_argument("--compare", metavar="DIR|s3://...", type=_location,
+                   help="previous report folder for week-over-week deltas (default: the same folder of the latest earlier week, if present)")
 
     p = sub.add_parser("patch", parents=[common], help="write kustomize patches for review (never applies anything)",
                        description="Write one strategic-merge patch per workload with a kustomization.yaml and PATCHES.md, or add them to an existing overlay with --overlay.")
     _add_snapshot_option(p)
-    p.add_argument("--out", metavar="DIR", type=Path, help="patch folder (default: <report folder>/patches)")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="patch folder (default: <report folder>/patches)")
     _add_overlay_options(p)
 
     p = sub.add_parser("run", parents=[common], help="collect, report and patch in one go (the weekly job)",
                        description="The weekly job: collect a snapshot, write the report and the patches into reports/<ISO year-week>/.")
     _add_collect_options(p)
-    p.add_argument("--out", metavar="DIR", type=Path, help="report folder (default: reports/<ISO year-week>/)")
-    p.add_argument("--compare", metavar="DIR", type=Path, help="previous report folder for week-over-week deltas")
+    p.add_argument("--out", metavar="DIR|s3://...", type=_location,
+                   help="report folder (default: <[report] output_dir>/<[report] layout>, e.g. reports/<ISO year-week>/)")
+    p.add_argument("--compare", metavar="DIR|s3://...", type=_location, help="previous report folder for week-over-week deltas")
     _add_overlay_options(p)
 
     p = sub.add_parser("demo", parents=[common], help="run every stage on the bundled demo cluster (no cluster, no AWS, no network)",
@@ -184,11 +204,44 @@ def _report_dir(config: Config, out: Path | None) -> Path:
         return out
     from .emit.report import default_report_dir
 
-    return Path(default_report_dir(config))
+    return default_report_dir(config)
 
 
-def _load_snapshot(config: Config, path: Path | None) -> Snapshot:
-    return Snapshot.read(path or _report_dir(config, None) / "snapshot")
+def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False) -> Snapshot:
+    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py)."""
+    from .fleet import load_input
+
+    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log)
+
+
+def _beside_snapshot(args, snapshot: Snapshot, config: Config):
+    """Default output of analyze and backtest: the snapshot's parent folder (a fleet's: <fleet>/_fleet)."""
+    if args.out:
+        return args.out
+    if snapshot.meta.get("fleet"):
+        return _fleet_out(snapshot)
+    return args.snapshot.parent if args.snapshot else _report_dir(config, None)
+
+
+def _this_weeks_fleet(config: Config, now: dt.datetime | None = None):
+    """<[report] output_dir>/<the week part of [report] layout>: where this week's cluster folders are."""
+    from .emit.report import week_label
+    from .s3 import S3Path, location
+
+    layout = config.report.layout
+    if "{week}" not in layout or ("{cluster}" in layout and layout.index("{cluster}") < layout.index("{week}")):
+        raise ConfigError(f"--fleet needs [report] layout with {{week}} before {{cluster}}, e.g. \"{{week}}/{{cluster}}\" "
+                          f"(got {layout!r}); or name the folder with --snapshot")
+    week = layout[:layout.index("{week}") + len("{week}")].format(week=week_label(now or dt.datetime.now(dt.timezone.utc)))
+    root = location(config.report.output_dir)
+    return (root if isinstance(root, S3Path) else root.expanduser()) / week
+
+
+def _fleet_out(snapshot: Snapshot):
+    from .fleet import FLEET_REPORT
+    from .s3 import location
+
+    return location(snapshot.meta["fleet"]["root"]) / FLEET_REPORT
 
 
 def _finish(report_result, partial: bool, log) -> int:
@@ -222,10 +275,7 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
         with _locked(config, overlay, "rightsize patch --overlay", log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
-        from .emit.tables import write_text_atomic
-
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "PATCHES.md", result.markdown)
+        _write_beside(out, "PATCHES.md", result.markdown, "PATCHES.md")
         changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
         log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
         return result
@@ -261,7 +311,7 @@ def cmd_collect(args, config, log) -> int:
 def cmd_analyze(args, config, log) -> int:
     from .analysis import analyze
 
-    snapshot = _load_snapshot(config, args.snapshot)
+    snapshot = _load_snapshot(config, args.snapshot, log)
     if args.explain:
         from .analysis.explain import explain
 
@@ -271,7 +321,7 @@ def cmd_analyze(args, config, log) -> int:
     from .emit.tables import write_tables
     from .folders import replace_folder
 
-    out = args.out or (args.snapshot.parent if args.snapshot else _report_dir(config, None))
+    out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
         replace_folder(out, lambda tmp: write_tables(analysis, snapshot, config, tmp), what="tables", keep_others=True)
     log(f"tables written to {out}")
@@ -281,20 +331,32 @@ def cmd_analyze(args, config, log) -> int:
 
 def cmd_backtest(args, config, log) -> int:
     from . import api
-    from .emit.tables import table_csv, write_text_atomic
+    from .emit.tables import table_csv
     from .emit.terminal import backtest_text
     from .schema import BACKTEST_COLUMNS
 
-    snapshot = _load_snapshot(config, args.snapshot)
+    snapshot = _load_snapshot(config, args.snapshot, log, per_pod_tables=True)
     policies = {"recommended": None, **{p: _policy_arg(p) for p in args.policy}}
     table = api.backtest(snapshot, policies, config, test_days=args.days)
-    out = args.out or (args.snapshot.parent if args.snapshot else _report_dir(config, None))
+    out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize backtest", log):
-        Path(out).mkdir(parents=True, exist_ok=True)
-        path = write_text_atomic(Path(out) / "backtest.csv", table_csv(table, BACKTEST_COLUMNS))
+        path = _write_beside(out, "backtest.csv", table_csv(table, BACKTEST_COLUMNS), "backtest")
     print(backtest_text(table, args.days))
     log(f"backtest written to {path}")
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def _write_beside(out, name: str, text: str, what: str):
+    """Write one file into the folder ``out`` (local: atomically; s3://: committed with the folder's other files kept)."""
+    from .emit.tables import write_text_atomic
+    from .folders import replace_folder
+    from .s3 import S3Path
+
+    if isinstance(out, S3Path):
+        replace_folder(out, lambda tmp: write_text_atomic(tmp / name, text), what=what, keep_others=True)
+        return out / name
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(Path(out) / name, text)
 
 
 def _policy_arg(text: str):
@@ -320,9 +382,13 @@ def _toml_scalar(text: str):
 def cmd_report(args, config, log) -> int:
     from .analysis import analyze
 
-    snapshot = _load_snapshot(config, args.snapshot)
+    if args.fleet:
+        if args.snapshot:
+            raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
+        args.snapshot = _this_weeks_fleet(config)
+    snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
-    out = _report_dir(config, args.out)
+    out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _summary(analysis, snapshot, result)
@@ -332,9 +398,9 @@ def cmd_report(args, config, log) -> int:
 def cmd_patch(args, config, log) -> int:
     from .analysis import analyze
 
-    snapshot = _load_snapshot(config, args.snapshot)
+    snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
-    out = args.out or _report_dir(config, None) / "patches"
+    out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK

@@ -28,6 +28,7 @@ class GeneralConfig:
     step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
+    lock_lease: float = setting("6h", "A lock on an s3:// output (an object beside its prefix) older than this is taken over: its run died without removing it, and S3 has no kernel to release a lock. Keep it longer than any run.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class PrometheusConfig:
     token_file: str = setting("", "File holding a bearer token (e.g. a mounted service account token).", kind="str")
     username: str = setting("", "Basic auth user name.", kind="str")
     password_env: str = setting("RIGHTSIZE_PROMETHEUS_PASSWORD", "Environment variable holding the basic auth password.", kind="str")
+    auth: str = setting("none", "Request signing: none, or sigv4 for Amazon Managed Service for Prometheus (AMP): every request is signed with botocore's SigV4 signer (service aps) using the default AWS credential chain (environment, profile, IRSA web identity, EKS Pod Identity), or the role in role_arn assumed from it. With sigv4, url is the workspace's https://aps-workspaces.REGION.amazonaws.com/workspaces/ID and no token or basic auth is sent.", kind="str", choices=("none", "sigv4"))
+    region: str = setting("", "AWS region of the AMP workspace for sigv4; empty takes it from the url (aps-workspaces.REGION.amazonaws.com), else from the AWS environment (AWS_REGION, profile).", kind="str")
+    role_arn: str = setting("", "IAM role to assume (STS AssumeRole, credentials refreshed before they expire) for sigv4, e.g. a role in the account of the workspace; empty signs with the default credential chain itself.", kind="str")
     headers: dict = setting({}, "Extra HTTP headers, e.g. {\"X-Scope-OrgID\" = \"tenant-a\"} for Mimir.", kind="dict")
     query_params: dict = setting({}, "Extra query parameters on every request, e.g. {partial_response = \"false\", dedup = \"true\"} for Thanos.", kind="dict")
     ca_bundle: str = setting("", "CA bundle file for TLS; empty uses the system store.", kind="str")
@@ -237,7 +241,8 @@ class CrossAzConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    output_dir: str = setting("reports", "Root folder; each run writes reports/<ISO year-week>/.", kind="str")
+    output_dir: str = setting("reports", "Root folder, or an S3 prefix (s3://bucket/prefix); each run writes <output_dir>/<layout>/, e.g. reports/2026-W47/.", kind="str")
+    layout: str = setting("{week}", "Folder of each run below output_dir, from {week} (ISO year-week, e.g. 2026-W47) and {cluster} ([general] cluster_name). One job per cluster writing to one bucket: \"{week}/{cluster}\"; the previous week's report is found by the {week} part.", kind="str")
     top_n: int = setting(10, "Rows in the report's top lists.", kind="int", minimum=1)
     charts: bool = setting(True, "Draw matplotlib charts into report.html.", kind="bool")
     backtest_days: int = setting(7, "Days at the end of the window the report's backtest replays against a recommendation made without them (backtest.csv, the report's backtest section); 0 = no backtest in the report (rightsize backtest still runs it).", kind="int", minimum=0)
@@ -247,6 +252,13 @@ class ReportConfig:
 class ThresholdConfig:
     fail_on_production_oom_risk: bool = setting(False, "Exit 3 when any production container is at OOM risk.", kind="bool")
     fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0)
+    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0)
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    clusters: tuple = setting([], "Clusters a fleet report expects (rightsize report --snapshot on a folder or S3 prefix of cluster snapshots); one without a complete snapshot is listed as missing. Empty: those of the previous week's folder are expected.", kind="list")
+    max_age: float = setting("3d", "A cluster snapshot whose window ended more than this before the newest one of the fleet is stale: listed as missing and left out of the totals; 0 = never stale.", kind="duration", unit="seconds", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -285,6 +297,7 @@ class Config:
     report: ReportConfig = section(ReportConfig, "Reports.")
     thresholds: ThresholdConfig = section(ThresholdConfig, "CI thresholds: exit code 3 when a finding crosses one.")
     patches: PatchConfig = section(PatchConfig, "Kustomize patches.")
+    fleet: FleetConfig = section(FleetConfig, "Fleet reports: one report merged from the snapshots of many clusters.")
     clusters: tuple = table_list(ClusterEntry, "Several clusters in one run, each with its own metrics and specs.")
 
     def policy(self, name: str) -> Policy:
@@ -421,9 +434,37 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(LabelNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    problems += _aws_problems(config)
     for key, problem in problems:
         if problem:
             raise ConfigError(f"{path}: {key}: {problem}")
+
+
+def _aws_problems(config: Config) -> list[tuple[str, str]]:
+    """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
+    from .folders import layout_problem
+    from .s3 import S3Error, S3Path
+    from .sources.prometheus.sigv4 import REGION, ROLE_ARN
+
+    p = config.prometheus
+    sigv4 = p.auth == "sigv4"
+    problems = [
+        ("prometheus.region", f"{p.region!r} is not an AWS region like \"eu-west-1\"" if p.region and not REGION.fullmatch(p.region) else ""),
+        ("prometheus.role_arn", f"{p.role_arn!r} is not an IAM role ARN like \"arn:aws:iam::123456789012:role/NAME\""
+         if p.role_arn and not ROLE_ARN.fullmatch(p.role_arn) else ""),
+        ("prometheus.role_arn", "is only used with auth = \"sigv4\"" if p.role_arn and not sigv4 else ""),
+        ("prometheus.username", "auth = \"sigv4\" signs every request with AWS credentials: remove username (basic auth)"
+         if sigv4 and p.username else ""),
+        ("prometheus.token_file", "auth = \"sigv4\" signs every request with AWS credentials: remove token_file"
+         if sigv4 and p.token_file else ""),
+        ("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
+    ]
+    if config.report.output_dir.startswith("s3://"):
+        try:
+            S3Path(config.report.output_dir)
+        except S3Error as exc:
+            problems.append(("report.output_dir", str(exc)))
+    return problems
 
 
 def _comment(text: str) -> list[str]:

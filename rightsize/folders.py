@@ -73,18 +73,20 @@ def inside(root: Path, rel: str, *, error: type[RightsizeError] = RightsizeError
     return path
 
 
-def layout_problem(layout: str) -> str:
-    """'' when ``[patches] layout`` uses only {cluster} and {namespace} and stays inside the patch folder."""
+def layout_problem(layout: str, fields: tuple[str, ...] = ("cluster", "namespace"), inside_what: str = "the patch folder") -> str:
+    """'' when a layout (``[patches] layout``; ``[report] layout`` with ``fields`` week and cluster) uses only
+    those placeholders and stays inside its folder."""
     try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(layout) if f is not None}
+        used = {f for _, f, _, _ in string.Formatter().parse(layout) if f is not None}
     except ValueError as exc:
         return f"{exc}: {layout!r}"
-    unknown = fields - {"cluster", "namespace"}
+    unknown = used - set(fields)
     if unknown:
-        return f"unknown placeholder {{{sorted(unknown)[0]}}} in {layout!r}; use {{cluster}} and {{namespace}}"
-    folder = posixpath.normpath(layout.format(cluster="c", namespace="n")) if layout else "."
+        known = " and ".join(f"{{{f}}}" for f in fields)
+        return f"unknown placeholder {{{sorted(unknown)[0]}}} in {layout!r}; use {known}"
+    folder = posixpath.normpath(layout.format(**{f: "x" for f in fields})) if layout else "."
     if folder.startswith("/") or folder == ".." or folder.startswith("../"):
-        return f"{layout!r} must stay inside the patch folder (got {folder!r})"
+        return f"{layout!r} must stay inside {inside_what} (got {folder!r})"
     return ""
 
 
@@ -151,6 +153,12 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
     holds snapshot/ and patches/ written by other stages). Any OSError becomes ``error`` with one
     line: "<target>: cannot write <what>: <reason> (nothing was written)".
     """
+    from .s3 import S3Path
+
+    if isinstance(target, S3Path):  # filled locally, then uploaded and committed whole (s3.py)
+        from . import s3
+
+        return s3.replace_folder(target, fill, what=what, error=error, keep_others=keep_others)
     target = Path(target)
 
     def fail(exc: OSError):
@@ -196,10 +204,20 @@ def _holder(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None):
+def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None,
+                lease_seconds: float = 6 * 3600.0):
     """Hold the lock of ``folder`` for the block. Waits up to ``wait_seconds`` for another holder, then
     raises LockedError naming it. The kernel drops the lock when a holder dies (flock), so a crashed
-    run never leaves a stale lock behind."""
+    run never leaves a stale lock behind. An s3:// folder gets lock objects instead (s3.lock; a dead
+    run's lock is taken over after ``lease_seconds``)."""
+    from .s3 import S3Path
+
+    if isinstance(folder, S3Path):
+        from . import s3
+
+        with s3.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
+            yield
+        return
     path = lock_path(folder)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

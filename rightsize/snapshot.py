@@ -3,7 +3,8 @@
 ``Snapshot.write`` writes to a temporary folder and moves it into place, so a failed write never
 leaves half a snapshot, and records each table file's sha256 in meta.json ``checksums``;
 ``Snapshot.read`` verifies those checksums (a flipped bit is an error naming the file), then validates
-every table against schema.TABLES and names the table and column at fault.
+every table against schema.TABLES and names the table and column at fault. Both take an s3:// location
+too (s3.S3Path): written through a local folder and committed whole, read through its manifest.
 """
 from __future__ import annotations
 
@@ -134,8 +135,14 @@ class Snapshot:
             self.meta["warnings"].append(entry)
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write atomically: into a temp folder beside ``path``, then rename over it."""
-        target = Path(path)
+        """Write atomically: into a temp folder beside ``path``, then rename over it (an s3:// location:
+        uploaded, then committed by its _SUCCESS manifest)."""
+        from .s3 import location
+
+        target = location(path)
+        if self.meta.get("tables_not_loaded"):
+            raise SnapshotError(f"{target}: this snapshot was read without {', '.join(self.meta['tables_not_loaded'])}; "
+                                "writing it would lose them (nothing was written)")
         self.validate()
 
         def fill(tmp: Path) -> None:
@@ -149,9 +156,15 @@ class Snapshot:
         return replace_folder(target, fill, what="snapshot", error=SnapshotError)
 
     @classmethod
-    def read(cls, path: str | os.PathLike) -> "Snapshot":
-        """Read and validate a snapshot folder; SnapshotError names the file/table/column at fault."""
-        src = Path(path)
+    def read(cls, path: str | os.PathLike, *, skip: tuple[str, ...] = ()) -> "Snapshot":
+        """Read and validate a snapshot folder (or s3:// prefix); SnapshotError names the file/table/column
+        at fault. ``skip``: tables not to load (left empty, named in meta ``tables_not_loaded``), e.g. the
+        large per-pod ones a fleet report does not need."""
+        from .s3 import S3Path, location
+
+        src = location(path)
+        if isinstance(src, S3Path):
+            return _read_s3(cls, src, skip)
         if not src.is_dir():
             raise SnapshotError(f"{src}: no snapshot folder here (run `rightsize collect` or `rightsize demo` first)")
         meta_file = src / "meta.json"
@@ -167,6 +180,8 @@ class Snapshot:
         sums = meta.get("checksums")
         for name in TABLES:
             f = src / f"{name}.parquet"
+            if name in skip and name in OPTIONAL_TABLES:
+                continue
             if not f.exists():
                 if name in OPTIONAL_TABLES and f.name not in (sums or {}):
                     continue
@@ -177,11 +192,28 @@ class Snapshot:
                 tables[name] = pd.read_parquet(f)
             except Exception as exc:  # pyarrow raises many types for a corrupt file
                 raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
+        if skip:
+            meta["tables_not_loaded"] = sorted(set(skip) & OPTIONAL_TABLES)
         snap = cls(tables=tables, meta=meta).validate(where=str(src))
         if sums is None:
             snap.warn("snapshot_unverified", "meta.json records no checksums (written before rightsize checked them): "
                       "the tables could not be verified", str(src))
         return snap
+
+
+def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":
+    """Download the snapshot's files (checked against its _SUCCESS manifest), then read them as a folder."""
+    import tempfile
+
+    from . import s3
+
+    with tempfile.TemporaryDirectory(prefix="rightsize-snapshot-") as tmp:
+        unwanted = {f"{name}.parquet" for name in skip}
+        s3.download(src, Path(tmp), what="snapshot", keep=lambda rel: rel not in unwanted, error=SnapshotError)
+        try:
+            return cls.read(Path(tmp), skip=skip)
+        except SnapshotError as exc:
+            raise SnapshotError(str(exc).replace(tmp, str(src))) from None
 
 
 def file_sha256(path: Path) -> str:

@@ -131,3 +131,13 @@ def test_find_previous_dir(tmp_path):
     assert find_previous_dir(tmp_path / "2026-W44") is None
     assert find_previous_dir(tmp_path / "custom-out") is None  # --out elsewhere: compare only with --compare
     assert find_previous_dir(tmp_path / "missing" / "2026-W47") is None
+
+
+def test_find_previous_dir_keeps_the_folders_after_the_week(tmp_path):
+    """[report] layout = "{week}/{cluster}": last week's report of the same cluster, whatever else is there."""
+    for week, cluster in (("2026-W45", "prod"), ("2026-W46", "prod"), ("2026-W47", "staging")):
+        (tmp_path / week / cluster).mkdir(parents=True)
+        (tmp_path / week / cluster / "summary.json").write_text("{}")
+    assert find_previous_dir(tmp_path / "2026-W48" / "prod") == tmp_path / "2026-W46" / "prod"
+    assert find_previous_dir(tmp_path / "2026-W46" / "prod") == tmp_path / "2026-W45" / "prod"
+    assert find_previous_dir(tmp_path / "2026-W48" / "dev") is None

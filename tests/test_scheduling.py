@@ -17,6 +17,8 @@ CRONJOB = ROOT / "deploy/cronjob.yaml"
 RBAC = ROOT / "deploy/rbac.yaml"
 DOCKERFILE = ROOT / "deploy/Dockerfile"
 READER = ROOT / "deploy/report-reader.yaml"
+PVC = ROOT / "deploy/reports-pvc.yaml"
+FLEET = ROOT / "deploy/fleet-cronjob.yaml"
 
 
 def _load_all(path: Path) -> list:
@@ -139,11 +141,12 @@ def test_cronjob_does_not_retry_findings_and_has_requests(manifests):
     assert parse_memory(limits["memory"]) >= parse_memory(requests["memory"]) >= 650 * 2**20  # README: 646 MiB at 21,000
 
 
-def test_reports_can_be_read_with_a_reader_pod(manifests):
+def test_reports_on_a_volume_can_be_read_with_a_reader_pod():
     (reader,) = _load_all(READER)
-    assert reader["kind"] == "Pod" and reader["metadata"]["namespace"] == "rightsize"
+    (pvc,) = _load_all(PVC)
+    assert reader["kind"] == "Pod" and reader["metadata"]["namespace"] == "rightsize" == pvc["metadata"]["namespace"]
     claim = reader["spec"]["volumes"][0]["persistentVolumeClaim"]
-    assert claim["claimName"] == manifests["PersistentVolumeClaim"]["metadata"]["name"] and claim["readOnly"] is True
+    assert claim["claimName"] == pvc["metadata"]["name"] and claim["readOnly"] is True
     (container,) = reader["spec"]["containers"]
     assert container["volumeMounts"][0]["mountPath"] == "/reports" and container["volumeMounts"][0]["readOnly"] is True
     assert "kubectl -n rightsize cp rightsize-report-reader:/reports/" in READER.read_text()
@@ -151,7 +154,7 @@ def test_reports_can_be_read_with_a_reader_pod(manifests):
 
 
 def test_cronjob_uses_the_rbac_service_account(manifests):
-    assert set(manifests) == {"ConfigMap", "PersistentVolumeClaim", "CronJob"}
+    assert set(manifests) == {"ConfigMap", "CronJob"}
     rbac = {d["kind"]: d for d in _load_all(RBAC)} if RBAC.exists() else {}
     job = manifests["CronJob"]
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -161,24 +164,34 @@ def test_cronjob_uses_the_rbac_service_account(manifests):
     if rbac:  # deploy/rbac.yaml (another module) defines the ServiceAccount and namespace
         assert rbac["ServiceAccount"]["metadata"]["name"] == pod["serviceAccountName"]
         assert rbac["ServiceAccount"]["metadata"]["namespace"] == "rightsize"
+        role = rbac["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]  # IRSA
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:role/rightsize", role)
     assert job["spec"]["concurrencyPolicy"] == "Forbid"
     assert len(job["spec"]["schedule"].split()) == 5
 
 
-def test_cronjob_mounts_config_and_reports(manifests, tmp_path):
+def test_cronjob_reads_amp_and_writes_its_week_to_s3(manifests, tmp_path):
+    import datetime as dt
+
+    from rightsize.emit.report import default_report_dir
+    from rightsize.s3 import S3Path
+    from rightsize.sources.prometheus.sigv4 import region_of
+
     pod = manifests["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert volumes["config"]["configMap"]["name"] == manifests["ConfigMap"]["metadata"]["name"]
-    assert volumes["reports"]["persistentVolumeClaim"]["claimName"] == manifests["PersistentVolumeClaim"]["metadata"]["name"]
+    assert not [v for v in volumes.values() if "persistentVolumeClaim" in v]  # S3, no volume to share
     args = container["args"]
     assert args[0] == "run" and args[args.index("--config") + 1] == f"{mounts['config']}/config.toml"
-    # the ConfigMap's config.toml is valid for rightsize and writes onto the PVC
+    # the ConfigMap's config.toml is valid for rightsize, signs for AMP and writes one folder per cluster and week
     cfg = tmp_path / "config.toml"
     cfg.write_text(manifests["ConfigMap"]["data"]["config.toml"])
     config = load_config(cfg, required=True)
-    assert config.report.output_dir == mounts["reports"]
+    assert config.prometheus.auth == "sigv4" and region_of(config.prometheus.url, config.prometheus.region, None) == "eu-west-1"
+    out = default_report_dir(config, dt.datetime(2026, 11, 23, 6, tzinfo=dt.timezone.utc))
+    assert isinstance(out, S3Path) and str(out) == "s3://my-rightsize-reports/rightsize/2026-W48/production"
     assert config.kubernetes.source == "api"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True and mounts["tmp"] == "/tmp"
 
@@ -256,3 +269,24 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
     assert any(re.search(rf"useradd .*--uid {uid}\b", a) for a in runs)
     assert any("pip install" in a and wheel_dir in a for a in runs)
     assert all(i < users[-1] for i, (instruction, _) in enumerate(steps) if instruction == "RUN")  # installed as root, run as the user
+
+
+def test_fleet_cronjob_merges_this_weeks_folder(manifests, tmp_path):
+    import datetime as dt
+
+    from rightsize.cli import _this_weeks_fleet, build_parser
+
+    (job,) = _load_all(FLEET)
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    args = build_parser().parse_args(container["args"])
+    assert args.command == "report" and args.fleet and args.snapshot is None
+    assert pod["serviceAccountName"] == "rightsize" and job["spec"]["concurrencyPolicy"] == "Forbid"
+    assert {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"] == manifests["ConfigMap"]["metadata"]["name"]
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(manifests["ConfigMap"]["data"]["config.toml"])
+    week = _this_weeks_fleet(load_config(cfg, required=True), dt.datetime(2026, 11, 23, 9, tzinfo=dt.timezone.utc))
+    assert str(week) == "s3://my-rightsize-reports/rightsize/2026-W48"
+    # after the clusters' runs of the same day
+    assert job["spec"]["schedule"].split()[2:] == manifests["CronJob"]["spec"]["schedule"].split()[2:]
+    assert int(job["spec"]["schedule"].split()[1]) > int(manifests["CronJob"]["spec"]["schedule"].split()[1])

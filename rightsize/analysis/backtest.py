@@ -31,6 +31,9 @@ _TODAY = "today"
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
     """'' when the snapshot holds enough to backtest, else why not."""
+    if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []):
+        return ("skipped for a fleet report, which does not load the per-pod tables (usage_histograms, usage_daily); "
+                "run `rightsize backtest` on a cluster's snapshot")
     if snapshot.tables.get("usage_histograms", pd.DataFrame()).empty:
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
     hours = snapshot.window_hours() or 0.0

@@ -461,10 +461,15 @@ def cpu_request(rows: Rows) -> None:
     v["cpu_req"] = np.where(req > max_cpu, round_cpu_down(max_cpu), req)
     v.update(cpu_raw=raw, max_cpu=max_cpu, cpu_capped=raw > max_cpu)
     rec, keep = v["rec"], v["keep_cpu"]
-    rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + pd.Series(v["cpu_stat"].astype(object) + v["stat_text"].astype(object)) + " " + _cpu_text(basis)
+    rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + _joined(v["cpu_stat"], v["stat_text"]) + " " + _cpu_text(basis)
                 + " +" + _pct_text(v["margin"]))
     rows.reason(rec & np.isnan(basis), "no CPU usage data")
     rows.reason(rec & v["cpu_capped"], "CPU capped at the max")
+
+
+def _joined(a, b) -> pd.Series:
+    """Element-wise a + b of two arrays of text (numpy < 2 has no string addition; pandas' works on objects)."""
+    return pd.Series(np.asarray(a, dtype=object)) + pd.Series(np.asarray(b, dtype=object))
 
 
 def memory_request(rows: Rows) -> None:
@@ -486,7 +491,7 @@ def memory_request(rows: Rows) -> None:
              peak=peak, floor_lim=peak, floor_req=np.where(rows.pb("memory_request_covers_max"), peak, np.nan),
              oom=np.zeros(rows.n, dtype=bool))
     rec, keep = v["rec"], v["keep_memory"]
-    rows.reason(rec & ~keep & ~np.isnan(basis), "memory from " + pd.Series(v["mem_stat"].astype(object) + np.where(v["mem_stat"] == "max", "", v["stat_text"]).astype(object))
+    rows.reason(rec & ~keep & ~np.isnan(basis), "memory from " + _joined(v["mem_stat"], np.where(v["mem_stat"] == "max", "", v["stat_text"]))
                 + " " + _mem_text(basis)
                 + " +" + _pct_text(v["margin"]))
     rows.reason(rec & np.isnan(basis), "no memory usage data")

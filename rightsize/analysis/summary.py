@@ -51,6 +51,11 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
                    "consolidation_usd_per_month", "best_instance_type", "best_nodes_after",
                    "best_usd_per_month_after"}],   node_groups.csv (bin-packing, see "Cost model")
   "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
+  "fleet": {                                       only in a fleet report (several cluster snapshots merged)
+    "root": str, "expected": [str], "expected_from": str, "tables_not_loaded": [str],
+    "clusters": [{"name", "clusters": [str], "snapshot", "window_end", "containers"}],
+    "missing": [{"cluster", "reason", "snapshot"}]  missing, unreadable or stale: left out of every figure
+  },
   "week_over_week": {                              added when an earlier report was compared
     "previous": "2026-W46",
     "totals": [{"metric", "previous", "current", "delta"}],
@@ -350,6 +355,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "partial": meta.get("partial") or {},
         "node_groups": _records(groups[[c for c in NODE_GROUP_SUMMARY if c in groups.columns]]) if len(groups) else [],
         "backtest": _backtest(analysis, config),
+        **({"fleet": meta["fleet"]} if meta.get("fleet") else {}),
     }
 
 

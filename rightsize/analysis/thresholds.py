@@ -55,4 +55,9 @@ def crossed_thresholds(summary: dict, analysis, config) -> list[str]:
             f"monthly savings USD {savings:,.2f} exceed USD {limit:,.2f} "
             "(thresholds.fail_on_savings_usd_per_month)"
         )
+    missing = (summary.get("fleet") or {}).get("missing") or []
+    if len(missing) > t.fail_on_missing_clusters:
+        names = ", ".join(str(m.get("cluster")) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        messages.append(f"{len(missing)} cluster(s) missing or stale in the fleet report: {names} "
+                        f"(thresholds.fail_on_missing_clusters = {t.fail_on_missing_clusters:g})")
     return messages

@@ -33,6 +33,7 @@ from ruamel.yaml.error import YAMLError
 from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
 from ..folders import inside, k8s_name_problem, layout_problem, replace_folder, safe_component
+from ..s3 import S3Path, location
 from ..quantity import format_cpu, format_duration, format_memory
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
@@ -677,6 +678,8 @@ def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: 
 
 
 def _check_writable(out_dir: Path) -> None:
+    if isinstance(out_dir, S3Path):
+        return _check_s3(out_dir)
     parent = out_dir.parent
     if out_dir.exists() and not out_dir.is_dir():
         raise PatchError(f"{out_dir}: exists and is not a folder; cannot write patches there")
@@ -687,6 +690,16 @@ def _check_writable(out_dir: Path) -> None:
         raise PatchError(f"{out_dir}: read-only; cannot write patches (nothing was written)")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "PATCHES.md").is_file():
         raise PatchError(f"{out_dir}: not empty and not a rightsize patch folder (no PATCHES.md); "
+                         "refusing to replace it, pick another --out")
+
+
+def _check_s3(out_dir: S3Path) -> None:
+    """An s3:// patch folder is replaced whole: refuse a prefix holding something else than earlier patches."""
+    from .. import s3
+
+    manifest = s3.read_manifest(out_dir)
+    if manifest is not None and "PATCHES.md" not in manifest["files"]:
+        raise PatchError(f"{out_dir}: holds something else than rightsize patches (no PATCHES.md in its {s3.SUCCESS}); "
                          "refusing to replace it, pick another --out")
 
 
@@ -707,7 +720,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     ``out_dir/PATCHES.md``. Raises PatchError when ``out_dir`` is read-only or two workloads would
     share a patch file; nothing is written then.
     """
-    out_dir = Path(out_dir)
+    out_dir = location(out_dir)
     meta = getattr(snapshot, "meta", {}) or {}
     to_patch, skipped = select(recommendations, config)
 

@@ -1,7 +1,8 @@
 """Write a whole weekly report folder: report.md, report.html, the CSVs and summary.json.
 
-By default the folder is ``<[report] output_dir>/<ISO year>-W<ISO week>/`` (e.g. reports/2026-W47),
-and the latest earlier week folder next to it is compared with automatically.
+By default the folder is ``<[report] output_dir>/<[report] layout>/`` (e.g. reports/2026-W47, or
+s3://bucket/rightsize/2026-W47/prod with ``layout = "{week}/{cluster}"``), and the same folder of the
+latest earlier week is compared with automatically.
 """
 from __future__ import annotations
 
@@ -41,10 +42,29 @@ def week_label(now: dt.datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
-def default_report_dir(config, now: dt.datetime | None = None) -> Path:
-    """<[report] output_dir>/<ISO year-week>/ for ``now`` (UTC now when omitted)."""
+def default_report_dir(config, now: dt.datetime | None = None):
+    """<[report] output_dir>/<[report] layout>/ for ``now`` (UTC now when omitted): a Path, or an
+    s3.S3Path when output_dir is s3://..."""
+    from ..s3 import S3Path, location
+
     now = now or dt.datetime.now(dt.timezone.utc)
-    return Path(config.report.output_dir).expanduser() / week_label(now)
+    root = location(config.report.output_dir)
+    root = root if isinstance(root, S3Path) else root.expanduser()
+    folder = config.report.layout.format(week=week_label(now), cluster=config.general.cluster_name)
+    return root / folder if folder.strip("/") else root
+
+
+def report_title(out, fleet: bool = False) -> str:
+    """'rightsize report 2026-W47' (and the folders after the week, e.g. '2026-W47/prod'), else the folder's
+    name; 'rightsize fleet report 2026-W47' for a fleet's report in <fleet folder>/_fleet."""
+    from .compare import WEEK_DIR
+
+    parts = list(out.parts)
+    if fleet and len(parts) > 1 and parts[-1].startswith("_"):
+        parts = parts[:-1]
+    weeks = [i for i, part in enumerate(parts) if WEEK_DIR.match(part)]
+    label = "/".join(parts[weeks[-1]:]) if weeks else parts[-1] if parts else str(out)
+    return f"rightsize {'fleet ' if fleet else ''}report {label}"
 
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
@@ -57,13 +77,15 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
+    from ..s3 import S3Path, location
 
     step = progress or (lambda _msg: None)
-    out = Path(out_dir) if out_dir is not None else default_report_dir(config, now)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RightsizeError(f"{out}: cannot create report folder: {exc.strerror or exc}") from None
+    out = location(out_dir) if out_dir is not None else default_report_dir(config, now)
+    if not isinstance(out, S3Path):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RightsizeError(f"{out}: cannot create report folder: {exc.strerror or exc}") from None
 
     summary = analysis.summary or summarize(analysis, snapshot, config)
     summary = dict(summary)
@@ -71,17 +93,17 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     summary["thresholds_crossed"] = crossed
 
     comparison = None
-    previous = Path(compare_dir) if compare_dir is not None else find_previous_dir(out)
+    previous = location(compare_dir) if compare_dir is not None else find_previous_dir(out)
     if previous is not None:
-        if previous.resolve() == out.resolve():
+        if _same(previous, out):
             raise RightsizeError(f"{previous}: --compare points at the report folder being written")
         step(f"comparing with {previous}")
         prev_summary, prev_recs = load_previous(previous)
         comparison = compare(summary, analysis.recommendations, prev_summary, prev_recs,
-                             previous_label=previous.name, previous_dir=str(previous))
+                             previous_label=_week_of(previous), previous_dir=str(previous))
         summary["week_over_week"] = comparison.as_dict()
 
-    title = f"rightsize report {out.name}"
+    title = report_title(out, fleet=bool(snapshot.meta.get("fleet")))
 
     # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
     # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
@@ -100,3 +122,19 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     paths: dict[str, Path] = {}
     replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
+
+
+def _week_of(folder) -> str:
+    """The ISO week a report folder belongs to ('2026-W46' of .../2026-W46/prod), else its name."""
+    from .compare import WEEK_DIR
+
+    weeks = [part for part in folder.parts if WEEK_DIR.match(part)]
+    return weeks[-1] if weeks else folder.name
+
+
+def _same(a, b) -> bool:
+    from ..s3 import S3Path
+
+    if isinstance(a, S3Path) or isinstance(b, S3Path):
+        return a == b
+    return Path(a).resolve() == Path(b).resolve()

@@ -25,6 +25,7 @@ from . import formatting as fmt
 
 MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
 MAX_CAVEATS = 40
+FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists at most this many rows of a long table (containers, namespaces, spot, LBs)
 
 DETAIL_FILES = (
     ("recommendations.csv", "every container: current and recommended requests/limits, reason, flags, cost"),
@@ -284,7 +285,8 @@ def money_explanation(totals: dict) -> list[str]:
 
 def header_line(summary: dict) -> str:
     w = summary.get("window") or {}
-    clusters = ", ".join(summary.get("clusters") or []) or "unknown cluster"
+    names = list(summary.get("clusters") or [])
+    clusters = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "unknown cluster"
     days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
     span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
     return f"Clusters: {clusters} · usage window: {days}{span}"
@@ -430,7 +432,7 @@ def _spot(ctx: Context) -> Section:
         return Section("spot", "Spot candidates", nav="Spot", empty="No workload is ready for spot.")
     cands = selection.spot_candidates(spot)
     rest = spot.drop(index=cands.index)
-    ordered = pd.concat([cands, rest])
+    ordered, capped = _fleet_cap(ctx, pd.concat([cands, rest]), "workloads", "spot.csv")
     with_cluster = several_clusters(spot)
     rows = [Row([Cell(ref_text(r, with_cluster, with_container=False), code=True), Cell(fmt.words(r["verdict"]), tags=[r["verdict"]]),
                  num_cell(r["score"]), Cell(r["interruption_bucket"] or "n/a"), money_cell(r["savings_usd_per_month"]),
@@ -441,7 +443,7 @@ def _spot(ctx: Context) -> Section:
                Column("savings/month", True), Column("changes needed", cls="text"), Column("reasons", md=False, cls="text")]
     ready = cands["savings_usd_per_month"].sum(min_count=1)
     intro = (f"{len(cands)} workload(s) could run on spot nodes (ready, or ready after the listed changes), saving about "
-             f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.")
+             f"{fmt.usd(ready, 0)}/month." if len(cands) else "No workload is ready for spot; the table says why.") + capped
     table = Table("spot-table", columns, rows, md_limit=min(ctx.top_n, len(cands)), total=len(cands), more_what="candidates",
                   more_file="spot.csv", search=True,
                   filters=[Filter("verdicts", "verdict", sorted(spot["verdict"].map(fmt.words).unique()))])
@@ -477,16 +479,25 @@ def _load_balancers(ctx: Context) -> Section:
     lb = ctx.analysis.load_balancers
     if lb.empty:
         return Section("load-balancers", "Load balancers", empty="No Service of type LoadBalancer.")
-    shown = lb.sort_values("usd_per_month", ascending=False, kind="stable")
+    shown, capped = _fleet_cap(ctx, lb.sort_values("usd_per_month", ascending=False, kind="stable"), "load balancers",
+                               "load_balancers.csv")
     rows = [Row([Cell(f"{r['namespace']}/{r['service']}", code=True), Cell(r["workload"] or "n/a"), Cell(r["scheme"]),
                  money_cell(r["usd_per_month"]), Cell("yes" if r["consolidation_candidate"] else "no"),
                  Cell(shorten(r["risk"], 80) or "—")]) for r in shown.to_dict("records")]
     columns = [Column("service"), Column("workload"), Column("scheme"), Column("cost/month", True),
                Column("could share an ingress"), Column("risk")]
     n = int(lb["consolidation_candidate"].astype(bool).sum())
-    intro = f"{len(lb)} load balancer(s) cost {fmt.usd(lb['usd_per_month'].sum(min_count=1), 0)}/month; {n} could share an ingress."
+    intro = f"{len(lb)} load balancer(s) cost {fmt.usd(lb['usd_per_month'].sum(min_count=1), 0)}/month; {n} could share an ingress." + capped
     table = Table("lb-table", columns, rows, md_limit=ctx.top_n, more_what="load balancers", more_file="load_balancers.csv")
     return Section("load-balancers", "Load balancers", intro=intro, tables=[table])
+
+
+def _fleet_cap(ctx: Context, rows: pd.DataFrame, what: str, file: str) -> tuple[pd.DataFrame, str]:
+    """A fleet report's HTML lists the first FLEET_DETAIL_ROWS rows of a long table (and says so): 100,000
+    rows would make report.html slow to write and to open; the CSV has them all."""
+    if not ctx.summary.get("fleet") or len(rows) <= FLEET_DETAIL_ROWS:
+        return rows, ""
+    return rows.head(FLEET_DETAIL_ROWS), f" report.html lists the first {FLEET_DETAIL_ROWS:,} of {len(rows):,} {what}; {file} has all."
 
 
 def _share(part, whole) -> float:
@@ -577,12 +588,44 @@ def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: st
     return Table(table_id, columns, rows, title=title, sort_column=len(keys) + 2)
 
 
+def _fleet(ctx: Context) -> Section | None:
+    """A fleet report: every cluster's figures, the teams across clusters, and the clusters left out."""
+    fleet = ctx.summary.get("fleet")
+    if not fleet:
+        return None
+    missing = fleet.get("missing") or []
+    ends = {c: r["window_end"][:16].replace("T", " ") for r in fleet.get("clusters") or [] for c in r.get("clusters") or [r["name"]]}
+    clusters = _rollup_table(ctx.summary.get("by_cluster", []), ["cluster"], "fleet-clusters", "Per cluster")
+    clusters.columns.append(Column("window end (UTC)"))
+    for row, record in zip(clusters.rows, ctx.summary.get("by_cluster", [])):
+        row.cells.append(Cell(ends.get(str(record.get("cluster")), "")))
+    teams = _rollup_table(ctx.summary.get("by_team", []), ["team"], "fleet-teams", "Per team, across the fleet")
+    for table, what in ((clusters, "clusters"), (teams, "teams")):
+        table.md_limit, table.more_what, table.more_file = ctx.top_n, what, "summary.json"
+    read = len(fleet.get("clusters") or [])
+    intro = (f"{read} cluster snapshot(s) from {fleet.get('root', '')} merged into this report"
+             + (f"; {len(missing)} cluster(s) missing, left out of every figure." if missing else "; none missing."))
+    lists = [ItemList("Missing or stale clusters", [(str(m.get("cluster")), str(m.get("reason", ""))) for m in missing],
+                      len(missing))] if missing else []
+    return Section("fleet", "Fleet: clusters and teams", nav="Fleet", intro=intro, tables=[clusters, teams], lists=lists)
+
+
 def _details(ctx: Context) -> Section:
     recs = ctx.analysis.recommendations
-    tables = [_rollup_table(ctx.summary.get("by_namespace", []), ["cluster", "namespace"], "ns-table", "By namespace"),
+    namespaces = ctx.summary.get("by_namespace", [])
+    title, every_title = "By namespace", "Every container"
+    if ctx.summary.get("fleet") and len(recs) > FLEET_DETAIL_ROWS:
+        # a fleet's every container would make report.html slow to write and to open (100,000 rows); each cluster's
+        # own report and recommendations.csv have them all
+        title = f"By namespace: the {FLEET_DETAIL_ROWS:,} with the largest savings of {len(namespaces):,} (all in summary.json)"
+        namespaces = namespaces[:FLEET_DETAIL_ROWS]
+        every_title = (f"The {FLEET_DETAIL_ROWS:,} containers with the largest savings of {len(recs):,} (every container in "
+                       "recommendations.csv and in each cluster's own report)")
+        recs = selection.by_savings(recs).head(FLEET_DETAIL_ROWS)
+    tables = [_rollup_table(namespaces, ["cluster", "namespace"], "ns-table", title),
               _rollup_table(ctx.summary.get("by_team", []), ["team"], "team-table", "By team")]
     if len(recs):
-        every = recommendation_table(selection.by_savings(recs), "recs-table", several_clusters(recs), title="Every container",
+        every = recommendation_table(selection.by_savings(recs), "recs-table", several_clusters(recs), title=every_title,
                                      search=True, filters=[
                                          Filter("namespaces", "namespace", sorted(recs["namespace"].astype(str).unique())),
                                          Filter("teams", "team", sorted(recs["team"].fillna("").replace("", "(none)").astype(str).unique())),
@@ -646,7 +689,7 @@ def shorten(text, limit: int = 140) -> str:
 
 # The report's sections in order; a builder returns None to leave its section out.
 SECTIONS: list[Callable[[Context], Section | None]] = [
-    _totals, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
+    _totals, _fleet, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
     _node_groups, _details, _caveats, _files,
 ]
 

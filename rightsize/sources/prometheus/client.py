@@ -61,13 +61,13 @@ class Client:
     """prometheus-api-client over one requests session, with auth, TLS, headers, extra query params,
     retries and a request count. Every method raises QueryFailed."""
 
-    def __init__(self, config: Config, url: str, token_env: str = "", headers: dict | None = None):
+    def __init__(self, config: Config, url: str, token_env: str = "", headers: dict | None = None, aws_session=None):
         p = config.prometheus
         self.url = url.rstrip("/")
         self.params = {str(k): str(v) for k, v in p.query_params.items()}
         self.timeout, self.retries, self.backoff = p.timeout, p.retries, p.backoff
         self.headers = _headers(p, token_env, headers, self.url)
-        self.auth = (p.username, os.environ.get(p.password_env, "")) if p.username else None
+        self.auth = _auth(p, self.url, aws_session)
         self.session = requests.Session()
         self.session.verify = (p.ca_bundle or True) if p.verify_tls else False
         # 503 is handled in _retry_503 (it may mean "split me"); reads are not retried here: a read
@@ -203,9 +203,19 @@ def _is_read_timeout(exc: Exception) -> bool:
     return isinstance(reason, ReadTimeoutError)
 
 
+def _auth(p, url: str, aws_session=None):
+    """requests' auth of every call: SigV4 for AMP (``auth = "sigv4"``), basic auth, or none. ``aws_session``:
+    a boto3 Session whose credentials sign (default: the default credential chain)."""
+    if p.auth == "sigv4":
+        from .sigv4 import sigv4_auth
+
+        return sigv4_auth(url, p.region, p.role_arn, aws_session)
+    return (p.username, os.environ.get(p.password_env, "")) if p.username else None
+
+
 def _headers(p, token_env: str, headers: dict | None, url: str) -> dict:
     hdrs = {str(k): str(v) for k, v in (headers if headers is not None else p.headers).items()}
-    token = _token(token_env or p.token_env, p.token_file)
+    token = _token(token_env or p.token_env, p.token_file) if p.auth != "sigv4" else ""  # SigV4 owns Authorization
     if token:
         hdrs["Authorization"] = f"Bearer {token}"
     if not _compress(p.compression, url):
