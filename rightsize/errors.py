@@ -26,3 +26,7 @@ class SnapshotError(RightsizeError):
 
 class SourceError(RightsizeError):
     """A data source (Prometheus, Kubernetes, AWS, manifests) failed."""
+
+
+class LockedError(RightsizeError):
+    """Another rightsize process holds the output folder's lock."""

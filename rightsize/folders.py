@@ -2,7 +2,7 @@
 
 - ``replace_folder`` fills a temporary folder beside the target and swaps it in, so a failure or a
   signal leaves the earlier folder as it was (SIGINT/SIGTERM are held during the swap itself).
-- ``is_k8s_name`` / ``safe_component`` / ``inside``: every output path is built from checked names and
+- ``is_k8s_name`` / ``safe_component`` (and ``atomic.inside``): every output path is built from checked names and
   checked to stay below its root, whatever a label in the metrics says (``../`` and the like).
 - ``output_lock``: a lock file beside each output folder; a second run waits a bounded time, then
   fails naming the holder's pid, host, command and start time.
@@ -17,27 +17,22 @@ import os
 import posixpath
 import re
 import shutil
-import signal
 import socket
 import string
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 from urllib.parse import quote
 
-from .errors import RightsizeError
+from .atomic import signals_held
+from .errors import LockedError, RightsizeError
 
 # A DNS-1123 subdomain (RFC 1123): what Kubernetes allows for namespaces (a label: no dots) and for
 # the names of Deployments, StatefulSets, DaemonSets, Jobs and CronJobs.
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-class LockedError(RightsizeError):
-    """Another rightsize process holds the output folder's lock."""
 
 
 def is_k8s_name(name: str) -> bool:
@@ -61,16 +56,6 @@ def safe_component(name: str) -> str:
         return name
     text = quote(name or "", safe="")
     return "%2E" + text[1:] if text.startswith(".") else (text or "%00")
-
-
-def inside(root: Path, rel: str, *, error: type[RightsizeError] = RightsizeError) -> Path:
-    """``root / rel``, refusing any path (``..``, absolute, symlink) that resolves outside ``root``."""
-    root_real = os.path.realpath(root)
-    path = Path(root) / rel
-    real = os.path.realpath(path)
-    if os.path.isabs(rel) or os.path.commonpath([root_real, real]) != root_real or real == root_real:
-        raise error(f"{rel!r} would be written outside {root}; refused (nothing was written)")
-    return path
 
 
 def layout_problem(layout: str, fields: tuple[str, ...] = ("cluster", "namespace"), inside_what: str = "the patch folder") -> str:
@@ -99,25 +84,6 @@ def overlay_folder_problem(name: str) -> str:
 
 
 # --- whole-folder writes ----------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, then deliver them (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    for s in previous:
-        signal.signal(s, lambda signum, _frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        for s in pending:
-            signal.raise_signal(s)
-
 
 def _swap(target: Path, tmp: Path, old: Path, keep_others: bool) -> None:
     """Put ``tmp`` in place of ``target``; with ``keep_others`` the entries of ``target`` that ``tmp`` lacks
@@ -172,7 +138,7 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
     old = target.with_name(f".{target.name}.old")
     try:
         fill(tmp)
-        with _signals_held():
+        with signals_held():
             _swap(target, tmp, old, keep_others)
     except OSError as exc:
         raise fail(exc) from None

@@ -16,7 +16,7 @@ A folder on S3 is a key prefix. The rules of ``folders.py`` hold for it too:
   which skip names starting with ``_``).
 - **Names stay inside.** Keys are built from checked components (never '', '.', '..' or control
   characters) below their prefix; a file a manifest names is downloaded only inside the reader's
-  temporary folder (``folders.inside``), whatever the manifest says.
+  temporary folder (``atomic.inside``), whatever the manifest says.
 - **One writer.** A lock beside the prefix (``.NAME.lock/<run>`` objects): a run puts its own lock
   object, lists the others, and holds the lock when no other live one is there (else it removes its
   own and waits, as ``[general] lock_wait`` says). With S3's read-after-write consistency two runs
@@ -39,7 +39,8 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .errors import RightsizeError
+from .atomic import file_sha256, inside, signals_held
+from .errors import LockedError, RightsizeError
 
 SUCCESS = "_SUCCESS"
 TEMPORARY = "_temporary"
@@ -239,8 +240,6 @@ def has_objects(folder: S3Path) -> bool:
 
 def file_digest(path: Path) -> tuple[str, int]:
     """('sha256:<hex>', size in bytes) of a local file (the digest meta.json records for each table)."""
-    from .snapshot import file_sha256
-
     return file_sha256(path), path.stat().st_size
 
 
@@ -280,8 +279,6 @@ def download(folder: S3Path, dest: Path, *, what: str, keep: Callable[[str], boo
              error: type[RightsizeError] = S3Error, c=None) -> dict:
     """Download the files ``folder``'s manifest names (those ``keep`` accepts) into ``dest`` and check each
     one's size and sha256 against it; returns the manifest. ``error`` names the object at fault."""
-    from .folders import inside
-
     c = c or client()
     manifest = read_manifest(folder, c, error)
     if manifest is None:
@@ -335,8 +332,6 @@ def write_folder(target: S3Path, staged: Path, *, what: str, error: type[Rightsi
 
     ``keep_others``: files of the earlier version that this write does not replace stay (a report folder
     holds snapshot/ and patches/, each committed on its own); otherwise they are removed with the commit."""
-    from .folders import _signals_held
-
     c, where = client(), str(target)
     files = _local_files(staged)
     for rel in files:
@@ -352,7 +347,7 @@ def write_folder(target: S3Path, staged: Path, *, what: str, error: type[Rightsi
         _check_uploaded(c, temp, entries, error)
         manifest = {"format": MANIFEST_FORMAT, "what": what, "run": temp.name, "files": entries,
                     "written_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
-        with _signals_held():
+        with signals_held():
             _commit(c, target, temp, manifest, keep_others, error)
     finally:
         with contextlib.suppress(RightsizeError):
@@ -425,8 +420,6 @@ def _holder(c, bucket: str, key: str) -> str:
 def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: str = "",
          log: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the lock of ``folder`` for the block (see the module docstring); LockedError names the holder."""
-    from .folders import LockedError
-
     c, where, here = client(), str(folder), lock_folder(folder)
     mine = here / _run_id()
     info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),

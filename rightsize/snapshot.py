@@ -9,7 +9,6 @@ too (s3.S3Path): written through a local folder and committed whole, read throug
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import file_sha256
 from .errors import SnapshotError
 from .folders import replace_folder
 from .schema import OPTIONAL_TABLES, TABLES, Column
@@ -214,15 +214,6 @@ def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":
             return cls.read(Path(tmp), skip=skip)
         except SnapshotError as exc:
             raise SnapshotError(str(exc).replace(tmp, str(src))) from None
-
-
-def file_sha256(path: Path) -> str:
-    """'sha256:<hex>' of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
 
 
 def _verify(path: Path, recorded: str | None) -> None:

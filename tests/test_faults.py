@@ -438,7 +438,8 @@ def test_patch_overlay_whose_base_lacks_every_workload_fails(demo, kubectl, tmp_
 
 def test_output_names_are_checked_and_contained(tmp_path):
     from rightsize.errors import RightsizeError
-    from rightsize.folders import inside, is_k8s_name, safe_component
+    from rightsize.atomic import inside
+    from rightsize.folders import is_k8s_name, safe_component
 
     assert is_k8s_name("web") and is_k8s_name("api.v2-1") and not is_k8s_name("../x") and not is_k8s_name("Web")
     assert not is_k8s_name("a" * 254) and not is_k8s_name("")

@@ -18,7 +18,8 @@ from rightsize.cli import main
 from rightsize.config import Config
 from rightsize.demo import generate
 from rightsize.errors import SnapshotError
-from rightsize.folders import LockedError, output_lock, replace_folder
+from rightsize.errors import LockedError
+from rightsize.folders import output_lock, replace_folder
 from rightsize.s3 import S3Error, S3Path
 from rightsize.schema import TABLES
 from rightsize.snapshot import Snapshot

@@ -39,7 +39,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from ..errors import ConfigError
-from ..folders import inside, k8s_name_problem, overlay_folder_problem
+from ..atomic import inside
+from ..folders import k8s_name_problem, overlay_folder_problem
 from ..kustomize import KUSTOMIZATION_FILES, KustomizeError, render  # noqa: F401 - KustomizeError: what apply_to_overlay raises
 from ..quantity import parse_cpu, parse_memory
 from ..refs import refs_text

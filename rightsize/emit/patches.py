@@ -32,7 +32,8 @@ from ruamel.yaml.error import YAMLError
 
 from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
-from ..folders import inside, k8s_name_problem, layout_problem, replace_folder, safe_component
+from ..atomic import inside
+from ..folders import k8s_name_problem, layout_problem, replace_folder, safe_component
 from ..s3 import S3Path, location
 from ..quantity import format_cpu, format_duration, format_memory
 from ..refs import WorkloadRef
