@@ -1,6 +1,7 @@
 """notebooks/explore.ipynb: committed without outputs, and runs top to bottom on the demo snapshot (real kernel)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -25,6 +26,9 @@ def test_committed_notebook_has_no_outputs():
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
     assert not dirty, f"cells {dirty} of {NOTEBOOK.name} carry outputs or execution counts; clear them before committing"
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # nbformat adds a missing cell id on read (with a warning), so the file itself is checked
+    raw = json.loads(NOTEBOOK.read_text())
+    assert [i for i, c in enumerate(raw["cells"]) if not c.get("id")] == [], "cells without an id"
 
 
 def test_parameter_cell_defaults_to_demo():
