@@ -30,3 +30,10 @@ class SourceError(RightsizeError):
 
 class LockedError(RightsizeError):
     """Another rightsize process holds the output folder's lock."""
+
+    @classmethod
+    def gave_up(cls, folder, holder: str, wait_seconds: float, where: str) -> "LockedError":
+        """The error once ``wait_seconds`` have passed: who holds ``folder`` and where its lock is."""
+        waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
+        return cls(f"{folder}: another rightsize run is writing here: {holder}; gave up{waited} "
+                   f"(let it finish, or raise [general] lock_wait; {where})")

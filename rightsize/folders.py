@@ -215,9 +215,7 @@ def _acquire(fd: int, path: Path, folder: Path, wait_seconds: float, log) -> Non
         except BlockingIOError:
             pass
         if time.monotonic() >= deadline:
-            waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
-            raise LockedError(f"{folder}: another rightsize run is writing here: {_holder(path)}; gave up{waited} "
-                              f"(let it finish, or raise [general] lock_wait; lock file {path})")
+            raise LockedError.gave_up(folder, _holder(path), wait_seconds, f"lock file {path}")
         if not told and log:
             log(f"{folder} is being written by {_holder(path)}; waiting up to {wait_seconds:g} s")
             told = True

@@ -438,9 +438,7 @@ def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: 
             _delete(c, mine.bucket, [mine.key], where)
             holder = _holder(c, mine.bucket, min(live, key=lambda o: o["LastModified"])["Key"])
             if time.monotonic() >= deadline:
-                waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
-                raise LockedError(f"{folder}: another rightsize run is writing here: {holder}; gave up{waited} (let it "
-                                  f"finish, or raise [general] lock_wait; lock objects under {here}/)")
+                raise LockedError.gave_up(folder, holder, wait_seconds, f"lock objects under {here}/")
             if not told and log:
                 log(f"{folder} is being written by {holder}; waiting up to {wait_seconds:g} s")
                 told = True
