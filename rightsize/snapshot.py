@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .atomic import file_sha256
 from .errors import SnapshotError
@@ -189,7 +190,10 @@ class Snapshot:
             if sums is not None:
                 _verify(f, sums.get(f.name))
             try:
-                tables[name] = pd.read_parquet(f)
+                # pyarrow reads the file itself: pandas would hand it a Python file object, whose buffers
+                # pyarrow 14-15 may release from a background thread at interpreter exit, which aborts the
+                # process (SIGABRT instead of our exit code; apache/arrow#34314)
+                tables[name] = pq.read_table(str(f)).to_pandas()
             except Exception as exc:  # pyarrow raises many types for a corrupt file
                 raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
         if skip:

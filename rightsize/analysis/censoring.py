@@ -131,6 +131,7 @@ def demand_quantile(limit: np.ndarray, excess: np.ndarray, share: np.ndarray, q)
     """The q-quantile of a throttled container's CPU demand, cores: limit + excess x ln(share / (1 - q))
     where the throttled share exceeds 1 - q; NaN where the observed usage already shows it."""
     tail = 1.0 - np.asarray(q, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # an absurd measured excess overflows to inf here; recommend caps every request at max_cpu / the largest node
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         est = limit + excess * np.log(share / tail)
     return np.where(share > tail, est, np.nan)
