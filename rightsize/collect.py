@@ -242,6 +242,4 @@ def _collect_series(config: Config, target: ClusterTarget, refs: list[WorkloadRe
     mine = [r for r in refs if r.cluster in ("", target.name)]  # a CLUSTER/... reference names one cluster
     if not mine:
         return
-    frame = fetch_series(config, target, mine)
-    if len(frame):
-        snapshot.tables["series"] = pd.concat([snapshot.tables["series"], frame], ignore_index=True) if len(snapshot.tables["series"]) else frame
+    fetch_series(config, target, mine, snapshot=snapshot)

@@ -15,6 +15,7 @@ Tolerances, and why:
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -270,6 +271,36 @@ def test_server_stopped_mid_run_with_allow_partial_lists_namespaces(prom_dataset
     # nothing half-filled is kept for the failed namespaces
     assert len(snap.tables["usage"]) == 0 and len(snap.tables["usage_histograms"]) == 0
     assert any(w["code"] == "partial" for w in snap.meta["warnings"])
+
+
+class _FailsOneCpuChunk(P.Client):
+    """Every answer comes from the real Prometheus except the second CPU chunk of the shard holding
+    ``shop``, which fails as a server error would. A stand-in for that one failure: a real server
+    cannot be made to fail one chunk of one shard on demand."""
+
+    cpu_chunks = 0
+
+    def query_range(self, promql, start, end, step, labels, what="range query", timestamps=False):
+        if promql.startswith("rate(container_cpu_usage_seconds_total") and re.search(r'namespace=~?"[^"]*\bshop\b', promql):
+            with self._lock:
+                self.cpu_chunks += 1
+                if self.cpu_chunks == 2:
+                    raise P.QueryFailed(f"{self.url}: {what}: HTTP 500 (stand-in)", False, 500)
+        return super().query_range(promql, start, end, step, labels, what, timestamps)
+
+
+def test_a_shard_failing_after_its_first_chunks_leaves_no_rows_of_its_namespaces(prom_server, prom_dataset):
+    """With --allow-partial, the chunks a failed shard did answer (its memory, its first CPU chunk)
+    must not leave usage, histograms or pod-hours that look complete."""
+    cfg = make_config(prom_server.url, prom_dataset.end, range_points=2000, concurrency=1)
+    client = _FailsOneCpuChunk(cfg, prom_server.url)
+    snap = collect(prom_server.url, prom_dataset.end, allow_partial=True, client=client, range_points=2000, concurrency=1)
+    failed = {ns.split("/", 1)[1] for ns in snap.meta["partial"]["namespaces"]}
+    assert client.cpu_chunks >= 2 and "shop" in failed and len(failed) < 4
+    for table in ("usage", "usage_histograms", "usage_daily", "placement"):
+        t = snap.tables[table]
+        assert not t["namespace"].isin(failed).any(), table
+        assert len(t), table  # the other namespaces are there
 
 
 def _range_spans(queries, metric):

@@ -133,8 +133,8 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     nodes = _nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
-    _append(snapshot, "placement", _placement(run, acc, nodes))
-    _append(snapshot, "traffic", _traffic(run, cluster_rows, snapshot))
+    _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
+    _append(snapshot, "traffic", _traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
     if acc.unowned:
@@ -215,6 +215,36 @@ def _check_core(run: Run, snapshot: Snapshot, present: set[str], match: str, all
 
 # --- labels: owners, placement, sizes ------------------------------------------------------------------
 
+def series_frames(found: list[dict]):
+    """``frame(metric, labels)``: the label values of the series-API answer ``found`` for one metric,
+    one row per series ('' for a missing label)."""
+    by_name: dict[str, list[dict]] = {}
+    for s in found:
+        by_name.setdefault(s.get("__name__", ""), []).append(s)
+
+    def frame(metric: str, cols: list[str]) -> pd.DataFrame:
+        rows = by_name.get(metric, [])
+        return pd.DataFrame([[r.get(c, "") for c in cols] for r in rows], columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    return frame
+
+
+def owners_of(frame, L, m) -> dict[tuple, tuple]:
+    """(namespace, pod) -> (kind, workload) from the kube-state-metrics owner series (Pod ->
+    ReplicaSet -> Deployment, Job -> CronJob); ``frame`` from :func:`series_frames`."""
+    def renamed(metric, labels, cols):
+        f = frame(metric, labels)
+        f.columns = cols
+        return f
+
+    owners = ksm.resolve_owners(
+        renamed(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"],
+                ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]),
+        renamed(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name], ["namespace", "replicaset", "owner_kind", "owner_name"]),
+        renamed(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name], ["namespace", "job_name", "owner_kind", "owner_name"]))
+    return {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
+
+
 def _read_labels(run: Run) -> None:
     """Owners, pod nodes and container series per namespace from one series-API request."""
     L, m = run.labels, run.config.prometheus.metrics
@@ -223,22 +253,8 @@ def _read_labels(run: Run) -> None:
         found = run.client.series(run.q.owners_and_series(), start, run.grid.end, what="series (owners, placement, sizes)")
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
-    by_name: dict[str, list[dict]] = {}
-    for s in found:
-        by_name.setdefault(s.get("__name__", ""), []).append(s)
-
-    def frame(metric, cols):
-        rows = by_name.get(metric, [])
-        return pd.DataFrame([[r.get(c, "") for c in cols] for r in rows], columns=cols) if rows else pd.DataFrame(columns=cols)
-
-    pod_owner = frame(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"])
-    pod_owner.columns = ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]
-    rs = frame(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name])
-    rs.columns = ["namespace", "replicaset", "owner_kind", "owner_name"]
-    job = frame(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name])
-    job.columns = ["namespace", "job_name", "owner_kind", "owner_name"]
-    owners = ksm.resolve_owners(pod_owner, rs, job)
-    run.owners = {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
+    frame = series_frames(found)
+    run.owners = owners_of(frame, L, m)
     info = frame(m.pod_info, [L.namespace, L.pod, L.node])
     run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
     wss = frame(m.memory_working_set, [L.namespace, L.pod, L.container]).drop_duplicates()
@@ -354,9 +370,21 @@ def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> N
 
 # --- the tables ------------------------------------------------------------------------------------------
 
+def _with_owners(run: Run, frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` (namespace, pod columns) with the pod's owning ``kind`` and ``workload``
+    ('' for a pod without an owner series)."""
+    out = frame.copy()
+    owner = [run.owners.get(k, ("", "")) for k in zip(out["namespace"], out["pod"])]
+    out["kind"] = [o[0] for o in owner]
+    out["workload"] = [o[1] for o in owner]
+    return out
+
+
 def _drop(frame: pd.DataFrame, namespaces: set) -> pd.DataFrame:
     """Rows of namespaces whose data is incomplete are left out: partial data is never shown as whole."""
-    return frame[~frame["namespace"].isin(namespaces)].reset_index(drop=True) if namespaces else frame
+    if not namespaces or "namespace" not in frame:
+        return frame
+    return frame[~frame["namespace"].isin(namespaces)].reset_index(drop=True)
 
 
 def _usage(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, per_pod: pd.DataFrame) -> pd.DataFrame:
@@ -364,10 +392,7 @@ def _usage(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, p
     throttling summed over its pods (NaN when the metrics behind them are missing)."""
     usage = usage_statistics(hist, daily, run.grid.step)
     key = ["namespace", "kind", "workload", "container"]
-    pp = per_pod.copy()
-    owner = [run.owners.get((ns, pod)) for ns, pod in zip(pp["namespace"], pp["pod"])]
-    pp["kind"] = [o[0] if o else "" for o in owner]
-    pp["workload"] = [o[1] if o else "" for o in owner]
+    pp = _with_owners(run, per_pod)
     per = pp[pp["resource"] == ""].pivot_table(index=key, columns="stat", values="value", aggfunc="sum")
     idx = pd.MultiIndex.from_frame(usage[key])
 
@@ -447,9 +472,7 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     f = pd.DataFrame([keys[i][:2] for i in steps.index], columns=["namespace", "pod"])
     f["pod_hours"] = steps.to_numpy() * run.grid.step / 3600.0
     f = f.groupby(["namespace", "pod"], as_index=False)["pod_hours"].max()
-    owner = [run.owners.get((ns, pod)) for ns, pod in zip(f["namespace"], f["pod"])]
-    f["kind"] = [o[0] if o else "" for o in owner]
-    f["workload"] = [o[1] if o else "" for o in owner]
+    f = _with_owners(run, f)
     f["node"] = [run.nodes_of.get((ns, pod), "") for ns, pod in zip(f["namespace"], f["pod"])]
     f = f[(f["workload"] != "") & (f["node"] != "")]
     out = f.groupby(["namespace", "kind", "workload", "node"], as_index=False)["pod_hours"].sum()
@@ -459,7 +482,7 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     return out
 
 
-def _traffic(run: Run, rows: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
+def _traffic(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     """Bytes per workload pair over the window: request (client -> server) and response
     (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
     L = run.labels
@@ -485,14 +508,10 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
     L = run.labels
     key = ["namespace", "kind", "workload", "container"]
-    req = per_pod[per_pod["stat"].isin(["request", "limit"])].copy()
-    owner = [run.owners.get((ns, pod), ("", "")) for ns, pod in zip(req["namespace"], req["pod"])]
-    req["kind"], req["workload"] = [o[0] for o in owner], [o[1] for o in owner]
+    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit"])])
     containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
     alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
-    at_end = pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"])
-    at_end["kind"] = [run.owners.get(tuple(k), ("", ""))[0] for k in at_end.itertuples(index=False, name=None)]
-    at_end["workload"] = [run.owners.get(tuple(k), ("", ""))[1] for k in at_end[["namespace", "pod"]].itertuples(index=False, name=None)]
+    at_end = _with_owners(run, pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"]))
     pods = at_end.groupby(["namespace", "kind", "workload"]).size().rename("pods").reset_index() if len(at_end) else pd.DataFrame(
         columns=["namespace", "kind", "workload", "pods"])
     rows = rows.rename(columns={L.namespace: "namespace"})

@@ -9,9 +9,8 @@ from ...errors import ConfigError, SourceError
 from ...refs import FORMS, WorkloadRef
 from ...schema import TABLES
 from ...snapshot import Snapshot, conform
-from .. import ksm
 from .client import Client, QueryFailed
-from .collect import _append, window_end
+from .collect import _append, owners_of, series_frames, window_end
 from .execute import MAX_RANGE_STEPS
 from .promql import Queries
 from .usage import Grid
@@ -25,8 +24,6 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     the busiest replica is taken here. ConfigError when a reference matches no workload."""
     from ...targets import cluster_targets
 
-    if refs is None and isinstance(target, (list, tuple)):
-        target, refs = None, target
     target = target or cluster_targets(config)[0]
     wanted = _parse(refs)
     p = config.prometheus
@@ -65,17 +62,7 @@ def _parse(refs) -> list[WorkloadRef]:
 def _owners(client, q, namespaces, grid, config) -> dict:
     L, m = config.prometheus.labels, config.prometheus.metrics
     found = client.series(q.owners_and_series(namespaces)[:3], grid.end - config.general.window, grid.end)
-    rows = {name: [s for s in found if s.get("__name__") == name] for name in (m.pod_owner, m.replicaset_owner, m.job_owner)}
-
-    def frame(name, labels, cols):
-        return pd.DataFrame([[r.get(lab, "") for lab in labels] for r in rows[name]], columns=cols)
-
-    owners = ksm.resolve_owners(
-        frame(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"],
-              ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]),
-        frame(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name], ["namespace", "replicaset", "owner_kind", "owner_name"]),
-        frame(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name], ["namespace", "job_name", "owner_kind", "owner_name"]))
-    return {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
+    return owners_of(series_frames(found), L, m)
 
 
 def _resource(client, q, res, namespaces, grid, owners) -> pd.DataFrame:
