@@ -252,6 +252,8 @@ def backtest(snapshot: Snapshot, policies: Mapping[str, PolicyLike] | None = Non
     from .analysis import backtest as bt
     from .analysis import run_backtest
 
+    if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
+        raise ConfigError(f"backtest: test_days must be a whole number of days, at least 1 (got {test_days!r})")
     cfg = _config(config)
     runs = {label: _with_policy(cfg, pol)[0] for label, pol in {"recommended": None, **(policies or {})}.items()}
     if "today" in runs:

@@ -104,6 +104,16 @@ def _add_overlay_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
 
 
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of days, at least 1")
+    return days
+
+
 def _location(text: str):
     """--out / --snapshot / --compare: a local folder, or an s3://bucket/prefix (s3.location)."""
     from .s3 import S3Error, location
@@ -149,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the recommendation (and against today's requests): CPU and memory slack, predicted OOM kills, "
                                    "containers above their request. Prints a table per namespace and writes backtest.csv.")
     _add_snapshot_option(p)
-    p.add_argument("--days", type=int, default=7, help="days at the end of the window to replay (default 7)")
+    p.add_argument("--days", type=_days, default=7, help="days at the end of the window to replay (default 7)")
     p.add_argument("--policy", metavar="NAME|KEY=VALUE,...", action="append", default=[],
                    help="compare a declared policy (production, non_production, ...) or a what-if of overrides "
                         "(e.g. cpu_request_percentile=p99,margin=0.25) with the config's policies; repeatable")
@@ -215,12 +225,17 @@ def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_p
 
 
 def _beside_snapshot(args, snapshot: Snapshot, config: Config):
-    """Default output of analyze and backtest: the snapshot's parent folder (a fleet's: <fleet>/_fleet)."""
+    """Default output of analyze and backtest: the snapshot's parent folder, or the run folder given as
+    --snapshot (a fleet's: <fleet>/_fleet)."""
+    from .fleet import is_snapshot
+
     if args.out:
         return args.out
     if snapshot.meta.get("fleet"):
         return _fleet_out(snapshot)
-    return args.snapshot.parent if args.snapshot else _report_dir(config, None)
+    if not args.snapshot:
+        return _report_dir(config, None)
+    return args.snapshot.parent if is_snapshot(args.snapshot) else args.snapshot
 
 
 def _this_weeks_fleet(config: Config, now: dt.datetime | None = None):
@@ -282,8 +297,6 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     from .emit.patches import write_patches
 
     result = write_patches(analysis.recommendations, snapshot, config, out)
-    for warning in result.warnings:
-        log(f"warning: {warning}")
     log(f"patches written to {out}")
     for warning in result.warnings:
         print(f"rightsize: warning: {warning}", file=sys.stderr)
@@ -336,7 +349,7 @@ def cmd_backtest(args, config, log) -> int:
     from .schema import BACKTEST_COLUMNS
 
     snapshot = _load_snapshot(config, args.snapshot, log, per_pod_tables=True)
-    policies = {"recommended": None, **{p: _policy_arg(p) for p in args.policy}}
+    policies = {p: _policy_arg(p) for p in args.policy}
     table = api.backtest(snapshot, policies, config, test_days=args.days)
     out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize backtest", log):

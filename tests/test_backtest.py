@@ -120,6 +120,9 @@ def test_policies_side_by_side_and_today():
         rs.backtest(_snapshot(_days(0.1, 0.1), _days(1.0, 1.0)))
     with pytest.raises(ConfigError, match="reserved"):
         rs.backtest(snap, {"today": None})
+    for days in (0, -2, 1.5):
+        with pytest.raises(ConfigError, match="test_days must be a whole number of days, at least 1"):
+            rs.backtest(snap, test_days=days)
 
 
 def test_cli_and_report_on_the_demo(tmp_path):
@@ -138,6 +141,16 @@ def test_cli_and_report_on_the_demo(tmp_path):
     assert "the last 5 days replayed" in proc.stdout and "cpu_request_percentile=p9" in proc.stdout  # the label may wrap
     table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
     assert set(table["policy"]) == {"today", "recommended", "cpu_request_percentile=p99,margin=0.25"}
+    for days in ("0", "-2", "a week"):
+        bad = subprocess.run([sys.executable, "-m", "rightsize.cli", "backtest", "--snapshot", str(out), "--days", days],
+                             capture_output=True, text=True)
+        assert bad.returncode == 2 and "--days" in bad.stderr and "at least 1" in bad.stderr, bad.stderr
+    # the run folder itself as --snapshot: backtest.csv lands in it, never beside it
+    (out / "backtest.csv").unlink()
+    proc = subprocess.run([sys.executable, "-m", "rightsize.cli", "backtest", "--snapshot", str(out), "--days", "5"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "backtest.csv").exists() and not (tmp_path / "backtest.csv").exists()
 
 
 def test_backtest_needs_histograms():

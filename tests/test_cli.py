@@ -253,3 +253,5 @@ def test_patches_without_resources_warn(demo_dir, tmp_path):
     proc = rightsize("patch", "--quiet", "--snapshot", out / "snapshot", "--out", tmp_path / "p", check=0)
     assert "rightsize: warning:" in proc.stderr and "list no resources" in proc.stderr
     assert "[patches] resources" in proc.stderr
+    loud = rightsize("patch", "--snapshot", out / "snapshot", "--out", tmp_path / "p2", check=0)
+    assert loud.stderr.count("list no resources") == proc.stderr.count("list no resources")  # said once, not logged again

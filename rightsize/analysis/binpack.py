@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import NODE_GROUP_COLUMNS, WORKLOAD_KEY
-from .cost import node_unit_prices
+from .cost import request_after, weighted_nodes
 
 GROUP = ["cluster", "node_group", "instance_type", "capacity_type"]
 KEY = list(WORKLOAD_KEY)
@@ -44,14 +44,11 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
     scheduler's effective request); an unset request counts 0. After = the recommendation where the
     status is "change", else the current value."""
     r = recommendations
-    change = r["status"].eq("change")
     frame = r[KEY].copy()
     frame["cpu_now"] = r["cpu_request_cores_current"].fillna(0.0)
     frame["mem_now"] = r["memory_request_bytes_current"].fillna(0.0)
-    frame["cpu_after"] = r["cpu_request_cores_recommended"].where(change & r["cpu_request_cores_recommended"].notna(),
-                                                                  r["cpu_request_cores_current"]).fillna(0.0)
-    frame["mem_after"] = r["memory_request_bytes_recommended"].where(change & r["memory_request_bytes_recommended"].notna(),
-                                                                     r["memory_request_bytes_current"]).fillna(0.0)
+    frame["cpu_after"] = request_after(r, "cpu_request_cores").fillna(0.0)
+    frame["mem_after"] = request_after(r, "memory_request_bytes").fillna(0.0)
     sizes = SIZES
     init = r["container_type"].eq("init") if "container_type" in r else pd.Series(False, index=r.index)
     main = frame[~init].groupby(KEY)[sizes].sum()
@@ -62,14 +59,12 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
     return out[KEY + sizes + ["replicas"]]
 
 
-def group_nodes(snapshot, config) -> pd.DataFrame:
-    """Per node group (GROUP): nodes (each weighted by the share of the window it existed, as idle.csv),
-    the median node's allocatable cores and bytes, the type's vCPUs and GiB, USD per node-hour (mean over
-    nodes weighted by hours), region, and its zones (sorted tuple)."""
-    nodes = node_unit_prices(snapshot, config)
-    hours = snapshot.window_hours() or float(nodes["hours_seen"].max() or 1.0)
+def group_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
+    """Per node group (GROUP) of ``nodes`` (cost.weighted_nodes): nodes (each weighted by the share of
+    the window it existed, as idle.csv), the median node's allocatable cores and bytes, the type's vCPUs
+    and GiB, USD per node-hour (mean over nodes weighted by hours), region, and its zones (sorted tuple)."""
+    nodes = nodes.copy()
     nodes[GROUP] = nodes[GROUP].fillna("")
-    nodes["weight"] = (nodes["hours_seen"] / hours).clip(upper=1.0).fillna(1.0)
     nodes["_price_w"] = nodes["usd_per_hour"] * nodes["weight"]
     g = nodes.groupby(GROUP, as_index=False).agg(
         nodes=("weight", "sum"), allocatable_cpu_cores=("allocatable_cpu_cores", "median"),
@@ -80,9 +75,9 @@ def group_nodes(snapshot, config) -> pd.DataFrame:
     return g.drop(columns="_price_w")
 
 
-def _placed_groups(snapshot, config) -> pd.DataFrame:
+def _placed_groups(snapshot, nodes: pd.DataFrame) -> pd.DataFrame:
     """Placement rows with the node group of their node: KEY + GROUP + zone + pod_hours."""
-    nodes = node_unit_prices(snapshot, config)[["cluster", "node", *GROUP[1:]]].fillna("")
+    nodes = nodes[["cluster", "node", *GROUP[1:]]].fillna("")
     placement = snapshot.tables["placement"]
     pl = placement[KEY + ["node", "zone", "pod_hours"]].merge(nodes, on=["cluster", "node"], how="inner")
     pl["zone"] = pl["zone"].fillna("").astype(str)
@@ -197,9 +192,10 @@ def node_groups(snapshot, recommendations: pd.DataFrame, config, candidates: pd.
     columns = [c.name for c in NODE_GROUP_COLUMNS]
     if snapshot.tables["nodes"].empty or recommendations.empty:
         return pd.DataFrame({c.name: pd.Series(dtype=_DTYPES[c.dtype]) for c in NODE_GROUP_COLUMNS})
-    groups = group_nodes(snapshot, config)
+    nodes = weighted_nodes(snapshot, config)
+    groups = group_nodes(nodes)
     sizes = pod_sizes(recommendations)
-    placed = _placed_groups(snapshot, config)
+    placed = _placed_groups(snapshot, nodes)
     overhead = daemonset_overhead(placed, sizes)
     groups = groups.merge(overhead, on=GROUP, how="left").fillna({c: 0.0 for c in SIZES})
     items = pods_per_group(placed[placed["kind"] != "DaemonSet"], sizes, snapshot.tables["workloads"])

@@ -22,7 +22,6 @@ from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
 # Statuses whose recommendation is not applied: their recommended cost is the current cost.
-_NO_CHANGE_STATUSES = ("keep", "ignored", "no_recommendation")
 
 
 def split_price(usd_per_hour, vcpu, memory_gib, ratio: float):
@@ -265,11 +264,7 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
 
     cpu_cur = recs["cpu_request_cores_current"]
     mem_cur = recs["memory_request_bytes_current"]
-    cpu_rec = recs["cpu_request_cores_recommended"].fillna(cpu_cur)
-    mem_rec = recs["memory_request_bytes_recommended"].fillna(mem_cur)
-    if "status" in recs.columns:
-        keep = recs["status"].isin(_NO_CHANGE_STATUSES)
-        cpu_rec, mem_rec = cpu_rec.where(~keep, cpu_cur), mem_rec.where(~keep, mem_cur)
+    cpu_rec, mem_rec = request_after(recs, "cpu_request_cores"), request_after(recs, "memory_request_bytes")
     init = recs["container_type"].eq("init") if "container_type" in recs.columns else pd.Series(False, index=recs.index)
     factor = recs["replicas"] * config.general.hours_per_month * (~init).astype(float)
     c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
@@ -291,6 +286,23 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     return recs
 
 
+def request_after(recs: pd.DataFrame, res: str) -> pd.Series:
+    """``res`` ("cpu_request_cores" or "memory_request_bytes") of each container once the
+    recommendations are applied: the recommended value where the status is "change" (every row when
+    there is no status) and there is one, else the current one. Cores or bytes; NaN = unset."""
+    current, proposed = recs[f"{res}_current"], recs[f"{res}_recommended"]
+    change = recs["status"].eq("change") if "status" in recs.columns else pd.Series(True, index=recs.index)
+    return proposed.where(change & proposed.notna(), current)
+
+
+def weighted_nodes(snapshot, config) -> pd.DataFrame:
+    """:func:`node_unit_prices` with ``weight``: the share of the window each node existed (at most 1;
+    1 when unknown), as idle.csv and the bin-packing count nodes."""
+    nodes = node_unit_prices(snapshot, config)
+    nodes["weight"] = (nodes["hours_seen"] / _window_hours(snapshot, nodes)).clip(upper=1.0).fillna(1.0)
+    return nodes
+
+
 def idle_costs(snapshot, config) -> pd.DataFrame:
     """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
 
@@ -300,9 +312,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
     """
     hpm = config.general.hours_per_month
-    nodes = node_unit_prices(snapshot, config)
+    nodes = weighted_nodes(snapshot, config)
     window_hours = _window_hours(snapshot, nodes)
-    nodes["weight"] = (nodes["hours_seen"] / window_hours).clip(upper=1.0).fillna(1.0)
 
     containers = snapshot.tables["containers"]
     keys = list(WORKLOAD_KEY)

@@ -28,7 +28,6 @@ import pandas as pd
 from ..config import Config
 from ..schema import SPOT_COLUMNS, WORKLOAD_KEY
 from ..snapshot import Snapshot
-from .summary import rollup
 
 KEY = list(WORKLOAD_KEY)
 BUCKETS = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
@@ -249,10 +248,8 @@ def _workload_costs(recommendations: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame({**{c: pd.Series(dtype=object) for c in KEY}, "usd_per_month": pd.Series(dtype=float)})
     r = recommendations
     rec = r["usd_per_month_recommended"] if "usd_per_month_recommended" in r else pd.Series(np.nan, index=r.index)
-    # only the summed column is read: every container at its recommended cost (the rollup's own figures,
-    # which need a status and savings, are not used here)
-    costed = r.assign(status="keep", savings_usd_per_month=0.0, usd_per_month=rec.fillna(r["usd_per_month_current"]))
-    return rollup(costed, KEY, sums=("usd_per_month",))[KEY + ["usd_per_month"]]
+    costed = r[KEY].assign(usd_per_month=rec.fillna(r["usd_per_month_current"]))
+    return costed.groupby(KEY, as_index=False, sort=False, observed=True)["usd_per_month"].sum(min_count=1)
 
 
 def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, namespaces: pd.DataFrame | None,

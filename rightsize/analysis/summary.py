@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from ..schema import WORKLOAD_KEY
+from .cost import request_after
 
 SCHEMA_VERSION = 1
 STATUSES = ("change", "keep", "no_recommendation", "ignored")
@@ -212,8 +213,7 @@ def totals(recommendations: pd.DataFrame) -> dict[str, float]:
     main = recs["container_type"].ne("init") if "container_type" in recs else pd.Series(True, index=recs.index)
     replicas = recs["replicas"].fillna(1.0).where(main, 0.0)
     for res in ("cpu_request_cores", "memory_request_bytes"):
-        current, proposed = recs[f"{res}_current"], recs[f"{res}_recommended"]
-        after = proposed.where((recs["status"] == "change") & proposed.notna(), current)
+        current, after = recs[f"{res}_current"], request_after(recs, res)
         out[f"{res}_current"], out[f"{res}_after"] = float((current * replicas).sum()), float((after * replicas).sum())
     current, savings = _priced_savings(recs)
     known = float if current.notna().any() else (lambda _v: math.nan)
@@ -281,12 +281,12 @@ def _window(meta: dict) -> dict:
     return {"start": start, "end": end, "hours": hours}
 
 
-def money_totals(analysis, snapshot) -> dict[str, float | None]:
-    """The USD/month figures of summary.json "totals" (None = unknown: its input was not collected)."""
+def money_totals(analysis, snapshot, t: dict) -> dict[str, float | None]:
+    """The USD/month figures of summary.json "totals" (None = unknown: its input was not collected);
+    ``t``: :func:`totals` of the recommendations."""
     spot, cross, lbs, idle = analysis.spot, analysis.cross_az, analysis.load_balancers, analysis.idle
     groups = getattr(analysis, "node_groups", None)
     groups = groups if groups is not None else pd.DataFrame()
-    t = totals(analysis.recommendations)
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
     # Unknown (null) when the input is missing: no traffic metrics, no node inventory, no Services listed.
     traffic = len(cross) > 0 or _has_rows(snapshot, "traffic")
@@ -318,7 +318,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     groups = groups if groups is not None else pd.DataFrame()
     verdict = spot["verdict"] if "verdict" in spot.columns else pd.Series(dtype=str)
     counted = totals(recs)
-    figures = {k: _num(v) for k, v in money_totals(analysis, snapshot).items()}
+    figures = {k: _num(v) for k, v in money_totals(analysis, snapshot, counted).items()}
     figures.update({
         "load_balancers": int(len(lbs)),
         "load_balancer_consolidation_candidates": int(lbs["consolidation_candidate"].astype(bool).sum()) if len(lbs) else 0,

@@ -30,12 +30,7 @@ VERDICT_COLORS = {"ready": "#009E73", "ready_with_changes": "#56B4E9", "not_suit
 DPI = 100
 
 
-def money(v: float, decimals: int = 0) -> str:
-    """'$1,234' / '-$5' (sign before the currency)."""
-    return usd(v, decimals)
-
-
-_usd = FuncFormatter(lambda v, _: money(v))
+_usd = FuncFormatter(lambda v, _: usd(v))
 
 
 def _figure(width: float, height: float, layout: str | None = None) -> Figure:
@@ -74,7 +69,7 @@ def savings_by_namespace(recs: pd.DataFrame, top_n: int = 15) -> Figure | None:
     ax = fig.add_subplot()
     ax.barh(by.index, by.values, color=[RECOMMENDED if v >= 0 else BAD for v in by.values])
     for y, v in enumerate(by.values):
-        ax.annotate(money(v), (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
+        ax.annotate(usd(v), (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
                     va="center", ha="left" if v >= 0 else "right", fontsize=9)
     ax.axvline(0, color="#555", linewidth=0.8)
     ax.xaxis.set_major_formatter(_usd)
@@ -196,7 +191,7 @@ def spot_readiness(spot: pd.DataFrame) -> Figure | None:
     ax.bar(labels, counts.values, color=[VERDICT_COLORS.get(v, MUTED) for v in order])
     for x, (n, s) in enumerate(zip(counts.values, savings.values)):
         movable = order[x] in ("ready", "ready_with_changes")  # savings of the others are not on offer
-        text = f"{int(n)}" + (f"\n{money(s)}/mo" if movable and pd.notna(s) and s > 0 else "")
+        text = f"{int(n)}" + (f"\n{usd(s)}/mo" if movable and pd.notna(s) and s > 0 else "")
         ax.annotate(text, (x, n), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("workloads")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -220,7 +215,7 @@ def cross_az_by_pair(cross: pd.DataFrame, top_n: int = 10) -> Figure | None:
     ax = fig.add_subplot()
     ax.barh(labels, top["usd_per_month"], color=[RECOMMENDED if m else USED for m in top["measured"]])
     for y, v in enumerate(top["usd_per_month"]):
-        ax.annotate(money(v, 2), (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+        ax.annotate(usd(v, 2), (v, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
     ax.xaxis.set_major_formatter(_usd)
     ax.set_xlabel("Inter-AZ transfer, USD/month\n(blue = measured zones, orange = estimated from placement)")
     ax.set_title("Cross-AZ cost by workload pair", loc="left", fontweight="bold")

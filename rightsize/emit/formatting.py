@@ -84,10 +84,6 @@ def signed_count(v) -> str:
     return UNKNOWN if unknown(v) else f"{float(v):+,.0f}"
 
 
-def gb(v) -> str:
-    return UNKNOWN if unknown(v) else f"{float(v):,.0f} GB"
-
-
 def change(current, recommended, fmt) -> str:
     """'1 → 250m'; just the value when nothing changes; 'n/a' after the arrow without a recommendation."""
     cur, rec = fmt(current), fmt(recommended, UNKNOWN)
@@ -125,5 +121,5 @@ def words(text) -> str:
 
 FILTERS = {
     "usd": usd, "signed_usd": signed_usd, "cpu": cpu, "memory": memory, "percent": percent,
-    "count": count, "signed_count": signed_count, "gb": gb, "words": words,
+    "count": count, "signed_count": signed_count, "words": words,
 }

@@ -172,9 +172,6 @@ class ReportView:
     sections: list[Section]
     top_changes: Table  # the terminal's top-N table
 
-    def section(self, anchor: str) -> Section | None:
-        return next((s for s in self.sections if s.anchor == anchor), None)
-
 
 @dataclass
 class Context:
@@ -223,9 +220,9 @@ def change_cell(current, recommended, formatter) -> Cell:
     return Cell(fmt.change(current, recommended, formatter), None if fmt.unknown(recommended) else float(recommended))
 
 
-def ref_text(r: dict, with_cluster: bool, with_container: bool = True, with_kind: bool = False) -> str:
+def ref_text(r: dict, with_cluster: bool, with_container: bool = True) -> str:
     """'namespace/workload/container' ('cluster/...' when several clusters are shown)."""
-    parts = [r["namespace"]] + ([r["kind"]] if with_kind else []) + [r["workload"]]
+    parts = [r["namespace"], r["workload"]]
     if with_container and "container" in r:
         parts.append(r["container"])
     text = "/".join(str(p) for p in parts)
