@@ -236,7 +236,7 @@ def _pod_usage(rng, w: DemoWorkload, c: DemoContainer, lives, grid):
     return out
 
 
-def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The demo's pod samples through the collector's reducer: usage_histograms and usage_daily."""
     from .sources.prometheus.client import RangeSeries
     from .sources.prometheus.usage import UsageAccumulator, reduce_chunk
@@ -253,7 +253,7 @@ def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame, 
     for resource, which in (("cpu", 2), ("memory", 3)):
         result = [RangeSeries((w.namespace, p[0], c.name), p[which], ts[p[1]]) for (w, c), pods in pods_by_container for p in pods]
         acc.add(reduce_chunk(result, resource, grid, owners))
-    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw)), owners
+    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw))
 
 
 def _demo_hpa(w: DemoWorkload) -> dict:
@@ -289,7 +289,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                            # a throttled period holds the container back for about a third of its 100 ms
                            "cpu_throttled_seconds": throttled * 0.033 * sum(e - s for _, s, e in lives) * STEP_SECONDS * 10})
         placement += _placement_rows(w, grid, free_cpu)
-    hist, daily, _owners = _reduce_usage(pods_by_container, grid)
+    hist, daily = _reduce_usage(pods_by_container, grid)
     usage = usage_statistics(hist, daily, STEP_SECONDS)
     key = ["namespace", "kind", "workload", "container"]
     usage = usage.merge(pd.DataFrame(extras), on=key, how="left")

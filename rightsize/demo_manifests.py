@@ -93,19 +93,21 @@ def base_files() -> dict[str, str]:
 
 
 def write_base(folder: str | os.PathLike) -> Path:
-    """Write base_files() under ``folder`` (created; files replaced) and return it."""
-    folder = Path(folder)
-    for rel, text in base_files().items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return folder
+    """Write base_files() as the folder ``folder``, swapped in whole (never half-written), and return it."""
+    from .folders import replace_folder
+
+    def fill(tmp: Path) -> None:
+        for rel, text in base_files().items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text, encoding="utf-8")
+
+    return replace_folder(Path(folder), fill, what="demo base manifests")
 
 
-def patch_resources(layout: str, base: str = "base", patches: str = "patches") -> list[str]:
-    """``[patches] resources`` entries that point each patch folder (``<patches>/<layout>``) at its demo base
-    (``<base>/<namespace>``, or the base of every namespace when the layout has no {namespace})."""
+def patch_resources(layout: str) -> list[str]:
+    """``[patches] resources`` entries that point each patch folder (``patches/<layout>``) at its demo base
+    (``base/<namespace>``, or the base of every namespace when the layout has no {namespace})."""
     folder = posixpath.normpath(layout.format(cluster=demo.CLUSTER, namespace="NS")) if layout else "."
     depth = 0 if folder == "." else len(folder.split("/"))
-    up = "../" * (depth + len(Path(patches).parts))
-    return [f"{up}{base}/{{namespace}}" if "{namespace}" in layout else f"{up}{base}"]
+    up = "../" * (depth + 1)
+    return [f"{up}base/{{namespace}}" if "{namespace}" in layout else f"{up}base"]

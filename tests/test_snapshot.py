@@ -109,3 +109,12 @@ def test_failed_write_leaves_previous_snapshot_intact(tmp_path):
     back = Snapshot.read(target)  # checksums verified: no table of the broken write replaced an old one
     assert len(back.usage) == 5 and len(back.containers) == len(old.containers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snap"]  # no temp folders left behind
+
+
+def test_snapshot_read_without_its_large_tables_cannot_be_written_back(tmp_path):
+    generate().write(tmp_path / "snap")
+    light = Snapshot.read(tmp_path / "snap", skip=("usage_histograms", "usage_daily"))
+    assert light.meta["tables_not_loaded"] == ["usage_daily", "usage_histograms"] and light.tables["usage_daily"].empty
+    with pytest.raises(SnapshotError, match="read without usage_daily, usage_histograms; writing it would lose them"):
+        light.write(tmp_path / "snap")
+    assert len(Snapshot.read(tmp_path / "snap").tables["usage_histograms"])  # the full one is untouched
