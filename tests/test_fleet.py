@@ -179,3 +179,24 @@ def test_fleet_flag_needs_the_week_in_the_layout():
         _this_weeks_fleet(dataclasses.replace(c, report=dataclasses.replace(ReportConfig(), layout="{cluster}/{week}")))
     week = _this_weeks_fleet(c, pd.Timestamp("2026-11-18", tz="UTC").to_pydatetime())
     assert week.as_posix() == "reports/2026-W47"
+
+
+def test_a_fleet_report_html_lists_at_most_the_cap_of_a_long_table(tmp_path, monkeypatch):
+    from rightsize.emit import view
+
+    week = tmp_path / "2026-W47"
+    for name in ("eu", "us"):
+        snap = cluster(name)
+        snap.tables["usage"]["oom_kills"] = 3.0  # both containers at OOM risk
+        snap.write(week / name / "snapshot")
+    cfg = config()
+    snap = load_input(week, cfg)
+    analysis = analyze(snap, cfg)
+    monkeypatch.setattr(view, "FLEET_DETAIL_ROWS", 1)
+    built = view.build_view(analysis.summary, analysis, cfg, snapshot=snap)
+    sections = {s.anchor: s for s in built.sections}
+    risk = sections["oom-throttled"]
+    assert len(risk.tables[0].rows) == 1 and "lists the first 1 of 2 containers at risk" in risk.intro
+    assert "2 container(s) were OOM-killed" in risk.intro  # the count is of all of them
+    every = sections["details"].tables[-1]
+    assert len(every.rows) == 1 and "The 1 containers with the largest savings of 2" in every.title

@@ -406,6 +406,8 @@ def _risky(ctx: Context) -> Section:
     if rk.empty:
         return Section("oom-throttled", title, nav="OOM / throttled",
                        empty="None: no container was OOM-killed or throttled above the threshold.")
+    n_oom, n_all = int(rk["_oom"].sum()), len(rk)
+    rk, capped = _fleet_cap(ctx, rk, "containers at risk", "recommendations.csv")
     with_cluster = several_clusters(rk)
     rows = [Row([Cell(ref_text(r, with_cluster), code=True), Cell("OOM risk" if r["_oom"] else "throttled",
                                                                   tags=["oom_risk" if r["_oom"] else "throttled"]),
@@ -416,9 +418,8 @@ def _risky(ctx: Context) -> Section:
             for r in rk.to_dict("records")]
     columns = [Column("container"), Column("risk"), Column("OOM kills", True), Column("throttled", True),
                Column("memory request", True), Column("CPU limit", cls="cpu-limit"), Column("why", md=False, cls="text")]
-    n_oom = int(rk["_oom"].sum())
-    intro = (f"{n_oom} container(s) were OOM-killed and get more memory; {len(rk) - n_oom} throttled one(s) get their "
-             "CPU limit raised or removed. These changes cost money and are worth it.")
+    intro = (f"{n_oom} container(s) were OOM-killed and get more memory; {n_all - n_oom} throttled one(s) get their "
+             "CPU limit raised or removed. These changes cost money and are worth it." + capped)
     table = Table("risk-table", columns, rows, md_limit=MAX_LIST_ROWS, more_what="containers", more_file="recommendations.csv")
     return Section("oom-throttled", title, nav="OOM / throttled", intro=intro, tables=[table])
 
