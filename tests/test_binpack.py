@@ -137,3 +137,28 @@ def test_batch_pods_take_room_while_they_run_and_churn_does_not_add_a_pod():
     # a CronJob running a quarter of the time still needs a pod's room; 2.03 average pods are 2 pods,
     # split by pod-hours (30 vs 18.7) over the zones web's volumes live in
     assert pods.to_dict() == {("cron", ""): 1.0, ("web", "a"): 1.0, ("web", "b"): 1.0}
+
+
+def test_consolidation_counts_a_half_window_idle_node_hand_computed():
+    # a fifth node, empty, that existed for 12 of the 24 hours: it counts as half a node in the bill
+    snap = _group_snapshot()
+    extra = snap.tables["nodes"].iloc[[0]].assign(node="n5", hours_seen=12.0)
+    snap.tables["nodes"] = pd.concat([snap.tables["nodes"], extra], ignore_index=True)
+    g = binpack.node_groups(snap, _recs(), Config(), CANDIDATES).iloc[0]
+    assert (g["nodes"], g["nodes_now"], g["nodes_after"]) == (4.5, 4.0, 2.0)
+    # bill 4.5 x 140.16 = 630.72; packing today's pods needs 4 nodes: 560.64; 70.08 USD/month removable today
+    assert g["usd_per_month"] == pytest.approx(630.72)
+    assert g["usd_per_month_now"] == pytest.approx(560.64)
+    assert g["consolidation_usd_per_month"] == pytest.approx(70.08)
+    assert g["bankable_savings_usd_per_month"] == pytest.approx(280.32)  # now - after, as without the idle node
+
+
+def test_a_costed_workload_without_placement_is_named_as_left_out_of_the_packing():
+    from rightsize.analysis import unpacked_workloads
+
+    snap = _group_snapshot()
+    assert unpacked_workloads(snap, _recs()) == []
+    snap.tables["placement"] = snap.tables["placement"][snap.tables["placement"]["workload"] != "db"]
+    (caveat,) = unpacked_workloads(snap, _recs())
+    assert caveat["code"] == "not_bin_packed" and "1 workload(s) have no placement" in caveat["message"]
+    assert caveat["message"].endswith(": data/StatefulSet/db")
