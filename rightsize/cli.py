@@ -303,10 +303,10 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     return result
 
 
-def _summary(analysis, snapshot, result=None) -> None:
+def _summary(analysis, snapshot, config: Config, result=None) -> None:
     from .emit.terminal import print_summary
 
-    print_summary(analysis, snapshot, result=result)
+    print_summary(analysis, snapshot, result=result, config=config)
 
 
 def cmd_collect(args, config, log) -> int:
@@ -338,7 +338,7 @@ def cmd_analyze(args, config, log) -> int:
     with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
         replace_folder(out, lambda tmp: write_tables(analysis, snapshot, config, tmp), what="tables", keep_others=True)
     log(f"tables written to {out}")
-    _summary(analysis, snapshot)
+    _summary(analysis, snapshot, config)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
@@ -404,7 +404,7 @@ def cmd_report(args, config, log) -> int:
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
-    _summary(analysis, snapshot, result)
+    _summary(analysis, snapshot, config, result)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -431,7 +431,7 @@ def cmd_run(args, config, log) -> int:
         analysis = analyze(snapshot, config)
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
         _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
-    _summary(analysis, snapshot, result)
+    _summary(analysis, snapshot, config, result)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -450,7 +450,7 @@ def cmd_demo(args, config, log) -> int:
         result = _write_report(snapshot, analysis, config, out, None, log)
         config = _with_demo_base(config, out, log)
         _write_patches(analysis, snapshot, config, out / "patches", None, log)
-    _summary(analysis, snapshot, result)
+    _summary(analysis, snapshot, config, result)
     return _finish(result, False, log)
 
 

@@ -255,3 +255,12 @@ def test_patches_without_resources_warn(demo_dir, tmp_path):
     assert "[patches] resources" in proc.stderr
     loud = rightsize("patch", "--snapshot", out / "snapshot", "--out", tmp_path / "p2", check=0)
     assert loud.stderr.count("list no resources") == proc.stderr.count("list no resources")  # said once, not logged again
+
+
+def test_analyze_summary_lists_the_configured_top_n(demo_dir, tmp_path):
+    out, _ = demo_dir
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[report]\ntop_n = 3\n")
+    proc = rightsize("analyze", "--quiet", "--config", cfg, "--snapshot", out / "snapshot", "--out", tmp_path / "a")
+    assert proc.returncode == 0, proc.stderr
+    assert "Top 3 changes by savings" in proc.stdout and "Top 10" not in proc.stdout

@@ -86,17 +86,18 @@ def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | N
 
 
 def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir: str = "",
-                  crossed: list[str] | None = None, comparison=None, console: Console | None = None, view=None) -> None:
+                  crossed: list[str] | None = None, comparison=None, console: Console | None = None, view=None,
+                  config=None) -> None:
     """Print the one-screen summary (stdout unless ``console`` says otherwise).
 
     ``analysis_or_summary``: an Analysis (its ``summary``, or summarize() of it with ``snapshot``) or a
     summary.json dict (totals and counts only, unless ``view`` is given). ``result``: the ReportResult
     of write_report, which adds the report folder, the crossed thresholds, the week-over-week column
-    and the view-model the top-changes table comes from.
+    and the view-model the top-changes table comes from. ``config``: the run's (its [report] top_n), else the defaults.
     """
     from ..config import Config
 
-    config = Config()
+    config = config or Config()
     if isinstance(analysis_or_summary, dict):
         summary = analysis_or_summary
     else:
