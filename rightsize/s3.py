@@ -150,10 +150,10 @@ def new_client():
     """An S3 client from the default credential chain (environment, profile, IRSA web identity, EKS Pod
     Identity); AWS_REGION and AWS_ENDPOINT_URL_S3 (an S3-compatible store) are honoured by botocore."""
     import boto3
-    from botocore.config import Config as BotoConfig
 
-    return boto3.session.Session().client("s3", config=BotoConfig(
-        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=120))
+    from .aws_client import client_config
+
+    return boto3.session.Session().client("s3", config=client_config(5, connect_timeout=10, read_timeout=120))
 
 
 def client():

@@ -389,7 +389,7 @@ def test_type_missing_from_the_price_list_takes_the_catalogue_price(fake_credent
 @contextlib.contextmanager
 def _pricing_api(answer):
     """A local HTTP server speaking the Pricing API's JSON protocol: ``answer(n)`` gives the (status, body) of
-    the n-th request (from 1). Yields a client built with aws._client_config(attempts) and the requests seen."""
+    the n-th request (from 1). Yields a client built with aws.client_config(attempts) and the requests seen."""
     import http.server
     import threading
 
@@ -416,7 +416,7 @@ def _pricing_api(answer):
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         yield (lambda attempts: boto3.client("pricing", region_name="us-east-1", endpoint_url=url,
-                                             config=aws._client_config(attempts))), requests
+                                             config=aws.client_config(attempts, 10, 60))), requests
     finally:
         server.shutdown()
         server.server_close()
@@ -426,7 +426,7 @@ _PRICE = {"FormatVersion": "aws_v1", "PriceList": [_ec2_product("m5.large", "0.0
 
 
 def test_throttling_is_retried_with_the_standard_retry_mode(fake_credentials):
-    """The first request is throttled; the client built with aws._client_config retries it and gets the price."""
+    """The first request is throttled; the client built with aws.client_config retries it and gets the price."""
     throttled = (400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
     with _pricing_api(lambda n: throttled if n == 1 else (200, _PRICE)) as (client, requests):
         assert fetch_ondemand_prices(client(3), "us-east-1", ["m5.large"]) == {"m5.large": pytest.approx(0.096)}

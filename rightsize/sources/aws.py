@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
+from ..aws_client import client_config
 from ..errors import SourceError
 from ..schema import TABLES
 from ..snapshot import conform, empty_table
@@ -82,17 +83,6 @@ def pricing_endpoint_region(region: str, session=None) -> str | None:
         if region.startswith(prefix) and endpoint in available:
             return endpoint
     return "us-east-1" if "us-east-1" in available else sorted(available)[0]
-
-
-def _client_config(max_attempts: int, pricing=None):
-    from botocore.config import Config as BotoConfig
-
-    # Standard mode retries throttling and transient errors with exponential backoff and jitter.
-    # total_max_attempts counts the first request too; botocore's "max_attempts" would count retries only.
-    connect = pricing.connect_timeout if pricing is not None else 10
-    read = pricing.read_timeout if pricing is not None else 60
-    return BotoConfig(retries={"mode": "standard", "total_max_attempts": max_attempts}, connect_timeout=connect,
-                      read_timeout=read)
 
 
 def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
@@ -331,14 +321,14 @@ class _Live:
 
 
 def _live_region(region: str, types: list[str], *, session, clients: dict, cache: PriceCache | None,
-                 max_attempts: int, strict: bool, pricing=None) -> _Live:
+                 max_attempts: int, strict: bool, pricing) -> _Live:
     """Live prices of ``types`` in ``region``, from the cache where fresh. With ``strict`` a failure raises;
     otherwise it is recorded per component (ondemand, spot, shapes, inter_az) for an offline fallback."""
     result = _Live()
     key = region
     unreachable: list[str] = []  # once AWS cannot be reached, the other lookups are not tried (each would wait out its retries)
     data = cache.load(key) if cache else {}
-    conf = _client_config(max_attempts, pricing)
+    conf = client_config(max_attempts, pricing.connect_timeout, pricing.read_timeout)
     made: dict[str, Any] = {}
 
     def client(name: str):
@@ -530,7 +520,7 @@ def require_credentials(config, session=None) -> None:
     endpoint = pricing_endpoint_region(region, session)
     if endpoint is None:
         return  # no Price List endpoint in this partition: the catalogue is used, nothing to check
-    client = session.client("pricing", region_name=endpoint, config=_client_config(1, config.pricing))
+    client = session.client("pricing", region_name=endpoint, config=client_config(1, config.pricing.connect_timeout, config.pricing.read_timeout))
     filters = ondemand_filters(region, "m5.large")
     probe = lambda: client.get_products(ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=1)  # noqa: E731
     try:

@@ -96,11 +96,12 @@ def sigv4_auth(url: str, region: str = "", role_arn: str = "", session=None) -> 
 def assumed_role(session, role_arn: str, region: str):
     """Refreshable credentials of ``role_arn`` (STS AssumeRole in ``region`` with the session's credentials);
     botocore calls AssumeRole again shortly before they expire."""
-    from botocore.config import Config as BotoConfig
     from botocore.credentials import RefreshableCredentials
+
+    from ...aws_client import client_config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    sts = session.client("sts", region_name=region, config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}))
+    sts = session.client("sts", region_name=region, config=client_config(3, connect_timeout=10, read_timeout=60))
 
     def fetch() -> dict:
         try:
