@@ -80,8 +80,8 @@ def parse_duration(value: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Format seconds as the shortest exact Prometheus duration ("14d", "5m", "90s")."""
-    seconds = int(seconds)
+    """Format seconds as the shortest exact Prometheus duration ("14d", "5m", "90s"); rounded to whole seconds."""
+    seconds = int(round(seconds))
     for unit, factor in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % factor == 0:
             return f"{seconds // factor}{unit}"

@@ -36,7 +36,7 @@ from urllib3.util.retry import Retry
 
 from ...config import Config
 from ...errors import ConfigError
-from .promql import dur
+from ...quantity import format_duration as dur
 
 _SPLITTABLE = re.compile(r"too many samples|max-samples|maxSamples|exceeds|timeout|timed out|deadline|cannot allocate|memory limit|limit", re.I)
 _STATUS = re.compile(r"HTTP Status Code (\d+)")

@@ -23,11 +23,12 @@ import pandas as pd
 from ...analysis.statistics import DAY_SECONDS, usage_statistics
 from ...config import Config
 from ...errors import SourceError
+from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
 from . import execute
 from .client import Client, QueryFailed
-from .promql import Queries, dur, quote
+from .promql import Queries, quote
 from .usage import Grid, UsageAccumulator, reduce_chunk
 
 CORE = ("cpu_usage", "memory_working_set", "pod_owner")

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 
 from ...config import PrometheusConfig
 from ...errors import ConfigError
+from ...quantity import format_duration as dur
+from ...settings import label_matchers_problem, name_problem
 
-_MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\\n]|\\.)*"\s*')
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
 def quote(value: str) -> str:
@@ -51,34 +50,17 @@ def regex_alternation(values) -> str:
 
 def check_matchers(text: str, key: str) -> str:
     """Validate a config fragment of label matchers (``a="x",b!~"y"``); ConfigError names the key."""
-    if not text.strip():
-        return ""
-    pos = 0
-    while True:
-        m = _MATCHER.match(text, pos)
-        if not m:
-            raise ConfigError(f"config: prometheus.{key}: not a list of label matchers like name!=\"value\": {text!r}")
-        pos = m.end()
-        if pos == len(text):
-            return text.strip()
-        if text[pos] != ",":
-            raise ConfigError(f"config: prometheus.{key}: expected ',' at position {pos} in {text!r}")
-        pos += 1
+    problem = label_matchers_problem(text)
+    if problem:
+        raise ConfigError(f"config: prometheus.{key}: {problem}")
+    return text.strip()
 
 
 def check_name(value: str, key: str, metric: bool = False) -> str:
-    if not (_METRIC_NAME if metric else _LABEL_NAME).match(value):
-        raise ConfigError(f"config: prometheus.{key}: {value!r} is not a valid {'metric' if metric else 'label'} name")
+    problem = name_problem(value, metric)
+    if problem:
+        raise ConfigError(f"config: prometheus.{key}: {problem}")
     return value
-
-
-def dur(seconds: float) -> str:
-    """A PromQL duration: whole seconds as e.g. '14d', '5m', '90s'."""
-    s = int(round(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s % size == 0 and s >= size:
-            return f"{s // size}{unit}"
-    return f"{s}s"
 
 
 @dataclass(frozen=True)
