@@ -191,6 +191,12 @@ def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64"})
 
 
+def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
+    """:func:`rollup` per cluster and namespace, "today" first within each namespace (as every view shows it)."""
+    by = rollup(bt, ["cluster", "namespace"])
+    return by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable").drop(columns="_today")
+
+
 def summary(bt: pd.DataFrame, test_days: int) -> dict:
     """summary.json's "backtest": per policy the fleet figures of :func:`rollup`."""
     fleet = rollup(bt, [])

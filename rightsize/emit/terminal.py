@@ -122,11 +122,10 @@ def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir
 
 def backtest_table(table, days: int) -> Table:
     """`rightsize backtest`: per namespace and policy ("today" first), the replayed days' figures."""
-    from ..analysis.backtest import OVER_REQUEST_SHARE, rollup
+    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, rollup
 
-    by = rollup(table, ["cluster", "namespace"])
+    rows = by_namespace(table)
     fleet = rollup(table, []).assign(cluster="", namespace="all")
-    rows = by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable")
     out = Table(title=f"Backtest: the last {days} days replayed against a recommendation made without them",
                 title_justify="left", show_edge=False, pad_edge=False)
     for name in ("namespace", "requests"):

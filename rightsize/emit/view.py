@@ -547,7 +547,7 @@ def _backtest(ctx: Context) -> Section | None:
     info = ctx.summary.get("backtest") or {}
     if bt is None or bt.empty:
         return Section("backtest", "Backtest", empty=f"No backtest: {info['skipped']}.") if info.get("skipped") else None
-    from ..analysis.backtest import OVER_REQUEST_SHARE, rollup
+    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, rollup
 
     days = info.get("test_days")
     fleet = {r["policy"]: r for r in rollup(bt, []).to_dict("records")}
@@ -561,8 +561,7 @@ def _backtest(ctx: Context) -> Section | None:
              "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too"
              + (f": {fmt.count(today.get('censored'))} container(s) were OOM-killed in them, and whether a higher limit "
                 "holds cannot be replayed for those." if today.get("censored") else "."))
-    by = rollup(bt, ["cluster", "namespace"])
-    by = by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable")
+    by = by_namespace(bt)
     rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),
                  num_cell(r["cpu_slack"], fmt.percent), num_cell(r["memory_slack"], fmt.percent),
                  num_cell(r["predicted_ooms"]), num_cell(r["over_request"])]) for r in by.to_dict("records")]
