@@ -4,6 +4,7 @@
   outside its root.
 - ``signals_held``: SIGINT and SIGTERM wait while a commit step runs, so it is never half done.
 - ``file_sha256``: the digest meta.json and the S3 manifest record for each file.
+- ``nothing_written``: a failure while a folder is staged becomes one line naming the real target.
 """
 from __future__ import annotations
 
@@ -45,6 +46,19 @@ def signals_held() -> Iterator[None]:
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
         for s in pending:
             signal.raise_signal(s)
+
+
+@contextlib.contextmanager
+def nothing_written(target, staged, what: str, error: type[RightsizeError]) -> Iterator[None]:
+    """While ``target`` is being staged in ``staged``: an OSError becomes ``error`` "<target>: cannot write
+    <what>: <reason> (nothing was written)", and a RightsizeError names ``target`` instead of the staging folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise error(f"{target}: cannot write {what}: {exc.strerror or exc} (nothing was written)") from None
+    except RightsizeError as exc:
+        text = str(exc).replace(str(staged), str(target))
+        raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
 
 
 def file_sha256(path: Path) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
-from .atomic import signals_held
+from .atomic import nothing_written, signals_held
 from .errors import LockedError, RightsizeError
 
 # A DNS-1123 subdomain (RFC 1123): what Kubernetes allows for namespaces (a label: no dots) and for
@@ -126,25 +126,15 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
 
         return s3.replace_folder(target, fill, what=what, error=error, keep_others=keep_others)
     target = Path(target)
-
-    def fail(exc: OSError):
-        return error(f"{target}: cannot write {what}: {exc.strerror or exc} (nothing was written)")
-
-    try:
+    with nothing_written(target, target, what, error):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    except OSError as exc:
-        raise fail(exc) from None
     old = target.with_name(f".{target.name}.old")
     try:
-        fill(tmp)
-        with signals_held():
-            _swap(target, tmp, old, keep_others)
-    except OSError as exc:
-        raise fail(exc) from None
-    except RightsizeError as exc:  # from inside fill: name the real target, not the temporary folder
-        text = str(exc).replace(str(tmp), str(target))
-        raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
+        with nothing_written(target, tmp, what, error):
+            fill(tmp)
+            with signals_held():
+                _swap(target, tmp, old, keep_others)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

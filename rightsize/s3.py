@@ -39,7 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .atomic import file_sha256, inside, signals_held
+from .atomic import file_sha256, inside, nothing_written, signals_held
 from .errors import LockedError, RightsizeError
 
 SUCCESS = "_SUCCESS"
@@ -387,13 +387,8 @@ def replace_folder(target: S3Path, fill: Callable[[Path], None], *, what: str,
     with tempfile.TemporaryDirectory(prefix="rightsize-s3-") as tmp:
         staged = Path(tmp) / "folder"
         staged.mkdir()
-        try:
+        with nothing_written(target, staged, what, error):
             fill(staged)
-        except OSError as exc:
-            raise error(f"{target}: cannot write {what}: {exc.strerror or exc} (nothing was written)") from None
-        except RightsizeError as exc:
-            text = str(exc).replace(str(staged), str(target))
-            raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
         write_folder(target, staged, what=what, error=error, keep_others=keep_others)
     return target
 
