@@ -425,7 +425,8 @@ def check_consistency(config: Config, path: str = "config") -> None:
                        ("medium_confidence_history", "full_confidence_history")):
             if getattr(pol, lo) > getattr(pol, hi):  # False when the maximum is unset (NaN)
                 raise ConfigError(f"{path}: {key}.{lo} must be at most {key}.{hi}")
-    problems = [("patches.layout", layout_problem(config.patches.layout)),
+    problems = [("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
+                ("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))
@@ -442,7 +443,6 @@ def check_consistency(config: Config, path: str = "config") -> None:
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
-    from .folders import layout_problem
     from .s3 import S3Error, S3Path
     from .sources.prometheus.sigv4 import REGION, ROLE_ARN
 
@@ -457,7 +457,6 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
          if sigv4 and p.username else ""),
         ("prometheus.token_file", "auth = \"sigv4\" signs every request with AWS credentials: remove token_file"
          if sigv4 and p.token_file else ""),
-        ("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
     ]
     if config.report.output_dir.startswith("s3://"):
         try:
