@@ -73,7 +73,8 @@ def prices(m5_bucket: str = "<5%", c5_bucket: str = "<5%") -> pd.DataFrame:
 def recs(costs: dict[str, tuple[float, float]], policy: str = "production", namespace: str = "prod") -> pd.DataFrame:
     """Recommendations with only the columns spot reads: {workload: (recommended, current)} USD/month."""
     return pd.DataFrame([{"cluster": "c", "namespace": namespace, "kind": "Deployment", "workload": w, "container": "main",
-                          "policy": policy, "usd_per_month_recommended": rec, "usd_per_month_current": cur}
+                          "policy": policy, "production": policy == "production", "usd_per_month_recommended": rec,
+                          "usd_per_month_current": cur}
                          for w, (rec, cur) in costs.items()])
 
 
@@ -409,7 +410,8 @@ def test_demo_snapshot():
     snap.tables["prices"] = _demo_prices()
     snap.validate()
     c = snap.tables["containers"]
-    r = c[KEY + ["container"]].assign(policy=np.where(c.namespace.isin(["staging", "ci-runners"]), "non_production", "production"),
+    nonprod = c.namespace.isin(["staging", "ci-runners"])
+    r = c[KEY + ["container"]].assign(policy=np.where(nonprod, "non_production", "production"), production=~nonprod,
                                       usd_per_month_current=10.0, usd_per_month_recommended=NAN)
     out = spot.spot_suitability(snap, r, Config())
     assert list(out.columns) == [c.name for c in SPOT_COLUMNS]

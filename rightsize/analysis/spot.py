@@ -263,11 +263,6 @@ def _non_production(w: pd.DataFrame, recommendations: pd.DataFrame | None, names
         nonprod = recommendations[KEY].assign(np_policy=~recommendations["production"].fillna(True).astype(bool))
         nonprod = nonprod.groupby(KEY, as_index=False)["np_policy"].any()
         decided = pd.Series(w[KEY].merge(nonprod, on=KEY, how="left")["np_policy"].to_numpy(dtype=object), index=w.index)
-    elif recommendations is not None and not recommendations.empty and "policy" in recommendations:
-        policy = recommendations["policy"].fillna("").astype(str)
-        nonprod = recommendations[KEY].assign(np_policy=(policy != "") & (policy != "production"))
-        nonprod = nonprod.groupby(KEY, as_index=False)["np_policy"].any()
-        flag |= w[KEY].merge(nonprod, on=KEY, how="left")["np_policy"].fillna(False).astype(bool).to_numpy()
     unique_ns = pd.Series(w["namespace"].astype(str).unique())
     # Globs are matched once per distinct namespace (a handful), not per workload.
     glob_hit = unique_ns[unique_ns.map(lambda ns: any(fnmatch.fnmatchcase(ns, g)
