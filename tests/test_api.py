@@ -406,7 +406,12 @@ def test_report_charts_are_reexported_lazily(snap, recs):
 # --- drill-down series from a real Prometheus -----------------------------------------------------
 
 @pytest.mark.integration
-def test_fetch_series_from_prometheus_into_a_snapshot(prom_server, prom_dataset):
+def test_fetch_series_from_prometheus_into_a_snapshot(prom_server, prom_dataset, monkeypatch):
+    from rightsize.sources.prometheus.client import Client
+
+    asked = []
+    real = Client.query_range
+    monkeypatch.setattr(Client, "query_range", lambda self, promql, *a, **kw: asked.append(promql) or real(self, promql, *a, **kw))
     base = Config()
     end = pd.Timestamp(prom_dataset.end, unit="s", tz="UTC")
     config = dataclasses.replace(
@@ -424,6 +429,8 @@ def test_fetch_series_from_prometheus_into_a_snapshot(prom_server, prom_dataset)
     assert app["cpu_cores"].between(0.05, 0.6).all()
     assert app["memory_bytes"].between(200 * MIB, 400 * MIB).all()
     assert len(snap.tables["series"]) == len(rows)
+    # only web's pods are read, not every pod of the namespace
+    assert asked and all('pod=~"web' in q and "api" not in q and "legacy" not in q for q in asked), asked
     # a snapshot holding only series still plots (no requests known: usage lines only)
     fig = api.plot_usage(snap, "shop/web", rows.iloc[0:0])
     assert [ax.get_title().split(" · ")[1:] for ax in fig.axes[:4]] == [["app", "CPU"], ["app", "memory"],

@@ -120,13 +120,14 @@ class Queries:
         return f"{L.namespace}, {L.pod}, {L.container}"
 
     # --- the per-pod samples (range queries) ------------------------------------------------------
-    def usage(self, resource: str, namespaces) -> str:
-        """Each container instance's CPU rate (cores) or working set (bytes) as a plain range query.
-        Duplicate series of one container (several cAdvisor label sets) are folded by rightsize."""
+    def usage(self, resource: str, namespaces, extra: str = "") -> str:
+        """Each container instance's CPU rate (cores) or working set (bytes) as a plain range query
+        (``extra``: more label matchers, e.g. some pods). Duplicate series of one container (several
+        cAdvisor label sets) are folded by rightsize."""
         m = self.cfg.metrics
         if resource == "cpu":
-            return f"rate({self.sel(m.cpu_usage, namespaces, containers=True)}[{dur(self.cfg.rate_window)}])"
-        return self.sel(m.memory_working_set, namespaces, containers=True)
+            return f"rate({self.sel(m.cpu_usage, namespaces, extra, containers=True)}[{dur(self.cfg.rate_window)}])"
+        return self.sel(m.memory_working_set, namespaces, extra, containers=True)
 
     def daily(self, namespaces, span: float) -> str:
         """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw

@@ -12,7 +12,7 @@ from ...snapshot import Snapshot, conform
 from .client import Client, QueryFailed
 from .collect import _append, owners_of, series_frames, window_end
 from .execute import MAX_RANGE_STEPS
-from .promql import Queries
+from .promql import Queries, regex_alternation
 from .usage import Grid
 
 
@@ -33,7 +33,8 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     namespaces = sorted({r.namespace for r in wanted})
     try:
         owners = _owners(client, q, namespaces, grid, config)
-        frames = [_resource(client, q, res, namespaces, grid, owners) for res in ("cpu", "memory")]
+        pods = _pods_of(owners, wanted)
+        frames = [_resource(client, q, res, namespaces, pods, grid, owners) for res in ("cpu", "memory")]
     except QueryFailed as exc:
         raise SourceError(str(exc)) from None
     out = frames[0].merge(frames[1], on=["namespace", "kind", "workload", "container", "timestamp"], how="outer")
@@ -65,15 +66,25 @@ def _owners(client, q, namespaces, grid, config) -> dict:
     return owners_of(series_frames(found), L, m)
 
 
-def _resource(client, q, res, namespaces, grid, owners) -> pd.DataFrame:
-    """One resource's busiest replica per container and step, from the per-pod range answers."""
+def _pods_of(owners: dict, wanted: list[WorkloadRef]) -> list[str]:
+    """The pods (any namespace of ``wanted``) whose owner is one of the wanted workloads."""
+    frame = pd.DataFrame([(ns, pod, kind, workload) for (ns, pod), (kind, workload) in owners.items()],
+                         columns=["namespace", "pod", "kind", "workload"])
+    if frame.empty:
+        return []
+    return sorted(set(frame.loc[np.logical_or.reduce([ref.mask(frame) for ref in wanted]), "pod"]))
+
+
+def _resource(client, q, res, namespaces, pods, grid, owners) -> pd.DataFrame:
+    """One resource's busiest replica per container and step, from the range answers of the wanted pods only."""
     L = q.cfg.labels
     col = "cpu_cores" if res == "cpu" else "memory_bytes"
     frames = []
-    for i in range(0, grid.n, MAX_RANGE_STEPS):
+    query = q.usage(res, namespaces, extra=f"{L.pod}=~{regex_alternation(pods)}") if pods else ""
+    for i in range(0, grid.n if pods else 0, MAX_RANGE_STEPS):
         t0 = grid.first + i * grid.step
         t1 = grid.first + (min(grid.n, i + MAX_RANGE_STEPS) - 1) * grid.step
-        for s in client.query_range(q.usage(res, namespaces), t0, t1, grid.step, [L.namespace, L.pod, L.container],
+        for s in client.query_range(query, t0, t1, grid.step, [L.namespace, L.pod, L.container],
                                     what=f"{res} series", timestamps=True):
             kind, workload = owners.get(s.key[:2], ("", ""))
             frames.append(pd.DataFrame({"namespace": s.key[0], "kind": kind, "workload": workload, "container": s.key[2],
