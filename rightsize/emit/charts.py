@@ -30,7 +30,7 @@ VERDICT_COLORS = {"ready": "#009E73", "ready_with_changes": "#56B4E9", "not_suit
 DPI = 100
 
 
-_usd = FuncFormatter(lambda v, _: usd(v))
+_usd = FuncFormatter(lambda v, _: usd(v, 0))
 
 
 def _figure(width: float, height: float, layout: str | None = None) -> Figure:
@@ -69,7 +69,7 @@ def savings_by_namespace(recs: pd.DataFrame, top_n: int = 15) -> Figure | None:
     ax = fig.add_subplot()
     ax.barh(by.index, by.values, color=[RECOMMENDED if v >= 0 else BAD for v in by.values])
     for y, v in enumerate(by.values):
-        ax.annotate(usd(v), (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
+        ax.annotate(usd(v, 0), (v, y), xytext=(4 if v >= 0 else -4, 0), textcoords="offset points",
                     va="center", ha="left" if v >= 0 else "right", fontsize=9)
     ax.axvline(0, color="#555", linewidth=0.8)
     ax.xaxis.set_major_formatter(_usd)
@@ -191,7 +191,7 @@ def spot_readiness(spot: pd.DataFrame) -> Figure | None:
     ax.bar(labels, counts.values, color=[VERDICT_COLORS.get(v, MUTED) for v in order])
     for x, (n, s) in enumerate(zip(counts.values, savings.values)):
         movable = order[x] in ("ready", "ready_with_changes")  # savings of the others are not on offer
-        text = f"{int(n)}" + (f"\n{usd(s)}/mo" if movable and pd.notna(s) and s > 0 else "")
+        text = f"{int(n)}" + (f"\n{usd(s, 0)}/mo" if movable and pd.notna(s) and s > 0 else "")
         ax.annotate(text, (x, n), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom", fontsize=9)
     ax.set_ylabel("workloads")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))

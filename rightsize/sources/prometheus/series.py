@@ -33,7 +33,7 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     namespaces = sorted({r.namespace for r in wanted})
     try:
         owners = _owners(client, q, namespaces, grid, config)
-        pods = _pods_of(owners, wanted)
+        pods = _pods_of(owners, wanted, target.name)
         frames = [_resource(client, q, res, namespaces, pods, grid, owners) for res in ("cpu", "memory")]
     except QueryFailed as exc:
         raise SourceError(str(exc)) from None
@@ -66,10 +66,10 @@ def _owners(client, q, namespaces, grid, config) -> dict:
     return owners_of(series_frames(found), L, m)
 
 
-def _pods_of(owners: dict, wanted: list[WorkloadRef]) -> list[str]:
-    """The pods (any namespace of ``wanted``) whose owner is one of the wanted workloads."""
-    frame = pd.DataFrame([(ns, pod, kind, workload) for (ns, pod), (kind, workload) in owners.items()],
-                         columns=["namespace", "pod", "kind", "workload"])
+def _pods_of(owners: dict, wanted: list[WorkloadRef], cluster: str) -> list[str]:
+    """The pods of ``cluster`` whose owner is one of the wanted workloads."""
+    frame = pd.DataFrame([(cluster, ns, pod, kind, workload) for (ns, pod), (kind, workload) in owners.items()],
+                         columns=["cluster", "namespace", "pod", "kind", "workload"])
     if frame.empty:
         return []
     return sorted(set(frame.loc[np.logical_or.reduce([ref.mask(frame) for ref in wanted]), "pod"]))
