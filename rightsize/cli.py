@@ -427,12 +427,50 @@ def cmd_run(args, config, log) -> int:
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
                            series=tuple(args.series), log=log)
-        snapshot.write(out / "snapshot")
         analysis = analyze(snapshot, config)
-        result = _write_report(snapshot, analysis, config, out, args.compare, log)
-        _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
+        result = _write_run(snapshot, analysis, config, out, args, log)
     _summary(analysis, snapshot, config, result)
     return _finish(result, _is_partial(snapshot), log)
+
+
+def _write_run(snapshot, analysis, config, out, args, log):
+    """The run folder as one unit: snapshot/, the report and patches/ staged together and swapped in by
+    one replace (a signal or a kill leaves either all of them new or none). On S3 each part is committed
+    by its own pointer switch, signals held between them. ``--overlay`` (outside the folder) comes after."""
+    from .folders import replace_folder
+    from .s3 import S3Path
+
+    if isinstance(out, S3Path):
+        snapshot.write(out / "snapshot")
+        result = _write_report(snapshot, analysis, config, out, args.compare, log)
+        _write_patches(analysis, snapshot, config, out / "patches", None, log, args.cluster)
+    else:
+        from .emit.report import write_report
+
+        def fill(tmp):
+            snapshot.write(tmp / "snapshot")
+            box["report"] = write_report(snapshot, analysis, config, out, args.compare, progress=log, into=tmp)
+            box["patches"] = _patches_into(analysis, snapshot, config, tmp / "patches", out / "patches", args.cluster)
+
+        box: dict = {}
+        replace_folder(out, fill, what="run outputs", keep_others=True)
+        result = box["report"]
+        log(f"snapshot, report and patches written to {out} (report.md, report.html, patches/)")
+        for warning in box["patches"].warnings:
+            print(f"rightsize: warning: {warning}", file=sys.stderr)
+    if args.overlay:
+        _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
+    return result
+
+
+def _patches_into(analysis, snapshot, config, staged, out, cluster):
+    """write_patches into the staged run folder, its messages naming the real folder."""
+    from .emit.patches import _check_writable, write_patches
+
+    _check_writable(out)
+    result = write_patches(analysis.recommendations, snapshot, config, staged)
+    result.warnings = [w.replace(str(staged), str(out)) for w in result.warnings]
+    return result
 
 
 def cmd_demo(args, config, log) -> int:

@@ -28,7 +28,7 @@ class GeneralConfig:
     step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
-    lock_lease: float = setting("6h", "A lock on an s3:// output (an object beside its prefix) older than this is taken over: its run died without removing it, and S3 has no kernel to release a lock. Keep it longer than any run.", kind="duration", unit="seconds", positive=True)
+    lock_lease: float = setting("2m", "The lease of a lock on an s3:// output (an object beside its prefix): the run holding it rewrites it every quarter of this (30 s) while it lives, and a lock not rewritten for this long is a dead run's and is taken over (S3 has no kernel to release a lock), so a killed run blocks the next one for at most this long.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)

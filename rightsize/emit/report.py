@@ -69,19 +69,21 @@ def report_title(out, fleet: bool = False) -> str:
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
+    ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
+    patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
     from ..s3 import S3Path, location
 
     step = progress or (lambda _msg: None)
     out = location(out_dir) if out_dir is not None else default_report_dir(config, now)
-    if not isinstance(out, S3Path):
+    if not isinstance(out, S3Path) and into is None:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -120,7 +122,10 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
                       title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
     step("writing report.md and report.html")
     paths: dict[str, Path] = {}
-    replace_folder(out, fill, what="report", keep_others=True)
+    if into is not None:
+        fill(into)
+    else:
+        replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
 
 
