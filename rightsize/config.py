@@ -102,6 +102,7 @@ class PrometheusConfig:
     concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
     rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
+    max_answer_bytes: float = setting("256Mi", "Largest answer one request may bring (a memory quantity): a larger one is not read further and is split like a timeout (smaller time chunks, then namespaces), or fails naming this setting when it cannot be split, so a runaway answer cannot take the process' memory. A range query of range_points points is about 30 bytes a point (18 MB at the default).", kind="memory", unit="bytes", positive=True)
     range_points: int = setting(600_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request (Prometheus about 160 bytes per point while it answers) and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
@@ -436,9 +437,20 @@ def check_consistency(config: Config, path: str = "config") -> None:
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
     problems += _aws_problems(config)
+    problems += _header_problems(config)
     for key, problem in problems:
         if problem:
             raise ConfigError(f"{path}: {key}: {problem}")
+
+
+def _header_problems(config: Config) -> list[tuple[str, str]]:
+    """(key, problem) of every header that HTTP cannot carry (a CR/LF, a character outside Latin-1)."""
+    from .settings import header_problem
+
+    out = [("prometheus.headers", header_problem(str(k), str(v))) for k, v in config.prometheus.headers.items()]
+    out += [(f"clusters[{i}].headers", header_problem(str(k), str(v)))
+            for i, c in enumerate(config.clusters) for k, v in c.headers.items()]
+    return out
 
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:

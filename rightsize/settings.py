@@ -125,6 +125,25 @@ def name_problem(value: str, metric: bool = False) -> str:
     return f"{value!r} is not a valid {'metric' if metric else 'label'} name"
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def header_problem(name: str, value: str) -> str:
+    """'' when ``name: value`` can be sent as an HTTP header, else why not (naming the header, never its value)."""
+    from .escape import clean_text
+
+    shown = clean_text(name)
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header {shown!r}: not a valid header name (letters, digits and !#$%&'*+.^_`|~-)"
+    if re.search(r"[\r\n\x00]", value):
+        return f"header {shown!r}: its value holds a line break (CR/LF) or NUL, which would end the header"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"header {shown!r}: its value has characters outside Latin-1, which HTTP headers cannot carry"
+    return ""
+
+
 def label_matchers_problem(text: str) -> str:
     """'' when ``text`` is empty or a comma-separated list of label matchers (a="x",b!~"y"), else why not."""
     pos = 0

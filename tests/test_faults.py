@@ -590,3 +590,166 @@ def test_a_mount_point_is_staged_inside_itself(demo, tmp_path):
         assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
     finally:
         subprocess.run(["umount", str(out)], check=False)
+
+
+# --- issue 27: bounded transport ---------------------------------------------------------------------
+
+class RawServer:
+    """A stand-in HTTP server on 127.0.0.1 speaking raw HTTP/1.1 from a socket, so it can misbehave in ways
+    no real Prometheus can be made to: drip its answer a byte a second, or send a runaway answer of any size
+    without a Content-Length. ``answer(sock)`` writes the whole reply."""
+
+    def __init__(self, answer):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.answer, self.stop = answer, threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(next((l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")), b"0"))
+            while len(rest) < length:
+                rest += conn.recv(65536)
+            self.answer(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def _drip(conn):
+    body = b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+    for b in body:
+        conn.sendall(bytes([b]))
+        time.sleep(1.0)
+
+
+def test_an_answer_dripping_a_byte_a_second_ends_at_the_timeout(tmp_path):
+    """The whole request is bounded by [prometheus] timeout (connect and every read together): a server
+    that keeps each read alive with one byte a second is cut off at the deadline, as a timeout (split)."""
+    from rightsize.sources.prometheus.client import Client, QueryFailed
+
+    server = RawServer(_drip)
+    try:
+        client = Client(make_config(server.url, 1_700_000_040, timeout=2.0, retries=0), server.url)
+        began = time.monotonic()
+        with pytest.raises(QueryFailed, match=r"no whole answer within 2s \(timeout\)") as failed:
+            client.query_range("up", 1_700_000_000, 1_700_000_040, 60, ["pod"])
+        assert time.monotonic() - began < 2 + 1  # the bound the issue sets: timeout + 1 s
+        assert failed.value.splittable
+    finally:
+        server.close()
+
+
+def _runaway(conn):
+    """A matrix that never ends (sent until the client stops reading), no Content-Length: 668 MB and more."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                 b'{"status":"success","data":{"resultType":"matrix","result":[')
+    series = b'{"metric":{"pod":"p"},"values":[' + b",".join(b'[1700000000,"0.5"]' for _ in range(5000)) + b"]},"
+    for _ in range(8000):  # 8000 x 95 kB = 760 MB at most
+        conn.sendall(series)
+
+
+OVERSIZE_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from promservers import make_config
+from rightsize.sources.prometheus.client import Client, QueryFailed
+client = Client(make_config({url!r}, 1_700_000_040, retries=0), {url!r})
+try:
+    client.query_range("up", 1_700_000_000, 1_700_000_040, 60, ["pod"])
+except QueryFailed as exc:
+    print("splittable" if exc.splittable else "final", exc)
+"""
+
+
+def test_an_over_size_answer_is_refused_as_splittable_and_memory_stays_under_1_gib(tmp_path):
+    """With the default max_answer_bytes (256Mi) a runaway answer is not read further; the child's peak RSS
+    (its own, from wait4) stays under 1 GiB. Before: 668 MB took the process to 7.1 GiB."""
+    server = RawServer(_runaway)
+    try:
+        code = OVERSIZE_CHILD.format(tests=str(ROOT / "tests"), url=server.url)
+        proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        server.close()
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    assert out.startswith("splittable") and "larger than [prometheus] max_answer_bytes (268,435,456 bytes" in out, out + err
+    assert usage.ru_maxrss * 1024 < GIB, f"peak RSS {usage.ru_maxrss / 1024:.0f} MiB"
+
+
+def _answering(status: int, body: bytes):
+    def answer(conn):
+        conn.sendall(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                     % (status, len(body)) + body)
+    return answer
+
+
+def _collect_config(tmp_path, url: str, extra: str = "") -> Path:
+    cfg = tmp_path / "collect.toml"
+    cfg.write_text(f'[prometheus]\nurl = "{url}"\nretries = 0\ntimeout = "10s"\n{extra}\n[kubernetes]\nsource = "prometheus"\n'
+                   '[pricing]\nsource = "offline"\n')
+    return cfg
+
+
+@pytest.mark.parametrize("case", ["401 without the token", "404 (no path prefix)", "200 with status error"])
+def test_http_failures_name_their_likely_cause(tmp_path, case):
+    status, body, expected = {
+        "401 without the token": (401, b"Unauthorized", "HTTP 401: Unauthorized (is RIGHTSIZE_PROMETHEUS_TOKEN set? it is not set)"),
+        "404 (no path prefix)": (404, b"404 page not found", "HTTP 404: 404 page not found (is the URL the API's base, with its path prefix"),
+        "200 with status error": (200, b'{"status":"error","errorType":"bad_data","error":"parse error"}',
+                                  "the server answered status error: parse error"),
+    }[case]
+    server = RawServer(_answering(status, body))
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "RIGHTSIZE_PROMETHEUS_TOKEN"}
+        proc = rightsize("collect", "--config", _collect_config(tmp_path, server.url), "--out", tmp_path / "snap", env=env)
+    finally:
+        server.close()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert server.url in proc.stderr and expected in proc.stderr, proc.stderr
+    assert not (tmp_path / "snap").exists()
+
+
+def test_a_host_that_does_not_resolve_is_named(tmp_path):
+    proc = rightsize("collect", "--config", _collect_config(tmp_path, "http://no-such-prometheus.invalid:9090"),
+                     "--out", tmp_path / "snap")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "cannot resolve no-such-prometheus.invalid" in proc.stderr and "Max retries" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("headers", ['{"X-Scope-OrgID" = "tenant\\r\\nX-Evil: 1"}', '{"X-Scope-OrgID" = "tenant-é€"}'])
+def test_a_header_that_cannot_be_sent_is_named_by_config_check_and_collect(tmp_path, headers):
+    cfg = _collect_config(tmp_path, "http://127.0.0.1:9", f"headers = {headers}")
+    for args in (("config", "--check"), ("collect", "--out", tmp_path / "snap")):
+        proc = rightsize(*args, "--config", cfg)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert "prometheus.headers: header 'X-Scope-OrgID'" in proc.stderr and "tenant" not in proc.stderr, proc.stderr
+
+
+def test_a_token_that_cannot_be_sent_names_its_variable(tmp_path):
+    env = {**os.environ, "RIGHTSIZE_PROMETHEUS_TOKEN": "tøken€\n"}
+    proc = rightsize("collect", "--config", _collect_config(tmp_path, "http://127.0.0.1:9"), "--out", tmp_path / "s", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "the bearer token from the environment variable RIGHTSIZE_PROMETHEUS_TOKEN cannot be sent" in proc.stderr
