@@ -753,3 +753,70 @@ def test_a_token_that_cannot_be_sent_names_its_variable(tmp_path):
     proc = rightsize("collect", "--config", _collect_config(tmp_path, "http://127.0.0.1:9"), "--out", tmp_path / "s", env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "the bearer token from the environment variable RIGHTSIZE_PROMETHEUS_TOKEN cannot be sent" in proc.stderr
+
+
+# --- issue 27: hostile snapshots, reports and fleets ------------------------------------------------
+
+def _copy(demo: Path, tmp_path: Path) -> Path:
+    snap = tmp_path / "snapshot"
+    subprocess.run(["cp", "-a", str(demo / "snapshot"), str(snap)], check=True)
+    return snap
+
+
+@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "FIFO"])
+def test_a_table_that_is_not_a_regular_file_is_refused(demo, tmp_path, kind):
+    snap = _copy(demo, tmp_path)
+    table = snap / "usage.parquet"
+    table.unlink()
+    if kind == "FIFO":
+        os.mkfifo(table)
+    else:
+        table.symlink_to("/dev/zero")
+    proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{table}: not a regular file (a FIFO, a device, or a link to one); refused" in proc.stderr
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", "[" * 200_000 + "]" * 200_000, "\xff\xfe not utf-8"])
+def test_a_meta_json_that_is_not_an_object_is_an_error_naming_it(demo, tmp_path, content):
+    snap = _copy(demo, tmp_path)
+    (snap / "meta.json").write_bytes(content.encode("latin-1"))
+    proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{snap / 'meta.json'}: " in proc.stderr
+
+
+def test_an_edited_window_in_meta_json_is_found_by_its_digest(demo, tmp_path):
+    """Before: moving window_start moved the current cost from $1,992 to $6,544, exit 0."""
+    snap = _copy(demo, tmp_path)
+    meta = json.loads((snap / "meta.json").read_text())
+    meta["window_start"] = "2026-11-15T00:00:00+00:00"
+    (snap / "meta.json").write_text(json.dumps(meta))
+    proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "its digest does not match its window_start, window_end" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_fleet_refuses_a_renamed_copy_of_a_cluster(demo, tmp_path):
+    fleet = tmp_path / "2026-W48"
+    for name in ("prod", "prod-copy"):
+        subprocess.run(["mkdir", "-p", str(fleet / name)], check=True)
+        subprocess.run(["cp", "-a", str(demo / "snapshot"), str(fleet / name / "snapshot")], check=True)
+    proc = rightsize("report", "--snapshot", fleet, "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is in two snapshots of the fleet" in proc.stderr and "would count twice" in proc.stderr
+
+
+@pytest.mark.parametrize("corrupt", ['{"totals": ', "[1]", '{"totals": []}'])
+def test_a_corrupt_earlier_report_is_a_caveat_and_the_comparison_is_skipped(demo, tmp_path, corrupt):
+    reports = tmp_path / "reports"
+    subprocess.run(["mkdir", "-p", str(reports)], check=True)
+    subprocess.run(["cp", "-a", str(demo), str(reports / "2026-W46")], check=True)
+    (reports / "2026-W46" / "summary.json").write_text(corrupt)
+    proc = rightsize("report", "--snapshot", demo / "snapshot", "--out", reports / "2026-W47")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "week over week skipped" in proc.stderr
+    summary = json.loads((reports / "2026-W47" / "summary.json").read_text())
+    assert "week_over_week" not in summary
+    assert any(w["code"] == "comparison_skipped" for w in summary["warnings"])
+    assert "week over week skipped" in (reports / "2026-W47" / "report.md").read_text()
