@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .config import Config, help_for_keys, load_config, render_config
+from .config import Config, check_files, help_for_keys, load_config, render_config
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, EXIT_USAGE, ConfigError, RightsizeError
 from .snapshot import Snapshot
 
@@ -312,6 +312,7 @@ def _summary(analysis, snapshot, config: Config, result=None) -> None:
 def cmd_collect(args, config, log) -> int:
     from .collect import collect
 
+    check_files(config, args.config)
     out = args.out or _report_dir(config, None) / "snapshot"
     with _locked(config, out, "rightsize collect", log):
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -423,6 +424,7 @@ def cmd_run(args, config, log) -> int:
     from .analysis import analyze
     from .collect import collect
 
+    check_files(config, args.config)
     out = _report_dir(config, args.out)
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -506,7 +508,8 @@ def _with_demo_base(config: Config, out: Path, log) -> Config:
 
 
 def cmd_config(args, config, log) -> int:
-    if args.check:
+    if args.check:  # every check a run makes that needs no network (load_config made the others)
+        check_files(config, args.config)
         return EXIT_OK
     if args.keys:
         for key, default, expected, text in help_for_keys():

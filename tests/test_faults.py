@@ -315,7 +315,19 @@ def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_se
 # --- 5. config that passed --check and failed later ------------------------------------------------
 
 BAD_CONFIGS = {
-    "step_0s": ('[general]\nstep = "0s"\n', "general.step: must be greater than 0, got '0s'"),
+    "step_0s": ('[general]\nstep = "0s"\n', "general.step: must be at least 1s, got '0s'"),
+    # issue 27: values that passed every check and broke a run, or tracebacks
+    "step_1ms": ('[general]\nstep = "1ms"\n', "general.step: must be at least 1s, got '1ms'"),
+    "window_100000000d": ('[general]\nwindow = "100000000d"\n', "general.window: must be at most 3650d, got '100000000d'"),
+    "margin_nan": ('[policies.production]\nmargin = nan\n', "policies.production.margin: expected a number, got nan (not a number)"),
+    "margin_inf": ('[policies.production]\nmargin = inf\n', "policies.production.margin: must be finite, got inf"),
+    "hours_per_month_nan": ('[general]\nhours_per_month = nan\n', "general.hours_per_month: expected a number, got nan"),
+    "price_nan": ('[pricing]\ninstance_prices = {"m5.large" = nan}\n', "pricing.instance_prices: expected a table of numbers"),
+    "change_threshold_inf": ('[policies.production]\nchange_threshold = inf\n', "policies.production.change_threshold: must be finite"),
+    "token_file_missing": ('[prometheus]\ntoken_file = "/nonexistent/token"\n', "prometheus.token_file: /nonexistent/token: no such file"),
+    "empty_cluster_name": ('[general]\ncluster_name = ""\n', "general.cluster_name: empty; a cluster needs a name"),
+    "cluster_name_dotdot": ('[general]\ncluster_name = "../../evil"\n', "general.cluster_name: '../../evil' is not a valid cluster name"),
+    "duplicate_clusters": ('[[clusters]]\nname = "eu"\n[[clusters]]\nname = "eu"\n', "clusters[1].name: cluster 'eu' is listed twice"),
     "window_0s": ('[general]\nwindow = "0s"\n', "general.window: must be greater than 0, got '0s'"),
     "end_yesterday": ('[prometheus]\nend = "yesterday"\n', "prometheus.end: not an RFC 3339 time: 'yesterday'"),
     "url_not_a_url": ('[prometheus]\nurl = "not a url"\n', "prometheus.url: not a URL with http:// or https:// and a host"),
@@ -334,6 +346,14 @@ def test_config_check_rejects_what_a_run_would(case, tmp_path):
     assert check.returncode == 2 and run.returncode == 2
     assert check.stderr.strip() == run.stderr.strip()
     assert check.stderr.startswith(f"rightsize: error: {cfg}: {message}")
+
+
+def test_a_config_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_bytes(b'[general]\ncluster_name = "caf\xe9"\n')
+    proc = rightsize("config", "--check", "--config", cfg)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{cfg}: not UTF-8 text (byte 0xe9 at offset" in proc.stderr
 
 
 @pytest.mark.parametrize("table", ["[prometheus]\nurl", "[[clusters]]\nname = \"eu\"\nprometheus_url"])
