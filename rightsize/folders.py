@@ -31,16 +31,14 @@ from urllib.parse import quote
 from .atomic import nothing_written, signals_held
 from .errors import LockedError, RightsizeError
 from .escape import clean_text
+from .names import valid
 
-# A DNS-1123 subdomain (RFC 1123): what Kubernetes allows for namespaces (a label: no dots) and for
-# the names of Deployments, StatefulSets, DaemonSets, Jobs and CronJobs.
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def is_k8s_name(name: str) -> bool:
     """True when ``name`` is a DNS-1123 subdomain (at most 253 characters), as Kubernetes object names are."""
-    return isinstance(name, str) and len(name) <= 253 and _K8S_NAME.fullmatch(name) is not None
+    return valid("workload", name)
 
 
 def k8s_name_problem(**names: str) -> str:
