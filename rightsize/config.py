@@ -108,6 +108,7 @@ class PrometheusConfig:
     range_points: int = setting(600_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request (Prometheus about 160 bytes per point while it answers) and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
+    scrape_labels: tuple = setting(["job", "instance", "service", "endpoint", "metrics_path", "prometheus", "prometheus_replica"], "Labels that only tell scrapes apart: series of one container that differ only in these (a kubelet scraped by two jobs) are one series seen twice, counted once (the max of the duplicates), with a warning naming the jobs.", kind="list")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
@@ -481,6 +482,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(LabelNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    problems += [(f"prometheus.scrape_labels[{i}]", name_problem(n)) for i, n in enumerate(config.prometheus.scrape_labels)]
     problems += _aws_problems(config)
     problems += _header_problems(config)
     for key, problem in problems:

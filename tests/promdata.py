@@ -130,10 +130,14 @@ TRAFFIC = [("shop", "web", "shop", "api", "http", 1500.0, 5000.0), ("shop", "api
 class Dataset:
     """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of 60), ``hours`` long.
 
-    ``drop`` names metrics left out (to test missing-metric handling)."""
+    ``drop`` names metrics left out (to test missing-metric handling). ``scrape_jobs``: the kubelet's
+    cAdvisor series are written once per job (a kubelet scraped by two jobs), with job and instance labels.
+    ``poison``: {pod: {sample index: value}} written into that pod's working set instead (NaN, +Inf, -1)."""
 
     def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
-                 cluster_label: str = "", cluster: str = ""):
+                 cluster_label: str = "", cluster: str = "", scrape_jobs: tuple[str, ...] = (), poison: dict | None = None):
+        self.scrape_jobs = scrape_jobs
+        self.poison = poison or {}
         assert end % STEP == 0
         self.end = end
         self.n = int(hours * 3600 // STEP) + 1
@@ -263,11 +267,18 @@ class Dataset:
         for (_ns, pod, cname), ser in self._series.items():
             p, c, s, e = ser["pod"], ser["c"], ser["s"], ser["e"]
             base = f'namespace="{p.namespace}",pod="{p.pod}",container="{c.name}"'
-            yield from emit("container_cpu_usage_seconds_total", base + ',cpu="total"', ser["counter"], s)
-            yield from emit("container_memory_working_set_bytes", base, ser["mem"], s)
-            yield from emit("container_cpu_cfs_periods_total", base, ser["periods"], s)
-            yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
-            yield from emit("container_cpu_cfs_throttled_seconds_total", base, ser["throttled_seconds"], s)
+            mem = ser["mem"]
+            if p.pod in self.poison:
+                mem = mem.astype(float).copy()
+                for i, v in self.poison[p.pod].items():
+                    mem[i] = v
+            for job in self.scrape_jobs or ("",):
+                scrape = f'job="{job}",instance="{job}:10250",' if job else ""
+                yield from emit("container_cpu_usage_seconds_total", scrape + base + ',cpu="total"', ser["counter"], s)
+                yield from emit("container_memory_working_set_bytes", scrape + base, mem, s)
+                yield from emit("container_cpu_cfs_periods_total", scrape + base, ser["periods"], s)
+                yield from emit("container_cpu_cfs_throttled_periods_total", scrape + base, ser["throttled"], s)
+                yield from emit("container_cpu_cfs_throttled_seconds_total", scrape + base, ser["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
             for res, unit, req, lim in (("cpu", "core", c.cpu_request, c.cpu_limit), ("memory", "byte", c.mem_request, c.mem_limit)):
                 if not math.isnan(req):
@@ -334,6 +345,8 @@ class Dataset:
 
 
 def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
     return repr(float(v)) if v != int(v) else str(int(v))
 
 

@@ -840,3 +840,74 @@ def test_a_corrupt_earlier_report_is_a_caveat_and_the_comparison_is_skipped(demo
     assert "week_over_week" not in summary
     assert any(w["code"] == "comparison_skipped" for w in summary["warnings"])
     assert "week over week skipped" in (reports / "2026-W47" / "report.md").read_text()
+
+
+# --- issue 27: data sanity on a real Prometheus --------------------------------------------------------
+
+def _sanity_pods() -> list:
+    app = lambda cpu: ContainerSpec("app", cpu, 0.05, 200 * MIB, 20 * MIB, 0.5, 1.0, GIB, GIB, throttle_ratio=0.1)  # noqa: E731
+    return [PodSpec("shop", f"web-1-{x}", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web", containers=[app(0.3)])
+            for x in "ab"] + [PodSpec("shop", "api-1-a", "Deployment", "api", "ReplicaSet", "api-1", "Deployment", "api",
+                                      containers=[app(0.1)])]
+
+
+def _collect_snapshot(dataset, tmp_path, name: str):
+    from rightsize.snapshot import Snapshot
+
+    server = start_prometheus(dataset, tmp_path / name)
+    try:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\nstep = "1m"\n[prometheus]\nurl = "{server.url}"\n'
+                       f'rate_window = "5m"\nend = "{make_config(server.url, dataset.end).prometheus.end}"\n'
+                       '[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')
+        proc = rightsize("collect", "--config", cfg, "--out", tmp_path / f"{name}-snap")
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    return Snapshot.read(tmp_path / f"{name}-snap"), proc.stderr
+
+
+@pytest.mark.integration
+def test_a_kubelet_scraped_by_two_jobs_gives_the_statistics_of_one_scrape(tmp_path):
+    """Before: duplicate cAdvisor series multiplied usage with no warning. Now the duplicates count once
+    (documented rule: series that differ only in [prometheus] scrape_labels are one series) and a warning
+    names the jobs."""
+    once, _ = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=_sanity_pods()), tmp_path, "once")
+    twice, err = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=_sanity_pods(), scrape_jobs=("kubelet", "cadvisor")),
+                                   tmp_path, "twice")
+    key = ["namespace", "kind", "workload", "container"]
+    a, b = (s.tables["usage"].sort_values(key).reset_index(drop=True) for s in (once, twice))
+    assert len(a) == 2
+    pd.testing.assert_frame_equal(a, b, check_like=True)
+    warning = [w for w in twice.meta["warnings"] if w["code"] == "duplicate_series"]
+    assert warning and "jobs 'cadvisor', 'kubelet'" in warning[0]["message"] and "counted once" in warning[0]["message"]
+    assert "jobs 'cadvisor', 'kubelet'" in err
+    assert not [w for w in once.meta["warnings"] if w["code"] == "duplicate_series"]
+
+
+@pytest.mark.integration
+def test_nan_infinite_and_negative_samples_are_dropped_one_by_one_with_the_pod_named(tmp_path):
+    """Before: one pod with a negative working set aborted the whole collection (even with --allow-partial),
+    +Inf gave a traceback, NaN vanished silently. Now each bad sample is dropped and counted, the pod named."""
+    poison = {"api-1-a": {100: -1.0, 200: float("inf"), 300: float("nan"), 400: float("-inf")}}
+    clean, _ = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=_sanity_pods()), tmp_path, "clean")
+    snap, err = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=_sanity_pods(), poison=poison), tmp_path, "bad")
+    usage = snap.tables["usage"].set_index("workload")
+    assert set(usage.index) == {"web", "api"}  # the bad pod's workload is still there
+    warning = [w for w in snap.meta["warnings"] if w["code"] == "samples_dropped"]
+    # four step samples of the range queries, and the day whose raw maximum was +Inf
+    assert warning and "shop/api-1-a (app): 5" in warning[0]["message"], snap.meta["warnings"]
+    assert "shop/api-1-a" in err
+    # its other samples still count: the memory max is the clean one (the -1 and the infinities are gone)
+    assert usage.loc["api", "memory_max_bytes"] == clean.tables["usage"].set_index("workload").loc["api", "memory_max_bytes"]
+
+
+def test_zero_containers_found_is_an_error_with_hints(prom_server, prom_dataset, tmp_path):
+    """Before: a namespace typo gave "found 0 containers" and exit 0."""
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(f'[prometheus]\nurl = "{prom_server.url}"\nend = "{make_config(prom_server.url, prom_dataset.end).prometheus.end}"\n'
+                   'namespaces = ["shpo"]\n[general]\nwindow = "24h"\n[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')
+    proc = rightsize("collect", "--config", cfg, "--out", tmp_path / "snap")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "found 0 containers with usage in namespaces 'shpo'" in proc.stderr and "a typo?" in proc.stderr
+    assert not (tmp_path / "snap").exists()
