@@ -430,7 +430,7 @@ def run_config(args, url: str, end: int, path: Path) -> Path:
     points = f"range_points = {args.range_points}\n" if args.range_points else ""
     step = f'step = "{int(args.step)}s"\n' if args.step else ""
     path.write_text(
-        f'[general]\ncluster_name = "c0"\nwindow = "{args.days * 86400:g}s"\n{step}'
+        f'[general]\ncluster_name = "c0"\nwindow = "{int(args.days * 86400)}s"\n{step}'
         f'[prometheus]\nurl = "{url}"\nend = "{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}"\n'
         f'timeout = "30m"\nconcurrency = {args.concurrency}\ncompression = "{args.compression}"\n{points}'
         '[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')

@@ -37,7 +37,7 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []):
         return ("skipped for a fleet report, which does not load the per-pod tables (usage_histograms, usage_daily); "
                 "run `rightsize backtest` on a cluster's snapshot")
-    if snapshot.tables.get("usage_histograms", pd.DataFrame()).empty:
+    if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
     hours = snapshot.window_hours() or 0.0
     if hours < (test_days + min_train_days) * 24:
@@ -45,20 +45,63 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-def split(snapshot, test_days: int = TEST_DAYS):
-    """(training snapshot, test histograms, test daily rows): the training snapshot's usage is recomputed
-    from the days before the last ``test_days`` (its window ends there); the test rows are the rest."""
+_TRAIN_KEYS = list(CONTAINER_KEY) + ["pod", "basis", "resource", "bucket"]
+_TEST_KEYS = list(CONTAINER_KEY) + ["basis", "resource", "bucket"]
+
+
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+    """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
+    last ``test_days`` (its window ends there); the test days are reduced for the replay.
+
+    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held):
+    each batch's cells are summed over days, per pod for the training part (per pod and day with
+    ``keep_days``, which a decayed statistic needs) and per container for the test part, with Arrow's
+    hash aggregation. The training snapshot's histograms are those sums, dated at its last day."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    hist, daily = snapshot.tables["usage_histograms"], snapshot.tables["usage_daily"]
-    in_test_h, in_test_d = hist["day"] >= cut, daily["day"] >= cut
-    train_h, train_d = hist[~in_test_h].reset_index(drop=True), daily[~in_test_d].reset_index(drop=True)
+    train_keys = _TRAIN_KEYS + (["day"] if keep_days else [])
+    train_h, test_h = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, train_keys)
+    if not keep_days:
+        train_h["day"] = cut - pd.Timedelta(seconds=DAY_SECONDS)
+    daily = snapshot.tables["usage_daily"]
+    in_test_d = daily["day"] >= cut
+    train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d)
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), hist[in_test_h].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
+    return Snapshot(tables=tables, meta=meta), TestDays.of(test_h, test_d)
+
+
+def _summed(batches, cut: pd.Timestamp, train_keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
+    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: dict[str, list] = {"train": [], "test": []}
+    for tb in batches:
+        in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
+        parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
+        parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
+    out = []
+    for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
+        frame = _sum_by(pa.concat_tables(parts[which]).unify_dictionaries(), keys).to_pandas() if parts[which] else pd.DataFrame(
+            {k: pd.Series(dtype="category") for k in keys} | {"count": pd.Series(dtype="int64")})
+        for col in ("cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"):
+            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype("category")
+        out.append(frame)
+    train, test = out
+    test = test[test["basis"] == "pod"].drop(columns="basis").reset_index(drop=True)
+    return train, test
+
+
+def _sum_by(table, keys: list[str]):
+    """``table``'s count summed per ``keys`` (Arrow's hash aggregation, in C++)."""
+    summed = table.group_by(keys).aggregate([("count", "sum")])
+    return summed.rename_columns([c if c != "count_sum" else "count" for c in summed.column_names])
 
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
@@ -100,7 +143,9 @@ class TestDays:
         cid_d = known.astype(np.int64)[cid_d]
         cells = {}
         for res in RESOURCES:
-            mine = ((hist["resource"] == res) & (hist["basis"] == "pod")).to_numpy()
+            mine = (hist["resource"] == res).to_numpy()
+            if "basis" in hist:  # the raw rows (the reduced test days hold basis 'pod' only)
+                mine = mine & (hist["basis"] == "pod").to_numpy()
             code = cid_h[mine] * _NB + hist["bucket"].to_numpy()[mine].astype(np.int64)
             uniq, inverse = np.unique(code, return_inverse=True)
             counts = np.bincount(inverse, weights=hist["count"].to_numpy(dtype=float)[mine])
@@ -225,12 +270,12 @@ def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def compare(recommendations: dict[str, pd.DataFrame], hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def compare(recommendations: dict[str, pd.DataFrame], test: TestDays) -> pd.DataFrame:
     """One replay per policy label (recommendations made from the training days) plus "today", stacked
-    with a ``policy`` column; only containers with usage in the test days."""
+    with a ``policy`` column; only containers with usage in the test days (reduced once in ``test``: each
+    policy's replay is a lookup)."""
     first = next(iter(recommendations.values()))
     runs = {_TODAY: today_settings(first), **{label: settings_of(r) for label, r in recommendations.items()}}
-    test = TestDays.of(hist, daily)  # reduced once: each policy's replay is a lookup
     frames = []
     for label, settings in runs.items():
         frame = replay(settings, test)

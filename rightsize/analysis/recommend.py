@@ -200,6 +200,8 @@ def _derived(snapshot: Snapshot, f: pd.DataFrame, P: pd.DataFrame) -> pd.DataFra
     for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
         combos = P[[key, "per_replica", "usage_half_life"]].drop_duplicates()
         needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
+    if not stats_mod.derived_columns(needed):  # the usage table has them all: the histograms stay unread
+        return f
     end = snapshot.meta.get("window_end")
     extra = stats_mod.derived_statistics(snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
                                          pd.Timestamp(end) if end else None)
