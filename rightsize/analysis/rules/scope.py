@@ -42,6 +42,8 @@ def _derived(rows: Rows) -> pd.DataFrame:
     for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
         combos = pd.DataFrame({k: rows.setting(k) for k in (key, "per_replica", "usage_half_life")}).drop_duplicates()
         needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
+    if not stats_mod.derived_columns(needed):  # the usage table has them all: the histograms stay unread
+        return pd.DataFrame(columns=list(stats_mod.CONTAINER_KEY))
     end = rows.snapshot.meta.get("window_end")
     return stats_mod.derived_statistics(rows.snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
                                         pd.Timestamp(end) if end else None)
