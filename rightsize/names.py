@@ -29,7 +29,12 @@ RULES = {  # column -> (pattern, longest, what it must be)
     "container": (DNS1123_LABEL, 63, "a DNS-1123 label (a-z, 0-9, '-', at most 63)"),
     "team": (LABEL_VALUE, 63, "a Kubernetes label value (letters, digits, '-', '_', '.', at most 63)"),
     "cluster": (LABEL_VALUE, 63, "a Kubernetes label value (letters, digits, '-', '_', '.', at most 63)"),
+    "kind": (re.compile(r"[A-Za-z][A-Za-z0-9]*"), 63, "a Kubernetes kind (letters and digits)"),
 }
+# the rule of each name column of the snapshot tables
+COLUMN_RULES = {"namespace": "namespace", "kind": "kind", "workload": "workload", "container": "container",
+                "source_namespace": "namespace", "source_workload": "workload",
+                "destination_namespace": "namespace", "destination_workload": "workload"}
 
 
 def valid(column: str, value: object) -> bool:
@@ -47,27 +52,30 @@ def cluster_name_problem(name: str) -> str:
     return ""
 
 
-def invalid_rows(table: pd.DataFrame, columns: tuple[str, ...] = ("namespace", "workload", "container")) -> pd.Series:
-    """A boolean mask of the rows of ``table`` with an invalid name in any of ``columns`` (those it has);
-    vectorised over the distinct values (a few thousand names, not one check per row)."""
+def invalid_rows(table: pd.DataFrame, columns: tuple[str, ...] = tuple(COLUMN_RULES)) -> pd.Series:
+    """A boolean mask of the rows of ``table`` with an invalid name in any of ``columns`` (those it has; each
+    checked by its rule in COLUMN_RULES); vectorised over the distinct values, not one check per row."""
     bad = pd.Series(False, index=table.index)
     for column in columns:
         if column not in table.columns or table.empty:
             continue
         values = table[column].astype(str)
-        checked = {v: not valid(column, v) for v in pd.unique(values)}
+        rule = COLUMN_RULES.get(column, column)
+        checked = {v: not (valid(rule, v) or (v == "" and column.startswith(("source_", "destination_"))))
+                   for v in pd.unique(values)}
         bad |= values.map(checked).astype(bool)
     return bad
 
 
-def describe_invalid(table: pd.DataFrame, mask: pd.Series, columns: tuple[str, ...], limit: int = 5) -> str:
-    """The invalid names of the masked rows, escaped, e.g. "container 'app\\x0a$patch: delete' (not a DNS-1123 label)"."""
+def describe_invalid(table: pd.DataFrame, mask: pd.Series, columns: tuple[str, ...] = tuple(COLUMN_RULES), limit: int = 5) -> str:
+    """The invalid names of the masked rows, escaped, e.g. "container 'app\\x0a$patch: delete'"."""
     seen: list[str] = []
     for column in columns:
         if column not in table.columns:
             continue
+        rule = COLUMN_RULES.get(column, column)
         for v in pd.unique(table.loc[mask, column].astype(str)):
-            if not valid(column, v):
+            if not valid(rule, v) and f"{column} {clean_text(v)!r}" not in seen:
                 seen.append(f"{column} {clean_text(v)!r}")
     more = f" and {len(seen) - limit} more" if len(seen) > limit else ""
     return ", ".join(seen[:limit]) + more

@@ -152,11 +152,11 @@ def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
         server.stop()
     assert proc.returncode == 0, proc.stderr
     assert not list(tmp_path.rglob("*escape*")), "a file was written from the '../' name"
-    assert "workload '../../escape' is not a valid Kubernetes name" in proc.stderr and "no patch written" in proc.stderr
+    assert "workload '../../escape'" in proc.stderr and "not a valid Kubernetes name" in proc.stderr
     caveats = json.loads((out / "summary.json").read_text())["warnings"]
-    assert any(w["code"] == "invalid_names" and "shop/Deployment/../../escape" in w["message"] for w in caveats)
+    assert any(w["code"] == "invalid_names" and "workload '../../escape'" in w["message"] for w in caveats)
     assert (out / "patches" / "prod" / "shop" / "deployment-web.yaml").is_file()
-    assert "../../escape" in (out / "patches" / "PATCHES.md").read_text()  # listed as skipped, with the reason
+    assert "../../escape" not in (out / "recommendations.csv").read_text()  # left out where it entered
 
 
 # --- 2. data loss: a report is replaced whole or not at all ----------------------------------------

@@ -9,8 +9,8 @@
   answer and the snapshot says so, naming the jobs.
 - **Impossible samples.** NaN, +Inf, -Inf and negative usage samples are dropped one by one (the pod's
   other samples count), with a count per pod in one warning: one bad pod never aborts a collection.
-- **Names.** Rows whose namespace, workload or container is not a Kubernetes name are left out, with
-  one warning naming them (escaped), before anything is written from them (``names.py``).
+
+Names are checked for every source at once, when the clusters are merged (``collect.drop_invalid_names``).
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from ...escape import clean_text
-from ...names import describe_invalid, invalid_rows
 from .client import RangeSeries
 
 
@@ -90,15 +89,3 @@ def dropped_warning(cluster: str, dropped: Counter, limit: int = 5) -> str:
     more = f" and {len(dropped) - limit} more" if len(dropped) > limit else ""
     return (f"cluster {cluster}: {sum(dropped.values())} NaN, infinite or negative usage sample(s) were dropped, "
             f"the pods' other samples kept: {named}{more}")
-
-
-def without_invalid_names(table: pd.DataFrame, cluster: str, what: str) -> tuple[pd.DataFrame, str]:
-    """``table`` without rows whose namespace, workload or container is not a Kubernetes name, and a
-    warning naming them ('' when every name is fine)."""
-    columns = ("namespace", "workload", "container")
-    bad = invalid_rows(table, columns)
-    if not bad.any():
-        return table, ""
-    named = describe_invalid(table, bad, columns)
-    return (table[~bad].reset_index(drop=True),
-            f"cluster {cluster}: {int(bad.sum())} {what} row(s) left out: {named} not a valid Kubernetes name")
