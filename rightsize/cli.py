@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, check_files, help_for_keys, load_config, render_config
+from .escape import clean_text
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, EXIT_USAGE, ConfigError, RightsizeError
 from .snapshot import Snapshot
 
@@ -41,6 +42,12 @@ def _locked(config: Config, folder: Path, command: str, log):
                        lease_seconds=config.general.lock_lease)
 
 
+def say(text: str) -> None:
+    """One line on stderr, "rightsize: TEXT", with control characters escaped (escape.clean_text): a name in
+    a message can neither forge a line nor drive the terminal."""
+    print(f"rightsize: {clean_text(text)}", file=sys.stderr)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own exit code is 2 as well; keep its usage line
         self.print_usage(sys.stderr)
@@ -63,7 +70,7 @@ class TerminalLog:
         # printed above the live bar while one is shown; print, not console.log, which ends every
         # line with the source position of this call ('cli.py:42')
         stamp = f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} "
-        self.console.print(Text.assemble((stamp, "dim"), msg), highlight=False)
+        self.console.print(Text.assemble((stamp, "dim"), clean_text(msg)), highlight=False)
 
     def bar(self, done: int, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,7 +92,7 @@ def _log_function(quiet: bool):
         return lambda msg: None
     if sys.stderr.isatty() and not os.environ.get("CI"):
         return TerminalLog()
-    return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {msg}", file=sys.stderr, flush=True)
+    return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {clean_text(msg)}", file=sys.stderr, flush=True)
 
 
 def _add_collect_options(p: argparse.ArgumentParser) -> None:
@@ -262,7 +269,7 @@ def _fleet_out(snapshot: Snapshot):
 def _finish(report_result, partial: bool, log) -> int:
     crossed = list(getattr(report_result, "thresholds_crossed", []) or [])
     for message in crossed:
-        print(f"rightsize: threshold crossed: {message}", file=sys.stderr)
+        say(f"threshold crossed: {message}")
     if crossed:
         return EXIT_THRESHOLD
     if partial:
@@ -299,7 +306,7 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     result = write_patches(analysis.recommendations, snapshot, config, out)
     log(f"patches written to {out}")
     for warning in result.warnings:
-        print(f"rightsize: warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}")
     return result
 
 
@@ -459,7 +466,7 @@ def _write_run(snapshot, analysis, config, out, args, log):
         result = box["report"]
         log(f"snapshot, report and patches written to {out} (report.md, report.html, patches/)")
         for warning in box["patches"].warnings:
-            print(f"rightsize: warning: {warning}", file=sys.stderr)
+            say(f"warning: {warning}")
     if args.overlay:
         _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
     return result
@@ -525,7 +532,7 @@ def _load_config(path) -> Config:
         warnings.simplefilter("always")
         config = load_config(path, required=path != "config.toml")
     for w in caught:
-        print(f"rightsize: warning: {w.message}", file=sys.stderr)
+        say(f"warning: {w.message}")
     return config
 
 
@@ -544,13 +551,13 @@ def main(argv: list[str] | None = None) -> int:
     except RightsizeError as exc:
         if args.debug:
             raise
-        print(f"rightsize: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exc.exit_code
     except OSError as exc:
         if args.debug:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"rightsize: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        say(f"error: {where}{exc.strerror or exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("rightsize: interrupted", file=sys.stderr)

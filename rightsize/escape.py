@@ -44,21 +44,29 @@ def csv_cell(value: object) -> object:
     return value
 
 
+def _one_line(text: object) -> str:
+    return clean_text(str("" if text is None else text).replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
+
+
 def md_code(text: object) -> str:
     """``text`` as one inline Markdown code span that stays closed whatever it holds: the fence is one
-    backtick longer than the longest run inside, padded with a space on each side; newlines become
-    spaces and pipes ``\\|`` so the span stays within one table cell and line."""
-    body = clean_text(str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " ")).replace("|", "\\|")
+    backtick longer than the longest run inside (padded with a space where the text starts or ends with a
+    backtick or a space, as CommonMark strips one); newlines become spaces and pipes ``\\|``, so the
+    span stays within one line and one table cell. Nothing inside a code span is HTML or a link."""
+    body = _one_line(text).replace("|", "\\|")
     longest = max((len(r) for r in re.findall(r"`+", body)), default=0)
     fence = "`" * (longest + 1)
-    return f"{fence} {body} {fence}"
+    pad = " " if body[:1] in ("`", " ") or body[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
 
 
 def md_text(text: object) -> str:
-    """``text`` as plain Markdown inside a table cell or a line: control characters escaped, newlines
-    and pipes neutralised, and every character Markdown or HTML would act on backslash-escaped."""
-    body = clean_text(str(text).replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
-    return re.sub(r"([\\`*_{}\[\]()<>#+!|~&])", r"\\\1", body)
+    """``text`` as plain Markdown inside a table cell or a line: control characters escaped, newlines and
+    pipes neutralised, and what would start an HTML tag, a link, an image or a code span escaped
+    (``<tag`` as ``&lt;tag``, ``[`` ``]`` and backticks with a backslash); emphasis the report writes stays."""
+    body = _one_line(text).replace("|", "\\|")
+    body = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", body)
+    return re.sub(r"([`\[\]])", r"\\\1", body)
 
 
 def yaml_comment(text: object) -> str:

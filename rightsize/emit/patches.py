@@ -33,6 +33,7 @@ from ruamel.yaml.error import YAMLError
 from ..analysis.summary import flag_mask
 from ..errors import ConfigError, RightsizeError
 from ..atomic import inside
+from ..escape import yaml_comment
 from ..folders import k8s_name_problem, layout_problem, replace_folder, safe_component
 from ..s3 import S3Path, location
 from ..quantity import format_cpu, format_duration, format_memory
@@ -480,10 +481,11 @@ def _yaml() -> YAML:
 
 
 def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
-    """YAML of ``data`` with ``comments`` as a leading '#' block."""
+    """YAML of ``data`` with ``comments`` as a leading '#' block; each comment is one line whatever names it
+    holds (escape.yaml_comment: a newline, CR or other control character cannot end it and start a key)."""
     buf = io.StringIO()
     _yaml().dump(data, buf)
-    head = "".join(f"# {c}".rstrip() + "\n" for c in comments)
+    head = "".join(f"# {yaml_comment(c)}".rstrip() + "\n" for c in comments)
     return head + buf.getvalue()
 
 
