@@ -64,9 +64,9 @@ def md_text(text: object) -> str:
     """``text`` as plain Markdown inside a table cell or a line: control characters escaped, newlines and
     pipes neutralised, and what would start an HTML tag, a link, an image or a code span escaped
     (``<tag`` as ``&lt;tag``, ``[`` ``]`` and backticks with a backslash); emphasis the report writes stays."""
-    body = _one_line(text).replace("|", "\\|")
+    body = _one_line(text).replace("|", "\\|").replace("&", "&amp;")
     body = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", body)
-    return re.sub(r"([`\[\]])", r"\\\1", body)
+    return re.sub(r"([`\[\]*_~])", r"\\\1", body)
 
 
 def yaml_comment(text: object) -> str:
