@@ -66,7 +66,8 @@ def md_text(text: object) -> str:
     (``<tag`` as ``&lt;tag``, ``[`` ``]`` and backticks with a backslash); emphasis the report writes stays."""
     body = _one_line(text).replace("|", "\\|").replace("&", "&amp;")
     body = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", body)
-    return re.sub(r"([`\[\]*_~])", r"\\\1", body)
+    body = re.sub(r"([`\[\]*~])", r"\\\1", body)
+    return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", body)  # an intraword _ is never emphasis
 
 
 def yaml_comment(text: object) -> str:
