@@ -911,3 +911,113 @@ def test_zero_containers_found_is_an_error_with_hints(prom_server, prom_dataset,
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "found 0 containers with usage in namespaces 'shpo'" in proc.stderr and "a typo?" in proc.stderr
     assert not (tmp_path / "snap").exists()
+
+
+def test_sigkill_during_patch_and_sigterm_or_sigkill_during_run_leave_all_old_or_all_new(demo, prom_server, prom_dataset, tmp_path):
+    """`patch` killed between the two renames; `run` terminated (SIGTERM) while writing its patches and
+    killed (SIGKILL) in its one swap: each time every output of the folder is the earlier one (after the
+    next start's recovery). Before: SIGTERM between run's stages left a new snapshot and report beside the
+    old patches."""
+    from rightsize.folders import recover
+
+    out = tmp_path / "out"
+    subprocess.run(["cp", "-a", str(demo), str(out)], check=True)
+    before = files_of(out)
+    proc = killed_at(["patch", "--quiet", "--snapshot", out / "snapshot", "--out", out / "patches"], "Path(args[1]).name == 'patches'")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    recover(out / "patches")
+    assert {k: v for k, v in files_of(out).items() if not k.endswith(".lock")} == before
+
+    cfg = _prom_config(tmp_path, prom_server.url, make_config(prom_server.url, prom_dataset.end).prometheus.end)
+    week = tmp_path / "week"
+    assert rightsize("run", "--quiet", "--config", cfg, "--out", week).returncode == 0
+    earlier = files_of(week)
+    # SIGTERM while the patches are written (after the snapshot and the report were staged)
+    code = KILL_CHILD.replace("os.kill(os.getpid(), signal.SIGKILL)", "os.kill(os.getpid(), signal.SIGTERM)").format(
+        function="mkdir", condition="'.patches.staging' in str(args[0])", at=1,
+        argv=["run", "--quiet", "--config", str(cfg), "--out", str(week)])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM and "earlier outputs were left as they were" in proc.stderr, proc.stderr
+    assert files_of(week) == earlier
+    # SIGKILL between the two renames of the run folder
+    proc = killed_at(["run", "--quiet", "--config", cfg, "--out", week], "Path(args[1]).name == 'week'")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    recover(week)
+    assert files_of(week) == earlier
+
+
+def _s3_keys(env: dict, prefix: str) -> list[str]:
+    import boto3
+
+    c = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing")
+    return [o["Key"] for o in c.list_objects_v2(Bucket="acme", Prefix=prefix).get("Contents", [])]
+
+
+S3_KILL_CHILD = """
+import os, signal, sys
+import rightsize.s3 as s3
+real = s3.{function}
+def killing(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+s3.{function} = killing
+from rightsize.cli import main
+sys.exit(main({argv!r}))
+"""
+
+
+def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_waits_at_most_the_lease(demo, tmp_path):
+    """A real SIGKILL of `rightsize collect`-like writes to moto's S3 server (an HTTP endpoint in this
+    process that outlives the killed child; moto cannot run as real S3 here): killed before the pointer switch,
+    the earlier snapshot reads back; killed after it, the new one; the dead run's lock blocks the next run
+    for at most [general] lock_lease. Before: 1 of 26 kills left no _SUCCESS, and the lock held for 6 h."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from rightsize import s3
+    from rightsize.snapshot import Snapshot
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {**aws_env(tmp_path, f"http://{host}:{port}")}
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="acme")
+        cfg = tmp_path / "lease.toml"
+        cfg.write_text('[general]\nlock_lease = "3s"\nlock_wait = "5s"\n')  # a lock held past the lease would fail it
+        target = "s3://acme/w/snapshot"
+
+        def read(target):
+            for name, value in env.items():
+                os.environ[name] = value
+            s3._CLIENTS.clear()
+            return Snapshot.read(target)
+
+        child = ROOT / "tests" / "s3_writer.py"
+        assert child.is_file()
+        first = subprocess.run([sys.executable, str(child), str(demo / "snapshot"), target, str(cfg)], env=env, cwd=ROOT,
+                               capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr
+        earlier = read(target).meta["created_at"]
+        for function, expect in (("_switch", "earlier"), ("_settle", "new")):
+            code = S3_KILL_CHILD.format(function=function, argv=[])
+            proc = subprocess.run([sys.executable, "-c", code.replace("from rightsize.cli import main\nsys.exit(main([]))",
+                                   f"sys.argv = ['x', {str(demo / 'snapshot')!r}, {target!r}, {str(cfg)!r}]\n"
+                                   f"exec(open({str(child)!r}).read())")], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+            now = read(target).meta["created_at"]
+            assert (now == earlier) if expect == "earlier" else (now != earlier), (function, now, earlier)
+            earlier = now
+            # the dead run's lock is still there; the next run takes it over within the lease (3 s < lock_wait 5 s)
+            assert [k for k in _s3_keys(env, "w/.snapshot.lock/")], "the killed run left no lock to test with"
+            nxt = subprocess.run([sys.executable, str(child), str(demo / "snapshot"), target, str(cfg)], env=env, cwd=ROOT,
+                                 capture_output=True, text=True, timeout=300)
+            assert nxt.returncode == 0, nxt.stderr
+            assert not _s3_keys(env, "w/.snapshot.lock/")
+            earlier = read(target).meta["created_at"]
+    finally:
+        server.stop()
