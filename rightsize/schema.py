@@ -53,7 +53,11 @@ TABLES: dict[str, list[Column]] = {
         _c("hpa_cpu_target_path", "str", "JSON pointer of the HPA's CPU averageUtilization in the object as read "
            "(e.g. /spec/metrics/0/resource/target/averageUtilization); '' unknown", required=False),
         _c("hpa_memory_target_path", "str", "JSON pointer of the HPA's memory averageUtilization; '' unknown", required=False),
+        _c("hpa_unknown", "bool", "HPAs could not be read (no kube_horizontalpodautoscaler_* series, or listing them was "
+           "forbidden): hpa False says nothing", required=False),
         _c("pdb", "bool", "Covered by a PodDisruptionBudget"),
+        _c("pdb_unknown", "bool", "PDBs could not be read (no kube_poddisruptionbudget_* series, or listing them was "
+           "forbidden): pdb False says nothing", required=False),
         _c("pdb_min_available_pods", "float", "PDB minAvailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_max_unavailable_pods", "float", "PDB maxUnavailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_disruptions_allowed", "float", "Pods the PDB lets be evicted at once at the current replicas", required=False),

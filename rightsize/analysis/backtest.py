@@ -36,9 +36,11 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
                 "run `rightsize backtest` on a cluster's snapshot")
     if snapshot.tables.get("usage_histograms", pd.DataFrame()).empty:
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
-    hours = snapshot.window_hours() or 0.0
+    window = snapshot.window_hours() or 0.0
+    hours = min([snapshot.observed_hours(c) or 0.0 for c in snapshot.meta.get("clusters") or []] or [window])
     if hours < (test_days + min_train_days) * 24:
-        return f"the window ({hours / 24:.1f} d) is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
+        what = f"the window ({window / 24:.1f} d)" if hours >= window else f"the data ({hours / 24:.1f} d of the {window / 24:.1f} d window)"
+        return f"{what} is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
     return ""
 
 

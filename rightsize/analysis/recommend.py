@@ -37,7 +37,9 @@ _STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
 _EVIDENCE_COLUMNS = ["samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
                      "cpu_throttled_seconds", "pods_seen"]
 _WORKLOAD_COLUMNS = ["replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
-                     "hpa_memory_target_percent", "hpa_metrics"]
+                     "hpa_memory_target_percent", "hpa_metrics", "hpa_unknown"]
+# kinds an HPA can scale (its scaleTargetRef), for the "HPA unknown" reason
+_SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "Rollout")
 
 
 # A limit holds each pod on its own, so the rules about limits and censoring read the hottest pod's
@@ -384,7 +386,8 @@ def hpa_scope(rows: Rows) -> None:
     With hpa_request = keep such a request stays as it is; with co_adjust (the default) hpa_coadjust
     moves the HPA's target with it.
 
-    Reason: none here (hpa_coadjust says what happened).
+    Reason: "HPA unknown (HPAs could not be read): ..." for a scalable workload whose HPAs are unknown
+    (hpa_coadjust says what happened otherwise).
     Flag: hpa (any HPA, whatever it scales on).
     """
     v, f = rows.v, rows.f
@@ -398,6 +401,9 @@ def hpa_scope(rows: Rows) -> None:
     hpa_any = (f["hpa"].to_numpy(dtype=bool) | ~np.isnan(rows.num("hpa_cpu_target_percent"))
                | ~np.isnan(rows.num("hpa_memory_target_percent")))
     rows.flag(~v["ignored"] & hpa_any, "hpa")
+    unknown = f["hpa_unknown"].fillna(False).to_numpy(dtype=bool) & f["kind"].isin(_SCALABLE_KINDS).to_numpy()
+    rows.reason(~v["ignored"] & ~hpa_any & unknown, "HPA unknown (HPAs could not be read): if one scales this workload "
+                "on CPU or memory utilization, move its target with the request")
 
 
 def cpu_throttling(rows: Rows) -> None:

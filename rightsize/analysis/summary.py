@@ -6,7 +6,10 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
 ```
 {
   "schema_version": 1,
-  "window": {"start": ISO-8601 UTC, "end": ISO-8601 UTC, "hours": float},
+  "window": {"start": ISO-8601 UTC, "end": ISO-8601 UTC, "hours": float,
+             "coverage": [{"cluster", "start", "end", "hours", "short"}]},   the span the server had data for,
+                                  per cluster; short: more than a step shorter than the window (every per-hour
+                                  figure is then a monthly rate over those hours)
   "clusters": [str],
   "pricing": {"source": str, "date": str, "region": str, "notes": str},
   "totals": {
@@ -271,6 +274,8 @@ def _text(value) -> str:
 
 
 def _window(meta: dict) -> dict:
+    """The window, and per cluster the span the server had data for (meta.json ``coverage``): ``short``
+    when it is shorter than the window by more than a step (every per-hour figure is then a rate over it)."""
     start, end = meta.get("window_start"), meta.get("window_end")
     hours = None
     if start and end:
@@ -278,7 +283,11 @@ def _window(meta: dict) -> dict:
             hours = _num((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600)
         except (ValueError, TypeError):
             hours = None
-    return {"start": start, "end": end, "hours": hours}
+    step_hours = float(meta.get("step_seconds") or 0) / 3600
+    coverage = [{"cluster": str(c), "start": v.get("start"), "end": v.get("end"), "hours": _num(v.get("hours")),
+                 "short": bool(hours and v.get("hours") and v["hours"] < hours - step_hours - 1e-9)}
+                for c, v in sorted((meta.get("coverage") or {}).items())]
+    return {"start": start, "end": end, "hours": hours, "coverage": coverage}
 
 
 def money_totals(analysis, snapshot, t: dict) -> dict[str, float | None]:

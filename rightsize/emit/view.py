@@ -286,7 +286,21 @@ def header_line(summary: dict) -> str:
     clusters = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "unknown cluster"
     days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
     span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
-    return f"Clusters: {clusters} · usage window: {days}{span}"
+    return f"Clusters: {clusters} · usage window: {days}{span}{coverage_text(w)}"
+
+
+def coverage_text(window: dict) -> str:
+    """' · data: c1 7.0 days (start -> end)' for the clusters whose data covers less of the window, or
+    ' · data: the whole window' when the coverage was measured and is complete ('' when not measured)."""
+    cov = window.get("coverage") or []
+    if not cov:
+        return ""
+    short = [c for c in cov if c.get("short")]
+    if not short:
+        return " · data: the whole window"
+    parts = [f"{c['cluster']} {c['hours'] / 24:.1f} days ({str(c.get('start'))[:10]} {fmt.ARROW} {str(c.get('end'))[:10]})"
+             for c in short[:10]]
+    return " · data: " + ", ".join(parts) + (f" and {len(short) - 10} more" if len(short) > 10 else "")
 
 
 # --- recommendation rows -----------------------------------------------------------------------------

@@ -222,6 +222,9 @@ def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.Ap
         exclude_namespaces=tuple(config.prometheus.exclude_namespaces),
     )
     tables = build_tables(objects, opts, snapshot.warn)
+    # a kind the API refused is unknown, not absent: its rows must not read "no HPA" / "no PDB"
+    for kind, column in (("HorizontalPodAutoscaler", "hpa_unknown"), ("PodDisruptionBudget", "pdb_unknown")):
+        tables["workloads"][column] = isinstance(counts.get(kind), str)
 
     for name in ("workloads", "containers", "services", "namespaces"):
         _replace_cluster_rows(snapshot, name, target.name, tables[name])
