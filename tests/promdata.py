@@ -418,3 +418,59 @@ class Clusters:
     def prometheus_text_chunks(self, lines_per_chunk: int = 200_000):
         for d in self.datasets:
             yield from d.prometheus_text_chunks(lines_per_chunk)
+
+
+def cronjob_cluster(hours: float, interval: int = STEP, runs=((5, 30), (10, 45), (20, 60)), namespace: str = "batch") -> list[PodSpec]:
+    """A Deployment running the whole time (so the scrape interval can be learnt) and CronJobs whose pods
+    run ``minutes`` every ``every`` minutes (``runs``: (minutes, every) per CronJob, named 'every-<minutes>m'),
+    starting 7 minutes past a multiple of ``every``: off the 5-minute step grid. Each pod completes
+    (kube_pod_completion_time at its last sample); Dataset.lifetime_hours is the truth of its life."""
+    MiB = 2**20
+    pods = [PodSpec(namespace, "steady-1-a", "Deployment", "steady", "ReplicaSet", "steady-1", "Deployment", "steady",
+                    containers=[ContainerSpec("app", 0.1, 0.02, 100 * MiB, 5 * MiB, 0.2, math.nan, 256 * MiB, 256 * MiB)])]
+    steps = int(hours * 3600 // interval)
+    for minutes, every in runs:
+        name = f"every-{minutes}m"
+        for k, start in enumerate(range(7 * 60 // interval, steps - minutes * 60 // interval, every * 60 // interval)):
+            job = f"{name}-{k:04d}"
+            pods.append(PodSpec(namespace, f"{job}-x", "CronJob", name, "Job", job, "CronJob", name, node="node-b",
+                                start=start + 1, end=start + 1 + max(minutes * 60 // interval, 1), completes=True,
+                                containers=[ContainerSpec("job", 0.5, 0.1, 200 * MiB, 20 * MiB, 1.0, math.nan,
+                                                          512 * MiB, 512 * MiB)]))
+    return pods
+
+
+def framework_pods(hours: float, interval: int = STEP, namespace: str = "pipelines") -> list[PodSpec]:
+    """Pods that batch frameworks start, once an hour, each 10 minutes long, with the labels and owners those
+    frameworks really set: Argo Workflows (a CronWorkflow's runs 'etl-<unix time>', templates extract and
+    load, owned by their Workflow), Airflow's KubernetesPodOperator (bare pods labelled dag_id / task_id),
+    Spark (a bare driver and two executors the driver owns, labelled spark-app-name / spark-role) and Tekton
+    (TaskRun pods labelled tekton.dev/task). PodSpec kind / workload hold the group each pod must land in."""
+    MiB = 2**20
+    life = 10 * 60 // interval
+
+    def c(name):
+        return ContainerSpec(name, 0.3, 0.05, 150 * MiB, 10 * MiB, 0.5, math.nan, 512 * MiB, 512 * MiB)
+
+    pods = []
+    for k, start in enumerate(range(3 * 60 // interval, int(hours * 3600 // interval) - life, 3600 // interval)):
+        span = {"start": start, "end": start + life, "completes": True, "node": "node-a"}
+        wf = f"etl-{1761156000 + 3600 * k}"
+        for template in ("extract", "load"):
+            pods.append(PodSpec(namespace, f"{wf}-{template}-{3155092536 + k}", "ArgoWorkflow", f"etl.{template}", "Workflow", wf,
+                                labels={"workflows.argoproj.io/workflow": wf, "workflows.argoproj.io/completed": "true"},
+                                containers=[c("main"), c("wait")], **span))
+        pods.append(PodSpec(namespace, f"daily-sales-load-{k:04d}ab", "AirflowTask", "daily_sales.load", "<none>", "<none>",
+                            labels={"dag_id": "daily_sales", "task_id": "load", "kubernetes_pod_operator": "True"},
+                            containers=[c("base")], **span))
+        driver = f"pi-{k:04d}-driver"
+        spark = {"spark-app-name": "pi", "spark-app-selector": f"spark-{k:032x}"}
+        pods.append(PodSpec(namespace, driver, "SparkApplication", "pi.driver", "<none>", "<none>",
+                            labels={**spark, "spark-role": "driver"}, containers=[c("spark-kubernetes-driver")], **span))
+        for e in (1, 2):
+            pods.append(PodSpec(namespace, f"pi-{k:04d}-exec-{e}", "SparkApplication", "pi.executor", "Pod", driver,
+                                labels={**spark, "spark-role": "executor"}, containers=[c("spark-kubernetes-executor")], **span))
+        pods.append(PodSpec(namespace, f"build-run-{k:04d}-pod", "TektonTask", "build", "TaskRun", f"build-run-{k:04d}",
+                            labels={"tekton.dev/task": "build", "tekton.dev/taskRun": f"build-run-{k:04d}"},
+                            containers=[c("step-build")], **span))
+    return pods
