@@ -316,14 +316,14 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("nodes_after", "float", "Nodes it needs for the recommended requests"),
     _c("usd_per_node_month", "float", "Price of one node, USD/month (NaN unknown price)"),
     _c("usd_per_month", "float", "Node bill of the group today, USD/month (nodes x node price, as idle.csv)"),
-    _c("usd_per_month_now", "float", "Cost of nodes_now, USD/month"),
+    _c("usd_per_month_now", "float", "Cost of min(nodes_now, nodes): the packing starts from the nodes that ran, USD/month"),
     _c("usd_per_month_after", "float", "Cost of nodes_after, USD/month"),
-    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, USD/month"),
-    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change (negative: packing needs more nodes than run), USD/month"),
+    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, never more than the nodes seen cost (negative: the recommendations need more nodes), USD/month"),
+    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change, USD/month"),
     _c("best_instance_type", "str", "Instance type of the same family that holds the recommended pods for the least money ('' none known)"),
     _c("best_nodes_after", "float", "Nodes of that type needed after the recommendations"),
     _c("best_usd_per_month_after", "float", "Their cost, USD/month"),
-    _c("note", "str", "Caveats of the packing (oversized pods, no pods)"),
+    _c("note", "str", "Caveats of the packing (oversized pods, no pods, today's requests needing more nodes than ran)"),
 ]
 
 BACKTEST_COLUMNS: list[Column] = [

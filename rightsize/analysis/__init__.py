@@ -25,6 +25,7 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
     node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
+    requests_vs_bill: dict | None = None  # consistency.requests_vs_bill: the requests' cost against the bill, in parts
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.BACKTEST_COLUMNS (empty: not run)
     backtest_note: str = ""  # why there is no backtest ('' when there is one or it was not asked for)
 
@@ -95,23 +96,30 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
 def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
     (default: the bundled catalogue, see instance_candidates)."""
-    from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
+    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
     candidates = instance_candidates() if candidates is None else candidates
+    nodes = cost.node_requests(snapshot, config)
+    hpm = config.general.hours_per_month
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
         cross_az=cross_az.cross_az_costs(snapshot, config),
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-        idle=cost.idle_costs(snapshot, config),
+        idle=cost.idle_costs(snapshot, config, nodes),
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
+        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + consistency.caveats(snapshot, nodes, hpm),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
     result.summary = summary.summarize(result, snapshot, config)
+    totals = result.summary["totals"]
+    result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
+    result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
+    result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
     return result
 
 

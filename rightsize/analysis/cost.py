@@ -308,14 +308,15 @@ def weighted_nodes(snapshot, config) -> pd.DataFrame:
     return nodes
 
 
-def idle_costs(snapshot, config) -> pd.DataFrame:
-    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
+def node_requests(snapshot, config) -> pd.DataFrame:
+    """Per node (:func:`weighted_nodes`): what its pods request and what is idle.
 
-    Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
-    (a pod's request is the larger of its main containers' sum and its largest init container; unset
-    counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
-    priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
-    """
+    requested_cpu_cores / requested_memory_bytes: requests of the pods placed on the node, weighted by
+    pod-hours over the hours observed (a pod's request is the larger of its main containers' sum and its
+    largest init container; unset counts 0); allocatable_* weighted by the share of that time the node
+    existed; usd_per_month: its share of the node bill (the whole node price x weight); idle_usd_per_month:
+    allocatable not requested, priced at the node's per-vCPU-hour and per-GiB-hour prices (never below 0:
+    requests above allocatable are analysis.consistency's finding)."""
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
 
@@ -343,7 +344,13 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     nodes["usd_per_month"] = nodes["usd_per_hour"] * nodes["weight"] * hpm
     nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
     nodes["nodes"] = nodes["weight"]
+    return nodes.drop(columns=["_cpu_h", "_mem_h"])
 
+
+def idle_costs(snapshot, config, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS: the nodes of
+    :func:`node_requests` (``nodes``, computed when not given) summed per group."""
+    nodes = node_requests(snapshot, config) if nodes is None else nodes.copy()
     group = ["cluster", "node_group", "instance_type", "capacity_type"]
     sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
             "requested_memory_bytes", "usd_per_month", "idle_usd_per_month"]

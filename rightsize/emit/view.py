@@ -20,6 +20,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..analysis import selection
+from ..analysis.consistency import parts_text
 from ..analysis.summary import change_savings
 from . import formatting as fmt
 
@@ -260,8 +261,9 @@ def _counts(summary: dict) -> tuple[dict[str, int], str]:
     return counts, text
 
 
-def money_explanation(totals: dict) -> list[str]:
-    """How the node bill, the requests, idle capacity and the savings relate (plain sentences)."""
+def money_explanation(totals: dict, parts: dict | None = None) -> list[str]:
+    """How the node bill, the requests, idle capacity and the savings relate (plain sentences); ``parts``:
+    summary.json ``requests_vs_bill`` (analysis.consistency), the requests against the bill by their parts."""
     node, idle = totals.get("node_usd_per_month"), totals.get("idle_usd_per_month")
     current, savings = totals.get("usd_per_month_current"), totals.get("savings_usd_per_month")
     if fmt.unknown(node) or not node:
@@ -271,9 +273,9 @@ def money_explanation(totals: dict) -> list[str]:
     return [
         f"The nodes cost {fmt.usd(node, 0)}/month. Pods request {fmt.usd(node - (idle or 0), 0)} of that capacity; "
         f"{fmt.usd(idle, 0)}{share} is allocatable capacity no pod requests (idle).",
-        f"Today's requests cost {fmt.usd(current, 0)}/month at the nodes' unit prices (it differs from the requested "
-        "share of the bill by pods on unpriced nodes and by when they ran). Applying the recommendations lowers "
-        f"requests by {fmt.usd(savings, 0)}/month.",
+        (parts_text(parts, lambda v: fmt.usd(v, 0)) if parts else
+         f"Today's requests cost {fmt.usd(current, 0)}/month at the nodes' unit prices.")
+        + f" Applying the recommendations lowers requests by {fmt.usd(savings, 0)}/month.",
         "Freed requests first become more idle capacity: the bill goes down only when nodes are removed "
         "(the cluster autoscaler or Karpenter consolidates them). So savings and idle capacity are two views "
         "of the same spare room, not amounts to add up.",
@@ -356,7 +358,8 @@ def recommendation_table(recs: pd.DataFrame, table_id: str, with_cluster: bool, 
 # --- sections ------------------------------------------------------------------------------------------
 
 def _totals(ctx: Context) -> Section:
-    return Section("totals", "Totals", template="totals", bullets=money_explanation(ctx.totals))
+    return Section("totals", "Totals", template="totals",
+                   bullets=money_explanation(ctx.totals, ctx.summary.get("requests_vs_bill")))
 
 
 def _charts(ctx: Context) -> Section | None:
