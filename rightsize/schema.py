@@ -345,5 +345,7 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("predicted_oom_day", "datetime", "The first test day (start of the 24 h bin, UTC) whose peak reaches the limit (empty: none)"),
+    _c("oom_kills", "float", "OOM kills observed in the test days under today's limits (NaN without the metrics to tell)"),
     _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
 ]

@@ -7,8 +7,10 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
-  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
+  sample of the test days reaches it (``predicted_oom_day``: the first such day); ``oom_kills``: the kills
+  observed in the test days under today's limits, and ``memory_censored`` when there were any (its peak
+  there is a lower bound: whether a higher limit holds cannot be replayed, and a kill between two scrapes
+  leaves no sample at the limit, so today's replay can predict fewer kills than happened);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
 
@@ -95,11 +97,23 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> p
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
+    out["predicted_oom_day"] = _first_day_at(settings, daily, limit) if len(settings) else pd.Series(dtype="datetime64[ns, UTC]")
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
     kills = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1))
+    out["oom_kills"] = kills
     out["memory_censored"] = np.nan_to_num(kills) > 0
     return out
+
+
+def _first_day_at(settings: pd.DataFrame, daily: pd.DataFrame, limit: np.ndarray) -> pd.Series:
+    """Per settings row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
+    peaks = daily.groupby(CONTAINER_KEY + ["day"], observed=True)["memory_max_bytes"].max().reset_index()
+    rows = settings[CONTAINER_KEY].astype(str).assign(_limit=limit, _row=np.arange(len(settings)))
+    hit = peaks.astype({k: str for k in CONTAINER_KEY}).merge(rows, on=CONTAINER_KEY)
+    hit = hit[hit["memory_max_bytes"] >= hit["_limit"]]
+    first = hit.groupby("_row")["day"].min()
+    return pd.Series(pd.to_datetime(first.reindex(range(len(settings))).to_numpy(), utc=True), index=settings.index)
 
 
 def _lookup(settings: pd.DataFrame, series: pd.Series) -> np.ndarray:
@@ -199,8 +213,26 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
     return by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable").drop(columns="_today")
 
 
+def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
+    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
+    limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
+    cols = ["policy"] + CONTAINER_KEY + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
+    rows = bt[bt["predicted_oom"].astype(bool)][cols]
+    return rows.sort_values(["policy", "predicted_oom_day"] + CONTAINER_KEY, kind="stable").reset_index(drop=True)
+
+
+def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
+    """The containers OOM-killed in the test days (under today's limits), with ``predicted``: whether
+    replaying today's limits predicts a kill for them (a kill between two scrapes leaves no sample at the
+    limit, so the replay can miss it)."""
+    today = bt[bt["policy"] == _TODAY]
+    killed = today[today["oom_kills"].fillna(0) > 0]
+    return killed[CONTAINER_KEY + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
+
+
 def summary(bt: pd.DataFrame, test_days: int) -> dict:
-    """summary.json's "backtest": per policy the fleet figures of :func:`rollup`."""
+    """summary.json's "backtest": per policy the fleet figures of :func:`rollup` (summary.py adds the
+    predicted OOM kills and the observed ones, named)."""
     fleet = rollup(bt, [])
     policies = {row["policy"]: {"containers": int(row["containers"]), "cpu_slack": _float(row["cpu_slack"]),
                                 "memory_slack": _float(row["memory_slack"]), "predicted_ooms": int(row["predicted_ooms"]),

@@ -370,11 +370,16 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
 
 def _backtest(analysis, config) -> dict | None:
     """summary.json "backtest": per policy (and "today") the test days' slack, predicted OOMs and
-    containers over their request; null with the reason when it did not run."""
+    containers over their request, every predicted OOM kill named (day, limit, peak) and the kills observed
+    in the test days; null with the reason when it did not run."""
+    from .backtest import observed_kills, predicted_ooms
     from .backtest import summary as backtest_summary
 
     bt = getattr(analysis, "backtest", None)
     if bt is None or bt.empty:
         note = getattr(analysis, "backtest_note", "")
         return {"skipped": note} if note else None
-    return backtest_summary(bt, config.report.backtest_days)
+    named = predicted_ooms(bt)
+    named["predicted_oom_day"] = named["predicted_oom_day"].map(lambda t: None if pd.isna(t) else pd.Timestamp(t).isoformat())
+    return {**backtest_summary(bt, config.report.backtest_days), "predicted_ooms": _records(named),
+            "observed_oom_kills": _records(observed_kills(bt))}

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from ..analysis import selection
+from ..analysis.compare import COVERAGE_LABEL
 from ..analysis.consistency import parts_text
 from ..analysis.summary import change_savings
 from . import formatting as fmt
@@ -134,6 +135,7 @@ class ItemList:
     items: list[tuple[str, str]]
     total: int
     md_limit: int = MAX_LIST_ROWS
+    more_file: str = "recommendations.csv"  # where report.md says the rest of a capped list is
 
 
 @dataclass
@@ -385,11 +387,12 @@ def _week_over_week(ctx: Context) -> Section:
                        "(the first report in this folder, or use --compare DIR).")
     rows = []
     for r in c.totals.to_dict("records"):
-        money = "USD" in r["metric"]
-        f = fmt.usd if money else fmt.count
-        delta = fmt.signed_usd if money else fmt.signed_count
+        money, days = "USD" in r["metric"], r["metric"] == COVERAGE_LABEL
+        f = fmt.usd if money else (fmt.days if days else fmt.count)
+        delta = fmt.signed_usd if money else (fmt.signed_days if days else fmt.signed_count)
+        change = Cell(r["note"]) if r.get("note") else num_cell(r["delta"], delta)
         rows.append(Row([Cell(r["metric"].replace(" (USD/month)", "")), num_cell(r["previous"], f), num_cell(r["current"], f),
-                         num_cell(r["delta"], delta)]))
+                         change]))
     table = Table("wow-totals", [Column(""), Column("previous", True), Column("now", True), Column("change", True)], rows)
     with_cluster = several_clusters(c.new_oom_risks, c.resolved_oom_risks, c.applied)
     lists = []
@@ -397,8 +400,9 @@ def _week_over_week(ctx: Context) -> Section:
                             ("Recommendations applied", c.applied, None)):
         items = [(ref_text(r, with_cluster), str(r[note]) if note else "") for r in df.to_dict("records")]
         lists.append(ItemList(title, items, len(items)))
-    return Section("week-over-week", "Week over week", intro=f"Compared with **{c.previous_label}**.",
-                   tables=[table], lists=lists, data={"previous": c.previous_label})
+    intro = " ".join([f"Compared with **{c.previous_label}**."] + list(c.notes))
+    return Section("week-over-week", "Week over week", intro=intro, tables=[table], lists=lists,
+                   data={"previous": c.previous_label})
 
 
 def _top_savings(ctx: Context) -> Section:
@@ -564,7 +568,7 @@ def _backtest(ctx: Context) -> Section | None:
     info = ctx.summary.get("backtest") or {}
     if bt is None or bt.empty:
         return Section("backtest", "Backtest", empty=f"No backtest: {info['skipped']}.") if info.get("skipped") else None
-    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, rollup
+    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, observed_kills, predicted_ooms, rollup
 
     days = info.get("test_days")
     fleet = {r["policy"]: r for r in rollup(bt, []).to_dict("records")}
@@ -572,12 +576,14 @@ def _backtest(ctx: Context) -> Section | None:
     intro = (f"Had you applied the recommendation made without the last {days} days, those days would have seen CPU slack "
              f"{fmt.percent(rec.get('cpu_slack'))} (today {fmt.percent(today.get('cpu_slack'))}), memory slack "
              f"{fmt.percent(rec.get('memory_slack'))} (today {fmt.percent(today.get('memory_slack'))}), "
-             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today {fmt.count(today.get('predicted_ooms'))}) and "
+             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today's limits: {fmt.count(today.get('predicted_ooms'))} "
+             f"predicted against {fmt.count(today.get('censored'))} container(s) really OOM-killed in those days) and "
              f"{fmt.count(rec.get('over_request'))} container(s) above their CPU request more than {OVER_REQUEST_SHARE:.0%} of "
              f"the time (today {fmt.count(today.get('over_request'))}). Slack is (request - usage) / request over every pod's "
              "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too"
              + (f": {fmt.count(today.get('censored'))} container(s) were OOM-killed in them, and whether a higher limit "
                 "holds cannot be replayed for those." if today.get("censored") else "."))
+    lists = _backtest_lists(bt, predicted_ooms(bt), observed_kills(bt))
     by = by_namespace(bt)
     rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),
                  num_cell(r["cpu_slack"], fmt.percent), num_cell(r["memory_slack"], fmt.percent),
@@ -585,7 +591,25 @@ def _backtest(ctx: Context) -> Section | None:
     columns = [Column("namespace"), Column("requests"), Column("containers", True), Column("CPU slack", True),
                Column("memory slack", True), Column("predicted OOMs", True), Column(f"over request > {OVER_REQUEST_SHARE:.0%}", True)]
     table = Table("backtest-table", columns, rows, md_limit=2 * ctx.top_n, more_what="rows", more_file="backtest.csv")
-    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table])
+    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table],
+                   lists=lists)
+
+
+def _backtest_lists(bt: pd.DataFrame, predicted: pd.DataFrame, killed: pd.DataFrame) -> list[ItemList]:
+    """The predicted OOM kills named (container, day, limit vs peak) for each replayed recommendation, and the
+    kills really observed in the test days beside what replaying today's limits predicts for them."""
+    with_cluster = several_clusters(bt)
+    lists = []
+    for policy, rows in predicted[predicted["policy"] != "today"].groupby("policy", sort=False):
+        items = [(ref_text(r, with_cluster), f"{str(r['predicted_oom_day'])[:10]}: peak {fmt.memory(r['memory_peak_bytes'])} "
+                  f"reaches the limit {fmt.memory(r['memory_limit_bytes'])}") for r in rows.to_dict("records")]
+        lists.append(ItemList(f"Predicted OOM kills, {policy}", items, len(items), more_file="backtest.csv"))
+    if len(killed):
+        items = [(ref_text(r, with_cluster), f"{fmt.count(r['oom_kills'])} kill(s); today's limits replayed: "
+                  + ("predicted" if r["predicted"] else "not predicted (the kill left no sample at the limit)"))
+                 for r in killed.to_dict("records")]
+        lists.append(ItemList("OOM-killed in those days, under today's limits", items, len(items), more_file="backtest.csv"))
+    return lists
 
 
 def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:

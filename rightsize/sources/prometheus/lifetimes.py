@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS
-from .usage import Grid
+from .usage import DAY_SECONDS, Grid  # the day bins of the usage pulls
 
 POD = ["namespace", "pod"]
 
