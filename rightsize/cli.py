@@ -1,4 +1,4 @@
-"""The command line: collect, analyze, report, patch, run (all stages), demo, config.
+"""The command line: collect, doctor, analyze, report, patch, run (all stages), demo, config.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 4 partial result
 (a cluster or shard failed and --allow-partial / several clusters let the run go on).
@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Collect a snapshot: usage from the Prometheus-compatible API, workload specs from the Kubernetes API or manifests, and prices from AWS or the bundled catalogue.")
     _add_collect_options(p)
     p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
+
+    sub.add_parser("doctor", parents=[common], help="check what a collection would find: coverage, retention, metric families",
+                   description="Before a collection: per cluster, the server, how much of the window it really has data for "
+                               "(coverage) and its retention, the nodes' labels, and every metric family rightsize reads, "
+                               "present or missing with what it disables and a hint. Reads no usage sample. Exit 1 when a "
+                               "collection could not run (a core metric missing, the server unreachable).")
 
     p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
                        description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
@@ -321,6 +327,14 @@ def cmd_collect(args, config, log) -> int:
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
+def cmd_doctor(args, config, log) -> int:
+    from .doctor import examine, report
+
+    text, code = report(examine(config, log), config)
+    print(text)
+    return code
+
+
 def cmd_analyze(args, config, log) -> int:
     from .analysis import analyze
 
@@ -488,7 +502,7 @@ def _load_config(path) -> Config:
     return config
 
 
-COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
+COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
 

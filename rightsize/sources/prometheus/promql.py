@@ -216,6 +216,26 @@ class Queries:
             parts.update(self.coverage(metric, metric))
         return _tagged(parts)
 
+    def doctor(self, present: set[str]) -> str:
+        """``rightsize doctor``'s one instant query, tagged by ``stat``: the coverage of the pod owners and
+        the nodes (those of their metrics that are ``present``), the nodes carrying each label the cost model
+        reads (nodes, typed, zoned, grouped: an EKS node group or a Karpenter NodePool), and the oldest sample
+        of a Prometheus that scrapes itself (lowest)."""
+        m, L, W = self.cfg.metrics, self.cfg.labels, self.W
+        parts = {"lowest": "min(prometheus_tsdb_lowest_timestamp_seconds)"}
+        for metric, tag in ((m.pod_owner, "pods"), (m.node_labels, "nodes")):
+            if metric in present:
+                parts.update(self.coverage(metric, tag))
+        if m.node_labels not in present:
+            return _tagged(parts)
+
+        def nodes(label: str = "") -> str:
+            return f"max by ({L.node}) (last_over_time({self.cluster_sel(m.node_labels, f'{label}!=' + quote('') if label else '')}[{W}]))"
+
+        parts.update(nodes=f"count({nodes()})", typed=f"count({nodes(L.instance_type)})", zoned=f"count({nodes(L.zone)})",
+                     grouped=f"count({nodes(L.node_group)} or {nodes(L.node_pool)})")
+        return _tagged(parts)
+
     def traffic(self) -> dict[str, str]:
         """Istio bytes per workload pair over the window, each direction and protocol once: TCP
         received (client -> server, the request) and sent (server -> client, the response); HTTP/gRPC
