@@ -94,14 +94,14 @@ def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa
     wl["hpa"] = idx.isin(pd.MultiIndex.from_frame(hpa_info[key])) if len(hpa_info) else False
     if len(hpa_info):  # its name, for the HPA patch (the target's place in the spec is not in the metrics)
         names = hpa_info.drop_duplicates(key).set_index(key)["horizontalpodautoscaler"]
-        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index).fillna("").astype(str)
+        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index, dtype=object).fillna("").astype(str)
     if len(hpa_target) and len(hpa_info):
         t = hpa_target[hpa_target["metric_target_type"] == "utilization"].merge(hpa_info, on=["namespace", "horizontalpodautoscaler"])
         for res in ("cpu", "memory"):
             per = t[t["metric_name"] == res].groupby(key)["target"].max()
             wl[f"hpa_{res}_target_percent"] = idx.map(per).to_numpy(dtype=float, na_value=np.nan)
         kinds = t.groupby(key)["metric_name"].agg(lambda s: ",".join(f"Resource:{x}" for x in sorted(s)))
-        wl["hpa_metrics"] = pd.Series(idx.map(kinds), index=wl.index).fillna("").astype(str)
+        wl["hpa_metrics"] = pd.Series(idx.map(kinds), index=wl.index, dtype=object).fillna("").astype(str)
     wl["pdb"] = pd.MultiIndex.from_frame(wl[["namespace", "workload"]]).isin(
         pd.MultiIndex.from_frame(pdbs[["namespace", "poddisruptionbudget"]])) if len(pdbs) else False
     wl["hpa_unknown"], wl["pdb_unknown"] = not hpa_known, not pdb_known

@@ -1,0 +1,109 @@
+"""Argo Rollouts are workloads like Deployments: inventoried from kube-state-metrics (a real Prometheus:
+pods -> ReplicaSet -> Rollout owner series), from the Kubernetes API (the real client against
+tests/test_kubernetes_api.py's stand-in server: there is no API server here) and from manifests."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from promdata import ContainerSpec, Dataset, PodSpec
+from promservers import DATA_HOURS, WINDOW_HOURS, dataset_end, make_config, start_prometheus
+from rightsize.config import Config
+from rightsize.snapshot import Snapshot
+from rightsize.sources import prometheus as P
+from rightsize.sources.kubernetes import collect_inventory
+from rightsize.sources.manifests import load_manifests
+from rightsize.targets import ClusterTarget
+from test_kubernetes_api import ITEMS, StandInApiServer, _config, _kubeconfig
+
+MiB = 2**20
+TEMPLATE = {"metadata": {"labels": {"app": "checkout"}},
+            "spec": {"containers": [{"name": "app", "image": "checkout:1",
+                                     "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}}},
+                                    {"name": "proxy", "image": "proxy:1", "resources": {"requests": {"cpu": "50m"}}}]}}
+ROLLOUT = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "checkout", "namespace": "shop"},
+           "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "checkout"}}, "template": TEMPLATE,
+                    "strategy": {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}}}}
+ROLLOUT_MANIFEST = """apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: checkout, namespace: shop}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: checkout}}
+  strategy: {canary: {steps: [{setWeight: 20}, {pause: {}}]}}
+  template:
+    metadata: {labels: {app: checkout}}
+    spec:
+      containers:
+      - name: app
+        image: checkout:1
+        resources:
+          requests: {cpu: 500m, memory: 512Mi}
+          limits: {memory: 512Mi}
+      - name: proxy
+        image: proxy:1
+        resources:
+          requests: {cpu: 50m}
+"""
+
+
+@pytest.mark.integration
+def test_rollouts_from_kube_state_metrics(tmp_path):
+    pods = [PodSpec("shop", f"checkout-6f7d9-{r}", "Rollout", "checkout", "ReplicaSet", "checkout-6f7d9", "Rollout", "checkout",
+                    containers=[ContainerSpec("app", 0.2, 0.05, 200 * MiB, 10 * MiB, 0.5, math.nan, 512 * MiB, 512 * MiB)])
+            for r in range(3)]
+    end = dataset_end()
+    server = start_prometheus(Dataset(end, DATA_HOURS, pods), tmp_path)
+    try:
+        snap = Snapshot()
+        P.collect_usage(make_config(server.url, end, WINDOW_HOURS), ClusterTarget("c1", server.url), snap,
+                        inventory_from_metrics=True, progress=lambda m: None)
+    finally:
+        server.stop()
+    w = snap.tables["workloads"].set_index("workload")
+    assert w.loc["checkout", "kind"] == "Rollout" and w.loc["checkout", "replicas"] == 3
+    c = snap.tables["containers"].set_index(["kind", "workload", "container"])
+    assert c.loc[("Rollout", "checkout", "app"), "cpu_request_cores"] == 0.5
+    assert set(snap.tables["usage"]["kind"]) == {"Rollout"}
+
+
+def test_rollouts_from_the_api_and_a_missing_crd(tmp_path):
+    rs = {"metadata": {"name": "checkout-6f7d9", "namespace": "shop", "labels": {"rollouts-pod-template-hash": "6f7d9"},
+                       "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "checkout",
+                                            "uid": "u", "controller": True}]},
+          "spec": {"replicas": 3, "template": TEMPLATE}}
+    items = {**ITEMS, "/apis/argoproj.io/v1alpha1/rollouts": [ROLLOUT],
+             "/apis/apps/v1/replicasets": ITEMS["/apis/apps/v1/replicasets"] + [rs]}
+    with StandInApiServer(items=items) as server:
+        snap = Snapshot()
+        collect_inventory(_config(_kubeconfig(tmp_path, server.url)), ClusterTarget("prod", "", context="test-ctx"), snap)
+    w = snap.tables["workloads"].set_index(["kind", "workload"])
+    assert w.loc[("Rollout", "checkout"), "replicas"] == 3 and ("ReplicaSet", "checkout-6f7d9") not in w.index
+    c = snap.tables["containers"].set_index(["kind", "workload", "container"])
+    assert c.loc[("Rollout", "checkout", "app"), "memory_request_bytes"] == 512 * MiB
+    assert snap.meta["sources"]["kubernetes_api:prod"]["objects"]["Rollout"] == 1
+    with StandInApiServer() as server:  # no Argo Rollouts installed: the API answers 404, which is no caveat
+        snap = Snapshot()
+        collect_inventory(_config(_kubeconfig(tmp_path, server.url)), ClusterTarget("prod", "", context="test-ctx"), snap)
+    assert snap.meta["sources"]["kubernetes_api:prod"]["objects"]["Rollout"] == "not installed"
+    assert not [w for w in snap.meta["warnings"] if "Rollout" in w["message"]]
+
+
+def test_rollouts_from_manifests(tmp_path):
+    (tmp_path / "rollout.yaml").write_text(ROLLOUT_MANIFEST)
+    tables = load_manifests(tmp_path, Config(), "dev")
+    w = tables["workloads"].set_index("workload")
+    assert w.loc["checkout", "kind"] == "Rollout" and w.loc["checkout", "replicas"] == 3
+    assert sorted(tables["containers"]["container"]) == ["app", "proxy"]
+
+
+def test_rollout_with_a_workload_ref_uses_the_deployments_template(tmp_path):
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "checkout-base", "namespace": "shop"},
+                  "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "checkout"}}, "template": TEMPLATE}}
+    ref = {**ROLLOUT, "spec": {"replicas": 4, "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout-base"}}}
+    from rightsize.sources.k8s_objects import Options, build_tables
+
+    tables = build_tables([deployment, ref], Options("c", "manifests", Config()))
+    c = tables["containers"]
+    assert sorted(c[c["kind"] == "Rollout"]["container"]) == ["app", "proxy"]
