@@ -103,3 +103,29 @@ def test_pods_of_batch_frameworks_are_grouped_by_template_or_task(collected):
     assert mine["flags"].str.contains("replicas_estimated").all()
     assert (mine["status"] != "no_recommendation").all()
     assert pd.notna(mine["usd_per_month_current"]).all()
+
+
+def test_the_api_inventory_groups_the_same_pods():
+    """The same frameworks' pods as the Kubernetes API lists them (finished ones too: when no run is alive,
+    they still define the group): the groups the kube-state-metrics inventory finds."""
+    from rightsize.config import Config
+    from rightsize.sources.k8s_objects import Options, build_tables
+
+    def pod(name, labels, owner=None, phase="Succeeded", container="main"):
+        refs = [{"kind": owner[0], "name": owner[1], "controller": True}] if owner else []
+        return {"kind": "Pod", "metadata": {"name": name, "namespace": "pipelines", "labels": labels, "ownerReferences": refs},
+                "spec": {"containers": [{"name": container, "resources": {"requests": {"cpu": "250m"}}}]},
+                "status": {"phase": phase}}
+
+    wf = "etl-1761156000"
+    pods = [pod(f"{wf}-extract-3155092536", {"workflows.argoproj.io/workflow": wf}, ("Workflow", wf)),
+            pod("etl-x7k2p-load-12", {"workflows.argoproj.io/workflow": "etl-x7k2p"}, ("Workflow", "etl-x7k2p"), phase="Running"),
+            pod("daily-sales-load-0001ab", {"dag_id": "daily_sales", "task_id": "load"}, container="base"),
+            pod("pi-0001-exec-1", {"spark-app-name": "pi", "spark-role": "executor"}, ("Pod", "pi-0001-driver"),
+                container="spark-kubernetes-executor"),
+            pod("build-run-0001-pod", {"tekton.dev/task": "build"}, ("TaskRun", "build-run-0001"), container="step-build"),
+            pod("finished-bare", {}, None)]  # a finished bare pod with no framework label: no workload, as before
+    wl = build_tables(pods, Options("c", "api", Config()))["workloads"]
+    assert sorted(zip(wl["kind"], wl["workload"])) == [
+        ("AirflowTask", "daily_sales.load"), ("ArgoWorkflow", "etl.extract"), ("ArgoWorkflow", "etl.load"),
+        ("SparkApplication", "pi.executor"), ("TektonTask", "build")]

@@ -53,6 +53,8 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
                    "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
                    "consolidation_usd_per_month", "best_instance_type", "best_nodes_after",
                    "best_usd_per_month_after"}],   node_groups.csv (bin-packing, see "Cost model")
+  "requests_vs_bill": {"requests", "requested_share", "above_allocatable", "off_nodes", "replicas_over_ran",
+                       "reserved", "other"},      the requests' cost against the node bill in parts (consistency.py)
   "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
   "fleet": {                                       only in a fleet report (several cluster snapshots merged)
     "root": str, "expected": [str], "expected_from": str, "tables_not_loaded": [str],
@@ -61,7 +63,7 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   },
   "week_over_week": {                              added when an earlier report was compared
     "previous": "2026-W46",
-    "totals": [{"metric", "previous", "current", "delta"}],
+    "totals": [{"metric", "previous", "current", "delta", "note"}],   note "coverage changed": not compared
     "new_oom_risks": [{cluster, namespace, kind, workload, container, ...}],
     "resolved_oom_risks": [{..., "now": "no OOM risk" | "gone"}],
     "applied": [{..., "cpu_request_cores_before", "cpu_request_cores_now",
