@@ -67,13 +67,6 @@ def run_tree(tree: str, url: str, end: int, hours: float, step: float, clusters:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def baseline_tree(rev: str) -> str:
-    folder = tempfile.mkdtemp(prefix="rightsize-baseline-")
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "rightsize"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder
-
-
 def coverage(trees, work: Path) -> None:
     from promdata import Clusters, Dataset, small_cluster
     from promservers import dataset_end, start_prometheus
@@ -181,6 +174,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.cost:
         return cost(work)
+    from collect_bench import baseline_tree
+
     old = baseline_tree(args.baseline) if args.baseline else ""
     trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
     try:

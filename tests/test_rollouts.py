@@ -107,3 +107,31 @@ def test_rollout_with_a_workload_ref_uses_the_deployments_template(tmp_path):
     tables = build_tables([deployment, ref], Options("c", "manifests", Config()))
     c = tables["containers"]
     assert sorted(c[c["kind"] == "Rollout"]["container"]) == ["app", "proxy"]
+
+
+def test_rollout_ops_touch_only_the_values_they_name():
+    """With the manifest: leaves where the maps exist, a whole map only where there is none. Without it: a
+    map that holds no CPU or memory value may hold other resources, so that container is left to a person."""
+    from rightsize.emit.rollout_patch import container_ops
+
+    row = {"container": "app", "cpu_limit_action": "remove", "cpu_request_cores_current": 0.5, "memory_request_bytes_current": 2**29,
+           "memory_limit_bytes_current": float("nan"), "cpu_limit_cores_current": 1.0}
+    want = {"requests": {"cpu": "250m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}}
+    spec = {"name": "app", "resources": {"requests": {"cpu": "500m", "memory": "512Mi", "ephemeral-storage": "1Gi"},
+                                         "limits": {"cpu": "1", "nvidia.com/gpu": 1}}}
+    ops, why = container_ops(row, 0, "containers", want, spec)
+    base = "/spec/template/spec/containers/0"
+    assert why == "" and ops == [
+        {"op": "test", "path": f"{base}/name", "value": "app"},
+        {"op": "add", "path": f"{base}/resources/requests/cpu", "value": "250m"},
+        {"op": "add", "path": f"{base}/resources/requests/memory", "value": "300Mi"},
+        {"op": "add", "path": f"{base}/resources/limits/memory", "value": "300Mi"},
+        {"op": "remove", "path": f"{base}/resources/limits/cpu"}]
+    ops, _ = container_ops({**row, "cpu_limit_action": "keep_unset"}, 1, "containers", want, {"name": "app"})
+    assert ops[1:] == [{"op": "add", "path": "/spec/template/spec/containers/1/resources", "value": {"requests": want["requests"]}},
+                       {"op": "add", "path": "/spec/template/spec/containers/1/resources/limits", "value": want["limits"]}]
+    unlimited = {**row, "cpu_limit_cores_current": float("nan"), "cpu_limit_action": "keep_unset"}
+    ops, why = container_ops(unlimited, 0, "containers", want, None)  # no manifest, no CPU or memory limit set
+    assert ops == [] and "resources.limits holds no CPU or memory value" in why and "memory 300Mi" in why
+    ops, why = container_ops(row, 0, "containers", want, None)  # its CPU limit is set: the limits map exists
+    assert why == "" and [o["op"] for o in ops] == ["test", "add", "add", "add", "remove"]
