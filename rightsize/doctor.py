@@ -1,7 +1,7 @@
 """``rightsize doctor``: what a collection would find, before running one.
 
 For each cluster of the config: the server and its engine, the coverage of the window (the first and last
-step with kube_pod_owner or node samples: a server may keep fewer days than the window asks for), its
+step with node samples, else kube_pod_owner's: a server may keep fewer days than the window asks for), its
 retention where the server tells it (Prometheus' runtimeinfo, the oldest sample of its TSDB when it scrapes
 itself), how many nodes carry the labels the cost model reads, and every metric family of
 sources/prometheus/families.py: present, or missing with what it disables and a hint. Three requests per
