@@ -19,7 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rightsize.analysis import analyze  # noqa: E402
+from rightsize.api import analyze  # noqa: E402
 from rightsize.config import Config  # noqa: E402
 from rightsize.demo import generate  # noqa: E402
 from rightsize.emit.patches import write_patches  # noqa: E402

@@ -12,7 +12,7 @@ from rightsize.config import Config
 from rightsize.emit.patch_model import ONE_OFF_JOB
 from rightsize.emit.patches import write_patches
 from rightsize.kustomize import KustomizeError, render
-from rightsize.sources.k8s_objects import hpa_summary
+from rightsize.sources.k8s_fields import hpa_summary
 
 
 DEPLOYMENT = """\

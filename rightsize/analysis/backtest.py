@@ -12,7 +12,7 @@ days have looked like? Per container and per policy (and for today's requests, t
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
 
-Everything comes from the snapshot's per-pod histograms and daily rows (statistics.py): no query.
+Everything comes from the snapshot's per-pod histograms and daily rows (sketch.py): no query.
 Limits of the replay, said in the report: the test days were themselves collected under today's
 limits, so a throttled or OOM-killed container's test usage is censored the same way; the training
 part's restarts and CFS throttling are the window's (they have no daily breakdown).
@@ -22,11 +22,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS, bucket_value, usage_statistics
+from ..sketch import bucket_value, usage_statistics
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
@@ -63,11 +65,11 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
     CFS throttling are the window's (no daily breakdown)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
     usage = usage_statistics(hist, daily, step)
-    window = snapshot.tables["usage"].set_index(CONTAINER_KEY)
-    idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+    window = snapshot.tables["usage"].set_index(KEYS)
+    idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
         usage[col] = idx.map(window[col]).to_numpy(dtype=float, na_value=np.nan) if col in window else np.nan
-    kills = daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1)
+    kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
 
@@ -75,7 +77,7 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
 # --- the replay ----------------------------------------------------------------------------------------
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
-    """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
+    """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
     memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring)."""
     out = settings.copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
@@ -89,13 +91,13 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> p
             out[f"{res}_slack"] = np.where(req > 0, 1.0 - mean / req.to_numpy(dtype=float), np.nan)
         out[f"{res}_mean_{unit}"] = mean
         out[f"{res}_pod_steps"] = n
-    peak = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["memory_max_bytes"].max())
+    peak = _lookup(settings, daily.groupby(KEYS, observed=True)["memory_max_bytes"].max())
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    kills = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1))
+    kills = _lookup(settings, daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1))
     out["memory_censored"] = np.nan_to_num(kills) > 0
     return out
 
@@ -103,15 +105,15 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> p
 def _lookup(settings: pd.DataFrame, series: pd.Series) -> np.ndarray:
     if settings.empty:
         return np.zeros(0)
-    return pd.MultiIndex.from_frame(settings[CONTAINER_KEY].astype(str)).map(series).to_numpy(dtype=float, na_value=np.nan)
+    return pd.MultiIndex.from_frame(settings[KEYS].astype(str)).map(series).to_numpy(dtype=float, na_value=np.nan)
 
 
 def _share_above(settings: pd.DataFrame, hist: pd.DataFrame, resource: str, threshold: pd.Series, strict: bool):
     """(share of pooled pod-steps whose bucket lies above ``threshold``, pod-steps) per settings row;
     read to the sketch's resolution (a bucket counts when its representative value is above)."""
     cells = hist[(hist["resource"] == resource) & (hist["basis"] == "pod")]
-    key = settings[CONTAINER_KEY].astype(str).assign(_t=threshold.to_numpy(dtype=float), _row=np.arange(len(settings)))
-    cells = cells[CONTAINER_KEY + ["bucket", "count"]].astype({k: str for k in CONTAINER_KEY}).merge(key, on=CONTAINER_KEY)
+    key = settings[KEYS].astype(str).assign(_t=threshold.to_numpy(dtype=float), _row=np.arange(len(settings)))
+    cells = cells[KEYS + ["bucket", "count"]].astype({k: str for k in KEYS}).merge(key, on=KEYS)
     value = bucket_value(cells["bucket"].to_numpy(), resource)
     t = cells["_t"].to_numpy()
     above = (value > t) if strict else (value >= t)
@@ -126,7 +128,7 @@ def _share_above(settings: pd.DataFrame, hist: pd.DataFrame, resource: str, thre
 def _mean(settings: pd.DataFrame, daily: pd.DataFrame, resource: str, unit: str) -> np.ndarray:
     """Mean usage over every pod-step of the test days (cores / bytes), exact from the daily rows."""
     d = daily.assign(_sum=daily[f"{resource}_mean_{unit}"] * daily[f"{resource}_samples"])
-    g = d.groupby(CONTAINER_KEY, observed=True)
+    g = d.groupby(KEYS, observed=True)
     return _lookup(settings, g["_sum"].sum() / g[f"{resource}_samples"].sum().replace(0, np.nan))
 
 
@@ -136,7 +138,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     """What a recommendation would set: recommended values where it has them, today's elsewhere (no
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
-    out = r[CONTAINER_KEY].copy()
+    out = r[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
@@ -148,7 +150,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
-    out = recommendations[CONTAINER_KEY].copy()
+    out = recommendations[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .patch_model import WorkloadPatch, name_pattern, number
+from ..formatting import number
+from .patch_model import WorkloadPatch, name_pattern
 from .patch_text import yaml_text
 
 

@@ -12,9 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..formatting import number
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef
-from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, api_version, number, pod_spec_path, skip_row
+from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
 
 
 def container_resources(row) -> dict:

@@ -3,7 +3,6 @@ workload patch and what is known of a workload's containers, and the kustomize t
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,12 +229,3 @@ def has_edits(body: dict) -> bool:
     for key in pod_spec_path(body["kind"])[:-1]:
         template = template.get(key, {})
     return any(bool(v) for v in template.values())
-
-
-def number(value) -> float:
-    """A cell as a float; NaN when it is not a number."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return v

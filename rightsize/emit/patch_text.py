@@ -10,34 +10,10 @@ import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from ..quantity import format_cpu, format_duration, format_memory
-from .formatting import cpu_limit_change, usd
-from .patch_model import PatchError, WorkloadPatch, number
+from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
+from ..quantity import format_duration
+from .patch_model import PatchError, WorkloadPatch
 from .patches_md import patches_markdown as render_patches_md
-
-
-def _cpu_text(v) -> str:
-    v = number(v)
-    return "unset" if math.isnan(v) else format_cpu(v)
-
-
-def _mem_text(v) -> str:
-    v = number(v)
-    return "unset" if math.isnan(v) else format_memory(v)
-
-
-def _mem_basis_text(v) -> str:
-    v = number(v)
-    if math.isnan(v):
-        return "unknown"
-    return f"{v / 2**20:.0f}Mi" if v >= 2**20 else f"{v:.0f}"
-
-
-def _usd(v) -> str:
-    v = number(v)
-    if math.isnan(v):
-        return "unknown"
-    return f"{usd(v)}/month" + (" (costs more)" if v < 0 else "")
 
 
 def window_text(meta: dict) -> str:
@@ -60,7 +36,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     """Comment lines (without '#') stating the evidence behind every value in the patch."""
     saving = [number(r["savings_usd_per_month"]) for r in patch.rows]
     known = [v for v in saving if not math.isnan(v)]
-    total = _usd(sum(known)) if known else "unknown"
+    total = usd_per_month(sum(known)) if known else "unknown"
     lines = [
         f"rightsize: {patch.kind} {patch.namespace}/{patch.workload} (cluster {patch.cluster})",
         f"window: {window_text(meta)}",
@@ -74,17 +50,17 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
         history += "" if math.isnan(samples) else f", {samples:.0f} samples"
         lines.append(f"{kind} {r['container']}: policy {r.get('policy', '') or '?'}, "
                      f"confidence {r.get('confidence', '') or '?'}{history}")
-        cpu_basis = f"{r.get('cpu_basis', '') or '?'} {_cpu_text(r.get('cpu_basis_cores'))}"
-        mem_basis = f"{r.get('memory_basis', '') or '?'} {_mem_basis_text(r.get('memory_basis_bytes'))}"
+        cpu_basis = f"{r.get('cpu_basis', '') or '?'} {k8s_cpu(r.get('cpu_basis_cores'))}"
+        mem_basis = f"{r.get('memory_basis', '') or '?'} {mebibytes(r.get('memory_basis_bytes'))}"
         lines += [
-            f"  cpu request:    {_cpu_text(r['cpu_request_cores_current'])} → {_cpu_text(r['cpu_request_cores_recommended'])}"
+            f"  cpu request:    {k8s_cpu(r['cpu_request_cores_current'])} → {k8s_cpu(r['cpu_request_cores_recommended'])}"
             f"  (usage {cpu_basis})",
-            f"  memory request: {_mem_text(r['memory_request_bytes_current'])} → {_mem_text(r['memory_request_bytes_recommended'])}"
+            f"  memory request: {k8s_memory(r['memory_request_bytes_current'])} → {k8s_memory(r['memory_request_bytes_recommended'])}"
             f"  (usage {mem_basis}"
-            + ("" if r.get("memory_basis") == "max" else f", max {_mem_basis_text(r.get('memory_max_bytes'))}") + ")",
-            f"  memory limit:   {_mem_text(r['memory_limit_bytes_current'])} → {_mem_text(r['memory_limit_bytes_recommended'])}",
+            + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
+            f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
             f"  cpu limit:      {cpu_limit_text(r)}",
-            f"  saving:         {_usd(r['savings_usd_per_month'])}",
+            f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
         extra = []
         if number(r.get("oom_kills")) > 0:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import policy as policy_mod
 from .. import statistics as stats_mod
-from ..statistics import DAY_SECONDS
+from ...usage_stats import DAY_SECONDS, DEFAULT_BASIS
 from .base import POLICY_STATISTICS, Rows, rule
 from .text import num_text, pct_text
 
@@ -58,7 +58,7 @@ def _history_days(rows: Rows) -> np.ndarray:
 
 def _basis_text(per_replica: np.ndarray, half_life: np.ndarray) -> np.ndarray:
     """' (busiest)', ' (max_over_pods, decayed)' ... after a statistic's name; '' for the pooled default."""
-    parts = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", per_replica.astype(object))
+    parts = np.where(per_replica == DEFAULT_BASIS, "", per_replica.astype(object))
     parts = np.where(half_life > 0, np.where(parts == "", "decayed", parts + ", decayed"), parts)
     return np.where(parts == "", "", " (" + parts.astype(object) + ")").astype(str)
 
