@@ -85,7 +85,7 @@ def grouped_quantiles(group: np.ndarray, bucket: np.ndarray, count: np.ndarray, 
     return groups, np.where(n[:, None] > 0, values, np.nan)
 
 
-def _factorize(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+def factorize(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
     """Integer id per row for the combination of ``keys``, and the key table (id -> key values).
 
     Column by column (a categorical column's codes are used as they are), compacting after each, so
@@ -145,8 +145,8 @@ class Ids:
 
 
 def ids_of(hist: pd.DataFrame, keys: list[str]) -> Ids:
-    group, groups = _factorize(hist, keys)
-    pod, pods = _factorize(hist, keys + ["pod"])
+    group, groups = factorize(hist, keys)
+    pod, pods = factorize(hist, keys + ["pod"])
     return Ids(group, groups, pod, pods)
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import policy as policy_mod
 from .. import statistics as stats_mod
-from ...usage_stats import DAY_SECONDS, DEFAULT_BASIS
+from ...usage_stats import CONTAINER_KEY, DAY_SECONDS, DEFAULT_BASIS, is_stored
 from .base import POLICY_STATISTICS, Rows, rule
 from .text import num_text, pct_text
 
@@ -42,6 +42,8 @@ def _derived(rows: Rows) -> pd.DataFrame:
     for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
         combos = pd.DataFrame({k: rows.setting(k) for k in (key, "per_replica", "usage_half_life")}).drop_duplicates()
         needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
+    if all(is_stored(*n) for n in needed):  # the usage table has them all: the histograms stay unread
+        return pd.DataFrame(columns=list(CONTAINER_KEY))
     end = rows.snapshot.meta.get("window_end")
     return stats_mod.derived_statistics(rows.snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
                                         pd.Timestamp(end) if end else None)
