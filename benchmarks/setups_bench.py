@@ -37,7 +37,7 @@ def child(args) -> None:
     import dataclasses
     import datetime as dt
 
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
     from rightsize.collect import collect
     from rightsize.config import Config
 

@@ -15,7 +15,7 @@ import pytest
 
 from promdata import Clusters, Dataset, cronjob_cluster, framework_pods
 from promservers import dataset_end, make_config, start_prometheus
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.collect import collect
 
 pytestmark = pytest.mark.integration

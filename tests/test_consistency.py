@@ -15,7 +15,7 @@ import pytest
 
 from promdata import ContainerSpec, Clusters, Dataset, PodSpec
 from promservers import DATA_HOURS, WINDOW_HOURS, dataset_end, make_config, start_prometheus
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.collect import collect
 from rightsize.emit.view import money_explanation
 

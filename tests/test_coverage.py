@@ -14,7 +14,7 @@ import pytest
 
 from promdata import NODES, TRAFFIC, Clusters, Dataset, small_cluster
 from promservers import dataset_end, make_config, start_prometheus, start_victoria
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.collect import collect
 from rightsize.emit.view import header_line
 

@@ -14,7 +14,7 @@ import pytest
 
 from promdata import Dataset
 from promservers import DATA_HOURS, WINDOW_HOURS, dataset_end, make_config, start_prometheus
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.analysis.spot import spot_suitability
 from rightsize.collect import collect
 from rightsize.emit.view import caveats

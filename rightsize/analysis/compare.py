@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..quantity import MIB
 from ..schema import CONTAINER_KEY
 from .summary import flag_mask
 
@@ -40,7 +41,7 @@ COVERAGE_CHANGED = "coverage changed"
 # last week's recommendation.
 APPLIED_RTOL = 0.02
 APPLIED_ATOL_CORES = 0.001
-APPLIED_ATOL_BYTES = 1024.0**2
+APPLIED_ATOL_BYTES = MIB
 
 
 @dataclass

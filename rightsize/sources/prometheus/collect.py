@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS, usage_statistics
 from ...batch_groups import KINDS as BATCH_FIELDS
 from ...batch_groups import ksm_label, label_keys
+from ...sketch import usage_statistics
+from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import execute, families
+from . import cluster_tables, execute, families
 from .client import Client, QueryFailed
 from .coverage import coverage_of, record_coverage, span_times
 from . import lifetimes
@@ -112,11 +113,11 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage_daily", daily)
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
-    nodes = _nodes(run, cluster_rows)
+    nodes = cluster_tables.nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
     placement, timed = _placement(run, acc, nodes, raw, per_pod)
     _append(snapshot, "placement", _drop(placement, outcome.failed))
-    _append(snapshot, "traffic", _traffic(run, cluster_rows))
+    _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
     if acc.unowned:
@@ -427,58 +428,14 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
     return _rows(result, labels, labels)
 
 
-def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    L = run.labels
-    lab = rows[rows["stat"] == "node_labels"].drop_duplicates(L.node, keep="last")
-    if lab.empty:
-        return pd.DataFrame()
-    hours = rows[rows["stat"] == "node_hours"].groupby(L.node)["value"].max()
-    alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
-    out = pd.DataFrame({
-        "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
-        # an EKS managed node group, else a Karpenter NodePool: both without configuration
-        "region": lab[L.region], "node_group": lab[L.node_group].where(lab[L.node_group] != "", lab[L.node_pool]),
-        "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
-    })
-    out["hours_seen"] = out["node"].map(hours).fillna(0.0)
-    for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
-        out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
-    return out.reset_index(drop=True)
-
-
-def _capacity(eks: pd.Series, karpenter: pd.Series) -> pd.Series:
-    """EKS says ON_DEMAND / SPOT, Karpenter on-demand / spot; '' when neither label is set."""
-    raw = eks.where(eks != "", karpenter).str.lower().str.replace("_", "-")
-    return raw.where(raw.isin(["spot", "on-demand"]), "")
-
-
 def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame, raw: pd.DataFrame | None,
                per_pod: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Pod-hours per (workload, node): each pod's lifetime in the window (lifetimes.py: its start and
     completion times, else its raw samples x the scrape interval, else its steps with a sample), from the
     same pulls as the usage; the node from kube_pod_info. And how many pods were timed how (for meta.json)."""
-    for res in ("memory", "cpu"):
-        s, d, n, _sm, _mx = acc.day_sums(res)
-        if len(s):
-            break
-    else:
-        return pd.DataFrame(), {}
-    keys = pd.DataFrame(list(acc.series), columns=_POD_KEY)
-    day_steps = keys.iloc[s].reset_index(drop=True).assign(day=d, steps=n)
-    steps = day_steps.groupby(_POD_KEY)["steps"].sum().groupby(["namespace", "pod"]).max() * (run.grid.step / 3600.0)
-    steps = steps.rename("step_hours").reset_index()
-    counts = raw[_POD_KEY + ["day", "raw_samples"]].dropna() if raw is not None and res == "memory" else None
-    interval = lifetimes.scrape_interval(day_steps, counts, run.grid)
-    m = run.config.prometheus.metrics
-    times = per_pod[per_pod["stat"].isin([m.pod_start_time, m.pod_completion_time])].pivot_table(
-        index=["namespace", "pod"], columns="stat", values="value", aggfunc="max")
-    times = times.rename(columns={m.pod_start_time: "start_time", m.pod_completion_time: "completion_time"}).reset_index()
-    for col in ("start_time", "completion_time"):
-        if col not in times:
-            times[col] = np.nan
-    f = lifetimes.pod_hours(steps, counts, times, interval, run.grid)
-    timed = {"scrape_interval_seconds": None if np.isnan(interval) else interval,
-             **{f"pods_timed_by_{k}": int(v) for k, v in f["lifetime"].value_counts().items()}}
+    f, timed = lifetimes.pod_lifetimes(acc, raw, per_pod, run.config.prometheus.metrics, run.grid)
+    if f.empty:
+        return pd.DataFrame(), timed
     f = _with_owners(run, f)
     f["node"] = [run.nodes_of.get((ns, pod), "") for ns, pod in zip(f["namespace"], f["pod"])]
     f = f[(f["workload"] != "") & (f["node"] != "")]
@@ -487,27 +444,6 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame, raw: pd.Dat
     out["zone"] = out["node"].map(zones).astype(object).fillna("")
     out["cluster"] = run.cluster
     return out, timed
-
-
-def _traffic(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    """Bytes per workload pair over the window: request (client -> server) and response
-    (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
-    L = run.labels
-    cols = [L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload, L.source_zone, L.destination_zone]
-    t = rows[rows["stat"].isin(["tcp_request", "tcp_response", "http_request", "http_response"])]
-    t = t[(t[L.source_workload] != "") & (t[L.destination_workload] != "")]
-    if t.empty:
-        return pd.DataFrame()
-    t = t.assign(direction=np.where(t["stat"].str.endswith("request"), "request_bytes", "response_bytes"))
-    wide = t.pivot_table(index=cols, columns="direction", values="value", aggfunc="sum").reset_index()
-    wide.columns.name = None
-    for c in ("request_bytes", "response_bytes"):
-        wide[c] = wide[c].fillna(0.0) if c in wide else 0.0
-    wide["bytes"] = wide["request_bytes"] + wide["response_bytes"]
-    wide = wide.rename(columns=dict(zip(cols, ["source_namespace", "source_workload", "destination_namespace",
-                                               "destination_workload", "source_zone", "destination_zone"])))
-    wide["cluster"] = run.cluster
-    return wide
 
 
 def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .usage import DAY_SECONDS, Grid  # the day bins of the usage pulls
+from .usage import DAY_SECONDS, Grid, UsageAccumulator  # the day bins of the usage pulls
 
 POD = ["namespace", "pod"]
 
@@ -65,3 +65,31 @@ def pod_hours(steps: pd.DataFrame, raw: pd.DataFrame | None, times: pd.DataFrame
     out["pod_hours"] = np.where(finished, exact, np.where(known, sampled, out["step_hours"]))
     out["lifetime"] = np.where(finished, "completion", np.where(known, "samples", "steps"))
     return out[POD + ["pod_hours", "lifetime"]]
+
+
+def pod_lifetimes(acc: UsageAccumulator, raw: pd.DataFrame | None, per_pod: pd.DataFrame, metrics, grid: Grid):
+    """(namespace, pod, pod_hours, lifetime per pod; how many pods were timed how, for meta.json) from the
+    usage pulls (``acc``: steps with a sample per container instance and day), the daily query's rows
+    (``raw``: raw_samples) and the per-pod instant query's rows (``per_pod``: the start and completion
+    times, stat = their metric names of ``metrics``)."""
+    key = ["namespace", "pod", "container"]
+    for res in ("memory", "cpu"):
+        s, d, n, _sm, _mx = acc.day_sums(res)
+        if len(s):
+            break
+    else:
+        return pd.DataFrame(columns=POD + ["pod_hours", "lifetime"]), {}
+    day_steps = pd.DataFrame(list(acc.series), columns=key).iloc[s].reset_index(drop=True).assign(day=d, steps=n)
+    steps = day_steps.groupby(key)["steps"].sum().groupby(POD).max() * (grid.step / 3600.0)
+    counts = raw[key + ["day", "raw_samples"]].dropna() if raw is not None and res == "memory" else None
+    interval = scrape_interval(day_steps, counts, grid)
+    mine = per_pod[per_pod["stat"].isin([metrics.pod_start_time, metrics.pod_completion_time])]
+    times = mine.pivot_table(index=POD, columns="stat", values="value", aggfunc="max").reset_index()
+    times = times.rename(columns={metrics.pod_start_time: "start_time", metrics.pod_completion_time: "completion_time"})
+    for col in ("start_time", "completion_time"):
+        if col not in times:
+            times[col] = np.nan
+    out = pod_hours(steps.rename("step_hours").reset_index(), counts, times, interval, grid)
+    timed = {"scrape_interval_seconds": None if np.isnan(interval) else interval,
+             **{f"pods_timed_by_{k}": int(v) for k, v in out["lifetime"].value_counts().items()}}
+    return out, timed
