@@ -135,3 +135,65 @@ def test_rollout_ops_touch_only_the_values_they_name():
     assert ops == [] and "resources.limits holds no CPU or memory value" in why and "memory 300Mi" in why
     ops, why = container_ops(row, 0, "containers", want, None)  # its CPU limit is set: the limits map exists
     assert why == "" and [o["op"] for o in ops] == ["test", "add", "add", "add", "remove"]
+
+
+def test_rollouts_are_patched_and_the_patch_renders_with_kustomize(tmp_path, kubectl):
+    """From manifests: JSON6902 ops by position, every other field and container kept (a strategic merge would
+    drop them: checked below), rendered by real `kubectl kustomize` over the manifest. From the API (the
+    snapshot's container list): the same values where the maps exist. From kube-state-metrics (no positions):
+    no patch, the reason in PATCHES.md's skipped list. Batch-framework groups: never patched, with why."""
+    import pandas as pd
+
+    from patchfixtures import config, kustomize, rec, recs, snapshot
+    from rightsize.emit.patches import write_patches
+
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "rollout.yaml").write_text(ROLLOUT_MANIFEST)
+    (base / "kustomization.yaml").write_text("resources: [rollout.yaml]\n")
+    rows = recs(rec("shop", "Rollout", "checkout", "app", cpu=("500m", "250m"), memory=("512Mi", "300Mi"),
+                    memory_limit=("512Mi", "300Mi")),
+                rec("shop", "Rollout", "checkout", "proxy", cpu=("50m", "20m"), memory=(None, "64Mi")),
+                rec("pipelines", "AirflowTask", "daily_sales.load", "base"))
+    wl = pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": "Rollout", "workload": "checkout", "source": "manifests",
+                        "source_file": str(base / "rollout.yaml")}])
+    result = write_patches(rows, snapshot(wl), config(resources=["../../../base"]), tmp_path / "out")
+    folder = tmp_path / "out" / "c1" / "shop"
+    assert sorted(p.name for p in folder.iterdir()) == ["kustomization.yaml", "rollout-checkout.yaml"]
+    [doc] = kustomize(folder)
+    app, proxy = doc["spec"]["template"]["spec"]["containers"]
+    assert app == {"name": "app", "image": "checkout:1",
+                   "resources": {"requests": {"cpu": "250m", "memory": "300Mi"}, "limits": {"memory": "300Mi"}}}
+    # proxy had requests without memory: the leaf added beside its CPU request
+    assert proxy == {"name": "proxy", "image": "proxy:1", "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}}}
+    assert doc["spec"]["strategy"] == {"canary": {"steps": [{"setWeight": 20}, {"pause": {}}]}} and doc["spec"]["replicas"] == 3
+    skipped = result.skipped.set_index("workload")
+    assert "batch framework" in skipped.loc["daily_sales.load", "reason"]
+
+    # from the API: the order from the snapshot's containers; proxy has no memory request yet but a CPU one
+    api = wl.assign(source="api", source_file="")
+    snap = snapshot(api)
+    snap.tables["containers"] = pd.DataFrame([{"cluster": "c1", "namespace": "shop", "kind": "Rollout", "workload": "checkout",
+                                               "container": c, "container_type": "main", "cpu_limit_cores": float("nan")}
+                                              for c in ("app", "proxy")])
+    write_patches(rows, snap, config(resources=["../../../base"]), tmp_path / "api")
+    [doc] = kustomize(tmp_path / "api" / "c1" / "shop")
+    assert [c["resources"]["requests"]["cpu"] for c in doc["spec"]["template"]["spec"]["containers"]] == ["250m", "20m"]
+    # kube-state-metrics: no positions, no patch, and why
+    ksm = write_patches(rows, snapshot(wl.assign(source="prometheus", source_file="")), config(), tmp_path / "ksm")
+    assert not (tmp_path / "ksm" / "c1" / "shop").exists()
+    assert "containers by position" in ksm.skipped.set_index("container").loc["app", "reason"]
+
+
+def test_a_strategic_merge_would_replace_a_rollouts_containers(tmp_path, kubectl):
+    """Why a Rollout gets JSON6902 operations: kustomize has no schema for the custom resource, so a
+    strategic-merge patch naming one container replaces the whole list (image and the other container gone)."""
+    from patchfixtures import kustomize
+
+    (tmp_path / "rollout.yaml").write_text(ROLLOUT_MANIFEST)
+    (tmp_path / "patch.yaml").write_text("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: checkout, "
+                                         "namespace: shop}\nspec: {template: {spec: {containers: [{name: app, resources: "
+                                         "{requests: {cpu: 250m}}}]}}}\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [rollout.yaml]\npatches:\n- path: patch.yaml\n")
+    [doc] = kustomize(tmp_path)
+    assert doc["spec"]["template"]["spec"]["containers"] == [{"name": "app", "resources": {"requests": {"cpu": "250m"}}}]

@@ -334,9 +334,9 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
 def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
     """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
     limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
-    cols = ["policy"] + CONTAINER_KEY + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
+    cols = ["policy"] + KEYS + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
     rows = bt[bt["predicted_oom"].astype(bool)][cols]
-    return rows.sort_values(["policy", "predicted_oom_day"] + CONTAINER_KEY, kind="stable").reset_index(drop=True)
+    return rows.sort_values(["policy", "predicted_oom_day"] + KEYS, kind="stable").reset_index(drop=True)
 
 
 def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
@@ -345,7 +345,7 @@ def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
     limit, so the replay can miss it)."""
     today = bt[bt["policy"] == _TODAY]
     killed = today[today["oom_kills"].fillna(0) > 0]
-    return killed[CONTAINER_KEY + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
+    return killed[KEYS + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
 
 
 def summary(bt: pd.DataFrame, test_days: int) -> dict:

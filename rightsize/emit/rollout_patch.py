@@ -13,8 +13,45 @@ from __future__ import annotations
 
 import math
 
+from .patch_body import container_resources
+from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, container_spec, name_pattern, skip_row
+from .patch_text import evidence_lines, yaml_text
+
 POD_SPEC = "/spec/template/spec"
 API = ("argoproj.io", "v1alpha1")
+
+
+def rollout_patch(cluster: str, namespace: str, workload: str, rows: list[dict], view: PodSpecView | None,
+                  doc: dict | None) -> tuple[WorkloadPatch, list[dict]]:
+    """The patch of one Rollout (its rows already selected) and its JSON6902 operations. ``view``: the
+    containers' order (its manifest, or the snapshot's list from the API); ``doc``: its manifest object, which
+    says which resource maps exist. Without the order a container's position is unknown: no patch."""
+    p = WorkloadPatch(cluster, namespace, "Rollout", workload, [], {})
+    ops: list[dict] = []
+    for r in sorted(rows, key=lambda r: (r["container_type"] != "init", r["container"])):
+        list_name = LIST_NAME[r["container_type"]]
+        names = view.order.get(list_name, []) if view else []
+        if r["container"] not in names:
+            why = (f"container not in Rollout {workload} as {view.where} has it" if view else
+                   "container positions unknown (the kube-state-metrics inventory): a Rollout's patch names its "
+                   "containers by position; collect with the Kubernetes API or manifests")
+            p.missing.append(skip_row(r, why))
+            continue
+        spec = container_spec(doc, "Rollout", list_name, r["container"]) if doc is not None else None
+        mine, why = container_ops(r, names.index(r["container"]), list_name, container_resources(r), spec)
+        if why:
+            p.missing.append(skip_row(r, why))
+        elif mine:
+            ops += mine
+            p.rows.append(r)
+    return p, ops
+
+
+def rollout_file(p: WorkloadPatch, ops: list[dict], meta: dict) -> str:
+    comments = [f"rightsize: resources of Argo Rollout {p.namespace}/{p.workload} as JSON6902 operations (kustomize "
+                "would replace a custom resource's whole container list with a strategic merge); each test op fails "
+                "the build if a container moved since the snapshot"] + evidence_lines(p, meta)
+    return yaml_text(ops, comments)
 
 
 def _known(value) -> bool:
@@ -62,10 +99,10 @@ def _unit(resource: str) -> str:
     return "cores" if resource == "cpu" else "bytes"
 
 
-def target(name_pattern: str, namespace_pattern: str | None) -> dict:
-    """The kustomize patch target of one Rollout (names already escaped as kustomize's regular expressions)."""
+def target(name: str, namespace: str | None) -> dict:
+    """The kustomize patch target of one Rollout (names escaped: kustomize reads them as regular expressions)."""
     group, version = API
-    t = {"group": group, "version": version, "kind": "Rollout", "name": name_pattern}
-    if namespace_pattern:
-        t["namespace"] = namespace_pattern
+    t = {"group": group, "version": version, "kind": "Rollout", "name": name_pattern(name)}
+    if namespace:
+        t["namespace"] = name_pattern(namespace)
     return t
