@@ -25,6 +25,7 @@ from . import formatting as fmt
 
 MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
 MAX_CAVEATS = 40
+PAGE_ROWS = 100  # report.html: a table longer than this is drawn by the browser from embedded data, a page at a time
 FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists at most this many rows of a long table (containers, namespaces, spot, LBs)
 
 DETAIL_FILES = (
@@ -109,6 +110,12 @@ class Table:
     search: bool = False  # a free-text filter box in HTML
     md: bool = True
     expandable: bool = False
+
+    @property
+    def paged(self) -> bool:
+        """report.html draws this table in the browser, a page of PAGE_ROWS rows at a time, from its rows
+        embedded as compressed data: 20,000 rows of HTML would make the file tens of MiB and slow to open."""
+        return len(self.rows) > PAGE_ROWS
 
     @property
     def md_index(self) -> list[int]:
