@@ -266,19 +266,19 @@ CONTAINER_KEY = ["cluster", "namespace", "kind", "workload", "container"]
 
 
 def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: float,
-                     weight: pd.Series | None = None) -> pd.DataFrame:
+                     weight: pd.Series | None = None, ids: "Ids | None" = None) -> pd.DataFrame:
     """Every statistic of the registry per container, from ``usage_histograms`` and ``usage_daily`` rows.
 
     One code path for collect, the demo, what-if and the backtest: pass a subset of days (the
     backtest's training part) or ``weight`` (decay, aligned with ``hist``) to recompute. Units: cores,
     bytes; ``samples`` are steps with any pod, ``pod_samples`` every pod's steps, ``hours_covered`` =
-    samples x step."""
+    samples x step. ``ids``: the rows' grouping when the caller has it (ids_of, or cells.sum_over_days)."""
     keys = CONTAINER_KEY
     if hist.empty:
         extra = ["samples", "pod_samples", "cpu_mean_cores", "memory_mean_bytes", "pods_seen", "hours_covered"]
         return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
     parts = []
-    ids = ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
+    ids = ids or ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
     for res in RESOURCES:
         qs = [s.quantile for s in QUANTILES]
         for basis in BASES:
