@@ -495,6 +495,9 @@ COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_back
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
+    from .sources.prometheus.execute import return_freed_memory
+
+    return_freed_memory()  # every command streams large buffers: give them back to the system once freed
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

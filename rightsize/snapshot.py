@@ -96,7 +96,7 @@ def _strings(col: pd.Series) -> pd.Series:
 
 
 PER_POD = ("usage_histograms", "usage_daily")  # the tables with a row per pod and day: the bulk of a snapshot
-BATCH_ROWS = 2_000_000  # rows of a per-pod table read at once when it streams (about 60 MB in pandas)
+BATCH_ROWS = 1_000_000  # rows of a per-pod table read at once when it streams (about 40 MB of Arrow)
 
 
 @dataclass

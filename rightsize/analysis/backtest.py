@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cells import COLUMNS, sum_over_days
-from .statistics import CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, usage_statistics
+from .cells import COLUMNS, chunks, sum_over_days
+from .statistics import (CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, daily_statistics,
+                         usage_statistics)
 
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
@@ -71,9 +72,18 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
     """The usage table of the training days: statistics recomputed, OOM kills of those days; restarts and
-    CFS throttling are the window's (no daily breakdown)."""
+    CFS throttling are the window's (no daily breakdown). With ``ids`` (cells.sum_over_days) the
+    histogram statistics are computed a range of containers at a time (cells.chunks)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
-    usage = usage_statistics(hist, daily, step, ids=ids)
+    if ids is None:
+        usage = usage_statistics(hist, daily, step)
+    else:
+        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        by_container = daily_statistics(daily, list(CONTAINER_KEY))
+        idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+        for col in by_container.columns:
+            usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
     window = snapshot.tables["usage"].set_index(CONTAINER_KEY)
     idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):

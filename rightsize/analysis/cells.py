@@ -181,3 +181,24 @@ def _test_frame(sums: _Sums) -> pd.DataFrame:
     frame = pd.DataFrame(columns)
     frame["bucket"], frame["count"] = (key % _TAIL % _NB).astype(np.int16), count
     return frame
+
+
+CHUNK_ROWS = 2_000_000  # training cells reduced to statistics at once (statistics.usage_statistics holds ~10 arrays of them)
+
+
+def chunks(frame: pd.DataFrame, ids: Ids, rows: int | None = None):
+    """(rows of ``frame``, their Ids) for consecutive ranges of container ids of at most about ``rows``
+    cells each (a container is never split): statistics per container computed chunk by chunk and
+    concatenated are the statistics of the whole, in the same order, with a bounded working set."""
+    rows = rows or CHUNK_ROWS
+    if len(frame) <= rows:
+        yield frame, ids
+        return
+    per = np.bincount(ids.group, minlength=len(ids.groups))
+    ends = np.searchsorted(np.cumsum(per), np.arange(rows, per.sum() + rows, rows), side="right")
+    bounds = np.unique(np.r_[0, np.maximum(ends, 1), len(per)].clip(0, len(per)))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        sel = (ids.group >= a) & (ids.group < b)
+        pod, uniques = pd.factorize(ids.pod[sel])
+        yield frame[sel].reset_index(drop=True), Ids(ids.group[sel] - a, ids.groups.iloc[a:b].reset_index(drop=True),
+                                                     pod.astype(np.int32), ids.pods.iloc[uniques].reset_index(drop=True))

@@ -292,7 +292,7 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
                 stats = stats.rename(columns={"samples": "pod_samples"})
                 keep.append("pod_samples")
             parts.append(stats[keep])
-    parts.append(_daily_statistics(daily, keys))
+    parts.append(daily_statistics(daily, keys))
     out = pd.concat(parts, axis=1)
     out.index.names = keys
     out = out.reset_index()
@@ -300,7 +300,7 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
     return out
 
 
-def _daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Exact maxima, means and pods seen per container from the per-pod, per-day rows."""
     if daily.empty:
         return pd.DataFrame(columns=["cpu_max_cores", "memory_max_bytes", "cpu_mean_cores", "memory_mean_bytes", "pods_seen"])
