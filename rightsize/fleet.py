@@ -123,13 +123,9 @@ def previous_names(root) -> tuple[list[str], str]:
 
 def needs_histograms(config) -> bool:
     """A policy asks for a statistic the usage table does not carry (computed from the histograms)."""
-    from .analysis.statistics import column_for, usage_column
+    from .analysis.statistics import policies_need_histograms
 
-    for pol in config.policies.values():
-        for resource, stat in (("cpu", pol.cpu_request_percentile), ("memory", pol.memory_request_percentile)):
-            if column_for(resource, stat, pol.per_replica, pol.usage_half_life) != usage_column(resource, stat, pol.per_replica):
-                return True
-    return False
+    return policies_need_histograms(config.policies.values())
 
 
 # --- reading and merging -------------------------------------------------------------------------------

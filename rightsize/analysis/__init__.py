@@ -125,8 +125,11 @@ def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: d
     why = backtest.can_backtest(snapshot, test_days)
     if why:
         return pd.DataFrame(), why
+    from .statistics import policies_need_histograms
+
     runs = policies or {"recommended": config}
-    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
-    train, test = backtest.split(snapshot, test_days, keep_days=decayed)
+    every = [p for cfg in runs.values() for p in cfg.policies.values()]
+    decayed = any(p.usage_half_life for p in every)
+    train, test = backtest.split(snapshot, test_days, keep_days=decayed, names=decayed or policies_need_histograms(every))
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
     return backtest.compare(recs, test), ""

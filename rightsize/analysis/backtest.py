@@ -47,19 +47,21 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
     last ``test_days`` (its window ends there); the test days are reduced for the replay.
 
     The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
     and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
     ``keep_days``, which a decayed statistic needs), per container for the test part. The training
-    snapshot's histograms are those sums (without a day column unless ``keep_days``)."""
+    snapshot's histograms are those sums (without a day column unless ``keep_days``, and without the
+    container and pod names unless ``names``: only a policy asking for a statistic the usage table does
+    not carry reads them again)."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days)
+    sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
     train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut

@@ -98,14 +98,15 @@ class DaySums:
     test: pd.DataFrame
 
 
-def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False) -> DaySums:
+def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bool = True) -> DaySums:
     """Sum the histogram batches (Arrow tables with COLUMNS) over days: rows before ``cut`` into the
-    training part, the others into the test part (see the module docstring)."""
+    training part, the others into the test part (see the module docstring). ``names`` False: the
+    training part has only basis, resource, bucket and count (its Ids say whose cells they are)."""
     train, test = _Sums(), _Sums()
     for tb in batches:
         if tb.num_rows:
             _add_batch(tb, cut, keep_days, train, test)
-    train_frame, ids = _train_frame(train, cut if keep_days else None)
+    train_frame, ids = _train_frame(train, cut if keep_days else None, names)
     return DaySums(train_frame, ids, _test_frame(test))
 
 
@@ -134,22 +135,24 @@ def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums, test: _Sums
         part.add([key_of(names[i]) for i in which], lengths[which], np.flatnonzero(rows), tail[rows], count)
 
 
-def _categoricals(series: list[tuple], names: list[str], sid: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Categorical columns of the cells' series names, and the series x names code table."""
+def _categoricals(series: list[tuple], names: list[str], sid: np.ndarray, build=None) -> tuple[dict, np.ndarray]:
+    """Categorical columns (``build``, default all ``names``) of the cells' series names, and the series x
+    names code table."""
     table = np.zeros((len(series), len(names)), dtype=np.int32)
     cats = {}
     for i, name in enumerate(names):
         codes, uniques = pd.factorize(np.array([s[i] for s in series], dtype=object))
         table[:, i], cats[name] = codes, pd.Index(uniques, dtype=object)
-    return {n: pd.Categorical.from_codes(table[sid, i], categories=cats[n]) for i, n in enumerate(names)}, table
+    return {n: pd.Categorical.from_codes(table[sid, i], categories=cats[n]) for i, n in enumerate(names)
+            if build is None or n in build}, table
 
 
-def _train_frame(sums: _Sums, cut: pd.Timestamp | None) -> tuple[pd.DataFrame, Ids]:
+def _train_frame(sums: _Sums, cut: pd.Timestamp | None, names: bool = True) -> tuple[pd.DataFrame, Ids]:
     """The training cells as a usage_histograms-like table (with ``cut``: per day too) and their Ids."""
     key, count = sums.result()
     sid, tail = key // _TAIL, key % _TAIL
     series = list(sums.series)
-    columns, table = _categoricals(series, NAMES, sid)
+    columns, table = _categoricals(series, NAMES, sid, None if names else ("basis", "resource"))
     frame = pd.DataFrame(columns)
     if cut is not None:
         frame["day"] = cut - pd.to_timedelta((tail // _NB + 1) * DAY_SECONDS, unit="s")

@@ -333,6 +333,13 @@ def derived_columns(needed: set[tuple[str, str, str, float]]) -> set[tuple[str, 
     return {n for n in needed if column_for(*n) != usage_column(*n[:3])}
 
 
+def policies_need_histograms(policies) -> bool:
+    """Whether any of ``policies`` (config Policy objects) asks for a statistic the usage table does not
+    carry, so that it is computed from the histograms."""
+    return any(derived_columns({(res, stat, p.per_replica, float(p.usage_half_life))})
+               for p in policies for res, stat in (("cpu", p.cpu_request_percentile), ("memory", p.memory_request_percentile)))
+
+
 def derived_statistics(hist: pd.DataFrame, needed: set[tuple[str, str, str, float]], end: pd.Timestamp | None) -> pd.DataFrame:
     """Per container, the columns (see :func:`column_for`) of every (resource, stat, basis, half-life)
     in ``needed`` that the usage table does not carry, from ``usage_histograms`` rows. Empty when
