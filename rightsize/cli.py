@@ -412,7 +412,7 @@ def cmd_patch(args, config, log) -> int:
     from .analysis import analyze
 
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
+    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)

@@ -92,9 +92,10 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None, *, backtest: bool = True) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
-    (default: the bundled catalogue, see instance_candidates)."""
+    (default: the bundled catalogue, see instance_candidates). ``backtest`` False: no backtest (the patches
+    do not read it; it is most of an analysis' work at scale)."""
     from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
@@ -110,7 +111,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
     )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
     result.summary = summary.summarize(result, snapshot, config)
     return result
 
