@@ -35,6 +35,7 @@ from .errors import SnapshotError
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
+from .usage_stats import policies_need_histograms
 
 PER_POD_TABLES = ("usage_histograms", "usage_daily")
 FLEET_REPORT = "_fleet"  # where a fleet report goes by default: not a cluster name (EKS names start with a letter or digit)
@@ -123,8 +124,6 @@ def previous_names(root) -> tuple[list[str], str]:
 
 def needs_histograms(config) -> bool:
     """A policy asks for a statistic the usage table does not carry (computed from the histograms)."""
-    from .analysis.statistics import policies_need_histograms
-
     return policies_need_histograms(config.policies.values())
 
 

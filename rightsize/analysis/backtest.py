@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
 from .cells import COLUMNS, chunks, sum_over_days
-from .statistics import (CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, daily_statistics,
-                         usage_statistics)
 
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
@@ -82,15 +83,15 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     else:
         parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
         usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        by_container = daily_statistics(daily, list(CONTAINER_KEY))
-        idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+        by_container = daily_statistics(daily, KEYS)
+        idx = pd.MultiIndex.from_frame(usage[KEYS])
         for col in by_container.columns:
             usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
-    window = snapshot.tables["usage"].set_index(CONTAINER_KEY)
-    idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+    window = snapshot.tables["usage"].set_index(KEYS)
+    idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
         usage[col] = idx.map(window[col]).to_numpy(dtype=float, na_value=np.nan) if col in window else np.nan
-    kills = daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1)
+    kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
 
@@ -100,7 +101,7 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
 @dataclass
 class TestDays:
     """The test days reduced once for every policy replayed against them: per container (an integer id,
-    ``keys`` the id -> CONTAINER_KEY table), each resource's pooled pod-step histogram as cumulative
+    ``keys`` the id -> KEYS table), each resource's pooled pod-step histogram as cumulative
     counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
     A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
 
@@ -110,10 +111,10 @@ class TestDays:
 
     @classmethod
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
-        cid_h, keys = _factorize(hist, CONTAINER_KEY)
-        cid_d, dkeys = _factorize(daily, CONTAINER_KEY)
+        cid_h, keys = factorize(hist, KEYS)
+        cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
-        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=CONTAINER_KEY, how="left")["_id"].to_numpy(dtype=float, copy=True)
+        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
         new = np.isnan(known)
         known[new] = len(keys) + np.arange(new.sum())
         keys = pd.concat([keys, dkeys[new]], ignore_index=True)
@@ -148,7 +149,7 @@ class TestDays:
         if settings.empty:
             return np.zeros(0, dtype=np.int64)
         table = self.keys.assign(_id=np.arange(len(self.keys)))
-        found = settings[CONTAINER_KEY].astype(str).merge(table, on=CONTAINER_KEY, how="left")["_id"]
+        found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
@@ -194,7 +195,7 @@ def _values(resource: str) -> np.ndarray:
 
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
+    """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
     memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
     ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
     test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
@@ -228,7 +229,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     """What a recommendation would set: recommended values where it has them, today's elsewhere (no
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
-    out = r[CONTAINER_KEY].copy()
+    out = r[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
@@ -240,7 +241,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
-    out = recommendations[CONTAINER_KEY].copy()
+    out = recommendations[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]

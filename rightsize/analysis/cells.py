@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, Ids
+from ..sketch import MAX_BUCKET, Ids
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 _NB = MAX_BUCKET + 1
 NAMES = list(CONTAINER_KEY) + ["pod", "basis", "resource"]
