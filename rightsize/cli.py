@@ -286,7 +286,7 @@ def cmd_patch(args, config, log) -> int:
     from .api import analyze
 
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
+    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
@@ -369,6 +369,9 @@ COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_back
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
+    from .sources.prometheus.execute import return_freed_memory
+
+    return_freed_memory()  # every command streams large buffers: give them back to the system once freed
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

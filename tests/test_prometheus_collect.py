@@ -173,7 +173,7 @@ def test_progress_bar_follows_every_query(prom_server, prom_dataset):
     collect(prom_server.url, prom_dataset.end, progress=log)
     finished = [m for m in log.lines if " done (" in m]
     assert log.bars == [(i, len(finished)) for i in range(1, len(finished) + 1)]  # one tick per finished request, ending full
-    assert len(finished) == 4  # cpu, memory, daily, per pod
+    assert len(finished) == 5  # the cluster-wide inventory, cpu, memory, daily, per pod: all in the one pool
 
 
 def test_request_count_does_not_grow_with_workloads(prom_dataset, tmp_path):
