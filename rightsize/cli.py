@@ -303,6 +303,22 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     return result
 
 
+def _notify(url: str, config: Config, snapshot, analysis, result, log) -> None:
+    """Post the week's summary to the webhook (``[notify]``) once everything is written; a failure is
+    an error (exit 1) that says the report is there all the same."""
+    if not url:
+        return
+    from .emit.notify import NotifyError, notify
+    from .emit.report import snapshot_week
+
+    clusters = ",".join(str(c) for c in snapshot.meta.get("clusters") or []) or config.general.cluster_name
+    try:
+        notify(config, url, result, analysis.recommendations, snapshot_week(snapshot.meta), clusters)
+    except NotifyError as exc:
+        raise NotifyError(f"{exc}; the report was written to {result.out_dir}") from None
+    log(f"summary posted to the {config.notify.format} webhook in ${config.notify.url_env}")
+
+
 def _summary(analysis, snapshot, config: Config, result=None) -> None:
     from .emit.terminal import print_summary
 
@@ -399,12 +415,16 @@ def cmd_report(args, config, log) -> int:
         if args.snapshot:
             raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
         args.snapshot = _this_weeks_fleet(config)
+    from .emit.notify import webhook_url
+
+    url = webhook_url(config)
     snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -423,6 +443,9 @@ def cmd_run(args, config, log) -> int:
     from .analysis import analyze
     from .collect import collect
 
+    from .emit.notify import webhook_url
+
+    url = webhook_url(config)
     out = _report_dir(config, args.out)
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -432,6 +455,7 @@ def cmd_run(args, config, log) -> int:
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
         _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 

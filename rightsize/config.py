@@ -272,6 +272,17 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    url_env: str = setting("", "Environment variable holding the chat webhook's URL (the URL is a secret: never put it in this file); empty = no notification. report and run post the week's summary (money, OOM risks, the top changes, a link to the report) once the report is written; a post that still fails after its retries exits 1 and leaves the report as written.", kind="str")
+    format: str = setting("slack", "Payload of the webhook: slack (an incoming webhook: blocks with plain-text names), teams (a Teams Workflows webhook: an Adaptive Card), or generic (the figures as JSON, for any receiver).", kind="str", choices=("slack", "teams", "generic"))
+    report_url: str = setting("", "Link to the report in the message, from {week} and {cluster}, e.g. \"https://reports.example.internal/{week}/{cluster}/report.html\"; empty = the report folder's path.", kind="str")
+    top_n: int = setting(5, "Changes (largest savings) and OOM risks listed in the message.", kind="int", minimum=0)
+    timeout: float = setting("10s", "Timeout of one webhook request.", kind="duration", unit="seconds", positive=True)
+    retries: int = setting(3, "Retries of the webhook on connection errors, 429 and 5xx answers (Retry-After honoured), with exponential backoff.", kind="int", minimum=0)
+    backoff: float = setting(1.0, "Backoff factor between webhook retries.", kind="float", unit="seconds", minimum=0)
+
+
+@dataclass(frozen=True)
 class ClusterEntry:
     name: str = setting("", "Cluster name (required).", kind="str")
     prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="optional_url")
@@ -298,6 +309,7 @@ class Config:
     thresholds: ThresholdConfig = section(ThresholdConfig, "CI thresholds: exit code 3 when a finding crosses one.")
     patches: PatchConfig = section(PatchConfig, "Kustomize patches.")
     fleet: FleetConfig = section(FleetConfig, "Fleet reports: one report merged from the snapshots of many clusters.")
+    notify: NotifyConfig = section(NotifyConfig, "Delivery: the week's summary posted to a chat webhook (Slack, Teams or generic JSON).")
     clusters: tuple = table_list(ClusterEntry, "Several clusters in one run, each with its own metrics and specs.")
 
     def policy(self, name: str) -> Policy:
@@ -428,6 +440,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
     problems = [("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
                 ("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
+                ("notify.report_url", layout_problem(config.notify.report_url, ("week", "cluster"), "its URL")),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))
                  for f in fields_of(MetricNames)]
