@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..quantity import GIB
 from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+from .pod_request import effective_requests
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
 # Statuses whose recommendation is not applied: their recommended cost is the current cost.
@@ -307,8 +308,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
 
     Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
-    (a pod's request is the larger of its main containers' sum and its largest init container; unset
-    counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
+    (a pod's request is the scheduler's effective request, pod_request.effective_requests: main containers
+    plus native sidecars, at least each init container's step; unset counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
     priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
     """
     hpm = config.general.hours_per_month
@@ -317,12 +318,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
 
     containers = snapshot.tables["containers"]
     keys = list(WORKLOAD_KEY)
-    cont = containers.assign(_cpu=containers["cpu_request_cores"].fillna(0.0),
-                             _mem=containers["memory_request_bytes"].fillna(0.0),
-                             _init=containers["container_type"] == "init")
-    main = cont[~cont["_init"]].groupby(keys)[["_cpu", "_mem"]].sum()
-    init = cont[cont["_init"]].groupby(keys)[["_cpu", "_mem"]].max()
-    per_pod = main.combine(init, np.fmax, fill_value=0.0).reset_index() if not init.empty else main.reset_index()
+    cont = containers.assign(_cpu=containers["cpu_request_cores"], _mem=containers["memory_request_bytes"])
+    per_pod = effective_requests(cont, keys, ["_cpu", "_mem"])
 
     placement = snapshot.tables["placement"]
     pl = placement.merge(per_pod, on=keys, how="left").fillna({"_cpu": 0.0, "_mem": 0.0})
