@@ -283,16 +283,33 @@ def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, l
     return result
 
 
+def _overlay_lock(config: Config, overlay: Path, log):
+    """The lock of an overlay, kept in a state folder (the temporary directory) rather than beside the
+    overlay: nothing appears in the GitOps repository, and the file is removed on exit."""
+    import hashlib
+    import tempfile
+
+    from .folders import output_lock
+
+    key = hashlib.sha256(str(Path(overlay).resolve()).encode()).hexdigest()[:16]
+    state = Path(tempfile.gettempdir()) / "rightsize-locks" / f"overlay-{key}.lock"
+    return output_lock(overlay, wait_seconds=config.general.lock_wait, command="rightsize patch --overlay", log=log,
+                       lease_seconds=config.general.lock_lease, lock_file=state)
+
+
 def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log, cluster: str | None = None):
     if overlay:
-        from .emit.overlay import apply_to_overlay
+        from .emit.overlay import DIFF_FILE, apply_to_overlay
 
-        with _locked(config, overlay, "rightsize patch --overlay", log):
+        with _overlay_lock(config, overlay, log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
         _write_beside(out, "PATCHES.md", result.markdown, "PATCHES.md")
-        changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
-        log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
+        if result.diff:
+            _write_beside(out, DIFF_FILE, result.diff, "overlay diff")
+        state = f"updated ({len(result.written)} files written, {len(result.removed)} removed)" if result.written \
+            else f"unchanged ({result.unchanged})"
+        log(f"overlay {overlay} {state}; pull-request text in {out / 'PATCHES.md'}")
         return result
     from .emit.patches import write_patches
 
@@ -433,7 +450,8 @@ def cmd_patch(args, config, log) -> int:
 
     snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
-    out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
+    # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
+    out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK

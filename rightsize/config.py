@@ -206,6 +206,31 @@ def _default_policies() -> dict:
 
 
 @dataclass(frozen=True)
+class Injector:
+    containers: tuple = setting([], "Names (shell globs) of the container the injector adds to each pod, e.g. [\"istio-proxy\"]. A container so named that the workload's spec (API or manifests) does not declare is the injector's: it is sized through the annotations below on the pod template, never patched into the containers list (kustomize would add a container without an image). With the kube-state-metrics inventory, which knows no spec, the name alone decides.", kind="list")
+    images: tuple = setting([], "Images (shell globs) of that container, for an inventory that records images.", kind="list")
+    cpu_request: str = setting("", "Pod template annotation that sets the injected container's CPU request (empty: the injector has none).", kind="str")
+    cpu_limit: str = setting("", "Annotation for its CPU limit.", kind="str")
+    memory_request: str = setting("", "Annotation for its memory request.", kind="str")
+    memory_limit: str = setting("", "Annotation for its memory limit.", kind="str")
+    global_setting: str = setting("", "Where the injector's mesh-wide default resources are set, named in PATCHES.md's mesh-wide summary.", kind="str")
+
+
+def _default_injectors() -> dict:
+    return {
+        "istio": Injector(containers=("istio-proxy",), images=("*/proxyv2:*", "*/proxyv2"),
+                          cpu_request="sidecar.istio.io/proxyCPU", cpu_limit="sidecar.istio.io/proxyCPULimit",
+                          memory_request="sidecar.istio.io/proxyMemory", memory_limit="sidecar.istio.io/proxyMemoryLimit",
+                          global_setting="Istio's values.global.proxy.resources (istiod Helm values or IstioOperator)"),
+        "linkerd": Injector(containers=("linkerd-proxy",), images=("*/linkerd/proxy:*",),
+                            cpu_request="config.linkerd.io/proxy-cpu-request", cpu_limit="config.linkerd.io/proxy-cpu-limit",
+                            memory_request="config.linkerd.io/proxy-memory-request",
+                            memory_limit="config.linkerd.io/proxy-memory-limit",
+                            global_setting="Linkerd's proxy.resources (linkerd-control-plane Helm values)"),
+    }
+
+
+@dataclass(frozen=True)
 class PolicyRule:
     policy: str = setting("non_production", "Policy applied to the namespaces this rule matches.", kind="str")
     namespaces: tuple = setting([], "Namespace name patterns (shell globs).", kind="list")
@@ -304,6 +329,7 @@ class Config:
     pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
     recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
     policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)
+    injectors: dict = table_map(Injector, "Sidecar injectors by name (istio and linkerd exist by default; add e.g. [injectors.vault] with containers = [\"vault-agent\"] and the vault.hashicorp.com/agent-requests-cpu family): how an injected container is recognised and which pod template annotations size it.", _default_injectors, item="Injector")
     policy_rules: tuple = table_list(PolicyRule, "Extra rules mapping namespaces to policies, first match wins (before the shortcuts in [recommend]).")
     overrides: tuple = table_list(WorkloadOverride, "Per-workload overrides.")
     spot: SpotConfig = section(SpotConfig, "Spot suitability.")
@@ -521,7 +547,7 @@ def render_config(config: Config | None = None) -> str:
             emit_table(value, f.metadata["cls"], header, f.metadata["help"])
         elif kind == "table_map":
             for name, item in value.items():
-                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
+                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"{f.metadata.get('item', 'Policy')} {name!r}.")
         elif kind == "table_list":
             lines.append("")
             lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))

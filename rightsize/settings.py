@@ -226,9 +226,9 @@ def section(cls, help: str):
     return field(default_factory=cls, metadata={"help": help, "kind": "section", "cls": cls})
 
 
-def table_map(cls, help: str, defaults: Callable[[], dict]):
-    """Declare a table of named sub-tables of one shape, e.g. ``[policies.NAME]``."""
-    return field(default_factory=defaults, metadata={"help": help, "kind": "table_map", "cls": cls})
+def table_map(cls, help: str, defaults: Callable[[], dict], item: str = "Policy"):
+    """Declare a table of named sub-tables of one shape, e.g. ``[policies.NAME]`` (``item``: what one is called)."""
+    return field(default_factory=defaults, metadata={"help": help, "kind": "table_map", "cls": cls, "item": item})
 
 
 def table_list(cls, help: str):

@@ -271,16 +271,21 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
     recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor
     recs["usd_per_month_recommended"] = (cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+    # An injected sidecar's requests are set by its injector, not the spec: unknown is not 0.
+    injected = recs["container_type"].eq("injected") & cpu_cur.isna() & mem_cur.isna() if "container_type" in recs.columns \
+        else pd.Series(False, index=recs.index)
+    recs.loc[injected, "usd_per_month_current"] = np.nan
     recs["savings_usd_per_month"] = recs["usd_per_month_current"] - recs["usd_per_month_recommended"]
 
     empty = pd.Series("", index=recs.index, dtype=object)
-    unset = cpu_cur.isna() | mem_cur.isna()
+    unset = (cpu_cur.isna() | mem_cur.isna()) & ~injected
     batch = recs["kind"].isin(BATCH_KINDS)
     recs["cost_note"] = _join_notes(
         empty.where(~unset, "no current request: costed as 0 requested"),
         empty.where(merged["price_basis"] != "cluster_average", "no placement: cluster average unit prices"),
         empty.where(~(c.isna() | m.isna()), "price unknown"),
         empty.where(~init, "init container: not costed"),
+        empty.where(~injected, "injected sidecar: its current requests come from the injector, not the spec: current cost unknown"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
         empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
     )

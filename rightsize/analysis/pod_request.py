@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-LONG_RUNNING = ("main", "sidecar")  # container types that run for the pod's whole life
+LONG_RUNNING = ("main", "sidecar", "injected")  # container types that run for the pod's whole life
 
 
 def long_running(container_type: pd.Series) -> pd.Series:

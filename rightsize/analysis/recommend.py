@@ -29,6 +29,7 @@ from . import censoring
 from . import hpa as hpa_math
 from . import policy as policy_mod
 from . import statistics as stats_mod
+from .injectors import with_injected
 from .rounding import round_cpu_down, round_cpu_up, round_memory_down, round_memory_up
 
 DAY = 86400.0
@@ -129,12 +130,14 @@ class Rule:
 # --- building the frame -------------------------------------------------------------------------------
 
 
-def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Containers left-joined with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
+def _frame(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Containers (with the injected sidecars the spec does not declare, analysis/injectors.py) left-joined
+    with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
     tables = snapshot.tables
     cont = _conformed("containers", containers if containers is not None else tables["containers"])
     usage = _conformed("usage", tables["usage"]).drop_duplicates(list(CONTAINER_KEY))
     work = _conformed("workloads", tables["workloads"]).drop_duplicates(list(WORKLOAD_KEY))
+    cont = with_injected(cont, usage, work, config.injectors)
     usage = usage[list(CONTAINER_KEY) + _USAGE_COLUMNS].assign(_has_usage=True)
     work = work[list(WORKLOAD_KEY) + _WORKLOAD_COLUMNS].assign(_has_workload=True)
     f = cont.reset_index(drop=True).merge(usage, on=list(CONTAINER_KEY), how="left")
@@ -830,7 +833,7 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
 
     ``containers`` restricts the run to some rows of the containers table (explain uses it).
     """
-    rows = Rows(_frame(snapshot, containers), snapshot, config)
+    rows = Rows(_frame(snapshot, config, containers), snapshot, config)
     for rule in PIPELINE:
         rows.rule = rule.name
         rule.apply(rows)

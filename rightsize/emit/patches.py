@@ -54,7 +54,8 @@ KIND_API: dict[str, tuple[str, str]] = {
 }
 POD_SPEC_PATH: dict[str, tuple[str, ...]] = {"CronJob": ("spec", "jobTemplate", "spec", "template", "spec")}
 DEFAULT_POD_SPEC_PATH = ("spec", "template", "spec")
-LIST_NAME = {"main": "containers", "init": "initContainers"}
+LIST_NAME = {"main": "containers", "init": "initContainers", "sidecar": "initContainers"}  # native sidecars are init containers
+INJECTED = "injected"  # sized by its injector's annotations on the pod template (analysis/injectors.py), in no list
 
 SKIP_COLUMNS = ["cluster", "namespace", "kind", "workload", "container", "container_type", "status", "reason"]
 ONE_OFF_JOB = ("one-off Job: its pod template is immutable, so no patch; for the next run, change the manifest "
@@ -142,8 +143,8 @@ def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.Data
     why[bad_kind] = ("kind " + recs.loc[bad_kind, "kind"].astype(str)
                      + " is not patched: a strategic merge would not merge its containers by name")
     ctype = recs.get("container_type", pd.Series("main", index=recs.index)).fillna("").replace("", "main")
-    unknown_type = change & ~ctype.isin(list(LIST_NAME)) & (why == "")
-    why[unknown_type] = "container_type " + ctype[unknown_type].map(repr) + " is neither main nor init"
+    unknown_type = change & ~ctype.isin(list(LIST_NAME) + [INJECTED]) & (why == "")
+    why[unknown_type] = "container_type " + ctype[unknown_type].map(repr) + " is not main, init, sidecar or injected"
     if not config.patches.include_init_containers:
         init = change & (ctype == "init") & (why == "")
         why[init] = "init container (patches.include_init_containers = false)"
@@ -230,7 +231,7 @@ def view_from_doc(doc: dict, kind: str, where: str) -> PodSpecView:
         spec = spec.get(key) if isinstance(spec, dict) else None
     order: dict[str, list[str]] = {}
     limited: set[tuple[str, str]] = set()
-    for list_name in LIST_NAME.values():
+    for list_name in ("initContainers", "containers"):
         items = [c for c in ((spec or {}).get(list_name) or []) if isinstance(c, dict) and "name" in c]
         order[list_name] = [str(c["name"]) for c in items]
         limited |= {(list_name, str(c["name"])) for c in items if has_cpu_limit(c)}
@@ -240,14 +241,18 @@ def view_from_doc(doc: dict, kind: str, where: str) -> PodSpecView:
 def view_from_containers(containers: pd.DataFrame, where: str) -> PodSpecView:
     """From snapshot ``containers`` rows of one workload, in table order (collectors list them in spec order)."""
     types = containers["container_type"].fillna("").replace("", "main")
-    order = {LIST_NAME[t]: list(containers.loc[types == t, "container"].astype(str)) for t in LIST_NAME}
-    limited = {(LIST_NAME.get(t, "containers"), str(c)) for t, c, lim
-               in zip(types, containers["container"], containers["cpu_limit_cores"]) if pd.notna(lim)}
+    lists = types.map(LIST_NAME)
+    if "init_order" in containers:  # init containers and native sidecars in their initContainers order
+        containers = containers.assign(_order=containers["init_order"]).sort_values("_order", kind="stable", na_position="last")
+        lists = lists.loc[containers.index]
+    order = {name: list(containers.loc[lists == name, "container"].astype(str)) for name in ("initContainers", "containers")}
+    limited = {(lst, str(c)) for lst, c, lim in zip(lists, containers["container"], containers["cpu_limit_cores"])
+               if pd.notna(lim) and isinstance(lst, str)}
     return PodSpecView(order, limited, where)
 
 
 def _row_order(r: dict) -> tuple:
-    return (r["container_type"] != "init", r["container"])
+    return (LIST_NAME.get(r["container_type"]) != "initContainers", r["container_type"] == INJECTED, r["container"])
 
 
 def skip_row(r: dict, reason: str) -> dict:
@@ -256,7 +261,7 @@ def skip_row(r: dict, reason: str) -> dict:
 
 def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: list[dict],
                 view: PodSpecView | None = None, *, name: str | None = None,
-                patch_namespace: str | None = None) -> WorkloadPatch:
+                patch_namespace: str | None = None, injectors: dict | None = None) -> WorkloadPatch:
     """The patch of one workload from its rows (dicts already filtered by ``select``).
 
     With ``view`` every container of a patched list is listed, in the object's order: kustomize's
@@ -266,16 +271,18 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     removals are left to a person (noted). Rows naming a container the object does not have are
     moved to ``patch.missing`` with the reason.
     ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
+    Injected sidecars (container_type "injected") become their injector's annotations on the pod template
+    (``injectors``: config.injectors), never entries of a container list.
     """
     notes: list[str] = []
     ref = str(WorkloadRef(namespace, kind, workload))
     ordered = sorted(rows, key=_row_order)
-    kept: list[dict] = []
-    missing: list[dict] = []
+    injected = [r for r in ordered if r["container_type"] == INJECTED]
+    annotations, kept, missing = injected_annotations(ref, injected, injectors or {}, notes)
     pod_spec: dict = {}
     ops: list[dict] = []
     for list_name in ("initContainers", "containers"):
-        sub = [r for r in ordered if LIST_NAME[r["container_type"]] == list_name]
+        sub = [r for r in ordered if LIST_NAME.get(r["container_type"]) == list_name]
         if not sub:
             continue
         names = view.order.get(list_name, []) if view else []
@@ -322,6 +329,9 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     body: dict = pod_spec
     for key in reversed(pod_spec_path(kind)):
         body = {key: body}
+    if annotations:  # the template's metadata first, as manifests write it
+        parent = _template(body, kind, parent=True)
+        parent["template"] = {"metadata": {"annotations": annotations}, **({"spec": pod_spec} if pod_spec else {})}
     metadata = {"name": name or workload}
     ns = namespace if patch_namespace is None else patch_namespace
     if ns:
@@ -329,6 +339,57 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     body = {"apiVersion": api_version(kind), "kind": kind, "metadata": metadata, **body}
     return WorkloadPatch(cluster, namespace, kind, workload, sorted(kept, key=_row_order), body,
                          remove_ops=ops, notes=notes, missing=missing)
+
+
+def _template(body: dict, kind: str, parent: bool = False) -> dict:
+    """The pod template mapping inside a patch body (the parent of its pod spec), or the mapping holding it."""
+    node = body
+    for key in pod_spec_path(kind)[:-2 if parent else -1]:
+        node = node.setdefault(key, {})
+    return node
+
+
+def template_annotations(body: dict, kind: str) -> dict:
+    """The pod template annotations a patch body sets ({} when none)."""
+    node: Any = body
+    for key in pod_spec_path(kind)[:-1] + ("metadata", "annotations"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def injected_annotations(ref: str, rows: list[dict], injectors: dict, notes: list[str]) -> tuple[dict, list[dict], list[dict]]:
+    """(annotations, rows they carry, rows left out with the reason) for injected sidecars: each recommended
+    value goes to the annotation its injector declares (``[injectors.NAME]``); a value the injector has no
+    annotation for, or a CPU limit to remove, is left to a person (``notes``)."""
+    out: dict[str, str] = {}
+    kept, missing = [], []
+    for r in rows:
+        inj = injectors.get(str(r.get("injector") or ""))
+        if inj is None:
+            missing.append(skip_row(r, f"injected sidecar of injector {r.get('injector')!r}, which [injectors] does not declare"))
+            continue
+        values = {"cpu_request": _num(r["cpu_request_cores_recommended"]), "memory_request": _num(r["memory_request_bytes_recommended"]),
+                  "memory_limit": _num(r["memory_limit_bytes_recommended"]),
+                  "cpu_limit": _num(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else math.nan}
+        mine = {}
+        for what, v in values.items():
+            if math.isnan(v):
+                continue
+            key = getattr(inj, what)
+            if not key:
+                notes.append(f"{ref} container {r['container']}: {r['injector']} has no annotation for its "
+                             f"{what.replace('_', ' ')}; set it to {format_cpu(v) if what.startswith('cpu') else format_memory(v)} by hand")
+                continue
+            mine[key] = format_cpu(v) if what.startswith("cpu") else format_memory(v)
+        if r["cpu_limit_action"] == "remove":
+            notes.append(f"{ref} container {r['container']}: remove its CPU limit annotation "
+                         f"{inj.cpu_limit or '(none declared)'} by hand")
+        if mine:
+            out.update(mine)
+            kept.append(r)
+        else:
+            missing.append(skip_row(r, f"injected sidecar ({r['injector']}): no annotation to write"))
+    return out, kept, missing
 
 
 def _limit_conflicts(ref: str, row) -> list[str]:
@@ -435,7 +496,8 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
         f"monthly saving: {total}" + (" (some containers unknown)" if known and len(known) < len(saving) else ""),
     ]
     for r in patch.rows:
-        kind = "init container" if r["container_type"] == "init" else "container"
+        kind = {"init": "init container", "sidecar": "native sidecar (initContainers)",
+                INJECTED: f"injected sidecar ({r.get('injector', '')}: pod template annotations)"}.get(r["container_type"], "container")
         hours = _num(r.get("hours_covered"))
         history = "" if math.isnan(hours) else f", {hours / 24:.1f} d of history"
         samples = _num(r.get("samples"))
@@ -704,11 +766,15 @@ def _check_s3(out_dir: S3Path) -> None:
 
 
 def patches_markdown(patched: list[tuple[WorkloadPatch, list[str]]], skipped: pd.DataFrame, notes: list[str],
-                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True) -> str:
-    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py)."""
-    from .patches_md import patches_markdown as render
+                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True,
+                     recommendations: pd.DataFrame | None = None, injectors: dict | None = None) -> str:
+    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py); with the
+    ``recommendations``, a mesh-wide summary of the injected proxies."""
+    from ..analysis.injectors import mesh_summary
+    from .patches_md import mesh_lines, patches_markdown as render
 
-    return render(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to)
+    mesh = mesh_lines(mesh_summary(recommendations), injectors or {}) if recommendations is not None else []
+    return render(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to, mesh=mesh)
 
 
 def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path) -> PatchResult:
@@ -740,7 +806,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
             extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
             warnings.append(f"{WorkloadRef(namespace, kind, workload, cluster=cluster)}: {bad}; no patch written")
             continue
-        p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(index, config, key))
+        p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(index, config, key), injectors=config.injectors)
         extra_skips += p.missing
         notes += p.notes
         folder = _layout_folder(config.patches.layout, cluster, namespace)
@@ -766,7 +832,8 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
             extra_skips += [skip_row(r, "nothing left to write") for r in p.rows]
     skipped = add_skips(skipped, extra_skips)
     empty = _add_kustomizations(files, folders, folder_keys, config, meta)
-    files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta)
+    files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta, recommendations=recommendations,
+                                           injectors=config.injectors)
 
     _check_writable(out_dir)
     _replace_folder(out_dir, files)
@@ -830,10 +897,11 @@ def add_skips(skipped: pd.DataFrame, extra: list[dict]) -> pd.DataFrame:
 
 
 def has_containers(body: dict) -> bool:
+    """The patch changes something: a container list, or the template's annotations (injected sidecars)."""
     spec: Any = body
     for key in pod_spec_path(body["kind"]):
         spec = spec.get(key, {})
-    return bool(spec)
+    return bool(spec) or bool(template_annotations(body, body["kind"]))
 
 
 def _replace_folder(out_dir: Path, files: dict[str, str]) -> None:
