@@ -103,6 +103,7 @@ class WorkloadPatch:
     remove_ops: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     missing: list[dict] = field(default_factory=list)
+    namespaced: bool = False  # file name prefixed with the namespace (an overlay over namespaces sharing the name)
 
     @property
     def ref(self) -> str:
@@ -110,7 +111,7 @@ class WorkloadPatch:
 
     @property
     def stem(self) -> str:
-        return f"{self.kind.lower()}-{self.workload}"
+        return f"{self.namespace + '-' if self.namespaced else ''}{self.kind.lower()}-{self.workload}"
 
 
 # --- selection --------------------------------------------------------------------------------------
