@@ -768,14 +768,16 @@ def _check_s3(out_dir: S3Path) -> None:
 
 def patches_markdown(patched: list[tuple[WorkloadPatch, list[str]]], skipped: pd.DataFrame, notes: list[str],
                      meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True,
-                     recommendations: pd.DataFrame | None = None, injectors: dict | None = None) -> str:
+                     recommendations: pd.DataFrame | None = None, injectors: dict | None = None,
+                     sections: list[str] = ()) -> str:
     """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py); with the
-    ``recommendations``, a mesh-wide summary of the injected proxies."""
+    ``recommendations``, a mesh-wide summary of the injected proxies; ``sections``: more lines (how the
+    changes can land)."""
     from ..analysis.injectors import mesh_summary
     from .patches_md import mesh_lines, patches_markdown as render
 
     mesh = mesh_lines(mesh_summary(recommendations), injectors or {}) if recommendations is not None else []
-    return render(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to, mesh=mesh)
+    return render(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to, mesh=list(sections) + mesh)
 
 
 def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path) -> PatchResult:
@@ -833,8 +835,12 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
             extra_skips += [skip_row(r, "nothing left to write") for r in p.rows]
     skipped = add_skips(skipped, extra_skips)
     empty = _add_kustomizations(files, folders, folder_keys, config, meta)
-    files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta, recommendations=recommendations,
-                                           injectors=config.injectors)
+    from .resize import landing_lines, urgent_files
+
+    resize = urgent_files(recommendations, snapshot, config)
+    files.update(resize)
+    files["PATCHES.md"] = patches_markdown(patched, skipped, notes, meta, recommendations=recommendations, injectors=config.injectors,
+                                           sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
     _replace_folder(out_dir, files)

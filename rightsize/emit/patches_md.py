@@ -187,7 +187,7 @@ def mesh_lines(summary: pd.DataFrame, injectors: dict) -> list[str]:
 def patches_markdown(patched: list, skipped: pd.DataFrame, notes: list[str], meta: dict, window: str,
                      title: str = "rightsize: resource patches for review", how_to: bool = True, mesh: list[str] = ()) -> str:
     """PATCHES.md (see the module docstring). ``patched``: (WorkloadPatch, files) pairs; ``window``: the usage window
-    text; ``mesh``: the mesh-wide proxy section (mesh_lines)."""
+    text; ``mesh``: sections before the notes (how the changes land, the mesh-wide proxy resources)."""
     mesh = list(mesh)
     rows = _rows(patched)
     savings = pd.Series([r["saving"] for r in rows], dtype=float)
