@@ -16,6 +16,7 @@ import shlex
 
 import pandas as pd
 
+from ..folders import k8s_name_problem, safe_component
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
@@ -105,18 +106,21 @@ def resize_files(raises: pd.DataFrame) -> dict[str, str]:
               "with only the values the raise increases; the pull request carries the same change in the pod template. "
               "rightsize never runs them: read, then `bash FILE --dry-run`, then `bash FILE`.", "",
               "| Script | Container | Raise | Node room (snapshot) | Lands |", "|---|---|---|---|---|"]
-    supported = raises[raises["kind"].isin(list(_OWNER))]
+    names_ok = [not k8s_name_problem(namespace=n, workload=w) for n, w in zip(raises["namespace"], raises["workload"])]
+    supported = raises[raises["kind"].isin(list(_OWNER)) & pd.Series(names_ok, index=raises.index, dtype=bool)]
+    several = supported["cluster"].nunique() > 1  # each cluster's scripts in its own folder
     for key, group in supported.groupby(list(WORKLOAD_KEY), sort=True):
-        _cluster, ns, kind, name = key
+        cluster, ns, kind, name = key
         rows = group.to_dict("records")
-        path = f"{FOLDER}/{file_name(ns, kind, name)}"
+        where = f"{safe_component(cluster)}/" if several else ""
+        path = f"{FOLDER}/{where}{file_name(ns, kind, name)}"
         files[path] = script(ns, kind, name, rows)
         for r in rows:
             raise_text = "; ".join(f"{part[:-1]} " + ", ".join(f"{k} {v}" for k, v in values.items())
                                    for part, values in _resources(r).items())
             room = {True: "yes", False: "**no**: the resize will wait (Deferred) or fail (Infeasible)"}.get(r["room"], "unknown")
             lands = "in place" if r["resize"] == "in_place" else "in place, the container restarts"
-            readme.append(f"| `{file_name(ns, kind, name)}` | {r['container']} | {raise_text} | {room} | {lands} |")
+            readme.append(f"| `{where}{file_name(ns, kind, name)}` | {r['container']} | {raise_text} | {room} | {lands} |")
     files[f"{FOLDER}/README.md"] = "\n".join(readme) + "\n"
     return files
 
