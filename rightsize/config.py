@@ -40,6 +40,7 @@ class MetricNames:
     cpu_throttled_seconds: str = setting("container_cpu_cfs_throttled_seconds_total", "cAdvisor throttled time counter (seconds): the CPU time a limit held back.", kind="str")
     resource_requests: str = setting("kube_pod_container_resource_requests", "kube-state-metrics container requests.", kind="str")
     resource_limits: str = setting("kube_pod_container_resource_limits", "kube-state-metrics container limits.", kind="str")
+    container_info: str = setting("kube_pod_container_info", "kube-state-metrics container info: its image label lets [injectors] images recognise an injected sidecar (Prometheus-only inventory).", kind="str")
     init_resource_requests: str = setting("kube_pod_init_container_resource_requests", "kube-state-metrics init container requests (native sidecars among them).", kind="str")
     init_resource_limits: str = setting("kube_pod_init_container_resource_limits", "kube-state-metrics init container limits.", kind="str")
     init_container_info: str = setting("kube_pod_init_container_info", "kube-state-metrics init container info: its restart_policy label (Always = a native sidecar) needs kube-state-metrics 2.10 or later.", kind="str")

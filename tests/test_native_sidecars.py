@@ -63,17 +63,41 @@ def test_manifest_init_container_with_restart_policy_always_is_a_sidecar():
     assert got["app"][0] == "main" and math.isnan(got["app"][1])
 
 
+def test_injected_sidecars_are_recognised_by_name_or_image_and_absence_from_the_spec():
+    from rightsize.analysis.injectors import with_injected
+
+    ident = {"cluster": "c", "namespace": "shop", "kind": "Deployment"}
+    containers = pd.DataFrame([
+        {**ident, "workload": "api", "container": "app", "container_type": "main", "image": "example/api:1"},
+        {**ident, "workload": "api", "container": "istio-proxy", "container_type": "main", "image": ""},  # declared in the spec
+        {**ident, "workload": "ksm", "container": "app", "container_type": "main", "image": "example/ksm:1"},
+        {**ident, "workload": "ksm", "container": "envoy", "container_type": "main", "image": "gcr.io/istio/proxyv2:1.22"},
+    ]).assign(init_order=NAN, cpu_request_cores=0.1, cpu_limit_cores=NAN, memory_request_bytes=NAN, memory_limit_bytes=NAN)
+    workloads = pd.DataFrame([{**ident, "workload": "api", "source": "api"}, {**ident, "workload": "ksm", "source": "prometheus"}])
+    usage = pd.DataFrame([{**ident, "workload": "api", "container": c} for c in ("app", "istio-proxy", "linkerd-proxy")]
+                         + [{**ident, "workload": "gone", "container": "istio-proxy"}])
+    out = with_injected(containers, usage, workloads, Config().injectors).set_index(["workload", "container"])
+    assert out.loc[("api", "istio-proxy"), "container_type"] == "main"  # the spec declares it: not the injector's
+    assert tuple(out.loc[("api", "linkerd-proxy"), ["container_type", "injector"]]) == ("injected", "linkerd")
+    assert math.isnan(out.loc[("api", "linkerd-proxy"), "cpu_request_cores"])  # the injector's request: unknown
+    assert tuple(out.loc[("ksm", "envoy"), ["container_type", "injector"]]) == ("injected", "istio")  # by image
+    assert out.loc[("ksm", "app"), "container_type"] == "main"
+    assert ("gone", "istio-proxy") not in out.index  # a workload the spec does not know gets no row
+
+
 def test_kube_state_metrics_inventory_tells_sidecars_from_init_containers():
     usage = pd.DataFrame({"namespace": "shop", "kind": "Deployment", "workload": "web", "container": ["app", "proxy", "migrate"]})
     requests = pd.DataFrame([
         ("app", "request", "cpu", 0.25), ("proxy", "init_request", "cpu", 0.1), ("proxy", "init_info", "Always", 1.0),
         ("migrate", "init_request", "cpu", 0.5), ("migrate", "init_info", "", 1.0), ("proxy", "init_limit", "memory", 256 * MIB),
+        ("app", "image", "example/web:2", 1.0),
     ], columns=["container", "stat", "resource", "value"]).assign(namespace="shop", kind="Deployment", workload="web")
     out = inventory_containers(requests, usage, "prod").set_index("container")
     assert out.loc["app", "container_type"] == "main" and out.loc["proxy", "container_type"] == "sidecar"
     assert out.loc["migrate", "container_type"] == "init"
     assert out.loc["proxy", "cpu_request_cores"] == 0.1 and out.loc["proxy", "memory_limit_bytes"] == 256 * MIB
     assert out["init_order"].isna().all()  # kube-state-metrics has no index: the order is unknown, not 0
+    assert (out.loc["app", "image"], out.loc["migrate", "image"]) == ("example/web:2", "")
 
 
 @pytest.mark.integration
@@ -84,8 +108,10 @@ def test_native_sidecar_from_a_real_prometheus_is_costed_and_sizes_the_pod(tmp_p
     app = ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 0.5, NAN, 512 * MIB, 512 * MIB)
     proxy = ContainerSpec("istio-proxy", 0.02, 0.005, 40 * MIB, 5 * MIB, 0.1, NAN, 128 * MIB, 128 * MIB, init_restart_policy="Always")
     setup = ContainerSpec("migrate", 0.01, 0.0, 10 * MIB, 0.0, 1.0, NAN, 64 * MIB, NAN, init_restart_policy="Never")
+    # an injected Istio proxy under another name, recognised by its image ([injectors.istio] images)
+    mesh = ContainerSpec("mesh", 0.02, 0.005, 50 * MIB, 5 * MIB, 0.1, NAN, 128 * MIB, NAN, image="docker.io/istio/proxyv2:1.22.0")
     pods = [PodSpec("shop", f"web-1-{s}", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web", node="node-a",
-                    containers=[app, proxy, setup]) for s in ("a", "b")]
+                    containers=[app, proxy, setup, mesh]) for s in ("a", "b")]
     dataset = Dataset(dataset_end(), DATA_HOURS, pods=pods)
     server = start_prometheus(dataset, tmp_path / "prom")
     try:
@@ -102,7 +128,10 @@ def test_native_sidecar_from_a_real_prometheus_is_costed_and_sizes_the_pod(tmp_p
     cont = snapshot.tables["containers"].set_index("container")
     assert cont.loc["istio-proxy", "container_type"] == "sidecar" and cont.loc["migrate", "container_type"] == "init"
     assert cont.loc["istio-proxy", "cpu_request_cores"] == pytest.approx(0.1)
+    assert cont.loc["mesh", "image"] == "docker.io/istio/proxyv2:1.22.0" and cont.loc["app", "image"] == "example/app:1"
     recs = analyze(snapshot, config).recommendations.set_index("container")
+    assert (recs.loc["mesh", "container_type"], recs.loc["mesh", "injector"]) == ("injected", "istio")
+    assert recs.loc["app", "container_type"] == "main"
     proxy_row = recs.loc["istio-proxy"]
     assert proxy_row["status"] in ("change", "keep") and not math.isnan(proxy_row["cpu_request_cores_recommended"])
     # hand computation: the sidecar is costed like a main container of the same pod: cost = (cores x c + GiB x m)
@@ -112,10 +141,11 @@ def test_native_sidecar_from_a_real_prometheus_is_costed_and_sizes_the_pod(tmp_p
     assert proxy_row["usd_per_month_current"] / app_row["usd_per_month_current"] == pytest.approx((0.75 + 0.125) / (3.75 + 0.5))
     assert recs.loc["migrate", "usd_per_month_current"] == 0  # a classic init container overlaps the pod's request
     sizes = pod_sizes(recs.reset_index()).iloc[0]
-    # effective request now: main 500m + sidecar 100m = 600m < init step (order unknown: sidecar counted) 100m + 1 core -> 1.1
+    # effective request now: main 500m + sidecar 100m + injected 100m = 700m < init step (order unknown: sidecar
+    # counted) 100m + 1 core -> 1.1
     assert sizes["cpu_now"] == pytest.approx(1.1)
-    # memory now: 512Mi + 128Mi = 640Mi > init step 128Mi + 64Mi
-    assert sizes["mem_now"] == pytest.approx(640 * MIB)
+    # memory now: 512Mi + 128Mi + 128Mi = 768Mi > init step 128Mi + 64Mi
+    assert sizes["mem_now"] == pytest.approx(768 * MIB)
 
 
 def test_idle_and_bin_packing_count_the_sidecar_in_the_pod():

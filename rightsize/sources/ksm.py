@@ -47,7 +47,8 @@ def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: s
     stat ('request' | 'limit', 'init_request' | 'init_limit' for init containers, 'init_info' with the
     restart policy in ``resource``), resource ('cpu' | 'memory'), value (cores / bytes). A container of
     kube_pod_init_container_* is 'init', or 'sidecar' when its restart policy is Always (a native
-    sidecar); kube-state-metrics has no init container index, so ``init_order`` stays unknown."""
+    sidecar); kube-state-metrics has no init container index, so ``init_order`` stays unknown. Rows of stat
+    'image' carry kube_pod_container_info's image in ``resource`` (column ``image``, '' unknown)."""
     key = ["namespace", "kind", "workload", "container"]
     out = usage[key].drop_duplicates().reset_index(drop=True)
     requests = requests.assign(original_stat=requests["stat"], stat=requests["stat"].str.removeprefix("init_")) if len(requests) else requests
@@ -60,6 +61,9 @@ def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: s
     out["cluster"] = cluster
     out["container_type"] = _container_types(requests, out[key])
     out["init_order"] = np.nan
+    images = requests[requests["stat"] == "image"] if len(requests) else requests
+    best = images.groupby(key)["resource"].first() if len(images) else pd.Series(dtype=object)
+    out["image"] = pd.Series(pd.MultiIndex.from_frame(out[key]).map(best), index=out.index, dtype=object).fillna("") if len(out) else ""
     return out
 
 

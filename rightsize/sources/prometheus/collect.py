@@ -42,6 +42,7 @@ DISABLES = {
     "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
     "resource_requests": "current requests from metrics (Prometheus-only inventory)",
     "resource_limits": "current limits from metrics (Prometheus-only inventory)",
+    "container_info": "injected sidecars recognised by image (Prometheus-only inventory)",
     "init_resource_requests": "init containers' and native sidecars' requests (Prometheus-only inventory)",
     "init_resource_limits": "init containers' and native sidecars' limits (Prometheus-only inventory)",
     "init_container_info": "telling native sidecars from init containers (Prometheus-only inventory)",
@@ -61,7 +62,7 @@ DISABLES = {
     "istio_response_bytes": "traffic between workloads (HTTP responses)",
 }
 _INVENTORY_ONLY = {"resource_requests", "resource_limits", "hpa_spec_target", "hpa_info", "pdb_expected_pods",
-                   "init_resource_requests", "init_resource_limits", "init_container_info"}
+                   "init_resource_requests", "init_resource_limits", "init_container_info", "container_info"}
 _POD_KEY = ["namespace", "pod", "container"]
 
 
@@ -513,7 +514,7 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
     L = run.labels
     key = ["namespace", "kind", "workload", "container"]
-    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit", "init_request", "init_limit", "init_info"])])
+    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit", "init_request", "init_limit", "init_info", "image"])])
     containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
     alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
     at_end = _with_owners(run, pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"]))
