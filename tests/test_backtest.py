@@ -12,7 +12,7 @@ import pytest
 
 import rightsize as rs
 from rightsize.analysis import backtest as B
-from rightsize.analysis.statistics import RELATIVE_ERROR
+from rightsize.sketch import RELATIVE_ERROR
 from rightsize.demo import generate
 from rightsize.errors import ConfigError
 from rightsize.snapshot import Snapshot, new_meta
@@ -41,7 +41,7 @@ def _snapshot(cpu: np.ndarray, mem: np.ndarray, kills_on_day: dict[int, int] | N
             raw.append({"namespace": "ns", "pod": f"p{i}", "container": "main", "day": int(d),
                         "memory_max_bytes": float(np.nanmax(row[on_day])), "oom_kills": float((kills_on_day or {}).get(int(d), 0))})
     hist, daily = acc.histograms("c1", owners), acc.daily("c1", owners, pd.DataFrame(raw))
-    from rightsize.analysis.statistics import usage_statistics
+    from rightsize.sketch import usage_statistics
 
     usage = usage_statistics(hist, daily, STEP).assign(restarts=0.0, cpu_throttled_ratio=np.nan, oom_kills=0.0)
     ident = dict(zip(("cluster", "namespace", "kind", "workload", "container"), KEY))
@@ -62,14 +62,28 @@ def _days(*levels: float, pods: int = 2) -> np.ndarray:
     return np.vstack([row * (1 + 0.1 * i) for i in range(pods)])
 
 
-def test_split_learns_from_the_earlier_days_only():
+def test_split_learns_from_the_earlier_days_only(tmp_path):
     snap = _snapshot(_days(0.1, 0.1, 0.1, 0.1, 0.6), _days(2.0**28, 2.0**28, 2.0**28, 2.0**28, 2.0**29))
-    train, hist, daily = B.split(snap, test_days=1)
+    train, test = B.split(snap, test_days=1)
     u = train.tables["usage"].iloc[0]
     assert u["cpu_pooled_p99_cores"] == pytest.approx(0.11, rel=RELATIVE_ERROR)  # the busy last day is not in it
     assert u["samples"] == 4 * PER_DAY and u["memory_max_bytes"] == 1.1 * 2**28
     assert train.meta["window_end"] == pd.Timestamp(END - 86400, unit="s", tz="UTC").isoformat()
-    assert set(hist["day"]) == {pd.Timestamp(END - 86400, unit="s", tz="UTC")} and daily["memory_max_bytes"].max() == 1.1 * 2**29
+    # the test day only: its 2 x 288 pod-steps per resource, its peak
+    assert test.cells["cpu"][2].tolist() == [2 * PER_DAY] and test.daily["memory_peak_bytes"].tolist() == [1.1 * 2**29]
+    # the same split when the histograms stream from the file, in batches smaller than the table
+    from rightsize import snapshot as S
+
+    folder = snap.write(tmp_path / "snap")
+    lazy = S.Snapshot.read(folder, lazy=("usage_histograms",))
+    original, S.BATCH_ROWS = S.BATCH_ROWS, 7
+    try:
+        train2, test2 = B.split(lazy, test_days=1)
+    finally:
+        S.BATCH_ROWS = original
+    assert lazy.tables.lazy("usage_histograms") is not None  # streamed, never read whole
+    pd.testing.assert_frame_equal(train2.tables["usage"], train.tables["usage"])
+    assert test2.cells["cpu"][2].tolist() == test.cells["cpu"][2].tolist()
 
 
 def test_replay_against_hand_computed_figures():

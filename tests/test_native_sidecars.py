@@ -12,7 +12,7 @@ import pytest
 
 from promdata import ContainerSpec, Dataset, PodSpec
 from promservers import DATA_HOURS, dataset_end, make_config, start_prometheus
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.analysis.binpack import pod_sizes
 from rightsize.analysis.pod_request import effective_requests
 from rightsize.config import Config

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import rightsize as rs
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.analysis.summary import summarize
 from rightsize.config import Config
 from rightsize.emit.view import _counts

@@ -268,7 +268,7 @@ def test_terminal_summary_fits_one_screen(report):
 
 def test_report_of_the_demo_snapshot(tmp_path):
     """End to end on the bundled demo (real analyses, offline prices): the totals still add up."""
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
     from rightsize.demo import generate
     from rightsize.sources.aws import collect_prices
 
@@ -371,7 +371,7 @@ def test_terminal_summary_in_a_non_tty_log_keeps_every_row_on_one_line(capsys, m
     """A CI log (stdout not a terminal, COLUMNS=80): the top changes table is as wide as it needs, so no
     name is folded into 8-character pieces ("namespac" / "e") and each change is one line."""
     import rightsize as rs
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
 
     monkeypatch.setenv("COLUMNS", "80")
     snapshot = rs.load("demo")

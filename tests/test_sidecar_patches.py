@@ -12,7 +12,7 @@ import pytest
 from binaries import needs_kubectl
 from patchfixtures import WINDOW, kustomize
 from recommend_tables import node, usage_stats
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.analysis.injectors import mesh_summary
 from rightsize.config import Config
 from rightsize.emit.patches import write_patches

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import ConfigError, RightsizeError
-from . import formatting as fmt
+from .. import formatting as fmt
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 RETRY_STATUS = (429, 500, 502, 503, 504)

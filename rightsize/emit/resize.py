@@ -20,7 +20,7 @@ from ..folders import k8s_name_problem, safe_component
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
-from . import formatting as fmt
+from .. import formatting as fmt
 
 FOLDER = "resize"
 LIST = {"main": "containers", "sidecar": "initContainers", "injected": "containers"}
