@@ -233,6 +233,17 @@ def test_wrong_cluster_label_names_the_restriction(prom_server, prom_dataset):
     assert 'cluster="eu"' in str(err.value) and "cluster_label" in str(err.value)
 
 
+def test_a_wrong_path_prefix_hints_at_the_prefix(prom_server, prom_dataset):
+    """A real Prometheus asked under a prefix it does not serve answers 404 '404 page not found': the error
+    says so in plain text (not as a bytes repr) and points at the URL's path prefix."""
+    url = prom_server.url + "/prometheus"
+    with pytest.raises(SourceError) as err:
+        collect(url, prom_dataset.end)
+    message = str(err.value)
+    assert f"{url}: " in message and "HTTP 404: 404 page not found; is [prometheus] url the API's base with its path prefix" in message
+    assert "b'" not in message and "\\n" not in message and "\n" not in message
+
+
 def test_closed_port_is_a_clear_error():
     from promservers import free_port
 

@@ -44,6 +44,10 @@ DISABLES = {
     "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
     "resource_requests": "current requests from metrics (Prometheus-only inventory)",
     "resource_limits": "current limits from metrics (Prometheus-only inventory)",
+    "container_info": "injected sidecars recognised by image (Prometheus-only inventory)",
+    "init_resource_requests": "init containers' and native sidecars' requests (Prometheus-only inventory)",
+    "init_resource_limits": "init containers' and native sidecars' limits (Prometheus-only inventory)",
+    "init_container_info": "telling native sidecars from init containers (Prometheus-only inventory)",
     "replicaset_owner": "Deployment resolution (pods show as owned by their ReplicaSet)",
     "job_owner": "CronJob resolution (pods show as owned by their Job)",
     "pod_info": "placement (pod-hours per node and zone)",
@@ -59,7 +63,7 @@ DISABLES = {
     "istio_request_bytes": "traffic between workloads (HTTP requests)",
     "istio_response_bytes": "traffic between workloads (HTTP responses)",
 }
-_INVENTORY_ONLY = {"resource_requests", "resource_limits", "hpa_spec_target", "hpa_info", "pdb_expected_pods"}
+_INVENTORY_ONLY = {name for name, disables in DISABLES.items() if "(Prometheus-only inventory)" in disables}
 _POD_KEY = ["namespace", "pod", "container"]
 
 
@@ -464,7 +468,7 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
     L = run.labels
     key = ["namespace", "kind", "workload", "container"]
-    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit"])])
+    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit", "init_request", "init_limit", "init_info", "image"])])
     containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
     alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
     at_end = _with_owners(run, pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"]))

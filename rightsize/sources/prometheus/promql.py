@@ -168,9 +168,16 @@ class Queries:
             "cfs_throttled_seconds": inc(m.cpu_throttled_seconds),
         }
         if inventory:
-            for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits)):
+            for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits),
+                                 ("init_request", m.init_resource_requests), ("init_limit", m.init_resource_limits)):
                 s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory')}")
                 parts[stat] = f"max by ({K}, resource) (last_over_time({s}[{W}]))"
+            # a container's image, carried in the resource label (an injected sidecar's image, for [injectors])
+            image = f"max by ({K}, image) (last_over_time({self.sel(m.container_info, namespaces, containers=True)}[{W}]))"
+            parts["image"] = f'max by ({K}, resource) (label_replace({image}, "resource", "$1", "image", "(.*)"))'
+            # an init container's restart policy, carried in the resource label (Always = a native sidecar)
+            info = f"max by ({K}, restart_policy) (last_over_time({self.sel(m.init_container_info, namespaces, containers=True)}[{W}]))"
+            parts["init_info"] = f'max by ({K}, resource) (label_replace({info}, "resource", "$1", "restart_policy", "(.*)"))'
         return _tagged(parts)
 
     def owners_and_series(self, namespaces=None) -> list[str]:
