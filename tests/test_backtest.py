@@ -208,3 +208,25 @@ def test_predicted_ooms_are_named_and_today_is_set_beside_the_kills_seen():
     assert "peak 880Mi reaches the limit" in note
     assert lists["OOM-killed in those days, under today's limits"] == [
         ("ns/app/main", "4 kill(s); today's limits replayed: not predicted (the kill left no sample at the limit)")]
+
+
+def test_training_statistics_computed_a_range_of_containers_at_a_time_are_the_same(monkeypatch):
+    """The demo's training usage, its histogram cells reduced in chunks of a few containers, equals the
+    usage reduced at once (same rows, same order, same figures)."""
+    from rightsize.analysis import cells
+    from rightsize.demo import generate
+
+    snap = generate()
+    whole, _test = B.split(snap, test_days=7)
+    monkeypatch.setattr(cells, "CHUNK_ROWS", 900)
+    chunked, _test = B.split(snap, test_days=7)
+    assert len(list(cells.chunks(*_cells(snap)))) > 5
+    pd.testing.assert_frame_equal(chunked.tables["usage"], whole.tables["usage"])
+
+
+def _cells(snap):
+    from rightsize.analysis import cells
+
+    cut = pd.Timestamp(snap.meta["window_end"]) - pd.Timedelta(days=7)
+    sums = cells.sum_over_days(snap.batches("usage_histograms", cells.COLUMNS), cut)
+    return sums.train, sums.ids

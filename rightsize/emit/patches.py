@@ -217,7 +217,13 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         ps.add(key, rows)
     skipped = add_skips(skipped, ps.extra_skips)
     empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
-    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta)
+    from .resize import landing_lines, urgent_files
+
+    resize = urgent_files(recommendations, snapshot, config)
+    ps.files.update(resize)
+    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta, recommendations=recommendations,
+                                              injectors=config.injectors,
+                                              sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
     _replace_folder(out_dir, ps.files)
@@ -264,7 +270,7 @@ class _PatchSet:
             self._place(key, p, [(f"{p.stem}.yaml", rollout_file(p, ops, self.meta), rollout_target(workload, namespace))]
                         if ops else [])
             return
-        p = build_patch(cluster, namespace, kind, workload, rows, view)
+        p = build_patch(cluster, namespace, kind, workload, rows, view, injectors=self.config.injectors)
         t = target(kind, workload, namespace)
         written = []
         # The JSON6902 removal follows the strategic merge, whose full container list fixes the indexes.
