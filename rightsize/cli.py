@@ -1,4 +1,4 @@
-"""The command line: collect, analyze, report, patch, run (all stages), demo, config.
+"""The command line: collect, doctor, analyze, report, patch, run (all stages), demo, config.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 4 partial result
 (a cluster or shard failed and --allow-partial / several clusters let the run go on).
@@ -228,6 +228,14 @@ def cmd_collect(args, config, log) -> int:
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
+def cmd_doctor(args, config, log) -> int:
+    from .doctor import examine, report
+
+    text, code = report(examine(config, log), config)
+    print(text)
+    return code
+
+
 def cmd_analyze(args, config, log) -> int:
     from .api import analyze
 
@@ -404,7 +412,7 @@ def _load_config(path) -> Config:
     return config
 
 
-COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
+COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
 

@@ -65,6 +65,8 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
         current = target.meta["partial"].setdefault(key, [])
         current.extend(v for v in value if v not in current)
     target.meta["sources"].update(part.meta.get("sources", {}))
+    if part.meta.get("coverage"):
+        target.meta.setdefault("coverage", {}).update(part.meta["coverage"])
 
 
 def read_manifests(config: Config, target: ClusterTarget, log: Log) -> tuple[dict, list]:

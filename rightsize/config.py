@@ -48,6 +48,9 @@ class MetricNames:
     replicaset_owner: str = setting("kube_replicaset_owner", "kube-state-metrics ReplicaSet owner.", kind="str")
     job_owner: str = setting("kube_job_owner", "kube-state-metrics Job owner (CronJob resolution).", kind="str")
     pod_info: str = setting("kube_pod_info", "kube-state-metrics pod info (node).", kind="str")
+    pod_start_time: str = setting("kube_pod_start_time", "kube-state-metrics pod start time (unix seconds): pod lifetimes.", kind="str")
+    pod_completion_time: str = setting("kube_pod_completion_time", "kube-state-metrics pod completion time (unix seconds): lifetimes of finished pods.", kind="str")
+    pod_labels: str = setting("kube_pod_labels", "kube-state-metrics pod labels (only those its --metric-labels-allowlist allows): batch-framework groups.", kind="str")
     node_labels: str = setting("kube_node_labels", "kube-state-metrics node labels.", kind="str")
     node_allocatable: str = setting("kube_node_status_allocatable", "kube-state-metrics node allocatable.", kind="str")
     last_terminated_reason: str = setting("kube_pod_container_status_last_terminated_reason", "kube-state-metrics last termination reason.", kind="str")
@@ -73,7 +76,8 @@ class LabelNames:
     instance_type: str = setting("label_node_kubernetes_io_instance_type", "Instance type label on kube_node_labels.", kind="str")
     capacity_type_eks: str = setting("label_eks_amazonaws_com_capacity_type", "EKS managed node group capacity type label.", kind="str")
     capacity_type_karpenter: str = setting("label_karpenter_sh_capacity_type", "Karpenter capacity type label.", kind="str")
-    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "Node group label used to group idle cost.", kind="str")
+    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "EKS managed node group label on kube_node_labels: a node's group when it has it.", kind="str")
+    node_pool: str = setting("label_karpenter_sh_nodepool", "Karpenter NodePool label on kube_node_labels: a node's group when it has no EKS node group label.", kind="str")
     source_workload: str = setting("source_workload", "Istio source workload label.", kind="str")
     source_namespace: str = setting("source_workload_namespace", "Istio source namespace label.", kind="str")
     destination_workload: str = setting("destination_workload", "Istio destination workload label.", kind="str")
@@ -133,6 +137,14 @@ class KubernetesConfig:
     retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between API retries.", kind="float", unit="seconds", minimum=0)
     default_namespace: str = setting("default", "Namespace of a manifest object that names none.", kind="str")
+
+
+@dataclass(frozen=True)
+class BatchGroupsConfig:
+    argo_workflows: tuple = setting(["workflows.argoproj.io/workflow"], "Pod labels naming an Argo Workflows pod's group (kind ArgoWorkflow): the workflow's name without its run suffix (the CronWorkflow's timestamp or generateName's 5 characters), then the template from the pod's name (<workflow>-<template>-<id>); empty = not grouped.", kind="list")
+    airflow: tuple = setting(["dag_id", "task_id"], "Pod labels naming an Airflow KubernetesPodOperator pod's group (kind AirflowTask); empty = not grouped.", kind="list")
+    spark: tuple = setting(["spark-app-name", "spark-role"], "Pod labels naming a Spark driver's or executor's group (kind SparkApplication); empty = not grouped.", kind="list")
+    tekton: tuple = setting(["tekton.dev/task"], "Pod labels naming a Tekton TaskRun pod's group (kind TektonTask); empty = not grouped.", kind="list")
 
 
 @dataclass(frozen=True)
@@ -332,6 +344,7 @@ class Config:
     general: GeneralConfig = section(GeneralConfig, "General settings.")
     prometheus: PrometheusConfig = section(PrometheusConfig, "The Prometheus-compatible metrics API (Prometheus, Thanos Query, Mimir, VictoriaMetrics).")
     kubernetes: KubernetesConfig = section(KubernetesConfig, "Workload specs: Kubernetes API or manifests.")
+    batch_groups: BatchGroupsConfig = section(BatchGroupsConfig, "Pods that batch frameworks start without a Kubernetes controller (Argo Workflows, Airflow's KubernetesPodOperator, Spark, Tekton) are grouped by these pod labels into one workload per template or task, costed at the pods they ran like CronJobs. With kube-state-metrics, its --metric-labels-allowlist=pods=[...] must export them.")
     pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
     recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
     policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)

@@ -214,6 +214,19 @@ class Snapshot:
             return None
         return hours if hours > 0 else None
 
+    def observed_hours(self, cluster: str) -> float | None:
+        """Hours of the window the server had data for ``cluster`` (meta.json ``coverage``, measured by collect:
+        a server may keep fewer days than the window); the window's hours when not recorded (a snapshot from
+        before coverage was measured, the demo); None when neither is known."""
+        hours = ((self.meta.get("coverage") or {}).get(cluster) or {}).get("hours")
+        return float(hours) if hours else self.window_hours()
+
+    def hours_of(self, clusters: pd.Series) -> np.ndarray:
+        """:meth:`observed_hours` of each row's cluster (NaN unknown): what every per-hour figure divides by."""
+        names = pd.Series(clusters, dtype=object).fillna("").astype(str)
+        hours = {c: self.observed_hours(c) for c in names.unique()}
+        return names.map(lambda c: hours[c] if hours[c] else np.nan).to_numpy(dtype=float)
+
     def warn(self, code: str, message: str, affects: str = "") -> None:
         """Record a data caveat (missing metric, partial data, price estimate) for the report."""
         entry = {"code": code, "message": message, "affects": affects}

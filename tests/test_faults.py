@@ -20,8 +20,10 @@ run here, and each one's docstring says why.
 | patch --overlay whose base lacks every workload | exit 1 with the reason, overlay untouched |
 
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
-`--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests), and
-cross_az_usd_per_month null without Istio data (the summary's tests).
+`--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests),
+cross_az_usd_per_month null without Istio data (the summary's tests), a server keeping fewer days than the
+window (test_coverage.py), missing metric families and forbidden API lists (test_unknown_is_not_no.py,
+test_doctor.py), and impossible input such as requests above allocatable (test_consistency.py).
 """
 import http.server
 import json

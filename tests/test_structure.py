@@ -24,15 +24,15 @@ LONG_MODULES: dict[str, str] = {
 # the declarations (settings, the schema, the config), the snapshot (the contract between the stages), the
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
-    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic"},
-             set()),
+    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
+              "batch_groups"}, set()),
     "storage": ({"s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
     "analysis": ({"analysis"}, {"base", "declarations", "contract"}),
     "emit": ({"emit"}, {"base", "storage", "declarations", "contract", "analysis"}),
-    "stages": ({"collect", "fleet", "demo", "demo_manifests"},
+    "stages": ({"collect", "fleet", "demo", "demo_manifests", "doctor"},
                {"base", "storage", "declarations", "contract", "sources", "analysis", "emit"}),
     "api": ({"api", "plots", ""}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages"}),
     "cli": ({"cli", "arguments"}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages", "api"}),

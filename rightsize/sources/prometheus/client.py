@@ -144,6 +144,18 @@ class Client:
         name = info.get("application") or ("prometheus" if "revision" in info or "goVersion" in info else "unknown")
         return f"{name} {info.get('version', '')}".strip()
 
+    def status(self, name: str) -> dict:
+        """/api/v1/status/<name> (e.g. runtimeinfo: a Prometheus' storageRetention) as a dict; {} when the
+        server does not serve it (VictoriaMetrics, Mimir) or answers anything but JSON success."""
+        self._record({"status": name})
+        try:
+            r = self.session.get(f"{self.url}/api/v1/status/{name}", headers=self.headers, auth=self.auth,
+                                 params=self.params, timeout=self.timeout)
+            body = r.json() if r.status_code == 200 else {}
+        except (requests.exceptions.RequestException, ValueError):
+            return {}
+        return (body.get("data") or {}) if isinstance(body, dict) and body.get("status") == "success" else {}
+
     # --- plumbing -----------------------------------------------------------------------------------
     def _record(self, entry: dict) -> None:
         with self._lock:
