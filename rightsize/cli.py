@@ -1,11 +1,10 @@
-"""The command line: collect, analyze, report, patch, run (all stages), demo, config.
+"""The command line: collect, doctor, analyze, report, patch, run (all stages), demo, config.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 4 partial result
 (a cluster or shard failed and --allow-partial / several clusters let the run go on).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -15,15 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import __version__
+from .arguments import build_parser
 from .config import Config, check_files, help_for_keys, load_config, render_config
+from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, ConfigError, RightsizeError
 from .escape import clean_text
-from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, EXIT_USAGE, ConfigError, RightsizeError
 from .snapshot import Snapshot
-
-EPILOG = """exit codes: 0 ok, 1 error, 2 bad usage or config, 3 a CI threshold in [thresholds] was crossed,
-4 partial result (a cluster or namespace shard could not be collected).
-Every config key is listed by `rightsize config --keys`."""
 
 
 class Terminated(BaseException):
@@ -46,12 +41,6 @@ def say(text: str) -> None:
     """One line on stderr, "rightsize: TEXT", with control characters escaped (escape.clean_text): a name in
     a message can neither forge a line nor drive the terminal."""
     print(f"rightsize: {clean_text(text)}", file=sys.stderr)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit code is 2 as well; keep its usage line
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"rightsize: error: {message}\n")
 
 
 class TerminalLog:
@@ -93,121 +82,6 @@ def _log_function(quiet: bool):
     if sys.stderr.isatty() and not os.environ.get("CI"):
         return TerminalLog()
     return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {clean_text(msg)}", file=sys.stderr, flush=True)
-
-
-def _add_collect_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifests", metavar="PATH", default="",
-                   help="read workload specs from a folder / YAML file (kubectl kustomize or helm template output) instead of the API")
-    p.add_argument("--context", metavar="NAME", default="", help="kubeconfig context to read workloads from")
-    p.add_argument("--allow-partial", action="store_true",
-                   help="go on when a namespace shard still fails after retries; the report lists what is missing (exit 4)")
-    p.add_argument("--prices", choices=("auto", "aws", "offline"), help="override [pricing] source")
-    p.add_argument("--series", metavar="[CLUSTER/]NAMESPACE/KIND/NAME", action="append", default=[],
-                   help="also fetch this workload's usage time series ([general] step) for drill-down in a notebook; repeatable")
-
-
-def _add_overlay_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overlay", metavar="DIR", type=Path, help="existing kustomize overlay to add the patches to (prints the render diff)")
-    p.add_argument("--cluster", metavar="NAME", help="with --overlay and several clusters: whose recommendations go into the overlay")
-
-
-def _days(text: str) -> int:
-    try:
-        days = int(text)
-    except ValueError:
-        days = 0
-    if days < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of days, at least 1")
-    return days
-
-
-def _location(text: str):
-    """--out / --snapshot / --compare: a local folder, or an s3://bucket/prefix (s3.location)."""
-    from .s3 import S3Error, location
-
-    try:
-        return location(text)
-    except S3Error as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _add_snapshot_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--snapshot", metavar="DIR|s3://...", type=_location,
-                   help="snapshot folder written by collect, or a folder (S3 prefix) of cluster snapshots to merge into one "
-                        "fleet report (default: <this week's report folder>/snapshot)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="rightsize", description="Right-size Kubernetes containers and find AWS savings; emits reports and kustomize patches for review.",
-                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"rightsize {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH", default="config.toml",
-                        help="config file (default ./config.toml; missing file = all defaults)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--quiet", action="store_true", help="no progress lines")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    p = sub.add_parser("collect", parents=[common], help="pull usage (Prometheus), specs (Kubernetes API or manifests) and prices (AWS) into a snapshot",
-                       description="Collect a snapshot: usage from the Prometheus-compatible API, workload specs from the Kubernetes API or manifests, and prices from AWS or the bundled catalogue.")
-    _add_collect_options(p)
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
-
-    p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
-                       description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")
-    _add_snapshot_option(p)
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="output folder (default: the snapshot's parent folder)")
-    p.add_argument("--explain", metavar="[CLUSTER/]NAMESPACE/KIND/NAME[:CONTAINER]",
-                   help="print the full reasoning for one workload (or one of its containers) and stop")
-
-    p = sub.add_parser("backtest", parents=[common], help="recommend without the last days, replay them: slack, OOMs, throttling",
-                       description="Recommend from the snapshot's window minus its last --days days and replay those days against "
-                                   "the recommendation (and against today's requests): CPU and memory slack, predicted OOM kills, "
-                                   "containers above their request. Prints a table per namespace and writes backtest.csv.")
-    _add_snapshot_option(p)
-    p.add_argument("--days", type=_days, default=7, help="days at the end of the window to replay (default 7)")
-    p.add_argument("--policy", metavar="NAME|KEY=VALUE,...", action="append", default=[],
-                   help="compare a declared policy (production, non_production, ...) or a what-if of overrides "
-                        "(e.g. cpu_request_percentile=p99,margin=0.25) with the config's policies; repeatable")
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="folder for backtest.csv (default: the snapshot's parent folder)")
-
-    p = sub.add_parser("report", parents=[common], help="write report.md, report.html and the data tables",
-                       description="Analyze a snapshot and write the weekly report: report.md (CI summary), report.html (self-contained), CSV/JSON tables. "
-                                   "Given a folder (or S3 prefix) of several clusters' snapshots, merge them into one fleet report.")
-    _add_snapshot_option(p)
-    p.add_argument("--fleet", action="store_true",
-                   help="merge this week's cluster snapshots: --snapshot <[report] output_dir>/<ISO year-week>/ "
-                        "(with [report] layout = \"{week}/{cluster}\")")
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location,
-                   help="report folder (default: <[report] output_dir>/<[report] layout>, e.g. reports/<ISO year-week>/; "
-                        "for a fleet: <the fleet folder>/_fleet)")
-    p.add_argument("--compare", metavar="DIR|s3://...", type=_location,
-                   help="previous report folder for week-over-week deltas (default: the same folder of the latest earlier week, if present)")
-
-    p = sub.add_parser("patch", parents=[common], help="write kustomize patches for review (never applies anything)",
-                       description="Write one strategic-merge patch per workload with a kustomization.yaml and PATCHES.md, or add them to an existing overlay with --overlay.")
-    _add_snapshot_option(p)
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="patch folder (default: <report folder>/patches)")
-    _add_overlay_options(p)
-
-    p = sub.add_parser("run", parents=[common], help="collect, report and patch in one go (the weekly job)",
-                       description="The weekly job: collect a snapshot, write the report and the patches into reports/<ISO year-week>/.")
-    _add_collect_options(p)
-    p.add_argument("--out", metavar="DIR|s3://...", type=_location,
-                   help="report folder (default: <[report] output_dir>/<[report] layout>, e.g. reports/<ISO year-week>/)")
-    p.add_argument("--compare", metavar="DIR|s3://...", type=_location, help="previous report folder for week-over-week deltas")
-    _add_overlay_options(p)
-
-    p = sub.add_parser("demo", parents=[common], help="run every stage on the bundled demo cluster (no cluster, no AWS, no network)",
-                       description="Generate the deterministic demo snapshot, price it with the offline catalogue, and write the report and patches.")
-    p.add_argument("--out", metavar="DIR", type=Path, default=Path("reports/demo"), help="output folder (default reports/demo)")
-
-    p = sub.add_parser("config", parents=[common], help="print the documented default config.toml (or every key with --keys)",
-                       description="Print the documented config.toml with every key at its default, or a table of keys.")
-    p.add_argument("--keys", action="store_true", help="list every key, its default, type/unit and meaning")
-    p.add_argument("--check", action="store_true", help="validate --config and print nothing on success")
-    return parser
 
 
 def _with_prices(config: Config, prices: str | None) -> Config:
@@ -290,16 +164,33 @@ def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, l
     return result
 
 
+def _overlay_lock(config: Config, overlay: Path, log):
+    """The lock of an overlay, kept in a state folder (the temporary directory) rather than beside the
+    overlay: nothing appears in the GitOps repository, and the file is removed on exit."""
+    import hashlib
+    import tempfile
+
+    from .folders import output_lock
+
+    key = hashlib.sha256(str(Path(overlay).resolve()).encode()).hexdigest()[:16]
+    state = Path(tempfile.gettempdir()) / "rightsize-locks" / f"overlay-{key}.lock"
+    return output_lock(overlay, wait_seconds=config.general.lock_wait, command="rightsize patch --overlay", log=log,
+                       lease_seconds=config.general.lock_lease, lock_file=state)
+
+
 def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log, cluster: str | None = None):
     if overlay:
-        from .emit.overlay import apply_to_overlay
+        from .emit.overlay import DIFF_FILE, apply_to_overlay
 
-        with _locked(config, overlay, "rightsize patch --overlay", log):
+        with _overlay_lock(config, overlay, log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
         _write_beside(out, "PATCHES.md", result.markdown, "PATCHES.md")
-        changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
-        log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
+        if result.diff:
+            _write_beside(out, DIFF_FILE, result.diff, "overlay diff")
+        state = f"updated ({len(result.written)} files written, {len(result.removed)} removed)" if result.written \
+            else f"unchanged ({result.unchanged})"
+        log(f"overlay {overlay} {state}; pull-request text in {out / 'PATCHES.md'}")
         return result
     from .emit.patches import write_patches
 
@@ -308,6 +199,22 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     for warning in result.warnings:
         say(f"warning: {warning}")
     return result
+
+
+def _notify(url: str, config: Config, snapshot, analysis, result, log) -> None:
+    """Post the week's summary to the webhook (``[notify]``) once everything is written; a failure is
+    an error (exit 1) that says the report is there all the same."""
+    if not url:
+        return
+    from .emit.notify import NotifyError, notify
+    from .emit.report import snapshot_week
+
+    clusters = ",".join(str(c) for c in snapshot.meta.get("clusters") or []) or config.general.cluster_name
+    try:
+        notify(config, url, result, analysis.recommendations, snapshot_week(snapshot.meta), clusters)
+    except NotifyError as exc:
+        raise NotifyError(f"{exc}; the report was written to {result.out_dir}") from None
+    log(f"summary posted to the {config.notify.format} webhook in ${config.notify.url_env}")
 
 
 def _summary(analysis, snapshot, config: Config, result=None) -> None:
@@ -329,8 +236,16 @@ def cmd_collect(args, config, log) -> int:
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
+def cmd_doctor(args, config, log) -> int:
+    from .doctor import examine, report
+
+    text, code = report(examine(config, log), config)
+    print(text)
+    return code
+
+
 def cmd_analyze(args, config, log) -> int:
-    from .analysis import analyze
+    from .api import analyze
 
     snapshot = _load_snapshot(config, args.snapshot, log)
     if args.explain:
@@ -401,37 +316,45 @@ def _toml_scalar(text: str):
 
 
 def cmd_report(args, config, log) -> int:
-    from .analysis import analyze
+    from .api import analyze
 
     if args.fleet:
         if args.snapshot:
             raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
         args.snapshot = _this_weeks_fleet(config)
+    from .emit.notify import webhook_url
+
+    url = webhook_url(config)
     snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 
 def cmd_patch(args, config, log) -> int:
-    from .analysis import analyze
+    from .api import analyze
 
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
-    out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
+    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
+    # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
+    out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 
 def cmd_run(args, config, log) -> int:
-    from .analysis import analyze
+    from .api import analyze
     from .collect import collect
 
+    from .emit.notify import webhook_url
+
     check_files(config, args.config)
+    url = webhook_url(config)
     out = _report_dir(config, args.out)
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -439,6 +362,7 @@ def cmd_run(args, config, log) -> int:
         analysis = analyze(snapshot, config)
         result = _write_run(snapshot, analysis, config, out, args, log)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -452,20 +376,22 @@ def _write_run(snapshot, analysis, config, out, args, log):
     if isinstance(out, S3Path):
         snapshot.write(out / "snapshot")
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
-        _write_patches(analysis, snapshot, config, out / "patches", None, log, args.cluster)
+        if not args.overlay:
+            _write_patches(analysis, snapshot, config, out / "patches", None, log, args.cluster)
     else:
         from .emit.report import write_report
 
         def fill(tmp):
             snapshot.write(tmp / "snapshot")
             box["report"] = write_report(snapshot, analysis, config, out, args.compare, progress=log, into=tmp)
-            box["patches"] = _patches_into(analysis, snapshot, config, tmp / "patches", out / "patches", args.cluster)
+            if not args.overlay:  # with --overlay the patches go into the overlay, after the swap
+                box["patches"] = _patches_into(analysis, snapshot, config, tmp / "patches", out / "patches", args.cluster)
 
         box: dict = {}
         replace_folder(out, fill, what="run outputs", keep_others=True)
         result = box["report"]
         log(f"snapshot, report and patches written to {out} (report.md, report.html, patches/)")
-        for warning in box["patches"].warnings:
+        for warning in box["patches"].warnings if "patches" in box else []:
             say(f"warning: {warning}")
     if args.overlay:
         _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
@@ -483,7 +409,7 @@ def _patches_into(analysis, snapshot, config, staged, out, cluster):
 
 
 def cmd_demo(args, config, log) -> int:
-    from .analysis import analyze
+    from .api import analyze
     from .demo import generate
     from .sources.aws import collect_prices
 
@@ -536,13 +462,16 @@ def _load_config(path) -> Config:
     return config
 
 
-COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
+COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
+    from .sources.prometheus.execute import return_freed_memory
+
+    return_freed_memory()  # every command streams large buffers: give them back to the system once freed
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

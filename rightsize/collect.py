@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 from .config import Config
 from .escape import clean_text
 from .errors import ConfigError, RightsizeError, SourceError
@@ -66,6 +66,8 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
         current = target.meta["partial"].setdefault(key, [])
         current.extend(v for v in value if v not in current)
     target.meta["sources"].update(part.meta.get("sources", {}))
+    if part.meta.get("coverage"):
+        target.meta.setdefault("coverage", {}).update(part.meta["coverage"])
 
 
 def read_manifests(config: Config, target: ClusterTarget, log: Log) -> tuple[dict, list]:
@@ -168,7 +170,7 @@ def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None
             path = target.manifests or config.kubernetes.manifests
             if not Path(path).exists():
                 raise SourceError(f"{path}: manifests not found (--manifests or [kubernetes] manifests)")
-    from .sources.aws import require_credentials
+    from .sources.price_list import require_credentials
 
     require_credentials(config)
 
@@ -214,7 +216,7 @@ def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, 
     """
     key = ["cluster", "namespace", "kind", "workload", "container"]
     containers = part.tables["containers"]
-    main = containers.loc[containers["container_type"] == "main", key].drop_duplicates()
+    main = containers.loc[containers["container_type"].isin(["main", "sidecar"]), key].drop_duplicates()
     if main.empty:
         return
     seen = part.tables["usage"][key].drop_duplicates().assign(_seen=True)

@@ -16,9 +16,9 @@ from typing import Any
 from .errors import ConfigError
 from .refs import FORMS as WORKLOAD_FORMS
 from .refs import WorkloadRef
-from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
+from .settings import fields_of, key_rows, parse_value, render_toml, section, setting, table_list, table_map
 
-from .analysis.statistics import BASES, DEFAULT_BASIS
+from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
 MAX_WINDOW_SECONDS = 3650 * 86400.0  # ten years: beyond any store's retention, and within what datetimes hold
 
@@ -42,10 +42,17 @@ class MetricNames:
     cpu_throttled_seconds: str = setting("container_cpu_cfs_throttled_seconds_total", "cAdvisor throttled time counter (seconds): the CPU time a limit held back.", kind="str")
     resource_requests: str = setting("kube_pod_container_resource_requests", "kube-state-metrics container requests.", kind="str")
     resource_limits: str = setting("kube_pod_container_resource_limits", "kube-state-metrics container limits.", kind="str")
+    container_info: str = setting("kube_pod_container_info", "kube-state-metrics container info: its image label lets [injectors] images recognise an injected sidecar (Prometheus-only inventory).", kind="str")
+    init_resource_requests: str = setting("kube_pod_init_container_resource_requests", "kube-state-metrics init container requests (native sidecars among them).", kind="str")
+    init_resource_limits: str = setting("kube_pod_init_container_resource_limits", "kube-state-metrics init container limits.", kind="str")
+    init_container_info: str = setting("kube_pod_init_container_info", "kube-state-metrics init container info: its restart_policy label (Always = a native sidecar) needs kube-state-metrics 2.10 or later.", kind="str")
     pod_owner: str = setting("kube_pod_owner", "kube-state-metrics pod owner.", kind="str")
     replicaset_owner: str = setting("kube_replicaset_owner", "kube-state-metrics ReplicaSet owner.", kind="str")
     job_owner: str = setting("kube_job_owner", "kube-state-metrics Job owner (CronJob resolution).", kind="str")
     pod_info: str = setting("kube_pod_info", "kube-state-metrics pod info (node).", kind="str")
+    pod_start_time: str = setting("kube_pod_start_time", "kube-state-metrics pod start time (unix seconds): pod lifetimes.", kind="str")
+    pod_completion_time: str = setting("kube_pod_completion_time", "kube-state-metrics pod completion time (unix seconds): lifetimes of finished pods.", kind="str")
+    pod_labels: str = setting("kube_pod_labels", "kube-state-metrics pod labels (only those its --metric-labels-allowlist allows): batch-framework groups.", kind="str")
     node_labels: str = setting("kube_node_labels", "kube-state-metrics node labels.", kind="str")
     node_allocatable: str = setting("kube_node_status_allocatable", "kube-state-metrics node allocatable.", kind="str")
     last_terminated_reason: str = setting("kube_pod_container_status_last_terminated_reason", "kube-state-metrics last termination reason.", kind="str")
@@ -71,7 +78,8 @@ class LabelNames:
     instance_type: str = setting("label_node_kubernetes_io_instance_type", "Instance type label on kube_node_labels.", kind="str")
     capacity_type_eks: str = setting("label_eks_amazonaws_com_capacity_type", "EKS managed node group capacity type label.", kind="str")
     capacity_type_karpenter: str = setting("label_karpenter_sh_capacity_type", "Karpenter capacity type label.", kind="str")
-    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "Node group label used to group idle cost.", kind="str")
+    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "EKS managed node group label on kube_node_labels: a node's group when it has it.", kind="str")
+    node_pool: str = setting("label_karpenter_sh_nodepool", "Karpenter NodePool label on kube_node_labels: a node's group when it has no EKS node group label.", kind="str")
     source_workload: str = setting("source_workload", "Istio source workload label.", kind="str")
     source_namespace: str = setting("source_workload_namespace", "Istio source namespace label.", kind="str")
     destination_workload: str = setting("destination_workload", "Istio destination workload label.", kind="str")
@@ -136,6 +144,14 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class BatchGroupsConfig:
+    argo_workflows: tuple = setting(["workflows.argoproj.io/workflow"], "Pod labels naming an Argo Workflows pod's group (kind ArgoWorkflow): the workflow's name without its run suffix (the CronWorkflow's timestamp or generateName's 5 characters), then the template from the pod's name (<workflow>-<template>-<id>); empty = not grouped.", kind="list")
+    airflow: tuple = setting(["dag_id", "task_id"], "Pod labels naming an Airflow KubernetesPodOperator pod's group (kind AirflowTask); empty = not grouped.", kind="list")
+    spark: tuple = setting(["spark-app-name", "spark-role"], "Pod labels naming a Spark driver's or executor's group (kind SparkApplication); empty = not grouped.", kind="list")
+    tekton: tuple = setting(["tekton.dev/task"], "Pod labels naming a Tekton TaskRun pod's group (kind TektonTask); empty = not grouped.", kind="list")
+
+
+@dataclass(frozen=True)
 class PricingConfig:
     source: str = setting("auto", "auto (AWS if credentials are found, else offline), aws, or offline (bundled list prices).", kind="str", choices=("auto", "aws", "offline"))
     region: str = setting("", "AWS region; empty takes it from the nodes' topology.kubernetes.io/region label.", kind="str")
@@ -195,6 +211,11 @@ class Policy:
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
 
+    def __post_init__(self) -> None:
+        # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.
+        for name in ("cpu_request_percentile", "memory_request_percentile"):
+            object.__setattr__(self, name, StatisticName(getattr(self, name)))
+
 
 def _default_policies() -> dict:
     return {
@@ -203,6 +224,31 @@ def _default_policies() -> dict:
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
         ),
+    }
+
+
+@dataclass(frozen=True)
+class Injector:
+    containers: tuple = setting([], "Names (shell globs) of the container the injector adds to each pod, e.g. [\"istio-proxy\"]. A container so named that the workload's spec (API or manifests) does not declare is the injector's: it is sized through the annotations below on the pod template, never patched into the containers list (kustomize would add a container without an image). With the kube-state-metrics inventory, which knows no spec, the name alone decides.", kind="list")
+    images: tuple = setting([], "Images (shell globs) of that container, for an inventory that records images.", kind="list")
+    cpu_request: str = setting("", "Pod template annotation that sets the injected container's CPU request (empty: the injector has none).", kind="str")
+    cpu_limit: str = setting("", "Annotation for its CPU limit.", kind="str")
+    memory_request: str = setting("", "Annotation for its memory request.", kind="str")
+    memory_limit: str = setting("", "Annotation for its memory limit.", kind="str")
+    global_setting: str = setting("", "Where the injector's mesh-wide default resources are set, named in PATCHES.md's mesh-wide summary.", kind="str")
+
+
+def _default_injectors() -> dict:
+    return {
+        "istio": Injector(containers=("istio-proxy",), images=("*/proxyv2:*", "*/proxyv2"),
+                          cpu_request="sidecar.istio.io/proxyCPU", cpu_limit="sidecar.istio.io/proxyCPULimit",
+                          memory_request="sidecar.istio.io/proxyMemory", memory_limit="sidecar.istio.io/proxyMemoryLimit",
+                          global_setting="Istio's values.global.proxy.resources (istiod Helm values or IstioOperator)"),
+        "linkerd": Injector(containers=("linkerd-proxy",), images=("*/linkerd/proxy:*",),
+                            cpu_request="config.linkerd.io/proxy-cpu-request", cpu_limit="config.linkerd.io/proxy-cpu-limit",
+                            memory_request="config.linkerd.io/proxy-memory-request",
+                            memory_limit="config.linkerd.io/proxy-memory-limit",
+                            global_setting="Linkerd's proxy.resources (linkerd-control-plane Helm values)"),
     }
 
 
@@ -276,6 +322,17 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    url_env: str = setting("", "Environment variable holding the chat webhook's URL (the URL is a secret: never put it in this file); empty = no notification. report and run post the week's summary (money, OOM risks, the top changes, a link to the report) once the report is written; a post that still fails after its retries exits 1 and leaves the report as written.", kind="str")
+    format: str = setting("slack", "Payload of the webhook: slack (an incoming webhook: blocks with plain-text names), teams (a Teams Workflows webhook: an Adaptive Card), or generic (the figures as JSON, for any receiver).", kind="str", choices=("slack", "teams", "generic"))
+    report_url: str = setting("", "Link to the report in the message, from {week} and {cluster}, e.g. \"https://reports.example.internal/{week}/{cluster}/report.html\"; empty = the report folder's path.", kind="str")
+    top_n: int = setting(5, "Changes (largest savings) and OOM risks listed in the message.", kind="int", minimum=0)
+    timeout: float = setting("10s", "Timeout of one webhook request.", kind="duration", unit="seconds", positive=True)
+    retries: int = setting(3, "Retries of the webhook on connection errors, 429 and 5xx answers (Retry-After honoured), with exponential backoff.", kind="int", minimum=0)
+    backoff: float = setting(1.0, "Backoff factor between webhook retries.", kind="float", unit="seconds", minimum=0)
+
+
+@dataclass(frozen=True)
 class ClusterEntry:
     name: str = setting("", "Cluster name (required).", kind="str")
     prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="optional_url")
@@ -291,9 +348,11 @@ class Config:
     general: GeneralConfig = section(GeneralConfig, "General settings.")
     prometheus: PrometheusConfig = section(PrometheusConfig, "The Prometheus-compatible metrics API (Prometheus, Thanos Query, Mimir, VictoriaMetrics).")
     kubernetes: KubernetesConfig = section(KubernetesConfig, "Workload specs: Kubernetes API or manifests.")
+    batch_groups: BatchGroupsConfig = section(BatchGroupsConfig, "Pods that batch frameworks start without a Kubernetes controller (Argo Workflows, Airflow's KubernetesPodOperator, Spark, Tekton) are grouped by these pod labels into one workload per template or task, costed at the pods they ran like CronJobs. With kube-state-metrics, its --metric-labels-allowlist=pods=[...] must export them.")
     pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
     recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
     policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)
+    injectors: dict = table_map(Injector, "Sidecar injectors by name (istio and linkerd exist by default; add e.g. [injectors.vault] with containers = [\"vault-agent\"] and the vault.hashicorp.com/agent-requests-cpu family): how an injected container is recognised and which pod template annotations size it.", _default_injectors, item="Injector")
     policy_rules: tuple = table_list(PolicyRule, "Extra rules mapping namespaces to policies, first match wins (before the shortcuts in [recommend]).")
     overrides: tuple = table_list(WorkloadOverride, "Per-workload overrides.")
     spot: SpotConfig = section(SpotConfig, "Spot suitability.")
@@ -302,6 +361,7 @@ class Config:
     thresholds: ThresholdConfig = section(ThresholdConfig, "CI thresholds: exit code 3 when a finding crosses one.")
     patches: PatchConfig = section(PatchConfig, "Kustomize patches.")
     fleet: FleetConfig = section(FleetConfig, "Fleet reports: one report merged from the snapshots of many clusters.")
+    notify: NotifyConfig = section(NotifyConfig, "Delivery: the week's summary posted to a chat webhook (Slack, Teams or generic JSON).")
     clusters: tuple = table_list(ClusterEntry, "Several clusters in one run, each with its own metrics and specs.")
 
     def policy(self, name: str) -> Policy:
@@ -475,6 +535,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
     problems = [("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
                 ("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
+                ("notify.report_url", layout_problem(config.notify.report_url, ("week", "cluster"), "its URL")),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))
                  for f in fields_of(MetricNames)]
@@ -503,7 +564,7 @@ def _header_problems(config: Config) -> list[tuple[str, str]]:
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
     from .s3 import S3Error, S3Path
-    from .sources.prometheus.sigv4 import REGION, ROLE_ARN
+    from .aws_client import REGION, ROLE_ARN
 
     p = config.prometheus
     sigv4 = p.auth == "sigv4"
@@ -525,76 +586,18 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _comment(text: str) -> list[str]:
-    return [f"# {line}" for line in text.splitlines()]
-
-
-def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
-    for f in fields_of(cls):
-        kind = f.metadata["kind"]
-        if kind in ("section", "table_map", "table_list"):
-            nested.append(f)
-            continue
-        meta = f.metadata
-        lines += _comment(f"{meta['help']} ({describe(meta)})")
-        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+_INTRO = (
+    "# rightsize configuration. Every key is optional; the values shown are the defaults.",
+    "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
+    "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
+)
 
 
 def render_config(config: Config | None = None) -> str:
     """The documented config.toml: every key with its help, unit and (default) value."""
-    config = config or Config()
-    lines = [
-        "# rightsize configuration. Every key is optional; the values shown are the defaults.",
-        "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
-        "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
-    ]
-
-    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
-        lines.append("")
-        lines.extend(_comment(help_text))
-        lines.append(f"[[{header}]]" if array else f"[{header}]")
-        nested: list = []
-        _render_fields(obj, cls, header, lines, nested)
-        for f in nested:
-            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
-
-    def emit_nested(value, f, header):
-        kind = f.metadata["kind"]
-        if kind == "section":
-            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
-        elif kind == "table_map":
-            for name, item in value.items():
-                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
-        elif kind == "table_list":
-            lines.append("")
-            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
-            example: list[str] = [f"[[{header}]]"]
-            for sub in fields_of(f.metadata["cls"]):
-                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
-            lines.extend(f"# {line}" for line in example)
-
-    for f in fields_of(Config):
-        emit_nested(getattr(config, f.name), f, f.name)
-    return "\n".join(lines) + "\n"
+    return render_toml(config or Config(), _INTRO)
 
 
 def help_for_keys() -> list[tuple[str, str, str, str]]:
     """(key, default, expected, help) for every scalar setting, for CLI help and the README."""
-    rows: list[tuple[str, str, str, str]] = []
-
-    def walk(cls, obj, prefix):
-        for f in fields_of(cls):
-            kind = f.metadata["kind"]
-            key = f"{prefix}.{f.name}" if prefix else f.name
-            if kind == "section":
-                walk(f.metadata["cls"], getattr(obj, f.name), key)
-            elif kind == "table_map":
-                for name, item in getattr(obj, f.name).items():
-                    walk(f.metadata["cls"], item, f"{key}.{name}")
-            elif kind == "table_list":
-                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
-            else:
-                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
-
-    walk(Config, Config(), "")
-    return rows
+    return key_rows(Config())

@@ -18,8 +18,8 @@ identity) and analysed as one: fleet totals, per cluster, per team, top lists ac
   complete snapshot, one whose snapshot cannot be read, and one whose window ended more than ``[fleet]
   max_age`` before the newest are listed as missing and left out; ``[thresholds]
   fail_on_missing_clusters`` turns that into exit 3.
-- Windows of different lengths are put on the fleet's window: pod-hours, node hours and traffic bytes of
-  such a cluster are scaled by fleet hours / its hours, so every average (pods, nodes, bytes per month)
+- Windows of different lengths keep their own hours: meta.json ``coverage`` records each cluster's, and
+  every average (pods, nodes, bytes per month) divides a cluster's pod-hours, node hours and traffic by them, so it
   stays its own.
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from .escape import clean_text
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
+from .usage_stats import policies_need_histograms
 
 PER_POD_TABLES = ("usage_histograms", "usage_daily")
 FLEET_REPORT = "_fleet"  # where a fleet report goes by default: not a cluster name (EKS names start with a letter or digit)
@@ -124,13 +125,7 @@ def previous_names(root) -> tuple[list[str], str]:
 
 def needs_histograms(config) -> bool:
     """A policy asks for a statistic the usage table does not carry (computed from the histograms)."""
-    from .analysis.statistics import column_for, usage_column
-
-    for pol in config.policies.values():
-        for resource, stat in (("cpu", pol.cpu_request_percentile), ("memory", pol.memory_request_percentile)):
-            if column_for(resource, stat, pol.per_replica, pol.usage_half_life) != usage_column(resource, stat, pol.per_replica):
-                return True
-    return False
+    return policies_need_histograms(config.policies.values())
 
 
 # --- reading and merging -------------------------------------------------------------------------------
@@ -205,9 +200,9 @@ def merge(fleet: Fleet, skip: tuple[str, ...]) -> Snapshot:
     end = max(e.window_end for e in good)
     hours = max(e.snap.window_hours() or 0.0 for e in good)
     start = end - pd.Timedelta(hours=hours)
-    parts = [_on_window(e.snap, hours) for e in good]
-    tables = {name: _concat([p.tables[name] for p in parts]) for name in TABLES}
+    tables = {name: _concat([e.snap.tables[name] for e in good]) for name in TABLES}
     meta = _merged_meta([e.snap.meta for e in good], start, end)
+    meta["coverage"] = {c: v for e in good for c, v in _coverage(e).items()}
     tables["prices"] = _prices(tables["prices"], meta)
     meta["fleet"] = _fleet_meta(fleet, good, skip)
     if skip:
@@ -216,7 +211,7 @@ def merge(fleet: Fleet, skip: tuple[str, ...]) -> Snapshot:
     lengths = sorted({round(e.snap.window_hours() or 0.0, 3) for e in good})
     if len(lengths) > 1:
         snap.warn("fleet_windows", f"the clusters' windows differ in length ({', '.join(f'{h / 24:g} d' for h in lengths)}): "
-                  f"pod-hours, node hours and traffic are put on the fleet's {hours / 24:g} d window", "fleet")
+                  "each cluster's pod-hours, node hours and traffic are divided by its own hours", "fleet")
     for m in meta["fleet"]["missing"]:
         snap.warn("cluster_missing", f"cluster {m['cluster']!r} is missing from the fleet report: {m['reason']}", m["cluster"])
     return snap.validate()
@@ -294,21 +289,12 @@ def _clusters_of(e: Entry) -> list[str]:
     return sorted(names | set(e.snap.tables["containers"]["cluster"].astype(str)))
 
 
-def _on_window(snap: Snapshot, hours: float) -> Snapshot:
-    """``snap`` with its window-summed quantities scaled to a window of ``hours`` (unchanged when equal)."""
-    own = snap.window_hours() or hours
-    factor = hours / own
-    if abs(factor - 1.0) < 1e-9:
-        return snap
-    scaled = dict(snap.tables)
-    for table, columns in (("placement", ["pod_hours"]), ("nodes", ["hours_seen"]),
-                           ("traffic", ["bytes", "request_bytes", "response_bytes"])):
-        frame = scaled[table].copy()
-        for col in columns:
-            if col in frame:
-                frame[col] = frame[col] * factor
-        scaled[table] = frame
-    return Snapshot(tables=scaled, meta=snap.meta)
+def _coverage(e: Entry) -> dict:
+    """meta.json ``coverage`` of an entry's clusters: as collected, else its own window (a snapshot from before
+    coverage was measured), so each cluster's per-hour figures keep their own hours in the merged snapshot."""
+    own = dict(e.snap.meta.get("coverage") or {})
+    window = {"start": e.snap.meta.get("window_start"), "end": e.snap.meta.get("window_end"), "hours": e.snap.window_hours()}
+    return {c: own.get(c) or window for c in _clusters_of(e)}
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -97,7 +97,8 @@ def _strings(col: pd.Series) -> pd.Series:
     return col.fillna("").astype(str)
 
 
-BATCH_ROWS = 2_000_000  # rows of a per-pod table read at once when it streams (about 60 MB in pandas)
+PER_POD = ("usage_histograms", "usage_daily")  # the tables with a row per pod and day: the bulk of a snapshot
+BATCH_ROWS = 1_000_000  # rows of a per-pod table read at once when it streams (about 40 MB of Arrow)
 
 
 @dataclass
@@ -215,6 +216,19 @@ class Snapshot:
             return None
         return hours if hours > 0 else None
 
+    def observed_hours(self, cluster: str) -> float | None:
+        """Hours of the window the server had data for ``cluster`` (meta.json ``coverage``, measured by collect:
+        a server may keep fewer days than the window); the window's hours when not recorded (a snapshot from
+        before coverage was measured, the demo); None when neither is known."""
+        hours = ((self.meta.get("coverage") or {}).get(cluster) or {}).get("hours")
+        return float(hours) if hours else self.window_hours()
+
+    def hours_of(self, clusters: pd.Series) -> np.ndarray:
+        """:meth:`observed_hours` of each row's cluster (NaN unknown): what every per-hour figure divides by."""
+        names = pd.Series(clusters, dtype=object).fillna("").astype(str)
+        hours = {c: self.observed_hours(c) for c in names.unique()}
+        return names.map(lambda c: hours[c] if hours[c] else np.nan).to_numpy(dtype=float)
+
     def warn(self, code: str, message: str, affects: str = "") -> None:
         """Record a data caveat (missing metric, partial data, price estimate) for the report."""
         entry = {"code": code, "message": message, "affects": affects}
@@ -306,7 +320,9 @@ def _read_parquet(f: Path, name: str) -> pd.DataFrame:
         # pyarrow reads the file itself: pandas would hand it a Python file object, whose buffers
         # pyarrow 14-15 may release from a background thread at interpreter exit, which aborts the
         # process (SIGABRT instead of our exit code; apache/arrow#34314)
-        return pq.read_table(str(f)).to_pandas()
+        # the per-pod tables' names as categoricals (a few thousand names over a million rows)
+        names = [c.name for c in TABLES[name] if c.dtype == "str"] if name in PER_POD else None
+        return pq.read_table(str(f), read_dictionary=names).to_pandas()
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
 

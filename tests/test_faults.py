@@ -20,8 +20,10 @@ run here, and each one's docstring says why.
 | patch --overlay whose base lacks every workload | exit 1 with the reason, overlay untouched |
 
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
-`--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests), and
-cross_az_usd_per_month null without Istio data (the summary's tests).
+`--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests),
+cross_az_usd_per_month null without Istio data (the summary's tests), a server keeping fewer days than the
+window (test_coverage.py), missing metric families and forbidden API lists (test_unknown_is_not_no.py,
+test_doctor.py), and impossible input such as requests above allocatable (test_consistency.py).
 """
 import http.server
 import json
@@ -558,9 +560,8 @@ def test_a_lock_file_is_never_truncated(tmp_path):
     out = tmp_path / "week"
     with output_lock(out, wait_seconds=0, command="rightsize run"):
         held = lock_path(out).read_bytes()
-        assert json.loads(held)["command"] == "rightsize run"
-    size = lock_path(out).stat().st_size
-    assert size == len(held) and lock_path(out).read_bytes().strip() == b""  # cleared in place, same size
+        assert json.loads(held)["command"] == "rightsize run" and len(held) == 1024  # written in place, padded
+    assert not lock_path(out).exists()  # removed when the run ends, never truncated while another may read it
 
 
 def test_a_symlinked_out_is_written_where_it_points_and_a_dangling_one_refused(demo, tmp_path):
@@ -573,7 +574,7 @@ def test_a_symlinked_out_is_written_where_it_points_and_a_dangling_one_refused(d
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert (real / "report.md").is_file() and (real / "notes.txt").read_text() == "kept"
     assert (real / "snapshot" / "meta.json").is_file()  # the target's files were not moved out
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".real.lock", "link", "real"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
     dangling = tmp_path / "dangling"
     dangling.symlink_to(tmp_path / "nowhere")
     proc = rightsize("report", "--snapshot", real / "snapshot", "--out", dangling)
@@ -1021,3 +1022,53 @@ def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_wai
             earlier = read(target).meta["created_at"]
     finally:
         server.stop()
+
+
+def test_the_lock_file_is_removed_on_exit_and_a_waiter_holds_the_next_one(tmp_path):
+    """A lock file is gone once its holder is done (also after an error), and a run that was waiting on the
+    removed file takes the lock on the new one: two waiters never both hold it."""
+    import threading
+
+    from rightsize.errors import LockedError
+    from rightsize.folders import lock_path, output_lock
+
+    folder = tmp_path / "week"
+    with output_lock(folder, wait_seconds=0):
+        assert lock_path(folder).exists()
+    assert not lock_path(folder).exists()
+    with pytest.raises(RuntimeError), output_lock(folder, wait_seconds=0):
+        raise RuntimeError("a failed run")
+    assert not lock_path(folder).exists()
+
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def waiter():
+        with output_lock(folder, wait_seconds=30):
+            holding.set()
+            release.wait(30)
+        done.set()
+
+    with output_lock(folder, wait_seconds=0):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)  # the waiter has opened the file this holder is about to remove
+        assert not holding.is_set()
+    assert holding.wait(30)
+    with pytest.raises(LockedError):
+        with output_lock(folder, wait_seconds=0):
+            pass
+    release.set()
+    assert done.wait(30)
+    thread.join()
+    assert not lock_path(folder).exists()
+
+
+def test_a_lock_in_a_state_folder_leaves_nothing_beside_the_folder(tmp_path):
+    from rightsize.folders import output_lock
+
+    overlay = tmp_path / "repo" / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    state = tmp_path / "state" / "overlay.lock"
+    with output_lock(overlay, wait_seconds=0, lock_file=state):
+        assert state.exists() and sorted(p.name for p in overlay.parent.iterdir()) == ["prod"]
+    assert not state.exists()

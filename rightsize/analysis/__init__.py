@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:  # the package is imported by schema.py and config.py (statistics registry): no cycle
-    from ..config import Config
-    from ..snapshot import Snapshot
+from ..config import Config
+from ..refs import refs_text
+from ..schema import CONTAINER_KEY, WORKLOAD_KEY
+from ..snapshot import Snapshot
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
     node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
+    requests_vs_bill: dict | None = None  # consistency.requests_vs_bill: the requests' cost against the bill, in parts
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.BACKTEST_COLUMNS (empty: not run)
     backtest_note: str = ""  # why there is no backtest ('' when there is one or it was not asked for)
 
@@ -32,9 +34,6 @@ class Analysis:
 def unmatched_usage(snapshot: Snapshot) -> list[dict]:
     """Caveats for usage that no container spec claims (e.g. a workload missing from the manifests):
     those containers get no recommendation, and the report must say so rather than drop them silently."""
-    from ..refs import refs_text
-    from ..schema import CONTAINER_KEY
-
     usage, specs = snapshot.tables["usage"], snapshot.tables["containers"]
     if usage.empty:
         return []
@@ -50,32 +49,8 @@ def unmatched_usage(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations"}]
 
 
-def instance_candidates() -> pd.DataFrame:
-    """List prices and shapes of every instance type in the bundled catalogue (region, instance_type,
-    vcpu, memory_gib, usd_per_hour), for binpack's best type per family. Reads the package's data files
-    once per process; regions the catalogue does not price use us-east-1's list prices (as pricing does)."""
-    from ..sources.price_catalogue import load_catalogue
-
-    catalogue = load_catalogue()
-    return catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
-
-
-def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
-    """``candidates`` (instance_candidates) for every region of the snapshot's nodes."""
-    from ..sources.price_catalogue import FALLBACK_REGION
-
-    regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
-        (snapshot.meta.get("pricing") or {}).get("regions") or [])
-    priced = set(candidates["region"])
-    frames = [candidates[candidates["region"] == (r if r in priced else FALLBACK_REGION)].assign(region=r) for r in regions]
-    return pd.concat(frames, ignore_index=True) if frames else candidates.iloc[0:0]
-
-
 def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> list[dict]:
     """A caveat for workloads costed at some pods that have no placement: the bin-packing leaves them out."""
-    from ..refs import refs_text
-    from ..schema import WORKLOAD_KEY
-
     keys = list(WORKLOAD_KEY)
     if recommendations.empty:
         return []
@@ -92,26 +67,34 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
-    """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
-    (default: the bundled catalogue, see instance_candidates)."""
-    from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
+    """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
+    every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
+    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
+    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
+    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
-    candidates = instance_candidates() if candidates is None else candidates
+    nodes = cost.node_requests(snapshot, config)
+    hpm = config.general.hours_per_month
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
         cross_az=cross_az.cross_az_costs(snapshot, config),
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-        idle=cost.idle_costs(snapshot, config),
+        idle=cost.idle_costs(snapshot, config, nodes),
         node_prices=cost.node_unit_prices(snapshot, config),
-        node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
+        node_groups=binpack.node_groups(snapshot, recs, config, candidates),
+        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + consistency.caveats(snapshot, nodes, hpm),
     )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
     result.summary = summary.summarize(result, snapshot, config)
+    totals = result.summary["totals"]
+    result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
+    result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
+    result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
     return result
 
 
@@ -125,8 +108,11 @@ def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: d
     why = backtest.can_backtest(snapshot, test_days)
     if why:
         return pd.DataFrame(), why
+    from ..usage_stats import policies_need_histograms
+
     runs = policies or {"recommended": config}
-    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
-    train, test = backtest.split(snapshot, test_days, keep_days=decayed)
+    every = [p for cfg in runs.values() for p in cfg.policies.values()]
+    decayed = any(p.usage_half_life for p in every)
+    train, test = backtest.split(snapshot, test_days, keep_days=decayed, names=decayed or policies_need_histograms(every))
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
     return backtest.compare(recs, test), ""

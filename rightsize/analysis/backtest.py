@@ -7,8 +7,10 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
-  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
+  sample of the test days reaches it (``predicted_oom_day``: the first such day); ``oom_kills``: the kills
+  observed in the test days under today's limits, and ``memory_censored`` when there were any (its peak
+  there is a lower bound: whether a higher limit holds cannot be replayed, and a kill between two scrapes
+  leaves no sample at the limit, so today's replay can predict fewer kills than happened);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
 
@@ -24,8 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
+from .cells import COLUMNS, chunks, sum_over_days
 
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
@@ -39,81 +44,58 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
                 "run `rightsize backtest` on a cluster's snapshot")
     if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
-    hours = snapshot.window_hours() or 0.0
+    window = snapshot.window_hours() or 0.0
+    hours = min([snapshot.observed_hours(c) or 0.0 for c in snapshot.meta.get("clusters") or []] or [window])
     if hours < (test_days + min_train_days) * 24:
-        return f"the window ({hours / 24:.1f} d) is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
+        what = f"the window ({window / 24:.1f} d)" if hours >= window else f"the data ({hours / 24:.1f} d of the {window / 24:.1f} d window)"
+        return f"{what} is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
     return ""
 
 
-_TRAIN_KEYS = list(CONTAINER_KEY) + ["pod", "basis", "resource", "bucket"]
-_TEST_KEYS = list(CONTAINER_KEY) + ["basis", "resource", "bucket"]
-
-
-def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
     last ``test_days`` (its window ends there); the test days are reduced for the replay.
 
-    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held):
-    each batch's cells are summed over days, per pod for the training part (per pod and day with
-    ``keep_days``, which a decayed statistic needs) and per container for the test part, with Arrow's
-    hash aggregation. The training snapshot's histograms are those sums, dated at its last day."""
+    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
+    and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
+    ``keep_days``, which a decayed statistic needs), per container for the test part. The training
+    snapshot's histograms are those sums (without a day column unless ``keep_days``, and without the
+    container and pod names unless ``names``: only a policy asking for a statistic the usage table does
+    not carry reads them again)."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    train_keys = _TRAIN_KEYS + (["day"] if keep_days else [])
-    train_h, test_h = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, train_keys)
-    if not keep_days:
-        train_h["day"] = cut - pd.Timedelta(seconds=DAY_SECONDS)
+    sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
+    train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
-    usage = _training_usage(snapshot, train_h, train_d)
+    usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), TestDays.of(test_h, test_d)
+    return Snapshot(tables=tables, meta=meta), TestDays.of(sums.test, test_d)
 
 
-def _summed(batches, cut: pd.Timestamp, train_keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
-    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    parts: dict[str, list] = {"train": [], "test": []}
-    for tb in batches:
-        in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
-        parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
-        parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
-    out = []
-    for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
-        frame = _sum_by(pa.concat_tables(parts[which]).unify_dictionaries(), keys).to_pandas() if parts[which] else pd.DataFrame(
-            {k: pd.Series(dtype="category") for k in keys} | {"count": pd.Series(dtype="int64")})
-        for col in ("cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"):
-            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype("category")
-        out.append(frame)
-    train, test = out
-    test = test[test["basis"] == "pod"].drop(columns="basis").reset_index(drop=True)
-    return train, test
-
-
-def _sum_by(table, keys: list[str]):
-    """``table``'s count summed per ``keys`` (Arrow's hash aggregation, in C++)."""
-    summed = table.group_by(keys).aggregate([("count", "sum")])
-    return summed.rename_columns([c if c != "count_sum" else "count" for c in summed.column_names])
-
-
-def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
     """The usage table of the training days: statistics recomputed, OOM kills of those days; restarts and
-    CFS throttling are the window's (no daily breakdown)."""
+    CFS throttling are the window's (no daily breakdown). With ``ids`` (cells.sum_over_days) the
+    histogram statistics are computed a range of containers at a time (cells.chunks)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
-    usage = usage_statistics(hist, daily, step)
-    window = snapshot.tables["usage"].set_index(CONTAINER_KEY)
-    idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+    if ids is None:
+        usage = usage_statistics(hist, daily, step)
+    else:
+        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        by_container = daily_statistics(daily, KEYS)
+        idx = pd.MultiIndex.from_frame(usage[KEYS])
+        for col in by_container.columns:
+            usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
+    window = snapshot.tables["usage"].set_index(KEYS)
+    idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
         usage[col] = idx.map(window[col]).to_numpy(dtype=float, na_value=np.nan) if col in window else np.nan
-    kills = daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1)
+    kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
 
@@ -123,20 +105,21 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
 @dataclass
 class TestDays:
     """The test days reduced once for every policy replayed against them: per container (an integer id,
-    ``keys`` the id -> CONTAINER_KEY table), each resource's pooled pod-step histogram as cumulative
+    ``keys`` the id -> KEYS table), each resource's pooled pod-step histogram as cumulative
     counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
     A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
 
     keys: pd.DataFrame
     cells: dict  # resource -> (code = id x buckets + bucket, sorted; counts of the cells before each one, per id its total)
     daily: pd.DataFrame  # indexed by id
+    day_peaks: pd.DataFrame  # id, day, memory_max_bytes: each container's largest raw sample of each test day
 
     @classmethod
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
-        cid_h, keys = _factorize(hist, CONTAINER_KEY)
-        cid_d, dkeys = _factorize(daily, CONTAINER_KEY)
+        cid_h, keys = factorize(hist, KEYS)
+        cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
-        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=CONTAINER_KEY, how="left")["_id"].to_numpy(dtype=float, copy=True)
+        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
         new = np.isnan(known)
         known[new] = len(keys) + np.arange(new.sum())
         keys = pd.concat([keys, dkeys[new]], ignore_index=True)
@@ -164,14 +147,22 @@ class TestDays:
         kills = daily["oom_kills"].to_numpy(dtype=float)
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
-        return cls(keys, cells, per)
+        days = pd.DataFrame({"id": cid_d, "day": daily["day"].to_numpy(), "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
+        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max())
+
+    def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:
+        """Per row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
+        rows = pd.DataFrame({"id": ids, "_limit": limit, "_row": np.arange(len(ids))})
+        hit = self.day_peaks.merge(rows[rows["id"] >= 0], on="id")
+        first = hit[hit["memory_max_bytes"] >= hit["_limit"]].groupby("_row")["day"].min()
+        return pd.Series(pd.to_datetime(first.reindex(range(len(ids))).to_numpy(), utc=True))
 
     def ids(self, settings: pd.DataFrame) -> np.ndarray:
         """The id of each settings row's container (-1 when the test days have none of it)."""
         if settings.empty:
             return np.zeros(0, dtype=np.int64)
         table = self.keys.assign(_id=np.arange(len(self.keys)))
-        found = settings[CONTAINER_KEY].astype(str).merge(table, on=CONTAINER_KEY, how="left")["_id"]
+        found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
@@ -217,7 +208,7 @@ def _values(resource: str) -> np.ndarray:
 
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
+    """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
     memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
     ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
     test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
@@ -239,9 +230,11 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
+    out["predicted_oom_day"] = test.first_day_at(ids, limit).set_axis(out.index)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    out["memory_censored"] = np.nan_to_num(per["oom_kills"].to_numpy(dtype=float)) > 0
+    out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
+    out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
     return out
 
 
@@ -251,7 +244,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     """What a recommendation would set: recommended values where it has them, today's elsewhere (no
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
-    out = r[CONTAINER_KEY].copy()
+    out = r[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
@@ -263,7 +256,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
-    out = recommendations[CONTAINER_KEY].copy()
+    out = recommendations[KEYS].copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
@@ -311,6 +304,23 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
     """:func:`rollup` per cluster and namespace, "today" first within each namespace (as every view shows it)."""
     by = rollup(bt, ["cluster", "namespace"])
     return by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable").drop(columns="_today")
+
+
+def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
+    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
+    limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
+    cols = ["policy"] + KEYS + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
+    rows = bt[bt["predicted_oom"].astype(bool)][cols]
+    return rows.sort_values(["policy", "predicted_oom_day"] + KEYS, kind="stable").reset_index(drop=True)
+
+
+def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
+    """The containers OOM-killed in the test days (under today's limits), with ``predicted``: whether
+    replaying today's limits predicts a kill for them (a kill between two scrapes leaves no sample at the
+    limit, so the replay can miss it)."""
+    today = bt[bt["policy"] == _TODAY]
+    killed = today[today["oom_kills"].fillna(0) > 0]
+    return killed[KEYS + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
 
 
 def summary(bt: pd.DataFrame, test_days: int) -> dict:

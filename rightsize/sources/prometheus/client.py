@@ -149,6 +149,18 @@ class Client:
         name = info.get("application") or ("prometheus" if "revision" in info or "goVersion" in info else "unknown")
         return clean_text(f"{name} {info.get('version', '')}".strip())
 
+    def status(self, name: str) -> dict:
+        """/api/v1/status/<name> (e.g. runtimeinfo: a Prometheus' storageRetention) as a dict; {} when the
+        server does not serve it (VictoriaMetrics, Mimir) or answers anything but JSON success."""
+        self._record({"status": name})
+        try:
+            r = self.session.get(f"{self.url}/api/v1/status/{name}", headers=self.headers, auth=self.auth,
+                                 params=self.params, timeout=self.timeout)
+            body = r.json() if r.status_code == 200 else {}
+        except (requests.exceptions.RequestException, ValueError):
+            return {}
+        return (body.get("data") or {}) if isinstance(body, dict) and body.get("status") == "success" else {}
+
     # --- plumbing -----------------------------------------------------------------------------------
     def _record(self, entry: dict) -> None:
         with self._lock:
@@ -294,9 +306,17 @@ def _unresolved(exc: BaseException) -> str:
     return ""
 
 
+_BYTES_REPR = re.compile(r"""^b(['"])(.*)\1\)?$""", re.S)
+
+
 def _status_failure(url: str, what: str, status: int, text: str) -> QueryFailed:
     splittable = status in (422, 503) and bool(_SPLITTABLE.search(text))
-    return QueryFailed(f"{url}: {what}: HTTP {status}: {text.strip()}", splittable, status)
+    text = text.strip()
+    shown = _BYTES_REPR.match(text)  # prometheus-api-client quotes the body as bytes: b'404 page not found\n')
+    text = shown.group(2).replace("\\n", " ").strip() if shown else text
+    hint = ("; is [prometheus] url the API's base with its path prefix (e.g. https://mimir/prometheus, "
+            "http://vmselect:8481/select/0/prometheus), without /api/v1?" if status == 404 else "")
+    return QueryFailed(f"{url}: {what}: HTTP {status}: {text}{hint}", splittable, status)
 
 
 def _is_read_timeout(exc: Exception) -> bool:

@@ -21,45 +21,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS, usage_statistics
+from ...batch_groups import KINDS as BATCH_FIELDS
+from ...batch_groups import ksm_label, label_keys
+from ...sketch import usage_statistics
+from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
 from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import execute, sanity
+from . import cluster_tables, execute, families, sanity
 from .client import Client, QueryFailed
+from .coverage import coverage_of, record_coverage, span_times
+from . import lifetimes
+from .families import CORE, missing_text, read_by
 from .promql import Queries, quote
 from .usage import Grid, UsageAccumulator, reduce_chunk
 
-CORE = ("cpu_usage", "memory_working_set", "pod_owner")
-# What each metric's absence disables (recorded in meta.json and the report).
-DISABLES = {
-    "cpu_usage": "CPU usage statistics (usage table)",
-    "memory_working_set": "memory usage statistics (usage table)",
-    "pod_owner": "owner resolution: no usage row can be attributed to a workload",
-    "cpu_throttled_periods": "CPU throttling ratio",
-    "cpu_periods": "CPU throttling ratio",
-    "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
-    "resource_requests": "current requests from metrics (Prometheus-only inventory)",
-    "resource_limits": "current limits from metrics (Prometheus-only inventory)",
-    "replicaset_owner": "Deployment resolution (pods show as owned by their ReplicaSet)",
-    "job_owner": "CronJob resolution (pods show as owned by their Job)",
-    "pod_info": "placement (pod-hours per node and zone)",
-    "node_labels": "nodes table (instance type, zone, capacity type)",
-    "node_allocatable": "node allocatable CPU/memory",
-    "last_terminated_reason": "OOM kill detection",
-    "restarts": "restart counts and OOM kill detection",
-    "hpa_spec_target": "HPA target utilization (Prometheus-only inventory)",
-    "hpa_info": "HPA detection (Prometheus-only inventory)",
-    "pdb_expected_pods": "PDB detection (Prometheus-only inventory)",
-    "istio_tcp_sent": "traffic between workloads (TCP responses)",
-    "istio_tcp_received": "traffic between workloads (TCP requests)",
-    "istio_request_bytes": "traffic between workloads (HTTP requests)",
-    "istio_response_bytes": "traffic between workloads (HTTP responses)",
-}
-_INVENTORY_ONLY = {"resource_requests", "resource_limits", "hpa_spec_target", "hpa_info", "pdb_expected_pods"}
 _POD_KEY = ["namespace", "pod", "container"]
 
 
@@ -80,6 +59,7 @@ class Run:
     shards: list = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
     duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
+    cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
     def labels(self):
@@ -124,22 +104,25 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     Raises SourceError (one line, with the URL) when the server cannot be reached, a core metric is
     missing, or a shard fails, unless ``allow_partial`` (then meta.json "partial" says what is missing)."""
     log = progress or (lambda msg: None)
-    run = _start(config, target, snapshot, client, log, allow_partial)
+    run = _start(config, target, snapshot, client, log, allow_partial, inventory_from_metrics)
     _read_labels(run)
     acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
+    daily = _drop(acc.daily(run.cluster, run.owners, None if raw is None else raw.drop(columns="raw_samples"), oom_known),
+                  outcome.failed)
     usage = _usage(run, hist, daily, oom_known, per_pod)
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
-    nodes = _nodes(run, cluster_rows)
+    record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
+    nodes = cluster_tables.nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
-    _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
-    _append(snapshot, "traffic", _traffic(run, cluster_rows))
+    placement, timed = _placement(run, acc, nodes, raw, per_pod)
+    _append(snapshot, "placement", _drop(placement, outcome.failed))
+    _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
     if acc.unowned:
@@ -152,12 +135,12 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
         "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
         "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
-        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter}
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed}
 
 
 # --- start: server, metrics present -----------------------------------------------------------------
 
-def _start(config, target, snapshot, client, log, allow_partial) -> Run:
+def _start(config, target, snapshot, client, log, allow_partial, inventory: bool) -> Run:
     p = config.prometheus
     client = client or Client(config, target.prometheus_url, target.token_env, target.headers)
     end = window_end(config)
@@ -172,26 +155,25 @@ def _start(config, target, snapshot, client, log, allow_partial) -> Run:
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
     run = Run(config, target.name, client, q, grid, log)
-    run.missing = _record_missing(config, snapshot, present, target.name)
+    run.missing = _record_missing(config, snapshot, present, target.name, inventory)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
         f"{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}, {grid.n} steps of {dur(grid.step)}")
     return run
 
 
-def _record_missing(config, snapshot, present: set[str], cluster: str) -> set[str]:
+def _record_missing(config, snapshot, present: set[str], cluster: str, inventory: bool) -> set[str]:
+    """The metric names not found in the window; each family this collection reads that is missing is
+    named in meta.json ``missing_metrics`` and in a caveat with what it disables and a hint (families.py)."""
     m = config.prometheus.metrics
-    missing = set()
-    for name_field, disables in DISABLES.items():
-        name = getattr(m, name_field)
-        if name in present:
+    missing = {getattr(m, f.field) for f in families.FAMILIES} - present
+    for family in read_by(inventory):
+        name = getattr(m, family.field)
+        if name not in missing:
             continue
-        missing.add(name)
-        if name_field in _INVENTORY_ONLY:
-            continue  # only matters for the kube-state-metrics inventory, which says so itself
         if name not in snapshot.meta.setdefault("missing_metrics", []):
             snapshot.meta["missing_metrics"].append(name)
-        snapshot.warn("missing_metric", f"cluster {cluster}: metric {name} not found in the window; disables {disables}", affects=disables)
+        snapshot.warn("missing_metric", missing_text(family, name, cluster), affects=family.disables)
     return missing
 
 
@@ -255,14 +237,21 @@ def _read_labels(run: Run) -> None:
     """Owners, pod nodes and container series per namespace from one series-API request."""
     L, m = run.labels, run.config.prometheus.metrics
     start = run.grid.end - run.config.general.window
+    keys = label_keys(run.config)
+    firsts = tuple(dict.fromkeys(ksm_label(getattr(run.config.batch_groups, f)[0]) for f in BATCH_FIELDS
+                                 if getattr(run.config.batch_groups, f))) if run.has("pod_labels") else ()
     try:
-        found = run.client.series(run.q.owners_and_series(), start, run.grid.end, what="series (owners, placement, sizes)")
+        found = run.client.series(run.q.owners_and_series(group_labels=firsts), start, run.grid.end,
+                                  what="series (owners, placement, sizes)")
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
     frame = series_frames(found)
     run.duplicates = sanity.scrape_duplicates(found, m.memory_working_set, [L.namespace, L.pod, L.container],
                                               run.config.prometheus.scrape_labels)
     run.owners = owners_of(frame, L, m)
+    groups = ksm.batch_groups(frame(m.pod_labels, [L.namespace, L.pod] + [ksm_label(k) for k in keys]).rename(
+        columns={L.namespace: "namespace", L.pod: "pod"}), run.config)
+    run.owners.update({(a, b): (c, d) for a, b, c, d in groups.itertuples(index=False, name=None)})
     info = frame(m.pod_info, [L.namespace, L.pod, L.node])
     run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
     wss = frame(m.memory_working_set, [L.namespace, L.pod, L.container]).drop_duplicates()
@@ -278,20 +267,11 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
-    # the instant and daily requests first: the server's slowest, and they leave rightsize nothing to
-    # reduce, so they overlap the reading of the range chunks that follow
-    tasks: list[execute.Task] = []
-    for shard in run.shards:
-        if run.has("memory_working_set") or run.has("restarts"):
-            tasks.append(execute.Task("daily", shard))
-        tasks.append(execute.Task("per_pod", shard))
-    for shard in run.shards:
-        series = sum(run.series_per_namespace[ns] for ns in shard)
-        for res, metric in (("cpu", "cpu_usage"), ("memory", "memory_working_set")):
-            if run.has(metric):
-                tasks += execute.range_tasks(res, shard, series, run.grid.n, p.range_points)
+    tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
+                                  [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
+                                  run.grid.n, p.range_points)
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list[pd.DataFrame]] = {"daily": [], "per_pod": []}
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
 
     def consume(task, result):
         if task.name in ("cpu", "memory"):
@@ -304,12 +284,20 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
+    run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
     return acc, raw, per_pod, outcome
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
     L, nss = run.labels, run.namespaces(task.namespaces)
     key = [L.namespace, L.pod, L.container]
+    if task.name == "cluster":
+        # the nodes' first and last step: with the containers' (from the pulls) the coverage of the window
+        coverage_of = (run.config.prometheus.metrics.node_labels,) if run.has("node_labels") else ()
+        try:  # its failure is the cluster tables' only (see _cluster_rows), never the run's
+            return run.client.query(run.q.cluster(inventory, coverage_of), run.grid.end, what="nodes, traffic, HPAs and PDBs")
+        except QueryFailed as exc:
+            return exc
     if task.name in ("cpu", "memory"):
         t0 = run.grid.first + task.first * run.grid.step
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
@@ -317,7 +305,9 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
     if task.name == "daily":
         return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, _POD_KEY)
-    result = run.client.query(run.q.per_pod(nss, inventory), run.grid.end, what="restarts and throttling per pod")
+    m = run.config.prometheus.metrics
+    times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
+    result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")
     return sanity.clean_rows(_rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"]),
                              run.dropped, _POD_KEY)
 
@@ -372,18 +362,19 @@ def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFra
 
 
 def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """namespace, pod, container, day, memory_max_bytes, oom_kills from the daily query rows."""
+    """namespace, pod, container, day, memory_max_bytes, oom_kills, raw_samples (raw working-set samples)
+    from the daily query rows."""
     if not frames:
-        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills"])
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"])
     d = pd.concat(frames, ignore_index=True)
     wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "oom_kills"):
+    for c in ("memory_max_bytes", "oom_kills", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
-    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"]]
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
@@ -450,59 +441,29 @@ def _usage(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, p
 def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snapshot) -> pd.DataFrame:
     """The cluster-wide instant query's rows: every label the parts use, ``stat`` and ``value``."""
     L = run.labels
-    labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
+    labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group, L.node_pool,
                      "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
                      L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
                      "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
-    try:
-        result = run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")
-    except QueryFailed as exc:
+    result = run.cluster_answer  # asked at the start of the pulls, in the same pool
+    if isinstance(result, QueryFailed):
+        exc = result
         if not allow_partial:
             raise SourceError(f"{exc}; rerun with --allow-partial to keep the rest") from None
         snapshot.warn("partial", f"cluster {run.cluster}: nodes and traffic failed: {exc}", affects="nodes, traffic")
         snapshot.meta.setdefault("partial", {}).setdefault("cluster_tables", []).append(run.cluster)
         return pd.DataFrame(columns=labels + ["value"])
-    return _rows(result, labels, labels)
+    return _rows(result or [], labels, labels)
 
 
-def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    L = run.labels
-    lab = rows[rows["stat"] == "node_labels"].drop_duplicates(L.node, keep="last")
-    if lab.empty:
-        return pd.DataFrame()
-    hours = rows[rows["stat"] == "node_hours"].groupby(L.node)["value"].max()
-    alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
-    out = pd.DataFrame({
-        "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
-        "region": lab[L.region], "node_group": lab[L.node_group],
-        "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
-    })
-    out["hours_seen"] = out["node"].map(hours).fillna(0.0)
-    for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
-        out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
-    return out.reset_index(drop=True)
-
-
-def _capacity(eks: pd.Series, karpenter: pd.Series) -> pd.Series:
-    """EKS says ON_DEMAND / SPOT, Karpenter on-demand / spot; '' when neither label is set."""
-    raw = eks.where(eks != "", karpenter).str.lower().str.replace("_", "-")
-    return raw.where(raw.isin(["spot", "on-demand"]), "")
-
-
-def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
-    """Pod-hours per (workload, node): the steps each pod had a sample (its busiest-sampled
-    container), from the same pulls as the usage; the node from kube_pod_info."""
-    for res in ("memory", "cpu"):
-        s, _d, n, _sm, _mx = acc.day_sums(res)
-        if len(s):
-            break
-    else:
-        return pd.DataFrame()
-    keys = list(acc.series)
-    steps = pd.DataFrame({"sid": s, "n": n}).groupby("sid")["n"].sum()
-    f = pd.DataFrame([keys[i][:2] for i in steps.index], columns=["namespace", "pod"])
-    f["pod_hours"] = steps.to_numpy() * run.grid.step / 3600.0
-    f = f.groupby(["namespace", "pod"], as_index=False)["pod_hours"].max()
+def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame, raw: pd.DataFrame | None,
+               per_pod: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Pod-hours per (workload, node): each pod's lifetime in the window (lifetimes.py: its start and
+    completion times, else its raw samples x the scrape interval, else its steps with a sample), from the
+    same pulls as the usage; the node from kube_pod_info. And how many pods were timed how (for meta.json)."""
+    f, timed = lifetimes.pod_lifetimes(acc, raw, per_pod, run.config.prometheus.metrics, run.grid)
+    if f.empty:
+        return pd.DataFrame(), timed
     f = _with_owners(run, f)
     f["node"] = [run.nodes_of.get((ns, pod), "") for ns, pod in zip(f["namespace"], f["pod"])]
     f = f[(f["workload"] != "") & (f["node"] != "")]
@@ -510,28 +471,7 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     zones = dict(zip(nodes["node"], nodes["zone"])) if len(nodes) else {}
     out["zone"] = out["node"].map(zones).astype(object).fillna("")
     out["cluster"] = run.cluster
-    return out
-
-
-def _traffic(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    """Bytes per workload pair over the window: request (client -> server) and response
-    (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
-    L = run.labels
-    cols = [L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload, L.source_zone, L.destination_zone]
-    t = rows[rows["stat"].isin(["tcp_request", "tcp_response", "http_request", "http_response"])]
-    t = t[(t[L.source_workload] != "") & (t[L.destination_workload] != "")]
-    if t.empty:
-        return pd.DataFrame()
-    t = t.assign(direction=np.where(t["stat"].str.endswith("request"), "request_bytes", "response_bytes"))
-    wide = t.pivot_table(index=cols, columns="direction", values="value", aggfunc="sum").reset_index()
-    wide.columns.name = None
-    for c in ("request_bytes", "response_bytes"):
-        wide[c] = wide[c].fillna(0.0) if c in wide else 0.0
-    wide["bytes"] = wide["request_bytes"] + wide["response_bytes"]
-    wide = wide.rename(columns=dict(zip(cols, ["source_namespace", "source_workload", "destination_namespace",
-                                               "destination_workload", "source_zone", "destination_zone"])))
-    wide["cluster"] = run.cluster
-    return wide
+    return out, timed
 
 
 def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,
@@ -539,7 +479,7 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
     L = run.labels
     key = ["namespace", "kind", "workload", "container"]
-    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit"])])
+    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit", "init_request", "init_limit", "init_info", "image"])])
     containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
     alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
     at_end = _with_owners(run, pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"]))
@@ -551,7 +491,11 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     target = rows[rows["stat"] == "hpa_target"].rename(columns={"value": "target"})
     target = target[["namespace", "horizontalpodautoscaler", "metric_name", "metric_target_type", "target"]]
     pdbs = rows[rows["stat"] == "pdb_expected"][["namespace", "poddisruptionbudget"]]
-    workloads = ksm.inventory_workloads(containers, pods, hpa, target, pdbs, run.cluster)
+    # the cluster query failed (allow_partial): HPAs and PDBs are unknown too
+    answered = run.cluster not in snapshot.meta.get("partial", {}).get("cluster_tables", [])
+    workloads = ksm.inventory_workloads(containers, pods, hpa, target, pdbs, run.cluster,
+                                        hpa_known=answered and run.has("hpa_info") and run.has("hpa_spec_target"),
+                                        pdb_known=answered and run.has("pdb_expected_pods"))
     _append(snapshot, "containers", containers)
     _append(snapshot, "workloads", workloads)
     if len(pdbs):
