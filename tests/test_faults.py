@@ -19,6 +19,14 @@ run here, and each one's docstring says why.
 | YAML error / nameless container in manifests | exit 1 naming file (and object) before any Prometheus query |
 | patch --overlay whose base lacks every workload | exit 1 with the reason, overlay untouched |
 
+Issue 27 (hostile input and hard kills), below in sections "issue 27": SIGKILL at chosen points of report,
+patch and run (all old or all new) and of an S3 commit; planted lock symlinks / hard links; symlinked and
+mount-point --out; the umask; a dripping server and a runaway answer; 401 / 404 / DNS / status-error /
+unsendable headers; non-regular tables, hostile meta.json, an edited window (digest), a fleet's renamed
+copy, a corrupt earlier report; config NaN / Inf / bounds / files / cluster names / non-UTF-8; duplicate
+scrapes, bad samples and zero containers on a real Prometheus. Names through every writer:
+tests/test_names_property.py. The random kill loop: benchmarks/kill_loop.py.
+
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
 `--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests),
 cross_az_usd_per_month null without Istio data (the summary's tests), a server keeping fewer days than the
