@@ -25,8 +25,8 @@ LONG_MODULES: dict[str, str] = {
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
     "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
-              "batch_groups"}, set()),
-    "storage": ({"s3", "folders", "kustomize"}, {"base"}),
+              "batch_groups", "escape", "names"}, set()),
+    "storage": ({"s3", "s3_lock", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
