@@ -35,6 +35,47 @@ _IDENTITY = [
 ]
 _CONTAINER = _IDENTITY + [_c("container", "str", "Container name", nullable=False)]
 
+RUNTIME_SPEC_COLUMNS = _CONTAINER + [
+    _c("runtime", "str", "'jvm', 'go', 'node' or 'dotnet'", nullable=False),
+    _c("runtime_source", "str", "What told the runtime: the program ('command[0] java'), a variable ('env GOMEMLIMIT') or the image"),
+    _c("image", "str", "Container image as written"),
+    _c("memory_setting", "str", "The setting that bounds the runtime's memory, as the runtime names it: -Xmx, "
+       "-XX:MaxRAMPercentage (also the JVM's default 25 %), -XX:MaxRAM, GOMEMLIMIT, --max-old-space-size, "
+       "DOTNET_GCHeapHardLimit(Percent); '' none"),
+    _c("memory_setting_bytes", "float", "Its value when absolute (JVM heap max, GOMEMLIMIT, V8 old space, .NET hard limit), bytes", non_negative=True),
+    _c("memory_setting_percent", "float", "Its value when a share of the container's memory limit, percent", non_negative=True),
+    _c("memory_setting_where", "str", "Where it is set: 'env JAVA_TOOL_OPTIONS', 'command[1]', 'args[0]', 'JVM default'"),
+    _c("memory_setting_token", "str", "The setting as written there (e.g. '-Xmx3g', '1800MiB', '0x4B')"),
+    _c("initial_heap_bytes", "float", "JVM initial heap (-Xms), bytes (NaN unset)", non_negative=True),
+    _c("initial_heap_where", "str", "Where -Xms is set"),
+    _c("initial_heap_token", "str", "-Xms as written"),
+    _c("gogc_percent", "float", "GOGC, percent (inf = off, NaN unset)"),
+    _c("env_json", "str", "The container's literal runtime variables (JAVA_TOOL_OPTIONS, GOMEMLIMIT, ...) as a JSON "
+       "object, as written: a patch rewrites one setting inside them and keeps the rest"),
+    _c("uncertain", "str", "Carriers whose value is unknown (valueFrom, envFrom, an image's entrypoint) that could "
+       "override the setting, '; ' separated ('' = the setting is certain)"),
+    _c("problems", "str", "Settings that do not parse, or are set where the runtime does not read them ('; ' separated)"),
+]
+
+RUNTIME_HOURLY_COLUMNS = _CONTAINER + [
+    _c("pod", "str", "Pod", nullable=False),
+    _c("hour", "datetime", "Start of the hour bin, counted back from the window end: the bin is (hour, hour + 1 h]", nullable=False),
+    _c("runtime", "str", "'jvm', 'go', 'node' or 'dotnet': whose metrics these are", nullable=False),
+    _c("heap_used_min_bytes", "float", "Lowest heap in use in the hour (JVM: heap pools summed; its minima are "
+       "the heap after collection), bytes", non_negative=True),
+    _c("heap_used_max_bytes", "float", "Highest heap in use in the hour (JVM heap pools, Go heap in use, V8 heap "
+       "used, .NET GC heap), bytes", non_negative=True),
+    _c("heap_committed_max_bytes", "float", "Highest committed heap in the hour (JVM, V8 heap total, .NET), bytes", non_negative=True),
+    _c("runtime_max_bytes", "float", "The runtime's own memory maximum as it reports it (JVM heap max, Go "
+       "GOMEMLIMIT, .NET GC total available memory), bytes", non_negative=True),
+    _c("live_set_max_bytes", "float", "JVM heap in use after the last full collection (Micrometer "
+       "jvm_gc_live_data_size_bytes), highest in the hour, bytes", non_negative=True),
+    _c("non_heap_max_bytes", "float", "JVM: highest working set minus committed heap in the hour (everything but "
+       "the heap: metaspace, code, threads, direct buffers, native; below 0 while committed heap is not yet touched), bytes"),
+    _c("non_heap_pools_max_bytes", "float", "JVM: highest non-heap pools in use in the hour (metaspace, code cache, "
+       "compressed class space), bytes", non_negative=True),
+]
+
 TABLES: dict[str, list[Column]] = {
     "namespaces": [
         _c("cluster", "str", "Cluster name", nullable=False),
@@ -178,10 +219,14 @@ TABLES: dict[str, list[Column]] = {
         _c("cpu_cores", "float", "CPU usage of the busiest replica, cores"),
         _c("memory_bytes", "float", "Working set of the busiest replica, bytes"),
     ],
+    # --- runtimes (JVM, Go, Node.js, .NET): their memory settings from the spec, their memory from metrics ---
+    "runtimes": RUNTIME_SPEC_COLUMNS,
+    "runtime_hourly": RUNTIME_HOURLY_COLUMNS,
 }
 
 # Tables a snapshot may leave empty (their absence is recorded in meta.json warnings).
-OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily"}
+OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily",
+                   "runtimes", "runtime_hourly"}
 
 # --- analysis results (analyze -> emit) ------------------------------------------------------------
 

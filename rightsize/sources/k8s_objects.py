@@ -1,4 +1,4 @@
-"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes).
+"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes, runtimes).
 
 Pure functions, no I/O: both the API source (JSON lists) and the manifests source (YAML documents)
 hand over plain dicts with the API's camelCase field names, so one code path reads both.
@@ -25,6 +25,7 @@ from ..errors import SourceError
 from ..quantity import parse_cpu, parse_memory
 from ..refs import WorkloadRef
 from ..snapshot import conform, empty_table
+from .runtime_specs import runtime_rows, warn_runtime_settings
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
@@ -484,7 +485,7 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
 
 def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = None) -> dict[str, pd.DataFrame]:
     """Turn Kubernetes objects (any of READ_KINDS; others are ignored here) into snapshot tables
-    workloads, containers, services, namespaces, nodes — each conformed to schema.TABLES."""
+    workloads, containers, services, namespaces, nodes, runtimes — each conformed to schema.TABLES."""
     warn = warn or (lambda code, message, affects="": None)
     by_kind: dict[str, list[dict]] = {k: [] for k in READ_KINDS}
     for o in objects:
@@ -498,7 +499,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
     chosen, pod_counts, how = _choose(by_kind, owners)
     _warn_inferred(chosen, how, warn)
 
-    workloads, containers = [], []
+    workloads, containers, runtimes = [], [], []
     for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
         row = _workload_row(o, wkind, wname, opts, namespace_labels.get(ns, {}))
         if prio == 1 and wkind == "CronJob":
@@ -510,6 +511,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
         containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
+        runtimes.extend(runtime_rows(pod_template(o).get("spec") or {}, ident))
     resolved_indirectly = sum(1 for p, _ in chosen.values() if p > 0)
     if resolved_indirectly and opts.source == "api":
         warn("inventory_from_owned_objects",
@@ -532,12 +534,14 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
 
     for w in workloads:
         w.pop("_labels", None)
+    warn_runtime_settings(runtimes, warn)
     return {
         "workloads": _frame("workloads", workloads),
         "containers": _frame("containers", containers),
         "services": _frame("services", services),
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
+        "runtimes": _frame("runtimes", runtimes),
     }
 
 

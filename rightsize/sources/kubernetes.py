@@ -207,7 +207,7 @@ def read_objects(lister: Lister, namespaces: tuple, warn: Callable[[str, str, st
 
 
 def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.ApiClient | None = None) -> None:
-    """Fill snapshot workloads, containers, services and namespaces for ``target`` from the API; nodes too
+    """Fill snapshot workloads, containers, services, namespaces and runtimes for ``target`` from the API; nodes too
     when the snapshot has none for this cluster yet. Rows of this cluster already present are replaced.
 
     ``target`` is a rightsize.targets.ClusterTarget (name, context). ``api`` overrides the client (tests)."""
@@ -223,7 +223,7 @@ def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.Ap
     )
     tables = build_tables(objects, opts, snapshot.warn)
 
-    for name in ("workloads", "containers", "services", "namespaces"):
+    for name in ("workloads", "containers", "services", "namespaces", "runtimes"):
         _replace_cluster_rows(snapshot, name, target.name, tables[name])
     nodes = snapshot.tables["nodes"]
     if not (nodes["cluster"] == target.name).any() and not tables["nodes"].empty:

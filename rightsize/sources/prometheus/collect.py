@@ -7,7 +7,8 @@ Requests, in order (none grows with the number of workloads):
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
 4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day;
+   working-set sample and OOM kills per day; and, when runtime metrics (JVM, Go, Node.js, .NET) are
+   found, one at a one-hour step: their heap, live set and non-heap per hour (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs).
@@ -26,7 +27,7 @@ from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import execute
+from . import execute, runtime
 from .client import Client, QueryFailed
 from .promql import Queries, quote
 from .usage import Grid, UsageAccumulator, reduce_chunk
@@ -76,6 +77,7 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    runtime_present: set = field(default_factory=set)  # runtime metric names found in the window (runtime.py)
 
     @property
     def labels(self):
@@ -122,7 +124,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     log = progress or (lambda msg: None)
     run = _start(config, target, snapshot, client, log, allow_partial)
     _read_labels(run)
-    acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
+    acc, raw, per_pod, outcome, runtime_frames = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
@@ -131,6 +133,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
+    _runtime_hourly(run, snapshot, runtime_frames, outcome.failed)
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     nodes = _nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
@@ -147,7 +150,8 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
         "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
         "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
-        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter}
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter,
+        "runtime_metrics": runtime.families(config.prometheus.runtime_metrics, run.runtime_present)}
 
 
 # --- start: server, metrics present -----------------------------------------------------------------
@@ -168,6 +172,7 @@ def _start(config, target, snapshot, client, log, allow_partial) -> Run:
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
     run = Run(config, target.name, client, q, grid, log)
     run.missing = _record_missing(config, snapshot, present, target.name)
+    run.runtime_present = runtime.present_names(p.runtime_metrics, present)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
         f"{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}, {grid.n} steps of {dur(grid.step)}")
@@ -278,13 +283,16 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
         if run.has("memory_working_set") or run.has("restarts"):
             tasks.append(execute.Task("daily", shard))
         tasks.append(execute.Task("per_pod", shard))
+    if run.runtime_present:
+        parts = len(run.q.runtime_parts(None, run.runtime_present))
+        tasks += runtime.tasks(run.shards, run.series_per_namespace, parts, run.config.general.window, p.range_points)
     for shard in run.shards:
         series = sum(run.series_per_namespace[ns] for ns in shard)
         for res, metric in (("cpu", "cpu_usage"), ("memory", "memory_working_set")):
             if run.has(metric):
                 tasks += execute.range_tasks(res, shard, series, run.grid.n, p.range_points)
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list[pd.DataFrame]] = {"daily": [], "per_pod": []}
+    rows: dict[str, list[pd.DataFrame]] = {"daily": [], "per_pod": [], "runtime": []}
 
     def consume(task, result):
         if task.name in ("cpu", "memory"):
@@ -297,7 +305,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
-    return acc, raw, per_pod, outcome
+    return acc, raw, per_pod, outcome, rows["runtime"]
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
@@ -310,6 +318,9 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         return reduce_chunk(result, task.name, run.grid, run.owners)
     if task.name == "daily":
         return _fetch_daily(run, nss, key)
+    if task.name == "runtime":
+        return runtime.fetch(run.client, run.q.runtime(nss, run.runtime_present), run.grid.end, run.config.general.window,
+                             task, key + ["stat"])
     result = run.client.query(run.q.per_pod(nss, inventory), run.grid.end, what="restarts and throttling per pod")
     return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
 
@@ -354,6 +365,15 @@ def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
     return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
+
+
+def _runtime_hourly(run: Run, snapshot: Snapshot, frames: list[pd.DataFrame], failed: set) -> None:
+    """The runtime_hourly table (runtime.py); a caveat for runtime series no container can claim."""
+    hourly, left_out = runtime.table(frames, run.owners, run.cluster, run.grid.end)
+    _append(snapshot, "runtime_hourly", _drop(hourly, failed))
+    if left_out:
+        snapshot.warn("runtime_series_unowned", f"cluster {run.cluster}: {left_out} pod series of runtime metrics (JVM, Go, "
+                      "Node.js, .NET) have no container label or no pod owner, so no container: left out", affects="runtimes")
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
@@ -528,7 +548,9 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
         snapshot.warn("pdb_by_name", f"cluster {run.cluster}: PDBs matched to workloads by name (kube-state-metrics has no PDB selector)",
                       affects="spot suitability")
     snapshot.warn("inventory_from_metrics", f"cluster {run.cluster}: workload specs from kube-state-metrics: volumes, grace periods and "
-                  "spot affinity are unknown (assumed none / 30 s)", affects="spot suitability")
+                  "spot affinity are unknown (assumed none / 30 s); runtime memory settings (env, command, args: -Xmx, "
+                  "GOMEMLIMIT, ...) are unknown from metrics alone (runtimes are known from their own metrics only)",
+                  affects="spot suitability, runtime settings")
 
 
 def _append(snapshot: Snapshot, table: str, df: pd.DataFrame | None) -> None:
