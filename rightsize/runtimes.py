@@ -238,6 +238,8 @@ def new_token(setting: Setting, value: float) -> str:
         return f"{setting.token.split(sep)[0]}{sep}{format_node_mib(value)}"
     if setting.flag in ("-Xmx", "-Xms"):
         return f"{setting.flag}{format_jvm_size(value)}"
+    if setting.flag == "-XX:MaxRAM":  # the heap was MaxRAM x a percentage: an -Xmx says it directly and wins
+        return f"-Xmx{format_jvm_size(value)}"
     if setting.unit == "percent":
         return f"{setting.flag}={value:g}"
     if setting.flag.startswith("-XX:"):

@@ -62,18 +62,18 @@ RUNTIME_HOURLY_COLUMNS = _CONTAINER + [
     _c("hour", "datetime", "Start of the hour bin, counted back from the window end: the bin is (hour, hour + 1 h]", nullable=False),
     _c("runtime", "str", "'jvm', 'go', 'node' or 'dotnet': whose metrics these are", nullable=False),
     _c("heap_used_min_bytes", "float", "Lowest heap in use in the hour (JVM: heap pools summed; its minima are "
-       "the heap after collection), bytes", non_negative=True),
+       "the heap after collection), bytes", non_negative=True, required=False),
     _c("heap_used_max_bytes", "float", "Highest heap in use in the hour (JVM heap pools, Go heap in use, V8 heap "
-       "used, .NET GC heap), bytes", non_negative=True),
-    _c("heap_committed_max_bytes", "float", "Highest committed heap in the hour (JVM, V8 heap total, .NET), bytes", non_negative=True),
+       "used, .NET GC heap), bytes", non_negative=True, required=False),
+    _c("heap_committed_max_bytes", "float", "Highest committed heap in the hour (JVM, V8 heap total, .NET), bytes", non_negative=True, required=False),
     _c("runtime_max_bytes", "float", "The runtime's own memory maximum as it reports it (JVM heap max, Go "
-       "GOMEMLIMIT, .NET GC total available memory), bytes", non_negative=True),
+       "GOMEMLIMIT, .NET GC total available memory), bytes", non_negative=True, required=False),
     _c("live_set_max_bytes", "float", "JVM heap in use after the last full collection (Micrometer "
-       "jvm_gc_live_data_size_bytes), highest in the hour, bytes", non_negative=True),
+       "jvm_gc_live_data_size_bytes), highest in the hour, bytes", non_negative=True, required=False),
     _c("non_heap_max_bytes", "float", "JVM: highest working set minus committed heap in the hour (everything but "
-       "the heap: metaspace, code, threads, direct buffers, native; below 0 while committed heap is not yet touched), bytes"),
+       "the heap: metaspace, code, threads, direct buffers, native; below 0 while committed heap is not yet touched), bytes", required=False),
     _c("non_heap_pools_max_bytes", "float", "JVM: highest non-heap pools in use in the hour (metaspace, code cache, "
-       "compressed class space), bytes", non_negative=True),
+       "compressed class space), bytes", non_negative=True, required=False),
 ]
 
 TABLES: dict[str, list[Column]] = {
