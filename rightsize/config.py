@@ -210,6 +210,11 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+    # runtimes (README "Runtimes"): a JVM's heap and a Go, Node.js or .NET runtime limit move with the memory limit
+    heap_target_occupancy: float = setting(0.7, "JVM with runtime metrics: heap = the live set's p99 (heap in use after a full collection) / this, so the heap is this full after a collection at the live set's p99.", kind="float", minimum=0.05, maximum=1)
+    go_memory_limit_share: float = setting(0.9, "Go: GOMEMLIMIT = this share of the recommended memory limit, where a literal GOMEMLIMIT is set (the rest is memory outside Go's accounting).", kind="float", minimum=0.05, maximum=1)
+    node_heap_share: float = setting(0.75, "Node.js: --max-old-space-size = this share of the recommended memory limit, where NODE_OPTIONS sets it (V8's other spaces, buffers and native memory live outside it).", kind="float", minimum=0.05, maximum=1)
+    dotnet_heap_share: float = setting(0.75, ".NET: DOTNET_GCHeapHardLimit = this share of the recommended memory limit, where it is set (.NET's own default in a container is 75 %).", kind="float", minimum=0.05, maximum=1)
 
 
 def _default_policies() -> dict:

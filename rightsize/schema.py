@@ -238,7 +238,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it)"),
+    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -277,6 +277,23 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("usd_per_month_current", "float", "Cost of current requests x replicas, USD/month (NaN unknown price)"),
     _c("usd_per_month_recommended", "float", "Cost of recommended requests x replicas, USD/month"),
     _c("savings_usd_per_month", "float", "current - recommended, USD/month"),
+] + [  # runtimes (JVM, Go, Node.js, .NET): the setting that moves with the memory limit
+    _c("runtime", "str", "'jvm', 'go', 'node', 'dotnet' (from the spec, else from its metrics), '' none seen"),
+    _c("runtime_evidence", "str", "What is known of it: 'spec and metrics', 'spec only', 'metrics only'"),
+    _c("runtime_setting", "str", "The setting that bounds the runtime's memory and where, e.g. '-Xmx (env JAVA_TOOL_OPTIONS)'"),
+    _c("heap_bytes_current", "float", "The runtime's maximum today: JVM heap max (-Xmx, or the percentage of today's "
+       "limit), GOMEMLIMIT, V8 old space, .NET hard limit; bytes (NaN unknown)"),
+    _c("heap_bytes_recommended", "float", "The same after the recommendation (the patched or by-hand setting, or the "
+       "percentage of the recommended limit), bytes; NaN: unchanged or unknown"),
+    _c("runtime_setting_action", "str", "'patch' (a variable rewritten in the patch), 'by_hand' (command/args: "
+       "runtime_setting_edit says the exact edit), 'follows_limit' (a percentage), 'none', 'unknown' (its value is "
+       "unknown from the spec), '' (no runtime or no recommendation)"),
+    _c("runtime_setting_edit", "str", "The exact change, e.g. env JAVA_TOOL_OPTIONS: \"-Xmx2g -Dx\" -> \"-Xmx754m -Dx\""),
+    _c("runtime_env_json", "str", "The container variables the patch sets, as a JSON object ('' none)"),
+    _c("live_set_bytes", "float", "JVM live set: p99 over pod-hours of the heap in use after collection (live data, "
+       "else the heap's hourly troughs), bytes"),
+    _c("non_heap_bytes", "float", "JVM non-heap peak: working set minus committed heap (else the non-heap pools), bytes"),
+    _c("heap_occupancy", "float", "JVM: live set / the heap after the recommendation (target: heap_target_occupancy)"),
 ]
 
 SPOT_COLUMNS: list[Column] = _IDENTITY + [
@@ -387,4 +404,8 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
     _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
+    _c("heap_bytes", "float", "JVM: the heap maximum replayed, bytes (NaN: not a JVM, or unknown)"),
+    _c("predicted_heap_oom", "bool", "JVM: the test days' live set outgrows that heap (a Java OutOfMemoryError, not a container OOM kill)"),
+    _c("memory_heap_aware", "bool", "JVM whose heap the recommendation changes: memory_peak_bytes is that heap plus the test days' "
+       "non-heap peak (the working set was measured under another heap), memory slack and shares unknown"),
 ]

@@ -200,3 +200,30 @@ def test_settings_after_with_the_exact_edits():
     assert json.loads(out.loc["d", "runtime_env_json"]) == {"DOTNET_GCHeapHardLimit": "0x18000000"}  # 384 MiB
     assert out.loc["p", "heap_bytes_recommended"] == 1008 * MIB and out.loc["p", "runtime_env_json"] == ""  # 75 % of 1344
     assert math.isnan(out.loc["u", "heap_bytes_recommended"]) and out.loc["x", "runtime_setting_edit"] == ""
+
+
+# --- the backtest, heap-aware ---------------------------------------------------------------------------
+
+def test_backtest_replays_a_jvm_with_the_heap_it_would_run_with():
+    from rightsize.analysis.backtest import heap_aware
+
+    keys = [_key("a"), _key("b"), _key("c")]
+    settings = pd.DataFrame([{**k, "memory_limit_bytes": lim, "heap_bytes": heap, "heap_changed": ch}
+                             for k, lim, heap, ch in zip(keys, [1088 * MIB, 1088 * MIB, 2.5 * GIB],
+                                                         [732 * MIB, 500 * MIB, 2 * GIB], [True, True, False])])
+    out = settings[["cluster", "namespace", "kind", "workload", "container"]].assign(
+        memory_peak_bytes=2.3 * GIB, predicted_oom=[True, True, False], memory_slack=-1.0, memory_share_over_request=0.9,
+        memory_share_at_limit=0.5, memory_mean_bytes=2.2 * GIB)
+    test_hours = (_hours("a", "a-0", "jvm", live_set_max_bytes=520 * MIB, non_heap_max_bytes=[300 * MIB] * 9 + [330 * MIB])
+                  + _hours("b", "b-0", "jvm", live_set_max_bytes=520 * MIB, non_heap_max_bytes=300 * MIB)
+                  + _hours("c", "c-0", "jvm", heap_used_min_bytes=[1.5 * GIB] * 9 + [2.1 * GIB], non_heap_max_bytes=300 * MIB))
+    got = heap_aware(out, settings, _snapshot([], test_hours).tables["runtime_hourly"]).set_index("workload")
+    # a: 732 MiB heap + 330 MiB non-heap peak = 1062 MiB < 1088 MiB: no OOM kill, whatever the old working set said
+    assert got.loc["a", "memory_peak_bytes"] == 1062 * MIB and not got.loc["a", "predicted_oom"]
+    assert got.loc["a", "memory_heap_aware"] and math.isnan(got.loc["a", "memory_slack"])
+    assert not got.loc["a", "predicted_heap_oom"]
+    # b: a 500 MiB heap for a 520 MiB live set: a Java OutOfMemoryError (not a container OOM kill: 800 MiB < limit)
+    assert got.loc["b", "predicted_heap_oom"] and not got.loc["b", "predicted_oom"]
+    # c: heap unchanged, so the working set stands; its troughs (2.1 GiB) outgrew its 2 GiB heap
+    assert not got.loc["c", "memory_heap_aware"] and got.loc["c", "memory_peak_bytes"] == 2.3 * GIB
+    assert got.loc["c", "predicted_heap_oom"] and got.loc["c", "memory_slack"] == -1.0

@@ -128,4 +128,4 @@ def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: d
     train, hist, daily = backtest.split(snapshot, test_days)
     runs = policies or {"recommended": config}
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
-    return backtest.compare(recs, hist, daily), ""
+    return backtest.compare(recs, hist, daily, backtest.runtime_test(snapshot, test_days)), ""

@@ -11,6 +11,9 @@ days have looked like? Per container and per policy (and for today's requests, t
   test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
+- a JVM's heap (``heap_bytes``): ``predicted_heap_oom`` when the test days' live set outgrows it (a Java
+  OutOfMemoryError, not a container OOM kill); where the recommendation changes the heap, the container's
+  demand is that heap plus the test days' non-heap peak (heap-aware, ``memory_heap_aware``).
 
 Everything comes from the snapshot's per-pod histograms and daily rows (statistics.py): no query.
 Limits of the replay, said in the report: the test days were themselves collected under today's
@@ -44,18 +47,30 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
 
 def split(snapshot, test_days: int = TEST_DAYS):
     """(training snapshot, test histograms, test daily rows): the training snapshot's usage is recomputed
-    from the days before the last ``test_days`` (its window ends there); the test rows are the rest."""
+    from the days before the last ``test_days`` (its window ends there), and its runtimes' hours are those
+    days' (runtime_test gives the others); the test rows are the rest."""
     from ..snapshot import Snapshot
 
-    end = pd.Timestamp(snapshot.meta["window_end"])
-    cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
+    cut = _cut(snapshot, test_days)
     hist, daily = snapshot.tables["usage_histograms"], snapshot.tables["usage_daily"]
     in_test_h, in_test_d = hist["day"] >= cut, daily["day"] >= cut
     train_h, train_d = hist[~in_test_h].reset_index(drop=True), daily[~in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d)
-    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
+    hours = snapshot.tables["runtime_hourly"]
+    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
+              "runtime_hourly": hours[hours["hour"] < cut].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
     return Snapshot(tables=tables, meta=meta), hist[in_test_h].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
+
+
+def _cut(snapshot, test_days: int) -> pd.Timestamp:
+    return pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=test_days * DAY_SECONDS)
+
+
+def runtime_test(snapshot, test_days: int = TEST_DAYS) -> pd.DataFrame:
+    """The runtimes' hours (runtime_hourly) of the last ``test_days``: a JVM's live set and non-heap there."""
+    hours = snapshot.tables["runtime_hourly"]
+    return hours[hours["hour"] >= _cut(snapshot, test_days)].reset_index(drop=True)
 
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
@@ -74,9 +89,11 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
 
 # --- the replay ----------------------------------------------------------------------------------------
 
-def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
-    memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring)."""
+    memory_request_bytes, memory_limit_bytes, optionally heap_bytes and heap_changed; NaN = unset) the test
+    days' figures (module docstring); with the test days' ``runtime`` hours, a JVM's heap is replayed too
+    (:func:`heap_aware`)."""
     out = settings.copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         req, lim = settings[f"{res}_request_{unit}"], settings[f"{res}_limit_{unit}"]
@@ -97,6 +114,36 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> p
     # cannot tell whether a higher limit would have held
     kills = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1))
     out["memory_censored"] = np.nan_to_num(kills) > 0
+    return heap_aware(out, settings, runtime)
+
+
+def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None) -> pd.DataFrame:
+    """A JVM's replay with the heap it would run with (``heap_bytes``). A Java OutOfMemoryError is predicted when
+    the test days' live set (live data, else the heap's troughs) outgrows the heap: the heap fills, not the
+    container. Where the heap changes (``heap_changed``) the working set was measured under another heap, so
+    the container's demand is the heap at its maximum plus the test days' non-heap peak, a container OOM kill
+    is predicted when that reaches the limit, and the working-set slack and shares are unknown (NaN)."""
+    heap = settings["heap_bytes"].to_numpy(dtype=float) if "heap_bytes" in settings else np.full(len(settings), np.nan)
+    changed = settings["heap_changed"].to_numpy(dtype=bool) if "heap_changed" in settings else np.zeros(len(settings), bool)
+    out["heap_bytes"] = heap
+    out["predicted_heap_oom"] = False
+    out["memory_heap_aware"] = False
+    if runtime is None or runtime.empty or np.isnan(heap).all():
+        return out
+    g = runtime.groupby(CONTAINER_KEY, observed=True)
+    live = _lookup(settings, g["live_set_max_bytes"].max())
+    live = np.where(np.isnan(live), _lookup(settings, g["heap_used_min_bytes"].max()), live)
+    non_heap = _lookup(settings, g["non_heap_max_bytes"].max())
+    non_heap = np.where(np.isnan(non_heap), _lookup(settings, g["non_heap_pools_max_bytes"].max()), non_heap)
+    out["predicted_heap_oom"] = ~np.isnan(heap) & (np.nan_to_num(live, nan=-1.0) > heap)
+    aware = changed & ~np.isnan(heap) & ~np.isnan(non_heap)
+    demand = heap + np.fmax(non_heap, 0.0)
+    limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
+    out["memory_peak_bytes"] = np.where(aware, demand, out["memory_peak_bytes"])
+    out["predicted_oom"] = np.where(aware, ~np.isnan(limit) & (demand >= limit), out["predicted_oom"])
+    for col in ("memory_share_over_request", "memory_share_at_limit", "memory_slack", "memory_mean_bytes"):
+        out[col] = np.where(aware, np.nan, out[col])
+    out["memory_heap_aware"] = aware
     return out
 
 
@@ -143,6 +190,11 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
             out[f"{res}_{kind}_{unit}"] = new.where(r["status"].isin(["change", "keep"]) & new.notna(), cur)
     gone = r["cpu_limit_action"].isin(["remove", "keep_unset"]) & r["status"].isin(["change", "keep"])
     out.loc[gone, "cpu_limit_cores"] = np.nan
+    if "heap_bytes_current" in r:  # the heap a JVM runs with: the patched one (an -Xmx, or a share of the new limit)
+        applied = r["status"].isin(["change", "keep"]) & r["runtime_setting_action"].isin(["patch", "follows_limit"])
+        now = r["heap_bytes_current"]
+        out["heap_bytes"] = r["heap_bytes_recommended"].where(applied & (r["runtime"] == "jvm"), now).where(r["runtime"] == "jvm")
+        out["heap_changed"] = (out["heap_bytes"] - now).abs().fillna(0) >= 2**20
     return out
 
 
@@ -152,17 +204,22 @@ def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
+    if "heap_bytes_current" in recommendations:
+        out["heap_bytes"] = recommendations["heap_bytes_current"].where(recommendations["runtime"] == "jvm")
+        out["heap_changed"] = False
     return out
 
 
-def compare(recommendations: dict[str, pd.DataFrame], hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def compare(recommendations: dict[str, pd.DataFrame], hist: pd.DataFrame, daily: pd.DataFrame,
+            runtime: pd.DataFrame | None = None) -> pd.DataFrame:
     """One replay per policy label (recommendations made from the training days) plus "today", stacked
-    with a ``policy`` column; only containers with usage in the test days."""
+    with a ``policy`` column; only containers with usage in the test days. ``runtime``: the test days'
+    runtime hours (runtime_test), for the JVMs' heap."""
     first = next(iter(recommendations.values()))
     runs = {_TODAY: today_settings(first), **{label: settings_of(r) for label, r in recommendations.items()}}
     frames = []
     for label, settings in runs.items():
-        frame = replay(settings, hist, daily)
+        frame = replay(settings, hist, daily, runtime)
         frames.append(frame.assign(policy=label)[["policy"] + list(frame.columns)])
     out = pd.concat(frames, ignore_index=True)
     return out[out["cpu_pod_steps"].fillna(0) + out["memory_pod_steps"].fillna(0) > 0].reset_index(drop=True)
@@ -170,8 +227,8 @@ def compare(recommendations: dict[str, pd.DataFrame], hist: pd.DataFrame, daily:
 
 def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per group and policy: containers, request-weighted slack (CPU, memory: sum over containers of
-    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOMs, and containers
-    above their CPU request more than OVER_REQUEST_SHARE of the time."""
+    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOM kills and Java
+    OutOfMemoryErrors, and containers above their CPU request more than OVER_REQUEST_SHARE of the time."""
     keys = ["policy"] + list(by)
     df = bt.assign(
         _cpu_req=bt["cpu_request_cores"] * bt["cpu_pod_steps"], _cpu_use=bt["cpu_mean_cores"] * bt["cpu_pod_steps"],
@@ -180,15 +237,18 @@ def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     known_cpu, known_mem = df["cpu_slack"].notna(), df["memory_slack"].notna()
     df["_cpu_req"], df["_cpu_use"] = df["_cpu_req"].where(known_cpu, 0.0), df["_cpu_use"].where(known_cpu, 0.0)
     df["_mem_req"], df["_mem_use"] = df["_mem_req"].where(known_mem, 0.0), df["_mem_use"].where(known_mem, 0.0)
+    if "predicted_heap_oom" not in df:
+        df["predicted_heap_oom"] = False
     g = df.groupby(keys, sort=False, observed=True)
     out = g.agg(containers=("cpu_slack", "size"), predicted_ooms=("predicted_oom", "sum"), over_request=("_over", "sum"),
-                censored=("memory_censored", "sum"),
+                censored=("memory_censored", "sum"), predicted_heap_ooms=("predicted_heap_oom", "sum"),
                 _cr=("_cpu_req", "sum"), _cu=("_cpu_use", "sum"), _mr=("_mem_req", "sum"), _mu=("_mem_use", "sum"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cpu_slack"] = np.where(out["_cr"] > 0, 1 - out["_cu"] / out["_cr"], np.nan)
         out["memory_slack"] = np.where(out["_mr"] > 0, 1 - out["_mu"] / out["_mr"], np.nan)
     out = out.drop(columns=["_cr", "_cu", "_mr", "_mu"]).reset_index()
-    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64"})
+    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64",
+                       "predicted_heap_ooms": "int64"})
 
 
 def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
@@ -202,6 +262,7 @@ def summary(bt: pd.DataFrame, test_days: int) -> dict:
     fleet = rollup(bt, [])
     policies = {row["policy"]: {"containers": int(row["containers"]), "cpu_slack": _float(row["cpu_slack"]),
                                 "memory_slack": _float(row["memory_slack"]), "predicted_ooms": int(row["predicted_ooms"]),
+                                "predicted_heap_ooms": int(row["predicted_heap_ooms"]),
                                 "oom_killed_in_test_days": int(row["censored"]),
                                 "containers_over_request": int(row["over_request"])}
                 for row in fleet.to_dict("records")}

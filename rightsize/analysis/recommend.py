@@ -28,6 +28,7 @@ from ..snapshot import Snapshot, conform
 from . import censoring
 from . import hpa as hpa_math
 from . import policy as policy_mod
+from . import runtime_rules
 from . import statistics as stats_mod
 from .rounding import round_cpu_down, round_cpu_up, round_memory_down, round_memory_up
 
@@ -817,8 +818,9 @@ IMBALANCE = 1.5  # hottest pod's p95 / pooled p95 from which replicas count as i
 
 
 PIPELINE: tuple[Rule, ...] = tuple(Rule(fn.__name__, fn) for fn in (
-    assign_policy, eligibility, confidence, hpa_scope, cpu_throttling, cpu_request, memory_request, oom_demand,
-    memory_floor, hpa_coadjust, memory_limit, cpu_limit, one_off_job, status, provisioning_flags,
+    assign_policy, eligibility, confidence, hpa_scope, cpu_throttling, cpu_request, memory_request,
+    runtime_rules.runtime_memory, oom_demand, memory_floor, hpa_coadjust, memory_limit, runtime_rules.runtime_setting,
+    cpu_limit, one_off_job, status, provisioning_flags,
 ))
 
 
@@ -870,7 +872,9 @@ def _output(rows: Rows) -> pd.DataFrame:
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
                          _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
                          _rules=_join(_fired(rows), n, ","))
-    return out.assign(**columns, **intermediates)
+    new = {**columns, **intermediates, **runtime_rules.output(v, cur["memory_limit_bytes"])}
+    # one concat, not a column at a time: pandas warns (and slows) past a hundred inserts
+    return pd.concat([out.drop(columns=[c for c in new if c in out]), pd.DataFrame(new, index=out.index)], axis=1)
 
 
 def _fired(rows: Rows) -> list[tuple[np.ndarray, str]]:
