@@ -97,6 +97,9 @@ def frame(snapshot, keys: pd.DataFrame) -> pd.DataFrame:
     for c in ("runtime", "metrics_runtime", "memory_setting", "memory_setting_where", "memory_setting_token", "env_json",
               "uncertain", "problems", "initial_heap_where", "initial_heap_token", "live_set_source", "non_heap_source"):
         f[c] = f[c].fillna("").astype(str)
+    for c in ("memory_setting_bytes", "memory_setting_percent", "initial_heap_bytes", "pod_hours", "live_set_bytes",
+              "non_heap_bytes", "heap_used_max_bytes", "metrics_max_bytes"):
+        f[c] = pd.to_numeric(f[c], errors="coerce").astype(float)
     f["rt"] = np.where(f["runtime"] != "", f["runtime"], f["metrics_runtime"])
     spec_known, metrics = f["runtime"] != "", f["pod_hours"].fillna(0) > 0
     f["evidence"] = np.select([spec_known & metrics, spec_known, metrics], ["spec and metrics", "spec only", "metrics only"], "")

@@ -1,32 +1,35 @@
-"""The runtime rules of the recommendation pipeline (recommend.PIPELINE): memory that knows its runtime.
+"""Rules for runtimes (JVM, Go, Node.js, .NET): memory that knows its runtime (analysis/runtimes.py has the math).
 
 ``runtime_memory`` runs after memory_request: a JVM with runtime metrics gets its memory from heap + non-heap
-(the working set followed the old heap), every runtime its floors. ``runtime_setting`` runs after
-memory_limit: the runtime's own setting moves with the recommended limit (analysis/runtimes.py has the math).
+(its working set followed the old heap), every runtime its floors; the OOM rule and the floor come after it.
+``runtime_setting`` runs after status: the runtime's own setting moves with the recommended limit as it stands.
+The runtimes' tables (runtimes, runtime_hourly) are read from the snapshot, like the nodes' sizes.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from . import runtimes
+from ...schema import CONTAINER_KEY
+from .. import runtimes
+from .base import Rows, rule
+from .text import mem_text as _mib
+from .text import pct_text as _pct
 
 MIB = 2.0**20
-
-
-def _mib(values) -> pd.Series:
-    return pd.Series(np.ceil(np.nan_to_num(np.asarray(values, dtype=float), nan=0.0, posinf=0.0) / MIB)).astype(np.int64).astype(str) + "Mi"
-
-
-def _pct(values) -> pd.Series:
-    return pd.Series(np.round(np.nan_to_num(np.asarray(values, dtype=float), nan=0.0) * 100)).astype(np.int64).astype(str) + "%"
+SHARES = ("go_memory_limit_share", "node_heap_share", "dotnet_heap_share")
 
 
 def _obj(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=object)
 
 
-def runtime_memory(rows) -> None:
+@rule(after="memory_request", reads=tuple(CONTAINER_KEY) + ("memory_limit_bytes", "mem_pre", "mem_raw", "floor_lim", "floor_req",
+                                                             "peak", "max_mem", "margin", "widen", "rec"),
+      writes=("mem_pre", "mem_raw", "floor_lim", "floor_req", "rt_frame", "rt_jvm", "rt_share", "rt_other", "rt_measured"),
+      settings=("heap_target_occupancy", "min_memory", "memory_request_covers_max") + SHARES,
+      flags=("heap_full", "runtime_spec_only", "runtime_setting_unknown"))
+def runtime_memory(rows: Rows) -> None:
     """Runtimes: a JVM's heap from its live set and its memory from heap + non-heap; every runtime's floors.
 
     A JVM with runtime metrics (live set and non-heap known): heap = live set p99 / heap_target_occupancy
@@ -42,7 +45,7 @@ def runtime_memory(rows) -> None:
     Flag: heap_full, runtime_spec_only, runtime_setting_unknown.
     """
     v = rows.v
-    f = runtimes.frame(rows.snapshot, rows.f)
+    f = runtimes.frame(rows.snapshot, pd.DataFrame({k: rows.column(k) for k in CONTAINER_KEY}))
     limit, margin, widen, rec = rows.num("memory_limit_bytes"), v["margin"], v["widen"], v["rec"]
     jvm = runtimes.jvm_plan(f, limit, v["peak"], margin, widen, rows.pf("heap_target_occupancy"))
     share = runtimes.share_of(f, rows.pf("go_memory_limit_share"), rows.pf("node_heap_share"), rows.pf("dotnet_heap_share"))
@@ -63,7 +66,7 @@ def runtime_memory(rows) -> None:
     rows.flag(rec & (f["carrier"].to_numpy() == "unknown"), "runtime_setting_unknown")
 
 
-def _memory_reasons(rows, f: pd.DataFrame, jvm: dict, other: dict, measured: np.ndarray) -> None:
+def _memory_reasons(rows: Rows, f: pd.DataFrame, jvm: dict, other: dict, measured: np.ndarray) -> None:
     v, rec = rows.v, rows.v["rec"]
     setting = _obj(f["memory_setting"] + " (" + f["memory_setting_where"] + ")")
     absolute = measured & np.isnan(jvm["percent"])
@@ -100,7 +103,9 @@ def _memory_reasons(rows, f: pd.DataFrame, jvm: dict, other: dict, measured: np.
                                                    "; the metrics say " + _obj(_mib(f["metrics_max_bytes"]))))
 
 
-def runtime_setting(rows) -> None:
+@rule(after="status", reads=("rt_frame", "rt_jvm", "rt_share", "rt_measured", "rec", "mem_lim", "margin", "widen"),
+      writes=("rt_after",), flags=("runtime_by_hand",))
+def runtime_setting(rows: Rows) -> None:
     """Runtime setting: the runtime's own memory setting moves with the recommended limit.
 
     A JVM's heap becomes the one runtime_memory sized (-Xmx inside JAVA_TOOL_OPTIONS and the like rewritten
@@ -133,6 +138,7 @@ def runtime_setting(rows) -> None:
     rows.flag(rec & (action == "by_hand"), "runtime_by_hand")
 
 
+OUTPUTS = ("rt_frame", "rt_jvm", "rt_after", "rt_other", "rt_measured", "rec")
 OUTPUT_COLUMNS = ("runtime", "runtime_evidence", "runtime_setting", "heap_bytes_current", "heap_bytes_recommended",
                   "runtime_setting_action", "runtime_setting_edit", "runtime_env_json", "live_set_bytes", "non_heap_bytes",
                   "heap_occupancy")
