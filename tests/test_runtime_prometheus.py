@@ -15,7 +15,7 @@ from rightsize.settings import fields_of
 from rightsize.snapshot import Snapshot
 from rightsize.sources import prometheus as P
 from rightsize.targets import ClusterTarget
-from runtimedata import RuntimeDataset
+from runtimedata import GIB, MIB, RuntimeDataset
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,132 @@ def test_metrics_alone_say_the_runtime_settings_are_unknown(collected):
     [w] = [w for w in collected.meta["warnings"] if w["code"] == "inventory_from_metrics"]
     assert "runtime memory settings (env, command, args: -Xmx, GOMEMLIMIT, ...) are unknown from metrics alone" in w["message"]
     assert collected.tables["runtimes"].empty  # nothing is guessed from the metrics into the spec table
+
+
+# --- recommendations from the spec (manifests) and the collected metrics ------------------------------------
+
+MANIFESTS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: orders, namespace: jvm}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: orders}}
+  template:
+    metadata: {labels: {app: orders}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/orders:1
+        env:
+        - {name: JAVA_TOOL_OPTIONS, value: "-XX:+UseG1GC -Xmx2g -Xms2g -Dspring.profiles.active=prod"}
+        resources: {requests: {cpu: 500m, memory: 2560Mi}, limits: {memory: 2560Mi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: billing, namespace: jvm}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: billing}}
+  template:
+    metadata: {labels: {app: billing}}
+    spec:
+      containers:
+      - name: app
+        image: eclipse-temurin:21-jre
+        command: [java, -Xmx1g, -jar, /app/billing.jar]
+        resources: {requests: {cpu: 500m, memory: 2560Mi}, limits: {memory: 2560Mi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gateway, namespace: go}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: gateway}}
+  template:
+    metadata: {labels: {app: gateway}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example/gateway:1
+        env:
+        - {name: GOMEMLIMIT, value: 900MiB}
+        resources: {requests: {cpu: 500m, memory: 2560Mi}, limits: {memory: 2560Mi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker, namespace: go}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec:
+      containers:
+      - name: app
+        image: golang:1.22
+        resources: {requests: {cpu: 500m, memory: 2560Mi}, limits: {memory: 2560Mi}}
+"""
+
+
+@pytest.fixture(scope="module")
+def recommended(runtime_server, runtime_data, tmp_path_factory):
+    from rightsize.analysis.recommend import recommend
+    from rightsize.collect import collect as collect_stage
+
+    folder = tmp_path_factory.mktemp("runtime-manifests")
+    (folder / "apps.yaml").write_text(MANIFESTS)
+    config = make_config(runtime_server.url, runtime_data.end)
+    # a day of history: no minimum, no widening for a short history (the hand computation is the rule itself)
+    short = dataclasses.replace(config.policies["production"], min_history=12 * 3600.0, full_confidence_history=86400.0,
+                                medium_confidence_history=86400.0)
+    config = dataclasses.replace(config, policies={**config.policies, "production": short},
+                                 pricing=dataclasses.replace(config.pricing, source="offline"))
+    snap = collect_stage(config, manifests=str(folder), log=lambda m: None)
+    return snap, recommend(snap, config).set_index(["namespace", "workload"])
+
+
+def test_the_jvm_heap_and_limit_match_a_hand_computation(recommended):
+    _, recs = recommended
+    orders = recs.loc[("jvm", "orders")]
+    # live set: Micrometer's live data, 480 / 512 MiB + 8 MiB x (hour % 4): 48 pod-hours, p99 = the largest, 536 MiB;
+    # heap = 536 / 0.7 = 765.7 -> 766 MiB; non-heap: working set - committed heap, peak 300 MiB (the spike);
+    # memory = 766 + 300 x 1.15 = 1111 MiB -> 1120 MiB (16 MiB steps from 1 GiB)
+    assert orders["live_set_bytes"] == 536 * MIB and orders["non_heap_bytes"] == 300 * MIB
+    assert orders["heap_bytes_current"] == 2 * GIB and orders["heap_bytes_recommended"] == 766 * MIB
+    assert orders["memory_request_bytes_recommended"] == orders["memory_limit_bytes_recommended"] == 1120 * MIB
+    assert orders["runtime_setting_action"] == "patch" and orders["status"] == "change"
+    assert orders["runtime_env_json"] == '{"JAVA_TOOL_OPTIONS": "-XX:+UseG1GC -Xmx766m -Xms766m -Dspring.profiles.active=prod"}'
+    # -Xmx2g is four times its 512 MiB live set: the memory request falls by more than half
+    saving = 1 - orders["memory_request_bytes_recommended"] / orders["memory_request_bytes_current"]
+    assert saving >= 0.5 and saving == pytest.approx(1 - 1120 / 2560)
+
+
+def test_a_heap_on_the_command_line_stays_and_its_edit_is_given(recommended):
+    _, recs = recommended
+    billing = recs.loc[("jvm", "billing")]
+    # no live data (the JMX exporter): the heap's hourly troughs; the -Xmx1g on the command line is not patched
+    assert billing["runtime_setting_action"] == "by_hand" and "runtime_by_hand" in billing["flags"]
+    assert billing["runtime_setting_edit"] == f'command[1]: "-Xmx1g" -> "-Xmx{math.ceil(billing["live_set_bytes"] / 0.7 / MIB)}m"'
+    assert billing["memory_limit_bytes_recommended"] >= GIB + billing["non_heap_bytes"]  # today's heap + non-heap
+
+
+def test_go_runtime_limit_is_a_share_of_the_limit(recommended):
+    _, recs = recommended
+    gateway = recs.loc[("go", "gateway")]
+    limit = gateway["memory_limit_bytes_recommended"]
+    assert gateway["runtime_env_json"] == f'{{"GOMEMLIMIT": "{int(0.9 * limit // MIB)}MiB"}}'
+    assert gateway["heap_bytes_current"] == 900 * MIB  # GOMEMLIMIT from the spec (the metrics say the same)
+    worker = recs.loc[("go", "worker")]
+    assert worker["runtime_setting_action"] == "none" and "no GOMEMLIMIT" in worker["reason"]
+
+
+def test_no_recommended_limit_is_below_the_heap_maximum_plus_non_heap(recommended):
+    _, recs = recommended
+    runtime = recs[recs["runtime"] != ""]
+    assert len(runtime) == 4
+    moved = runtime["runtime_setting_action"].isin(["patch", "follows_limit"])
+    heap_after = runtime["heap_bytes_recommended"].where(moved, runtime["heap_bytes_current"])
+    below = runtime["memory_limit_bytes_recommended"] < heap_after + runtime["non_heap_bytes"].fillna(0)
+    assert heap_after.notna().sum() == 3 and below.sum() == 0
+
