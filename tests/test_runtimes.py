@@ -217,6 +217,10 @@ def test_go_settings():
     assert (row["memory_setting_percent"], row["memory_setting_token"]) == (100.0, "resourceFieldRef limits.memory")
     row = runtime_row(_c(env=_env(GOMEMLIMIT="1800MB")), {})
     assert row["memory_setting"] == "" and "GOMEMLIMIT='1800MB' is not a byte count Go reads" in row["problems"]
+    # Go stops at a GOMEMLIMIT it cannot read: what it runs with is unknown, never a guess; a bad GOGC it reads as 100
+    assert row["uncertain"] == "a setting that does not parse (see problems)"
+    row = runtime_row(_c(env=_env(GOMEMLIMIT="1GiB", GOGC="50%")), {})
+    assert row["memory_setting_bytes"] == 2**30 and row["uncertain"] == "" and "GOGC='50%'" in row["problems"]
     assert runtime_row(_c(env=_env(GOMEMLIMIT="off")), {})["memory_setting"] == ""
 
 

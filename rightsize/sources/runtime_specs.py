@@ -99,6 +99,12 @@ class Found:
     uncertain: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     env: Env = field(default_factory=Env)
+    malformed: bool = False
+
+    def bad(self, *problems: str) -> None:
+        """Settings in a form their runtime refuses: named, and the setting counts as unknown."""
+        self.problems += problems
+        self.malformed = self.malformed or bool(problems)
 
 
 # --- the command line ------------------------------------------------------------------------------------
@@ -180,7 +186,7 @@ def _env_tokens(env: Env, name: str, found: Found) -> list[tuple[str, str]] | No
     try:
         return [(t, f"env {name}") for t in rt.split_options(env.literal[name], f"env {name}")]
     except rt.SettingFormError as exc:
-        found.problems.append(str(exc))
+        found.bad(str(exc))
         return []
 
 
@@ -216,7 +222,7 @@ def _jvm(found: Found, env: Env, words, program: int, has_command: bool) -> None
     last: dict[str, tuple[int, rt.Setting]] = {}
     for i, (_, tokens) in enumerate(sources):
         settings, problems = _settings(tokens or [], _jvm_parse)
-        found.problems += problems
+        found.bad(*problems)
         for s in settings:
             last[s.name] = (i, s)
     unknown = [(i, label) for i, (label, tokens) in enumerate(sources) if tokens is None]
@@ -250,7 +256,7 @@ def _node(found: Found, env: Env, words, program: int) -> None:
             line.append((w, where))
         options += line
     settings, problems = _settings(options, _node_parse)
-    found.problems += problems
+    found.bad(*problems)
     found.heap = settings[-1] if settings else None
     if from_env is None and not (found.heap and found.heap.where != "env NODE_OPTIONS"):
         found.uncertain.append(_unknown_label(env, "NODE_OPTIONS"))
@@ -271,12 +277,12 @@ def _go(found: Found, env: Env) -> None:
             if math.isfinite(value):
                 found.heap = rt.Setting("memory_limit", value, "bytes", "GOMEMLIMIT", text, "env GOMEMLIMIT")
         except rt.SettingFormError as exc:
-            found.problems.append(f"env {exc}")
+            found.bad(f"env {exc}")
     if "GOGC" in env.literal:
         try:
             found.gogc = rt.parse_gogc(env.literal["GOGC"])
         except rt.SettingFormError as exc:
-            found.problems.append(f"env {exc}")
+            found.problems.append(f"env {exc}")  # Go reads a bad GOGC as 100 and runs
 
 
 def _dotnet(found: Found, env: Env) -> None:
@@ -289,7 +295,7 @@ def _dotnet(found: Found, env: Env) -> None:
                 try:
                     found.heap = rt.dotnet_setting(name, env.literal[name])
                 except rt.SettingFormError as exc:
-                    found.problems.append(f"env {exc}")
+                    found.bad(f"env {exc}")
 
 
 def image_runtime(image: str) -> str:
@@ -315,7 +321,7 @@ def detect(container: dict) -> Found:
     try:
         words, has_command = argv(container)
     except rt.SettingFormError as exc:
-        found.problems.append(str(exc))
+        found.bad(str(exc))
         words, has_command = [], bool(container.get("command"))
     program, index = _program(words)
     by_env = sorted({rt.RUNTIME_ENV[n] for n in rt.RUNTIME_ENV if env.known(n)}, key=rt.RUNTIMES.index)
@@ -341,6 +347,9 @@ def detect(container: dict) -> Found:
         _go(found, env)
     else:
         _dotnet(found, env)
+    if found.malformed:
+        # a setting the runtime cannot parse stops it (a JVM refuses to start): what it runs with is unknown
+        found.uncertain.append("a setting that does not parse (see problems)")
     if env.env_from and found.heap is None or (env.env_from and found.heap_percent_default):
         found.uncertain += [f"{s} (may set the runtime's variables)" for s in env.env_from]
     return found

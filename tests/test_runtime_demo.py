@@ -1,0 +1,50 @@
+"""The demo's runtimes block: a Spring Boot service at four times its live set, a Go service with GOMEMLIMIT, a JVM at
+MaxRAMPercentage that the working-set rule alone would cut below what its heap needs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rightsize.analysis.recommend import recommend
+from rightsize.analysis.rounding import round_memory_up
+from rightsize.config import Config
+from rightsize.demo import generate
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def recs():
+    snap = generate()
+    return recommend(snap, Config()).set_index(["namespace", "workload"])
+
+
+def test_the_spring_boot_service_saves_more_than_half_its_memory(recs):
+    orders = recs.loc[("shop", "orders")]
+    assert orders["heap_bytes_current"] == 2048 * MIB
+    assert orders["heap_bytes_current"] / orders["live_set_bytes"] >= 3.8  # -Xmx2g, a live set of about 512 MiB
+    heap = orders["heap_bytes_recommended"]
+    assert heap == round_memory_up(orders["live_set_bytes"] / 0.7)
+    assert orders["memory_limit_bytes_recommended"] == round_memory_up(heap + orders["non_heap_bytes"] * 1.15)
+    assert 1 - orders["memory_request_bytes_recommended"] / orders["memory_request_bytes_current"] >= 0.5
+    env = json.loads(orders["runtime_env_json"])["JAVA_TOOL_OPTIONS"]
+    mib = int(heap // MIB)
+    assert env == f"-XX:+UseG1GC -Xmx{mib}m -Xms{mib}m -Dspring.profiles.active=prod"  # every other flag kept
+
+
+def test_the_go_service_moves_gomemlimit_with_its_limit(recs):
+    gateway = recs.loc[("shop", "edge-gateway")]
+    limit = gateway["memory_limit_bytes_recommended"]
+    assert gateway["heap_bytes_current"] == 1800 * MIB and limit < 1800 * MIB  # today's GOMEMLIMIT is above the new limit
+    assert json.loads(gateway["runtime_env_json"]) == {"GOMEMLIMIT": f"{int(0.9 * limit // MIB)}MiB"}
+
+
+def test_the_jvm_at_max_ram_percentage_is_not_cut_as_far_as_the_working_set_says(recs):
+    ledger = recs.loc[("payments", "ledger-api")]
+    by_working_set = round_memory_up(ledger["memory_max_bytes"] * 1.15)  # today's rule, which knows no heap
+    assert 0.75 * by_working_set < ledger["live_set_bytes"] / 0.7  # its heap would hold the live set at over 70 %
+    limit = ledger["memory_limit_bytes_recommended"]
+    assert limit > by_working_set and limit == round_memory_up(ledger["live_set_bytes"] / 0.7 / 0.75)
+    assert ledger["runtime_setting_action"] == "follows_limit" and ledger["heap_bytes_recommended"] == 0.75 * limit
+    assert ledger["heap_occupancy"] <= 0.7
