@@ -48,3 +48,31 @@ def test_the_jvm_at_max_ram_percentage_is_not_cut_as_far_as_the_working_set_says
     assert limit > by_working_set and limit == round_memory_up(ledger["live_set_bytes"] / 0.7 / 0.75)
     assert ledger["runtime_setting_action"] == "follows_limit" and ledger["heap_bytes_recommended"] == 0.75 * limit
     assert ledger["heap_occupancy"] <= 0.7
+
+
+def test_each_demo_case_renders_with_kubectl_kustomize_and_keeps_its_other_settings(tmp_path, kubectl):
+    """`rightsize demo`, then the real `kubectl kustomize` of its patch folders over its base manifests."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from patchfixtures import by_id, kustomize, pod_spec
+
+    out = tmp_path / "demo"
+    subprocess.run([sys.executable, "-m", "rightsize.cli", "demo", "--out", str(out), "--quiet"], check=True,
+                   cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    shop = by_id(kustomize(out / "patches" / "demo" / "shop"))
+    payments = by_id(kustomize(out / "patches" / "demo" / "payments"))
+    orders = pod_spec(shop[("Deployment", "shop", "orders")])["containers"][0]
+    # the heap moves with the limit in one patch; every other JVM flag, the image, the container stay
+    assert orders["env"] == [{"name": "JAVA_TOOL_OPTIONS", "value": "-XX:+UseG1GC -Xmx754m -Xms754m -Dspring.profiles.active=prod"}]
+    assert orders["resources"]["limits"]["memory"] == "1168Mi" and orders["image"] == "registry.example/shop/orders:2.4.1"
+    gateway = pod_spec(shop[("Deployment", "shop", "edge-gateway")])["containers"][0]
+    assert {e["name"]: e["value"] for e in gateway["env"]} == {"GOMEMLIMIT": "655MiB", "GOGC": "100"}  # merged by name
+    assert gateway["resources"]["limits"]["memory"] == "728Mi"
+    ledger = pod_spec(payments[("Deployment", "payments", "ledger-api")])["containers"][0]
+    # MaxRAMPercentage on the command line: untouched, the heap follows the new limit by itself
+    assert ledger["command"] == ["java", "-XX:MaxRAMPercentage=75.0", "-jar", "/app/ledger.jar"] and "env" not in ledger
+    assert ledger["resources"]["limits"]["memory"] == "1568Mi"
+    patch = (out / "patches" / "demo" / "shop" / "deployment-orders.yaml").read_text()
+    assert "jvm memory: -Xmx (env JAVA_TOOL_OPTIONS) 2048Mi → 754Mi, patch (live set p99 527Mi, non-heap 351Mi)" in patch

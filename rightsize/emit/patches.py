@@ -1,4 +1,6 @@
-"""Kustomize patches for review: one strategic-merge patch per workload, touching only ``resources``.
+"""Kustomize patches for review: one strategic-merge patch per workload, touching only ``resources`` and the
+runtime variables that move with them (a JVM's JAVA_TOOL_OPTIONS, GOMEMLIMIT, ...: merged by name, every other
+variable kept).
 
 ``write_patches`` writes, below ``out_dir``, one folder per ``[patches] layout`` (``{cluster}/{namespace}``)
 holding one patch file per workload, a kustomization.yaml listing them under ``patches:`` with explicit
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 import os
 import posixpath
@@ -152,7 +155,8 @@ def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.Data
     something = (_has(recs["cpu_request_cores_recommended"]) | _has(recs["memory_request_bytes_recommended"])
                  | _has(recs["memory_limit_bytes_recommended"])
                  | ((recs["cpu_limit_action"] == "set") & _has(recs["cpu_limit_cores_recommended"]))
-                 | (recs["cpu_limit_action"] == "remove"))
+                 | (recs["cpu_limit_action"] == "remove")
+                 | (recs.get("runtime_env_json", pd.Series("", index=recs.index)).fillna("") != ""))
     nothing = change & ~something & (why == "")
     why[nothing] = "no recommended value to write"
 
@@ -201,6 +205,29 @@ def container_resources(row) -> dict:
     if requests:
         out["requests"] = requests
     return out
+
+
+def container_env(row) -> list[dict]:
+    """The runtime variables a row's patch sets (runtime_env_json), as an ``env`` list: a strategic merge
+    replaces each by name and keeps every other variable of the container."""
+    text = row.get("runtime_env_json") if hasattr(row, "get") else ""
+    if not isinstance(text, str) or not text:
+        return []
+    return [{"name": k, "value": v} for k, v in sorted(json.loads(text).items())]
+
+
+def container_entry(name: str, row) -> dict:
+    """One container of a patch: its name, its recommended ``resources`` and the runtime variables that move
+    with them (``row`` None: named only, to keep the containers' order)."""
+    entry: dict = {"name": name}
+    if row is None:
+        return entry
+    resources, env = container_resources(row), container_env(row)
+    if resources:
+        entry["resources"] = resources
+    if env:
+        entry["env"] = env
+    return entry
 
 
 def pod_spec_path(kind: str) -> tuple[str, ...]:
@@ -284,13 +311,8 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
             missing += [skip_row(r, f"container not in {kind} {workload} as {view.where} has it")
                         for r in sub if r["container"] not in names]
             kept += present
-            resources = {r["container"]: container_resources(r) for r in present}
-            entries = []
-            for n in names:
-                entry: dict = {"name": n}
-                if resources.get(n):
-                    entry["resources"] = resources[n]
-                entries.append(entry)
+            by_name = {r["container"]: r for r in present}
+            entries = [container_entry(n, by_name.get(n)) for n in names]
             for r in present:
                 if r["cpu_limit_action"] != "remove":
                     continue
@@ -299,7 +321,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
                     ops += remove_ops(kind, list_name, names.index(c), c)
                 else:
                     notes.append(f"{ref} container {c}: CPU limit already unset in {view.where}; nothing to remove")
-            if any("resources" in e for e in entries) or ops:
+            if any(len(e) > 1 for e in entries) or ops:
                 pod_spec[list_name] = entries
             continue
         where = view.where if view else "no manifest or container list in the snapshot"
@@ -308,8 +330,8 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
                         for r in sub]
             continue
         kept += sub
-        entries = [{"name": r["container"], "resources": container_resources(r)} for r in sub]
-        entries = [e for e in entries if e["resources"]]
+        entries = [container_entry(r["container"], r) for r in sub]
+        entries = [e for e in entries if len(e) > 1]
         if entries:
             pod_spec[list_name] = entries
             notes.append(f"{ref}: container order unknown ({where}); kustomize lists the patched containers first")
@@ -318,7 +340,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
                 notes.append(f"{ref} container {r['container']}: CPU limit removal not written, the container's "
                              f"position is unknown ({where}); remove `resources.limits.cpu` by hand")
     for row in kept:
-        notes += _limit_conflicts(ref, row)
+        notes += _limit_conflicts(ref, row) + _runtime_notes(ref, row)
     body: dict = pod_spec
     for key in reversed(pod_spec_path(kind)):
         body = {key: body}
@@ -343,6 +365,18 @@ def _limit_conflicts(ref: str, row) -> list[str]:
         notes.append(f"{ref} container {row['container']}: recommended memory request {format_memory(mem)} is above "
                      f"its current memory limit {format_memory(mem_limit)}, which the patch keeps; raise the limit")
     return notes
+
+
+def _runtime_notes(ref: str, row) -> list[str]:
+    """Notes for a runtime setting the patch cannot move: on the command line (the exact edit), or unknown."""
+    action, runtime = row.get("runtime_setting_action", ""), row.get("runtime", "")
+    if action == "by_hand":
+        return [f"{ref} container {row['container']}: edit its {runtime} memory setting by hand (a patch cannot "
+                f"rewrite command or args): {row.get('runtime_setting_edit', '')}"]
+    if action == "unknown":
+        return [f"{ref} container {row['container']}: its {runtime} memory setting is unknown from the spec (valueFrom, "
+                "envFrom or the image's entrypoint): check that it moves with the new limit"]
+    return []
 
 
 def remove_ops(kind: str, list_name: str, index: int, container: str) -> list[dict]:
@@ -452,6 +486,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             + ("" if r.get("memory_basis") == "max" else f", max {_mem_basis_text(r.get('memory_max_bytes'))}") + ")",
             f"  memory limit:   {_mem_text(r['memory_limit_bytes_current'])} → {_mem_text(r['memory_limit_bytes_recommended'])}",
             f"  cpu limit:      {cpu_limit_text(r)}",
+            *_runtime_evidence(r),
             f"  saving:         {_usd(r['savings_usd_per_month'])}",
         ]
         extra = []
@@ -466,6 +501,16 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     for note in patch.notes:
         lines.append(f"note: {note}")
     return lines
+
+
+def _runtime_evidence(r) -> list[str]:
+    """The runtime's memory setting, today and after, with what sized it (the JVM's live set and non-heap)."""
+    if not r.get("runtime_setting") or r.get("runtime_setting_action") in ("", "none", None):
+        return []
+    measured = "" if math.isnan(_num(r.get("live_set_bytes"))) else (
+        f" (live set p99 {_mem_basis_text(r.get('live_set_bytes'))}, non-heap {_mem_basis_text(r.get('non_heap_bytes'))})")
+    return [f"  {r['runtime']} memory: {r['runtime_setting']} {_mem_basis_text(r.get('heap_bytes_current'))} → "
+            f"{_mem_basis_text(r.get('heap_bytes_recommended'))}, {r['runtime_setting_action'].replace('_', ' ')}{measured}"]
 
 
 # --- YAML text --------------------------------------------------------------------------------------
@@ -669,8 +714,8 @@ def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: 
     data["patches"] = [{"path": p, "target": t} for p, t in entries]
     comments = [
         "Generated by rightsize: resource patches for review (window " + window_text(meta) + ").",
-        "Each patch changes only `resources` of the containers it names (an hpa-*.yaml only its HPA's target "
-        "utilization); see PATCHES.md for the evidence.",
+        "Each patch changes only `resources` of the containers it names, and the runtime variable whose memory "
+        "setting moves with them (an hpa-*.yaml only its HPA's target utilization); see PATCHES.md for the evidence.",
     ]
     if not resources:
         comments.append("Add the base these workloads come from under `resources:` (or copy the patches into your overlay).")
