@@ -227,3 +227,17 @@ def test_backtest_replays_a_jvm_with_the_heap_it_would_run_with():
     # c: heap unchanged, so the working set stands; its troughs (2.1 GiB) outgrew its 2 GiB heap
     assert not got.loc["c", "memory_heap_aware"] and got.loc["c", "memory_peak_bytes"] == 2.3 * GIB
     assert got.loc["c", "predicted_heap_oom"] and got.loc["c", "memory_slack"] == -1.0
+
+
+def test_runtimes_known_from_their_spec_only_are_a_caveat_naming_the_missing_families():
+    recs = pd.DataFrame([{**_key("a"), "runtime": "jvm", "runtime_evidence": "spec only"},
+                         {**_key("b"), "runtime": "jvm", "runtime_evidence": "spec and metrics"},
+                         {**_key("g"), "runtime": "go", "runtime_evidence": "spec only"}])
+    meta = {"sources": {"prometheus:c": {"runtime_metrics": {
+        "jvm": {"found": ["jvm_memory_used_bytes"], "missing": ["jvm_memory_bytes_used"]},
+        "go": {"found": [], "missing": ["go_memstats_heap_inuse_bytes", "go_gc_gomemlimit_bytes"]}}}, "c": {"workloads": "api"}}}
+    out = {c["message"].split(" ")[1]: c["message"] for c in R.caveats(recs, meta)}
+    assert set(out) == {"go", "jvm"}
+    assert out["go"].startswith("1 go container(s) have no go metrics (none of go_gc_gomemlimit_bytes, "
+                                "go_memstats_heap_inuse_bytes was found in the window)") and "ns/Deployment/g:app" in out["go"]
+    assert "its metrics were found for other pods only (jvm_memory_used_bytes)" in out["jvm"] and "ns/Deployment/a:app" in out["jvm"]

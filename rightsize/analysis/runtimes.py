@@ -242,3 +242,27 @@ def _edit(row: pd.Series, value: float) -> tuple[str, str]:
         by_hand = f'; by hand, {row["initial_heap_where"]}: "{xms}" -> "{xms_new}" (above the new heap)'
     changed = {k: v for k, v in new.items() if env.get(k) != v}
     return "; ".join(f'env {k}: "{env[k]}" -> "{v}"' for k, v in changed.items()) + by_hand, json.dumps(changed, sort_keys=True)
+
+
+def caveats(recommendations: pd.DataFrame, meta: dict) -> list[dict]:
+    """A caveat per runtime whose containers are known from their spec only: the families the collection did not
+    find name what is missing (meta.json sources -> runtime_metrics)."""
+    if recommendations.empty or "runtime_evidence" not in recommendations:
+        return []
+    found: dict[str, set] = {}
+    for source in (meta.get("sources") or {}).values():
+        for runtime, families in ((source or {}).get("runtime_metrics") or {}).items() if isinstance(source, dict) else ():
+            found.setdefault(runtime, set()).update(families.get("found") or [])
+            found.setdefault(f"{runtime}:missing", set()).update(families.get("missing") or [])
+    out = []
+    spec_only = recommendations[recommendations["runtime_evidence"] == "spec only"]
+    for runtime, rows in spec_only.groupby("runtime", sort=True):
+        names = sorted(found.get(f"{runtime}:missing", set()) - found.get(runtime, set()))
+        why = (f"none of {', '.join(names)} was found in the window" if names and not found.get(runtime)
+               else f"its metrics were found for other pods only ({', '.join(sorted(found.get(runtime, set()))) or 'none read'})")
+        shown = ", ".join(f"{r.namespace}/{r.kind}/{r.workload}:{r.container}" for r in rows.head(5).itertuples())
+        out.append({"code": "runtime_metrics_missing",
+                    "message": f"{len(rows)} {runtime} container(s) have no {runtime} metrics ({why}): sized from their "
+                               f"spec's setting as a floor, non-heap unknown: {shown}" + (" ..." if len(rows) > 5 else ""),
+                    "affects": "runtime-aware memory (see README \"Runtimes\")"})
+    return out

@@ -222,25 +222,25 @@ class Queries:
         if committed:  # the working set is a core metric (without it there is no collection)
             top = f"max by ({K}) (max_over_time({self.sel(self.cfg.metrics.memory_working_set, namespaces, containers=True)}[1h]))"
             parts["non_heap_max_bytes"] = f"{top} - on ({K}) ({committed})"
-        return {k: v for k, v in parts.items() if v}
+        return _present(parts)
 
     def _go_parts(self, namespaces, present: set[str]) -> dict[str, str]:
         r = self.cfg.runtime_metrics
-        return {k: v for k, v in {
+        return _present({
             "heap_used_max_bytes": self._either(present, (r.go_heap_inuse, self._hour("max", r.go_heap_inuse, namespaces))),
             "runtime_max_bytes": self._either(present, (r.go_memory_limit, self._hour("max", r.go_memory_limit, namespaces))),
-        }.items() if v}
+        })
 
     def _node_parts(self, namespaces, present: set[str]) -> dict[str, str]:
         r = self.cfg.runtime_metrics
-        return {k: v for k, v in {
+        return _present({
             "heap_used_max_bytes": self._either(present, (r.node_heap_used, self._hour("max", r.node_heap_used, namespaces))),
             "heap_committed_max_bytes": self._either(present, (r.node_heap_total, self._hour("max", r.node_heap_total, namespaces))),
-        }.items() if v}
+        })
 
     def _dotnet_parts(self, namespaces, present: set[str]) -> dict[str, str]:
         r = self.cfg.runtime_metrics
-        return {k: v for k, v in {
+        return _present({
             "heap_used_max_bytes": self._either(
                 present, (r.dotnet_heap_size, self._hour("sum", r.dotnet_heap_size, namespaces, pool="gc_generation")),
                 (r.otel_dotnet_heap_size, self._hour("sum", r.otel_dotnet_heap_size, namespaces, pool="generation"))),
@@ -248,7 +248,7 @@ class Queries:
                 present, (r.otel_dotnet_committed, self._hour("max", r.otel_dotnet_committed, namespaces))),
             "runtime_max_bytes": self._either(
                 present, (r.dotnet_total_available, self._hour("max", r.dotnet_total_available, namespaces))),
-        }.items() if v}
+        })
 
     def owners_and_series(self, namespaces=None) -> list[str]:
         """Series-API matchers: pod owners, ReplicaSet and Job owners, pod placement (node), and the
@@ -298,6 +298,11 @@ class Queries:
             "hpa_target": f"max by ({L.namespace}, {hpa}, metric_name, metric_target_type) (last_over_time({self.sel(m.hpa_spec_target)}[{W}]))",
             "pdb_expected": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_expected_pods)}[{W}]))",
         }
+
+
+def _present(parts: dict[str, str]) -> dict[str, str]:
+    """The parts whose metrics were found ('' marks one that was not)."""
+    return {k: v for k, v in parts.items() if v}
 
 
 def _tagged(parts: dict[str, str]) -> str:
