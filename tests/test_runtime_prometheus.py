@@ -90,7 +90,7 @@ def test_one_request_more_per_shard_and_none_without_runtime_metrics(runtime_ser
 
 
 def test_metrics_alone_say_the_runtime_settings_are_unknown(collected):
-    [w] = [w for w in collected.meta["warnings"] if w["code"] == "inventory_from_metrics"]
+    [w] = [w for w in collected.meta["warnings"] if w["code"] == "runtime_settings_from_metrics"]
     assert "runtime memory settings (env, command, args: -Xmx, GOMEMLIMIT, ...) are unknown from metrics alone" in w["message"]
     assert collected.tables["runtimes"].empty  # nothing is guessed from the metrics into the spec table
 

@@ -7,8 +7,7 @@ Requests, in order (none grows with the number of workloads):
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
 4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day; and, when runtime metrics (JVM, Go, Node.js, .NET) are
-   found, one at a one-hour step: their heap, live set and non-heap per hour (runtime.py);
+   working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs).
@@ -21,13 +20,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS, usage_statistics
+from ...sketch import usage_statistics
+from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import execute, runtime
+from . import cluster_tables, execute, runtime
 from .client import Client, QueryFailed
 from .promql import Queries, quote
 from .usage import Grid, UsageAccumulator, reduce_chunk
@@ -133,12 +133,12 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
-    _runtime_hourly(run, snapshot, runtime_frames, outcome.failed)
+    _append(snapshot, "runtime_hourly", runtime.collected(run, snapshot, runtime_frames, outcome.failed, inventory_from_metrics))
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
-    nodes = _nodes(run, cluster_rows)
+    nodes = cluster_tables.nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
     _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
-    _append(snapshot, "traffic", _traffic(run, cluster_rows))
+    _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
     if acc.unowned:
@@ -170,9 +170,8 @@ def _start(config, target, snapshot, client, log, allow_partial) -> Run:
         raise SourceError(f"cannot query metrics: {exc}") from None
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
-    run = Run(config, target.name, client, q, grid, log)
+    run = Run(config, target.name, client, q, grid, log, runtime_present=runtime.present_names(p.runtime_metrics, present))
     run.missing = _record_missing(config, snapshot, present, target.name)
-    run.runtime_present = runtime.present_names(p.runtime_metrics, present)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
         f"{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}, {grid.n} steps of {dur(grid.step)}")
@@ -271,7 +270,7 @@ def _read_labels(run: Run) -> None:
 # --- the pulls --------------------------------------------------------------------------------------
 
 def _pull(run: Run, inventory: bool, allow_partial: bool):
-    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome)."""
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome, runtime chunks)."""
     p = run.config.prometheus
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
@@ -283,9 +282,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
         if run.has("memory_working_set") or run.has("restarts"):
             tasks.append(execute.Task("daily", shard))
         tasks.append(execute.Task("per_pod", shard))
-    if run.runtime_present:
-        parts = len(run.q.runtime_parts(None, run.runtime_present))
-        tasks += runtime.tasks(run.shards, run.series_per_namespace, parts, run.config.general.window, p.range_points)
+    tasks += runtime.tasks(run)
     for shard in run.shards:
         series = sum(run.series_per_namespace[ns] for ns in shard)
         for res, metric in (("cpu", "cpu_usage"), ("memory", "memory_working_set")):
@@ -316,11 +313,8 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
                                         run.grid.step, key, what=f"{task.name} usage", timestamps=True)
         return reduce_chunk(result, task.name, run.grid, run.owners)
-    if task.name == "daily":
-        return _fetch_daily(run, nss, key)
-    if task.name == "runtime":
-        return runtime.fetch(run.client, run.q.runtime(nss, run.runtime_present), run.grid.end, run.config.general.window,
-                             task, key + ["stat"])
+    if task.name in ("daily", "runtime"):
+        return _fetch_daily(run, nss, key) if task.name == "daily" else runtime.fetch(run, task, nss, key)
     result = run.client.query(run.q.per_pod(nss, inventory), run.grid.end, what="restarts and throttling per pod")
     return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
 
@@ -365,15 +359,6 @@ def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
     return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
-
-
-def _runtime_hourly(run: Run, snapshot: Snapshot, frames: list[pd.DataFrame], failed: set) -> None:
-    """The runtime_hourly table (runtime.py); a caveat for runtime series no container can claim."""
-    hourly, left_out = runtime.table(frames, run.owners, run.cluster, run.grid.end)
-    _append(snapshot, "runtime_hourly", _drop(hourly, failed))
-    if left_out:
-        snapshot.warn("runtime_series_unowned", f"cluster {run.cluster}: {left_out} pod series of runtime metrics (JVM, Go, "
-                      "Node.js, .NET) have no container label or no pod owner, so no container: left out", affects="runtimes")
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
@@ -455,30 +440,6 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
     return _rows(result, labels, labels)
 
 
-def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    L = run.labels
-    lab = rows[rows["stat"] == "node_labels"].drop_duplicates(L.node, keep="last")
-    if lab.empty:
-        return pd.DataFrame()
-    hours = rows[rows["stat"] == "node_hours"].groupby(L.node)["value"].max()
-    alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
-    out = pd.DataFrame({
-        "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
-        "region": lab[L.region], "node_group": lab[L.node_group],
-        "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
-    })
-    out["hours_seen"] = out["node"].map(hours).fillna(0.0)
-    for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
-        out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
-    return out.reset_index(drop=True)
-
-
-def _capacity(eks: pd.Series, karpenter: pd.Series) -> pd.Series:
-    """EKS says ON_DEMAND / SPOT, Karpenter on-demand / spot; '' when neither label is set."""
-    raw = eks.where(eks != "", karpenter).str.lower().str.replace("_", "-")
-    return raw.where(raw.isin(["spot", "on-demand"]), "")
-
-
 def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
     """Pod-hours per (workload, node): the steps each pod had a sample (its busiest-sampled
     container), from the same pulls as the usage; the node from kube_pod_info."""
@@ -501,27 +462,6 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     out["zone"] = out["node"].map(zones).astype(object).fillna("")
     out["cluster"] = run.cluster
     return out
-
-
-def _traffic(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    """Bytes per workload pair over the window: request (client -> server) and response
-    (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
-    L = run.labels
-    cols = [L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload, L.source_zone, L.destination_zone]
-    t = rows[rows["stat"].isin(["tcp_request", "tcp_response", "http_request", "http_response"])]
-    t = t[(t[L.source_workload] != "") & (t[L.destination_workload] != "")]
-    if t.empty:
-        return pd.DataFrame()
-    t = t.assign(direction=np.where(t["stat"].str.endswith("request"), "request_bytes", "response_bytes"))
-    wide = t.pivot_table(index=cols, columns="direction", values="value", aggfunc="sum").reset_index()
-    wide.columns.name = None
-    for c in ("request_bytes", "response_bytes"):
-        wide[c] = wide[c].fillna(0.0) if c in wide else 0.0
-    wide["bytes"] = wide["request_bytes"] + wide["response_bytes"]
-    wide = wide.rename(columns=dict(zip(cols, ["source_namespace", "source_workload", "destination_namespace",
-                                               "destination_workload", "source_zone", "destination_zone"])))
-    wide["cluster"] = run.cluster
-    return wide
 
 
 def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,
@@ -548,9 +488,7 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
         snapshot.warn("pdb_by_name", f"cluster {run.cluster}: PDBs matched to workloads by name (kube-state-metrics has no PDB selector)",
                       affects="spot suitability")
     snapshot.warn("inventory_from_metrics", f"cluster {run.cluster}: workload specs from kube-state-metrics: volumes, grace periods and "
-                  "spot affinity are unknown (assumed none / 30 s); runtime memory settings (env, command, args: -Xmx, "
-                  "GOMEMLIMIT, ...) are unknown from metrics alone (runtimes are known from their own metrics only)",
-                  affects="spot suitability, runtime settings")
+                  "spot affinity are unknown (assumed none / 30 s)", affects="spot suitability")
 
 
 def _append(snapshot: Snapshot, table: str, df: pd.DataFrame | None) -> None:

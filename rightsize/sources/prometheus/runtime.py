@@ -49,27 +49,45 @@ def hours(window: float) -> int:
     return max(int(window // HOUR), 1)
 
 
-def tasks(shards, series_per_namespace: dict, parts: int, window: float, points: int) -> list[execute.Task]:
-    """Per shard, the time chunks (in hours) of the runtime query: at most ``points`` series x hours each,
-    counting every container of the shard ``parts`` times (an upper bound: only runtimes answer)."""
+def tasks(run) -> list[execute.Task]:
+    """Per shard of the collection ``run`` (collect.Run), the time chunks (in hours) of the runtime query: at most
+    ``range_points`` series x hours each, counting every container of the shard once per part of the query
+    (an upper bound: only runtimes answer); none when no runtime family was found."""
+    if not run.runtime_present:
+        return []
+    parts = max(len(run.q.runtime_parts(None, run.runtime_present)), 1)
     out = []
-    for shard in shards:
-        series = sum(series_per_namespace.get(ns, 0.0) for ns in shard) * max(parts, 1)
-        out += execute.range_tasks("runtime", shard, series, hours(window), points)
+    for shard in run.shards:
+        series = sum(run.series_per_namespace.get(ns, 0.0) for ns in shard) * parts
+        out += execute.range_tasks("runtime", shard, series, hours(run.config.general.window), run.config.prometheus.range_points)
     return out
 
 
-def fetch(client, query: str, end: float, window: float, task: execute.Task, labels: list[str]) -> pd.DataFrame:
+def fetch(run, task: execute.Task, namespaces, labels: list[str]) -> pd.DataFrame:
     """One chunk: namespace, pod, container, stat, hour (0 = the last hour), value."""
-    n = hours(window)
+    n, end = hours(run.config.general.window), run.grid.end
     first = end - (n - 1 - task.first) * HOUR
-    result = client.query_range(query, first, first + (task.steps - 1) * HOUR, HOUR, labels,
-                                what="runtime memory per hour", timestamps=True)
+    result = run.client.query_range(run.q.runtime(namespaces, run.runtime_present), first, first + (task.steps - 1) * HOUR,
+                                    HOUR, labels + ["stat"], what="runtime memory per hour", timestamps=True)
     frames = [pd.DataFrame({"namespace": s.key[0], "pod": s.key[1], "container": s.key[2], "stat": s.key[3],
                             "hour": np.rint((end - s.timestamps) / HOUR).astype(np.int64), "value": s.values})
               for s in result]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["namespace", "pod", "container", "stat", "hour", "value"])
+
+
+def collected(run, snapshot, frames: list[pd.DataFrame], failed: set, inventory_from_metrics: bool) -> pd.DataFrame:
+    """The runtime_hourly rows of the collection ``run`` (failed namespaces left out), its caveats (series no
+    container can claim; settings unknown from metrics alone), and the families found in meta.json's sources."""
+    hourly, left_out = table(frames, run.owners, run.cluster, run.grid.end)
+    if left_out:
+        snapshot.warn("runtime_series_unowned", f"cluster {run.cluster}: {left_out} pod series of runtime metrics (JVM, Go, "
+                      "Node.js, .NET) have no container label or no pod owner, so no container: left out", affects="runtimes")
+    if inventory_from_metrics:
+        snapshot.warn("runtime_settings_from_metrics", f"cluster {run.cluster}: runtime memory settings (env, command, args: "
+                      "-Xmx, GOMEMLIMIT, ...) are unknown from metrics alone (kube-state-metrics has no env): runtimes are "
+                      "known from their own metrics only", affects="runtime settings")
+    return hourly[~hourly["namespace"].isin(failed)].reset_index(drop=True) if len(hourly) else hourly
 
 
 def table(frames: list[pd.DataFrame], owners: dict, cluster: str, end: float) -> tuple[pd.DataFrame, int]:
