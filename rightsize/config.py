@@ -20,15 +20,17 @@ from .settings import fields_of, key_rows, parse_value, render_toml, section, se
 
 from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
+MAX_WINDOW_SECONDS = 3650 * 86400.0  # ten years: beyond any store's retention, and within what datetimes hold
+
 
 @dataclass(frozen=True)
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
-    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True)
-    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
+    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True, maximum=MAX_WINDOW_SECONDS)
+    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", minimum=1)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
-    lock_lease: float = setting("6h", "A lock on an s3:// output (an object beside its prefix) older than this is taken over: its run died without removing it, and S3 has no kernel to release a lock. Keep it longer than any run.", kind="duration", unit="seconds", positive=True)
+    lock_lease: float = setting("2m", "The lease of a lock on an s3:// output (an object beside its prefix): the run holding it rewrites it every quarter of this (30 s) while it lives, and a lock not rewritten for this long is a dead run's and is taken over (S3 has no kernel to release a lock), so a killed run blocks the next one for at most this long.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,13 @@ class PrometheusConfig:
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
     concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
-    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
+    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", minimum=1)
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
+    max_answer_bytes: float = setting("256Mi", "Largest answer one request may bring (a memory quantity): a larger one is not read further and is split like a timeout (smaller time chunks, then namespaces), or fails naming this setting when it cannot be split, so a runaway answer cannot take the process' memory. A range query of range_points points is about 30 bytes a point (18 MB at the default).", kind="memory", unit="bytes", positive=True)
     range_points: int = setting(600_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request (Prometheus about 160 bytes per point while it answers) and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
+    scrape_labels: tuple = setting(["job", "instance", "service", "endpoint", "metrics_path", "prometheus", "prometheus_replica"], "Labels that only tell scrapes apart: series of one container that differ only in these (a kubelet scraped by two jobs) are one series seen twice, counted once (the max of the duplicates), with a warning naming the jobs.", kind="list")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
@@ -297,8 +301,8 @@ class ReportConfig:
 @dataclass(frozen=True)
 class ThresholdConfig:
     fail_on_production_oom_risk: bool = setting(False, "Exit 3 when any production container is at OOM risk.", kind="bool")
-    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0)
-    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0)
+    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0, infinite=True)
+    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0, infinite=True)
 
 
 @dataclass(frozen=True)
@@ -444,6 +448,9 @@ def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Co
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
     config = _build(Config, _renamed(raw, str(p)), "", str(p))
@@ -469,6 +476,46 @@ def _check_references(config: Config, path: str) -> None:
     for i, c in enumerate(config.clusters):
         if not c.name:
             raise ConfigError(f"{path}: clusters[{i}].name is required")
+    _check_cluster_names(config, path)
+
+
+def _check_cluster_names(config: Config, path: str) -> None:
+    """Cluster names become folder names, identities and report text: each must be a valid name, once."""
+    from .names import cluster_name_problem
+
+    named = [("general.cluster_name", config.general.cluster_name)]
+    named += [(f"clusters[{i}].name", c.name) for i, c in enumerate(config.clusters)]
+    named += [(f"prometheus.clusters[{i}]", n) for i, n in enumerate(config.prometheus.clusters)]
+    named += [(f"fleet.clusters[{i}]", n) for i, n in enumerate(config.fleet.clusters)]
+    for key, name in named:
+        problem = cluster_name_problem(name)
+        if problem:
+            raise ConfigError(f"{path}: {key}: {problem}")
+    for group in ("clusters[", "prometheus.clusters[", "fleet.clusters["):
+        seen: dict[str, str] = {}
+        for key, name in named:
+            if key.startswith(group):
+                if name in seen:
+                    raise ConfigError(f"{path}: {key}: cluster {name!r} is listed twice (also {seen[name]}); "
+                                      "its containers would count twice")
+                seen[name] = key
+
+
+def check_files(config: Config, path: str = "config") -> None:
+    """The files the config names (token, CA bundle, kubeconfig, manifests) exist and can be read: checked by
+    `config --check` and before a collection starts, so a run fails on them before any query."""
+    p, k = config.prometheus, config.kubernetes
+    files = [("prometheus.token_file", p.token_file, False), ("prometheus.ca_bundle", p.ca_bundle, False),
+             ("kubernetes.kubeconfig", k.kubeconfig, False), ("kubernetes.manifests", k.manifests, True)]
+    files += [(f"clusters[{i}].manifests", c.manifests, True) for i, c in enumerate(config.clusters)]
+    for key, name, folder_ok in files:
+        if not name:
+            continue
+        target = Path(os.path.expanduser(name))
+        if not (target.is_file() or (folder_ok and target.is_dir())):
+            raise ConfigError(f"{path}: {key}: {name}: no such {'file or folder' if folder_ok else 'file'}")
+        if not os.access(target, os.R_OK):
+            raise ConfigError(f"{path}: {key}: {name}: cannot be read (permission denied)")
 
 
 def check_consistency(config: Config, path: str = "config") -> None:
@@ -496,10 +543,22 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(LabelNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    problems += [(f"prometheus.scrape_labels[{i}]", name_problem(n)) for i, n in enumerate(config.prometheus.scrape_labels)]
     problems += _aws_problems(config)
+    problems += _header_problems(config)
     for key, problem in problems:
         if problem:
             raise ConfigError(f"{path}: {key}: {problem}")
+
+
+def _header_problems(config: Config) -> list[tuple[str, str]]:
+    """(key, problem) of every header that HTTP cannot carry (a CR/LF, a character outside Latin-1)."""
+    from .settings import header_problem
+
+    out = [("prometheus.headers", header_problem(str(k), str(v))) for k, v in config.prometheus.headers.items()]
+    out += [(f"clusters[{i}].headers", header_problem(str(k), str(v)))
+            for i, c in enumerate(config.clusters) for k, v in c.headers.items()]
+    return out
 
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:

@@ -15,6 +15,7 @@ Requests, in order (none grows with the number of workloads):
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,10 +27,11 @@ from ...sketch import usage_statistics
 from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
+from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import cluster_tables, execute, families
+from . import cluster_tables, execute, families, sanity
 from .client import Client, QueryFailed
 from .coverage import coverage_of, record_coverage, span_times
 from . import lifetimes
@@ -55,6 +57,8 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
+    duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
@@ -125,6 +129,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
         some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
         snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
                       f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
+    _check_found(run, snapshot, usage, allow_partial)
     log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
         f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
@@ -241,6 +246,8 @@ def _read_labels(run: Run) -> None:
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
     frame = series_frames(found)
+    run.duplicates = sanity.scrape_duplicates(found, m.memory_working_set, [L.namespace, L.pod, L.container],
+                                              run.config.prometheus.scrape_labels)
     run.owners = owners_of(frame, L, m)
     groups = ksm.batch_groups(frame(m.pod_labels, [L.namespace, L.pod] + [ksm_label(k) for k in keys]).rename(
         columns={L.namespace: "namespace", L.pod: "pod"}), run.config)
@@ -295,13 +302,14 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         t0 = run.grid.first + task.first * run.grid.step
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
                                         run.grid.step, key, what=f"{task.name} usage", timestamps=True)
-        return reduce_chunk(result, task.name, run.grid, run.owners)
+        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
     if task.name == "daily":
-        return _fetch_daily(run, nss, key)
+        return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, _POD_KEY)
     m = run.config.prometheus.metrics
     times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
     result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")
-    return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
+    return sanity.clean_rows(_rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"]),
+                             run.dropped, _POD_KEY)
 
 
 def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
@@ -323,6 +331,28 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
         f = _rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
         frames.append(f.assign(day=full))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
+
+
+def _check_found(run: Run, snapshot: Snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
+    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
+    (with the hints of an empty server; with allow_partial a flagged partial result)."""
+    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
+                       ("samples_dropped", sanity.dropped_warning(run.cluster, run.dropped))):
+        if text:
+            snapshot.warn(code, text, affects="usage")
+            run.log(f"warning: {text}")
+    if len(usage):
+        return
+    p = run.config.prometheus
+    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
+    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
+            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
+            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
+            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
+    if not allow_partial:
+        raise SourceError(text)
+    snapshot.warn("no_containers", text, affects="usage")
+    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)
 
 
 def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:

@@ -157,8 +157,9 @@ class Queries:
         metric's name), tagged by ``stat``."""
         m, K, W = self.cfg.metrics, self.pod_key, self.W
 
-        def inc(metric):
-            return f"sum by ({K}) (increase({self.sel(metric, namespaces, containers=True)}[{W}]))"
+        def inc(metric):  # a series scraped twice (scrape_labels apart) counts once, then a container's series add up
+            once = f"max without ({', '.join(self.cfg.scrape_labels)}) " if self.cfg.scrape_labels else ""
+            return f"sum by ({K}) ({once}(increase({self.sel(metric, namespaces, containers=True)}[{W}])))"
 
         rst = self.sel(m.restarts, namespaces, containers=True)
         parts = {
