@@ -213,20 +213,25 @@ def test_backtest_replays_a_jvm_with_the_heap_it_would_run_with():
                                                          [732 * MIB, 500 * MIB, 2 * GIB], [True, True, False])])
     out = settings[["cluster", "namespace", "kind", "workload", "container"]].assign(
         memory_peak_bytes=2.3 * GIB, predicted_oom=[True, True, False], memory_slack=-1.0, memory_share_over_request=0.9,
-        memory_share_at_limit=0.5, memory_mean_bytes=2.2 * GIB)
+        memory_share_at_limit=0.5, memory_mean_bytes=2.2 * GIB, predicted_oom_day=pd.NaT)
     test_hours = (_hours("a", "a-0", "jvm", live_set_max_bytes=520 * MIB, non_heap_max_bytes=[300 * MIB] * 9 + [330 * MIB])
                   + _hours("b", "b-0", "jvm", live_set_max_bytes=520 * MIB, non_heap_max_bytes=300 * MIB)
                   + _hours("c", "c-0", "jvm", heap_used_min_bytes=[1.5 * GIB] * 9 + [2.1 * GIB], non_heap_max_bytes=300 * MIB))
-    got = heap_aware(out, settings, _snapshot([], test_hours).tables["runtime_hourly"]).set_index("workload")
+    days = pd.DatetimeIndex([T0 - pd.Timedelta(days=1)])
+    got = heap_aware(out, settings, _snapshot([], test_hours).tables["runtime_hourly"], days).set_index("workload")
     # a: 732 MiB heap + 330 MiB non-heap peak = 1062 MiB < 1088 MiB: no OOM kill, whatever the old working set said
     assert got.loc["a", "memory_peak_bytes"] == 1062 * MIB and not got.loc["a", "predicted_oom"]
     assert got.loc["a", "memory_heap_aware"] and math.isnan(got.loc["a", "memory_slack"])
-    assert not got.loc["a", "predicted_heap_oom"]
+    assert not got.loc["a", "predicted_heap_oom"] and pd.isna(got.loc["a", "predicted_oom_day"])
     # b: a 500 MiB heap for a 520 MiB live set: a Java OutOfMemoryError (not a container OOM kill: 800 MiB < limit)
     assert got.loc["b", "predicted_heap_oom"] and not got.loc["b", "predicted_oom"]
     # c: heap unchanged, so the working set stands; its troughs (2.1 GiB) outgrew its 2 GiB heap
     assert not got.loc["c", "memory_heap_aware"] and got.loc["c", "memory_peak_bytes"] == 2.3 * GIB
     assert got.loc["c", "predicted_heap_oom"] and got.loc["c", "memory_slack"] == -1.0
+    # with a limit the heap plus a test hour's non-heap reaches, the OOM kill is predicted on that hour's day
+    tight = settings.assign(memory_limit_bytes=[1050 * MIB, 1088 * MIB, 2.5 * GIB])
+    got = heap_aware(out, tight, _snapshot([], test_hours).tables["runtime_hourly"], days).set_index("workload")
+    assert got.loc["a", "predicted_oom"] and got.loc["a", "predicted_oom_day"] == days[0]
 
 
 def test_runtimes_known_from_their_spec_only_are_a_caveat_naming_the_missing_families():

@@ -10,6 +10,7 @@ import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from ..escape import yaml_comment
 from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
 from ..quantity import format_duration
 from .patch_model import PatchError, WorkloadPatch
@@ -98,10 +99,11 @@ def _yaml() -> YAML:
 
 
 def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
-    """YAML of ``data`` with ``comments`` as a leading '#' block."""
+    """YAML of ``data`` with ``comments`` as a leading '#' block; each comment is one line whatever names it
+    holds (escape.yaml_comment: a newline, CR or other control character cannot end it and start a key)."""
     buf = io.StringIO()
     _yaml().dump(data, buf)
-    head = "".join(f"# {c}".rstrip() + "\n" for c in comments)
+    head = "".join(f"# {yaml_comment(c)}".rstrip() + "\n" for c in comments)
     return head + buf.getvalue()
 
 

@@ -386,8 +386,8 @@ def runtime_rows(pod_spec: dict, ident: dict) -> list[dict]:
     return [r for r in rows if r is not None]
 
 
-def warn_runtime_settings(rows: list[dict], warn) -> None:
-    """One caveat per kind: settings that do not parse (or are not read), settings of unknown value."""
+def warn_runtime_settings(rows: list[dict], warn) -> list[dict]:
+    """One caveat per kind: settings that do not parse (or are not read), settings of unknown value; ``rows``."""
     for column, code, what, affects in (
             ("problems", "runtime_setting_malformed", "have a runtime memory setting that does not parse or is not read",
              "those settings are left out (never guessed); the runtime rules use the others and the metrics"),
@@ -397,3 +397,4 @@ def warn_runtime_settings(rows: list[dict], warn) -> None:
         if hit:
             shown = "; ".join(f"{r['namespace']}/{r['kind']}/{r['workload']}:{r['container']}: {r[column]}" for r in hit[:3])
             warn(code, f"{len(hit)} container(s) {what}: {shown}" + (" ..." if len(hit) > 3 else ""), affects)
+    return rows
