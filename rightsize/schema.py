@@ -50,7 +50,11 @@ TABLES: dict[str, list[Column]] = {
         _c("hpa_cpu_target_path", "str", "JSON pointer of the HPA's CPU averageUtilization in the object as read "
            "(e.g. /spec/metrics/0/resource/target/averageUtilization); '' unknown", required=False),
         _c("hpa_memory_target_path", "str", "JSON pointer of the HPA's memory averageUtilization; '' unknown", required=False),
+        _c("hpa_unknown", "bool", "HPAs could not be read (no kube_horizontalpodautoscaler_* series, or listing them was "
+           "forbidden): hpa False says nothing", required=False),
         _c("pdb", "bool", "Covered by a PodDisruptionBudget"),
+        _c("pdb_unknown", "bool", "PDBs could not be read (no kube_poddisruptionbudget_* series, or listing them was "
+           "forbidden): pdb False says nothing", required=False),
         _c("pdb_min_available_pods", "float", "PDB minAvailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_max_unavailable_pods", "float", "PDB maxUnavailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_disruptions_allowed", "float", "Pods the PDB lets be evicted at once at the current replicas", required=False),
@@ -73,7 +77,11 @@ TABLES: dict[str, list[Column]] = {
         _c("zone_spread", "bool", "Pods must spread over zones (topologySpreadConstraints on topology.kubernetes.io/zone with DoNotSchedule, or required pod anti-affinity per zone)", required=False),
     ],
     "containers": _CONTAINER + [
-        _c("container_type", "str", "'main' or 'init'", nullable=False),
+        _c("container_type", "str", "'main', 'init' (runs to completion before the main containers) or 'sidecar' (a native "
+           "sidecar: an init container with restartPolicy: Always, running for the pod's whole life, KEP-753)", nullable=False),
+        _c("init_order", "float", "Index in the pod's initContainers (init and sidecar; NaN for main containers, or when the "
+           "inventory does not know the order, as kube-state-metrics)", required=False, non_negative=True),
+        _c("image", "str", "Container image where the inventory records it ('' unknown)", required=False),
         _c("cpu_request_cores", "float", "Current CPU request, cores (NaN = unset)", non_negative=True),
         _c("cpu_limit_cores", "float", "Current CPU limit, cores (NaN = unset)", non_negative=True),
         _c("memory_request_bytes", "float", "Current memory request, bytes (NaN = unset)", non_negative=True),
@@ -183,7 +191,11 @@ OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "
 # --- analysis results (analyze -> emit) ------------------------------------------------------------
 
 RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
-    _c("container_type", "str", "'main' or 'init'"),
+    _c("container_type", "str", "'main', 'init', 'sidecar' (native sidecar: init container with restartPolicy: Always) or "
+       "'injected' (added to each pod by an injector such as Istio; sized by annotations on the pod template)"),
+    _c("init_order", "float", "Index in initContainers (NaN: a main container, or unknown)"),
+    _c("injector", "str", "For container_type 'injected' (a sidecar its injector adds to each pod, not in the spec): the "
+       "[injectors] entry whose annotations size it; '' otherwise"),
     _c("team", "str", "Owning team"),
     _c("policy", "str", "Policy applied"),
     _c("production", "bool", "The applied policy is a production one (Policy.production): CI thresholds, report and spot read this"),
@@ -309,14 +321,14 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("nodes_after", "float", "Nodes it needs for the recommended requests"),
     _c("usd_per_node_month", "float", "Price of one node, USD/month (NaN unknown price)"),
     _c("usd_per_month", "float", "Node bill of the group today, USD/month (nodes x node price, as idle.csv)"),
-    _c("usd_per_month_now", "float", "Cost of nodes_now, USD/month"),
+    _c("usd_per_month_now", "float", "Cost of min(nodes_now, nodes): the packing starts from the nodes that ran, USD/month"),
     _c("usd_per_month_after", "float", "Cost of nodes_after, USD/month"),
-    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, USD/month"),
-    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change (negative: packing needs more nodes than run), USD/month"),
+    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, never more than the nodes seen cost (negative: the recommendations need more nodes), USD/month"),
+    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change, USD/month"),
     _c("best_instance_type", "str", "Instance type of the same family that holds the recommended pods for the least money ('' none known)"),
     _c("best_nodes_after", "float", "Nodes of that type needed after the recommendations"),
     _c("best_usd_per_month_after", "float", "Their cost, USD/month"),
-    _c("note", "str", "Caveats of the packing (oversized pods, no pods)"),
+    _c("note", "str", "Caveats of the packing (oversized pods, no pods, today's requests needing more nodes than ran)"),
 ]
 
 BACKTEST_COLUMNS: list[Column] = [
@@ -338,5 +350,7 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("predicted_oom_day", "datetime", "The first test day (start of the 24 h bin, UTC) whose peak reaches the limit (empty: none)"),
+    _c("oom_kills", "float", "OOM kills observed in the test days under today's limits (NaN without the metrics to tell)"),
     _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
 ]

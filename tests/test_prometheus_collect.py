@@ -233,6 +233,17 @@ def test_wrong_cluster_label_names_the_restriction(prom_server, prom_dataset):
     assert 'cluster="eu"' in str(err.value) and "cluster_label" in str(err.value)
 
 
+def test_a_wrong_path_prefix_hints_at_the_prefix(prom_server, prom_dataset):
+    """A real Prometheus asked under a prefix it does not serve answers 404 '404 page not found': the error
+    says so in plain text (not as a bytes repr) and points at the URL's path prefix."""
+    url = prom_server.url + "/prometheus"
+    with pytest.raises(SourceError) as err:
+        collect(url, prom_dataset.end)
+    message = str(err.value)
+    assert f"{url}: " in message and "HTTP 404: 404 page not found; is [prometheus] url the API's base with its path prefix" in message
+    assert "b'" not in message and "\\n" not in message and "\n" not in message
+
+
 def test_closed_port_is_a_clear_error():
     from promservers import free_port
 
@@ -351,8 +362,10 @@ def test_plan_shards_packs_namespaces_under_budget():
 
 
 def test_hostile_namespace_names_cannot_change_queries(prom_server, prom_dataset):
-    snap = collect(prom_server.url, prom_dataset.end, namespaces=('shop"} or vector(1) #', "shop|data", ".*"))
-    assert len(snap.tables["usage"]) == 0  # matched literally: no such namespaces
+    from rightsize.errors import SourceError
+
+    with pytest.raises(SourceError, match="found 0 containers"):  # matched literally: no such namespaces
+        collect(prom_server.url, prom_dataset.end, namespaces=('shop"} or vector(1) #', "shop|data", ".*"))
     snap = collect(prom_server.url, prom_dataset.end, namespaces=("shop",))
     assert set(snap.tables["usage"]["namespace"]) == {"shop"}
 

@@ -7,8 +7,10 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
-  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
+  sample of the test days reaches it (``predicted_oom_day``: the first such day); ``oom_kills``: the kills
+  observed in the test days under today's limits, and ``memory_censored`` when there were any (its peak
+  there is a lower bound: whether a higher limit holds cannot be replayed, and a kill between two scrapes
+  leaves no sample at the limit, so today's replay can predict fewer kills than happened);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
   relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
 
@@ -42,9 +44,11 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
                 "run `rightsize backtest` on a cluster's snapshot")
     if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
-    hours = snapshot.window_hours() or 0.0
+    window = snapshot.window_hours() or 0.0
+    hours = min([snapshot.observed_hours(c) or 0.0 for c in snapshot.meta.get("clusters") or []] or [window])
     if hours < (test_days + min_train_days) * 24:
-        return f"the window ({hours / 24:.1f} d) is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
+        what = f"the window ({window / 24:.1f} d)" if hours >= window else f"the data ({hours / 24:.1f} d of the {window / 24:.1f} d window)"
+        return f"{what} is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
     return ""
 
 
@@ -108,6 +112,7 @@ class TestDays:
     keys: pd.DataFrame
     cells: dict  # resource -> (code = id x buckets + bucket, sorted; counts of the cells before each one, per id its total)
     daily: pd.DataFrame  # indexed by id
+    day_peaks: pd.DataFrame  # id, day, memory_max_bytes: each container's largest raw sample of each test day
 
     @classmethod
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
@@ -142,7 +147,15 @@ class TestDays:
         kills = daily["oom_kills"].to_numpy(dtype=float)
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
-        return cls(keys, cells, per)
+        days = pd.DataFrame({"id": cid_d, "day": daily["day"].to_numpy(), "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
+        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max())
+
+    def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:
+        """Per row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
+        rows = pd.DataFrame({"id": ids, "_limit": limit, "_row": np.arange(len(ids))})
+        hit = self.day_peaks.merge(rows[rows["id"] >= 0], on="id")
+        first = hit[hit["memory_max_bytes"] >= hit["_limit"]].groupby("_row")["day"].min()
+        return pd.Series(pd.to_datetime(first.reindex(range(len(ids))).to_numpy(), utc=True))
 
     def ids(self, settings: pd.DataFrame) -> np.ndarray:
         """The id of each settings row's container (-1 when the test days have none of it)."""
@@ -217,9 +230,11 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
+    out["predicted_oom_day"] = test.first_day_at(ids, limit).set_axis(out.index)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    out["memory_censored"] = np.nan_to_num(per["oom_kills"].to_numpy(dtype=float)) > 0
+    out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
+    out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
     return out
 
 
@@ -289,6 +304,23 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
     """:func:`rollup` per cluster and namespace, "today" first within each namespace (as every view shows it)."""
     by = rollup(bt, ["cluster", "namespace"])
     return by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable").drop(columns="_today")
+
+
+def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
+    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
+    limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
+    cols = ["policy"] + KEYS + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
+    rows = bt[bt["predicted_oom"].astype(bool)][cols]
+    return rows.sort_values(["policy", "predicted_oom_day"] + KEYS, kind="stable").reset_index(drop=True)
+
+
+def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
+    """The containers OOM-killed in the test days (under today's limits), with ``predicted``: whether
+    replaying today's limits predicts a kill for them (a kill between two scrapes leaves no sample at the
+    limit, so the replay can miss it)."""
+    today = bt[bt["policy"] == _TODAY]
+    killed = today[today["oom_kills"].fillna(0) > 0]
+    return killed[KEYS + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
 
 
 def summary(bt: pd.DataFrame, test_days: int) -> dict:

@@ -32,9 +32,11 @@ from ..s3 import S3Path, location
 from ..schema import WORKLOAD_KEY
 from .hpa_patch import hpa_file, hpa_patch, hpa_target
 from .patch_body import build_patch
-from .patch_model import (SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows, has_edits,
-                          select, skip_row, target, view_from_containers, view_from_doc)
+from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
+                          has_edits, select, skip_row, target, view_from_containers, view_from_doc)
 from .patch_text import json6902_file, load_all, patches_markdown, smp_file, window_text, yaml_text
+from .rollout_patch import rollout_file, rollout_patch
+from .rollout_patch import target as rollout_target
 
 
 @dataclass
@@ -90,15 +92,20 @@ class _SpecIndex:
         self.cache: dict = {}
 
 
+def _workload_doc(index: _SpecIndex, config, key: tuple) -> tuple[dict | None, str]:
+    """The workload's object in its manifest (workloads.source_file), and where; (None, why) when unknown."""
+    rows = index.workloads.get(key, [])
+    files = [str(r.get("source_file") or "") for r in rows if str(r.get("source_file") or "")]
+    return _manifest_doc(files[0], key, config, index.cache) if files else (None, "no manifest")
+
+
 def _workload_view(index: _SpecIndex, config, key: tuple) -> PodSpecView | None:
     """Container order of one workload: its manifest (workloads.source_file) if readable, else the
     snapshot's containers rows when they came from the spec, else None (unknown)."""
     rows = index.workloads.get(key, [])
-    files = [str(r.get("source_file") or "") for r in rows if str(r.get("source_file") or "")]
-    if files:
-        doc, where = _manifest_doc(files[0], key, config, index.cache)
-        if doc is not None:
-            return view_from_doc(doc, key[2], where)
+    doc, where = _workload_doc(index, config, key)
+    if doc is not None:
+        return view_from_doc(doc, key[2], where)
     sources = {str(r.get("source") or "") for r in rows}
     if rows and sources <= set(SPEC_SOURCES) and key in index.containers:
         return view_from_containers(index.containers[key], "the snapshot's container list")
@@ -204,13 +211,19 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     """
     out_dir = location(out_dir)
     meta = getattr(snapshot, "meta", {}) or {}
-    to_patch, skipped = select(recommendations, config)
+    to_patch, skipped = select(recommendations, config, json6902=True)
     ps = _PatchSet(config, meta, _SpecIndex(snapshot))
     for key, rows in group_rows(to_patch).items():
         ps.add(key, rows)
     skipped = add_skips(skipped, ps.extra_skips)
     empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
-    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta)
+    from .resize import landing_lines, urgent_files
+
+    resize = urgent_files(recommendations, snapshot, config)
+    ps.files.update(resize)
+    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta, recommendations=recommendations,
+                                              injectors=config.injectors,
+                                              sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
     _replace_folder(out_dir, ps.files)
@@ -251,24 +264,35 @@ class _PatchSet:
             self.extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
             self.warnings.append(f"{WorkloadRef(namespace, kind, workload, cluster=cluster)}: {bad}; no patch written")
             return
-        p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(self.index, self.config, key))
+        view = _workload_view(self.index, self.config, key)
+        if kind in JSON6902_KINDS:  # a custom resource: JSON6902 operations by position, never a strategic merge
+            p, ops = rollout_patch(cluster, namespace, workload, rows, view, _workload_doc(self.index, self.config, key)[0])
+            self._place(key, p, [(f"{p.stem}.yaml", rollout_file(p, ops, self.meta), rollout_target(workload, namespace))]
+                        if ops else [])
+            return
+        p = build_patch(cluster, namespace, kind, workload, rows, view, injectors=self.config.injectors)
+        t = target(kind, workload, namespace)
+        written = []
+        # The JSON6902 removal follows the strategic merge, whose full container list fixes the indexes.
+        if has_edits(p.body):
+            written.append((f"{p.stem}.yaml", smp_file(p, self.meta), t))
+        if p.remove_ops:
+            written.append((f"{p.stem}.cpu-limit.yaml", json6902_file(p), t))
+        self._place(key, p, written)
+
+    def _place(self, key: tuple, p: WorkloadPatch, written: list[tuple[str, str, dict]]) -> None:
+        """File one workload's patch texts ((name, text, kustomize target) each) in its folder, with its HPA patch."""
+        cluster, namespace = key[0], key[1]
         self.extra_skips += p.missing
         self.notes += p.notes
         folder = _layout_folder(self.config.patches.layout, cluster, namespace)
-        names = [f"{p.stem}.yaml", f"{p.stem}.cpu-limit.yaml"]
-        _claim(self.owners, folder, names, f"{cluster}/{p.ref}", self.config.patches.layout)
+        _claim(self.owners, folder, [f"{p.stem}.yaml", f"{p.stem}.cpu-limit.yaml"], f"{cluster}/{p.ref}", self.config.patches.layout)
         entries = self.folders.setdefault(folder, [])
         self.folder_keys.setdefault(folder, (cluster, namespace))
-        t = target(kind, workload, namespace)
-        here = []
-        # The JSON6902 removal follows the strategic merge, whose full container list fixes the indexes.
-        if has_edits(p.body):
-            here.append(names[0])
-            self.files[posixpath.join(folder, names[0])] = smp_file(p, self.meta)
-        if p.remove_ops:
-            here.append(names[1])
-            self.files[posixpath.join(folder, names[1])] = json6902_file(p)
-        entries += [(n, t) for n in here]
+        for name, text, t in written:
+            self.files[posixpath.join(folder, name)] = text
+            entries.append((name, t))
+        here = [name for name, _, _ in written]
         if here:
             self.notes += _add_hpa_patch(p, _hpa_spec(self.index, key), folder, self.files, self.owners, here, entries)
             self.patched.append((p, [posixpath.join(folder, n) for n in here]))
