@@ -11,6 +11,8 @@ Requests, in order (none grows with the number of workloads):
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs).
+Requests 3 to 5 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
+cluster-wide query first, each shard's inventory requests spread among the range pulls.
 """
 from __future__ import annotations
 
