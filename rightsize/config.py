@@ -20,15 +20,17 @@ from .settings import fields_of, key_rows, parse_value, render_toml, section, se
 
 from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
+MAX_WINDOW_SECONDS = 3650 * 86400.0  # ten years: beyond any store's retention, and within what datetimes hold
+
 
 @dataclass(frozen=True)
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
-    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True)
-    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
+    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True, maximum=MAX_WINDOW_SECONDS)
+    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", minimum=1)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
-    lock_lease: float = setting("6h", "A lock on an s3:// output (an object beside its prefix) older than this is taken over: its run died without removing it, and S3 has no kernel to release a lock. Keep it longer than any run.", kind="duration", unit="seconds", positive=True)
+    lock_lease: float = setting("2m", "The lease of a lock on an s3:// output (an object beside its prefix): the run holding it rewrites it every quarter of this (30 s) while it lives, and a lock not rewritten for this long is a dead run's and is taken over (S3 has no kernel to release a lock), so a killed run blocks the next one for at most this long.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,25 @@ class LabelNames:
 
 
 @dataclass(frozen=True)
+class RuntimeMetricNames:
+    jvm_memory_used: str = setting("jvm_memory_used_bytes", "JVM memory in use by area (heap, nonheap) and pool id (Micrometer / Spring Boot Actuator, Prometheus client_java 1.x).", kind="str")
+    jvm_memory_committed: str = setting("jvm_memory_committed_bytes", "JVM memory committed by area and pool id (Micrometer).", kind="str")
+    jvm_memory_max: str = setting("jvm_memory_max_bytes", "JVM memory maximum by area and pool id (Micrometer; -1 for a pool without one).", kind="str")
+    jvm_gc_live_data: str = setting("jvm_gc_live_data_size_bytes", "JVM heap in use after the last full collection (Micrometer): the live set.", kind="str")
+    jmx_memory_used: str = setting("jvm_memory_bytes_used", "JVM memory in use by area (the JMX exporter, client_java 0.x hotspot metrics).", kind="str")
+    jmx_memory_committed: str = setting("jvm_memory_bytes_committed", "JVM memory committed by area (the JMX exporter).", kind="str")
+    jmx_memory_max: str = setting("jvm_memory_bytes_max", "JVM memory maximum by area (the JMX exporter).", kind="str")
+    go_heap_inuse: str = setting("go_memstats_heap_inuse_bytes", "Go heap in use (client_golang).", kind="str")
+    go_memory_limit: str = setting("go_gc_gomemlimit_bytes", "Go's soft memory limit, GOMEMLIMIT (client_golang; math.MaxInt64 when unset).", kind="str")
+    node_heap_used: str = setting("nodejs_heap_size_used_bytes", "V8 heap in use (prom-client).", kind="str")
+    node_heap_total: str = setting("nodejs_heap_size_total_bytes", "V8 heap allocated (prom-client).", kind="str")
+    dotnet_heap_size: str = setting("dotnet_gc_heap_size_bytes", ".NET GC heap by generation (prometheus-net.DotNetRuntime).", kind="str")
+    dotnet_total_available: str = setting("dotnet_gc_memory_total_available_bytes", "Memory the .NET GC may use: its hard limit when one is set (prometheus-net.DotNetRuntime).", kind="str")
+    otel_dotnet_heap_size: str = setting("process_runtime_dotnet_gc_heap_size_bytes", ".NET GC heap by generation (OpenTelemetry runtime instrumentation).", kind="str")
+    otel_dotnet_committed: str = setting("process_runtime_dotnet_gc_committed_memory_size_bytes", ".NET GC committed memory (OpenTelemetry runtime instrumentation).", kind="str")
+
+
+@dataclass(frozen=True)
 class PrometheusConfig:
     url: str = setting("http://127.0.0.1:9090", "Base URL of the Prometheus-compatible API, with any path prefix (e.g. /prometheus for Mimir). No credentials in it: use username + password_env, or token_env / token_file.", kind="url")
     token_env: str = setting("RIGHTSIZE_PROMETHEUS_TOKEN", "Environment variable holding a bearer token (never put the token in this file).", kind="str")
@@ -108,11 +129,13 @@ class PrometheusConfig:
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
     concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
-    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
+    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", minimum=1)
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
+    max_answer_bytes: float = setting("256Mi", "Largest answer one request may bring (a memory quantity): a larger one is not read further and is split like a timeout (smaller time chunks, then namespaces), or fails naming this setting when it cannot be split, so a runaway answer cannot take the process' memory. A range query of range_points points is about 30 bytes a point (18 MB at the default).", kind="memory", unit="bytes", positive=True)
     range_points: int = setting(600_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request (Prometheus about 160 bytes per point while it answers) and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
+    scrape_labels: tuple = setting(["job", "instance", "service", "endpoint", "metrics_path", "prometheus", "prometheus_replica"], "Labels that only tell scrapes apart: series of one container that differ only in these (a kubelet scraped by two jobs) are one series seen twice, counted once (the max of the duplicates), with a warning naming the jobs.", kind="list")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
@@ -120,6 +143,7 @@ class PrometheusConfig:
     end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="time")
     metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
     labels: LabelNames = section(LabelNames, "Label names.")
+    runtime_metrics: RuntimeMetricNames = section(RuntimeMetricNames, "Metric names of the runtimes' own memory (JVM, Go, Node.js, .NET), read per pod when present (see README \"Runtimes\").")
 
 
 @dataclass(frozen=True)
@@ -206,6 +230,11 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+    # runtimes (README "Runtimes"): a JVM's heap and a Go, Node.js or .NET runtime limit move with the memory limit
+    heap_target_occupancy: float = setting(0.7, "JVM with runtime metrics: heap = the live set's p99 (heap in use after a full collection) / this, so the heap is this full after a collection at the live set's p99.", kind="float", minimum=0.05, maximum=1)
+    go_memory_limit_share: float = setting(0.9, "Go: GOMEMLIMIT = this share of the recommended memory limit, where a literal GOMEMLIMIT is set (the rest is memory outside Go's accounting).", kind="float", minimum=0.05, maximum=1)
+    node_heap_share: float = setting(0.75, "Node.js: --max-old-space-size = this share of the recommended memory limit, where NODE_OPTIONS sets it (V8's other spaces, buffers and native memory live outside it).", kind="float", minimum=0.05, maximum=1)
+    dotnet_heap_share: float = setting(0.75, ".NET: DOTNET_GCHeapHardLimit = this share of the recommended memory limit, where it is set (.NET's own default in a container is 75 %).", kind="float", minimum=0.05, maximum=1)
 
     def __post_init__(self) -> None:
         # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.
@@ -297,8 +326,8 @@ class ReportConfig:
 @dataclass(frozen=True)
 class ThresholdConfig:
     fail_on_production_oom_risk: bool = setting(False, "Exit 3 when any production container is at OOM risk.", kind="bool")
-    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0)
-    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0)
+    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0, infinite=True)
+    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0, infinite=True)
 
 
 @dataclass(frozen=True)
@@ -444,6 +473,9 @@ def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Co
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
     config = _build(Config, _renamed(raw, str(p)), "", str(p))
@@ -469,6 +501,46 @@ def _check_references(config: Config, path: str) -> None:
     for i, c in enumerate(config.clusters):
         if not c.name:
             raise ConfigError(f"{path}: clusters[{i}].name is required")
+    _check_cluster_names(config, path)
+
+
+def _check_cluster_names(config: Config, path: str) -> None:
+    """Cluster names become folder names, identities and report text: each must be a valid name, once."""
+    from .names import cluster_name_problem
+
+    named = [("general.cluster_name", config.general.cluster_name)]
+    named += [(f"clusters[{i}].name", c.name) for i, c in enumerate(config.clusters)]
+    named += [(f"prometheus.clusters[{i}]", n) for i, n in enumerate(config.prometheus.clusters)]
+    named += [(f"fleet.clusters[{i}]", n) for i, n in enumerate(config.fleet.clusters)]
+    for key, name in named:
+        problem = cluster_name_problem(name)
+        if problem:
+            raise ConfigError(f"{path}: {key}: {problem}")
+    for group in ("clusters[", "prometheus.clusters[", "fleet.clusters["):
+        seen: dict[str, str] = {}
+        for key, name in named:
+            if key.startswith(group):
+                if name in seen:
+                    raise ConfigError(f"{path}: {key}: cluster {name!r} is listed twice (also {seen[name]}); "
+                                      "its containers would count twice")
+                seen[name] = key
+
+
+def check_files(config: Config, path: str = "config") -> None:
+    """The files the config names (token, CA bundle, kubeconfig, manifests) exist and can be read: checked by
+    `config --check` and before a collection starts, so a run fails on them before any query."""
+    p, k = config.prometheus, config.kubernetes
+    files = [("prometheus.token_file", p.token_file, False), ("prometheus.ca_bundle", p.ca_bundle, False),
+             ("kubernetes.kubeconfig", k.kubeconfig, False), ("kubernetes.manifests", k.manifests, True)]
+    files += [(f"clusters[{i}].manifests", c.manifests, True) for i, c in enumerate(config.clusters)]
+    for key, name, folder_ok in files:
+        if not name:
+            continue
+        target = Path(os.path.expanduser(name))
+        if not (target.is_file() or (folder_ok and target.is_dir())):
+            raise ConfigError(f"{path}: {key}: {name}: no such {'file or folder' if folder_ok else 'file'}")
+        if not os.access(target, os.R_OK):
+            raise ConfigError(f"{path}: {key}: {name}: cannot be read (permission denied)")
 
 
 def check_consistency(config: Config, path: str = "config") -> None:
@@ -494,12 +566,26 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(MetricNames)]
     problems += [(f"prometheus.labels.{f.name}", name_problem(getattr(config.prometheus.labels, f.name)))
                  for f in fields_of(LabelNames)]
+    problems += [(f"prometheus.runtime_metrics.{f.name}", name_problem(getattr(config.prometheus.runtime_metrics, f.name), metric=True))
+                 for f in fields_of(RuntimeMetricNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    problems += [(f"prometheus.scrape_labels[{i}]", name_problem(n)) for i, n in enumerate(config.prometheus.scrape_labels)]
     problems += _aws_problems(config)
+    problems += _header_problems(config)
     for key, problem in problems:
         if problem:
             raise ConfigError(f"{path}: {key}: {problem}")
+
+
+def _header_problems(config: Config) -> list[tuple[str, str]]:
+    """(key, problem) of every header that HTTP cannot carry (a CR/LF, a character outside Latin-1)."""
+    from .settings import header_problem
+
+    out = [("prometheus.headers", header_problem(str(k), str(v))) for k, v in config.prometheus.headers.items()]
+    out += [(f"clusters[{i}].headers", header_problem(str(k), str(v)))
+            for i, c in enumerate(config.clusters) for k, v in c.headers.items()]
+    return out
 
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:

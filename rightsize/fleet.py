@@ -32,6 +32,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import SnapshotError
+from .escape import clean_text
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
@@ -264,18 +265,28 @@ def _merged_pricing(items: list[dict]) -> dict:
 
 
 def _check_disjoint(good: list[Entry]) -> None:
+    """SnapshotError when two snapshots claim one cluster (in meta.json or in their rows), or hold the same
+    usage data under other names (a renamed copy): its containers would count twice."""
     seen: dict[str, str] = {}
+    data: dict[str, str] = {}
     for e in good:
         for cluster in _clusters_of(e):
-            if cluster in seen:
-                raise SnapshotError(f"cluster {cluster!r} is in two snapshots of the fleet: {seen[cluster]} and {e.snapshot}; "
-                                    "its containers would count twice: remove one")
+            if cluster in seen and seen[cluster] != str(e.snapshot):
+                raise SnapshotError(f"cluster {clean_text(cluster)!r} is in two snapshots of the fleet: {seen[cluster]} and "
+                                    f"{e.snapshot}; its containers would count twice: remove one")
             seen[cluster] = str(e.snapshot)
+        usage = (e.snap.meta.get("checksums") or {}).get("usage.parquet")
+        if usage and not e.snap.tables["usage"].empty:
+            if usage in data:
+                raise SnapshotError(f"{data[usage]} and {e.snapshot} hold the same usage data (a copy under another name); "
+                                    "its containers would count twice: remove one")
+            data[usage] = str(e.snapshot)
 
 
 def _clusters_of(e: Entry) -> list[str]:
-    names = list(e.snap.meta.get("clusters") or [])
-    return names or sorted(set(e.snap.tables["containers"]["cluster"].astype(str)))
+    """Every cluster a snapshot claims: those meta.json names and those its rows name."""
+    names = set(map(str, e.snap.meta.get("clusters") or []))
+    return sorted(names | set(e.snap.tables["containers"]["cluster"].astype(str)))
 
 
 def _coverage(e: Entry) -> dict:

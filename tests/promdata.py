@@ -155,11 +155,15 @@ class Dataset:
     ``drop`` names metrics left out (to test missing-metric handling); ``nodes`` replaces NODES (a node may
     carry ``nodegroup`` / ``nodepool`` labels); ``workload_extras`` adds HPA, PDB and Istio series (off:
     a cluster without them); pod start times are written for every pod, completion times for pods with
-    ``completes``."""
+    ``completes``. ``scrape_jobs``: the kubelet's cAdvisor series are written once per job (a kubelet
+    scraped by two jobs), with job and instance labels. ``poison``: {pod: {sample index: value}} written
+    into that pod's working set instead (NaN, +Inf, -1)."""
 
     def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
                  cluster_label: str = "", cluster: str = "", interval: int = STEP, nodes: list[dict] | None = None,
-                 workload_extras: bool = True):
+                 workload_extras: bool = True, scrape_jobs: tuple[str, ...] = (), poison: dict | None = None):
+        self.scrape_jobs = scrape_jobs
+        self.poison = poison or {}
         assert end % interval == 0
         self.end, self.interval = end, interval
         self.n = int(hours * 3600 // interval) + 1
@@ -297,11 +301,18 @@ class Dataset:
         for (_ns, pod, cname), ser in self._series.items():
             p, c, s, e = ser["pod"], ser["c"], ser["s"], ser["e"]
             base = f'namespace="{p.namespace}",pod="{p.pod}",container="{c.name}"'
-            yield from emit("container_cpu_usage_seconds_total", base + ',cpu="total"', ser["counter"], s)
-            yield from emit("container_memory_working_set_bytes", base, ser["mem"], s)
-            yield from emit("container_cpu_cfs_periods_total", base, ser["periods"], s)
-            yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
-            yield from emit("container_cpu_cfs_throttled_seconds_total", base, ser["throttled_seconds"], s)
+            mem = ser["mem"]
+            if p.pod in self.poison:
+                mem = mem.astype(float).copy()
+                for i, v in self.poison[p.pod].items():
+                    mem[i] = v
+            for job in self.scrape_jobs or ("",):
+                scrape = f'job="{job}",instance="{job}:10250",' if job else ""
+                yield from emit("container_cpu_usage_seconds_total", scrape + base + ',cpu="total"', ser["counter"], s)
+                yield from emit("container_memory_working_set_bytes", scrape + base, mem, s)
+                yield from emit("container_cpu_cfs_periods_total", scrape + base, ser["periods"], s)
+                yield from emit("container_cpu_cfs_throttled_periods_total", scrape + base, ser["throttled"], s)
+                yield from emit("container_cpu_cfs_throttled_seconds_total", scrape + base, ser["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
             family = "kube_pod_init_container" if c.init_restart_policy else "kube_pod_container"
             if not c.init_restart_policy:
@@ -384,6 +395,8 @@ class Dataset:
 
 
 def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
     return repr(float(v)) if v != int(v) else str(int(v))
 
 

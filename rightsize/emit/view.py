@@ -456,7 +456,7 @@ def _caveats(ctx: Context) -> Section:
 
 def _files(ctx: Context) -> Section:
     return Section("files", "Detail files", nav="Files", template="files",
-                   intro="In the report folder (the workflow's artifact, or reports/<week>/ of the CronJob):",
+                   intro="In the report folder (the workflow's artifact, or reports/WEEK/ of the CronJob):",
                    data={"files": DETAIL_FILES})
 
 

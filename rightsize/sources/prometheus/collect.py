@@ -7,14 +7,17 @@ Requests, in order (none grows with the number of workloads):
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
 4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day;
+   working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs).
+Requests 3 to 5 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
+cluster-wide query first, each shard's inventory requests spread among the range pulls.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,10 +29,11 @@ from ...sketch import usage_statistics
 from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
+from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import cluster_tables, execute, families
+from . import cluster_tables, execute, families, runtime, sanity
 from .client import Client, QueryFailed
 from .coverage import coverage_of, record_coverage, span_times
 from . import lifetimes
@@ -55,6 +59,9 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    runtime_present: set = field(default_factory=set)  # runtime metric names found in the window (runtime.py)
+    dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
+    duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
@@ -102,7 +109,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     log = progress or (lambda msg: None)
     run = _start(config, target, snapshot, client, log, allow_partial, inventory_from_metrics)
     _read_labels(run)
-    acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
+    acc, raw, per_pod, outcome, runtime_frames = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
@@ -112,6 +119,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
+    _append(snapshot, "runtime_hourly", runtime.collected(run, snapshot, runtime_frames, outcome.failed, inventory_from_metrics))
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
     nodes = cluster_tables.nodes(run, cluster_rows)
@@ -125,12 +133,14 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
         some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
         snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
                       f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
+    _check_found(run, snapshot, usage, allow_partial)
     log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
         f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
         "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
         "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
-        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed}
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed,
+        "runtime_metrics": runtime.families(config.prometheus.runtime_metrics, run.runtime_present)}
 
 
 # --- start: server, metrics present -----------------------------------------------------------------
@@ -149,7 +159,7 @@ def _start(config, target, snapshot, client, log, allow_partial, inventory: bool
         raise SourceError(f"cannot query metrics: {exc}") from None
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
-    run = Run(config, target.name, client, q, grid, log)
+    run = Run(config, target.name, client, q, grid, log, runtime_present=runtime.present_names(p.runtime_metrics, present))
     run.missing = _record_missing(config, snapshot, present, target.name, inventory)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
@@ -241,6 +251,8 @@ def _read_labels(run: Run) -> None:
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
     frame = series_frames(found)
+    run.duplicates = sanity.scrape_duplicates(found, m.memory_working_set, [L.namespace, L.pod, L.container],
+                                              run.config.prometheus.scrape_labels)
     run.owners = owners_of(frame, L, m)
     groups = ksm.batch_groups(frame(m.pod_labels, [L.namespace, L.pod] + [ksm_label(k) for k in keys]).rename(
         columns={L.namespace: "namespace", L.pod: "pod"}), run.config)
@@ -255,16 +267,16 @@ def _read_labels(run: Run) -> None:
 # --- the pulls --------------------------------------------------------------------------------------
 
 def _pull(run: Run, inventory: bool, allow_partial: bool):
-    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome)."""
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome, runtime chunks)."""
     p = run.config.prometheus
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
     tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
                                   [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
-                                  run.grid.n, p.range_points)
+                                  run.grid.n, p.range_points, first=runtime.tasks(run))
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": [], "runtime": []}
 
     def consume(task, result):
         if task.name in ("cpu", "memory"):
@@ -278,7 +290,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
     run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
-    return acc, raw, per_pod, outcome
+    return acc, raw, per_pod, outcome, rows["runtime"]
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
@@ -295,13 +307,16 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         t0 = run.grid.first + task.first * run.grid.step
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
                                         run.grid.step, key, what=f"{task.name} usage", timestamps=True)
-        return reduce_chunk(result, task.name, run.grid, run.owners)
+        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
     if task.name == "daily":
-        return _fetch_daily(run, nss, key)
+        return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, _POD_KEY)
+    if task.name == "runtime":
+        return runtime.fetch(run, task, nss, key)
     m = run.config.prometheus.metrics
     times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
     result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")
-    return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
+    return sanity.clean_rows(_rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"]),
+                             run.dropped, _POD_KEY)
 
 
 def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
@@ -323,6 +338,28 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
         f = _rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
         frames.append(f.assign(day=full))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
+
+
+def _check_found(run: Run, snapshot: Snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
+    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
+    (with the hints of an empty server; with allow_partial a flagged partial result)."""
+    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
+                       ("samples_dropped", sanity.dropped_warning(run.cluster, run.dropped))):
+        if text:
+            snapshot.warn(code, text, affects="usage")
+            run.log(f"warning: {text}")
+    if len(usage):
+        return
+    p = run.config.prometheus
+    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
+    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
+            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
+            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
+            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
+    if not allow_partial:
+        raise SourceError(text)
+    snapshot.warn("no_containers", text, affects="usage")
+    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)
 
 
 def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
