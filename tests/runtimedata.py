@@ -107,14 +107,15 @@ class RuntimeDataset(Dataset):
         yield from emit("jvm_memory_bytes_used", f'{base},area="nonheap"', r["metaspace"] + r["code"])
 
     # --- what Prometheus must answer ------------------------------------------------------------------
-    def expected_hourly(self, window_hours: int) -> dict[tuple, dict]:
+    def expected_hourly(self, window_hours: int, closed: bool = True) -> dict[tuple, dict]:
         """{(namespace, pod, container, hours before the end): {runtime_hourly column: value}}, each hour
-        closed at both ends ([t - 1h, t]) as Prometheus' range selectors are."""
+        closed at both ends ([t - 1h, t]) as Prometheus' range selectors are, or left-open ((t - 1h, t]) as
+        VictoriaMetrics' are (``closed`` False)."""
         out = {}
         for (ns, pod, cname), r in self.runtime.items():
             for k in range(window_hours):
                 hi = self.n - 1 - k * 60
-                sl = slice(hi - 60, hi + 1)
+                sl = slice(hi - 60 if closed else hi - 59, hi + 1)
                 if r["kind"] == "go":
                     limit = r["limit"] if r["limit"] < 2**62 else float("nan")
                     out[(ns, pod, cname, k)] = {"runtime": "go", "heap_used_max_bytes": r["inuse"][sl].max(), "runtime_max_bytes": limit}

@@ -76,3 +76,19 @@ def test_each_demo_case_renders_with_kubectl_kustomize_and_keeps_its_other_setti
     assert ledger["resources"]["limits"]["memory"] == "1568Mi"
     patch = (out / "patches" / "demo" / "shop" / "deployment-orders.yaml").read_text()
     assert "jvm memory: -Xmx (env JAVA_TOOL_OPTIONS) 2048Mi → 754Mi, patch (live set p99 527Mi, non-heap 351Mi)" in patch
+
+
+def test_explain_shows_heap_non_heap_live_set_occupancy_and_the_arithmetic():
+    from rightsize.analysis.explain import explain
+
+    text = explain(generate(), Config(), "shop/Deployment/orders")
+    lines = [line.strip() for line in text.splitlines()]
+    assert "runtime: jvm (spec and metrics); setting -Xmx (env JAVA_TOOL_OPTIONS), today 2Gi" in lines
+    assert any(line.startswith("live set p99 527.4Mi (live data after full collections); non-heap peak 351.0Mi "
+                               "(working set minus committed heap)") for line in lines)
+    assert "heap = live set / occupancy 70% = 753.4Mi; after the patch 754Mi" in lines
+    assert "memory = heap 754Mi + non-heap 351.0Mi x (1 + 15%) = 1157.6Mi, never below heap + non-heap 1105.0Mi" in lines
+    assert "occupancy after: 70% of the heap 754Mi (target 70%)" in lines
+    assert any(line.startswith("runtime_memory: ") for line in lines)  # the rule, with what it decides
+    ledger = explain(generate(), Config(), "payments/Deployment/ledger-api")
+    assert "heap at 75% of the limit: limit >= live set / occupancy 70% = 1169.8Mi / 75% = 1559.7Mi" in ledger

@@ -44,17 +44,22 @@ def collected(runtime_server, runtime_data):
     return collect(runtime_server.url, runtime_data.end)
 
 
-def test_every_hourly_value_matches_the_generated_series(collected, runtime_data):
-    table = collected.tables["runtime_hourly"]
-    end = pd.Timestamp(runtime_data.end, unit="s", tz="UTC")
+def assert_hourly(table: pd.DataFrame, data: RuntimeDataset, closed: bool = True) -> None:
+    """Every pod-hour of the window, nothing else (no container-less series), each value exact."""
+    end = pd.Timestamp(data.end, unit="s", tz="UTC")
     got = {(r["namespace"], r["pod"], r["container"], round((end - r["hour"]).total_seconds() / 3600) - 1): r
            for r in table.to_dict("records")}
-    expected = runtime_data.expected_hourly(WINDOW_HOURS)
-    assert set(got) == set(expected)  # every pod-hour of the window, nothing else (no container-less series)
+    expected = data.expected_hourly(WINDOW_HOURS, closed)
+    assert set(got) == set(expected)
     for key, values in expected.items():
         for column, value in values.items():
             v = got[key][column]
             assert (isinstance(v, float) and math.isnan(v) and math.isnan(value)) or v == value, (key, column, v, value)
+
+
+def test_every_hourly_value_matches_the_generated_series(collected, runtime_data):
+    table = collected.tables["runtime_hourly"]
+    assert_hourly(table, runtime_data)
     # owners resolved; pod 0 of orders was scraped by two jobs and still counts its heap once
     owners = table.groupby(["namespace", "kind", "workload"])["pod"].nunique().to_dict()
     assert owners == {("go", "Deployment", "gateway"): 1, ("go", "Deployment", "worker"): 1,
@@ -222,3 +227,15 @@ def test_no_recommended_limit_is_below_the_heap_maximum_plus_non_heap(recommende
     below = runtime["memory_limit_bytes_recommended"] < heap_after + runtime["non_heap_bytes"].fillna(0)
     assert heap_after.notna().sum() == 3 and below.sum() == 0
 
+
+
+def test_victoriametrics_answers_the_same_runtime_query(runtime_data, tmp_path_factory):
+    """The same samples in a real VictoriaMetrics: every hourly value exact, with MetricsQL's left-open windows."""
+    from promservers import start_victoria
+
+    server = start_victoria(runtime_data, tmp_path_factory.mktemp("victoria-runtimes"))
+    try:
+        snap = collect(server.url, runtime_data.end)
+    finally:
+        server.stop()
+    assert_hourly(snap.tables["runtime_hourly"], runtime_data, closed=False)

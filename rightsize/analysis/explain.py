@@ -251,7 +251,7 @@ def _runtime_lines(r, p) -> list[str]:
                        f"{_mem(r._rt_heap_need / r._rt_percent)} and >= non-heap x (1 + {p.margin:.0%}) / "
                        f"{1 - r._rt_percent:.0%} = {_mem(r.non_heap_bytes * (1 + p.margin) / (1 - r._rt_percent))}")
         heap = r.heap_bytes_current if math.isnan(r.heap_bytes_recommended) else r.heap_bytes_recommended
-        out.append(f"      occupancy after: {_num(r.heap_occupancy * 100, '{:.0f}%')} of the heap {_mem(heap)} "
+        out.append(f"      occupancy after: {figure(r.heap_occupancy * 100, '{:.0f}%')} of the heap {_mem(heap)} "
                    f"(target {p.heap_target_occupancy:.0%})")
     elif not math.isnan(r._rt_floor):
         out.append(f"      memory never below {_mem(r._rt_floor)} (the runtime's heap peak at its share of the limit, "
