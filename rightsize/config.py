@@ -93,6 +93,25 @@ class LabelNames:
 
 
 @dataclass(frozen=True)
+class RuntimeMetricNames:
+    jvm_memory_used: str = setting("jvm_memory_used_bytes", "JVM memory in use by area (heap, nonheap) and pool id (Micrometer / Spring Boot Actuator, Prometheus client_java 1.x).", kind="str")
+    jvm_memory_committed: str = setting("jvm_memory_committed_bytes", "JVM memory committed by area and pool id (Micrometer).", kind="str")
+    jvm_memory_max: str = setting("jvm_memory_max_bytes", "JVM memory maximum by area and pool id (Micrometer; -1 for a pool without one).", kind="str")
+    jvm_gc_live_data: str = setting("jvm_gc_live_data_size_bytes", "JVM heap in use after the last full collection (Micrometer): the live set.", kind="str")
+    jmx_memory_used: str = setting("jvm_memory_bytes_used", "JVM memory in use by area (the JMX exporter, client_java 0.x hotspot metrics).", kind="str")
+    jmx_memory_committed: str = setting("jvm_memory_bytes_committed", "JVM memory committed by area (the JMX exporter).", kind="str")
+    jmx_memory_max: str = setting("jvm_memory_bytes_max", "JVM memory maximum by area (the JMX exporter).", kind="str")
+    go_heap_inuse: str = setting("go_memstats_heap_inuse_bytes", "Go heap in use (client_golang).", kind="str")
+    go_memory_limit: str = setting("go_gc_gomemlimit_bytes", "Go's soft memory limit, GOMEMLIMIT (client_golang; math.MaxInt64 when unset).", kind="str")
+    node_heap_used: str = setting("nodejs_heap_size_used_bytes", "V8 heap in use (prom-client).", kind="str")
+    node_heap_total: str = setting("nodejs_heap_size_total_bytes", "V8 heap allocated (prom-client).", kind="str")
+    dotnet_heap_size: str = setting("dotnet_gc_heap_size_bytes", ".NET GC heap by generation (prometheus-net.DotNetRuntime).", kind="str")
+    dotnet_total_available: str = setting("dotnet_gc_memory_total_available_bytes", "Memory the .NET GC may use: its hard limit when one is set (prometheus-net.DotNetRuntime).", kind="str")
+    otel_dotnet_heap_size: str = setting("process_runtime_dotnet_gc_heap_size_bytes", ".NET GC heap by generation (OpenTelemetry runtime instrumentation).", kind="str")
+    otel_dotnet_committed: str = setting("process_runtime_dotnet_gc_committed_memory_size_bytes", ".NET GC committed memory (OpenTelemetry runtime instrumentation).", kind="str")
+
+
+@dataclass(frozen=True)
 class PrometheusConfig:
     url: str = setting("http://127.0.0.1:9090", "Base URL of the Prometheus-compatible API, with any path prefix (e.g. /prometheus for Mimir). No credentials in it: use username + password_env, or token_env / token_file.", kind="url")
     token_env: str = setting("RIGHTSIZE_PROMETHEUS_TOKEN", "Environment variable holding a bearer token (never put the token in this file).", kind="str")
@@ -124,6 +143,7 @@ class PrometheusConfig:
     end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="time")
     metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
     labels: LabelNames = section(LabelNames, "Label names.")
+    runtime_metrics: RuntimeMetricNames = section(RuntimeMetricNames, "Metric names of the runtimes' own memory (JVM, Go, Node.js, .NET), read per pod when present (see README \"Runtimes\").")
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,11 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+    # runtimes (README "Runtimes"): a JVM's heap and a Go, Node.js or .NET runtime limit move with the memory limit
+    heap_target_occupancy: float = setting(0.7, "JVM with runtime metrics: heap = the live set's p99 (heap in use after a full collection) / this, so the heap is this full after a collection at the live set's p99.", kind="float", minimum=0.05, maximum=1)
+    go_memory_limit_share: float = setting(0.9, "Go: GOMEMLIMIT = this share of the recommended memory limit, where a literal GOMEMLIMIT is set (the rest is memory outside Go's accounting).", kind="float", minimum=0.05, maximum=1)
+    node_heap_share: float = setting(0.75, "Node.js: --max-old-space-size = this share of the recommended memory limit, where NODE_OPTIONS sets it (V8's other spaces, buffers and native memory live outside it).", kind="float", minimum=0.05, maximum=1)
+    dotnet_heap_share: float = setting(0.75, ".NET: DOTNET_GCHeapHardLimit = this share of the recommended memory limit, where it is set (.NET's own default in a container is 75 %).", kind="float", minimum=0.05, maximum=1)
 
     def __post_init__(self) -> None:
         # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.
@@ -541,6 +566,8 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(MetricNames)]
     problems += [(f"prometheus.labels.{f.name}", name_problem(getattr(config.prometheus.labels, f.name)))
                  for f in fields_of(LabelNames)]
+    problems += [(f"prometheus.runtime_metrics.{f.name}", name_problem(getattr(config.prometheus.runtime_metrics, f.name), metric=True))
+                 for f in fields_of(RuntimeMetricNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
     problems += [(f"prometheus.scrape_labels[{i}]", name_problem(n)) for i, n in enumerate(config.prometheus.scrape_labels)]

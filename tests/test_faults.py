@@ -18,6 +18,7 @@ run here, and each one's docstring says why.
 | AWS endpoint that never answers | auto: offline prices after pricing.deadline, flagged; aws: exit 1 before any Prometheus query |
 | YAML error / nameless container in manifests | exit 1 naming file (and object) before any Prometheus query |
 | patch --overlay whose base lacks every workload | exit 1 with the reason, overlay untouched |
+| a runtime setting that does not parse (-Xmx2gb) | exit 0, a named caveat (container, where, form expected), no floor from it |
 
 Issue 27 (hostile input and hard kills), below in sections "issue 27": SIGKILL at chosen points of report,
 patch and run (all old or all new) and of an S3 commit; planted lock symlinks / hard links; symlinked and
@@ -320,6 +321,27 @@ def test_manifests_with_some_containers_without_usage_warn_in_the_report(prom_se
     assert "shop/Deployment/newcomer:app" in caveat[0]["message"]
     recs = pd.read_csv(out / "recommendations.csv")
     assert recs.loc[recs.workload == "newcomer", "reason"].str.contains("no usage data").all()
+
+
+def test_a_runtime_setting_that_does_not_parse_is_named_and_never_guessed(prom_server, prom_dataset, tmp_path):
+    """Real Prometheus; shop/web's app runs a JVM whose JAVA_TOOL_OPTIONS holds -Xmx2gb (the JVM refuses it): exit 0,
+    named in the report's caveats, and no floor from a setting it cannot run with (its memory comes from its
+    working set, where a guessed default heap of 25 % would have asked for four times its peak)."""
+    manifests = tmp_path / "m.yaml"
+    manifests.write_text(MANIFEST.format(name="web", namespace="shop", container="app").replace(
+        "image: x:1", "image: x:1\n        env: [{name: JAVA_TOOL_OPTIONS, value: '-XX:+UseG1GC -Xmx2gb'}]"))
+    cfg = _prom_config(tmp_path, prom_server.url, make_config(prom_server.url, prom_dataset.end).prometheus.end)
+    out = tmp_path / "week"
+    proc = rightsize("run", "--config", cfg, "--manifests", manifests, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    warnings = {w["code"]: w["message"] for w in json.loads((out / "summary.json").read_text())["warnings"]}
+    assert "shop/Deployment/web:app: env JAVA_TOOL_OPTIONS: -Xmx2gb: '2gb' is not a JVM size" in warnings["runtime_setting_malformed"]
+    recs = pd.read_csv(out / "recommendations.csv").set_index("container")
+    app = recs.loc["app"]
+    assert app["runtime"] == "jvm" and "runtime_setting_unknown" in app["flags"]
+    # the working set's rule (margin widened for a day of history), no floor of a guessed default heap (4 x the peak)
+    assert "memory from max" in app["reason"] and "never below" not in app["reason"]
+    assert app["memory_request_bytes_recommended"] < 2.5 * app["memory_max_bytes"]
 
 
 # --- 5. config that passed --check and failed later ------------------------------------------------

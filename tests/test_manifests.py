@@ -40,7 +40,7 @@ def rendered(tmp_path_factory, kubectl) -> Path:
 def test_kustomize_output_file(rendered):
     warnings: list = []
     tables = load_manifests(rendered, Config(), "prod", warnings=warnings)
-    assert set(tables) == {"workloads", "containers", "services", "namespaces"}
+    assert set(tables) == {"workloads", "containers", "services", "namespaces", "runtimes"}
     for name, df in tables.items():
         conform(name, df)
 

@@ -72,7 +72,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
     The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
     ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
-    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, spot, summary
+    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, runtimes, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
@@ -87,7 +87,8 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, candidates),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
-        + consistency.caveats(snapshot, nodes, hpm),
+        + consistency.caveats(snapshot, nodes, hpm)
+        + runtimes.caveats(recs, snapshot.meta),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
     result.summary = summary.summarize(result, snapshot, config)

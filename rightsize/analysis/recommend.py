@@ -22,6 +22,7 @@ from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
 from .injectors import with_injected
 from .rules import RULES
+from .rules import runtimes as runtime_rules
 from .rules.base import USAGE_COLUMNS, WORKLOAD_COLUMNS, Pipeline, Rows
 from .rules.text import join
 
@@ -34,7 +35,7 @@ _INTERMEDIATES = (
 OUTPUTS = _INTERMEDIATES + (
     "policy", "production", "_policy_source", "_policy_note", "status", "confidence", "cpu_req", "cpu_lim", "cpu_action",
     "mem_req", "mem_lim", "has_usage", "cpu_stat", "cpu_basis", "mem_stat", "mem_basis", "peak", "cpu_estimate",
-    "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim")
+    "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim") + runtime_rules.OUTPUTS
 PIPELINE = Pipeline(RULES, outputs=OUTPUTS)
 
 
@@ -138,7 +139,9 @@ def _output(rows: Rows) -> pd.DataFrame:
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
                          _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
                          _rules=join(_fired(rows), n, ","))
-    return out.assign(**columns, **intermediates)
+    new = {**columns, **intermediates, **runtime_rules.output(v, cur["memory_limit_bytes"])}
+    # one concat, not a column at a time: pandas warns (and slows down) past a hundred inserts
+    return pd.concat([out.drop(columns=[c for c in new if c in out]), pd.DataFrame(new, index=out.index)], axis=1)
 
 
 def _fired(rows: Rows) -> list[tuple[np.ndarray, str]]:

@@ -125,7 +125,8 @@ def select(recommendations: pd.DataFrame, config, json6902: bool = False) -> tup
     something = (_has(recs["cpu_request_cores_recommended"]) | _has(recs["memory_request_bytes_recommended"])
                  | _has(recs["memory_limit_bytes_recommended"])
                  | ((recs["cpu_limit_action"] == "set") & _has(recs["cpu_limit_cores_recommended"]))
-                 | (recs["cpu_limit_action"] == "remove"))
+                 | (recs["cpu_limit_action"] == "remove")
+                 | (recs.get("runtime_env_json", pd.Series("", index=recs.index)).fillna("") != ""))
     nothing = change & ~something & (why == "")
     why[nothing] = "no recommended value to write"
 

@@ -62,6 +62,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
             f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
             f"  cpu limit:      {cpu_limit_text(r)}",
+            *_runtime_evidence(r),
             f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
         extra = []
@@ -76,6 +77,16 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     for note in patch.notes:
         lines.append(f"note: {note}")
     return lines
+
+
+def _runtime_evidence(r) -> list[str]:
+    """The runtime's memory setting, today and after, with what sized it (the JVM's live set and non-heap)."""
+    if not r.get("runtime_setting") or r.get("runtime_setting_action") in ("", "none", None):
+        return []
+    measured = "" if math.isnan(number(r.get("live_set_bytes"))) else (
+        f" (live set p99 {mebibytes(r.get('live_set_bytes'))}, non-heap {mebibytes(r.get('non_heap_bytes'))})")
+    return [f"  {r['runtime']} memory: {r['runtime_setting']} {mebibytes(r.get('heap_bytes_current'))} → "
+            f"{mebibytes(r.get('heap_bytes_recommended'))}, {r['runtime_setting_action'].replace('_', ' ')}{measured}"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -198,8 +198,10 @@ def patches_markdown(patched: list, skipped: pd.DataFrame, notes: list[str], met
              f"**{len(patched)} workloads patched** ({len(rows)} containers), estimated saving **{total}**"
              + (" (some savings unknown)" if savings.isna().any() and savings.notna().any() else "")
              + f"; {len(skipped)} containers skipped.", "",
-             "Only `resources` of the named containers change; nothing is removed except CPU limits the policy says to "
-             "remove (explicit JSON6902 patches). Review, then merge: rightsize never applies anything.", ""]
+             "Only `resources` of the named containers change, and the runtime variable whose memory setting moves "
+             "with them (JAVA_TOOL_OPTIONS, GOMEMLIMIT, ...; every other flag and variable kept); nothing is removed "
+             "except CPU limits the policy says to remove (explicit JSON6902 patches). Review, then merge: rightsize "
+             "never applies anything.", ""]
     if how_to:
         lines += ["Each patch file starts with the evidence behind its values. To use a folder, list the base its "
                   "workloads come from under `resources:` in its kustomization.yaml (or set `[patches] resources`), "

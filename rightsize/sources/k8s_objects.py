@@ -1,7 +1,7 @@
-"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes).
+"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes, runtimes).
 
 Pure functions, no I/O: both the API source (JSON lists) and the manifests source (YAML documents)
-hand over plain dicts with the API's camelCase field names, so one code path reads both.What one object says is read with k8s_fields.py. Units follow the snapshot: CPU in cores, memory in bytes,
+hand over plain dicts with the API's camelCase field names, so one code path reads both. What one object says is read with k8s_fields.py. Units follow the snapshot: CPU in cores, memory in bytes,
 time in seconds/hours. An unset request or limit is NaN, never 0.
 
 An object may carry the private key ``_source_file`` (set by the manifests loader) so the workload row
@@ -27,6 +27,7 @@ from .k8s_fields import (CAPACITY_TYPE_KEYS, DEFAULT_GRACE_SECONDS, capacity_aff
                          controller_of, describe, hpa_summary, map_selector_matches, meta, path_get, pod_template,
                          quantity_field, resolve_pdb, selector_matches, tolerates_spot, update_strategy, volume_facts,
                          zone_spread)
+from .runtime_specs import runtime_rows, warn_runtime_settings
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
 # Argo Rollouts (argoproj.io/v1alpha1 Rollout) own ReplicaSets and pods like a Deployment.
@@ -197,7 +198,7 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
 
 def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = None) -> dict[str, pd.DataFrame]:
     """Turn Kubernetes objects (any of READ_KINDS; others are ignored here) into snapshot tables
-    workloads, containers, services, namespaces, nodes — each conformed to schema.TABLES."""
+    workloads, containers, services, namespaces, nodes, runtimes — each conformed to schema.TABLES."""
     warn = warn or (lambda code, message, affects="": None)
     by_kind: dict[str, list[dict]] = {k: [] for k in READ_KINDS}
     for o in objects:
@@ -212,7 +213,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
     chosen, pod_counts, how = _choose(by_kind, owners, opts.config)
     _warn_inferred(chosen, how, warn)
 
-    workloads, containers = [], []
+    workloads, containers, runtimes = [], [], []
     for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
         row = _workload_row(o, wkind, wname, opts, namespace_labels.get(ns, {}))
         if prio == 1 and wkind == "CronJob":
@@ -224,6 +225,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
         containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
+        runtimes.extend(runtime_rows(pod_template(o).get("spec") or {}, ident))
     resolved_indirectly = sum(1 for p, _ in chosen.values() if p > 0)
     if resolved_indirectly and opts.source == "api":
         warn("inventory_from_owned_objects",
@@ -252,6 +254,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         "services": _frame("services", services),
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
+        "runtimes": _frame("runtimes", warn_runtime_settings(runtimes, warn)),
     }
 
 

@@ -216,7 +216,7 @@ def read_objects(lister: Lister, namespaces: tuple, warn: Callable[[str, str, st
 
 
 def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.ApiClient | None = None) -> None:
-    """Fill snapshot workloads, containers, services and namespaces for ``target`` from the API; nodes too
+    """Fill snapshot workloads, containers, services, namespaces and runtimes for ``target`` from the API; nodes too
     when the snapshot has none for this cluster yet. Rows of this cluster already present are replaced.
 
     ``target`` is a rightsize.targets.ClusterTarget (name, context). ``api`` overrides the client (tests)."""
@@ -235,7 +235,7 @@ def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.Ap
     for kind, column in (("HorizontalPodAutoscaler", "hpa_unknown"), ("PodDisruptionBudget", "pdb_unknown")):
         tables["workloads"][column] = isinstance(counts.get(kind), str)
 
-    for name in ("workloads", "containers", "services", "namespaces"):
+    for name in ("workloads", "containers", "services", "namespaces", "runtimes"):
         _replace_cluster_rows(snapshot, name, target.name, tables[name])
     nodes = snapshot.tables["nodes"]
     if not (nodes["cluster"] == target.name).any() and not tables["nodes"].empty:

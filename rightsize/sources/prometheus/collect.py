@@ -7,10 +7,12 @@ Requests, in order (none grows with the number of workloads):
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
 4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day;
+   working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs).
+Requests 3 to 5 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
+cluster-wide query first, each shard's inventory requests spread among the range pulls.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import cluster_tables, execute, families, sanity
+from . import cluster_tables, execute, families, runtime, sanity
 from .client import Client, QueryFailed
 from .coverage import coverage_of, record_coverage, span_times
 from . import lifetimes
@@ -56,6 +58,7 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    runtime_present: set = field(default_factory=set)  # runtime metric names found in the window (runtime.py)
     dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
     duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
@@ -105,7 +108,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     log = progress or (lambda msg: None)
     run = _start(config, target, snapshot, client, log, allow_partial, inventory_from_metrics)
     _read_labels(run)
-    acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
+    acc, raw, per_pod, outcome, runtime_frames = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
@@ -115,6 +118,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
+    _append(snapshot, "runtime_hourly", runtime.collected(run, snapshot, runtime_frames, outcome.failed, inventory_from_metrics))
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
     nodes = cluster_tables.nodes(run, cluster_rows)
@@ -134,7 +138,8 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
         "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
         "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
-        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed}
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed,
+        "runtime_metrics": runtime.families(config.prometheus.runtime_metrics, run.runtime_present)}
 
 
 # --- start: server, metrics present -----------------------------------------------------------------
@@ -153,7 +158,7 @@ def _start(config, target, snapshot, client, log, allow_partial, inventory: bool
         raise SourceError(f"cannot query metrics: {exc}") from None
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
-    run = Run(config, target.name, client, q, grid, log)
+    run = Run(config, target.name, client, q, grid, log, runtime_present=runtime.present_names(p.runtime_metrics, present))
     run.missing = _record_missing(config, snapshot, present, target.name, inventory)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
@@ -261,16 +266,16 @@ def _read_labels(run: Run) -> None:
 # --- the pulls --------------------------------------------------------------------------------------
 
 def _pull(run: Run, inventory: bool, allow_partial: bool):
-    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome)."""
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome, runtime chunks)."""
     p = run.config.prometheus
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
     tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
                                   [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
-                                  run.grid.n, p.range_points)
+                                  run.grid.n, p.range_points, first=runtime.tasks(run))
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": [], "runtime": []}
 
     def consume(task, result):
         if task.name in ("cpu", "memory"):
@@ -284,7 +289,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
     run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
-    return acc, raw, per_pod, outcome
+    return acc, raw, per_pod, outcome, rows["runtime"]
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
@@ -304,6 +309,8 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
         return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
     if task.name == "daily":
         return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, _POD_KEY)
+    if task.name == "runtime":
+        return runtime.fetch(run, task, nss, key)
     m = run.config.prometheus.metrics
     times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
     result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")

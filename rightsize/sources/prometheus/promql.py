@@ -187,6 +187,86 @@ class Queries:
             parts["init_info"] = f'max by ({K}, resource) (label_replace({info}, "resource", "$1", "restart_policy", "(.*)"))'
         return _tagged(parts)
 
+    # --- the runtimes' own memory (a range query at a one-hour step) --------------------------------
+    def runtime(self, namespaces, present: set[str]) -> str:
+        """Per container instance and hour (evaluate at step = 1h), tagged ``stat="<runtime>:<column>"`` (the
+        columns of the runtime_hourly table): only the families in ``present`` (metric names found in the
+        window). Every part reads raw samples over [1h]; pools are folded per pod with ``max by (pod key, pool)``
+        (duplicate scrapes) and summed; non-heap is the hour's highest working set minus its lowest committed
+        heap, for the pods with a JVM heap only. No subquery: the joins run once per hour, not per step."""
+        parts = self.runtime_parts(namespaces, present)
+        return _tagged(parts) if parts else ""
+
+    def runtime_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        """The parts of :meth:`runtime` by tag."""
+        parts: dict[str, str] = {}
+        for runtime, build in (("jvm", self._jvm_parts), ("go", self._go_parts), ("node", self._node_parts),
+                               ("dotnet", self._dotnet_parts)):
+            parts.update({f"{runtime}:{col}": q for col, q in build(namespaces, present).items()})
+        return parts
+
+    def _hour(self, agg: str, metric: str, namespaces, extra: str = "", pool: str = "", over: str = "max",
+              positive: bool = False) -> str:
+        """``agg by (pod key)`` of each series' ``over``_over_time over the hour; with ``pool``, first the largest
+        per (pod key, pool) so a pod scraped twice counts once; ``positive`` keeps values above 0 only."""
+        K = self.pod_key
+        inner = f"{over}_over_time({self.sel(metric, namespaces, extra)}[1h])"
+        if pool:
+            inner = f"max by ({K}, {pool}) ({inner})"
+        return f"{agg} by ({K}) ({inner}{' > 0' if positive else ''})"
+
+    def _either(self, present: set[str], *options: tuple[str, str]) -> str:
+        """``a or b`` of the (metric, query) options whose metric is present ('' when none is)."""
+        return " or ".join(f"({q})" for metric, q in options if metric in present)
+
+    def _jvm_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r, K = self.cfg.runtime_metrics, self.pod_key
+        heap, nonheap = 'area="heap"', 'area="nonheap"'
+
+        def area(over, micrometer, jmx, where, positive=False):  # positive: Micrometer's max is -1 for a pool without one
+            return self._either(present, (micrometer, self._hour("sum", micrometer, namespaces, where, "id", over, positive)),
+                                (jmx, self._hour("max", jmx, namespaces, where, "", over, positive)))
+
+        parts = {
+            "heap_used_min_bytes": area("min", r.jvm_memory_used, r.jmx_memory_used, heap),
+            "heap_used_max_bytes": area("max", r.jvm_memory_used, r.jmx_memory_used, heap),
+            "heap_committed_max_bytes": area("max", r.jvm_memory_committed, r.jmx_memory_committed, heap),
+            "runtime_max_bytes": area("max", r.jvm_memory_max, r.jmx_memory_max, heap, positive=True),
+            "non_heap_pools_max_bytes": area("max", r.jvm_memory_used, r.jmx_memory_used, nonheap),
+            "live_set_max_bytes": self._either(present, (r.jvm_gc_live_data, self._hour("max", r.jvm_gc_live_data, namespaces))),
+        }
+        committed = area("min", r.jvm_memory_committed, r.jmx_memory_committed, heap)
+        if committed:  # the working set is a core metric (without it there is no collection)
+            top = f"max by ({K}) (max_over_time({self.sel(self.cfg.metrics.memory_working_set, namespaces, containers=True)}[1h]))"
+            parts["non_heap_max_bytes"] = f"{top} - on ({K}) ({committed})"
+        return _present(parts)
+
+    def _go_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(present, (r.go_heap_inuse, self._hour("max", r.go_heap_inuse, namespaces))),
+            "runtime_max_bytes": self._either(present, (r.go_memory_limit, self._hour("max", r.go_memory_limit, namespaces))),
+        })
+
+    def _node_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(present, (r.node_heap_used, self._hour("max", r.node_heap_used, namespaces))),
+            "heap_committed_max_bytes": self._either(present, (r.node_heap_total, self._hour("max", r.node_heap_total, namespaces))),
+        })
+
+    def _dotnet_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(
+                present, (r.dotnet_heap_size, self._hour("sum", r.dotnet_heap_size, namespaces, pool="gc_generation")),
+                (r.otel_dotnet_heap_size, self._hour("sum", r.otel_dotnet_heap_size, namespaces, pool="generation"))),
+            "heap_committed_max_bytes": self._either(
+                present, (r.otel_dotnet_committed, self._hour("max", r.otel_dotnet_committed, namespaces))),
+            "runtime_max_bytes": self._either(
+                present, (r.dotnet_total_available, self._hour("max", r.dotnet_total_available, namespaces))),
+        })
+
     def owners_and_series(self, namespaces=None, group_labels: tuple[str, ...] = ()) -> list[str]:
         """Series-API matchers: pod owners, ReplicaSet and Job owners, pod placement (node), the
         working-set series (to size shards), and the pod labels of batch-framework pods (one matcher per
@@ -272,6 +352,11 @@ class Queries:
             "hpa_target": f"max by ({L.namespace}, {hpa}, metric_name, metric_target_type) (last_over_time({self.sel(m.hpa_spec_target)}[{W}]))",
             "pdb_expected": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_expected_pods)}[{W}]))",
         }
+
+
+def _present(parts: dict[str, str]) -> dict[str, str]:
+    """The parts whose metrics were found ('' marks one that was not)."""
+    return {k: v for k, v in parts.items() if v}
 
 
 def _tagged(parts: dict[str, str]) -> str:
