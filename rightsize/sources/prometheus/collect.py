@@ -29,7 +29,6 @@ from ...sketch import usage_statistics
 from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
-from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
@@ -133,7 +132,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
         some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
         snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
                       f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
-    _check_found(run, snapshot, usage, allow_partial)
+    sanity.check_found(run, snapshot, usage, allow_partial)
     log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
         f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
@@ -338,28 +337,6 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
         f = _rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
         frames.append(f.assign(day=full))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
-
-
-def _check_found(run: Run, snapshot: Snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
-    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
-    (with the hints of an empty server; with allow_partial a flagged partial result)."""
-    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
-                       ("samples_dropped", sanity.dropped_warning(run.cluster, run.dropped))):
-        if text:
-            snapshot.warn(code, text, affects="usage")
-            run.log(f"warning: {text}")
-    if len(usage):
-        return
-    p = run.config.prometheus
-    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
-    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
-            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
-            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
-            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
-    if not allow_partial:
-        raise SourceError(text)
-    snapshot.warn("no_containers", text, affects="usage")
-    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)
 
 
 def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
