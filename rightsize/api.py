@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Analysis
-from .config import Config, Policy, PrometheusConfig, load_config
+from .config import Config, Policy, PrometheusConfig, load_config, margins_problem, policy_values
 from .errors import ConfigError, RightsizeError
 from .quantity import parse_duration
 from .refs import WorkloadRef, refs_text
@@ -504,7 +504,9 @@ def _policy_overrides(base: Policy, overrides: Mapping[str, Any]) -> Policy:
             values[key] = parse_value(declared[key].metadata, raw)
         except ValueError as exc:
             raise ConfigError(f"policy: {key}: {exc}") from None
-    return dataclasses.replace(base, **values)
+    if margins_problem(values.get("margins", {})):
+        raise ConfigError(f"policy: margins: {margins_problem(values['margins'])}")
+    return dataclasses.replace(base, **policy_values(values))
 
 
 def _with_policy(config: Config, policy: PolicyLike) -> tuple[Config, str | None]:

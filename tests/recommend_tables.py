@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from rightsize.config import Config
+from rightsize.config import Config, policy_values
 from rightsize.quantity import GIB, MIB
 from rightsize.snapshot import Snapshot, new_meta
 
@@ -87,10 +87,11 @@ def snap(*rows: dict, nodes=None, namespaces: dict | None = None, step: int | No
 
 
 def config_with(policy: str = "production", **policy_changes) -> Config:
-    """Default config with some settings of one policy changed."""
+    """Default config with some settings of one policy changed (as a config file would change them: a margin
+    set without margins is that margin for every pattern)."""
     cfg = Config()
     policies = dict(cfg.policies)
-    policies[policy] = dataclasses.replace(policies[policy], **policy_changes)
+    policies[policy] = dataclasses.replace(policies[policy], **policy_values(policy_changes))
     return dataclasses.replace(cfg, policies=policies)
 
 

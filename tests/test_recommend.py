@@ -559,7 +559,13 @@ def test_demo_output_conforms(demo_recs):
     has = r["status"].isin(["change", "keep"])
     assert r.loc[has, "memory_request_bytes_recommended"].notna().all()
     assert (r.loc[has, "memory_request_bytes_recommended"] >= r.loc[has, "memory_max_bytes"]).all()
-    assert (r.loc[has, "memory_limit_bytes_recommended"] >= r.loc[has, "memory_request_bytes_recommended"]).all()
+    limited = has & (r["memory_limit_action"] == "set")
+    assert (r.loc[limited, "memory_limit_bytes_recommended"] >= r.loc[limited, "memory_request_bytes_recommended"]).all()
+    # a growing working set without a limit today is left without one (memory_growth_limit = "unset")
+    unset = has & (r["memory_limit_action"] == "keep_unset")
+    assert r.loc[unset, "memory_limit_bytes_recommended"].isna().all() and r.loc[unset, "memory_limit_bytes_current"].isna().all()
+    assert r.loc[unset, "flags"].str.contains("memory_growth").all()
+    assert set(r.loc[has, "memory_limit_action"]) <= {"set", "keep_unset"} and set(r.loc[~has, "memory_limit_action"]) <= {"none"}
     assert r.loc[~has, ["cpu_request_cores_recommended", "memory_request_bytes_recommended"]].isna().all().all()
     assert (r["reason"] != "").all()
 

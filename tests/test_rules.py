@@ -15,9 +15,9 @@ from rightsize.quantity import GIB, MIB
 from recommend_tables import ctr, one, snap
 
 CFG = Config()
-ORDER = ["assign_policy", "eligibility", "confidence", "hpa_scope", "cpu_throttling", "cpu_request", "memory_request",
-         "oom_demand", "memory_floor", "hpa_coadjust", "memory_limit", "cpu_limit", "one_off_job", "status",
-         "provisioning_flags"]
+ORDER = ["assign_policy", "eligibility", "memory_growth", "usage_pattern", "confidence", "hpa_scope", "cpu_throttling",
+         "cpu_request", "memory_request", "oom_demand", "growth_demand", "memory_floor", "hpa_coadjust", "memory_limit",
+         "growing_memory_limit", "cpu_limit", "self_check", "one_off_job", "status", "provisioning_flags"]
 
 
 @rule(after="memory_limit", reads=("mem_lim", "rec", "oom_kills"), writes=("mem_lim",), flags=("whole_gib_limit",))
@@ -35,7 +35,7 @@ def whole_gib_memory_limit(rows: Rows) -> None:
 
 def test_a_rule_added_in_a_test_file_runs_in_the_pipeline_and_shows_in_explain():
     pipeline = PIPELINE.with_rules(whole_gib_memory_limit)
-    assert pipeline.names == ORDER[:11] + ["whole_gib_memory_limit"] + ORDER[11:]
+    assert pipeline.names == ORDER[:14] + ["whole_gib_memory_limit"] + ORDER[14:]
     s = snap(ctr("big", memory=(1100 * MIB,) * 4 + (1200 * MIB,), memory_request=2 * GIB, memory_limit=2 * GIB),
              ctr("small"))
     plain, extended = compute(s, CFG), compute(s, CFG, pipeline=pipeline)
@@ -111,8 +111,9 @@ def test_rules_after_the_same_rule_run_right_after_it_by_name_unless_they_share_
         rows.flag(rows.v["rec"], "a")
 
     assert PIPELINE.with_rules(z_rule, a_rule).names[-4:] == ["status", "a_rule", "provisioning_flags", "z_rule"]
-    # after memory_limit, before the rest of the pipeline (cpu_limit ... provisioning_flags), which may read it
-    assert PIPELINE.with_rules(whole_gib_memory_limit).names.index("whole_gib_memory_limit") == ORDER.index("cpu_limit")
+    # after memory_limit, before the rest of the pipeline (growing_memory_limit ... provisioning_flags), which may read it
+    assert (PIPELINE.with_rules(whole_gib_memory_limit).names.index("whole_gib_memory_limit")
+            == ORDER.index("growing_memory_limit"))
 
     @_declared(after="status", reads=("cpu_req",), writes=("cpu_req",))
     def doubles_cpu(rows):

@@ -97,6 +97,10 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
     (default: the bundled catalogue, see instance_candidates)."""
     from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
 
+    days = config.report.backtest_days
+    # the backtest's split first: its one pass over the per-pod histograms also reduces the last days the
+    # recommendation's self-check replays (when they are as many), so the histograms are read once
+    split = _split(snapshot, config, days) if days and days == config.recommend.self_check_days else None
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
     candidates = instance_candidates() if candidates is None else candidates
@@ -110,23 +114,39 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
     )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)
     result.summary = summary.summarize(result, snapshot, config)
     return result
 
 
-def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None) -> tuple[pd.DataFrame, str]:
+def _split(snapshot: Snapshot, config: Config, test_days: int, runs: dict | None = None):
+    """backtest.split for these runs (label -> Config), or the reason it cannot run (a str)."""
+    from . import backtest
+
+    why = backtest.can_backtest(snapshot, test_days)
+    if why:
+        return why
+    runs = runs or {"recommended": config}
+    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
+    # the training days' own self-check replays their last days: keep days apart when there are more of them
+    check = max(cfg.recommend.self_check_days for cfg in runs.values())
+    longer = check and (snapshot.window_hours() or 0.0) / 24.0 - test_days > check
+    return backtest.split(snapshot, test_days, keep_days=bool(decayed or longer))
+
+
+def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None,
+                 split=None) -> tuple[pd.DataFrame, str]:
     """The backtest (analysis.backtest) of the config's policies (or ``policies``: label -> Config, each
-    run through recommend as is), and '' or why it could not run. ``test_days`` 0: not run."""
+    run through recommend as is), and '' or why it could not run. ``test_days`` 0: not run. ``split``: the
+    training snapshot and test days already made (or the reason they could not be)."""
     from . import backtest, recommend
 
     if not test_days:
         return pd.DataFrame(), ""
-    why = backtest.can_backtest(snapshot, test_days)
-    if why:
-        return pd.DataFrame(), why
     runs = policies or {"recommended": config}
-    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
-    train, test = backtest.split(snapshot, test_days, keep_days=decayed)
+    split = split if split is not None else _split(snapshot, config, test_days, runs)
+    if isinstance(split, str):
+        return pd.DataFrame(), split
+    train, test = split
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
     return backtest.compare(recs, test), ""

@@ -71,19 +71,37 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
     usage = _training_usage(snapshot, train_h, train_d)
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), TestDays.of(test_h, test_d)
+    test = TestDays.of(test_h, test_d)
+    snapshot.cache[("last_days", test_days)] = test  # the self-check of a recommendation on the whole window replays these
+    return Snapshot(tables=tables, meta=meta), test
 
 
-def _summed(batches, cut: pd.Timestamp, train_keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def last_days(snapshot, days: int) -> "TestDays | None":
+    """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days; cached on the
+    snapshot, and left there by split), or None when its per-pod histograms were not loaded or are empty."""
+    key = ("last_days", days)
+    if key not in snapshot.cache:
+        if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []) or not snapshot.rows("usage_histograms"):
+            return None
+        cut = pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=days * DAY_SECONDS)
+        daily = snapshot.tables["usage_daily"]
+        _, hist = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, _TRAIN_KEYS, train=False)
+        snapshot.cache[key] = TestDays.of(hist, daily[daily["day"] >= cut].reset_index(drop=True))
+    return snapshot.cache[key]
+
+
+def _summed(batches, cut: pd.Timestamp, train_keys: list[str], train: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
-    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names."""
+    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names. ``train``
+    False: the test cells only (the training frame comes back empty)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     parts: dict[str, list] = {"train": [], "test": []}
     for tb in batches:
         in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
-        parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
+        if train:
+            parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
         parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
     out = []
     for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
@@ -173,6 +191,22 @@ class TestDays:
         table = self.keys.assign(_id=np.arange(len(self.keys)))
         found = settings[CONTAINER_KEY].astype(str).merge(table, on=CONTAINER_KEY, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
+
+    def lowest_limit(self, ids: np.ndarray, resource: str, share: np.ndarray) -> np.ndarray:
+        """Per row, the smallest limit (cores or bytes, a bucket's representative value) that the pooled
+        pod-steps reach at most ``share`` of the time (as :meth:`share_above` counts, not strict); NaN
+        without steps."""
+        code, before, total = self.cells[resource]
+        known = (ids >= 0) & (len(total) > 0)
+        safe = np.where(known, ids, 0)
+        n = np.where(known, total[safe] if len(total) else 0.0, 0.0)
+        start = np.searchsorted(code, safe * _NB)
+        end = np.searchsorted(code, (safe + 1) * _NB)
+        # the first cell below which at least (1 - share) of the steps lie: the steps at or above it are at most share
+        k = np.minimum(np.searchsorted(before, before[start] + (1.0 - np.asarray(share, dtype=float)) * n - 1e-9), end)
+        last = code[np.maximum(end - 1, 0)] % _NB if len(code) else np.zeros(len(ids), dtype=np.int64)
+        bucket = np.where(k < end, code[np.minimum(k, max(len(code) - 1, 0))] % _NB if len(code) else 0, last + 1)
+        return np.where(known & (n > 0), bucket_value(bucket, resource), np.nan)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
         """(share of the pooled pod-steps whose bucket lies above ``threshold``, pod-steps) per row;

@@ -450,7 +450,9 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             f"  memory request: {_mem_text(r['memory_request_bytes_current'])} → {_mem_text(r['memory_request_bytes_recommended'])}"
             f"  (usage {mem_basis}"
             + ("" if r.get("memory_basis") == "max" else f", max {_mem_basis_text(r.get('memory_max_bytes'))}") + ")",
-            f"  memory limit:   {_mem_text(r['memory_limit_bytes_current'])} → {_mem_text(r['memory_limit_bytes_recommended'])}",
+            f"  memory limit:   {_mem_text(r['memory_limit_bytes_current'])} → "
+            + ("unset (kept: the working set grows)" if r.get("memory_limit_action") == "keep_unset"
+               else _mem_text(r['memory_limit_bytes_recommended'])),
             f"  cpu limit:      {cpu_limit_text(r)}",
             f"  saving:         {_usd(r['savings_usd_per_month'])}",
         ]

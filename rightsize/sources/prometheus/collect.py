@@ -342,18 +342,19 @@ def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFra
 
 
 def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """namespace, pod, container, day, memory_max_bytes, oom_kills from the daily query rows."""
+    """namespace, pod, container, day, memory_max_bytes, restarts, oom_kills from the daily query rows."""
     if not frames:
-        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills"])
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills"])
     d = pd.concat(frames, ignore_index=True)
     wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "oom_kills"):
+    for c in ("memory_max_bytes", "restarts", "oom_kills"):
         if c not in wide:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
-    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
+    wide["restarts"] = wide["restarts"].round()
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills"]]
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:

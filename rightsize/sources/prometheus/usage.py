@@ -275,8 +275,9 @@ class UsageAccumulator:
         """The usage_daily table: per container instance and day, exact samples, means and maxima.
 
         ``raw``: namespace, pod, container, day (int bin), memory_max_bytes (largest raw sample),
-        oom_kills, from the daily query (None when it could not run); its memory max replaces the
-        step max where known. ``oom_known``: whether the metrics behind OOM kills exist (else NaN)."""
+        oom_kills and restarts, from the daily query (None when it could not run); its memory max replaces
+        the step max where known. ``oom_known``: whether the metrics behind OOM kills and restarts exist
+        (else NaN)."""
         series = self._series_frame(owners)
         per = {}
         for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
@@ -290,8 +291,10 @@ class UsageAccumulator:
             out = out.merge(raw, on=key, how="left", suffixes=("", "_raw"))
             out["memory_max_bytes"] = out["memory_max_bytes_raw"].fillna(out["memory_max_bytes"])
             out = out.drop(columns=["memory_max_bytes_raw"])
-        # no series for a pod: the query ran and saw no kill
+        # no series for a pod: the query ran and saw no kill (no restart)
         out["oom_kills"] = out["oom_kills"].fillna(0.0) if raw is not None and oom_known else np.nan
+        restarts = out["restarts"] if "restarts" in out else pd.Series(np.nan, index=out.index)
+        out["restarts"] = restarts.fillna(0.0) if raw is not None and oom_known and "restarts" in out else np.nan
         for c in ("cpu_samples", "memory_samples"):
             out[c] = out[c].fillna(0).astype(np.int64)
         out["day"] = self.grid.day_start(out["day"].to_numpy())
