@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cluster_truth import generate, layout
-from rightsize.analysis import _split, backtest, margins, recommend
+from rightsize.analysis import backtest_split, backtest, margins, recommend
 from rightsize.config import Config
 from rightsize.quantity import MIB
 from rightsize.snapshot import Snapshot
@@ -38,7 +38,7 @@ def run_cluster(args, revision: str | None) -> None:
     truth = pd.DataFrame([vars(c) for c in layout(args.cluster, args.seed)]).assign(cluster="gen")
     cfg = Config()
     t0 = time.perf_counter()
-    train, test = _split(snap, cfg, 7)
+    train, test = backtest_split(snap, cfg, 7)
     split_s = time.perf_counter() - t0
     if args.sweep:
         sweep(train, test, cfg, args.cluster, args.seed)

@@ -16,9 +16,9 @@ from typing import Any
 from .errors import ConfigError
 from .refs import FORMS as WORKLOAD_FORMS
 from .refs import WorkloadRef
-from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
+from .settings import fields_of, key_rows, parse_value, render_toml, section, setting, table_list, table_map
 
-from .analysis.statistics import BASES, DEFAULT_BASIS
+from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class Policy:
     per_replica: str = setting(DEFAULT_BASIS, "How the replicas of a container are combined: pooled (every replica's samples in one distribution, as VPA does; does not grow with the replica count), max_over_pods (each pod's own statistic, the largest over pods, as KRR does), busiest (the busiest replica at each step; grows with the replica count).", kind="str", choices=tuple(BASES))
     usage_half_life: float = setting("0s", "Weigh recent days more: each day's samples count 0.5 ^ (age / this), as VPA decays its histogram (VPA uses 24h); 0s = every sample of the window counts the same.", kind="duration", unit="seconds")
     margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction, for every usage pattern that margins does not name.", kind="float", minimum=0)
-    margins: dict = setting({}, "Headroom per usage pattern (flat, diurnal, bursty, growing: analysis/patterns.py), as fractions, keyed cpu_flat, cpu_diurnal, cpu_bursty, memory_flat, memory_diurnal, memory_bursty, memory_growing (a growing working set's projected peak gets memory_growing); a pattern it leaves out gets margin. production and non_production come with the margins the backtest chose (README: How margins were chosen); a policy table, what-if or --policy that sets margin without margins uses that margin for every pattern.", kind="float_dict")
+    margins: dict = setting({}, "Headroom per usage pattern (flat, diurnal, bursty, growing: analysis/patterns.py), as fractions, keyed cpu_flat, cpu_diurnal, cpu_bursty, memory_flat, memory_diurnal, memory_bursty, memory_growing (a growing working set's projected peak gets memory_growing); a pattern it leaves out gets margin. production and non_production come with the margins the backtest chose (README: How margins were chosen); a policy table, what-if or --policy that sets margin without margins uses that margin for every pattern.", kind="margins")
     cpu_limit: str = setting("unset", "CPU limit: unset (recommend none; an existing one is kept proportional), proportional (keep the current limit:request ratio), factor (request x cpu_limit_factor), remove (recommend removing it).", kind="str", choices=("unset", "proportional", "factor", "remove"))
     cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
     memory_limit: str = setting("request", "Memory limit: request (equal to the request), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "factor", "proportional"))
@@ -193,43 +193,26 @@ class Policy:
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
 
-
-# The margins per usage pattern the backtest chose (benchmarks/recommend_bench.py --sweep; README "How margins
-# were chosen"): the smallest that keep predicted OOM kills at 0 and the steps over request under the policy's share.
-PRODUCTION_MARGINS = {"cpu_flat": 0.15, "cpu_diurnal": 0.15, "cpu_bursty": 0.15, "memory_flat": 0.15,
-                      "memory_diurnal": 0.15, "memory_bursty": 0.15, "memory_growing": 0.15}
-NON_PRODUCTION_MARGINS = {"cpu_flat": 0.15, "cpu_diurnal": 0.15, "cpu_bursty": 0.15, "memory_flat": 0.15,
-                          "memory_diurnal": 0.15, "memory_bursty": 0.15, "memory_growing": 0.15}
+    def __post_init__(self) -> None:
+        # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.
+        for name in ("cpu_request_percentile", "memory_request_percentile"):
+            object.__setattr__(self, name, StatisticName(getattr(self, name)))
 
 
 def _default_policies() -> dict:
+    # margins per usage pattern: the smallest the backtest found safe (README "How margins were chosen")
     return {
-        "production": Policy(margins=dict(PRODUCTION_MARGINS)),
+        "production": Policy(margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.2, memory_diurnal=0.175, memory_bursty=0.15, memory_growing=0.05)),
         "non_production": Policy(
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
-            margins=dict(NON_PRODUCTION_MARGINS),
-        ),
+            margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.0, memory_diurnal=0.0, memory_bursty=0.025, memory_growing=0.3)),
     }
 
 
 def policy_values(values: dict) -> dict:
-    """Values set on a policy (a config table, a what-if, --policy): ``margin`` set without ``margins`` is that
-    margin for every pattern, so the pattern margins a default policy comes with do not silently win over it."""
-    if "margin" in values and "margins" not in values:
-        return {**values, "margins": {}}
-    return values
-
-
-def margins_problem(margins: dict) -> str:
-    """'' when every key of a policy's ``margins`` names a resource and pattern and every margin is >= 0."""
-    from .analysis.patterns import MARGIN_KEYS
-
-    unknown = sorted(set(margins) - set(MARGIN_KEYS))
-    if unknown:
-        return f"unknown key {unknown[0]!r}; known keys: {', '.join(MARGIN_KEYS)}"
-    negative = [k for k, v in margins.items() if not v >= 0]
-    return f"{negative[0]} must be at least 0, got {margins[negative[0]]!r}" if negative else ""
+    """Values set on a policy (config table, what-if, --policy): margin without margins is that margin for every pattern."""
+    return {**values, "margins": {}} if "margin" in values and "margins" not in values else values
 
 
 @dataclass(frozen=True)
@@ -456,8 +439,6 @@ def check_consistency(config: Config, path: str = "config") -> None:
                        ("medium_confidence_history", "full_confidence_history")):
             if getattr(pol, lo) > getattr(pol, hi):  # False when the maximum is unset (NaN)
                 raise ConfigError(f"{path}: {key}.{lo} must be at most {key}.{hi}")
-        if margins_problem(pol.margins):
-            raise ConfigError(f"{path}: {key}.margins: {margins_problem(pol.margins)}")
     problems = [("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
                 ("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
@@ -477,7 +458,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
     from .s3 import S3Error, S3Path
-    from .sources.prometheus.sigv4 import REGION, ROLE_ARN
+    from .aws_client import REGION, ROLE_ARN
 
     p = config.prometheus
     sigv4 = p.auth == "sigv4"
@@ -499,76 +480,18 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _comment(text: str) -> list[str]:
-    return [f"# {line}" for line in text.splitlines()]
-
-
-def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
-    for f in fields_of(cls):
-        kind = f.metadata["kind"]
-        if kind in ("section", "table_map", "table_list"):
-            nested.append(f)
-            continue
-        meta = f.metadata
-        lines += _comment(f"{meta['help']} ({describe(meta)})")
-        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+_INTRO = (
+    "# rightsize configuration. Every key is optional; the values shown are the defaults.",
+    "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
+    "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
+)
 
 
 def render_config(config: Config | None = None) -> str:
     """The documented config.toml: every key with its help, unit and (default) value."""
-    config = config or Config()
-    lines = [
-        "# rightsize configuration. Every key is optional; the values shown are the defaults.",
-        "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
-        "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
-    ]
-
-    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
-        lines.append("")
-        lines.extend(_comment(help_text))
-        lines.append(f"[[{header}]]" if array else f"[{header}]")
-        nested: list = []
-        _render_fields(obj, cls, header, lines, nested)
-        for f in nested:
-            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
-
-    def emit_nested(value, f, header):
-        kind = f.metadata["kind"]
-        if kind == "section":
-            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
-        elif kind == "table_map":
-            for name, item in value.items():
-                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
-        elif kind == "table_list":
-            lines.append("")
-            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
-            example: list[str] = [f"[[{header}]]"]
-            for sub in fields_of(f.metadata["cls"]):
-                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
-            lines.extend(f"# {line}" for line in example)
-
-    for f in fields_of(Config):
-        emit_nested(getattr(config, f.name), f, f.name)
-    return "\n".join(lines) + "\n"
+    return render_toml(config or Config(), _INTRO)
 
 
 def help_for_keys() -> list[tuple[str, str, str, str]]:
     """(key, default, expected, help) for every scalar setting, for CLI help and the README."""
-    rows: list[tuple[str, str, str, str]] = []
-
-    def walk(cls, obj, prefix):
-        for f in fields_of(cls):
-            kind = f.metadata["kind"]
-            key = f"{prefix}.{f.name}" if prefix else f.name
-            if kind == "section":
-                walk(f.metadata["cls"], getattr(obj, f.name), key)
-            elif kind == "table_map":
-                for name, item in getattr(obj, f.name).items():
-                    walk(f.metadata["cls"], item, f"{key}.{name}")
-            elif kind == "table_list":
-                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
-            else:
-                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
-
-    walk(Config, Config(), "")
-    return rows
+    return key_rows(Config())

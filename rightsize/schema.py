@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .analysis.statistics import usage_statistic_columns
+from .usage_stats import CONTAINER_KEY, WORKLOAD_KEY, usage_statistic_columns  # noqa: F401 - the tables' keys, re-exported
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,6 @@ class Column:
 def _c(name, dtype, description, **kw) -> Column:
     return Column(name, dtype, description, **kw)
 
-
-WORKLOAD_KEY = ("cluster", "namespace", "kind", "workload")
-CONTAINER_KEY = WORKLOAD_KEY + ("container",)
 
 _IDENTITY = [
     _c("cluster", "str", "Cluster name", nullable=False),
@@ -103,7 +100,7 @@ TABLES: dict[str, list[Column]] = {
         _c("resource", "str", "'cpu' (cores) or 'memory' (bytes)", nullable=False),
         _c("day", "datetime", "Start of the 24 h bin, counted back from the window end: the bin is (day, day + 24 h]", nullable=False),
         _c("bucket", "int", "Log bucket: values in (floor x 1.02^(b-1), floor x 1.02^b], floor 0.1m cores / 64 KiB; "
-           "bucket 0 = [0, floor] (see analysis/statistics.py)", non_negative=True),
+           "bucket 0 = [0, floor] (see sketch.py)", non_negative=True),
         _c("count", "int", "Steps whose value fell in the bucket", non_negative=True),
     ],
     "usage_daily": _CONTAINER + [
@@ -351,5 +348,20 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("predicted_oom_day", "datetime", "The first test day (start of the 24 h bin, UTC) whose peak reaches the limit (empty: none)"),
     _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
+]
+
+MARGIN_COLUMNS: list[Column] = [
+    _c("policy", "str", "Policy the containers are under"),
+    _c("resource", "str", "'cpu' or 'memory'"),
+    _c("pattern", "str", "Usage pattern the training days give them: flat, diurnal, bursty, growing (analysis/patterns.py)"),
+    _c("margin", "float", "Candidate margin, a fraction, applied to every pattern of every policy"),
+    _c("containers", "int", "Containers of the pattern with a recommendation and test-day usage"),
+    _c("predicted_ooms", "int", "Of them, predicted OOM kills in the replayed days (memory)"),
+    _c("throttled", "int", "Of them, at the recommended CPU limit more than the policy's throttling_threshold (CPU)"),
+    _c("slack", "float", "(request - usage) / request over their pod-steps, weighted by request x steps"),
+    _c("over_request", "float", "Share of their pod-steps above the recommended request"),
+    _c("share", "float", "The share the policy's request statistic leaves above it (p95: 0.05, max: 0)"),
+    _c("chosen", "bool", "The smallest margin with no predicted OOM kill, no throttled container and over_request within share"),
 ]

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .quantity import format_cpu, format_duration, format_memory, parse_cpu, parse_duration, parse_memory
+from .usage_stats import MARGIN_KEYS, StatisticName
 
 # kind -> (parse from TOML value, render to TOML text, human description of what is expected)
 _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], str], str]] = {}
@@ -69,6 +70,18 @@ def _parse_float_dict(v):
 
 class SettingError(ValueError):
     """A value is wrong in a way its own message explains fully (shown as is, never with the raw value)."""
+
+
+def _parse_margins(v):
+    """A policy's margins per usage pattern: keys from the registry (cpu_flat ... memory_growing), fractions >= 0."""
+    table = _parse_float_dict(v)
+    unknown = sorted(set(table) - set(MARGIN_KEYS))
+    if unknown:
+        raise SettingError(f"unknown usage pattern {unknown[0]!r}; known: {', '.join(MARGIN_KEYS)}")
+    negative = sorted(k for k, x in table.items() if not x >= 0)
+    if negative:
+        raise SettingError(f"{negative[0]} must be at least 0, got {table[negative[0]]!r}")
+    return table
 
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
@@ -142,10 +155,7 @@ def label_matchers_problem(text: str) -> str:
 
 
 def _parse_statistic(v):
-    from .analysis.statistics import parse_statistic
-
-    parse_statistic(_parse_str(v))
-    return v
+    return StatisticName(_parse_str(v))
 
 
 def _quantity_parser(parse):
@@ -190,6 +200,7 @@ _KINDS.update(
         "list": (_parse_str_list, _render_list, "a list of strings"),
         "dict": (_parse_str_dict, _render_dict, "a table of strings"),
         "float_dict": (_parse_float_dict, _render_float_dict, "a table of numbers"),
+        "margins": (_parse_margins, _render_float_dict, "a table of margins per usage pattern, e.g. {cpu_bursty = 0.3}"),
         "statistic": (_parse_statistic, _toml_str, "max or a percentile like \"p95\" or \"p99.5\""),
         "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
         "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),
@@ -281,3 +292,74 @@ def describe(meta: dict) -> str:
 
 def fields_of(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.metadata]
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}" for line in text.splitlines()]
+
+
+def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
+    for f in fields_of(cls):
+        kind = f.metadata["kind"]
+        if kind in ("section", "table_map", "table_list"):
+            nested.append(f)
+            continue
+        meta = f.metadata
+        lines += _comment(f"{meta['help']} ({describe(meta)})")
+        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+
+
+def render_toml(config, intro: tuple[str, ...] = ()) -> str:
+    """TOML of a declared config (sections, table maps and lists of ``section``/``table_map``/``table_list``):
+    every key with its help, unit and value, after the comment lines ``intro``."""
+    lines = list(intro)
+
+    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
+        lines.append("")
+        lines.extend(_comment(help_text))
+        lines.append(f"[[{header}]]" if array else f"[{header}]")
+        nested: list = []
+        _render_fields(obj, cls, header, lines, nested)
+        for f in nested:
+            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
+
+    def emit_nested(value, f, header):
+        kind = f.metadata["kind"]
+        if kind == "section":
+            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
+        elif kind == "table_map":
+            for name, item in value.items():
+                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
+        elif kind == "table_list":
+            lines.append("")
+            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
+            example: list[str] = [f"[[{header}]]"]
+            for sub in fields_of(f.metadata["cls"]):
+                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
+            lines.extend(f"# {line}" for line in example)
+
+    for f in fields_of(type(config)):
+        emit_nested(getattr(config, f.name), f, f.name)
+    return "\n".join(lines) + "\n"
+
+
+def key_rows(config) -> list[tuple[str, str, str, str]]:
+    """(key, value, expected, help) of every scalar setting of a declared config, dotted keys ('a.b[].c')."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(cls, obj, prefix):
+        for f in fields_of(cls):
+            kind = f.metadata["kind"]
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            if kind == "section":
+                walk(f.metadata["cls"], getattr(obj, f.name), key)
+            elif kind == "table_map":
+                for name, item in getattr(obj, f.name).items():
+                    walk(f.metadata["cls"], item, f"{key}.{name}")
+            elif kind == "table_list":
+                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
+            else:
+                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
+
+    walk(type(config), config, "")
+    return rows

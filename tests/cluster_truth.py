@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rightsize.analysis.statistics import usage_statistics
+from rightsize.sketch import usage_statistics
 from rightsize.quantity import GIB, MIB
 from rightsize.snapshot import Snapshot, new_meta
 from rightsize.sources.prometheus.client import RangeSeries
@@ -237,25 +237,39 @@ def _reduce(chunk: list[Container], grid: Grid, acc: UsageAccumulator, owners: d
 def generate(containers: int = 1000, seed: int = 26, days: int = 14, chunk: int = 250):
     """(snapshot, the containers' specs as a table): a validated snapshot with per-pod tables."""
     specs = layout(containers, seed)
+    return snapshot_of(specs, days, chunk), pd.DataFrame([vars(c) for c in specs]).drop(columns="seed").assign(cluster=CLUSTER)
+
+
+def snapshot_of(specs: list[Container], days: int = 14, chunk: int = 250) -> Snapshot:
+    """A validated snapshot (usage, per-pod histograms and daily rows) of these containers' samples."""
     grid = Grid.of(END.timestamp(), days * 86400.0, float(STEP))
     acc, owners, raw = UsageAccumulator(grid), {}, []
     for i in range(0, len(specs), chunk):
         _reduce(specs[i:i + chunk], grid, acc, owners, raw)
     hist = acc.histograms(CLUSTER, owners)
     daily = acc.daily(CLUSTER, owners, pd.concat(raw, ignore_index=True))
-    truth = pd.DataFrame([vars(c) for c in specs]).drop(columns="seed").assign(cluster=CLUSTER)
-    key = ["namespace", "kind", "workload", "container"]
-    per = daily.groupby(["cluster"] + key, observed=True)[["oom_kills", "restarts"]].sum().reset_index()
-    usage = usage_statistics(hist, daily, STEP).merge(per, on=["cluster"] + key, how="left").assign(
+    truth = pd.DataFrame([vars(c) for c in specs]).assign(cluster=CLUSTER)
+    key = ["cluster", "namespace", "kind", "workload", "container"]
+    per = daily.groupby(key, observed=True)[["oom_kills", "restarts"]].sum().reset_index()
+    usage = usage_statistics(hist, daily, STEP).merge(per, on=key, how="left").assign(
         cpu_throttled_ratio=np.nan, cpu_throttled_seconds=np.nan)
-    cont = truth[["cluster"] + key].assign(container_type="main", cpu_request_cores=truth["cpu_request"],
-                                             cpu_limit_cores=truth["cpu_limit"], memory_request_bytes=truth["memory_request"],
-                                             memory_limit_bytes=truth["memory_limit"])
-    work = truth.drop_duplicates(key[:3])[["cluster"] + key[:3] + ["replicas"]].assign(
+    cont = truth[key].assign(container_type="main", cpu_request_cores=truth["cpu_request"], cpu_limit_cores=truth["cpu_limit"],
+                             memory_request_bytes=truth["memory_request"], memory_limit_bytes=truth["memory_limit"])
+    work = truth.drop_duplicates(key[:4])[key[:4] + ["replicas"]].assign(
         replicas=lambda d: d["replicas"].astype(float), hpa=False, pdb=False, has_pvc=False, has_empty_dir=False,
         has_host_path=False, termination_grace_seconds=30.0, source="test")
     meta = new_meta(step_seconds=STEP, window_start=(END - pd.Timedelta(days=days)).isoformat(), window_end=END.isoformat(),
                     clusters=[CLUSTER])
     snap = Snapshot(tables={"containers": cont, "usage": usage, "workloads": work, "usage_histograms": hist,
                             "usage_daily": daily}, meta=meta)
-    return snap.validate(), truth
+    return snap.validate()
+
+
+def container(workload: str, memory_pattern: str = "flat", *, namespace: str = "prod-00", kind: str = "Deployment",
+              replicas: int = 1, rollout_days: float = np.inf, memory_level: float = 400 * MIB, leak_peak: float = np.nan,
+              leak_life_days: float = np.nan, restart_days: float = np.inf, memory_limit: float = np.nan,
+              cpu_pattern: str = "flat", cpu_mean: float = 0.2, seed: int = 1) -> Container:
+    """One container spec for a test: requests generous, no CPU limit, the memory limit given (NaN: none)."""
+    return Container(namespace, kind, workload, "app", replicas, rollout_days, cpu_pattern, memory_pattern, cpu_mean,
+                     memory_level, leak_peak, leak_life_days, restart_days, cpu_mean * 3, np.nan, memory_level * 3,
+                     memory_limit, seed)

@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 MIN_DAYS = 3  # whole days in one segment, at least
 Z_MIN = 2.33  # Mann-Kendall z for a one-sided p < 0.01
@@ -100,7 +100,7 @@ def fit(daily: pd.DataFrame, step_seconds: float, window_end: pd.Timestamp) -> p
     n = len(containers)
     out = containers.copy()
     if pts.empty:
-        return out.assign(**{c: np.nan for c in COLUMNS[:-1]}, growing=False)
+        return out.assign(**{c: np.nan for c in COLUMNS[:-1]}, growing=False).assign(growth_days=0.0)
     pos = pts.groupby("seg").cumcount().to_numpy()
     width = int(pos.max()) + 1
     nseg = len(segs)

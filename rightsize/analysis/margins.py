@@ -22,10 +22,9 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .patterns import MARGIN_KEYS
-from .statistics import parse_statistic
+from ..usage_stats import MARGIN_KEYS, parse_statistic
 
-CANDIDATES = (0.0, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
+CANDIDATES = (0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25, 0.3, 0.4)
 _KEYS = ["policy", "resource", "pattern"]
 
 
@@ -109,11 +108,11 @@ def frontier_text(table: pd.DataFrame) -> str:
     for key, part in table.groupby(_KEYS, sort=True):
         pick = chosen.get(key, np.nan)
         lines.append(f"{key[0]} / {key[1]} / {key[2]} ({int(part['containers'].max())} containers, allowed over request "
-                     f"{part['share'].iloc[0]:.0%}): chosen {'none passes' if pd.isna(pick) else f'{pick:.0%}'}")
-        lines.append("  margin   slack  predicted OOMs  throttled  steps over request")
+                     f"{part['share'].iloc[0]:.0%}): chosen {'none passes' if pd.isna(pick) else f'{pick * 100:g}%'}")
+        lines.append("  margin    slack  predicted OOMs  throttled  steps over request")
         for r in part.itertuples(index=False):
             mark = "  <-" if r.margin == pick else ""
-            lines.append(f"  {r.margin:>5.0%}  {_pct(r.slack):>6}  {r.predicted_ooms:>14}  {r.throttled:>9}  {_pct(r.over_request, 1):>18}{mark}")
+            lines.append(f"  {f'{r.margin * 100:g}%':>6}  {_pct(r.slack):>6}  {r.predicted_ooms:>14}  {r.throttled:>9}  {_pct(r.over_request, 1):>18}{mark}")
     return "\n".join(lines)
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-PATTERNS = ("flat", "diurnal", "bursty", "growing")
+from ..usage_stats import PATTERNS  # noqa: F401 (the registry names them; classify says which applies)
+
 FLAT = {"cpu": 1.6, "memory": 1.1}  # p90 / p50 below this: flat
 TAIL_MIN = {"cpu": 1.25, "memory": 1.1}  # p99 / p90 at least this for a bursty tail ...
 BURSTY_TAIL = 1.5  # ... and ln(p99 / p90) at least this many times ln(p90 / p50)
@@ -39,11 +40,3 @@ def classify(resource: str, p50, p90, p99, growing=None) -> np.ndarray:
     if growing is not None:
         out = np.where(np.asarray(growing, dtype=bool), "growing", out)
     return np.where(known, out, "").astype(object)
-
-
-def margin_key(resource: str, pattern: str) -> str:
-    """The key of a pattern's margin in a policy's ``margins`` table, e.g. 'cpu_bursty'."""
-    return f"{resource}_{pattern}"
-
-
-MARGIN_KEYS = tuple(margin_key(r, p) for r in ("cpu", "memory") for p in PATTERNS if not (r == "cpu" and p == "growing"))

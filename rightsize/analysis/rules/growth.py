@@ -9,7 +9,7 @@ from ...quantity import MIB
 from ...schema import CONTAINER_KEY
 from .. import growth as growth_mod
 from .. import patterns as patterns_mod
-from ..statistics import DAY_SECONDS
+from ...usage_stats import DAY_SECONDS
 from .base import Rows, rule, usage_columns
 from .text import mem_text, num_text, pct_text
 
