@@ -7,6 +7,8 @@ process of this tree (and, with --baseline, of an older revision), as a user wou
 
     python3 benchmarks/analyze_bench.py                                   # 100 copies of the demo: 3,500 containers
     python3 benchmarks/analyze_bench.py --copies 600 --baseline 1eb3d4d --repeat 3 --workdir /tmp/b21k
+    python3 benchmarks/analyze_bench.py --copies 600 --self-check --repeat 3   # what the self-check costs analyze
+    python3 benchmarks/analyze_bench.py --copies 1 --clusters 1 --self-check    # ... on the demo itself
 
 Prints per command (analyze, report, patch): wall time, peak RSS, and each stage inside it (reading
 the snapshot, analysis, report, patches); the sizes of report.html and report.md.
@@ -111,6 +113,27 @@ def show(label: str, runs: list[dict]) -> None:
               f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 
 
+def self_check_cost(folder: Path, work: Path, repeat: int) -> None:
+    """analyze with the self-check (the default, [recommend] self_check_days = 7) and without it (0): the
+    difference is what replaying the last days against every recommendation costs."""
+    off = work / "no-self-check.toml"
+    off.write_text("[recommend]\nself_check_days = 0\n")
+    runs = {}
+    for label, extra in (("self-check on (7 days)", []), ("self-check off", ["--config", str(off)])):
+        runs[label] = [cli_child(None, "", ["analyze", "--snapshot", str(folder), "--quiet", "--out", str(work / "out-sc"), *extra])
+                       for _ in range(repeat)]
+        shutil.rmtree(work / "out-sc", ignore_errors=True)
+        wall, peak = np.median([r["wall"] for r in runs[label]]), np.median([r["peak_rss_bytes"] for r in runs[label]])
+        cpu = np.median([r["cpu"] for r in runs[label]])
+        stages = "; ".join(f"{st['stage']} {np.median([r['stages'][i]['wall'] for r in runs[label]]):.2f} s"
+                           for i, st in enumerate(runs[label][0]["stages"]))
+        print(f"analyze, {label}: {cpu:.2f} CPU-s, {wall:.2f} s wall, peak RSS {peak / 2**20:.0f} MiB ({stages}); "
+              f"median of {repeat}", flush=True)
+    on, off_ = (np.median([r["cpu"] for r in runs[k]]) for k in runs)
+    print(f"the self-check costs {on - off_:+.2f} CPU-s of analyze ({(on - off_) / off_:+.0%}); CPU time, which a loaded "
+          "machine does not inflate as it does wall time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=100, help="copies of the demo's namespaces (35 containers each)")
@@ -118,11 +141,17 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="also run the rightsize of this git revision (e.g. 1eb3d4d)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--workdir", default="", help="keep the snapshot here (reused when it exists)")
+    parser.add_argument("--self-check", action="store_true", help="only: analyze with and without the self-check")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-analyze-bench-"))
     folder = work / f"snapshot-{args.copies}x{args.clusters}"
     if not (folder / "meta.json").exists():
         build(args, folder)
+    if args.self_check:
+        self_check_cost(folder, work, args.repeat)
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     old = baseline_tree(args.baseline) if args.baseline else ""
     trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
     runs: dict[str, list] = {label: [] for label, _ in trees}

@@ -51,6 +51,9 @@ class ContainerSpec:
     mem_limit: float = math.nan
     throttle_ratio: float = 0.0  # share of CFS periods throttled
     oom_at: float = math.nan  # fraction of the pod's life at which it is OOM-killed (restart + reason)
+    mem_growth: float = 0.0  # bytes per second of the container's age: a leak, reset by each restart
+    restart_every: float = 0.0  # seconds between restarts (not OOM kills: no termination reason); 0 = none
+    age0: float = 0.0  # the container's age at the pod's first sample, seconds (a pod started before the data)
 
 
 @dataclass
@@ -129,16 +132,17 @@ TRAFFIC = [("shop", "web", "shop", "api", "http", 1500.0, 5000.0), ("shop", "api
 
 
 class Dataset:
-    """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of 60), ``hours`` long.
+    """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of ``step``), ``hours`` long,
+    one every ``step`` seconds (60; a coarser step keeps weeks of data small).
 
     ``drop`` names metrics left out (to test missing-metric handling)."""
 
     def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
-                 cluster_label: str = "", cluster: str = ""):
-        assert end % STEP == 0
-        self.end = end
-        self.n = int(hours * 3600 // STEP) + 1
-        self.ts = end - STEP * np.arange(self.n - 1, -1, -1, dtype=np.int64)
+                 cluster_label: str = "", cluster: str = "", step: int = STEP):
+        assert end % step == 0
+        self.end, self.step = end, step
+        self.n = int(hours * 3600 // step) + 1
+        self.ts = end - step * np.arange(self.n - 1, -1, -1, dtype=np.int64)
         self.pods = pods if pods is not None else default_cluster()
         self.drop = set(drop)
         self.extra = f'{cluster_label}="{cluster}",' if cluster_label else ""
@@ -164,17 +168,23 @@ class Dataset:
                 # rate of the interval ending at each sample (cores); the first sample's interval is 0
                 cpu = np.maximum(c.cpu_base + c.cpu_amp * np.sin(2 * np.pi * t / day) + 0.1 * c.cpu_base * u + spike, 0.0)
                 cpu[0] = 0.0
-                counter = np.cumsum(cpu * STEP)
+                counter = np.cumsum(cpu * self.step)
                 m = _noise(key + "mem", e - s)
                 mem = np.round(c.mem_base + c.mem_amp * np.sin(2 * np.pi * (t / day + 0.25)) + 0.05 * c.mem_base * m)
                 restarts = np.zeros(e - s)
+                if c.mem_growth or c.restart_every:  # a leak: the working set climbs with the container's age
+                    age = c.age0 + (t - t[0]).astype(float)
+                    if c.restart_every:
+                        restarts = np.floor(age / c.restart_every) - math.floor(c.age0 / c.restart_every)
+                        age = age % c.restart_every
+                    mem = mem + np.round(c.mem_growth * age)
                 reason = None
                 if not math.isnan(c.oom_at):
                     k = int((e - s) * c.oom_at)
                     mem[k - 1] = c.mem_limit  # the peak that got it killed
                     restarts[k:] = 1
                     reason = k
-                periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE
+                periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE * self.step / 60
                 throttled = np.round(periods * c.throttle_ratio)
                 self._series[(p.namespace, p.pod, c.name)] = dict(pod=p, c=c, s=s, e=e, counter=counter, mem=mem, restarts=restarts,
                                                      reason=reason, periods=periods, throttled=throttled,
@@ -184,14 +194,14 @@ class Dataset:
     def step_values(self, window_seconds: int) -> dict:
         """{container key: (cpu, memory)} matrices pods x steps of the window (end - window, end], NaN
         where a pod has no value: CPU only where its whole rate window lies in the pod's life."""
-        first = self.n - 1 - window_seconds // STEP  # grid index just before the window (excluded)
+        first = self.n - 1 - window_seconds // self.step  # grid index just before the window (excluded)
         steps = np.arange(max(first + 1, 0), self.n)
         groups: dict[tuple, list] = {}
         for (_ns, _pod, cname), ser in self._series.items():
             p = ser["pod"]
             if p.namespace != "kube-system":
                 groups.setdefault((p.namespace, p.kind, p.workload, cname), []).append(ser)
-        k = RATE_WINDOW // STEP
+        k = RATE_WINDOW // self.step
         out = {}
         for key, sers in groups.items():
             cpu = np.full((len(sers), len(steps)), np.nan)
@@ -235,7 +245,7 @@ class Dataset:
                 stats[col] = sum(ser[name][-1] - ser[name][max(lo - 1 - ser["s"], 0)] for ser in sers)
             stats["cpu_throttled_ratio"] = stats["tp"] / stats["pp"] if stats["pp"] else math.nan
             stats["cpu_throttled_seconds"] = stats["ts"]
-            stats["churn"] = any(ser["s"] > lo - RATE_WINDOW // STEP or ser["e"] < self.n for ser in sers)
+            stats["churn"] = any(ser["s"] > lo - RATE_WINDOW // self.step or ser["e"] < self.n for ser in sers)
             out[key] = stats
         return out
 
@@ -310,7 +320,7 @@ class Dataset:
                 names = (("istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total") if proto == "tcp"
                          else ("istio_request_bytes_sum", "istio_response_bytes_sum"))
                 for name, bps in zip(names, (req, resp)):
-                    yield from emit(name, lab, np.arange(self.n) * bps * STEP, 0)
+                    yield from emit(name, lab, np.arange(self.n) * bps * self.step, 0)
 
     def expected_traffic(self, window_seconds: int) -> dict:
         """{(src ns, src wl, dst ns, dst wl): (request bytes, response bytes) over the window}."""

@@ -66,6 +66,17 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
+def growth_unchecked(snapshot: Snapshot) -> list[dict]:
+    """A caveat when the per-pod daily rows were not read (a fleet report): memory growth and the self-check
+    need them, so the recommendations here do not see a growing working set (each cluster's own report does)."""
+    if "usage_daily" not in (snapshot.meta.get("tables_not_loaded") or []):
+        return []
+    return [{"code": "growth_not_checked",
+             "message": "the per-pod daily rows were not read (a fleet report): memory growth and the self-check were not "
+                        "checked here; each cluster's own report and patches check them",
+             "affects": "recommendations of growing working sets"}]
+
+
 def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
@@ -86,7 +97,8 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Ana
         idle=cost.idle_costs(snapshot, config),
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, candidates),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
+        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + growth_unchecked(snapshot),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)
     result.summary = summary.summarize(result, snapshot, config)

@@ -128,7 +128,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
+    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known, raw is not None and run.has("restarts")), outcome.failed)
     usage = _usage(run, hist, daily, oom_known, per_pod)
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
