@@ -28,7 +28,7 @@ def _container(c: demo.DemoContainer) -> dict:
     requests = {k: v for k, v in (("cpu", c.cpu_request), ("memory", c.memory_request)) if v}
     limits = {k: v for k, v in (("cpu", c.cpu_limit), ("memory", c.memory_limit)) if v}
     resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
-    out = {"name": c.name, "image": f"demo/{c.name}:1.0"}
+    out = {"name": c.name, "image": f"demo/{c.name}:1.0", **(c.runtime.spec() if c.runtime else {})}
     if resources:
         out["resources"] = resources
     return out

@@ -144,6 +144,13 @@ def is_stored(resource: str, stat: str, basis: str = DEFAULT_BASIS, half_life: f
     return column_for(resource, stat, basis, half_life) == usage_column(resource, stat, basis)
 
 
+def policies_need_histograms(policies) -> bool:
+    """Whether any of ``policies`` (config Policy objects) asks for a statistic the usage table does not
+    carry, so that it is computed from the histograms."""
+    return any(not is_stored(res, stat, p.per_replica, p.usage_half_life)
+               for p in policies for res, stat in (("cpu", p.cpu_request_percentile), ("memory", p.memory_request_percentile)))
+
+
 # Usage patterns (analysis/patterns.py classifies each container's CPU and memory into one): a policy's margin
 # is chosen per resource and pattern, under the key margin_key(resource, pattern) of its ``margins``.
 PATTERNS = ("flat", "diurnal", "bursty", "growing")

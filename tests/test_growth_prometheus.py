@@ -59,9 +59,8 @@ def _pods(n: int) -> list[PodSpec]:
 def leaks(tmp_path_factory):
     end = dataset_end() // STEP * STEP
     hours = (WINDOW_DAYS + FUTURE_DAYS) * 24 + 1
-    unused = ("container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total", "container_cpu_cfs_throttled_seconds_total",
-              "istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total", "istio_request_bytes_sum", "istio_response_bytes_sum")
-    ds = Dataset(end, hours, pods=_pods(int(hours * 3600 // STEP) + 1), step=STEP, drop=unused)
+    unused = ("container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_periods_total", "container_cpu_cfs_throttled_seconds_total")
+    ds = Dataset(end, hours, pods=_pods(int(hours * 3600 // STEP) + 1), interval=STEP, drop=unused, workload_extras=False)
     server = start_prometheus(ds, tmp_path_factory.mktemp("prom-leaks"))
     window_end = end - FUTURE_DAYS * DAY
     cfg = make_config(server.url, window_end, WINDOW_DAYS * 24)
@@ -129,4 +128,4 @@ def test_each_case_is_read_as_the_generator_wrote_it(leaks):
     level = _true_peak(ds, "slow-lived", "api-limited", ds.n - 1 - FUTURE_DAYS * PER_DAY - PER_DAY,
                        ds.n - 1 - FUTURE_DAYS * PER_DAY)
     assert slow["memory_projected_bytes"] >= level + 0.9 * 30 * 4 * MIB
-    assert dt.timedelta(seconds=ds.step) == dt.timedelta(minutes=10) and not np.isnan(slow["memory_growth_bytes_per_day"])
+    assert dt.timedelta(seconds=ds.interval) == dt.timedelta(minutes=10) and not np.isnan(slow["memory_growth_bytes_per_day"])

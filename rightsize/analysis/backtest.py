@@ -7,10 +7,15 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
-  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
+  sample of the test days reaches it (``predicted_oom_day``: the first such day); ``oom_kills``: the kills
+  observed in the test days under today's limits, and ``memory_censored`` when there were any (its peak
+  there is a lower bound: whether a higher limit holds cannot be replayed, and a kill between two scrapes
+  leaves no sample at the limit, so today's replay can predict fewer kills than happened);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
-  relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
+  relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits);
+- a JVM's heap (``heap_bytes``): ``predicted_heap_oom`` when the test days' live set outgrows it (a Java
+  OutOfMemoryError, not a container OOM kill); where the recommendation changes the heap, the container's
+  demand is that heap plus the test days' non-heap peak (heap-aware, ``memory_heap_aware``).
 
 Everything comes from the snapshot's per-pod histograms and daily rows (statistics.py): no query.
 Limits of the replay, said in the report: the test days were themselves collected under today's
@@ -24,15 +29,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..sketch import MAX_BUCKET, bucket_value, factorize, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
+from .cells import COLUMNS, chunks, sum_over_days
 
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
 _NB = MAX_BUCKET + 1
-KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
-_UNITS = tuple((r.name, r.unit) for r in RESOURCES.values())  # ("cpu", "cores"), ("memory", "bytes")
 
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
@@ -42,94 +47,82 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
                 "run `rightsize backtest` on a cluster's snapshot")
     if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
-    hours = snapshot.window_hours() or 0.0
+    window = snapshot.window_hours() or 0.0
+    hours = min([snapshot.observed_hours(c) or 0.0 for c in snapshot.meta.get("clusters") or []] or [window])
     if hours < (test_days + min_train_days) * 24:
-        return f"the window ({hours / 24:.1f} d) is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
+        what = f"the window ({window / 24:.1f} d)" if hours >= window else f"the data ({hours / 24:.1f} d of the {window / 24:.1f} d window)"
+        return f"{what} is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
     return ""
 
 
-_TRAIN_KEYS = KEYS + ["pod", "basis", "resource", "bucket"]
-_TEST_KEYS = KEYS + ["basis", "resource", "bucket"]
-
-
-def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True, check_days: int = 0):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
-    last ``test_days`` (its window ends there); the test days are reduced for the replay.
+    last ``test_days`` (its window ends there), its runtimes' hours are those days'; the test days are
+    reduced for the replay. Both are left in the snapshots' caches for the recommendations' self-check
+    (rules/selfcheck.py): the test days as ``snapshot``'s last ``test_days``, and with ``check_days`` the
+    training snapshot's own last ``check_days`` (all its days unless ``keep_days``).
 
-    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held):
-    each batch's cells are summed over days, per pod for the training part (per pod and day with
-    ``keep_days``, which a decayed statistic needs) and per container for the test part, with Arrow's
-    hash aggregation. The training snapshot's histograms are those sums, dated at its last day."""
+    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
+    and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
+    ``keep_days``, which a decayed statistic needs), per container for the test part. The training
+    snapshot's histograms are those sums (without a day column unless ``keep_days``, and without the
+    container and pod names unless ``names``: only a policy asking for a statistic the usage table does
+    not carry reads them again)."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    train_keys = _TRAIN_KEYS + (["day"] if keep_days else [])
-    train_h, test_h = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, train_keys)
-    if not keep_days:
-        train_h["day"] = cut - pd.Timedelta(seconds=DAY_SECONDS)
+    sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
+    train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
-    usage = _training_usage(snapshot, train_h, train_d)
-    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
+    usage = _training_usage(snapshot, train_h, train_d, sums.ids)
+    hours = snapshot.tables["runtime_hourly"]
+    in_test_r = hours["hour"] >= cut
+    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
+              "runtime_hourly": hours[~in_test_r].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    test = TestDays.of(test_h, test_d)
-    snapshot.cache[("last_days", test_days)] = test  # the self-check of a recommendation on the whole window replays these
-    return Snapshot(tables=tables, meta=meta), test
+    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
+    snapshot.cache[("last_days", test_days)] = test
+    train = Snapshot(tables=tables, meta=meta)
+    if check_days:
+        since = cut - pd.Timedelta(seconds=check_days * DAY_SECONDS)
+        recent = (train_h["day"] >= since).to_numpy() if "day" in train_h else np.ones(len(train_h), dtype=bool)
+        train.cache[("last_days", check_days)] = TestDays.of(
+            train_h[recent], train_d[train_d["day"] >= since].reset_index(drop=True), ids=(sums.ids.group[recent], sums.ids.groups))
+    return train, test
 
 
 def last_days(snapshot, days: int) -> "TestDays | None":
-    """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days; cached on the
-    snapshot, and left there by split), or None when its per-pod histograms were not loaded or are empty."""
+    """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days): left in the
+    snapshot's cache by split, else computed (one pass over the histograms, the earlier days' cells not
+    summed) and cached. None when its per-pod histograms were not loaded or are empty."""
     key = ("last_days", days)
     if key not in snapshot.cache:
         if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []) or not snapshot.rows("usage_histograms"):
             return None
         cut = pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=days * DAY_SECONDS)
         daily = snapshot.tables["usage_daily"]
-        _, hist = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, _TRAIN_KEYS, train=False)
-        snapshot.cache[key] = TestDays.of(hist, daily[daily["day"] >= cut].reset_index(drop=True))
+        sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, train=False)
+        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True))
     return snapshot.cache[key]
 
 
-def _summed(batches, cut: pd.Timestamp, train_keys: list[str], train: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
-    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names. ``train``
-    False: the test cells only (the training frame comes back empty)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    parts: dict[str, list] = {"train": [], "test": []}
-    for tb in batches:
-        in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
-        if train:
-            parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
-        parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
-    out = []
-    for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
-        frame = _sum_by(pa.concat_tables(parts[which]).unify_dictionaries(), keys).to_pandas() if parts[which] else pd.DataFrame(
-            {k: pd.Series(dtype="category") for k in keys} | {"count": pd.Series(dtype="int64")})
-        for col in ("cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"):
-            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype("category")
-        out.append(frame)
-    train, test = out
-    test = test[test["basis"] == "pod"].drop(columns="basis").reset_index(drop=True)
-    return train, test
-
-
-def _sum_by(table, keys: list[str]):
-    """``table``'s count summed per ``keys`` (Arrow's hash aggregation, in C++)."""
-    summed = table.group_by(keys).aggregate([("count", "sum")])
-    return summed.rename_columns([c if c != "count_sum" else "count" for c in summed.column_names])
-
-
-def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
     """The usage table of the training days: statistics recomputed, OOM kills of those days; restarts and
-    CFS throttling are the window's (no daily breakdown)."""
+    CFS throttling are the window's (no daily breakdown). With ``ids`` (cells.sum_over_days) the
+    histogram statistics are computed a range of containers at a time (cells.chunks)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
-    usage = usage_statistics(hist, daily, step)
+    if ids is None:
+        usage = usage_statistics(hist, daily, step)
+    else:
+        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        by_container = daily_statistics(daily, KEYS)
+        idx = pd.MultiIndex.from_frame(usage[KEYS])
+        for col in by_container.columns:
+            usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
     window = snapshot.tables["usage"].set_index(KEYS)
     idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
@@ -146,16 +139,20 @@ class TestDays:
     """The test days reduced once for every policy replayed against them: per container (an integer id,
     ``keys`` the id -> KEYS table), each resource's pooled pod-step histogram as cumulative
     counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
-    A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
+    A replay then costs one lookup per container and policy, never a merge of the histogram rows. ``runtime``:
+    the test days' runtime_hourly rows (a JVM's live set and non-heap there)."""
 
     keys: pd.DataFrame
     cells: dict  # resource -> (code = id x buckets + bucket, sorted; counts of the cells before each one, per id its total)
     daily: pd.DataFrame  # indexed by id
-    day_peaks: pd.DataFrame = None  # id, day, memory_max_bytes: each container's largest raw sample of each day
+    day_peaks: pd.DataFrame  # id, day, memory_max_bytes: each container's largest raw sample of each test day
+    runtime: pd.DataFrame | None = None  # the test days' runtime_hourly rows (a JVM's live set and non-heap there)
 
     @classmethod
-    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
-        cid_h, keys = factorize(hist, KEYS)
+    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None, ids=None) -> "TestDays":
+        """``ids``: (container id per row of ``hist``, the id -> KEYS table) when ``hist`` has no names."""
+        cid_h, keys = ids if ids is not None else factorize(hist, KEYS)
+        cid_h = np.asarray(cid_h, dtype=np.int64)
         cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
         known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
@@ -175,7 +172,7 @@ class TestDays:
                                                                                            minlength=len(keys)))
         n = len(keys)
         per = pd.DataFrame(index=np.arange(n))
-        for res, unit in _UNITS:
+        for res, unit in (("cpu", "cores"), ("memory", "bytes")):
             samples = np.bincount(cid_d, weights=daily[f"{res}_samples"].to_numpy(dtype=float), minlength=n)
             used = group_sum(cid_d, (daily[f"{res}_mean_{unit}"] * daily[f"{res}_samples"]).to_numpy(dtype=float), n)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -187,14 +184,14 @@ class TestDays:
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
         days = pd.DataFrame({"id": cid_d, "day": daily["day"].to_numpy(), "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
-        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max())
+        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max(), runtime)
 
-    def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> np.ndarray:
-        """Per row, the first day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
-        rows = pd.DataFrame({"id": ids, "_limit": np.asarray(limit, dtype=float), "_row": np.arange(len(ids))})
-        hit = self.day_peaks.merge(rows[(rows["id"] >= 0) & rows["_limit"].notna()], on="id")
+    def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:
+        """Per row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
+        rows = pd.DataFrame({"id": ids, "_limit": limit, "_row": np.arange(len(ids))})
+        hit = self.day_peaks.merge(rows[rows["id"] >= 0], on="id")
         first = hit[hit["memory_max_bytes"] >= hit["_limit"]].groupby("_row")["day"].min()
-        return pd.to_datetime(first.reindex(range(len(ids))).to_numpy(), utc=True)
+        return pd.Series(pd.to_datetime(first.reindex(range(len(ids))).to_numpy(), utc=True))
 
     def ids(self, settings: pd.DataFrame) -> np.ndarray:
         """The id of each settings row's container (-1 when the test days have none of it)."""
@@ -204,20 +201,21 @@ class TestDays:
         found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
 
-    def lowest_limit(self, ids: np.ndarray, resource: str, share: np.ndarray) -> np.ndarray:
+    def lowest_limit(self, ids: np.ndarray, resource: str, share) -> np.ndarray:
         """Per row, the smallest limit (cores or bytes, a bucket's representative value) that the pooled
-        pod-steps reach at most ``share`` of the time (as :meth:`share_above` counts, not strict); NaN
-        without steps."""
+        pod-steps reach at most ``share`` of the time (counted as :meth:`share_above` counts, not strict);
+        NaN without steps."""
         code, before, total = self.cells[resource]
         known = (ids >= 0) & (len(total) > 0)
         safe = np.where(known, ids, 0)
         n = np.where(known, total[safe] if len(total) else 0.0, 0.0)
-        start = np.searchsorted(code, safe * _NB)
-        end = np.searchsorted(code, (safe + 1) * _NB)
-        # the first cell below which at least (1 - share) of the steps lie: the steps at or above it are at most share
+        start, end = np.searchsorted(code, safe * _NB), np.searchsorted(code, (safe + 1) * _NB)
+        # the first cell below which at least (1 - share) of the steps lie: those at or above it are at most share
         k = np.minimum(np.searchsorted(before, before[start] + (1.0 - np.asarray(share, dtype=float)) * n - 1e-9), end)
-        last = code[np.maximum(end - 1, 0)] % _NB if len(code) else np.zeros(len(ids), dtype=np.int64)
-        bucket = np.where(k < end, code[np.minimum(k, max(len(code) - 1, 0))] % _NB if len(code) else 0, last + 1)
+        if not len(code):
+            return np.full(len(ids), np.nan)
+        last = code[np.maximum(end - 1, 0)] % _NB
+        bucket = np.where(k < end, code[np.minimum(k, len(code) - 1)] % _NB, last + 1)
         return np.where(known & (n > 0), bucket_value(bucket, resource), np.nan)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
@@ -264,13 +262,14 @@ def _values(resource: str) -> np.ndarray:
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
-    memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
-    ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
+    memory_request_bytes, memory_limit_bytes, optionally heap_bytes and heap_changed; NaN = unset) the test
+    days' figures (module docstring). ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays
+    already reduced from them (with their runtime hours, a JVM's heap is replayed too: :func:`heap_aware`)."""
     test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
     ids = test.ids(settings)
     per = test.daily.reindex(ids)  # -1: a container without test days gets NaN everywhere
     out = settings.copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         req, lim = settings[f"{res}_request_{unit}"], settings[f"{res}_limit_{unit}"]
         over, n = test.share_above(ids, res, req.to_numpy(dtype=float), strict=True)
         out[f"{res}_share_over_request"] = np.where(req.notna(), over, np.nan)
@@ -285,11 +284,59 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
-    out["predicted_oom_day"] = test.first_day_at(ids, np.where(out["predicted_oom"], limit, np.nan))
+    out["predicted_oom_day"] = test.first_day_at(ids, limit).set_axis(out.index)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    out["memory_censored"] = np.nan_to_num(per["oom_kills"].to_numpy(dtype=float)) > 0
+    out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
+    out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
+    return heap_aware(out, settings, test.runtime, np.unique(test.day_peaks["day"]))
+
+
+def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None, days=()) -> pd.DataFrame:
+    """A JVM's replay with the heap it would run with (``heap_bytes``). A Java OutOfMemoryError is predicted when
+    the test days' live set (live data, else the heap's troughs) outgrows the heap: the heap fills, not the
+    container. Where the heap changes (``heap_changed``) the working set was measured under another heap, so
+    the container's demand is the heap at its maximum plus the test days' non-heap peak, a container OOM kill
+    is predicted when that reaches the limit (on the first test day, of ``days``, whose hour first does), and the
+    working-set slack and shares are unknown (NaN)."""
+    heap = settings["heap_bytes"].to_numpy(dtype=float) if "heap_bytes" in settings else np.full(len(settings), np.nan)
+    changed = settings["heap_changed"].to_numpy(dtype=bool) if "heap_changed" in settings else np.zeros(len(settings), bool)
+    out["heap_bytes"] = heap
+    out["predicted_heap_oom"] = False
+    out["memory_heap_aware"] = False
+    if runtime is None or runtime.empty or np.isnan(heap).all():
+        return out
+    peaks = runtime.astype({k: str for k in KEYS}).groupby(KEYS, observed=True)[
+        ["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]].max()
+    per = settings[KEYS].astype(str).merge(peaks.reset_index(), on=KEYS, how="left")
+    live = per["live_set_max_bytes"].fillna(per["heap_used_min_bytes"]).to_numpy(dtype=float)
+    non_heap = per["non_heap_max_bytes"].fillna(per["non_heap_pools_max_bytes"]).to_numpy(dtype=float)
+    out["predicted_heap_oom"] = ~np.isnan(heap) & (np.nan_to_num(live, nan=-1.0) > heap)
+    aware = changed & ~np.isnan(heap) & ~np.isnan(non_heap)
+    demand = heap + np.fmax(non_heap, 0.0)
+    limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
+    out["memory_peak_bytes"] = np.where(aware, demand, out["memory_peak_bytes"])
+    out["predicted_oom"] = np.where(aware, ~np.isnan(limit) & (demand >= limit), out["predicted_oom"])
+    out["predicted_oom_day"] = out["predicted_oom_day"].where(~aware, _first_day(settings, runtime, heap, limit, aware, days))
+    for col in ("memory_share_over_request", "memory_share_at_limit", "memory_slack", "memory_mean_bytes"):
+        out[col] = np.where(aware, np.nan, out[col])
+    out["memory_heap_aware"] = aware
     return out
+
+
+def _first_day(settings: pd.DataFrame, runtime: pd.DataFrame, heap: np.ndarray, limit: np.ndarray, rows: np.ndarray,
+               days) -> pd.Series:
+    """Per settings row in ``rows``, the test day (of ``days``, starts of the 24 h bins) of the first hour whose
+    non-heap peak plus ``heap`` reaches ``limit`` (NaT: none)."""
+    want = settings[KEYS].astype(str).assign(_heap=heap, _limit=limit, _row=np.arange(len(settings)))[rows]
+    hours = runtime.astype({k: str for k in KEYS}).merge(want, on=KEYS)
+    non_heap = hours["non_heap_max_bytes"].fillna(hours["non_heap_pools_max_bytes"]).clip(lower=0.0)
+    first = hours[hours["_heap"] + non_heap >= hours["_limit"]].groupby("_row")["hour"].min()
+    out = pd.Series(pd.NaT, index=range(len(settings)), dtype="datetime64[ns, UTC]")
+    if len(first) and len(days):
+        at = np.searchsorted(pd.DatetimeIndex(days).asi8, pd.DatetimeIndex(first.to_numpy()).asi8, side="right") - 1
+        out.loc[first.index] = pd.DatetimeIndex(days)[np.maximum(at, 0)]
+    return out.set_axis(settings.index)
 
 
 # --- policies side by side ------------------------------------------------------------------------------
@@ -299,21 +346,29 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
     out = r[KEYS].copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
             out[f"{res}_{kind}_{unit}"] = new.where(r["status"].isin(["change", "keep"]) & new.notna(), cur)
     gone = r["cpu_limit_action"].isin(["remove", "keep_unset"]) & r["status"].isin(["change", "keep"])
     out.loc[gone, "cpu_limit_cores"] = np.nan
+    if "heap_bytes_current" in r:  # the heap a JVM runs with: the patched one (an -Xmx, or a share of the new limit)
+        applied = r["status"].isin(["change", "keep"]) & r["runtime_setting_action"].isin(["patch", "follows_limit"])
+        now, jvm = r["heap_bytes_current"], r["runtime"] == "jvm"
+        out["heap_bytes"] = r["heap_bytes_recommended"].where(applied & jvm, now).where(jvm)
+        out["heap_changed"] = (out["heap_bytes"] - now).abs().fillna(0) >= 2**20
     return out
 
 
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
     out = recommendations[KEYS].copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
+    if "heap_bytes_current" in recommendations:
+        out["heap_bytes"] = recommendations["heap_bytes_current"].where(recommendations["runtime"] == "jvm")
+        out["heap_changed"] = False
     return out
 
 
@@ -333,8 +388,8 @@ def compare(recommendations: dict[str, pd.DataFrame], test: TestDays) -> pd.Data
 
 def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per group and policy: containers, request-weighted slack (CPU, memory: sum over containers of
-    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOMs, and containers
-    above their CPU request more than OVER_REQUEST_SHARE of the time."""
+    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOM kills and Java
+    OutOfMemoryErrors, and containers above their CPU request more than OVER_REQUEST_SHARE of the time."""
     keys = ["policy"] + list(by)
     df = bt.assign(
         _cpu_req=bt["cpu_request_cores"] * bt["cpu_pod_steps"], _cpu_use=bt["cpu_mean_cores"] * bt["cpu_pod_steps"],
@@ -343,15 +398,18 @@ def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     known_cpu, known_mem = df["cpu_slack"].notna(), df["memory_slack"].notna()
     df["_cpu_req"], df["_cpu_use"] = df["_cpu_req"].where(known_cpu, 0.0), df["_cpu_use"].where(known_cpu, 0.0)
     df["_mem_req"], df["_mem_use"] = df["_mem_req"].where(known_mem, 0.0), df["_mem_use"].where(known_mem, 0.0)
+    if "predicted_heap_oom" not in df:
+        df["predicted_heap_oom"] = False
     g = df.groupby(keys, sort=False, observed=True)
     out = g.agg(containers=("cpu_slack", "size"), predicted_ooms=("predicted_oom", "sum"), over_request=("_over", "sum"),
-                censored=("memory_censored", "sum"),
+                censored=("memory_censored", "sum"), predicted_heap_ooms=("predicted_heap_oom", "sum"),
                 _cr=("_cpu_req", "sum"), _cu=("_cpu_use", "sum"), _mr=("_mem_req", "sum"), _mu=("_mem_use", "sum"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cpu_slack"] = np.where(out["_cr"] > 0, 1 - out["_cu"] / out["_cr"], np.nan)
         out["memory_slack"] = np.where(out["_mr"] > 0, 1 - out["_mu"] / out["_mr"], np.nan)
     out = out.drop(columns=["_cr", "_cu", "_mr", "_mu"]).reset_index()
-    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64"})
+    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64",
+                       "predicted_heap_ooms": "int64"})
 
 
 def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
@@ -361,11 +419,20 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
 
 
 def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
-    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the limit
-    and the peak (bytes); by policy, then day."""
-    cols = ["policy", *CONTAINER_KEY, "predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes"]
+    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
+    limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
+    cols = ["policy"] + KEYS + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
     rows = bt[bt["predicted_oom"].astype(bool)][cols]
-    return rows.sort_values(["policy", "predicted_oom_day", *CONTAINER_KEY], kind="stable").reset_index(drop=True)
+    return rows.sort_values(["policy", "predicted_oom_day"] + KEYS, kind="stable").reset_index(drop=True)
+
+
+def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
+    """The containers OOM-killed in the test days (under today's limits), with ``predicted``: whether
+    replaying today's limits predicts a kill for them (a kill between two scrapes leaves no sample at the
+    limit, so the replay can miss it)."""
+    today = bt[bt["policy"] == _TODAY]
+    killed = today[today["oom_kills"].fillna(0) > 0]
+    return killed[KEYS + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
 
 
 def summary(bt: pd.DataFrame, test_days: int) -> dict:
@@ -373,6 +440,7 @@ def summary(bt: pd.DataFrame, test_days: int) -> dict:
     fleet = rollup(bt, [])
     policies = {row["policy"]: {"containers": int(row["containers"]), "cpu_slack": _float(row["cpu_slack"]),
                                 "memory_slack": _float(row["memory_slack"]), "predicted_ooms": int(row["predicted_ooms"]),
+                                "predicted_heap_ooms": int(row["predicted_heap_ooms"]),
                                 "oom_killed_in_test_days": int(row["censored"]),
                                 "containers_over_request": int(row["over_request"])}
                 for row in fleet.to_dict("records")}

@@ -13,8 +13,10 @@ once with today's requests and once with the recommended ones:
   packed only onto nodes of that zone: workloads that must spread over zones (workloads.zone_spread)
   and workloads with a PersistentVolumeClaim (an EBS volume lives in one zone); other pods go anywhere.
 
-nodes_now - nodes_after, at the group's node price, is the bankable saving: what cluster-autoscaler or
-Karpenter consolidation could remove once the recommendations are applied. It is an estimate: real
+min(nodes_now, nodes seen) - nodes_after, at the group's node price, is the bankable saving: what
+cluster-autoscaler or Karpenter consolidation could remove once the recommendations are applied. The packing
+starts from the nodes that exist: requests needing more nodes than ran cannot be true (requests above
+allocatable), so the saving never exceeds the price of the nodes seen. It is an estimate: real
 consolidation also honours PDBs, pod affinity, node selectors and taints, and stops at the group's
 minimum size. The same packing on the other instance types of the family names the type that would
 hold the recommended pods for the least money.
@@ -30,6 +32,7 @@ import pandas as pd
 
 from ..schema import NODE_GROUP_COLUMNS, WORKLOAD_KEY
 from .cost import request_after, weighted_nodes
+from .pod_request import effective_requests
 
 GROUP = ["cluster", "node_group", "instance_type", "capacity_type"]
 KEY = list(WORKLOAD_KEY)
@@ -40,23 +43,19 @@ CHURN = 0.05  # average pods this far above an integer still count as that integ
 def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Per workload: one pod's requests now and after (cores, bytes) and the pods it is costed at (replicas).
 
-    A pod's request is the sum of its main containers' and at least its largest init container's (the
-    scheduler's effective request); an unset request counts 0. After = the recommendation where the
-    status is "change", else the current value."""
+    A pod's request is the scheduler's effective request (pod_request.effective_requests: main
+    containers plus native sidecars, at least each init container's step); an unset request counts 0.
+    After = the recommendation where the status is "change", else the current value."""
     r = recommendations
-    frame = r[KEY].copy()
+    frame = r[KEY + [c for c in ("container_type", "init_order") if c in r]].copy()
     frame["cpu_now"] = r["cpu_request_cores_current"].fillna(0.0)
     frame["mem_now"] = r["memory_request_bytes_current"].fillna(0.0)
     frame["cpu_after"] = request_after(r, "cpu_request_cores").fillna(0.0)
     frame["mem_after"] = request_after(r, "memory_request_bytes").fillna(0.0)
-    sizes = SIZES
-    init = r["container_type"].eq("init") if "container_type" in r else pd.Series(False, index=r.index)
-    main = frame[~init].groupby(KEY)[sizes].sum()
-    largest_init = frame[init].groupby(KEY)[sizes].max()
-    per_pod = main.combine(largest_init, np.fmax, fill_value=0.0) if not largest_init.empty else main
-    pods = r.groupby(KEY)["replicas"].first()
-    out = per_pod.join(pods, how="left").reset_index()
-    return out[KEY + sizes + ["replicas"]]
+    per_pod = effective_requests(frame, KEY, SIZES)
+    pods = r.groupby(KEY)["replicas"].first().reset_index()
+    out = per_pod.merge(pods, on=KEY, how="left")
+    return out[KEY + SIZES + ["replicas"]]
 
 
 def group_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
@@ -291,15 +290,23 @@ def _best_type(g: dict, after: Shapes, nodes_after: int, family: Family | None) 
 
 
 def _money(out: pd.DataFrame, hours_per_month: float) -> pd.DataFrame:
+    """Monthly figures of the packing. It starts from the nodes that exist: today's requests needing more
+    nodes than ran is impossible input (requests above allocatable, consistency.py), so the savings are
+    counted from the nodes seen and can never exceed their price."""
     node_month = out["usd_per_hour"] * hours_per_month
+    start = np.minimum(out["nodes_now"], out["nodes"])
     out["zones"] = out["zones"].map(",".join)
     out["usd_per_node_month"] = node_month
     out["daemonset_cpu_cores"], out["daemonset_memory_bytes"] = out["cpu_after"], out["mem_after"]
     out["usd_per_month"] = out["nodes"] * node_month
-    out["usd_per_month_now"] = out["nodes_now"] * node_month
+    out["usd_per_month_now"] = start * node_month
     out["usd_per_month_after"] = out["nodes_after"] * node_month
     out["bankable_savings_usd_per_month"] = out["usd_per_month_now"] - out["usd_per_month_after"]
     out["consolidation_usd_per_month"] = out["usd_per_month"] - out["usd_per_month_now"]
+    beyond = out["nodes_now"] > out["nodes"] + 1e-9
+    note = ("today's requests need " + out["nodes_now"].map("{:g}".format) + " node(s) but "
+            + out["nodes"].map("{:.3g}".format) + " ran: requests above allocatable; savings start from the nodes that ran")
+    out["note"] = np.where(beyond, np.where(out["note"] != "", out["note"] + "; " + note, note), out["note"])
     out["best_usd_per_month_after"] = out["best_nodes_after"] * out["best_usd_per_hour"] * hours_per_month
     return out
 

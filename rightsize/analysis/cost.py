@@ -17,8 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..batch_groups import BATCH_GROUP_KINDS
 from ..quantity import GIB
 from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+from .pod_request import effective_requests
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
 # Statuses whose recommendation is not applied: their recommended cost is the current cost.
@@ -184,22 +186,24 @@ def workload_unit_prices(snapshot, config) -> pd.DataFrame:
     return result.reindex(columns=cols).reset_index(drop=True)
 
 
-BATCH_KINDS = ("Job", "CronJob")
+# costed at the pods they ran: Jobs, CronJobs and the groups of pods batch frameworks start (batch_groups.py)
+BATCH_KINDS = ("Job", "CronJob") + BATCH_GROUP_KINDS
 
 
 def average_pods(snapshot) -> pd.DataFrame:
-    """Per workload (WORKLOAD_KEY): average_pods = placement pod-hours / window hours, the pods it really ran.
+    """Per workload (WORKLOAD_KEY): average_pods = placement pod-hours / the hours its cluster was observed
+    (Snapshot.observed_hours: the window, or less when the server keeps fewer days), the pods it really ran.
 
     Only clusters with placement rows appear (elsewhere the average is unknown); a workload of such a
     cluster that is missing from placement ran no pod in the window (0.0, e.g. a CronJob that did not fire).
     """
     keys = list(WORKLOAD_KEY)
-    placement, hours = snapshot.tables.get("placement"), snapshot.window_hours()
-    if placement is None or placement.empty or not hours:
+    placement = snapshot.tables.get("placement")
+    if placement is None or placement.empty:
         return pd.DataFrame({**{k: pd.Series(dtype=object) for k in keys}, "average_pods": pd.Series(dtype=float)})
     avg = placement.groupby(keys, as_index=False)["pod_hours"].sum()
-    avg["average_pods"] = avg["pod_hours"] / hours
-    return avg[keys + ["average_pods"]]
+    avg["average_pods"] = avg["pod_hours"] / snapshot.hours_of(avg["cluster"])
+    return avg[avg["average_pods"].notna()][keys + ["average_pods"]]
 
 
 def pods_for_cost(snapshot, frame: pd.DataFrame) -> pd.DataFrame:
@@ -274,16 +278,21 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
     recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor
     recs["usd_per_month_recommended"] = (cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+    # An injected sidecar's requests are set by its injector, not the spec: unknown is not 0.
+    injected = recs["container_type"].eq("injected") & cpu_cur.isna() & mem_cur.isna() if "container_type" in recs.columns \
+        else pd.Series(False, index=recs.index)
+    recs.loc[injected, "usd_per_month_current"] = np.nan
     recs["savings_usd_per_month"] = recs["usd_per_month_current"] - recs["usd_per_month_recommended"]
 
     empty = pd.Series("", index=recs.index, dtype=object)
-    unset = cpu_cur.isna() | mem_cur.isna()
+    unset = (cpu_cur.isna() | mem_cur.isna()) & ~injected
     batch = recs["kind"].isin(BATCH_KINDS)
     recs["cost_note"] = _join_notes(
         empty.where(~unset, "no current request: costed as 0 requested"),
         empty.where(merged["price_basis"] != "cluster_average", "no placement: cluster average unit prices"),
         empty.where(~(c.isna() | m.isna()), "price unknown"),
         empty.where(~init, "init container: not costed"),
+        empty.where(~injected, "injected sidecar: its current requests come from the injector, not the spec: current cost unknown"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
         empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
     )
@@ -300,41 +309,40 @@ def request_after(recs: pd.DataFrame, res: str) -> pd.Series:
 
 
 def weighted_nodes(snapshot, config) -> pd.DataFrame:
-    """:func:`node_unit_prices` with ``weight``: the share of the window each node existed (at most 1;
-    1 when unknown), as idle.csv and the bin-packing count nodes."""
+    """:func:`node_unit_prices` with ``weight``: the share of the hours its cluster was observed that each
+    node existed (at most 1; 1 when unknown), as idle.csv and the bin-packing count nodes, and
+    ``observed_hours`` (its cluster's)."""
     nodes = node_unit_prices(snapshot, config)
-    nodes["weight"] = (nodes["hours_seen"] / _window_hours(snapshot, nodes)).clip(upper=1.0).fillna(1.0)
+    nodes["observed_hours"] = _observed_hours(snapshot, nodes)
+    nodes["weight"] = (nodes["hours_seen"] / nodes["observed_hours"]).clip(upper=1.0).fillna(1.0)
     return nodes
 
 
-def idle_costs(snapshot, config) -> pd.DataFrame:
-    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
+def node_requests(snapshot, config) -> pd.DataFrame:
+    """Per node (:func:`weighted_nodes`): what its pods request and what is idle.
 
-    Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
-    (a pod's request is the larger of its main containers' sum and its largest init container; unset
-    counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
-    priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
-    """
+    requested_cpu_cores / requested_memory_bytes: requests of the pods placed on the node, weighted by
+    pod-hours over the hours observed (a pod's request is the scheduler's effective request,
+    pod_request.effective_requests: main containers plus native sidecars, at least each init container's
+    step; unset counts 0); allocatable_* weighted by the share of that time the node existed; usd_per_month:
+    its share of the node bill (the whole node price x weight); idle_usd_per_month: allocatable not requested,
+    priced at the node's per-vCPU-hour and per-GiB-hour prices (never below 0: requests above allocatable are
+    analysis.consistency's finding)."""
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
-    window_hours = _window_hours(snapshot, nodes)
 
     containers = snapshot.tables["containers"]
     keys = list(WORKLOAD_KEY)
-    cont = containers.assign(_cpu=containers["cpu_request_cores"].fillna(0.0),
-                             _mem=containers["memory_request_bytes"].fillna(0.0),
-                             _init=containers["container_type"] == "init")
-    main = cont[~cont["_init"]].groupby(keys)[["_cpu", "_mem"]].sum()
-    init = cont[cont["_init"]].groupby(keys)[["_cpu", "_mem"]].max()
-    per_pod = main.combine(init, np.fmax, fill_value=0.0).reset_index() if not init.empty else main.reset_index()
+    cont = containers.assign(_cpu=containers["cpu_request_cores"], _mem=containers["memory_request_bytes"])
+    per_pod = effective_requests(cont, keys, ["_cpu", "_mem"])
 
     placement = snapshot.tables["placement"]
     pl = placement.merge(per_pod, on=keys, how="left").fillna({"_cpu": 0.0, "_mem": 0.0})
     pl["_cpu_h"], pl["_mem_h"] = pl["_cpu"] * pl["pod_hours"], pl["_mem"] * pl["pod_hours"]
     req = pl.groupby(["cluster", "node"], as_index=False)[["_cpu_h", "_mem_h"]].sum()
     nodes = nodes.merge(req, on=["cluster", "node"], how="left").fillna({"_cpu_h": 0.0, "_mem_h": 0.0})
-    nodes["requested_cpu_cores"] = nodes["_cpu_h"] / window_hours
-    nodes["requested_memory_bytes"] = nodes["_mem_h"] / window_hours
+    nodes["requested_cpu_cores"] = nodes["_cpu_h"] / nodes["observed_hours"]
+    nodes["requested_memory_bytes"] = nodes["_mem_h"] / nodes["observed_hours"]
     alloc_cpu = nodes["allocatable_cpu_cores"] * nodes["weight"]
     alloc_mem = nodes["allocatable_memory_bytes"] * nodes["weight"]
     idle_cpu = (alloc_cpu - nodes["requested_cpu_cores"]).clip(lower=0.0)
@@ -343,7 +351,13 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     nodes["usd_per_month"] = nodes["usd_per_hour"] * nodes["weight"] * hpm
     nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
     nodes["nodes"] = nodes["weight"]
+    return nodes.drop(columns=["_cpu_h", "_mem_h"])
 
+
+def idle_costs(snapshot, config, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS: the nodes of
+    :func:`node_requests` (``nodes``, computed when not given) summed per group."""
+    nodes = node_requests(snapshot, config) if nodes is None else nodes.copy()
     group = ["cluster", "node_group", "instance_type", "capacity_type"]
     sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
             "requested_memory_bytes", "usd_per_month", "idle_usd_per_month"]
@@ -356,9 +370,9 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     return out[[c.name for c in IDLE_COLUMNS]]
 
 
-def _window_hours(snapshot, nodes: pd.DataFrame) -> float:
-    hours = snapshot.window_hours()
-    if hours:
-        return hours
+def _observed_hours(snapshot, nodes: pd.DataFrame) -> np.ndarray:
+    """Hours each node's cluster was observed (Snapshot.hours_of); without a recorded window, the longest
+    hours seen (else 1)."""
+    hours = snapshot.hours_of(nodes["cluster"])
     seen = nodes["hours_seen"].max() if not nodes.empty else np.nan
-    return float(seen) if seen and seen > 0 else 1.0
+    return np.where(np.isnan(hours), float(seen) if seen and seen > 0 else 1.0, hours)

@@ -20,7 +20,9 @@ import pandas as pd
 from ..config import Config
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
+from .injectors import with_injected
 from .rules import RULES
+from .rules import runtimes as runtime_rules
 from .rules.base import USAGE_COLUMNS, WORKLOAD_COLUMNS, Pipeline, Rows
 from .rules.text import join
 
@@ -35,7 +37,8 @@ OUTPUTS = _INTERMEDIATES + (
     "policy", "production", "_policy_source", "_policy_note", "status", "confidence", "cpu_req", "cpu_lim", "cpu_action",
     "mem_req", "mem_lim", "has_usage", "cpu_stat", "cpu_basis", "mem_stat", "mem_basis", "peak", "cpu_estimate",
     "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim", "mem_action",
-    "cpu_pattern", "mem_pattern", "growth_rate", "growth_projected", "raised_by_backtest", "check_peak", "check_cpu_share")
+    "cpu_pattern", "mem_pattern", "growth_rate", "growth_projected", "raised_by_backtest", "check_peak",
+    "check_cpu_share") + runtime_rules.OUTPUTS
 PIPELINE = Pipeline(RULES, outputs=OUTPUTS)
 
 
@@ -52,12 +55,14 @@ def recommend(snapshot: Snapshot, config: Config) -> pd.DataFrame:
 # --- building the frame -------------------------------------------------------------------------------
 
 
-def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Containers left-joined with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
+def _frame(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Containers (with the injected sidecars the spec does not declare, analysis/injectors.py) left-joined
+    with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
     tables = snapshot.tables
     cont = _conformed("containers", containers if containers is not None else tables["containers"])
     usage = _conformed("usage", tables["usage"]).drop_duplicates(list(CONTAINER_KEY))
     work = _conformed("workloads", tables["workloads"]).drop_duplicates(list(WORKLOAD_KEY))
+    cont = with_injected(cont, usage, work, config.injectors)
     usage = usage[list(CONTAINER_KEY) + list(USAGE_COLUMNS)].assign(_has_usage=True)
     work = work[list(WORKLOAD_KEY) + list(WORKLOAD_COLUMNS)].assign(_has_workload=True)
     f = cont.reset_index(drop=True).merge(usage, on=list(CONTAINER_KEY), how="left")
@@ -102,7 +107,7 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     ``containers`` restricts the run to some rows of the containers table (explain uses it); ``pipeline``
     is PIPELINE, or one with more rules (Pipeline.with_rules).
     """
-    rows = pipeline.run(Rows(_frame(snapshot, containers), snapshot, config))
+    rows = pipeline.run(Rows(_frame(snapshot, config, containers), snapshot, config))
     return _types(_output(rows))
 
 
@@ -142,10 +147,9 @@ def _output(rows: Rows) -> pd.DataFrame:
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
                          _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
                          _rules=join(_fired(rows), n, ","))
-    new = {**columns, **intermediates}
-    return pd.concat([out.drop(columns=[c for c in new if c in out.columns]),
-                      pd.DataFrame({k: np.broadcast_to(val, (n,)) if np.ndim(val) == 0 else val for k, val in new.items()},
-                                   index=out.index)], axis=1)
+    new = {**columns, **intermediates, **runtime_rules.output(v, cur["memory_limit_bytes"])}
+    # one concat, not a column at a time: pandas warns (and slows down) past a hundred inserts
+    return pd.concat([out.drop(columns=[c for c in new if c in out]), pd.DataFrame(new, index=out.index)], axis=1)
 
 
 def _fired(rows: Rows) -> list[tuple[np.ndarray, str]]:

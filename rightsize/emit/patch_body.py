@@ -2,12 +2,14 @@
 and the JSON6902 ops removing a CPU limit.
 
 A container's entry in the patch is built by CONTAINER_EDITS, each a function of its recommendation row
-returning fields of the container (``resources`` today); the pod template can be edited beside the
+returning fields of the container (``resources``, and the runtime variables whose memory setting moves
+with them: ``env``, merged by name); the pod template can be edited beside the
 containers by TEMPLATE_EDITS, functions of the workload's rows returning fields of the pod template (e.g.
 an injector's annotations under ``metadata``). Adding an edit is adding a function to one of them.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,7 +17,7 @@ from typing import Callable
 from ..formatting import number
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef
-from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
+from .patch_model import INJECTED, LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
 
 
 def container_resources(row) -> dict:
@@ -47,9 +49,19 @@ def _resources_edit(row: dict) -> dict:
     return {"resources": resources} if resources else {}
 
 
+def _runtime_env_edit(row: dict) -> dict:
+    """The runtime variables whose memory setting moves with the limit (runtime_env_json: JAVA_TOOL_OPTIONS with
+    its other flags kept, GOMEMLIMIT, ...) as ``env``: a strategic merge replaces each by name, every other
+    variable of the container stays."""
+    text = row.get("runtime_env_json")
+    if not isinstance(text, str) or not text:
+        return {}
+    return {"env": [{"name": k, "value": v} for k, v in sorted(json.loads(text).items())]}
+
+
 ContainerEdit = Callable[[dict], dict]  # a recommendation row -> fields of its container ({}: nothing)
 TemplateEdit = Callable[[list[dict]], dict]  # the workload's patched rows -> fields of its pod template
-CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit]
+CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit, _runtime_env_edit]
 TEMPLATE_EDITS: list[TemplateEdit] = []
 
 
@@ -71,7 +83,7 @@ def container_entry(name: str, row: dict | None) -> dict:
 
 
 def _row_order(r: dict) -> tuple:
-    return (r["container_type"] != "init", r["container"])
+    return (LIST_NAME.get(r["container_type"]) != "initContainers", r["container_type"] == INJECTED, r["container"])
 
 
 @dataclass
@@ -88,7 +100,7 @@ class _Parts:
 
 def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: list[dict],
                 view: PodSpecView | None = None, *, name: str | None = None,
-                patch_namespace: str | None = None) -> WorkloadPatch:
+                patch_namespace: str | None = None, injectors: dict | None = None) -> WorkloadPatch:
     """The patch of one workload from its rows (dicts already filtered by ``select``).
 
     With ``view`` every container of a patched list is listed, in the object's order: kustomize's
@@ -98,19 +110,22 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     removals are left to a person (noted). Rows naming a container the object does not have are
     moved to ``patch.missing`` with the reason.
     ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
+    Injected sidecars (container_type "injected") become their injector's annotations on the pod template
+    (``injectors``: config.injectors), never entries of a container list.
     """
     parts = _Parts(str(WorkloadRef(namespace, kind, workload)))
     ordered = sorted(rows, key=_row_order)
+    annotations = injected_annotations(parts, [r for r in ordered if r["container_type"] == INJECTED], injectors or {})
     for list_name in ("initContainers", "containers"):
-        sub = [r for r in ordered if LIST_NAME[r["container_type"]] == list_name]
+        sub = [r for r in ordered if LIST_NAME.get(r["container_type"]) == list_name]
         if sub and view and view.order.get(list_name):
             _known_order(parts, kind, workload, list_name, sub, view)
         elif sub:
             _unknown_order(parts, list_name, sub, view.where if view else "no manifest or container list in the snapshot")
     for row in parts.kept:
-        parts.notes += _limit_conflicts(parts.ref, row)
+        parts.notes += _limit_conflicts(parts.ref, row) + _runtime_notes(parts.ref, row)
     kept = sorted(parts.kept, key=_row_order)
-    template: dict = {}
+    template: dict = {"metadata": {"annotations": annotations}} if annotations else {}
     for edit in TEMPLATE_EDITS:
         template = merged(template, edit(kept))
     template = merged(template, {"spec": parts.pod_spec})  # metadata (if an edit wrote one) before spec
@@ -124,6 +139,40 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     body = {"apiVersion": api_version(kind), "kind": kind, "metadata": metadata, **body}
     return WorkloadPatch(cluster, namespace, kind, workload, kept, body,
                          remove_ops=parts.ops, notes=parts.notes, missing=parts.missing)
+
+
+def injected_annotations(parts: _Parts, rows: list[dict], injectors: dict) -> dict[str, str]:
+    """The pod template annotations sizing the injected sidecars ``rows`` (``[injectors.NAME]``); their rows go
+    to ``parts.kept``, or to ``parts.missing`` with the reason; a value the injector has no annotation for,
+    or a CPU limit to remove, is a note for a person."""
+    out: dict[str, str] = {}
+    for r in rows:
+        inj = injectors.get(str(r.get("injector") or ""))
+        if inj is None:
+            parts.missing.append(skip_row(r, f"injected sidecar of injector {r.get('injector')!r}, which [injectors] does not declare"))
+            continue
+        values = {"cpu_request": number(r["cpu_request_cores_recommended"]), "memory_request": number(r["memory_request_bytes_recommended"]),
+                  "memory_limit": number(r["memory_limit_bytes_recommended"]),
+                  "cpu_limit": number(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else math.nan}
+        mine = {}
+        for what, v in values.items():
+            if math.isnan(v):
+                continue
+            text = format_cpu(v) if what.startswith("cpu") else format_memory(v)
+            if getattr(inj, what):
+                mine[getattr(inj, what)] = text
+            else:
+                parts.notes.append(f"{parts.ref} container {r['container']}: {r['injector']} has no annotation for its "
+                                   f"{what.replace('_', ' ')}; set it to {text} by hand")
+        if r["cpu_limit_action"] == "remove":
+            parts.notes.append(f"{parts.ref} container {r['container']}: remove its CPU limit annotation "
+                               f"{inj.cpu_limit or '(none declared)'} by hand")
+        if mine:
+            out.update(mine)
+            parts.kept.append(r)
+        else:
+            parts.missing.append(skip_row(r, f"injected sidecar ({r['injector']}): no annotation to write"))
+    return out
 
 
 def _known_order(parts: _Parts, kind: str, workload: str, list_name: str, sub: list[dict], view: PodSpecView) -> None:
@@ -179,6 +228,18 @@ def _limit_conflicts(ref: str, row) -> list[str]:
         notes.append(f"{ref} container {row['container']}: recommended memory request {format_memory(mem)} is above "
                      f"its current memory limit {format_memory(mem_limit)}, which the patch keeps; raise the limit")
     return notes
+
+
+def _runtime_notes(ref: str, row) -> list[str]:
+    """Notes for a runtime setting the patch cannot move: on the command line (the exact edit), or unknown."""
+    action, runtime = row.get("runtime_setting_action", ""), row.get("runtime", "")
+    if action == "by_hand":
+        return [f"{ref} container {row['container']}: edit its {runtime} memory setting by hand (a patch cannot "
+                f"rewrite command or args): {row.get('runtime_setting_edit', '')}"]
+    if action == "unknown":
+        return [f"{ref} container {row['container']}: its {runtime} memory setting is unknown from the spec (valueFrom, "
+                "envFrom or the image's entrypoint): check that it moves with the new limit"]
+    return []
 
 
 def remove_ops(kind: str, list_name: str, index: int, container: str) -> list[dict]:

@@ -10,6 +10,7 @@ import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from ..escape import yaml_comment
 from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
 from ..quantity import format_duration
 from .patch_model import PatchError, WorkloadPatch
@@ -43,7 +44,8 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
         f"monthly saving: {total}" + (" (some containers unknown)" if known and len(known) < len(saving) else ""),
     ]
     for r in patch.rows:
-        kind = "init container" if r["container_type"] == "init" else "container"
+        kind = {"init": "init container", "sidecar": "native sidecar (initContainers)",
+                "injected": f"injected sidecar ({r.get('injector', '')}: pod template annotations)"}.get(r["container_type"], "container")
         hours = number(r.get("hours_covered"))
         history = "" if math.isnan(hours) else f", {hours / 24:.1f} d of history"
         samples = number(r.get("samples"))
@@ -62,6 +64,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             + ("unset (kept: the working set grows)" if r.get("memory_limit_action") == "keep_unset"
                else k8s_memory(r['memory_limit_bytes_recommended'])),
             f"  cpu limit:      {cpu_limit_text(r)}",
+            *_runtime_evidence(r),
             f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
         extra = []
@@ -78,6 +81,16 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     return lines
 
 
+def _runtime_evidence(r) -> list[str]:
+    """The runtime's memory setting, today and after, with what sized it (the JVM's live set and non-heap)."""
+    if not r.get("runtime_setting") or r.get("runtime_setting_action") in ("", "none", None):
+        return []
+    measured = "" if math.isnan(number(r.get("live_set_bytes"))) else (
+        f" (live set p99 {mebibytes(r.get('live_set_bytes'))}, non-heap {mebibytes(r.get('non_heap_bytes'))})")
+    return [f"  {r['runtime']} memory: {r['runtime_setting']} {mebibytes(r.get('heap_bytes_current'))} → "
+            f"{mebibytes(r.get('heap_bytes_recommended'))}, {r['runtime_setting_action'].replace('_', ' ')}{measured}"]
+
+
 @functools.lru_cache(maxsize=1)
 def _yaml() -> YAML:
     y = YAML()
@@ -88,10 +101,11 @@ def _yaml() -> YAML:
 
 
 def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
-    """YAML of ``data`` with ``comments`` as a leading '#' block."""
+    """YAML of ``data`` with ``comments`` as a leading '#' block; each comment is one line whatever names it
+    holds (escape.yaml_comment: a newline, CR or other control character cannot end it and start a key)."""
     buf = io.StringIO()
     _yaml().dump(data, buf)
-    head = "".join(f"# {c}".rstrip() + "\n" for c in comments)
+    head = "".join(f"# {yaml_comment(c)}".rstrip() + "\n" for c in comments)
     return head + buf.getvalue()
 
 
@@ -115,6 +129,15 @@ def json6902_file(patch: WorkloadPatch) -> str:
 
 
 def patches_markdown(patched: list[tuple[WorkloadPatch, list[str]]], skipped: pd.DataFrame, notes: list[str],
-                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True) -> str:
-    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py)."""
-    return render_patches_md(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to)
+                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True,
+                     recommendations: pd.DataFrame | None = None, injectors: dict | None = None,
+                     sections: list[str] = ()) -> str:
+    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py); with the
+    ``recommendations``, a mesh-wide summary of the injected proxies; ``sections``: more lines (how the
+    changes can land)."""
+    from ..analysis.injectors import mesh_summary
+    from .patches_md import mesh_lines
+
+    mesh = mesh_lines(mesh_summary(recommendations), injectors or {}) if recommendations is not None else []
+    return render_patches_md(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to,
+                             mesh=list(sections) + mesh)

@@ -14,8 +14,9 @@ from typing import Callable
 from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
+from ..escape import clean_text
 from ..folders import replace_folder
-from . import tables
+from . import metrics_prom, tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
 
@@ -54,34 +55,42 @@ def default_report_dir(config, now: dt.datetime | None = None):
     return root / folder if folder.strip("/") else root
 
 
-def report_title(out, fleet: bool = False) -> str:
-    """'rightsize report 2026-W47' (and the folders after the week, e.g. '2026-W47/prod'), else the folder's
-    name; 'rightsize fleet report 2026-W47' for a fleet's report in <fleet folder>/_fleet."""
-    from .compare import WEEK_DIR
+def snapshot_week(meta: dict, now: dt.datetime | None = None) -> str:
+    """The ISO week of the snapshot's window end (the week its report belongs to), else of ``now``."""
+    import pandas as pd
 
-    parts = list(out.parts)
-    if fleet and len(parts) > 1 and parts[-1].startswith("_"):
-        parts = parts[:-1]
-    weeks = [i for i, part in enumerate(parts) if WEEK_DIR.match(part)]
-    label = "/".join(parts[weeks[-1]:]) if weeks else parts[-1] if parts else str(out)
-    return f"rightsize {'fleet ' if fleet else ''}report {label}"
+    end = pd.to_datetime(meta.get("window_end"), utc=True, errors="coerce")
+    return week_label(end.to_pydatetime() if not pd.isna(end) else now or dt.datetime.now(dt.timezone.utc))
+
+
+def report_title(meta: dict) -> str:
+    """'rightsize report prod-eu 2026-W47': the cluster(s) and the week of the snapshot's window end, whatever
+    the folder is called; 'rightsize fleet report 2026-W47 (12 clusters)' for a fleet."""
+    clusters = [str(c) for c in meta.get("clusters") or []]
+    week = snapshot_week(meta)
+    if meta.get("fleet"):
+        return f"rightsize fleet report {week} ({len(clusters)} cluster{'s' if len(clusters) != 1 else ''})"
+    names = ", ".join(clusters) if len(clusters) <= 3 else f"{len(clusters)} clusters"
+    return f"rightsize report {names} {week}" if names else f"rightsize report {week}"
 
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
+    ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
+    patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
     from ..s3 import S3Path, location
 
     step = progress or (lambda _msg: None)
     out = location(out_dir) if out_dir is not None else default_report_dir(config, now)
-    if not isinstance(out, S3Path):
+    if not isinstance(out, S3Path) and into is None:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -92,18 +101,17 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     crossed = crossed_thresholds(summary, analysis, config)
     summary["thresholds_crossed"] = crossed
 
-    comparison = None
     previous = location(compare_dir) if compare_dir is not None else find_previous_dir(out)
-    if previous is not None:
-        if _same(previous, out):
-            raise RightsizeError(f"{previous}: --compare points at the report folder being written")
-        step(f"comparing with {previous}")
-        prev_summary, prev_recs = load_previous(previous)
-        comparison = compare(summary, analysis.recommendations, prev_summary, prev_recs,
-                             previous_label=_week_of(previous), previous_dir=str(previous))
+    if previous is not None and _same(previous, out):
+        raise RightsizeError(f"{previous}: --compare points at the report folder being written")
+    comparison, skipped = _compared(previous, summary, analysis, step)
+    if comparison is not None:
         summary["week_over_week"] = comparison.as_dict()
+    if skipped:
+        extra_caveats = [*(extra_caveats or []), skipped]
+        summary["warnings"] = [*summary.get("warnings", []), skipped]
 
-    title = report_title(out, fleet=bool(snapshot.meta.get("fleet")))
+    title = report_title(snapshot.meta)
 
     # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
     # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
@@ -113,15 +121,35 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
         names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
         tables.write_text_atomic(stage / "report.md", markdown.render(view))
         tables.write_text_atomic(stage / "report.html", html.render(view))
-        paths.update({name: out / name for name in names + ["report.md", "report.html"]})
+        tables.write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
+        paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
     view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
                       title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
     step("writing report.md and report.html")
     paths: dict[str, Path] = {}
-    replace_folder(out, fill, what="report", keep_others=True)
+    if into is not None:
+        fill(into)
+    else:
+        replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
+
+
+def _compared(previous, summary: dict, analysis, step) -> tuple[Comparison | None, dict | None]:
+    """Week-over-week deltas against ``previous`` (None: no earlier report); an earlier report that cannot be
+    read or compared is a caveat, and this week's report is written without the comparison."""
+    if previous is None:
+        return None, None
+    step(f"comparing with {previous}")
+    try:
+        prev_summary, prev_recs = load_previous(previous)
+        return compare(summary, analysis.recommendations, prev_summary, prev_recs,
+                       previous_label=_week_of(previous), previous_dir=str(previous)), None
+    except (RightsizeError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        message = clean_text(f"week over week skipped: {exc if isinstance(exc, RightsizeError) else f'{previous}: cannot compare: {exc!r}'}")
+        step(f"warning: {message}")
+        return None, {"code": "comparison_skipped", "message": message, "affects": "week-over-week deltas"}
 
 
 def _week_of(folder) -> str:

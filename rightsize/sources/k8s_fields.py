@@ -55,13 +55,15 @@ def controller_of(obj: dict) -> tuple[str, str] | None:
 
 
 def pod_template(obj: dict) -> dict:
-    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template."""
+    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template. A Rollout that
+    references a Deployment (``spec.workloadRef``) carries that Deployment's template under the private key
+    ``_template`` (set by k8s_objects.build_tables)."""
     kind = obj.get("kind")
     if kind == "Pod":
         return {"metadata": meta(obj), "spec": obj.get("spec") or {}}
     if kind == "CronJob":
         return path_get(obj, "spec", "jobTemplate", "spec", "template", default={}) or {}
-    return path_get(obj, "spec", "template", default={}) or {}
+    return path_get(obj, "spec", "template", default={}) or obj.get("_template") or {}
 
 
 def selector_matches(selector: dict | None, labels: dict | None) -> bool:
@@ -272,7 +274,9 @@ def quantity_field(parse, value, where: str, field_name: str) -> float:
 
 
 def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
-    """One row per main and init container with requests/limits in cores and bytes (NaN = unset)."""
+    """One row per main and init container with requests/limits in cores and bytes (NaN = unset). An init
+    container with ``restartPolicy: Always`` is a native sidecar (container_type "sidecar", KEP-753): it runs
+    for the pod's whole life. ``init_order`` is the index in initContainers (NaN for main containers)."""
     rows = []
     where = describe(obj)
     for ctype, key in (("main", "containers"), ("init", "initContainers")):
@@ -283,8 +287,10 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
             res = c.get("resources") or {}
             req, lim = res.get("requests") or {}, res.get("limits") or {}
             f = f"{key}[{name}].resources"
+            sidecar = ctype == "init" and c.get("restartPolicy") == "Always"
             row = {
-                **ident, "container": name, "container_type": ctype,
+                **ident, "container": name, "container_type": "sidecar" if sidecar else ctype,
+                "init_order": float(i) if ctype == "init" else math.nan,
                 "cpu_request_cores": quantity_field(parse_cpu, req.get("cpu"), where, f"{f}.requests.cpu"),
                 "cpu_limit_cores": quantity_field(parse_cpu, lim.get("cpu"), where, f"{f}.limits.cpu"),
                 "memory_request_bytes": quantity_field(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),

@@ -35,7 +35,7 @@ def _replay_days(rows: Rows, days: int):
 
 
 @rule(after="cpu_limit", reads=tuple(CONTAINER_KEY) + ("rec", "ignored", "mem_lim", "mem_req", "mem_action", "cpu_lim",
-                                                      "cpu_action", "memory_limit_mode", "keep_memory"),
+                                                      "cpu_action", "memory_limit_mode", "keep_memory", "rt_measured", "rt_jvm"),
       writes=("mem_lim", "mem_req", "cpu_lim") + _EVIDENCE, settings=("throttling_threshold",), flags=("raised_by_backtest",))
 def self_check(rows: Rows) -> None:
     """Self-check: the window's last days replayed; a limit they would break is raised to the smallest that passes.
@@ -44,7 +44,10 @@ def self_check(rows: Rows) -> None:
     the recommended limits: a memory limit their largest raw working-set sample reaches would have been
     OOM-killed, so it is raised just above that sample (and the request with it where the limit equals the
     request); a CPU limit the pooled pod-steps sit at more than throttling_threshold of the time is raised to
-    the smallest limit they reach at most that often. Without per-pod histograms only memory is checked.
+    the smallest limit they reach at most that often. Without per-pod histograms only memory is checked. A
+    JVM whose heap the recommendation resizes is left to its heap-aware floor (runtime_memory: the new heap
+    plus the non-heap peak): its working set followed the old heap, so replaying it would raise the limit
+    back to the old heap's size (the backtest replays such a JVM heap-aware too).
 
     Reason: "raised by the self-check: the last <d>d peaked at <p>, above the memory limit <l>: limit <n>",
     "raised by the self-check: the last <d>d sat at the CPU limit <l> <s>% of the time (threshold <t>%): limit <n>".
@@ -58,7 +61,9 @@ def self_check(rows: Rows) -> None:
         return
     peak, ids, test = _replay_days(rows, days)
     lim, rec = v["mem_lim"], v["rec"]
-    oom = rec & ~np.isnan(lim) & (np.nan_to_num(peak, nan=-1.0) >= lim)
+    jvm = v["rt_jvm"]
+    resized = v["rt_measured"] & (np.abs(np.nan_to_num(jvm["heap_new"] - jvm["heap_now"], nan=np.inf)) >= 2**20)
+    oom = rec & ~resized & ~np.isnan(lim) & (np.nan_to_num(peak, nan=-1.0) >= lim)
     new_lim = np.where(oom, round_memory_up(peak + 1.0), lim)
     with_request = oom & (v["memory_limit_mode"] == "request") & ~v["keep_memory"]
     v.update(mem_lim=new_lim, mem_req=np.where(with_request, np.fmax(v["mem_req"], new_lim), v["mem_req"]))
