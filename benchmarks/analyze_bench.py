@@ -156,24 +156,25 @@ def show(label: str, runs: list[dict]) -> None:
 
 
 def self_check_cost(folder: Path, work: Path, repeat: int) -> None:
-    """analyze with the self-check (the default, [recommend] self_check_days = 7) and without it (0): the
-    difference is what replaying the last days against every recommendation costs."""
+    """analyze and patch with the self-check (the default, [recommend] self_check_days = 7) and without it (0):
+    the difference is what replaying the last days against every recommendation costs. analyze shares the
+    pass over the histograms with the backtest's split; patch (no backtest) makes one of its own."""
     off = work / "no-self-check.toml"
     off.write_text("[recommend]\nself_check_days = 0\n")
-    runs = {}
-    for label, extra in (("self-check on (7 days)", []), ("self-check off", ["--config", str(off)])):
-        runs[label] = [cli_child(None, "", ["analyze", "--snapshot", str(folder), "--quiet", "--out", str(work / "out-sc"), *extra])
-                       for _ in range(repeat)]
-        shutil.rmtree(work / "out-sc", ignore_errors=True)
-        wall, peak = np.median([r["wall"] for r in runs[label]]), np.median([r["peak_rss_bytes"] for r in runs[label]])
-        cpu = np.median([r["cpu"] for r in runs[label]])
-        stages = "; ".join(f"{st['stage']} {np.median([r['stages'][i]['wall'] for r in runs[label]]):.2f} s"
-                           for i, st in enumerate(runs[label][0]["stages"]))
-        print(f"analyze, {label}: {cpu:.2f} CPU-s, {wall:.2f} s wall, peak RSS {peak / 2**20:.0f} MiB ({stages}); "
-              f"median of {repeat}", flush=True)
-    on, off_ = (np.median([r["cpu"] for r in runs[k]]) for k in runs)
-    print(f"the self-check costs {on - off_:+.2f} CPU-s of analyze ({(on - off_) / off_:+.0%}); CPU time, which a loaded "
-          "machine does not inflate as it does wall time")
+    for command in ("analyze", "patch"):
+        cpu = {}
+        for label, extra in (("self-check on (7 days)", []), ("self-check off", ["--config", str(off)])):
+            runs = [cli_child(None, "", [command, "--snapshot", str(folder), "--quiet", "--out", str(work / "out-sc"), *extra])
+                    for _ in range(repeat)]
+            shutil.rmtree(work / "out-sc", ignore_errors=True)
+            cpu[label] = np.median([r["cpu"] for r in runs])
+            stages = "; ".join(f"{st['stage']} {np.median([r['stages'][i]['wall'] for r in runs]):.2f} s"
+                               for i, st in enumerate(runs[0]["stages"]))
+            print(f"{command}, {label}: {cpu[label]:.2f} CPU-s, {np.median([r['wall'] for r in runs]):.2f} s wall, peak RSS "
+                  f"{np.median([r['peak_rss_bytes'] for r in runs]) / 2**20:.0f} MiB ({stages}); median of {repeat}", flush=True)
+        on, off_ = cpu.values()
+        print(f"the self-check costs {command} {on - off_:+.2f} CPU-s ({(on - off_) / off_:+.0%}); CPU time, which a loaded machine "
+              "does not inflate as it does wall time", flush=True)
 
 
 def main() -> None:

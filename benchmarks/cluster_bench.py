@@ -15,6 +15,7 @@ import pandas as pd
 
 from cluster_truth import generate, layout
 from rightsize.analysis import backtest_split, backtest, margins, recommend
+from rightsize.emit.terminal import frontier_text
 from rightsize.config import Config
 from rightsize.quantity import MIB
 from rightsize.snapshot import Snapshot
@@ -130,7 +131,7 @@ def sweep(train, test, cfg, n: int, seed: int) -> None:
     table = margins.frontier(train, test, cfg)
     print(f"margin frontier, {n} containers (seed {seed}): recommend from the first 7 days at every candidate margin, "
           f"replay the last 7 ({time.perf_counter() - t0:.0f} s)\n")
-    print(margins.frontier_text(table))
+    print(frontier_text(table))
     chosen = margins.choose(table)
     print("\nchosen margins (smallest with 0 predicted OOM kills, 0 throttled and steps over request within the policy's share):")
     for policy, part in chosen.groupby("policy"):

@@ -137,3 +137,16 @@ def test_the_self_check_can_be_turned_off_and_needs_no_histograms_for_memory(ste
     bare = dataclasses.replace(steady, meta={**steady.meta, "tables_not_loaded": ["usage_histograms"]}, cache={})
     r = compute(bare, CFG, pipeline=PIPELINE.with_rules(tight_memory_limit, tight_cpu_limit)).set_index("workload")
     assert (r["raised_by_backtest"] == "memory limit").all() and r["self_check_cpu_share_at_limit"].isna().all()
+
+
+def test_explain_prints_the_growth_and_the_self_check(grown):
+    from rightsize.analysis.explain import explain
+
+    s, r = grown
+    text = explain(s, CFG, "prod-00/Deployment/free")
+    rate = r.loc["free", "memory_growth_bytes_per_day"] / MIB
+    assert f"memory growth: {rate:.1f} MiB per day of pod age (Theil-Sen over 14 whole pod-days" in text
+    assert "memory limit: leave unset (none today, and the working set grows" in text
+    assert "self-check (the last 7 d replayed): peak" in text and "-> passes" in text
+    steady = explain(s, CFG, "prod-00/Deployment/steady")
+    assert "memory growth: none (14 whole pod-days" in steady

@@ -12,9 +12,9 @@ from rightsize.analysis.rules.base import INPUTS, Rows, RuleError, rule
 from rightsize.analysis.rules.text import num_text
 from rightsize.config import Config
 from rightsize.quantity import GIB, MIB
-from recommend_tables import ctr, one, snap
+from recommend_tables import ctr, one, snap, uniform_margins
 
-CFG = Config()
+CFG = uniform_margins()  # one 15 % margin for every usage pattern (test_patterns.py tests the pattern margins)
 ORDER = ["assign_policy", "eligibility", "memory_growth", "usage_pattern", "confidence", "hpa_scope", "cpu_throttling",
          "cpu_request", "memory_request", "runtime_memory", "oom_demand", "growth_demand", "memory_floor", "hpa_coadjust",
          "memory_limit", "growing_memory_limit", "cpu_limit", "self_check", "one_off_job", "status", "provisioning_flags",

@@ -99,22 +99,3 @@ def choose(table: pd.DataFrame) -> pd.DataFrame:
     keys = table[_KEYS].drop_duplicates()
     out = keys.merge(passing, on=_KEYS, how="left").rename(columns={"margin": "chosen"})
     return out.reset_index(drop=True)
-
-
-def frontier_text(table: pd.DataFrame) -> str:
-    """The frontier as text: one block per policy, resource and pattern, the chosen margin marked."""
-    chosen = choose(table).set_index(_KEYS)["chosen"]
-    lines = []
-    for key, part in table.groupby(_KEYS, sort=True):
-        pick = chosen.get(key, np.nan)
-        lines.append(f"{key[0]} / {key[1]} / {key[2]} ({int(part['containers'].max())} containers, allowed over request "
-                     f"{part['share'].iloc[0]:.0%}): chosen {'none passes' if pd.isna(pick) else f'{pick * 100:g}%'}")
-        lines.append("  margin    slack  predicted OOMs  throttled  steps over request")
-        for r in part.itertuples(index=False):
-            mark = "  <-" if r.margin == pick else ""
-            lines.append(f"  {f'{r.margin * 100:g}%':>6}  {_pct(r.slack):>6}  {r.predicted_ooms:>14}  {r.throttled:>9}  {_pct(r.over_request, 1):>18}{mark}")
-    return "\n".join(lines)
-
-
-def _pct(v, digits: int = 0) -> str:
-    return "—" if pd.isna(v) else f"{v:.{digits}%}"
