@@ -163,6 +163,9 @@ class Snapshot:
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # what the analysis derived from the tables while this snapshot is in memory (e.g. its last days reduced
+    # for a replay, shared by the backtest and the recommendation's self-check); never written
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.tables, Tables):

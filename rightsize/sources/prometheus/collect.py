@@ -112,8 +112,8 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _record_partial(run, snapshot, outcome)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = _drop(acc.daily(run.cluster, run.owners, None if raw is None else raw.drop(columns="raw_samples"), oom_known),
-                  outcome.failed)
+    daily = _drop(acc.daily(run.cluster, run.owners, None if raw is None else raw.drop(columns="raw_samples"), oom_known,
+                            raw is not None and run.has("restarts")), outcome.failed)
     usage = _usage(run, hist, daily, oom_known, per_pod)
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
@@ -346,19 +346,20 @@ def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFra
 
 
 def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """namespace, pod, container, day, memory_max_bytes, oom_kills, raw_samples (raw working-set samples)
-    from the daily query rows."""
+    """namespace, pod, container, day, memory_max_bytes, restarts, oom_kills, raw_samples (raw working-set
+    samples) from the daily query rows."""
     if not frames:
-        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"])
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"])
     d = pd.concat(frames, ignore_index=True)
     wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "oom_kills", "raw_samples"):
+    for c in ("memory_max_bytes", "restarts", "oom_kills", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
-    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"]]
+    wide["restarts"] = wide["restarts"].round()
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"]]
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
