@@ -258,7 +258,7 @@ class Dataset:
         memory_max_bytes (every raw sample); samples, pod_samples, pods_seen, oom_kills, restarts,
         cpu_throttled_ratio, cpu_throttled_seconds, means, and churn (bool)."""
         out = {}
-        for key, (cpu, mem, sers, steps) in self.interval_values(window_seconds).items():
+        for key, (cpu, mem, sers, steps) in self.step_values(window_seconds).items():
             stats = {}
             for name, arr in (("cpu", cpu), ("memory", mem)):
                 unit = "cores" if name == "cpu" else "bytes"

@@ -768,7 +768,7 @@ def _collect_config(tmp_path, url: str, extra: str = "") -> Path:
 def test_http_failures_name_their_likely_cause(tmp_path, case):
     status, body, expected = {
         "401 without the token": (401, b"Unauthorized", "HTTP 401: Unauthorized (is RIGHTSIZE_PROMETHEUS_TOKEN set? it is not set)"),
-        "404 (no path prefix)": (404, b"404 page not found", "HTTP 404: 404 page not found (is the URL the API's base, with its path prefix"),
+        "404 (no path prefix)": (404, b"404 page not found", "HTTP 404: 404 page not found; is [prometheus] url the API's base with its path prefix"),
         "200 with status error": (200, b'{"status":"error","errorType":"bad_data","error":"parse error"}',
                                   "the server answered status error: parse error"),
     }[case]
