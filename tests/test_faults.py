@@ -34,10 +34,12 @@ cross_az_usd_per_month null without Istio data (the summary's tests), a server k
 window (test_coverage.py), missing metric families and forbidden API lists (test_unknown_is_not_no.py,
 test_doctor.py), and impossible input such as requests above allocatable (test_consistency.py).
 """
+import dataclasses
 import http.server
 import json
 import math
 import os
+import re
 import resource
 import signal
 import socket
@@ -168,6 +170,37 @@ def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
     assert any(w["code"] == "invalid_names" and "workload '../../escape'" in w["message"] for w in caveats)
     assert (out / "patches" / "prod" / "shop" / "deployment-web.yaml").is_file()
     assert "../../escape" not in (out / "recommendations.csv").read_text()  # left out where it entered
+
+
+@pytest.mark.integration
+def test_names_with_control_characters_reach_the_terminal_and_logs_escaped(tmp_path):
+    """Issue 27: names reached stderr and the terminal raw (a newline forged a log line, ESC[2J cleared the
+    screen). A real Prometheus serves a container label holding ESC sequences and a workload label holding a
+    newline (OpenMetrics' \\n escape); `rightsize run`'s stderr and stdout carry neither, and the warning
+    names both, escaped."""
+    app = ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)
+    pods = [PodSpec("shop", "evil-1-a", "Deployment", "evil\\n12:00:00 all clean", "ReplicaSet", "evil-1", "Deployment",
+                    "evil\\n12:00:00 all clean", containers=[app]),
+            PodSpec("shop", "web-1-a", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web",
+                    containers=[app, dataclasses.replace(app, name="app\x1b[2J\x1b[31m")])]
+    dataset = Dataset(dataset_end(), DATA_HOURS, pods=pods)
+    server = start_prometheus(dataset, tmp_path / "prom")
+    try:
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
+                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
+                       '[pricing]\nsource = "offline"\n[policies.production]\nmin_history = "12h"\n')
+        proc = rightsize("run", "--config", cfg, "--out", tmp_path / "week")
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stderr + proc.stdout
+    assert "\x1b" not in shown and "\r" not in shown
+    assert not [line for line in shown.splitlines() if line.startswith("12:00:00 all clean")]  # no forged log line
+    # named as data (a repr of the escaped text): "container 'app\\\\x1b[2J...'", "workload 'evil\\\\x0a12:00:00 ...'"
+    assert re.search(r"container 'app(\\)+x1b\[2J(\\)+x1b\[31m'", proc.stderr), proc.stderr
+    assert re.search(r"workload 'evil(\\)+x0a12:00:00 all clean'", proc.stderr), proc.stderr
+    assert (tmp_path / "week" / "patches" / "prod" / "shop" / "deployment-web.yaml").is_file()  # its valid container
 
 
 # --- 2. data loss: a report is replaced whole or not at all ----------------------------------------
@@ -942,6 +975,31 @@ def test_zero_containers_found_is_an_error_with_hints(prom_server, prom_dataset,
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "found 0 containers with usage in namespaces 'shpo'" in proc.stderr and "a typo?" in proc.stderr
     assert not (tmp_path / "snap").exists()
+
+
+@pytest.mark.integration
+def test_an_exporter_answering_only_nan_is_zero_containers_and_an_error(tmp_path):
+    """Before: all-NaN answers gave "found 0 containers" and exit 0. A real Prometheus whose every cAdvisor sample
+    is NaN: exit 1 with the empty server's hints (NaN named among them), no snapshot written; with one pod of
+    three NaN, the other two are collected and the NaN pod's samples counted in the warning."""
+    pods = _sanity_pods()
+    everything = Dataset(dataset_end(), DATA_HOURS, pods=pods, nan_pods=tuple(p.pod for p in pods))
+    server = start_prometheus(everything, tmp_path / "prom")
+    try:
+        cfg = tmp_path / "nan.toml"
+        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
+                       f'end = "{make_config(server.url, everything.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
+                       '[pricing]\nsource = "offline"\n')
+        proc = rightsize("collect", "--config", cfg, "--out", tmp_path / "snap")
+    finally:
+        server.stop()
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "found 0 containers with usage in any namespace" in proc.stderr and "Every sample may also have been NaN" in proc.stderr
+    assert not (tmp_path / "snap").exists()
+    one, err = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=pods, nan_pods=("api-1-a",)), tmp_path, "one")
+    assert set(one.tables["usage"]["workload"]) == {"web"}
+    warning = [w["message"] for w in one.meta["warnings"] if w["code"] == "samples_dropped"]
+    assert warning and "shop/api-1-a (app)" in warning[0], one.meta["warnings"]
 
 
 def test_sigkill_during_patch_and_sigterm_or_sigkill_during_run_leave_all_old_or_all_new(demo, prom_server, prom_dataset, tmp_path):
