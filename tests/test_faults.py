@@ -870,14 +870,21 @@ def test_a_meta_json_that_is_not_an_object_is_an_error_naming_it(demo, tmp_path,
     assert f"{snap / 'meta.json'}: " in proc.stderr
 
 
-def test_an_edited_window_in_meta_json_is_found_by_its_digest(demo, tmp_path):
-    """Before: moving window_start moved the current cost from $1,992 to $6,544, exit 0."""
+MONEY_EDITS = {"window_start": lambda m: {**m, "window_start": "2026-11-15T00:00:00+00:00"},
+               "step_seconds": lambda m: {**m, "step_seconds": m["step_seconds"] * 2},
+               "clusters": lambda m: {**m, "clusters": m["clusters"] + ["other"]},
+               "pricing": lambda m: {**m, "pricing": {**m["pricing"], "region": "eu-west-1"}}}
+
+
+@pytest.mark.parametrize("field", sorted(MONEY_EDITS))
+def test_an_edited_money_field_in_meta_json_is_found_by_its_digest(demo, tmp_path, field):
+    """Before: moving window_start moved the current cost from $1,992 to $6,544, exit 0. Each field that changes
+    money (window, step, clusters, prices) is covered by meta.json's digest."""
     snap = _copy(demo, tmp_path)
     meta = json.loads((snap / "meta.json").read_text())
-    meta["window_start"] = "2026-11-15T00:00:00+00:00"
-    (snap / "meta.json").write_text(json.dumps(meta))
+    (snap / "meta.json").write_text(json.dumps(MONEY_EDITS[field](meta)))
     proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
-    assert proc.returncode == 1 and "its digest does not match its window_start, window_end" in proc.stderr
+    assert proc.returncode == 1 and "its digest does not match its window_start, window_end" in proc.stderr, proc.stderr
     assert not (tmp_path / "r").exists()
 
 

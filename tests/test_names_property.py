@@ -228,3 +228,21 @@ def test_a_batch_group_is_checked_as_the_label_values_that_name_it():
     table = pd.DataFrame({"kind": ["AirflowTask", "Deployment", "AirflowTask", "ArgoWorkflow"],
                           "workload": ["daily_sales.Load", "daily_sales.load", "daily\n$patch: delete", "etl.extract"]})
     assert invalid_rows(table).tolist() == [False, True, True, False]
+
+
+def test_invalid_names_and_team_labels_are_left_out_where_they_enter_with_a_warning():
+    """collect's one check: a container row whose name is not a Kubernetes name leaves every table, a team label
+    value that is a formula is cleared (the workload stays), and both warnings name them escaped."""
+    from rightsize.collect import drop_invalid_names
+
+    snap = renamed("shop", "api", ["app", "app\n$patch: delete"])
+    snap.tables["workloads"]["team"] = "=HYPERLINK(\"http://x\")\x1b[2J"
+    logged: list[str] = []
+    drop_invalid_names(snap, logged.append)
+    for name in ("containers", "usage"):
+        assert snap.tables[name]["container"].tolist() == ["app"], name
+    assert snap.tables["workloads"]["team"].tolist() == [""] and snap.tables["workloads"]["workload"].tolist() == ["api"]
+    codes = [w for w in snap.meta["warnings"] if w["code"] == "invalid_names"]
+    assert len(codes) == 2 and len(logged) == 2
+    assert "container 'app\\\\x0a$patch: delete'" in codes[0]["message"] and "cleared: '=HYPERLINK(" in codes[1]["message"]
+    assert not [line for line in logged if "\n" in line or "\x1b" in line]
