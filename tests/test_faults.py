@@ -142,6 +142,21 @@ def aws_env(tmp_path, endpoint: str) -> dict:
     return env
 
 
+def against(dataset, tmp_path: Path, name: str, *args, general: str = "", prometheus: str = "", extra: str = ""):
+    """Run ``rightsize ARGS --config C`` against a real Prometheus serving ``dataset``: cluster prod, a 24-hour
+    window ending at the data's end, the kube-state-metrics inventory, offline prices; ``general`` and
+    ``prometheus`` are lines added to those tables, ``extra`` further tables."""
+    server = start_prometheus(dataset, tmp_path / name)
+    try:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n{general}[prometheus]\nurl = "{server.url}"\n{prometheus}'
+                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
+                       f'[pricing]\nsource = "offline"\n{extra}')
+        return rightsize(*args, "--config", cfg)
+    finally:
+        server.stop()
+
+
 # --- 1. security: nothing is written outside --out ------------------------------------------------
 
 @pytest.mark.integration
@@ -152,17 +167,9 @@ def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
                     containers=[ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)]),
             PodSpec("shop", "web-1-a", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web",
                     containers=[ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)])]
-    dataset = Dataset(dataset_end(), DATA_HOURS, pods=pods)
-    server = start_prometheus(dataset, tmp_path / "prom")
-    try:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
-                       '[pricing]\nsource = "offline"\n[policies.production]\nmin_history = "12h"\n')
-        out = tmp_path / "a" / "b" / "week"
-        proc = rightsize("run", "--config", cfg, "--out", out)
-    finally:
-        server.stop()
+    out = tmp_path / "a" / "b" / "week"
+    proc = against(Dataset(dataset_end(), DATA_HOURS, pods=pods), tmp_path, "prom", "run", "--out", out,
+                   extra='[policies.production]\nmin_history = "12h"\n')
     assert proc.returncode == 0, proc.stderr
     assert not list(tmp_path.rglob("*escape*")), "a file was written from the '../' name"
     assert "workload '../../escape'" in proc.stderr and "not a valid Kubernetes name" in proc.stderr
@@ -183,16 +190,8 @@ def test_names_with_control_characters_reach_the_terminal_and_logs_escaped(tmp_p
                     "evil\\n12:00:00 all clean", containers=[app]),
             PodSpec("shop", "web-1-a", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web",
                     containers=[app, dataclasses.replace(app, name="app\x1b[2J\x1b[31m")])]
-    dataset = Dataset(dataset_end(), DATA_HOURS, pods=pods)
-    server = start_prometheus(dataset, tmp_path / "prom")
-    try:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
-                       '[pricing]\nsource = "offline"\n[policies.production]\nmin_history = "12h"\n')
-        proc = rightsize("run", "--config", cfg, "--out", tmp_path / "week")
-    finally:
-        server.stop()
+    proc = against(Dataset(dataset_end(), DATA_HOURS, pods=pods), tmp_path, "prom", "run", "--out", tmp_path / "week",
+                   extra='[policies.production]\nmin_history = "12h"\n')
     assert proc.returncode == 0, proc.stderr
     shown = proc.stderr + proc.stdout
     assert "\x1b" not in shown and "\r" not in shown
@@ -925,15 +924,8 @@ def _sanity_pods() -> list:
 def _collect_snapshot(dataset, tmp_path, name: str):
     from rightsize.snapshot import Snapshot
 
-    server = start_prometheus(dataset, tmp_path / name)
-    try:
-        cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\nstep = "1m"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'rate_window = "5m"\nend = "{make_config(server.url, dataset.end).prometheus.end}"\n'
-                       '[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')
-        proc = rightsize("collect", "--config", cfg, "--out", tmp_path / f"{name}-snap")
-    finally:
-        server.stop()
+    proc = against(dataset, tmp_path, name, "collect", "--out", tmp_path / f"{name}-snap",
+                   general='step = "1m"\n', prometheus='rate_window = "5m"\n')
     assert proc.returncode == 0, proc.stderr
     return Snapshot.read(tmp_path / f"{name}-snap"), proc.stderr
 
@@ -991,15 +983,7 @@ def test_an_exporter_answering_only_nan_is_zero_containers_and_an_error(tmp_path
     three NaN, the other two are collected and the NaN pod's samples counted in the warning."""
     pods = _sanity_pods()
     everything = Dataset(dataset_end(), DATA_HOURS, pods=pods, nan_pods=tuple(p.pod for p in pods))
-    server = start_prometheus(everything, tmp_path / "prom")
-    try:
-        cfg = tmp_path / "nan.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'end = "{make_config(server.url, everything.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
-                       '[pricing]\nsource = "offline"\n')
-        proc = rightsize("collect", "--config", cfg, "--out", tmp_path / "snap")
-    finally:
-        server.stop()
+    proc = against(everything, tmp_path, "prom", "collect", "--out", tmp_path / "snap")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "found 0 containers with usage in any namespace" in proc.stderr and "Every sample may also have been NaN" in proc.stderr
     assert not (tmp_path / "snap").exists()
