@@ -23,9 +23,10 @@ run here, and each one's docstring says why.
 Issue 27 (hostile input and hard kills), below in sections "issue 27": SIGKILL at chosen points of report,
 patch and run (all old or all new) and of an S3 commit; planted lock symlinks / hard links; symlinked and
 mount-point --out; the umask; a dripping server and a runaway answer; 401 / 404 / DNS / status-error /
-unsendable headers; non-regular tables, hostile meta.json, an edited window (digest), a fleet's renamed
+unsendable headers; non-regular tables, hostile meta.json, an edited money field (digest), a fleet's renamed
 copy, a corrupt earlier report; config NaN / Inf / bounds / files / cluster names / non-UTF-8; duplicate
-scrapes, bad samples and zero containers on a real Prometheus. Names through every writer:
+scrapes, bad samples, an all-NaN exporter and zero containers on a real Prometheus; names with control
+characters on a real run's stderr and stdout. Names through every writer:
 tests/test_names_property.py. The random kill loop: benchmarks/kill_loop.py.
 
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
