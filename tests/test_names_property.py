@@ -41,7 +41,7 @@ NASTY = [
     "app\n$patch: delete\n#", "app\r\n---\nkind: Secret", "=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "@SUM(1+1)",
     "-2+3", "\tx", "\rx", "a`b``c```", "`", "``start", "end``", "<img src=x onerror=alert(1)>", "</code><script>alert(1)</script>",
     "[link](javascript:alert(1))", "![i](http://x/p.png)", "x|y|z", "\x1b[2J\x1b[31mred", "\u202eevil\u202c", "a\u2028b", "a\x85b",
-    "{{ 7*7 }}", "*bold* _em_", "# heading", "- item", "&amp;", "\\", "'quoted'", '"double"', "key: value", "- [x]", "\x00nul",
+    "{{ 7*7 }}", "*bold* _em_", "\\>", "\\[x\\](javascript:alert(1))", "# heading", "- item", "&amp;", "\\", "'quoted'", '"double"', "key: value", "- [x]", "\x00nul",
     "web", "a" * 70,
 ]
 NAMES = st.one_of(st.sampled_from(NASTY),
@@ -175,6 +175,21 @@ def test_code_spans_survive_backticks_and_stay_whole():
         spans = [t.content for t in tokens if t.type == "code_inline"]
         assert len(spans) == 1 and spans[0].replace("\\|", "|") == name.replace("\n", " "), (name, spans)
         assert tokens[0].content == "before " and tokens[-1].content == " after"
+
+
+def test_a_backslash_in_a_name_never_cancels_an_escape():
+    """Found by the property test (markdown-it 2.2): a name's own backslash used to vanish before punctuation
+    (``\\>`` showed as ``>``) or cancel the escape after it, so ``\\[x\\](javascript:...)`` became a live link
+    and ``\\*a\\*`` emphasis. Each is shown whole, as text, in a table cell too."""
+    from rightsize.escape import md_text
+
+    for name in ["\\>", "\\[x\\](javascript:alert(1))", "\\*a\\*", "\\_a\\_", "\\`x\\`", "a\\|b", "\\<img src=x>", "\\"]:
+        tokens = MarkdownIt("commonmark").parseInline(f"before {md_text(name)} after")[0].children
+        assert [t.type for t in tokens] == ["text"] * len(tokens), (name, tokens)
+        assert "".join(t.content for t in tokens) == f"before {name} after", name
+        table = MarkdownIt("commonmark").enable("table").parse(f"| a |\n| --- |\n| {md_text(name)} |\n")
+        cell = next(t for t in table if t.type == "inline" and t.content != "a")
+        assert [c.type for c in cell.children] == ["text"] * len(cell.children), (name, cell.children)
 
 
 def test_the_container_label_that_deleted_a_deployment_no_longer_can(tmp_path, kubectl):
