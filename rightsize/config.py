@@ -599,7 +599,6 @@ def _header_problems(config: Config) -> list[tuple[str, str]]:
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
-    from .s3 import S3Error, S3Path
     from .aws_client import REGION, ROLE_ARN
 
     p = config.prometheus
@@ -615,8 +614,10 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
          if sigv4 and p.token_file else ""),
     ]
     if config.report.output_dir.startswith("s3://"):
+        from .storage import S3Error, location
+
         try:
-            S3Path(config.report.output_dir)
+            location(config.report.output_dir)
         except S3Error as exc:
             problems.append(("report.output_dir", str(exc)))
     return problems
