@@ -94,3 +94,16 @@ def test_every_location_has_one_store_and_its_lock_is_held_for_the_block(root):
                 pass
     with storage.output_lock(root / "w", wait_seconds=0, lease_seconds=60):  # released: taken again
         pass
+
+
+def test_a_malformed_s3_output_dir_is_a_config_error_naming_the_key(tmp_path):
+    from rightsize.config import load_config
+    from rightsize.errors import ConfigError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[report]\noutput_dir = "s3://Not_A_Bucket/rightsize"\n')
+    with pytest.raises(ConfigError, match=r"report\.output_dir.*not an S3 bucket name"):
+        load_config(bad)
+    good = tmp_path / "good.toml"
+    good.write_text('[report]\noutput_dir = "~/reports"\n')  # a local folder is never refused here
+    assert load_config(good).report.output_dir == "~/reports"
