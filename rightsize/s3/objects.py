@@ -143,4 +143,5 @@ def put_json(c, path: S3Path, value: dict, where: str, what: str, error) -> byte
 
 
 def run_id() -> str:
+    """One write's id: its UTC start and 8 random hex digits (sorts by start, never shared by two runs)."""
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
