@@ -81,6 +81,11 @@ TABLES: dict[str, list[Column]] = {
         _c("cpu_limit_cores", "float", "Current CPU limit, cores (NaN = unset)", non_negative=True),
         _c("memory_request_bytes", "float", "Current memory request, bytes (NaN = unset)", non_negative=True),
         _c("memory_limit_bytes", "float", "Current memory limit, bytes (NaN = unset)", non_negative=True),
+        _c("gpu_resource", "str", "GPU extended resource the container asks for: nvidia.com/gpu, amd.com/gpu or a MIG "
+           "slice such as nvidia.com/mig-1g.5gb ('' none; see gpu_resources.py)", required=False),
+        _c("gpu_request_count", "float", "Devices of gpu_resource requested (the limit when only the limit is set; NaN = none)",
+           required=False, non_negative=True),
+        _c("gpu_limit_count", "float", "Devices of gpu_resource in the limit (NaN = none)", required=False, non_negative=True),
     ],
     "usage": _CONTAINER + [
         *[_c(name, "float", description, non_negative=True) for name, description in usage_statistic_columns()],
@@ -128,6 +133,13 @@ TABLES: dict[str, list[Column]] = {
         _c("allocatable_cpu_cores", "float", "Allocatable CPU, cores", non_negative=True),
         _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes", non_negative=True),
         _c("hours_seen", "float", "Hours of the window the node existed", non_negative=True),
+        _c("capacity_gpus", "float", "Whole GPUs in the node's capacity (nvidia.com/gpu + amd.com/gpu; NaN unknown)",
+           required=False, non_negative=True),
+        _c("allocatable_gpus", "float", "Whole GPUs allocatable (nvidia.com/gpu + amd.com/gpu; MIG slices are in "
+           "gpu_resources_json; NaN unknown)", required=False, non_negative=True),
+        _c("gpu_resources_json", "str", "Every GPU resource allocatable on the node, whole GPUs and MIG slices, as a JSON "
+           "object of counts, e.g. {\"nvidia.com/gpu\": 4, \"nvidia.com/mig-1g.5gb\": 14} ('' unknown)", required=False),
+        _c("gpu_product", "str", "GPU model from GPU feature discovery's nvidia.com/gpu.product label ('' unknown)", required=False),
     ],
     "placement": _IDENTITY + [
         _c("node", "str", "Node the pods ran on", nullable=False),
@@ -169,6 +181,7 @@ TABLES: dict[str, list[Column]] = {
         _c("usd_per_hour", "float", "Price, USD/hour (after configured discounts)", non_negative=True),
         _c("vcpu", "float", "vCPUs of the type", non_negative=True),
         _c("memory_gib", "float", "Memory of the type, GiB", non_negative=True),
+        _c("gpus", "float", "GPUs of the type (0 none; NaN unknown)", required=False, non_negative=True),
         _c("interruption_bucket", "str", "Spot Advisor interruption frequency (<5%, 5-10%, ...) or ''", required=False),
         _c("spot_savings_percent", "float", "Spot Advisor savings against on-demand, percent", required=False),
         _c("price_source", "str", "aws, offline, offline-estimate, override"),

@@ -95,7 +95,7 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
 def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
     (default: the bundled catalogue, see instance_candidates)."""
-    from . import binpack, cost, cross_az, load_balancers, recommend, spot, summary
+    from . import binpack, cost, cross_az, load_balancers, price_split, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
@@ -108,7 +108,8 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         idle=cost.idle_costs(snapshot, config),
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs),
+        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
     result.summary = summary.summarize(result, snapshot, config)

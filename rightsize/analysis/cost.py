@@ -7,7 +7,9 @@ USD/hour gives
     P = V * c + G * m,  c = r * m   =>   m = P / (r * V + G),  c = r * m
 
 OpenCost's default unit prices, CPU 0.031611 and RAM 0.004237 USD/hour, have a ratio of about 7.46;
-the default r = 7.5 follows them. A container costs its requests at the unit prices of the nodes
+the default r = 7.5 follows them. A GPU node's price has a third part, the GPUs: its CPU and memory
+take the unit prices of a general-purpose type on the same processor, the GPUs the rest
+(price_split.py). A container costs its requests at the unit prices of the nodes
 its pods ran on (weighted by pod-hours), times its pods (pods_for_cost: replicas, or the average pods
 that batch and autoscaled work ran), times general.hours_per_month (730).
 Money is in USD, CPU in cores (= vCPUs), memory in bytes unless a column says GiB.
@@ -19,18 +21,10 @@ import pandas as pd
 
 from ..quantity import GIB
 from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+from .price_split import split_nodes, split_price  # noqa: F401  (split_price: the one CPU:RAM split, used here and by callers)
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
 # Statuses whose recommendation is not applied: their recommended cost is the current cost.
-
-
-def split_price(usd_per_hour, vcpu, memory_gib, ratio: float):
-    """(USD per vCPU-hour, USD per GiB-hour) for nodes of ``vcpu`` vCPUs and ``memory_gib`` GiB at ``usd_per_hour``.
-
-    Works on scalars, numpy arrays and Series; NaN in gives NaN out.
-    """
-    per_gib = usd_per_hour / (ratio * vcpu + memory_gib)
-    return ratio * per_gib, per_gib
 
 
 def _node_regions(nodes: pd.DataFrame, snapshot, config) -> pd.Series:
@@ -51,12 +45,13 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
     usd_per_gib_hour, price_source, plus region, node_group, vcpu, memory_gib (of the type; the node's
     allocatable when the type's shape is unknown), hours_seen, usd_per_hour_on_demand and
     usd_per_hour_spot (the same node at the type's on-demand and spot price, for spot estimates) and
-    their splits. Spot nodes are priced at their zone's spot price, else the region-wide estimate,
-    else on-demand (price_source says so). An unpriced type gives NaN, never 0.
+    their splits; gpus (of the type), usd_per_gpu_hour (and _on_demand, _spot: NaN without GPUs) and
+    gpu_price_basis: a GPU node's price is split in three (price_split.py). Spot nodes are priced at
+    their zone's spot price, else the region-wide estimate, else on-demand (price_source says so). An
+    unpriced type gives NaN, never 0.
     """
     nodes = snapshot.tables["nodes"]
     prices = snapshot.tables["prices"]
-    ratio = config.pricing.cpu_ram_price_ratio
     out = nodes[["cluster", "node", "instance_type", "zone", "capacity_type", "hours_seen",
                  "allocatable_cpu_cores", "allocatable_memory_bytes"]].copy()
     out["node_group"] = nodes["node_group"] if "node_group" in nodes.columns else ""
@@ -98,15 +93,13 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
     # node's allocatable (slightly smaller), which is better than no unit price at all.
     out["vcpu"] = out["vcpu"].fillna(out["allocatable_cpu_cores"])
     out["memory_gib"] = out["memory_gib"].fillna(out["allocatable_memory_bytes"] / GIB)
-    for suffix, price in (("", out["usd_per_hour"]), ("_on_demand", out["usd_per_hour_on_demand"]),
-                          ("_spot", out["usd_per_hour_spot"])):
-        c, m = split_price(price, out["vcpu"], out["memory_gib"], ratio)
-        out[f"usd_per_vcpu_hour{suffix}"], out[f"usd_per_gib_hour{suffix}"] = c, m
+    out = split_nodes(out, prices, config)  # per vCPU-, GiB- and (GPU nodes) GPU-hour, see price_split.py
     cols = ["cluster", "node", "instance_type", "zone", "capacity_type", "usd_per_hour", "usd_per_vcpu_hour",
             "usd_per_gib_hour", "price_source", "region", "node_group", "vcpu", "memory_gib", "hours_seen",
             "allocatable_cpu_cores", "allocatable_memory_bytes",
             "usd_per_hour_on_demand", "usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand",
-            "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot"]
+            "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot",
+            "gpus", "usd_per_gpu_hour", "usd_per_gpu_hour_on_demand", "usd_per_gpu_hour_spot", "gpu_price_basis"]
     return out[cols].reset_index(drop=True)
 
 

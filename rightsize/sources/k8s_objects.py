@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import SourceError
-from ..quantity import parse_cpu, parse_memory
+from ..gpu_resources import WHOLE_GPU_RESOURCES, gpu_names
+from ..quantity import parse_count, parse_cpu, parse_memory
 from ..refs import WorkloadRef
 from ..snapshot import conform, empty_table
 
@@ -36,6 +37,7 @@ TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode", "service.kubernet
 LB_INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
 LB_SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
 
 # Kubernetes defaults for a field left out of a manifest (the API server fills them in).
 DEFAULT_GRACE_SECONDS = 30.0
@@ -322,13 +324,27 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
                 "memory_request_bytes": _parse(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),
                 "memory_limit_bytes": _parse(parse_memory, lim.get("memory"), where, f"{f}.limits.memory"),
             }
+            row.update(_gpu_columns(req, lim, where, f))
             # Kubernetes copies a limit into an unset request; the API shows that, a manifest does not.
-            if math.isnan(row["cpu_request_cores"]) and not math.isnan(row["cpu_limit_cores"]):
-                row["cpu_request_cores"] = row["cpu_limit_cores"]
-            if math.isnan(row["memory_request_bytes"]) and not math.isnan(row["memory_limit_bytes"]):
-                row["memory_request_bytes"] = row["memory_limit_bytes"]
+            for res in ("cpu_request_cores", "memory_request_bytes", "gpu_request_count"):
+                limit = res.replace("request", "limit")
+                if math.isnan(row[res]) and not math.isnan(row[limit]):
+                    row[res] = row[limit]
             rows.append(row)
     return rows
+
+
+def _gpu_columns(req: dict, lim: dict, where: str, field_name: str) -> dict:
+    """gpu_resource, gpu_request_count, gpu_limit_count of one container (the first GPU resource it
+    names, see gpu_resources.gpu_names), and ``_gpu_others``: further GPU resources it names."""
+    names = gpu_names(req, lim)
+    if not names:
+        return {"gpu_resource": "", "gpu_request_count": math.nan, "gpu_limit_count": math.nan, "_gpu_others": []}
+    name = names[0]
+    return {"gpu_resource": name,
+            "gpu_request_count": _parse(parse_count, req.get(name), where, f"{field_name}.requests.{name}"),
+            "gpu_limit_count": _parse(parse_count, lim.get(name), where, f"{field_name}.limits.{name}"),
+            "_gpu_others": names[1:]}
 
 
 # --- owner resolution ------------------------------------------------------------------------------
@@ -532,6 +548,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
 
     for w in workloads:
         w.pop("_labels", None)
+    _warn_gpu_others(containers, warn)
     return {
         "workloads": _frame("workloads", workloads),
         "containers": _frame("containers", containers),
@@ -539,6 +556,16 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
     }
+
+
+def _warn_gpu_others(containers: list[dict], warn: Warn) -> None:
+    """Say which containers name more than one GPU resource: only the first is costed and sized."""
+    many = [c for c in containers if c.pop("_gpu_others", None)]
+    if many:
+        shown = ", ".join(f"{WorkloadRef(c['namespace'], c['kind'], c['workload'])}:{c['container']} "
+                          f"({c['gpu_resource']} costed)" for c in many[:5])
+        warn("gpu_resources_several", f"{len(many)} container(s) ask for more than one GPU resource (e.g. two MIG "
+             f"profiles); only the first is costed and sized: {shown}", "GPU cost of those containers (a lower bound)")
 
 
 def _choose(by_kind: dict[str, list[dict]], owners: Owners):
@@ -704,4 +731,18 @@ def _node_row(node: dict, opts: Options) -> dict:
         "allocatable_cpu_cores": _parse(parse_cpu, alloc.get("cpu"), where, "status.allocatable.cpu"),
         "allocatable_memory_bytes": _parse(parse_memory, alloc.get("memory"), where, "status.allocatable.memory"),
         "hours_seen": hours,
+        **_node_gpus(node, where),
+        "gpu_product": str(labels.get(GPU_PRODUCT_LABEL, "")),
     }
+
+
+def _node_gpus(node: dict, where: str) -> dict:
+    """capacity_gpus, allocatable_gpus (whole GPUs) and gpu_resources_json (every GPU resource allocatable)."""
+    out = {}
+    for part in ("capacity", "allocatable"):
+        res = _get(node, "status", part, default={}) or {}
+        counts = {n: _parse(parse_count, res[n], where, f"status.{part}.{n}") for n in gpu_names(res)}
+        out[f"{part}_gpus"] = sum(v for n, v in counts.items() if n in WHOLE_GPU_RESOURCES)
+        if part == "allocatable":
+            out["gpu_resources_json"] = json.dumps(counts, sort_keys=True)
+    return out

@@ -46,7 +46,8 @@ DISABLES = {
     "job_owner": "CronJob resolution (pods show as owned by their Job)",
     "pod_info": "placement (pod-hours per node and zone)",
     "node_labels": "nodes table (instance type, zone, capacity type)",
-    "node_allocatable": "node allocatable CPU/memory",
+    "node_allocatable": "node allocatable CPU/memory/GPUs",
+    "node_capacity": "node GPU capacity",
     "last_terminated_reason": "OOM kill detection",
     "restarts": "restart counts and OOM kill detection",
     "hpa_spec_target": "HPA target utilization (Prometheus-only inventory)",
@@ -421,7 +422,7 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
     """The cluster-wide instant query's rows: every label the parts use, ``stat`` and ``value``."""
     L = run.labels
     labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
-                     "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
+                     L.gpu_product, "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
                      L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
                      "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
     try:
@@ -450,6 +451,9 @@ def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     out["hours_seen"] = out["node"].map(hours).fillna(0.0)
     for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
         out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
+    out["gpu_product"] = lab[L.gpu_product].to_numpy()
+    out = out.assign(**ksm.node_gpus(rows[rows["stat"] == "node_allocatable"], rows[rows["stat"] == "node_capacity"],
+                                     out["node"], L.node, known=run.has("node_allocatable"), capacity_known=run.has("node_capacity")))
     return out.reset_index(drop=True)
 
 

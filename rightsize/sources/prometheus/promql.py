@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from ...config import PrometheusConfig
 from ...errors import ConfigError
+from ...gpu_resources import KSM_PATTERN as GPU_RESOURCES
 from ...quantity import format_duration as dur
 from ...settings import label_matchers_problem, name_problem
 
@@ -166,7 +167,7 @@ class Queries:
         }
         if inventory:
             for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits)):
-                s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory')}")
+                s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory|' + GPU_RESOURCES)}")
                 parts[stat] = f"max by ({K}, resource) (last_over_time({s}[{W}]))"
         return _tagged(parts)
 
@@ -182,13 +183,16 @@ class Queries:
         """Nodes (labels, hours, allocatable), Istio traffic, and for the kube-state-metrics inventory
         HPAs and PDBs, tagged by ``stat``."""
         L, m, W = self.cfg.labels, self.cfg.metrics, self.W
-        node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group])
+        node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
+                                 L.gpu_product])
         nl = self.cluster_sel(m.node_labels)
-        alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory"))
+        alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory|" + GPU_RESOURCES))
+        capacity = self.cluster_sel(m.node_capacity, "resource=~" + quote(GPU_RESOURCES))
         parts = {
             "node_labels": f"max by ({node_labels}) (last_over_time({nl}[{W}]))",
             "node_hours": f"count_over_time((max by ({L.node}) ({nl}))[{W}:{self.S}]) * {self.step / 3600.0!r}",
             "node_allocatable": f"max by ({L.node}, resource) (last_over_time({alloc}[{W}]))",
+            "node_capacity": f"max by ({L.node}, resource) (last_over_time({capacity}[{W}]))",
         }
         parts.update(self.traffic())
         if inventory:
