@@ -126,6 +126,7 @@ class KubernetesConfig:
     ignore_annotation: str = setting("rightsize.io/ignore", "Annotation that opts a workload out when \"true\".", kind="str")
     policy_annotation: str = setting("rightsize.io/policy", "Annotation that picks a policy for one workload.", kind="str")
     spot_annotation: str = setting("rightsize.io/spot", "Annotation with \"true\" (opt in) or \"false\" (opt out) of spot.", kind="str")
+    checkpoint_annotation: str = setting("rightsize.io/checkpoints", "Annotation or label that says a workload checkpoints its work (\"true\"): a GPU training job that resumes after a spot interruption, which makes spot suit it.", kind="str")
     team_label: str = setting("team", "Label naming the owning team, used to group reports.", kind="str")
     timeout: float = setting("60s", "Timeout of one API list call.", kind="duration", unit="seconds", positive=True)
     retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)

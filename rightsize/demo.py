@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis.statistics import usage_statistics
+from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_workloads
 from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
 from .sources.prometheus.usage import Grid
@@ -42,6 +43,7 @@ class DemoContainer:
     throttled: float = float("nan")  # throttled ratio; NaN = no CPU limit
     init: bool = False
     history_days: float = WINDOW_DAYS
+    gpu: DemoGpu | None = None  # its GPUs (demo_gpus.py)
 
 
 @dataclass
@@ -66,6 +68,11 @@ class DemoWorkload:
     ignore: bool = False
     spot_preference: str = ""
     services: list[tuple] = field(default_factory=list)  # (name, type, internal)
+    checkpoints: bool = False  # annotated as checkpointing its work (a training job that can resume)
+
+    @property
+    def gpus(self) -> bool:
+        return any(c.gpu is not None for c in self.containers)
 
 
 C = DemoContainer
@@ -78,6 +85,7 @@ NAMESPACES = {
     "staging": {"environment": "staging", "team": "storefront"},
     "ci-runners": {"environment": "ci", "team": "platform"},
     "monitoring": {"environment": "production", "team": "platform"},
+    "ml": {"environment": "production", "team": "ml-platform"},
 }
 
 
@@ -154,7 +162,7 @@ def _workloads() -> list[DemoWorkload]:
           "platform", host_path=True),
         W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
           "platform", pvc=True, grace=600, zones=("us-east-1c",)),
-    ]
+    ] + gpu_workloads(W, C)
 
 
 NODES = [
@@ -288,7 +296,8 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                            "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
                            # a throttled period holds the container back for about a third of its 100 ms
                            "cpu_throttled_seconds": throttled * 0.033 * sum(e - s for _, s, e in lives) * STEP_SECONDS * 10})
-        placement += _placement_rows(w, grid, free_cpu)
+        placement += _placement_rows(w, grid, free_cpu) if not w.gpus else gpu_placement(
+            CLUSTER, w, sum(e - s for _, s, e in _pod_lives(w, w.containers[0], grid)) * STEP_SECONDS / 3600 / max(w.replicas, 1))
     hist, daily = _reduce_usage(pods_by_container, grid)
     usage = usage_statistics(hist, daily, STEP_SECONDS)
     key = ["namespace", "kind", "workload", "container"]
@@ -332,7 +341,7 @@ def _workload_row(w) -> dict:
         "termination_grace_seconds": w.grace, "capacity_affinity": w.capacity, "tolerates_spot": w.on_spot,
         "update_max_unavailable": "25%" if w.kind == "Deployment" else "", "update_max_surge": "25%" if w.kind == "Deployment" else "",
         "team": w.team, "ignore": w.ignore, "spot_preference": w.spot_preference, "policy_override": "",
-        "source": "demo", "source_file": "",
+        "source": "demo", "source_file": "", "checkpoints": w.checkpoints,
     }
 
 
@@ -354,6 +363,8 @@ def _container_row(w, c) -> dict:
         "cpu_limit_cores": parse_cpu(c.cpu_limit) if c.cpu_limit else np.nan,
         "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
         "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
+        "gpu_resource": c.gpu.resource if c.gpu else "",
+        "gpu_request_count": float(c.gpu.count) if c.gpu else np.nan, "gpu_limit_count": float(c.gpu.count) if c.gpu else np.nan,
     }
 
 
@@ -393,8 +404,8 @@ def _nodes_table() -> pd.DataFrame:
     return pd.DataFrame([{
         "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
         "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
-        "hours_seen": WINDOW_DAYS * 24.0,
-    } for n, t, z, cap, grp in NODES])
+        "hours_seen": WINDOW_DAYS * 24.0, "capacity_gpus": 0.0, "allocatable_gpus": 0.0, "gpu_resources_json": "{}",
+    } for n, t, z, cap, grp in NODES] + gpu_nodes_table(CLUSTER, REGION, WINDOW_DAYS * 24.0))
 
 
 def _traffic_table() -> pd.DataFrame:

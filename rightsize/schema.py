@@ -73,6 +73,8 @@ TABLES: dict[str, list[Column]] = {
         _c("source", "str", "Where the spec came from: api, manifests, prometheus, demo"),
         _c("source_file", "str", "Manifest file the workload came from ('' otherwise)", required=False),
         _c("resolved_by", "str", "How pods whose ReplicaSet/Job could not be listed were mapped to this workload: pod-template-hash, selector, job name ('' = not needed)", required=False),
+        _c("checkpoints", "bool", "Says it checkpoints its work ([kubernetes] checkpoint_annotation, as an annotation or label, "
+           "\"true\"): a training job that resumes after an interruption, so spot suits it", required=False),
         _c("zone_spread", "bool", "Pods must spread over zones (topologySpreadConstraints on topology.kubernetes.io/zone with DoNotSchedule, or required pod anti-affinity per zone)", required=False),
     ],
     "containers": _CONTAINER + [
@@ -305,8 +307,11 @@ IDLE_COLUMNS: list[Column] = [
     _c("requested_cpu_cores", "float", "CPU requested by pods on these nodes, cores (pod-hour weighted)"),
     _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes"),
     _c("requested_memory_bytes", "float", "Memory requested, bytes"),
+    _c("allocatable_gpus", "float", "Allocatable GPUs in GPU-equivalents (a MIG slice or a time-sliced replica counts its share of a GPU)"),
+    _c("requested_gpus", "float", "GPU-equivalents requested by pods on these nodes (pod-hour weighted)"),
     _c("usd_per_month", "float", "Node cost, USD/month (NaN unknown price)"),
-    _c("idle_usd_per_month", "float", "Cost of allocatable not requested, USD/month"),
+    _c("idle_usd_per_month", "float", "Cost of allocatable not requested (CPU, memory and GPUs), USD/month"),
+    _c("gpu_idle_usd_per_month", "float", "Of which GPUs no pod requests, USD/month (at the GPU part of the node price)"),
 ]
 
 NODE_GROUP_COLUMNS: list[Column] = [

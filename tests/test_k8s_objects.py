@@ -442,3 +442,13 @@ def test_node_gpu_capacity_allocatable_mig_slices_and_product():
     assert nodes.loc["gpu-1", "gpu_product"] == "NVIDIA-A100-SXM4-40GB"
     # a node the API lists without GPU resources has none (0), not an unknown count
     assert nodes.loc["cpu-1", "allocatable_gpus"] == 0 and json.loads(nodes.loc["cpu-1", "gpu_resources_json"]) == {}
+
+
+def test_checkpoints_from_annotation_or_label():
+    job = {"kind": "Job", "metadata": {"name": "train", "namespace": "ml", "annotations": {"rightsize.io/checkpoints": "true"}},
+           "spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    labelled = {"kind": "Job", "metadata": {"name": "tune", "namespace": "ml", "labels": {"rightsize.io/checkpoints": "True"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    plain = deployment("serve", ns="ml")
+    w = build([job, labelled, plain])[0]["workloads"].set_index("workload")
+    assert w.loc["train", "checkpoints"] and w.loc["tune", "checkpoints"] and not w.loc["serve", "checkpoints"]

@@ -54,7 +54,8 @@ def test_offline_prices_on_the_demo_snapshot():
     snap = generate()
     collect_prices(Config(), snap, offline=True)
     prices = snap.tables["prices"]
-    assert set(prices["instance_type"]) == {"m5.2xlarge", "r5.2xlarge", "c6i.2xlarge", "m6i.xlarge"}
+    # the nodes' types, and m5.xlarge: the general-purpose type whose unit prices split p4d.24xlarge's price
+    assert set(prices["instance_type"]) == {"m5.2xlarge", "r5.2xlarge", "c6i.2xlarge", "m6i.xlarge", "p4d.24xlarge", "m5.xlarge"}
     od = prices[prices["capacity_type"] == "on-demand"].set_index("instance_type")
     assert od.loc["m5.2xlarge", "usd_per_hour"] == pytest.approx(0.384)
     assert od.loc["m5.2xlarge", "price_source"] == "offline"

@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..quantity import GIB
-from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+from ..schema import CONTAINER_KEY, IDLE_COLUMNS, WORKLOAD_KEY
+from . import gpu_cost
 from .price_split import split_nodes, split_price  # noqa: F401  (split_price: the one CPU:RAM split, used here and by callers)
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
@@ -261,8 +262,10 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     init = recs["container_type"].eq("init") if "container_type" in recs.columns else pd.Series(False, index=recs.index)
     factor = recs["replicas"] * config.general.hours_per_month * (~init).astype(float)
     c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
-    recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor
-    recs["usd_per_month_recommended"] = (cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+    recs = add_gpu_costs(recs, snapshot, config, factor)
+    recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor + recs["gpu_usd_per_month_current"]
+    recs["usd_per_month_recommended"] = ((cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+                                         + recs["gpu_usd_per_month_recommended"])
     recs["savings_usd_per_month"] = recs["usd_per_month_current"] - recs["usd_per_month_recommended"]
 
     empty = pd.Series("", index=recs.index, dtype=object)
@@ -275,7 +278,46 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
         empty.where(~init, "init container: not costed"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
         empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
+        recs.pop("_gpu_note"),
     )
+    return recs
+
+
+GPU_COLUMNS = ("gpu_resource", "gpu_request_count_current", "gpu_resource_recommended", "gpu_request_count_recommended")
+
+
+def with_gpu_requests(recs: pd.DataFrame, snapshot) -> pd.DataFrame:
+    """``recs`` with GPU_COLUMNS: the containers table's GPU resource and count where the recommendations
+    do not carry them yet; the recommended resource '' (no GPU change) and count = current."""
+    if all(c in recs.columns for c in GPU_COLUMNS):
+        return recs
+    keys = list(CONTAINER_KEY)
+    cont = snapshot.tables["containers"].reindex(columns=keys + ["gpu_resource", "gpu_request_count"]).drop_duplicates(keys)
+    got = recs[keys].merge(cont, on=keys, how="left")
+    out = recs.copy()
+    out["gpu_resource"] = got["gpu_resource"].fillna("").astype(str).to_numpy()
+    out["gpu_request_count_current"] = got["gpu_request_count"].to_numpy(dtype=float, na_value=np.nan)
+    out["gpu_resource_recommended"] = ""
+    out["gpu_request_count_recommended"] = out["gpu_request_count_current"]
+    return out
+
+
+def add_gpu_costs(recs: pd.DataFrame, snapshot, config, factor: pd.Series) -> pd.DataFrame:
+    """``recs`` with gpu_usd_per_month_current and _recommended (devices x the USD per hour of one device
+    on the nodes its pods ran on (gpu_cost.py) x ``factor``, pods x hours per month; 0 without GPUs,
+    NaN when a GPU has no price) and ``_gpu_note``. The recommended devices are the recommended
+    resource and count where a change sets one (gpu_resource_recommended), else today's."""
+    recs = with_gpu_requests(recs, snapshot)
+    devices = gpu_cost.node_devices(snapshot.tables["nodes"], node_unit_prices(snapshot, config))
+    after = recs["gpu_resource_recommended"].where(recs["gpu_resource_recommended"] != "", recs["gpu_resource"])
+    count_after = recs["gpu_request_count_recommended"].where(recs["gpu_resource_recommended"] != "", recs["gpu_request_count_current"])
+    for suffix, resource, count in (("current", recs["gpu_resource"], recs["gpu_request_count_current"]),
+                                    ("recommended", after, count_after)):
+        price = gpu_cost.container_device_prices(snapshot, recs.assign(gpu_resource=resource), devices)["usd_per_gpu_device_hour"]
+        usd = count.fillna(0.0) * price * factor
+        recs[f"gpu_usd_per_month_{suffix}"] = usd.where((resource != "") & (count.fillna(0) > 0), 0.0)
+        if suffix == "current":
+            recs["_gpu_note"] = gpu_cost.gpu_price_notes(resource, count, price)
     return recs
 
 
@@ -302,7 +344,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
     (a pod's request is the larger of its main containers' sum and its largest init container; unset
     counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
-    priced at the node's per-vCPU-hour and per-GiB-hour prices; usd_per_month is the whole node price.
+    priced at the node's per-vCPU-hour, per-GiB-hour and per-GPU-hour prices (GPUs in GPU-equivalents,
+    see gpu_cost.gpu_idle); usd_per_month is the whole node price.
     """
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
@@ -332,15 +375,20 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     nodes["usd_per_month"] = nodes["usd_per_hour"] * nodes["weight"] * hpm
     nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
     nodes["nodes"] = nodes["weight"]
+    devices = gpu_cost.node_devices(snapshot.tables["nodes"], nodes)
+    gpus = gpu_cost.gpu_idle(snapshot, devices, nodes[["cluster", "node", "weight"]], hpm, window_hours)
+    nodes = nodes.merge(gpus, on=["cluster", "node"], how="left")
+    nodes["idle_usd_per_month"] += nodes["gpu_idle_usd_per_month"]  # GPUs no pod requests, at their GPU-hour price
 
     group = ["cluster", "node_group", "instance_type", "capacity_type"]
     sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
-            "requested_memory_bytes", "usd_per_month", "idle_usd_per_month"]
+            "requested_memory_bytes", "allocatable_gpus", "requested_gpus", "usd_per_month", "idle_usd_per_month",
+            "gpu_idle_usd_per_month"]
     nodes[group] = nodes[group].fillna("")
     out = nodes.groupby(group, as_index=False, sort=True).agg(
-        **{c: (c, "sum") for c in sums[:5]},
+        **{c: (c, "sum") for c in sums[:7]},
         # min_count=1 keeps an unpriced group NaN instead of 0.
-        **{c: (c, lambda s: s.sum(min_count=len(s))) for c in sums[5:]},
+        **{c: (c, lambda s: s.sum(min_count=len(s))) for c in sums[7:]},
     )
     return out[[c.name for c in IDLE_COLUMNS]]
 

@@ -103,8 +103,8 @@ def split_nodes(nodes: pd.DataFrame, prices: pd.DataFrame, config) -> pd.DataFra
     lowers the GPU part (and so the node's price columns)."""
     shares = type_shares(prices, config)
     out = nodes.merge(shares.drop(columns="reference_type"), on=["instance_type", "region"], how="left")
-    out["gpus"] = out["gpus"].fillna(0.0)
-    share = out["cpu_memory_share"].fillna(1.0)
+    out["gpus"] = pd.to_numeric(out["gpus"]).fillna(0.0).astype(float)
+    share = pd.to_numeric(out["cpu_memory_share"]).fillna(1.0).astype(float)
     keep = 1.0 - config.pricing.gpu_discount
     gpus = out["gpus"].where(out["gpus"] > 0)
     for suffix in ("", "_on_demand", "_spot"):

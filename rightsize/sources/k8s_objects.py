@@ -492,6 +492,7 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
         # only the annotation: [[overrides]] are applied at analyze time, so editing them needs no new collect
         "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true",
         "spot_preference": {"true": "in", "false": "out"}.get(spot, ""),
+        "checkpoints": str(annotations.get(kcfg.checkpoint_annotation, labels.get(kcfg.checkpoint_annotation, ""))).strip().lower() == "true",
         "policy_override": str(annotations.get(kcfg.policy_annotation, "")),
         "source": opts.source,
         "source_file": obj.get("_source_file", ""),
