@@ -1,47 +1,54 @@
-"""Benchmark: analyze + report + patches on a large synthetic snapshot; prints figures, asserts nothing.
+"""Benchmark: analyze, report and patch on a large synthetic snapshot; prints figures, asserts nothing.
 
-The demo cluster is copied into many namespaces (and clusters) with its numbers, so the tables have
-the shapes of a real fleet. Usage:
+The demo cluster is copied into many namespaces (and clusters) with its numbers and its per-pod tables
+(usage_histograms, usage_daily: the density the demo has), so the tables have the shapes of a real
+fleet. The snapshot is written once (kept in --workdir), then each command runs alone in a child
+process of this tree (and, with --baseline, of an older revision), as a user would run it:
 
-    python3 benchmarks/analyze_bench.py                      # 100 copies of the demo: 3,500 containers
-    python3 benchmarks/analyze_bench.py --copies 600 --no-report
+    python3 benchmarks/analyze_bench.py                                   # 100 copies of the demo: 3,500 containers
+    python3 benchmarks/analyze_bench.py --copies 600 --baseline 1eb3d4d --repeat 3 --workdir /tmp/b21k
+
+Prints per command (analyze, report, patch): wall time, peak RSS, and each stage inside it (reading
+the snapshot, analysis, report, patches); the sizes of report.html and report.md.
 """
 from __future__ import annotations
 
 import argparse
-import resource
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from rightsize.analysis import analyze  # noqa: E402
+from collect_bench import baseline_tree, cli_child  # noqa: E402
 from rightsize.config import Config  # noqa: E402
 from rightsize.demo import generate  # noqa: E402
-from rightsize.emit.patches import write_patches  # noqa: E402
-from rightsize.emit.report import write_report  # noqa: E402
 from rightsize.snapshot import Snapshot  # noqa: E402
 from rightsize.sources.aws import collect_prices  # noqa: E402
 
-NAMESPACED = {"workloads", "containers", "usage", "placement", "services", "namespaces", "series"}
+NAMESPACED = {"workloads", "containers", "usage", "placement", "services", "namespaces", "series", "usage_histograms",
+              "usage_daily"}
 
 
 def fleet(copies: int, clusters: int) -> Snapshot:
-    """``copies`` copies of the demo's namespaces, spread over ``clusters`` clusters."""
+    """``copies`` copies of the demo's namespaces, spread over ``clusters`` clusters, per-pod tables included."""
     demo = generate()
     tables: dict[str, list[pd.DataFrame]] = {name: [] for name in demo.tables}
     for i in range(copies):
         cluster = f"c{i % clusters}"
         for name, df in demo.tables.items():
-            # the per-pod tables (usage_histograms, usage_daily) only feed the backtest: left out here, a
-            # fleet this size has ~20 M histogram rows (collect_bench measures them)
-            if name in ("series", "usage_histograms", "usage_daily") or (name in ("nodes", "prices") and i >= clusters):
+            if name == "series" or (name in ("nodes", "prices") and i >= clusters):
                 continue
             part = df.copy()
+            for col in ("cluster", "namespace"):
+                if col in part and isinstance(part[col].dtype, pd.CategoricalDtype):
+                    part[col] = part[col].astype(object)
             if "cluster" in part:
                 part["cluster"] = cluster
             if name in NAMESPACED and "namespace" in part:
@@ -50,42 +57,85 @@ def fleet(copies: int, clusters: int) -> Snapshot:
                 part["source_namespace"] = part["source_namespace"] + f"-{i}"
                 part["destination_namespace"] = part["destination_namespace"] + f"-{i}"
             tables[name].append(part)
-    snap = Snapshot(tables={k: pd.concat(v, ignore_index=True) for k, v in tables.items() if v}, meta=demo.meta)
+    out = {}
+    for k, v in tables.items():
+        if not v:
+            continue
+        frame = pd.concat(v, ignore_index=True)
+        if k in ("usage_histograms", "usage_daily"):  # as collect writes them: names as categoricals
+            for col in frame.columns:
+                if frame[col].dtype == object:
+                    frame[col] = frame[col].astype("category")
+        out[k] = frame
+    snap = Snapshot(tables=out, meta=demo.meta)
     snap.meta["clusters"] = sorted({f"c{i % clusters}" for i in range(copies)})
     return snap.validate()
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def build(args, folder: Path) -> None:
+    t = time.perf_counter()
+    snap = fleet(args.copies, args.clusters)
+    collect_prices(Config(), snap, offline=True)
+    snap.write(folder)
+    size = sum(f.stat().st_size for f in folder.glob("*.parquet")) / 2**20
+    print(f"built snapshot: {len(snap.containers):,} containers, {len(snap.workloads):,} workloads, "
+          f"{len(snap.usage_histograms):,} histogram rows, {len(snap.usage_daily):,} daily rows, {size:.0f} MiB of parquet "
+          f"in {time.perf_counter() - t:.1f} s", flush=True)
+
+
+def run_commands(snapshot: Path, out: Path, tree: str) -> dict:
+    results = {}
+    for command, extra in (("analyze", ["--out", str(out / "analyze")]), ("report", ["--out", str(out / "report")]),
+                           ("patch", ["--out", str(out / "patches")])):
+        results[command] = cli_child(None, tree, [command, "--snapshot", str(snapshot), "--quiet", *extra])
+    results["html"] = (out / "report" / "report.html").stat().st_size
+    results["md"] = (out / "report" / "report.md").stat().st_size
+    shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def show(label: str, runs: list[dict]) -> None:
+    mib = 2**20
+
+    def med(values):
+        return float(np.median(values))
+
+    total = med([sum(r[c]["wall"] for c in ("analyze", "report", "patch")) for r in runs])
+    peak = med([max(r[c]["peak_rss_bytes"] for c in ("analyze", "report", "patch")) for r in runs])
+    print(f"[{label}] median of {len(runs)}: analyze + report + patch {total:.1f} s in all, peak RSS {peak / mib:.0f} MiB; "
+          f"report.html {med([r['html'] for r in runs]) / mib:.2f} MiB, report.md {med([r['md'] for r in runs]) / 1024:.0f} KiB")
+    for c in ("analyze", "report", "patch"):
+        stages = "; ".join(f"{st['stage']} {med([r[c]['stages'][i]['wall'] for r in runs]):.1f} s"
+                           for i, st in enumerate(runs[0][c]["stages"]))
+        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s, peak RSS "
+              f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=100, help="copies of the demo's namespaces (35 containers each)")
     parser.add_argument("--clusters", type=int, default=3)
-    parser.add_argument("--no-report", action="store_true", help="skip report.html/md and patches")
+    parser.add_argument("--baseline", default="", help="also run the rightsize of this git revision (e.g. 1eb3d4d)")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--workdir", default="", help="keep the snapshot here (reused when it exists)")
     args = parser.parse_args()
-    config = Config()
-    t = time.perf_counter()
-    snap = fleet(args.copies, args.clusters)
-    collect_prices(config, snap, offline=True)
-    print(f"built snapshot: {len(snap.containers):,} containers, {len(snap.workloads):,} workloads, "
-          f"{len(snap.traffic):,} traffic pairs in {time.perf_counter() - t:.1f} s")
-    t = time.perf_counter()
-    analysis = analyze(snap, config)
-    print(f"analyze: {time.perf_counter() - t:.2f} s | peak RSS so far {peak_mib():.0f} MiB")
-    if args.no_report:
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        write_report(snap, analysis, config, Path(tmp) / "report")
-        size = (Path(tmp) / "report" / "report.html").stat().st_size / 2**20
-        md = (Path(tmp) / "report" / "report.md").stat().st_size / 1024
-        print(f"report: {time.perf_counter() - t:.2f} s | report.html {size:.1f} MiB | report.md {md:.0f} KiB")
-        t = time.perf_counter()
-        result = write_patches(analysis.recommendations, snap, config, Path(tmp) / "patches")
-        print(f"patches: {time.perf_counter() - t:.2f} s | {len(result.written):,} files")
-    print(f"peak RSS: {peak_mib():.0f} MiB")
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-analyze-bench-"))
+    folder = work / f"snapshot-{args.copies}x{args.clusters}"
+    if not (folder / "meta.json").exists():
+        build(args, folder)
+    old = baseline_tree(args.baseline) if args.baseline else ""
+    trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
+    runs: dict[str, list] = {label: [] for label, _ in trees}
+    for i in range(args.repeat):
+        for label, tree in trees:
+            runs[label].append(run_commands(folder, work / "out", tree))
+            show(f"{label} #{i + 1}", runs[label][-1:])
+    for label, _ in trees:
+        show(label, runs[label])
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-STEP = 60  # seconds between CPU / working-set samples
-SLOW = 240  # seconds between kube-state-metrics / CFS samples
+STEP = 60  # seconds between CPU / working-set samples (--scrape)
+SLOW = 240  # seconds between kube-state-metrics / CFS samples (the scrape interval when that is longer)
 BLOCK = 7200  # promtool block length, seconds
 
 
@@ -129,13 +129,17 @@ def _day(ts, phase=0.0):
 def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
     """Every series of the benchmark; ``containers`` per cluster, samples up to ``end`` (s)."""
     first = end - STEP * (int(days * 86400 // STEP) + 5)
-    rows = {"containers": [], "owner": [], "info": [], "rs": [], "node": [], "alloc": []}
+    rows = {"containers": [], "owner": [], "info": [], "rs": [], "node": [], "alloc": [], "requests": [], "limits": []}
     workload, replica = [], []  # per container row: its (cluster, deployment, container) id and replica index
     for c in range(clusters):
         extra = {"cluster": f"c{c}"} if clusters > 1 else {}
         seen_rs = set()
         for ns, pod, rs, dep, node, names, r in layout(containers, f"c{c}"):
             rows["containers"] += [{**extra, "namespace": ns, "pod": pod, "container": n} for n in names]
+            for n in names:  # kube-state-metrics requests (CPU, memory) and a memory limit of each container
+                rows["requests"] += [{**extra, "namespace": ns, "pod": pod, "container": n, "resource": res, "unit": unit}
+                                     for res, unit in (("cpu", "core"), ("memory", "byte"))]
+                rows["limits"].append({**extra, "namespace": ns, "pod": pod, "container": n, "resource": "memory", "unit": "byte"})
             workload += [(c * 10**6 + int(dep.split("-")[1])) * 2 + j for j in range(len(names))]
             replica += [r] * len(names)
             rows["owner"].append({**extra, "namespace": ns, "pod": pod, "owner_kind": "ReplicaSet", "owner_name": rs})
@@ -146,7 +150,7 @@ def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
         for i in range(50):
             rows["node"].append({**extra, "node": f"node-{i}", "label_topology_kubernetes_io_zone": f"z{i % 3}",
                                  "label_node_kubernetes_io_instance_type": "m5.2xlarge"})
-            rows["alloc"].append({**extra, "node": f"node-{i}", "resource": "cpu"})
+            rows["alloc"] += [{**extra, "node": f"node-{i}", "resource": res} for res in ("cpu", "memory")]
 
     level = _levels(np.array(workload), np.array(replica), np.arange(len(workload)))
 
@@ -165,6 +169,17 @@ def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
     def const(v):
         return lambda k, ts: np.full((len(k), len(ts)), v)
 
+    def requests(k, ts):  # row 2i is container i's CPU request (1.5 x its level), 2i + 1 its memory request
+        cont, memory_row = k // 2, k % 2 == 1
+        v = np.where(memory_row, np.round(level[cont] * 2**28 * 1.5), np.round(level[cont] * 1.5, 3))
+        return np.broadcast_to(v[:, None], (len(k), len(ts)))
+
+    def limits(k, ts):  # the memory limit: twice the request
+        return np.broadcast_to(np.round(level[k] * 2**28 * 3)[:, None], (len(k), len(ts)))
+
+    def allocatable(k, ts):  # row 2i is node i's CPU (cores), 2i + 1 its memory (bytes): an m5.2xlarge
+        return np.broadcast_to(np.where(k % 2 == 1, 32_000_000_000.0, 7.9)[:, None], (len(k), len(ts)))
+
     def group(name, kind, step, fn, **kw):
         return Group(name, rows[kind], np.arange(len(rows[kind])), step, fn, **kw)
 
@@ -178,7 +193,9 @@ def dataset(containers: int, clusters: int, days: float, end: int) -> Dataset:
         group("kube_pod_info", "info", SLOW, const(1)),
         group("kube_replicaset_owner", "rs", SLOW, const(1)),
         group("kube_node_labels", "node", SLOW, const(1)),
-        group("kube_node_status_allocatable", "alloc", SLOW, const(7.9)),
+        group("kube_node_status_allocatable", "alloc", SLOW, allocatable),
+        group("kube_pod_container_resource_requests", "requests", SLOW, requests),
+        group("kube_pod_container_resource_limits", "limits", SLOW, limits),
     ], first, end)
 
 
@@ -346,6 +363,126 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+# --- `rightsize run` and the other commands, stage by stage ------------------------------------------
+
+STAGES = (  # (label, module, attribute): the functions `rightsize run` calls for each stage, timed where they are
+    ("read snapshot", "rightsize.snapshot", "Snapshot.read"),
+    ("collect", "rightsize.collect", "collect"),
+    ("write snapshot", "rightsize.snapshot", "Snapshot.write"),
+    ("analyze", "rightsize.analysis", "analyze"),
+    ("report", "rightsize.cli", "_write_report"),
+    ("patch", "rightsize.cli", "_write_patches"),
+)
+
+
+def _clear_peak() -> None:
+    """Reset this process' VmHWM to its current RSS (Linux >= 4.0), so the next read is one stage's peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def run_cli(args, argv: list[str]) -> None:
+    """Child process: the rightsize CLI of this tree (or --tree's) with ``argv``; each stage's wall time and
+    peak RSS are recorded around the function that does it (nothing else changes) and printed as one
+    JSON line on stderr after the command."""
+    if args.tree:
+        sys.path.insert(0, args.tree)
+    import functools
+    import importlib
+
+    stages: list[dict] = []
+
+    def timed(label, fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            _clear_peak()
+            t0 = time.time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                stages.append({"stage": label, "start": t0, "wall": time.time() - t0, "peak_rss_bytes": _peak_rss()})
+        return wrapper
+
+    for label, module, attr in STAGES:
+        owner = importlib.import_module(module)
+        if "." in attr:
+            owner, attr = getattr(owner, attr.split(".")[0]), attr.split(".")[1]
+        setattr(owner, attr, timed(label, getattr(owner, attr)))
+    from rightsize.cli import main as cli_main
+
+    t0 = time.time()
+    try:
+        rc = cli_main(argv)
+    finally:
+        wall = time.time() - t0
+    overall = max([s["peak_rss_bytes"] for s in stages] + [_peak_rss()])
+    print("BENCH " + json.dumps({"rc": rc, "wall": wall, "peak_rss_bytes": overall, "stages": stages}), file=sys.stderr)
+    sys.exit(rc if rc in (0, 3, 4) else rc)
+
+
+def run_config(args, url: str, end: int, path: Path) -> Path:
+    """The config.toml of a benchmark run: the generated cluster, its window, the kube-state-metrics inventory."""
+    import datetime as dt
+
+    points = f"range_points = {args.range_points}\n" if args.range_points else ""
+    step = f'step = "{int(args.step)}s"\n' if args.step else ""
+    path.write_text(
+        f'[general]\ncluster_name = "c0"\nwindow = "{int(args.days * 86400)}s"\n{step}'
+        f'[prometheus]\nurl = "{url}"\nend = "{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}"\n'
+        f'timeout = "30m"\nconcurrency = {args.concurrency}\ncompression = "{args.compression}"\n{points}'
+        '[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')
+    return path
+
+
+def cli_child(args, tree: str, argv: list[str]) -> dict:
+    """Run one rightsize command in a child process; its BENCH line (stages, wall, peak RSS)."""
+    cmd = [sys.executable, __file__, "--run-cli", "--tree", tree, "--", *argv]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [line for line in out.stderr.splitlines() if line.startswith("BENCH ")]
+    if not lines or json.loads(lines[-1][6:])["rc"] not in (0, 3, 4):
+        raise SystemExit(f"rightsize {argv[0]} failed ({tree or 'this tree'}): {out.stderr[-3000:]}")
+    return json.loads(lines[-1][6:])
+
+
+def measure_run(sub: Path, args, end: int, tree: str) -> dict:
+    """`rightsize run` against a freshly started Prometheus, then `analyze`, `report` and `patch` alone on
+    the snapshot it wrote; the server's CPU and RSS over the run."""
+    out = sub / "run-out"
+    shutil.rmtree(out, ignore_errors=True)
+    server = start_server("prometheus", sub, args, end)
+    try:
+        wait_idle(server, 5, limit=120)
+        cfg = run_config(args, server.url, end, sub / "run-config.toml")
+        watch = Watch(server.proc.pid)
+        res = cli_child(args, tree, ["run", "--config", str(cfg), "--out", str(out), "--quiet"])
+        res["server_cpu_seconds"], res["server_rss_start"], res["server_rss_growth"], res["server_anon_growth"] = watch.stop()
+        res["server_rss_peak"] = res["server_rss_start"] + res["server_rss_growth"]
+    finally:
+        server.stop()
+    res["alone"] = {}
+    for command, extra in (("analyze", ["--out", str(out / "alone-analyze")]), ("report", ["--out", str(out / "alone-report")]),
+                           ("patch", ["--out", str(out / "alone-patches")])):
+        res["alone"][command] = cli_child(args, tree, [command, "--config", str(cfg), "--snapshot", str(out / "snapshot"),
+                                                        "--quiet", *extra])
+    res["report_html_bytes"] = (out / "report.html").stat().st_size
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+def print_run(label: str, res: dict) -> None:
+    mib = 2**20
+    print(f"[run] {label}: rightsize run {res['wall']:.1f} s wall, peak RSS {res['peak_rss_bytes'] / mib:.0f} MiB | server CPU "
+          f"{res['server_cpu_seconds']:.1f} s, RSS {res['server_rss_start'] / mib:.0f} MiB at start, peak {res['server_rss_peak'] / mib:.0f} MiB "
+          f"(+{res['server_anon_growth'] / mib:.0f} MiB anonymous) | report.html {res['report_html_bytes'] / mib:.1f} MiB", flush=True)
+    for st in res["stages"]:
+        print(f"[run] {label}:   {st['stage']:<15} {st['wall']:6.1f} s  peak RSS {st['peak_rss_bytes'] / mib:5.0f} MiB", flush=True)
+    for command, r in res["alone"].items():
+        print(f"[run] {label}: rightsize {command:<8} alone {r['wall']:6.1f} s  peak RSS {r['peak_rss_bytes'] / mib:5.0f} MiB", flush=True)
+
+
 # --- the truth ---------------------------------------------------------------------------------------
 
 def truth(ds: Dataset, days: float, step: int, rows: int = 0) -> "pd.DataFrame":
@@ -373,7 +510,8 @@ def truth(ds: Dataset, days: float, step: int, rows: int = 0) -> "pd.DataFrame":
         counter, _ = samples(cpu_g, idx, ts)
         mem, _ = samples(mem_g, idx, ts)
         at = np.searchsorted(ts, grid)
-        cpu = (counter[:, at] - counter[:, at - RATE_STEPS]) / (RATE_STEPS * STEP)
+        rate_steps = RATE_WINDOW // STEP
+        cpu = (counter[:, at] - counter[:, at - rate_steps]) / (rate_steps * STEP)
         window = ts > end - days * 86400
         row = dict(zip(keys, key))
         for name, per_pod in (("cpu", cpu), ("memory", mem[:, at])):
@@ -388,7 +526,7 @@ def truth(ds: Dataset, days: float, step: int, rows: int = 0) -> "pd.DataFrame":
     return pd.DataFrame(out)
 
 
-RATE_STEPS = 5  # rate_window (5 m) in 60 s samples
+RATE_WINDOW = 300  # seconds, [prometheus] rate_window
 
 
 def _rank(values: np.ndarray, q: float) -> float:
@@ -546,6 +684,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--containers", type=int, default=1000)
     ap.add_argument("--days", type=float, default=14)
+    ap.add_argument("--scrape", type=int, default=60, choices=(60, 300), help="seconds between CPU / working-set samples")
     ap.add_argument("--clusters", type=int, default=1, help="clusters in one store (cluster label), each with --containers")
     ap.add_argument("--engine", choices=("prometheus", "victoriametrics", "both"), default="prometheus")
     ap.add_argument("--concurrency", type=int, default=2)
@@ -556,36 +695,70 @@ def main() -> None:
     ap.add_argument("--baseline", default="", help="also measure the rightsize of this git revision (e.g. 80fbd65), side by side")
     ap.add_argument("--accuracy-rows", type=int, default=2000, help="container rows whose workloads are checked against the truth (0 = all)")
     ap.add_argument("--workdir", default="", help="keep data here (reused when it exists)")
+    ap.add_argument("--command", choices=("collect", "run"), default="collect",
+                    help="collect: the usage collection alone (with accuracy); run: `rightsize run` stage by stage, then "
+                         "analyze, report and patch alone on its snapshot (Prometheus only)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each measurement (each against a freshly started server)")
     ap.add_argument("--run-collect", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--run-cli", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("cli_argv", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
     ap.add_argument("--url", default="", help=argparse.SUPPRESS)
     ap.add_argument("--end", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global STEP, SLOW
+    STEP, SLOW = args.scrape, max(SLOW, args.scrape)
     if args.run_collect:
         return run_collect(args)
+    if args.run_cli:
+        return run_cli(args, args.cli_argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = work / "bench.json"
     end = json.loads(meta.read_text())["end"] if meta.exists() else (int(time.time()) // 3600) * 3600 - 3600
     meta.write_text(json.dumps({"end": end}))
     engines = ["victoriametrics", "prometheus"] if args.engine == "both" else [args.engine]
-    print(f"{args.containers} containers x {args.days:g} d at 60 s x {args.clusters} cluster(s), query step "
+    print(f"{args.containers} containers x {args.days:g} d at {STEP} s x {args.clusters} cluster(s), query step "
           f"{args.step or 300:g} s; data in {work}", flush=True)
-    t0 = time.time()
-    exact = truth(dataset(args.containers, args.clusters, args.days, end), args.days, int(args.step or 300), args.accuracy_rows)
-    print(f"exact statistics of {len(exact)} containers computed from the generator in {time.time() - t0:.0f} s", flush=True)
     old = baseline_tree(args.baseline) if args.baseline else ""
-    for engine in engines:
-        sub = work / f"{engine}-{args.containers}-{args.days:g}-{args.clusters}"
+    trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
+    if args.command == "run":
+        sub = work / (f"prometheus-{args.containers}-{args.days:g}-{args.clusters}" + (f"-s{STEP}" if STEP != 60 else ""))
         sub.mkdir(exist_ok=True)
-        if old:
-            report(engine, f"baseline {args.baseline}", measure(engine, sub, args, end, old), exact, new=False)
-        report(engine, "this tree", measure(engine, sub, args, end, ""), exact, new=True)
+        results: dict[str, list] = {label: [] for label, _ in trees}
+        for i in range(args.repeat):
+            for label, tree in trees:
+                results[label].append(measure_run(sub, args, end, tree))
+                print_run(f"{label} #{i + 1}", results[label][-1])
+        for label, runs in results.items():
+            print_run(f"{label} median of {len(runs)}", median_run(runs))
+    else:
+        t0 = time.time()
+        exact = truth(dataset(args.containers, args.clusters, args.days, end), args.days, int(args.step or 300), args.accuracy_rows)
+        print(f"exact statistics of {len(exact)} containers computed from the generator in {time.time() - t0:.0f} s", flush=True)
+        for engine in engines:
+            sub = work / (f"{engine}-{args.containers}-{args.days:g}-{args.clusters}" + (f"-s{STEP}" if STEP != 60 else ""))
+            sub.mkdir(exist_ok=True)
+            for label, tree in trees:
+                for _ in range(args.repeat):
+                    report(engine, label, measure(engine, sub, args, end, tree), exact, new=not tree)
     if old:
         shutil.rmtree(old, ignore_errors=True)
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
+
+def median_run(runs: list[dict]) -> dict:
+    """Every figure of several runs replaced by its median (stages matched by position)."""
+    def med(values):
+        return float(np.median(values))
+
+    out = {k: med([r[k] for r in runs]) for k in ("wall", "peak_rss_bytes", "server_cpu_seconds", "server_rss_start",
+                                                 "server_rss_peak", "server_anon_growth", "report_html_bytes")}
+    out["stages"] = [{"stage": st["stage"], "wall": med([r["stages"][i]["wall"] for r in runs]),
+                      "peak_rss_bytes": med([r["stages"][i]["peak_rss_bytes"] for r in runs])} for i, st in enumerate(runs[0]["stages"])]
+    out["alone"] = {c: {k: med([r["alone"][c][k] for r in runs]) for k in ("wall", "peak_rss_bytes")} for c in runs[0]["alone"]}
+    return out
 
 if __name__ == "__main__":
     main()

@@ -139,10 +139,11 @@ def load_input(path, config=None, *, per_pod_tables: bool = False, log: Callable
     one (see the module docstring). ``per_pod_tables``: load a fleet's usage_histograms and usage_daily too
     (the backtest needs them)."""
     loc = location(path)
+    # the per-pod histograms are read when used: the backtest streams them, nothing else needs them whole
     if is_snapshot(loc):
-        return Snapshot.read(loc)
+        return Snapshot.read(loc, lazy=PER_POD_TABLES[:1])
     if is_snapshot(loc / "snapshot"):  # one run's folder (report, snapshot/, patches/)
-        return Snapshot.read(loc / "snapshot")
+        return Snapshot.read(loc / "snapshot", lazy=PER_POD_TABLES[:1])
     entries = discover(loc)
     if not entries:
         return Snapshot.read(loc)  # its own error: no snapshot here

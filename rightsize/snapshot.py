@@ -36,15 +36,18 @@ def _pandas_dtype(c: Column) -> str:
     return {"str": "object", "float": "float64", "int": "int64", "bool": "bool", "datetime": "datetime64[ns, UTC]"}[c.dtype]
 
 
-def conform(name: str, df: pd.DataFrame, where: str = "", *, copy: bool = True) -> pd.DataFrame:
+def conform(name: str, df: pd.DataFrame, where: str = "", *, copy: bool = True, columns: list[str] | None = None) -> pd.DataFrame:
     """Check ``df`` against table ``name``: add missing optional columns, coerce dtypes, check values.
 
     Raises SnapshotError naming the table and column at fault. Extra columns are kept. ``copy=False``
     works on ``df`` itself (the snapshot's own tables: ten million histogram rows are not copied).
+    ``columns``: check only these (a batch of some columns of a table).
     """
     label = f"{where}table {name!r}" if not where else f"{where}: table {name!r}"
     out = df.copy() if copy else df
     for c in TABLES[name]:
+        if columns is not None and c.name not in columns:
+            continue
         if c.name not in out.columns:
             if c.required:
                 raise SnapshotError(f"{label}: missing required column {c.name!r} ({c.description})")
@@ -92,6 +95,64 @@ def _strings(col: pd.Series) -> pd.Series:
     return col.fillna("").astype(str)
 
 
+BATCH_ROWS = 2_000_000  # rows of a per-pod table read at once when it streams (about 60 MB in pandas)
+
+
+@dataclass
+class LazyTable:
+    """A table file read when first used: whole (``load``), or ``batches`` of rows and chosen columns.
+
+    The per-pod histograms are the bulk of a snapshot (100 M rows at 20,000 containers): an analysis
+    that only reduces them streams them in batches instead of holding them. Each batch is checked
+    against the schema as it is read; the file's checksum was checked when the snapshot was opened."""
+
+    name: str
+    path: Path
+    where: str
+
+    def load(self) -> pd.DataFrame:
+        return conform(self.name, _read_parquet(self.path, self.name), self.where, copy=False)
+
+    def batches(self, columns: list[str] | None = None, rows: int | None = None):
+        """Arrow tables of at most ``rows`` rows with ``columns`` (default all), names dictionary-encoded.
+        Each is checked against the schema (the columns it has) as it is read."""
+        import pyarrow as pa
+
+        try:
+            f = pq.ParquetFile(str(self.path), read_dictionary=[c.name for c in TABLES[self.name] if c.dtype == "str"])
+            wanted = [c for c in (columns or f.schema_arrow.names) if c in f.schema_arrow.names]
+            for batch in f.iter_batches(batch_size=rows or BATCH_ROWS, columns=wanted):
+                table = pa.Table.from_batches([batch])
+                _check_batch(self.name, table, f"{self.where}: table {self.name!r}")
+                yield table
+        except (OSError, pa.ArrowException) as exc:
+            raise SnapshotError(f"{self.path}: cannot read table {self.name!r}: {exc}") from None
+
+
+class Tables(dict):
+    """The snapshot's tables by name; a LazyTable is read whole the first time it is asked for by name."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, LazyTable):
+            value = value.load()
+            super().__setitem__(name, value)
+        return value
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def items(self):
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self):
+        return [self[k] for k in self.keys()]
+
+    def lazy(self, name: str) -> LazyTable | None:
+        value = super().get(name)
+        return value if isinstance(value, LazyTable) else None
+
+
 @dataclass
 class Snapshot:
     """All tables of one collection run plus its metadata. Tables follow schema.TABLES."""
@@ -100,6 +161,8 @@ class Snapshot:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.tables, Tables):
+            self.tables = Tables(self.tables)
         for name in TABLES:
             self.tables.setdefault(name, empty_table(name))
         base = new_meta()
@@ -113,10 +176,31 @@ class Snapshot:
         raise AttributeError(name)
 
     def validate(self, where: str = "") -> "Snapshot":
-        """Conform every table in place; raises SnapshotError on the first fault."""
+        """Conform every table in place (a table not read yet is checked as it is read); raises
+        SnapshotError on the first fault."""
         for name in TABLES:
-            self.tables[name] = conform(name, self.tables[name], where, copy=False)
+            if self.tables.lazy(name) is None:
+                self.tables[name] = conform(name, self.tables[name], where, copy=False)
         return self
+
+    def rows(self, name: str) -> int:
+        """Rows of table ``name``, without reading a table that has not been read yet."""
+        lazy = self.tables.lazy(name)
+        return pq.ParquetFile(str(lazy.path)).metadata.num_rows if lazy is not None else len(self.tables[name])
+
+    def batches(self, name: str, columns: list[str] | None = None):
+        """Table ``name`` as Arrow tables of a few million rows with ``columns``: streamed from its file when
+        it has not been read whole, else the table in memory as one batch."""
+        import pyarrow as pa
+
+        lazy = self.tables.lazy(name)
+        if lazy is not None:
+            yield from lazy.batches(columns)
+            return
+        table = self.tables[name]
+        if len(table):
+            yield pa.Table.from_pandas(table if columns is None else table[[c for c in columns if c in table.columns]],
+                                       preserve_index=False)
 
     def window_hours(self) -> float | None:
         """Length of the usage window in hours, from meta window_start / window_end (None if unknown)."""
@@ -157,10 +241,11 @@ class Snapshot:
         return replace_folder(target, fill, what="snapshot", error=SnapshotError)
 
     @classmethod
-    def read(cls, path: str | os.PathLike, *, skip: tuple[str, ...] = ()) -> "Snapshot":
+    def read(cls, path: str | os.PathLike, *, skip: tuple[str, ...] = (), lazy: tuple[str, ...] = ()) -> "Snapshot":
         """Read and validate a snapshot folder (or s3:// prefix); SnapshotError names the file/table/column
         at fault. ``skip``: tables not to load (left empty, named in meta ``tables_not_loaded``), e.g. the
-        large per-pod ones a fleet report does not need."""
+        large per-pod ones a fleet report does not need. ``lazy``: tables read only when used (whole, or
+        streamed by Snapshot.batches); their checksums are checked now all the same."""
         from .s3 import S3Path, location
 
         src = location(path)
@@ -189,20 +274,41 @@ class Snapshot:
                 raise SnapshotError(f"{f}: missing table {name!r}")
             if sums is not None:
                 _verify(f, sums.get(f.name))
-            try:
-                # pyarrow reads the file itself: pandas would hand it a Python file object, whose buffers
-                # pyarrow 14-15 may release from a background thread at interpreter exit, which aborts the
-                # process (SIGABRT instead of our exit code; apache/arrow#34314)
-                tables[name] = pq.read_table(str(f)).to_pandas()
-            except Exception as exc:  # pyarrow raises many types for a corrupt file
-                raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
+            tables[name] = LazyTable(name, f, str(src)) if name in lazy else _read_parquet(f, name)
         if skip:
             meta["tables_not_loaded"] = sorted(set(skip) & OPTIONAL_TABLES)
-        snap = cls(tables=tables, meta=meta).validate(where=str(src))
+        snap = cls(tables=Tables(tables), meta=meta).validate(where=str(src))
         if sums is None:
             snap.warn("snapshot_unverified", "meta.json records no checksums (written before rightsize checked them): "
                       "the tables could not be verified", str(src))
         return snap
+
+
+def _check_batch(name: str, table, label: str) -> None:
+    """The checks ``conform`` makes that a streamed batch can fail: numbers that must not be negative,
+    names that must not be empty (the dtypes come from the file, which the checksum vouched for)."""
+    import pyarrow.compute as pc
+
+    for c in TABLES[name]:
+        if c.name not in table.column_names:  # not asked for
+            continue
+        col = table[c.name]
+        if c.non_negative and c.dtype in ("float", "int") and pc.any(pc.less(col, 0)).as_py():
+            raise SnapshotError(f"{label}: column {c.name!r} has negative values; units: {c.description}")
+        if not c.nullable and col.null_count:
+            raise SnapshotError(f"{label}: column {c.name!r} has empty values in {col.null_count} rows")
+
+
+def _read_parquet(f: Path, name: str) -> pd.DataFrame:
+    """A table file as pandas: its name columns as categoricals where the file stores them so (the
+    per-pod tables), the rest as they are."""
+    try:
+        # pyarrow reads the file itself: pandas would hand it a Python file object, whose buffers
+        # pyarrow 14-15 may release from a background thread at interpreter exit, which aborts the
+        # process (SIGABRT instead of our exit code; apache/arrow#34314)
+        return pq.read_table(str(f)).to_pandas()
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
 
 
 def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":

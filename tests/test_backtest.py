@@ -62,14 +62,28 @@ def _days(*levels: float, pods: int = 2) -> np.ndarray:
     return np.vstack([row * (1 + 0.1 * i) for i in range(pods)])
 
 
-def test_split_learns_from_the_earlier_days_only():
+def test_split_learns_from_the_earlier_days_only(tmp_path):
     snap = _snapshot(_days(0.1, 0.1, 0.1, 0.1, 0.6), _days(2.0**28, 2.0**28, 2.0**28, 2.0**28, 2.0**29))
-    train, hist, daily = B.split(snap, test_days=1)
+    train, test = B.split(snap, test_days=1)
     u = train.tables["usage"].iloc[0]
     assert u["cpu_pooled_p99_cores"] == pytest.approx(0.11, rel=RELATIVE_ERROR)  # the busy last day is not in it
     assert u["samples"] == 4 * PER_DAY and u["memory_max_bytes"] == 1.1 * 2**28
     assert train.meta["window_end"] == pd.Timestamp(END - 86400, unit="s", tz="UTC").isoformat()
-    assert set(hist["day"]) == {pd.Timestamp(END - 86400, unit="s", tz="UTC")} and daily["memory_max_bytes"].max() == 1.1 * 2**29
+    # the test day only: its 2 x 288 pod-steps per resource, its peak
+    assert test.cells["cpu"][2].tolist() == [2 * PER_DAY] and test.daily["memory_peak_bytes"].tolist() == [1.1 * 2**29]
+    # the same split when the histograms stream from the file, in batches smaller than the table
+    from rightsize import snapshot as S
+
+    folder = snap.write(tmp_path / "snap")
+    lazy = S.Snapshot.read(folder, lazy=("usage_histograms",))
+    original, S.BATCH_ROWS = S.BATCH_ROWS, 7
+    try:
+        train2, test2 = B.split(lazy, test_days=1)
+    finally:
+        S.BATCH_ROWS = original
+    assert lazy.tables.lazy("usage_histograms") is not None  # streamed, never read whole
+    pd.testing.assert_frame_equal(train2.tables["usage"], train.tables["usage"])
+    assert test2.cells["cpu"][2].tolist() == test.cells["cpu"][2].tolist()
 
 
 def test_replay_against_hand_computed_figures():

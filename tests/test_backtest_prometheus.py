@@ -47,7 +47,7 @@ def _pod_steps(ds, key, resource, first_step, last_step):
 
 def test_split_on_a_real_collection_matches_the_generator(two_days):
     ds, snap = two_days
-    train, hist, daily = B.split(snap, test_days=1)
+    train, test_days = B.split(snap, test_days=1)
     cut = ds.n - 1 - 24 * 60  # grid index of the training days' last step
     key = ("data", "StatefulSet", "db", "postgres")
     u = train.tables["usage"].set_index(["namespace", "kind", "workload", "container"]).loc[key]
@@ -60,7 +60,7 @@ def test_split_on_a_real_collection_matches_the_generator(two_days):
     settings = pd.DataFrame([{"cluster": "c1", "namespace": "data", "kind": "StatefulSet", "workload": "db",
                               "container": "postgres", "cpu_request_cores": request, "cpu_limit_cores": np.nan,
                               "memory_request_bytes": np.nan, "memory_limit_bytes": 1.5 * 2**30}])
-    r = B.replay(settings, hist, daily).iloc[0]
+    r = B.replay(settings, test_days).iloc[0]
     # the share above the request, to the sketch's resolution: between the exact shares 1 % either side
     lo, hi = (np.mean(test > request * (1 + RELATIVE_ERROR)), np.mean(test > request * (1 - RELATIVE_ERROR)))
     assert lo <= r["cpu_share_over_request"] <= hi and r["cpu_pod_steps"] == len(test)

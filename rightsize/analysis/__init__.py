@@ -126,7 +126,8 @@ def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: d
     why = backtest.can_backtest(snapshot, test_days)
     if why:
         return pd.DataFrame(), why
-    train, hist, daily = backtest.split(snapshot, test_days)
     runs = policies or {"recommended": config}
+    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
+    train, test = backtest.split(snapshot, test_days, keep_days=decayed)
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
-    return backtest.compare(recs, hist, daily), ""
+    return backtest.compare(recs, test), ""

@@ -19,14 +19,17 @@ part's restarts and CFS throttling are the window's (they have no daily breakdow
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS, bucket_value, usage_statistics
+from .statistics import CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, usage_statistics
 
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
+_NB = MAX_BUCKET + 1
 
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
@@ -34,7 +37,7 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []):
         return ("skipped for a fleet report, which does not load the per-pod tables (usage_histograms, usage_daily); "
                 "run `rightsize backtest` on a cluster's snapshot")
-    if snapshot.tables.get("usage_histograms", pd.DataFrame()).empty:
+    if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
     hours = snapshot.window_hours() or 0.0
     if hours < (test_days + min_train_days) * 24:
@@ -42,20 +45,63 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-def split(snapshot, test_days: int = TEST_DAYS):
-    """(training snapshot, test histograms, test daily rows): the training snapshot's usage is recomputed
-    from the days before the last ``test_days`` (its window ends there); the test rows are the rest."""
+_TRAIN_KEYS = list(CONTAINER_KEY) + ["pod", "basis", "resource", "bucket"]
+_TEST_KEYS = list(CONTAINER_KEY) + ["basis", "resource", "bucket"]
+
+
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+    """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
+    last ``test_days`` (its window ends there); the test days are reduced for the replay.
+
+    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held):
+    each batch's cells are summed over days, per pod for the training part (per pod and day with
+    ``keep_days``, which a decayed statistic needs) and per container for the test part, with Arrow's
+    hash aggregation. The training snapshot's histograms are those sums, dated at its last day."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    hist, daily = snapshot.tables["usage_histograms"], snapshot.tables["usage_daily"]
-    in_test_h, in_test_d = hist["day"] >= cut, daily["day"] >= cut
-    train_h, train_d = hist[~in_test_h].reset_index(drop=True), daily[~in_test_d].reset_index(drop=True)
+    train_keys = _TRAIN_KEYS + (["day"] if keep_days else [])
+    train_h, test_h = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, train_keys)
+    if not keep_days:
+        train_h["day"] = cut - pd.Timedelta(seconds=DAY_SECONDS)
+    daily = snapshot.tables["usage_daily"]
+    in_test_d = daily["day"] >= cut
+    train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d)
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), hist[in_test_h].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
+    return Snapshot(tables=tables, meta=meta), TestDays.of(test_h, test_d)
+
+
+def _summed(batches, cut: pd.Timestamp, train_keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
+    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: dict[str, list] = {"train": [], "test": []}
+    for tb in batches:
+        in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
+        parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
+        parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
+    out = []
+    for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
+        frame = _sum_by(pa.concat_tables(parts[which]).unify_dictionaries(), keys).to_pandas() if parts[which] else pd.DataFrame(
+            {k: pd.Series(dtype="category") for k in keys} | {"count": pd.Series(dtype="int64")})
+        for col in ("cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"):
+            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
+                frame[col] = frame[col].astype("category")
+        out.append(frame)
+    train, test = out
+    test = test[test["basis"] == "pod"].drop(columns="basis").reset_index(drop=True)
+    return train, test
+
+
+def _sum_by(table, keys: list[str]):
+    """``table``'s count summed per ``keys`` (Arrow's hash aggregation, in C++)."""
+    summed = table.group_by(keys).aggregate([("count", "sum")])
+    return summed.rename_columns([c if c != "count_sum" else "count" for c in summed.column_names])
 
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
@@ -74,60 +120,129 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
 
 # --- the replay ----------------------------------------------------------------------------------------
 
-def replay(settings: pd.DataFrame, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+@dataclass
+class TestDays:
+    """The test days reduced once for every policy replayed against them: per container (an integer id,
+    ``keys`` the id -> CONTAINER_KEY table), each resource's pooled pod-step histogram as cumulative
+    counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
+    A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
+
+    keys: pd.DataFrame
+    cells: dict  # resource -> (code = id x buckets + bucket, sorted; counts of the cells before each one, per id its total)
+    daily: pd.DataFrame  # indexed by id
+
+    @classmethod
+    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
+        cid_h, keys = _factorize(hist, CONTAINER_KEY)
+        cid_d, dkeys = _factorize(daily, CONTAINER_KEY)
+        # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
+        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=CONTAINER_KEY, how="left")["_id"].to_numpy(dtype=float, copy=True)
+        new = np.isnan(known)
+        known[new] = len(keys) + np.arange(new.sum())
+        keys = pd.concat([keys, dkeys[new]], ignore_index=True)
+        cid_d = known.astype(np.int64)[cid_d]
+        cells = {}
+        for res in RESOURCES:
+            mine = (hist["resource"] == res).to_numpy()
+            if "basis" in hist:  # the raw rows (the reduced test days hold basis 'pod' only)
+                mine = mine & (hist["basis"] == "pod").to_numpy()
+            code = cid_h[mine] * _NB + hist["bucket"].to_numpy()[mine].astype(np.int64)
+            uniq, inverse = np.unique(code, return_inverse=True)
+            counts = np.bincount(inverse, weights=hist["count"].to_numpy(dtype=float)[mine])
+            cells[res] = (uniq, np.concatenate([[0.0], np.cumsum(counts)]), np.bincount(uniq // _NB, weights=counts,
+                                                                                           minlength=len(keys)))
+        n = len(keys)
+        per = pd.DataFrame(index=np.arange(n))
+        for res, unit in (("cpu", "cores"), ("memory", "bytes")):
+            samples = np.bincount(cid_d, weights=daily[f"{res}_samples"].to_numpy(dtype=float), minlength=n)
+            used = group_sum(cid_d, (daily[f"{res}_mean_{unit}"] * daily[f"{res}_samples"]).to_numpy(dtype=float), n)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per[f"{res}_mean_{unit}"] = np.where(samples > 0, used / samples, np.nan)
+        peak = np.full(n, -np.inf)
+        np.fmax.at(peak, cid_d, daily["memory_max_bytes"].to_numpy(dtype=float))
+        per["memory_peak_bytes"] = np.where(np.isinf(peak), np.nan, peak)
+        kills = daily["oom_kills"].to_numpy(dtype=float)
+        counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
+        per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
+        return cls(keys, cells, per)
+
+    def ids(self, settings: pd.DataFrame) -> np.ndarray:
+        """The id of each settings row's container (-1 when the test days have none of it)."""
+        if settings.empty:
+            return np.zeros(0, dtype=np.int64)
+        table = self.keys.assign(_id=np.arange(len(self.keys)))
+        found = settings[CONTAINER_KEY].astype(str).merge(table, on=CONTAINER_KEY, how="left")["_id"]
+        return found.fillna(-1).to_numpy(dtype=np.int64)
+
+    def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
+        """(share of the pooled pod-steps whose bucket lies above ``threshold``, pod-steps) per row;
+        read to the sketch's resolution (a bucket counts when its representative value is above; with
+        ``strict`` False, at or above)."""
+        code, before, total = self.cells[resource]
+        known = ids >= 0
+        n = np.where(known, total[np.maximum(ids, 0)] if len(total) else 0.0, 0.0)
+        t = np.nan_to_num(np.asarray(threshold, dtype=float), nan=np.inf)
+        first = np.searchsorted(_values(resource), t, side="right" if strict else "left")  # first bucket counted
+        start = np.searchsorted(code, np.maximum(ids, 0) * _NB)
+        cut = np.searchsorted(code, np.maximum(ids, 0) * _NB + first)
+        hit = np.where(known, n - (before[cut] - before[start]), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > 0, hit / n, np.nan), n
+
+
+def group_sum(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per group (0 <= id < n) the sum of its values in row order with Kahan's compensation, NaN skipped:
+    the very sums pandas' groupby gives (so figures do not move in their last digit), over integer ids.
+    One vectorised pass per position within a group: as many passes as the largest group has rows."""
+    keep = ~np.isnan(values)
+    group, values = group[keep], values[keep]
+    order = np.argsort(group, kind="stable")
+    group, values = group[order], values[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, len(group)])
+    total, comp = np.zeros(n), np.zeros(n)
+    for r in range(int(lengths.max()) if len(lengths) else 0):
+        at = starts[lengths > r] + r  # the r-th row of every group that has one
+        g, y = group[at], values[at] - comp[group[at]]
+        t = total[g] + y
+        c = t - total[g] - y
+        comp[g] = np.where(np.isnan(c), 0.0, c)
+        total[g] = t
+    return total
+
+
+def _values(resource: str) -> np.ndarray:
+    """The representative value of every bucket, ascending."""
+    return bucket_value(np.arange(_NB), resource)
+
+
+def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
-    memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring)."""
+    memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
+    ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
+    test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
+    ids = test.ids(settings)
+    per = test.daily.reindex(ids)  # -1: a container without test days gets NaN everywhere
     out = settings.copy()
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         req, lim = settings[f"{res}_request_{unit}"], settings[f"{res}_limit_{unit}"]
-        over, n = _share_above(settings, hist, res, req, strict=True)
+        over, n = test.share_above(ids, res, req.to_numpy(dtype=float), strict=True)
         out[f"{res}_share_over_request"] = np.where(req.notna(), over, np.nan)
-        at, _ = _share_above(settings, hist, res, lim, strict=False)
+        at, _ = test.share_above(ids, res, lim.to_numpy(dtype=float), strict=False)
         out[f"{res}_share_at_limit"] = np.where(lim.notna(), at, 0.0)
-        mean = _mean(settings, daily, res, unit)
+        mean = per[f"{res}_mean_{unit}"].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"{res}_slack"] = np.where(req > 0, 1.0 - mean / req.to_numpy(dtype=float), np.nan)
         out[f"{res}_mean_{unit}"] = mean
         out[f"{res}_pod_steps"] = n
-    peak = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["memory_max_bytes"].max())
+    peak = per["memory_peak_bytes"].to_numpy(dtype=float)
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    kills = _lookup(settings, daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1))
-    out["memory_censored"] = np.nan_to_num(kills) > 0
+    out["memory_censored"] = np.nan_to_num(per["oom_kills"].to_numpy(dtype=float)) > 0
     return out
-
-
-def _lookup(settings: pd.DataFrame, series: pd.Series) -> np.ndarray:
-    if settings.empty:
-        return np.zeros(0)
-    return pd.MultiIndex.from_frame(settings[CONTAINER_KEY].astype(str)).map(series).to_numpy(dtype=float, na_value=np.nan)
-
-
-def _share_above(settings: pd.DataFrame, hist: pd.DataFrame, resource: str, threshold: pd.Series, strict: bool):
-    """(share of pooled pod-steps whose bucket lies above ``threshold``, pod-steps) per settings row;
-    read to the sketch's resolution (a bucket counts when its representative value is above)."""
-    cells = hist[(hist["resource"] == resource) & (hist["basis"] == "pod")]
-    key = settings[CONTAINER_KEY].astype(str).assign(_t=threshold.to_numpy(dtype=float), _row=np.arange(len(settings)))
-    cells = cells[CONTAINER_KEY + ["bucket", "count"]].astype({k: str for k in CONTAINER_KEY}).merge(key, on=CONTAINER_KEY)
-    value = bucket_value(cells["bucket"].to_numpy(), resource)
-    t = cells["_t"].to_numpy()
-    above = (value > t) if strict else (value >= t)
-    count = cells["count"].to_numpy(dtype=float)
-    rows = cells["_row"].to_numpy()
-    total = np.bincount(rows, weights=count, minlength=len(settings))
-    hit = np.bincount(rows, weights=count * above, minlength=len(settings))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(total > 0, hit / total, np.nan), total
-
-
-def _mean(settings: pd.DataFrame, daily: pd.DataFrame, resource: str, unit: str) -> np.ndarray:
-    """Mean usage over every pod-step of the test days (cores / bytes), exact from the daily rows."""
-    d = daily.assign(_sum=daily[f"{resource}_mean_{unit}"] * daily[f"{resource}_samples"])
-    g = d.groupby(CONTAINER_KEY, observed=True)
-    return _lookup(settings, g["_sum"].sum() / g[f"{resource}_samples"].sum().replace(0, np.nan))
 
 
 # --- policies side by side ------------------------------------------------------------------------------
@@ -155,14 +270,15 @@ def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def compare(recommendations: dict[str, pd.DataFrame], hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def compare(recommendations: dict[str, pd.DataFrame], test: TestDays) -> pd.DataFrame:
     """One replay per policy label (recommendations made from the training days) plus "today", stacked
-    with a ``policy`` column; only containers with usage in the test days."""
+    with a ``policy`` column; only containers with usage in the test days (reduced once in ``test``: each
+    policy's replay is a lookup)."""
     first = next(iter(recommendations.values()))
     runs = {_TODAY: today_settings(first), **{label: settings_of(r) for label, r in recommendations.items()}}
     frames = []
     for label, settings in runs.items():
-        frame = replay(settings, hist, daily)
+        frame = replay(settings, test)
         frames.append(frame.assign(policy=label)[["policy"] + list(frame.columns)])
     out = pd.concat(frames, ignore_index=True)
     return out[out["cpu_pod_steps"].fillna(0) + out["memory_pod_steps"].fillna(0) > 0].reset_index(drop=True)

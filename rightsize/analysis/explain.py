@@ -20,6 +20,7 @@ from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef, refs_text
 from ..snapshot import Snapshot
 from .recommend import PIPELINE, compute
+from .rules.base import Pipeline
 from .statistics import BASES, QUANTILES, usage_column
 
 
@@ -73,11 +74,11 @@ def find_workload(containers: pd.DataFrame, workload_ref: "str | WorkloadRef") -
     return hit
 
 
-def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
-    """Text explaining every container of one workload (see module docstring)."""
+def explain(snapshot: Snapshot, config: Config, workload_ref: str, pipeline: Pipeline = PIPELINE) -> str:
+    """Text explaining every container of one workload (see module docstring), by ``pipeline``'s rules."""
     ref = WorkloadRef.parse(workload_ref, what="--explain", container=True)
     # The whole workload is computed (its HPA sees every container), the named container alone is shown.
-    wide = compute(snapshot, config, containers=find_workload(snapshot.tables["containers"], ref))
+    wide = compute(snapshot, config, containers=find_workload(snapshot.tables["containers"], ref), pipeline=pipeline)
     # Plain namespaces: itertuples would rename the engine's "_intermediate" columns.
     rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records") if rec["container"] == ref.container or not ref.container]
     first = rows[0]
@@ -105,7 +106,7 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str) -> str:
     )
     for row in rows:  # one workload: a handful of containers
         lines.append("")
-        lines.extend(_container(row, config))
+        lines.extend(_container(row, config, pipeline))
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +131,7 @@ def _hpa_mode(p) -> str:
             f"{p.hpa_target_min:.0f}-{p.hpa_target_max:.0f}%)")
 
 
-def _container(r, config: Config) -> list[str]:
+def _container(r, config: Config, pipeline: Pipeline) -> list[str]:
     p = config.policy(r.policy)
     out = [f"  container {r.container} ({r.container_type}): status {r.status.upper()}"
            + (f", confidence {r.confidence}" if r.confidence else "")]
@@ -141,10 +142,10 @@ def _container(r, config: Config) -> list[str]:
     if r.status in ("ignored", "no_recommendation"):
         if r.status == "no_recommendation" and r._has_usage:
             out.append(f"    needs: at least {p.min_history / 86400:g} d of history and {p.min_samples} samples")
-        out += _rules_fired(r)
+        out += _rules_fired(r, pipeline)
         return out
     out += _cpu_lines(r, p) + _memory_lines(r, p) + _status_lines(r, p)
-    out += _rules_fired(r)
+    out += _rules_fired(r, pipeline)
     return out
 
 
@@ -263,7 +264,7 @@ def _status_lines(r, p) -> list[str]:
     return out
 
 
-def _rules_fired(r) -> list[str]:
-    """The pipeline's rules that shaped this row (recommend.PIPELINE), each with what it decides."""
+def _rules_fired(r, pipeline: Pipeline) -> list[str]:
+    """The pipeline's rules that shaped this row, each with what it is for (its declaration's purpose)."""
     fired = set(filter(None, r._rules.split(",")))
-    return ["    rules applied:"] + [f"      {rule.name}: {rule.summary}" for rule in PIPELINE if rule.name in fired]
+    return ["    rules applied:"] + [f"      {rule.name}: {rule.purpose}" for rule in pipeline if rule.name in fired]

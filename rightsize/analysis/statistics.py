@@ -328,11 +328,16 @@ def column_for(resource: str, stat: str, basis: str = DEFAULT_BASIS, half_life: 
     return f"{resource}_{basis}_{stat}_hl{int(half_life)}_{RESOURCES[resource].unit}"
 
 
+def derived_columns(needed: set[tuple[str, str, str, float]]) -> set[tuple[str, str, str, float]]:
+    """The (resource, stat, basis, half-life) of ``needed`` that the usage table does not carry."""
+    return {n for n in needed if column_for(*n) != usage_column(*n[:3])}
+
+
 def derived_statistics(hist: pd.DataFrame, needed: set[tuple[str, str, str, float]], end: pd.Timestamp | None) -> pd.DataFrame:
     """Per container, the columns (see :func:`column_for`) of every (resource, stat, basis, half-life)
     in ``needed`` that the usage table does not carry, from ``usage_histograms`` rows. Empty when
     nothing is needed; NaN for containers without histograms."""
-    wanted = {n for n in needed if column_for(*n) != usage_column(*n[:3])}
+    wanted = derived_columns(needed)
     out = pd.DataFrame(columns=CONTAINER_KEY)
     if not wanted or hist.empty:
         return out.assign(**{column_for(*n): pd.Series(dtype=float) for n in wanted})
