@@ -149,21 +149,19 @@ def test_a_non_gpu_node_keeps_the_plain_split():
     assert (row["usd_per_vcpu_hour"], row["usd_per_gib_hour"]) == (pytest.approx(M5[0]), pytest.approx(M5[1]))
 
 
-def test_reference_without_a_price_in_the_snapshot_uses_the_catalogue_share():
-    """A live lookup that priced g6.xlarge at 0.9 but not m6a.xlarge: the catalogue's list share 0.1728 / 0.8048
-    applies to the node's own price, and a caveat says so."""
+def test_a_reference_without_a_price_keeps_the_whole_price_split_and_says_so():
+    """Collect prices every reference with the nodes; should one still have no price (a type the region does not
+    offer), the GPU type keeps the plain CPU:RAM split of its whole price and a caveat names both types."""
     snap = _snapshot(("g6.xlarge",))
     collect_prices(Config(), snap, offline=True)
     prices = snap.tables["prices"]
-    prices = prices[prices["instance_type"] != "m6a.xlarge"].copy()
-    prices.loc[prices["instance_type"] == "g6.xlarge", "usd_per_hour"] = 0.9
-    snap.tables["prices"] = prices
+    snap.tables["prices"] = prices = prices[prices["instance_type"] != "m6a.xlarge"]
     row = cost.node_unit_prices(snap, Config()).set_index("instance_type").loc["g6.xlarge"]
-    assert 4 * row["usd_per_vcpu_hour"] + 16 * row["usd_per_gib_hour"] == pytest.approx(0.9 * 0.1728 / 0.8048)
-    assert row["usd_per_gpu_hour"] == pytest.approx(0.9 * (1 - 0.1728 / 0.8048))
-    assert "catalogue list prices" in row["gpu_price_basis"]
-    codes = [w["code"] for w in caveats(prices, snap.tables["nodes"], Config())]
-    assert codes == ["gpu_reference_catalogue"]
+    c, m = split_price(0.8048, 4, 16, 7.5)
+    assert (row["usd_per_vcpu_hour"], row["usd_per_gib_hour"]) == (pytest.approx(c), pytest.approx(m))
+    assert row["usd_per_gpu_hour"] == 0.0 and row["gpu_price_basis"].startswith("no price for m6a.xlarge")
+    warned = caveats(prices, snap.tables["nodes"], Config())
+    assert [w["code"] for w in warned] == ["gpu_reference_unpriced"] and "m6a.xlarge" in warned[0]["message"]
 
 
 def test_a_family_without_a_declared_reference_is_assumed_and_said():

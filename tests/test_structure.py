@@ -21,9 +21,6 @@ FORBIDDEN = {
 ALLOWED = {
     # the bundled price catalogue is package data read once (binpack's candidate instance types), no network
     ("rightsize.analysis", "rightsize.sources.price_catalogue"),
-    # the same package data: each GPU family's reference type and list prices for the GPU price split
-    ("rightsize.analysis.price_split", "rightsize.sources.price_catalogue"),
-    ("rightsize.analysis.gpu_cost", "rightsize.sources.price_catalogue"),  # GPU models and MIG profiles
     # the statistics registry: collect reduces each pod's samples with the same reducers analysis reads
     ("rightsize.sources.prometheus.collect", "rightsize.analysis.statistics"),
     ("rightsize.sources.prometheus.usage", "rightsize.analysis.statistics"),

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..gpu_resources import WHOLE_GPU_RESOURCES, mig_profile
 from ..schema import WORKLOAD_KEY
-from ..sources.price_catalogue import instance_family, load_catalogue
+from ..gpu_catalogue import gpu_families, instance_family, mig_profiles
 
 MIG_SLICES = 7  # SM slices of every MIG-capable GPU AWS offers (A100, H100, H200)
 _PRODUCT_MODELS = (("H200", "H200"), ("H100", "H100"), ("A100.*80", "A100-80GB"), ("A100", "A100-40GB"),
@@ -32,7 +32,7 @@ _PRICE_COLS = ("usd_per_gpu_hour", "usd_per_gpu_hour_on_demand", "usd_per_gpu_ho
 def gpu_models(instance_types: pd.Series, products: pd.Series | None = None) -> pd.Series:
     """The GPU model of each node or type ("A100-40GB", "A10G", ...): its family's in gpu_families.csv,
     else read from GPU feature discovery's ``nvidia.com/gpu.product`` value; '' unknown."""
-    table = load_catalogue().gpu_families.set_index("family")["gpu_model"]
+    table = gpu_families().set_index("family")["gpu_model"]
     model = instance_family(instance_types).map(table)
     if products is not None:
         text = _text(products.reindex(instance_types.index)).str.upper()
@@ -47,7 +47,7 @@ def mig_share(resources: pd.Series, models: pd.Series) -> pd.Series:
     """Share of a GPU one device of each MIG resource takes on that model (NaN for a resource that is
     not MIG): max(sm_slices / 7, memory_eighths / 8), or g/7 for a profile the table does not list."""
     profiles = resources.map(mig_profile)
-    table = load_catalogue().mig_profiles
+    table = mig_profiles()
     share = (np.maximum(table["sm_slices"] / MIG_SLICES, table["memory_eighths"] / 8.0)).to_numpy()
     known = pd.Series(share, index=pd.MultiIndex.from_frame(table[["gpu_model", "profile"]]))
     out = pd.Series(pd.MultiIndex.from_arrays([models, profiles]).map(known), index=resources.index, dtype=float)

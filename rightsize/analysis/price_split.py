@@ -18,16 +18,16 @@ price in the same region. The parts are computed on the type's on-demand price a
 proportions. ``[pricing] gpu_usd_per_hour`` sets the GPU part outright (GPUs x that price; the rest
 is CPU and memory), and ``[pricing] gpu_discount`` takes a fraction off the GPU part only.
 
-Both prices come from the snapshot's prices table (the same source, region and discounts); when the
-reference type has no price there, both come from the bundled catalogue's list prices (the share of
-list prices, applied to the node's own price) and the basis says so. Money in USD per hour.
+Both prices come from the snapshot's prices table (the same source, region and discounts: collect prices
+every reference type with the nodes' types). A GPU type whose reference has no price there keeps the
+plain CPU:RAM split of its whole price, and a caveat says so. Money in USD per hour.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..sources.price_catalogue import gpu_reference_types, load_catalogue
+from ..gpu_catalogue import gpu_reference_types
 
 
 def split_price(usd_per_hour, vcpu, memory_gib, ratio: float):
@@ -58,39 +58,20 @@ def type_shares(prices: pd.DataFrame, config) -> pd.DataFrame:
     share = (gpu["vcpu"] * c + gpu["memory_gib"] * m) / gpu["usd_per_hour"]
     basis = ("CPU and memory at " + gpu["reference_type"] + " unit prices").where(gpu["reference_declared"],
              "CPU and memory at " + gpu["reference_type"] + " unit prices (no reference declared for the family: assumed)")
-    listed = _catalogue_shares(gpu, pricing.cpu_ram_price_ratio)
-    fill = share.isna() & listed.notna()
-    share, basis = share.where(~fill, listed), basis.where(~fill, basis + " (catalogue list prices)")
+    basis = basis.where(share.notna(), "no price for " + gpu["reference_type"] + ": the whole price split by the CPU:RAM ratio")
     explicit = gpu["instance_type"].map(pricing.gpu_usd_per_hour).astype(float)
     given = explicit.notna()
     share = share.where(~given, 1.0 - gpu["gpus"] * explicit / gpu["usd_per_hour"])
     basis = basis.where(~given, "GPU price from [pricing] gpu_usd_per_hour")
     gpu["gpu_part_negative"] = (share > 1.0).to_numpy()
-    gpu["cpu_memory_share"], gpu["gpu_price_basis"] = share.clip(0.0, 1.0), basis
+    gpu["cpu_memory_share"], gpu["gpu_price_basis"] = share.clip(0.0, 1.0).fillna(1.0), basis
     return gpu[cols].reset_index(drop=True)
 
 
 def _gpus(od: pd.DataFrame) -> pd.Series:
-    """GPUs per row: the prices table's column, else the catalogue's count for the type (0 = none)."""
-    catalogue = load_catalogue().shapes.set_index("instance_type")["gpus"]
+    """GPUs per row of the prices table (a snapshot written before GPUs were counted has none: 0)."""
     own = od["gpus"] if "gpus" in od.columns else pd.Series(np.nan, index=od.index)
-    return own.fillna(od["instance_type"].map(catalogue)).fillna(0.0).astype(float)
-
-
-def _catalogue_shares(gpu: pd.DataFrame, ratio: float) -> pd.Series:
-    """cpu_memory_share from the catalogue's list prices of the type and its reference (the region's,
-    or us-east-1's where the catalogue has none), for rows whose reference has no price in the snapshot."""
-    cat = load_catalogue()
-    region = gpu["region"].map(cat.price_region)
-    price = cat.ondemand.set_index(["region", "instance_type"])["usd_per_hour"]
-    shape = cat.shapes.set_index("instance_type")
-
-    def listed(types: pd.Series) -> pd.Series:
-        return pd.Series(pd.MultiIndex.from_arrays([region, types]).map(price), index=gpu.index, dtype=float)
-
-    ref = gpu["reference_type"]
-    c, m = split_price(listed(ref), ref.map(shape["vcpu"]), ref.map(shape["memory_gib"]), ratio)
-    return (gpu["vcpu"] * c + gpu["memory_gib"] * m) / listed(gpu["instance_type"])
+    return pd.to_numeric(own).fillna(0.0).astype(float)
 
 
 def split_nodes(nodes: pd.DataFrame, prices: pd.DataFrame, config) -> pd.DataFrame:
@@ -120,7 +101,7 @@ def split_nodes(nodes: pd.DataFrame, prices: pd.DataFrame, config) -> pd.DataFra
 
 def caveats(prices: pd.DataFrame, nodes: pd.DataFrame, config) -> list[dict]:
     """Warnings about the split of the nodes' GPU types: a family without a declared reference (assumed),
-    a reference priced from the catalogue, a reference that costs more than the whole node."""
+    a reference without a price, a reference that costs more than the whole node."""
     shares = type_shares(prices, config)
     used = shares[shares["instance_type"].isin(set(nodes["instance_type"]))]
     out = []
@@ -129,10 +110,11 @@ def caveats(prices: pd.DataFrame, nodes: pd.DataFrame, config) -> list[dict]:
             out.append({"code": "gpu_reference_assumed", "affects": "GPU and CPU/memory prices of " + row.instance_type,
                         "message": f"{row.instance_type}: no general-purpose reference type is declared for its family; its "
                                    f"CPU and memory are priced at {row.reference_type}'s unit prices (set [pricing] gpu_reference_types)"})
-        if "catalogue" in row.gpu_price_basis:
-            out.append({"code": "gpu_reference_catalogue", "affects": "GPU and CPU/memory prices of " + row.instance_type,
-                        "message": f"{row.instance_type} in {row.region}: {row.reference_type} has no price in the snapshot; the "
-                                   "split uses the bundled catalogue's list prices of both types"})
+        if row.gpu_price_basis.startswith("no price for"):
+            out.append({"code": "gpu_reference_unpriced", "affects": "GPU and CPU/memory prices of " + row.instance_type,
+                        "message": f"{row.instance_type} in {row.region}: {row.reference_type}, whose unit prices split its price, "
+                                   "has no price in the snapshot: its whole price is split by the CPU:RAM ratio (its GPUs "
+                                   "unpriced, its CPU and memory overpriced)"})
         if row.gpu_part_negative:
             out.append({"code": "gpu_part_negative", "affects": "GPU prices of " + row.instance_type,
                         "message": f"{row.instance_type} in {row.region}: CPU and memory at {row.reference_type}'s unit prices "

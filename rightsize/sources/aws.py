@@ -34,7 +34,8 @@ from ..aws_client import client_config
 from ..errors import SourceError
 from ..schema import TABLES
 from ..snapshot import conform, empty_table
-from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, gpu_reference_types, load_catalogue
+from ..gpu_catalogue import gpu_reference_types
+from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, load_catalogue
 
 #: AWS's documented inter-AZ price, USD per GB in each direction.
 DOCUMENTED_INTER_AZ_USD_PER_GB = 0.01

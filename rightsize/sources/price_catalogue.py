@@ -7,9 +7,6 @@ Three public data sets, loaded once per process and cached:
 - ``instance_types.csv``: vCPUs and memory (GiB) per instance type.
 - ``spot-advisor-data.json``: AWS's Spot Instance Advisor feed: per region and type, the average spot
   savings against on-demand (percent) and the monthly interruption-frequency bucket.
-- ``gpu_families.csv``: per GPU instance family, its GPU (model, memory), host processor, the
-  general-purpose type whose unit prices its CPU and memory take, and how its GPUs can be shared.
-- ``mig_profiles.csv``: the MIG profiles of the GPU models that have them (slices of SMs and memory).
 """
 from __future__ import annotations
 
@@ -37,15 +34,11 @@ class Catalogue:
     ondemand: region, instance_type, usd_per_hour (USD/hour).
     shapes: instance_type, vcpu, memory_gib (GiB), arch, gpus.
     advisor: region, instance_type, spot_savings_percent (percent), interruption_bucket ('<5%', ...).
-    gpu_families: family, gpu_vendor, gpu_model, gpu_memory_gib (GiB per GPU), host_cpu, reference_type, sharing.
-    mig_profiles: gpu_model, profile, sm_slices (of 7), memory_eighths (of 8), memory_gb (nominal), max_instances.
     """
 
     ondemand: pd.DataFrame
     shapes: pd.DataFrame
     advisor: pd.DataFrame
-    gpu_families: pd.DataFrame
-    mig_profiles: pd.DataFrame
 
     @property
     def regions(self) -> frozenset[str]:
@@ -71,11 +64,6 @@ def load_catalogue() -> Catalogue:
             shapes = pd.read_csv(f, dtype={"instance_type": str, "vcpu": float, "memory_gib": float, "arch": str, "gpus": float})
         with _data_file("spot-advisor-data.json").open("r", encoding="utf-8") as f:
             raw = json.load(f)
-        with _data_file("gpu_families.csv").open("r", encoding="utf-8") as f:
-            gpu_families = pd.read_csv(f, dtype=str, keep_default_na=False)
-        gpu_families["gpu_memory_gib"] = pd.to_numeric(gpu_families["gpu_memory_gib"])
-        with _data_file("mig_profiles.csv").open("r", encoding="utf-8") as f:
-            mig_profiles = pd.read_csv(f, dtype={"gpu_model": str, "profile": str})
     except (OSError, ValueError) as exc:
         raise SourceError(f"rightsize/data: bundled price catalogue unreadable: {exc}") from None
     try:
@@ -88,27 +76,4 @@ def load_catalogue() -> Catalogue:
     except (KeyError, TypeError) as exc:
         raise SourceError(f"rightsize/data/spot-advisor-data.json: unexpected structure ({exc!r})") from None
     advisor = pd.DataFrame(rows, columns=["region", "instance_type", "spot_savings_percent", "interruption_bucket"])
-    return Catalogue(ondemand=ondemand, shapes=shapes, advisor=advisor, gpu_families=gpu_families,
-                     mig_profiles=mig_profiles)
-
-
-#: The general-purpose type whose unit prices CPU and memory take on a GPU family the table does not list.
-FALLBACK_GPU_REFERENCE = "m7i.xlarge"
-
-
-def instance_family(instance_types: pd.Series) -> pd.Series:
-    """The family of each instance type: the part of its name before the dot ("p4d.24xlarge" -> "p4d")."""
-    return instance_types.fillna("").astype(str).str.split(".", n=1).str[0]
-
-
-def gpu_reference_types(instance_types: pd.Series, overrides: dict | None = None) -> pd.DataFrame:
-    """Per instance type (index aligned with ``instance_types``): ``reference_type``, the general-purpose
-    type whose unit prices its CPU and memory take (``overrides``, family -> type, win over the
-    declared table; a family in neither gets FALLBACK_GPU_REFERENCE), and ``reference_declared``
-    (False for that fallback). Meaningful for GPU types only; the caller decides which those are."""
-    declared = load_catalogue().gpu_families.set_index("family")["reference_type"].to_dict()
-    declared.update(overrides or {})
-    family = instance_family(instance_types)
-    ref = family.map(declared)
-    return pd.DataFrame({"reference_type": ref.fillna(FALLBACK_GPU_REFERENCE).astype(str),
-                         "reference_declared": ref.notna().to_numpy()}, index=instance_types.index)
+    return Catalogue(ondemand=ondemand, shapes=shapes, advisor=advisor)
