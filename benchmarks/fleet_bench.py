@@ -112,7 +112,7 @@ def run_report(week: str, out: str) -> None:
 
 def phases(week: str, out: str) -> None:
     """Each phase of the fleet report on its own, in this (child) process."""
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
     from rightsize.emit.report import write_report
     from rightsize.fleet import load_input
 

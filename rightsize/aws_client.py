@@ -1,5 +1,11 @@
-"""The settings of every AWS client rightsize makes (Pricing, EC2, S3, STS), in one place."""
+"""The settings of every AWS client rightsize makes (Pricing, EC2, S3, STS), and the shape of the AWS
+names the config names (a region, an IAM role), in one place."""
 from __future__ import annotations
+
+import re
+
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
+ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 def client_config(max_attempts: int, connect_timeout: float, read_timeout: float):

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from . import __version__
+from .version import __version__
 from .config import Config
 from .errors import ConfigError, RightsizeError, SourceError
 from .refs import WorkloadRef, refs_text
@@ -167,7 +167,7 @@ def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None
             path = target.manifests or config.kubernetes.manifests
             if not Path(path).exists():
                 raise SourceError(f"{path}: manifests not found (--manifests or [kubernetes] manifests)")
-    from .sources.aws import require_credentials
+    from .sources.price_list import require_credentials
 
     require_credentials(config)
 

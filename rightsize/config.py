@@ -16,9 +16,9 @@ from typing import Any
 from .errors import ConfigError
 from .refs import FORMS as WORKLOAD_FORMS
 from .refs import WorkloadRef
-from .settings import describe, fields_of, parse_value, render_value, section, setting, table_list, table_map
+from .settings import fields_of, key_rows, parse_value, render_toml, section, setting, table_list, table_map
 
-from .analysis.statistics import BASES, DEFAULT_BASIS
+from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,11 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+
+    def __post_init__(self) -> None:
+        # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.
+        for name in ("cpu_request_percentile", "memory_request_percentile"):
+            object.__setattr__(self, name, StatisticName(getattr(self, name)))
 
 
 def _default_policies() -> dict:
@@ -450,7 +455,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
     from .s3 import S3Error, S3Path
-    from .sources.prometheus.sigv4 import REGION, ROLE_ARN
+    from .aws_client import REGION, ROLE_ARN
 
     p = config.prometheus
     sigv4 = p.auth == "sigv4"
@@ -472,76 +477,18 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _comment(text: str) -> list[str]:
-    return [f"# {line}" for line in text.splitlines()]
-
-
-def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
-    for f in fields_of(cls):
-        kind = f.metadata["kind"]
-        if kind in ("section", "table_map", "table_list"):
-            nested.append(f)
-            continue
-        meta = f.metadata
-        lines += _comment(f"{meta['help']} ({describe(meta)})")
-        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+_INTRO = (
+    "# rightsize configuration. Every key is optional; the values shown are the defaults.",
+    "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
+    "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
+)
 
 
 def render_config(config: Config | None = None) -> str:
     """The documented config.toml: every key with its help, unit and (default) value."""
-    config = config or Config()
-    lines = [
-        "# rightsize configuration. Every key is optional; the values shown are the defaults.",
-        "# Quantities use Kubernetes notation (\"250m\", \"512Mi\"), durations Prometheus notation (\"5m\", \"14d\").",
-        "# Secrets never go here: tokens and passwords are read from the environment variables named below.",
-    ]
-
-    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
-        lines.append("")
-        lines.extend(_comment(help_text))
-        lines.append(f"[[{header}]]" if array else f"[{header}]")
-        nested: list = []
-        _render_fields(obj, cls, header, lines, nested)
-        for f in nested:
-            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
-
-    def emit_nested(value, f, header):
-        kind = f.metadata["kind"]
-        if kind == "section":
-            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
-        elif kind == "table_map":
-            for name, item in value.items():
-                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
-        elif kind == "table_list":
-            lines.append("")
-            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
-            example: list[str] = [f"[[{header}]]"]
-            for sub in fields_of(f.metadata["cls"]):
-                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
-            lines.extend(f"# {line}" for line in example)
-
-    for f in fields_of(Config):
-        emit_nested(getattr(config, f.name), f, f.name)
-    return "\n".join(lines) + "\n"
+    return render_toml(config or Config(), _INTRO)
 
 
 def help_for_keys() -> list[tuple[str, str, str, str]]:
     """(key, default, expected, help) for every scalar setting, for CLI help and the README."""
-    rows: list[tuple[str, str, str, str]] = []
-
-    def walk(cls, obj, prefix):
-        for f in fields_of(cls):
-            kind = f.metadata["kind"]
-            key = f"{prefix}.{f.name}" if prefix else f.name
-            if kind == "section":
-                walk(f.metadata["cls"], getattr(obj, f.name), key)
-            elif kind == "table_map":
-                for name, item in getattr(obj, f.name).items():
-                    walk(f.metadata["cls"], item, f"{key}.{name}")
-            elif kind == "table_list":
-                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
-            else:
-                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
-
-    walk(Config, Config(), "")
-    return rows
+    return key_rows(Config())

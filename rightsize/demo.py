@@ -2,7 +2,7 @@
 
 Generated from a fixed seed in about a second, so nothing binary is shipped. Every pod gets its own
 synthetic 5-minute CPU and working-set series, and those go through the very reducer a collection
-uses (sources/prometheus/usage.py, then analysis/statistics.py), so the demo's usage table, its
+uses (sources/prometheus/usage.py, then sketch.py), so the demo's usage table, its
 histograms and its daily rows are what `rightsize collect` would have written for those samples.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .analysis.statistics import usage_statistics
 from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_workloads
+from .sketch import usage_statistics
 from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
 from .sources.prometheus.usage import Grid
@@ -90,8 +90,14 @@ NAMESPACES = {
 
 
 def _workloads() -> list[DemoWorkload]:
+    """The demo estate, one namespace at a time."""
+    return [*_shop(), *_payments(), *_data(), *_staging(), *_ci_runners(), *_monitoring(),
+            *gpu_workloads(W, C)]  # the GPU block: ml (demo_gpus.py)
+
+
+def _shop() -> list[DemoWorkload]:
+    """shop (production)"""
     return [
-        # --- shop (production) ---
         W("shop", "Deployment", "frontend", 6, [C("web", "1", "1Gi", None, "1Gi", cpu_mean=0.18, memory_mean="300Mi")],
           "storefront", hpa_cpu=70, pdb_max_unavailable=1, services=[("frontend", "LoadBalancer", False)]),
         W("shop", "Deployment", "checkout", 3, [C("app", "500m", "512Mi", "500m", "512Mi", cpu_mean=0.33, cpu_burst=2.2, memory_mean="380Mi", throttled=0.42),
@@ -119,7 +125,12 @@ def _workloads() -> list[DemoWorkload]:
           "storefront", zones=("us-east-1a",), services=[("legacy-admin", "LoadBalancer", False)]),
         W("shop", "Deployment", "new-feature", 2, [C("app", "500m", "512Mi", None, "512Mi", cpu_mean=0.05, memory_mean="100Mi", history_days=1.5)],
           "storefront"),
-        # --- payments (production) ---
+    ]
+
+
+def _payments() -> list[DemoWorkload]:
+    """payments (production)"""
+    return [
         W("payments", "Deployment", "payments-api", 3, [C("app", "1", "1Gi", "2", "1Gi", cpu_mean=0.2, memory_mean="500Mi"),
                                                         C("istio-proxy", "100m", "128Mi", None, "256Mi", cpu_mean=0.03, memory_mean="80Mi")],
           "payments", pdb_min_available=3, grace=180, services=[("payments-api", "ClusterIP", False)]),
@@ -133,7 +144,12 @@ def _workloads() -> list[DemoWorkload]:
           "payments"),
         W("payments", "Deployment", "webhooks", 2, [C("app", "250m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="120Mi")],
           "payments", services=[("webhooks", "LoadBalancer", True)]),
-        # --- data (production) ---
+    ]
+
+
+def _data() -> list[DemoWorkload]:
+    """data (production)"""
+    return [
         W("data", "StatefulSet", "kafka", 3, [C("kafka", "2", "8Gi", None, "8Gi", cpu_mean=0.7, memory_mean="6Gi", memory_growth=0.02)],
           "data", pvc=True, grace=120, pdb_max_unavailable=1, services=[("kafka", "ClusterIP", False)]),
         W("data", "Deployment", "etl-worker", 4, [C("worker", "1", "3Gi", None, "3Gi", cpu_mean=0.45, cpu_burst=3, memory_mean="1800Mi")],
@@ -141,7 +157,12 @@ def _workloads() -> list[DemoWorkload]:
         W("data", "CronJob", "nightly-report", 1, [C("report", "500m", "1Gi", None, "1Gi", cpu_mean=0.2, cpu_burst=4, memory_mean="700Mi", oom_kills=1, restarts=1)],
           "data"),
         W("data", "Job", "backfill-2026-11", 1, [C("backfill", "4", "6Gi", None, "6Gi", cpu_mean=1.1, memory_mean="2Gi", history_days=4)], "data"),
-        # --- staging (non-production) ---
+    ]
+
+
+def _staging() -> list[DemoWorkload]:
+    """staging (non-production)"""
+    return [
         W("staging", "Deployment", "frontend", 2, [C("web", "1", "1Gi", None, "1Gi", cpu_mean=0.03, memory_mean="250Mi")],
           "storefront", services=[("frontend", "LoadBalancer", False)]),
         W("staging", "Deployment", "checkout", 2, [C("app", "500m", "512Mi", "500m", "512Mi", cpu_mean=0.02, memory_mean="200Mi")], "storefront",
@@ -150,19 +171,29 @@ def _workloads() -> list[DemoWorkload]:
           services=[("catalog", "ClusterIP", False)]),
         W("staging", "StatefulSet", "postgres", 1, [C("postgres", "1", "4Gi", None, "4Gi", cpu_mean=0.02, memory_mean="800Mi")],
           "storefront", pvc=True, zones=("us-east-1b",)),
-        # --- ci-runners (non-production) ---
+    ]
+
+
+def _ci_runners() -> list[DemoWorkload]:
+    """ci-runners (non-production)"""
+    return [
         W("ci-runners", "Deployment", "runner", 4, [C("runner", "2", "4Gi", None, "8Gi", cpu_mean=0.5, cpu_burst=6, memory_mean="1500Mi")],
           "platform", on_spot=True),
         W("ci-runners", "Deployment", "cache", 1, [C("cache", "500m", "2Gi", None, "2Gi", cpu_mean=0.05, memory_mean="600Mi")], "platform",
           empty_dir=True, ignore=True),
-        # --- monitoring ---
+    ]
+
+
+def _monitoring() -> list[DemoWorkload]:
+    """monitoring"""
+    return [
         W("monitoring", "DaemonSet", "node-exporter", 16, [C("node-exporter", "100m", "64Mi", "200m", "64Mi", cpu_mean=0.02, memory_mean="25Mi")],
           "platform", host_path=True),
         W("monitoring", "DaemonSet", "fluent-bit", 16, [C("fluent-bit", "200m", "256Mi", None, "256Mi", cpu_mean=0.03, memory_mean="60Mi")],
           "platform", host_path=True),
         W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
           "platform", pvc=True, grace=600, zones=("us-east-1c",)),
-    ] + gpu_workloads(W, C)
+    ]
 
 
 NODES = [

@@ -35,6 +35,7 @@ from .errors import SnapshotError
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
+from .usage_stats import is_stored
 
 PER_POD_TABLES = ("usage_histograms", "usage_daily")
 FLEET_REPORT = "_fleet"  # where a fleet report goes by default: not a cluster name (EKS names start with a letter or digit)
@@ -123,11 +124,9 @@ def previous_names(root) -> tuple[list[str], str]:
 
 def needs_histograms(config) -> bool:
     """A policy asks for a statistic the usage table does not carry (computed from the histograms)."""
-    from .analysis.statistics import column_for, usage_column
-
     for pol in config.policies.values():
         for resource, stat in (("cpu", pol.cpu_request_percentile), ("memory", pol.memory_request_percentile)):
-            if column_for(resource, stat, pol.per_replica, pol.usage_half_life) != usage_column(resource, stat, pol.per_replica):
+            if not is_stored(resource, stat, pol.per_replica, pol.usage_half_life):
                 return True
     return False
 

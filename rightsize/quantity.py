@@ -9,8 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from kubernetes.utils import parse_quantity
 
-MIB = 1024**2
-GIB = 1024**3
+KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4  # the one home of the byte units
 
 
 def parse_cpu(value: str | int | float) -> float:
@@ -58,7 +57,7 @@ def format_memory(num_bytes: float) -> str:
     if num_bytes is None or (isinstance(num_bytes, float) and math.isnan(num_bytes)):
         raise ValueError("cannot format an unset memory quantity")
     value = int(round(num_bytes))
-    for suffix, factor in (("Ti", 1024**4), ("Gi", GIB), ("Mi", MIB), ("Ki", 1024)):
+    for suffix, factor in (("Ti", TIB), ("Gi", GIB), ("Mi", MIB), ("Ki", KIB)):
         if value >= factor and value % factor == 0:
             return f"{value // factor}{suffix}"
     return str(value)

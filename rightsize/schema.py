@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .analysis.statistics import usage_statistic_columns
+from .usage_stats import CONTAINER_KEY, WORKLOAD_KEY, usage_statistic_columns  # noqa: F401 - the tables' keys, re-exported
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,6 @@ class Column:
 def _c(name, dtype, description, **kw) -> Column:
     return Column(name, dtype, description, **kw)
 
-
-WORKLOAD_KEY = ("cluster", "namespace", "kind", "workload")
-CONTAINER_KEY = WORKLOAD_KEY + ("container",)
 
 _IDENTITY = [
     _c("cluster", "str", "Cluster name", nullable=False),
@@ -110,7 +107,7 @@ TABLES: dict[str, list[Column]] = {
         _c("resource", "str", "'cpu' (cores) or 'memory' (bytes)", nullable=False),
         _c("day", "datetime", "Start of the 24 h bin, counted back from the window end: the bin is (day, day + 24 h]", nullable=False),
         _c("bucket", "int", "Log bucket: values in (floor x 1.02^(b-1), floor x 1.02^b], floor 0.1m cores / 64 KiB; "
-           "bucket 0 = [0, floor] (see analysis/statistics.py)", non_negative=True),
+           "bucket 0 = [0, floor] (see sketch.py)", non_negative=True),
         _c("count", "int", "Steps whose value fell in the bucket", non_negative=True),
     ],
     "usage_daily": _CONTAINER + [

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .quantity import format_cpu, format_duration, format_memory, parse_cpu, parse_duration, parse_memory
+from .usage_stats import StatisticName
 
 # kind -> (parse from TOML value, render to TOML text, human description of what is expected)
 _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], str], str]] = {}
@@ -142,10 +143,7 @@ def label_matchers_problem(text: str) -> str:
 
 
 def _parse_statistic(v):
-    from .analysis.statistics import parse_statistic
-
-    parse_statistic(_parse_str(v))
-    return v
+    return StatisticName(_parse_str(v))
 
 
 def _quantity_parser(parse):
@@ -281,3 +279,74 @@ def describe(meta: dict) -> str:
 
 def fields_of(cls) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.metadata]
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}" for line in text.splitlines()]
+
+
+def _render_fields(obj, cls, header: str, lines: list[str], nested: list) -> None:
+    for f in fields_of(cls):
+        kind = f.metadata["kind"]
+        if kind in ("section", "table_map", "table_list"):
+            nested.append(f)
+            continue
+        meta = f.metadata
+        lines += _comment(f"{meta['help']} ({describe(meta)})")
+        lines.append(f"{f.name} = {render_value(meta, getattr(obj, f.name))}")
+
+
+def render_toml(config, intro: tuple[str, ...] = ()) -> str:
+    """TOML of a declared config (sections, table maps and lists of ``section``/``table_map``/``table_list``):
+    every key with its help, unit and value, after the comment lines ``intro``."""
+    lines = list(intro)
+
+    def emit_table(obj, cls, header: str, help_text: str, array: bool = False):
+        lines.append("")
+        lines.extend(_comment(help_text))
+        lines.append(f"[[{header}]]" if array else f"[{header}]")
+        nested: list = []
+        _render_fields(obj, cls, header, lines, nested)
+        for f in nested:
+            emit_nested(getattr(obj, f.name), f, f"{header}.{f.name}")
+
+    def emit_nested(value, f, header):
+        kind = f.metadata["kind"]
+        if kind == "section":
+            emit_table(value, f.metadata["cls"], header, f.metadata["help"])
+        elif kind == "table_map":
+            for name, item in value.items():
+                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
+        elif kind == "table_list":
+            lines.append("")
+            lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))
+            example: list[str] = [f"[[{header}]]"]
+            for sub in fields_of(f.metadata["cls"]):
+                example.append(f"{sub.name} = {render_value(sub.metadata, getattr(f.metadata['cls'](), sub.name))}  # {sub.metadata['help']}")
+            lines.extend(f"# {line}" for line in example)
+
+    for f in fields_of(type(config)):
+        emit_nested(getattr(config, f.name), f, f.name)
+    return "\n".join(lines) + "\n"
+
+
+def key_rows(config) -> list[tuple[str, str, str, str]]:
+    """(key, value, expected, help) of every scalar setting of a declared config, dotted keys ('a.b[].c')."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(cls, obj, prefix):
+        for f in fields_of(cls):
+            kind = f.metadata["kind"]
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            if kind == "section":
+                walk(f.metadata["cls"], getattr(obj, f.name), key)
+            elif kind == "table_map":
+                for name, item in getattr(obj, f.name).items():
+                    walk(f.metadata["cls"], item, f"{key}.{name}")
+            elif kind == "table_list":
+                walk(f.metadata["cls"], f.metadata["cls"](), f"{key}[]")
+            else:
+                rows.append((key, render_value(f.metadata, getattr(obj, f.name)), describe(f.metadata), f.metadata["help"]))
+
+    walk(type(config), config, "")
+    return rows

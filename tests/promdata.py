@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rightsize.analysis.statistics import MIN_POD_SAMPLES, QUANTILES
+from rightsize.sketch import MIN_POD_SAMPLES
+from rightsize.usage_stats import QUANTILES
 
 STEP = 60  # seconds between samples and between query steps
 RATE_WINDOW = 300  # seconds, the rate() window the tests configure

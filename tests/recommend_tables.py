@@ -50,7 +50,7 @@ def ctr(workload: str = "web", container: str = "app", *, namespace: str = "shop
 def usage_stats(cpu, memory) -> dict:
     """Usage-table statistic columns from (p50, p90, p95, p99, max) of CPU (cores) and memory (bytes),
     the same on every per-replica basis (as for a container with one replica)."""
-    from rightsize.analysis.statistics import BASES, usage_column
+    from rightsize.usage_stats import BASES, usage_column
 
     out = {}
     for res, values in (("cpu", cpu), ("memory", memory)):

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import rightsize as rs
 import rightsize.api as api
+import rightsize.plots as plots
 from rightsize import demo
 from rightsize.config import Config, Policy
 from rightsize.errors import ConfigError, RightsizeError, SnapshotError
@@ -237,7 +239,7 @@ def test_dir_lists_the_lazy_api():
 
 
 def test_plot_usage_keeps_the_recommended_lines_inside_the_frame(snap, recs):
-    fig = api.plot_usage(snap, "shop/Deployment/search", recs)
+    fig = plots.plot_usage(snap, "shop/Deployment/search", recs)
     for ax in fig.axes:
         top = ax.get_ylim()[1]
         lines = [float(line.get_ydata()[0]) for line in ax.get_lines() if line.get_label().startswith("recommended")]
@@ -309,7 +311,7 @@ def test_plot_usage_draws_series_and_requests(snap):
         "cpu_request_cores_recommended": [0.3], "cpu_limit_cores_recommended": [np.nan],
         "memory_request_bytes_recommended": [512 * MIB], "memory_limit_bytes_recommended": [512 * MIB],
     })
-    fig = api.plot_usage(snap, "shop/Deployment/frontend", recs)
+    fig = plots.plot_usage(snap, "shop/Deployment/frontend", recs)
     cpu_ax, mem_ax = fig.axes[:2]
     series = snap.tables["series"]
     web = series[(series["namespace"] == "shop") & (series["workload"] == "frontend")]
@@ -339,7 +341,7 @@ def test_plot_usage_limits_apart_from_requests_and_container_choice():
     snap = Snapshot(tables={"series": series, "containers": containers})
     recs = pd.DataFrame([{**key, "container": "app", "cpu_request_cores_recommended": 0.6, "cpu_limit_cores_recommended": 1.2,
                           "memory_request_bytes_recommended": 384 * MIB, "memory_limit_bytes_recommended": 384 * MIB}])
-    fig = api.plot_usage(snap, "ns/Deployment/api", recs)
+    fig = plots.plot_usage(snap, "ns/Deployment/api", recs)
     assert len(fig.axes) == 4
     assert _hlines(fig.axes[0]) == {"current request": 1.0, "current limit": 2.0,
                                     "recommended request": 0.6, "recommended limit": 1.2}
@@ -347,20 +349,20 @@ def test_plot_usage_limits_apart_from_requests_and_container_choice():
     assert _hlines(fig.axes[2]) == {} and _hlines(fig.axes[3]) == {}  # sidecar: nothing set, nothing recommended
     usage = fig.axes[0].get_lines()[0]
     assert usage.get_zorder() > max(line.get_zorder() for line in fig.axes[0].get_lines()[1:])
-    one = api.plot_usage(snap, "ns/api", recs, container="sidecar")
+    one = plots.plot_usage(snap, "ns/api", recs, container="sidecar")
     assert len(one.axes) == 2 and "sidecar" in one.axes[0].get_title()
     with pytest.raises(RightsizeError, match="container 'nope'"):
-        api.plot_usage(snap, "ns/api", recs, container="nope")
+        plots.plot_usage(snap, "ns/api", recs, container="nope")
 
 
 def test_plot_usage_defaults_to_recommend_and_names_missing_series(snap, recs):
-    fig = api.plot_usage(snap, "payments/fraud-scorer")
+    fig = plots.plot_usage(snap, "payments/fraud-scorer")
     row = recs[(recs["workload"] == "fraud-scorer") & (recs["container"] == "model")].iloc[0]
     assert fig.axes[0].get_ylabel() == "cores" and fig.axes[1].get_ylabel() == "GiB"
     if not np.isnan(row["cpu_request_cores_recommended"]):
         assert _hlines(fig.axes[0])["recommended request"] == pytest.approx(row["cpu_request_cores_recommended"])
     with pytest.raises(RightsizeError, match="rightsize collect --series shop/Deployment/cart"):
-        api.plot_usage(snap, "shop/Deployment/cart", recs)
+        plots.plot_usage(snap, "shop/Deployment/cart", recs)
 
 
 def test_plot_cross_az_matrix_cells():
@@ -369,7 +371,7 @@ def test_plot_cross_az_matrix_cells():
         "destination_namespace": ["b", "c", "c"], "destination_workload": ["y", "z", "z"],
         "usd_per_month": [3.0, 10.0, 1.5], "cross_az_gb_per_month": [150.0, 500.0, 75.0],
     })
-    fig = api.plot_cross_az_matrix(table)
+    fig = plots.plot_cross_az_matrix(table)
     ax = fig.axes[0]
     image = ax.get_images()[0].get_array()
     rows = [t.get_text() for t in ax.get_yticklabels()]
@@ -377,16 +379,16 @@ def test_plot_cross_az_matrix_cells():
     assert rows == ["a/x", "b/y"] and cols == ["c/z", "b/y"]  # busiest first
     assert image[0, 0] == 10.0 and image[0, 1] == 3.0 and image[1, 0] == 1.5 and np.ma.is_masked(image[1, 1])
     assert "USD/month" in ax.get_title()
-    gb = api.plot_cross_az_matrix(table, value="cross_az_gb_per_month")
+    gb = plots.plot_cross_az_matrix(table, value="cross_az_gb_per_month")
     assert gb.axes[0].get_images()[0].get_array()[0, 0] == 500.0
-    empty = api.plot_cross_az_matrix(table.iloc[0:0])
+    empty = plots.plot_cross_az_matrix(table.iloc[0:0])
     assert "no cross-AZ traffic" in empty.axes[0].texts[0].get_text()
     with pytest.raises(ConfigError, match="unknown column"):
-        api.plot_cross_az_matrix(table, value="nope")
+        plots.plot_cross_az_matrix(table, value="nope")
 
 
 def test_plot_cross_az_matrix_from_snapshot(snap):
-    fig = api.plot_cross_az_matrix(snap)
+    fig = plots.plot_cross_az_matrix(snap)
     assert len(fig.axes[0].get_images()) == 1
     assert "shop/frontend" in [t.get_text() for t in fig.axes[0].get_yticklabels()]
 
@@ -394,13 +396,13 @@ def test_plot_cross_az_matrix_from_snapshot(snap):
 def test_report_charts_are_reexported_lazily(snap, recs):
     from rightsize.emit import charts
 
-    for name in api.REPORT_CHARTS:
-        assert getattr(api, name) is getattr(charts, name)
-        assert name in dir(api) and name not in api.__all__
-    fig = api.savings_by_namespace(recs)
+    for name in plots.REPORT_CHARTS:
+        assert getattr(plots, name) is getattr(charts, name) is getattr(rs, name)
+        assert name in dir(plots) and name not in api.__all__
+    fig = plots.savings_by_namespace(recs)
     assert fig is not None and fig.axes
     with pytest.raises(AttributeError):
-        api.no_such_chart_function_here  # noqa: B018
+        plots.no_such_chart_function_here  # noqa: B018
 
 
 # --- drill-down series from a real Prometheus -----------------------------------------------------
@@ -432,7 +434,7 @@ def test_fetch_series_from_prometheus_into_a_snapshot(prom_server, prom_dataset,
     # only web's pods are read, not every pod of the namespace
     assert asked and all('pod=~"web' in q and "api" not in q and "legacy" not in q for q in asked), asked
     # a snapshot holding only series still plots (no requests known: usage lines only)
-    fig = api.plot_usage(snap, "shop/web", rows.iloc[0:0])
+    fig = plots.plot_usage(snap, "shop/web", rows.iloc[0:0])
     assert [ax.get_title().split(" · ")[1:] for ax in fig.axes[:4]] == [["app", "CPU"], ["app", "memory"],
                                                                         ["envoy", "CPU"], ["envoy", "memory"]]
 

@@ -18,9 +18,11 @@ from rightsize.config import Config, PricingConfig
 from rightsize.errors import SourceError
 from rightsize.quantity import GIB
 from rightsize.snapshot import Snapshot
-from rightsize.sources import aws
-from rightsize.sources.aws import (collect_prices, fetch_inter_az_price, fetch_instance_shapes, fetch_ondemand_prices,
-                                   fetch_spot_prices, ondemand_filters, pricing_endpoint_region)
+from rightsize import aws_client
+from rightsize.sources import price_cache, price_list
+from rightsize.sources.aws import collect_prices
+from rightsize.sources.price_list import (fetch_inter_az_price, fetch_instance_shapes, fetch_ondemand_prices,
+                                          fetch_spot_prices, ondemand_filters, pricing_endpoint_region)
 
 _AWS_ENV_CLEARED = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
@@ -272,8 +274,8 @@ def test_expired_cache_is_refetched(fake_credentials, tmp_path, monkeypatch):
     with Stubber(pricing) as stub:
         _queue_live_pricing(stub)
         collect_prices(config, _snapshot(), clients={"pricing": pricing, "ec2": ec2})
-    later = aws.time.time() + 7200
-    monkeypatch.setattr(aws.time, "time", lambda: later)
+    later = price_cache.time.time() + 7200
+    monkeypatch.setattr(price_cache.time, "time", lambda: later)
     calls = _count_calls(ec2)
     with Stubber(pricing) as stub:
         _queue_live_pricing(stub)
@@ -390,7 +392,7 @@ def test_type_missing_from_the_price_list_takes_the_catalogue_price(fake_credent
 @contextlib.contextmanager
 def _pricing_api(answer):
     """A local HTTP server speaking the Pricing API's JSON protocol: ``answer(n)`` gives the (status, body) of
-    the n-th request (from 1). Yields a client built with aws.client_config(attempts) and the requests seen."""
+    the n-th request (from 1). Yields a client built with aws_client.client_config(attempts) and the requests seen."""
     import http.server
     import threading
 
@@ -417,7 +419,7 @@ def _pricing_api(answer):
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         yield (lambda attempts: boto3.client("pricing", region_name="us-east-1", endpoint_url=url,
-                                             config=aws.client_config(attempts, 10, 60))), requests
+                                             config=aws_client.client_config(attempts, 10, 60))), requests
     finally:
         server.shutdown()
         server.server_close()
@@ -438,6 +440,6 @@ def test_retries_stop_at_the_configured_attempts_in_standard_mode(fake_credentia
     """An API that always answers 400 TooManyRequestsException: standard mode treats it as throttling (legacy
     mode, botocore's default, does not retry it at all) and gives up after exactly the attempts configured."""
     with _pricing_api(lambda n: (400, {"__type": "TooManyRequestsException", "message": "slow down"})) as (client, requests):
-        with pytest.raises(aws.AwsUnavailable, match="GetProducts .*TooManyRequestsException: slow down"):
+        with pytest.raises(price_list.AwsUnavailable, match="GetProducts .*TooManyRequestsException: slow down"):
             fetch_ondemand_prices(client(2), "us-east-1", ["m5.large"])
     assert len(requests) == 2

@@ -12,7 +12,7 @@ import pytest
 
 import rightsize as rs
 from rightsize.analysis import backtest as B
-from rightsize.analysis.statistics import RELATIVE_ERROR
+from rightsize.sketch import RELATIVE_ERROR
 from rightsize.demo import generate
 from rightsize.errors import ConfigError
 from rightsize.snapshot import Snapshot, new_meta
@@ -41,7 +41,7 @@ def _snapshot(cpu: np.ndarray, mem: np.ndarray, kills_on_day: dict[int, int] | N
             raw.append({"namespace": "ns", "pod": f"p{i}", "container": "main", "day": int(d),
                         "memory_max_bytes": float(np.nanmax(row[on_day])), "oom_kills": float((kills_on_day or {}).get(int(d), 0))})
     hist, daily = acc.histograms("c1", owners), acc.daily("c1", owners, pd.DataFrame(raw))
-    from rightsize.analysis.statistics import usage_statistics
+    from rightsize.sketch import usage_statistics
 
     usage = usage_statistics(hist, daily, STEP).assign(restarts=0.0, cpu_throttled_ratio=np.nan, oom_kills=0.0)
     ident = dict(zip(("cluster", "namespace", "kind", "workload", "container"), KEY))

@@ -9,7 +9,7 @@ import pytest
 from promdata import Dataset
 from promservers import make_config, start_prometheus
 from rightsize.analysis import backtest as B
-from rightsize.analysis.statistics import RELATIVE_ERROR
+from rightsize.sketch import RELATIVE_ERROR
 from rightsize.snapshot import Snapshot
 from rightsize.sources import prometheus as P
 from rightsize.targets import ClusterTarget

@@ -50,6 +50,9 @@ namespaces = ["batch-*"]
     assert prod.cpu_request_percentile == "p95"  # untouched keys keep their defaults
     assert cfg.policy("non_production").cpu_request_percentile == "p50"  # default policy still there
     assert cfg.policy("batch").margin == 0.3
+    # statistics are parsed once, where the config is read (or a Policy is built in code)
+    assert cfg.policy("batch").cpu_request_percentile.quantile == pytest.approx(0.90)
+    assert cfg.policy("non_production").memory_request_percentile.quantile == pytest.approx(0.90)
     assert cfg.policy_rules[0].namespaces == ("batch-*",)
     assert math.isnan(prod.max_cpu)  # "" = unset, never 0
 

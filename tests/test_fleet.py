@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from recommend_tables import usage_stats
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.cli import main
 from rightsize.config import Config, FleetConfig, PricingConfig
 from rightsize.errors import SnapshotError

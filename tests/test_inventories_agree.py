@@ -18,7 +18,7 @@ import pytest
 
 from promdata import NODES
 from promservers import make_config, prom_dataset, prom_server  # noqa: F401
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.collect import collect
 from test_kubernetes_api import StandInApiServer, _kubeconfig
 

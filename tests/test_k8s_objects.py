@@ -10,7 +10,7 @@ import pytest
 
 from rightsize.config import Config, WorkloadOverride
 from rightsize.errors import SourceError
-from rightsize.sources import k8s_objects as ko
+from rightsize.sources import k8s_fields as ko
 from rightsize.sources.k8s_objects import Options, build_tables
 
 

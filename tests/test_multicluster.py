@@ -11,7 +11,7 @@ import requests
 
 from promdata import Dataset
 from promservers import DATA_HOURS, flush, free_port, make_config, prom_dataset, prom_server, start_victoria  # noqa: F401
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.collect import collect
 from rightsize.config import ClusterEntry, KubernetesConfig
 from rightsize.emit.patches import write_patches

@@ -7,7 +7,9 @@ from ruamel.yaml import YAML
 from binaries import needs_kubectl
 from patchfixtures import (by_id, config, container, copy_fixtures, kustomize, read_only, rec, recs,
                            snapshot, without_resources)
-from rightsize.emit.overlay import KustomizeError, apply_to_overlay, check_render
+from rightsize.emit.overlay import apply_to_overlay
+from rightsize.emit.render_check import check_render
+from rightsize.kustomize import KustomizeError
 from rightsize.emit.patches import PatchError
 
 pytestmark = needs_kubectl
@@ -207,7 +209,7 @@ def test_render_diff_is_per_object_and_matches_diff_u(tmp_path):
     import shutil
     import subprocess
 
-    from rightsize.emit.overlay import render
+    from rightsize.kustomize import render
 
     if shutil.which("diff") is None:
         pytest.skip("GNU diff is not installed")

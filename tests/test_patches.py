@@ -249,3 +249,37 @@ def test_patches_md_small_fleet_lists_everything(tmp_path):
     md = (tmp_path / "p" / "PATCHES.md").read_text()
     assert "## Changes by impact" in md and md.count("application-container |") == 30
     assert "do not fit" not in md and "more skipped" not in md
+
+
+@needs_kubectl
+def test_extra_edits_of_a_container_and_its_pod_template_go_into_the_same_patch(tmp_path, monkeypatch):
+    """The patch body builder's extension point (patch_body.CONTAINER_EDITS / TEMPLATE_EDITS): an edit added
+    from here (an env var per patched container, an annotation on the pod template) lands in the same
+    strategic-merge patch as the resources, and real kustomize merges all of it into the base's objects."""
+    from rightsize.emit import patch_body
+
+    monkeypatch.setattr(patch_body, "CONTAINER_EDITS", patch_body.CONTAINER_EDITS + [
+        lambda row: {"env": [{"name": "SIZED_BY", "value": "rightsize"}]} if row["container"] == "app" else {}])
+    monkeypatch.setattr(patch_body, "TEMPLATE_EDITS", [
+        lambda rows: {"metadata": {"annotations": {"example.com/containers": ",".join(r["container"] for r in rows)}}}])
+    base = tmp_path / "base"
+    shutil.copytree(FIXTURES / "base", base)
+    env = tmp_path / "deploy" / "shop"
+    env.mkdir(parents=True)
+    (env / "kustomization.yaml").write_text("namespace: shop\nresources:\n- ../../base\n")
+    out = tmp_path / "patches"
+    write_patches(_estate(), _manifest_snapshot(base), config(resources=["../../../deploy/{namespace}"]), out)
+    web = _load(out / "c1" / "shop" / "deployment-web.yaml")["spec"]["template"]
+    assert list(web) == ["metadata", "spec"]
+    assert web["spec"]["containers"][0] == {"name": "app", "resources": {
+        "limits": {"cpu": "1.5", "memory": "512Mi"}, "requests": {"cpu": "250m", "memory": "512Mi"}},
+        "env": [{"name": "SIZED_BY", "value": "rightsize"}]}
+    assert web["spec"]["containers"][1] == {"name": "proxy"}  # named for the order only: no edit without a row
+    rendered = by_id(kustomize(out / "c1" / "shop"))
+    web_doc = rendered[("Deployment", "shop", "web")]
+    assert web_doc["spec"]["template"]["metadata"]["annotations"]["example.com/containers"] == "app"
+    app = container(web_doc, "app")
+    assert {"name": "SIZED_BY", "value": "rightsize"} in app["env"] and app["resources"]["requests"]["cpu"] == "250m"
+    assert "env" not in container(web_doc, "proxy")
+    report = rendered[("CronJob", "shop", "report")]["spec"]["jobTemplate"]["spec"]["template"]
+    assert report["metadata"]["annotations"]["example.com/containers"] == "migrate,extract"

@@ -9,9 +9,10 @@ from binaries import needs_kubectl
 from patchfixtures import by_id, config, container, kustomize, rec, recs, snapshot
 from rightsize.analysis.summary import change_savings, one_off_job_savings
 from rightsize.config import Config
-from rightsize.emit.patches import ONE_OFF_JOB, write_patches
+from rightsize.emit.patch_model import ONE_OFF_JOB
+from rightsize.emit.patches import write_patches
 from rightsize.kustomize import KustomizeError, render
-from rightsize.sources.k8s_objects import hpa_summary
+from rightsize.sources.k8s_fields import hpa_summary
 
 
 DEPLOYMENT = """\

@@ -128,7 +128,7 @@ def test_recommend_honours_config_ignore_override():
 def test_production_is_decided_once_by_the_policy_ab_test_case():
     """`ab-test` matches the non-production glob `*-test`, but [[policy_rules]] maps it to production:
     the CI threshold must count its OOM risk, and spot must not call it non-production."""
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
     from rightsize.analysis.thresholds import crossed_thresholds
     from rightsize.config import ThresholdConfig
 

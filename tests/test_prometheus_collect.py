@@ -23,7 +23,8 @@ import pytest
 from promdata import TRAFFIC, Dataset
 from promservers import (DATA_HOURS, WINDOW_HOURS, dataset_end, make_config, prom_dataset, prom_server,  # noqa: F401
                          start_prometheus)
-from rightsize.analysis.statistics import RELATIVE_ERROR, usage_statistic_columns, usage_statistics
+from rightsize.sketch import RELATIVE_ERROR, usage_statistics
+from rightsize.usage_stats import usage_statistic_columns
 from rightsize.errors import SourceError
 from rightsize.snapshot import Snapshot
 from rightsize.sources import prometheus as P

@@ -268,7 +268,7 @@ def test_terminal_summary_fits_one_screen(report):
 
 def test_report_of_the_demo_snapshot(tmp_path):
     """End to end on the bundled demo (real analyses, offline prices): the totals still add up."""
-    from rightsize.analysis import analyze
+    from rightsize.api import analyze
     from rightsize.demo import generate
     from rightsize.sources.aws import collect_prices
 

@@ -274,7 +274,8 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
 def test_fleet_cronjob_merges_this_weeks_folder(manifests, tmp_path):
     import datetime as dt
 
-    from rightsize.cli import _this_weeks_fleet, build_parser
+    from rightsize.arguments import build_parser
+    from rightsize.cli import _this_weeks_fleet
 
     (job,) = _load_all(FLEET)
     pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]

@@ -1,5 +1,8 @@
-"""The statistics registry and its reducers, against exact numpy computations on the same samples."""
+"""The statistics registry (usage_stats) and the sketch's reducers, against exact numpy computations on the same samples."""
 from __future__ import annotations
+
+import copy
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -7,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rightsize.analysis import statistics as S
+from rightsize import sketch as S
+from rightsize import usage_stats as U
+from rightsize.analysis import statistics as A
 from rightsize.sources.prometheus.client import RangeSeries
 from rightsize.sources.prometheus.usage import Grid, UsageAccumulator, reduce_chunk
 
@@ -26,7 +31,7 @@ def test_sketch_reads_any_quantile_within_its_stated_error(values, q, resource):
     x = np.asarray(values) * scale
     _, got = S.grouped_quantiles(np.zeros(len(x), dtype=int), S.bucket_of(x, resource), np.ones(len(x)), [q], resource)
     want = exact(x, q)
-    floor = S.RESOURCES[resource].floor
+    floor = U.RESOURCES[resource].floor
     if want <= floor:
         assert got[0, 0] == floor / 2  # below the floor: read as half of it (0.05m cores / 32 KiB)
     else:
@@ -46,14 +51,20 @@ def test_many_groups_at_once_match_one_at_a_time():
 
 
 def test_statistic_names():
-    assert S.parse_statistic("p95") == 0.95 and S.parse_statistic("p99.9") == pytest.approx(0.999)
-    assert S.parse_statistic("max") == 1.0
+    assert U.parse_statistic("p95") == 0.95 and U.parse_statistic("p99.9") == pytest.approx(0.999)
+    assert U.parse_statistic("max") == 1.0
     for bad in ("p0", "p100", "95", "P95", "mean", "p-5"):
         with pytest.raises(ValueError):
-            S.parse_statistic(bad)
-    assert S.usage_column("cpu", "p95") == "cpu_pooled_p95_cores"
-    assert S.usage_column("memory", "p50", "busiest") == "memory_busiest_p50_bytes"
-    assert S.usage_column("memory", "max", "busiest") == "memory_max_bytes"  # the max is the same on every basis
+            U.parse_statistic(bad)
+    typed = U.StatisticName("p99.5")  # parsed once: the name as text, with its quantile
+    assert typed == "p99.5" and f"{typed}" == "p99.5" and typed.quantile == pytest.approx(0.995)
+    assert U.StatisticName(typed) is typed and copy.deepcopy(typed) is typed
+    assert pickle.loads(pickle.dumps(typed)).quantile == typed.quantile
+    with pytest.raises(ValueError, match="not a usage statistic: 'p100'"):
+        U.StatisticName("p100")
+    assert U.usage_column("cpu", "p95") == "cpu_pooled_p95_cores"
+    assert U.usage_column("memory", "p50", "busiest") == "memory_busiest_p50_bytes"
+    assert U.usage_column("memory", "max", "busiest") == "memory_max_bytes"  # the max is the same on every basis
 
 
 # --- the reducers over per-pod samples ----------------------------------------------------------------
@@ -141,12 +152,12 @@ def test_recomputing_over_some_days_and_with_decay():
     u = S.usage_statistics(hist[older], daily[daily["day"] == daily["day"].min()], grid.step).iloc[0]
     assert u["cpu_pooled_p99_cores"] == pytest.approx(0.1, rel=S.RELATIVE_ERROR) and u["samples"] == 288
     end = pd.Timestamp(grid.end, unit="s", tz="UTC")
-    w = pd.Series(S.day_weights(hist["day"], end, 3600.0), index=hist.index)  # a 1 h half-life: the last day dominates
+    w = pd.Series(A.day_weights(hist["day"], end, 3600.0), index=hist.index)  # a 1 h half-life: the last day dominates
     decayed = S.usage_statistics(hist, daily, grid.step, weight=w).iloc[0]
     assert decayed["cpu_pooled_p50_cores"] == pytest.approx(0.4, rel=S.RELATIVE_ERROR)
     flat = S.usage_statistics(hist, daily, grid.step).iloc[0]
     assert flat["cpu_pooled_p50_cores"] == pytest.approx(0.1, rel=S.RELATIVE_ERROR)  # rank floor(0.5 x 575) is day one's
-    assert list(S.day_weights(hist["day"].iloc[:1], end, None)) == [1.0]
+    assert list(A.day_weights(hist["day"].iloc[:1], end, None)) == [1.0]
 
 
 def test_empty_input_gives_an_empty_usage_table():
@@ -177,7 +188,7 @@ def test_a_policy_picks_any_statistic_basis_and_decay():
     assert (prod["cpu_basis_cores"] >= usage.loc[prod.index, "cpu_pooled_p95_cores"]).all()
     decayed = rs.recommend(snap, policy={"usage_half_life": "1d"}).set_index(key)
     end = pd.Timestamp(snap.meta["window_end"])
-    weight = pd.Series(S.day_weights(hist["day"], end, 86400.0), index=hist.index)
+    weight = pd.Series(A.day_weights(hist["day"], end, 86400.0), index=hist.index)
     want = S.histogram_statistics(hist, key, "cpu", [0.95], "pooled", weight).set_index(key)[0.95]
     prod = production(decayed)
     np.testing.assert_allclose(prod["cpu_basis_cores"], want.loc[prod.index])
@@ -188,7 +199,7 @@ def test_imbalanced_replicas_are_flagged():
     """A leader replica at 3x the others: the hottest pod's p95 is far above the pooled one."""
     import rightsize as rs
     from recommend_tables import ctr, snap as table_snapshot
-    from rightsize.analysis.statistics import usage_column
+    from rightsize.usage_stats import usage_column
 
     snap = table_snapshot(ctr(workload="leader", pods=3), ctr(workload="even", pods=3))
     u = snap.tables["usage"]

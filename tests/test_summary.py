@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import rightsize as rs
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.config import Config
 
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-if TYPE_CHECKING:  # the package is imported by schema.py and config.py (statistics registry): no cycle
-    from ..config import Config
-    from ..snapshot import Snapshot
+from ..config import Config
+from ..refs import refs_text
+from ..schema import CONTAINER_KEY, WORKLOAD_KEY
+from ..snapshot import Snapshot
 
 
 @dataclass
@@ -32,9 +33,6 @@ class Analysis:
 def unmatched_usage(snapshot: Snapshot) -> list[dict]:
     """Caveats for usage that no container spec claims (e.g. a workload missing from the manifests):
     those containers get no recommendation, and the report must say so rather than drop them silently."""
-    from ..refs import refs_text
-    from ..schema import CONTAINER_KEY
-
     usage, specs = snapshot.tables["usage"], snapshot.tables["containers"]
     if usage.empty:
         return []
@@ -50,32 +48,8 @@ def unmatched_usage(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations"}]
 
 
-def instance_candidates() -> pd.DataFrame:
-    """List prices and shapes of every instance type in the bundled catalogue (region, instance_type,
-    vcpu, memory_gib, usd_per_hour), for binpack's best type per family. Reads the package's data files
-    once per process; regions the catalogue does not price use us-east-1's list prices (as pricing does)."""
-    from ..sources.price_catalogue import load_catalogue
-
-    catalogue = load_catalogue()
-    return catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
-
-
-def for_regions(candidates: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
-    """``candidates`` (instance_candidates) for every region of the snapshot's nodes."""
-    from ..sources.price_catalogue import FALLBACK_REGION
-
-    regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
-        (snapshot.meta.get("pricing") or {}).get("regions") or [])
-    priced = set(candidates["region"])
-    frames = [candidates[candidates["region"] == (r if r in priced else FALLBACK_REGION)].assign(region=r) for r in regions]
-    return pd.concat(frames, ignore_index=True) if frames else candidates.iloc[0:0]
-
-
 def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> list[dict]:
     """A caveat for workloads costed at some pods that have no placement: the bin-packing leaves them out."""
-    from ..refs import refs_text
-    from ..schema import WORKLOAD_KEY
-
     keys = list(WORKLOAD_KEY)
     if recommendations.empty:
         return []
@@ -92,14 +66,14 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None = None) -> Analysis:
-    """Run every analysis on a snapshot. ``candidates``: instance types for the best type per family
-    (default: the bundled catalogue, see instance_candidates)."""
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Analysis:
+    """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
+    every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
+    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them."""
     from . import binpack, cost, cross_az, load_balancers, price_split, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
-    candidates = instance_candidates() if candidates is None else candidates
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
@@ -107,7 +81,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame | None 
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
         idle=cost.idle_costs(snapshot, config),
         node_prices=cost.node_unit_prices(snapshot, config),
-        node_groups=binpack.node_groups(snapshot, recs, config, for_regions(candidates, snapshot)),
+        node_groups=binpack.node_groups(snapshot, recs, config, candidates),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
         + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config),
     )

@@ -24,12 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .statistics import CONTAINER_KEY, DAY_SECONDS, MAX_BUCKET, RESOURCES, _factorize, bucket_value, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, factorize, usage_statistics
+from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
 
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
 _NB = MAX_BUCKET + 1
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
+_UNITS = tuple((r.name, r.unit) for r in RESOURCES.values())  # ("cpu", "cores"), ("memory", "bytes")
 
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
@@ -45,8 +48,8 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-_TRAIN_KEYS = list(CONTAINER_KEY) + ["pod", "basis", "resource", "bucket"]
-_TEST_KEYS = list(CONTAINER_KEY) + ["basis", "resource", "bucket"]
+_TRAIN_KEYS = KEYS + ["pod", "basis", "resource", "bucket"]
+_TEST_KEYS = KEYS + ["basis", "resource", "bucket"]
 
 
 def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
@@ -109,11 +112,11 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
     CFS throttling are the window's (no daily breakdown)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
     usage = usage_statistics(hist, daily, step)
-    window = snapshot.tables["usage"].set_index(CONTAINER_KEY)
-    idx = pd.MultiIndex.from_frame(usage[CONTAINER_KEY])
+    window = snapshot.tables["usage"].set_index(KEYS)
+    idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
         usage[col] = idx.map(window[col]).to_numpy(dtype=float, na_value=np.nan) if col in window else np.nan
-    kills = daily.groupby(CONTAINER_KEY, observed=True)["oom_kills"].sum(min_count=1)
+    kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
 
@@ -123,7 +126,7 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.Dat
 @dataclass
 class TestDays:
     """The test days reduced once for every policy replayed against them: per container (an integer id,
-    ``keys`` the id -> CONTAINER_KEY table), each resource's pooled pod-step histogram as cumulative
+    ``keys`` the id -> KEYS table), each resource's pooled pod-step histogram as cumulative
     counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
     A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
 
@@ -133,10 +136,10 @@ class TestDays:
 
     @classmethod
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
-        cid_h, keys = _factorize(hist, CONTAINER_KEY)
-        cid_d, dkeys = _factorize(daily, CONTAINER_KEY)
+        cid_h, keys = factorize(hist, KEYS)
+        cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
-        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=CONTAINER_KEY, how="left")["_id"].to_numpy(dtype=float, copy=True)
+        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
         new = np.isnan(known)
         known[new] = len(keys) + np.arange(new.sum())
         keys = pd.concat([keys, dkeys[new]], ignore_index=True)
@@ -153,7 +156,7 @@ class TestDays:
                                                                                            minlength=len(keys)))
         n = len(keys)
         per = pd.DataFrame(index=np.arange(n))
-        for res, unit in (("cpu", "cores"), ("memory", "bytes")):
+        for res, unit in _UNITS:
             samples = np.bincount(cid_d, weights=daily[f"{res}_samples"].to_numpy(dtype=float), minlength=n)
             used = group_sum(cid_d, (daily[f"{res}_mean_{unit}"] * daily[f"{res}_samples"]).to_numpy(dtype=float), n)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -171,7 +174,7 @@ class TestDays:
         if settings.empty:
             return np.zeros(0, dtype=np.int64)
         table = self.keys.assign(_id=np.arange(len(self.keys)))
-        found = settings[CONTAINER_KEY].astype(str).merge(table, on=CONTAINER_KEY, how="left")["_id"]
+        found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
@@ -217,14 +220,14 @@ def _values(resource: str) -> np.ndarray:
 
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per container of ``settings`` (CONTAINER_KEY + cpu_request_cores, cpu_limit_cores,
+    """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
     memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
     ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
     test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
     ids = test.ids(settings)
     per = test.daily.reindex(ids)  # -1: a container without test days gets NaN everywhere
     out = settings.copy()
-    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
+    for res, unit in _UNITS:
         req, lim = settings[f"{res}_request_{unit}"], settings[f"{res}_limit_{unit}"]
         over, n = test.share_above(ids, res, req.to_numpy(dtype=float), strict=True)
         out[f"{res}_share_over_request"] = np.where(req.notna(), over, np.nan)
@@ -251,8 +254,8 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     """What a recommendation would set: recommended values where it has them, today's elsewhere (no
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
-    out = r[CONTAINER_KEY].copy()
-    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
+    out = r[KEYS].copy()
+    for res, unit in _UNITS:
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
             out[f"{res}_{kind}_{unit}"] = new.where(r["status"].isin(["change", "keep"]) & new.notna(), cur)
@@ -263,8 +266,8 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
-    out = recommendations[CONTAINER_KEY].copy()
-    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
+    out = recommendations[KEYS].copy()
+    for res, unit in _UNITS:
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
     return out

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .statistics import QUANTILES
+from ..usage_stats import QUANTILES
 
 WEEK_HOURS = 168.0
 LEAK_SHAPE = 0.5  # (p90 - p50) / (bound - p50): an even climb gives 0.8, a flat line with spikes about 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..quantity import MIB
 from ..schema import CONTAINER_KEY
 from .summary import flag_mask
 
@@ -32,7 +33,7 @@ DELTA_METRICS = (
 # A recommendation counts as applied when today's request is within this of last week's recommendation.
 APPLIED_RTOL = 0.02
 APPLIED_ATOL_CORES = 0.001
-APPLIED_ATOL_BYTES = 1024.0**2
+APPLIED_ATOL_BYTES = MIB
 
 
 @dataclass

@@ -58,26 +58,7 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
     out["node_group"] = nodes["node_group"] if "node_group" in nodes.columns else ""
     out["region"] = _node_regions(nodes, snapshot, config)
 
-    od = (prices[prices["capacity_type"] == "on-demand"]
-          .drop_duplicates(["instance_type", "region"])
-          [["instance_type", "region", "usd_per_hour", "vcpu", "memory_gib", "price_source"]]
-          .rename(columns={"usd_per_hour": "usd_per_hour_on_demand", "price_source": "_src_od"}))
-    spot = prices[prices["capacity_type"] == "spot"]
-    spot_zone = (spot[spot["zone"] != ""].drop_duplicates(["instance_type", "region", "zone"])
-                 [["instance_type", "region", "zone", "usd_per_hour", "price_source"]]
-                 .rename(columns={"usd_per_hour": "_spot_zone", "price_source": "_src_zone"}))
-    spot_region = (spot[spot["zone"] == ""].drop_duplicates(["instance_type", "region"])
-                   [["instance_type", "region", "usd_per_hour", "price_source"]]
-                   .rename(columns={"usd_per_hour": "_spot_region", "price_source": "_src_region"}))
-    # A type with only zonal spot prices still gets a region-wide figure (mean over zones) for nodes
-    # whose zone has none.
-    zone_mean = (spot_zone.groupby(["instance_type", "region"], as_index=False)
-                 .agg(_spot_mean=("_spot_zone", "mean"), _src_mean=("_src_zone", "first")))
-    out = (out.merge(od, on=["instance_type", "region"], how="left")
-           .merge(spot_zone, on=["instance_type", "region", "zone"], how="left")
-           .merge(spot_region, on=["instance_type", "region"], how="left")
-           .merge(zone_mean, on=["instance_type", "region"], how="left"))
-
+    out = _with_list_prices(out, prices)
     spot_price = out["_spot_zone"].fillna(out["_spot_region"]).fillna(out["_spot_mean"])
     spot_src = out["_src_zone"].where(out["_spot_zone"].notna(),
                                       out["_src_region"].where(out["_spot_region"].notna(), out["_src_mean"]))
@@ -102,6 +83,30 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
             "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot",
             "gpus", "usd_per_gpu_hour", "usd_per_gpu_hour_on_demand", "usd_per_gpu_hour_spot", "gpu_price_basis"]
     return out[cols].reset_index(drop=True)
+
+
+def _with_list_prices(out: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFrame:
+    """Nodes with their type's on-demand price and shape, and its spot prices (the zone's, the region-wide
+    one, the mean over zones), each with its price source, in underscore columns."""
+    od = (prices[prices["capacity_type"] == "on-demand"]
+          .drop_duplicates(["instance_type", "region"])
+          [["instance_type", "region", "usd_per_hour", "vcpu", "memory_gib", "price_source"]]
+          .rename(columns={"usd_per_hour": "usd_per_hour_on_demand", "price_source": "_src_od"}))
+    spot = prices[prices["capacity_type"] == "spot"]
+    spot_zone = (spot[spot["zone"] != ""].drop_duplicates(["instance_type", "region", "zone"])
+                 [["instance_type", "region", "zone", "usd_per_hour", "price_source"]]
+                 .rename(columns={"usd_per_hour": "_spot_zone", "price_source": "_src_zone"}))
+    spot_region = (spot[spot["zone"] == ""].drop_duplicates(["instance_type", "region"])
+                   [["instance_type", "region", "usd_per_hour", "price_source"]]
+                   .rename(columns={"usd_per_hour": "_spot_region", "price_source": "_src_region"}))
+    # A type with only zonal spot prices still gets a region-wide figure (mean over zones) for nodes
+    # whose zone has none.
+    zone_mean = (spot_zone.groupby(["instance_type", "region"], as_index=False)
+                 .agg(_spot_mean=("_spot_zone", "mean"), _src_mean=("_src_zone", "first")))
+    return (out.merge(od, on=["instance_type", "region"], how="left")
+            .merge(spot_zone, on=["instance_type", "region", "zone"], how="left")
+            .merge(spot_region, on=["instance_type", "region"], how="left")
+            .merge(zone_mean, on=["instance_type", "region"], how="left"))
 
 
 _UNIT_COLS = ["usd_per_vcpu_hour", "usd_per_gib_hour", "usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand",

@@ -16,33 +16,20 @@ import pandas as pd
 
 from ..config import Config
 from ..errors import ConfigError
-from ..quantity import format_cpu, format_memory
+from ..formatting import figure, k8s_cpu, k8s_memory
 from ..refs import WorkloadRef, refs_text
 from ..snapshot import Snapshot
 from .recommend import PIPELINE, compute
 from .rules.base import Pipeline
-from .statistics import BASES, QUANTILES, usage_column
+from ..usage_stats import BASES, QUANTILES, usage_column
 
 
 def _cpu(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "unset"
-    if math.isinf(v):
-        return "none"
-    return format_cpu(v) if v >= 0.001 else f"{v * 1000:.2f}m"
+    return k8s_cpu(v, fine=True)
 
 
 def _mem(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "unset"
-    if math.isinf(v):
-        return "none"
-    text = format_memory(v)
-    return text if text.endswith("i") else f"{v / 2**20:.1f}Mi"
-
-
-def _num(v: float, fmt: str = "{:.0f}") -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+    return k8s_memory(v, fine=True)
 
 
 def find_workload(containers: pd.DataFrame, workload_ref: "str | WorkloadRef") -> pd.DataFrame:
@@ -83,7 +70,7 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str, pipeline: Pip
     rows = [SimpleNamespace(**rec) for rec in wide.to_dict("records") if rec["container"] == ref.container or not ref.container]
     first = rows[0]
     lines = [str(WorkloadRef.of(vars(first)).workload())]
-    replicas = _num(first.replicas, "{:.2f}" if first._replicas_estimated else "{:g}")
+    replicas = figure(first.replicas, "{:.2f}" if first._replicas_estimated else "{:g}")
     if first._replicas_estimated:
         replicas += " (average pods run: pod-hours / window hours)"
     production = "" if first.production else ", non-production"
@@ -154,9 +141,9 @@ def _evidence(r) -> list[str]:
         return ["    usage: none in the snapshot"]
     throttled = r.cpu_throttled_ratio * 100 if not math.isnan(r.cpu_throttled_ratio) else math.nan
     return _usage_lines(r) + [
-        f"    history: {_num(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {_num(r.samples)} samples, "
-        f"{_num(r.pods_seen)} pods seen, {_num(r.restarts)} restarts, {_num(r.oom_kills)} OOM kills, "
-        f"throttled {_num(throttled, '{:.0f}%')} of CFS periods, {_num(r.cpu_throttled_seconds, '{:.0f}')} s throttled",
+        f"    history: {figure(r.hours_covered, '{:.1f}')} h ({r._days:.1f} d) covered, {figure(r.samples)} samples, "
+        f"{figure(r.pods_seen)} pods seen, {figure(r.restarts)} restarts, {figure(r.oom_kills)} OOM kills, "
+        f"throttled {figure(throttled, '{:.0f}%')} of CFS periods, {figure(r.cpu_throttled_seconds, '{:.0f}')} s throttled",
     ]
 
 

@@ -129,6 +129,9 @@ def policy_params(config: Config, policies: pd.Series) -> pd.DataFrame:
     table = pd.DataFrame([dataclasses.asdict(config.policy(name)) for name in names], index=names, columns=fields)
     if not names:
         table = pd.DataFrame({f: pd.Series(dtype=object) for f in fields})
+    for f in fields_of(Policy):
+        if f.metadata["kind"] == "statistic":  # kept as parsed (StatisticName: the name and its quantile)
+            table[f.name] = pd.Series([getattr(config.policy(n), f.name) for n in names], index=names, dtype=object)
     out = table.reindex(policies.to_numpy())
     out.index = policies.index
     return out

@@ -62,25 +62,24 @@ def round_cpu_down(cores):
 
 def round_memory_up(num_bytes):
     """Round bytes up to whole MiB below 1 GiB, to 16 MiB steps from 1 GiB. NaN and inf pass through."""
-
-    def run(arr):
-        step = _mem_step_bytes(arr)
-        with np.errstate(invalid="ignore"):
-            up = np.ceil(arr / step) * step
-            # the division can round a hair down; never return less than the input
-            up = np.where(up < arr, up + step, up)
-        return np.where(np.isfinite(arr), np.maximum(up, 0.0), arr)
-
-    return _apply(num_bytes, run)
+    return _round_memory(num_bytes, up=True)
 
 
 def round_memory_down(num_bytes):
     """Round bytes down to a friendly memory step (used only to stay under a maximum)."""
+    return _round_memory(num_bytes, up=False)
 
+
+def _round_memory(num_bytes, up: bool):
     def run(arr):
         step = _mem_step_bytes(arr)
         with np.errstate(invalid="ignore"):
-            down = np.floor(arr / step) * step
-        return np.where(np.isfinite(arr), np.maximum(down, 0.0), arr)
+            if up:
+                out = np.ceil(arr / step) * step
+                # the division can round a hair down; never return less than the input
+                out = np.where(out < arr, out + step, out)
+            else:
+                out = np.floor(arr / step) * step
+        return np.where(np.isfinite(arr), np.maximum(out, 0.0), arr)
 
     return _apply(num_bytes, run)

@@ -17,12 +17,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from ..analysis.statistics import STATISTICS, usage_column
+from ..usage_stats import STATISTICS, usage_column
 from ..analysis.summary import change_savings
 from ..schema import CONTAINER_KEY
-from .formatting import usd
+from ..formatting import usd
+from ..quantity import GIB
 
-GIB = 1024.0**3
 # Okabe-Ito colours: told apart with every common colour-vision deficiency
 CURRENT, RECOMMENDED, USED, BAD, MUTED = "#8f8f8f", "#0072B2", "#E69F00", "#D55E00", "#c9ced6"
 VERDICT_COLORS = {"ready": "#009E73", "ready_with_changes": "#56B4E9", "not_suitable": BAD,

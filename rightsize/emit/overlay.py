@@ -20,33 +20,30 @@ All changes are made in a staged copy beside the overlay (same depth, so relativ
 """
 from __future__ import annotations
 
-import copy
-import difflib
-import io
-import math
 import os
 import posixpath
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.comments import CommentedMap
 
-from ..errors import ConfigError
 from ..atomic import inside
+from ..errors import ConfigError
 from ..folders import k8s_name_problem, overlay_folder_problem
-from ..kustomize import KUSTOMIZATION_FILES, KustomizeError, render  # noqa: F401 - KustomizeError: what apply_to_overlay raises
-from ..quantity import parse_cpu, parse_memory
+from ..kustomize import render
 from ..refs import refs_text
-from .patches import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, build_patch, container_spec,
-                      group_rows, has_cpu_limit, hpa_patch, json6902_file, load_all, patches_markdown, select, smp_file, target,
-                      view_from_doc, has_containers, skip_row)
+from .hpa_patch import hpa_patch
+from .kustomization import dump_kustomization, find_kustomization, load_kustomization, removed_before, update_patch_list
+from .patch_body import build_patch
+from .patch_model import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, group_rows, has_edits,
+                          select, skip_row, target, view_from_doc)
+from .patch_text import json6902_file, load_all, patches_markdown, smp_file
+from .render_check import check_applied, check_render, doc_key, render_diff
+
 
 @dataclass
 class OverlayResult:
@@ -71,367 +68,6 @@ class OverlayResult:
     markdown: str = ""
 
 
-def find_kustomization(overlay_dir: Path) -> Path:
-    if not overlay_dir.is_dir():
-        raise PatchError(f"{overlay_dir}: not a folder; --overlay expects a kustomize overlay folder")
-    for name in KUSTOMIZATION_FILES:
-        if (overlay_dir / name).is_file():
-            return overlay_dir / name
-    raise PatchError(f"{overlay_dir}: no kustomization.yaml; not a kustomize overlay")
-
-
-# --- kustomization.yaml round trip ------------------------------------------------------------------
-
-def _round_trip_yaml(text: str) -> YAML:
-    """A round-trip YAML that writes sequences the way the file already does (so untouched lines stay)."""
-    y = YAML()
-    y.preserve_quotes = True
-    y.width = 4096
-    offset = 0
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        m = re.match(r"^(\s*)- ", line)
-        if not m:
-            continue
-        prev = next((p for p in reversed(lines[:i]) if p.strip() and not p.lstrip().startswith("#")), "")
-        if prev.rstrip().endswith(":"):
-            offset = len(m.group(1)) - (len(prev) - len(prev.lstrip()))
-            break
-    offset = max(offset, 0)
-    y.indent(mapping=2, sequence=offset + 2, offset=offset)
-    return y
-
-
-def _load_kustomization(path: Path) -> tuple[YAML, CommentedMap, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PatchError(f"{path}: cannot read: {exc.strerror}") from None
-    y = _round_trip_yaml(text)
-    try:
-        data = y.load(text)
-    except YAMLError as exc:
-        raise PatchError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, CommentedMap):
-        raise PatchError(f"{path}: not a kustomization (expected a mapping at the top)")
-    return y, data, text
-
-
-def _entry_path(entry: Any) -> str | None:
-    if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-        return posixpath.normpath(entry["path"])
-    return None
-
-
-def _set_target(entry: CommentedMap, new: dict) -> None:
-    """Replace the entry's target keeping its mapping object (and so its style and comments)."""
-    old = entry.get("target")
-    if not isinstance(old, dict):
-        entry["target"] = CommentedMap(new)
-        return
-    for k in [k for k in old if k not in new]:
-        del old[k]
-    for k, v in new.items():
-        old[k] = v
-
-
-def update_patch_list(data: CommentedMap, groups: list[list[tuple[str, dict, str]]], owned: set[str]) -> list[str]:
-    """Make ``patches:`` list every group of (path, target, comment); returns the owned paths dropped.
-
-    A group is one workload's strategic-merge patch, optionally followed by its JSON6902 CPU-limit
-    removal, which must come right after it (its container indexes hold there). An entry already
-    listing the strategic-merge path is updated in place (position and comments kept); extra copies
-    of a path are removed; entries of ``owned`` paths no longer wanted (a stale rightsize removal)
-    are removed; new groups are appended, so they apply after the hand-written patches.
-    """
-    seq = data.get("patches")
-    if seq is None:
-        seq = CommentedSeq()
-        data["patches"] = seq
-    if not isinstance(seq, list):
-        raise PatchError("kustomization.yaml: `patches` is not a list")
-    wanted_paths = {posixpath.normpath(p) for g in groups for p, _, _ in g}
-    dropped: list[str] = []
-    seen: set[str] = set()
-    for i in range(len(seq) - 1, -1, -1):
-        p = _entry_path(seq[i])
-        if p in owned and p not in wanted_paths:
-            dropped.append(p)
-            del seq[i]
-    for i in range(len(seq)):
-        p = _entry_path(seq[i])
-        if p is not None:
-            seen.add(p)
-    for i in range(len(seq) - 1, -1, -1):  # later copies of a wanted path go
-        p = _entry_path(seq[i])
-        if p in wanted_paths and next(j for j in range(len(seq)) if _entry_path(seq[j]) == p) != i:
-            del seq[i]
-
-    def new_entry(path: str, tgt: dict, comment: str) -> CommentedMap:
-        entry = CommentedMap()
-        entry["path"] = path
-        entry["target"] = CommentedMap(tgt)
-        entry.yaml_add_eol_comment(comment, "path")
-        return entry
-
-    trailing = _pop_trailing_blank(seq) if len(seq) else None
-    for group in groups:
-        (smp_path, smp_target, smp_comment), rest = group[0], group[1:]
-        at = next((j for j, e in enumerate(seq) if _entry_path(e) == posixpath.normpath(smp_path)), None)
-        if at is None:
-            seq.append(new_entry(smp_path, smp_target, smp_comment))
-            at = len(seq) - 1
-        else:
-            _set_target(seq[at], smp_target)
-        for path, tgt, comment in rest:
-            norm = posixpath.normpath(path)
-            j = next((k for k, e in enumerate(seq) if _entry_path(e) == norm), None)
-            if j == at + 1:
-                _set_target(seq[j], tgt)
-            else:
-                if j is not None:
-                    del seq[j]
-                    if j < at:
-                        at -= 1
-                seq.insert(at + 1, new_entry(path, tgt, comment))
-            at += 1
-    if trailing:
-        _push_trailing_blank(seq, trailing)
-    return dropped
-
-
-def _last_leaf(node: Any) -> tuple[Any, Any] | None:
-    """(container, key) of the last scalar in ``node``: where ruamel keeps the blank lines after it."""
-    while True:
-        if isinstance(node, CommentedMap) and len(node):
-            key = list(node)[-1]
-            if isinstance(node[key], (CommentedMap, CommentedSeq)) and len(node[key]):
-                node = node[key]
-                continue
-            return node, key
-        if isinstance(node, CommentedSeq) and len(node):
-            if isinstance(node[-1], (CommentedMap, CommentedSeq)) and len(node[-1]):
-                node = node[-1]
-                continue
-            return node, len(node) - 1
-        return None
-
-
-def _pop_trailing_blank(seq: CommentedSeq) -> str | None:
-    """Detach blank lines / comments that follow the list's last scalar (they belong before the next key)."""
-    leaf = _last_leaf(seq)
-    if not leaf:
-        return None
-    node, key = leaf
-    slot = 2 if isinstance(node, CommentedMap) else 0
-    item = node.ca.items.get(key)
-    token = item[slot] if item and len(item) > slot else None
-    if token is None or not isinstance(getattr(token, "value", None), str):
-        return None
-    text = token.value
-    cut = text.find("\n")
-    if cut < 0 or cut == len(text) - 1:
-        return None
-    token.value = text[: cut + 1]
-    return text[cut + 1:]
-
-
-def _push_trailing_blank(seq: CommentedSeq, text: str) -> None:
-    from ruamel.yaml.error import CommentMark
-    from ruamel.yaml.tokens import CommentToken
-
-    leaf = _last_leaf(seq)
-    if not leaf:
-        return
-    node, key = leaf
-    slot = 2 if isinstance(node, CommentedMap) else 0
-    item = node.ca.items.setdefault(key, [None, None, None, None])
-    existing = item[slot]
-    if existing is not None and isinstance(getattr(existing, "value", None), str):
-        existing.value = existing.value.rstrip("\n") + "\n" + text
-    else:
-        item[slot] = CommentToken("\n" + text, CommentMark(0), None)
-
-
-def dump_kustomization(y: YAML, data: CommentedMap) -> str:
-    buf = io.StringIO()
-    y.dump(data, buf)
-    return buf.getvalue()
-
-
-# --- render comparison ------------------------------------------------------------------------------
-
-def _doc_key(d: dict) -> tuple[str, str, str, str]:
-    md = d.get("metadata") or {}
-    return (str(d.get("apiVersion", "")), str(d.get("kind", "")), str(md.get("namespace") or ""), str(md.get("name", "")))
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in list(a) + [k for k in b if k not in a]:
-            if k not in a or k not in b:
-                return f"{path}.{k}"
-            d = _first_difference(a[k], b[k], f"{path}.{k}")
-            if d:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return f"{path} (length {len(a)} → {len(b)})"
-        for i, (x, z) in enumerate(zip(a, b)):
-            d = _first_difference(x, z, f"{path}[{i}]")
-            if d:
-                return d
-        return None
-    return None if a == b else (path or "(document)")
-
-
-def _strip_resources(doc: dict, kind: str, containers: set[tuple[str, str]]) -> dict:
-    """``doc`` without the CPU/memory requests and limits of ``containers`` (what a patch may change)."""
-    out = copy.deepcopy(doc)
-    for list_name, name in containers:
-        c = container_spec(out, kind, list_name, name)
-        res = c.get("resources") if c is not None else None
-        if not isinstance(res, dict):
-            continue
-        for part in ("requests", "limits"):
-            if isinstance(res.get(part), dict):
-                res[part].pop("cpu", None)
-                res[part].pop("memory", None)
-                if not res[part]:
-                    del res[part]
-        if not res:
-            del c["resources"]
-    return out
-
-
-def check_render(before: list[dict], after: list[dict], targeted: dict[tuple, set[tuple[str, str]]],
-                 label: str) -> None:
-    """Raise PatchError unless ``after`` differs from ``before`` only in resources of ``targeted`` containers.
-
-    ``targeted``: rendered doc key -> {(list name, container)}.
-    """
-    b_idx = {_doc_key(d): d for d in before}
-    a_idx = {_doc_key(d): d for d in after}
-    if set(b_idx) != set(a_idx):
-        extra = sorted(set(a_idx) ^ set(b_idx))[0]
-        raise PatchError(f"{label}: the patched render has a different set of objects (e.g. {extra[1]} "
-                         f"{extra[2]}/{extra[3]}); nothing was written")
-    for key, b in b_idx.items():
-        a = a_idx[key]
-        ctrs = targeted.get(key, set())
-        bb, aa = (_strip_resources(b, key[1], ctrs), _strip_resources(a, key[1], ctrs)) if ctrs else (b, a)
-        diff = _first_difference(bb, aa)
-        if diff:
-            raise PatchError(f"{label}: the patches would change {key[1]} {key[2]}/{key[3]} at {diff.lstrip('.')}, "
-                             f"not only resources of the targeted containers; nothing was written")
-
-
-def _same(value: Any, expected: float, parse) -> bool:
-    try:
-        return value is not None and math.isclose(parse(value), expected, rel_tol=1e-9, abs_tol=1e-9)
-    except ValueError:
-        return False
-
-
-def check_applied(after_doc: dict, patch: WorkloadPatch, label: str) -> None:
-    """Raise PatchError when a recommended value is not what the patched overlay renders."""
-    for r in patch.rows:
-        list_name = LIST_NAME[r["container_type"]]
-        c = container_spec(after_doc, patch.kind, list_name, r["container"]) or {}
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        checks = [("cpu request", req.get("cpu"), r["cpu_request_cores_recommended"], parse_cpu),
-                  ("memory request", req.get("memory"), r["memory_request_bytes_recommended"], parse_memory),
-                  ("memory limit", lim.get("memory"), r["memory_limit_bytes_recommended"], parse_memory)]
-        if r["cpu_limit_action"] == "set":
-            checks.append(("cpu limit", lim.get("cpu"), r["cpu_limit_cores_recommended"], parse_cpu))
-        for what, got, want, parse in checks:
-            if pd.notna(want) and not _same(got, float(want), parse):
-                raise PatchError(f"{label}: {patch.kind} {patch.workload} container {r['container']}: {what} renders as "
-                                 f"{got!r} after patching, not the recommended value; a later patch in the "
-                                 f"kustomization overrides it or the target missed; nothing was written")
-        removed = any(op["op"] == "test" and op["value"] == r["container"] and f"/{list_name}/" in op["path"]
-                      for op in patch.remove_ops)
-        if removed and has_cpu_limit(c):
-            raise PatchError(f"{label}: {patch.kind} {patch.workload} container {r['container']}: CPU limit still set "
-                             f"after the removal patch; nothing was written")
-
-
-# --- the render diff ---------------------------------------------------------------------------------
-
-def _hunk_range(start: int, stop: int) -> str:
-    """Line range of a unified-diff hunk header (1-based start, length omitted when 1)."""
-    length = stop - start
-    if length == 1:
-        return str(start + 1)
-    return f"{start + (1 if length else 0)},{length}"
-
-
-def unified_diff(a: list[str], b: list[str], fromfile: str, tofile: str, n: int = 3) -> str:
-    """Unified diff of two line lists (each ending in a newline) with difflib's autojunk OFF.
-
-    difflib.unified_diff cannot switch autojunk off: with it on, lines repeated in more than 1% of a
-    long text (``name:``, ``resources:``, ``- name: app``) are treated as junk, and a rendered overlay
-    of a few hundred lines comes out as one hunk rewriting everything.
-    """
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    out: list[str] = []
-    for group in matcher.get_grouped_opcodes(n):
-        if not out:
-            out += [f"--- {fromfile}\n", f"+++ {tofile}\n"]
-        first, last = group[0], group[-1]
-        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@\n")
-        for tag, i1, i2, j1, j2 in group:
-            if tag == "equal":
-                out += [" " + line for line in a[i1:i2]]
-                continue
-            out += ["-" + line for line in a[i1:i2]]
-            out += ["+" + line for line in b[j1:j2]]
-    return "".join(out)
-
-
-def _objects(text: str, where: str) -> dict[tuple, list[str]]:
-    """A rendered YAML stream split into its documents' lines, keyed by (apiVersion, kind, namespace, name)."""
-    out: dict[tuple, list[str]] = {}
-    for chunk in re.split(r"(?m)^---[ \t]*\n", text):
-        docs = load_all(chunk, where) if chunk.strip() else []
-        if docs:
-            out[_doc_key(docs[0])] = chunk.splitlines(keepends=True)
-    return out
-
-
-def render_diff(before_text: str, after_text: str, label: str) -> str:
-    """The render diff per object: one unified diff for each object whose YAML changed, in render order."""
-    before, after = _objects(before_text, f"{label} (rendered)"), _objects(after_text, f"{label} (rendered after patching)")
-    parts = []
-    for key, lines in after.items():
-        _, kind, ns, name = key
-        what = f"{kind} {ns + '/' if ns else ''}{name}"
-        parts.append(unified_diff(before.get(key, []), lines, f"{label}: {what} (before)",
-                                  f"{label}: {what} (with rightsize patches)"))
-    return "".join(parts)
-
-
-# --- main entry -------------------------------------------------------------------------------------
-
-def _removed_before(overlay_dir: Path, kdata: CommentedMap, rel: str) -> set[tuple[str, str]]:
-    """(list name, container) pairs whose CPU limit an existing rightsize JSON6902 patch ``rel`` removes."""
-    listed = any(_entry_path(e) == posixpath.normpath(rel) for e in (kdata.get("patches") or []))
-    path = overlay_dir / rel
-    if not listed or not path.is_file():
-        return set()
-    try:
-        ops = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or []
-    except (OSError, YAMLError):
-        return set()
-    out = set()
-    for op in ops if isinstance(ops, list) else []:
-        if isinstance(op, dict) and op.get("op") == "test" and str(op.get("path", "")).endswith("/name"):
-            parts = str(op["path"]).split("/")
-            if len(parts) >= 3 and parts[-3] in LIST_NAME.values():
-                out.add((parts[-3], str(op.get("value"))))
-    return out
 
 
 def _strip_affixes(name: str, prefix: str, suffix: str) -> str:
@@ -492,7 +128,7 @@ def _open_overlay(overlay_dir: Path, config) -> _Overlay:
     if problem:
         raise ConfigError(f"patches.overlay_folder: {problem}")
     _check_writable(overlay_dir, kfile, overlay_dir / folder_name)
-    y, kdata, _ = _load_kustomization(kfile)
+    y, kdata, _ = load_kustomization(kfile)
     before_text = render(overlay_dir, config, label=label)
     before = load_all(before_text, f"{label} (rendered)")
     rendered: dict[tuple[str, str], list[dict]] = {}
@@ -546,7 +182,7 @@ def _plan_patches(ov: _Overlay, to_patch: pd.DataFrame):
         pre_name, pre_ns = _pre_transform_identity(ov, doc, kind, name)
         view = view_from_doc(doc, kind, f"overlay {ov.label}")
         # A CPU limit our own earlier removal patch took away is still "set" as far as that patch goes.
-        view.cpu_limited |= _removed_before(ov.dir, ov.kdata, f"{ov.folder}/{kind.lower()}-{name}.cpu-limit.yaml")
+        view.cpu_limited |= removed_before(ov.dir, ov.kdata, f"{ov.folder}/{kind.lower()}-{name}.cpu-limit.yaml")
         p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "")
         extra_skips += p.missing
         notes += p.notes + hpa_patch(p, None, "--overlay writes no HPA patch; `rightsize patch` does")[1]
@@ -569,7 +205,7 @@ def _overlay_files(ov: _Overlay, patches: list, meta: dict):
         stems[stem] = p.ref
         smp_rel, rm_rel = f"{ov.folder}/{stem}.yaml", f"{ov.folder}/{stem}.cpu-limit.yaml"
         owned.update({smp_rel, rm_rel})
-        if not has_containers(p.body):
+        if not has_edits(p.body):
             continue
         comment = f"rightsize: {p.kind} {p.namespace}/{p.workload}"
         files[smp_rel] = smp_file(p, meta)
@@ -597,12 +233,12 @@ def _apply_staged(ov: _Overlay, config, files: dict[str, str], dropped: list[str
                 (stage / rel).unlink(missing_ok=True)
         after_text = render(stage, config, label=f"{ov.label} (with the rightsize patches)")
         after = load_all(after_text, f"{ov.label} (rendered after patching)")
-        targeted = {_doc_key(doc): {(LIST_NAME[r["container_type"]], r["container"]) for r in p.rows}
+        targeted = {doc_key(doc): {(LIST_NAME[r["container_type"]], r["container"]) for r in p.rows}
                     for p, doc, _ in patches}
         check_render(ov.before, after, targeted, ov.label)
-        a_idx = {_doc_key(d): d for d in after}
+        a_idx = {doc_key(d): d for d in after}
         for p, doc, _ in patches:
-            check_applied(a_idx[_doc_key(doc)], p, ov.label)
+            check_applied(a_idx[doc_key(doc)], p, ov.label)
         _commit(stage, ov.dir, list(files) + [ov.kfile.name], [rel for rel in dropped if rel not in files])
     finally:
         shutil.rmtree(stage, ignore_errors=True)

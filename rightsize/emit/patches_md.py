@@ -5,7 +5,7 @@ GitHub refuses a pull-request body over 65,536 characters, so the text is built 
 month), then every other change folded per namespace in ``<details>`` for as many namespaces as
 fit, and a pointer to recommendations.csv and the patch files for the rest. The "needs a person"
 notes and the skipped containers have their own share of the budget and are summarised by count
-when they do not fit. Money in USD/month, quantities as in the report (emit/formatting.py).
+when they do not fit. Money in USD/month, quantities as in the report (formatting.py).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import formatting as fmt
+from .. import formatting as fmt
 
 MAX_CHARS = 60_000  # GitHub: 65,536 characters at most in a PR body; the rest is margin for a footer
 TOP_ROWS = 40

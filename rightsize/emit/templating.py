@@ -1,7 +1,7 @@
 """The Jinja2 environment of the reports: templates under emit/templates/, shared formatting filters.
 
 report.md and report.html are rendered from the same view-model (emit/view.py) with the filters of
-emit/formatting.py (usd, cpu, memory, percent, ...), so a figure is formatted in one place only.
+formatting.py (usd, cpu, memory, percent, ...), so a figure is formatted in one place only.
 HTML is autoescaped; Markdown is escaped for table cells by the ``mdcell`` / ``mdtext`` filters.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
-from .formatting import FILTERS
+from ..formatting import FILTERS
 
 MD_MAX_BYTES = 1024 * 1024 - 4096  # GitHub's job summary refuses more than 1 MiB; keep a margin
 

@@ -8,7 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import formatting as fmt
+from .. import formatting as fmt
 
 # (label, totals key, week-over-week metric)
 ROWS = (

@@ -14,19 +14,19 @@ Only the instance types the snapshot's nodes use are looked up, and every answer
 
 Offline: list prices of the catalogue (price_catalogue.py); spot = on-demand x (1 - Spot Advisor
 savings %), region-wide, marked "offline-estimate".
+
+The API calls are price_list.py's, the disk cache price_cache.py's; this module decides what to ask,
+falls back per failed lookup and builds the prices table.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import os
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -35,277 +35,13 @@ from ..errors import SourceError
 from ..schema import TABLES
 from ..snapshot import conform, empty_table
 from ..gpu_catalogue import gpu_reference_types
+from .price_cache import PriceCache
 from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, load_catalogue
+from .price_list import (NO_CREDENTIALS, AwsUnavailable, fetch_instance_shapes, fetch_inter_az_price, fetch_ondemand_prices,
+                         fetch_spot_prices, has_credentials, pricing_endpoint_region, within)
 
 #: AWS's documented inter-AZ price, USD per GB in each direction.
 DOCUMENTED_INTER_AZ_USD_PER_GB = 0.01
-
-#: The IAM permission each API call needs, for AccessDenied messages.
-PERMISSIONS = {
-    "GetProducts": "pricing:GetProducts",
-    "DescribeSpotPriceHistory": "ec2:DescribeSpotPriceHistory",
-    "DescribeInstanceTypes": "ec2:DescribeInstanceTypes",
-}
-_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
-                  "AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
-                  "ExpiredTokenException"}
-# DescribeInstanceTypes accepts at most 100 types per request.
-_DESCRIBE_TYPES_CHUNK = 100
-
-
-class AwsUnavailable(SourceError):
-    """A live AWS lookup failed (no credentials, denied, unreachable); the message says why.
-
-    ``unreachable`` is True when the endpoint could not be reached at all (no point asking it again).
-    """
-
-    def __init__(self, message: str, unreachable: bool = False):
-        super().__init__(message)
-        self.unreachable = unreachable
-
-
-# --- endpoint and clients ----------------------------------------------------------------------------
-
-
-def pricing_endpoint_region(region: str, session=None) -> str | None:
-    """Region of the Price List Query API endpoint to use for ``region``; None when its partition has none.
-
-    Follows the mapping well-known tools (Karpenter) use: ap-* -> ap-south-1, eu-* -> eu-central-1,
-    otherwise us-east-1; other partitions use whatever endpoint botocore knows for them.
-    """
-    import boto3
-
-    session = session or boto3.Session()
-    partition = session.get_partition_for_region(region) if region else "aws"
-    available = session.get_available_regions("pricing", partition_name=partition)
-    if not available:
-        return None
-    for prefix, endpoint in (("ap-", "ap-south-1"), ("eu-", "eu-central-1"), ("us-", "us-east-1")):
-        if region.startswith(prefix) and endpoint in available:
-            return endpoint
-    return "us-east-1" if "us-east-1" in available else sorted(available)[0]
-
-
-def _describe_client_error(exc: Exception, operation: str, region: str) -> str:
-    from botocore.exceptions import ClientError, NoCredentialsError, PartialCredentialsError
-
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return f"AWS {operation} ({region}): no AWS credentials found ({exc})"
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
-        msg = exc.response.get("Error", {}).get("Message", "")
-        if code in _ACCESS_DENIED:
-            return (f"AWS {operation} ({region}) denied ({code}): the credentials need the IAM permission "
-                    f"{PERMISSIONS.get(operation, operation)}")
-        return f"AWS {operation} ({region}) failed: {code}: {msg}"
-    return f"AWS {operation} ({region}) failed: {exc}"
-
-
-def _unavailable(exc: Exception, operation: str, region: str) -> AwsUnavailable:
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ReadTimeoutError
-
-    # An endpoint that accepts connections but never answers is as unreachable as one that refuses them.
-    return AwsUnavailable(_describe_client_error(exc, operation, region),
-                          unreachable=isinstance(exc, (BotoConnectionError, ReadTimeoutError)))
-
-
-def _call(operation: str, region: str, fn: Callable[[], Any]) -> Any:
-    """Run one AWS call; any AWS/network failure becomes AwsUnavailable naming the call."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return fn()
-    except (ClientError, BotoCoreError) as exc:
-        raise _unavailable(exc, operation, region) from None
-
-
-# --- live lookups (each takes a ready client; tests feed them Stubber / moto clients) -----------------
-
-
-def ondemand_filters(region: str, instance_type: str) -> list[dict]:
-    """The Price List filters selecting one Linux, shared-tenancy, on-demand, no-software price."""
-    terms = [("regionCode", region), ("instanceType", instance_type), ("operatingSystem", "Linux"),
-             ("tenancy", "Shared"), ("preInstalledSw", "NA"), ("capacitystatus", "Used"), ("marketoption", "OnDemand")]
-    return [{"Type": "TERM_MATCH", "Field": f, "Value": v} for f, v in terms]
-
-
-def _usd_prices(item: dict, unit_prefix: str) -> set[float]:
-    prices: set[float] = set()
-    for term in item.get("terms", {}).get("OnDemand", {}).values():
-        for dim in term.get("priceDimensions", {}).values():
-            if not str(dim.get("unit", "")).lower().startswith(unit_prefix):
-                continue
-            usd = dim.get("pricePerUnit", {}).get("USD")
-            if usd is not None:
-                prices.add(float(usd))
-    return prices
-
-
-def fetch_ondemand_prices(pricing_client, region: str, instance_types: Iterable[str]) -> dict[str, float | None]:
-    """On-demand USD/hour per type from GetProducts (paginated); None when the API has no such product.
-
-    Raises SourceError when one type matches more than one distinct price (the filters no longer
-    single out one product, so picking one would be a guess).
-    """
-    out: dict[str, float | None] = {}
-    for itype in instance_types:
-        pages = pricing_client.get_paginator("get_products").paginate(
-            ServiceCode="AmazonEC2", Filters=ondemand_filters(region, itype), FormatVersion="aws_v1")
-        prices: set[float] = set()
-
-        def run():
-            for page in pages:
-                for raw in page.get("PriceList", []):
-                    item = json.loads(raw) if isinstance(raw, str) else raw
-                    attrs = item.get("product", {}).get("attributes", {})
-                    if attrs.get("instanceType", itype) != itype:
-                        continue
-                    prices.update(_usd_prices(item, "hr"))
-
-        _call("GetProducts", region, run)
-        if len(prices) > 1:
-            shown = ", ".join(f"{p:g}" for p in sorted(prices))
-            raise SourceError(f"AWS Price List: {itype} in {region} has {len(prices)} distinct on-demand Linux prices "
-                              f"({shown} USD/hour); refusing to pick one")
-        out[itype] = prices.pop() if prices else None
-    return out
-
-
-def fetch_inter_az_price(pricing_client, region: str) -> float | None:
-    """USD per GB for IntraRegion transfer in ``region`` (AWSDataTransfer); None unless exactly one price."""
-    filters = [{"Type": "TERM_MATCH", "Field": "transferType", "Value": "IntraRegion"},
-               {"Type": "TERM_MATCH", "Field": "fromRegionCode", "Value": region},
-               {"Type": "TERM_MATCH", "Field": "toRegionCode", "Value": region}]
-    pages = pricing_client.get_paginator("get_products").paginate(
-        ServiceCode="AWSDataTransfer", Filters=filters, FormatVersion="aws_v1")
-    prices: set[float] = set()
-
-    def run():
-        for page in pages:
-            for raw in page.get("PriceList", []):
-                prices.update(p for p in _usd_prices(json.loads(raw) if isinstance(raw, str) else raw, "gb") if p > 0)
-
-    _call("GetProducts", region, run)
-    return prices.pop() if len(prices) == 1 else None
-
-
-def fetch_spot_prices(ec2_client, instance_types: Iterable[str], now: dt.datetime | None = None) -> dict[str, dict[str, float]]:
-    """Current Linux/UNIX spot price, USD/hour, per type and availability zone: {type: {zone: price}}.
-
-    StartTime=now makes the API return the price in effect now (the last change) per type and zone.
-    """
-    types = sorted(set(instance_types))
-    out: dict[str, dict[str, float]] = {t: {} for t in types}
-    if not types:
-        return out
-    now = now or dt.datetime.now(dt.timezone.utc)
-    latest: dict[tuple[str, str], tuple[dt.datetime, float]] = {}
-    region = ec2_client.meta.region_name
-
-    def run():
-        pages = ec2_client.get_paginator("describe_spot_price_history").paginate(
-            InstanceTypes=types, ProductDescriptions=["Linux/UNIX"], StartTime=now)
-        for page in pages:
-            for rec in page.get("SpotPriceHistory", []):
-                key = (rec["InstanceType"], rec["AvailabilityZone"])
-                stamp = rec.get("Timestamp") or now
-                if key not in latest or stamp > latest[key][0]:
-                    latest[key] = (stamp, float(rec["SpotPrice"]))
-
-    _call("DescribeSpotPriceHistory", region, run)
-    for (itype, zone), (_, price) in latest.items():
-        if itype in out:
-            out[itype][zone] = price
-    return out
-
-
-def fetch_instance_shapes(ec2_client, instance_types: Iterable[str]) -> dict[str, tuple[float, float, float] | None]:
-    """(vCPUs, memory GiB, GPUs) per type from DescribeInstanceTypes; None for types EC2 does not offer here."""
-    from botocore.exceptions import ClientError
-
-    types = sorted(set(instance_types))
-    out: dict[str, tuple[float, float] | None] = {t: None for t in types}
-    region = ec2_client.meta.region_name
-
-    def describe(chunk: list[str]):
-        for page in ec2_client.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk):
-            for it in page.get("InstanceTypes", []):
-                gpus = float(sum(g.get("Count", 0) for g in (it.get("GpuInfo") or {}).get("Gpus", [])))
-                out[it["InstanceType"]] = (float(it["VCpuInfo"]["DefaultVCpus"]), it["MemoryInfo"]["SizeInMiB"] / 1024.0, gpus)
-
-    for i in range(0, len(types), _DESCRIBE_TYPES_CHUNK):
-        chunk = types[i:i + _DESCRIBE_TYPES_CHUNK]
-        try:
-            describe(chunk)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "InvalidInstanceType":
-                raise AwsUnavailable(_describe_client_error(exc, "DescribeInstanceTypes", region)) from None
-            # One unknown name fails the whole request: ask again one by one to keep the known ones.
-            for itype in chunk:
-                try:
-                    describe([itype])
-                except ClientError as inner:
-                    if inner.response.get("Error", {}).get("Code") != "InvalidInstanceType":
-                        raise AwsUnavailable(_describe_client_error(inner, "DescribeInstanceTypes", region)) from None
-        except Exception as exc:  # BotoCoreError (network, credentials)
-            from botocore.exceptions import BotoCoreError
-
-            if isinstance(exc, BotoCoreError):
-                raise _unavailable(exc, "DescribeInstanceTypes", region) from None
-            raise
-    return out
-
-
-# --- disk cache ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class PriceCache:
-    """Answers of the AWS APIs per region, one JSON file per region, each entry stamped with its fetch time.
-
-    Entries older than ``ttl_seconds`` are refetched; "not found" answers are cached too, so an unknown
-    type does not cost a call every run.
-    """
-
-    folder: Path
-    ttl_seconds: float
-    now: float = field(default_factory=lambda: time.time())
-
-    def _file(self, partition_key: str) -> Path:
-        return self.folder / f"aws-prices-{partition_key}.json"
-
-    def load(self, key: str) -> dict:
-        try:
-            return json.loads(self._file(key).read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def fresh(self, data: dict, kind: str, name: str) -> tuple[bool, Any]:
-        entry = data.get(kind, {}).get(name)
-        if not entry or self.now - entry.get("fetched_at", 0) > self.ttl_seconds:
-            return False, None
-        return True, entry.get("value")
-
-    def store(self, data: dict, kind: str, name: str, value: Any) -> None:
-        data.setdefault(kind, {})[name] = {"value": value, "fetched_at": self.now}
-
-    def save(self, key: str, data: dict) -> str | None:
-        """Write atomically; returns an error text instead of failing the run when the folder is unwritable."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".aws-prices.", dir=self.folder)
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f, indent=1, sort_keys=True)
-            os.replace(tmp, self._file(key))
-        except OSError as exc:
-            return f"price cache {self.folder} not written: {exc.strerror or exc}"
-        return None
-
-    def oldest(self, data: dict) -> float | None:
-        stamps = [e.get("fetched_at", 0) for kind in data.values() if isinstance(kind, dict)
-                  for e in kind.values() if isinstance(e, dict)]
-        return min(stamps) if stamps else None
 
 
 # --- live collection for one region -------------------------------------------------------------------
@@ -322,75 +58,88 @@ class _Live:
     fetched_at: float | None = None
 
 
-def _live_region(region: str, types: list[str], *, session, clients: dict, cache: PriceCache | None,
-                 max_attempts: int, strict: bool, pricing) -> _Live:
-    """Live prices of ``types`` in ``region``, from the cache where fresh. With ``strict`` a failure raises;
-    otherwise it is recorded per component (ondemand, spot, shapes, inter_az) for an offline fallback."""
-    result = _Live()
-    key = region
-    unreachable: list[str] = []  # once AWS cannot be reached, the other lookups are not tried (each would wait out its retries)
-    data = cache.load(key) if cache else {}
-    conf = client_config(max_attempts, pricing.connect_timeout, pricing.read_timeout)
-    made: dict[str, Any] = {}
+class _RegionLookup:
+    """The live lookups of one region: clients made on first use, answers from the cache where fresh.
+    Once AWS cannot be reached, the other lookups are not tried (each would wait out its retries)."""
 
-    def client(name: str):
-        if name in clients:
-            return clients[name]
-        if name not in made:
+    def __init__(self, region: str, *, session, clients: dict, cache: PriceCache | None, max_attempts: int,
+                 strict: bool, pricing):
+        self.region, self.session, self.clients, self.cache, self.strict = region, session, clients, cache, strict
+        self.conf = client_config(max_attempts, pricing.connect_timeout, pricing.read_timeout)
+        self.data = cache.load(region) if cache else {}
+        self.made: dict[str, Any] = {}
+        self.unreachable: list[str] = []
+        self.result = _Live()
+
+    def client(self, name: str):
+        if name in self.clients:
+            return self.clients[name]
+        if name not in self.made:
             if name == "pricing":
-                endpoint = pricing_endpoint_region(region, session)
-                made[name] = session.client("pricing", region_name=endpoint, config=conf)
+                endpoint = pricing_endpoint_region(self.region, self.session)
+                self.made[name] = self.session.client("pricing", region_name=endpoint, config=self.conf)
             else:
-                made[name] = session.client("ec2", region_name=region, config=conf)
-        return made[name]
+                self.made[name] = self.session.client("ec2", region_name=self.region, config=self.conf)
+        return self.made[name]
 
-    def component(kind: str, names: list[str], fetch: Callable[[list[str]], dict]) -> dict:
+    def component(self, kind: str, names: list[str], fetch: Callable[[list[str]], dict]) -> dict:
+        """The answers for ``names``: cached where fresh, the rest fetched in one lookup (and cached)."""
+        cache, result = self.cache, self.result
         values: dict = {}
         missing = []
         for n in names:
-            ok, v = cache.fresh(data, kind, n) if cache else (False, None)
+            ok, v = cache.fresh(self.data, kind, n) if cache else (False, None)
             if ok:
                 values[n] = v
             else:
                 missing.append(n)
-        if missing and unreachable:
-            result.failures[kind] = unreachable[0]
+        if missing and self.unreachable:
+            result.failures[kind] = self.unreachable[0]
             return values
         if missing:
             try:
                 got = fetch(missing)
             except AwsUnavailable as exc:
-                if strict:
+                if self.strict:
                     raise
                 result.failures[kind] = str(exc)
                 if exc.unreachable:
-                    unreachable.append(str(exc))
+                    self.unreachable.append(str(exc))
                 return values
             result.calls += 1
             for n in missing:
                 v = got.get(n)
                 values[n] = v
                 if cache:
-                    cache.store(data, kind, n, list(v) if isinstance(v, tuple) else v)
+                    cache.store(self.data, kind, n, list(v) if isinstance(v, tuple) else v)
         return values
 
+
+def _live_region(region: str, types: list[str], *, session, clients: dict, cache: PriceCache | None,
+                 max_attempts: int, strict: bool, pricing) -> _Live:
+    """Live prices of ``types`` in ``region``, from the cache where fresh. With ``strict`` a failure raises;
+    otherwise it is recorded per component (ondemand, spot, shapes, inter_az) for an offline fallback."""
+    look = _RegionLookup(region, session=session, clients=clients, cache=cache, max_attempts=max_attempts,
+                         strict=strict, pricing=pricing)
+    result = look.result
     pricing_ok = bool(clients.get("pricing")) or pricing_endpoint_region(region, session) is not None
     if pricing_ok:
-        result.ondemand = component("ondemand", types, lambda miss: fetch_ondemand_prices(client("pricing"), region, miss))
+        result.ondemand = look.component("ondemand", types, lambda miss: fetch_ondemand_prices(look.client("pricing"), region, miss))
         if "ondemand" not in result.failures:  # a denied Price List would only be denied again
-            inter = component("inter_az", ["IntraRegion"], lambda _: {"IntraRegion": fetch_inter_az_price(client("pricing"), region)})
+            inter = look.component("inter_az", ["IntraRegion"],
+                                   lambda _: {"IntraRegion": fetch_inter_az_price(look.client("pricing"), region)})
             result.inter_az = inter.get("IntraRegion")
     else:
         result.failures["ondemand"] = (f"the AWS partition of {region} has no Price List Query API endpoint; "
                                        f"on-demand prices come from the bundled catalogue")
-    result.spot = component("spot", types, lambda miss: fetch_spot_prices(client("ec2"), miss))
-    shapes = component("shapes", types, lambda miss: fetch_instance_shapes(client("ec2"), miss))
+    result.spot = look.component("spot", types, lambda miss: fetch_spot_prices(look.client("ec2"), miss))
+    shapes = look.component("shapes", types, lambda miss: fetch_instance_shapes(look.client("ec2"), miss))
     result.shapes = {t: (tuple(v) if v else None) for t, v in shapes.items()}
     if cache:
-        err = cache.save(key, data)
+        err = cache.save(region, look.data)
         if err:
             result.failures["cache"] = err
-        result.fetched_at = cache.oldest(data)
+        result.fetched_at = cache.oldest(look.data)
     return result
 
 
@@ -420,7 +169,7 @@ def _types_by_region(nodes: pd.DataFrame, config_region: str, warn) -> dict[str,
 
 def _with_gpu_references(types_by_region: dict[str, list[str]], nodes: pd.DataFrame, pricing) -> dict[str, list[str]]:
     """The types to price per region, plus the general-purpose reference type of each GPU type among
-    them (its unit prices split the GPU nodes' price, see analysis/gpu_prices.py). A GPU type is one
+    them (its unit prices split the GPU nodes' price, see analysis/price_split.py). A GPU type is one
     the catalogue gives GPUs, or whose nodes advertise some."""
     cat = load_catalogue().shapes.set_index("instance_type")["gpus"]
     advertised = set(nodes.loc[nodes.get("allocatable_gpus", pd.Series(0.0, index=nodes.index)).fillna(0) > 0, "instance_type"])
@@ -519,65 +268,6 @@ def _apply_overrides(table: pd.DataFrame, pricing, types_by_region: dict[str, li
     return out, notes
 
 
-_NO_CREDENTIALS = ("pricing.source = \"aws\" but no AWS credentials were found "
-                   "(environment, shared config/credentials files, SSO, instance or pod role)")
-
-
-def require_credentials(config, session=None) -> None:
-    """Fail fast (before a long collection) when pricing.source = "aws" and AWS cannot answer: no
-    credentials, or the Price List endpoint does not answer one cheap GetProducts call (1 attempt,
-    within the connect and read timeouts) or denies it."""
-    if config.pricing.source != "aws":
-        return
-    import boto3
-
-    session = session or boto3.Session()
-    if not _has_credentials(session):
-        raise SourceError(_NO_CREDENTIALS)
-    region = config.pricing.region or FALLBACK_REGION
-    endpoint = pricing_endpoint_region(region, session)
-    if endpoint is None:
-        return  # no Price List endpoint in this partition: the catalogue is used, nothing to check
-    client = session.client("pricing", region_name=endpoint, config=client_config(1, config.pricing.connect_timeout, config.pricing.read_timeout))
-    filters = ondemand_filters(region, "m5.large")
-    probe = lambda: client.get_products(ServiceCode="AmazonEC2", Filters=filters, FormatVersion="aws_v1", MaxResults=1)  # noqa: E731
-    try:
-        within(config.pricing.connect_timeout + config.pricing.read_timeout + 5, lambda: _call("GetProducts", endpoint, probe),
-               what=f"AWS GetProducts ({endpoint})")
-    except AwsUnavailable as exc:
-        raise SourceError(f"pricing.source = \"aws\": checked before any query: {exc}") from None
-
-
-def within(seconds: float, fn: Callable[[], Any], *, what: str) -> Any:
-    """``fn()``, or AwsUnavailable(unreachable) when it has not returned after ``seconds``.
-
-    botocore bounds each attempt, not a whole lookup made of many calls and retries; the work runs in a
-    daemon thread that is abandoned at the deadline (its late answers are not used)."""
-    box: dict[str, Any] = {}
-
-    def run():
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, daemon=True, name="rightsize-aws")
-    worker.start()
-    worker.join(max(seconds, 0.0))
-    if worker.is_alive():
-        raise AwsUnavailable(f"{what}: no answer within {seconds:g} s", unreachable=True)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _has_credentials(session) -> bool:
-    try:
-        return session.get_credentials() is not None
-    except Exception:  # a broken profile counts as no usable credentials
-        return False
-
-
 def collect_prices(config, snapshot, *, offline: bool = False, session=None, clients: dict | None = None,
                    progress: Callable[[str], None] | None = None) -> None:
     """Fill snapshot.tables["prices"] and snapshot.meta["pricing"] for the instance types of the nodes.
@@ -640,9 +330,9 @@ def _price_mode(pricing, offline: bool, session, clients: dict, snapshot):
     session = session or boto3.Session()
     if clients:  # the caller's clients; the session serves any other
         return "aws", session
-    if not _has_credentials(session):
+    if not has_credentials(session):
         if pricing.source == "aws":
-            raise SourceError(_NO_CREDENTIALS)
+            raise SourceError(NO_CREDENTIALS)
         snapshot.warn("prices_offline", "no AWS credentials found: using the bundled offline list prices", "prices")
         return "offline", session
     return "aws", session

@@ -1,10 +1,8 @@
 """Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes).
 
 Pure functions, no I/O: both the API source (JSON lists) and the manifests source (YAML documents)
-hand over plain dicts with the API's camelCase field names, so one code path reads both.
-
-Units follow the snapshot: CPU in cores, memory in bytes, time in seconds/hours. An unset request or
-limit is NaN, never 0. A quantity that does not parse raises SourceError naming the object and field.
+hand over plain dicts with the API's camelCase field names, so one code path reads both.What one object says is read with k8s_fields.py. Units follow the snapshot: CPU in cores, memory in bytes,
+time in seconds/hours. An unset request or limit is NaN, never 0.
 
 An object may carry the private key ``_source_file`` (set by the manifests loader) so the workload row
 records the file it came from.
@@ -16,7 +14,7 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 
@@ -26,325 +24,23 @@ from ..gpu_resources import WHOLE_GPU_RESOURCES, gpu_names
 from ..quantity import parse_count, parse_cpu, parse_memory
 from ..refs import WorkloadRef
 from ..snapshot import conform, empty_table
+from .k8s_fields import (CAPACITY_TYPE_KEYS, DEFAULT_GRACE_SECONDS, capacity_affinity, capacity_value, container_rows,
+                         controller_of, describe, hpa_summary, map_selector_matches, meta, path_get, pod_template,
+                         quantity_field, resolve_pdb, selector_matches, tolerates_spot, update_strategy, volume_facts,
+                         zone_spread)
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
 OTHER_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Namespace", "Node")
 READ_KINDS = WORKLOAD_KINDS + OTHER_KINDS
 
-CAPACITY_TYPE_KEYS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity-type")
 TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode", "service.kubernetes.io/topology-aware-hints")
 LB_INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
 LB_SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
 
-# Kubernetes defaults for a field left out of a manifest (the API server fills them in).
-DEFAULT_GRACE_SECONDS = 30.0
-DEFAULT_HPA_CPU_PERCENT = 80.0  # autoscaling/v2: no metrics means 80% average CPU utilization
-
 Warn = Callable[[str, str, str], None]
-
-
-# --- small readers ---------------------------------------------------------------------------------
-
-def _get(obj: Any, *path: str, default: Any = None) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return default
-        obj = obj.get(key)
-        if obj is None:
-            return default
-    return obj
-
-
-def meta(obj: dict) -> dict:
-    return obj.get("metadata") or {}
-
-
-def describe(obj: dict, kind: str | None = None) -> str:
-    """'namespace/Kind/name' plus the manifest file when known, for error messages."""
-    m = meta(obj)
-    ns = m.get("namespace") or ""
-    ref = str(WorkloadRef(ns, kind or obj.get("kind", "?"), m.get("name", "?")))
-    src = obj.get("_source_file")
-    return f"{ref} ({src})" if src else ref
-
-
-def controller_of(obj: dict) -> tuple[str, str] | None:
-    """(kind, name) of the controlling owner reference, or None for an object nobody owns."""
-    refs = meta(obj).get("ownerReferences") or []
-    for ref in refs:
-        if ref.get("controller"):
-            return ref.get("kind", ""), ref.get("name", "")
-    return (refs[0].get("kind", ""), refs[0].get("name", "")) if refs else None
-
-
-def pod_template(obj: dict) -> dict:
-    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template."""
-    kind = obj.get("kind")
-    if kind == "Pod":
-        return {"metadata": meta(obj), "spec": obj.get("spec") or {}}
-    if kind == "CronJob":
-        return _get(obj, "spec", "jobTemplate", "spec", "template", default={}) or {}
-    return _get(obj, "spec", "template", default={}) or {}
-
-
-# --- label selectors -------------------------------------------------------------------------------
-
-def selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """Kubernetes LabelSelector semantics: matchLabels AND every matchExpression. An empty selector ({})
-    matches everything; a missing one (None) matches nothing."""
-    if selector is None:
-        return False
-    labels = {k: str(v) for k, v in (labels or {}).items()}
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != str(v):
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), [str(v) for v in expr.get("values") or []]
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
-
-
-def map_selector_matches(selector: dict | None, labels: dict | None) -> bool:
-    """Service-style selector (a plain map): every pair must match; empty or missing matches nothing."""
-    if not selector:
-        return False
-    labels = {k: str(v) for k, v in (labels or {}).items()}
-    return all(labels.get(k) == str(v) for k, v in selector.items())
-
-
-# --- int-or-percent (PDB, rolling update) ----------------------------------------------------------
-
-def scaled_int_or_percent(value: Any, total: float, *, round_up: bool = True) -> float:
-    """An IntOrString resolved against ``total`` pods: "50%" of 5 -> 3 (rounded up, as the disruption
-    controller does for both minAvailable and maxUnavailable). NaN when a percent meets unknown total."""
-    if value is None or value == "":
-        return math.nan
-    if isinstance(value, str) and value.strip().endswith("%"):
-        pct = float(value.strip()[:-1])
-        if total is None or (isinstance(total, float) and math.isnan(total)):
-            return math.nan
-        raw = pct * total / 100.0
-        # float noise (e.g. 0.29*100) must not bump an exact integer up
-        raw = round(raw, 9)
-        return float(math.ceil(raw) if round_up else math.floor(raw))
-    return float(int(value))
-
-
-def resolve_pdb(pdb: dict, replicas: float) -> tuple[float, float, float]:
-    """(min_available_pods, max_unavailable_pods, disruptions_allowed) of one PDB at ``replicas`` healthy pods.
-
-    Mirrors the disruption controller: minAvailable -> desiredHealthy = minAvailable;
-    maxUnavailable -> desiredHealthy = expected - maxUnavailable; allowed = healthy - desiredHealthy.
-    """
-    spec = pdb.get("spec") or {}
-    min_av = scaled_int_or_percent(spec.get("minAvailable"), replicas)
-    max_un = scaled_int_or_percent(spec.get("maxUnavailable"), replicas)
-    if math.isnan(replicas):
-        return min_av, max_un, math.nan
-    if not math.isnan(max_un):
-        desired = max(0.0, replicas - max_un)
-    elif not math.isnan(min_av):
-        desired = min_av
-    else:  # neither set: policy/v1 defaults to minAvailable 1
-        desired = 1.0
-    return min_av, max_un, max(0.0, replicas - desired)
-
-
-# --- HPA -------------------------------------------------------------------------------------------
-
-def hpa_summary(hpa: dict) -> dict:
-    """min/max replicas, CPU and memory utilization targets (percent of request), metric types, the HPA's
-    name and the JSON pointer of each target (so a patch can move it; '' when the target is a default)."""
-    spec = hpa.get("spec") or {}
-    metrics = spec.get("metrics")
-    cpu = mem = math.nan
-    paths = {"cpu": "", "memory": ""}
-    kinds: list[str] = []
-    if metrics is None and "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
-        cpu = float(spec["targetCPUUtilizationPercentage"])
-        paths["cpu"] = "/spec/targetCPUUtilizationPercentage"
-        kinds.append("Resource:cpu")
-    elif not metrics:
-        cpu = DEFAULT_HPA_CPU_PERCENT
-        kinds.append("Resource:cpu")
-    for i, m in enumerate(metrics or []):
-        mtype = m.get("type", "")
-        if mtype in ("Resource", "ContainerResource"):
-            field_name = "resource" if mtype == "Resource" else "containerResource"
-            body = m.get(field_name) or {}
-            name = body.get("name", "")
-            target = body.get("target") or {}
-            util = target.get("averageUtilization")
-            kinds.append(f"{mtype}:{name}")
-            if util is not None and target.get("type", "Utilization") == "Utilization":
-                if name == "cpu" and math.isnan(cpu):
-                    cpu = float(util)
-                    paths["cpu"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
-                elif name == "memory" and math.isnan(mem):
-                    mem = float(util)
-                    paths["memory"] = f"/spec/metrics/{i}/{field_name}/target/averageUtilization"
-        else:
-            kinds.append(mtype)
-    return {
-        "hpa_name": str(meta(hpa).get("name") or ""),
-        "hpa_cpu_target_path": paths["cpu"],
-        "hpa_memory_target_path": paths["memory"],
-        "hpa_min_replicas": float(spec.get("minReplicas", 1)),
-        "hpa_max_replicas": float(spec["maxReplicas"]) if spec.get("maxReplicas") is not None else math.nan,
-        "hpa_cpu_target_percent": cpu,
-        "hpa_memory_target_percent": mem,
-        "hpa_metrics": ",".join(dict.fromkeys(kinds)),
-    }
-
-
-# --- pod spec facts --------------------------------------------------------------------------------
-
-def _capacity_value(values: Iterable[str]) -> set[str]:
-    out = set()
-    for v in values:
-        v = str(v).lower().replace("_", "-")
-        if v in ("spot", "on-demand"):
-            out.add(v)
-    return out
-
-
-def capacity_affinity(pod_spec: dict) -> str:
-    """'spot' / 'on-demand' when nodeSelector or required node affinity pins the EKS or Karpenter capacity
-    type to exactly one of them, else ''. Preferred affinity does not pin, so it is not counted."""
-    wanted: set[str] = set()
-    for key in CAPACITY_TYPE_KEYS:
-        if key in (pod_spec.get("nodeSelector") or {}):
-            wanted |= _capacity_value([pod_spec["nodeSelector"][key]])
-    terms = _get(pod_spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                 "nodeSelectorTerms", default=[]) or []
-    for term in terms:
-        for expr in term.get("matchExpressions") or []:
-            if expr.get("key") not in CAPACITY_TYPE_KEYS:
-                continue
-            vals = _capacity_value(expr.get("values") or [])
-            if expr.get("operator") == "In":
-                wanted |= vals
-            elif expr.get("operator") == "NotIn":
-                wanted |= {"spot", "on-demand"} - vals
-    return wanted.pop() if len(wanted) == 1 else ""
-
-
-def tolerates_spot(pod_spec: dict) -> bool:
-    """True when a toleration names spot capacity (key or value mentions spot) or tolerates every taint."""
-    for t in pod_spec.get("tolerations") or []:
-        key, value = str(t.get("key") or ""), str(t.get("value") or "")
-        if not key and t.get("operator") == "Exists":
-            return True
-        if "spot" in key.lower() or "spot" in value.lower():
-            return True
-    return False
-
-
-ZONE_KEYS = ("topology.kubernetes.io/zone", "failure-domain.beta.kubernetes.io/zone")
-
-
-def zone_spread(pod_spec: dict) -> bool:
-    """True when the scheduler must spread the pods over zones: a topologySpreadConstraint on the zone key
-    with DoNotSchedule, or required pod anti-affinity per zone. ScheduleAnyway and preferred anti-affinity
-    are hints the scheduler (and consolidation) may drop, so they do not count."""
-    for c in pod_spec.get("topologySpreadConstraints") or []:
-        if c.get("topologyKey") in ZONE_KEYS and c.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule":
-            return True
-    terms = _get(pod_spec, "affinity", "podAntiAffinity", "requiredDuringSchedulingIgnoredDuringExecution", default=[]) or []
-    return any(t.get("topologyKey") in ZONE_KEYS for t in terms)
-
-
-def volume_facts(pod_spec: dict, obj: dict) -> dict:
-    vols = pod_spec.get("volumes") or []
-    has_pvc = any("persistentVolumeClaim" in v or "ephemeral" in v for v in vols)
-    has_pvc = has_pvc or bool(_get(obj, "spec", "volumeClaimTemplates"))
-    empty = [v["emptyDir"] or {} for v in vols if "emptyDir" in v]
-    return {
-        "has_pvc": has_pvc,
-        "has_empty_dir": any((e.get("medium") or "") != "Memory" for e in empty),
-        "has_memory_empty_dir": any((e.get("medium") or "") == "Memory" for e in empty),
-        "has_host_path": any("hostPath" in v for v in vols),
-    }
-
-
-def update_strategy(obj: dict) -> tuple[str, str]:
-    """(maxUnavailable, maxSurge) as written, with the API server's defaults for fields left out."""
-    kind, spec = obj.get("kind"), obj.get("spec") or {}
-    if kind == "Deployment":
-        s = spec.get("strategy") or {}
-        if s.get("type") == "Recreate":
-            return "100%", "0"
-        ru = s.get("rollingUpdate") or {}
-        return str(ru.get("maxUnavailable", "25%")), str(ru.get("maxSurge", "25%"))
-    if kind in ("StatefulSet", "DaemonSet"):
-        s = spec.get("updateStrategy") or {}
-        if s.get("type") == "OnDelete":
-            return "", ""
-        ru = s.get("rollingUpdate") or {}
-        surge = str(ru.get("maxSurge", "0")) if kind == "DaemonSet" else ""
-        return str(ru.get("maxUnavailable", 1)), surge
-    return "", ""
-
-
-def _parse(parse, value, where: str, field_name: str) -> float:
-    if value is None:
-        return math.nan
-    try:
-        return parse(value)
-    except ValueError as exc:
-        raise SourceError(f"{where}: {field_name}: {exc}") from None
-
-
-def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
-    """One row per main and init container with requests/limits in cores and bytes (NaN = unset)."""
-    rows = []
-    where = describe(obj)
-    for ctype, key in (("main", "containers"), ("init", "initContainers")):
-        for i, c in enumerate(pod_spec.get(key) or []):
-            name = (c.get("name") or "") if isinstance(c, dict) else ""
-            if not name:
-                raise SourceError(f"{where}: {key}[{i}] has no name (every container needs one)")
-            res = c.get("resources") or {}
-            req, lim = res.get("requests") or {}, res.get("limits") or {}
-            f = f"{key}[{name}].resources"
-            row = {
-                **ident, "container": name, "container_type": ctype,
-                "cpu_request_cores": _parse(parse_cpu, req.get("cpu"), where, f"{f}.requests.cpu"),
-                "cpu_limit_cores": _parse(parse_cpu, lim.get("cpu"), where, f"{f}.limits.cpu"),
-                "memory_request_bytes": _parse(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),
-                "memory_limit_bytes": _parse(parse_memory, lim.get("memory"), where, f"{f}.limits.memory"),
-            }
-            row.update(_gpu_columns(req, lim, where, f))
-            # Kubernetes copies a limit into an unset request; the API shows that, a manifest does not.
-            for res in ("cpu_request_cores", "memory_request_bytes", "gpu_request_count"):
-                limit = res.replace("request", "limit")
-                if math.isnan(row[res]) and not math.isnan(row[limit]):
-                    row[res] = row[limit]
-            rows.append(row)
-    return rows
-
-
-def _gpu_columns(req: dict, lim: dict, where: str, field_name: str) -> dict:
-    """gpu_resource, gpu_request_count, gpu_limit_count of one container (the first GPU resource it
-    names, see gpu_resources.gpu_names), and ``_gpu_others``: further GPU resources it names."""
-    names = gpu_names(req, lim)
-    if not names:
-        return {"gpu_resource": "", "gpu_request_count": math.nan, "gpu_limit_count": math.nan, "_gpu_others": []}
-    name = names[0]
-    return {"gpu_resource": name,
-            "gpu_request_count": _parse(parse_count, req.get(name), where, f"{field_name}.requests.{name}"),
-            "gpu_limit_count": _parse(parse_count, lim.get(name), where, f"{field_name}.limits.{name}"),
-            "_gpu_others": names[1:]}
 
 
 # --- owner resolution ------------------------------------------------------------------------------
@@ -369,7 +65,7 @@ class Owners:
             elif o.get("kind") == "Job":
                 owners.jobs[key] = controller_of(o)
             elif o.get("kind") == "Deployment":
-                owners.deployments.setdefault(key[0], []).append((key[1], _get(o, "spec", "selector")))
+                owners.deployments.setdefault(key[0], []).append((key[1], path_get(o, "spec", "selector")))
             elif o.get("kind") == "CronJob":
                 owners.cronjobs.setdefault(key[0], set()).add(key[1])
         for listed in owners.deployments.values():
@@ -458,7 +154,7 @@ def _replicas(obj: dict) -> float:
         n = status.get("desiredNumberScheduled")
         return float(n) if n is not None else math.nan  # manifests cannot know the node count
     if kind == "CronJob":
-        return float(_get(obj, "spec", "jobTemplate", "spec", "parallelism", default=1))
+        return float(path_get(obj, "spec", "jobTemplate", "spec", "parallelism", default=1))
     if kind == "Job":
         return float(spec.get("parallelism", 1))
     if kind == "Pod":
@@ -472,8 +168,8 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
     pod_spec = tmpl.get("spec") or {}
     m = meta(obj)
     ns = m.get("namespace") or "default"
-    annotations = {**(_get(tmpl, "metadata", "annotations", default={}) or {}), **(m.get("annotations") or {})}
-    labels = {**(_get(tmpl, "metadata", "labels", default={}) or {}), **(m.get("labels") or {})}
+    annotations = {**(path_get(tmpl, "metadata", "annotations", default={}) or {}), **(m.get("annotations") or {})}
+    labels = {**(path_get(tmpl, "metadata", "labels", default={}) or {}), **(m.get("labels") or {})}
     grace = pod_spec.get("terminationGracePeriodSeconds")
     max_unavailable, max_surge = update_strategy(obj)
     spot = str(annotations.get(kcfg.spot_annotation, "")).strip().lower()
@@ -519,11 +215,11 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
     for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
         row = _workload_row(o, wkind, wname, opts, namespace_labels.get(ns, {}))
         if prio == 1 and wkind == "CronJob":
-            row["replicas"] = float(_get(o, "spec", "parallelism", default=1))
+            row["replicas"] = float(path_get(o, "spec", "parallelism", default=1))
         elif prio == 2:  # only pods seen: their count is the replica count
             row["replicas"] = float(pod_counts[(ns, wkind, wname)])
         row["resolved_by"] = ", ".join(sorted(how.get((ns, wkind, wname), ())))
-        row["_labels"] = {k: str(v) for k, v in (_get(pod_template(o), "metadata", "labels", default={}) or {}).items()}
+        row["_labels"] = {k: str(v) for k, v in (path_get(pod_template(o), "metadata", "labels", default={}) or {}).items()}
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
         containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
@@ -578,7 +274,7 @@ def _choose(by_kind: dict[str, list[dict]], owners: Owners):
     how: dict[tuple[str, str, str], set[str]] = {}
     for kind in WORKLOAD_KINDS:
         for o in by_kind[kind]:
-            if kind == "Pod" and _get(o, "status", "phase") in ("Succeeded", "Failed"):
+            if kind == "Pod" and path_get(o, "status", "phase") in ("Succeeded", "Failed"):
                 continue  # a finished pod holds no resources; its controller, if any, is listed anyway
             ns = meta(o).get("namespace") or "default"
             wkind, wname, prio, via = resolve_identity(o, owners)
@@ -623,7 +319,7 @@ def _apply_hpas(workloads: list[dict], hpas: list[dict], warn: Warn) -> None:
     index = {(w["namespace"], w["kind"], w["workload"]): w for w in workloads}
     unmatched = []
     for h in hpas:
-        ref = _get(h, "spec", "scaleTargetRef", default={}) or {}
+        ref = path_get(h, "spec", "scaleTargetRef", default={}) or {}
         ns = meta(h).get("namespace") or "default"
         w = index.get((ns, ref.get("kind", ""), ref.get("name", "")))
         if w is None:
@@ -645,7 +341,7 @@ def _apply_pdbs(workloads: list[dict], pdbs: list[dict]) -> None:
     index = LabelIndex(workloads)
     for p in pdbs:
         ns = meta(p).get("namespace") or "default"
-        sel = _get(p, "spec", "selector")
+        sel = path_get(p, "spec", "selector")
         for w in index.candidates(ns, (sel or {}).get("matchLabels") or {}):
             if not selector_matches(sel, w["_labels"]):
                 continue
@@ -705,11 +401,11 @@ def _service_row(svc: dict, opts: Options, index: LabelIndex) -> dict:
 def _node_row(node: dict, opts: Options) -> dict:
     m = meta(node)
     labels = m.get("labels") or {}
-    alloc = _get(node, "status", "allocatable", default={}) or {}
+    alloc = path_get(node, "status", "allocatable", default={}) or {}
     where = describe(node)
     capacity = ""
     for key in CAPACITY_TYPE_KEYS:
-        vals = _capacity_value([labels.get(key, "")])
+        vals = capacity_value([labels.get(key, "")])
         if vals:
             capacity = vals.pop()
             break
@@ -729,8 +425,8 @@ def _node_row(node: dict, opts: Options) -> dict:
         "region": labels.get("topology.kubernetes.io/region") or labels.get("failure-domain.beta.kubernetes.io/region", ""),
         "capacity_type": capacity,
         "node_group": labels.get("eks.amazonaws.com/nodegroup") or labels.get("karpenter.sh/nodepool", ""),
-        "allocatable_cpu_cores": _parse(parse_cpu, alloc.get("cpu"), where, "status.allocatable.cpu"),
-        "allocatable_memory_bytes": _parse(parse_memory, alloc.get("memory"), where, "status.allocatable.memory"),
+        "allocatable_cpu_cores": quantity_field(parse_cpu, alloc.get("cpu"), where, "status.allocatable.cpu"),
+        "allocatable_memory_bytes": quantity_field(parse_memory, alloc.get("memory"), where, "status.allocatable.memory"),
         "hours_seen": hours,
         **_node_gpus(node, where),
         "gpu_product": str(labels.get(GPU_PRODUCT_LABEL, "")),
@@ -741,8 +437,8 @@ def _node_gpus(node: dict, where: str) -> dict:
     """capacity_gpus, allocatable_gpus (whole GPUs) and gpu_resources_json (every GPU resource allocatable)."""
     out = {}
     for part in ("capacity", "allocatable"):
-        res = _get(node, "status", part, default={}) or {}
-        counts = {n: _parse(parse_count, res[n], where, f"status.{part}.{n}") for n in gpu_names(res)}
+        res = path_get(node, "status", part, default={}) or {}
+        counts = {n: quantity_field(parse_count, res[n], where, f"status.{part}.{n}") for n in gpu_names(res)}
         out[f"{part}_gpus"] = sum(v for n, v in counts.items() if n in WHOLE_GPU_RESOURCES)
         if part == "allocatable":
             out["gpu_resources_json"] = json.dumps(counts, sort_keys=True)

@@ -18,6 +18,7 @@ from importlib import resources
 import pandas as pd
 
 from ..errors import SourceError
+from ..snapshot import Snapshot
 
 #: Date of the on-demand list prices (karpenter's generated tables, see SOURCES.md).
 ONDEMAND_PRICE_DATE = "2026-07-20"
@@ -77,3 +78,15 @@ def load_catalogue() -> Catalogue:
         raise SourceError(f"rightsize/data/spot-advisor-data.json: unexpected structure ({exc!r})") from None
     advisor = pd.DataFrame(rows, columns=["region", "instance_type", "spot_savings_percent", "interruption_bucket"])
     return Catalogue(ondemand=ondemand, shapes=shapes, advisor=advisor)
+
+
+def instance_candidates(snapshot: Snapshot) -> pd.DataFrame:
+    """List prices and shapes of every instance type of the catalogue (region, instance_type, vcpu,
+    memory_gib, usd_per_hour) for every region of the snapshot's nodes and prices, for binpack's best type per
+    family; regions the catalogue does not price use us-east-1's list prices (as pricing does)."""
+    catalogue = load_catalogue()
+    candidates = catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
+    regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
+        (snapshot.meta.get("pricing") or {}).get("regions") or [])
+    frames = [candidates[candidates["region"] == catalogue.price_region(r)].assign(region=r) for r in regions]
+    return pd.concat(frames, ignore_index=True) if frames else candidates.iloc[0:0]

@@ -7,7 +7,7 @@ import pandas as pd
 from ...schema import WORKLOAD_KEY
 from .. import hpa as hpa_math
 from ..rounding import round_cpu_up, round_memory_up
-from ..statistics import RESOURCES
+from ...usage_stats import RESOURCES
 from .base import Rows, rule
 from .text import cpu_text, mem_text, num_text
 

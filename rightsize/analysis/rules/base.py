@@ -32,7 +32,7 @@ from ...config import Config, Policy
 from ...schema import CONTAINER_KEY, TABLES
 from ...settings import fields_of
 from ...snapshot import Snapshot
-from ..statistics import column_for, usage_column, usage_statistic_columns
+from ...usage_stats import column_for, usage_column, usage_statistic_columns
 
 EVIDENCE_COLUMNS = ("samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
                     "cpu_throttled_seconds", "pods_seen")

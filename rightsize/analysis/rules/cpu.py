@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 
 from .. import censoring
-from .. import statistics as stats_mod
+from ...usage_stats import QUANTILES, STATISTICS
 from ..rounding import round_cpu_down, round_cpu_up
 from .base import Rows, rule, usage_columns
 from .text import cpu_text, joined, pct_text
 
-_QUANTILES = tuple(q.name for q in stats_mod.QUANTILES)  # p50 ... p99
-_STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
+_QUANTILES = tuple(q.name for q in QUANTILES)  # p50 ... p99
+_STATS = tuple(STATISTICS)  # p50 ... max
 
 
 @rule(after="hpa_scope", flags=("throttled", "demand_hidden"),
@@ -19,7 +19,7 @@ _STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
              "cpu_stat", "cpu_obs", "rec", "ignored") + usage_columns("cpu", _QUANTILES),
       writes=("throttled", "throttled_share", "cpu_excess", "cpu_excess_measured", "cpu_estimate", "demand_hidden",
               "cpu_p99_estimate", "cpu_basis"),
-      settings=("throttling_threshold", "throttled_excess_default"))
+      settings=("throttling_threshold", "throttled_excess_default", "cpu_request_percentile"))
 def cpu_throttling(rows: Rows) -> None:
     """Censored CPU: a throttled container's usage is a lower bound; estimate what the limit hid.
 
@@ -41,8 +41,9 @@ def cpu_throttling(rows: Rows) -> None:
     throttled = v["has_usage"] & ~np.isnan(limit) & (share > rows.pf("throttling_threshold"))
     excess, measured = censoring.cpu_excess(rows.num("cpu_throttled_seconds"), share, rows.num("hours_covered"),
                                             rows.num("replicas"), limit, rows.pf("throttled_excess_default"))
-    # the request's statistic as a quantile (any pNN; the max is estimated as the p99)
-    q = pd.Series(v["cpu_stat"]).map(lambda s: min(stats_mod.parse_statistic(s), 0.99)).to_numpy(dtype=float)
+    # the request's statistic as a quantile (any pNN, parsed with the config; the max is estimated as the p99)
+    stat = rows.setting("cpu_request_percentile")
+    q = np.minimum(stat.map({s: s.quantile for s in set(stat)}).to_numpy(dtype=float), 0.99)
     est = censoring.demand_quantile(limit, excess, share, q)
     hidden = throttled & ~np.isnan(est) & (est > np.nan_to_num(v["cpu_obs"], nan=np.inf))
     v.update(throttled=throttled, throttled_share=share, cpu_excess=excess, cpu_excess_measured=measured,

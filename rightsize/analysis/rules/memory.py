@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 
 from .. import censoring
-from .. import statistics as stats_mod
+from ...usage_stats import STATISTICS
 from ..rounding import round_memory_down, round_memory_up
 from .base import Rows, rule, usage_columns
 from .text import joined, mem_text, num_text, pct_text, ratio
 
-_STATS = tuple(stats_mod.STATISTICS)  # p50 ... max
+_STATS = tuple(STATISTICS)  # p50 ... max
 
 
 @rule(after="cpu_request", reads=("cluster", "mem_basis", "margin", "widen", "rec", "keep_memory", "mem_stat", "stat_text")

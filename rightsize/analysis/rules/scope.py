@@ -6,7 +6,7 @@ import pandas as pd
 
 from .. import policy as policy_mod
 from .. import statistics as stats_mod
-from ..statistics import DAY_SECONDS
+from ...usage_stats import CONTAINER_KEY, DAY_SECONDS, DEFAULT_BASIS, is_stored
 from .base import POLICY_STATISTICS, Rows, rule
 from .text import num_text, pct_text
 
@@ -42,8 +42,8 @@ def _derived(rows: Rows) -> pd.DataFrame:
     for res, key in (("cpu", "cpu_request_percentile"), ("memory", "memory_request_percentile")):
         combos = pd.DataFrame({k: rows.setting(k) for k in (key, "per_replica", "usage_half_life")}).drop_duplicates()
         needed |= {(res, s_, b_, float(h_)) for s_, b_, h_ in combos.itertuples(index=False, name=None)}
-    if not stats_mod.derived_columns(needed):  # the usage table has them all: the histograms stay unread
-        return pd.DataFrame(columns=list(stats_mod.CONTAINER_KEY))
+    if all(is_stored(*n) for n in needed):  # the usage table has them all: the histograms stay unread
+        return pd.DataFrame(columns=list(CONTAINER_KEY))
     end = rows.snapshot.meta.get("window_end")
     return stats_mod.derived_statistics(rows.snapshot.tables.get("usage_histograms", pd.DataFrame()), needed,
                                         pd.Timestamp(end) if end else None)
@@ -60,7 +60,7 @@ def _history_days(rows: Rows) -> np.ndarray:
 
 def _basis_text(per_replica: np.ndarray, half_life: np.ndarray) -> np.ndarray:
     """' (busiest)', ' (max_over_pods, decayed)' ... after a statistic's name; '' for the pooled default."""
-    parts = np.where(per_replica == stats_mod.DEFAULT_BASIS, "", per_replica.astype(object))
+    parts = np.where(per_replica == DEFAULT_BASIS, "", per_replica.astype(object))
     parts = np.where(half_life > 0, np.where(parts == "", "decayed", parts + ", decayed"), parts)
     return np.where(parts == "", "", " (" + parts.astype(object) + ")").astype(str)
 

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS, usage_statistics
+from ...sketch import usage_statistics
+from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
 from . import execute
+from . import cluster_tables
 from .client import Client, QueryFailed
 from .promql import Queries, quote
 from .usage import Grid, UsageAccumulator, reduce_chunk
@@ -133,10 +135,10 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
-    nodes = _nodes(run, cluster_rows)
+    nodes = cluster_tables.nodes(run, cluster_rows)
     _append(snapshot, "nodes", nodes)
     _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
-    _append(snapshot, "traffic", _traffic(run, cluster_rows))
+    _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
     if acc.unowned:
@@ -436,33 +438,6 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
     return _rows(result, labels, labels)
 
 
-def _nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    L = run.labels
-    lab = rows[rows["stat"] == "node_labels"].drop_duplicates(L.node, keep="last")
-    if lab.empty:
-        return pd.DataFrame()
-    hours = rows[rows["stat"] == "node_hours"].groupby(L.node)["value"].max()
-    alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
-    out = pd.DataFrame({
-        "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
-        "region": lab[L.region], "node_group": lab[L.node_group],
-        "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
-    })
-    out["hours_seen"] = out["node"].map(hours).fillna(0.0)
-    for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
-        out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
-    out["gpu_product"] = lab[L.gpu_product].to_numpy()
-    out = out.assign(**ksm.node_gpus(rows[rows["stat"] == "node_allocatable"], rows[rows["stat"] == "node_capacity"],
-                                     out["node"], L.node, known=run.has("node_allocatable"), capacity_known=run.has("node_capacity")))
-    return out.reset_index(drop=True)
-
-
-def _capacity(eks: pd.Series, karpenter: pd.Series) -> pd.Series:
-    """EKS says ON_DEMAND / SPOT, Karpenter on-demand / spot; '' when neither label is set."""
-    raw = eks.where(eks != "", karpenter).str.lower().str.replace("_", "-")
-    return raw.where(raw.isin(["spot", "on-demand"]), "")
-
-
 def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
     """Pod-hours per (workload, node): the steps each pod had a sample (its busiest-sampled
     container), from the same pulls as the usage; the node from kube_pod_info."""
@@ -485,27 +460,6 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     out["zone"] = out["node"].map(zones).astype(object).fillna("")
     out["cluster"] = run.cluster
     return out
-
-
-def _traffic(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
-    """Bytes per workload pair over the window: request (client -> server) and response
-    (server -> client) directions, TCP and HTTP/gRPC summed per direction; ``bytes`` is both."""
-    L = run.labels
-    cols = [L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload, L.source_zone, L.destination_zone]
-    t = rows[rows["stat"].isin(["tcp_request", "tcp_response", "http_request", "http_response"])]
-    t = t[(t[L.source_workload] != "") & (t[L.destination_workload] != "")]
-    if t.empty:
-        return pd.DataFrame()
-    t = t.assign(direction=np.where(t["stat"].str.endswith("request"), "request_bytes", "response_bytes"))
-    wide = t.pivot_table(index=cols, columns="direction", values="value", aggfunc="sum").reset_index()
-    wide.columns.name = None
-    for c in ("request_bytes", "response_bytes"):
-        wide[c] = wide[c].fillna(0.0) if c in wide else 0.0
-    wide["bytes"] = wide["request_bytes"] + wide["response_bytes"]
-    wide = wide.rename(columns=dict(zip(cols, ["source_namespace", "source_workload", "destination_namespace",
-                                               "destination_workload", "source_zone", "destination_zone"])))
-    wide["cluster"] = run.cluster
-    return wide
 
 
 def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,

@@ -28,8 +28,6 @@ SERVICE = "aps"
 ROLE_SESSION = "rightsize"
 ROLE_SECONDS = 3600
 _AMP_HOST = re.compile(r"aps-workspaces(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d+)\.amazonaws\.com(?:\.cn)?$")
-REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
-ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 def canonical_url(url: str) -> str:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...analysis.statistics import DAY_SECONDS, MAX_BUCKET, bucket_of
+from ...sketch import MAX_BUCKET, bucket_of
+from ...usage_stats import DAY_SECONDS, RESOURCES
 from .client import RangeSeries
 
 _NB = MAX_BUCKET + 1
@@ -279,7 +280,7 @@ class UsageAccumulator:
         step max where known. ``oom_known``: whether the metrics behind OOM kills exist (else NaN)."""
         series = self._series_frame(owners)
         per = {}
-        for resource, unit in (("cpu", "cores"), ("memory", "bytes")):
+        for resource, unit in ((r.name, r.unit) for r in RESOURCES.values()):
             s, d, n, sm, mx = self.day_sums(resource)
             per[resource] = pd.DataFrame({"sid": s, "day": d, f"{resource}_samples": n,
                                           f"{resource}_mean_{unit}": sm / np.maximum(n, 1), f"{resource}_max_{unit}": mx})

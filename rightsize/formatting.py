@@ -1,10 +1,10 @@
 """The one home of display formatting: money, CPU, memory, percentages, counts and the wording of a change.
 
-Shared by the report view-model (and so report.md, report.html, the terminal summary), PATCHES.md,
-the charts and the notebook helpers. Inputs are the tables' units: USD, cores, bytes. Unknown
-(None/NaN) is never shown as 0: it reads "n/a", or "unset" for a request or limit that is not set.
-Kubernetes notation for manifests (exact, e.g. "2350m") is rightsize.quantity's job; these strings
-are for people ("2.35").
+Shared by the report view-model (and so report.md, report.html, the terminal summary), PATCHES.md, the
+patches' evidence comments, --explain, the charts and the notebook helpers. Inputs are the tables' units:
+USD, cores, bytes. Unknown (None/NaN) is never shown as 0: it reads "n/a", or "unset" for a request or limit
+that is not set. Most strings are for people ("2.35"); k8s_cpu and k8s_memory show a value in the
+Kubernetes notation a manifest holds ("2350m", exact: rightsize.quantity's), as the patches and --explain do.
 """
 from __future__ import annotations
 
@@ -12,10 +12,18 @@ import math
 
 import pandas as pd
 
-KIB, MIB, GIB, TIB = 1024.0, 1024.0**2, 1024.0**3, 1024.0**4
+from .quantity import GIB, KIB, MIB, TIB, format_cpu, format_memory
 ARROW = "→"
 LEAVE_UNSET = "leave unset"  # the one wording for "no CPU limit, and none is proposed"
 UNKNOWN = "n/a"
+
+
+def number(v) -> float:
+    """A cell as a float; NaN when it is not a number."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def unknown(v) -> bool:
@@ -105,6 +113,49 @@ def cpu_limit_change(action: str, current, recommended) -> str:
     if action == "keep_unset":
         return LEAVE_UNSET if cur == "unset" else f"{cur} (kept)"
     return f"{cur} (no recommendation)"
+
+
+def figure(v, fmt: str = "{:.0f}") -> str:
+    """A number with ``fmt`` ('{:.1f}'); 'n/a' when unknown."""
+    return UNKNOWN if unknown(v) else fmt.format(float(v))
+
+
+def usd_per_month(v) -> str:
+    """'$12.50/month', '-$3.00/month (costs more)'; 'unknown' when unknown (a patch's saving)."""
+    if unknown(v):
+        return "unknown"
+    return f"{usd(v)}/month" + (" (costs more)" if float(v) < 0 else "")
+
+
+def k8s_cpu(v, unset: str = "unset", fine: bool = False) -> str:
+    """Cores in Kubernetes notation ('250m', '1.5'); ``unset`` when unknown, 'none' when infinite (no bound).
+    ``fine``: below one millicore with two decimals ('0.05m') instead of rounded."""
+    if unknown(v):
+        return unset
+    v = float(v)
+    if math.isinf(v):
+        return "none"
+    return f"{v * 1000:.2f}m" if fine and v < 0.001 else format_cpu(v)
+
+
+def k8s_memory(v, unset: str = "unset", fine: bool = False) -> str:
+    """Bytes in Kubernetes notation ('512Mi', exact, else whole bytes); ``unset`` when unknown, 'none' when
+    infinite. ``fine``: a value in no whole unit as MiB with one decimal ('212.4Mi')."""
+    if unknown(v):
+        return unset
+    v = float(v)
+    if math.isinf(v):
+        return "none"
+    text = format_memory(v)
+    return text if not fine or text.endswith("i") else f"{v / MIB:.1f}Mi"
+
+
+def mebibytes(v, unset: str = "unknown") -> str:
+    """Bytes as whole MiB ('212Mi'), bytes below one MiB ('512'); ``unset`` when unknown."""
+    if unknown(v):
+        return unset
+    v = float(v)
+    return f"{v / MIB:.0f}Mi" if v >= MIB else f"{v:.0f}"
 
 
 def flag_words(flags) -> list[str]:

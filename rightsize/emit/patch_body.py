@@ -1,0 +1,188 @@
+"""The body of a workload's patch: a strategic merge naming its containers with their recommended values,
+and the JSON6902 ops removing a CPU limit.
+
+A container's entry in the patch is built by CONTAINER_EDITS, each a function of its recommendation row
+returning fields of the container (``resources`` today); the pod template can be edited beside the
+containers by TEMPLATE_EDITS, functions of the workload's rows returning fields of the pod template (e.g.
+an injector's annotations under ``metadata``). Adding an edit is adding a function to one of them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..formatting import number
+from ..quantity import format_cpu, format_memory
+from ..refs import WorkloadRef
+from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
+
+
+def container_resources(row) -> dict:
+    """``resources`` of one container in Kubernetes notation: only the recommended values, nothing removed."""
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    cpu = number(row["cpu_request_cores_recommended"])
+    mem = number(row["memory_request_bytes_recommended"])
+    mem_limit = number(row["memory_limit_bytes_recommended"])
+    cpu_limit = number(row["cpu_limit_cores_recommended"])
+    if not math.isnan(cpu):
+        requests["cpu"] = format_cpu(cpu)
+    if not math.isnan(mem):
+        requests["memory"] = format_memory(mem)
+    if row["cpu_limit_action"] == "set" and not math.isnan(cpu_limit):
+        limits["cpu"] = format_cpu(cpu_limit)
+    if not math.isnan(mem_limit):
+        limits["memory"] = format_memory(mem_limit)
+    out: dict[str, dict] = {}
+    if limits:
+        out["limits"] = limits
+    if requests:
+        out["requests"] = requests
+    return out
+
+
+def _resources_edit(row: dict) -> dict:
+    resources = container_resources(row)
+    return {"resources": resources} if resources else {}
+
+
+ContainerEdit = Callable[[dict], dict]  # a recommendation row -> fields of its container ({}: nothing)
+TemplateEdit = Callable[[list[dict]], dict]  # the workload's patched rows -> fields of its pod template
+CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit]
+TEMPLATE_EDITS: list[TemplateEdit] = []
+
+
+def merged(a: dict, b: dict) -> dict:
+    """``a`` with ``b`` merged in, mappings merged key by key (two edits may fill one mapping)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def container_entry(name: str, row: dict | None) -> dict:
+    """A container's entry in the patch: its name, and what every CONTAINER_EDITS adds for its row (none
+    without a row: a container named only to keep the list's order)."""
+    entry: dict = {"name": name}
+    for edit in CONTAINER_EDITS if row is not None else ():
+        entry = merged(entry, edit(row))
+    return entry
+
+
+def _row_order(r: dict) -> tuple:
+    return (r["container_type"] != "init", r["container"])
+
+
+@dataclass
+class _Parts:
+    """What build_patch collects over the container lists of one workload."""
+
+    ref: str
+    kept: list[dict] = field(default_factory=list)
+    missing: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    pod_spec: dict = field(default_factory=dict)
+    ops: list[dict] = field(default_factory=list)
+
+
+def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: list[dict],
+                view: PodSpecView | None = None, *, name: str | None = None,
+                patch_namespace: str | None = None) -> WorkloadPatch:
+    """The patch of one workload from its rows (dicts already filtered by ``select``).
+
+    With ``view`` every container of a patched list is listed, in the object's order: kustomize's
+    strategic merge puts the containers a patch names first, so naming them all keeps the order (which
+    matters for init containers) and makes a JSON6902 index placed right after this patch exact.
+    Without it, only the patched containers are named, init containers are not patched and CPU-limit
+    removals are left to a person (noted). Rows naming a container the object does not have are
+    moved to ``patch.missing`` with the reason.
+    ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
+    """
+    parts = _Parts(str(WorkloadRef(namespace, kind, workload)))
+    ordered = sorted(rows, key=_row_order)
+    for list_name in ("initContainers", "containers"):
+        sub = [r for r in ordered if LIST_NAME[r["container_type"]] == list_name]
+        if sub and view and view.order.get(list_name):
+            _known_order(parts, kind, workload, list_name, sub, view)
+        elif sub:
+            _unknown_order(parts, list_name, sub, view.where if view else "no manifest or container list in the snapshot")
+    for row in parts.kept:
+        parts.notes += _limit_conflicts(parts.ref, row)
+    kept = sorted(parts.kept, key=_row_order)
+    template: dict = {}
+    for edit in TEMPLATE_EDITS:
+        template = merged(template, edit(kept))
+    template = merged(template, {"spec": parts.pod_spec})  # metadata (if an edit wrote one) before spec
+    body: dict = template
+    for key in reversed(pod_spec_path(kind)[:-1]):
+        body = {key: body}
+    metadata = {"name": name or workload}
+    ns = namespace if patch_namespace is None else patch_namespace
+    if ns:
+        metadata["namespace"] = ns
+    body = {"apiVersion": api_version(kind), "kind": kind, "metadata": metadata, **body}
+    return WorkloadPatch(cluster, namespace, kind, workload, kept, body,
+                         remove_ops=parts.ops, notes=parts.notes, missing=parts.missing)
+
+
+def _known_order(parts: _Parts, kind: str, workload: str, list_name: str, sub: list[dict], view: PodSpecView) -> None:
+    """One container list whose order ``view`` knows: every container named, in that order."""
+    names = view.order[list_name]
+    present = [r for r in sub if r["container"] in names]
+    parts.missing += [skip_row(r, f"container not in {kind} {workload} as {view.where} has it")
+                      for r in sub if r["container"] not in names]
+    parts.kept += present
+    by_name = {r["container"]: r for r in present}
+    entries = [container_entry(n, by_name.get(n)) for n in names]
+    ops = []
+    for r in present:
+        if r["cpu_limit_action"] != "remove":
+            continue
+        c = r["container"]
+        if (list_name, c) in view.cpu_limited:
+            ops += remove_ops(kind, list_name, names.index(c), c)
+        else:
+            parts.notes.append(f"{parts.ref} container {c}: CPU limit already unset in {view.where}; nothing to remove")
+    parts.ops += ops
+    if any(len(e) > 1 for e in entries) or ops:
+        parts.pod_spec[list_name] = entries
+
+
+def _unknown_order(parts: _Parts, list_name: str, sub: list[dict], where: str) -> None:
+    """One container list whose order is unknown: init containers are not patched (a patch could reorder
+    them), containers are named alone (kustomize lists them first) and a CPU-limit removal is left to a person."""
+    if list_name == "initContainers":
+        parts.missing += [skip_row(r, f"init container order unknown ({where}): a patch could reorder init containers")
+                          for r in sub]
+        return
+    parts.kept += sub
+    entries = [e for e in (container_entry(r["container"], r) for r in sub) if len(e) > 1]
+    if entries:
+        parts.pod_spec[list_name] = entries
+        parts.notes.append(f"{parts.ref}: container order unknown ({where}); kustomize lists the patched containers first")
+    for r in sub:
+        if r["cpu_limit_action"] == "remove":
+            parts.notes.append(f"{parts.ref} container {r['container']}: CPU limit removal not written, the container's "
+                               f"position is unknown ({where}); remove `resources.limits.cpu` by hand")
+
+
+def _limit_conflicts(ref: str, row) -> list[str]:
+    """Notes for a recommended request above a limit the patch leaves as it is (the API server rejects that)."""
+    notes = []
+    cpu, cpu_limit = number(row["cpu_request_cores_recommended"]), number(row["cpu_limit_cores_current"])
+    if row["cpu_limit_action"] not in ("set", "remove") and cpu > cpu_limit:
+        notes.append(f"{ref} container {row['container']}: recommended CPU request {format_cpu(cpu)} is above its "
+                     f"current CPU limit {format_cpu(cpu_limit)}, which the patch keeps; raise or remove the limit")
+    mem, mem_limit = number(row["memory_request_bytes_recommended"]), number(row["memory_limit_bytes_current"])
+    if math.isnan(number(row["memory_limit_bytes_recommended"])) and mem > mem_limit:
+        notes.append(f"{ref} container {row['container']}: recommended memory request {format_memory(mem)} is above "
+                     f"its current memory limit {format_memory(mem_limit)}, which the patch keeps; raise the limit")
+    return notes
+
+
+def remove_ops(kind: str, list_name: str, index: int, container: str) -> list[dict]:
+    """JSON6902 ops removing one container's CPU limit; the test op makes the build fail if the index is stale."""
+    base = "/" + "/".join(pod_spec_path(kind)) + f"/{list_name}/{index}"
+    return [{"op": "test", "path": f"{base}/name", "value": container},
+            {"op": "remove", "path": f"{base}/resources/limits/cpu"}]

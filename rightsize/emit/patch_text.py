@@ -1,0 +1,118 @@
+"""The text of patch files: evidence comments stating where every value comes from, and YAML through ruamel."""
+from __future__ import annotations
+
+import functools
+import io
+import math
+from typing import Any, Iterable
+
+import pandas as pd
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
+from ..quantity import format_duration
+from .patch_model import PatchError, WorkloadPatch
+from .patches_md import patches_markdown as render_patches_md
+
+
+def window_text(meta: dict) -> str:
+    start, end = meta.get("window_start"), meta.get("window_end")
+    if not start or not end:
+        return "unknown"
+    try:
+        span = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+        return f"{start} .. {end} ({format_duration(span)})"
+    except (ValueError, TypeError):
+        return f"{start} .. {end}"
+
+
+def cpu_limit_text(row) -> str:
+    """The CPU limit change in the one wording of every report (formatting.cpu_limit_change)."""
+    return cpu_limit_change(row["cpu_limit_action"], row["cpu_limit_cores_current"], row["cpu_limit_cores_recommended"])
+
+
+def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
+    """Comment lines (without '#') stating the evidence behind every value in the patch."""
+    saving = [number(r["savings_usd_per_month"]) for r in patch.rows]
+    known = [v for v in saving if not math.isnan(v)]
+    total = usd_per_month(sum(known)) if known else "unknown"
+    lines = [
+        f"rightsize: {patch.kind} {patch.namespace}/{patch.workload} (cluster {patch.cluster})",
+        f"window: {window_text(meta)}",
+        f"monthly saving: {total}" + (" (some containers unknown)" if known and len(known) < len(saving) else ""),
+    ]
+    for r in patch.rows:
+        kind = "init container" if r["container_type"] == "init" else "container"
+        hours = number(r.get("hours_covered"))
+        history = "" if math.isnan(hours) else f", {hours / 24:.1f} d of history"
+        samples = number(r.get("samples"))
+        history += "" if math.isnan(samples) else f", {samples:.0f} samples"
+        lines.append(f"{kind} {r['container']}: policy {r.get('policy', '') or '?'}, "
+                     f"confidence {r.get('confidence', '') or '?'}{history}")
+        cpu_basis = f"{r.get('cpu_basis', '') or '?'} {k8s_cpu(r.get('cpu_basis_cores'))}"
+        mem_basis = f"{r.get('memory_basis', '') or '?'} {mebibytes(r.get('memory_basis_bytes'))}"
+        lines += [
+            f"  cpu request:    {k8s_cpu(r['cpu_request_cores_current'])} → {k8s_cpu(r['cpu_request_cores_recommended'])}"
+            f"  (usage {cpu_basis})",
+            f"  memory request: {k8s_memory(r['memory_request_bytes_current'])} → {k8s_memory(r['memory_request_bytes_recommended'])}"
+            f"  (usage {mem_basis}"
+            + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
+            f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
+            f"  cpu limit:      {cpu_limit_text(r)}",
+            f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
+        ]
+        extra = []
+        if number(r.get("oom_kills")) > 0:
+            extra.append(f"{number(r['oom_kills']):.0f} OOM kills")
+        if number(r.get("cpu_throttled_ratio")) > 0:
+            extra.append(f"throttled {number(r['cpu_throttled_ratio']):.0%} of CFS periods")
+        flags = str(r.get("flags", "") or "")
+        lines.append(f"  flags:          {flags or 'none'}" + (f" ({'; '.join(extra)})" if extra else ""))
+        if str(r.get("reason", "") or ""):
+            lines.append(f"  notes:          {r['reason']}")
+    for note in patch.notes:
+        lines.append(f"note: {note}")
+    return lines
+
+
+@functools.lru_cache(maxsize=1)
+def _yaml() -> YAML:
+    y = YAML()
+    y.default_flow_style = False
+    y.width = 4096
+    y.indent(mapping=2, sequence=2, offset=0)
+    return y
+
+
+def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
+    """YAML of ``data`` with ``comments`` as a leading '#' block."""
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    head = "".join(f"# {c}".rstrip() + "\n" for c in comments)
+    return head + buf.getvalue()
+
+
+def load_all(text: str, where: str) -> list[dict]:
+    """Every mapping document of a YAML stream (safe loader)."""
+    try:
+        docs = list(YAML(typ="safe", pure=True).load_all(text))
+    except YAMLError as exc:
+        raise PatchError(f"{where}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    return [d for d in docs if isinstance(d, dict)]
+
+
+def smp_file(patch: WorkloadPatch, meta: dict) -> str:
+    return yaml_text(patch.body, evidence_lines(patch, meta))
+
+
+def json6902_file(patch: WorkloadPatch) -> str:
+    comments = [f"rightsize: remove the CPU limit of {patch.kind} {patch.namespace}/{patch.workload} "
+                f"as the policy says (cpu_limit = remove); the test op fails the build if the container moved"]
+    return yaml_text(patch.remove_ops, comments)
+
+
+def patches_markdown(patched: list[tuple[WorkloadPatch, list[str]]], skipped: pd.DataFrame, notes: list[str],
+                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True) -> str:
+    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py)."""
+    return render_patches_md(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to)

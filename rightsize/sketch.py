@@ -1,0 +1,222 @@
+"""The usage sketch: each pod's samples kept as compact histograms, and the reducers that read every
+statistic of the registry (usage_stats.py) from them. Shared by collect (which reduces each chunk of samples
+as it arrives), the demo, the backtest and what-if, so it sits below sources and analysis.
+
+**Samples.** Collection pulls each container instance's (pod's) CPU rate (cores) and working set
+(bytes) at every step of the window. Those samples are kept in the snapshot as compact
+histograms per pod and per day (table ``usage_histograms``), so any percentile, any sub-window (the
+backtest) and any decay can be recomputed offline without asking Prometheus again.
+
+**The sketch.** A histogram with logarithmic buckets (as DDSketch): bucket ``i >= 1`` holds the
+values in ``(floor * GAMMA**(i-1), floor * GAMMA**i]``, bucket 0 holds ``[0, floor]``. A quantile
+read from it is the bucket's representative value ``2 * floor * GAMMA**i / (GAMMA + 1)``, within
+``RELATIVE_ERROR`` (0.99 %) of every value in the bucket. Values at or below ``floor`` (0.1
+millicores, 64 KiB) are read as ``floor / 2``: far below any request rightsize recommends.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .usage_stats import BASES, CONTAINER_KEY, QUANTILES, RESOURCES, usage_column, usage_statistic_columns
+
+
+GAMMA = 1.02
+
+
+RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0099
+
+
+_LOG_GAMMA = math.log(GAMMA)
+
+
+MAX_BUCKET = 2047  # clamp: 1e-4 cores x 1.02**2047 and 64 KiB x 1.02**2047 are far beyond any node
+
+
+MIN_POD_SAMPLES = 12  # one hour at the 5-minute step
+
+
+def bucket_of(values: np.ndarray, resource: str) -> np.ndarray:
+    """Bucket index (int16) of each value (cores or bytes); NaN must be removed first."""
+    floor = RESOURCES[resource].floor
+    x = np.asarray(values, dtype=float) / floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        idx = np.ceil(np.log(np.maximum(x, 1.0)) / _LOG_GAMMA - 1e-9)
+    return np.clip(idx, 0, MAX_BUCKET).astype(np.int16)
+
+
+def bucket_value(buckets: np.ndarray, resource: str) -> np.ndarray:
+    """Representative value (cores or bytes) of each bucket: within RELATIVE_ERROR of its members."""
+    floor = RESOURCES[resource].floor
+    b = np.asarray(buckets, dtype=float)
+    return np.where(b <= 0, floor / 2.0, floor * 2.0 * np.power(GAMMA, b) / (GAMMA + 1.0))
+
+
+def grouped_quantiles(group: np.ndarray, bucket: np.ndarray, count: np.ndarray, quantiles, resource: str,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles of many histograms at once.
+
+    ``group`` (int ids), ``bucket`` and ``count`` are parallel arrays of histogram cells in any
+    order, several cells of one (group, bucket) allowed. Returns (groups, values) with ``values[g, q]``
+    the ``quantiles[q]`` of group ``groups[g]``: the member at rank floor(q x (n - 1)), as
+    quantile_over_time interpolates between ranks, read to within RELATIVE_ERROR; NaN for an empty
+    group."""
+    group, bucket, count = (np.asarray(a) for a in (group, bucket, count))
+    keep = count > 0
+    group, bucket, count = group[keep].astype(np.int64), bucket[keep].astype(np.int64), count[keep].astype(float)
+    qs = np.asarray(list(quantiles), dtype=float)
+    if not len(group):
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(qs)))
+    code = group * (MAX_BUCKET + 1) + bucket
+    cells, inverse = np.unique(code, return_inverse=True)
+    totals = np.bincount(inverse, weights=count)
+    cell_group = cells // (MAX_BUCKET + 1)
+    groups, starts = np.unique(cell_group, return_index=True)
+    cum = np.cumsum(totals)
+    before = np.concatenate([[0.0], cum])[starts]  # samples of the earlier groups
+    n = np.bincount(np.searchsorted(groups, cell_group), weights=totals)
+    ranks = np.floor(qs[None, :] * (n[:, None] - 1) + 1e-9)  # 0-based rank of the member read
+    last = np.concatenate([starts[1:], [len(cells)]]) - 1  # last cell of each group
+    pos = np.minimum(np.searchsorted(cum, before[:, None] + ranks + 0.5), last[:, None])
+    values = bucket_value(cells[pos] % (MAX_BUCKET + 1), resource)
+    return groups, np.where(n[:, None] > 0, values, np.nan)
+
+
+def factorize(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
+    """Integer id per row for the combination of ``keys``, and the key table (id -> key values).
+
+    Column by column (a categorical column's codes are used as they are), compacting after each, so
+    ids stay small and no tuple is built per row."""
+    code = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:
+        col = frame[k]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            c, n = col.cat.codes.to_numpy(dtype=np.int64), len(col.cat.categories) + 1
+        else:
+            c, uniques = pd.factorize(col, use_na_sentinel=False)
+            n = len(uniques)
+        code, _ = pd.factorize(code * n + c)
+        code = code.astype(np.int64)
+    ids, first = np.unique(code, return_index=True)
+    table = frame[keys].iloc[first].reset_index(drop=True)
+    for k in keys:
+        if isinstance(table[k].dtype, pd.CategoricalDtype):
+            table[k] = table[k].astype(str)
+    return code, table
+
+
+def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, quantiles, basis: str,
+                         weight: pd.Series | None = None, ids: "Ids | None" = None) -> pd.DataFrame:
+    """Quantiles of ``resource`` per ``keys`` group (one row each) from usage_histograms rows on one basis.
+
+    ``hist``: rows of the usage_histograms table (columns keys + pod, basis, resource, bucket, count).
+    ``weight``: multipliers of ``count`` aligned with ``hist``'s index (decay); None = 1. ``ids``: the
+    groups of ``hist``'s rows when the caller already has them (:func:`ids_of`). Columns of the result
+    are the quantiles (floats, in the resource's unit) and ``samples`` (unweighted)."""
+    ids = ids or ids_of(hist, keys)
+    mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
+    qs = list(quantiles)
+    if not mask.any():
+        return pd.DataFrame(columns=keys + qs + ["samples"])
+    per_pod = basis == "max_over_pods"
+    gid, table = (ids.pod, ids.pods) if per_pod else (ids.group, ids.groups)
+    gid = gid[mask]
+    count = hist["count"].to_numpy(dtype=float)[mask]
+    w = count if weight is None else _rescaled(gid, count, count * weight.to_numpy(dtype=float)[mask])
+    groups, values = grouped_quantiles(gid, hist["bucket"].to_numpy()[mask], w, qs, resource)
+    out = table.iloc[groups].reset_index(drop=True)
+    out[qs] = values
+    out["samples"] = np.bincount(gid, weights=count)[groups]
+    return max_over_pods(out, keys, qs) if per_pod else out
+
+
+@dataclass
+class Ids:
+    """Rows of a usage_histograms table grouped once: ``group`` per row (the keys) with the key table
+    ``groups``, and ``pod`` per row (keys + pod) with ``pods``."""
+
+    group: np.ndarray
+    groups: pd.DataFrame
+    pod: np.ndarray
+    pods: pd.DataFrame
+
+
+def ids_of(hist: pd.DataFrame, keys: list[str]) -> Ids:
+    group, groups = factorize(hist, keys)
+    pod, pods = factorize(hist, keys + ["pod"])
+    return Ids(group, groups, pod, pods)
+
+
+def _rescaled(gid: np.ndarray, count: np.ndarray, weighted: np.ndarray) -> np.ndarray:
+    """Decayed counts scaled so each group keeps its number of samples: only their relative weight
+    changes, and the rank arithmetic of grouped_quantiles stays that of n samples."""
+    total, decayed = np.bincount(gid, weights=count), np.bincount(gid, weights=weighted)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(decayed > 0, total / decayed, 0.0)
+    return weighted * scale[gid]
+
+
+def max_over_pods(per_pod: pd.DataFrame, keys: list[str], columns: list) -> pd.DataFrame:
+    """The largest per-pod statistic per container, from pods with at least MIN_POD_SAMPLES samples
+    (every pod when none has that many). ``per_pod`` has keys + pod + columns + samples."""
+    enough = per_pod["samples"] >= MIN_POD_SAMPLES
+    has_enough = enough.groupby([per_pod[k] for k in keys]).transform("any")
+    eligible = per_pod[enough | ~has_enough]
+    agg = {c: "max" for c in columns}
+    agg["samples"] = "sum"
+    return eligible.groupby(keys, as_index=False, sort=False).agg(agg)
+
+
+def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: float,
+                     weight: pd.Series | None = None) -> pd.DataFrame:
+    """Every statistic of the registry per container, from ``usage_histograms`` and ``usage_daily`` rows.
+
+    One code path for collect, the demo, what-if and the backtest: pass a subset of days (the
+    backtest's training part) or ``weight`` (decay, aligned with ``hist``) to recompute. Units: cores,
+    bytes; ``samples`` are steps with any pod, ``pod_samples`` every pod's steps, ``hours_covered`` =
+    samples x step."""
+    keys = list(CONTAINER_KEY)
+    if hist.empty:
+        extra = ["samples", "pod_samples", "cpu_mean_cores", "memory_mean_bytes", "pods_seen", "hours_covered"]
+        return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
+    parts = []
+    ids = ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
+    for res in RESOURCES:
+        qs = [s.quantile for s in QUANTILES]
+        for basis in BASES:
+            stats = histogram_statistics(hist, keys, res, qs, basis, weight, ids)
+            names = {q.quantile: usage_column(res, q.name, basis) for q in QUANTILES}
+            stats = stats.rename(columns=names).set_index(keys)
+            keep = list(names.values())
+            if basis == "busiest" and res == "memory":
+                keep.append("samples")
+            if basis == "pooled" and res == "memory":
+                stats = stats.rename(columns={"samples": "pod_samples"})
+                keep.append("pod_samples")
+            parts.append(stats[keep])
+    parts.append(_daily_statistics(daily, keys))
+    out = pd.concat(parts, axis=1)
+    out.index.names = keys
+    out = out.reset_index()
+    out["hours_covered"] = out["samples"] * step_seconds / 3600.0
+    return out
+
+
+def _daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Exact maxima, means and pods seen per container from the per-pod, per-day rows."""
+    if daily.empty:
+        return pd.DataFrame(columns=["cpu_max_cores", "memory_max_bytes", "cpu_mean_cores", "memory_mean_bytes", "pods_seen"])
+    d = daily.assign(_cpu_sum=daily["cpu_mean_cores"] * daily["cpu_samples"],
+                     _mem_sum=daily["memory_mean_bytes"] * daily["memory_samples"])
+    g = d.groupby(keys, sort=False)
+    out = pd.DataFrame({
+        "cpu_max_cores": g["cpu_max_cores"].max(),
+        "memory_max_bytes": g["memory_max_bytes"].max(),
+        "cpu_mean_cores": g["_cpu_sum"].sum(min_count=1) / g["cpu_samples"].sum().replace(0, np.nan),
+        "memory_mean_bytes": g["_mem_sum"].sum(min_count=1) / g["memory_samples"].sum().replace(0, np.nan),
+        "pods_seen": g["pod"].nunique().astype(float),
+    })
+    return out
