@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rightsize import demo
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.config import Config
 from rightsize.schema import CONTAINER_KEY
 from rightsize.sources.aws import collect_prices

@@ -21,7 +21,8 @@ LONG_MODULES: dict[str, str] = {}
 # the declarations (settings, the schema, the config), the snapshot (the contract between the stages), the
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
-    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic"},
+    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
+              "gpu_resources", "gpu_catalogue"},
              set()),
     "storage": ({"s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
@@ -29,7 +30,7 @@ LAYERS: dict[str, tuple[set[str], set[str]]] = {
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
     "analysis": ({"analysis"}, {"base", "declarations", "contract"}),
     "emit": ({"emit"}, {"base", "storage", "declarations", "contract", "analysis"}),
-    "stages": ({"collect", "fleet", "demo", "demo_manifests"},
+    "stages": ({"collect", "fleet", "demo", "demo_manifests", "demo_gpus"},
                {"base", "storage", "declarations", "contract", "sources", "analysis", "emit"}),
     "api": ({"api", "plots", ""}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages"}),
     "cli": ({"cli", "arguments"}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages", "api"}),

@@ -62,7 +62,7 @@ def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: 
     w = w.reset_index(drop=True).copy()
     for col, default in (("capacity_affinity", ""), ("spot_preference", ""), ("team", "")):
         w[col] = w[col].fillna("").astype(str) if col in w else default
-    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb"):
+    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb", "checkpoints"):
         w[col] = w[col].fillna(False).astype(bool) if col in w else False
     for col in ("pdb_min_available_pods", "pdb_max_unavailable_pods", "pdb_disruptions_allowed"):
         w[col] = w[col].astype(float) if col in w else np.nan
@@ -73,9 +73,7 @@ def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: 
     w = _fill_from_cluster_mix(w, snapshot, terms)
     w = w.merge(_workload_costs(recommendations), on=KEY, how="left")
     w["gpus"] = _uses_gpus(snapshot, w)
-    w["checkpoints"] = w["checkpoints"].fillna(False).astype(bool) if "checkpoints" in w else False
     w["non_production"] = _non_production(w, recommendations, snapshot.tables.get("namespaces"), config)
-
     rules = _Rules(w.index)
     _apply_rules(rules, w, config)
     score = (100.0 - rules.penalty + rules.bonus).clip(0.0, 100.0)
