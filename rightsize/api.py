@@ -76,8 +76,9 @@ def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot
 
 # --- analyses --------------------------------------------------------------------------------------
 
-def analyze(snapshot: Snapshot, config: ConfigLike = None) -> "Analysis":
-    """Run every analysis (recommendations, costs, spot, cross-AZ, load balancers, idle) like ``rightsize analyze``.
+def analyze(snapshot: Snapshot, config: ConfigLike = None, *, backtest: bool = True) -> "Analysis":
+    """Run every analysis (recommendations, costs, spot, cross-AZ, load balancers, idle) like ``rightsize analyze``;
+    ``backtest`` False leaves the report's backtest out (``rightsize patch`` does not need it).
 
     Returns an :class:`rightsize.analysis.Analysis` whose tables follow schema.RECOMMENDATION_COLUMNS,
     SPOT_COLUMNS, CROSS_AZ_COLUMNS, LOAD_BALANCER_COLUMNS and IDLE_COLUMNS (money in USD/month).
@@ -87,7 +88,7 @@ def analyze(snapshot: Snapshot, config: ConfigLike = None) -> "Analysis":
 
     cfg = _config(config)
     priced = _priced(snapshot, cfg)
-    return run(priced, cfg, instance_candidates(priced))
+    return run(priced, cfg, instance_candidates(priced), backtest=backtest)
 
 
 def recommend(snapshot: Snapshot, policy: PolicyLike = None, config: ConfigLike = None) -> pd.DataFrame:

@@ -157,16 +157,33 @@ def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, l
     return result
 
 
+def _overlay_lock(config: Config, overlay: Path, log):
+    """The lock of an overlay, kept in a state folder (the temporary directory) rather than beside the
+    overlay: nothing appears in the GitOps repository, and the file is removed on exit."""
+    import hashlib
+    import tempfile
+
+    from .folders import output_lock
+
+    key = hashlib.sha256(str(Path(overlay).resolve()).encode()).hexdigest()[:16]
+    state = Path(tempfile.gettempdir()) / "rightsize-locks" / f"overlay-{key}.lock"
+    return output_lock(overlay, wait_seconds=config.general.lock_wait, command="rightsize patch --overlay", log=log,
+                       lease_seconds=config.general.lock_lease, lock_file=state)
+
+
 def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log, cluster: str | None = None):
     if overlay:
-        from .emit.overlay import apply_to_overlay
+        from .emit.overlay import DIFF_FILE, apply_to_overlay
 
-        with _locked(config, overlay, "rightsize patch --overlay", log):
+        with _overlay_lock(config, overlay, log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
         _write_beside(out, "PATCHES.md", result.markdown, "PATCHES.md")
-        changed = "updated" if result.written else "unchanged (no recommended change for the workloads it renders)"
-        log(f"overlay {overlay} {changed}; pull-request text in {out / 'PATCHES.md'}")
+        if result.diff:
+            _write_beside(out, DIFF_FILE, result.diff, "overlay diff")
+        state = f"updated ({len(result.written)} files written, {len(result.removed)} removed)" if result.written \
+            else f"unchanged ({result.unchanged})"
+        log(f"overlay {overlay} {state}; pull-request text in {out / 'PATCHES.md'}")
         return result
     from .emit.patches import write_patches
 
@@ -175,6 +192,22 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     for warning in result.warnings:
         print(f"rightsize: warning: {warning}", file=sys.stderr)
     return result
+
+
+def _notify(url: str, config: Config, snapshot, analysis, result, log) -> None:
+    """Post the week's summary to the webhook (``[notify]``) once everything is written; a failure is
+    an error (exit 1) that says the report is there all the same."""
+    if not url:
+        return
+    from .emit.notify import NotifyError, notify
+    from .emit.report import snapshot_week
+
+    clusters = ",".join(str(c) for c in snapshot.meta.get("clusters") or []) or config.general.cluster_name
+    try:
+        notify(config, url, result, analysis.recommendations, snapshot_week(snapshot.meta), clusters)
+    except NotifyError as exc:
+        raise NotifyError(f"{exc}; the report was written to {result.out_dir}") from None
+    log(f"summary posted to the {config.notify.format} webhook in ${config.notify.url_env}")
 
 
 def _summary(analysis, snapshot, config: Config, result=None) -> None:
@@ -273,12 +306,16 @@ def cmd_report(args, config, log) -> int:
         if args.snapshot:
             raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
         args.snapshot = _this_weeks_fleet(config)
+    from .emit.notify import webhook_url
+
+    url = webhook_url(config)
     snapshot = _load_snapshot(config, args.snapshot, log)
     analysis = analyze(snapshot, config)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -286,8 +323,9 @@ def cmd_patch(args, config, log) -> int:
     from .api import analyze
 
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
-    out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None)) / "patches"
+    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
+    # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
+    out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):
         _write_patches(analysis, snapshot, config, out, args.overlay, log, args.cluster)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
@@ -297,6 +335,9 @@ def cmd_run(args, config, log) -> int:
     from .api import analyze
     from .collect import collect
 
+    from .emit.notify import webhook_url
+
+    url = webhook_url(config)
     out = _report_dir(config, args.out)
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -306,6 +347,7 @@ def cmd_run(args, config, log) -> int:
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
         _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
     _summary(analysis, snapshot, config, result)
+    _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
 
 
@@ -369,6 +411,9 @@ COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_back
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
+    from .sources.prometheus.execute import return_freed_memory
+
+    return_freed_memory()  # every command streams large buffers: give them back to the system once freed
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

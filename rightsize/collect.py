@@ -198,7 +198,7 @@ def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, 
     """
     key = ["cluster", "namespace", "kind", "workload", "container"]
     containers = part.tables["containers"]
-    main = containers.loc[containers["container_type"] == "main", key].drop_duplicates()
+    main = containers.loc[containers["container_type"].isin(["main", "sidecar"]), key].drop_duplicates()
     if main.empty:
         return
     seen = part.tables["usage"][key].drop_duplicates().assign(_seen=True)

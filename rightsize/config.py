@@ -40,6 +40,10 @@ class MetricNames:
     cpu_throttled_seconds: str = setting("container_cpu_cfs_throttled_seconds_total", "cAdvisor throttled time counter (seconds): the CPU time a limit held back.", kind="str")
     resource_requests: str = setting("kube_pod_container_resource_requests", "kube-state-metrics container requests.", kind="str")
     resource_limits: str = setting("kube_pod_container_resource_limits", "kube-state-metrics container limits.", kind="str")
+    container_info: str = setting("kube_pod_container_info", "kube-state-metrics container info: its image label lets [injectors] images recognise an injected sidecar (Prometheus-only inventory).", kind="str")
+    init_resource_requests: str = setting("kube_pod_init_container_resource_requests", "kube-state-metrics init container requests (native sidecars among them).", kind="str")
+    init_resource_limits: str = setting("kube_pod_init_container_resource_limits", "kube-state-metrics init container limits.", kind="str")
+    init_container_info: str = setting("kube_pod_init_container_info", "kube-state-metrics init container info: its restart_policy label (Always = a native sidecar) needs kube-state-metrics 2.10 or later.", kind="str")
     pod_owner: str = setting("kube_pod_owner", "kube-state-metrics pod owner.", kind="str")
     replicaset_owner: str = setting("kube_replicaset_owner", "kube-state-metrics ReplicaSet owner.", kind="str")
     job_owner: str = setting("kube_job_owner", "kube-state-metrics Job owner (CronJob resolution).", kind="str")
@@ -214,6 +218,31 @@ def _default_policies() -> dict:
 
 
 @dataclass(frozen=True)
+class Injector:
+    containers: tuple = setting([], "Names (shell globs) of the container the injector adds to each pod, e.g. [\"istio-proxy\"]. A container so named that the workload's spec (API or manifests) does not declare is the injector's: it is sized through the annotations below on the pod template, never patched into the containers list (kustomize would add a container without an image). With the kube-state-metrics inventory, which knows no spec, the name alone decides.", kind="list")
+    images: tuple = setting([], "Images (shell globs) of that container, for an inventory that records images.", kind="list")
+    cpu_request: str = setting("", "Pod template annotation that sets the injected container's CPU request (empty: the injector has none).", kind="str")
+    cpu_limit: str = setting("", "Annotation for its CPU limit.", kind="str")
+    memory_request: str = setting("", "Annotation for its memory request.", kind="str")
+    memory_limit: str = setting("", "Annotation for its memory limit.", kind="str")
+    global_setting: str = setting("", "Where the injector's mesh-wide default resources are set, named in PATCHES.md's mesh-wide summary.", kind="str")
+
+
+def _default_injectors() -> dict:
+    return {
+        "istio": Injector(containers=("istio-proxy",), images=("*/proxyv2:*", "*/proxyv2"),
+                          cpu_request="sidecar.istio.io/proxyCPU", cpu_limit="sidecar.istio.io/proxyCPULimit",
+                          memory_request="sidecar.istio.io/proxyMemory", memory_limit="sidecar.istio.io/proxyMemoryLimit",
+                          global_setting="Istio's values.global.proxy.resources (istiod Helm values or IstioOperator)"),
+        "linkerd": Injector(containers=("linkerd-proxy",), images=("*/linkerd/proxy:*",),
+                            cpu_request="config.linkerd.io/proxy-cpu-request", cpu_limit="config.linkerd.io/proxy-cpu-limit",
+                            memory_request="config.linkerd.io/proxy-memory-request",
+                            memory_limit="config.linkerd.io/proxy-memory-limit",
+                            global_setting="Linkerd's proxy.resources (linkerd-control-plane Helm values)"),
+    }
+
+
+@dataclass(frozen=True)
 class PolicyRule:
     policy: str = setting("non_production", "Policy applied to the namespaces this rule matches.", kind="str")
     namespaces: tuple = setting([], "Namespace name patterns (shell globs).", kind="list")
@@ -283,6 +312,17 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    url_env: str = setting("", "Environment variable holding the chat webhook's URL (the URL is a secret: never put it in this file); empty = no notification. report and run post the week's summary (money, OOM risks, the top changes, a link to the report) once the report is written; a post that still fails after its retries exits 1 and leaves the report as written.", kind="str")
+    format: str = setting("slack", "Payload of the webhook: slack (an incoming webhook: blocks with plain-text names), teams (a Teams Workflows webhook: an Adaptive Card), or generic (the figures as JSON, for any receiver).", kind="str", choices=("slack", "teams", "generic"))
+    report_url: str = setting("", "Link to the report in the message, from {week} and {cluster}, e.g. \"https://reports.example.internal/{week}/{cluster}/report.html\"; empty = the report folder's path.", kind="str")
+    top_n: int = setting(5, "Changes (largest savings) and OOM risks listed in the message.", kind="int", minimum=0)
+    timeout: float = setting("10s", "Timeout of one webhook request.", kind="duration", unit="seconds", positive=True)
+    retries: int = setting(3, "Retries of the webhook on connection errors, 429 and 5xx answers (Retry-After honoured), with exponential backoff.", kind="int", minimum=0)
+    backoff: float = setting(1.0, "Backoff factor between webhook retries.", kind="float", unit="seconds", minimum=0)
+
+
+@dataclass(frozen=True)
 class ClusterEntry:
     name: str = setting("", "Cluster name (required).", kind="str")
     prometheus_url: str = setting("", "This cluster's metrics URL; empty uses [prometheus] url with cluster_label.", kind="optional_url")
@@ -301,6 +341,7 @@ class Config:
     pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
     recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
     policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)
+    injectors: dict = table_map(Injector, "Sidecar injectors by name (istio and linkerd exist by default; add e.g. [injectors.vault] with containers = [\"vault-agent\"] and the vault.hashicorp.com/agent-requests-cpu family): how an injected container is recognised and which pod template annotations size it.", _default_injectors, item="Injector")
     policy_rules: tuple = table_list(PolicyRule, "Extra rules mapping namespaces to policies, first match wins (before the shortcuts in [recommend]).")
     overrides: tuple = table_list(WorkloadOverride, "Per-workload overrides.")
     spot: SpotConfig = section(SpotConfig, "Spot suitability.")
@@ -309,6 +350,7 @@ class Config:
     thresholds: ThresholdConfig = section(ThresholdConfig, "CI thresholds: exit code 3 when a finding crosses one.")
     patches: PatchConfig = section(PatchConfig, "Kustomize patches.")
     fleet: FleetConfig = section(FleetConfig, "Fleet reports: one report merged from the snapshots of many clusters.")
+    notify: NotifyConfig = section(NotifyConfig, "Delivery: the week's summary posted to a chat webhook (Slack, Teams or generic JSON).")
     clusters: tuple = table_list(ClusterEntry, "Several clusters in one run, each with its own metrics and specs.")
 
     def policy(self, name: str) -> Policy:
@@ -439,6 +481,7 @@ def check_consistency(config: Config, path: str = "config") -> None:
     problems = [("report.layout", layout_problem(config.report.layout, ("week", "cluster"), "output_dir")),
                 ("patches.layout", layout_problem(config.patches.layout)),
                 ("patches.overlay_folder", overlay_folder_problem(config.patches.overlay_folder)),
+                ("notify.report_url", layout_problem(config.notify.report_url, ("week", "cluster"), "its URL")),
                 ("prometheus.container_filter", label_matchers_problem(config.prometheus.container_filter))]
     problems += [(f"prometheus.metrics.{f.name}", name_problem(getattr(config.prometheus.metrics, f.name), metric=True))
                  for f in fields_of(MetricNames)]

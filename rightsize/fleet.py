@@ -35,7 +35,7 @@ from .errors import SnapshotError
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
-from .usage_stats import is_stored
+from .usage_stats import policies_need_histograms
 
 PER_POD_TABLES = ("usage_histograms", "usage_daily")
 FLEET_REPORT = "_fleet"  # where a fleet report goes by default: not a cluster name (EKS names start with a letter or digit)
@@ -124,11 +124,7 @@ def previous_names(root) -> tuple[list[str], str]:
 
 def needs_histograms(config) -> bool:
     """A policy asks for a statistic the usage table does not carry (computed from the histograms)."""
-    for pol in config.policies.values():
-        for resource, stat in (("cpu", pol.cpu_request_percentile), ("memory", pol.memory_request_percentile)):
-            if not is_stored(resource, stat, pol.per_replica, pol.usage_half_life):
-                return True
-    return False
+    return policies_need_histograms(config.policies.values())
 
 
 # --- reading and merging -------------------------------------------------------------------------------

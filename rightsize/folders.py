@@ -161,11 +161,13 @@ def _holder(path: Path) -> str:
 
 @contextlib.contextmanager
 def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None,
-                lease_seconds: float = 6 * 3600.0):
+                lease_seconds: float = 6 * 3600.0, lock_file: Path | None = None):
     """Hold the lock of ``folder`` for the block. Waits up to ``wait_seconds`` for another holder, then
     raises LockedError naming it. The kernel drops the lock when a holder dies (flock), so a crashed
-    run never leaves a stale lock behind. An s3:// folder gets lock objects instead (s3.lock; a dead
-    run's lock is taken over after ``lease_seconds``)."""
+    run never blocks the next one; the lock file is removed when the block ends (also on an error).
+    ``lock_file``: where the lock lives instead of beside the folder (an overlay in a git repository is
+    locked from a state folder, so that nothing appears in the repository). An s3:// folder gets lock
+    objects instead (s3.lock; a dead run's lock is taken over after ``lease_seconds``)."""
     from .s3 import S3Path
 
     if isinstance(folder, S3Path):
@@ -174,14 +176,9 @@ def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Ca
         with s3.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
             yield
         return
-    path = lock_path(folder)
+    path = lock_file or lock_path(folder)
+    fd = _locked_fd(path, folder, wait_seconds, log)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise RightsizeError(f"{path}: cannot create the lock file of {folder}: {exc.strerror or exc}") from None
-    try:
-        _acquire(fd, path, folder, wait_seconds, log)
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
                 "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
         os.ftruncate(fd, 0)
@@ -189,10 +186,41 @@ def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Ca
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            # unlinked while still held: a waiter that opened this file finds it gone and opens a new one
+            with contextlib.suppress(OSError):
+                path.unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _locked_fd(path: Path, folder: Path, wait_seconds: float, log) -> int:
+    """An open, flock'ed descriptor of the lock file at ``path`` (the file that is there now: a holder
+    removes its file on exit, so a lock won on a file already removed is dropped and taken again)."""
+    deadline = time.monotonic() + max(wait_seconds, 0.0)
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RightsizeError(f"{path}: cannot create the lock file of {folder}: {exc.strerror or exc}") from None
+        try:
+            _acquire(fd, path, folder, max(deadline - time.monotonic(), 0.0), log)
+            if _same_file(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
 def _acquire(fd: int, path: Path, folder: Path, wait_seconds: float, log) -> None:

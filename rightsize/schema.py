@@ -75,7 +75,11 @@ TABLES: dict[str, list[Column]] = {
         _c("zone_spread", "bool", "Pods must spread over zones (topologySpreadConstraints on topology.kubernetes.io/zone with DoNotSchedule, or required pod anti-affinity per zone)", required=False),
     ],
     "containers": _CONTAINER + [
-        _c("container_type", "str", "'main' or 'init'", nullable=False),
+        _c("container_type", "str", "'main', 'init' (runs to completion before the main containers) or 'sidecar' (a native "
+           "sidecar: an init container with restartPolicy: Always, running for the pod's whole life, KEP-753)", nullable=False),
+        _c("init_order", "float", "Index in the pod's initContainers (init and sidecar; NaN for main containers, or when the "
+           "inventory does not know the order, as kube-state-metrics)", required=False, non_negative=True),
+        _c("image", "str", "Container image where the inventory records it ('' unknown)", required=False),
         _c("cpu_request_cores", "float", "Current CPU request, cores (NaN = unset)", non_negative=True),
         _c("cpu_limit_cores", "float", "Current CPU limit, cores (NaN = unset)", non_negative=True),
         _c("memory_request_bytes", "float", "Current memory request, bytes (NaN = unset)", non_negative=True),
@@ -198,7 +202,11 @@ OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "
 # --- analysis results (analyze -> emit) ------------------------------------------------------------
 
 RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
-    _c("container_type", "str", "'main' or 'init'"),
+    _c("container_type", "str", "'main', 'init', 'sidecar' (native sidecar: init container with restartPolicy: Always) or "
+       "'injected' (added to each pod by an injector such as Istio; sized by annotations on the pod template)"),
+    _c("init_order", "float", "Index in initContainers (NaN: a main container, or unknown)"),
+    _c("injector", "str", "For container_type 'injected' (a sidecar its injector adds to each pod, not in the spec): the "
+       "[injectors] entry whose annotations size it; '' otherwise"),
     _c("team", "str", "Owning team"),
     _c("policy", "str", "Policy applied"),
     _c("production", "bool", "The applied policy is a production one (Policy.production): CI thresholds, report and spot read this"),

@@ -224,9 +224,9 @@ def section(cls, help: str):
     return field(default_factory=cls, metadata={"help": help, "kind": "section", "cls": cls})
 
 
-def table_map(cls, help: str, defaults: Callable[[], dict]):
-    """Declare a table of named sub-tables of one shape, e.g. ``[policies.NAME]``."""
-    return field(default_factory=defaults, metadata={"help": help, "kind": "table_map", "cls": cls})
+def table_map(cls, help: str, defaults: Callable[[], dict], item: str = "Policy"):
+    """Declare a table of named sub-tables of one shape, e.g. ``[policies.NAME]`` (``item``: what one is called)."""
+    return field(default_factory=defaults, metadata={"help": help, "kind": "table_map", "cls": cls, "item": item})
 
 
 def table_list(cls, help: str):
@@ -316,7 +316,7 @@ def render_toml(config, intro: tuple[str, ...] = ()) -> str:
             emit_table(value, f.metadata["cls"], header, f.metadata["help"])
         elif kind == "table_map":
             for name, item in value.items():
-                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"Policy {name!r}.")
+                emit_table(item, f.metadata["cls"], f"{header}.{name}", f.metadata["help"] if name == next(iter(value)) else f"{f.metadata.get('item', 'Policy')} {name!r}.")
         elif kind == "table_list":
             lines.append("")
             lines.extend(_comment(f.metadata["help"] + " Example (uncomment to use):"))

@@ -171,19 +171,19 @@ def max_over_pods(per_pod: pd.DataFrame, keys: list[str], columns: list) -> pd.D
 
 
 def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: float,
-                     weight: pd.Series | None = None) -> pd.DataFrame:
+                     weight: pd.Series | None = None, ids: "Ids | None" = None) -> pd.DataFrame:
     """Every statistic of the registry per container, from ``usage_histograms`` and ``usage_daily`` rows.
 
     One code path for collect, the demo, what-if and the backtest: pass a subset of days (the
     backtest's training part) or ``weight`` (decay, aligned with ``hist``) to recompute. Units: cores,
     bytes; ``samples`` are steps with any pod, ``pod_samples`` every pod's steps, ``hours_covered`` =
-    samples x step."""
+    samples x step. ``ids``: the rows' grouping when the caller has it (ids_of, or analysis.cells)."""
     keys = list(CONTAINER_KEY)
     if hist.empty:
         extra = ["samples", "pod_samples", "cpu_mean_cores", "memory_mean_bytes", "pods_seen", "hours_covered"]
         return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
     parts = []
-    ids = ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
+    ids = ids or ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
     for res in RESOURCES:
         qs = [s.quantile for s in QUANTILES]
         for basis in BASES:
@@ -197,7 +197,7 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
                 stats = stats.rename(columns={"samples": "pod_samples"})
                 keep.append("pod_samples")
             parts.append(stats[keep])
-    parts.append(_daily_statistics(daily, keys))
+    parts.append(daily_statistics(daily, keys))
     out = pd.concat(parts, axis=1)
     out.index.names = keys
     out = out.reset_index()
@@ -205,7 +205,7 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
     return out
 
 
-def _daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+def daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Exact maxima, means and pods seen per container from the per-pod, per-day rows."""
     if daily.empty:
         return pd.DataFrame(columns=["cpu_max_cores", "memory_max_bytes", "cpu_mean_cores", "memory_mean_bytes", "pods_seen"])

@@ -95,7 +95,8 @@ def _strings(col: pd.Series) -> pd.Series:
     return col.fillna("").astype(str)
 
 
-BATCH_ROWS = 2_000_000  # rows of a per-pod table read at once when it streams (about 60 MB in pandas)
+PER_POD = ("usage_histograms", "usage_daily")  # the tables with a row per pod and day: the bulk of a snapshot
+BATCH_ROWS = 1_000_000  # rows of a per-pod table read at once when it streams (about 40 MB of Arrow)
 
 
 @dataclass
@@ -306,7 +307,9 @@ def _read_parquet(f: Path, name: str) -> pd.DataFrame:
         # pyarrow reads the file itself: pandas would hand it a Python file object, whose buffers
         # pyarrow 14-15 may release from a background thread at interpreter exit, which aborts the
         # process (SIGABRT instead of our exit code; apache/arrow#34314)
-        return pq.read_table(str(f)).to_pandas()
+        # the per-pod tables' names as categoricals (a few thousand names over a million rows)
+        names = [c.name for c in TABLES[name] if c.dtype == "str"] if name in PER_POD else None
+        return pq.read_table(str(f), read_dictionary=names).to_pandas()
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
 

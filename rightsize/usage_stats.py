@@ -142,3 +142,10 @@ def column_for(resource: str, stat: str, basis: str = DEFAULT_BASIS, half_life: 
 def is_stored(resource: str, stat: str, basis: str = DEFAULT_BASIS, half_life: float = 0.0) -> bool:
     """Whether the usage table carries this statistic (else it is computed from the snapshot's histograms)."""
     return column_for(resource, stat, basis, half_life) == usage_column(resource, stat, basis)
+
+
+def policies_need_histograms(policies) -> bool:
+    """Whether any of ``policies`` (config Policy objects) asks for a statistic the usage table does not
+    carry, so that it is computed from the histograms."""
+    return any(not is_stored(res, stat, p.per_replica, p.usage_half_life)
+               for p in policies for res, stat in (("cpu", p.cpu_request_percentile), ("memory", p.memory_request_percentile)))

@@ -51,6 +51,9 @@ class ContainerSpec:
     mem_limit: float = math.nan
     throttle_ratio: float = 0.0  # share of CFS periods throttled
     oom_at: float = math.nan  # fraction of the pod's life at which it is OOM-killed (restart + reason)
+    image: str = ""  # kube_pod_container_info's image label ('' = example/NAME:1)
+    init_restart_policy: str = ""  # '' = a main container; else an init container with this restart policy
+                                   # ('Always': a native sidecar), its kube-state-metrics series are kube_pod_init_container_*
 
 
 @dataclass
@@ -270,11 +273,16 @@ class Dataset:
             yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
             yield from emit("container_cpu_cfs_throttled_seconds_total", base, ser["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
+            family = "kube_pod_init_container" if c.init_restart_policy else "kube_pod_container"
+            if not c.init_restart_policy:
+                yield from const("kube_pod_container_info", f'{ksm},image="{c.image or "example/" + c.name + ":1"}"', 1.0, s, e)
+            if c.init_restart_policy:
+                yield from const("kube_pod_init_container_info", f'{ksm},image="x",restart_policy="{c.init_restart_policy}"', 1.0, s, e)
             for res, unit, req, lim in (("cpu", "core", c.cpu_request, c.cpu_limit), ("memory", "byte", c.mem_request, c.mem_limit)):
                 if not math.isnan(req):
-                    yield from const("kube_pod_container_resource_requests", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', req, s, e)
+                    yield from const(f"{family}_resource_requests", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', req, s, e)
                 if not math.isnan(lim):
-                    yield from const("kube_pod_container_resource_limits", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', lim, s, e)
+                    yield from const(f"{family}_resource_limits", f'{ksm},resource="{res}",unit="{unit}",node="{p.node}"', lim, s, e)
             yield from emit("kube_pod_container_status_restarts_total", ksm, ser["restarts"], s)
             if ser["reason"] is not None:
                 yield from const("kube_pod_container_status_last_terminated_reason", f'{ksm},reason="OOMKilled"', 1.0, s + ser["reason"], e)

@@ -460,3 +460,53 @@ def test_fetch_series_refuses_credentials_in_its_url():
     with pytest.raises(ConfigError, match=r"'http://\*\*\*@prometheus:9090': credentials in a URL are refused") as err:
         rs.fetch_series("http://admin:s3cret-pw@prometheus:9090", ["shop/Deployment/web"])
     assert "s3cret-pw" not in str(err.value)
+
+
+def test_the_lock_file_is_removed_on_exit_and_a_waiter_holds_the_next_one(tmp_path):
+    """A lock file is gone once its holder is done (also after an error), and a run that was waiting on the
+    removed file takes the lock on the new one: two waiters never both hold it."""
+    import threading
+
+    from rightsize.errors import LockedError
+    from rightsize.folders import lock_path, output_lock
+
+    folder = tmp_path / "week"
+    with output_lock(folder, wait_seconds=0):
+        assert lock_path(folder).exists()
+    assert not lock_path(folder).exists()
+    with pytest.raises(RuntimeError), output_lock(folder, wait_seconds=0):
+        raise RuntimeError("a failed run")
+    assert not lock_path(folder).exists()
+
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def waiter():
+        with output_lock(folder, wait_seconds=30):
+            holding.set()
+            release.wait(30)
+        done.set()
+
+    with output_lock(folder, wait_seconds=0):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.5)  # the waiter has opened the file this holder is about to remove
+        assert not holding.is_set()
+    assert holding.wait(30)
+    with pytest.raises(LockedError):
+        with output_lock(folder, wait_seconds=0):
+            pass
+    release.set()
+    assert done.wait(30)
+    thread.join()
+    assert not lock_path(folder).exists()
+
+
+def test_a_lock_in_a_state_folder_leaves_nothing_beside_the_folder(tmp_path):
+    from rightsize.folders import output_lock
+
+    overlay = tmp_path / "repo" / "overlays" / "prod"
+    overlay.mkdir(parents=True)
+    state = tmp_path / "state" / "overlay.lock"
+    with output_lock(overlay, wait_seconds=0, lock_file=state):
+        assert state.exists() and sorted(p.name for p in overlay.parent.iterdir()) == ["prod"]
+    assert not state.exists()

@@ -63,7 +63,10 @@ def test_shared_store_discovers_clusters_and_reports_each(fleet_store, tmp_path)
     assert clusters == {"eu", "us"}
     result = write_patches(analysis.recommendations, snapshot, config, tmp_path / "patches")
     folders = {p.relative_to(tmp_path / "patches").parts[0] for p in result.written}
-    assert len(result.written) > 2 and folders == {"eu", "us", "PATCHES.md"}  # one folder of patches per cluster
+    # one folder of patches per cluster (and resize/ for the urgent raises, per cluster inside)
+    assert len(result.written) > 2 and folders == {"eu", "us", "PATCHES.md", "resize"}
+    scripts = {p.relative_to(tmp_path / "patches" / "resize").parts[0] for p in result.written if "resize" in p.parts and p.suffix == ".sh"}
+    assert scripts == {"eu", "us"}
 
 
 def test_failing_cluster_is_reported_and_others_complete(prom_server, prom_dataset, tmp_path):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from promservers import make_config, prom_dataset, prom_server  # noqa: F401
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
@@ -98,3 +100,23 @@ def test_parameter_cell_takes_a_snapshot_folder(monkeypatch, tmp_path):
     probe = _text(nb.cells[-1]).split()
     n = str(len(demo.containers))
     assert probe == [str(folder), "Snapshot", n, n]
+
+
+def test_notebook_runs_end_to_end_on_a_snapshot_collected_from_a_real_prometheus(monkeypatch, tmp_path, prom_server, prom_dataset):
+    """A snapshot as `rightsize collect` writes it from a real Prometheus, without --series: every cell runs,
+    and the usage plot cell says why there is no plot instead of stopping the notebook (nbconvert exit 1)."""
+    from rightsize.collect import collect
+
+    config = make_config(prom_server.url, prom_dataset.end)
+    snapshot = collect(config, log=lambda _m: None)
+    assert snapshot.tables.get("series") is None or snapshot.tables["series"].empty
+    folder = snapshot.write(tmp_path / "snapshot")
+    nb = _read()
+    params = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    nb.cells[params].source = nb.cells[params].source.replace('SNAPSHOT = "demo"', f"SNAPSHOT = {str(folder)!r}")
+    nb = _run(nb, monkeypatch)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    plot = _text(_cell(nb, "rs.plot_usage("))
+    assert "No usage plot: workload 'shop/Deployment/search': not in this snapshot" in plot
+    assert str(len(snapshot.tables["containers"])) + " containers" in _text(_cell(nb, "rs.load(SNAPSHOT"))

@@ -139,14 +139,21 @@ def test_container_order_unknown_leaves_init_containers_alone(tmp_path):
     assert any("container order unknown" in n for n in result.notes)
 
 
-@needs_kubectl
-def test_generated_folder_builds_and_changes_only_targeted_resources(tmp_path):
+def _deployed_base(tmp_path: Path) -> tuple[Path, Path]:
+    """The fixtures' base copied to tmp_path/base, an env folder deploy/shop rendering it into namespace shop;
+    (base, the patch folder to write). Patches list ../../../deploy/{namespace} as their resource."""
     base = tmp_path / "base"
     shutil.copytree(FIXTURES / "base", base)
     env = tmp_path / "deploy" / "shop"
     env.mkdir(parents=True)
     (env / "kustomization.yaml").write_text("namespace: shop\nresources:\n- ../../base\n")
-    out = tmp_path / "patches"
+    return base, tmp_path / "patches"
+
+
+@needs_kubectl
+def test_generated_folder_builds_and_changes_only_targeted_resources(tmp_path):
+    base, out = _deployed_base(tmp_path)
+    env = tmp_path / "deploy" / "shop"
     result = write_patches(_estate(), _manifest_snapshot(base), config(resources=["../../../deploy/{namespace}"]), out)
     folder = out / "c1" / "shop"
     assert (folder / "deployment-api.cpu-limit.yaml").exists()  # position known from the manifest
@@ -262,12 +269,7 @@ def test_extra_edits_of_a_container_and_its_pod_template_go_into_the_same_patch(
         lambda row: {"env": [{"name": "SIZED_BY", "value": "rightsize"}]} if row["container"] == "app" else {}])
     monkeypatch.setattr(patch_body, "TEMPLATE_EDITS", [
         lambda rows: {"metadata": {"annotations": {"example.com/containers": ",".join(r["container"] for r in rows)}}}])
-    base = tmp_path / "base"
-    shutil.copytree(FIXTURES / "base", base)
-    env = tmp_path / "deploy" / "shop"
-    env.mkdir(parents=True)
-    (env / "kustomization.yaml").write_text("namespace: shop\nresources:\n- ../../base\n")
-    out = tmp_path / "patches"
+    base, out = _deployed_base(tmp_path)
     write_patches(_estate(), _manifest_snapshot(base), config(resources=["../../../deploy/{namespace}"]), out)
     web = _load(out / "c1" / "shop" / "deployment-web.yaml")["spec"]["template"]
     assert list(web) == ["metadata", "spec"]

@@ -173,7 +173,7 @@ def test_progress_bar_follows_every_query(prom_server, prom_dataset):
     collect(prom_server.url, prom_dataset.end, progress=log)
     finished = [m for m in log.lines if " done (" in m]
     assert log.bars == [(i, len(finished)) for i in range(1, len(finished) + 1)]  # one tick per finished request, ending full
-    assert len(finished) == 4  # cpu, memory, daily, per pod
+    assert len(finished) == 5  # the cluster-wide inventory, cpu, memory, daily, per pod: all in the one pool
 
 
 def test_request_count_does_not_grow_with_workloads(prom_dataset, tmp_path):
@@ -231,6 +231,17 @@ def test_wrong_cluster_label_names_the_restriction(prom_server, prom_dataset):
     with pytest.raises(SourceError) as err:
         P.collect_usage(cfg, ClusterTarget("eu", prom_server.url, label_value="eu"), Snapshot(), progress=lambda m: None)
     assert 'cluster="eu"' in str(err.value) and "cluster_label" in str(err.value)
+
+
+def test_a_wrong_path_prefix_hints_at_the_prefix(prom_server, prom_dataset):
+    """A real Prometheus asked under a prefix it does not serve answers 404 '404 page not found': the error
+    says so in plain text (not as a bytes repr) and points at the URL's path prefix."""
+    url = prom_server.url + "/prometheus"
+    with pytest.raises(SourceError) as err:
+        collect(url, prom_dataset.end)
+    message = str(err.value)
+    assert f"{url}: " in message and "HTTP 404: 404 page not found; is [prometheus] url the API's base with its path prefix" in message
+    assert "b'" not in message and "\\n" not in message and "\n" not in message
 
 
 def test_closed_port_is_a_clear_error():

@@ -365,3 +365,22 @@ def test_terminal_summary_has_a_top_table(report):
     row = next(line for line in text.splitlines() if "frontend" in line and "shop" in line)
     assert "1 → 250m" in row and "1Gi → 384Mi" in row and "$85.00" in row and "over provisioned" in row
     assert "= 6 with a proposed change + 1 fine as they are" in text
+
+
+def test_terminal_summary_in_a_non_tty_log_keeps_every_row_on_one_line(capsys, monkeypatch):
+    """A CI log (stdout not a terminal, COLUMNS=80): the top changes table is as wide as it needs, so no
+    name is folded into 8-character pieces ("namespac" / "e") and each change is one line."""
+    import rightsize as rs
+    from rightsize.api import analyze
+
+    monkeypatch.setenv("COLUMNS", "80")
+    snapshot = rs.load("demo")
+    analysis = analyze(snapshot, no_charts())
+    print_summary(analysis, snapshot, config=no_charts())
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "│" in line and "→" in line]
+    assert len(rows) == 10
+    assert any(re.match(r"ci-runners\s+│ runner\s+│ runner\s+│", row) for row in rows)
+    assert any("hpa, over provisioned, replicas estimated" in row for row in rows)
+    assert not [line for line in out.splitlines() if re.match(r"^\S{1,2}\s+│", line)]  # no folded tails ("rs", "e")
+    assert min(len(line) for line in rows) > 80

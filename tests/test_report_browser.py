@@ -100,3 +100,62 @@ def test_screenshots_render(page, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">II", data[16:24]) == (width, 1600)
         assert len(data) > 30_000  # a blank page compresses to a few KiB
+
+
+# --- a long report: the every-container table drawn in pages from embedded data ---------------------------
+
+HOSTILE = '</script><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+PAGED_PROBE = """<script>
+(function(){
+  function run(){
+    var recs=document.getElementById('recs-table'), pager=document.querySelector('.pager[data-table="recs-table"]');
+    var first=function(){return recs.querySelector('tbody.item code').textContent;};
+    var out={ready:recs.getAttribute('data-ready'), pageRows:recs.querySelectorAll('tbody.item').length,
+             pager:pager.textContent, firstOnPage1:first(), trs:document.querySelectorAll('#recs-table tr').length};
+    pager.querySelectorAll('button')[1].click();
+    out.pagerAfterNext=pager.textContent; out.firstOnPage2=first();
+    var box=document.querySelector('.filters[data-table="recs-table"] input');
+    box.value='LAST/'; box.dispatchEvent(new Event('input'));
+    out.filtered=Array.prototype.map.call(recs.querySelectorAll('tbody.item code'),function(c){return c.textContent;});
+    box.value='script'; box.dispatchEvent(new Event('input'));
+    out.hostile=Array.prototype.map.call(recs.querySelectorAll('tbody.item code'),function(c){return c.textContent;});
+    recs.querySelector('tbody.item button.toggle').click();
+    out.detail=recs.querySelector('tr.detail').hidden?'':recs.querySelector('tr.detail').textContent;
+    out.pwned=window.__pwned||0; out.injected=document.querySelectorAll('main img:not(figure img)').length;
+    var pre=document.createElement('pre');pre.id='probe';pre.textContent=JSON.stringify(out);document.body.appendChild(pre);
+  }
+  if(window.rightsizeTablesPending&&window.rightsizeTablesPending()===0)run();
+  else document.addEventListener('rightsize-tables-ready',run);
+})();
+</script></body>"""
+
+
+def test_a_long_table_pages_filters_and_shows_names_as_text(tmp_path):
+    """2,400 containers: report.html carries their rows as compressed data, not 2,400 rows of HTML; the
+    browser draws 100 at a time, pages, filters over every row (a container far down the list is found),
+    opens a row's detail, and a name that looks like markup is shown as text and runs nothing."""
+    _chromium()
+    import pandas as pd
+
+    one = make_analysis().recommendations
+    big = pd.concat([one.assign(namespace=f"ns-{i}") for i in range(2400 // len(one) + 1)], ignore_index=True).head(2400)
+    big.loc[5, "workload"] = HOSTILE
+    analysis = make_analysis()
+    analysis.recommendations = big
+    result = write_report(make_snapshot(analysis), analysis, Config(), tmp_path / "2026-W47")
+    html = result.paths["report.html"].read_text()
+    assert html.count('<tbody class="item"') < 100  # the long tables are data, not rows of HTML
+    assert HOSTILE not in html  # no name reaches the page as markup (it travels compressed)
+    probe = tmp_path / "probe.html"
+    last = big["namespace"].iloc[-1]  # the last rows of the table (the factory's rows repeat per namespace)
+    probe.write_text(html.replace("</body>", PAGED_PROBE.replace("LAST", last), 1))
+    dom = screenshot_report.dump_dom(probe, 1400, 1000, "--virtual-time-budget=10000")
+    m = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert m, "the page's script did not run"
+    p = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert p["ready"] == "2400" and p["pageRows"] == 100 and "page 1 of 24" in p["pager"]
+    assert "page 2 of 24" in p["pagerAfterNext"] and p["firstOnPage2"] != p["firstOnPage1"]
+    assert sorted(p["filtered"]) == sorted(f"{last}/{w}/{c}" for w, c in big.loc[big["namespace"] == last, ["workload", "container"]]
+                                           .itertuples(index=False))  # rows far down the list, found by the filter
+    assert p["hostile"] == [f"ns-0/{HOSTILE}/{big.loc[5, 'container']}"]  # shown as text
+    assert "why" in p["detail"] and p["pwned"] == 0 and p["injected"] == 0

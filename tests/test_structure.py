@@ -15,7 +15,10 @@ MAX_MODULE_LINES = 500
 # Longer functions, each with its reason (none today: keep it that way, or say why here).
 LONG_FUNCTIONS: dict[str, str] = {}
 # Longer modules: declaration tables only, each with its reason.
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "config.py": "the one declaration of every config key, a table (with [notify] and [injectors] it passed 500 lines); "
+                 "moving sections out would give keys a second home",
+}
 # Every top-level module and package of rightsize in one layer; a layer imports only its own and the layers it
 # names (lazy imports inside functions count). Bottom to top: the base, where rightsize writes (storage),
 # the declarations (settings, the schema, the config), the snapshot (the contract between the stages), the

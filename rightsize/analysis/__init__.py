@@ -66,10 +66,11 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Analysis:
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
-    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them."""
+    The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
+    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
     from . import binpack, cost, cross_az, load_balancers, price_split, recommend, spot, summary
 
     recs = recommend.recommend(snapshot, config)
@@ -85,7 +86,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame) -> Ana
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
         + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config),
     )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days)
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
     result.summary = summary.summarize(result, snapshot, config)
     return result
 
@@ -100,8 +101,11 @@ def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: d
     why = backtest.can_backtest(snapshot, test_days)
     if why:
         return pd.DataFrame(), why
+    from ..usage_stats import policies_need_histograms
+
     runs = policies or {"recommended": config}
-    decayed = any(p.usage_half_life for cfg in runs.values() for p in cfg.policies.values())
-    train, test = backtest.split(snapshot, test_days, keep_days=decayed)
+    every = [p for cfg in runs.values() for p in cfg.policies.values()]
+    decayed = any(p.usage_half_life for p in every)
+    train, test = backtest.split(snapshot, test_days, keep_days=decayed, names=decayed or policies_need_histograms(every))
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
     return backtest.compare(recs, test), ""

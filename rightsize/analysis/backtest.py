@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..sketch import MAX_BUCKET, bucket_value, factorize, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
+from .cells import COLUMNS, chunks, sum_over_days
 
+KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
 OVER_REQUEST_SHARE = 0.05  # a container above its request more often than this is counted in the rollups
 _TODAY = "today"
 _NB = MAX_BUCKET + 1
-KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
-_UNITS = tuple((r.name, r.unit) for r in RESOURCES.values())  # ("cpu", "cores"), ("memory", "bytes")
 
 
 def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3.0) -> str:
@@ -48,70 +48,45 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-_TRAIN_KEYS = KEYS + ["pod", "basis", "resource", "bucket"]
-_TEST_KEYS = KEYS + ["basis", "resource", "bucket"]
-
-
-def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False):
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
     last ``test_days`` (its window ends there); the test days are reduced for the replay.
 
-    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held):
-    each batch's cells are summed over days, per pod for the training part (per pod and day with
-    ``keep_days``, which a decayed statistic needs) and per container for the test part, with Arrow's
-    hash aggregation. The training snapshot's histograms are those sums, dated at its last day."""
+    The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
+    and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
+    ``keep_days``, which a decayed statistic needs), per container for the test part. The training
+    snapshot's histograms are those sums (without a day column unless ``keep_days``, and without the
+    container and pod names unless ``names``: only a policy asking for a statistic the usage table does
+    not carry reads them again)."""
     from ..snapshot import Snapshot
 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
-    train_keys = _TRAIN_KEYS + (["day"] if keep_days else [])
-    train_h, test_h = _summed(snapshot.batches("usage_histograms", _TRAIN_KEYS + ["day", "count"]), cut, train_keys)
-    if not keep_days:
-        train_h["day"] = cut - pd.Timedelta(seconds=DAY_SECONDS)
+    sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
+    train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
-    usage = _training_usage(snapshot, train_h, train_d)
+    usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), TestDays.of(test_h, test_d)
+    return Snapshot(tables=tables, meta=meta), TestDays.of(sums.test, test_d)
 
 
-def _summed(batches, cut: pd.Timestamp, train_keys: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training cells summed by ``train_keys``, test cells of basis 'pod' summed per container, resource
-    and bucket) of the histogram batches (Arrow tables), as DataFrames with categorical names."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    parts: dict[str, list] = {"train": [], "test": []}
-    for tb in batches:
-        in_test = pc.greater_equal(tb["day"], pa.scalar(cut.to_pydatetime(), type=tb.schema.field("day").type))
-        parts["train"].append(_sum_by(tb.filter(pc.invert(in_test)), train_keys))
-        parts["test"].append(_sum_by(tb.filter(in_test), _TEST_KEYS))
-    out = []
-    for which, keys in (("train", train_keys), ("test", _TEST_KEYS)):
-        frame = _sum_by(pa.concat_tables(parts[which]).unify_dictionaries(), keys).to_pandas() if parts[which] else pd.DataFrame(
-            {k: pd.Series(dtype="category") for k in keys} | {"count": pd.Series(dtype="int64")})
-        for col in ("cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"):
-            if col in frame and not isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype("category")
-        out.append(frame)
-    train, test = out
-    test = test[test["basis"] == "pod"].drop(columns="basis").reset_index(drop=True)
-    return train, test
-
-
-def _sum_by(table, keys: list[str]):
-    """``table``'s count summed per ``keys`` (Arrow's hash aggregation, in C++)."""
-    summed = table.group_by(keys).aggregate([("count", "sum")])
-    return summed.rename_columns([c if c != "count_sum" else "count" for c in summed.column_names])
-
-
-def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
     """The usage table of the training days: statistics recomputed, OOM kills of those days; restarts and
-    CFS throttling are the window's (no daily breakdown)."""
+    CFS throttling are the window's (no daily breakdown). With ``ids`` (cells.sum_over_days) the
+    histogram statistics are computed a range of containers at a time (cells.chunks)."""
     step = float(snapshot.meta.get("step_seconds") or 300)
-    usage = usage_statistics(hist, daily, step)
+    if ids is None:
+        usage = usage_statistics(hist, daily, step)
+    else:
+        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        by_container = daily_statistics(daily, KEYS)
+        idx = pd.MultiIndex.from_frame(usage[KEYS])
+        for col in by_container.columns:
+            usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
     window = snapshot.tables["usage"].set_index(KEYS)
     idx = pd.MultiIndex.from_frame(usage[KEYS])
     for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
@@ -156,7 +131,7 @@ class TestDays:
                                                                                            minlength=len(keys)))
         n = len(keys)
         per = pd.DataFrame(index=np.arange(n))
-        for res, unit in _UNITS:
+        for res, unit in (("cpu", "cores"), ("memory", "bytes")):
             samples = np.bincount(cid_d, weights=daily[f"{res}_samples"].to_numpy(dtype=float), minlength=n)
             used = group_sum(cid_d, (daily[f"{res}_mean_{unit}"] * daily[f"{res}_samples"]).to_numpy(dtype=float), n)
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -227,7 +202,7 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     ids = test.ids(settings)
     per = test.daily.reindex(ids)  # -1: a container without test days gets NaN everywhere
     out = settings.copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         req, lim = settings[f"{res}_request_{unit}"], settings[f"{res}_limit_{unit}"]
         over, n = test.share_above(ids, res, req.to_numpy(dtype=float), strict=True)
         out[f"{res}_share_over_request"] = np.where(req.notna(), over, np.nan)
@@ -255,7 +230,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
     recommendation keeps what is there; a CPU limit left unset or removed is no limit)."""
     r = recommendations
     out = r[KEYS].copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             cur, new = r[f"{res}_{kind}_{unit}_current"], r[f"{res}_{kind}_{unit}_recommended"]
             out[f"{res}_{kind}_{unit}"] = new.where(r["status"].isin(["change", "keep"]) & new.notna(), cur)
@@ -267,7 +242,7 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
 def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Today's requests and limits of the same containers."""
     out = recommendations[KEYS].copy()
-    for res, unit in _UNITS:
+    for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
     return out

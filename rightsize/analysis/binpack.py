@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..schema import NODE_GROUP_COLUMNS, WORKLOAD_KEY
 from .cost import request_after, weighted_nodes
+from .pod_request import effective_requests
 
 GROUP = ["cluster", "node_group", "instance_type", "capacity_type"]
 KEY = list(WORKLOAD_KEY)
@@ -40,23 +41,19 @@ CHURN = 0.05  # average pods this far above an integer still count as that integ
 def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
     """Per workload: one pod's requests now and after (cores, bytes) and the pods it is costed at (replicas).
 
-    A pod's request is the sum of its main containers' and at least its largest init container's (the
-    scheduler's effective request); an unset request counts 0. After = the recommendation where the
-    status is "change", else the current value."""
+    A pod's request is the scheduler's effective request (pod_request.effective_requests: main
+    containers plus native sidecars, at least each init container's step); an unset request counts 0.
+    After = the recommendation where the status is "change", else the current value."""
     r = recommendations
-    frame = r[KEY].copy()
+    frame = r[KEY + [c for c in ("container_type", "init_order") if c in r]].copy()
     frame["cpu_now"] = r["cpu_request_cores_current"].fillna(0.0)
     frame["mem_now"] = r["memory_request_bytes_current"].fillna(0.0)
     frame["cpu_after"] = request_after(r, "cpu_request_cores").fillna(0.0)
     frame["mem_after"] = request_after(r, "memory_request_bytes").fillna(0.0)
-    sizes = SIZES
-    init = r["container_type"].eq("init") if "container_type" in r else pd.Series(False, index=r.index)
-    main = frame[~init].groupby(KEY)[sizes].sum()
-    largest_init = frame[init].groupby(KEY)[sizes].max()
-    per_pod = main.combine(largest_init, np.fmax, fill_value=0.0) if not largest_init.empty else main
-    pods = r.groupby(KEY)["replicas"].first()
-    out = per_pod.join(pods, how="left").reset_index()
-    return out[KEY + sizes + ["replicas"]]
+    per_pod = effective_requests(frame, KEY, SIZES)
+    pods = r.groupby(KEY)["replicas"].first().reset_index()
+    out = per_pod.merge(pods, on=KEY, how="left")
+    return out[KEY + SIZES + ["replicas"]]
 
 
 def group_nodes(nodes: pd.DataFrame) -> pd.DataFrame:

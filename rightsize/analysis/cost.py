@@ -22,6 +22,7 @@ import pandas as pd
 from ..quantity import GIB
 from ..schema import CONTAINER_KEY, IDLE_COLUMNS, WORKLOAD_KEY
 from . import gpu_cost
+from .pod_request import effective_requests
 from .price_split import split_nodes, split_price  # noqa: F401  (split_price: the one CPU:RAM split, used here and by callers)
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
@@ -271,16 +272,21 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor + recs["gpu_usd_per_month_current"]
     recs["usd_per_month_recommended"] = ((cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
                                          + recs["gpu_usd_per_month_recommended"])
+    # An injected sidecar's requests are set by its injector, not the spec: unknown is not 0.
+    injected = recs["container_type"].eq("injected") & cpu_cur.isna() & mem_cur.isna() if "container_type" in recs.columns \
+        else pd.Series(False, index=recs.index)
+    recs.loc[injected, "usd_per_month_current"] = np.nan
     recs["savings_usd_per_month"] = recs["usd_per_month_current"] - recs["usd_per_month_recommended"]
 
     empty = pd.Series("", index=recs.index, dtype=object)
-    unset = cpu_cur.isna() | mem_cur.isna()
+    unset = (cpu_cur.isna() | mem_cur.isna()) & ~injected
     batch = recs["kind"].isin(BATCH_KINDS)
     recs["cost_note"] = _join_notes(
         empty.where(~unset, "no current request: costed as 0 requested"),
         empty.where(merged["price_basis"] != "cluster_average", "no placement: cluster average unit prices"),
         empty.where(~(c.isna() | m.isna()), "price unknown"),
         empty.where(~init, "init container: not costed"),
+        empty.where(~injected, "injected sidecar: its current requests come from the injector, not the spec: current cost unknown"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
         empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
         recs.pop("_gpu_note"),
@@ -347,10 +353,10 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
 
     Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
-    (a pod's request is the larger of its main containers' sum and its largest init container; unset
-    counts 0). Nodes count by the share of the window they existed. Idle = allocatable not requested,
-    priced at the node's per-vCPU-hour, per-GiB-hour and per-GPU-hour prices (GPUs in GPU-equivalents,
-    see gpu_cost.gpu_idle); usd_per_month is the whole node price.
+    (a pod's request is the scheduler's effective request, pod_request.effective_requests: main containers
+    plus native sidecars, at least each init container's step; unset counts 0). Nodes count by the share of the
+    window they existed. Idle = allocatable not requested, priced at the node's per-vCPU-hour, per-GiB-hour and
+    per-GPU-hour prices (GPUs in GPU-equivalents, see gpu_cost.gpu_idle); usd_per_month is the whole node price.
     """
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
@@ -358,12 +364,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
 
     containers = snapshot.tables["containers"]
     keys = list(WORKLOAD_KEY)
-    cont = containers.assign(_cpu=containers["cpu_request_cores"].fillna(0.0),
-                             _mem=containers["memory_request_bytes"].fillna(0.0),
-                             _init=containers["container_type"] == "init")
-    main = cont[~cont["_init"]].groupby(keys)[["_cpu", "_mem"]].sum()
-    init = cont[cont["_init"]].groupby(keys)[["_cpu", "_mem"]].max()
-    per_pod = main.combine(init, np.fmax, fill_value=0.0).reset_index() if not init.empty else main.reset_index()
+    cont = containers.assign(_cpu=containers["cpu_request_cores"], _mem=containers["memory_request_bytes"])
+    per_pod = effective_requests(cont, keys, ["_cpu", "_mem"])
 
     placement = snapshot.tables["placement"]
     pl = placement.merge(per_pod, on=keys, how="left").fillna({"_cpu": 0.0, "_mem": 0.0})

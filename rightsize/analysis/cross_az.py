@@ -89,7 +89,7 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     out["destination_zones"] = pairs["destination_zones"]
     covers = pairs["covered"].fillna(0.0) >= 1.0 - 1e-6
     out["destination_covers_source_zones"] = covers.astype(bool)
-    version = _kubernetes_version(snapshot, config)
+    version = kubernetes_version(snapshot, config)
     out["fix"] = _fix_text(pairs, hinted, covers, version)
     out["caveat"] = _caveat_text(pairs, hinted, covers, version, config.cross_az.min_endpoints_per_zone)
     out = out.sort_values(["usd_per_month", "gb_per_month"], ascending=False, na_position="last", kind="mergesort")
@@ -270,7 +270,7 @@ def _destination_hints(services: pd.DataFrame | None) -> pd.DataFrame:
     return s[cols]
 
 
-def _kubernetes_version(snapshot: Snapshot, config: Config) -> tuple[int, int] | None:
+def kubernetes_version(snapshot: Snapshot, config: Config) -> tuple[int, int] | None:
     """(major, minor) from [cross_az] kubernetes_version, else meta versions, else None."""
     candidates = [config.cross_az.kubernetes_version]
     versions = snapshot.meta.get("versions") or {}

@@ -20,6 +20,7 @@ import pandas as pd
 from ..config import Config
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
+from .injectors import with_injected
 from .rules import RULES
 from .rules.base import USAGE_COLUMNS, WORKLOAD_COLUMNS, Pipeline, Rows
 from .rules.text import join
@@ -50,12 +51,14 @@ def recommend(snapshot: Snapshot, config: Config) -> pd.DataFrame:
 # --- building the frame -------------------------------------------------------------------------------
 
 
-def _frame(snapshot: Snapshot, containers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Containers left-joined with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
+def _frame(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Containers (with the injected sidecars the spec does not declare, analysis/injectors.py) left-joined
+    with usage (on CONTAINER_KEY) and workloads (on WORKLOAD_KEY)."""
     tables = snapshot.tables
     cont = _conformed("containers", containers if containers is not None else tables["containers"])
     usage = _conformed("usage", tables["usage"]).drop_duplicates(list(CONTAINER_KEY))
     work = _conformed("workloads", tables["workloads"]).drop_duplicates(list(WORKLOAD_KEY))
+    cont = with_injected(cont, usage, work, config.injectors)
     usage = usage[list(CONTAINER_KEY) + list(USAGE_COLUMNS)].assign(_has_usage=True)
     work = work[list(WORKLOAD_KEY) + list(WORKLOAD_COLUMNS)].assign(_has_workload=True)
     f = cont.reset_index(drop=True).merge(usage, on=list(CONTAINER_KEY), how="left")
@@ -100,7 +103,7 @@ def compute(snapshot: Snapshot, config: Config, containers: pd.DataFrame | None 
     ``containers`` restricts the run to some rows of the containers table (explain uses it); ``pipeline``
     is PIPELINE, or one with more rules (Pipeline.with_rules).
     """
-    rows = pipeline.run(Rows(_frame(snapshot, containers), snapshot, config))
+    rows = pipeline.run(Rows(_frame(snapshot, config, containers), snapshot, config))
     return _types(_output(rows))
 
 

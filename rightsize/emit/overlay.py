@@ -39,8 +39,8 @@ from ..refs import refs_text
 from .hpa_patch import hpa_patch
 from .kustomization import dump_kustomization, find_kustomization, load_kustomization, removed_before, update_patch_list
 from .patch_body import build_patch
-from .patch_model import (LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, group_rows, has_edits,
-                          select, skip_row, target, view_from_doc)
+from .patch_model import (INJECTED, LIST_NAME, SKIP_COLUMNS, PatchError, WorkloadPatch, add_skips, group_rows, has_edits,
+                          select, skip_row, target, template_annotations, view_from_doc)
 from .patch_text import json6902_file, load_all, patches_markdown, smp_file
 from .render_check import check_applied, check_render, doc_key, render_diff
 
@@ -66,6 +66,10 @@ class OverlayResult:
     removed: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     markdown: str = ""
+    unchanged: str = ""  # why nothing was written ('' when the overlay was updated)
+
+
+DIFF_FILE = "overlay.diff"  # the render diff, written beside PATCHES.md (never into the overlay)
 
 
 
@@ -164,13 +168,18 @@ def _pre_transform_identity(ov: _Overlay, doc: dict, kind: str, name: str) -> tu
     return pre_name, pre_ns
 
 
-def _plan_patches(ov: _Overlay, to_patch: pd.DataFrame):
-    """(patches as (patch, rendered doc, target), rows not rendered, rows skipped, notes) for the rows to patch."""
+def _plan_patches(ov: _Overlay, to_patch: pd.DataFrame, injectors: dict):
+    """(patches as (patch, rendered doc, target), rows not rendered, rows skipped, notes) for the rows to patch.
+    One overlay over several namespaces: a kind and name found in two of them get namespace-prefixed files."""
     patches: list[tuple[WorkloadPatch, dict, dict]] = []
     not_in: list[dict] = []
     extra_skips: list[dict] = []
     notes: list[str] = []
-    for (cl, ns, kind, name), rows in group_rows(to_patch).items():
+    groups = group_rows(to_patch)
+    namespaces: dict[tuple[str, str], set[str]] = {}
+    for _cl, ns, kind, name in groups:
+        namespaces.setdefault((kind, name), set()).add(ns)
+    for (cl, ns, kind, name), rows in groups.items():
         bad = k8s_name_problem(namespace=ns, workload=name)
         if bad:  # no file name may be built from it (e.g. '../' in a metrics label)
             extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
@@ -181,9 +190,12 @@ def _plan_patches(ov: _Overlay, to_patch: pd.DataFrame):
             continue
         pre_name, pre_ns = _pre_transform_identity(ov, doc, kind, name)
         view = view_from_doc(doc, kind, f"overlay {ov.label}")
+        shared = len(namespaces[(kind, name)]) > 1
+        stem = f"{ns + '-' if shared else ''}{kind.lower()}-{name}"
         # A CPU limit our own earlier removal patch took away is still "set" as far as that patch goes.
-        view.cpu_limited |= removed_before(ov.dir, ov.kdata, f"{ov.folder}/{kind.lower()}-{name}.cpu-limit.yaml")
-        p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "")
+        view.cpu_limited |= removed_before(ov.dir, ov.kdata, f"{ov.folder}/{stem}.cpu-limit.yaml")
+        p = build_patch(cl, ns, kind, name, rows, view, name=pre_name, patch_namespace=pre_ns or "", injectors=injectors)
+        p.namespaced = shared
         extra_skips += p.missing
         notes += p.notes + hpa_patch(p, None, "--overlay writes no HPA patch; `rightsize patch` does")[1]
         patches.append((p, doc, target(kind, pre_name, pre_ns)))
@@ -218,6 +230,21 @@ def _overlay_files(ov: _Overlay, patches: list, meta: dict):
     return files, groups, owned, patched
 
 
+def _targeted(p: WorkloadPatch) -> set[tuple[str, str]]:
+    """What a patch may change in its object: (list name, container) pairs, ("annotation", key) pairs."""
+    out = {(LIST_NAME[r["container_type"]], r["container"]) for r in p.rows if r["container_type"] != INJECTED}
+    return out | {("annotation", k) for k in template_annotations(p.body, p.kind)}
+
+
+def _same_as_now(ov: _Overlay, files: dict[str, str], dropped: list[str]) -> bool:
+    """True when writing ``files`` (and the kustomization) and removing ``dropped`` would change no byte."""
+    if dump_kustomization(ov.yaml, ov.kdata) != ov.kfile.read_text(encoding="utf-8"):
+        return False
+    if any((ov.dir / rel).exists() for rel in dropped if rel not in files):
+        return False
+    return all((ov.dir / rel).is_file() and (ov.dir / rel).read_text(encoding="utf-8") == text for rel, text in files.items())
+
+
 def _apply_staged(ov: _Overlay, config, files: dict[str, str], dropped: list[str], patches: list) -> str:
     """Write the change into a staged copy, render and check it, then move it into the overlay; the render."""
     new_ktext = dump_kustomization(ov.yaml, ov.kdata)
@@ -233,8 +260,7 @@ def _apply_staged(ov: _Overlay, config, files: dict[str, str], dropped: list[str
                 (stage / rel).unlink(missing_ok=True)
         after_text = render(stage, config, label=f"{ov.label} (with the rightsize patches)")
         after = load_all(after_text, f"{ov.label} (rendered after patching)")
-        targeted = {doc_key(doc): {(LIST_NAME[r["container_type"]], r["container"]) for r in p.rows}
-                    for p, doc, _ in patches}
+        targeted = {doc_key(doc): _targeted(p) for p, doc, _ in patches}
         check_render(ov.before, after, targeted, ov.label)
         a_idx = {doc_key(d): d for d in after}
         for p, doc, _ in patches:
@@ -257,7 +283,7 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
     meta = getattr(snapshot, "meta", {}) or {}
     recs = _pick_cluster(recommendations, cluster, config)
     to_patch, skipped = select(recs, config)
-    patches, not_in, extra_skips, notes = _plan_patches(ov, to_patch)
+    patches, not_in, extra_skips, notes = _plan_patches(ov, to_patch, config.injectors)
 
     # Skipped rows are listed for the workloads this overlay renders only (other rows concern other overlays).
     ns_of = {k: {str((d.get("metadata") or {}).get("namespace") or "") for d in docs} for k, docs in ov.rendered.items()}
@@ -270,11 +296,16 @@ def apply_to_overlay(recommendations: pd.DataFrame, snapshot, config, overlay_di
                            not_in_overlay=pd.DataFrame(not_in, columns=SKIP_COLUMNS),
                            skipped=skipped.reset_index(drop=True), notes=notes)
     result.markdown = patches_markdown(patched, add_skips(skipped, not_in), notes, meta,
-                                       title=f"rightsize: resource patches for overlay {ov.dir.name}", how_to=False)
+                                       title=f"rightsize: resource patches for overlay {ov.dir.name}", how_to=False,
+                                       recommendations=recs, injectors=config.injectors)
     _check_overlay_matches(recs, ov.rendered, ov.label)
     if not groups:
+        result.unchanged = "no recommended change for the workloads it renders"
         return result
     dropped = update_patch_list(ov.kdata, groups, owned)
+    if _same_as_now(ov, files, dropped):
+        result.unchanged = "its rightsize patches already say this"
+        return result
     after_text = _apply_staged(ov, config, files, dropped, patches)
     result.written = [ov.dir / rel for rel in sorted(files)] + [ov.kfile]
     result.removed = [ov.dir / rel for rel in dropped if rel not in files]
@@ -290,8 +321,9 @@ def _check_overlay_matches(recs: pd.DataFrame, rendered: dict, label: str) -> No
     names = set(zip(recs["kind"].astype(str), recs["workload"].astype(str)))
     if names & set(rendered):
         return
-    shown = ", ".join(sorted(set(refs_text(recs)))[:3])
-    raise PatchError(f"{label}: the overlay renders none of the {len(names)} workloads of the snapshot "
+    refs = sorted(set(refs_text(recs)))
+    shown = ", ".join(refs[:3])
+    raise PatchError(f"{label}: the overlay renders none of the {len(refs)} workloads of the snapshot "
                      f"(e.g. {shown}); wrong overlay, wrong cluster, or its base lacks them (nothing was written)")
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 from ..formatting import number
 from ..quantity import format_cpu, format_memory
 from ..refs import WorkloadRef
-from .patch_model import LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
+from .patch_model import INJECTED, LIST_NAME, PodSpecView, WorkloadPatch, api_version, pod_spec_path, skip_row
 
 
 def container_resources(row) -> dict:
@@ -71,7 +71,7 @@ def container_entry(name: str, row: dict | None) -> dict:
 
 
 def _row_order(r: dict) -> tuple:
-    return (r["container_type"] != "init", r["container"])
+    return (LIST_NAME.get(r["container_type"]) != "initContainers", r["container_type"] == INJECTED, r["container"])
 
 
 @dataclass
@@ -88,7 +88,7 @@ class _Parts:
 
 def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: list[dict],
                 view: PodSpecView | None = None, *, name: str | None = None,
-                patch_namespace: str | None = None) -> WorkloadPatch:
+                patch_namespace: str | None = None, injectors: dict | None = None) -> WorkloadPatch:
     """The patch of one workload from its rows (dicts already filtered by ``select``).
 
     With ``view`` every container of a patched list is listed, in the object's order: kustomize's
@@ -98,11 +98,14 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     removals are left to a person (noted). Rows naming a container the object does not have are
     moved to ``patch.missing`` with the reason.
     ``name``/``patch_namespace``: identity written into the body (overlay mode: as the overlay sees it).
+    Injected sidecars (container_type "injected") become their injector's annotations on the pod template
+    (``injectors``: config.injectors), never entries of a container list.
     """
     parts = _Parts(str(WorkloadRef(namespace, kind, workload)))
     ordered = sorted(rows, key=_row_order)
+    annotations = injected_annotations(parts, [r for r in ordered if r["container_type"] == INJECTED], injectors or {})
     for list_name in ("initContainers", "containers"):
-        sub = [r for r in ordered if LIST_NAME[r["container_type"]] == list_name]
+        sub = [r for r in ordered if LIST_NAME.get(r["container_type"]) == list_name]
         if sub and view and view.order.get(list_name):
             _known_order(parts, kind, workload, list_name, sub, view)
         elif sub:
@@ -110,7 +113,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     for row in parts.kept:
         parts.notes += _limit_conflicts(parts.ref, row)
     kept = sorted(parts.kept, key=_row_order)
-    template: dict = {}
+    template: dict = {"metadata": {"annotations": annotations}} if annotations else {}
     for edit in TEMPLATE_EDITS:
         template = merged(template, edit(kept))
     template = merged(template, {"spec": parts.pod_spec})  # metadata (if an edit wrote one) before spec
@@ -124,6 +127,40 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
     body = {"apiVersion": api_version(kind), "kind": kind, "metadata": metadata, **body}
     return WorkloadPatch(cluster, namespace, kind, workload, kept, body,
                          remove_ops=parts.ops, notes=parts.notes, missing=parts.missing)
+
+
+def injected_annotations(parts: _Parts, rows: list[dict], injectors: dict) -> dict[str, str]:
+    """The pod template annotations sizing the injected sidecars ``rows`` (``[injectors.NAME]``); their rows go
+    to ``parts.kept``, or to ``parts.missing`` with the reason; a value the injector has no annotation for,
+    or a CPU limit to remove, is a note for a person."""
+    out: dict[str, str] = {}
+    for r in rows:
+        inj = injectors.get(str(r.get("injector") or ""))
+        if inj is None:
+            parts.missing.append(skip_row(r, f"injected sidecar of injector {r.get('injector')!r}, which [injectors] does not declare"))
+            continue
+        values = {"cpu_request": number(r["cpu_request_cores_recommended"]), "memory_request": number(r["memory_request_bytes_recommended"]),
+                  "memory_limit": number(r["memory_limit_bytes_recommended"]),
+                  "cpu_limit": number(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else math.nan}
+        mine = {}
+        for what, v in values.items():
+            if math.isnan(v):
+                continue
+            text = format_cpu(v) if what.startswith("cpu") else format_memory(v)
+            if getattr(inj, what):
+                mine[getattr(inj, what)] = text
+            else:
+                parts.notes.append(f"{parts.ref} container {r['container']}: {r['injector']} has no annotation for its "
+                                   f"{what.replace('_', ' ')}; set it to {text} by hand")
+        if r["cpu_limit_action"] == "remove":
+            parts.notes.append(f"{parts.ref} container {r['container']}: remove its CPU limit annotation "
+                               f"{inj.cpu_limit or '(none declared)'} by hand")
+        if mine:
+            out.update(mine)
+            parts.kept.append(r)
+        else:
+            parts.missing.append(skip_row(r, f"injected sidecar ({r['injector']}): no annotation to write"))
+    return out
 
 
 def _known_order(parts: _Parts, kind: str, workload: str, list_name: str, sub: list[dict], view: PodSpecView) -> None:

@@ -36,7 +36,8 @@ POD_SPEC_PATH: dict[str, tuple[str, ...]] = {"CronJob": ("spec", "jobTemplate", 
 DEFAULT_POD_SPEC_PATH = ("spec", "template", "spec")
 
 
-LIST_NAME = {"main": "containers", "init": "initContainers"}
+LIST_NAME = {"main": "containers", "init": "initContainers", "sidecar": "initContainers"}  # native sidecars are init containers
+INJECTED = "injected"  # sized by its injector's annotations on the pod template (analysis/injectors.py), in no list
 
 
 SKIP_COLUMNS = ["cluster", "namespace", "kind", "workload", "container", "container_type", "status", "reason"]
@@ -66,6 +67,7 @@ class WorkloadPatch:
     remove_ops: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     missing: list[dict] = field(default_factory=list)
+    namespaced: bool = False  # file name prefixed with the namespace (an overlay over namespaces sharing the name)
 
     @property
     def ref(self) -> str:
@@ -73,7 +75,7 @@ class WorkloadPatch:
 
     @property
     def stem(self) -> str:
-        return f"{self.kind.lower()}-{self.workload}"
+        return f"{self.namespace + '-' if self.namespaced else ''}{self.kind.lower()}-{self.workload}"
 
 
 def _has(values: pd.Series) -> pd.Series:
@@ -104,8 +106,8 @@ def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.Data
     why[bad_kind] = ("kind " + recs.loc[bad_kind, "kind"].astype(str)
                      + " is not patched: a strategic merge would not merge its containers by name")
     ctype = recs.get("container_type", pd.Series("main", index=recs.index)).fillna("").replace("", "main")
-    unknown_type = change & ~ctype.isin(list(LIST_NAME)) & (why == "")
-    why[unknown_type] = "container_type " + ctype[unknown_type].map(repr) + " is neither main nor init"
+    unknown_type = change & ~ctype.isin(list(LIST_NAME) + [INJECTED]) & (why == "")
+    why[unknown_type] = "container_type " + ctype[unknown_type].map(repr) + " is not main, init, sidecar or injected"
     if not config.patches.include_init_containers:
         init = change & (ctype == "init") & (why == "")
         why[init] = "init container (patches.include_init_containers = false)"
@@ -158,7 +160,7 @@ def view_from_doc(doc: dict, kind: str, where: str) -> PodSpecView:
         spec = spec.get(key) if isinstance(spec, dict) else None
     order: dict[str, list[str]] = {}
     limited: set[tuple[str, str]] = set()
-    for list_name in LIST_NAME.values():
+    for list_name in ("initContainers", "containers"):
         items = [c for c in ((spec or {}).get(list_name) or []) if isinstance(c, dict) and "name" in c]
         order[list_name] = [str(c["name"]) for c in items]
         limited |= {(list_name, str(c["name"])) for c in items if has_cpu_limit(c)}
@@ -168,9 +170,13 @@ def view_from_doc(doc: dict, kind: str, where: str) -> PodSpecView:
 def view_from_containers(containers: pd.DataFrame, where: str) -> PodSpecView:
     """From snapshot ``containers`` rows of one workload, in table order (collectors list them in spec order)."""
     types = containers["container_type"].fillna("").replace("", "main")
-    order = {LIST_NAME[t]: list(containers.loc[types == t, "container"].astype(str)) for t in LIST_NAME}
-    limited = {(LIST_NAME.get(t, "containers"), str(c)) for t, c, lim
-               in zip(types, containers["container"], containers["cpu_limit_cores"]) if pd.notna(lim)}
+    lists = types.map(LIST_NAME)
+    if "init_order" in containers:  # init containers and native sidecars in their initContainers order
+        containers = containers.sort_values("init_order", kind="stable", na_position="last")
+        lists = lists.loc[containers.index]
+    order = {name: list(containers.loc[lists == name, "container"].astype(str)) for name in ("initContainers", "containers")}
+    limited = {(lst, str(c)) for lst, c, lim in zip(lists, containers["container"], containers["cpu_limit_cores"])
+               if pd.notna(lim) and isinstance(lst, str)}
     return PodSpecView(order, limited, where)
 
 
@@ -221,6 +227,14 @@ def add_skips(skipped: pd.DataFrame, extra: list[dict]) -> pd.DataFrame:
         return skipped.reset_index(drop=True)
     more = pd.DataFrame(extra, columns=SKIP_COLUMNS)
     return more if skipped.empty else pd.concat([skipped, more], ignore_index=True)
+
+
+def template_annotations(body: dict, kind: str) -> dict:
+    """The pod template annotations a patch body or rendered object has ({} when none)."""
+    node: Any = body
+    for key in pod_spec_path(kind)[:-1] + ("metadata", "annotations"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
 
 
 def has_edits(body: dict) -> bool:

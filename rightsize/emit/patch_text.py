@@ -43,7 +43,8 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
         f"monthly saving: {total}" + (" (some containers unknown)" if known and len(known) < len(saving) else ""),
     ]
     for r in patch.rows:
-        kind = "init container" if r["container_type"] == "init" else "container"
+        kind = {"init": "init container", "sidecar": "native sidecar (initContainers)",
+                "injected": f"injected sidecar ({r.get('injector', '')}: pod template annotations)"}.get(r["container_type"], "container")
         hours = number(r.get("hours_covered"))
         history = "" if math.isnan(hours) else f", {hours / 24:.1f} d of history"
         samples = number(r.get("samples"))
@@ -113,6 +114,15 @@ def json6902_file(patch: WorkloadPatch) -> str:
 
 
 def patches_markdown(patched: list[tuple[WorkloadPatch, list[str]]], skipped: pd.DataFrame, notes: list[str],
-                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True) -> str:
-    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py)."""
-    return render_patches_md(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to)
+                     meta: dict, title: str = "rightsize: resource patches for review", how_to: bool = True,
+                     recommendations: pd.DataFrame | None = None, injectors: dict | None = None,
+                     sections: list[str] = ()) -> str:
+    """PATCHES.md: a pull-request body (at most 60,000 characters, see emit/patches_md.py); with the
+    ``recommendations``, a mesh-wide summary of the injected proxies; ``sections``: more lines (how the
+    changes can land)."""
+    from ..analysis.injectors import mesh_summary
+    from .patches_md import mesh_lines
+
+    mesh = mesh_lines(mesh_summary(recommendations), injectors or {}) if recommendations is not None else []
+    return render_patches_md(patched, skipped, notes, meta, window_text(meta), title=title, how_to=how_to,
+                             mesh=list(sections) + mesh)

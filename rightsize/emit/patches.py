@@ -210,7 +210,13 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         ps.add(key, rows)
     skipped = add_skips(skipped, ps.extra_skips)
     empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
-    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta)
+    from .resize import landing_lines, urgent_files
+
+    resize = urgent_files(recommendations, snapshot, config)
+    ps.files.update(resize)
+    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta, recommendations=recommendations,
+                                              injectors=config.injectors,
+                                              sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
     _replace_folder(out_dir, ps.files)
@@ -251,7 +257,8 @@ class _PatchSet:
             self.extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
             self.warnings.append(f"{WorkloadRef(namespace, kind, workload, cluster=cluster)}: {bad}; no patch written")
             return
-        p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(self.index, self.config, key))
+        p = build_patch(cluster, namespace, kind, workload, rows, _workload_view(self.index, self.config, key),
+                        injectors=self.config.injectors)
         self.extra_skips += p.missing
         self.notes += p.notes
         folder = _layout_folder(self.config.patches.layout, cluster, namespace)

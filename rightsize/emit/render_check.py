@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..quantity import parse_cpu, parse_memory
-from .patch_model import LIST_NAME, PatchError, WorkloadPatch, container_spec, has_cpu_limit
+from .patch_model import INJECTED, LIST_NAME, PatchError, WorkloadPatch, container_spec, has_cpu_limit, pod_spec_path, template_annotations
 from .patch_text import load_all
 
 
@@ -41,9 +41,13 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 
 def _strip_resources(doc: dict, kind: str, containers: set[tuple[str, str]]) -> dict:
-    """``doc`` without the CPU/memory requests and limits of ``containers`` (what a patch may change)."""
+    """``doc`` without the CPU/memory requests and limits of ``containers`` (what a patch may change); a
+    pair ("annotation", KEY) strips that pod template annotation (an injected sidecar's sizing)."""
     out = copy.deepcopy(doc)
+    _strip_annotations(out, kind, {name for list_name, name in containers if list_name == "annotation"})
     for list_name, name in containers:
+        if list_name == "annotation":
+            continue
         c = container_spec(out, kind, list_name, name)
         res = c.get("resources") if c is not None else None
         if not isinstance(res, dict):
@@ -88,9 +92,33 @@ def _same(value: Any, expected: float, parse) -> bool:
         return False
 
 
+def _strip_annotations(doc: dict, kind: str, keys: set[str]) -> None:
+    """Remove pod template annotations ``keys`` from ``doc`` in place, and the mappings left empty."""
+    node: Any = doc
+    for key in pod_spec_path(kind)[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    meta = node.get("metadata") if isinstance(node, dict) else None
+    ann = meta.get("annotations") if isinstance(meta, dict) else None
+    if not keys or not isinstance(ann, dict):
+        return
+    for k in keys:
+        ann.pop(k, None)
+    if not ann:
+        del meta["annotations"]
+    if not meta:
+        del node["metadata"]
+
+
 def check_applied(after_doc: dict, patch: WorkloadPatch, label: str) -> None:
-    """Raise PatchError when a recommended value is not what the patched overlay renders."""
+    """Raise PatchError when a recommended value (or an injector's annotation) is not what the patched overlay renders."""
+    rendered = template_annotations(after_doc, patch.kind)
+    for key, value in template_annotations(patch.body, patch.kind).items():
+        if rendered.get(key) != value:
+            raise PatchError(f"{label}: {patch.kind} {patch.workload}: annotation {key} renders as {rendered.get(key)!r} "
+                             "after patching, not the recommended value; nothing was written")
     for r in patch.rows:
+        if r["container_type"] == INJECTED:
+            continue
         list_name = LIST_NAME[r["container_type"]]
         c = container_spec(after_doc, patch.kind, list_name, r["container"]) or {}
         res = c.get("resources") or {}

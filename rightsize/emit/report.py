@@ -15,7 +15,7 @@ from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
 from ..folders import replace_folder
-from . import tables
+from . import metrics_prom, tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
 
@@ -54,17 +54,23 @@ def default_report_dir(config, now: dt.datetime | None = None):
     return root / folder if folder.strip("/") else root
 
 
-def report_title(out, fleet: bool = False) -> str:
-    """'rightsize report 2026-W47' (and the folders after the week, e.g. '2026-W47/prod'), else the folder's
-    name; 'rightsize fleet report 2026-W47' for a fleet's report in <fleet folder>/_fleet."""
-    from .compare import WEEK_DIR
+def snapshot_week(meta: dict, now: dt.datetime | None = None) -> str:
+    """The ISO week of the snapshot's window end (the week its report belongs to), else of ``now``."""
+    import pandas as pd
 
-    parts = list(out.parts)
-    if fleet and len(parts) > 1 and parts[-1].startswith("_"):
-        parts = parts[:-1]
-    weeks = [i for i, part in enumerate(parts) if WEEK_DIR.match(part)]
-    label = "/".join(parts[weeks[-1]:]) if weeks else parts[-1] if parts else str(out)
-    return f"rightsize {'fleet ' if fleet else ''}report {label}"
+    end = pd.to_datetime(meta.get("window_end"), utc=True, errors="coerce")
+    return week_label(end.to_pydatetime() if not pd.isna(end) else now or dt.datetime.now(dt.timezone.utc))
+
+
+def report_title(meta: dict) -> str:
+    """'rightsize report prod-eu 2026-W47': the cluster(s) and the week of the snapshot's window end, whatever
+    the folder is called; 'rightsize fleet report 2026-W47 (12 clusters)' for a fleet."""
+    clusters = [str(c) for c in meta.get("clusters") or []]
+    week = snapshot_week(meta)
+    if meta.get("fleet"):
+        return f"rightsize fleet report {week} ({len(clusters)} cluster{'s' if len(clusters) != 1 else ''})"
+    names = ", ".join(clusters) if len(clusters) <= 3 else f"{len(clusters)} clusters"
+    return f"rightsize report {names} {week}" if names else f"rightsize report {week}"
 
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
@@ -103,7 +109,7 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
                              previous_label=_week_of(previous), previous_dir=str(previous))
         summary["week_over_week"] = comparison.as_dict()
 
-    title = report_title(out, fleet=bool(snapshot.meta.get("fleet")))
+    title = report_title(snapshot.meta)
 
     # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
     # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
@@ -113,7 +119,8 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
         names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
         tables.write_text_atomic(stage / "report.md", markdown.render(view))
         tables.write_text_atomic(stage / "report.html", html.render(view))
-        paths.update({name: out / name for name in names + ["report.md", "report.html"]})
+        tables.write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
+        paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
     view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import functools
+import gzip
+import json
+import math
 import re
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -49,13 +52,26 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def table_data(table) -> str:
+    """A view Table's rows for report.html's paged tables: JSON, gzip, base64 (no '<' can appear, so the
+    data cannot end its script element; the page shows every value as text, never as markup).
+
+    Each row is {"c": cells, "d": detail (label, text) pairs, "a": filter attributes}; a cell is
+    [text, sort value or null, CSS class, 1 for a name in code style, tags]."""
+    rows = [{"c": [[c.text, c.sort if c.sort is None or math.isfinite(c.sort) else None, c.cls, int(c.code), list(c.tags)]
+                   for c in row.cells], "d": [list(pair) for pair in row.detail], "a": row.attrs} for row in table.rows]
+    raw = json.dumps({"rows": rows}, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("rightsize.emit", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(FILTERS)
-    env.filters.update({"mdcell": mdcell, "mdtext": mdtext, "mdtable": mdtable, "bold": bold, "data_uri": data_uri})
+    env.filters.update({"mdcell": mdcell, "mdtext": mdtext, "mdtable": mdtable, "bold": bold, "data_uri": data_uri,
+                        "table_data": table_data})
     return env
 
 

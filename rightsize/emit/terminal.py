@@ -116,8 +116,21 @@ def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir
         from .view import build_view
 
         view = build_view(summary, analysis_or_summary, config)
-    console = console or Console()
-    console.print(summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, view=view))
+    renderable = summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, view=view)
+    (console or log_console(renderable)).print(renderable)
+
+
+def log_console(renderable, minimum: int = 80, maximum: int = 400) -> Console:
+    """stdout's console. Not a terminal (a CI log, a pipe): as wide as the renderable needs (at least
+    ``minimum`` columns), so a row stays on one line and no name is folded into 8-character pieces
+    ("namespac/e") at rich's default of 80 columns; a log viewer scrolls or wraps whole lines."""
+    from rich.measure import Measurement
+
+    console = Console()
+    if console.is_terminal:
+        return console
+    needed = Measurement.get(console, console.options.update(width=maximum), renderable).maximum
+    return Console(width=max(minimum, min(needed, maximum)))
 
 
 def backtest_table(table, days: int) -> Table:

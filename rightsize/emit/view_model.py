@@ -12,6 +12,7 @@ from .. import formatting as fmt
 from ..analysis.summary import change_savings
 
 MAX_LIST_ROWS = 50  # OOM / throttled and week-over-week lists in report.md: every row matters, but a PR comment must stay readable
+PAGE_ROWS = 100  # report.html: a table longer than this is drawn by the browser from embedded data, a page at a time
 
 
 @dataclass
@@ -64,6 +65,12 @@ class Table:
     search: bool = False  # a free-text filter box in HTML
     md: bool = True
     expandable: bool = False
+
+    @property
+    def paged(self) -> bool:
+        """report.html draws this table in the browser, a page of PAGE_ROWS rows at a time, from its rows
+        embedded as compressed data: 20,000 rows of HTML would make the file tens of MiB and slow to open."""
+        return len(self.rows) > PAGE_ROWS
 
     @property
     def md_index(self) -> list[int]:

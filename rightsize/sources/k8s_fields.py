@@ -273,7 +273,9 @@ def quantity_field(parse, value, where: str, field_name: str) -> float:
 
 
 def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
-    """One row per main and init container with requests/limits in cores and bytes (NaN = unset)."""
+    """One row per main and init container with requests/limits in cores and bytes (NaN = unset). An init
+    container with ``restartPolicy: Always`` is a native sidecar (container_type "sidecar", KEP-753): it runs
+    for the pod's whole life. ``init_order`` is the index in initContainers (NaN for main containers)."""
     rows = []
     where = describe(obj)
     for ctype, key in (("main", "containers"), ("init", "initContainers")):
@@ -284,8 +286,10 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
             res = c.get("resources") or {}
             req, lim = res.get("requests") or {}, res.get("limits") or {}
             f = f"{key}[{name}].resources"
+            sidecar = ctype == "init" and c.get("restartPolicy") == "Always"
             row = {
-                **ident, "container": name, "container_type": ctype,
+                **ident, "container": name, "container_type": "sidecar" if sidecar else ctype,
+                "init_order": float(i) if ctype == "init" else math.nan,
                 "cpu_request_cores": quantity_field(parse_cpu, req.get("cpu"), where, f"{f}.requests.cpu"),
                 "cpu_limit_cores": quantity_field(parse_cpu, lim.get("cpu"), where, f"{f}.limits.cpu"),
                 "memory_request_bytes": quantity_field(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),

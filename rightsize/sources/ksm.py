@@ -48,9 +48,14 @@ def resolve_owners(pod_owner: pd.DataFrame, rs_owner: pd.DataFrame, job_owner: p
 def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: str) -> pd.DataFrame:
     """The containers table from kube-state-metrics: every container with usage, with its requests and
     limits (largest over its pods; NaN = unset). ``requests``: namespace, kind, workload, container,
-    stat ('request' | 'limit'), resource ('cpu' | 'memory'), value (cores / bytes)."""
+    stat ('request' | 'limit', 'init_request' | 'init_limit' for init containers, 'init_info' with the
+    restart policy in ``resource``), resource ('cpu' | 'memory'), value (cores / bytes). A container of
+    kube_pod_init_container_* is 'init', or 'sidecar' when its restart policy is Always (a native
+    sidecar); kube-state-metrics has no init container index, so ``init_order`` stays unknown. Rows of stat
+    'image' carry kube_pod_container_info's image in ``resource`` (column ``image``, '' unknown)."""
     key = ["namespace", "kind", "workload", "container"]
     out = usage[key].drop_duplicates().reset_index(drop=True)
+    requests = requests.assign(original_stat=requests["stat"], stat=requests["stat"].str.removeprefix("init_")) if len(requests) else requests
     names = {("request", "cpu"): "cpu_request_cores", ("limit", "cpu"): "cpu_limit_cores",
              ("request", "memory"): "memory_request_bytes", ("limit", "memory"): "memory_limit_bytes"}
     for (stat, res), col in names.items():
@@ -59,7 +64,11 @@ def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: s
         out[col] = pd.MultiIndex.from_frame(out[key]).map(best).to_numpy(dtype=float, na_value=np.nan) if len(out) else []
     out = out.assign(**_gpu_requests(requests, out[key], key))
     out["cluster"] = cluster
-    out["container_type"] = "main"
+    out["container_type"] = _container_types(requests, out[key])
+    out["init_order"] = np.nan
+    images = requests[requests["stat"] == "image"] if len(requests) else requests
+    best = images.groupby(key)["resource"].first() if len(images) else pd.Series(dtype=object)
+    out["image"] = pd.Series(pd.MultiIndex.from_frame(out[key]).map(best), index=out.index, dtype=object).fillna("") if len(out) else ""
     return out
 
 
@@ -72,7 +81,8 @@ def _gpu_requests(requests: pd.DataFrame, containers: pd.DataFrame, key: list[st
            "gpu_limit_count": np.full(n, np.nan)}
     if not n or not len(requests):
         return out
-    gpu = requests.assign(name=requests["resource"].map(from_ksm))
+    gpu = requests[requests["stat"].isin(["request", "limit"])]
+    gpu = gpu.assign(name=gpu["resource"].map(from_ksm))
     gpu = gpu[gpu["name"] != ""]
     if gpu.empty:
         return out
@@ -104,6 +114,20 @@ def node_gpus(allocatable: pd.DataFrame, capacity: pd.DataFrame, nodes: pd.Serie
             per_node = {n: dict(zip(f["name"], f["value"])) for n, f in g.groupby(node_label)}
             out["gpu_resources_json"] = [json.dumps(per_node.get(n, {}), sort_keys=True) if have else "" for n in nodes]
     return out
+
+
+def _container_types(requests: pd.DataFrame, containers: pd.DataFrame) -> np.ndarray:
+    """'main', 'init' or 'sidecar' per row of ``containers``, from the init containers' series."""
+    kinds = np.full(len(containers), "main", dtype=object)
+    if not len(requests) or not len(containers):
+        return kinds
+    key = list(containers.columns)
+    init = requests[requests["original_stat"].str.startswith("init_")] if "original_stat" in requests else requests.iloc[0:0]
+    idx = pd.MultiIndex.from_frame(containers)
+    kinds[idx.isin(pd.MultiIndex.from_frame(init[key]))] = "init"
+    always = init[(init["original_stat"] == "init_info") & (init["resource"] == "Always")]
+    kinds[idx.isin(pd.MultiIndex.from_frame(always[key]))] = "sidecar"
+    return kinds
 
 
 def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa_info: pd.DataFrame,

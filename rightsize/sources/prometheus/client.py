@@ -191,9 +191,17 @@ class Client:
         return QueryFailed(f"{self.url}: {what}: {_short(exc)}", False)
 
 
+_BYTES_REPR = re.compile(r"""^b(['"])(.*)\1\)?$""", re.S)
+
+
 def _status_failure(url: str, what: str, status: int, text: str) -> QueryFailed:
     splittable = status in (422, 503) and bool(_SPLITTABLE.search(text))
-    return QueryFailed(f"{url}: {what}: HTTP {status}: {text.strip()}", splittable, status)
+    text = text.strip()
+    shown = _BYTES_REPR.match(text)  # prometheus-api-client quotes the body as bytes: b'404 page not found\n')
+    text = shown.group(2).replace("\\n", " ").strip() if shown else text
+    hint = ("; is [prometheus] url the API's base with its path prefix (e.g. https://mimir/prometheus, "
+            "http://vmselect:8481/select/0/prometheus), without /api/v1?" if status == 404 else "")
+    return QueryFailed(f"{url}: {what}: HTTP {status}: {text}{hint}", splittable, status)
 
 
 def _is_read_timeout(exc: Exception) -> bool:

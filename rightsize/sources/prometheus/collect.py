@@ -44,6 +44,10 @@ DISABLES = {
     "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
     "resource_requests": "current requests from metrics (Prometheus-only inventory)",
     "resource_limits": "current limits from metrics (Prometheus-only inventory)",
+    "container_info": "injected sidecars recognised by image (Prometheus-only inventory)",
+    "init_resource_requests": "init containers' and native sidecars' requests (Prometheus-only inventory)",
+    "init_resource_limits": "init containers' and native sidecars' limits (Prometheus-only inventory)",
+    "init_container_info": "telling native sidecars from init containers (Prometheus-only inventory)",
     "replicaset_owner": "Deployment resolution (pods show as owned by their ReplicaSet)",
     "job_owner": "CronJob resolution (pods show as owned by their Job)",
     "pod_info": "placement (pod-hours per node and zone)",
@@ -60,7 +64,7 @@ DISABLES = {
     "istio_request_bytes": "traffic between workloads (HTTP requests)",
     "istio_response_bytes": "traffic between workloads (HTTP responses)",
 }
-_INVENTORY_ONLY = {"resource_requests", "resource_limits", "hpa_spec_target", "hpa_info", "pdb_expected_pods"}
+_INVENTORY_ONLY = {name for name, disables in DISABLES.items() if "(Prometheus-only inventory)" in disables}
 _POD_KEY = ["namespace", "pod", "container"]
 
 
@@ -79,6 +83,7 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
     def labels(self):
@@ -274,20 +279,11 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
-    # the instant and daily requests first: the server's slowest, and they leave rightsize nothing to
-    # reduce, so they overlap the reading of the range chunks that follow
-    tasks: list[execute.Task] = []
-    for shard in run.shards:
-        if run.has("memory_working_set") or run.has("restarts"):
-            tasks.append(execute.Task("daily", shard))
-        tasks.append(execute.Task("per_pod", shard))
-    for shard in run.shards:
-        series = sum(run.series_per_namespace[ns] for ns in shard)
-        for res, metric in (("cpu", "cpu_usage"), ("memory", "memory_working_set")):
-            if run.has(metric):
-                tasks += execute.range_tasks(res, shard, series, run.grid.n, p.range_points)
+    tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
+                                  [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
+                                  run.grid.n, p.range_points)
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list[pd.DataFrame]] = {"daily": [], "per_pod": []}
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
 
     def consume(task, result):
         if task.name in ("cpu", "memory"):
@@ -300,12 +296,18 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
+    run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
     return acc, raw, per_pod, outcome
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
     L, nss = run.labels, run.namespaces(task.namespaces)
     key = [L.namespace, L.pod, L.container]
+    if task.name == "cluster":
+        try:  # its failure is the cluster tables' only (see _cluster_rows), never the run's
+            return run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")
+        except QueryFailed as exc:
+            return exc
     if task.name in ("cpu", "memory"):
         t0 = run.grid.first + task.first * run.grid.step
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
@@ -427,15 +429,15 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
                      L.gpu_product, "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
                      L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
                      "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
-    try:
-        result = run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")
-    except QueryFailed as exc:
+    result = run.cluster_answer  # asked at the start of the pulls, in the same pool
+    if isinstance(result, QueryFailed):
+        exc = result
         if not allow_partial:
             raise SourceError(f"{exc}; rerun with --allow-partial to keep the rest") from None
         snapshot.warn("partial", f"cluster {run.cluster}: nodes and traffic failed: {exc}", affects="nodes, traffic")
         snapshot.meta.setdefault("partial", {}).setdefault("cluster_tables", []).append(run.cluster)
         return pd.DataFrame(columns=labels + ["value"])
-    return _rows(result, labels, labels)
+    return _rows(result or [], labels, labels)
 
 
 def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
@@ -467,7 +469,7 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     """Workloads and containers from kube-state-metrics (Prometheus-only mode)."""
     L = run.labels
     key = ["namespace", "kind", "workload", "container"]
-    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit"])])
+    req = _with_owners(run, per_pod[per_pod["stat"].isin(["request", "limit", "init_request", "init_limit", "init_info", "image"])])
     containers = ksm.inventory_containers(req[req["workload"] != ""], usage[key], run.cluster)
     alive = [k[:2] for k, last in zip(acc.series, acc.last) if last == run.grid.n - 1]
     at_end = _with_owners(run, pd.DataFrame(sorted(set(alive)), columns=["namespace", "pod"]))
