@@ -57,6 +57,10 @@ class MetricNames:
     hpa_info: str = setting("kube_horizontalpodautoscaler_info", "kube-state-metrics HPA info (scale target).", kind="str")
     pdb_desired_healthy: str = setting("kube_poddisruptionbudget_status_desired_healthy", "kube-state-metrics PDB desired healthy pods.", kind="str")
     pdb_expected_pods: str = setting("kube_poddisruptionbudget_status_expected_pods", "kube-state-metrics PDB expected pods.", kind="str")
+    gpu_engine_active: str = setting("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "NVIDIA DCGM exporter: share of the time a GPU's graphics/compute engine was active (ratio 0-1; a profiling metric, off on some GPUs and setups).", kind="str")
+    gpu_utilization: str = setting("DCGM_FI_DEV_GPU_UTIL", "NVIDIA DCGM exporter: GPU utilization (percent 0-100), read where the profiling metric is missing.", kind="str")
+    gpu_fb_used: str = setting("DCGM_FI_DEV_FB_USED", "NVIDIA DCGM exporter: frame buffer (GPU memory) used, MiB.", kind="str")
+    gpu_fb_free: str = setting("DCGM_FI_DEV_FB_FREE", "NVIDIA DCGM exporter: frame buffer free, MiB (used + free = the GPU's memory).", kind="str")
     istio_tcp_sent: str = setting("istio_tcp_sent_bytes_total", "Istio TCP bytes sent during the response (server -> client).", kind="str")
     istio_tcp_received: str = setting("istio_tcp_received_bytes_total", "Istio TCP bytes received during the request (client -> server).", kind="str")
     istio_request_bytes: str = setting("istio_request_bytes_sum", "Istio HTTP/gRPC request body and header bytes (sum of the histogram).", kind="str")
@@ -75,6 +79,7 @@ class LabelNames:
     capacity_type_eks: str = setting("label_eks_amazonaws_com_capacity_type", "EKS managed node group capacity type label.", kind="str")
     capacity_type_karpenter: str = setting("label_karpenter_sh_capacity_type", "Karpenter capacity type label.", kind="str")
     node_group: str = setting("label_eks_amazonaws_com_nodegroup", "Node group label used to group idle cost.", kind="str")
+    gpu_model: str = setting("modelName", "GPU model label on the DCGM exporter's series (its pod labels are namespace, pod and container as above, or exported_namespace, exported_pod, exported_container when Prometheus scrapes the exporter with honor_labels off: both are read).", kind="str")
     gpu_product: str = setting("label_nvidia_com_gpu_product", "GPU model label on kube_node_labels (NVIDIA GPU feature discovery's nvidia.com/gpu.product; kube-state-metrics exports it when --metric-labels-allowlist names it).", kind="str")
     source_workload: str = setting("source_workload", "Istio source workload label.", kind="str")
     source_namespace: str = setting("source_workload_namespace", "Istio source namespace label.", kind="str")
@@ -200,6 +205,10 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+    gpu_idle_below: float = setting(0.05, "A GPU container whose engine active p95 (every replica's samples over the window) is below this share of the time is idle: its GPUs can go.", kind="float", minimum=0, maximum=1)
+    gpu_memory_margin: float = setting(0.2, "Headroom above the peak frame buffer (GPU memory) that a MIG slice, a time-sliced share or a smaller GPU must hold, as a fraction (running out of GPU memory kills the process).", kind="float", minimum=0)
+    gpu_time_slices: int = setting(4, "Most pods time-slicing or MPS puts on one GPU that has no MIG (T4, L4, A10G, L40S): a GPU's compute is shared, its memory is not isolated.", kind="int", minimum=2)
+    gpu_smaller_below: float = setting(0.5, "A smaller (cheaper) GPU is proposed only when the engine active p95 is below this share: a smaller GPU is usually slower, so run a benchmark before moving.", kind="float", minimum=0, maximum=1)
 
     def __post_init__(self) -> None:
         # A policy built in code (the non-production default, the API, tests) holds parsed statistics too.

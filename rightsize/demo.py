@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_workloads
+from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_usage, gpu_usage_columns, gpu_workloads
 from .sketch import usage_statistics
 from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
@@ -292,7 +292,8 @@ def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     for resource, which in (("cpu", 2), ("memory", 3)):
         result = [RangeSeries((w.namespace, p[0], c.name), p[which], ts[p[1]]) for (w, c), pods in pods_by_container for p in pods]
         acc.add(reduce_chunk(result, resource, grid, owners))
-    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw))
+    raw = gpu_usage(pods_by_container, grid, acc, owners, pd.DataFrame(raw))  # the GPU block's DCGM samples
+    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, raw)
 
 
 def _demo_hpa(w: DemoWorkload) -> dict:
@@ -334,6 +335,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     key = ["namespace", "kind", "workload", "container"]
     usage = usage.merge(pd.DataFrame(extras), on=key, how="left")
     usage["oom_kills"] = pd.MultiIndex.from_frame(usage[key]).map(daily.groupby(key)["oom_kills"].sum()).to_numpy(dtype=float)
+    usage = gpu_usage_columns(usage, pods_by_container)
     snap = Snapshot(
         tables={
             "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": usage,

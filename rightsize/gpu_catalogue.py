@@ -59,3 +59,13 @@ def gpu_reference_types(instance_types: pd.Series, overrides: dict | None = None
     ref = instance_family(instance_types).map(declared)
     return pd.DataFrame({"reference_type": ref.fillna(FALLBACK_GPU_REFERENCE).astype(str),
                          "reference_declared": ref.notna().to_numpy()}, index=instance_types.index)
+
+
+def gpu_alternatives(shapes: pd.DataFrame) -> list[str]:
+    """Per GPU family rightsize may suggest moving to (``suggest`` yes), its smallest type with GPUs in
+    ``shapes`` (instance_type, vcpu, gpus: the price catalogue's): the types whose price tells what one GPU
+    of each family costs."""
+    suggested = gpu_families().loc[lambda f: f["suggest"] == "yes", "family"]
+    gpu = shapes[shapes["gpus"].fillna(0) > 0].assign(family=lambda d: instance_family(d["instance_type"]))
+    gpu = gpu[gpu["family"].isin(set(suggested))].sort_values(["family", "gpus", "vcpu", "instance_type"])
+    return gpu.drop_duplicates("family")["instance_type"].tolist()

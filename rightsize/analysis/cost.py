@@ -316,8 +316,10 @@ def with_gpu_requests(recs: pd.DataFrame, snapshot) -> pd.DataFrame:
 def add_gpu_costs(recs: pd.DataFrame, snapshot, config, factor: pd.Series) -> pd.DataFrame:
     """``recs`` with gpu_usd_per_month_current and _recommended (devices x the USD per hour of one device
     on the nodes its pods ran on (gpu_cost.py) x ``factor``, pods x hours per month; 0 without GPUs,
-    NaN when a GPU has no price) and ``_gpu_note``. The recommended devices are the recommended
-    resource and count where a change sets one (gpu_resource_recommended), else today's."""
+    NaN when a GPU has no price), gpu_savings_usd_per_month (current x (1 - gpu_share_after) for a GPU
+    action, patched or report-only), gpu_usd_per_month_used (current x engine active mean) and
+    ``_gpu_note``. The recommended devices are the recommended resource and count where a patch sets one
+    (gpu_resource_recommended), else today's."""
     recs = with_gpu_requests(recs, snapshot)
     devices = gpu_cost.node_devices(snapshot.tables["nodes"], node_unit_prices(snapshot, config))
     after = recs["gpu_resource_recommended"].where(recs["gpu_resource_recommended"] != "", recs["gpu_resource"])
@@ -329,7 +331,18 @@ def add_gpu_costs(recs: pd.DataFrame, snapshot, config, factor: pd.Series) -> pd
         recs[f"gpu_usd_per_month_{suffix}"] = usd.where((resource != "") & (count.fillna(0) > 0), 0.0)
         if suffix == "current":
             recs["_gpu_note"] = gpu_cost.gpu_price_notes(resource, count, price)
+    current = recs["gpu_usd_per_month_current"]
+    acting = recs["gpu_action"].isin(GPU_ACTIONS) if "gpu_action" in recs else pd.Series(False, index=recs.index)
+    share = recs["gpu_share_after"] if "gpu_share_after" in recs else pd.Series(np.nan, index=recs.index)
+    recs["gpu_savings_usd_per_month"] = (current * (1.0 - share)).where(acting, current * 0.0)
+    used = recs["gpu_engine_mean_ratio"] if "gpu_engine_mean_ratio" in recs else pd.Series(np.nan, index=recs.index)
+    recs["gpu_usd_per_month_used"] = (current * used).where(current != 0, 0.0)
     return recs
+
+
+# The GPU actions that change what a container's GPUs cost (rules/gpu.py): idle releases them, a share or a
+# smaller GPU costs gpu_share_after of today's.
+GPU_ACTIONS = ("idle", "share_mig", "share_time_slicing", "smaller_gpu")
 
 
 def request_after(recs: pd.DataFrame, res: str) -> pd.Series:

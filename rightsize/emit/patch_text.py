@@ -61,6 +61,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
             f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
             f"  cpu limit:      {cpu_limit_text(r)}",
+            *gpu_lines(r),
             f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
         extra = []
@@ -77,12 +78,23 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     return lines
 
 
+def gpu_lines(r) -> list[str]:
+    """The GPU change of a patched container (a MIG slice the nodes offer) and its evidence; none without one."""
+    new = str(r.get("gpu_resource_recommended") or "")
+    if not new:
+        return []
+    return [f"  gpu:            {r.get('gpu_resource', '')} {number(r.get('gpu_request_count_current')):g} → {new} "
+            f"{number(r.get('gpu_request_count_recommended')):g}  ({r.get('gpu_evidence', '')})"]
+
+
 @functools.lru_cache(maxsize=1)
 def _yaml() -> YAML:
     y = YAML()
     y.default_flow_style = False
     y.width = 4096
     y.indent(mapping=2, sequence=2, offset=0)
+    # a key a strategic merge deletes (a whole GPU replaced by a MIG slice) reads "null", not an empty value
+    y.representer.add_representer(type(None), lambda r, _v: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     return y
 
 

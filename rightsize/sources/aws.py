@@ -34,7 +34,7 @@ from ..aws_client import client_config
 from ..errors import SourceError
 from ..schema import TABLES
 from ..snapshot import conform, empty_table
-from ..gpu_catalogue import gpu_reference_types
+from ..gpu_catalogue import gpu_alternatives, gpu_reference_types
 from .price_cache import PriceCache
 from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, load_catalogue
 from .price_list import (NO_CREDENTIALS, AwsUnavailable, fetch_instance_shapes, fetch_inter_az_price, fetch_ondemand_prices,
@@ -168,16 +168,21 @@ def _types_by_region(nodes: pd.DataFrame, config_region: str, warn) -> dict[str,
 
 
 def _with_gpu_references(types_by_region: dict[str, list[str]], nodes: pd.DataFrame, pricing) -> dict[str, list[str]]:
-    """The types to price per region, plus the general-purpose reference type of each GPU type among
-    them (its unit prices split the GPU nodes' price, see analysis/price_split.py). A GPU type is one
-    the catalogue gives GPUs, or whose nodes advertise some."""
-    cat = load_catalogue().shapes.set_index("instance_type")["gpus"]
+    """The types to price per region; where some are GPU types (the catalogue gives them GPUs, or their
+    nodes advertise some), also the smallest GPU type of each family rightsize may suggest moving to (a
+    "smaller GPU", analysis/gpu_fit.py), and every GPU type's general-purpose reference type (its unit
+    prices split the GPU nodes' price, analysis/price_split.py)."""
+    shapes = load_catalogue().shapes
+    cat = shapes.set_index("instance_type")["gpus"]
     advertised = set(nodes.loc[nodes.get("allocatable_gpus", pd.Series(0.0, index=nodes.index)).fillna(0) > 0, "instance_type"])
     out = {}
     for region, types in types_by_region.items():
-        gpu_types = pd.Series([t for t in types if cat.get(t, 0) > 0 or t in advertised], dtype=object)
-        refs = gpu_reference_types(gpu_types, pricing.gpu_reference_types)["reference_type"] if len(gpu_types) else []
-        out[region] = sorted(set(types) | set(refs))
+        gpu_types = [t for t in types if cat.get(t, 0) > 0 or t in advertised]
+        if gpu_types:
+            gpu_types = sorted(set(gpu_types) | set(gpu_alternatives(shapes)))
+        series = pd.Series(gpu_types, dtype=object)
+        refs = gpu_reference_types(series, pricing.gpu_reference_types)["reference_type"] if len(series) else []
+        out[region] = sorted(set(types) | set(gpu_types) | set(refs))
     return out
 
 

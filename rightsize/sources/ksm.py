@@ -160,3 +160,33 @@ def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa
     wl["pdb"] = pd.MultiIndex.from_frame(wl[["namespace", "workload"]]).isin(
         pd.MultiIndex.from_frame(pdbs[["namespace", "poddisruptionbudget"]])) if len(pdbs) else False
     return wl
+
+
+def series_frames(found: list[dict]):
+    """``frame(metric, labels)``: the label values of the series-API answer ``found`` for one metric,
+    one row per series ('' for a missing label)."""
+    by_name: dict[str, list[dict]] = {}
+    for s in found:
+        by_name.setdefault(s.get("__name__", ""), []).append(s)
+
+    def frame(metric: str, cols: list[str]) -> pd.DataFrame:
+        rows = by_name.get(metric, [])
+        return pd.DataFrame([[r.get(c, "") for c in cols] for r in rows], columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    return frame
+
+
+def owners_of(frame, L, m) -> dict[tuple, tuple]:
+    """(namespace, pod) -> (kind, workload) from the kube-state-metrics owner series (Pod ->
+    ReplicaSet -> Deployment, Job -> CronJob); ``frame`` from :func:`series_frames`."""
+    def renamed(metric, labels, cols):
+        f = frame(metric, labels)
+        f.columns = cols
+        return f
+
+    owners = resolve_owners(
+        renamed(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"],
+                ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]),
+        renamed(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name], ["namespace", "replicaset", "owner_kind", "owner_name"]),
+        renamed(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name], ["namespace", "job_name", "owner_kind", "owner_name"]))
+    return {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}

@@ -10,7 +10,9 @@ Requests, in order (none grows with the number of workloads):
    working-set sample and OOM kills per day;
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
-   traffic (and HPAs and PDBs).
+   traffic (and HPAs and PDBs);
+6. where the DCGM exporter serves GPU pods: their GPUs' engine activity and frame buffer in time
+   chunks, the daily frame-buffer maxima and the GPUs' sizes, cluster-wide (gpu.py).
 """
 from __future__ import annotations
 
@@ -28,10 +30,10 @@ from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
 from . import execute
-from . import cluster_tables
+from . import cluster_tables, gpu
 from .client import Client, QueryFailed
 from .promql import Queries, quote
-from .usage import Grid, UsageAccumulator, reduce_chunk
+from .usage import Grid, Partial, UsageAccumulator, reduce_chunk
 
 CORE = ("cpu_usage", "memory_working_set", "pod_owner")
 # What each metric's absence disables (recorded in meta.json and the report).
@@ -83,6 +85,7 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    gpu: dict = field(default_factory=dict)  # the DCGM series' count and the GPU requests' rows (gpu.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
@@ -132,15 +135,17 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     _read_labels(run)
     acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
+    raw = gpu.finish(run, acc, outcome, raw, snapshot)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
     daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
-    usage = _usage(run, hist, daily, oom_known, per_pod)
+    usage = gpu.usage_columns(run, _usage(run, hist, daily, oom_known, per_pod))
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     nodes = cluster_tables.nodes(run, cluster_rows)
+    gpu.record_missing(run, snapshot, nodes)
     _append(snapshot, "nodes", nodes)
     _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
     _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
@@ -185,13 +190,13 @@ def _start(config, target, snapshot, client, log, allow_partial) -> Run:
 def _record_missing(config, snapshot, present: set[str], cluster: str) -> set[str]:
     m = config.prometheus.metrics
     missing = set()
-    for name_field, disables in DISABLES.items():
+    for name_field, disables in {**DISABLES, **gpu.DISABLES}.items():
         name = getattr(m, name_field)
         if name in present:
             continue
         missing.add(name)
-        if name_field in _INVENTORY_ONLY:
-            continue  # only matters for the kube-state-metrics inventory, which says so itself
+        if name_field in _INVENTORY_ONLY or name_field in gpu.DISABLES:
+            continue  # the kube-state-metrics inventory says so itself; DCGM only matters with GPUs (gpu.record_missing)
         if name not in snapshot.meta.setdefault("missing_metrics", []):
             snapshot.meta["missing_metrics"].append(name)
         snapshot.warn("missing_metric", f"cluster {cluster}: metric {name} not found in the window; disables {disables}", affects=disables)
@@ -224,46 +229,18 @@ def _check_core(run: Run, snapshot: Snapshot, present: set[str], match: str, all
 
 # --- labels: owners, placement, sizes ------------------------------------------------------------------
 
-def series_frames(found: list[dict]):
-    """``frame(metric, labels)``: the label values of the series-API answer ``found`` for one metric,
-    one row per series ('' for a missing label)."""
-    by_name: dict[str, list[dict]] = {}
-    for s in found:
-        by_name.setdefault(s.get("__name__", ""), []).append(s)
-
-    def frame(metric: str, cols: list[str]) -> pd.DataFrame:
-        rows = by_name.get(metric, [])
-        return pd.DataFrame([[r.get(c, "") for c in cols] for r in rows], columns=cols) if rows else pd.DataFrame(columns=cols)
-
-    return frame
-
-
-def owners_of(frame, L, m) -> dict[tuple, tuple]:
-    """(namespace, pod) -> (kind, workload) from the kube-state-metrics owner series (Pod ->
-    ReplicaSet -> Deployment, Job -> CronJob); ``frame`` from :func:`series_frames`."""
-    def renamed(metric, labels, cols):
-        f = frame(metric, labels)
-        f.columns = cols
-        return f
-
-    owners = ksm.resolve_owners(
-        renamed(m.pod_owner, [L.namespace, L.pod, L.owner_kind, L.owner_name, "owner_is_controller"],
-                ["namespace", "pod", "owner_kind", "owner_name", "owner_is_controller"]),
-        renamed(m.replicaset_owner, [L.namespace, L.replicaset, L.owner_kind, L.owner_name], ["namespace", "replicaset", "owner_kind", "owner_name"]),
-        renamed(m.job_owner, [L.namespace, L.job, L.owner_kind, L.owner_name], ["namespace", "job_name", "owner_kind", "owner_name"]))
-    return {(a, b): (c, d) for a, b, c, d in owners.itertuples(index=False, name=None)}
-
-
 def _read_labels(run: Run) -> None:
     """Owners, pod nodes and container series per namespace from one series-API request."""
     L, m = run.labels, run.config.prometheus.metrics
     start = run.grid.end - run.config.general.window
     try:
-        found = run.client.series(run.q.owners_and_series(), start, run.grid.end, what="series (owners, placement, sizes)")
+        found = run.client.series(run.q.owners_and_series() + run.q.gpu_series(), start, run.grid.end,
+                                  what="series (owners, placement, sizes, GPUs)")
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
-    frame = series_frames(found)
-    run.owners = owners_of(frame, L, m)
+    frame = ksm.series_frames(found)
+    run.owners = ksm.owners_of(frame, L, m)
+    gpu.read_series(run, found)
     info = frame(m.pod_info, [L.namespace, L.pod, L.node])
     run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
     wss = frame(m.memory_working_set, [L.namespace, L.pod, L.container]).drop_duplicates()
@@ -281,15 +258,15 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
     tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
                                   [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
-                                  run.grid.n, p.range_points)
+                                  run.grid.n, p.range_points) + gpu.tasks(run)
     acc = UsageAccumulator(run.grid)
     rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
 
     def consume(task, result):
-        if task.name in ("cpu", "memory"):
+        if isinstance(result, Partial):
             acc.add(result)
         else:
-            rows[task.name].append(result)
+            (run.gpu if task.name.startswith("gpu") else rows).setdefault(task.name, []).append(result)
 
     outcome = execute.run(tasks, lambda t: _fetch(run, t, inventory), consume, concurrency=p.concurrency,
                           allow_partial=allow_partial, log=run.log)
@@ -303,6 +280,8 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
 def _fetch(run: Run, task: execute.Task, inventory: bool):
     L, nss = run.labels, run.namespaces(task.namespaces)
     key = [L.namespace, L.pod, L.container]
+    if task.name.startswith("gpu"):
+        return gpu.fetch(run, task)
     if task.name == "cluster":
         try:  # its failure is the cluster tables' only (see _cluster_rows), never the run's
             return run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")

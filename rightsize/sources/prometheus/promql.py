@@ -188,6 +188,40 @@ class Queries:
         return [self.sel(m.pod_owner, namespaces), self.sel(m.replicaset_owner, namespaces), self.sel(m.job_owner, namespaces),
                 self.sel(m.pod_info, namespaces), self.sel(m.memory_working_set, namespaces, containers=True)]
 
+    # --- GPUs: NVIDIA's DCGM exporter, cluster-wide (its namespace label may be the exporter's own) -----
+    def gpu_series(self) -> list[str]:
+        """Series-API matchers of the DCGM frame-buffer series: which pods have GPUs, their GPU models."""
+        return [self.cluster_sel(self.cfg.metrics.gpu_fb_used)]
+
+    def _gpu_pod_labels(self, expr: str) -> str:
+        """``expr`` with the pod labels of the pod a GPU serves: the exporter's exported_namespace /
+        exported_pod / exported_container where Prometheus renamed them (honor_labels off), else its own."""
+        for lab in (self.cfg.labels.namespace, self.cfg.labels.pod, self.cfg.labels.container):
+            expr = f'label_replace({expr}, "{lab}", "$1", "exported_{lab}", "(.+)")'
+        return expr
+
+    def gpu_usage(self, resource: str, engine_metric: str) -> str:
+        """Each GPU's engine active (ratio: ``engine_metric``, DCGM_FI_DEV_GPU_UTIL read as percent / 100) or
+        frame buffer used (MiB x 1048576 = bytes) as a plain range query, labelled with its pod; the GPUs of
+        one pod (several series) are folded by rightsize, the busiest at each step."""
+        m = self.cfg.metrics
+        if resource == "gpu_engine":
+            expr = self.cluster_sel(engine_metric) + (" / 100" if engine_metric == m.gpu_utilization else "")
+        else:
+            expr = f"{self.cluster_sel(m.gpu_fb_used)} * 1048576"
+        return self._gpu_pod_labels(expr)
+
+    def gpu_daily(self, span: float) -> str:
+        """Per GPU and per ``span`` seconds (evaluate at step = span): the largest raw frame-buffer sample, bytes."""
+        used = self.cluster_sel(self.cfg.metrics.gpu_fb_used)
+        return self._gpu_pod_labels(f"max_over_time({used}[{dur(span)}]) * 1048576")
+
+    def gpu_info(self) -> str:
+        """Per pod and GPU model at the window's end: the frame buffer of its GPUs (used + free), bytes."""
+        m, L, W = self.cfg.metrics, self.cfg.labels, self.W
+        total = f"(last_over_time({self.cluster_sel(m.gpu_fb_used)}[{W}]) + last_over_time({self.cluster_sel(m.gpu_fb_free)}[{W}]))"
+        return f"max by ({self.pod_key}, {L.gpu_model}) ({self._gpu_pod_labels(total + ' * 1048576')})"
+
     # --- cluster-wide (instant queries) -------------------------------------------------------------
     def cluster(self, inventory: bool) -> str:
         """Nodes (labels, hours, allocatable), Istio traffic, and for the kube-state-metrics inventory

@@ -10,7 +10,8 @@ from ...refs import FORMS, WorkloadRef
 from ...schema import TABLES
 from ...snapshot import Snapshot, conform
 from .client import Client, QueryFailed
-from .collect import _append, owners_of, series_frames, window_end
+from ..ksm import owners_of, series_frames
+from .collect import _append, window_end
 from .execute import MAX_RANGE_STEPS
 from .promql import Queries, regex_alternation
 from .usage import Grid
