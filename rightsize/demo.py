@@ -85,14 +85,14 @@ NAMESPACES = {
     "staging": {"environment": "staging", "team": "storefront"},
     "ci-runners": {"environment": "ci", "team": "platform"},
     "monitoring": {"environment": "production", "team": "platform"},
-    "ml": {"environment": "production", "team": "ml-platform"},
+    "ml-platform": {"environment": "production", "team": "ml-platform"},
 }
 
 
 def _workloads() -> list[DemoWorkload]:
     """The demo estate, one namespace at a time."""
     return [*_shop(), *_payments(), *_data(), *_staging(), *_ci_runners(), *_monitoring(),
-            *gpu_workloads(W, C)]  # the GPU block: ml (demo_gpus.py)
+            *gpu_workloads(W, C)]  # the GPU block: ml-platform (demo_gpus.py)
 
 
 def _shop() -> list[DemoWorkload]:

@@ -4,11 +4,11 @@ well-used one (rightsize.demo builds the rest of the cluster).
 - Node group ``gpu-a100``: two p4d.24xlarge (8 A100 40 GB each). One advertises 8 whole GPUs; the other
   was partitioned with MIG's "mixed" strategy (4 whole GPUs, 2 GPUs as seven 1g.5gb slices, 2 as two
   3g.20gb slices) and nothing requests it: GPUs idle.
-- ``ml/Job/finetune-llm``: 4 GPUs, a training job stuck waiting for data (engine active p95 about 2 %):
+- ``ml-platform/Job/finetune-llm``: 4 GPUs, a training job stuck waiting for data (engine active p95 about 2 %):
   idle. It checkpoints (annotation ``rightsize.io/checkpoints``), so spot would suit it.
-- ``ml/Deployment/embeddings``: 2 replicas x 1 GPU, engine active about 5 % (p95 about 8 %), 2.5 GiB of
+- ``ml-platform/Deployment/embeddings``: 2 replicas x 1 GPU, engine active about 5 % (p95 about 8 %), 2.5 GiB of
   its 40 GB frame buffer: a 1g.5gb MIG slice holds it, and the other node offers that slice.
-- ``ml/Deployment/llm-serving``: 2 replicas x 1 GPU, engine active about 50 % (p95 about 80 %), 28 GiB: keep.
+- ``ml-platform/Deployment/llm-serving``: 2 replicas x 1 GPU, engine active about 50 % (p95 about 80 %), 28 GiB: keep.
 
 GPU nodes are tainted (nvidia.com/gpu:NoSchedule, as EKS GPU node groups are): no other demo workload
 and no demo DaemonSet lands on them, so the rest of the demo is priced as it was.
@@ -48,13 +48,13 @@ class DemoGpu:
 def gpu_workloads(W, C) -> list:
     """The demo's GPU workloads (``W``, ``C``: rightsize.demo's DemoWorkload and DemoContainer)."""
     return [
-        W("ml", "Job", "finetune-llm", 1, [C("trainer", "8", "64Gi", None, "64Gi", cpu_mean=0.4, memory_mean="20Gi",
+        W("ml-platform", "Job", "finetune-llm", 1, [C("trainer", "8", "64Gi", None, "64Gi", cpu_mean=0.4, memory_mean="20Gi",
                                             gpu=DemoGpu(4, engine_mean=0.006, engine_burst=3.0, memory_gib=1.5))],
           "ml-platform", checkpoints=True),
-        W("ml", "Deployment", "embeddings", 2, [C("server", "4", "16Gi", None, "16Gi", cpu_mean=0.5, memory_mean="6Gi",
+        W("ml-platform", "Deployment", "embeddings", 2, [C("server", "4", "16Gi", None, "16Gi", cpu_mean=0.5, memory_mean="6Gi",
                                                  gpu=DemoGpu(1, engine_mean=0.05, engine_burst=2.0, memory_gib=2.5))],
           "ml-platform", services=[("embeddings", "ClusterIP", False)]),
-        W("ml", "Deployment", "llm-serving", 2, [C("vllm", "8", "48Gi", None, "48Gi", cpu_mean=2.0, memory_mean="30Gi",
+        W("ml-platform", "Deployment", "llm-serving", 2, [C("vllm", "8", "48Gi", None, "48Gi", cpu_mean=2.0, memory_mean="30Gi",
                                                   gpu=DemoGpu(1, engine_mean=0.5, engine_burst=1.3, memory_gib=28.0))],
           "ml-platform", services=[("llm-serving", "ClusterIP", False)]),
     ]

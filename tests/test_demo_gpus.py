@@ -35,7 +35,7 @@ def test_the_demo_s_cpu_and_memory_savings_off_the_gpu_nodes_do_not_change(both)
     keys = list(CONTAINER_KEY)
     money = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
              "cpu_request_cores_recommended", "memory_request_bytes_recommended"]
-    gpu = a.recommendations["namespace"] == "ml"
+    gpu = a.recommendations["namespace"] == "ml-platform"
     assert gpu.sum() == 3 and len(a.recommendations) == len(b.recommendations) + 3
     left = a.recommendations[~gpu].set_index(keys)[money].sort_index()
     right = b.recommendations.set_index(keys)[money].sort_index()

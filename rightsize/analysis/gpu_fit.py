@@ -75,7 +75,9 @@ def mig_fit(models: pd.Series, compute: np.ndarray, memory: np.ndarray) -> pd.Da
     resource (nvidia.com/mig-...), share."""
     table = mig_profiles().assign(share=lambda t: np.maximum(t["sm_slices"] / MIG_SLICES, t["memory_eighths"] / 8.0))
     table = table.sort_values(["share", "sm_slices", "memory_gb"])
-    out = pd.DataFrame({"profile": "", "resource": "", "share": np.nan}, index=models.index)
+    out = pd.DataFrame({"profile": pd.Series("", index=models.index, dtype=object),
+                        "resource": pd.Series("", index=models.index, dtype=object),
+                        "share": pd.Series(np.nan, index=models.index, dtype=float)})
     for model, rows in table.groupby("gpu_model", sort=False):
         mine = (models == model).to_numpy()
         if not mine.any():
@@ -87,7 +89,7 @@ def mig_fit(models: pd.Series, compute: np.ndarray, memory: np.ndarray) -> pd.Da
         idx = models.index[mine]
         out.loc[idx, "profile"] = np.where(first >= 0, chosen["profile"].to_numpy(), "")
         out.loc[idx, "share"] = np.where(first >= 0, chosen["share"].to_numpy(), np.nan)
-    out["resource"] = [mig_resource(p) if p else "" for p in out["profile"]]
+    out["resource"] = pd.Series([mig_resource(p) if p else "" for p in out["profile"]], index=out.index, dtype=object)
     return out
 
 

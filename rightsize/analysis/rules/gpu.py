@@ -1,5 +1,6 @@
 """Rules for the containers that ask for GPUs: measured or not, idle, shared (a MIG slice, or time-slicing /
-MPS), a smaller GPU, or keep; each with its evidence. They run after the CPU and memory rules and read
+MPS), a smaller GPU, or keep; each with its evidence. They run after the CPU and memory rules' status (a
+patchable GPU change makes a container a change) and read
 the GPU usage the DCGM exporter gave (usage table ``gpu_engine_*``, ``gpu_memory_*``) and the facts of
 analysis/gpu_fit.py. One GPU action per container; its dollars are cost.py's (gpu_share_after: what the
 container's GPU cost becomes, as a share of today's).
@@ -28,7 +29,7 @@ def _gib(num_bytes: np.ndarray) -> pd.Series:
     return pd.Series(np.round(np.nan_to_num(num_bytes) / 2**30, 1)).astype(str) + " GiB"
 
 
-@rule(after="provisioning_flags",
+@rule(after="status",
       reads=_KEY + ("rec", "gpu_resource", "gpu_request_count", "gpu_model", "gpu_memory_total_bytes", "gpu_engine_metric",
                     "gpu_engine_mean_ratio", "gpu_memory_max_bytes", "hours_covered") + _ENGINE_P95,
       writes=("gpu", "gpu_measured", "gpu_model_name", "gpu_memory", "gpu_sharing", "gpu_price", "gpu_time_sliced",
@@ -115,8 +116,7 @@ def gpu_share(rows: Rows) -> None:
     sharing = pd.Series(v["gpu_sharing"], dtype=object)
     fit = gpu_fit.mig_fit(pd.Series(v["gpu_model_name"]).where(sharing.str.contains("mig").to_numpy(), ""), compute, memory)
     mig = one & (fit["share"].to_numpy() < 1.0)
-    k = gpu_fit.time_slices(compute, memory, v["gpu_memory"], int(rows.pf("gpu_time_slices").max()))
-    k = np.minimum(k, rows.pf("gpu_time_slices").astype(int))
+    k = np.minimum(gpu_fit.time_slices(compute, memory, v["gpu_memory"], 1 << 20), rows.pf("gpu_time_slices").astype(int))
     slices = one & ~mig & sharing.str.contains("time-slicing").to_numpy() & (k >= 2)
     offered = np.array([r in o for r, o in zip(fit["resource"], v["gpu_mig_offered"])], dtype=bool)
     v["gpu_action"] = np.where(mig, "share_mig", np.where(slices, "share_time_slicing", v["gpu_action"]))
@@ -144,7 +144,8 @@ def gpu_share(rows: Rows) -> None:
 def gpu_smaller(rows: Rows) -> None:
     """Smaller GPU: a cheaper GPU family whose memory holds the frame buffer peak, for a GPU not shared above.
 
-    Where the engine active p95 is below gpu_smaller_below, the cheapest GPU per GPU-hour (of the families
+    For a container on one whole GPU (inference, typically: a multi-GPU job leans on the GPUs' interconnect)
+    whose engine active p95 is below gpu_smaller_below, the cheapest GPU per GPU-hour (of the families
     rightsize suggests, on the same host architecture, priced from the snapshot: gpu_fit.smaller_gpus) whose
     memory holds the frame buffer peak x (1 + gpu_memory_margin) and that costs less than today's. Report-only:
     a smaller GPU is usually slower, so benchmark the workload there before moving its node group.
@@ -155,7 +156,7 @@ def gpu_smaller(rows: Rows) -> None:
     """
     v = rows.v
     todo = v["gpu_measured"] & (v["gpu_action"] == "") & rows.column("gpu_resource").isin(WHOLE_GPU_RESOURCES).to_numpy() \
-        & (v["gpu_engine_p95"] < rows.pf("gpu_smaller_below")) & ~np.isnan(v["gpu_price"])
+        & (rows.num("gpu_request_count") == 1) & (v["gpu_engine_p95"] < rows.pf("gpu_smaller_below")) & ~np.isnan(v["gpu_price"])
     if not todo.any():
         return
     need = v["gpu_memory_peak"] * (1 + rows.pf("gpu_memory_margin"))
