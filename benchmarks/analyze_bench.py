@@ -32,7 +32,8 @@ from rightsize.demo import generate  # noqa: E402
 from rightsize.snapshot import Snapshot  # noqa: E402
 from rightsize.sources.aws import collect_prices  # noqa: E402
 
-NAMESPACED = {"workloads", "containers", "usage", "placement", "services", "namespaces", "series", "usage_histograms",
+NAMESPACED = {"workloads", "containers", "usage", "placement", "services", "namespaces", "series", "usage_histograms", "runtimes",
+              "runtime_hourly",
               "usage_daily"}
 
 

@@ -11,7 +11,8 @@ _PLOTS = ("plot_usage", "plot_cross_az_matrix")
 # the report's charts (rightsize.emit.charts via rightsize.plots), loaded with matplotlib on first use
 _CHARTS = ("savings_by_namespace", "requested_vs_used", "request_usage_ratios", "spot_readiness", "cross_az_by_pair",
            "top_workload_percentiles")
-_TYPES = {"Config": "config", "Policy": "config", "load_config": "config", "Snapshot": "snapshot", "Analysis": "analysis"}
+_TYPES = {"Config": "config", "Policy": "config", "load_config": "config", "Snapshot": "snapshot", "Analysis": "analysis",
+          "RightsizeError": "errors"}  # the notebook catches rs.RightsizeError (a workload its snapshot lacks)
 
 
 def __getattr__(name):

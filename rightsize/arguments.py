@@ -80,11 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_data_commands(sub, common: argparse.ArgumentParser) -> None:
-    """collect, analyze, backtest."""
+    """collect, doctor, analyze, backtest."""
     p = sub.add_parser("collect", parents=[common], help="pull usage (Prometheus), specs (Kubernetes API or manifests) and prices (AWS) into a snapshot",
                        description="Collect a snapshot: usage from the Prometheus-compatible API, workload specs from the Kubernetes API or manifests, and prices from AWS or the bundled catalogue.")
     _add_collect_options(p)
     p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="snapshot folder to write (default: <this week's report folder>/snapshot)")
+
+    sub.add_parser("doctor", parents=[common], help="check what a collection would find: coverage, retention, metric families",
+                   description="Before a collection: per cluster, the server, how much of the window it really has data for "
+                               "(coverage) and its retention, the nodes' labels, and every metric family rightsize reads, "
+                               "present or missing with what it disables and a hint. Reads no usage sample. Exit 1 when a "
+                               "collection could not run (a core metric missing, the server unreachable).")
 
     p = sub.add_parser("analyze", parents=[common], help="compute recommendations, costs, spot and cross-AZ findings; write the data tables",
                        description="Analyze a snapshot and write recommendations.csv, spot.csv, cross_az.csv, load_balancers.csv, idle.csv, node_groups.csv and summary.json.")

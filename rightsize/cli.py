@@ -1,4 +1,4 @@
-"""The command line: collect, analyze, report, patch, run (all stages), demo, config.
+"""The command line: collect, doctor, analyze, report, patch, run (all stages), demo, config.
 
 Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 4 partial result
 (a cluster or shard failed and --allow-partial / several clusters let the run go on).
@@ -15,8 +15,9 @@ import warnings
 from pathlib import Path
 
 from .arguments import build_parser
-from .config import Config, help_for_keys, load_config, render_config
+from .config import Config, check_files, help_for_keys, load_config, render_config
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, ConfigError, RightsizeError
+from .escape import clean_text
 from .snapshot import Snapshot
 
 
@@ -36,6 +37,12 @@ def _locked(config: Config, folder: Path, command: str, log):
                        lease_seconds=config.general.lock_lease)
 
 
+def say(text: str) -> None:
+    """One line on stderr, "rightsize: TEXT", with control characters escaped (escape.clean_text): a name in
+    a message can neither forge a line nor drive the terminal."""
+    print(f"rightsize: {clean_text(text)}", file=sys.stderr)
+
+
 class TerminalLog:
     """Log lines through rich, plus a progress bar while queries run (``bar(done, total)``)."""
 
@@ -52,7 +59,7 @@ class TerminalLog:
         # printed above the live bar while one is shown; print, not console.log, which ends every
         # line with the source position of this call ('cli.py:42')
         stamp = f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} "
-        self.console.print(Text.assemble((stamp, "dim"), msg), highlight=False)
+        self.console.print(Text.assemble((stamp, "dim"), clean_text(msg)), highlight=False)
 
     def bar(self, done: int, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -74,7 +81,7 @@ def _log_function(quiet: bool):
         return lambda msg: None
     if sys.stderr.isatty() and not os.environ.get("CI"):
         return TerminalLog()
-    return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {msg}", file=sys.stderr, flush=True)
+    return lambda msg: print(f"{dt.datetime.now(dt.timezone.utc):%H:%M:%S} {clean_text(msg)}", file=sys.stderr, flush=True)
 
 
 def _with_prices(config: Config, prices: str | None) -> Config:
@@ -136,7 +143,7 @@ def _fleet_out(snapshot: Snapshot):
 def _finish(report_result, partial: bool, log) -> int:
     crossed = list(getattr(report_result, "thresholds_crossed", []) or [])
     for message in crossed:
-        print(f"rightsize: threshold crossed: {message}", file=sys.stderr)
+        say(f"threshold crossed: {message}")
     if crossed:
         return EXIT_THRESHOLD
     if partial:
@@ -190,7 +197,7 @@ def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, 
     result = write_patches(analysis.recommendations, snapshot, config, out)
     log(f"patches written to {out}")
     for warning in result.warnings:
-        print(f"rightsize: warning: {warning}", file=sys.stderr)
+        say(f"warning: {warning}")
     return result
 
 
@@ -219,6 +226,7 @@ def _summary(analysis, snapshot, config: Config, result=None) -> None:
 def cmd_collect(args, config, log) -> int:
     from .collect import collect
 
+    check_files(config, args.config)
     out = args.out or _report_dir(config, None) / "snapshot"
     with _locked(config, out, "rightsize collect", log):
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
@@ -226,6 +234,14 @@ def cmd_collect(args, config, log) -> int:
         snapshot.write(out)
     log(f"snapshot written to {out}")
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
+
+
+def cmd_doctor(args, config, log) -> int:
+    from .doctor import examine, report
+
+    text, code = report(examine(config, log), config)
+    print(text)
+    return code
 
 
 def cmd_analyze(args, config, log) -> int:
@@ -337,18 +353,59 @@ def cmd_run(args, config, log) -> int:
 
     from .emit.notify import webhook_url
 
+    check_files(config, args.config)
     url = webhook_url(config)
     out = _report_dir(config, args.out)
     with _locked(config, out, "rightsize run", log):  # one run's snapshot, report and patches, never a mix
         snapshot = collect(config, manifests=args.manifests, context=args.context, allow_partial=args.allow_partial,
                            series=tuple(args.series), log=log)
-        snapshot.write(out / "snapshot")
         analysis = analyze(snapshot, config)
-        result = _write_report(snapshot, analysis, config, out, args.compare, log)
-        _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
+        result = _write_run(snapshot, analysis, config, out, args, log)
     _summary(analysis, snapshot, config, result)
     _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
+
+
+def _write_run(snapshot, analysis, config, out, args, log):
+    """The run folder as one unit: snapshot/, the report and patches/ staged together and swapped in by
+    one replace (a signal or a kill leaves either all of them new or none). On S3 each part is committed
+    by its own pointer switch, signals held between them. ``--overlay`` (outside the folder) comes after."""
+    from .folders import replace_folder
+    from .s3 import S3Path
+
+    if isinstance(out, S3Path):
+        snapshot.write(out / "snapshot")
+        result = _write_report(snapshot, analysis, config, out, args.compare, log)
+        if not args.overlay:
+            _write_patches(analysis, snapshot, config, out / "patches", None, log, args.cluster)
+    else:
+        from .emit.report import write_report
+
+        def fill(tmp):
+            snapshot.write(tmp / "snapshot")
+            box["report"] = write_report(snapshot, analysis, config, out, args.compare, progress=log, into=tmp)
+            if not args.overlay:  # with --overlay the patches go into the overlay, after the swap
+                box["patches"] = _patches_into(analysis, snapshot, config, tmp / "patches", out / "patches", args.cluster)
+
+        box: dict = {}
+        replace_folder(out, fill, what="run outputs", keep_others=True)
+        result = box["report"]
+        log(f"snapshot, report and patches written to {out} (report.md, report.html, patches/)")
+        for warning in box["patches"].warnings if "patches" in box else []:
+            say(f"warning: {warning}")
+    if args.overlay:
+        _write_patches(analysis, snapshot, config, out / "patches", args.overlay, log, args.cluster)
+    return result
+
+
+def _patches_into(analysis, snapshot, config, staged, out, cluster):
+    """write_patches into the staged run folder, its messages naming the real folder."""
+    from .emit.patches import _check_writable, write_patches
+
+    _check_writable(out)
+    result = write_patches(analysis.recommendations, snapshot, config, staged)
+    result.warnings = [w.replace(str(staged), str(out)) for w in result.warnings]
+    return result
 
 
 def cmd_demo(args, config, log) -> int:
@@ -384,7 +441,8 @@ def _with_demo_base(config: Config, out: Path, log) -> Config:
 
 
 def cmd_config(args, config, log) -> int:
-    if args.check:
+    if args.check:  # every check a run makes that needs no network (load_config made the others)
+        check_files(config, args.config)
         return EXIT_OK
     if args.keys:
         for key, default, expected, text in help_for_keys():
@@ -400,11 +458,11 @@ def _load_config(path) -> Config:
         warnings.simplefilter("always")
         config = load_config(path, required=path != "config.toml")
     for w in caught:
-        print(f"rightsize: warning: {w.message}", file=sys.stderr)
+        say(f"warning: {w.message}")
     return config
 
 
-COMMANDS = {"collect": cmd_collect, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
+COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze, "backtest": cmd_backtest, "report": cmd_report, "patch": cmd_patch,
             "run": cmd_run, "demo": cmd_demo, "config": cmd_config}
 
 
@@ -422,13 +480,13 @@ def main(argv: list[str] | None = None) -> int:
     except RightsizeError as exc:
         if args.debug:
             raise
-        print(f"rightsize: error: {exc}", file=sys.stderr)
+        say(f"error: {exc}")
         return exc.exit_code
     except OSError as exc:
         if args.debug:
             raise
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"rightsize: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        say(f"error: {where}{exc.strerror or exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("rightsize: interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .version import __version__
 from .config import Config
+from .escape import clean_text
 from .errors import ConfigError, RightsizeError, SourceError
 from .refs import WorkloadRef, refs_text
 from .schema import TABLES
@@ -65,6 +66,8 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
         current = target.meta["partial"].setdefault(key, [])
         current.extend(v for v in value if v not in current)
     target.meta["sources"].update(part.meta.get("sources", {}))
+    if part.meta.get("coverage"):
+        target.meta.setdefault("coverage", {}).update(part.meta["coverage"])
 
 
 def read_manifests(config: Config, target: ClusterTarget, log: Log) -> tuple[dict, list]:
@@ -148,7 +151,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         snapshot.meta["clusters"].append(target.name)
         if refs:
             _collect_series(config, target, refs, snapshot)
-    warn_invalid_names(snapshot)
+    drop_invalid_names(snapshot, log)
     if failed:
         snapshot.meta["partial"]["clusters"] = failed
         if len(failed) == len(targets):
@@ -172,20 +175,35 @@ def preflight(config: Config, targets: list[ClusterTarget], source: str) -> None
     require_credentials(config)
 
 
-def warn_invalid_names(snapshot: Snapshot) -> None:
-    """Flag namespaces and workloads (from metrics labels, say) that are not Kubernetes names: they get
-    no patch, since a file name built from '../x' could land outside the output folder."""
-    from .folders import is_k8s_name
+def drop_invalid_names(snapshot: Snapshot, log: Log) -> None:
+    """Names are data: rows whose namespace, kind, workload or container (from metrics labels, say) is not
+    a Kubernetes name are left out of every table, and a team label that is not a label value is cleared,
+    each with one warning naming them, escaped (names.py). Kubernetes itself allows no other names; such
+    values come from relabelling, multi-tenant stores or misconfiguration."""
+    from .names import describe_invalid, invalid_rows, valid
 
-    refs = pd.concat([snapshot.tables[t][["namespace", "kind", "workload"]] for t in ("workloads", "usage")]).drop_duplicates()
-    names = pd.unique(pd.concat([refs["namespace"], refs["workload"]]).astype(str))
-    bad = {n for n in names if not is_k8s_name(n)}
-    if not bad:
-        return
-    rows = refs[refs["namespace"].isin(bad) | refs["workload"].isin(bad)].astype(str)
-    shown = ", ".join(sorted(refs_text(rows))[:5])
-    snapshot.warn("invalid_names", f"{len(rows)} workload(s) have a namespace or name that is not a valid Kubernetes "
-                  f"name ({shown}); they are analysed but get no patch", "patches")
+    named, count = [], 0
+    for name, table in list(snapshot.tables.items()):
+        if snapshot.tables.lazy(name) is not None or table.empty:
+            continue
+        bad = invalid_rows(table)
+        if bad.any():
+            named.append(describe_invalid(table, bad))
+            count += int(bad.sum()) if name in ("workloads", "containers") else 0
+            snapshot.tables[name] = table[~bad].reset_index(drop=True)
+    if named:
+        text = (f"rows with a name that is not a valid Kubernetes name were left out ({count} workload or container "
+                f"rows): {'; '.join(dict.fromkeys(named))}")
+        snapshot.warn("invalid_names", text, "every table")
+        log(f"warning: {text}")
+    workloads = snapshot.tables["workloads"]
+    if "team" in workloads and not workloads.empty:
+        teams = workloads["team"].fillna("").astype(str)
+        wrong = ~teams.map({t: valid("team", t) for t in pd.unique(teams)}).astype(bool)
+        if wrong.any():
+            shown = ", ".join(repr(clean_text(t)) for t in pd.unique(teams[wrong])[:5])
+            snapshot.tables["workloads"] = workloads.assign(team=teams.where(~wrong, ""))
+            snapshot.warn("invalid_names", f"team label values that are not Kubernetes label values were cleared: {shown}", "teams")
 
 
 def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, *, allow_partial: bool, log: Log) -> None:

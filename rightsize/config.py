@@ -20,15 +20,17 @@ from .settings import fields_of, key_rows, parse_value, render_toml, section, se
 
 from .usage_stats import BASES, DEFAULT_BASIS, StatisticName
 
+MAX_WINDOW_SECONDS = 3650 * 86400.0  # ten years: beyond any store's retention, and within what datetimes hold
+
 
 @dataclass(frozen=True)
 class GeneralConfig:
     cluster_name: str = setting("default", "Name of the cluster when only one is collected (part of every identity).", kind="str")
-    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True)
-    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", positive=True)
+    window: float = setting("14d", "Usage window looked back from now.", kind="duration", unit="seconds", positive=True, maximum=MAX_WINDOW_SECONDS)
+    step: float = setting("5m", "Resolution at which each pod's usage is read inside the window: its CPU rate and working set at every step; every statistic is computed from those samples. Keep it equal to [prometheus] rate_window so the CPU rate windows tile the window exactly (every sample counted once); memory maxima are taken from every raw sample whatever the step. At most window.", kind="duration", unit="seconds", minimum=1)
     hours_per_month: float = setting(730.0, "Hours used to turn hourly prices into monthly figures.", kind="float", unit="hours", minimum=1)
     lock_wait: float = setting("60s", "How long a run waits for another rightsize process writing the same output folder (a lock file beside the folder) before it fails naming that process; 0 = fail at once.", kind="duration", unit="seconds", minimum=0)
-    lock_lease: float = setting("6h", "A lock on an s3:// output (an object beside its prefix) older than this is taken over: its run died without removing it, and S3 has no kernel to release a lock. Keep it longer than any run.", kind="duration", unit="seconds", positive=True)
+    lock_lease: float = setting("2m", "The lease of a lock on an s3:// output (an object beside its prefix): the run holding it rewrites it every quarter of this (30 s) while it lives, and a lock not rewritten for this long is a dead run's and is taken over (S3 has no kernel to release a lock), so a killed run blocks the next one for at most this long.", kind="duration", unit="seconds", positive=True)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class MetricNames:
     replicaset_owner: str = setting("kube_replicaset_owner", "kube-state-metrics ReplicaSet owner.", kind="str")
     job_owner: str = setting("kube_job_owner", "kube-state-metrics Job owner (CronJob resolution).", kind="str")
     pod_info: str = setting("kube_pod_info", "kube-state-metrics pod info (node).", kind="str")
+    pod_start_time: str = setting("kube_pod_start_time", "kube-state-metrics pod start time (unix seconds): pod lifetimes.", kind="str")
+    pod_completion_time: str = setting("kube_pod_completion_time", "kube-state-metrics pod completion time (unix seconds): lifetimes of finished pods.", kind="str")
+    pod_labels: str = setting("kube_pod_labels", "kube-state-metrics pod labels (only those its --metric-labels-allowlist allows): batch-framework groups.", kind="str")
     node_labels: str = setting("kube_node_labels", "kube-state-metrics node labels.", kind="str")
     node_allocatable: str = setting("kube_node_status_allocatable", "kube-state-metrics node allocatable (CPU, memory, GPUs).", kind="str")
     node_capacity: str = setting("kube_node_status_capacity", "kube-state-metrics node capacity (read for GPUs).", kind="str")
@@ -78,7 +83,8 @@ class LabelNames:
     instance_type: str = setting("label_node_kubernetes_io_instance_type", "Instance type label on kube_node_labels.", kind="str")
     capacity_type_eks: str = setting("label_eks_amazonaws_com_capacity_type", "EKS managed node group capacity type label.", kind="str")
     capacity_type_karpenter: str = setting("label_karpenter_sh_capacity_type", "Karpenter capacity type label.", kind="str")
-    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "Node group label used to group idle cost.", kind="str")
+    node_group: str = setting("label_eks_amazonaws_com_nodegroup", "EKS managed node group label on kube_node_labels: a node's group when it has it.", kind="str")
+    node_pool: str = setting("label_karpenter_sh_nodepool", "Karpenter NodePool label on kube_node_labels: a node's group when it has no EKS node group label.", kind="str")
     gpu_model: str = setting("modelName", "GPU model label on the DCGM exporter's series (its pod labels are namespace, pod and container as above, or exported_namespace, exported_pod, exported_container when Prometheus scrapes the exporter with honor_labels off: both are read).", kind="str")
     gpu_product: str = setting("label_nvidia_com_gpu_product", "GPU model label on kube_node_labels (NVIDIA GPU feature discovery's nvidia.com/gpu.product; kube-state-metrics exports it when --metric-labels-allowlist names it).", kind="str")
     source_workload: str = setting("source_workload", "Istio source workload label.", kind="str")
@@ -91,6 +97,25 @@ class LabelNames:
     owner_name: str = setting("owner_name", "Owner name label on the same metrics.", kind="str")
     replicaset: str = setting("replicaset", "ReplicaSet name label on kube_replicaset_owner.", kind="str")
     job: str = setting("job_name", "Job name label on kube_job_owner.", kind="str")
+
+
+@dataclass(frozen=True)
+class RuntimeMetricNames:
+    jvm_memory_used: str = setting("jvm_memory_used_bytes", "JVM memory in use by area (heap, nonheap) and pool id (Micrometer / Spring Boot Actuator, Prometheus client_java 1.x).", kind="str")
+    jvm_memory_committed: str = setting("jvm_memory_committed_bytes", "JVM memory committed by area and pool id (Micrometer).", kind="str")
+    jvm_memory_max: str = setting("jvm_memory_max_bytes", "JVM memory maximum by area and pool id (Micrometer; -1 for a pool without one).", kind="str")
+    jvm_gc_live_data: str = setting("jvm_gc_live_data_size_bytes", "JVM heap in use after the last full collection (Micrometer): the live set.", kind="str")
+    jmx_memory_used: str = setting("jvm_memory_bytes_used", "JVM memory in use by area (the JMX exporter, client_java 0.x hotspot metrics).", kind="str")
+    jmx_memory_committed: str = setting("jvm_memory_bytes_committed", "JVM memory committed by area (the JMX exporter).", kind="str")
+    jmx_memory_max: str = setting("jvm_memory_bytes_max", "JVM memory maximum by area (the JMX exporter).", kind="str")
+    go_heap_inuse: str = setting("go_memstats_heap_inuse_bytes", "Go heap in use (client_golang).", kind="str")
+    go_memory_limit: str = setting("go_gc_gomemlimit_bytes", "Go's soft memory limit, GOMEMLIMIT (client_golang; math.MaxInt64 when unset).", kind="str")
+    node_heap_used: str = setting("nodejs_heap_size_used_bytes", "V8 heap in use (prom-client).", kind="str")
+    node_heap_total: str = setting("nodejs_heap_size_total_bytes", "V8 heap allocated (prom-client).", kind="str")
+    dotnet_heap_size: str = setting("dotnet_gc_heap_size_bytes", ".NET GC heap by generation (prometheus-net.DotNetRuntime).", kind="str")
+    dotnet_total_available: str = setting("dotnet_gc_memory_total_available_bytes", "Memory the .NET GC may use: its hard limit when one is set (prometheus-net.DotNetRuntime).", kind="str")
+    otel_dotnet_heap_size: str = setting("process_runtime_dotnet_gc_heap_size_bytes", ".NET GC heap by generation (OpenTelemetry runtime instrumentation).", kind="str")
+    otel_dotnet_committed: str = setting("process_runtime_dotnet_gc_committed_memory_size_bytes", ".NET GC committed memory (OpenTelemetry runtime instrumentation).", kind="str")
 
 
 @dataclass(frozen=True)
@@ -111,11 +136,13 @@ class PrometheusConfig:
     retries: int = setting(3, "Retries on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between retries.", kind="float", unit="seconds", minimum=0)
     concurrency: int = setting(2, "Requests in flight at once (keep at or below the server's cores).", kind="int", minimum=1)
-    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", positive=True)
+    rate_window: float = setting("5m", "Window of rate() over the CPU counter.", kind="duration", unit="seconds", minimum=1)
     compression: str = setting("auto", "gzip asks the server to compress answers (a range query's answer shrinks 3-4x, which matters over a slow link, but compressing costs the server about 1 s of CPU per 15 MB); none is faster on a fast network. auto: none for loopback and in-cluster service addresses (no dot in the host, or ending in .svc / .cluster.local), gzip otherwise.", kind="str", choices=("auto", "gzip", "none"))
+    max_answer_bytes: float = setting("256Mi", "Largest answer one request may bring (a memory quantity): a larger one is not read further and is split like a timeout (smaller time chunks, then namespaces), or fails naming this setting when it cannot be split, so a runaway answer cannot take the process' memory. A range query of range_points points is about 30 bytes a point (18 MB at the default).", kind="memory", unit="bytes", positive=True)
     range_points: int = setting(600_000, "Points one range query may return (container series x steps): each pod's usage is pulled in time chunks and namespace shards of at most this many points, so the server holds one chunk per request (Prometheus about 160 bytes per point while it answers) and rightsize one answer per worker (about 30 bytes per point). Keep it under the server's per-query sample limit (Prometheus --query.max-samples, 50000000 by default; VictoriaMetrics -search.maxSamplesPerQuery).", kind="int", minimum=1000)
     istio_reporter: str = setting("destination", "Which Istio proxy's counts are read: both sidecars report every request, so one reporter is used for every metric family (destination: the server side, as Kiali does; source: the client side, which also sees calls to services outside the mesh).", kind="str", choices=("destination", "source"))
     container_filter: str = setting('container!="",container!="POD"', "Label matchers that select real containers in cAdvisor and kube-state-metrics series.", kind="str")
+    scrape_labels: tuple = setting(["job", "instance", "service", "endpoint", "metrics_path", "prometheus", "prometheus_replica"], "Labels that only tell scrapes apart: series of one container that differ only in these (a kubelet scraped by two jobs) are one series seen twice, counted once (the max of the duplicates), with a warning naming the jobs.", kind="list")
     namespaces: tuple = setting([], "Only these namespaces (empty = all).", kind="list")
     exclude_namespaces: tuple = setting(["kube-system"], "Namespaces never collected.", kind="list")
     cluster_label: str = setting("", "Label that names the cluster on every series in a multi-cluster store (e.g. \"cluster\"); empty = one cluster.", kind="str")
@@ -123,6 +150,7 @@ class PrometheusConfig:
     end: str = setting("", "End of the usage window as an RFC 3339 UTC time (e.g. \"2026-11-16T00:00:00Z\"); empty = now. Makes a run reproducible.", kind="time")
     metrics: MetricNames = section(MetricNames, "Metric names, as cAdvisor, kube-state-metrics and Istio export them.")
     labels: LabelNames = section(LabelNames, "Label names.")
+    runtime_metrics: RuntimeMetricNames = section(RuntimeMetricNames, "Metric names of the runtimes' own memory (JVM, Go, Node.js, .NET), read per pod when present (see README \"Runtimes\").")
 
 
 @dataclass(frozen=True)
@@ -141,6 +169,14 @@ class KubernetesConfig:
     retries: int = setting(3, "Retries of an API call on connection errors and 5xx answers, with exponential backoff.", kind="int", minimum=0)
     backoff: float = setting(0.5, "Backoff factor between API retries.", kind="float", unit="seconds", minimum=0)
     default_namespace: str = setting("default", "Namespace of a manifest object that names none.", kind="str")
+
+
+@dataclass(frozen=True)
+class BatchGroupsConfig:
+    argo_workflows: tuple = setting(["workflows.argoproj.io/workflow"], "Pod labels naming an Argo Workflows pod's group (kind ArgoWorkflow): the workflow's name without its run suffix (the CronWorkflow's timestamp or generateName's 5 characters), then the template from the pod's name (<workflow>-<template>-<id>); empty = not grouped.", kind="list")
+    airflow: tuple = setting(["dag_id", "task_id"], "Pod labels naming an Airflow KubernetesPodOperator pod's group (kind AirflowTask); empty = not grouped.", kind="list")
+    spark: tuple = setting(["spark-app-name", "spark-role"], "Pod labels naming a Spark driver's or executor's group (kind SparkApplication); empty = not grouped.", kind="list")
+    tekton: tuple = setting(["tekton.dev/task"], "Pod labels naming a Tekton TaskRun pod's group (kind TektonTask); empty = not grouped.", kind="list")
 
 
 @dataclass(frozen=True)
@@ -205,6 +241,12 @@ class Policy:
     change_threshold: float = setting(0.10, "Do not propose changes smaller than this fraction ...", kind="float", minimum=0)
     change_threshold_cpu: float = setting("10m", "... or smaller than this CPU ...", kind="cpu", unit="cores", minimum=0)
     change_threshold_memory: float = setting("32Mi", "... or smaller than this memory.", kind="memory", unit="bytes", minimum=0)
+    # runtimes (README "Runtimes"): a JVM's heap and a Go, Node.js or .NET runtime limit move with the memory limit
+    heap_target_occupancy: float = setting(0.7, "JVM with runtime metrics: heap = the live set's p99 (heap in use after a full collection) / this, so the heap is this full after a collection at the live set's p99.", kind="float", minimum=0.05, maximum=1)
+    go_memory_limit_share: float = setting(0.9, "Go: GOMEMLIMIT = this share of the recommended memory limit, where a literal GOMEMLIMIT is set (the rest is memory outside Go's accounting).", kind="float", minimum=0.05, maximum=1)
+    node_heap_share: float = setting(0.75, "Node.js: --max-old-space-size = this share of the recommended memory limit, where NODE_OPTIONS sets it (V8's other spaces, buffers and native memory live outside it).", kind="float", minimum=0.05, maximum=1)
+    dotnet_heap_share: float = setting(0.75, ".NET: DOTNET_GCHeapHardLimit = this share of the recommended memory limit, where it is set (.NET's own default in a container is 75 %).", kind="float", minimum=0.05, maximum=1)
+    # GPUs (README "GPUs"): the rules of analysis/rules/gpu.py
     gpu_idle_below: float = setting(0.05, "A GPU container whose engine active p95 (every replica's samples over the window) is below this share of the time is idle: its GPUs can go.", kind="float", minimum=0, maximum=1)
     gpu_memory_margin: float = setting(0.2, "Headroom above the peak frame buffer (GPU memory) that a MIG slice, a time-sliced share or a smaller GPU must hold, as a fraction (running out of GPU memory kills the process).", kind="float", minimum=0)
     gpu_time_slices: int = setting(4, "Most pods time-slicing or MPS puts on one GPU that has no MIG (T4, L4, A10G, L40S): a GPU's compute is shared, its memory is not isolated.", kind="int", minimum=2)
@@ -300,8 +342,8 @@ class ReportConfig:
 @dataclass(frozen=True)
 class ThresholdConfig:
     fail_on_production_oom_risk: bool = setting(False, "Exit 3 when any production container is at OOM risk.", kind="bool")
-    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0)
-    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0)
+    fail_on_savings_usd_per_month: float = setting(float("inf"), "Exit 3 when total monthly savings exceed this (inf = never).", kind="float", unit="USD/month", minimum=0, infinite=True)
+    fail_on_missing_clusters: float = setting(float("inf"), "Exit 3 when more clusters than this are missing or stale in a fleet report (inf = never; 0 = every expected cluster must be there).", kind="float", unit="clusters", minimum=0, infinite=True)
 
 
 @dataclass(frozen=True)
@@ -347,6 +389,7 @@ class Config:
     general: GeneralConfig = section(GeneralConfig, "General settings.")
     prometheus: PrometheusConfig = section(PrometheusConfig, "The Prometheus-compatible metrics API (Prometheus, Thanos Query, Mimir, VictoriaMetrics).")
     kubernetes: KubernetesConfig = section(KubernetesConfig, "Workload specs: Kubernetes API or manifests.")
+    batch_groups: BatchGroupsConfig = section(BatchGroupsConfig, "Pods that batch frameworks start without a Kubernetes controller (Argo Workflows, Airflow's KubernetesPodOperator, Spark, Tekton) are grouped by these pod labels into one workload per template or task, costed at the pods they ran like CronJobs. With kube-state-metrics, its --metric-labels-allowlist=pods=[...] must export them.")
     pricing: PricingConfig = section(PricingConfig, "Prices (AWS or the bundled offline catalogue) and the cost model.")
     recommend: RecommendConfig = section(RecommendConfig, "Which policy applies where.")
     policies: dict = table_map(Policy, "Recommendation policies by name; production and non_production exist by default.", _default_policies)
@@ -446,6 +489,9 @@ def load_config(path: str | os.PathLike | None, *, required: bool = False) -> Co
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                          "save the config as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read config: {exc.strerror}") from None
     config = _build(Config, _renamed(raw, str(p)), "", str(p))
@@ -471,6 +517,46 @@ def _check_references(config: Config, path: str) -> None:
     for i, c in enumerate(config.clusters):
         if not c.name:
             raise ConfigError(f"{path}: clusters[{i}].name is required")
+    _check_cluster_names(config, path)
+
+
+def _check_cluster_names(config: Config, path: str) -> None:
+    """Cluster names become folder names, identities and report text: each must be a valid name, once."""
+    from .names import cluster_name_problem
+
+    named = [("general.cluster_name", config.general.cluster_name)]
+    named += [(f"clusters[{i}].name", c.name) for i, c in enumerate(config.clusters)]
+    named += [(f"prometheus.clusters[{i}]", n) for i, n in enumerate(config.prometheus.clusters)]
+    named += [(f"fleet.clusters[{i}]", n) for i, n in enumerate(config.fleet.clusters)]
+    for key, name in named:
+        problem = cluster_name_problem(name)
+        if problem:
+            raise ConfigError(f"{path}: {key}: {problem}")
+    for group in ("clusters[", "prometheus.clusters[", "fleet.clusters["):
+        seen: dict[str, str] = {}
+        for key, name in named:
+            if key.startswith(group):
+                if name in seen:
+                    raise ConfigError(f"{path}: {key}: cluster {name!r} is listed twice (also {seen[name]}); "
+                                      "its containers would count twice")
+                seen[name] = key
+
+
+def check_files(config: Config, path: str = "config") -> None:
+    """The files the config names (token, CA bundle, kubeconfig, manifests) exist and can be read: checked by
+    `config --check` and before a collection starts, so a run fails on them before any query."""
+    p, k = config.prometheus, config.kubernetes
+    files = [("prometheus.token_file", p.token_file, False), ("prometheus.ca_bundle", p.ca_bundle, False),
+             ("kubernetes.kubeconfig", k.kubeconfig, False), ("kubernetes.manifests", k.manifests, True)]
+    files += [(f"clusters[{i}].manifests", c.manifests, True) for i, c in enumerate(config.clusters)]
+    for key, name, folder_ok in files:
+        if not name:
+            continue
+        target = Path(os.path.expanduser(name))
+        if not (target.is_file() or (folder_ok and target.is_dir())):
+            raise ConfigError(f"{path}: {key}: {name}: no such {'file or folder' if folder_ok else 'file'}")
+        if not os.access(target, os.R_OK):
+            raise ConfigError(f"{path}: {key}: {name}: cannot be read (permission denied)")
 
 
 def check_consistency(config: Config, path: str = "config") -> None:
@@ -496,12 +582,26 @@ def check_consistency(config: Config, path: str = "config") -> None:
                  for f in fields_of(MetricNames)]
     problems += [(f"prometheus.labels.{f.name}", name_problem(getattr(config.prometheus.labels, f.name)))
                  for f in fields_of(LabelNames)]
+    problems += [(f"prometheus.runtime_metrics.{f.name}", name_problem(getattr(config.prometheus.runtime_metrics, f.name), metric=True))
+                 for f in fields_of(RuntimeMetricNames)]
     if config.prometheus.cluster_label:
         problems.append(("prometheus.cluster_label", name_problem(config.prometheus.cluster_label)))
+    problems += [(f"prometheus.scrape_labels[{i}]", name_problem(n)) for i, n in enumerate(config.prometheus.scrape_labels)]
     problems += _aws_problems(config)
+    problems += _header_problems(config)
     for key, problem in problems:
         if problem:
             raise ConfigError(f"{path}: {key}: {problem}")
+
+
+def _header_problems(config: Config) -> list[tuple[str, str]]:
+    """(key, problem) of every header that HTTP cannot carry (a CR/LF, a character outside Latin-1)."""
+    from .settings import header_problem
+
+    out = [("prometheus.headers", header_problem(str(k), str(v))) for k, v in config.prometheus.headers.items()]
+    out += [(f"clusters[{i}].headers", header_problem(str(k), str(v)))
+            for i, c in enumerate(config.clusters) for k, v in c.headers.items()]
+    return out
 
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:

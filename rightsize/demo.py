@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_usage, gpu_usage_columns, gpu_workloads
+from .demo_runtimes import DemoRuntime, runtime_tables
 from .sketch import usage_statistics
 from .quantity import GIB, parse_cpu, parse_memory
 from .snapshot import Snapshot, new_meta
@@ -43,6 +44,7 @@ class DemoContainer:
     throttled: float = float("nan")  # throttled ratio; NaN = no CPU limit
     init: bool = False
     history_days: float = WINDOW_DAYS
+    runtime: DemoRuntime | None = None  # a JVM or Go runtime (demo_runtimes.py): memory_mean is then its non-heap
     gpu: DemoGpu | None = None  # its GPUs (demo_gpus.py)
 
 
@@ -193,6 +195,24 @@ def _monitoring() -> list[DemoWorkload]:
           "platform", host_path=True),
         W("monitoring", "StatefulSet", "prometheus", 1, [C("prometheus", "2", "16Gi", None, "16Gi", cpu_mean=0.8, memory_mean="9Gi", memory_growth=0.15)],
           "platform", pvc=True, grace=600, zones=("us-east-1c",)),
+    ] + _runtime_workloads()
+
+
+# --- runtimes: a Spring Boot service whose -Xmx is four times its live set, a Go service with GOMEMLIMIT, and a
+# JVM at MaxRAMPercentage=75 whose limit the working-set rule alone would cut below what its heap needs ---
+def _runtime_workloads() -> list[DemoWorkload]:
+    orders = DemoRuntime("jvm", "registry.example/shop/orders:2.4.1", committed="2Gi", live="512Mi",
+                         env={"JAVA_TOOL_OPTIONS": "-XX:+UseG1GC -Xmx2g -Xms2g -Dspring.profiles.active=prod"})
+    gateway = DemoRuntime("go", "registry.example/shop/edge-gateway:1.9", env={"GOMEMLIMIT": "1800MiB", "GOGC": "100"})
+    ledger = DemoRuntime("jvm", "eclipse-temurin:21-jre", command=["java", "-XX:MaxRAMPercentage=75.0", "-jar", "/app/ledger.jar"],
+                         committed="900Mi", live="780Mi", live_data=False)
+    return [
+        W("shop", "Deployment", "orders", 3, [C("app", "500m", "2560Mi", None, "2560Mi", cpu_mean=0.2, memory_mean="280Mi",
+                                               memory_growth=0.02, runtime=orders)], "storefront", services=[("orders", "ClusterIP", False)]),
+        W("shop", "Deployment", "edge-gateway", 2, [C("app", "500m", "2Gi", None, "2Gi", cpu_mean=0.15, memory_mean="550Mi",
+                                                     memory_growth=0.05, runtime=gateway)], "storefront"),
+        W("payments", "Deployment", "ledger-api", 2, [C("app", "1", "2Gi", None, "2Gi", cpu_mean=0.3, memory_mean="240Mi",
+                                                       memory_growth=0.02, runtime=ledger)], "payments"),
     ]
 
 
@@ -265,6 +285,8 @@ def _pod_usage(rng, w: DemoWorkload, c: DemoContainer, lives, grid):
         if c.cpu_limit:
             cpu = np.minimum(cpu, parse_cpu(c.cpu_limit))
         mem = parse_memory(c.memory_mean) * level * (1 + c.memory_growth * np.linspace(0, 1, n)) * rng.normal(1, 0.03, n)
+        if c.runtime is not None:  # a runtime's working set: its committed heap plus the series (demo_runtimes.py)
+            mem = c.runtime.working_set(mem)
         mine = kills[(kills >= offset) & (kills < offset + n)] - offset
         if c.oom_kills:
             limit = parse_memory(c.memory_limit or c.memory_request)
@@ -335,6 +357,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
     key = ["namespace", "kind", "workload", "container"]
     usage = usage.merge(pd.DataFrame(extras), on=key, how="left")
     usage["oom_kills"] = pd.MultiIndex.from_frame(usage[key]).map(daily.groupby(key)["oom_kills"].sum()).to_numpy(dtype=float)
+    runtimes, runtime_hourly = runtime_tables(pods_by_container, grid, CLUSTER)
     usage = gpu_usage_columns(usage, pods_by_container)
     snap = Snapshot(
         tables={
@@ -344,6 +367,7 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
             "namespaces": pd.DataFrame([{"cluster": CLUSTER, "namespace": ns, "labels_json": json.dumps(labels)}
                                         for ns, labels in NAMESPACES.items()]),
             "series": _series_table(pods_by_container, grid),
+            "runtimes": runtimes, "runtime_hourly": runtime_hourly,
         },
         meta=new_meta(
             window_start=start.isoformat(), window_end=end.isoformat(), step_seconds=STEP_SECONDS, clusters=[CLUSTER],

@@ -30,7 +30,7 @@ def _container(c: demo.DemoContainer) -> dict:
     if c.gpu:  # an extended resource: the limit is enough (the API server copies it into the request)
         limits[c.gpu.resource] = c.gpu.count
     resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
-    out = {"name": c.name, "image": f"demo/{c.name}:1.0"}
+    out = {"name": c.name, "image": f"demo/{c.name}:1.0", **(c.runtime.spec() if c.runtime else {})}
     if resources:
         out["resources"] = resources
     return out

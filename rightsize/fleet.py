@@ -18,8 +18,8 @@ identity) and analysed as one: fleet totals, per cluster, per team, top lists ac
   complete snapshot, one whose snapshot cannot be read, and one whose window ended more than ``[fleet]
   max_age`` before the newest are listed as missing and left out; ``[thresholds]
   fail_on_missing_clusters`` turns that into exit 3.
-- Windows of different lengths are put on the fleet's window: pod-hours, node hours and traffic bytes of
-  such a cluster are scaled by fleet hours / its hours, so every average (pods, nodes, bytes per month)
+- Windows of different lengths keep their own hours: meta.json ``coverage`` records each cluster's, and
+  every average (pods, nodes, bytes per month) divides a cluster's pod-hours, node hours and traffic by them, so it
   stays its own.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Callable
 import pandas as pd
 
 from .errors import SnapshotError
+from .escape import clean_text
 from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
@@ -199,9 +200,9 @@ def merge(fleet: Fleet, skip: tuple[str, ...]) -> Snapshot:
     end = max(e.window_end for e in good)
     hours = max(e.snap.window_hours() or 0.0 for e in good)
     start = end - pd.Timedelta(hours=hours)
-    parts = [_on_window(e.snap, hours) for e in good]
-    tables = {name: _concat([p.tables[name] for p in parts]) for name in TABLES}
+    tables = {name: _concat([e.snap.tables[name] for e in good]) for name in TABLES}
     meta = _merged_meta([e.snap.meta for e in good], start, end)
+    meta["coverage"] = {c: v for e in good for c, v in _coverage(e).items()}
     tables["prices"] = _prices(tables["prices"], meta)
     meta["fleet"] = _fleet_meta(fleet, good, skip)
     if skip:
@@ -210,7 +211,7 @@ def merge(fleet: Fleet, skip: tuple[str, ...]) -> Snapshot:
     lengths = sorted({round(e.snap.window_hours() or 0.0, 3) for e in good})
     if len(lengths) > 1:
         snap.warn("fleet_windows", f"the clusters' windows differ in length ({', '.join(f'{h / 24:g} d' for h in lengths)}): "
-                  f"pod-hours, node hours and traffic are put on the fleet's {hours / 24:g} d window", "fleet")
+                  "each cluster's pod-hours, node hours and traffic are divided by its own hours", "fleet")
     for m in meta["fleet"]["missing"]:
         snap.warn("cluster_missing", f"cluster {m['cluster']!r} is missing from the fleet report: {m['reason']}", m["cluster"])
     return snap.validate()
@@ -264,35 +265,36 @@ def _merged_pricing(items: list[dict]) -> dict:
 
 
 def _check_disjoint(good: list[Entry]) -> None:
+    """SnapshotError when two snapshots claim one cluster (in meta.json or in their rows), or hold the same
+    usage data under other names (a renamed copy): its containers would count twice."""
     seen: dict[str, str] = {}
+    data: dict[str, str] = {}
     for e in good:
         for cluster in _clusters_of(e):
-            if cluster in seen:
-                raise SnapshotError(f"cluster {cluster!r} is in two snapshots of the fleet: {seen[cluster]} and {e.snapshot}; "
-                                    "its containers would count twice: remove one")
+            if cluster in seen and seen[cluster] != str(e.snapshot):
+                raise SnapshotError(f"cluster {clean_text(cluster)!r} is in two snapshots of the fleet: {seen[cluster]} and "
+                                    f"{e.snapshot}; its containers would count twice: remove one")
             seen[cluster] = str(e.snapshot)
+        usage = (e.snap.meta.get("checksums") or {}).get("usage.parquet")
+        if usage and not e.snap.tables["usage"].empty:
+            if usage in data:
+                raise SnapshotError(f"{data[usage]} and {e.snapshot} hold the same usage data (a copy under another name); "
+                                    "its containers would count twice: remove one")
+            data[usage] = str(e.snapshot)
 
 
 def _clusters_of(e: Entry) -> list[str]:
-    names = list(e.snap.meta.get("clusters") or [])
-    return names or sorted(set(e.snap.tables["containers"]["cluster"].astype(str)))
+    """Every cluster a snapshot claims: those meta.json names and those its rows name."""
+    names = set(map(str, e.snap.meta.get("clusters") or []))
+    return sorted(names | set(e.snap.tables["containers"]["cluster"].astype(str)))
 
 
-def _on_window(snap: Snapshot, hours: float) -> Snapshot:
-    """``snap`` with its window-summed quantities scaled to a window of ``hours`` (unchanged when equal)."""
-    own = snap.window_hours() or hours
-    factor = hours / own
-    if abs(factor - 1.0) < 1e-9:
-        return snap
-    scaled = dict(snap.tables)
-    for table, columns in (("placement", ["pod_hours"]), ("nodes", ["hours_seen"]),
-                           ("traffic", ["bytes", "request_bytes", "response_bytes"])):
-        frame = scaled[table].copy()
-        for col in columns:
-            if col in frame:
-                frame[col] = frame[col] * factor
-        scaled[table] = frame
-    return Snapshot(tables=scaled, meta=snap.meta)
+def _coverage(e: Entry) -> dict:
+    """meta.json ``coverage`` of an entry's clusters: as collected, else its own window (a snapshot from before
+    coverage was measured), so each cluster's per-hour figures keep their own hours in the merged snapshot."""
+    own = dict(e.snap.meta.get("coverage") or {})
+    window = {"start": e.snap.meta.get("window_start"), "end": e.snap.meta.get("window_end"), "hours": e.snap.window_hours()}
+    return {c: own.get(c) or window for c in _clusters_of(e)}
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -18,6 +19,7 @@ import posixpath
 import re
 import shutil
 import socket
+import stat
 import string
 import sys
 import tempfile
@@ -28,16 +30,15 @@ from urllib.parse import quote
 
 from .atomic import nothing_written, signals_held
 from .errors import LockedError, RightsizeError
+from .escape import clean_text
+from .names import valid
 
-# A DNS-1123 subdomain (RFC 1123): what Kubernetes allows for namespaces (a label: no dots) and for
-# the names of Deployments, StatefulSets, DaemonSets, Jobs and CronJobs.
-_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def is_k8s_name(name: str) -> bool:
     """True when ``name`` is a DNS-1123 subdomain (at most 253 characters), as Kubernetes object names are."""
-    return isinstance(name, str) and len(name) <= 253 and _K8S_NAME.fullmatch(name) is not None
+    return valid("workload", name)
 
 
 def k8s_name_problem(**names: str) -> str:
@@ -84,40 +85,122 @@ def overlay_folder_problem(name: str) -> str:
 
 
 # --- whole-folder writes ----------------------------------------------------------------------------
+#
+# A folder is replaced by two renames of whole folders: the old one to ``.NAME.old``, the staged one to
+# ``NAME``. A kill between the two leaves ``NAME`` missing and ``.NAME.old`` whole, and the next write (or
+# lock) of that folder renames it back (``recover``); a kill after them leaves ``.NAME.old`` to remove. The
+# old folder is never emptied entry by entry: entries it keeps (``keep_others``) are hard-linked into the
+# staged folder. A mount point cannot be renamed, so it is staged inside itself and swapped by a journal
+# that the next start rolls forward (``_swap_in_place``).
 
-def _swap(target: Path, tmp: Path, old: Path, keep_others: bool) -> None:
-    """Put ``tmp`` in place of ``target``; with ``keep_others`` the entries of ``target`` that ``tmp`` lacks
-    (e.g. snapshot/ and patches/ beside a report) move along. Undone on failure."""
-    carried: list[str] = []
-    moved_old = False
+_STAGING = ".staging"
+_JOURNAL = ".rightsize-swap.json"
+
+
+def resolve_out(target: Path) -> Path:
+    """``target`` with symlinks resolved: a symlinked output folder is written where it points (the link stays);
+    a dangling link is refused."""
+    target = Path(os.path.abspath(os.path.expanduser(target)))
+    if target.is_symlink() and not target.exists():
+        raise RightsizeError(f"{target}: a symbolic link to {os.readlink(target)!r}, which does not exist; "
+                             "refused (point it at a folder, or remove it)")
+    return Path(os.path.realpath(target))
+
+
+def _old(target: Path) -> Path:
+    return target.with_name(f".{target.name}.old")
+
+
+def _staging_name(target: Path) -> str:
+    return f".{target.name}{_STAGING}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
     try:
-        if keep_others and target.is_dir():
-            for entry in sorted(target.iterdir()):
-                if not os.path.lexists(tmp / entry.name):
-                    entry.rename(tmp / entry.name)
-                    carried.append(entry.name)
-        if target.exists() or target.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(target: Path) -> None:
+    """Finish what a killed write of ``target`` left: the old folder renamed back when the new one never
+    arrived, a swapped-out old folder and dead runs' staging folders removed, a mount point's swap rolled
+    forward."""
+    target = Path(target)
+    old = _old(target)
+    if os.path.lexists(old):
+        if not os.path.lexists(target):
+            old.rename(target)  # killed between the two renames: the earlier folder, whole
+        else:
+            shutil.rmtree(old, ignore_errors=True)  # killed after them: the earlier folder, no longer needed
+    prefix = f".{target.name}{_STAGING}."
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            pid = entry.name[len(prefix):].split(".", 1)[0]
+            if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(entry, ignore_errors=True)
+    if (target / _JOURNAL).is_file():
+        _roll_forward(target)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _link_others(target: Path, tmp: Path) -> None:
+    """Hard-link (copy where links are refused) the entries of ``target`` that ``tmp`` lacks into ``tmp``:
+    the old folder stays whole until the swap."""
+    for entry in sorted(target.iterdir()):
+        if not os.path.lexists(tmp / entry.name) and not _ours(entry.name):
+            _link_one(entry, tmp / entry.name)
+
+
+def _ours(name: str) -> bool:
+    """Names rightsize keeps beside or inside a folder for its own bookkeeping (never carried over)."""
+    return name.startswith(".") and (_JOURNAL in name or _STAGING in name or name.endswith((".old", ".lock")))
+
+
+def _link_one(src: Path, dst: Path) -> None:
+    def link(a, b):
+        try:
+            os.link(a, b, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(a, b, follow_symlinks=False)
+
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=link)
+    else:
+        link(src, dst)
+
+
+def _swap(target: Path, tmp: Path) -> None:
+    """Put ``tmp`` in place of ``target``: two renames of whole folders (undone on failure)."""
+    old = _old(target)
+    moved = False
+    try:
+        if os.path.lexists(target):
             target.rename(old)
-            moved_old = True
+            moved = True
         tmp.rename(target)
     except OSError:
-        if moved_old and not os.path.lexists(target):
+        if moved and not os.path.lexists(target):
             old.rename(target)
-        for name in carried:
-            if os.path.lexists(tmp / name):
-                (tmp / name).rename(target / name)
         raise
     shutil.rmtree(old, ignore_errors=True)
 
 
 def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
                    error: type[RightsizeError] = RightsizeError, keep_others: bool = False) -> Path:
-    """Call ``fill(tmp)`` to write the content, then move it over ``target`` (the old one is kept on failure).
+    """Call ``fill(tmp)`` to write the content, then swap it in place of ``target`` (the old one is kept on failure).
 
     ``keep_others``: entries of the old folder that ``fill`` did not write are kept (a report folder
     holds snapshot/ and patches/ written by other stages). Any OSError becomes ``error`` with one
-    line: "<target>: cannot write <what>: <reason> (nothing was written)".
+    line: "<target>: cannot write <what>: <reason> (nothing was written)". The new folder's mode follows the umask.
     """
     from .s3 import S3Path
 
@@ -125,49 +208,113 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
         from . import s3
 
         return s3.replace_folder(target, fill, what=what, error=error, keep_others=keep_others)
-    target = Path(target)
+    target = resolve_out(target)
+    mount = os.path.ismount(target)
     with nothing_written(target, target, what, error):
+        recover(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    old = target.with_name(f".{target.name}.old")
+        tmp = Path(tempfile.mkdtemp(prefix=_staging_name(target), dir=target if mount else target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the swap
     try:
         with nothing_written(target, tmp, what, error):
             fill(tmp)
+            if keep_others and target.is_dir() and not mount:
+                _link_others(target, tmp)
             with signals_held():
-                _swap(target, tmp, old, keep_others)
+                if mount:
+                    _swap_in_place(target, tmp, keep_others)
+                else:
+                    _swap(target, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
+def _swap_in_place(target: Path, tmp: Path, keep_others: bool) -> None:
+    """The swap of a mount point (which cannot be renamed): a journal naming the staged folder is written
+    first, then the old entries move aside and the staged ones in; ``recover`` rolls a killed swap forward."""
+    journal = {"staging": tmp.name, "names": sorted(p.name for p in tmp.iterdir()), "keep_others": keep_others,
+               "old": f"{_STAGING}.old.{os.getpid()}"}
+    path = target / _JOURNAL
+    part = target / f"{_JOURNAL}.part"
+    part.write_text(json.dumps(journal))
+    os.replace(part, path)
+    _roll_forward(target)
+
+
+def _roll_forward(target: Path) -> None:
+    journal = json.loads((target / _JOURNAL).read_text())
+    staged, old = target / journal["staging"], target / journal["old"]
+    old.mkdir(exist_ok=True)
+    names = set(journal["names"])
+    for entry in sorted(target.iterdir()):
+        if _ours(entry.name):
+            continue
+        if (entry.name in names and os.path.lexists(staged / entry.name)) or (
+                not journal["keep_others"] and entry.name not in names):
+            entry.rename(old / entry.name)
+    if staged.is_dir():
+        for entry in sorted(staged.iterdir()):
+            entry.rename(target / entry.name)
+    (target / _JOURNAL).unlink()
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staged, ignore_errors=True)
+
+
 # --- one writer per output folder -------------------------------------------------------------------
+
+_LOCK_BYTES = 1024  # the holder's details, padded: the file is overwritten in place, never truncated
+
 
 def lock_path(folder: Path) -> Path:
     """The lock file of ``folder``: a hidden sibling, so that swapping the folder never moves it."""
-    folder = Path(os.path.abspath(folder))
+    folder = resolve_out(folder)
     return folder.with_name(f".{folder.name}.lock")
 
 
 def _holder(path: Path) -> str:
     try:
-        info = json.loads(path.read_text() or "{}")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            info = json.loads(os.pread(fd, _LOCK_BYTES, 0).decode() or "{}") if stat.S_ISREG(os.fstat(fd).st_mode) else {}
+        finally:
+            os.close(fd)
     except (OSError, ValueError):
         info = {}
-    if not info:
+    if not isinstance(info, dict) or not info:
         return "another rightsize process (no details recorded yet)"
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
-            f"started {info.get('started_at', '?')})")
+    return clean_text(f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
+                      f"started {info.get('started_at', '?')})")
+
+
+def _open_lock(path: Path, folder: Path) -> int:
+    """The lock file, opened without following a symlink and refused unless it is a plain file of its own
+    (a planted symlink, hard link, FIFO or device is never written through)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        reason = "it is a symbolic link; refused (remove it)" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise RightsizeError(f"{path}: cannot open the lock file of {folder}: {reason}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"a hard link ({info.st_nlink} names)"
+        raise RightsizeError(f"{path}: the lock file of {folder} is {what}; refused (remove it)")
+    return fd
 
 
 @contextlib.contextmanager
 def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None,
-                lease_seconds: float = 6 * 3600.0, lock_file: Path | None = None):
+                lease_seconds: float = 120.0, lock_file: Path | None = None):
     """Hold the lock of ``folder`` for the block. Waits up to ``wait_seconds`` for another holder, then
     raises LockedError naming it. The kernel drops the lock when a holder dies (flock), so a crashed
-    run never blocks the next one; the lock file is removed when the block ends (also on an error).
+    run never blocks the next one; the lock file is removed when the block ends (also on an error), and
+    what a killed write left is recovered once the lock is held.
     ``lock_file``: where the lock lives instead of beside the folder (an overlay in a git repository is
-    locked from a state folder, so that nothing appears in the repository). An s3:// folder gets lock
-    objects instead (s3.lock; a dead run's lock is taken over after ``lease_seconds``)."""
+    locked from a state folder, so that nothing appears in the repository). An s3:// folder gets a lease
+    instead (s3.lock: renewed while the run lives, taken over ``lease_seconds`` after a dead run's last
+    renewal)."""
     from .s3 import S3Path
 
     if isinstance(folder, S3Path):
@@ -176,13 +323,15 @@ def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Ca
         with s3.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
             yield
         return
+    folder = resolve_out(folder)
     path = lock_file or lock_path(folder)
     fd = _locked_fd(path, folder, wait_seconds, log)
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
                 "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps(info).encode()[:_LOCK_BYTES].ljust(_LOCK_BYTES), 0)
+        with contextlib.suppress(OSError):
+            recover(folder)
         try:
             yield
         finally:
@@ -199,11 +348,7 @@ def _locked_fd(path: Path, folder: Path, wait_seconds: float, log) -> int:
     removes its file on exit, so a lock won on a file already removed is dropped and taken again)."""
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise RightsizeError(f"{path}: cannot create the lock file of {folder}: {exc.strerror or exc}") from None
+        fd = _open_lock(path, folder)
         try:
             _acquire(fd, path, folder, max(deadline - time.monotonic(), 0.0), log)
             if _same_file(fd, path):
@@ -216,7 +361,7 @@ def _locked_fd(path: Path, folder: Path, wait_seconds: float, log) -> int:
 
 def _same_file(fd: int, path: Path) -> bool:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return False
     own = os.fstat(fd)

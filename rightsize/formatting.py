@@ -92,6 +92,15 @@ def signed_count(v) -> str:
     return UNKNOWN if unknown(v) else f"{float(v):+,.0f}"
 
 
+def days(v) -> str:
+    """'7.0 d'; 'n/a' when unknown."""
+    return UNKNOWN if unknown(v) else f"{float(v):,.1f} d"
+
+
+def signed_days(v) -> str:
+    return UNKNOWN if unknown(v) else f"{float(v):+,.1f} d"
+
+
 def change(current, recommended, fmt) -> str:
     """'1 → 250m'; just the value when nothing changes; 'n/a' after the arrow without a recommendation."""
     cur, rec = fmt(current), fmt(recommended, UNKNOWN)

@@ -7,26 +7,29 @@ which pins botocore to a narrow range and fights boto3's own pin, for a file-sys
 A folder on S3 is a key prefix. The rules of ``folders.py`` hold for it too:
 
 - **Whole or nothing.** A folder is filled locally, uploaded under ``<prefix>/_temporary/<run>/``,
-  and only then committed: ``<prefix>/_SUCCESS`` is removed, every file is copied to its key (server
-  side) and a new ``_SUCCESS`` manifest naming each file with its size and sha256 is written last.
-  Readers read through ``_SUCCESS`` only and check every file against it, so an upload interrupted at
-  any point is never read as complete: while uploading, the earlier version stays readable; in the
-  copy step (seconds, with SIGINT/SIGTERM held) the prefix has no ``_SUCCESS`` and readers refuse it.
-  Leftovers under ``_temporary/`` are removed by the next commit (and hidden from Athena and Hive,
-  which skip names starting with ``_``).
+  and only then committed. The commit writes the new manifest (each file's key, size and sha256) under a
+  new key, ``_temporary/<run>/_MANIFEST``, and switches the pointer ``<prefix>/_SUCCESS`` to it in one PUT:
+  until that PUT the previous ``_SUCCESS`` and every file it names are untouched, after it the new version
+  is complete. Then (signals held) each file is copied to its plain key (``<prefix>/<file>``: what DuckDB
+  and Athena read), ``_SUCCESS`` is rewritten as a manifest of the plain keys (the format the previous
+  release wrote and reads), and ``_temporary/`` is removed. A kill at any point leaves ``_SUCCESS``
+  naming a complete version; the next commit removes the leftovers. Readers read through ``_SUCCESS``
+  only and check every file against the manifest.
 - **Names stay inside.** Keys are built from checked components (never '', '.', '..' or control
   characters) below their prefix; a file a manifest names is downloaded only inside the reader's
   temporary folder (``atomic.inside``), whatever the manifest says.
 - **One writer.** A lock beside the prefix (``.NAME.lock/<run>`` objects): a run puts its own lock
   object, lists the others, and holds the lock when no other live one is there (else it removes its
   own and waits, as ``[general] lock_wait`` says). With S3's read-after-write consistency two runs
-  cannot both see themselves alone. S3 has no kernel to release a dead run's lock, so a lock older
-  than ``[general] lock_lease`` is taken over.
+  cannot both see themselves alone. S3 has no kernel to release a dead run's lock, so the lock is a
+  lease: the holder rewrites its object every quarter of ``[general] lock_lease`` (2m: every 30 s)
+  while it lives, and an object not rewritten for a whole lease is a dead run's, taken over.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -34,6 +37,7 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -41,10 +45,13 @@ from typing import Callable, Iterator
 
 from .atomic import file_sha256, inside, nothing_written, signals_held
 from .errors import LockedError, RightsizeError
+from .escape import clean_text
 
 SUCCESS = "_SUCCESS"
 TEMPORARY = "_temporary"
 MANIFEST_FORMAT = "rightsize-folder/1"
+POINTER_FORMAT = "rightsize-pointer/1"
+MANIFEST = "_MANIFEST"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -243,31 +250,69 @@ def file_digest(path: Path) -> tuple[str, int]:
     return file_sha256(path), path.stat().st_size
 
 
-def read_manifest(folder: S3Path, c=None, error: type[RightsizeError] = S3Error) -> dict | None:
-    """The ``_SUCCESS`` manifest of ``folder``: {"files": {rel: {"sha256", "bytes"}}, ...}; None when
-    there is none (nothing was written there, or an upload did not complete)."""
+def _get_or_none(c, path: S3Path, where: S3Path, what: str, error: type[RightsizeError]) -> bytes | None:
+    """The bytes of one object, or None when it does not exist."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    c = c or client()
-    key = (folder / SUCCESS).key
     try:
-        body = c.get_object(Bucket=folder.bucket, Key=key)["Body"].read()
+        return c.get_object(Bucket=path.bucket, Key=path.key)["Body"].read()
     except (ClientError, BotoCoreError) as exc:
         # S3 answers 403, not 404, for a missing key when ListBucket is granted on a prefix only: ask the listing
-        if _missing(exc) or (_denied(exc) and not _listed(c, folder.bucket, key, str(folder), error)):
+        if _missing(exc) or (_denied(exc) and not _listed(c, path.bucket, path.key, str(where), error)):
             return None
-        raise _failure(str(folder / SUCCESS), "read the manifest", exc, error) from None
+        raise _failure(str(path), what, exc, error) from None
+
+
+def _json_object(body: bytes) -> dict | None:
     try:
-        manifest = json.loads(body)
-        files = manifest["files"]
-        ok = manifest.get("format") == MANIFEST_FORMAT and all(
-            isinstance(v, dict) and str(v.get("sha256", "")).startswith("sha256:") and isinstance(v.get("bytes"), int)
-            for v in files.values())
-    except (ValueError, KeyError, TypeError, AttributeError):
-        ok = False
-    if not ok:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _valid_manifest(manifest: dict | None, folder: S3Path) -> bool:
+    if not manifest or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("files"), dict):
+        return False
+    for rel, v in manifest["files"].items():
+        if not (isinstance(v, dict) and str(v.get("sha256", "")).startswith("sha256:") and isinstance(v.get("bytes"), int)
+                and isinstance(v.get("key", rel), str)):
+            return False
+        try:
+            if "key" in v:
+                folder / v["key"]  # noqa: B018 - raises when a key would leave the prefix
+        except S3Error:
+            return False
+    return True
+
+
+def read_manifest(folder: S3Path, c=None, error: type[RightsizeError] = S3Error) -> dict | None:
+    """The manifest ``folder``'s ``_SUCCESS`` names: {"files": {rel: {"sha256", "bytes"[, "key"]}}, ...}, where
+    ``key`` (relative to ``folder``, default ``rel``) is where the file's bytes are; None when there is
+    none (nothing was written there, or an upload did not complete). ``_SUCCESS`` is the manifest itself,
+    or a pointer to a manifest under ``_temporary/`` (a commit that has not settled yet)."""
+    c = c or client()
+    body = _get_or_none(c, folder / SUCCESS, folder, "read the manifest", error)
+    if body is None:
+        return None
+    manifest = _json_object(body)
+    if manifest and manifest.get("format") == POINTER_FORMAT:
+        manifest = _pointed(c, folder, manifest, error)
+    if not _valid_manifest(manifest, folder):
         raise error(f"{folder / SUCCESS}: not a rightsize manifest ({MANIFEST_FORMAT}); refusing to read {folder}")
     return manifest
+
+
+def _pointed(c, folder: S3Path, pointer: dict, error) -> dict | None:
+    """The manifest a ``_SUCCESS`` pointer names, checked against the pointer's digest."""
+    try:
+        where = folder / str(pointer.get("manifest", ""))
+    except S3Error:
+        return None
+    body = _get_or_none(c, where, folder, "read the manifest", error)
+    if body is None or "sha256:" + hashlib.sha256(body).hexdigest() != pointer.get("sha256"):
+        raise error(f"{where}: the manifest {folder / SUCCESS} points to is missing or changed; refusing to read {folder}")
+    return _json_object(body)
 
 
 def incomplete(folder: S3Path, what: str) -> str:
@@ -288,7 +333,7 @@ def download(folder: S3Path, dest: Path, *, what: str, keep: Callable[[str], boo
             continue
         local = inside(dest, rel, error=error)
         local.parent.mkdir(parents=True, exist_ok=True)
-        source = folder / rel
+        source = folder / entry.get("key", rel)
         _call(str(source), "download", lambda: _get(c, source, local), error)
         if file_digest(local) != (entry["sha256"], entry["bytes"]):
             raise error(f"{source}: does not match {folder / SUCCESS} (written {manifest.get('written_at', '?')}): "
@@ -336,22 +381,68 @@ def write_folder(target: S3Path, staged: Path, *, what: str, error: type[Rightsi
     files = _local_files(staged)
     for rel in files:
         target / rel  # noqa: B018 - raises when a name would leave the prefix
-    temp = target / TEMPORARY / _run_id()
-    entries = {}
+    run = _run_id()
+    temp = target / TEMPORARY / run
     try:
+        entries = {}
         for rel, path in files.items():
             sha, size = file_digest(path)
-            entries[rel] = {"sha256": sha, "bytes": size}
+            entries[rel] = {"sha256": sha, "bytes": size, "key": f"{TEMPORARY}/{run}/{rel}"}
             key = (temp / rel).key
             _call(where, f"upload {rel}", lambda: _put(c, path, target.bucket, key), error)
         _check_uploaded(c, temp, entries, error)
-        manifest = {"format": MANIFEST_FORMAT, "what": what, "run": temp.name, "files": entries,
+        before = read_manifest(target, c, error) or {"files": {}}
+        if keep_others:
+            entries = {**before["files"], **entries}
+        manifest = {"format": MANIFEST_FORMAT, "what": what, "run": run, "files": dict(sorted(entries.items())),
                     "written_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
+        _switch(c, target, temp, manifest, error)
         with signals_held():
-            _commit(c, target, temp, manifest, keep_others, error)
+            _settle(c, target, manifest, before, keep_others, error)
     finally:
         with contextlib.suppress(RightsizeError):
-            _delete(c, target.bucket, [o["Key"] for o in _keys(c, target.bucket, (target / TEMPORARY).prefix, where)], where)
+            _remove_leftovers(c, target)
+
+
+def _put_json(c, path: S3Path, value: dict, where: str, what: str, error) -> bytes:
+    body = json.dumps(value, indent=2, sort_keys=True).encode()
+    _call(where, what, lambda: c.put_object(Bucket=path.bucket, Key=path.key, Body=body, ContentType="application/json"), error)
+    return body
+
+
+def _switch(c, target: S3Path, temp: S3Path, manifest: dict, error) -> None:
+    """The commit point: the new manifest under a new key, then ``_SUCCESS`` pointing to it (one PUT)."""
+    body = _put_json(c, temp / MANIFEST, manifest, str(target), f"write {MANIFEST}", error)
+    pointer = {"format": POINTER_FORMAT, "manifest": f"{TEMPORARY}/{temp.name}/{MANIFEST}", "what": manifest["what"],
+               "sha256": "sha256:" + hashlib.sha256(body).hexdigest(), "written_at": manifest["written_at"]}
+    _put_json(c, target / SUCCESS, pointer, str(target), f"write {SUCCESS}", error)
+
+
+def _settle(c, target: S3Path, manifest: dict, before: dict, keep_others: bool, error) -> None:
+    """After the switch: every file copied to its plain key, ``_SUCCESS`` rewritten as a manifest of those
+    keys, then the files of the earlier version this one lacks removed (without ``keep_others``). An
+    object rightsize did not write (no manifest names it) is never removed."""
+    where, bucket = str(target), target.bucket
+    plain = {}
+    for rel, entry in manifest["files"].items():
+        key = entry.get("key", rel)
+        if key != rel:
+            source = {"Bucket": bucket, "Key": (target / key).key}
+            _call(where, f"copy {rel} into place", lambda: c.copy_object(Bucket=bucket, Key=(target / rel).key, CopySource=source), error)
+        plain[rel] = {k: v for k, v in entry.items() if k != "key"}
+    _put_json(c, target / SUCCESS, {**manifest, "files": plain}, where, f"write {SUCCESS}", error)
+    if not keep_others:
+        _delete(c, bucket, [(target / rel).key for rel in before["files"] if rel not in manifest["files"]], where)
+
+
+def _remove_leftovers(c, target: S3Path) -> None:
+    """Remove what interrupted or finished uploads left under ``_temporary/``, except what ``_SUCCESS`` still names."""
+    where = str(target)
+    current = read_manifest(target, c) or {"files": {}}
+    keep = {(target / e.get("key", rel)).key for rel, e in current["files"].items()}
+    keep |= {k.rsplit("/", 1)[0] + "/" + MANIFEST for k in keep}
+    stale = [o["Key"] for o in _keys(c, target.bucket, (target / TEMPORARY).prefix, where) if o["Key"] not in keep]
+    _delete(c, target.bucket, stale, where)
 
 
 def _check_uploaded(c, temp: S3Path, entries: dict, error) -> None:
@@ -361,23 +452,6 @@ def _check_uploaded(c, temp: S3Path, entries: dict, error) -> None:
         if sizes.get((temp / rel).key) != entry["bytes"]:
             raise error(f"{temp / rel}: the upload did not arrive whole ({sizes.get((temp / rel).key)} of "
                         f"{entry['bytes']} bytes); nothing was committed")
-
-
-def _commit(c, target: S3Path, temp: S3Path, manifest: dict, keep_others: bool, error) -> None:
-    """Replace the committed files of ``target`` by those uploaded under ``temp``; ``_SUCCESS`` last.
-    Without ``keep_others`` the files of the earlier manifest that this one lacks are removed; an object
-    rightsize did not write (no manifest names it) is never removed."""
-    where, bucket = str(target), target.bucket
-    before = read_manifest(target, c, error) or {"files": {}}
-    _call(where, f"remove {SUCCESS}", lambda: c.delete_object(Bucket=bucket, Key=(target / SUCCESS).key), error)
-    for rel in manifest["files"]:
-        source = {"Bucket": bucket, "Key": (temp / rel).key}
-        _call(where, f"copy {rel} into place", lambda: c.copy_object(Bucket=bucket, Key=(target / rel).key, CopySource=source), error)
-    if not keep_others:
-        _delete(c, bucket, [(target / rel).key for rel in before["files"] if rel not in manifest["files"]], where)
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    _call(where, f"write {SUCCESS}", lambda: c.put_object(Bucket=bucket, Key=(target / SUCCESS).key, Body=body,
-                                                          ContentType="application/json"), error)
 
 
 def replace_folder(target: S3Path, fill: Callable[[Path], None], *, what: str,
@@ -405,40 +479,63 @@ def _holder(c, bucket: str, key: str) -> str:
         info = json.loads(c.get_object(Bucket=bucket, Key=key)["Body"].read() or b"{}")
     except Exception:  # noqa: BLE001 - the holder may have just finished; any answer is only for the message
         info = {}
-    if not info:
+    if not isinstance(info, dict) or not info:
         return "another rightsize process (no details recorded)"
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
+    return clean_text(f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
             f"started {info.get('started_at', '?')})")
 
 
 @contextlib.contextmanager
 def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: str = "",
          log: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the lock of ``folder`` for the block (see the module docstring); LockedError names the holder."""
+    """Hold the lock of ``folder`` for the block (see the module docstring); LockedError names the holder.
+    While the block runs, the lock object is rewritten every ``lease_seconds / 4``."""
     c, where, here = client(), str(folder), lock_folder(folder)
     mine = here / _run_id()
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
-            "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()}
-    deadline, told = time.monotonic() + max(wait_seconds, 0.0), False
+    info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
+                       "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                       "lease_seconds": lease_seconds}).encode()
+
+    def put():
+        _call(where, "write its lock", lambda: c.put_object(Bucket=mine.bucket, Key=mine.key, Body=info))
+
+    stop = threading.Event()
     try:
-        while True:
-            _call(where, "write its lock", lambda: c.put_object(Bucket=mine.bucket, Key=mine.key, Body=json.dumps(info).encode()))
-            now = dt.datetime.now(dt.timezone.utc)
-            others = [o for o in _keys(c, mine.bucket, here.prefix, where) if o["Key"] != mine.key]
-            stale = [o["Key"] for o in others if (now - o["LastModified"]).total_seconds() > lease_seconds]
-            live = [o for o in others if o["Key"] not in stale]
-            _delete(c, mine.bucket, stale, where)
-            if not live:
-                break
-            _delete(c, mine.bucket, [mine.key], where)
-            holder = _holder(c, mine.bucket, min(live, key=lambda o: o["LastModified"])["Key"])
-            if time.monotonic() >= deadline:
-                raise LockedError.gave_up(folder, holder, wait_seconds, f"lock objects under {here}/")
-            if not told and log:
-                log(f"{folder} is being written by {holder}; waiting up to {wait_seconds:g} s")
-                told = True
-            time.sleep(0.5 + random.random())  # a random pause: two runs that saw each other do not retry in step
+        _take(c, folder, here, mine, put, wait_seconds, lease_seconds, log)
+        renew = threading.Thread(target=_renew, args=(put, stop, lease_seconds / 4), daemon=True, name="rightsize-lease")
+        renew.start()
         yield
     finally:
+        stop.set()
         with contextlib.suppress(RightsizeError):
             _delete(c, mine.bucket, [mine.key], where)
+
+
+def _renew(put: Callable[[], None], stop: threading.Event, every: float) -> None:
+    """Rewrite the lock object until ``stop``: its LastModified is the lease's start."""
+    while not stop.wait(every):
+        with contextlib.suppress(RightsizeError):
+            put()
+
+
+def _take(c, folder: S3Path, here: S3Path, mine: S3Path, put, wait_seconds: float, lease_seconds: float, log) -> None:
+    """Put our lock object and wait until no other live one is there (stale ones removed)."""
+    where = str(folder)
+    deadline, told = time.monotonic() + max(wait_seconds, 0.0), False
+    while True:
+        put()
+        now = dt.datetime.now(dt.timezone.utc)
+        others = [o for o in _keys(c, mine.bucket, here.prefix, where) if o["Key"] != mine.key]
+        stale = [o["Key"] for o in others if (now - o["LastModified"]).total_seconds() > lease_seconds]
+        live = [o for o in others if o["Key"] not in stale]
+        _delete(c, mine.bucket, stale, where)
+        if not live:
+            return
+        _delete(c, mine.bucket, [mine.key], where)
+        holder = _holder(c, mine.bucket, min(live, key=lambda o: o["LastModified"])["Key"])
+        if time.monotonic() >= deadline:
+            raise LockedError.gave_up(folder, holder, wait_seconds, f"lock objects under {here}/")
+        if not told and log:
+            log(f"{folder} is being written by {holder}; waiting up to {wait_seconds:g} s")
+            told = True
+        time.sleep(min(0.5 + random.random(), max(deadline - time.monotonic(), 0.05)))  # random: two runs do not retry in step

@@ -34,6 +34,47 @@ _IDENTITY = [
 ]
 _CONTAINER = _IDENTITY + [_c("container", "str", "Container name", nullable=False)]
 
+RUNTIME_SPEC_COLUMNS = _CONTAINER + [
+    _c("runtime", "str", "'jvm', 'go', 'node' or 'dotnet'", nullable=False),
+    _c("runtime_source", "str", "What told the runtime: the program ('command[0] java'), a variable ('env GOMEMLIMIT') or the image"),
+    _c("image", "str", "Container image as written"),
+    _c("memory_setting", "str", "The setting that bounds the runtime's memory, as the runtime names it: -Xmx, "
+       "-XX:MaxRAMPercentage (also the JVM's default 25 %), -XX:MaxRAM, GOMEMLIMIT, --max-old-space-size, "
+       "DOTNET_GCHeapHardLimit(Percent); '' none"),
+    _c("memory_setting_bytes", "float", "Its value when absolute (JVM heap max, GOMEMLIMIT, V8 old space, .NET hard limit), bytes", non_negative=True),
+    _c("memory_setting_percent", "float", "Its value when a share of the container's memory limit, percent", non_negative=True),
+    _c("memory_setting_where", "str", "Where it is set: 'env JAVA_TOOL_OPTIONS', 'command[1]', 'args[0]', 'JVM default'"),
+    _c("memory_setting_token", "str", "The setting as written there (e.g. '-Xmx3g', '1800MiB', '0x4B')"),
+    _c("initial_heap_bytes", "float", "JVM initial heap (-Xms), bytes (NaN unset)", non_negative=True),
+    _c("initial_heap_where", "str", "Where -Xms is set"),
+    _c("initial_heap_token", "str", "-Xms as written"),
+    _c("gogc_percent", "float", "GOGC, percent (inf = off, NaN unset)"),
+    _c("env_json", "str", "The container's literal runtime variables (JAVA_TOOL_OPTIONS, GOMEMLIMIT, ...) as a JSON "
+       "object, as written: a patch rewrites one setting inside them and keeps the rest"),
+    _c("uncertain", "str", "Carriers whose value is unknown (valueFrom, envFrom, an image's entrypoint) that could "
+       "override the setting, '; ' separated ('' = the setting is certain)"),
+    _c("problems", "str", "Settings that do not parse, or are set where the runtime does not read them ('; ' separated)"),
+]
+
+RUNTIME_HOURLY_COLUMNS = _CONTAINER + [
+    _c("pod", "str", "Pod", nullable=False),
+    _c("hour", "datetime", "Start of the hour bin, counted back from the window end: the bin is (hour, hour + 1 h]", nullable=False),
+    _c("runtime", "str", "'jvm', 'go', 'node' or 'dotnet': whose metrics these are", nullable=False),
+    _c("heap_used_min_bytes", "float", "Lowest heap in use in the hour (JVM: heap pools summed; its minima are "
+       "the heap after collection), bytes", non_negative=True, required=False),
+    _c("heap_used_max_bytes", "float", "Highest heap in use in the hour (JVM heap pools, Go heap in use, V8 heap "
+       "used, .NET GC heap), bytes", non_negative=True, required=False),
+    _c("heap_committed_max_bytes", "float", "Highest committed heap in the hour (JVM, V8 heap total, .NET), bytes", non_negative=True, required=False),
+    _c("runtime_max_bytes", "float", "The runtime's own memory maximum as it reports it (JVM heap max, Go "
+       "GOMEMLIMIT, .NET GC total available memory), bytes", non_negative=True, required=False),
+    _c("live_set_max_bytes", "float", "JVM heap in use after the last full collection (Micrometer "
+       "jvm_gc_live_data_size_bytes), highest in the hour, bytes", non_negative=True, required=False),
+    _c("non_heap_max_bytes", "float", "JVM: highest working set minus committed heap in the hour (everything but "
+       "the heap: metaspace, code, threads, direct buffers, native; below 0 while committed heap is not yet touched), bytes", required=False),
+    _c("non_heap_pools_max_bytes", "float", "JVM: highest non-heap pools in use in the hour (metaspace, code cache, "
+       "compressed class space), bytes", non_negative=True, required=False),
+]
+
 TABLES: dict[str, list[Column]] = {
     "namespaces": [
         _c("cluster", "str", "Cluster name", nullable=False),
@@ -52,7 +93,11 @@ TABLES: dict[str, list[Column]] = {
         _c("hpa_cpu_target_path", "str", "JSON pointer of the HPA's CPU averageUtilization in the object as read "
            "(e.g. /spec/metrics/0/resource/target/averageUtilization); '' unknown", required=False),
         _c("hpa_memory_target_path", "str", "JSON pointer of the HPA's memory averageUtilization; '' unknown", required=False),
+        _c("hpa_unknown", "bool", "HPAs could not be read (no kube_horizontalpodautoscaler_* series, or listing them was "
+           "forbidden): hpa False says nothing", required=False),
         _c("pdb", "bool", "Covered by a PodDisruptionBudget"),
+        _c("pdb_unknown", "bool", "PDBs could not be read (no kube_poddisruptionbudget_* series, or listing them was "
+           "forbidden): pdb False says nothing", required=False),
         _c("pdb_min_available_pods", "float", "PDB minAvailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_max_unavailable_pods", "float", "PDB maxUnavailable resolved to pods (NaN when not set)", required=False, non_negative=True),
         _c("pdb_disruptions_allowed", "float", "Pods the PDB lets be evicted at once at the current replicas", required=False),
@@ -210,10 +255,14 @@ TABLES: dict[str, list[Column]] = {
         _c("cpu_cores", "float", "CPU usage of the busiest replica, cores"),
         _c("memory_bytes", "float", "Working set of the busiest replica, bytes"),
     ],
+    # --- runtimes (JVM, Go, Node.js, .NET): their memory settings from the spec, their memory from metrics ---
+    "runtimes": RUNTIME_SPEC_COLUMNS,
+    "runtime_hourly": RUNTIME_HOURLY_COLUMNS,
 }
 
 # Tables a snapshot may leave empty (their absence is recorded in meta.json warnings).
-OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily"}
+OPTIONAL_TABLES = {"namespaces", "traffic", "services", "series", "placement", "prices", "usage_histograms", "usage_daily",
+                   "runtimes", "runtime_hourly"}
 
 # --- analysis results (analyze -> emit) ------------------------------------------------------------
 
@@ -229,7 +278,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: gpu_unmeasured, gpu_idle, gpu_share, gpu_smaller (rules/gpu.py), oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it)"),
+    _c("flags", "str", "Comma separated: gpu_unmeasured, gpu_idle, gpu_share, gpu_smaller (rules/gpu.py), oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -286,6 +335,23 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("gpu_usd_per_month_recommended", "float", "Cost of its GPU devices after a GPU patch, USD/month (in usd_per_month_recommended)"),
     _c("gpu_usd_per_month_used", "float", "GPU dollars actually used: current x engine active mean, USD/month (NaN not measured)"),
     _c("gpu_savings_usd_per_month", "float", "What the GPU action saves, patched or report-only: current x (1 - gpu_share_after), USD/month"),
+] + [  # runtimes (JVM, Go, Node.js, .NET): the setting that moves with the memory limit
+    _c("runtime", "str", "'jvm', 'go', 'node', 'dotnet' (from the spec, else from its metrics), '' none seen"),
+    _c("runtime_evidence", "str", "What is known of it: 'spec and metrics', 'spec only', 'metrics only'"),
+    _c("runtime_setting", "str", "The setting that bounds the runtime's memory and where, e.g. '-Xmx (env JAVA_TOOL_OPTIONS)'"),
+    _c("heap_bytes_current", "float", "The runtime's maximum today: JVM heap max (-Xmx, or the percentage of today's "
+       "limit), GOMEMLIMIT, V8 old space, .NET hard limit; bytes (NaN unknown)"),
+    _c("heap_bytes_recommended", "float", "The same after the recommendation (the patched or by-hand setting, or the "
+       "percentage of the recommended limit), bytes; NaN: unchanged or unknown"),
+    _c("runtime_setting_action", "str", "'patch' (a variable rewritten in the patch), 'by_hand' (command/args: "
+       "runtime_setting_edit says the exact edit), 'follows_limit' (a percentage), 'none', 'unknown' (its value is "
+       "unknown from the spec), '' (no runtime or no recommendation)"),
+    _c("runtime_setting_edit", "str", "The exact change, e.g. env JAVA_TOOL_OPTIONS: \"-Xmx2g -Dx\" -> \"-Xmx754m -Dx\""),
+    _c("runtime_env_json", "str", "The container variables the patch sets, as a JSON object ('' none)"),
+    _c("live_set_bytes", "float", "JVM live set: p99 over pod-hours of the heap in use after collection (live data, "
+       "else the heap's hourly troughs), bytes"),
+    _c("non_heap_bytes", "float", "JVM non-heap peak: working set minus committed heap (else the non-heap pools), bytes"),
+    _c("heap_occupancy", "float", "JVM: live set / the heap after the recommendation (target: heap_target_occupancy)"),
 ]
 
 SPOT_COLUMNS: list[Column] = _IDENTITY + [
@@ -369,14 +435,14 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("nodes_after", "float", "Nodes it needs for the recommended requests"),
     _c("usd_per_node_month", "float", "Price of one node, USD/month (NaN unknown price)"),
     _c("usd_per_month", "float", "Node bill of the group today, USD/month (nodes x node price, as idle.csv)"),
-    _c("usd_per_month_now", "float", "Cost of nodes_now, USD/month"),
+    _c("usd_per_month_now", "float", "Cost of min(nodes_now, nodes): the packing starts from the nodes that ran, USD/month"),
     _c("usd_per_month_after", "float", "Cost of nodes_after, USD/month"),
-    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, USD/month"),
-    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change (negative: packing needs more nodes than run), USD/month"),
+    _c("bankable_savings_usd_per_month", "float", "usd_per_month_now - usd_per_month_after: what consolidation can remove once the recommendations are applied, never more than the nodes seen cost (negative: the recommendations need more nodes), USD/month"),
+    _c("consolidation_usd_per_month", "float", "usd_per_month - usd_per_month_now: what consolidation could remove today without any change, USD/month"),
     _c("best_instance_type", "str", "Instance type of the same family that holds the recommended pods for the least money ('' none known)"),
     _c("best_nodes_after", "float", "Nodes of that type needed after the recommendations"),
     _c("best_usd_per_month_after", "float", "Their cost, USD/month"),
-    _c("note", "str", "Caveats of the packing (oversized pods, no pods)"),
+    _c("note", "str", "Caveats of the packing (oversized pods, no pods, today's requests needing more nodes than ran)"),
 ]
 
 BACKTEST_COLUMNS: list[Column] = [
@@ -398,5 +464,11 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("memory_pod_steps", "float", "Pod-steps of working-set data in the test days"),
     _c("memory_peak_bytes", "float", "Largest raw working-set sample of the test days, bytes"),
     _c("predicted_oom", "bool", "That peak reaches the memory limit: the container would have been OOM-killed"),
+    _c("predicted_oom_day", "datetime", "The first test day (start of the 24 h bin, UTC) whose peak reaches the limit (empty: none)"),
+    _c("oom_kills", "float", "OOM kills observed in the test days under today's limits (NaN without the metrics to tell)"),
     _c("memory_censored", "bool", "OOM-killed in the test days under today's limit: the peak is a lower bound, a higher limit cannot be replayed"),
+    _c("heap_bytes", "float", "JVM: the heap maximum replayed, bytes (NaN: not a JVM, or unknown)"),
+    _c("predicted_heap_oom", "bool", "JVM: the test days' live set outgrows that heap (a Java OutOfMemoryError, not a container OOM kill)"),
+    _c("memory_heap_aware", "bool", "JVM whose heap the recommendation changes: memory_peak_bytes is that heap plus the test days' "
+       "non-heap peak (the working set was measured under another heap), memory slack and shares unknown"),
 ]

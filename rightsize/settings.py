@@ -126,6 +126,25 @@ def name_problem(value: str, metric: bool = False) -> str:
     return f"{value!r} is not a valid {'metric' if metric else 'label'} name"
 
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def header_problem(name: str, value: str) -> str:
+    """'' when ``name: value`` can be sent as an HTTP header, else why not (naming the header, never its value)."""
+    from .escape import clean_text
+
+    shown = clean_text(name)
+    if not _HEADER_NAME.fullmatch(name):
+        return f"header {shown!r}: not a valid header name (letters, digits and !#$%&'*+.^_`|~-)"
+    if re.search(r"[\r\n\x00]", value):
+        return f"header {shown!r}: its value holds a line break (CR/LF) or NUL, which would end the header"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return f"header {shown!r}: its value has characters outside Latin-1, which HTTP headers cannot carry"
+    return ""
+
+
 def label_matchers_problem(text: str) -> str:
     """'' when ``text`` is empty or a comma-separated list of label matchers (a="x",b!~"y"), else why not."""
     pos = 0
@@ -204,16 +223,18 @@ _KINDS.update(
 
 
 def setting(default: Any, help: str, *, kind: str, unit: str = "", choices: tuple | None = None,
-            minimum: float | None = None, maximum: float | None = None, positive: bool = False, example: Any = None):
+            minimum: float | None = None, maximum: float | None = None, positive: bool = False, example: Any = None,
+            infinite: bool = False):
     """Declare one setting. ``default`` is written as it appears in TOML ("10m", "14d", 0.15).
 
     Quantities and durations are parsed into base units (cores, bytes, seconds) on load.
     ``positive``: the value must be greater than 0 (a zero step or window has no meaning).
+    ``infinite``: ``inf`` is a meaningful value (e.g. "never"); otherwise numbers must be finite. NaN never is.
     """
     parse = _KINDS[kind][0]
     value = parse(default)
     meta = {"help": help, "kind": kind, "unit": unit, "choices": choices, "minimum": minimum,
-            "maximum": maximum, "positive": positive, "example": example}
+            "maximum": maximum, "positive": positive, "example": example, "infinite": infinite}
     if isinstance(value, (dict, list)):
         return field(default_factory=lambda: type(value)(value), metadata=meta)
     return field(default=value, metadata=meta)
@@ -248,14 +269,28 @@ def parse_value(meta: dict, raw: Any) -> Any:
         raise ValueError(f"expected {expected}, got {raw!r}") from None
     if meta.get("choices") and value not in meta["choices"]:
         raise ValueError(f"expected one of {', '.join(map(repr, meta['choices']))}, got {raw!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
-        if meta.get("minimum") is not None and value < meta["minimum"]:
-            raise ValueError(f"must be at least {meta['minimum']}, got {raw!r}")
-        if meta.get("maximum") is not None and value > meta["maximum"]:
-            raise ValueError(f"must be at most {meta['maximum']}, got {raw!r}")
-        if meta.get("positive") and value <= 0:
-            raise ValueError(f"must be greater than 0, got {raw!r}")
+    for number in (value.values() if isinstance(value, dict) and meta["kind"] == "float_dict" else [value]):
+        _check_number(meta, number, raw)
     return value
+
+
+def _check_number(meta: dict, value: Any, raw: Any) -> None:
+    """Bounds of one number: never NaN (except "" for an unset quantity), finite unless declared ``infinite``."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if math.isnan(value):
+        if raw == "" and meta["kind"] in ("cpu", "memory"):
+            return
+        raise ValueError(f"expected {_KINDS[meta['kind']][2]}, got {raw!r} (not a number)")
+    if math.isinf(value) and not meta.get("infinite"):
+        raise ValueError(f"must be finite, got {raw!r}")
+    shown = (lambda v: format_duration(v)) if meta["kind"] == "duration" else (lambda v: f"{v:g}")
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ValueError(f"must be at least {shown(meta['minimum'])}, got {raw!r}")
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise ValueError(f"must be at most {shown(meta['maximum'])}, got {raw!r}")
+    if meta.get("positive") and value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
 
 
 def render_value(meta: dict, value: Any) -> str:
@@ -274,6 +309,10 @@ def describe(meta: dict) -> str:
         parts.append("greater than 0")
     elif meta.get("minimum") == 0 and meta["kind"] in ("cpu", "memory", "duration"):
         parts.append("not negative")
+    elif meta.get("minimum") and meta["kind"] == "duration":
+        parts.append(f"at least {format_duration(meta['minimum'])}")
+    if meta.get("maximum") and meta["kind"] == "duration":
+        parts.append(f"at most {format_duration(meta['maximum'])}")
     return "; ".join(parts)
 
 

@@ -9,8 +9,10 @@ too (s3.S3Path): written through a local folder and committed whole, read throug
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,6 +216,19 @@ class Snapshot:
             return None
         return hours if hours > 0 else None
 
+    def observed_hours(self, cluster: str) -> float | None:
+        """Hours of the window the server had data for ``cluster`` (meta.json ``coverage``, measured by collect:
+        a server may keep fewer days than the window); the window's hours when not recorded (a snapshot from
+        before coverage was measured, the demo); None when neither is known."""
+        hours = ((self.meta.get("coverage") or {}).get(cluster) or {}).get("hours")
+        return float(hours) if hours else self.window_hours()
+
+    def hours_of(self, clusters: pd.Series) -> np.ndarray:
+        """:meth:`observed_hours` of each row's cluster (NaN unknown): what every per-hour figure divides by."""
+        names = pd.Series(clusters, dtype=object).fillna("").astype(str)
+        hours = {c: self.observed_hours(c) for c in names.unique()}
+        return names.map(lambda c: hours[c] if hours[c] else np.nan).to_numpy(dtype=float)
+
     def warn(self, code: str, message: str, affects: str = "") -> None:
         """Record a data caveat (missing metric, partial data, price estimate) for the report."""
         entry = {"code": code, "message": message, "affects": affects}
@@ -237,7 +252,9 @@ class Snapshot:
                 df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
                 sums[f"{name}.parquet"] = file_sha256(tmp / f"{name}.parquet")
             self.meta["checksums"] = sums
-            (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str, sort_keys=True))
+            meta = json.loads(json.dumps(self.meta, default=str))  # the digest is of what a reader will see
+            meta["digest"] = self.meta["digest"] = {"covers": list(MONEY_FIELDS), "sha256": meta_digest(meta)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
         return replace_folder(target, fill, what="snapshot", error=SnapshotError)
 
@@ -254,15 +271,7 @@ class Snapshot:
             return _read_s3(cls, src, skip)
         if not src.is_dir():
             raise SnapshotError(f"{src}: no snapshot folder here (run `rightsize collect` or `rightsize demo` first)")
-        meta_file = src / "meta.json"
-        try:
-            meta = json.loads(meta_file.read_text())
-        except FileNotFoundError:
-            raise SnapshotError(f"{meta_file}: missing; not a rightsize snapshot") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SnapshotError(f"{meta_file}: unreadable: {exc}") from None
-        if meta.get("schema_version") != SCHEMA_VERSION:
-            raise SnapshotError(f"{meta_file}: schema_version {meta.get('schema_version')!r}, this rightsize reads {SCHEMA_VERSION}")
+        meta = _read_meta(src / "meta.json")
         tables = {}
         sums = meta.get("checksums")
         for name in TABLES:
@@ -273,12 +282,16 @@ class Snapshot:
                 if name in OPTIONAL_TABLES and f.name not in (sums or {}):
                     continue
                 raise SnapshotError(f"{f}: missing table {name!r}")
+            _regular(f)
             if sums is not None:
                 _verify(f, sums.get(f.name))
             tables[name] = LazyTable(name, f, str(src)) if name in lazy else _read_parquet(f, name)
         if skip:
             meta["tables_not_loaded"] = sorted(set(skip) & OPTIONAL_TABLES)
         snap = cls(tables=Tables(tables), meta=meta).validate(where=str(src))
+        if meta.get("digest") is None:
+            snap.warn("snapshot_unverified", "meta.json records no digest (written before rightsize recorded one): "
+                      "its window, step, clusters and prices could not be verified", str(src))
         if sums is None:
             snap.warn("snapshot_unverified", "meta.json records no checksums (written before rightsize checked them): "
                       "the tables could not be verified", str(src))
@@ -327,6 +340,51 @@ def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":
             return cls.read(Path(tmp), skip=skip)
         except SnapshotError as exc:
             raise SnapshotError(str(exc).replace(tmp, str(src))) from None
+
+
+MONEY_FIELDS = ("window_start", "window_end", "step_seconds", "clusters", "pricing", "checksums")
+_META_MAX_BYTES = 64 << 20
+
+
+def meta_digest(meta: dict) -> str:
+    """'sha256:<hex>' of the meta.json fields that change money (the window, the clusters, the step, the price
+    sources, and through the tables' checksums every price and usage figure): an edit to any of them is found."""
+    covered = json.dumps({k: meta.get(k) for k in MONEY_FIELDS}, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(covered.encode()).hexdigest()
+
+
+def _regular(path: Path) -> None:
+    """SnapshotError unless ``path`` is a regular file: a FIFO, a device or a link to one (/dev/zero) would hang a read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise SnapshotError(f"{path}: not a regular file (a FIFO, a device, or a link to one); refused")
+
+
+def _read_meta(meta_file: Path) -> dict:
+    """meta.json, checked: a regular file of sane size holding a JSON object whose digest (when it records
+    one) matches the fields that change money. SnapshotError names the file."""
+    if not meta_file.exists() and not meta_file.is_symlink():
+        raise SnapshotError(f"{meta_file}: missing; not a rightsize snapshot")
+    _regular(meta_file)
+    try:
+        if meta_file.stat().st_size > _META_MAX_BYTES:
+            raise SnapshotError(f"{meta_file}: larger than {_META_MAX_BYTES >> 20} MiB; not a rightsize meta.json")
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else getattr(exc, "strerror", None) or exc
+        raise SnapshotError(f"{meta_file}: unreadable: {reason}") from None
+    if not isinstance(meta, dict):
+        raise SnapshotError(f"{meta_file}: not a rightsize meta.json (a JSON {type(meta).__name__}, expected an object)")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise SnapshotError(f"{meta_file}: schema_version {meta.get('schema_version')!r}, this rightsize reads {SCHEMA_VERSION}")
+    digest = meta.get("digest")
+    if digest is not None and (not isinstance(digest, dict) or digest.get("sha256") != meta_digest(meta)):
+        raise SnapshotError(f"{meta_file}: its digest does not match its {', '.join(MONEY_FIELDS)}: meta.json was "
+                            "edited or damaged after it was written (these fields change every dollar); collect again")
+    return meta
 
 
 def _verify(path: Path, recorded: str | None) -> None:

@@ -132,10 +132,9 @@ class GpuDataset:
             yield from emit(metric, f'namespace="",pod="",container="",gpu="7",UUID="GPU-0007",modelName="NVIDIA A100-SXM4-40GB",'
                                     f'Hostname="gpu-a"', np.full(self.n, idle))
 
-    def write_openmetrics(self, path) -> None:
-        with open(path, "w") as f:
-            f.writelines(line for line in self._lines() if line)
-            f.write("# EOF\n")
+    def openmetrics_lines(self):
+        """OpenMetrics lines with timestamps in seconds, series by series (tests/promservers.py backfills them)."""
+        return (line for line in self._lines() if line)
 
 
 def idle_gpu_equivalents() -> float:

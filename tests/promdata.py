@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rightsize.batch_groups import ksm_label
 from rightsize.sketch import MIN_POD_SAMPLES
 from rightsize.usage_stats import QUANTILES
 
@@ -70,6 +71,8 @@ class PodSpec:
     start: int = 0  # index into the time grid (inclusive)
     end: int = -1  # index (exclusive); -1 = end of data
     containers: list[ContainerSpec] = field(default_factory=list)
+    labels: dict = field(default_factory=dict)  # pod labels, written as kube_pod_labels (label_<sanitized key>)
+    completes: bool = False  # a finished pod: kube_pod_completion_time is written at its last sample
 
 
 def _noise(key: str, n: int) -> np.ndarray:
@@ -119,6 +122,20 @@ def default_cluster(scale: int = 1) -> list[PodSpec]:
     return pods
 
 
+def small_cluster() -> list[PodSpec]:
+    """Four long-running pods on NODES, the workloads TRAFFIC names (shop/web x2 across both zones, shop/api
+    in zone a, data/db in zone b): enough for the node bill, idle capacity and cross-AZ traffic."""
+    MiB = 2**20
+    web = [PodSpec("shop", f"web-1-{r}", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web", node=f"node-{'ab'[r]}",
+                   containers=[ContainerSpec("app", 0.3, 0.1, 300 * MiB, 30 * MiB, 0.5, math.nan, 512 * MiB, 512 * MiB)])
+           for r in range(2)]
+    return web + [
+        PodSpec("shop", "api-1-x", "Deployment", "api", "ReplicaSet", "api-1", "Deployment", "api", node="node-a",
+                containers=[ContainerSpec("api", 0.4, 0.1, 200 * MiB, 10 * MiB, 1.0, math.nan, 1024 * MiB, 1024 * MiB)]),
+        PodSpec("data", "db-0", "StatefulSet", "db", "StatefulSet", "db", node="node-b",
+                containers=[ContainerSpec("postgres", 0.8, 0.2, 1500 * MiB, 100 * MiB, 2.0, math.nan, 4096 * MiB, 4096 * MiB)])]
+
+
 NODES = [
     {"node": "node-a", "zone": "us-east-1a", "region": "us-east-1", "instance_type": "m5.xlarge", "capacity": "ON_DEMAND",
      "karpenter": "", "cpu": 3.92, "memory": 15 * 2**30},
@@ -132,21 +149,38 @@ TRAFFIC = [("shop", "web", "shop", "api", "http", 1500.0, 5000.0), ("shop", "api
 
 
 class Dataset:
-    """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of 60), ``hours`` long.
+    """Samples of a generated cluster, ending at ``end`` (unix seconds, multiple of ``interval``), ``hours``
+    long, one sample of every series each ``interval`` seconds (60 by default: the query step of most tests).
 
-    ``drop`` names metrics left out (to test missing-metric handling)."""
+    ``drop`` names metrics left out (to test missing-metric handling); ``nodes`` replaces NODES (a node may
+    carry ``nodegroup`` / ``nodepool`` labels); ``workload_extras`` adds HPA, PDB and Istio series (off:
+    a cluster without them); pod start times are written for every pod, completion times for pods with
+    ``completes``. ``scrape_jobs``: the kubelet's cAdvisor series are written once per job (a kubelet
+    scraped by two jobs), with job and instance labels. ``poison``: {pod: {sample index: value}} written
+    into that pod's working set instead (NaN, +Inf, -1)."""
 
     def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
-                 cluster_label: str = "", cluster: str = ""):
-        assert end % STEP == 0
-        self.end = end
-        self.n = int(hours * 3600 // STEP) + 1
-        self.ts = end - STEP * np.arange(self.n - 1, -1, -1, dtype=np.int64)
+                 cluster_label: str = "", cluster: str = "", interval: int = STEP, nodes: list[dict] | None = None,
+                 workload_extras: bool = True, scrape_jobs: tuple[str, ...] = (), poison: dict | None = None):
+        self.scrape_jobs = scrape_jobs
+        self.poison = poison or {}
+        assert end % interval == 0
+        self.end, self.interval = end, interval
+        self.n = int(hours * 3600 // interval) + 1
+        self.ts = end - interval * np.arange(self.n - 1, -1, -1, dtype=np.int64)
         self.pods = pods if pods is not None else default_cluster()
         self.drop = set(drop)
+        self.nodes = NODES if nodes is None else nodes
+        self.extras = workload_extras
         self.extra = f'{cluster_label}="{cluster}",' if cluster_label else ""
         self._series: dict[tuple[str, str], dict] = {}
         self._build()
+
+    def lifetime_hours(self, p: PodSpec) -> float:
+        """The truth of a pod's life: from one interval before its first sample (its start) to its last
+        sample (its completion), (end - start) x interval, in hours."""
+        s, e = self._life(p)
+        return (e - s) * self.interval / 3600.0
 
     # --- sample generation ------------------------------------------------------------------------
     def _life(self, p: PodSpec) -> tuple[int, int]:
@@ -167,7 +201,7 @@ class Dataset:
                 # rate of the interval ending at each sample (cores); the first sample's interval is 0
                 cpu = np.maximum(c.cpu_base + c.cpu_amp * np.sin(2 * np.pi * t / day) + 0.1 * c.cpu_base * u + spike, 0.0)
                 cpu[0] = 0.0
-                counter = np.cumsum(cpu * STEP)
+                counter = np.cumsum(cpu * self.interval)
                 m = _noise(key + "mem", e - s)
                 mem = np.round(c.mem_base + c.mem_amp * np.sin(2 * np.pi * (t / day + 0.25)) + 0.05 * c.mem_base * m)
                 restarts = np.zeros(e - s)
@@ -177,7 +211,7 @@ class Dataset:
                     mem[k - 1] = c.mem_limit  # the peak that got it killed
                     restarts[k:] = 1
                     reason = k
-                periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE
+                periods = np.arange(e - s, dtype=float) * PERIODS_PER_MINUTE * self.interval / 60
                 throttled = np.round(periods * c.throttle_ratio)
                 self._series[(p.namespace, p.pod, c.name)] = dict(pod=p, c=c, s=s, e=e, counter=counter, mem=mem, restarts=restarts,
                                                      reason=reason, periods=periods, throttled=throttled,
@@ -187,14 +221,14 @@ class Dataset:
     def step_values(self, window_seconds: int) -> dict:
         """{container key: (cpu, memory)} matrices pods x steps of the window (end - window, end], NaN
         where a pod has no value: CPU only where its whole rate window lies in the pod's life."""
-        first = self.n - 1 - window_seconds // STEP  # grid index just before the window (excluded)
+        first = self.n - 1 - window_seconds // self.interval  # grid index just before the window (excluded)
         steps = np.arange(max(first + 1, 0), self.n)
         groups: dict[tuple, list] = {}
         for (_ns, _pod, cname), ser in self._series.items():
             p = ser["pod"]
             if p.namespace != "kube-system":
                 groups.setdefault((p.namespace, p.kind, p.workload, cname), []).append(ser)
-        k = RATE_WINDOW // STEP
+        k = RATE_WINDOW // self.interval
         out = {}
         for key, sers in groups.items():
             cpu = np.full((len(sers), len(steps)), np.nan)
@@ -238,7 +272,7 @@ class Dataset:
                 stats[col] = sum(ser[name][-1] - ser[name][max(lo - 1 - ser["s"], 0)] for ser in sers)
             stats["cpu_throttled_ratio"] = stats["tp"] / stats["pp"] if stats["pp"] else math.nan
             stats["cpu_throttled_seconds"] = stats["ts"]
-            stats["churn"] = any(ser["s"] > lo - RATE_WINDOW // STEP or ser["e"] < self.n for ser in sers)
+            stats["churn"] = any(ser["s"] > lo - RATE_WINDOW // self.interval or ser["e"] < self.n for ser in sers)
             out[key] = stats
         return out
 
@@ -267,11 +301,18 @@ class Dataset:
         for (_ns, pod, cname), ser in self._series.items():
             p, c, s, e = ser["pod"], ser["c"], ser["s"], ser["e"]
             base = f'namespace="{p.namespace}",pod="{p.pod}",container="{c.name}"'
-            yield from emit("container_cpu_usage_seconds_total", base + ',cpu="total"', ser["counter"], s)
-            yield from emit("container_memory_working_set_bytes", base, ser["mem"], s)
-            yield from emit("container_cpu_cfs_periods_total", base, ser["periods"], s)
-            yield from emit("container_cpu_cfs_throttled_periods_total", base, ser["throttled"], s)
-            yield from emit("container_cpu_cfs_throttled_seconds_total", base, ser["throttled_seconds"], s)
+            mem = ser["mem"]
+            if p.pod in self.poison:
+                mem = mem.astype(float).copy()
+                for i, v in self.poison[p.pod].items():
+                    mem[i] = v
+            for job in self.scrape_jobs or ("",):
+                scrape = f'job="{job}",instance="{job}:10250",' if job else ""
+                yield from emit("container_cpu_usage_seconds_total", scrape + base + ',cpu="total"', ser["counter"], s)
+                yield from emit("container_memory_working_set_bytes", scrape + base, mem, s)
+                yield from emit("container_cpu_cfs_periods_total", scrape + base, ser["periods"], s)
+                yield from emit("container_cpu_cfs_throttled_periods_total", scrape + base, ser["throttled"], s)
+                yield from emit("container_cpu_cfs_throttled_seconds_total", scrape + base, ser["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
             family = "kube_pod_init_container" if c.init_restart_policy else "kube_pod_container"
             if not c.init_restart_policy:
@@ -291,19 +332,32 @@ class Dataset:
             pl = f'namespace="{p.namespace}",pod="{p.pod}",uid="u-{p.pod}"'
             yield from const("kube_pod_owner", f'{pl},owner_kind="{p.owner_kind}",owner_name="{p.owner_name}",owner_is_controller="true"', 1.0, s, e)
             yield from const("kube_pod_info", f'{pl},node="{p.node}",host_ip="10.0.0.1",pod_ip="10.1.0.1",created_by_kind="{p.owner_kind}",created_by_name="{p.owner_name}"', 1.0, s, e)
+            yield from const("kube_pod_start_time", pl, float(self.ts[s] - self.interval), s, e)
+            if p.completes:
+                yield from const("kube_pod_completion_time", pl, float(self.ts[e - 1]), e - 1, e)
+            if p.labels:
+                labels = ",".join(f'{ksm_label(k)}="{v}"' for k, v in p.labels.items())
+                yield from const("kube_pod_labels", f"{pl},{labels}", 1.0, s, e)
             if p.owner_kind == "ReplicaSet" and (p.namespace, p.owner_name) not in seen_rs:
                 seen_rs.add((p.namespace, p.owner_name))
                 yield from const("kube_replicaset_owner", f'namespace="{p.namespace}",replicaset="{p.owner_name}",owner_kind="{p.parent_kind}",owner_name="{p.parent_name}",owner_is_controller="true"', 1.0, s, e)
             if p.owner_kind == "Job" and (p.namespace, p.owner_name) not in seen_job:
                 seen_job.add((p.namespace, p.owner_name))
                 yield from const("kube_job_owner", f'namespace="{p.namespace}",job_name="{p.owner_name}",owner_kind="{p.parent_kind}",owner_name="{p.parent_name}",owner_is_controller="true"', 1.0, s, e)
-        for nd in NODES:
+        for nd in self.nodes:
             lab = (f'node="{nd["node"]}",label_topology_kubernetes_io_zone="{nd["zone"]}",label_topology_kubernetes_io_region="{nd["region"]}",'
                    f'label_node_kubernetes_io_instance_type="{nd["instance_type"]}",label_eks_amazonaws_com_capacity_type="{nd["capacity"]}",'
                    f'label_karpenter_sh_capacity_type="{nd["karpenter"]}"')
+            lab += "".join(f',{name}="{nd[key]}"' for key, name in (("nodegroup", "label_eks_amazonaws_com_nodegroup"),
+                                                                     ("nodepool", "label_karpenter_sh_nodepool")) if nd.get(key))
             yield from const("kube_node_labels", lab, 1.0, 0, self.n)
             yield from const("kube_node_status_allocatable", f'node="{nd["node"]}",resource="cpu",unit="core"', nd["cpu"], 0, self.n)
             yield from const("kube_node_status_allocatable", f'node="{nd["node"]}",resource="memory",unit="byte"', nd["memory"], 0, self.n)
+        if self.extras:
+            yield from self._workload_extras(emit, const)
+
+    def _workload_extras(self, emit, const):
+        """HPA, PDB and Istio series (a cluster without them leaves ``workload_extras`` off)."""
         hpa = 'namespace="shop",horizontalpodautoscaler="web"'
         yield from const("kube_horizontalpodautoscaler_info", hpa + ',scaletargetref_kind="Deployment",scaletargetref_name="web"', 1.0, 0, self.n)
         yield from const("kube_horizontalpodautoscaler_spec_target_metric", hpa + ',metric_name="cpu",metric_target_type="utilization"', 70.0, 0, self.n)
@@ -318,17 +372,15 @@ class Dataset:
                 names = (("istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total") if proto == "tcp"
                          else ("istio_request_bytes_sum", "istio_response_bytes_sum"))
                 for name, bps in zip(names, (req, resp)):
-                    yield from emit(name, lab, np.arange(self.n) * bps * STEP, 0)
+                    yield from emit(name, lab, np.arange(self.n) * bps * self.interval, 0)
 
     def expected_traffic(self, window_seconds: int) -> dict:
         """{(src ns, src wl, dst ns, dst wl): (request bytes, response bytes) over the window}."""
         return {(a, b, c, d): (req * window_seconds, resp * window_seconds) for a, b, c, d, _p, req, resp in TRAFFIC}
 
-    def write_openmetrics(self, path) -> None:
-        """OpenMetrics text, sorted by series (promtool needs one family's samples together)."""
-        with open(path, "w") as f:
-            f.writelines(self._lines(ts_ms=False))
-            f.write("# EOF\n")
+    def openmetrics_lines(self):
+        """OpenMetrics lines with timestamps in seconds, series by series (tests/promservers.py backfills them)."""
+        return self._lines(ts_ms=False)
 
     def prometheus_text_chunks(self, lines_per_chunk: int = 200_000):
         """Prometheus exposition lines with millisecond timestamps, in chunks (for VM's import API)."""
@@ -343,6 +395,8 @@ class Dataset:
 
 
 def _fmt(v: float) -> str:
+    if not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("+Inf" if v > 0 else "-Inf")
     return repr(float(v)) if v != int(v) else str(int(v))
 
 
@@ -371,3 +425,74 @@ def _quantile_with_neighbours(sorted_values: np.ndarray, phi: float) -> tuple[fl
         return (math.nan, math.nan, math.nan)
     r = int(math.floor(phi * (n - 1) + 1e-9))
     return (float(sorted_values[r]), float(sorted_values[max(r - 1, 0)]), float(sorted_values[min(r + 1, n - 1)]))
+
+
+class Clusters:
+    """Several datasets in one store, told apart by their cluster label (each made with ``cluster_label``)."""
+
+    def __init__(self, *datasets: Dataset):
+        self.datasets = datasets
+
+    def openmetrics_lines(self):
+        for d in self.datasets:
+            yield from d.openmetrics_lines()
+
+    def prometheus_text_chunks(self, lines_per_chunk: int = 200_000):
+        for d in self.datasets:
+            yield from d.prometheus_text_chunks(lines_per_chunk)
+
+
+def cronjob_cluster(hours: float, interval: int = STEP, runs=((5, 30), (10, 45), (20, 60)), namespace: str = "batch") -> list[PodSpec]:
+    """A Deployment running the whole time (so the scrape interval can be learnt) and CronJobs whose pods
+    run ``minutes`` every ``every`` minutes (``runs``: (minutes, every) per CronJob, named 'every-<minutes>m'),
+    starting 7 minutes past a multiple of ``every``: off the 5-minute step grid. Each pod completes
+    (kube_pod_completion_time at its last sample); Dataset.lifetime_hours is the truth of its life."""
+    MiB = 2**20
+    pods = [PodSpec(namespace, "steady-1-a", "Deployment", "steady", "ReplicaSet", "steady-1", "Deployment", "steady",
+                    containers=[ContainerSpec("app", 0.1, 0.02, 100 * MiB, 5 * MiB, 0.2, math.nan, 256 * MiB, 256 * MiB)])]
+    steps = int(hours * 3600 // interval)
+    for minutes, every in runs:
+        name = f"every-{minutes}m"
+        for k, start in enumerate(range(7 * 60 // interval, steps - minutes * 60 // interval, every * 60 // interval)):
+            job = f"{name}-{k:04d}"
+            pods.append(PodSpec(namespace, f"{job}-x", "CronJob", name, "Job", job, "CronJob", name, node="node-b",
+                                start=start + 1, end=start + 1 + max(minutes * 60 // interval, 1), completes=True,
+                                containers=[ContainerSpec("job", 0.5, 0.1, 200 * MiB, 20 * MiB, 1.0, math.nan,
+                                                          512 * MiB, 512 * MiB)]))
+    return pods
+
+
+def framework_pods(hours: float, interval: int = STEP, namespace: str = "pipelines") -> list[PodSpec]:
+    """Pods that batch frameworks start, once an hour, each 10 minutes long, with the labels and owners those
+    frameworks really set: Argo Workflows (a CronWorkflow's runs 'etl-<unix time>', templates extract and
+    load, owned by their Workflow), Airflow's KubernetesPodOperator (bare pods labelled dag_id / task_id),
+    Spark (a bare driver and two executors the driver owns, labelled spark-app-name / spark-role) and Tekton
+    (TaskRun pods labelled tekton.dev/task). PodSpec kind / workload hold the group each pod must land in."""
+    MiB = 2**20
+    life = 10 * 60 // interval
+
+    def c(name):
+        return ContainerSpec(name, 0.3, 0.05, 150 * MiB, 10 * MiB, 0.5, math.nan, 512 * MiB, 512 * MiB)
+
+    pods = []
+    for k, start in enumerate(range(3 * 60 // interval, int(hours * 3600 // interval) - life, 3600 // interval)):
+        span = {"start": start, "end": start + life, "completes": True, "node": "node-a"}
+        wf = f"etl-{1761156000 + 3600 * k}"
+        for template in ("extract", "load"):
+            pods.append(PodSpec(namespace, f"{wf}-{template}-{3155092536 + k}", "ArgoWorkflow", f"etl.{template}", "Workflow", wf,
+                                labels={"workflows.argoproj.io/workflow": wf, "workflows.argoproj.io/completed": "true"},
+                                containers=[c("main"), c("wait")], **span))
+        pods.append(PodSpec(namespace, f"daily-sales-load-{k:04d}ab", "AirflowTask", "daily_sales.load", "<none>", "<none>",
+                            labels={"dag_id": "daily_sales", "task_id": "load", "kubernetes_pod_operator": "True"},
+                            containers=[c("base")], **span))
+        driver = f"pi-{k:04d}-driver"
+        spark = {"spark-app-name": "pi", "spark-app-selector": f"spark-{k:032x}"}
+        pods.append(PodSpec(namespace, driver, "SparkApplication", "pi.driver", "<none>", "<none>",
+                            labels={**spark, "spark-role": "driver"}, containers=[c("spark-kubernetes-driver")], **span))
+        for e in (1, 2):
+            pods.append(PodSpec(namespace, f"pi-{k:04d}-exec-{e}", "SparkApplication", "pi.executor", "Pod", driver,
+                                labels={**spark, "spark-role": "executor"}, containers=[c("spark-kubernetes-executor")], **span))
+        pods.append(PodSpec(namespace, f"build-run-{k:04d}-pod", "TektonTask", "build", "TaskRun", f"build-run-{k:04d}",
+                            labels={"tekton.dev/task": "build", "tekton.dev/taskRun": f"build-run-{k:04d}"},
+                            containers=[c("step-build")], **span))
+    return pods

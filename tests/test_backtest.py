@@ -174,6 +174,42 @@ def test_backtest_needs_histograms():
         rs.backtest(snap)
 
 
+def test_predicted_ooms_are_named_and_today_is_set_beside_the_kills_seen():
+    """Learnt from 7 days at 400 / 440 MiB, the recommended limit (~506 MiB) is reached on the test day at 800 /
+    880 MiB: that prediction is named with its day, limit and peak. Today's 1 GiB limit predicts nothing, yet
+    both pods were OOM-killed twice on another test day (a kill between scrapes leaves no sample at the
+    limit): the report sets the two side by side."""
+    from rightsize.api import analyze
+    from rightsize.config import Config
+    from rightsize.emit.view import build_view
+
+    MiB = 2.0**20
+    mem = _days(*([400 * MiB] * 11 + [800 * MiB] + [400 * MiB] * 2))
+    snap = _snapshot(_days(*([0.1] * 14)), mem, kills_on_day={1: 2})
+    table = rs.backtest(snap, test_days=7)
+    named = B.predicted_ooms(table)
+    assert list(named["policy"]) == ["recommended"]
+    row = named.iloc[0]
+    assert row["predicted_oom_day"] == pd.Timestamp(END - 3 * 86400, unit="s", tz="UTC")  # the bin (day, day + 24 h]
+    assert row["memory_peak_bytes"] == pytest.approx(880 * MiB) and row["memory_limit_bytes"] < 880 * MiB
+    seen = B.observed_kills(table)
+    assert seen[["workload", "container", "oom_kills", "predicted"]].values.tolist() == [["app", "main", 4.0, False]]
+
+    analysis = analyze(snap, Config())
+    bt = analysis.summary["backtest"]
+    assert [(p["policy"], p["workload"], p["predicted_oom_day"][:10]) for p in bt["predicted_ooms"]] == [
+        ("recommended", "app", pd.Timestamp(END - 3 * 86400, unit="s").strftime("%Y-%m-%d"))]
+    assert bt["observed_oom_kills"][0]["predicted"] is False and bt["policies"]["today"]["predicted_ooms"] == 0
+    section = next(s for s in build_view(analysis.summary, analysis, Config()).sections if s.anchor == "backtest")
+    assert "(today's limits: 0 predicted against 1 container(s) really OOM-killed in those days)" in section.intro
+    lists = {l.title: l.items for l in section.lists}
+    [(name, note)] = lists["Predicted OOM kills, recommended"]
+    assert name == "ns/app/main" and note.startswith(pd.Timestamp(END - 3 * 86400, unit="s").strftime("%Y-%m-%d"))
+    assert "peak 880Mi reaches the limit" in note
+    assert lists["OOM-killed in those days, under today's limits"] == [
+        ("ns/app/main", "4 kill(s); today's limits replayed: not predicted (the kill left no sample at the limit)")]
+
+
 def test_training_statistics_computed_a_range_of_containers_at_a_time_are_the_same(monkeypatch):
     """The demo's training usage, its histogram cells reduced in chunks of a few containers, equals the
     usage reduced at once (same rows, same order, same figures)."""

@@ -101,7 +101,7 @@ def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
     recs = pd.read_csv(out / "recommendations.csv")
     summary = json.loads((out / "summary.json").read_text())
     snap = {t: pd.read_parquet(out / "snapshot" / f"{t}.parquet") for t in ("nodes", "placement", "prices", "workloads")}
-    assert len(recs) == 38  # every demo container has a row (35, and the GPU block's 3)
+    assert len(recs) == 41  # every demo container has a row (35, 3 in the runtimes block of demo.py, 3 GPU containers)
     price = snap["prices"].query("instance_type == 'm5.2xlarge' and capacity_type == 'on-demand'").iloc[0]
     assert (price.usd_per_hour, price.vcpu, price.memory_gib) == (0.384, 8.0, 32.0)
     per_gib_hour = 0.384 / (7.5 * 8 + 32)  # P = 8 c + 32 m with c = 7.5 m  ->  m = 0.384 / 92

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -141,3 +142,92 @@ def test_find_previous_dir_keeps_the_folders_after_the_week(tmp_path):
     assert find_previous_dir(tmp_path / "2026-W48" / "prod") == tmp_path / "2026-W46" / "prod"
     assert find_previous_dir(tmp_path / "2026-W46" / "prod") == tmp_path / "2026-W45" / "prod"
     assert find_previous_dir(tmp_path / "2026-W48" / "dev") is None
+
+
+def _lines_joined(md: str) -> list[str]:
+    """Lines of report.md where a heading or a list title runs into other text, or two list items share a line."""
+    bad = []
+    lines = md.splitlines()
+    for i, line in enumerate(lines):
+        title = re.search(r"\*\*[^*|]+: \d[\d,]*\*\*", line)
+        if ("## " in line and not line.startswith("#")) or (title and title.start() > 0) or line.count("- `") > 1 \
+                or (line.startswith("- `") and "**" in line) or (line.startswith("#") and i and lines[i - 1].strip()):
+            bad.append(line)
+    return bad
+
+
+def test_report_md_never_joins_a_heading_to_a_list_item(tmp_path, monkeypatch):
+    """Every list of the week-over-week section filled, and capped at one item so the "...and N more" line
+    shows too: each heading, list title and item stays on a line of its own (report.md is the CI job
+    summary; a joined line there reads as one garbled item)."""
+    from rightsize.emit import view
+
+    a0, a1 = make_analysis(0), make_analysis(1)
+    write_report(make_snapshot(a0), a0, CONFIG, tmp_path / "2026-W46")
+    md = (write_report(make_snapshot(a1), a1, CONFIG, tmp_path / "2026-W47").out_dir / "report.md").read_text()
+    assert "- `shop/cart/app` (no OOM risk)\n\n**Recommendations applied: 2**\n\n- `shop/frontend/app`\n- `shop/cart/app`\n" in md
+    assert _lines_joined(md) == []
+    monkeypatch.setattr(view.ItemList.__init__, "__defaults__", (1,) + view.ItemList.__init__.__defaults__[1:])
+    capped = (write_report(make_snapshot(a1), a1, CONFIG, tmp_path / "2026-W48", compare_dir=tmp_path / "2026-W46").out_dir
+              / "report.md").read_text()
+    assert "_…and 1 more in `recommendations.csv`._" in capped and _lines_joined(capped) == []
+    assert _lines_joined("- `a`**Resolved OOM risks: 1**\n- `b`- `c`\ntext ## Top\n") == [
+        "- `a`**Resolved OOM risks: 1**", "- `b`- `c`", "text ## Top"]  # the check finds what the bug did
+
+
+def test_unchanged_requests_are_never_applied(weeks):
+    """A change proposed only for a limit (requests recommended as they are) and a container whose
+    requests did not move are never "applied", whatever the tolerance would accept."""
+    a0, s0, a1, s1 = weeks
+    prev, cur = a0.recommendations.copy(), a0.recommendations.copy()  # nothing moved since last week
+    assert compare(s1, cur, s0, prev).applied.empty
+    i = prev.index[prev["workload"] == "frontend"][0]
+    prev.loc[i, "cpu_request_cores_recommended"] = prev.loc[i, "cpu_request_cores_current"]  # a limit-only change
+    prev.loc[i, "memory_request_bytes_recommended"] = prev.loc[i, "memory_request_bytes_current"]
+    assert prev.loc[i, "status"] == "change" and compare(s1, cur, s0, prev).applied.empty
+    rng = np.random.default_rng(7)
+    for _ in range(20):  # any proposal at all, requests unchanged: never applied
+        p = prev.copy()
+        p["cpu_request_cores_recommended"] = p["cpu_request_cores_current"] * rng.uniform(0.95, 1.05, len(p))
+        p["memory_request_bytes_recommended"] = p["memory_request_bytes_current"] * rng.uniform(0.95, 1.05, len(p))
+        p["status"] = "change"
+        assert compare(s1, p, s0, p).applied.empty
+
+
+def test_node_bill_and_bankable_rows(weeks):
+    a0, s0, a1, s1 = weeks
+    s0 = {**s0, "totals": {**s0["totals"], "bankable_savings_usd_per_month": 120.0}}
+    s1 = {**s1, "totals": {**s1["totals"], "bankable_savings_usd_per_month": 80.0}}
+    d = compare(s1, a1.recommendations, s0, a0.recommendations).totals.set_index("metric")
+    assert d.loc["Bankable savings (USD/month)", "delta"] == pytest.approx(-40.0)
+    assert d.loc["Node bill (USD/month)", "current"] == pytest.approx(s1["totals"]["node_usd_per_month"])
+
+
+def _covered(summary: dict, days: float | None, bill: float) -> dict:
+    window = {**summary["window"], "hours": 14 * 24.0}
+    if days is None:
+        window.pop("coverage", None)
+    else:
+        window["coverage"] = [{"cluster": "demo", "hours": days * 24, "short": days < 14}]
+    return {**summary, "window": window, "totals": {**summary["totals"], "node_usd_per_month": bill}}
+
+
+def test_a_change_of_coverage_is_marked_not_reported_as_a_cost_change(weeks):
+    """Reports that both measured their coverage compare per-hour figures as rates over their own days (7 then,
+    14 now: a real change of the bill shows as one). A report that did not measure it (written before
+    coverage was) beside a short one: the per-hour rows say the coverage changed instead of a cost change."""
+    a0, s0, a1, s1 = weeks
+    c = compare(_covered(s1, 14.0, 640.0), a1.recommendations, _covered(s0, 7.0, 630.0), a0.recommendations)
+    d = c.totals.set_index("metric")
+    assert d.loc["Days of data (shortest cluster)", "previous"] == 7.0 and d.loc["Days of data (shortest cluster)", "current"] == 14.0
+    assert d.loc["Node bill (USD/month)", "delta"] == pytest.approx(10.0) and d.loc["Node bill (USD/month)", "note"] == ""
+    assert "covered 7.0 days then and 14.0 now" in c.notes[0] and "compare" in c.notes[0]
+    c = compare(_covered(s1, 7.0, 640.0), a1.recommendations, _covered(s0, None, 320.0), a0.recommendations)
+    d = c.totals.set_index("metric")
+    assert d.loc["Node bill (USD/month)", "note"] == "coverage changed" and np.isnan(d.loc["Node bill (USD/month)", "delta"])
+    assert d.loc["Cross-AZ transfer (USD/month)", "note"] == "coverage changed"
+    assert d.loc["Containers at OOM risk", "note"] == "" and d.loc["Load balancers (USD/month)", "note"] == ""  # not rates
+    assert "did not measure its coverage" in c.notes[0]
+    # neither report short of data (the earlier one is taken to have covered its window): nothing to mark
+    c = compare(_covered(s1, 14.0, 640.0), a1.recommendations, _covered(s0, None, 630.0), a0.recommendations)
+    assert c.notes == [] and (c.totals["note"] == "").all()

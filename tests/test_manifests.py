@@ -40,7 +40,7 @@ def rendered(tmp_path_factory, kubectl) -> Path:
 def test_kustomize_output_file(rendered):
     warnings: list = []
     tables = load_manifests(rendered, Config(), "prod", warnings=warnings)
-    assert set(tables) == {"workloads", "containers", "services", "namespaces"}
+    assert set(tables) == {"workloads", "containers", "services", "namespaces", "runtimes"}
     for name, df in tables.items():
         conform(name, df)
 
@@ -155,14 +155,14 @@ def test_unknown_kinds_are_counted_not_fatal(tmp_path):
     f.write_text("\n---\n".join([
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s1}",
         "apiVersion: v1\nkind: Secret\nmetadata: {name: s2}",
-        "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: canary}",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: canary}",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c}]}",
     ]))
     warnings: list = []
     tables = load_manifests(f, Config(), "dev", warnings=warnings)
     assert list(tables["workloads"]["workload"]) == ["p"]
     assert warnings[0]["code"] == "manifests_kinds_skipped"
-    assert "3 object(s)" in warnings[0]["message"] and "Rollout (1)" in warnings[0]["message"]
+    assert "3 object(s)" in warnings[0]["message"] and "AnalysisTemplate (1)" in warnings[0]["message"]
     assert "Secret (2)" in warnings[0]["message"]
 
 

@@ -362,8 +362,10 @@ def test_plan_shards_packs_namespaces_under_budget():
 
 
 def test_hostile_namespace_names_cannot_change_queries(prom_server, prom_dataset):
-    snap = collect(prom_server.url, prom_dataset.end, namespaces=('shop"} or vector(1) #', "shop|data", ".*"))
-    assert len(snap.tables["usage"]) == 0  # matched literally: no such namespaces
+    from rightsize.errors import SourceError
+
+    with pytest.raises(SourceError, match="found 0 containers"):  # matched literally: no such namespaces
+        collect(prom_server.url, prom_dataset.end, namespaces=('shop"} or vector(1) #', "shop|data", ".*"))
     snap = collect(prom_server.url, prom_dataset.end, namespaces=("shop",))
     assert set(snap.tables["usage"]["namespace"]) == {"shop"}
 

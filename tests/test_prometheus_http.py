@@ -32,7 +32,7 @@ from rightsize.errors import ConfigError, SourceError
 from rightsize.snapshot import Snapshot
 from rightsize.sources import prometheus as P
 from rightsize.sources.prometheus.client import _compress
-from rightsize.sources.prometheus.collect import DISABLES
+from rightsize.sources.prometheus.families import FAMILIES
 from rightsize.sources.prometheus.promql import Queries, check_matchers, quote, regex_alternation
 from rightsize.targets import ClusterTarget
 
@@ -85,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
         if api == "/api/v1/status/buildinfo":
             return self._reply(200, {"status": "success", "data": {"version": "2.45.0", "revision": "stand-in", "goVersion": "go1.21"}})
         if api == "/api/v1/label/__name__/values":
-            return self._reply(200, {"status": "success", "data": [getattr(Config().prometheus.metrics, f) for f in DISABLES]})
+            return self._reply(200, {"status": "success", "data": [getattr(Config().prometheus.metrics, f) for f in (x.field for x in FAMILIES)]})
         if api == "/api/v1/series":
             return self._reply(200, {"status": "success", "data": [
                 *({"__name__": "kube_pod_owner", **POD, "pod": f"web-{i}", "owner_kind": "StatefulSet", "owner_name": "web",

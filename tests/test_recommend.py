@@ -558,7 +558,11 @@ def test_demo_output_conforms(demo_recs):
     assert set(r["cpu_limit_action"]) <= {"set", "keep_unset", "remove", "none"}
     has = r["status"].isin(["change", "keep"])
     assert r.loc[has, "memory_request_bytes_recommended"].notna().all()
-    assert (r.loc[has, "memory_request_bytes_recommended"] >= r.loc[has, "memory_max_bytes"]).all()
+    # a JVM sized by its runtime holds heap + non-heap (its working set followed the old heap); the others the max
+    jvm = has & r["runtime"].eq("jvm") & r["live_set_bytes"].notna() & r["non_heap_bytes"].notna()
+    heap = r["heap_bytes_recommended"].fillna(r["heap_bytes_current"])
+    assert jvm.sum() == 2 and (r.loc[jvm, "memory_request_bytes_recommended"] >= heap[jvm] + r.loc[jvm, "non_heap_bytes"]).all()
+    assert (r.loc[has & ~jvm, "memory_request_bytes_recommended"] >= r.loc[has & ~jvm, "memory_max_bytes"]).all()
     assert (r.loc[has, "memory_limit_bytes_recommended"] >= r.loc[has, "memory_request_bytes_recommended"]).all()
     assert r.loc[~has, ["cpu_request_cores_recommended", "memory_request_bytes_recommended"]].isna().all().all()
     assert (r["reason"] != "").all()

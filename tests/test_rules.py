@@ -16,8 +16,9 @@ from recommend_tables import ctr, one, snap
 
 CFG = Config()
 ORDER = ["assign_policy", "eligibility", "confidence", "hpa_scope", "cpu_throttling", "cpu_request", "memory_request",
-         "oom_demand", "memory_floor", "hpa_coadjust", "memory_limit", "cpu_limit", "one_off_job", "status",
-         "provisioning_flags", "gpu_facts", "gpu_idle", "gpu_share", "gpu_smaller", "gpu_outcome"]
+         "runtime_memory", "oom_demand", "memory_floor", "hpa_coadjust", "memory_limit", "cpu_limit", "one_off_job", "status",
+         "provisioning_flags", "runtime_setting", "gpu_facts", "gpu_idle", "gpu_share", "gpu_smaller",
+         "gpu_outcome"]
 
 
 @rule(after="memory_limit", reads=("mem_lim", "rec", "oom_kills"), writes=("mem_lim",), flags=("whole_gib_limit",))
@@ -35,7 +36,8 @@ def whole_gib_memory_limit(rows: Rows) -> None:
 
 def test_a_rule_added_in_a_test_file_runs_in_the_pipeline_and_shows_in_explain():
     pipeline = PIPELINE.with_rules(whole_gib_memory_limit)
-    assert pipeline.names == ORDER[:11] + ["whole_gib_memory_limit"] + ORDER[11:]
+    after = ORDER.index("memory_limit") + 1
+    assert pipeline.names == ORDER[:after] + ["whole_gib_memory_limit"] + ORDER[after:]
     s = snap(ctr("big", memory=(1100 * MIB,) * 4 + (1200 * MIB,), memory_request=2 * GIB, memory_limit=2 * GIB),
              ctr("small"))
     plain, extended = compute(s, CFG), compute(s, CFG, pipeline=pipeline)
@@ -112,7 +114,8 @@ def test_rules_after_the_same_rule_run_right_after_it_by_name_unless_they_share_
 
     names = PIPELINE.with_rules(z_rule, a_rule).names
     # the pipeline's own continuation after status (the GPU rules, rules/gpu.py) is the longest chain: it runs last
-    assert names[names.index("status"):names.index("status") + 4] == ["status", "a_rule", "provisioning_flags", "z_rule"]
+    at = names.index("status")
+    assert names[at:at + 5] == ["status", "a_rule", "provisioning_flags", "runtime_setting", "z_rule"]
     # after memory_limit, before the rest of the pipeline (cpu_limit ... provisioning_flags), which may read it
     assert PIPELINE.with_rules(whole_gib_memory_limit).names.index("whole_gib_memory_limit") == ORDER.index("cpu_limit")
 

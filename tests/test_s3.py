@@ -132,17 +132,33 @@ def test_an_interrupted_upload_is_never_read_as_complete(bucket, monkeypatch, tm
     restore()
     assert Snapshot.read(target).meta["created_at"] == "2026-11-16T06:00:00+00:00"  # the earlier version, whole
 
-    restore = failing_after(monkeypatch, "CopyObject", 4)  # in the commit: some files copied, no _SUCCESS yet
+    files = len(keys(f"{target.key}/")) - 1  # the tables and meta.json (and _SUCCESS)
+    restore = failing_after(monkeypatch, "PutObject", files + 2)  # the pointer switch itself: never made
     with pytest.raises(KeyboardInterrupt):
         second.write(target)
     restore()
+    assert Snapshot.read(target).meta["created_at"] == "2026-11-16T06:00:00+00:00"  # the earlier _SUCCESS is readable
+
+    restore = failing_after(monkeypatch, "CopyObject", 4)  # after the switch: some files copied to their plain keys
+    with pytest.raises(KeyboardInterrupt):
+        second.write(target)
+    restore()
+    assert json.loads(keys()[f"{target.key}/_SUCCESS"])["format"] == "rightsize-pointer/1"
+    assert Snapshot.read(target).meta["created_at"] == "2026-11-23T06:00:00+00:00"  # the new version, whole
+
+    # a first upload that never committed: no _SUCCESS, nothing read, the fleet names the cluster as missing
+    eu = bucket / "2026-W47" / "eu" / "snapshot"
+    restore = failing_after(monkeypatch, "PutObject", 3)
+    with pytest.raises(KeyboardInterrupt):
+        cluster("eu").write(eu)
+    restore()
     with pytest.raises(SnapshotError, match=r"no complete snapshot here: no _SUCCESS manifest"):
-        Snapshot.read(target)
-    cluster("eu").write(bucket / "2026-W47" / "eu" / "snapshot")
-    (tmp_path / "fast.toml").write_text(FAST)
+        Snapshot.read(eu)
+    assert not keys(f"{eu.key}/")  # its leftovers were removed
+    (tmp_path / "fast.toml").write_text(FAST + '[fleet]\nclusters = ["prod", "eu"]\n')
     assert main(["report", "--quiet", "--config", str(tmp_path / "fast.toml"), "--snapshot", str(bucket / "2026-W47")]) == 0
     summary = json.loads(keys()[f"{(bucket / '2026-W47' / '_fleet').key}/summary.json"])
-    assert [(m["cluster"], "no complete snapshot" in m["reason"]) for m in summary["fleet"]["missing"]] == [("prod", True)]
+    assert [m["cluster"] for m in summary["fleet"]["missing"]] == ["eu"]
 
     second.write(target)  # the next run commits
     assert Snapshot.read(target).meta["created_at"] == "2026-11-23T06:00:00+00:00"
@@ -249,7 +265,7 @@ def test_the_iam_policy_allows_every_call_rightsize_makes_and_writes_only_below_
     fast = ["--quiet", "--config", str(tmp_path / "fast.toml")]
     assert main(["report", *fast, "--snapshot", str(bucket / "2026-W47" / "prod" / "snapshot"), "--out", str(bucket / "2026-W47" / "prod")]) == 0
     assert main(["report", *fast, "--snapshot", str(bucket / "2026-W47")]) == 0
-    assert {name for name, _ in calls} >= {"PutObject", "GetObject", "CopyObject", "DeleteObject", "ListObjectsV2"}
+    assert {name for name, _ in calls} >= {"PutObject", "GetObject", "CopyObject", "DeleteObjects", "ListObjectsV2"}
     for name, params in calls:
         bucket_arn = f"arn:aws:s3:::{params['Bucket']}"
         if name == "ListObjectsV2":
@@ -284,3 +300,17 @@ def test_fleet_flag_reads_this_weeks_folder_of_output_dir(bucket, tmp_path):
     summary = json.loads(keys()[f"{(week / '_fleet').key}/summary.json"])
     assert summary["fleet"]["root"] == str(week) and summary["clusters"] == ["eu"]
     assert main(["report", "--quiet", "--fleet", "--snapshot", str(week), "--config", str(cfg)]) == 2  # one or the other
+
+
+def test_a_live_run_renews_its_lease_and_a_killed_ones_blocks_for_at_most_the_lease(bucket):
+    out = bucket / "2026-W47" / "prod"
+    with output_lock(out, wait_seconds=0, command="rightsize run", lease_seconds=2):
+        time.sleep(3)  # longer than the lease: the holder rewrote its lock object meanwhile
+        with pytest.raises(LockedError, match="`rightsize run`"):
+            with output_lock(out, wait_seconds=0, lease_seconds=2):
+                pass
+    # a run killed while holding the lock: its object is never renewed, so the next run waits at most the lease
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="rightsize/2026-W47/.prod.lock/killed-run", Body=b'{"pid": 1}')
+    with output_lock(out, wait_seconds=3, lease_seconds=2):
+        assert [k.rsplit("/", 1)[1] for k in keys("rightsize/2026-W47/.prod.lock/")] != ["killed-run"]
+    assert not keys("rightsize/2026-W47/.prod.lock/")

@@ -26,6 +26,7 @@ class Analysis:
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[dict] = field(default_factory=list)
     node_groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.NODE_GROUP_COLUMNS (binpack)
+    requests_vs_bill: dict | None = None  # consistency.requests_vs_bill: the requests' cost against the bill, in parts
     backtest: pd.DataFrame = field(default_factory=pd.DataFrame)  # schema.BACKTEST_COLUMNS (empty: not run)
     backtest_note: str = ""  # why there is no backtest ('' when there is one or it was not asked for)
 
@@ -71,23 +72,31 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
     The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
     ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
-    from . import binpack, cost, cross_az, load_balancers, price_split, recommend, spot, summary
+    from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
+    nodes = cost.node_requests(snapshot, config)
+    hpm = config.general.hours_per_month
     result = Analysis(
         recommendations=recs,
         spot=spot.spot_suitability(snapshot, recs, config),
         cross_az=cross_az.cross_az_costs(snapshot, config),
         load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-        idle=cost.idle_costs(snapshot, config),
+        idle=cost.idle_costs(snapshot, config, nodes),
         node_prices=cost.node_unit_prices(snapshot, config),
         node_groups=binpack.node_groups(snapshot, recs, config, candidates),
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
+        + consistency.caveats(snapshot, nodes, hpm)
+        + runtimes.caveats(recs, snapshot.meta)
         + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
     result.summary = summary.summarize(result, snapshot, config)
+    totals = result.summary["totals"]
+    result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
+    result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
+    result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
     return result
 
 

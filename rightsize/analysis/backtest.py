@@ -7,10 +7,15 @@ days have looked like? Per container and per policy (and for today's requests, t
   the CPU request: what the scheduler did not reserve;
 - ``cpu_share_at_limit``: share of pod-steps at or above the CPU limit (throttled; 0 without a limit);
 - ``memory_peak_bytes`` against the memory limit: ``predicted_oom`` when the largest raw working-set
-  sample of the test days reaches it; ``memory_censored`` when the container was OOM-killed in the
-  test days (its peak there is a lower bound: whether a higher limit holds cannot be replayed);
+  sample of the test days reaches it (``predicted_oom_day``: the first such day); ``oom_kills``: the kills
+  observed in the test days under today's limits, and ``memory_censored`` when there were any (its peak
+  there is a lower bound: whether a higher limit holds cannot be replayed, and a kill between two scrapes
+  leaves no sample at the limit, so today's replay can predict fewer kills than happened);
 - ``cpu_slack`` / ``memory_slack``: (request - usage) / request averaged over the pod-steps, the
-  relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits).
+  relative slack Google's Autopilot paper reports (23 % for Autopiloted jobs, 46 % for manual limits);
+- a JVM's heap (``heap_bytes``): ``predicted_heap_oom`` when the test days' live set outgrows it (a Java
+  OutOfMemoryError, not a container OOM kill); where the recommendation changes the heap, the container's
+  demand is that heap plus the test days' non-heap peak (heap-aware, ``memory_heap_aware``).
 
 Everything comes from the snapshot's per-pod histograms and daily rows (statistics.py): no query.
 Limits of the replay, said in the report: the test days were themselves collected under today's
@@ -42,15 +47,18 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
                 "run `rightsize backtest` on a cluster's snapshot")
     if not snapshot.rows("usage_histograms"):
         return "the snapshot has no per-pod histograms (collected before they existed, or no usage)"
-    hours = snapshot.window_hours() or 0.0
+    window = snapshot.window_hours() or 0.0
+    hours = min([snapshot.observed_hours(c) or 0.0 for c in snapshot.meta.get("clusters") or []] or [window])
     if hours < (test_days + min_train_days) * 24:
-        return f"the window ({hours / 24:.1f} d) is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
+        what = f"the window ({window / 24:.1f} d)" if hours >= window else f"the data ({hours / 24:.1f} d of the {window / 24:.1f} d window)"
+        return f"{what} is shorter than {test_days} d to replay plus {min_train_days:g} d to learn from"
     return ""
 
 
 def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
-    last ``test_days`` (its window ends there); the test days are reduced for the replay.
+    last ``test_days`` (its window ends there), its runtimes' hours are those days'; the test days are
+    reduced for the replay.
 
     The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
     and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
@@ -68,9 +76,12 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
-    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d}
+    hours = snapshot.tables["runtime_hourly"]
+    in_test_r = hours["hour"] >= cut
+    tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
+              "runtime_hourly": hours[~in_test_r].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), TestDays.of(sums.test, test_d)
+    return Snapshot(tables=tables, meta=meta), TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
 
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
@@ -103,14 +114,17 @@ class TestDays:
     """The test days reduced once for every policy replayed against them: per container (an integer id,
     ``keys`` the id -> KEYS table), each resource's pooled pod-step histogram as cumulative
     counts over its buckets, and the daily figures (mean usage, pod-steps, memory peak, OOM kills).
-    A replay then costs one lookup per container and policy, never a merge of the histogram rows."""
+    A replay then costs one lookup per container and policy, never a merge of the histogram rows. ``runtime``:
+    the test days' runtime_hourly rows (a JVM's live set and non-heap there)."""
 
     keys: pd.DataFrame
     cells: dict  # resource -> (code = id x buckets + bucket, sorted; counts of the cells before each one, per id its total)
     daily: pd.DataFrame  # indexed by id
+    day_peaks: pd.DataFrame  # id, day, memory_max_bytes: each container's largest raw sample of each test day
+    runtime: pd.DataFrame | None = None  # the test days' runtime_hourly rows (a JVM's live set and non-heap there)
 
     @classmethod
-    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame) -> "TestDays":
+    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None) -> "TestDays":
         cid_h, keys = factorize(hist, KEYS)
         cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
@@ -142,7 +156,15 @@ class TestDays:
         kills = daily["oom_kills"].to_numpy(dtype=float)
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
-        return cls(keys, cells, per)
+        days = pd.DataFrame({"id": cid_d, "day": daily["day"].to_numpy(), "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
+        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max(), runtime)
+
+    def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:
+        """Per row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
+        rows = pd.DataFrame({"id": ids, "_limit": limit, "_row": np.arange(len(ids))})
+        hit = self.day_peaks.merge(rows[rows["id"] >= 0], on="id")
+        first = hit[hit["memory_max_bytes"] >= hit["_limit"]].groupby("_row")["day"].min()
+        return pd.Series(pd.to_datetime(first.reindex(range(len(ids))).to_numpy(), utc=True))
 
     def ids(self, settings: pd.DataFrame) -> np.ndarray:
         """The id of each settings row's container (-1 when the test days have none of it)."""
@@ -196,8 +218,9 @@ def _values(resource: str) -> np.ndarray:
 
 def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per container of ``settings`` (KEYS + cpu_request_cores, cpu_limit_cores,
-    memory_request_bytes, memory_limit_bytes; NaN = unset) the test days' figures (module docstring).
-    ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays already reduced from them."""
+    memory_request_bytes, memory_limit_bytes, optionally heap_bytes and heap_changed; NaN = unset) the test
+    days' figures (module docstring). ``hist`` and ``daily``: the test days' rows, or ``hist`` the TestDays
+    already reduced from them (with their runtime hours, a JVM's heap is replayed too: :func:`heap_aware`)."""
     test = hist if isinstance(hist, TestDays) else TestDays.of(hist, daily)
     ids = test.ids(settings)
     per = test.daily.reindex(ids)  # -1: a container without test days gets NaN everywhere
@@ -217,10 +240,59 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     out["memory_peak_bytes"] = peak
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["predicted_oom"] = ~np.isnan(limit) & (np.nan_to_num(peak, nan=-1.0) >= limit)
+    out["predicted_oom_day"] = test.first_day_at(ids, limit).set_axis(out.index)
     # OOM-killed in the test days under today's limit: their peak there is a lower bound, so the replay
     # cannot tell whether a higher limit would have held
-    out["memory_censored"] = np.nan_to_num(per["oom_kills"].to_numpy(dtype=float)) > 0
+    out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
+    out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
+    return heap_aware(out, settings, test.runtime, np.unique(test.day_peaks["day"]))
+
+
+def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None, days=()) -> pd.DataFrame:
+    """A JVM's replay with the heap it would run with (``heap_bytes``). A Java OutOfMemoryError is predicted when
+    the test days' live set (live data, else the heap's troughs) outgrows the heap: the heap fills, not the
+    container. Where the heap changes (``heap_changed``) the working set was measured under another heap, so
+    the container's demand is the heap at its maximum plus the test days' non-heap peak, a container OOM kill
+    is predicted when that reaches the limit (on the first test day, of ``days``, whose hour first does), and the
+    working-set slack and shares are unknown (NaN)."""
+    heap = settings["heap_bytes"].to_numpy(dtype=float) if "heap_bytes" in settings else np.full(len(settings), np.nan)
+    changed = settings["heap_changed"].to_numpy(dtype=bool) if "heap_changed" in settings else np.zeros(len(settings), bool)
+    out["heap_bytes"] = heap
+    out["predicted_heap_oom"] = False
+    out["memory_heap_aware"] = False
+    if runtime is None or runtime.empty or np.isnan(heap).all():
+        return out
+    peaks = runtime.astype({k: str for k in KEYS}).groupby(KEYS, observed=True)[
+        ["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]].max()
+    per = settings[KEYS].astype(str).merge(peaks.reset_index(), on=KEYS, how="left")
+    live = per["live_set_max_bytes"].fillna(per["heap_used_min_bytes"]).to_numpy(dtype=float)
+    non_heap = per["non_heap_max_bytes"].fillna(per["non_heap_pools_max_bytes"]).to_numpy(dtype=float)
+    out["predicted_heap_oom"] = ~np.isnan(heap) & (np.nan_to_num(live, nan=-1.0) > heap)
+    aware = changed & ~np.isnan(heap) & ~np.isnan(non_heap)
+    demand = heap + np.fmax(non_heap, 0.0)
+    limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
+    out["memory_peak_bytes"] = np.where(aware, demand, out["memory_peak_bytes"])
+    out["predicted_oom"] = np.where(aware, ~np.isnan(limit) & (demand >= limit), out["predicted_oom"])
+    out["predicted_oom_day"] = out["predicted_oom_day"].where(~aware, _first_day(settings, runtime, heap, limit, aware, days))
+    for col in ("memory_share_over_request", "memory_share_at_limit", "memory_slack", "memory_mean_bytes"):
+        out[col] = np.where(aware, np.nan, out[col])
+    out["memory_heap_aware"] = aware
     return out
+
+
+def _first_day(settings: pd.DataFrame, runtime: pd.DataFrame, heap: np.ndarray, limit: np.ndarray, rows: np.ndarray,
+               days) -> pd.Series:
+    """Per settings row in ``rows``, the test day (of ``days``, starts of the 24 h bins) of the first hour whose
+    non-heap peak plus ``heap`` reaches ``limit`` (NaT: none)."""
+    want = settings[KEYS].astype(str).assign(_heap=heap, _limit=limit, _row=np.arange(len(settings)))[rows]
+    hours = runtime.astype({k: str for k in KEYS}).merge(want, on=KEYS)
+    non_heap = hours["non_heap_max_bytes"].fillna(hours["non_heap_pools_max_bytes"]).clip(lower=0.0)
+    first = hours[hours["_heap"] + non_heap >= hours["_limit"]].groupby("_row")["hour"].min()
+    out = pd.Series(pd.NaT, index=range(len(settings)), dtype="datetime64[ns, UTC]")
+    if len(first) and len(days):
+        at = np.searchsorted(pd.DatetimeIndex(days).asi8, pd.DatetimeIndex(first.to_numpy()).asi8, side="right") - 1
+        out.loc[first.index] = pd.DatetimeIndex(days)[np.maximum(at, 0)]
+    return out.set_axis(settings.index)
 
 
 # --- policies side by side ------------------------------------------------------------------------------
@@ -236,6 +308,11 @@ def settings_of(recommendations: pd.DataFrame) -> pd.DataFrame:
             out[f"{res}_{kind}_{unit}"] = new.where(r["status"].isin(["change", "keep"]) & new.notna(), cur)
     gone = r["cpu_limit_action"].isin(["remove", "keep_unset"]) & r["status"].isin(["change", "keep"])
     out.loc[gone, "cpu_limit_cores"] = np.nan
+    if "heap_bytes_current" in r:  # the heap a JVM runs with: the patched one (an -Xmx, or a share of the new limit)
+        applied = r["status"].isin(["change", "keep"]) & r["runtime_setting_action"].isin(["patch", "follows_limit"])
+        now, jvm = r["heap_bytes_current"], r["runtime"] == "jvm"
+        out["heap_bytes"] = r["heap_bytes_recommended"].where(applied & jvm, now).where(jvm)
+        out["heap_changed"] = (out["heap_bytes"] - now).abs().fillna(0) >= 2**20
     return out
 
 
@@ -245,6 +322,9 @@ def today_settings(recommendations: pd.DataFrame) -> pd.DataFrame:
     for res, unit in (("cpu", "cores"), ("memory", "bytes")):
         for kind in ("request", "limit"):
             out[f"{res}_{kind}_{unit}"] = recommendations[f"{res}_{kind}_{unit}_current"]
+    if "heap_bytes_current" in recommendations:
+        out["heap_bytes"] = recommendations["heap_bytes_current"].where(recommendations["runtime"] == "jvm")
+        out["heap_changed"] = False
     return out
 
 
@@ -264,8 +344,8 @@ def compare(recommendations: dict[str, pd.DataFrame], test: TestDays) -> pd.Data
 
 def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Per group and policy: containers, request-weighted slack (CPU, memory: sum over containers of
-    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOMs, and containers
-    above their CPU request more than OVER_REQUEST_SHARE of the time."""
+    (request - mean usage) x pod-steps / sum of request x pod-steps), predicted OOM kills and Java
+    OutOfMemoryErrors, and containers above their CPU request more than OVER_REQUEST_SHARE of the time."""
     keys = ["policy"] + list(by)
     df = bt.assign(
         _cpu_req=bt["cpu_request_cores"] * bt["cpu_pod_steps"], _cpu_use=bt["cpu_mean_cores"] * bt["cpu_pod_steps"],
@@ -274,15 +354,18 @@ def rollup(bt: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     known_cpu, known_mem = df["cpu_slack"].notna(), df["memory_slack"].notna()
     df["_cpu_req"], df["_cpu_use"] = df["_cpu_req"].where(known_cpu, 0.0), df["_cpu_use"].where(known_cpu, 0.0)
     df["_mem_req"], df["_mem_use"] = df["_mem_req"].where(known_mem, 0.0), df["_mem_use"].where(known_mem, 0.0)
+    if "predicted_heap_oom" not in df:
+        df["predicted_heap_oom"] = False
     g = df.groupby(keys, sort=False, observed=True)
     out = g.agg(containers=("cpu_slack", "size"), predicted_ooms=("predicted_oom", "sum"), over_request=("_over", "sum"),
-                censored=("memory_censored", "sum"),
+                censored=("memory_censored", "sum"), predicted_heap_ooms=("predicted_heap_oom", "sum"),
                 _cr=("_cpu_req", "sum"), _cu=("_cpu_use", "sum"), _mr=("_mem_req", "sum"), _mu=("_mem_use", "sum"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cpu_slack"] = np.where(out["_cr"] > 0, 1 - out["_cu"] / out["_cr"], np.nan)
         out["memory_slack"] = np.where(out["_mr"] > 0, 1 - out["_mu"] / out["_mr"], np.nan)
     out = out.drop(columns=["_cr", "_cu", "_mr", "_mu"]).reset_index()
-    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64"})
+    return out.astype({"containers": "int64", "predicted_ooms": "int64", "over_request": "int64", "censored": "int64",
+                       "predicted_heap_ooms": "int64"})
 
 
 def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
@@ -291,11 +374,29 @@ def by_namespace(bt: pd.DataFrame) -> pd.DataFrame:
     return by.assign(_today=by["policy"] != "today").sort_values(["cluster", "namespace", "_today"], kind="stable").drop(columns="_today")
 
 
+def predicted_ooms(bt: pd.DataFrame) -> pd.DataFrame:
+    """The predicted OOM kills, named: policy, the container, the first day its peak reaches the limit, the
+    limit and the peak (bytes), and the kills observed under today's limits; by policy, then day."""
+    cols = ["policy"] + KEYS + ["predicted_oom_day", "memory_limit_bytes", "memory_peak_bytes", "oom_kills"]
+    rows = bt[bt["predicted_oom"].astype(bool)][cols]
+    return rows.sort_values(["policy", "predicted_oom_day"] + KEYS, kind="stable").reset_index(drop=True)
+
+
+def observed_kills(bt: pd.DataFrame) -> pd.DataFrame:
+    """The containers OOM-killed in the test days (under today's limits), with ``predicted``: whether
+    replaying today's limits predicts a kill for them (a kill between two scrapes leaves no sample at the
+    limit, so the replay can miss it)."""
+    today = bt[bt["policy"] == _TODAY]
+    killed = today[today["oom_kills"].fillna(0) > 0]
+    return killed[KEYS + ["oom_kills", "predicted_oom"]].rename(columns={"predicted_oom": "predicted"}).reset_index(drop=True)
+
+
 def summary(bt: pd.DataFrame, test_days: int) -> dict:
     """summary.json's "backtest": per policy the fleet figures of :func:`rollup`."""
     fleet = rollup(bt, [])
     policies = {row["policy"]: {"containers": int(row["containers"]), "cpu_slack": _float(row["cpu_slack"]),
                                 "memory_slack": _float(row["memory_slack"]), "predicted_ooms": int(row["predicted_ooms"]),
+                                "predicted_heap_ooms": int(row["predicted_heap_ooms"]),
                                 "oom_killed_in_test_days": int(row["censored"]),
                                 "containers_over_request": int(row["over_request"])}
                 for row in fleet.to_dict("records")}

@@ -13,8 +13,10 @@ once with today's requests and once with the recommended ones:
   packed only onto nodes of that zone: workloads that must spread over zones (workloads.zone_spread)
   and workloads with a PersistentVolumeClaim (an EBS volume lives in one zone); other pods go anywhere.
 
-nodes_now - nodes_after, at the group's node price, is the bankable saving: what cluster-autoscaler or
-Karpenter consolidation could remove once the recommendations are applied. It is an estimate: real
+min(nodes_now, nodes seen) - nodes_after, at the group's node price, is the bankable saving: what
+cluster-autoscaler or Karpenter consolidation could remove once the recommendations are applied. The packing
+starts from the nodes that exist: requests needing more nodes than ran cannot be true (requests above
+allocatable), so the saving never exceeds the price of the nodes seen. It is an estimate: real
 consolidation also honours PDBs, pod affinity, node selectors and taints, and stops at the group's
 minimum size. The same packing on the other instance types of the family names the type that would
 hold the recommended pods for the least money.
@@ -288,15 +290,23 @@ def _best_type(g: dict, after: Shapes, nodes_after: int, family: Family | None) 
 
 
 def _money(out: pd.DataFrame, hours_per_month: float) -> pd.DataFrame:
+    """Monthly figures of the packing. It starts from the nodes that exist: today's requests needing more
+    nodes than ran is impossible input (requests above allocatable, consistency.py), so the savings are
+    counted from the nodes seen and can never exceed their price."""
     node_month = out["usd_per_hour"] * hours_per_month
+    start = np.minimum(out["nodes_now"], out["nodes"])
     out["zones"] = out["zones"].map(",".join)
     out["usd_per_node_month"] = node_month
     out["daemonset_cpu_cores"], out["daemonset_memory_bytes"] = out["cpu_after"], out["mem_after"]
     out["usd_per_month"] = out["nodes"] * node_month
-    out["usd_per_month_now"] = out["nodes_now"] * node_month
+    out["usd_per_month_now"] = start * node_month
     out["usd_per_month_after"] = out["nodes_after"] * node_month
     out["bankable_savings_usd_per_month"] = out["usd_per_month_now"] - out["usd_per_month_after"]
     out["consolidation_usd_per_month"] = out["usd_per_month"] - out["usd_per_month_now"]
+    beyond = out["nodes_now"] > out["nodes"] + 1e-9
+    note = ("today's requests need " + out["nodes_now"].map("{:g}".format) + " node(s) but "
+            + out["nodes"].map("{:.3g}".format) + " ran: requests above allocatable; savings start from the nodes that ran")
+    out["note"] = np.where(beyond, np.where(out["note"] != "", out["note"] + "; " + note, note), out["note"])
     out["best_usd_per_month_after"] = out["best_nodes_after"] * out["best_usd_per_hour"] * hours_per_month
     return out
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..batch_groups import BATCH_GROUP_KINDS
 from ..quantity import GIB
 from ..schema import CONTAINER_KEY, IDLE_COLUMNS, WORKLOAD_KEY
 from . import gpu_cost
@@ -180,22 +181,24 @@ def workload_unit_prices(snapshot, config) -> pd.DataFrame:
     return result.reindex(columns=cols).reset_index(drop=True)
 
 
-BATCH_KINDS = ("Job", "CronJob")
+# costed at the pods they ran: Jobs, CronJobs and the groups of pods batch frameworks start (batch_groups.py)
+BATCH_KINDS = ("Job", "CronJob") + BATCH_GROUP_KINDS
 
 
 def average_pods(snapshot) -> pd.DataFrame:
-    """Per workload (WORKLOAD_KEY): average_pods = placement pod-hours / window hours, the pods it really ran.
+    """Per workload (WORKLOAD_KEY): average_pods = placement pod-hours / the hours its cluster was observed
+    (Snapshot.observed_hours: the window, or less when the server keeps fewer days), the pods it really ran.
 
     Only clusters with placement rows appear (elsewhere the average is unknown); a workload of such a
     cluster that is missing from placement ran no pod in the window (0.0, e.g. a CronJob that did not fire).
     """
     keys = list(WORKLOAD_KEY)
-    placement, hours = snapshot.tables.get("placement"), snapshot.window_hours()
-    if placement is None or placement.empty or not hours:
+    placement = snapshot.tables.get("placement")
+    if placement is None or placement.empty:
         return pd.DataFrame({**{k: pd.Series(dtype=object) for k in keys}, "average_pods": pd.Series(dtype=float)})
     avg = placement.groupby(keys, as_index=False)["pod_hours"].sum()
-    avg["average_pods"] = avg["pod_hours"] / hours
-    return avg[keys + ["average_pods"]]
+    avg["average_pods"] = avg["pod_hours"] / snapshot.hours_of(avg["cluster"])
+    return avg[avg["average_pods"].notna()][keys + ["average_pods"]]
 
 
 def pods_for_cost(snapshot, frame: pd.DataFrame) -> pd.DataFrame:
@@ -355,25 +358,28 @@ def request_after(recs: pd.DataFrame, res: str) -> pd.Series:
 
 
 def weighted_nodes(snapshot, config) -> pd.DataFrame:
-    """:func:`node_unit_prices` with ``weight``: the share of the window each node existed (at most 1;
-    1 when unknown), as idle.csv and the bin-packing count nodes."""
+    """:func:`node_unit_prices` with ``weight``: the share of the hours its cluster was observed that each
+    node existed (at most 1; 1 when unknown), as idle.csv and the bin-packing count nodes, and
+    ``observed_hours`` (its cluster's)."""
     nodes = node_unit_prices(snapshot, config)
-    nodes["weight"] = (nodes["hours_seen"] / _window_hours(snapshot, nodes)).clip(upper=1.0).fillna(1.0)
+    nodes["observed_hours"] = _observed_hours(snapshot, nodes)
+    nodes["weight"] = (nodes["hours_seen"] / nodes["observed_hours"]).clip(upper=1.0).fillna(1.0)
     return nodes
 
 
-def idle_costs(snapshot, config) -> pd.DataFrame:
-    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS.
+def node_requests(snapshot, config) -> pd.DataFrame:
+    """Per node (:func:`weighted_nodes`): what its pods request and what is idle.
 
-    Requested = requests of the pods placed on the group's nodes, weighted by pod-hours over the window
-    (a pod's request is the scheduler's effective request, pod_request.effective_requests: main containers
-    plus native sidecars, at least each init container's step; unset counts 0). Nodes count by the share of the
-    window they existed. Idle = allocatable not requested, priced at the node's per-vCPU-hour, per-GiB-hour and
-    per-GPU-hour prices (GPUs in GPU-equivalents, see gpu_cost.gpu_idle); usd_per_month is the whole node price.
-    """
+    requested_cpu_cores / requested_memory_bytes: requests of the pods placed on the node, weighted by
+    pod-hours over the hours observed (a pod's request is the scheduler's effective request,
+    pod_request.effective_requests: main containers plus native sidecars, at least each init container's
+    step; unset counts 0); allocatable_* weighted by the share of that time the node existed; usd_per_month:
+    its share of the node bill (the whole node price x weight); idle_usd_per_month: allocatable not requested,
+    priced at the node's per-vCPU-hour, per-GiB-hour and per-GPU-hour prices (never below 0: requests above
+    allocatable are analysis.consistency's finding); allocatable_gpus / requested_gpus / gpu_idle_usd_per_month:
+    the same for GPUs, in GPU-equivalents (gpu_cost.gpu_idle), the idle ones in idle_usd_per_month too."""
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
-    window_hours = _window_hours(snapshot, nodes)
 
     containers = snapshot.tables["containers"]
     keys = list(WORKLOAD_KEY)
@@ -385,8 +391,8 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     pl["_cpu_h"], pl["_mem_h"] = pl["_cpu"] * pl["pod_hours"], pl["_mem"] * pl["pod_hours"]
     req = pl.groupby(["cluster", "node"], as_index=False)[["_cpu_h", "_mem_h"]].sum()
     nodes = nodes.merge(req, on=["cluster", "node"], how="left").fillna({"_cpu_h": 0.0, "_mem_h": 0.0})
-    nodes["requested_cpu_cores"] = nodes["_cpu_h"] / window_hours
-    nodes["requested_memory_bytes"] = nodes["_mem_h"] / window_hours
+    nodes["requested_cpu_cores"] = nodes["_cpu_h"] / nodes["observed_hours"]
+    nodes["requested_memory_bytes"] = nodes["_mem_h"] / nodes["observed_hours"]
     alloc_cpu = nodes["allocatable_cpu_cores"] * nodes["weight"]
     alloc_mem = nodes["allocatable_memory_bytes"] * nodes["weight"]
     idle_cpu = (alloc_cpu - nodes["requested_cpu_cores"]).clip(lower=0.0)
@@ -396,10 +402,16 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
     nodes["nodes"] = nodes["weight"]
     devices = gpu_cost.node_devices(snapshot.tables["nodes"], nodes)
-    gpus = gpu_cost.gpu_idle(snapshot, devices, nodes[["cluster", "node", "weight"]], hpm, window_hours)
+    gpus = gpu_cost.gpu_idle(snapshot, devices, nodes[["cluster", "node", "weight", "observed_hours"]], hpm)
     nodes = nodes.merge(gpus, on=["cluster", "node"], how="left")
     nodes["idle_usd_per_month"] += nodes["gpu_idle_usd_per_month"]  # GPUs no pod requests, at their GPU-hour price
+    return nodes.drop(columns=["_cpu_h", "_mem_h"])
 
+
+def idle_costs(snapshot, config, nodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Idle cost per (cluster, node_group, instance_type, capacity_type), schema IDLE_COLUMNS: the nodes of
+    :func:`node_requests` (``nodes``, computed when not given) summed per group."""
+    nodes = node_requests(snapshot, config) if nodes is None else nodes.copy()
     group = ["cluster", "node_group", "instance_type", "capacity_type"]
     sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
             "requested_memory_bytes", "allocatable_gpus", "requested_gpus", "usd_per_month", "idle_usd_per_month",
@@ -413,9 +425,9 @@ def idle_costs(snapshot, config) -> pd.DataFrame:
     return out[[c.name for c in IDLE_COLUMNS]]
 
 
-def _window_hours(snapshot, nodes: pd.DataFrame) -> float:
-    hours = snapshot.window_hours()
-    if hours:
-        return hours
+def _observed_hours(snapshot, nodes: pd.DataFrame) -> np.ndarray:
+    """Hours each node's cluster was observed (Snapshot.hours_of); without a recorded window, the longest
+    hours seen (else 1)."""
+    hours = snapshot.hours_of(nodes["cluster"])
     seen = nodes["hours_seen"].max() if not nodes.empty else np.nan
-    return float(seen) if seen and seen > 0 else 1.0
+    return np.where(np.isnan(hours), float(seen) if seen and seen > 0 else 1.0, hours)

@@ -56,11 +56,12 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     traffic = snapshot.tables.get("traffic")
     if traffic is None or traffic.empty:
         return _empty(columns)
-    hours = snapshot.window_hours() or config.general.window / 3600.0
-    per_month = config.general.hours_per_month / hours
     usd_per_gb = 2.0 * config.pricing.inter_az_usd_per_gb  # out of one zone + into the other
 
-    pairs = _routed_pairs(snapshot, traffic, hours)
+    pairs = _routed_pairs(snapshot, traffic)
+    # bytes over the hours each pair's cluster was observed (the window, or less: Snapshot.observed_hours)
+    hours = pd.Series(snapshot.hours_of(pairs["cluster"]), index=pairs.index).fillna(config.general.window / 3600.0)
+    per_month = config.general.hours_per_month / hours
     hinted, local = pairs["hint"] != "", pairs["local"]
     low, high, assumption = _crossing_range(pairs, hinted, local)
     unmeasured_bytes = pairs["bytes"] - pairs["measured_bytes"]
@@ -96,11 +97,11 @@ def cross_az_costs(snapshot: Snapshot, config: Config) -> pd.DataFrame:
     return out[columns].reset_index(drop=True)
 
 
-def _routed_pairs(snapshot: Snapshot, traffic: pd.DataFrame, hours: float) -> pd.DataFrame:
+def _routed_pairs(snapshot: Snapshot, traffic: pd.DataFrame) -> pd.DataFrame:
     """Traffic pairs with their zone fractions, destination zones and the routing of the destination Service."""
     dest = ["cluster", "destination_namespace", "destination_workload"]
     pairs = _pairs(traffic)
-    dist = zone_distribution(snapshot.tables.get("placement"), hours)
+    dist = zone_distribution(snapshot)
     pairs = pairs.merge(_expected_fractions(pairs[PAIR], dist), on=PAIR, how="left")
     pairs = pairs.merge(_uncovered_zones(pairs[PAIR], dist), on=PAIR, how="left")
     pairs = pairs.merge(_destination_zones(dist), on=dest, how="left")
@@ -139,13 +140,15 @@ def top_pairs(pairs: pd.DataFrame, config: Config) -> pd.DataFrame:
     return pairs[keep].head(config.cross_az.top_n).reset_index(drop=True)
 
 
-def zone_distribution(placement: pd.DataFrame | None, window_hours: float) -> pd.DataFrame:
+def zone_distribution(snapshot: Snapshot) -> pd.DataFrame:
     """Each workload's share of pod-hours per zone (columns cluster, namespace, workload, zone, share, pods).
 
-    ``pods`` is the average number of pods in the zone over the window (pod-hours / window hours).
+    ``pods`` is the average number of pods in the zone (pod-hours / the hours its cluster was observed,
+    Snapshot.observed_hours).
     Kinds are merged: traffic metrics name workloads without their kind. Unknown zones are left out.
     """
     cols = WL + ["zone", "share", "pods"]
+    placement = snapshot.tables.get("placement")
     if placement is None or placement.empty:
         return _empty(cols)
     p = placement[placement["zone"].fillna("") != ""]
@@ -155,7 +158,7 @@ def zone_distribution(placement: pd.DataFrame | None, window_hours: float) -> pd
     by_zone = p.groupby(WL + ["zone"], as_index=False)["pod_hours"].sum()
     total = by_zone.groupby(WL)["pod_hours"].transform("sum")
     by_zone["share"] = by_zone["pod_hours"] / total
-    by_zone["pods"] = by_zone["pod_hours"] / window_hours
+    by_zone["pods"] = by_zone["pod_hours"] / snapshot.hours_of(by_zone["cluster"])
     return by_zone[cols]
 
 

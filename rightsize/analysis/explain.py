@@ -131,7 +131,7 @@ def _container(r, config: Config, pipeline: Pipeline) -> list[str]:
             out.append(f"    needs: at least {p.min_history / 86400:g} d of history and {p.min_samples} samples")
         out += _rules_fired(r, pipeline)
         return out
-    out += _cpu_lines(r, p) + _memory_lines(r, p) + _status_lines(r, p)
+    out += _cpu_lines(r, p) + _memory_lines(r, p) + _runtime_lines(r, p) + _status_lines(r, p)
     out += _rules_fired(r, pipeline)
     return out
 
@@ -205,10 +205,15 @@ def _memory_lines(r, p) -> list[str]:
     elif r._keep_memory:
         out.append(f"    memory request: the HPA scales on it, but the current {_mem(r.memory_request_bytes_current)} "
                    "is under the safety floor, so it is raised")
+    elif r._rt_measured:
+        out.append(f"    memory request: the JVM's heap + non-heap (runtime, below; its working set followed the old heap) = "
+                   f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
     else:
         out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._margin:.0%}){widen_text} = "
                    f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
-    floor_bits = [f"observed max {_mem(r.memory_max_bytes)}"]
+    floor_bits = [f"heap + non-heap {_mem(r._rt_floor)}" if r._rt_measured else f"observed max {_mem(r.memory_max_bytes)}"]
+    if not r._rt_measured and not math.isnan(r._rt_floor):
+        floor_bits.append(f"runtime {_mem(r._rt_floor)}")
     if r._oom:
         out.append(f"    memory censored: OOM-killed {r.oom_kills:.0f}x ({r._oom_per_week:.1f} a week per replica, pods live "
                    f"{r._oom_life_hours / 24:.1f} d), {r.oom_pattern}; lower bound {_mem(r._oom_bound)} (peak and limit); "
@@ -223,6 +228,37 @@ def _memory_lines(r, p) -> list[str]:
     mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
             "proportional": "current limit:request ratio"}[r._memory_limit_mode]
     out.append(f"    memory limit: {_mem(r.memory_limit_bytes_recommended)} ({mode}; never below {_mem(r._mem_floor_limit)})")
+    return out
+
+
+def _runtime_lines(r, p) -> list[str]:
+    """The runtime's heap, non-heap, live set and occupancy, and the arithmetic of runtime_memory / runtime_setting."""
+    if not r.runtime:
+        return []
+    out = [f"    runtime: {r.runtime} ({r.runtime_evidence}); setting {r.runtime_setting or 'none'}, today "
+           f"{_mem(r.heap_bytes_current)}"]
+    if r.runtime == "jvm" and r._rt_measured:
+        out.append(f"      live set p99 {_mem(r.live_set_bytes)} ({r._rt_live_source}); non-heap peak {_mem(r.non_heap_bytes)} "
+                   f"({r._rt_non_heap_source})")
+        need = f"live set / occupancy {p.heap_target_occupancy:.0%} = {_mem(r._rt_heap_need)}"
+        if math.isnan(r._rt_percent):
+            out.append(f"      heap = {need}" + (" (full: never below today's heap)" if r._rt_full else "")
+                       + f"; after the patch {_mem(r._rt_heap_new)}")
+            out.append(f"      memory = heap {_mem(r._rt_heap_new)} + non-heap {_mem(r.non_heap_bytes)} x (1 + {p.margin:.0%}) = "
+                       f"{_mem(r._rt_target)}, never below heap + non-heap {_mem(r._rt_floor)}")
+        else:
+            out.append(f"      heap at {r._rt_percent:.0%} of the limit: limit >= {need} / {r._rt_percent:.0%} = "
+                       f"{_mem(r._rt_heap_need / r._rt_percent)} and >= non-heap x (1 + {p.margin:.0%}) / "
+                       f"{1 - r._rt_percent:.0%} = {_mem(r.non_heap_bytes * (1 + p.margin) / (1 - r._rt_percent))}")
+        heap = r.heap_bytes_current if math.isnan(r.heap_bytes_recommended) else r.heap_bytes_recommended
+        out.append(f"      occupancy after: {figure(r.heap_occupancy * 100, '{:.0f}%')} of the heap {_mem(heap)} "
+                   f"(target {p.heap_target_occupancy:.0%})")
+    elif not math.isnan(r._rt_floor):
+        out.append(f"      memory never below {_mem(r._rt_floor)} (the runtime's heap peak at its share of the limit, "
+                   "or its setting as it stays)")
+    if r.runtime_setting_action:
+        edit = f": {r.runtime_setting_edit}" if r.runtime_setting_edit else ""
+        out.append(f"      setting after: {_mem(r.heap_bytes_recommended)} ({r.runtime_setting_action}){edit}")
     return out
 
 

@@ -124,10 +124,11 @@ def container_device_prices(snapshot, rows: pd.DataFrame, devices: pd.DataFrame)
     return result
 
 
-def gpu_idle(snapshot, devices: pd.DataFrame, weights: pd.DataFrame, hours_per_month: float, window_hours: float) -> pd.DataFrame:
-    """Per node (cluster, node): allocatable_gpus (GPU-equivalents x the share of the window it existed),
-    requested_gpus (the GPU-equivalents its pods requested, pod-hour weighted) and gpu_idle_usd_per_month
-    (allocatable not requested x usd_per_gpu_hour x hours_per_month). ``weights``: cluster, node, weight."""
+def gpu_idle(snapshot, devices: pd.DataFrame, weights: pd.DataFrame, hours_per_month: float) -> pd.DataFrame:
+    """Per node (cluster, node): allocatable_gpus (GPU-equivalents x the share of the observed hours it existed),
+    requested_gpus (the GPU-equivalents its pods requested, pod-hours / its cluster's observed hours) and
+    gpu_idle_usd_per_month (allocatable not requested x usd_per_gpu_hour x hours_per_month). ``weights``:
+    cluster, node, weight, observed_hours (cost.weighted_nodes)."""
     keys = list(WORKLOAD_KEY)
     cont = snapshot.tables["containers"]
     cont = cont.reindex(columns=keys + ["container_type", "gpu_resource", "gpu_request_count"])
@@ -139,11 +140,11 @@ def gpu_idle(snapshot, devices: pd.DataFrame, weights: pd.DataFrame, hours_per_m
     init = pl[pl["container_type"] == "init"].groupby(keys + ["node", "pod_hours"], as_index=False)["_gpus"].max()
     per_pod = pd.concat([main, init]).groupby(keys + ["node", "pod_hours"], as_index=False)["_gpus"].max()
     per_pod["_gpu_h"] = per_pod["_gpus"] * per_pod["pod_hours"]
-    requested = per_pod.groupby(["cluster", "node"])["_gpu_h"].sum() / window_hours
+    gpu_hours = per_pod.groupby(["cluster", "node"])["_gpu_h"].sum()
     out = devices[["cluster", "node", "allocatable_gpus", "usd_per_gpu_hour"]].merge(weights, on=["cluster", "node"], how="left")
     out["allocatable_gpus"] = out["allocatable_gpus"].fillna(0.0) * out["weight"].fillna(1.0)
     idx = pd.MultiIndex.from_frame(out[["cluster", "node"]])
-    out["requested_gpus"] = idx.map(requested).to_numpy(dtype=float, na_value=0.0)
+    out["requested_gpus"] = idx.map(gpu_hours).to_numpy(dtype=float, na_value=0.0) / out["observed_hours"].to_numpy(dtype=float)
     idle = (out["allocatable_gpus"] - out["requested_gpus"]).clip(lower=0.0)
     out["gpu_idle_usd_per_month"] = np.where(idle > 0, idle * out["usd_per_gpu_hour"] * hours_per_month, 0.0)
     return out[["cluster", "node", "allocatable_gpus", "requested_gpus", "gpu_idle_usd_per_month"]]

@@ -22,6 +22,7 @@ from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS, TABLES, WORKLOAD_KEY
 from ..snapshot import Snapshot, conform
 from .injectors import with_injected
 from .rules import RULES
+from .rules import runtimes as runtime_rules
 from .rules.base import USAGE_COLUMNS, WORKLOAD_COLUMNS, Pipeline, Rows
 from .rules.text import join
 
@@ -36,7 +37,7 @@ OUTPUTS = _INTERMEDIATES + (
     "mem_req", "mem_lim", "has_usage", "cpu_stat", "cpu_basis", "mem_stat", "mem_basis", "peak", "cpu_estimate",
     "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim",
     "gpu_model_name", "gpu_engine_p95", "gpu_engine_mean", "gpu_memory_peak", "gpu_memory", "gpu_action", "gpu_target",
-    "gpu_resource_rec", "gpu_count_rec", "gpu_share_after", "gpu_evidence")
+    "gpu_resource_rec", "gpu_count_rec", "gpu_share_after", "gpu_evidence") + runtime_rules.OUTPUTS
 PIPELINE = Pipeline(RULES, outputs=OUTPUTS)
 
 
@@ -141,10 +142,9 @@ def _output(rows: Rows) -> pd.DataFrame:
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
                          _mem_floor_request=v["floor_req"], _mem_floor_limit=v["floor_lim"],
                          _rules=join(_fired(rows), n, ","))
-    new = pd.DataFrame({**columns, **intermediates}, index=out.index)
-    # one concat, not a column at a time: the frame holds every usage column (GPU ones too), and inserting
-    # a hundred more one by one fragments it (pandas warns, and it slows every later column access)
-    return pd.concat([out.drop(columns=[c for c in new.columns if c in out.columns]), new], axis=1)
+    new = {**columns, **intermediates, **runtime_rules.output(v, cur["memory_limit_bytes"])}
+    # one concat, not a column at a time: pandas warns (and slows down) past a hundred inserts
+    return pd.concat([out.drop(columns=[c for c in new if c in out]), pd.DataFrame(new, index=out.index)], axis=1)
 
 
 def _gpu_output(rows: Rows, v: dict) -> dict:

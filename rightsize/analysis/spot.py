@@ -28,12 +28,13 @@ import pandas as pd
 from ..config import Config
 from ..schema import SPOT_COLUMNS, WORKLOAD_KEY
 from ..snapshot import Snapshot
+from .cost import BATCH_KINDS as COST_BATCH_KINDS
 
 KEY = list(WORKLOAD_KEY)
 BUCKETS = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
 BUCKET_PENALTY = (0.0, 5.0, 10.0, 15.0, 20.0)
-GOOD_KINDS = {"Deployment", "Job", "CronJob", "ReplicaSet", "Rollout"}
-BATCH_KINDS = {"Job", "CronJob"}
+BATCH_KINDS = set(COST_BATCH_KINDS)  # Jobs, CronJobs and the batch frameworks' groups
+GOOD_KINDS = {"Deployment", "ReplicaSet", "Rollout"} | BATCH_KINDS
 
 PENALTY_STATEFULSET = 30.0
 PENALTY_BARE_POD = 100.0
@@ -62,7 +63,7 @@ def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: 
     w = w.reset_index(drop=True).copy()
     for col, default in (("capacity_affinity", ""), ("spot_preference", ""), ("team", "")):
         w[col] = w[col].fillna("").astype(str) if col in w else default
-    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb", "checkpoints"):
+    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb", "pdb_unknown", "checkpoints"):
         w[col] = w[col].fillna(False).astype(bool) if col in w else False
     for col in ("pdb_min_available_pods", "pdb_max_unavailable_pods", "pdb_disruptions_allowed"):
         w[col] = w[col].astype(float) if col in w else np.nan
@@ -394,7 +395,11 @@ def _pdb_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
           penalty=PENALTY_PDB_BLOCKS, change="let the PDB allow at least one eviction (e.g. maxUnavailable: 1)")
     r.add(pdb & (evictable >= 1), "PDB leaves " + _count(evictable) + " pod(s) evictable: drains stay orderly")
     r.add(pdb & evictable.isna(), "PDB present, allowed disruptions unknown")
-    r.add(~w["pdb"] & replicated & ~batch & (replicas > 1),
+    wanted = ~w["pdb"] & replicated & ~batch & (replicas > 1)
+    # unknown is not no: without PDB data (no kube_poddisruptionbudget_* series, or the API refused the list)
+    # nothing is suggested or penalised, the row says so
+    r.add(wanted & w["pdb_unknown"], "PDB unknown (PDBs could not be read): check that one leaves a pod evictable")
+    r.add(wanted & ~w["pdb_unknown"],
           "no PDB: suggest one (e.g. maxUnavailable: 1) so drains on interruption stay orderly", penalty=PENALTY_NO_PDB)
 
 

@@ -6,7 +6,10 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
 ```
 {
   "schema_version": 1,
-  "window": {"start": ISO-8601 UTC, "end": ISO-8601 UTC, "hours": float},
+  "window": {"start": ISO-8601 UTC, "end": ISO-8601 UTC, "hours": float,
+             "coverage": [{"cluster", "start", "end", "hours", "short"}]},   the span the server had data for,
+                                  per cluster; short: more than a step shorter than the window (every per-hour
+                                  figure is then a monthly rate over those hours)
   "clusters": [str],
   "pricing": {"source": str, "date": str, "region": str, "notes": str},
   "totals": {
@@ -56,6 +59,8 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
                    "usd_per_month", "usd_per_month_now", "usd_per_month_after", "bankable_savings_usd_per_month",
                    "consolidation_usd_per_month", "best_instance_type", "best_nodes_after",
                    "best_usd_per_month_after"}],   node_groups.csv (bin-packing, see "Cost model")
+  "requests_vs_bill": {"requests", "requested_share", "above_allocatable", "off_nodes", "replicas_over_ran",
+                       "reserved", "other"},      the requests' cost against the node bill in parts (consistency.py)
   "thresholds_crossed": [str],                     added by the report writer: [thresholds] messages
   "fleet": {                                       only in a fleet report (several cluster snapshots merged)
     "root": str, "expected": [str], "expected_from": str, "tables_not_loaded": [str],
@@ -64,7 +69,7 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
   },
   "week_over_week": {                              added when an earlier report was compared
     "previous": "2026-W46",
-    "totals": [{"metric", "previous", "current", "delta"}],
+    "totals": [{"metric", "previous", "current", "delta", "note"}],   note "coverage changed": not compared
     "new_oom_risks": [{cluster, namespace, kind, workload, container, ...}],
     "resolved_oom_risks": [{..., "now": "no OOM risk" | "gone"}],
     "applied": [{..., "cpu_request_cores_before", "cpu_request_cores_now",
@@ -299,6 +304,8 @@ def _text(value) -> str:
 
 
 def _window(meta: dict) -> dict:
+    """The window, and per cluster the span the server had data for (meta.json ``coverage``): ``short``
+    when it is shorter than the window by more than a step (every per-hour figure is then a rate over it)."""
     start, end = meta.get("window_start"), meta.get("window_end")
     hours = None
     if start and end:
@@ -306,7 +313,11 @@ def _window(meta: dict) -> dict:
             hours = _num((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / 3600)
         except (ValueError, TypeError):
             hours = None
-    return {"start": start, "end": end, "hours": hours}
+    step_hours = float(meta.get("step_seconds") or 0) / 3600
+    coverage = [{"cluster": str(c), "start": v.get("start"), "end": v.get("end"), "hours": _num(v.get("hours")),
+                 "short": bool(hours and v.get("hours") and v["hours"] < hours - step_hours - 1e-9)}
+                for c, v in sorted((meta.get("coverage") or {}).items())]
+    return {"start": start, "end": end, "hours": hours, "coverage": coverage}
 
 
 def money_totals(analysis, snapshot, t: dict) -> dict[str, float | None]:
@@ -397,11 +408,16 @@ def _gpu_sums(recs: pd.DataFrame) -> tuple[str, ...]:
 
 def _backtest(analysis, config) -> dict | None:
     """summary.json "backtest": per policy (and "today") the test days' slack, predicted OOMs and
-    containers over their request; null with the reason when it did not run."""
+    containers over their request, every predicted OOM kill named (day, limit, peak) and the kills observed
+    in the test days; null with the reason when it did not run."""
+    from .backtest import observed_kills, predicted_ooms
     from .backtest import summary as backtest_summary
 
     bt = getattr(analysis, "backtest", None)
     if bt is None or bt.empty:
         note = getattr(analysis, "backtest_note", "")
         return {"skipped": note} if note else None
-    return backtest_summary(bt, config.report.backtest_days)
+    named = predicted_ooms(bt)
+    named["predicted_oom_day"] = named["predicted_oom_day"].map(lambda t: None if pd.isna(t) else pd.Timestamp(t).isoformat())
+    return {**backtest_summary(bt, config.report.backtest_days), "predicted_ooms": _records(named),
+            "observed_oom_kills": _records(observed_kills(bt))}

@@ -29,8 +29,10 @@ def load_previous(folder: str | Path) -> tuple[dict, pd.DataFrame]:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RightsizeError(f"{summary_file}: no summary.json to compare with (is {folder} a rightsize report folder?)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RightsizeError(f"{summary_file}: unreadable: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8
+        raise RightsizeError(f"{summary_file}: unreadable: {'nested too deeply' if isinstance(exc, RecursionError) else exc}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("totals", {}), dict):
+        raise RightsizeError(f"{summary_file}: not a rightsize summary.json (expected an object with totals)")
     str_cols = {c.name: str for c in RECOMMENDATION_COLUMNS if c.dtype == "str"}
     try:
         recs = pd.read_csv(recs_file, dtype=str_cols, keep_default_na=False, na_values={

@@ -2,12 +2,14 @@
 and the JSON6902 ops removing a CPU limit.
 
 A container's entry in the patch is built by CONTAINER_EDITS, each a function of its recommendation row
-returning fields of the container (``resources`` today); the pod template can be edited beside the
+returning fields of the container (``resources``, and the runtime variables whose memory setting moves
+with them: ``env``, merged by name); the pod template can be edited beside the
 containers by TEMPLATE_EDITS, functions of the workload's rows returning fields of the pod template (e.g.
 an injector's annotations under ``metadata``). Adding an edit is adding a function to one of them.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -47,6 +49,16 @@ def _resources_edit(row: dict) -> dict:
     return {"resources": resources} if resources else {}
 
 
+def _runtime_env_edit(row: dict) -> dict:
+    """The runtime variables whose memory setting moves with the limit (runtime_env_json: JAVA_TOOL_OPTIONS with
+    its other flags kept, GOMEMLIMIT, ...) as ``env``: a strategic merge replaces each by name, every other
+    variable of the container stays."""
+    text = row.get("runtime_env_json")
+    if not isinstance(text, str) or not text:
+        return {}
+    return {"env": [{"name": k, "value": v} for k, v in sorted(json.loads(text).items())]}
+
+
 def _gpu_edit(row: dict) -> dict:
     """A MIG slice the nodes offer in place of the whole GPU (rules/gpu.py, gpu_resource_recommended): the old
     resource set to null, which a strategic merge deletes (a no-op where the object does not set it), the slice
@@ -60,7 +72,7 @@ def _gpu_edit(row: dict) -> dict:
 
 ContainerEdit = Callable[[dict], dict]  # a recommendation row -> fields of its container ({}: nothing)
 TemplateEdit = Callable[[list[dict]], dict]  # the workload's patched rows -> fields of its pod template
-CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit, _gpu_edit]
+CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit, _runtime_env_edit, _gpu_edit]
 TEMPLATE_EDITS: list[TemplateEdit] = []
 
 
@@ -122,7 +134,7 @@ def build_patch(cluster: str, namespace: str, kind: str, workload: str, rows: li
         elif sub:
             _unknown_order(parts, list_name, sub, view.where if view else "no manifest or container list in the snapshot")
     for row in parts.kept:
-        parts.notes += _limit_conflicts(parts.ref, row)
+        parts.notes += _limit_conflicts(parts.ref, row) + _runtime_notes(parts.ref, row)
     kept = sorted(parts.kept, key=_row_order)
     template: dict = {"metadata": {"annotations": annotations}} if annotations else {}
     for edit in TEMPLATE_EDITS:
@@ -227,6 +239,18 @@ def _limit_conflicts(ref: str, row) -> list[str]:
         notes.append(f"{ref} container {row['container']}: recommended memory request {format_memory(mem)} is above "
                      f"its current memory limit {format_memory(mem_limit)}, which the patch keeps; raise the limit")
     return notes
+
+
+def _runtime_notes(ref: str, row) -> list[str]:
+    """Notes for a runtime setting the patch cannot move: on the command line (the exact edit), or unknown."""
+    action, runtime = row.get("runtime_setting_action", ""), row.get("runtime", "")
+    if action == "by_hand":
+        return [f"{ref} container {row['container']}: edit its {runtime} memory setting by hand (a patch cannot "
+                f"rewrite command or args): {row.get('runtime_setting_edit', '')}"]
+    if action == "unknown":
+        return [f"{ref} container {row['container']}: its {runtime} memory setting is unknown from the spec (valueFrom, "
+                "envFrom or the image's entrypoint): check that it moves with the new limit"]
+    return []
 
 
 def remove_ops(kind: str, list_name: str, index: int, container: str) -> list[dict]:

@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.summary import flag_mask
+from ..batch_groups import BATCH_GROUP_KINDS
 from ..errors import RightsizeError
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 
 
 # Kinds whose pod template kustomize merges by container name (built-in schema). Anything else (bare
-# Pods, custom resources such as Rollouts) would get its container list replaced by a strategic-merge
-# patch, so it is skipped with that reason.
+# Pods, custom resources) would get its container list replaced by a strategic-merge patch, so it is
+# skipped with that reason; an Argo Rollout gets JSON6902 operations instead (rollout_patch.py, `patch` only).
 KIND_API: dict[str, tuple[str, str]] = {
     "Deployment": ("apps", "v1"),
     "StatefulSet": ("apps", "v1"),
@@ -41,6 +42,11 @@ INJECTED = "injected"  # sized by its injector's annotations on the pod template
 
 
 SKIP_COLUMNS = ["cluster", "namespace", "kind", "workload", "container", "container_type", "status", "reason"]
+
+
+JSON6902_KINDS = ("Rollout",)
+BATCH_GROUP = ("pods a batch framework starts: set the requests where it defines them (the workflow template, DAG task, "
+               "Spark application or Tekton task); there is no Kubernetes object to patch")
 
 
 ONE_OFF_JOB = ("one-off Job: its pod template is immutable, so no patch; for the next run, change the manifest "
@@ -82,10 +88,11 @@ def _has(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").notna()
 
 
-def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+def select(recommendations: pd.DataFrame, config, json6902: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split recommendation rows into (rows to patch, skipped rows with the reason why).
 
-    Only status "change" rows of a patchable kind with at least one value to write are patched.
+    Only status "change" rows of a patchable kind with at least one value to write are patched: the kinds of
+    KIND_API, and with ``json6902`` (``patch``, not ``--overlay``) those of JSON6902_KINDS too.
     """
     recs = recommendations.reset_index(drop=True)
     if recs.empty:
@@ -102,9 +109,11 @@ def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.Data
     why[other] = "status " + status[other].map(repr)
 
     change = status == "change"
-    bad_kind = change & ~recs["kind"].isin(list(KIND_API))
+    bad_kind = change & ~recs["kind"].isin(list(KIND_API) + (list(JSON6902_KINDS) if json6902 else []))
     why[bad_kind] = ("kind " + recs.loc[bad_kind, "kind"].astype(str)
                      + " is not patched: a strategic merge would not merge its containers by name")
+    why[bad_kind & recs["kind"].isin(JSON6902_KINDS)] = "an Argo Rollout gets its patch from `rightsize patch`, not --overlay"
+    why[bad_kind & recs["kind"].isin(BATCH_GROUP_KINDS)] = BATCH_GROUP
     ctype = recs.get("container_type", pd.Series("main", index=recs.index)).fillna("").replace("", "main")
     unknown_type = change & ~ctype.isin(list(LIST_NAME) + [INJECTED]) & (why == "")
     why[unknown_type] = "container_type " + ctype[unknown_type].map(repr) + " is not main, init, sidecar or injected"
@@ -116,7 +125,8 @@ def select(recommendations: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.Data
     something = (_has(recs["cpu_request_cores_recommended"]) | _has(recs["memory_request_bytes_recommended"])
                  | _has(recs["memory_limit_bytes_recommended"])
                  | ((recs["cpu_limit_action"] == "set") & _has(recs["cpu_limit_cores_recommended"]))
-                 | (recs["cpu_limit_action"] == "remove"))
+                 | (recs["cpu_limit_action"] == "remove")
+                 | (recs.get("runtime_env_json", pd.Series("", index=recs.index)).fillna("") != ""))
     nothing = change & ~something & (why == "")
     why[nothing] = "no recommended value to write"
 

@@ -10,6 +10,7 @@ import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from ..escape import yaml_comment
 from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
 from ..quantity import format_duration
 from .patch_model import PatchError, WorkloadPatch
@@ -61,6 +62,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
             f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
             f"  cpu limit:      {cpu_limit_text(r)}",
+            *_runtime_evidence(r),
             *gpu_lines(r),
             f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
@@ -76,6 +78,16 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
     for note in patch.notes:
         lines.append(f"note: {note}")
     return lines
+
+
+def _runtime_evidence(r) -> list[str]:
+    """The runtime's memory setting, today and after, with what sized it (the JVM's live set and non-heap)."""
+    if not r.get("runtime_setting") or r.get("runtime_setting_action") in ("", "none", None):
+        return []
+    measured = "" if math.isnan(number(r.get("live_set_bytes"))) else (
+        f" (live set p99 {mebibytes(r.get('live_set_bytes'))}, non-heap {mebibytes(r.get('non_heap_bytes'))})")
+    return [f"  {r['runtime']} memory: {r['runtime_setting']} {mebibytes(r.get('heap_bytes_current'))} → "
+            f"{mebibytes(r.get('heap_bytes_recommended'))}, {r['runtime_setting_action'].replace('_', ' ')}{measured}"]
 
 
 def gpu_lines(r) -> list[str]:
@@ -99,10 +111,11 @@ def _yaml() -> YAML:
 
 
 def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
-    """YAML of ``data`` with ``comments`` as a leading '#' block."""
+    """YAML of ``data`` with ``comments`` as a leading '#' block; each comment is one line whatever names it
+    holds (escape.yaml_comment: a newline, CR or other control character cannot end it and start a key)."""
     buf = io.StringIO()
     _yaml().dump(data, buf)
-    head = "".join(f"# {c}".rstrip() + "\n" for c in comments)
+    head = "".join(f"# {yaml_comment(c)}".rstrip() + "\n" for c in comments)
     return head + buf.getvalue()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .. import formatting as fmt
+from ..escape import md_code, md_text
 
 MAX_CHARS = 60_000  # GitHub: 65,536 characters at most in a PR body; the rest is margin for a footer
 TOP_ROWS = 40
@@ -52,7 +53,8 @@ def grouped_notes(notes: list[str]) -> list[str]:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Plain text in a table cell (escape.md_text: no pipe, line break, HTML or Markdown syntax survives)."""
+    return md_text(text)
 
 
 def _saving(row: dict) -> float:
@@ -86,15 +88,15 @@ def _rows(patched) -> list[dict]:
         for r in p.rows:
             ctr = container_label(r)
             where = f"{p.cluster}: {p.ref}" if several else p.ref
-            rows.append({"workload": f"`{where}` {ctr}", "local": f"`{p.kind}/{p.workload}` {ctr}", "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace,
-                         "change": change_text(r), "saving": _saving(r)})
+            rows.append({"workload": f"{md_code(where)} {md_text(ctr)}", "local": f"{md_code(f'{p.kind}/{p.workload}')} {md_text(ctr)}", "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace,
+                         "change": change_text(r), "saving": _saving(r), "code": True})
     rows.sort(key=lambda x: (math.isnan(x["saving"]), -abs(x["saving"]) if not math.isnan(x["saving"]) else 0))
     return rows
 
 
 def _table(rows: list[dict], name: str = "workload") -> list[str]:
     lines = ["| Workload | Change | $/month |", "|---|---|---:|"]
-    lines += [f"| {_cell(r[name])} | {_cell(r['change'])} | {fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |"
+    lines += [f"| {r[name]} | {r['change']} | {fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |"
               for r in rows]
     return lines
 
@@ -165,7 +167,7 @@ def _hpa_files(patched) -> list[str]:
     return (["## HPA targets moved with the requests", "",
              "Each HPA's target utilization moves so that target × pod request, the usage at which it scales, stays "
              "where it was; a `test` op fails the build if the HPA changed since the snapshot.", ""]
-            + _capped([f"- `{f}`" for f in files], NOTES_BUDGET, "- …and {n} more HPA patches: see the patch folders.") + [""])
+            + _capped([f"- {md_code(f)}" for f in files], NOTES_BUDGET, "- …and {n} more HPA patches: see the patch folders.") + [""])
 
 
 def mesh_lines(summary: pd.DataFrame, injectors: dict) -> list[str]:
@@ -196,8 +198,10 @@ def patches_markdown(patched: list, skipped: pd.DataFrame, notes: list[str], met
              f"**{len(patched)} workloads patched** ({len(rows)} containers), estimated saving **{total}**"
              + (" (some savings unknown)" if savings.isna().any() and savings.notna().any() else "")
              + f"; {len(skipped)} containers skipped.", "",
-             "Only `resources` of the named containers change; nothing is removed except CPU limits the policy says to "
-             "remove (explicit JSON6902 patches). Review, then merge: rightsize never applies anything.", ""]
+             "Only `resources` of the named containers change, and the runtime variable whose memory setting moves "
+             "with them (JAVA_TOOL_OPTIONS, GOMEMLIMIT, ...; every other flag and variable kept); nothing is removed "
+             "except CPU limits the policy says to remove (explicit JSON6902 patches). Review, then merge: rightsize "
+             "never applies anything.", ""]
     if how_to:
         lines += ["Each patch file starts with the evidence behind its values. To use a folder, list the base its "
                   "workloads come from under `resources:` in its kustomization.yaml (or set `[patches] resources`), "

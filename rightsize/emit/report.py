@@ -14,6 +14,7 @@ from typing import Callable
 from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
+from ..escape import clean_text
 from ..folders import replace_folder
 from . import metrics_prom, tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
@@ -75,19 +76,21 @@ def report_title(meta: dict) -> str:
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
+    ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
+    patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
     from ..s3 import S3Path, location
 
     step = progress or (lambda _msg: None)
     out = location(out_dir) if out_dir is not None else default_report_dir(config, now)
-    if not isinstance(out, S3Path):
+    if not isinstance(out, S3Path) and into is None:
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -98,16 +101,15 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     crossed = crossed_thresholds(summary, analysis, config)
     summary["thresholds_crossed"] = crossed
 
-    comparison = None
     previous = location(compare_dir) if compare_dir is not None else find_previous_dir(out)
-    if previous is not None:
-        if _same(previous, out):
-            raise RightsizeError(f"{previous}: --compare points at the report folder being written")
-        step(f"comparing with {previous}")
-        prev_summary, prev_recs = load_previous(previous)
-        comparison = compare(summary, analysis.recommendations, prev_summary, prev_recs,
-                             previous_label=_week_of(previous), previous_dir=str(previous))
+    if previous is not None and _same(previous, out):
+        raise RightsizeError(f"{previous}: --compare points at the report folder being written")
+    comparison, skipped = _compared(previous, summary, analysis, step)
+    if comparison is not None:
         summary["week_over_week"] = comparison.as_dict()
+    if skipped:
+        extra_caveats = [*(extra_caveats or []), skipped]
+        summary["warnings"] = [*summary.get("warnings", []), skipped]
 
     title = report_title(snapshot.meta)
 
@@ -127,8 +129,27 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
                       title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
     step("writing report.md and report.html")
     paths: dict[str, Path] = {}
-    replace_folder(out, fill, what="report", keep_others=True)
+    if into is not None:
+        fill(into)
+    else:
+        replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
+
+
+def _compared(previous, summary: dict, analysis, step) -> tuple[Comparison | None, dict | None]:
+    """Week-over-week deltas against ``previous`` (None: no earlier report); an earlier report that cannot be
+    read or compared is a caveat, and this week's report is written without the comparison."""
+    if previous is None:
+        return None, None
+    step(f"comparing with {previous}")
+    try:
+        prev_summary, prev_recs = load_previous(previous)
+        return compare(summary, analysis.recommendations, prev_summary, prev_recs,
+                       previous_label=_week_of(previous), previous_dir=str(previous)), None
+    except (RightsizeError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        message = clean_text(f"week over week skipped: {exc if isinstance(exc, RightsizeError) else f'{previous}: cannot compare: {exc!r}'}")
+        step(f"warning: {message}")
+        return None, {"code": "comparison_skipped", "message": message, "affects": "week-over-week deltas"}
 
 
 def _week_of(folder) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import RightsizeError
+from ..escape import csv_cell
 from ..schema import (BACKTEST_COLUMNS, CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
                       SPOT_COLUMNS)
 
@@ -55,7 +56,17 @@ def ordered(df: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def table_csv(df: pd.DataFrame, columns) -> str:
-    return ordered(df, columns).to_csv(index=False)
+    """The one CSV writer: every text cell that a spreadsheet would run as a formula is neutralised
+    (escape.csv_cell, OWASP's rule), checked once per distinct value."""
+    out = ordered(df, columns)
+    text = [c for c in out.columns if pd.api.types.is_string_dtype(out[c]) or isinstance(out[c].dtype, pd.CategoricalDtype)]
+    if text:
+        out = out.copy()
+        for c in text:
+            values = out[c].astype(object)
+            mapped = values.map({v: csv_cell(v) for v in pd.unique(values) if isinstance(v, str)})
+            out[c] = mapped.where(mapped.notna(), values)
+    return out.to_csv(index=False)
 
 
 def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None) -> dict[str, Path]:

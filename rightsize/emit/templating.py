@@ -16,22 +16,22 @@ import re
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from ..escape import md_code, md_text
 from ..formatting import FILTERS
 
 MD_MAX_BYTES = 1024 * 1024 - 4096  # GitHub's job summary refuses more than 1 MiB; keep a margin
 
 
 def mdtext(text) -> str:
-    """Text safe inside a Markdown table cell or list item (no pipes, no line breaks)."""
-    return str("" if text is None else text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    """Text safe inside a Markdown table cell or list item (escape.md_text)."""
+    return md_text(text)
 
 
 def mdcell(cell) -> str:
-    """A view Cell in Markdown: names in backticks with their flags after them."""
-    text = mdtext(cell.text)
+    """A view Cell in Markdown: names as code spans that stay closed (escape.md_code), flags after them."""
     if cell.code:
-        text = f"`{text}`" + "".join(f" _{t.replace('_', ' ')}_" for t in cell.tags)
-    return text
+        return md_code(cell.text) + "".join(f" _{t.replace('_', ' ')}_" for t in cell.tags)
+    return mdtext(cell.text)
 
 
 def mdtable(table) -> str:
@@ -70,8 +70,8 @@ def environment() -> Environment:
                       autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters.update(FILTERS)
-    env.filters.update({"mdcell": mdcell, "mdtext": mdtext, "mdtable": mdtable, "bold": bold, "data_uri": data_uri,
-                        "table_data": table_data})
+    env.filters.update({"mdcell": mdcell, "mdtext": mdtext, "mdcode": md_code, "mdtable": mdtable, "bold": bold,
+                        "data_uri": data_uri, "table_data": table_data})
     return env
 
 

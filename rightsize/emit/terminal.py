@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import formatting as fmt
+from ..escape import clean_text
 
 # (label, totals key, week-over-week metric)
 ROWS = (
@@ -55,7 +56,7 @@ def top_table(view, limit: int | None = None) -> Table | None:
     table.add_column("flags", overflow="fold")
     for row in rows:
         r = row.record
-        where = ([r["cluster"]] if several else []) + [r["namespace"], r["workload"], r["container"]]
+        where = [Text(clean_text(v)) for v in ([r["cluster"]] if several else []) + [r["namespace"], r["workload"], r["container"]]]
         table.add_row(*where, row.cells[2].text, row.cells[4].text, fmt.usd(row.cells[6].sort),
                       ", ".join(fmt.words(t) for t in row.cells[0].tags))
     return table
@@ -148,7 +149,7 @@ def backtest_table(table, days: int) -> Table:
     records = list(rows.to_dict("records"))
     for i, r in enumerate(records + list(fleet.to_dict("records"))):
         where = f"{r['cluster']}/{r['namespace']}" if r["cluster"] else "whole snapshot"
-        out.add_row(where, r["policy"], fmt.count(r["containers"]), fmt.percent(r["cpu_slack"]), fmt.percent(r["memory_slack"]),
+        out.add_row(Text(clean_text(where)), r["policy"], fmt.count(r["containers"]), fmt.percent(r["cpu_slack"]), fmt.percent(r["memory_slack"]),
                     fmt.count(r["predicted_ooms"]), fmt.count(r["over_request"]), end_section=i == len(records) - 1)
     return out
 

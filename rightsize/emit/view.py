@@ -21,7 +21,9 @@ import pandas as pd
 from .. import formatting as fmt
 from ..analysis import selection
 from .gpu_section import gpu_kpis, gpu_section
-from .view_model import (MAX_LIST_ROWS, Cell, Column, Context, Filter, ItemList, Kpi, ReportView, Row, Section, Table,
+from ..analysis.compare import COVERAGE_LABEL
+from ..analysis.consistency import parts_text
+from .view_model import (MAX_LIST_ROWS, header_line, Cell, Column, Context, Filter, ItemList, Kpi, ReportView, Row, Section, Table,
                          change_cell, money_cell, num_cell, recommendation_table, ref_text, several_clusters)
 MAX_CAVEATS = 40
 FLEET_DETAIL_ROWS = 1000  # a fleet report's HTML lists at most this many rows of a long table (containers, namespaces, spot, LBs)
@@ -79,8 +81,9 @@ def _counts(summary: dict) -> tuple[dict[str, int], str]:
     return counts, text
 
 
-def money_explanation(totals: dict) -> list[str]:
-    """How the node bill, the requests, idle capacity and the savings relate (plain sentences)."""
+def money_explanation(totals: dict, parts: dict | None = None) -> list[str]:
+    """How the node bill, the requests, idle capacity and the savings relate (plain sentences); ``parts``:
+    summary.json ``requests_vs_bill`` (analysis.consistency), the requests against the bill by their parts."""
     node, idle = totals.get("node_usd_per_month"), totals.get("idle_usd_per_month")
     current, savings = totals.get("usd_per_month_current"), totals.get("savings_usd_per_month")
     if fmt.unknown(node) or not node:
@@ -90,28 +93,20 @@ def money_explanation(totals: dict) -> list[str]:
     return [
         f"The nodes cost {fmt.usd(node, 0)}/month. Pods request {fmt.usd(node - (idle or 0), 0)} of that capacity; "
         f"{fmt.usd(idle, 0)}{share} is allocatable capacity no pod requests (idle).",
-        f"Today's requests cost {fmt.usd(current, 0)}/month at the nodes' unit prices (it differs from the requested "
-        "share of the bill by pods on unpriced nodes and by when they ran). Applying the recommendations lowers "
-        f"requests by {fmt.usd(savings, 0)}/month.",
+        (parts_text(parts, lambda v: fmt.usd(v, 0)) if parts else
+         f"Today's requests cost {fmt.usd(current, 0)}/month at the nodes' unit prices.")
+        + f" Applying the recommendations lowers requests by {fmt.usd(savings, 0)}/month.",
         "Freed requests first become more idle capacity: the bill goes down only when nodes are removed "
         "(the cluster autoscaler or Karpenter consolidates them). So savings and idle capacity are two views "
         "of the same spare room, not amounts to add up.",
     ]
 
 
-def header_line(summary: dict) -> str:
-    w = summary.get("window") or {}
-    names = list(summary.get("clusters") or [])
-    clusters = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "unknown cluster"
-    days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
-    span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
-    return f"Clusters: {clusters} · usage window: {days}{span}"
-
-
 # --- sections ------------------------------------------------------------------------------------------
 
 def _totals(ctx: Context) -> Section:
-    return Section("totals", "Totals", template="totals", bullets=money_explanation(ctx.totals))
+    return Section("totals", "Totals", template="totals",
+                   bullets=money_explanation(ctx.totals, ctx.summary.get("requests_vs_bill")))
 
 
 def _charts(ctx: Context) -> Section | None:
@@ -137,11 +132,12 @@ def _week_over_week(ctx: Context) -> Section:
                        "(the first report in this folder, or use --compare DIR).")
     rows = []
     for r in c.totals.to_dict("records"):
-        money = "USD" in r["metric"]
-        f = fmt.usd if money else fmt.count
-        delta = fmt.signed_usd if money else fmt.signed_count
+        money, days = "USD" in r["metric"], r["metric"] == COVERAGE_LABEL
+        f = fmt.usd if money else (fmt.days if days else fmt.count)
+        delta = fmt.signed_usd if money else (fmt.signed_days if days else fmt.signed_count)
+        change = Cell(r["note"]) if r.get("note") else num_cell(r["delta"], delta)
         rows.append(Row([Cell(r["metric"].replace(" (USD/month)", "")), num_cell(r["previous"], f), num_cell(r["current"], f),
-                         num_cell(r["delta"], delta)]))
+                         change]))
     table = Table("wow-totals", [Column(""), Column("previous", True), Column("now", True), Column("change", True)], rows)
     with_cluster = several_clusters(c.new_oom_risks, c.resolved_oom_risks, c.applied)
     lists = []
@@ -149,8 +145,9 @@ def _week_over_week(ctx: Context) -> Section:
                             ("Recommendations applied", c.applied, None)):
         items = [(ref_text(r, with_cluster), str(r[note]) if note else "") for r in df.to_dict("records")]
         lists.append(ItemList(title, items, len(items)))
-    return Section("week-over-week", "Week over week", intro=f"Compared with **{c.previous_label}**.",
-                   tables=[table], lists=lists, data={"previous": c.previous_label})
+    intro = " ".join([f"Compared with **{c.previous_label}**."] + list(c.notes))
+    return Section("week-over-week", "Week over week", intro=intro, tables=[table], lists=lists,
+                   data={"previous": c.previous_label})
 
 
 def _top_savings(ctx: Context) -> Section:
@@ -316,7 +313,7 @@ def _backtest(ctx: Context) -> Section | None:
     info = ctx.summary.get("backtest") or {}
     if bt is None or bt.empty:
         return Section("backtest", "Backtest", empty=f"No backtest: {info['skipped']}.") if info.get("skipped") else None
-    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, rollup
+    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, observed_kills, predicted_ooms, rollup
 
     days = info.get("test_days")
     fleet = {r["policy"]: r for r in rollup(bt, []).to_dict("records")}
@@ -324,12 +321,14 @@ def _backtest(ctx: Context) -> Section | None:
     intro = (f"Had you applied the recommendation made without the last {days} days, those days would have seen CPU slack "
              f"{fmt.percent(rec.get('cpu_slack'))} (today {fmt.percent(today.get('cpu_slack'))}), memory slack "
              f"{fmt.percent(rec.get('memory_slack'))} (today {fmt.percent(today.get('memory_slack'))}), "
-             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today {fmt.count(today.get('predicted_ooms'))}) and "
+             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today's limits: {fmt.count(today.get('predicted_ooms'))} "
+             f"predicted against {fmt.count(today.get('censored'))} container(s) really OOM-killed in those days) and "
              f"{fmt.count(rec.get('over_request'))} container(s) above their CPU request more than {OVER_REQUEST_SHARE:.0%} of "
              f"the time (today {fmt.count(today.get('over_request'))}). Slack is (request - usage) / request over every pod's "
              "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too"
              + (f": {fmt.count(today.get('censored'))} container(s) were OOM-killed in them, and whether a higher limit "
                 "holds cannot be replayed for those." if today.get("censored") else "."))
+    lists = _backtest_lists(bt, predicted_ooms(bt), observed_kills(bt))
     by = by_namespace(bt)
     rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),
                  num_cell(r["cpu_slack"], fmt.percent), num_cell(r["memory_slack"], fmt.percent),
@@ -337,7 +336,25 @@ def _backtest(ctx: Context) -> Section | None:
     columns = [Column("namespace"), Column("requests"), Column("containers", True), Column("CPU slack", True),
                Column("memory slack", True), Column("predicted OOMs", True), Column(f"over request > {OVER_REQUEST_SHARE:.0%}", True)]
     table = Table("backtest-table", columns, rows, md_limit=2 * ctx.top_n, more_what="rows", more_file="backtest.csv")
-    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table])
+    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table],
+                   lists=lists)
+
+
+def _backtest_lists(bt: pd.DataFrame, predicted: pd.DataFrame, killed: pd.DataFrame) -> list[ItemList]:
+    """The predicted OOM kills named (container, day, limit vs peak) for each replayed recommendation, and the
+    kills really observed in the test days beside what replaying today's limits predicts for them."""
+    with_cluster = several_clusters(bt)
+    lists = []
+    for policy, rows in predicted[predicted["policy"] != "today"].groupby("policy", sort=False):
+        items = [(ref_text(r, with_cluster), f"{str(r['predicted_oom_day'])[:10]}: peak {fmt.memory(r['memory_peak_bytes'])} "
+                  f"reaches the limit {fmt.memory(r['memory_limit_bytes'])}") for r in rows.to_dict("records")]
+        lists.append(ItemList(f"Predicted OOM kills, {policy}", items, len(items), more_file="backtest.csv"))
+    if len(killed):
+        items = [(ref_text(r, with_cluster), f"{fmt.count(r['oom_kills'])} kill(s); today's limits replayed: "
+                  + ("predicted" if r["predicted"] else "not predicted (the kill left no sample at the limit)"))
+                 for r in killed.to_dict("records")]
+        lists.append(ItemList("OOM-killed in those days, under today's limits", items, len(items), more_file="backtest.csv"))
+    return lists
 
 
 def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:
@@ -440,7 +457,7 @@ def _caveats(ctx: Context) -> Section:
 
 def _files(ctx: Context) -> Section:
     return Section("files", "Detail files", nav="Files", template="files",
-                   intro="In the report folder (the workflow's artifact, or reports/<week>/ of the CronJob):",
+                   intro="In the report folder (the workflow's artifact, or reports/WEEK/ of the CronJob):",
                    data={"files": DETAIL_FILES})
 
 

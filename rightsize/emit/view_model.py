@@ -95,6 +95,7 @@ class ItemList:
     items: list[tuple[str, str]]
     total: int
     md_limit: int = MAX_LIST_ROWS
+    more_file: str = "recommendations.csv"  # where report.md says the rest of a capped list is
 
 
 @dataclass
@@ -236,3 +237,26 @@ def recommendation_table(recs: pd.DataFrame, table_id: str, with_cluster: bool, 
     savings = recs["_savings"] if "_savings" in recs.columns else change_savings(recs)
     rows = [recommendation_row(r, s, with_cluster) for r, s in zip(recs.to_dict("records"), savings.tolist())]
     return Table(table_id, REC_COLUMNS, rows, sort_column=6, expandable=True, **kw)
+
+
+def header_line(summary: dict) -> str:
+    w = summary.get("window") or {}
+    names = list(summary.get("clusters") or [])
+    clusters = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "") or "unknown cluster"
+    days = f"{w['hours'] / 24:.0f} days" if w.get("hours") else "unknown window"
+    span = f" ({str(w.get('start', ''))[:10]} {fmt.ARROW} {str(w.get('end', ''))[:10]})" if w.get("start") else ""
+    return f"Clusters: {clusters} · usage window: {days}{span}{coverage_text(w)}"
+
+
+def coverage_text(window: dict) -> str:
+    """' · data: c1 7.0 days (start -> end)' for the clusters whose data covers less of the window, or
+    ' · data: the whole window' when the coverage was measured and is complete ('' when not measured)."""
+    cov = window.get("coverage") or []
+    if not cov:
+        return ""
+    short = [c for c in cov if c.get("short")]
+    if not short:
+        return " · data: the whole window"
+    parts = [f"{c['cluster']} {c['hours'] / 24:.1f} days ({str(c.get('start'))[:10]} {fmt.ARROW} {str(c.get('end'))[:10]})"
+             for c in short[:10]]
+    return " · data: " + ", ".join(parts) + (f" and {len(short) - 10} more" if len(short) > 10 else "")

@@ -56,13 +56,15 @@ def controller_of(obj: dict) -> tuple[str, str] | None:
 
 
 def pod_template(obj: dict) -> dict:
-    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template."""
+    """The pod template ({metadata, spec}) of a workload object; a Pod is its own template. A Rollout that
+    references a Deployment (``spec.workloadRef``) carries that Deployment's template under the private key
+    ``_template`` (set by k8s_objects.build_tables)."""
     kind = obj.get("kind")
     if kind == "Pod":
         return {"metadata": meta(obj), "spec": obj.get("spec") or {}}
     if kind == "CronJob":
         return path_get(obj, "spec", "jobTemplate", "spec", "template", default={}) or {}
-    return path_get(obj, "spec", "template", default={}) or {}
+    return path_get(obj, "spec", "template", default={}) or obj.get("_template") or {}
 
 
 def selector_matches(selector: dict | None, labels: dict | None) -> bool:

@@ -1,7 +1,7 @@
-"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes).
+"""Kubernetes objects -> snapshot rows (workloads, containers, services, namespaces, nodes, runtimes).
 
 Pure functions, no I/O: both the API source (JSON lists) and the manifests source (YAML documents)
-hand over plain dicts with the API's camelCase field names, so one code path reads both.What one object says is read with k8s_fields.py. Units follow the snapshot: CPU in cores, memory in bytes,
+hand over plain dicts with the API's camelCase field names, so one code path reads both. What one object says is read with k8s_fields.py. Units follow the snapshot: CPU in cores, memory in bytes,
 time in seconds/hours. An unset request or limit is NaN, never 0.
 
 An object may carry the private key ``_source_file`` (set by the manifests loader) so the workload row
@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 
 import pandas as pd
 
+from ..batch_groups import assign, label_keys
 from ..config import Config
 from ..errors import SourceError
 from ..gpu_resources import WHOLE_GPU_RESOURCES, gpu_names
@@ -28,9 +29,12 @@ from .k8s_fields import (CAPACITY_TYPE_KEYS, DEFAULT_GRACE_SECONDS, capacity_aff
                          controller_of, describe, hpa_summary, map_selector_matches, meta, path_get, pod_template,
                          quantity_field, resolve_pdb, selector_matches, tolerates_spot, update_strategy, volume_facts,
                          zone_spread)
+from .runtime_specs import runtime_rows, warn_runtime_settings
 
 # Kinds that define pods; ReplicaSets and Jobs are mostly resolved to their Deployment / CronJob.
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
+# Argo Rollouts (argoproj.io/v1alpha1 Rollout) own ReplicaSets and pods like a Deployment.
+WORKLOAD_KINDS = ("Deployment", "Rollout", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet", "Pod")
+CONTROLLER_KINDS = ("Deployment", "Rollout", "StatefulSet", "DaemonSet", "CronJob")
 OTHER_KINDS = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "Service", "Namespace", "Node")
 READ_KINDS = WORKLOAD_KINDS + OTHER_KINDS
 
@@ -90,9 +94,10 @@ class Owners:
         and whose selector matches the pod. A CronJob names its Jobs <cronjob>-<scheduled minute>."""
         labels = meta(pod).get("labels") or {}
         if kind == "ReplicaSet" and (namespace, name) not in self.replicasets:
-            digest = str(labels.get("pod-template-hash", ""))
-            if digest and name.endswith("-" + digest):
-                return "Deployment", name[: -len(digest) - 1], "pod-template-hash"
+            for label, owner in (("rollouts-pod-template-hash", "Rollout"), ("pod-template-hash", "Deployment")):
+                digest = str(labels.get(label, ""))
+                if digest and name.endswith("-" + digest):
+                    return owner, name[: -len(digest) - 1], label
             for deployment, selector in self.deployments.get(namespace, []):
                 if name.startswith(deployment + "-") and selector_matches(selector, labels):
                     return "Deployment", deployment, "selector"
@@ -109,7 +114,7 @@ def resolve_identity(obj: dict, owners: Owners) -> tuple[str, str, int, str]:
     ``how`` says how a pod whose ReplicaSet/Job was not listed was mapped ('' when it was not)."""
     kind, name = obj.get("kind", ""), meta(obj).get("name", "")
     ns = meta(obj).get("namespace") or "default"
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "CronJob"):
+    if kind in CONTROLLER_KINDS:
         return kind, name, 0, ""
     if kind in ("ReplicaSet", "Job"):
         owner = controller_of(obj)
@@ -197,7 +202,7 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
 
 def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = None) -> dict[str, pd.DataFrame]:
     """Turn Kubernetes objects (any of READ_KINDS; others are ignored here) into snapshot tables
-    workloads, containers, services, namespaces, nodes — each conformed to schema.TABLES."""
+    workloads, containers, services, namespaces, nodes, runtimes — each conformed to schema.TABLES."""
     warn = warn or (lambda code, message, affects="": None)
     by_kind: dict[str, list[dict]] = {k: [] for k in READ_KINDS}
     for o in objects:
@@ -208,10 +213,11 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
 
     namespace_labels = {meta(n).get("name", ""): meta(n).get("labels") or {} for n in by_kind["Namespace"]}
     owners = Owners.from_objects(by_kind["ReplicaSet"] + by_kind["Job"] + by_kind["Deployment"] + by_kind["CronJob"])
-    chosen, pod_counts, how = _choose(by_kind, owners)
+    _rollout_templates(by_kind)
+    chosen, pod_counts, how = _choose(by_kind, owners, opts.config)
     _warn_inferred(chosen, how, warn)
 
-    workloads, containers = [], []
+    workloads, containers, runtimes = [], [], []
     for (ns, wkind, wname), (prio, o) in sorted(chosen.items()):
         row = _workload_row(o, wkind, wname, opts, namespace_labels.get(ns, {}))
         if prio == 1 and wkind == "CronJob":
@@ -223,6 +229,7 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         workloads.append(row)
         ident = {k: row[k] for k in ("cluster", "namespace", "kind", "workload")}
         containers.extend(container_rows(o, pod_template(o).get("spec") or {}, ident))
+        runtimes.extend(runtime_rows(pod_template(o).get("spec") or {}, ident))
     resolved_indirectly = sum(1 for p, _ in chosen.values() if p > 0)
     if resolved_indirectly and opts.source == "api":
         warn("inventory_from_owned_objects",
@@ -245,17 +252,17 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
 
     for w in workloads:
         w.pop("_labels", None)
-    _warn_gpu_others(containers, warn)
     return {
         "workloads": _frame("workloads", workloads),
-        "containers": _frame("containers", containers),
+        "containers": _frame("containers", _warn_gpu_others(containers, warn)),
         "services": _frame("services", services),
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
+        "runtimes": _frame("runtimes", warn_runtime_settings(runtimes, warn)),
     }
 
 
-def _warn_gpu_others(containers: list[dict], warn: Warn) -> None:
+def _warn_gpu_others(containers: list[dict], warn: Warn) -> list[dict]:
     """Say which containers name more than one GPU resource: only the first is costed and sized."""
     many = [c for c in containers if c.pop("_gpu_others", None)]
     if many:
@@ -263,21 +270,36 @@ def _warn_gpu_others(containers: list[dict], warn: Warn) -> None:
                           f"({c['gpu_resource']} costed)" for c in many[:5])
         warn("gpu_resources_several", f"{len(many)} container(s) ask for more than one GPU resource (e.g. two MIG "
              f"profiles); only the first is costed and sized: {shown}", "GPU cost of those containers (a lower bound)")
+    return containers
 
 
-def _choose(by_kind: dict[str, list[dict]], owners: Owners):
+def _batch_groups(pods: list[dict], config: Config) -> dict[tuple[str, str], tuple[str, str]]:
+    """(namespace, pod) -> (kind, name) of the pods a batch framework started ([batch_groups], batch_groups.py)."""
+    keys = label_keys(config)
+    if not pods or not keys:
+        return {}
+    rows = [{"pod": meta(p).get("name", ""), **{k: str((meta(p).get("labels") or {}).get(k, "")) for k in keys}} for p in pods]
+    groups = assign(pd.DataFrame(rows), config)
+    return {(meta(p).get("namespace") or "default", meta(p).get("name", "")): (k, n)
+            for p, k, n in zip(pods, groups["kind"], groups["workload"]) if k}
+
+
+def _choose(by_kind: dict[str, list[dict]], owners: Owners, config: Config):
     """One object per workload identity (the controller itself beats what it owns), the pods seen per
     identity, and per identity how pods of unlisted ReplicaSets / Jobs were mapped to it. Every pod lands
-    on exactly one identity, so its cost is counted once."""
+    on exactly one identity, so its cost is counted once. Pods a batch framework started are grouped by
+    their labels (batch_groups.py), finished ones too: they define the group when none runs now."""
     chosen: dict[tuple[str, str, str], tuple[int, dict]] = {}
     pod_counts: Counter = Counter()
     how: dict[tuple[str, str, str], set[str]] = {}
+    groups = _batch_groups(by_kind["Pod"], config)
     for kind in WORKLOAD_KINDS:
         for o in by_kind[kind]:
-            if kind == "Pod" and path_get(o, "status", "phase") in ("Succeeded", "Failed"):
-                continue  # a finished pod holds no resources; its controller, if any, is listed anyway
             ns = meta(o).get("namespace") or "default"
-            wkind, wname, prio, via = resolve_identity(o, owners)
+            group = groups.get((ns, meta(o).get("name", ""))) if kind == "Pod" else None
+            if kind == "Pod" and not group and path_get(o, "status", "phase") in ("Succeeded", "Failed"):
+                continue  # a finished pod holds no resources; its controller, if any, is listed anyway
+            wkind, wname, prio, via = (*group, 2, "") if group else resolve_identity(o, owners)
             key = (ns, wkind, wname)
             if kind == "Pod":
                 pod_counts[key] += 1
@@ -289,6 +311,18 @@ def _choose(by_kind: dict[str, list[dict]], owners: Owners):
             ):
                 chosen[key] = (prio, o)
     return chosen, pod_counts, how
+
+
+def _rollout_templates(by_kind: dict[str, list[dict]]) -> None:
+    """A Rollout with ``spec.workloadRef`` (no template of its own) runs the referenced Deployment's pod
+    template: keep it on the Rollout (``_template``, read by pod_template)."""
+    deployments = {(meta(d).get("namespace") or "default", meta(d).get("name", "")): d for d in by_kind["Deployment"]}
+    for r in by_kind["Rollout"]:
+        ref = path_get(r, "spec", "workloadRef", default={}) or {}
+        if not path_get(r, "spec", "template") and ref.get("kind") == "Deployment":
+            target = deployments.get((meta(r).get("namespace") or "default", ref.get("name", "")))
+            if target is not None:
+                r["_template"] = path_get(target, "spec", "template", default={}) or {}
 
 
 def _warn_inferred(chosen: dict, how: dict, warn: Warn) -> None:

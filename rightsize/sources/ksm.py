@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from ..batch_groups import assign, ksm_label, label_keys
 from ..gpu_resources import WHOLE_GPU_RESOURCES, from_ksm, gpu_names
 
 _OWNER_COLUMNS = ["namespace", "pod", "kind", "workload"]
@@ -43,6 +44,18 @@ def resolve_owners(pod_owner: pd.DataFrame, rs_owner: pd.DataFrame, job_owner: p
         hit = mine & pd.notna(pk)
         kind[hit], workload[hit] = pk[hit], pn[hit]
     return pd.DataFrame({"namespace": p["namespace"], "pod": p["pod"], "kind": kind, "workload": workload})
+
+
+def batch_groups(pod_labels: pd.DataFrame, config) -> pd.DataFrame:
+    """namespace, pod, kind, workload of the pods whose ``kube_pod_labels`` (``pod_labels``: namespace,
+    pod and kube-state-metrics' label_* columns) carry every label of a [batch_groups] framework."""
+    keys = label_keys(config)
+    pods = pod_labels.rename(columns={ksm_label(k): k for k in keys})
+    for k in keys:
+        if k not in pods:
+            pods[k] = ""
+    out = pd.concat([pods[["namespace", "pod"]], assign(pods, config)], axis=1)
+    return out[out["kind"] != ""].drop_duplicates(["namespace", "pod"]).reset_index(drop=True)
 
 
 def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: str) -> pd.DataFrame:
@@ -131,14 +144,17 @@ def _container_types(requests: pd.DataFrame, containers: pd.DataFrame) -> np.nda
 
 
 def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa_info: pd.DataFrame,
-                        hpa_target: pd.DataFrame, pdbs: pd.DataFrame, cluster: str) -> pd.DataFrame:
+                        hpa_target: pd.DataFrame, pdbs: pd.DataFrame, cluster: str, *, hpa_known: bool = True,
+                        pdb_known: bool = True) -> pd.DataFrame:
     """The workloads table from kube-state-metrics.
 
     ``pods_at_end``: namespace, kind, workload, pods (pods with a sample at the window end; 0 for a
     workload that ran earlier, e.g. a finished Job: cost then comes from pod-hours, see analysis).
     ``hpa_info``: namespace, horizontalpodautoscaler, kind, workload; ``hpa_target``: namespace,
     horizontalpodautoscaler, metric_name, metric_target_type, target; ``pdbs``: namespace,
-    poddisruptionbudget (kube-state-metrics exports no PDB selector: matched by name)."""
+    poddisruptionbudget (kube-state-metrics exports no PDB selector: matched by name). ``hpa_known`` /
+    ``pdb_known`` false (their metrics are missing): every row's hpa_unknown / pdb_unknown is set, since
+    hpa / pdb False then says nothing."""
     key = ["namespace", "kind", "workload"]
     wl = containers[key].drop_duplicates().merge(pods_at_end, on=key, how="left")
     wl = wl.rename(columns={"pods": "replicas"})
@@ -149,16 +165,17 @@ def inventory_workloads(containers: pd.DataFrame, pods_at_end: pd.DataFrame, hpa
     wl["hpa"] = idx.isin(pd.MultiIndex.from_frame(hpa_info[key])) if len(hpa_info) else False
     if len(hpa_info):  # its name, for the HPA patch (the target's place in the spec is not in the metrics)
         names = hpa_info.drop_duplicates(key).set_index(key)["horizontalpodautoscaler"]
-        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index).fillna("").astype(str)
+        wl["hpa_name"] = pd.Series(idx.map(names), index=wl.index, dtype=object).fillna("").astype(str)
     if len(hpa_target) and len(hpa_info):
         t = hpa_target[hpa_target["metric_target_type"] == "utilization"].merge(hpa_info, on=["namespace", "horizontalpodautoscaler"])
         for res in ("cpu", "memory"):
             per = t[t["metric_name"] == res].groupby(key)["target"].max()
             wl[f"hpa_{res}_target_percent"] = idx.map(per).to_numpy(dtype=float, na_value=np.nan)
         kinds = t.groupby(key)["metric_name"].agg(lambda s: ",".join(f"Resource:{x}" for x in sorted(s)))
-        wl["hpa_metrics"] = pd.Series(idx.map(kinds), index=wl.index).fillna("").astype(str)
+        wl["hpa_metrics"] = pd.Series(idx.map(kinds), index=wl.index, dtype=object).fillna("").astype(str)
     wl["pdb"] = pd.MultiIndex.from_frame(wl[["namespace", "workload"]]).isin(
         pd.MultiIndex.from_frame(pdbs[["namespace", "poddisruptionbudget"]])) if len(pdbs) else False
+    wl["hpa_unknown"], wl["pdb_unknown"] = not hpa_known, not pdb_known
     return wl
 
 

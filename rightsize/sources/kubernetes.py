@@ -40,6 +40,8 @@ KINDS: dict[str, tuple[type, str, str | None, str]] = {
                    "Deployments are missing from the inventory (rebuilt from ReplicaSets where those can be read)"),
     "StatefulSet": (k8s.AppsV1Api, "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set",
                     "StatefulSets are missing from the inventory (rebuilt from their pods where those can be read)"),
+    "Rollout": (k8s.CustomObjectsApi, "list_cluster_custom_object", "list_namespaced_custom_object",
+                "Argo Rollouts are missing from the inventory (rebuilt from their ReplicaSets where those can be read)"),
     "DaemonSet": (k8s.AppsV1Api, "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set",
                   "DaemonSets are missing from the inventory (rebuilt from their pods where those can be read)"),
     "ReplicaSet": (k8s.AppsV1Api, "list_replica_set_for_all_namespaces", "list_namespaced_replica_set",
@@ -59,6 +61,10 @@ KINDS: dict[str, tuple[type, str, str | None, str]] = {
     "Service": (k8s.CoreV1Api, "list_service_for_all_namespaces", "list_namespaced_service",
                 "the services table: cross-AZ fixes and load balancer findings"),
 }
+
+# Custom resources: the arguments of CustomObjectsApi's list calls. A 404 means the CRD is not installed
+# (no Argo Rollouts in this cluster): nothing is missing, so no caveat.
+CUSTOM = {"Rollout": {"group": "argoproj.io", "version": "v1alpha1", "plural": "rollouts"}}
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -105,11 +111,11 @@ class Lister:
 
         ``keep`` filters each page as it arrives, so a big pod list is never held whole in memory."""
         cls, all_ns, per_ns, _ = KINDS[kind]
-        api = cls(self.api)
+        api, custom = cls(self.api), CUSTOM.get(kind, {})
         if per_ns and namespaces:
-            calls = [(getattr(api, per_ns), {"namespace": ns}) for ns in namespaces]
+            calls = [(getattr(api, per_ns), {**custom, "namespace": ns}) for ns in namespaces]
         else:
-            calls = [(getattr(api, all_ns), {})]
+            calls = [(getattr(api, all_ns), dict(custom))]
         items: list[dict] = []
         for method, kwargs in calls:
             items.extend(self._pages(method, kwargs, keep))
@@ -187,6 +193,9 @@ def read_objects(lister: Lister, namespaces: tuple, warn: Callable[[str, str, st
                 raise SourceError(
                     f"kubernetes: {lister.host}: 401 Unauthorized listing {kind}s: the token is invalid or expired "
                     "(refresh the kubeconfig credentials)") from None
+            if exc.status == 404 and kind in CUSTOM:
+                counts[kind] = "not installed"  # the CRD does not exist: there are none
+                continue
             if exc.status in (403, 404):
                 what = "forbidden" if exc.status == 403 else "not served by this API server"
                 warn(f"kubernetes_{'forbidden' if exc.status == 403 else 'not_found'}",
@@ -207,7 +216,7 @@ def read_objects(lister: Lister, namespaces: tuple, warn: Callable[[str, str, st
 
 
 def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.ApiClient | None = None) -> None:
-    """Fill snapshot workloads, containers, services and namespaces for ``target`` from the API; nodes too
+    """Fill snapshot workloads, containers, services, namespaces and runtimes for ``target`` from the API; nodes too
     when the snapshot has none for this cluster yet. Rows of this cluster already present are replaced.
 
     ``target`` is a rightsize.targets.ClusterTarget (name, context). ``api`` overrides the client (tests)."""
@@ -222,8 +231,11 @@ def collect_inventory(config: Config, target, snapshot: Snapshot, *, api: k8s.Ap
         exclude_namespaces=tuple(config.prometheus.exclude_namespaces),
     )
     tables = build_tables(objects, opts, snapshot.warn)
+    # a kind the API refused is unknown, not absent: its rows must not read "no HPA" / "no PDB"
+    for kind, column in (("HorizontalPodAutoscaler", "hpa_unknown"), ("PodDisruptionBudget", "pdb_unknown")):
+        tables["workloads"][column] = isinstance(counts.get(kind), str)
 
-    for name in ("workloads", "containers", "services", "namespaces"):
+    for name in ("workloads", "containers", "services", "namespaces", "runtimes"):
         _replace_cluster_rows(snapshot, name, target.name, tables[name])
     nodes = snapshot.tables["nodes"]
     if not (nodes["cluster"] == target.name).any() and not tables["nodes"].empty:

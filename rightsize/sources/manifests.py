@@ -30,7 +30,7 @@ ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 
 
 def load_manifests(path, config: Config, cluster: str, *, warnings: list | None = None) -> dict[str, pd.DataFrame]:
-    """Tables workloads, containers, services, namespaces built from the manifests at ``path``.
+    """Tables workloads, containers, services, namespaces and runtimes built from the manifests at ``path``.
 
     Caveats (e.g. kinds skipped) are appended to ``warnings`` as {code, message, affects} dicts, the
     shape snapshot.warn records. Raises SourceError naming the file and document at fault."""
@@ -51,7 +51,7 @@ def load_manifests(path, config: Config, cluster: str, *, warnings: list | None 
                    namespaces=tuple(config.prometheus.namespaces),
                    exclude_namespaces=tuple(config.prometheus.exclude_namespaces))
     tables = build_tables([o for o in objects if o["kind"] in READ_KINDS], opts, warn)
-    return {name: tables[name] for name in ("workloads", "containers", "services", "namespaces")}
+    return {name: tables[name] for name in ("workloads", "containers", "services", "namespaces", "runtimes")}
 
 
 def read_objects(path: Path, config: Config) -> list[dict]:

@@ -12,9 +12,13 @@ from .base import Rows, rule
 from .text import cpu_text, mem_text, num_text
 
 
+# kinds an HPA can scale (its scaleTargetRef), for the "HPA unknown" reason
+SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "Rollout")
+
+
 @rule(after="confidence", flags=("hpa",),
       reads=("hpa", "hpa_cpu_target_percent", "hpa_memory_target_percent", "cpu_request_cores", "memory_request_bytes",
-             "ignored"),
+             "ignored", "hpa_unknown", "kind"),
       writes=("hpa_cpu_on", "hpa_memory_on", "keep_cpu", "keep_memory"), settings=("allow_hpa_request_change", "hpa_request"))
 def hpa_scope(rows: Rows) -> None:
     """HPA scope: which requests an HPA scales on, kept or moved with its target.
@@ -23,7 +27,9 @@ def hpa_scope(rows: Rows) -> None:
     With hpa_request = keep such a request stays as it is; with co_adjust (the default) hpa_coadjust
     moves the HPA's target with it.
 
-    Reason: none here (hpa_coadjust says what happened).
+    Reason: "HPA unknown (HPAs could not be read): ..." for a scalable workload whose HPAs are unknown (no
+    kube_horizontalpodautoscaler_* series, or the API refused the list; hpa_coadjust says what happened
+    otherwise).
     Flag: hpa (any HPA, whatever it scales on).
     """
     v = rows.v
@@ -37,6 +43,9 @@ def hpa_scope(rows: Rows) -> None:
     hpa_any = (rows.column("hpa").to_numpy(dtype=bool) | ~np.isnan(rows.num("hpa_cpu_target_percent"))
                | ~np.isnan(rows.num("hpa_memory_target_percent")))
     rows.flag(~v["ignored"] & hpa_any, "hpa")
+    unknown = rows.column("hpa_unknown").fillna(False).to_numpy(dtype=bool) & rows.column("kind").isin(SCALABLE_KINDS).to_numpy()
+    rows.reason(~v["ignored"] & ~hpa_any & unknown, "HPA unknown (HPAs could not be read): if one scales this workload "
+                "on CPU or memory utilization, move its target with the request")
 
 
 @rule(after="memory_floor",

@@ -39,7 +39,7 @@ EVIDENCE_COLUMNS = ("samples", "hours_covered", "oom_kills", "restarts", "cpu_th
                     "gpu_engine_metric")
 USAGE_COLUMNS = tuple(c for c, _ in usage_statistic_columns()) + EVIDENCE_COLUMNS
 WORKLOAD_COLUMNS = ("replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
-                    "hpa_memory_target_percent", "hpa_metrics")
+                    "hpa_memory_target_percent", "hpa_metrics", "hpa_unknown")
 # Columns of the frame every rule starts from: containers joined with usage and workloads, plus what the join
 # and the replica estimate add (recommend._frame).
 FRAME_COLUMNS = ("_has_usage", "_has_workload", "average_pods", "_replicas_estimated")

@@ -42,7 +42,7 @@ def memory_request(rows: Rows) -> None:
     rows.reason(rec & np.isnan(basis), "no memory usage data")
 
 
-@rule(after="memory_request", flags=("oom_risk", "memory_leak"),
+@rule(after="runtime_memory", flags=("oom_risk", "memory_leak"),
       reads=("has_usage", "oom_kills", "restarts", "pods_seen", "hours_covered", "replicas", "memory_limit_bytes",
              "memory_request_bytes", "peak", "max_mem", "floor_req", "floor_lim", "rec", "ignored")
       + usage_columns("memory", ("p50", "p90"), "pooled"),

@@ -9,8 +9,13 @@ in time). Transport rules:
 - 503 is retried the same way unless its body says timeout or samples: Prometheus answers 503
   for a query that ran out of time, and repeating that query would only fail again, so it is
   split instead;
-- a read timeout is a timeout (split), never "cannot connect";
-- a 200 answer that is not JSON, or a matrix cut off before its end, is an error naming it.
+- every request has a total deadline, ``[prometheus] timeout`` (connect and every read together: a
+  server that drips its answer is cut off at the deadline), and past it is a timeout (split), never
+  "cannot connect";
+- an answer larger than ``[prometheus] max_answer_bytes`` is not read further: it is split like a
+  timeout (or, when it cannot be split, fails naming the setting), so memory stays bounded;
+- a 200 answer that is not JSON, a ``{"status":"error"}`` answer, or a matrix cut off before its end is
+  an error naming it; 401/403 name the token's variable, 404 the path prefix, a failed DNS lookup the host.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import threading
 import time
 from typing import NamedTuple
@@ -28,14 +34,14 @@ import numpy as np
 import pyarrow as pa
 import requests
 from pyarrow import csv as pa_csv
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ...config import Config
 from ...errors import ConfigError
+from ...escape import clean_text
+from ...settings import header_problem
 from ...quantity import format_duration as dur
 
 _SPLITTABLE = re.compile(r"too many samples|max-samples|maxSamples|exceeds|timeout|timed out|deadline|cannot allocate|memory limit|limit", re.I)
@@ -58,14 +64,17 @@ class RangeSeries(NamedTuple):
 
 
 class Client:
-    """prometheus-api-client over one requests session, with auth, TLS, headers, extra query params,
-    retries and a request count. Every method raises QueryFailed."""
+    """The HTTP API over one requests session, with auth, TLS, headers, extra query params, retries and a
+    request count; every request bounded in time and size (``_exchange``). Every method raises QueryFailed.
+    (prometheus-api-client is not used: it reads every answer whole, with no deadline and no size bound.)"""
 
     def __init__(self, config: Config, url: str, token_env: str = "", headers: dict | None = None, aws_session=None):
         p = config.prometheus
         self.url = url.rstrip("/")
         self.params = {str(k): str(v) for k, v in p.query_params.items()}
         self.timeout, self.retries, self.backoff = p.timeout, p.retries, p.backoff
+        self.max_bytes = int(p.max_answer_bytes)
+        self.token_env = token_env or p.token_env
         self.headers = _headers(p, token_env, headers, self.url)
         self.auth = _auth(p, self.url, aws_session)
         self.session = requests.Session()
@@ -77,8 +86,6 @@ class Client:
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=max(p.concurrency, 4))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.api = PrometheusConnect(url=self.url, headers=self.headers, auth=self.auth, session=self.session,
-                                     timeout=p.timeout, retry=retry, method="POST")
         self.requests = 0
         self.recorded: list | None = None  # every query's parameters, when a benchmark asks (to replay them)
         self._lock = threading.Lock()
@@ -87,16 +94,16 @@ class Client:
     def query(self, promql: str, at: float, what: str = "query") -> list[dict]:
         """Instant query at unix time ``at``: the result list of the answer."""
         self._record({"query": promql, "time": at})
-        params = {"time": f"{at:.3f}", **self.params}
-        return self._retry_503(what, lambda: self.api.custom_query(promql, params=params))
+        data = {"query": promql, "time": f"{at:.3f}", **self.params}
+        return self._retry_503(what, lambda: self._data(self._post("/api/v1/query", data, what), what)["result"])
 
     def query_range(self, promql: str, start: float, end: float, step: float, labels: list[str],
                     what: str = "range query", timestamps: bool = False) -> list[RangeSeries]:
         """Range query over [start, end] (unix seconds) every ``step`` seconds, as :class:`RangeSeries`
         keyed by the values of ``labels``.
 
-        Sent with the session directly rather than through prometheus-api-client, whose answer is
-        the whole matrix as Python objects (about 230 bytes per point); :func:`parse_matrix` reads the
+        The answer is read as bytes, never as Python objects per point (about 230 bytes each);
+        :func:`parse_matrix` reads the
         values straight into numpy. The query goes in the POST body, so its length is not bounded
         by a proxy's URL limit."""
         self._record({"query": promql, "start": start, "end": end, "step": step})
@@ -116,33 +123,43 @@ class Client:
         params = {"start": f"{start:.3f}", "end": f"{end:.3f}", **self.params}
         if match:
             params["match[]"] = match
-        return self._retry_503(f"label values of {label}", lambda: self.api.get_label_values(label, params=params))
+        what = f"label values of {label}"
+        return self._retry_503(what, lambda: self._data(self._send("GET", f"/api/v1/label/{label}/values", what, params=params), what))
 
     def series(self, matches: list[str], start: float, end: float, what: str = "series") -> list[dict]:
         """Label sets of the series matching any of ``matches`` with samples in [start, end]: an index
         lookup, no sample is read."""
         self._record({"series": matches})
-        t0, t1 = (dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in (start, end))
-        return self._retry_503(what, lambda: self.api.get_series(t0, t1, params={"match[]": list(matches), **self.params}))
+        data = {"match[]": list(matches), "start": f"{start:.3f}", "end": f"{end:.3f}", **self.params}
+        return self._retry_503(what, lambda: self._data(self._send("GET", "/api/v1/series", what, params=data), what))
 
     def server(self) -> str:
         """What answers, for the record: "prometheus 2.42.0", "victoriametrics", "Grafana Mimir 2.10", or
         "unknown" (from /api/v1/status/buildinfo; VictoriaMetrics answers it empty and names itself in
         an X-Server-Hostname header)."""
         self._record({"buildinfo": True})
+        status, headers, body = self._exchange("GET", "/api/v1/status/buildinfo", "buildinfo", params=self.params)
         try:
-            r = self.session.get(f"{self.url}/api/v1/status/buildinfo", headers=self.headers, auth=self.auth,
-                                 params=self.params, timeout=self.timeout)
-        except requests.exceptions.RequestException as exc:
-            raise self.failure("buildinfo", exc) from None
-        try:
-            info = (r.json().get("data") or {}) if r.status_code == 200 else {}
-        except ValueError:
+            info = (json.loads(body).get("data") or {}) if status == 200 else {}
+        except (ValueError, AttributeError, RecursionError):
             info = {}
-        if "X-Server-Hostname" in r.headers and not info:
+        info = info if isinstance(info, dict) else {}
+        if "X-Server-Hostname" in headers and not info:
             return "victoriametrics"
         name = info.get("application") or ("prometheus" if "revision" in info or "goVersion" in info else "unknown")
-        return f"{name} {info.get('version', '')}".strip()
+        return clean_text(f"{name} {info.get('version', '')}".strip())
+
+    def status(self, name: str) -> dict:
+        """/api/v1/status/<name> (e.g. runtimeinfo: a Prometheus' storageRetention) as a dict; {} when the
+        server does not serve it (VictoriaMetrics, Mimir) or answers anything but JSON success."""
+        self._record({"status": name})
+        try:
+            r = self.session.get(f"{self.url}/api/v1/status/{name}", headers=self.headers, auth=self.auth,
+                                 params=self.params, timeout=self.timeout)
+            body = r.json() if r.status_code == 200 else {}
+        except (requests.exceptions.RequestException, ValueError):
+            return {}
+        return (body.get("data") or {}) if isinstance(body, dict) and body.get("status") == "success" else {}
 
     # --- plumbing -----------------------------------------------------------------------------------
     def _record(self, entry: dict) -> None:
@@ -152,13 +169,86 @@ class Client:
                 self.recorded.append(entry)
 
     def _post(self, path: str, data: dict, what: str) -> bytes:
+        return self._send("POST", path, what, data=data)
+
+    def _send(self, method: str, path: str, what: str, data: dict | None = None, params: dict | None = None) -> bytes:
+        """The body of a 200 answer to one bounded request (``_exchange``); QueryFailed otherwise."""
+        status, _headers, body = self._exchange(method, path, what, data, params)
+        if status != 200:
+            raise self._status(what, status, body[:300].decode("utf-8", "replace"))
+        return body
+
+    def _exchange(self, method: str, path: str, what: str, data: dict | None = None, params: dict | None = None):
+        """One request, bounded: at most ``timeout`` in all (connect, headers and every read of the body),
+        at most ``max_bytes`` of answer. (status, headers, body); QueryFailed when no whole answer came."""
+        deadline = time.monotonic() + self.timeout
         try:
-            r = self.session.post(f"{self.url}{path}", data=data, headers=self.headers, auth=self.auth, timeout=self.timeout)
+            r = self.session.request(method, f"{self.url}{path}", data=data, params=params, headers=self.headers,
+                                     auth=self.auth, timeout=self.timeout, stream=True)
         except requests.exceptions.RequestException as exc:
             raise self.failure(what, exc) from None
-        if r.status_code != 200:
-            raise _status_failure(self.url, what, r.status_code, r.text[:300])
-        return r.content
+        watchdog = threading.Timer(max(deadline - time.monotonic(), 0.0), _cut, (r,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            body = self._body(r, what)
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            if time.monotonic() >= deadline - 0.05:
+                raise self._timed_out(what) from None
+            raise self.failure(what, exc) from None
+        finally:
+            watchdog.cancel()
+            r.close()
+        if time.monotonic() >= deadline:
+            raise self._timed_out(what)
+        return r.status_code, r.headers, body
+
+    def _body(self, r, what: str) -> bytes:
+        """The answer's bytes, refused past ``max_bytes`` (by its Content-Length, or as it arrives)."""
+        length = r.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            raise self._too_big(what, int(length))
+        body = bytearray()
+        for chunk in r.iter_content(1 << 16):
+            body += chunk
+            if len(body) > self.max_bytes:
+                raise self._too_big(what, len(body))
+        return bytes(body)
+
+    def _too_big(self, what: str, size: int) -> QueryFailed:
+        return QueryFailed(f"{self.url}: {what}: the answer is larger than [prometheus] max_answer_bytes "
+                           f"({self.max_bytes:,} bytes; {size:,} so far): split into smaller requests, or raise the setting",
+                           True, 413)
+
+    def _timed_out(self, what: str) -> QueryFailed:
+        return QueryFailed(f"{self.url}: {what}: no whole answer within {dur(self.timeout)} (timeout)", True)
+
+    def _data(self, body: bytes, what: str):
+        """The ``data`` of a JSON answer whose status is success; QueryFailed naming anything else."""
+        try:
+            answer = json.loads(body)
+        except (ValueError, RecursionError):
+            raise QueryFailed(f"{self.url}: {what}: the answer is not valid JSON (cut off, or not the API: "
+                              "is the URL the API's base, with its path prefix?)", False, 200) from None
+        if not isinstance(answer, dict) or answer.get("status") != "success" or "data" not in answer:
+            error = answer.get("error", "") if isinstance(answer, dict) else ""
+            status = answer.get("status", "?") if isinstance(answer, dict) else type(answer).__name__
+            raise QueryFailed(f"{self.url}: {what}: the server answered status {clean_text(status)!s}: "
+                              f"{clean_text(str(error)[:300])}", bool(_SPLITTABLE.search(str(error))), 200)
+        return answer["data"]
+
+    def _status(self, what: str, status: int, text: str) -> QueryFailed:
+        failed = _status_failure(self.url, what, status, clean_text(text))
+        hint = ""
+        if status in (401, 403):
+            env = self.token_env
+            hint = (f" (is {env} set? it is not set)" if env and not os.environ.get(env) else
+                    f" (is {env} set to a valid token?)" if env else " (are the credentials right?)")
+        elif status == 404:
+            hint = " (is the URL the API's base, with its path prefix, e.g. /prometheus for Mimir or /select/0/prometheus for VictoriaMetrics?)"
+        if hint:
+            failed.args = (failed.args[0] + hint,)
+        return failed
 
     def _retry_503(self, what: str, call):
         """Run ``call``; a 503 that is not a timeout is retried with backoff, like the other 5xx."""
@@ -168,7 +258,7 @@ class Client:
             except QueryFailed as exc:
                 if exc.status != 503 or exc.splittable or attempt == self.retries:
                     raise
-            except (PrometheusApiClientException, requests.exceptions.RequestException, ValueError) as exc:
+            except (requests.exceptions.RequestException, ValueError) as exc:
                 failed = self.failure(what, exc)
                 if failed.status != 503 or failed.splittable or attempt == self.retries:
                     raise failed from None
@@ -176,19 +266,44 @@ class Client:
         raise AssertionError("unreachable")
 
     def failure(self, what: str, exc: Exception) -> QueryFailed:
-        """The QueryFailed for an exception of requests or prometheus-api-client."""
-        if isinstance(exc, PrometheusApiClientException):
-            text = str(exc)
-            m = _STATUS.search(text)
-            return _status_failure(self.url, what, int(m.group(1)) if m else 0, text.split("(", 1)[-1][:300])
+        """The QueryFailed for an exception of requests."""
         if _is_read_timeout(exc):
             return QueryFailed(f"{self.url}: {what}: no answer within {dur(self.timeout)} (timeout)", True)
+        host = _unresolved(exc)
+        if host:
+            return QueryFailed(f"{self.url}: {what}: cannot resolve {host} (a typo in the URL, or no DNS for it here)", False)
+        if isinstance(exc, requests.exceptions.InvalidHeader):
+            return QueryFailed(f"{self.url}: {what}: {clean_text(_short(exc))}", False)
         if isinstance(exc, requests.exceptions.ConnectionError):
             return QueryFailed(f"{self.url}: {what}: cannot connect ({_short(exc)})", False)
         if isinstance(exc, ValueError):  # json: a 200 answer that is not JSON (a login page, a proxy)
             return QueryFailed(f"{self.url}: {what}: the answer is not valid JSON (cut off, or not the API: "
                                "is the URL the API's base, with its path prefix?)", False, 200)
-        return QueryFailed(f"{self.url}: {what}: {_short(exc)}", False)
+        return QueryFailed(f"{self.url}: {what}: {clean_text(_short(exc))}", False)
+
+
+def _cut(r) -> None:
+    """The deadline passed while an answer was still arriving: shut its socket, so the read fails at once."""
+    conn = getattr(r.raw, "connection", None) or getattr(r.raw, "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _unresolved(exc: BaseException) -> str:
+    """The host name a failed DNS lookup in ``exc``'s chain was for, else ''."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, socket.gaierror) or "NameResolutionError" in type(exc).__name__:
+            m = re.search(r"resolve '([^']+)'|host='([^']+)'", str(exc))
+            return (m.group(1) or m.group(2)) if m else "the host"
+        inner = getattr(exc, "reason", None) or (exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None)
+        exc = inner or exc.__cause__ or exc.__context__
+        seen += 1
+    return ""
 
 
 _BYTES_REPR = re.compile(r"""^b(['"])(.*)\1\)?$""", re.S)
@@ -223,8 +338,16 @@ def _auth(p, url: str, aws_session=None):
 
 def _headers(p, token_env: str, headers: dict | None, url: str) -> dict:
     hdrs = {str(k): str(v) for k, v in (headers if headers is not None else p.headers).items()}
+    for name, value in hdrs.items():
+        problem = header_problem(name, value)
+        if problem:
+            raise ConfigError(f"config: prometheus.headers: {problem}")
     token = _token(token_env or p.token_env, p.token_file) if p.auth != "sigv4" else ""  # SigV4 owns Authorization
     if token:
+        problem = header_problem("Authorization", token)
+        if problem:
+            where = f"the environment variable {token_env or p.token_env}" if os.environ.get(token_env or p.token_env) else f"token_file {p.token_file}"
+            raise ConfigError(f"config: the bearer token from {where} cannot be sent: {problem.split(': ', 1)[1]}")
         hdrs["Authorization"] = f"Bearer {token}"
     if not _compress(p.compression, url):
         hdrs.setdefault("Accept-Encoding", "identity")

@@ -23,7 +23,8 @@ def nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     alloc = rows[rows["stat"] == "node_allocatable"].pivot_table(index=L.node, columns="resource", values="value", aggfunc="max")
     out = pd.DataFrame({
         "cluster": run.cluster, "node": lab[L.node], "instance_type": lab[L.instance_type], "zone": lab[L.zone],
-        "region": lab[L.region], "node_group": lab[L.node_group],
+        # an EKS managed node group, else a Karpenter NodePool: both without configuration
+        "region": lab[L.region], "node_group": lab[L.node_group].where(lab[L.node_group] != "", lab[L.node_pool]),
         "capacity_type": _capacity(lab[L.capacity_type_eks], lab[L.capacity_type_karpenter]),
     })
     out["hours_seen"] = out["node"].map(hours).fillna(0.0)

@@ -7,66 +7,42 @@ Requests, in order (none grows with the number of workloads):
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
 4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day;
+   working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
    traffic (and HPAs and PDBs);
 6. where the DCGM exporter serves GPU pods: their GPUs' engine activity and frame buffer in time
    chunks, the daily frame-buffer maxima and the GPUs' sizes, cluster-wide (gpu.py).
+Requests 3 to 6 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
+cluster-wide query first, each shard's inventory requests spread among the range pulls.
 """
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ...batch_groups import KINDS as BATCH_FIELDS
+from ...batch_groups import ksm_label, label_keys
 from ...sketch import usage_statistics
 from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
+from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
-from . import execute
-from . import cluster_tables, gpu
+from . import cluster_tables, execute, families, gpu, runtime, sanity
 from .client import Client, QueryFailed
+from .coverage import coverage_of, record_coverage, span_times
+from . import lifetimes
+from .families import CORE, missing_text, read_by
 from .promql import Queries, quote
 from .usage import Grid, Partial, UsageAccumulator, reduce_chunk
 
-CORE = ("cpu_usage", "memory_working_set", "pod_owner")
-# What each metric's absence disables (recorded in meta.json and the report).
-DISABLES = {
-    "cpu_usage": "CPU usage statistics (usage table)",
-    "memory_working_set": "memory usage statistics (usage table)",
-    "pod_owner": "owner resolution: no usage row can be attributed to a workload",
-    "cpu_throttled_periods": "CPU throttling ratio",
-    "cpu_periods": "CPU throttling ratio",
-    "cpu_throttled_seconds": "throttled CPU time (the demand hidden by a CPU limit)",
-    "resource_requests": "current requests from metrics (Prometheus-only inventory)",
-    "resource_limits": "current limits from metrics (Prometheus-only inventory)",
-    "container_info": "injected sidecars recognised by image (Prometheus-only inventory)",
-    "init_resource_requests": "init containers' and native sidecars' requests (Prometheus-only inventory)",
-    "init_resource_limits": "init containers' and native sidecars' limits (Prometheus-only inventory)",
-    "init_container_info": "telling native sidecars from init containers (Prometheus-only inventory)",
-    "replicaset_owner": "Deployment resolution (pods show as owned by their ReplicaSet)",
-    "job_owner": "CronJob resolution (pods show as owned by their Job)",
-    "pod_info": "placement (pod-hours per node and zone)",
-    "node_labels": "nodes table (instance type, zone, capacity type)",
-    "node_allocatable": "node allocatable CPU/memory/GPUs",
-    "node_capacity": "node GPU capacity",
-    "last_terminated_reason": "OOM kill detection",
-    "restarts": "restart counts and OOM kill detection",
-    "hpa_spec_target": "HPA target utilization (Prometheus-only inventory)",
-    "hpa_info": "HPA detection (Prometheus-only inventory)",
-    "pdb_expected_pods": "PDB detection (Prometheus-only inventory)",
-    "istio_tcp_sent": "traffic between workloads (TCP responses)",
-    "istio_tcp_received": "traffic between workloads (TCP requests)",
-    "istio_request_bytes": "traffic between workloads (HTTP requests)",
-    "istio_response_bytes": "traffic between workloads (HTTP responses)",
-}
-_INVENTORY_ONLY = {name for name, disables in DISABLES.items() if "(Prometheus-only inventory)" in disables}
 _POD_KEY = ["namespace", "pod", "container"]
 
 
@@ -85,6 +61,9 @@ class Run:
     nodes_of: dict = field(default_factory=dict)  # (namespace, pod) -> node
     series_per_namespace: dict = field(default_factory=dict)
     shards: list = field(default_factory=list)
+    runtime_present: set = field(default_factory=set)  # runtime metric names found in the window (runtime.py)
+    dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
+    duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
     gpu: dict = field(default_factory=dict)  # the DCGM series' count and the GPU requests' rows (gpu.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
@@ -131,23 +110,26 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     Raises SourceError (one line, with the URL) when the server cannot be reached, a core metric is
     missing, or a shard fails, unless ``allow_partial`` (then meta.json "partial" says what is missing)."""
     log = progress or (lambda msg: None)
-    run = _start(config, target, snapshot, client, log, allow_partial)
+    run = _start(config, target, snapshot, client, log, allow_partial, inventory_from_metrics)
     _read_labels(run)
-    acc, raw, per_pod, outcome = _pull(run, inventory_from_metrics, allow_partial)
+    acc, raw, per_pod, outcome, runtime_frames = _pull(run, inventory_from_metrics, allow_partial)
     _record_partial(run, snapshot, outcome)
-    raw = gpu.finish(run, acc, outcome, raw, snapshot)
+    raw_daily = gpu.finish(run, acc, outcome, None if raw is None else raw.drop(columns="raw_samples"), snapshot)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = _drop(acc.daily(run.cluster, run.owners, raw, oom_known), outcome.failed)
+    daily = _drop(acc.daily(run.cluster, run.owners, raw_daily, oom_known), outcome.failed)
     usage = gpu.usage_columns(run, _usage(run, hist, daily, oom_known, per_pod))
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
     _append(snapshot, "usage_daily", daily)
+    _append(snapshot, "runtime_hourly", runtime.collected(run, snapshot, runtime_frames, outcome.failed, inventory_from_metrics))
     cluster_rows = _cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
+    record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
     nodes = cluster_tables.nodes(run, cluster_rows)
     gpu.record_missing(run, snapshot, nodes)
     _append(snapshot, "nodes", nodes)
-    _append(snapshot, "placement", _drop(_placement(run, acc, nodes), outcome.failed))
+    placement, timed = _placement(run, acc, nodes, raw, per_pod)
+    _append(snapshot, "placement", _drop(placement, outcome.failed))
     _append(snapshot, "traffic", cluster_tables.traffic(run, cluster_rows))
     if inventory_from_metrics:
         _inventory(run, snapshot, usage, acc, per_pod, cluster_rows)
@@ -155,17 +137,19 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
         some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
         snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
                       f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
+    _check_found(run, snapshot, usage, allow_partial)
     log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
         f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
         "url": run.client.url, "engine": snapshot.meta["versions"].get(f"metrics_engine:{run.cluster}", ""),
         "requests": run.client.requests, "splits": outcome.splits, "step_seconds": run.grid.step,
-        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter}
+        "shards": len(run.shards), "istio_reporter": config.prometheus.istio_reporter, "lifetimes": timed,
+        "runtime_metrics": runtime.families(config.prometheus.runtime_metrics, run.runtime_present)}
 
 
 # --- start: server, metrics present -----------------------------------------------------------------
 
-def _start(config, target, snapshot, client, log, allow_partial) -> Run:
+def _start(config, target, snapshot, client, log, allow_partial, inventory: bool) -> Run:
     p = config.prometheus
     client = client or Client(config, target.prometheus_url, target.token_env, target.headers)
     end = window_end(config)
@@ -179,27 +163,26 @@ def _start(config, target, snapshot, client, log, allow_partial) -> Run:
         raise SourceError(f"cannot query metrics: {exc}") from None
     snapshot.meta.setdefault("versions", {})[f"metrics_engine:{target.name}"] = engine
     q = Queries(p, config.general.window, config.general.step, target.label_value if p.cluster_label else "")
-    run = Run(config, target.name, client, q, grid, log)
-    run.missing = _record_missing(config, snapshot, present, target.name)
+    run = Run(config, target.name, client, q, grid, log, runtime_present=runtime.present_names(p.runtime_metrics, present))
+    run.missing = _record_missing(config, snapshot, present, target.name, inventory)
     _check_core(run, snapshot, present, match, allow_partial)
     log(f"[{target.name}] {engine} at {client.url}; window {dur(config.general.window)} ending "
         f"{dt.datetime.fromtimestamp(end, dt.timezone.utc).isoformat()}, {grid.n} steps of {dur(grid.step)}")
     return run
 
 
-def _record_missing(config, snapshot, present: set[str], cluster: str) -> set[str]:
+def _record_missing(config, snapshot, present: set[str], cluster: str, inventory: bool) -> set[str]:
+    """The metric names not found in the window; each family this collection reads that is missing is
+    named in meta.json ``missing_metrics`` and in a caveat with what it disables and a hint (families.py)."""
     m = config.prometheus.metrics
-    missing = set()
-    for name_field, disables in {**DISABLES, **gpu.DISABLES}.items():
-        name = getattr(m, name_field)
-        if name in present:
+    missing = {getattr(m, f) for f in [f.field for f in families.FAMILIES] + list(gpu.DISABLES)} - present  # DCGM: gpu.record_missing
+    for family in read_by(inventory):
+        name = getattr(m, family.field)
+        if name not in missing:
             continue
-        missing.add(name)
-        if name_field in _INVENTORY_ONLY or name_field in gpu.DISABLES:
-            continue  # the kube-state-metrics inventory says so itself; DCGM only matters with GPUs (gpu.record_missing)
         if name not in snapshot.meta.setdefault("missing_metrics", []):
             snapshot.meta["missing_metrics"].append(name)
-        snapshot.warn("missing_metric", f"cluster {cluster}: metric {name} not found in the window; disables {disables}", affects=disables)
+        snapshot.warn("missing_metric", missing_text(family, name, cluster), affects=family.disables)
     return missing
 
 
@@ -233,13 +216,21 @@ def _read_labels(run: Run) -> None:
     """Owners, pod nodes and container series per namespace from one series-API request."""
     L, m = run.labels, run.config.prometheus.metrics
     start = run.grid.end - run.config.general.window
+    keys = label_keys(run.config)
+    firsts = tuple(dict.fromkeys(ksm_label(getattr(run.config.batch_groups, f)[0]) for f in BATCH_FIELDS
+                                 if getattr(run.config.batch_groups, f))) if run.has("pod_labels") else ()
     try:
-        found = run.client.series(run.q.owners_and_series() + run.q.gpu_series(), start, run.grid.end,
+        found = run.client.series(run.q.owners_and_series(group_labels=firsts) + run.q.gpu_series(), start, run.grid.end,
                                   what="series (owners, placement, sizes, GPUs)")
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
     frame = ksm.series_frames(found)
+    run.duplicates = sanity.scrape_duplicates(found, m.memory_working_set, [L.namespace, L.pod, L.container],
+                                              run.config.prometheus.scrape_labels)
     run.owners = ksm.owners_of(frame, L, m)
+    groups = ksm.batch_groups(frame(m.pod_labels, [L.namespace, L.pod] + [ksm_label(k) for k in keys]).rename(
+        columns={L.namespace: "namespace", L.pod: "pod"}), run.config)
+    run.owners.update({(a, b): (c, d) for a, b, c, d in groups.itertuples(index=False, name=None)})
     gpu.read_series(run, found)
     info = frame(m.pod_info, [L.namespace, L.pod, L.node])
     run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
@@ -251,16 +242,16 @@ def _read_labels(run: Run) -> None:
 # --- the pulls --------------------------------------------------------------------------------------
 
 def _pull(run: Run, inventory: bool, allow_partial: bool):
-    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome)."""
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome, runtime chunks)."""
     p = run.config.prometheus
     run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
     run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
     tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
                                   [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
-                                  run.grid.n, p.range_points) + gpu.tasks(run)
+                                  run.grid.n, p.range_points, first=runtime.tasks(run)) + gpu.tasks(run)
     acc = UsageAccumulator(run.grid)
-    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": []}
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": [], "runtime": []}
 
     def consume(task, result):
         if isinstance(result, Partial):
@@ -274,7 +265,7 @@ def _pull(run: Run, inventory: bool, allow_partial: bool):
     per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
         columns=_POD_KEY + ["stat", "resource", "value"])
     run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
-    return acc, raw, per_pod, outcome
+    return acc, raw, per_pod, outcome, rows["runtime"]
 
 
 def _fetch(run: Run, task: execute.Task, inventory: bool):
@@ -283,19 +274,26 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
     if task.name.startswith("gpu"):
         return gpu.fetch(run, task)
     if task.name == "cluster":
+        # the nodes' first and last step: with the containers' (from the pulls) the coverage of the window
+        coverage_of = (run.config.prometheus.metrics.node_labels,) if run.has("node_labels") else ()
         try:  # its failure is the cluster tables' only (see _cluster_rows), never the run's
-            return run.client.query(run.q.cluster(inventory), run.grid.end, what="nodes, traffic, HPAs and PDBs")
+            return run.client.query(run.q.cluster(inventory, coverage_of), run.grid.end, what="nodes, traffic, HPAs and PDBs")
         except QueryFailed as exc:
             return exc
     if task.name in ("cpu", "memory"):
         t0 = run.grid.first + task.first * run.grid.step
         result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
                                         run.grid.step, key, what=f"{task.name} usage", timestamps=True)
-        return reduce_chunk(result, task.name, run.grid, run.owners)
+        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
     if task.name == "daily":
-        return _fetch_daily(run, nss, key)
-    result = run.client.query(run.q.per_pod(nss, inventory), run.grid.end, what="restarts and throttling per pod")
-    return _rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"])
+        return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, _POD_KEY)
+    if task.name == "runtime":
+        return runtime.fetch(run, task, nss, key)
+    m = run.config.prometheus.metrics
+    times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
+    result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")
+    return sanity.clean_rows(_rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"]),
+                             run.dropped, _POD_KEY)
 
 
 def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
@@ -319,6 +317,28 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
 
 
+def _check_found(run: Run, snapshot: Snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
+    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
+    (with the hints of an empty server; with allow_partial a flagged partial result)."""
+    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
+                       ("samples_dropped", sanity.dropped_warning(run.cluster, run.dropped))):
+        if text:
+            snapshot.warn(code, text, affects="usage")
+            run.log(f"warning: {text}")
+    if len(usage):
+        return
+    p = run.config.prometheus
+    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
+    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
+            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
+            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
+            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
+    if not allow_partial:
+        raise SourceError(text)
+    snapshot.warn("no_containers", text, affects="usage")
+    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)
+
+
 def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
     """Instant-vector result -> DataFrame with the given labels (renamed to ``names``) and ``value``."""
     rows = [[r["metric"].get(lab, "") for lab in labels] + [float(r["value"][1])] for r in result]
@@ -326,18 +346,19 @@ def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFra
 
 
 def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """namespace, pod, container, day, memory_max_bytes, oom_kills from the daily query rows."""
+    """namespace, pod, container, day, memory_max_bytes, oom_kills, raw_samples (raw working-set samples)
+    from the daily query rows."""
     if not frames:
-        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills"])
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"])
     d = pd.concat(frames, ignore_index=True)
     wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "oom_kills"):
+    for c in ("memory_max_bytes", "oom_kills", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
-    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills"]]
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"]]
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
@@ -404,7 +425,7 @@ def _usage(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, p
 def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snapshot) -> pd.DataFrame:
     """The cluster-wide instant query's rows: every label the parts use, ``stat`` and ``value``."""
     L = run.labels
-    labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
+    labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group, L.node_pool,
                      L.gpu_product, "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
                      L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
                      "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
@@ -419,20 +440,14 @@ def _cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snap
     return _rows(result or [], labels, labels)
 
 
-def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataFrame:
-    """Pod-hours per (workload, node): the steps each pod had a sample (its busiest-sampled
-    container), from the same pulls as the usage; the node from kube_pod_info."""
-    for res in ("memory", "cpu"):
-        s, _d, n, _sm, _mx = acc.day_sums(res)
-        if len(s):
-            break
-    else:
-        return pd.DataFrame()
-    keys = list(acc.series)
-    steps = pd.DataFrame({"sid": s, "n": n}).groupby("sid")["n"].sum()
-    f = pd.DataFrame([keys[i][:2] for i in steps.index], columns=["namespace", "pod"])
-    f["pod_hours"] = steps.to_numpy() * run.grid.step / 3600.0
-    f = f.groupby(["namespace", "pod"], as_index=False)["pod_hours"].max()
+def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame, raw: pd.DataFrame | None,
+               per_pod: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Pod-hours per (workload, node): each pod's lifetime in the window (lifetimes.py: its start and
+    completion times, else its raw samples x the scrape interval, else its steps with a sample), from the
+    same pulls as the usage; the node from kube_pod_info. And how many pods were timed how (for meta.json)."""
+    f, timed = lifetimes.pod_lifetimes(acc, raw, per_pod, run.config.prometheus.metrics, run.grid)
+    if f.empty:
+        return pd.DataFrame(), timed
     f = _with_owners(run, f)
     f["node"] = [run.nodes_of.get((ns, pod), "") for ns, pod in zip(f["namespace"], f["pod"])]
     f = f[(f["workload"] != "") & (f["node"] != "")]
@@ -440,7 +455,7 @@ def _placement(run: Run, acc: UsageAccumulator, nodes: pd.DataFrame) -> pd.DataF
     zones = dict(zip(nodes["node"], nodes["zone"])) if len(nodes) else {}
     out["zone"] = out["node"].map(zones).astype(object).fillna("")
     out["cluster"] = run.cluster
-    return out
+    return out, timed
 
 
 def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccumulator, per_pod: pd.DataFrame,
@@ -460,7 +475,11 @@ def _inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccu
     target = rows[rows["stat"] == "hpa_target"].rename(columns={"value": "target"})
     target = target[["namespace", "horizontalpodautoscaler", "metric_name", "metric_target_type", "target"]]
     pdbs = rows[rows["stat"] == "pdb_expected"][["namespace", "poddisruptionbudget"]]
-    workloads = ksm.inventory_workloads(containers, pods, hpa, target, pdbs, run.cluster)
+    # the cluster query failed (allow_partial): HPAs and PDBs are unknown too
+    answered = run.cluster not in snapshot.meta.get("partial", {}).get("cluster_tables", [])
+    workloads = ksm.inventory_workloads(containers, pods, hpa, target, pdbs, run.cluster,
+                                        hpa_known=answered and run.has("hpa_info") and run.has("hpa_spec_target"),
+                                        pdb_known=answered and run.has("pdb_expected_pods"))
     _append(snapshot, "containers", containers)
     _append(snapshot, "workloads", workloads)
     if len(pdbs):

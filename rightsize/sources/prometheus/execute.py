@@ -80,9 +80,9 @@ def range_tasks(name: str, shard: tuple[str, ...], series: float, steps: int, po
 
 
 def ordered_tasks(shards: list[tuple[str, ...]], series: dict[str, float], daily: bool, resources: list[str], steps: int,
-                  points: int) -> list[Task]:
-    """Every request of a collection in the order the pool takes them: the cluster-wide inventory first,
-    then each shard's inventory requests (``daily`` maxima and OOM kills; restarts and throttling per pod)
+                  points: int, first: list[Task] = ()) -> list[Task]:
+    """Every request of a collection in the order the pool takes them: the cluster-wide inventory first (and
+    the ``first`` tasks: the runtimes' hourly query, also the server's work), then each shard's inventory requests (``daily`` maxima and OOM kills; restarts and throttling per pod)
     interleaved with the range pulls of ``resources``, so that while one worker waits on an inventory
     query (the server's work) another reads a range answer (rightsize's): no stage waits for another,
     and the number of requests stays that of the data, not of the workloads."""
@@ -91,7 +91,7 @@ def ordered_tasks(shards: list[tuple[str, ...]], series: dict[str, float], daily
         inventory += ([Task("daily", shard)] if daily else []) + [Task("per_pod", shard)]
         for res in resources:
             ranges += range_tasks(res, shard, sum(series[ns] for ns in shard), steps, points)
-    tasks = [Task("cluster", ())]
+    tasks = [Task("cluster", ())] + list(first)
     share = max(len(ranges) / max(len(inventory), 1), 1.0)
     for i, task in enumerate(inventory):  # one inventory request, then its share of the range pulls
         tasks.append(task)

@@ -30,7 +30,9 @@ DISABLES = {
     "gpu_utilization": "GPU engine activity where the profiling metric is off",
     "gpu_fb_used": "GPU memory used: no GPU share or smaller-GPU recommendation",
     "gpu_fb_free": "the frame buffer size of each GPU (the catalogue's GPU memory is used)",
+    "node_capacity": "node GPU capacity (allocatable GPUs are used)",
 }
+_EXPORTER = {"node_capacity": "kube-state-metrics"}  # else the NVIDIA DCGM exporter
 _KEY = ["namespace", "pod", "container"]
 
 
@@ -141,6 +143,6 @@ def record_missing(run, snapshot, nodes: pd.DataFrame) -> None:
         what = DISABLES[f] if f not in ("gpu_engine_active", "gpu_utilization") else "GPU engine activity: no GPU recommendation"
         if name not in snapshot.meta.setdefault("missing_metrics", []):
             snapshot.meta["missing_metrics"].append(name)
-        snapshot.warn("missing_metric", f"cluster {run.cluster}: metric {name} (NVIDIA DCGM exporter) not found in the window, "
+        snapshot.warn("missing_metric", f"cluster {run.cluster}: metric {name} ({_EXPORTER.get(f, 'NVIDIA DCGM exporter')}) not found in the window, "
                       f"though {gpus:g} GPUs are on its nodes; disables {what}", affects="GPU usage")
 

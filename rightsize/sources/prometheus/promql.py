@@ -132,8 +132,8 @@ class Queries:
 
     def daily(self, namespaces, span: float) -> str:
         """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw
-        working-set sample and the OOM kills (restarts in a span where the last termination reason was
-        OOMKilled), tagged by a ``stat`` label."""
+        working-set sample, its raw sample count (pod lifetimes, lifetimes.py) and the OOM kills (restarts
+        in a span where the last termination reason was OOMKilled), tagged by a ``stat`` label."""
         m, K = self.cfg.metrics, self.pod_key
         wss = self.sel(m.memory_working_set, namespaces, containers=True)
         rst = self.sel(m.restarts, namespaces, containers=True)
@@ -145,18 +145,22 @@ class Queries:
         kills = f"max by ({K}) (increase({rst}[{dur(span)}]))"
         parts = {
             "memory_max": f"max by ({K}) (max_over_time({wss}[{dur(span)}]))",
+            "raw_samples": f"max by ({K}) (count_over_time({wss}[{dur(span)}]))",
             "oom_kills": f"{kills} and on ({K}) (max by ({K}) (max_over_time({oom}[{dur(span)}])) > 0)",
         }
         return _tagged(parts)
 
     # --- per container instance, over the window (instant queries) ---------------------------------
-    def per_pod(self, namespaces, inventory: bool) -> str:
+    def per_pod(self, namespaces, inventory: bool, times: tuple[str, ...] = ()) -> str:
         """Restarts, CFS periods, throttled periods and seconds (and, for the kube-state-metrics
-        inventory, requests and limits) per container instance over the window, tagged by ``stat``."""
+        inventory, requests and limits) per container instance over the window, and per pod the last
+        value of each metric of ``times`` (kube_pod_start_time, kube_pod_completion_time: stat = the
+        metric's name), tagged by ``stat``."""
         m, K, W = self.cfg.metrics, self.pod_key, self.W
 
-        def inc(metric):
-            return f"sum by ({K}) (increase({self.sel(metric, namespaces, containers=True)}[{W}]))"
+        def inc(metric):  # a series scraped twice (scrape_labels apart) counts once, then a container's series add up
+            once = f"max without ({', '.join(self.cfg.scrape_labels)}) " if self.cfg.scrape_labels else ""
+            return f"sum by ({K}) ({once}(increase({self.sel(metric, namespaces, containers=True)}[{W}])))"
 
         rst = self.sel(m.restarts, namespaces, containers=True)
         parts = {
@@ -168,6 +172,9 @@ class Queries:
             "cfs_throttled_periods": inc(m.cpu_throttled_periods),
             "cfs_throttled_seconds": inc(m.cpu_throttled_seconds),
         }
+        L = self.cfg.labels
+        for metric in times:
+            parts[metric] = f"max by ({L.namespace}, {L.pod}) (last_over_time({self.sel(metric, namespaces)}[{W}]))"
         if inventory:
             for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits),
                                  ("init_request", m.init_resource_requests), ("init_limit", m.init_resource_limits)):
@@ -181,12 +188,95 @@ class Queries:
             parts["init_info"] = f'max by ({K}, resource) (label_replace({info}, "resource", "$1", "restart_policy", "(.*)"))'
         return _tagged(parts)
 
-    def owners_and_series(self, namespaces=None) -> list[str]:
-        """Series-API matchers: pod owners, ReplicaSet and Job owners, pod placement (node), and the
-        working-set series (to size shards). An index lookup: no sample is read."""
+    # --- the runtimes' own memory (a range query at a one-hour step) --------------------------------
+    def runtime(self, namespaces, present: set[str]) -> str:
+        """Per container instance and hour (evaluate at step = 1h), tagged ``stat="<runtime>:<column>"`` (the
+        columns of the runtime_hourly table): only the families in ``present`` (metric names found in the
+        window). Every part reads raw samples over [1h]; pools are folded per pod with ``max by (pod key, pool)``
+        (duplicate scrapes) and summed; non-heap is the hour's highest working set minus its lowest committed
+        heap, for the pods with a JVM heap only. No subquery: the joins run once per hour, not per step."""
+        parts = self.runtime_parts(namespaces, present)
+        return _tagged(parts) if parts else ""
+
+    def runtime_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        """The parts of :meth:`runtime` by tag."""
+        parts: dict[str, str] = {}
+        for runtime, build in (("jvm", self._jvm_parts), ("go", self._go_parts), ("node", self._node_parts),
+                               ("dotnet", self._dotnet_parts)):
+            parts.update({f"{runtime}:{col}": q for col, q in build(namespaces, present).items()})
+        return parts
+
+    def _hour(self, agg: str, metric: str, namespaces, extra: str = "", pool: str = "", over: str = "max",
+              positive: bool = False) -> str:
+        """``agg by (pod key)`` of each series' ``over``_over_time over the hour; with ``pool``, first the largest
+        per (pod key, pool) so a pod scraped twice counts once; ``positive`` keeps values above 0 only."""
+        K = self.pod_key
+        inner = f"{over}_over_time({self.sel(metric, namespaces, extra)}[1h])"
+        if pool:
+            inner = f"max by ({K}, {pool}) ({inner})"
+        return f"{agg} by ({K}) ({inner}{' > 0' if positive else ''})"
+
+    def _either(self, present: set[str], *options: tuple[str, str]) -> str:
+        """``a or b`` of the (metric, query) options whose metric is present ('' when none is)."""
+        return " or ".join(f"({q})" for metric, q in options if metric in present)
+
+    def _jvm_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r, K = self.cfg.runtime_metrics, self.pod_key
+        heap, nonheap = 'area="heap"', 'area="nonheap"'
+
+        def area(over, micrometer, jmx, where, positive=False):  # positive: Micrometer's max is -1 for a pool without one
+            return self._either(present, (micrometer, self._hour("sum", micrometer, namespaces, where, "id", over, positive)),
+                                (jmx, self._hour("max", jmx, namespaces, where, "", over, positive)))
+
+        parts = {
+            "heap_used_min_bytes": area("min", r.jvm_memory_used, r.jmx_memory_used, heap),
+            "heap_used_max_bytes": area("max", r.jvm_memory_used, r.jmx_memory_used, heap),
+            "heap_committed_max_bytes": area("max", r.jvm_memory_committed, r.jmx_memory_committed, heap),
+            "runtime_max_bytes": area("max", r.jvm_memory_max, r.jmx_memory_max, heap, positive=True),
+            "non_heap_pools_max_bytes": area("max", r.jvm_memory_used, r.jmx_memory_used, nonheap),
+            "live_set_max_bytes": self._either(present, (r.jvm_gc_live_data, self._hour("max", r.jvm_gc_live_data, namespaces))),
+        }
+        committed = area("min", r.jvm_memory_committed, r.jmx_memory_committed, heap)
+        if committed:  # the working set is a core metric (without it there is no collection)
+            top = f"max by ({K}) (max_over_time({self.sel(self.cfg.metrics.memory_working_set, namespaces, containers=True)}[1h]))"
+            parts["non_heap_max_bytes"] = f"{top} - on ({K}) ({committed})"
+        return _present(parts)
+
+    def _go_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(present, (r.go_heap_inuse, self._hour("max", r.go_heap_inuse, namespaces))),
+            "runtime_max_bytes": self._either(present, (r.go_memory_limit, self._hour("max", r.go_memory_limit, namespaces))),
+        })
+
+    def _node_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(present, (r.node_heap_used, self._hour("max", r.node_heap_used, namespaces))),
+            "heap_committed_max_bytes": self._either(present, (r.node_heap_total, self._hour("max", r.node_heap_total, namespaces))),
+        })
+
+    def _dotnet_parts(self, namespaces, present: set[str]) -> dict[str, str]:
+        r = self.cfg.runtime_metrics
+        return _present({
+            "heap_used_max_bytes": self._either(
+                present, (r.dotnet_heap_size, self._hour("sum", r.dotnet_heap_size, namespaces, pool="gc_generation")),
+                (r.otel_dotnet_heap_size, self._hour("sum", r.otel_dotnet_heap_size, namespaces, pool="generation"))),
+            "heap_committed_max_bytes": self._either(
+                present, (r.otel_dotnet_committed, self._hour("max", r.otel_dotnet_committed, namespaces))),
+            "runtime_max_bytes": self._either(
+                present, (r.dotnet_total_available, self._hour("max", r.dotnet_total_available, namespaces))),
+        })
+
+    def owners_and_series(self, namespaces=None, group_labels: tuple[str, ...] = ()) -> list[str]:
+        """Series-API matchers: pod owners, ReplicaSet and Job owners, pod placement (node), the
+        working-set series (to size shards), and the pod labels of batch-framework pods (one matcher per
+        ``group_labels`` entry: the kube-state-metrics label each framework's pods must carry). An index
+        lookup: no sample is read."""
         m = self.cfg.metrics
+        labels = [self.sel(m.pod_labels, namespaces, extra=f'{k}!=""') for k in group_labels]
         return [self.sel(m.pod_owner, namespaces), self.sel(m.replicaset_owner, namespaces), self.sel(m.job_owner, namespaces),
-                self.sel(m.pod_info, namespaces), self.sel(m.memory_working_set, namespaces, containers=True)]
+                self.sel(m.pod_info, namespaces), self.sel(m.memory_working_set, namespaces, containers=True), *labels]
 
     # --- GPUs: NVIDIA's DCGM exporter, cluster-wide (its namespace label may be the exporter's own) -----
     def gpu_series(self) -> list[str]:
@@ -223,12 +313,21 @@ class Queries:
         return f"max by ({self.pod_key}, {L.gpu_model}) ({self._gpu_pod_labels(total + ' * 1048576')})"
 
     # --- cluster-wide (instant queries) -------------------------------------------------------------
-    def cluster(self, inventory: bool) -> str:
-        """Nodes (labels, hours, allocatable), Istio traffic, and for the kube-state-metrics inventory
-        HPAs and PDBs, tagged by ``stat``."""
+    def coverage(self, metric: str, tag: str) -> dict[str, str]:
+        """The first and last step of the window (unix seconds) at which ``metric`` has any series of this
+        cluster, tagged ``first_<tag>`` / ``last_<tag>``: a subquery at the step over one aggregated series,
+        which reads each of the metric's series once (cheap for a family of few series, such as the nodes')."""
+        c = f"count({self.cluster_sel(metric)})"
+        return {f"first_{tag}": f"min_over_time(timestamp({c})[{self.W}:{self.S}])",
+                f"last_{tag}": f"max_over_time(timestamp({c})[{self.W}:{self.S}])"}
+
+    def cluster(self, inventory: bool, coverage_of: tuple[str, ...] = ()) -> str:
+        """Nodes (labels, hours, allocatable), Istio traffic, for the kube-state-metrics inventory HPAs and
+        PDBs, and the coverage (first and last step with data) of each metric of ``coverage_of`` (tag: the
+        metric's name), tagged by ``stat``."""
         L, m, W = self.cfg.labels, self.cfg.metrics, self.W
-        node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group,
-                                 L.gpu_product])
+        node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter,
+                                 L.node_group, L.node_pool, L.gpu_product])
         nl = self.cluster_sel(m.node_labels)
         alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory|" + GPU_RESOURCES))
         capacity = self.cluster_sel(m.node_capacity, "resource=~" + quote(GPU_RESOURCES))
@@ -241,6 +340,30 @@ class Queries:
         parts.update(self.traffic())
         if inventory:
             parts.update(self.hpa_pdb())
+        for metric in coverage_of:
+            parts.update(self.coverage(metric, metric))
+        return _tagged(parts)
+
+    def doctor(self, present: set[str]) -> str:
+        """``rightsize doctor``'s one instant query, tagged by ``stat``: the coverage of the nodes (of the pod
+        owners when no node labels are ``present``), the nodes carrying each label the cost model
+        reads (nodes, typed, zoned, grouped: an EKS node group or a Karpenter NodePool), and the oldest sample
+        of a Prometheus that scrapes itself (lowest)."""
+        m, L, W = self.cfg.metrics, self.cfg.labels, self.W
+        parts = {"lowest": "min(prometheus_tsdb_lowest_timestamp_seconds)"}
+        # the nodes' few series are the cheap way to the coverage (0.03 s of the server at 1,000 containers x
+        # 14 d, the pod owners' 0.6 s: benchmarks/setups_bench.py --cost); the pod owners without node labels
+        if m.node_labels in present or m.pod_owner in present:
+            metric, tag = (m.node_labels, "nodes") if m.node_labels in present else (m.pod_owner, "pods")
+            parts.update(self.coverage(metric, tag))
+        if m.node_labels not in present:
+            return _tagged(parts)
+
+        def nodes(label: str = "") -> str:
+            return f"max by ({L.node}) (last_over_time({self.cluster_sel(m.node_labels, f'{label}!=' + quote('') if label else '')}[{W}]))"
+
+        parts.update(nodes=f"count({nodes()})", typed=f"count({nodes(L.instance_type)})", zoned=f"count({nodes(L.zone)})",
+                     grouped=f"count({nodes(L.node_group)} or {nodes(L.node_pool)})")
         return _tagged(parts)
 
     def traffic(self) -> dict[str, str]:
@@ -266,6 +389,11 @@ class Queries:
             "hpa_target": f"max by ({L.namespace}, {hpa}, metric_name, metric_target_type) (last_over_time({self.sel(m.hpa_spec_target)}[{W}]))",
             "pdb_expected": f"max by ({L.namespace}, poddisruptionbudget) (last_over_time({self.sel(m.pdb_expected_pods)}[{W}]))",
         }
+
+
+def _present(parts: dict[str, str]) -> dict[str, str]:
+    """The parts whose metrics were found ('' marks one that was not)."""
+    return {k: v for k, v in parts.items() if v}
 
 
 def _tagged(parts: dict[str, str]) -> str:

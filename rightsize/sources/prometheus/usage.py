@@ -75,6 +75,7 @@ class Partial:
     busy_cells: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # container, day, bucket, count
     last: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per series: its last step
     unowned: set = field(default_factory=set)  # (namespace, pod) with samples but no owner
+    span: tuple[int, int] = (-1, -1)  # first and last step with any sample (coverage); -1 when none
 
 
 def reduce_chunk(result: list[RangeSeries], resource: str, grid: Grid, owners: dict[tuple, tuple]) -> Partial:
@@ -101,7 +102,8 @@ def reduce_chunk(result: list[RangeSeries], resource: str, grid: Grid, owners: d
     pod_cells = _cells(sid, day, bucket_of(val, resource), grid.days)
     container_of, containers, unowned = _containers(series, owners)
     busy_cells = _busiest(container_of[sid], step, val, len(containers), grid, resource)
-    return Partial(resource, series, containers, pod_cells, pod_days, busy_cells, last, unowned)
+    return Partial(resource, series, containers, pod_cells, pod_days, busy_cells, last, unowned,
+                   (int(step.min()), int(step.max())))
 
 
 def _fold_max(group: np.ndarray, step: np.ndarray, val: np.ndarray, n: int):
@@ -186,6 +188,7 @@ class UsageAccumulator:
         self.parts: dict[tuple[str, str], list] = {}  # (resource, 'pod' | 'busy' | 'days') -> arrays
         self.unowned: set = set()
         self.last = np.zeros(0, dtype=np.int64)  # per global series: the last step with a sample
+        self.span: tuple[int, int] = (-1, -1)  # first and last step with any container's sample
 
     def add(self, part: Partial) -> None:
         smap = np.array([self.series.setdefault(k, len(self.series)) for k in part.series], dtype=np.int64)
@@ -200,6 +203,9 @@ class UsageAccumulator:
         if len(cmap):
             self.parts.setdefault((part.resource, "busy"), []).append(_compact(cmap, *part.busy_cells))
         self.unowned |= part.unowned
+        if part.span[0] >= 0:
+            first, last = self.span
+            self.span = (part.span[0] if first < 0 else min(first, part.span[0]), max(last, part.span[1]))
 
     def cells(self, resource: str, which: str):
         """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes."""
