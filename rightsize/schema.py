@@ -428,6 +428,8 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("nodes", "float", "Nodes in the group over the window (a node counts by the share of the window it existed)"),
     _c("allocatable_cpu_cores", "float", "Allocatable CPU of one node, cores (median node)"),
     _c("allocatable_memory_bytes", "float", "Allocatable memory of one node, bytes (median node)"),
+    _c("allocatable_gpus", "float", "GPU devices one node offers pods (median node; a MIG slice counts its share of a GPU, "
+       "a time-sliced GPU each replica), packed as a third dimension; 0 without GPUs"),
     _c("daemonset_cpu_cores", "float", "CPU the DaemonSets on these nodes request per node, after the recommendations, cores"),
     _c("daemonset_memory_bytes", "float", "Memory the DaemonSets request per node, after the recommendations, bytes"),
     _c("pods", "float", "Pods packed onto the group (DaemonSets not counted)"),

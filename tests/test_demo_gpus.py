@@ -58,3 +58,15 @@ def test_the_gpu_node_group_and_its_workloads(both):
     recs = a.recommendations.set_index("workload")
     assert recs.loc["finetune-llm", "gpu_usd_per_month_current"] == pytest.approx(4 * 1.7680096 * 730, rel=1e-6)
     assert snap.tables["workloads"].set_index("workload").loc["finetune-llm", "checkpoints"]
+
+
+def test_metrics_prom_carries_the_gpu_money_and_the_idle_gpus(both):
+    from rightsize.emit import metrics_prom
+
+    (snap, a), _ = both
+    text = metrics_prom.render(a, snap)
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("rightsize_gpu"))
+    # 8 A100s requested (4 + 2 + 2) x 1.7680096 USD per GPU-hour x 730 h; the second node's 8 idle alike
+    assert float(samples['rightsize_gpu_cost_usd_per_month{cluster="demo",namespace="ml-platform"}']) == pytest.approx(10325.176, rel=1e-6)
+    assert float(samples['rightsize_gpu_idle_usd_per_month{cluster="demo",node_group="gpu-a100"}']) == pytest.approx(10325.176, rel=1e-6)
+    assert samples['rightsize_gpu_cost_usd_per_month{cluster="demo",namespace="shop"}'] == "0"  # no GPU there: 0, known

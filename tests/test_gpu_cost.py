@@ -105,3 +105,17 @@ def test_node_allocatable_unknown_counts_the_type_s_gpus():
     snap.tables["nodes"]["gpu_resources_json"] = ""
     idle = cost.idle_costs(snap, Config()).set_index("node_group")
     assert idle.loc["gpu", "allocatable_gpus"] == pytest.approx(16.0) and idle.loc["a10g", "allocatable_gpus"] == 4.0
+
+
+def test_gpu_dollars_used_per_namespace_are_unknown_when_no_gpu_was_measured_never_zero():
+    from rightsize.analysis.summary import GPU_SUMS, rollup
+
+    # ml: a GPU container without DCGM usage (used NaN) beside a CPU one (used 0): unknown, not 0;
+    # web: no GPU at all: 0; lab: one measured GPU (5 USD/month used) and one unmeasured: the measured 5
+    recs = pd.DataFrame({"namespace": ["ml", "ml", "web", "lab", "lab"], "status": "keep", "flags": "", "replicas": 1.0,
+                         "usd_per_month_current": [100.0, 1.0, 2.0, 50.0, 50.0], "savings_usd_per_month": 0.0,
+                         "gpu_resource": ["nvidia.com/gpu", "", "", "nvidia.com/gpu", "nvidia.com/gpu"],
+                         "gpu_usd_per_month_current": [90.0, 0.0, 0.0, 40.0, 40.0], "gpu_savings_usd_per_month": 0.0,
+                         "gpu_usd_per_month_used": [np.nan, 0.0, 0.0, 5.0, np.nan]})
+    used = rollup(recs, ["namespace"], sums=GPU_SUMS).set_index("namespace")["gpu_usd_per_month_used"]
+    assert np.isnan(used["ml"]) and used["web"] == 0.0 and used["lab"] == 5.0

@@ -77,6 +77,31 @@ def node_devices(nodes: pd.DataFrame, node_prices: pd.DataFrame) -> pd.DataFrame
     return out.drop(columns=["gpu_product", "gpu_resources_json"])
 
 
+def device_units(devices: pd.DataFrame) -> pd.Series:
+    """GPU devices a node offers pods (node_devices rows), in whole-device units: its GPU-equivalents over
+    the share one advertised device is of a GPU (a time-sliced GPU counts each replica; a MIG slice its
+    share); 0 without GPUs."""
+    return (devices["allocatable_gpus"] / devices["whole_device_share"]).fillna(0.0)
+
+
+def gpu_devices(recs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each container's GPU devices today and after a GPU patch (the recommended resource where one is set),
+    in whole-device units (device_units): a whole GPU 1, a MIG slice its share of its model's GPU; 0 without."""
+    none = pd.Series(0.0, index=recs.index)
+    if "gpu_resource" not in recs:
+        return none, none
+    model = _text(recs.get("gpu_model", pd.Series("", index=recs.index)))
+    patched = _text(recs.get("gpu_resource_recommended", pd.Series("", index=recs.index))) != ""
+    count = recs.get("gpu_request_count_current", pd.Series(np.nan, index=recs.index)).fillna(0.0)
+    count_after = recs.get("gpu_request_count_recommended", count).where(patched, count).fillna(0.0)
+    out = []
+    for resource, n in ((_text(recs["gpu_resource"]), count),
+                        (_text(recs.get("gpu_resource_recommended", recs["gpu_resource"])).where(patched, _text(recs["gpu_resource"])),
+                         count_after)):
+        out.append((n * mig_share(resource, model).fillna(1.0)).where(resource != "", 0.0))
+    return out[0], out[1]
+
+
 def _text(values: pd.Series) -> pd.Series:
     """Strings, '' where missing (a column absent from an older snapshot comes back as NaN floats)."""
     return values.astype(object).where(values.notna(), "").astype(str)

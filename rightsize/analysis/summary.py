@@ -176,7 +176,8 @@ def rollup(recommendations: pd.DataFrame, by: list[str], *, sums: tuple[str, ...
     usd_per_month_recommended (= current - savings) and savings_usd_per_month (the changes counted in the
     totals, see change_savings), USD/month over the priced containers only: NaN when none of the group is
     priced, never 0; containers, changes, oom_risk, throttled, containers_without_price (counted, left out
-    of the money). ``sums``: more numeric columns summed as they are (NaN when all unknown).
+    of the money). ``sums``: more numeric columns summed as they are (NaN when all unknown; GPU dollars
+    used: NaN for a group whose GPU containers are all unmeasured, 0 for one without GPUs).
     """
     cols = list(by) + list(ROLLUP_FIGURES) + [c for c in sums if c not in ROLLUP_FIGURES]
     if recommendations.empty:
@@ -190,6 +191,11 @@ def rollup(recommendations: pd.DataFrame, by: list[str], *, sums: tuple[str, ...
     keys = list(by) or [pd.Series(0, index=df.index)]
     grouped = df.groupby(keys, sort=False)
     money = grouped[["_current", "_savings"] + [f"_sum_{c}" for c in sums]].sum(min_count=1)
+    if "gpu_usd_per_month_used" in sums:  # summed over the GPU containers only: unmeasured is unknown, never 0
+        gpu = df.assign(_gpu=recommendations.get("gpu_resource", pd.Series("", index=df.index)).fillna("").astype(str).ne(""))
+        gpu["_used"] = gpu["_sum_gpu_usd_per_month_used"].where(gpu["_gpu"])
+        by_gpu = gpu.groupby(keys, sort=False)
+        money["_sum_gpu_usd_per_month_used"] = by_gpu["_used"].sum(min_count=1).where(by_gpu["_gpu"].any(), 0.0)
     counts = grouped.agg(containers=("_change", "size"), changes=("_change", "sum"), oom_risk=("_oom", "sum"),
                          throttled=("_thr", "sum"), containers_without_price=("_unpriced", "sum")).astype(int)
     out = money.join(counts).rename(columns={"_current": "usd_per_month_current", "_savings": "savings_usd_per_month",
