@@ -70,3 +70,18 @@ def test_metrics_prom_carries_the_gpu_money_and_the_idle_gpus(both):
     assert float(samples['rightsize_gpu_cost_usd_per_month{cluster="demo",namespace="ml-platform"}']) == pytest.approx(10325.176, rel=1e-6)
     assert float(samples['rightsize_gpu_idle_usd_per_month{cluster="demo",node_group="gpu-a100"}']) == pytest.approx(10325.176, rel=1e-6)
     assert samples['rightsize_gpu_cost_usd_per_month{cluster="demo",namespace="shop"}'] == "0"  # no GPU there: 0, known
+
+
+def test_what_if_moves_the_gpu_thresholds_offline(both):
+    from rightsize.api import what_if
+
+    (snap, _), _ = both
+    t = what_if(snap, {"idle_below_half_percent": {"gpu_idle_below": 0.005}, "idle_below_10": {"gpu_idle_below": 0.10}})
+    saved = t["gpu_savings_usd_per_month"]
+    month = 1.7680096 * 730  # one A100 for a month
+    # baseline: finetune-llm idle (4 GPUs, p95 1.0 %) + embeddings' 2 GPUs to a 1g.5gb slice each (1/7 of an A100)
+    assert saved["baseline"] == pytest.approx(4 * month + 2 * month * 6 / 7, rel=1e-6)
+    # below 0.5 %: the 4-GPU job is no longer idle and, on several GPUs, is kept
+    assert saved["idle_below_half_percent"] == pytest.approx(2 * month * 6 / 7, rel=1e-6)
+    # below 10 %: embeddings (p95 8.0 %) is idle too
+    assert saved["idle_below_10"] == pytest.approx(6 * month, rel=1e-6)
