@@ -7,6 +7,8 @@ process of this tree (and, with --baseline, of an older revision), as a user wou
 
     python3 benchmarks/analyze_bench.py                                   # 100 copies of the demo: 3,500 containers
     python3 benchmarks/analyze_bench.py --copies 600 --baseline 1eb3d4d --repeat 3 --workdir /tmp/b21k
+    python3 benchmarks/analyze_bench.py --copies 600 --self-check --repeat 3   # what the self-check costs analyze
+    python3 benchmarks/analyze_bench.py --copies 1 --clusters 1 --self-check    # ... on the demo itself
 
 Prints per command (analyze, report, patch): wall time, peak RSS, and each stage inside it (reading
 the snapshot, analysis, report, patches); the sizes of report.html and report.md.
@@ -153,6 +155,28 @@ def show(label: str, runs: list[dict]) -> None:
               f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 
 
+def self_check_cost(folder: Path, work: Path, repeat: int) -> None:
+    """analyze and patch with the self-check (the default, [recommend] self_check_days = 7) and without it (0):
+    the difference is what replaying the last days against every recommendation costs. analyze shares the
+    pass over the histograms with the backtest's split; patch (no backtest) makes one of its own."""
+    off = work / "no-self-check.toml"
+    off.write_text("[recommend]\nself_check_days = 0\n")
+    for command in ("analyze", "patch"):
+        cpu = {}
+        for label, extra in (("self-check on (7 days)", []), ("self-check off", ["--config", str(off)])):
+            runs = [cli_child(None, "", [command, "--snapshot", str(folder), "--quiet", "--out", str(work / "out-sc"), *extra])
+                    for _ in range(repeat)]
+            shutil.rmtree(work / "out-sc", ignore_errors=True)
+            cpu[label] = np.median([r["cpu"] for r in runs])
+            stages = "; ".join(f"{st['stage']} {np.median([r['stages'][i]['wall'] for r in runs]):.2f} s"
+                               for i, st in enumerate(runs[0]["stages"]))
+            print(f"{command}, {label}: {cpu[label]:.2f} CPU-s, {np.median([r['wall'] for r in runs]):.2f} s wall, peak RSS "
+                  f"{np.median([r['peak_rss_bytes'] for r in runs]) / 2**20:.0f} MiB ({stages}); median of {repeat}", flush=True)
+        on, off_ = cpu.values()
+        print(f"the self-check costs {command} {on - off_:+.2f} CPU-s ({(on - off_) / off_:+.0%}); CPU time, which a loaded machine "
+              "does not inflate as it does wall time", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=100, help="copies of the demo's namespaces (35 containers each)")
@@ -160,11 +184,17 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="also run the rightsize of this git revision (e.g. 1eb3d4d)")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--workdir", default="", help="keep the snapshot here (reused when it exists)")
+    parser.add_argument("--self-check", action="store_true", help="only: analyze with and without the self-check")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-analyze-bench-"))
     folder = work / f"snapshot-{args.copies}x{args.clusters}"
     if not (folder / "meta.json").exists():
         build(args, folder)
+    if args.self_check:
+        self_check_cost(folder, work, args.repeat)
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     old = baseline_tree(args.baseline) if args.baseline else ""
     trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
     runs: dict[str, list] = {label: [] for label, _ in trees}

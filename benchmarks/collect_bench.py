@@ -413,13 +413,13 @@ def run_cli(args, argv: list[str]) -> None:
         setattr(owner, attr, timed(label, getattr(owner, attr)))
     from rightsize.cli import main as cli_main
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     try:
         rc = cli_main(argv)
     finally:
-        wall = time.time() - t0
+        wall, cpu = time.time() - t0, time.process_time() - c0  # CPU seconds: what a loaded machine does not inflate
     overall = max([s["peak_rss_bytes"] for s in stages] + [_peak_rss()])
-    print("BENCH " + json.dumps({"rc": rc, "wall": wall, "peak_rss_bytes": overall, "stages": stages}), file=sys.stderr)
+    print("BENCH " + json.dumps({"rc": rc, "wall": wall, "cpu": cpu, "peak_rss_bytes": overall, "stages": stages}), file=sys.stderr)
     sys.exit(rc if rc in (0, 3, 4) else rc)
 
 

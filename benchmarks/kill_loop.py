@@ -85,6 +85,7 @@ def local_loop(name: str, cmd, out: Path, kills: int, rng: random.Random) -> dic
         else:
             tally["broken"] += 1
             print(f"  {name}: broken folder: {sorted(set(after) ^ set(earlier))[:5]}", file=sys.stderr)
+        print(f"  {json.dumps(tally)}", file=sys.stderr, flush=True)  # the tally so far, after every kill
         timed(cmd)  # the next run completes
     return tally
 
@@ -136,6 +137,7 @@ def s3_loop(kills: int, rng: random.Random, work: Path, prom_url: str, end: str)
             else:
                 tally["broken"] += 1
                 print(f"  s3: {now}", file=sys.stderr)
+            print(f"  {json.dumps(tally)}", file=sys.stderr, flush=True)
             wait = timed(cmd, env) - full
             tally["longest next-run wait s"] = round(max(tally["longest next-run wait s"], wait), 1)
     finally:
@@ -151,7 +153,7 @@ def _prom_toml(url: str, end: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=50)
-    ap.add_argument("--commands", nargs="+", default=["report", "patch", "run", "s3"])
+    ap.add_argument("--commands", nargs="+", default=["report", "patch", "run", "s3"], help="any of report, patch, run, s3")
     ap.add_argument("--seed", type=int, default=27)
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()

@@ -16,6 +16,16 @@ limits, throttled share and seconds). Both rules recommend from that table; the 
     python3 benchmarks/recommend_bench.py --no-baseline         # the new rule only
     python3 benchmarks/recommend_bench.py --sweep               # how the OOM escalation's settings were chosen
 
+With ``--cluster N`` it runs on a generated cluster of N containers instead (tests/cluster_truth.py:
+replicas, rollouts, restarts, DaemonSets, CronJobs, flat / diurnal / bursty / weekly / growing usage, per-pod
+histograms written by the collector's reducer): the backtest (recommend from the first 7 days, replay the
+last 7) of today's requests and of the recommendation, this tree beside a git revision, with every
+predicted OOM kill named and what the self-check raised; with ``--sweep`` the margin frontier per policy,
+resource and usage pattern (slack against predicted OOMs and steps over request), the chosen margins.
+
+    python3 benchmarks/recommend_bench.py --cluster 1000 --seed 7 --baseline e1f88be
+    python3 benchmarks/recommend_bench.py --cluster 10000 --seed 26 --sweep --no-baseline   # how margins were chosen
+
 Prints figures, asserts nothing.
 """
 from __future__ import annotations
@@ -48,6 +58,15 @@ from rightsize.config import Config
 from rightsize.snapshot import Snapshot
 recommend(Snapshot.read(sys.argv[1]), Config()).to_parquet(sys.argv[2])
 """
+OLD_BACKTEST = """
+import sys
+from rightsize.analysis import run_backtest
+from rightsize.config import Config
+from rightsize.snapshot import Snapshot
+table, why = run_backtest(Snapshot.read(sys.argv[1], lazy=("usage_histograms",)), Config(), 7)
+assert not why, why
+table.to_parquet(sys.argv[2])
+"""
 
 
 def baseline_revision(wanted: str | None) -> str:
@@ -59,13 +78,18 @@ def baseline_revision(wanted: str | None) -> str:
 
 def old_recommendations(snapshot, revision: str, workdir: Path) -> pd.DataFrame:
     """Recommendations of the rightsize package as it is at ``revision``, in a separate interpreter."""
+    snapshot.write(workdir / "snapshot")
+    return run_old(OLD_RUNNER, workdir / "snapshot", revision, workdir)
+
+
+def run_old(script: str, snapshot_path: Path, revision: str, workdir: Path) -> pd.DataFrame:
+    """``script`` (argv: snapshot folder, output parquet) run by the rightsize package as it is at ``revision``."""
     archive = subprocess.run(["git", "archive", "--format=tar", revision, "rightsize"], cwd=ROOT,
                              capture_output=True, check=True).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(workdir / "old", filter="data")
-    snapshot.write(workdir / "snapshot")
     out = workdir / "old.parquet"
-    subprocess.run([sys.executable, "-c", OLD_RUNNER, str(workdir / "snapshot"), str(out)], check=True, cwd=workdir,
+    subprocess.run([sys.executable, "-c", script, str(snapshot_path), str(out)], check=True, cwd=workdir,
                    env={"PYTHONPATH": str(workdir / "old"), "PATH": "/usr/bin:/bin"})
     return pd.read_parquet(out)
 
@@ -269,7 +293,14 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="only the OOM escalation sweep (oom_escalation x oom_max_factor)")
     ap.add_argument("--backtest", action="store_true", help="also the backtest's predictions against what the truth says")
+    ap.add_argument("--cluster", type=int, default=0, help="a generated cluster of this many containers (tests/cluster_truth.py)")
+    ap.add_argument("--workdir", default="", help="where --cluster keeps its snapshot (default: /tmp/rightsize-cluster-N-SEED)")
     args = ap.parse_args()
+    if args.cluster:
+        from cluster_bench import run_cluster
+
+        run_cluster(args, None if args.no_baseline else baseline_revision(args.baseline))
+        return
     if args.sweep:
         sweep(args.per_scenario, args.seed)
         return

@@ -28,7 +28,7 @@ from typing import Any, Union
 import pandas as pd
 
 from .analysis import Analysis
-from .config import Config, Policy, PrometheusConfig, load_config
+from .config import Config, Policy, PrometheusConfig, load_config, policy_values
 from .errors import ConfigError, RightsizeError
 from .quantity import parse_duration
 from .refs import WorkloadRef, refs_text
@@ -43,7 +43,7 @@ ConfigLike = Union[Config, str, "os.PathLike[str]", None]  # a Config, a config.
 # does not load matplotlib.
 __all__ = [
     "load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "totals", "what_if",
-    "backtest", "formatted", "fetch_series", "workload_ref",
+    "backtest", "margin_sweep", "formatted", "fetch_series", "workload_ref",
     "Analysis", "Config", "Policy", "Snapshot", "load_config",
 ]
 
@@ -302,6 +302,25 @@ def backtest(snapshot: Snapshot, policies: Mapping[str, PolicyLike] | None = Non
     return bt.rollup(table, [by] if isinstance(by, str) else list(by))
 
 
+def margin_sweep(snapshot: Snapshot, config: ConfigLike = None, *, test_days: int = 7) -> pd.DataFrame:
+    """The margin frontier (analysis/margins.py): recommend from the window minus its last ``test_days`` days at
+    every candidate margin and replay those days; one row per policy, resource ('cpu', 'memory'), usage
+    pattern and margin: containers, slack, predicted_ooms, throttled, over_request (share of pod-steps above
+    the request), share (what the policy's statistic allows above it) and ``chosen`` (True on the smallest
+    margin with no predicted OOM kill, no throttled container and over_request within share). ConfigError
+    when the snapshot cannot be backtested."""
+    from .analysis import backtest_split, margins
+
+    cfg = _config(config)
+    split = backtest_split(snapshot, cfg, test_days)
+    if isinstance(split, str):
+        raise ConfigError(f"backtest: {split}")
+    table = margins.frontier(*split, cfg)
+    picked = margins.choose(table)[["policy", "resource", "pattern", "chosen"]]
+    table = table.merge(picked, on=["policy", "resource", "pattern"], how="left")
+    return table.assign(chosen=table["margin"] == table["chosen"])
+
+
 def formatted(table: pd.DataFrame):
     """A notebook view of a rightsize table: money as '$1,234.56', CPU as '250m', memory as '1.5Gi', counts
     as '1,234', chosen by the unit in each column name (``*usd*``, ``*_cores*``, ``*_bytes*``) or, for a
@@ -406,7 +425,7 @@ def _policy_overrides(base: Policy, overrides: Mapping[str, Any]) -> Policy:
             values[key] = parse_value(declared[key].metadata, raw)
         except ValueError as exc:
             raise ConfigError(f"policy: {key}: {exc}") from None
-    return dataclasses.replace(base, **values)
+    return dataclasses.replace(base, **policy_values(values))
 
 
 def _with_policy(config: Config, policy: PolicyLike) -> tuple[Config, str | None]:

@@ -108,6 +108,9 @@ def _add_data_commands(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", metavar="NAME|KEY=VALUE,...", action="append", default=[],
                    help="compare a declared policy (production, non_production, ...) or a what-if of overrides "
                         "(e.g. cpu_request_percentile=p99,margin=0.25) with the config's policies; repeatable")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: the margin frontier per policy, resource and usage pattern (slack against predicted OOM "
+                        "kills and steps over request at each candidate margin, the smallest safe one marked); writes margins.csv")
     p.add_argument("--out", metavar="DIR|s3://...", type=_location, help="folder for backtest.csv (default: the snapshot's parent folder)")
 
 

@@ -268,17 +268,17 @@ def cmd_analyze(args, config, log) -> int:
 def cmd_backtest(args, config, log) -> int:
     from . import api
     from .emit.tables import table_csv
-    from .emit.terminal import backtest_text
-    from .schema import BACKTEST_COLUMNS
+    from .emit.terminal import backtest_text, frontier_text
+    from .schema import BACKTEST_COLUMNS, MARGIN_COLUMNS
 
     snapshot = _load_snapshot(config, args.snapshot, log, per_pod_tables=True)
-    policies = {p: _policy_arg(p) for p in args.policy}
-    table = api.backtest(snapshot, policies, config, test_days=args.days)
+    sweep = (api.margin_sweep(snapshot, config, test_days=args.days), "margins.csv", MARGIN_COLUMNS) if args.sweep else None
+    table, name, columns = sweep or (api.backtest(snapshot, {p: _policy_arg(p) for p in args.policy}, config, test_days=args.days), "backtest.csv", BACKTEST_COLUMNS)
     out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize backtest", log):
-        path = _write_beside(out, "backtest.csv", table_csv(table, BACKTEST_COLUMNS), "backtest")
-    print(backtest_text(table, args.days))
-    log(f"backtest written to {path}")
+        path = _write_beside(out, name, table_csv(table, columns), "backtest")
+    print(frontier_text(table) if args.sweep else backtest_text(table, args.days))
+    log(f"{name} written to {path}")
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
 
 

@@ -208,7 +208,8 @@ class Policy:
     memory_request_percentile: str = setting("max", "Usage statistic the memory request is based on (as cpu_request_percentile).", kind="statistic")
     per_replica: str = setting(DEFAULT_BASIS, "How the replicas of a container are combined: pooled (every replica's samples in one distribution, as VPA does; does not grow with the replica count), max_over_pods (each pod's own statistic, the largest over pods, as KRR does), busiest (the busiest replica at each step; grows with the replica count).", kind="str", choices=tuple(BASES))
     usage_half_life: float = setting("0s", "Weigh recent days more: each day's samples count 0.5 ^ (age / this), as VPA decays its histogram (VPA uses 24h); 0s = every sample of the window counts the same.", kind="duration", unit="seconds")
-    margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction.", kind="float", minimum=0)
+    margin: float = setting(0.15, "Headroom added on top of the statistic, as a fraction, for every usage pattern that margins does not name.", kind="float", minimum=0)
+    margins: dict = setting({}, "Headroom per usage pattern (flat, diurnal, bursty, growing: analysis/patterns.py), as fractions, keyed cpu_flat, cpu_diurnal, cpu_bursty, memory_flat, memory_diurnal, memory_bursty, memory_growing (a growing working set's projected peak gets memory_growing); a pattern it leaves out gets margin. production and non_production come with the margins the backtest chose (README: How margins were chosen); a policy table, what-if or --policy that sets margin without margins uses that margin for every pattern.", kind="margins")
     cpu_limit: str = setting("unset", "CPU limit: unset (recommend none; an existing one is kept proportional), proportional (keep the current limit:request ratio), factor (request x cpu_limit_factor), remove (recommend removing it).", kind="str", choices=("unset", "proportional", "factor", "remove"))
     cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
     memory_limit: str = setting("request", "Memory limit: request (equal to the request), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "factor", "proportional"))
@@ -228,7 +229,8 @@ class Policy:
     oom_bump_min: float = setting("100Mi", "... and >= peak + this (VPA's bump: the floor of the OOM rule, not the whole rule).", kind="memory", unit="bytes", minimum=0)
     oom_escalation: float = setting(1.5, "An OOM-killed container's observed peak and current limit are lower bounds of its demand: a spike gets memory >= that bound x (1 + this x ln(1 + kills per week per replica)), so 1 kill in 2 weeks gives x1.6 and 1 a week or more reaches oom_max_factor. Chosen on benchmarks/recommend_bench.py --sweep: spikes there reach 1.2-1.8x the limit whatever the kill rate, and 1.5 is the smallest value that leaves none of them below.", kind="float", minimum=0)
     oom_max_factor: float = setting(2.0, "Cap of that escalation, times the lower bound (a leak is projected instead, capped only by the largest node).", kind="float", minimum=1)
-    oom_horizon: float = setting("7d", "How long an OOM-killed container's new memory should hold: a leak (working set climbing to the limit between restarts) is projected over its pods' life, at most this long (the weekly run's cadence).", kind="duration", unit="seconds")
+    oom_horizon: float = setting("7d", "How long new memory should hold: an OOM-killed leak (working set climbing to the limit between restarts) and a growing working set (analysis/growth.py) are projected over their pods' life, at most this long (the weekly run's cadence).", kind="duration", unit="seconds")
+    memory_growth_limit: str = setting("unset", "A container whose working set grows with its pods' age and that has no memory limit today: unset leaves it without one (flag memory_growth, with the growth in MiB/day and the projected peak), projected sets the limit to the projected peak over oom_horizon (x 1 + its margin). unset by default: a projection is an estimate, and a limit below the real climb would OOM-kill a container that never died; its request holds the projected peak where memory_request_covers_max. A growing container with a limit today gets a limit at least its projected peak (an OOM-killed one: the OOM rule's own leak projection).", kind="str", choices=("unset", "projected"))
     throttling_threshold: float = setting(0.05, "Share of CFS periods throttled above which a container counts as throttled: its CPU usage is a lower bound of its demand, the limit is raised or removed. 5% rather than kube-prometheus' 25% alert: from 5% on the p95 the request is sized from is the limit itself (censored), and 1 period in 20 already stalls every request that spans it by up to 100 ms minus the quota.", kind="float", minimum=0, maximum=1)
     throttled_limit_action: str = setting("raise", "What to do with the CPU limit of a throttled container.", kind="str", choices=("raise", "remove"))
     throttled_limit_raise: float = setting(0.5, "A throttled CPU limit that is raised grows by at least this fraction of the current limit.", kind="float", minimum=0)
@@ -259,13 +261,19 @@ class Policy:
 
 
 def _default_policies() -> dict:
+    # margins per usage pattern: the smallest the backtest found safe (README "How margins were chosen")
     return {
-        "production": Policy(),
+        "production": Policy(margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.2, memory_diurnal=0.175, memory_bursty=0.15, memory_growing=0.05)),
         "non_production": Policy(
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
-        ),
+            margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.0, memory_diurnal=0.0, memory_bursty=0.025, memory_growing=0.3)),
     }
+
+
+def policy_values(values: dict) -> dict:
+    """Values set on a policy (config table, what-if, --policy): margin without margins is that margin for every pattern."""
+    return {**values, "margins": {}} if "margin" in values and "margins" not in values else values
 
 
 @dataclass(frozen=True)
@@ -313,6 +321,7 @@ class RecommendConfig:
     non_production_namespaces: tuple = setting(["dev", "dev-*", "*-dev", "staging", "staging-*", "*-staging", "test", "test-*", "*-test", "ci", "ci-*", "preview-*"], "Shortcut: namespaces (globs) that get the non_production policy.", kind="list")
     non_production_labels: dict = setting({}, "Shortcut: namespace labels that mark non-production, e.g. {environment = \"staging\"}.", kind="dict")
     over_provisioned_factor: float = setting(2.0, "A request more than this times the recommendation is flagged over-provisioned.", kind="float", minimum=1)
+    self_check_days: int = setting(7, "After recommending, replay this many last days of the window against the recommendation (the backtest's replay, on the same snapshot): a memory limit their largest raw sample reaches, or a CPU limit they sit at more than the policy's throttling_threshold of the pod-steps, is raised to the smallest value that passes (flag raised_by_backtest, with the evidence). 0 = no self-check.", kind="int", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -446,7 +455,7 @@ def _build(cls, raw: dict, where: str, path: str, base: Any = None):
             except ValueError as exc:
                 raise ConfigError(f"{path}: {key}: {exc}") from None
     start = base if base is not None else cls()
-    return dataclasses.replace(start, **values)
+    return dataclasses.replace(start, **(policy_values(values) if cls is Policy else values))
 
 
 # Renamed keys: (section, old key) -> (section, key). A file that still sets the old key loads as if it set

@@ -310,7 +310,8 @@ def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame]:
             days = grid.day(steps)
             for d in np.unique(days):
                 raw.append({"namespace": w.namespace, "pod": pod, "container": c.name, "day": int(d),
-                            "memory_max_bytes": float(mem[days == d].max()), "oom_kills": float((days[kills] == d).sum())})
+                            "memory_max_bytes": float(mem[days == d].max()), "oom_kills": float((days[kills] == d).sum()),
+                            "restarts": float((days[kills] == d).sum())})  # the demo's containers restart only when killed
     for resource, which in (("cpu", 2), ("memory", 3)):
         result = [RangeSeries((w.namespace, p[0], c.name), p[which], ts[p[1]]) for (w, c), pods in pods_by_container for p in pods]
         acc.add(reduce_chunk(result, resource, grid, owners))

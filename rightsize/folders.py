@@ -45,7 +45,7 @@ def k8s_name_problem(**names: str) -> str:
     """'' when every value is a Kubernetes name, else a reason naming the first bad one, e.g.
     "workload '../x' is not a valid Kubernetes name"."""
     for what, name in names.items():
-        if not is_k8s_name(name):
+        if not (valid(what, name) if what in ("namespace", "container") else is_k8s_name(name)):
             return f"{what} {name!r} is not a valid Kubernetes name (DNS-1123: a-z, 0-9, '-', '.')"
     return ""
 
@@ -313,14 +313,14 @@ def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Ca
     what a killed write left is recovered once the lock is held.
     ``lock_file``: where the lock lives instead of beside the folder (an overlay in a git repository is
     locked from a state folder, so that nothing appears in the repository). An s3:// folder gets a lease
-    instead (s3.lock: renewed while the run lives, taken over ``lease_seconds`` after a dead run's last
+    instead (s3_lock.lock: renewed while the run lives, taken over ``lease_seconds`` after a dead run's last
     renewal)."""
     from .s3 import S3Path
 
     if isinstance(folder, S3Path):
-        from . import s3
+        from . import s3_lock
 
-        with s3.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
+        with s3_lock.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
             yield
         return
     folder = resolve_out(folder)

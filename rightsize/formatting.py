@@ -14,7 +14,7 @@ import pandas as pd
 
 from .quantity import GIB, KIB, MIB, TIB, format_cpu, format_memory
 ARROW = "→"
-LEAVE_UNSET = "leave unset"  # the one wording for "no CPU limit, and none is proposed"
+LEAVE_UNSET = "leave unset"  # the one wording for "no limit, and none is proposed" (CPU, or memory that grows)
 UNKNOWN = "n/a"
 
 
@@ -122,6 +122,14 @@ def cpu_limit_change(action: str, current, recommended) -> str:
     if action == "keep_unset":
         return LEAVE_UNSET if cur == "unset" else f"{cur} (kept)"
     return f"{cur} (no recommendation)"
+
+
+def memory_limit_change(action: str, current, recommended) -> str:
+    """The memory limit column, worded like the CPU limit's: keep_unset (a growing working set without a limit
+    today: none is introduced) -> 'leave unset'; otherwise '1Gi → 512Mi' as any change."""
+    if action == "keep_unset":
+        return LEAVE_UNSET
+    return change(current, recommended, memory)
 
 
 def figure(v, fmt: str = "{:.0f}") -> str:

@@ -6,7 +6,8 @@ relabelling, multi-tenant stores and misconfiguration can fill with anything (a 
 enters (collect): a namespace is a DNS-1123 label, a workload a DNS-1123 subdomain, a container a
 DNS-1123 label, a team (a label value) and a cluster Kubernetes' label-value rule. A row with an invalid
 name is skipped, with one warning naming it (escaped) and what it was; writers escape whatever they
-print anyway (``escape.py``).
+print anyway (``escape.py``). A workload a batch framework's pods were grouped into (batch_groups.py) is
+named by pod label values joined by '.', so it is checked as such (``daily_sales.load`` is right there).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import re
 
 import pandas as pd
 
+from .batch_groups import BATCH_GROUP_KINDS
 from .escape import clean_text
 
 # RFC 1123 label: namespaces, container names (at most 63)
@@ -30,6 +32,8 @@ RULES = {  # column -> (pattern, longest, what it must be)
     "team": (LABEL_VALUE, 63, "a Kubernetes label value (letters, digits, '-', '_', '.', at most 63)"),
     "cluster": (LABEL_VALUE, 63, "a Kubernetes label value (letters, digits, '-', '_', '.', at most 63)"),
     "kind": (re.compile(r"[A-Za-z][A-Za-z0-9]*"), 63, "a Kubernetes kind (letters and digits)"),
+    "group": (re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"), 253,
+              "label values joined by '.' (letters, digits, '-', '_', '.', at most 253)"),
 }
 # the rule of each name column of the snapshot tables
 COLUMN_RULES = {"namespace": "namespace", "kind": "kind", "workload": "workload", "container": "container",
@@ -63,7 +67,11 @@ def invalid_rows(table: pd.DataFrame, columns: tuple[str, ...] = tuple(COLUMN_RU
         rule = COLUMN_RULES.get(column, column)
         checked = {v: not (valid(rule, v) or (v == "" and column.startswith(("source_", "destination_"))))
                    for v in pd.unique(values)}
-        bad |= values.map(checked).astype(bool)
+        wrong = values.map(checked).astype(bool)
+        if column == "workload" and "kind" in table.columns:
+            grouped = table["kind"].isin(BATCH_GROUP_KINDS)
+            wrong = wrong.where(~grouped, ~values.map(lambda v: valid("group", v)).astype(bool))
+        bad |= wrong
     return bad
 
 

@@ -18,7 +18,7 @@ A folder on S3 is a key prefix. The rules of ``folders.py`` hold for it too:
 - **Names stay inside.** Keys are built from checked components (never '', '.', '..' or control
   characters) below their prefix; a file a manifest names is downloaded only inside the reader's
   temporary folder (``atomic.inside``), whatever the manifest says.
-- **One writer.** A lock beside the prefix (``.NAME.lock/<run>`` objects): a run puts its own lock
+- **One writer** (``s3_lock.py``). A lock beside the prefix (``.NAME.lock/<run>`` objects): a run puts its own lock
   object, lists the others, and holds the lock when no other live one is there (else it removes its
   own and waits, as ``[general] lock_wait`` says). With S3's read-after-write consistency two runs
   cannot both see themselves alone. S3 has no kernel to release a dead run's lock, so the lock is a
@@ -32,20 +32,14 @@ import datetime as dt
 import hashlib
 import json
 import os
-import random
 import re
-import socket
-import sys
 import tempfile
-import threading
-import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from .atomic import file_sha256, inside, nothing_written, signals_held
-from .errors import LockedError, RightsizeError
-from .escape import clean_text
+from .errors import RightsizeError
 
 SUCCESS = "_SUCCESS"
 TEMPORARY = "_temporary"
@@ -465,77 +459,3 @@ def replace_folder(target: S3Path, fill: Callable[[Path], None], *, what: str,
             fill(staged)
         write_folder(target, staged, what=what, error=error, keep_others=keep_others)
     return target
-
-
-# --- one writer per prefix -----------------------------------------------------------------------------
-
-def lock_folder(folder: S3Path) -> S3Path:
-    """Where the lock objects of ``folder`` live: a hidden sibling prefix, outside what a commit replaces."""
-    return folder.parent / f".{folder.name or 'rightsize'}.lock"
-
-
-def _holder(c, bucket: str, key: str) -> str:
-    try:
-        info = json.loads(c.get_object(Bucket=bucket, Key=key)["Body"].read() or b"{}")
-    except Exception:  # noqa: BLE001 - the holder may have just finished; any answer is only for the message
-        info = {}
-    if not isinstance(info, dict) or not info:
-        return "another rightsize process (no details recorded)"
-    return clean_text(f"pid {info.get('pid', '?')} on {info.get('host', '?')} (`{info.get('command', 'rightsize')}`, "
-            f"started {info.get('started_at', '?')})")
-
-
-@contextlib.contextmanager
-def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: str = "",
-         log: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the lock of ``folder`` for the block (see the module docstring); LockedError names the holder.
-    While the block runs, the lock object is rewritten every ``lease_seconds / 4``."""
-    c, where, here = client(), str(folder), lock_folder(folder)
-    mine = here / _run_id()
-    info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
-                       "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-                       "lease_seconds": lease_seconds}).encode()
-
-    def put():
-        _call(where, "write its lock", lambda: c.put_object(Bucket=mine.bucket, Key=mine.key, Body=info))
-
-    stop = threading.Event()
-    try:
-        _take(c, folder, here, mine, put, wait_seconds, lease_seconds, log)
-        renew = threading.Thread(target=_renew, args=(put, stop, lease_seconds / 4), daemon=True, name="rightsize-lease")
-        renew.start()
-        yield
-    finally:
-        stop.set()
-        with contextlib.suppress(RightsizeError):
-            _delete(c, mine.bucket, [mine.key], where)
-
-
-def _renew(put: Callable[[], None], stop: threading.Event, every: float) -> None:
-    """Rewrite the lock object until ``stop``: its LastModified is the lease's start."""
-    while not stop.wait(every):
-        with contextlib.suppress(RightsizeError):
-            put()
-
-
-def _take(c, folder: S3Path, here: S3Path, mine: S3Path, put, wait_seconds: float, lease_seconds: float, log) -> None:
-    """Put our lock object and wait until no other live one is there (stale ones removed)."""
-    where = str(folder)
-    deadline, told = time.monotonic() + max(wait_seconds, 0.0), False
-    while True:
-        put()
-        now = dt.datetime.now(dt.timezone.utc)
-        others = [o for o in _keys(c, mine.bucket, here.prefix, where) if o["Key"] != mine.key]
-        stale = [o["Key"] for o in others if (now - o["LastModified"]).total_seconds() > lease_seconds]
-        live = [o for o in others if o["Key"] not in stale]
-        _delete(c, mine.bucket, stale, where)
-        if not live:
-            return
-        _delete(c, mine.bucket, [mine.key], where)
-        holder = _holder(c, mine.bucket, min(live, key=lambda o: o["LastModified"])["Key"])
-        if time.monotonic() >= deadline:
-            raise LockedError.gave_up(folder, holder, wait_seconds, f"lock objects under {here}/")
-        if not told and log:
-            log(f"{folder} is being written by {holder}; waiting up to {wait_seconds:g} s")
-            told = True
-        time.sleep(min(0.5 + random.random(), max(deadline - time.monotonic(), 0.05)))  # random: two runs do not retry in step

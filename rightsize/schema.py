@@ -181,6 +181,8 @@ TABLES: dict[str, list[Column]] = {
         _c("memory_mean_bytes", "float", "Mean working set over those steps, bytes", non_negative=True),
         _c("memory_max_bytes", "float", "Largest raw working-set sample of the day (finer than the step), bytes", non_negative=True),
         _c("oom_kills", "float", "OOM kills that day (NaN without the metrics to tell)", non_negative=True),
+        _c("restarts", "float", "Container restarts that day, OOM kills included (NaN without the metrics to tell, or "
+           "collected before this column existed)", required=False, non_negative=True),
         *[_c(f"{res.name}_{what}", dtype, f"{text} ({res.description})", non_negative=True, required=False)
           for res in RESOURCES.values() if not res.core
           for what, dtype, text in (("samples", "int", "Steps with a value"), (f"mean_{res.unit}", "float", "Mean over those steps"),
@@ -278,7 +280,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: gpu_unmeasured, gpu_idle, gpu_share, gpu_smaller (rules/gpu.py), oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
+    _c("flags", "str", "Comma separated: gpu_unmeasured, gpu_idle, gpu_share, gpu_smaller (rules/gpu.py), oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), memory_growth (the working set grows with pod age: see memory_growth_bytes_per_day), raised_by_backtest (the self-check raised a limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -289,7 +291,8 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("memory_request_bytes_current", "float", "Current memory request, bytes"),
     _c("memory_request_bytes_recommended", "float", "Recommended memory request, bytes"),
     _c("memory_limit_bytes_current", "float", "Current memory limit, bytes"),
-    _c("memory_limit_bytes_recommended", "float", "Recommended memory limit, bytes"),
+    _c("memory_limit_bytes_recommended", "float", "Recommended memory limit, bytes (NaN = no recommendation, or leave unset: see memory_limit_action)"),
+    _c("memory_limit_action", "str", "'set', 'keep_unset' (a growing working set and no limit today: none is introduced, flag memory_growth), 'none' (no recommendation)"),
     _c("cpu_change_percent", "float", "Change of the CPU request, percent of current (NaN when unset)"),
     _c("memory_change_percent", "float", "Change of the memory request, percent of current"),
     _c("cpu_basis", "str", "Statistic the CPU request is based on (e.g. p95)"),
@@ -309,6 +312,13 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("memory_demand_estimate_bytes", "float", "Memory an OOM-killed container is estimated to need (its observed peak "
        "and current limit are lower bounds, escalated with the kill evidence), bytes; NaN without OOM kills"),
     _c("oom_pattern", "str", "'spike' or 'leak' for OOM-killed containers (from the working set's shape), '' otherwise"),
+    _c("cpu_pattern", "str", "Usage pattern of the CPU (analysis/patterns.py): 'flat', 'diurnal' or 'bursty' ('' without usage); its margin sized the request"),
+    _c("memory_pattern", "str", "Usage pattern of the working set: 'flat', 'diurnal', 'bursty' or 'growing' ('' without usage)"),
+    _c("memory_growth_bytes_per_day", "float", "A growing working set's climb per day of pod age, bytes/day (Theil-Sen over each pod's daily maxima; NaN when it does not grow)"),
+    _c("memory_projected_bytes", "float", "A growing working set's projected peak over the pods' expected life, at most oom_horizon, bytes (NaN when it does not grow)"),
+    _c("raised_by_backtest", "str", "What the self-check raised ('memory limit', 'CPU limit', both, '' nothing): replaying the window's last days, the recommended value would have been OOM-killed or throttled beyond the policy's threshold"),
+    _c("self_check_memory_peak_bytes", "float", "The self-check's evidence: the largest raw working-set sample of the window's last days, bytes (NaN unknown or not run)"),
+    _c("self_check_cpu_share_at_limit", "float", "The self-check's evidence: share of the last days' pod-steps at or above the recommended CPU limit before any raise (NaN: no CPU limit, no histograms, or not run)"),
     _c("hpa_cpu_target_percent_current", "float", "HPA target CPU utilization today, percent of request (NaN: not on CPU)"),
     _c("hpa_cpu_target_percent_recommended", "float", "HPA target CPU utilization that keeps the scaling point with the "
        "recommended requests, percent (NaN: no change proposed)"),
@@ -473,4 +483,18 @@ BACKTEST_COLUMNS: list[Column] = [
     _c("predicted_heap_oom", "bool", "JVM: the test days' live set outgrows that heap (a Java OutOfMemoryError, not a container OOM kill)"),
     _c("memory_heap_aware", "bool", "JVM whose heap the recommendation changes: memory_peak_bytes is that heap plus the test days' "
        "non-heap peak (the working set was measured under another heap), memory slack and shares unknown"),
+]
+
+MARGIN_COLUMNS: list[Column] = [
+    _c("policy", "str", "Policy the containers are under"),
+    _c("resource", "str", "'cpu' or 'memory'"),
+    _c("pattern", "str", "Usage pattern the training days give them: flat, diurnal, bursty, growing (analysis/patterns.py)"),
+    _c("margin", "float", "Candidate margin, a fraction, applied to every pattern of every policy"),
+    _c("containers", "int", "Containers of the pattern with a recommendation and test-day usage"),
+    _c("predicted_ooms", "int", "Of them, predicted OOM kills in the replayed days (memory)"),
+    _c("throttled", "int", "Of them, at the recommended CPU limit more than the policy's throttling_threshold (CPU)"),
+    _c("slack", "float", "(request - usage) / request over their pod-steps, weighted by request x steps"),
+    _c("over_request", "float", "Share of their pod-steps above the recommended request"),
+    _c("share", "float", "The share the policy's request statistic leaves above it (p95: 0.05, max: 0)"),
+    _c("chosen", "bool", "The smallest margin with no predicted OOM kill, no throttled container and over_request within share"),
 ]

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .quantity import format_cpu, format_duration, format_memory, parse_cpu, parse_duration, parse_memory
-from .usage_stats import StatisticName
+from .usage_stats import MARGIN_KEYS, StatisticName
 
 # kind -> (parse from TOML value, render to TOML text, human description of what is expected)
 _KINDS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], str], str]] = {}
@@ -70,6 +70,18 @@ def _parse_float_dict(v):
 
 class SettingError(ValueError):
     """A value is wrong in a way its own message explains fully (shown as is, never with the raw value)."""
+
+
+def _parse_margins(v):
+    """A policy's margins per usage pattern: keys from the registry (cpu_flat ... memory_growing), fractions >= 0."""
+    table = _parse_float_dict(v)
+    unknown = sorted(set(table) - set(MARGIN_KEYS))
+    if unknown:
+        raise SettingError(f"unknown usage pattern {unknown[0]!r}; known: {', '.join(MARGIN_KEYS)}")
+    negative = sorted(k for k, x in table.items() if not x >= 0)
+    if negative:
+        raise SettingError(f"{negative[0]} must be at least 0, got {table[negative[0]]!r}")
+    return table
 
 
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
@@ -207,6 +219,7 @@ _KINDS.update(
         "list": (_parse_str_list, _render_list, "a list of strings"),
         "dict": (_parse_str_dict, _render_dict, "a table of strings"),
         "float_dict": (_parse_float_dict, _render_float_dict, "a table of numbers"),
+        "margins": (_parse_margins, _render_float_dict, "a table of margins per usage pattern, e.g. {cpu_bursty = 0.3}"),
         "statistic": (_parse_statistic, _toml_str, "max or a percentile like \"p95\" or \"p99.5\""),
         "cpu": (_quantity_parser(parse_cpu), _render_quantity(format_cpu), "a CPU quantity like \"250m\" or \"1.5\""),
         "memory": (_quantity_parser(parse_memory), _render_quantity(format_memory), "a memory quantity like \"512Mi\" or \"2Gi\""),

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from .atomic import file_sha256
 from .errors import SnapshotError
+from .escape import clean_text
 from .folders import replace_folder
 from .schema import OPTIONAL_TABLES, TABLES, Column
 
@@ -162,6 +163,9 @@ class Snapshot:
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # what the analysis derived from the tables while this snapshot is in memory (e.g. its last days reduced
+    # for a replay, shared by the backtest and the recommendation's self-check); never written
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if not isinstance(self.tables, Tables):
@@ -184,6 +188,7 @@ class Snapshot:
         for name in TABLES:
             if self.tables.lazy(name) is None:
                 self.tables[name] = conform(name, self.tables[name], where, copy=False)
+        _check_unique(self.tables, where)
         return self
 
     def rows(self, name: str) -> int:
@@ -340,6 +345,23 @@ def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":
             return cls.read(Path(tmp), skip=skip)
         except SnapshotError as exc:
             raise SnapshotError(str(exc).replace(tmp, str(src))) from None
+
+
+def _check_unique(tables, where: str) -> None:
+    """SnapshotError when a workload or container is listed twice: each would count twice in every figure."""
+    from .refs import refs_text
+    from .schema import CONTAINER_KEY, WORKLOAD_KEY
+
+    for name, key in (("workloads", WORKLOAD_KEY), ("containers", CONTAINER_KEY), ("usage", CONTAINER_KEY)):
+        df = tables[name]
+        if df.empty or not set(key) <= set(df.columns):
+            continue
+        twice = df.duplicated(list(key), keep=False)
+        if twice.any():
+            example = refs_text(df[twice].head(1), cluster=True, container="container" in key).iloc[0]
+            raise SnapshotError(f"{where + ': ' if where else ''}table {name!r} lists {int(twice.sum())} rows of the same "
+                                f"{'container' if 'container' in key else 'workload'} (e.g. {clean_text(example)}); "
+                                "each must be there once, or it would count twice")
 
 
 MONEY_FIELDS = ("window_start", "window_end", "step_seconds", "clusters", "pricing", "checksums")

@@ -161,3 +161,17 @@ def policies_need_histograms(policies) -> bool:
     carry, so that it is computed from the histograms."""
     return any(not is_stored(res, stat, p.per_replica, p.usage_half_life)
                for p in policies for res, stat in (("cpu", p.cpu_request_percentile), ("memory", p.memory_request_percentile)))
+
+
+# Usage patterns (analysis/patterns.py classifies each container's CPU and memory into one): a policy's margin
+# is chosen per resource and pattern, under the key margin_key(resource, pattern) of its ``margins``.
+PATTERNS = ("flat", "diurnal", "bursty", "growing")
+
+
+def margin_key(resource: str, pattern: str) -> str:
+    """The key of a pattern's margin in a policy's ``margins`` table, e.g. 'cpu_bursty'."""
+    return f"{resource}_{pattern}"
+
+
+# CPU does not grow with pod age in rightsize's model: only memory has a growing pattern
+MARGIN_KEYS = tuple(margin_key(r, p) for r in RESOURCES for p in PATTERNS if not (r == "cpu" and p == "growing"))

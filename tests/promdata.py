@@ -52,6 +52,9 @@ class ContainerSpec:
     mem_limit: float = math.nan
     throttle_ratio: float = 0.0  # share of CFS periods throttled
     oom_at: float = math.nan  # fraction of the pod's life at which it is OOM-killed (restart + reason)
+    mem_growth: float = 0.0  # bytes per second of the container's age: a leak, reset by each restart
+    restart_every: float = 0.0  # seconds between restarts (not OOM kills: no termination reason); 0 = none
+    age0: float = 0.0  # the container's age at the pod's first sample, seconds (a pod started before the data)
     image: str = ""  # kube_pod_container_info's image label ('' = example/NAME:1)
     init_restart_policy: str = ""  # '' = a main container; else an init container with this restart policy
                                    # ('Always': a native sidecar), its kube-state-metrics series are kube_pod_init_container_*
@@ -205,6 +208,12 @@ class Dataset:
                 m = _noise(key + "mem", e - s)
                 mem = np.round(c.mem_base + c.mem_amp * np.sin(2 * np.pi * (t / day + 0.25)) + 0.05 * c.mem_base * m)
                 restarts = np.zeros(e - s)
+                if c.mem_growth or c.restart_every:  # a leak: the working set climbs with the container's age
+                    age = c.age0 + (t - t[0]).astype(float)
+                    if c.restart_every:
+                        restarts = np.floor(age / c.restart_every) - math.floor(c.age0 / c.restart_every)
+                        age = age % c.restart_every
+                    mem = mem + np.round(c.mem_growth * age)
                 reason = None
                 if not math.isnan(c.oom_at):
                     k = int((e - s) * c.oom_at)

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from rightsize.config import Config
+from rightsize.config import Config, policy_values
 from rightsize.quantity import GIB, MIB
 from rightsize.snapshot import Snapshot, new_meta
 
@@ -86,11 +86,19 @@ def snap(*rows: dict, nodes=None, namespaces: dict | None = None, step: int | No
     return s.validate()
 
 
+def uniform_margins(cfg: Config | None = None) -> Config:
+    """``cfg`` (default: the defaults) with each policy's one ``margin`` (15 %) for every usage pattern, as before
+    margins per pattern: the rule tests compute their numbers with it (test_patterns.py tests the pattern margins)."""
+    cfg = cfg or Config()
+    return dataclasses.replace(cfg, policies={k: dataclasses.replace(p, margins={}) for k, p in cfg.policies.items()})
+
+
 def config_with(policy: str = "production", **policy_changes) -> Config:
-    """Default config with some settings of one policy changed."""
-    cfg = Config()
+    """The uniform-margin config (uniform_margins) with some settings of one policy changed, as a config file
+    would change them (a margin set without margins is that margin for every pattern)."""
+    cfg = uniform_margins()
     policies = dict(cfg.policies)
-    policies[policy] = dataclasses.replace(policies[policy], **policy_changes)
+    policies[policy] = dataclasses.replace(policies[policy], **policy_values(policy_changes))
     return dataclasses.replace(cfg, policies=policies)
 
 

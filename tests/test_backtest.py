@@ -165,6 +165,15 @@ def test_cli_and_report_on_the_demo(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (out / "backtest.csv").exists() and not (tmp_path / "backtest.csv").exists()
+    # --sweep: the margin frontier, the smallest margin that passes marked, margins.csv beside
+    proc = subprocess.run([sys.executable, "-m", "rightsize.cli", "backtest", "--snapshot", str(out), "--out", str(tmp_path / "sweep"),
+                           "--sweep"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "production / memory / flat" in proc.stdout and "<-" in proc.stdout and "steps over request" in proc.stdout
+    sweep = pd.read_csv(tmp_path / "sweep" / "margins.csv")
+    for _key, part in sweep.groupby(["policy", "resource", "pattern"]):
+        safe = part[(part["predicted_ooms"] == 0) & (part["throttled"] == 0) & (part["over_request"].fillna(0) <= part["share"] + 1e-9)]
+        assert part[part["chosen"]]["margin"].tolist() == ([safe["margin"].min()] if len(safe) else [])
 
 
 def test_backtest_needs_histograms():

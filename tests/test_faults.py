@@ -20,6 +20,14 @@ run here, and each one's docstring says why.
 | patch --overlay whose base lacks every workload | exit 1 with the reason, overlay untouched |
 | a runtime setting that does not parse (-Xmx2gb) | exit 0, a named caveat (container, where, form expected), no floor from it |
 
+Issue 27 (hostile input and hard kills), below in sections "issue 27": SIGKILL at chosen points of report,
+patch and run (all old or all new) and of an S3 commit; planted lock symlinks / hard links; symlinked and
+mount-point --out; the umask; a dripping server and a runaway answer; 401 / 404 / DNS / status-error /
+unsendable headers; non-regular tables, hostile meta.json, an edited window (digest), a fleet's renamed
+copy, a corrupt earlier report; config NaN / Inf / bounds / files / cluster names / non-UTF-8; duplicate
+scrapes, bad samples and zero containers on a real Prometheus. Names through every writer:
+tests/test_names_property.py. The random kill loop: benchmarks/kill_loop.py.
+
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
 `--series` matching nothing, 503 / timeouts / non-JSON answers (the usage collection's tests),
 cross_az_usd_per_month null without Istio data (the summary's tests), a server keeping fewer days than the
@@ -760,7 +768,7 @@ def _collect_config(tmp_path, url: str, extra: str = "") -> Path:
 def test_http_failures_name_their_likely_cause(tmp_path, case):
     status, body, expected = {
         "401 without the token": (401, b"Unauthorized", "HTTP 401: Unauthorized (is RIGHTSIZE_PROMETHEUS_TOKEN set? it is not set)"),
-        "404 (no path prefix)": (404, b"404 page not found", "HTTP 404: 404 page not found (is the URL the API's base, with its path prefix"),
+        "404 (no path prefix)": (404, b"404 page not found", "HTTP 404: 404 page not found; is [prometheus] url the API's base with its path prefix"),
         "200 with status error": (200, b'{"status":"error","errorType":"bad_data","error":"parse error"}',
                                   "the server answered status error: parse error"),
     }[case]
@@ -1094,3 +1102,32 @@ def test_a_lock_in_a_state_folder_leaves_nothing_beside_the_folder(tmp_path):
     with output_lock(overlay, wait_seconds=0, lock_file=state):
         assert state.exists() and sorted(p.name for p in overlay.parent.iterdir()) == ["prod"]
     assert not state.exists()
+
+
+def test_duplicate_snapshot_rows_are_an_error_naming_the_table(demo, tmp_path):
+    """Before: a traceback (pandas' InvalidIndexError). The table is rewritten with one row twice and its
+    checksum and digest updated, as a tool editing the snapshot would: only the duplicate is wrong."""
+    from rightsize.atomic import file_sha256
+    from rightsize.snapshot import meta_digest
+
+    snap = _copy(demo, tmp_path)
+    table = snap / "containers.parquet"
+    df = pd.read_parquet(table)
+    pd.concat([df, df.iloc[:1]], ignore_index=True).to_parquet(table, index=False)
+    meta = json.loads((snap / "meta.json").read_text())
+    meta["checksums"]["containers.parquet"] = file_sha256(table)
+    meta["digest"]["sha256"] = meta_digest(meta)
+    (snap / "meta.json").write_text(json.dumps(meta))
+    proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "table 'containers' lists 2 rows of the same container" in proc.stderr and "count twice" in proc.stderr
+
+
+def test_yaml_nested_100000_levels_is_an_error_naming_the_file(recording_server, tmp_path):
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a:\n  - " + "[" * 100_000 + "]" * 100_000 + "\n")
+    cfg = _collect_config(tmp_path, recording_server[0])
+    proc = rightsize("collect", "--config", cfg, "--manifests", deep, "--out", tmp_path / "s")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{deep}: document 1: nested too deeply" in proc.stderr
+    assert recording_server[1] == []  # before any query

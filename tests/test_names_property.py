@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from rightsize.analysis import analyze
+from rightsize.api import analyze
 from rightsize.config import Config, PatchConfig, ReportConfig
 from rightsize.emit.patches import write_patches
 from rightsize.emit.report import write_report
@@ -179,12 +179,15 @@ def test_code_spans_survive_backticks_and_stay_whole():
 
 def test_the_container_label_that_deleted_a_deployment_no_longer_can(tmp_path, kubectl):
     """The issue's case, end to end through real kustomize: a container named ``app\\n$patch: delete\\n#``
-    leaves the Deployment in the rendered output (before: kustomize dropped it)."""
+    leaves the Deployment in the rendered output (before: kustomize dropped it): that container gets no patch,
+    and PATCHES.md says why, escaped."""
     snap = renamed("shop", "api", ["app\n$patch: delete\n#", "web"])
     out = write_all(snap, tmp_path)
     folder = next(p.parent for p in (out / "patches").rglob("deployment-api.yaml"))
     text = (folder / "deployment-api.yaml").read_text()
-    assert "\n$patch" not in text and "$patch: delete" in text  # only inside an escaped comment line
+    assert "$patch" not in text and "name: web" in text  # the other container is still patched
+    md = (out / "patches" / "PATCHES.md").read_text()
+    assert "x0a$patch: delete" in md and "is not a valid Kubernetes name; no patch written" in md and "\n$patch" not in md
     base = folder / "base.yaml"
     base.write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api, namespace: shop}\nspec:\n  template:\n"
                     "    spec:\n      containers:\n      - {name: web, image: x}\n")
@@ -215,3 +218,13 @@ def test_report_html_runs_no_script_from_a_name(tmp_path):
         dom = screenshot_report.dump_dom(out / "report.html", 1400, 1000)
         title = re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
         assert "PWNED" not in title and "<svg" not in dom.split("<body", 1)[1].split("PWNED")[0][-200:], name
+
+
+def test_a_batch_group_is_checked_as_the_label_values_that_name_it():
+    """An Airflow task's group joins dag_id and task_id, label values that may hold '_' and capitals; the same
+    name on a Deployment, or a group name with a newline, is still refused."""
+    from rightsize.names import invalid_rows
+
+    table = pd.DataFrame({"kind": ["AirflowTask", "Deployment", "AirflowTask", "ArgoWorkflow"],
+                          "workload": ["daily_sales.Load", "daily_sales.load", "daily\n$patch: delete", "etl.extract"]})
+    assert invalid_rows(table).tolist() == [False, True, True, False]

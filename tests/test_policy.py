@@ -9,7 +9,7 @@ from rightsize.analysis.policy import assign_policies, namespace_labels, policy_
 from rightsize.analysis.recommend import recommend
 from rightsize.config import Config, Policy, PolicyRule, RecommendConfig, WorkloadOverride
 from rightsize.errors import ConfigError
-from recommend_tables import ctr, one, snap
+from recommend_tables import ctr, one, snap, uniform_margins
 
 
 def frame(*rows):
@@ -109,7 +109,7 @@ def test_policy_params_align_with_rows_and_reject_unknown():
 
 def test_recommend_uses_the_chosen_policy_per_row():
     s = snap(ctr("web", namespace="shop"), ctr("web", namespace="staging"), ctr("api", namespace="shop", policy_override="non_production"))
-    r = recommend(s, Config())
+    r = recommend(s, uniform_margins())
     assert r.set_index(["namespace", "workload"])["policy"].to_dict() == {
         ("shop", "web"): "production", ("staging", "web"): "non_production", ("shop", "api"): "non_production"}
     # the non-production policy really changed the numbers: CPU from p50 (100m) not p95 (200m)

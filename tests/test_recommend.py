@@ -13,9 +13,9 @@ from rightsize.config import Config, RecommendConfig
 from rightsize.errors import ConfigError
 from rightsize.quantity import GIB, MIB
 from rightsize.schema import RECOMMENDATION_COLUMNS
-from recommend_tables import NAN, config_with, ctr, node, one, snap
+from recommend_tables import NAN, config_with, ctr, node, one, snap, uniform_margins
 
-CFG = Config()
+CFG = uniform_margins()  # one 15 % margin for every usage pattern: the numbers below are about the other rules
 
 
 def rec1(row, cfg=CFG, **kw):
@@ -464,7 +464,7 @@ def test_flags_no_request_over_and_under_provisioned():
     assert "over_provisioned" in flags(r) and "under_provisioned" not in flags(r)
     r = rec1(ctr(cpu_request=0.1))  # p95 usage 200m above the 100m request
     assert "under_provisioned" in flags(r) and "over_provisioned" not in flags(r)
-    r = rec1(ctr(cpu_request=0.4), dataclasses.replace(Config(), recommend=RecommendConfig(over_provisioned_factor=1.5)))
+    r = rec1(ctr(cpu_request=0.4), dataclasses.replace(CFG, recommend=RecommendConfig(over_provisioned_factor=1.5)))
     assert "over_provisioned" in flags(r)
 
 
@@ -512,7 +512,9 @@ def test_explain_prints_the_reasoning_for_each_container():
     text = explain(s, CFG, "shop/deployment/web")
     assert "c1/shop/Deployment/web" in text
     assert "container app" in text and "container sidecar" in text and "container api" not in text
-    assert "p95 200m x (1 + 15%)" in text  # the computation
+    assert "p95 200m x (1 + 15%, bursty usage)" in text  # the computation, with the usage pattern the margin is for
+    assert "memory growth: not checked (no per-pod daily rows" in text  # the hand-made snapshot has none
+    assert "self-check: the last 7 d could not be replayed" in text
     assert "VPA bump" in text and "throttled 40%" in text and "memory censored: OOM-killed 1x" in text
     assert "rules applied:" in text and "oom_demand: Censored memory: an OOM-killed" in text
     assert "cpu_throttling: Censored CPU: a throttled" in text and "hpa_coadjust" not in text
@@ -563,7 +565,13 @@ def test_demo_output_conforms(demo_recs):
     heap = r["heap_bytes_recommended"].fillna(r["heap_bytes_current"])
     assert jvm.sum() == 2 and (r.loc[jvm, "memory_request_bytes_recommended"] >= heap[jvm] + r.loc[jvm, "non_heap_bytes"]).all()
     assert (r.loc[has & ~jvm, "memory_request_bytes_recommended"] >= r.loc[has & ~jvm, "memory_max_bytes"]).all()
-    assert (r.loc[has, "memory_limit_bytes_recommended"] >= r.loc[has, "memory_request_bytes_recommended"]).all()
+    limited = has & (r["memory_limit_action"] == "set")
+    assert (r.loc[limited, "memory_limit_bytes_recommended"] >= r.loc[limited, "memory_request_bytes_recommended"]).all()
+    # a growing working set without a limit today is left without one (memory_growth_limit = "unset")
+    unset = has & (r["memory_limit_action"] == "keep_unset")
+    assert r.loc[unset, "memory_limit_bytes_recommended"].isna().all() and r.loc[unset, "memory_limit_bytes_current"].isna().all()
+    assert r.loc[unset, "flags"].str.contains("memory_growth").all()
+    assert set(r.loc[has, "memory_limit_action"]) <= {"set", "keep_unset"} and set(r.loc[~has, "memory_limit_action"]) <= {"none"}
     assert r.loc[~has, ["cpu_request_cores_recommended", "memory_request_bytes_recommended"]].isna().all().all()
     assert (r["reason"] != "").all()
 

@@ -384,3 +384,23 @@ def test_terminal_summary_in_a_non_tty_log_keeps_every_row_on_one_line(capsys, m
     assert any("over provisioned, gpu share" in row for row in rows)  # the demo's GPU block: ml/embeddings
     assert not [line for line in out.splitlines() if re.match(r"^\S{1,2}\s+│", line)]  # no folded tails ("rs", "e")
     assert min(len(line) for line in rows) > 80
+
+
+def test_the_report_names_what_the_self_check_raised_and_leaves_a_growing_limit_unset(tmp_path):
+    analysis = make_analysis()
+    recs = analysis.recommendations
+    search = (recs["workload"] == "search").to_numpy()
+    recs.loc[search, ["raised_by_backtest", "self_check_memory_peak_bytes"]] = ["memory limit", 3300 * 2**20]
+    recs.loc[search, "flags"] = "raised_by_backtest"
+    front = (recs["workload"] == "frontend") & (recs["namespace"] == "shop")
+    recs.loc[front, ["memory_limit_action", "memory_limit_bytes_recommended", "flags"]] = ["keep_unset", float("nan"), "memory_growth"]
+    result = write_report(make_snapshot(analysis), analysis, no_charts(), tmp_path / "x")
+    md = (result.out_dir / "report.md").read_text()
+    section = md.split("## Backtest", 1)[1].split("\n## ", 1)[0]
+    assert "the self-check replayed the window's last days against it: it raised 1 container(s)" in section
+    assert "**Raised by the self-check: 1**" in section and "`shop/search/app`" in section and "peaked at 3.22Gi" in section
+    html = (result.out_dir / "report.html").read_text()
+    assert "Raised by the self-check" in html
+    # a growing working set without a limit today: "leave unset", never "n/a"
+    row = next(line for line in md.splitlines() if line.startswith("| `shop/frontend/app`"))
+    assert "leave unset" in row

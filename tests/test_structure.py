@@ -30,7 +30,7 @@ LAYERS: dict[str, tuple[set[str], set[str]]] = {
     "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
               "batch_groups", "escape", "names", "runtimes", "gpu_resources",
               "gpu_catalogue"}, set()),
-    "storage": ({"s3", "folders", "kustomize"}, {"base"}),
+    "storage": ({"s3", "s3_lock", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),

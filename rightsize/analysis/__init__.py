@@ -67,6 +67,17 @@ def unpacked_workloads(snapshot: Snapshot, recommendations: pd.DataFrame) -> lis
              "affects": "nodes_now, nodes_after, bankable savings"}]
 
 
+def growth_unchecked(snapshot: Snapshot) -> list[dict]:
+    """A caveat when the per-pod daily rows were not read (a fleet report): memory growth and the self-check
+    need them, so the recommendations here do not see a growing working set (each cluster's own report does)."""
+    if "usage_daily" not in (snapshot.meta.get("tables_not_loaded") or []):
+        return []
+    return [{"code": "growth_not_checked",
+             "message": "the per-pod daily rows were not read (a fleet report): memory growth and the self-check were not "
+                        "checked here; each cluster's own report and patches check them",
+             "affects": "recommendations of growing working sets"}]
+
+
 def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
@@ -74,6 +85,10 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
     from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
+    days = config.report.backtest_days if backtest else 0
+    # the backtest's split first: its one pass over the per-pod histograms also reduces the last days the
+    # recommendation's self-check replays (when they are as many), so the histograms are read once
+    split = backtest_split(snapshot, config, days) if days and days == config.recommend.self_check_days else None
     recs = recommend.recommend(snapshot, config)
     recs = cost.add_costs(recs, snapshot, config)
     nodes = cost.node_requests(snapshot, config)
@@ -89,9 +104,10 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
         + consistency.caveats(snapshot, nodes, hpm)
         + runtimes.caveats(recs, snapshot.meta)
-        + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config),
+        + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
+        + growth_unchecked(snapshot),
     )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, config.report.backtest_days if backtest else 0)
+    result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)
     result.summary = summary.summarize(result, snapshot, config)
     totals = result.summary["totals"]
     result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
@@ -100,21 +116,39 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     return result
 
 
-def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None) -> tuple[pd.DataFrame, str]:
+def backtest_split(snapshot: Snapshot, config: Config, test_days: int, runs: dict | None = None):
+    """backtest.split for these runs (label -> Config): (training snapshot, test days), or the reason it cannot
+    run (a str)."""
+    from . import backtest
+
+    why = backtest.can_backtest(snapshot, test_days)
+    if why:
+        return why
+    from ..usage_stats import policies_need_histograms
+
+    runs = runs or {"recommended": config}
+    every = [p for cfg in runs.values() for p in cfg.policies.values()]
+    decayed = any(p.usage_half_life for p in every)
+    # the training days' own self-check replays their last days: keep days apart when there are more of them
+    check = max(cfg.recommend.self_check_days for cfg in runs.values())
+    longer = bool(check) and (snapshot.window_hours() or 0.0) / 24.0 - test_days > check
+    return backtest.split(snapshot, test_days, keep_days=decayed or longer, names=decayed or policies_need_histograms(every),
+                          check_days=check)
+
+
+def run_backtest(snapshot: Snapshot, config: Config, test_days: int, policies: dict | None = None,
+                 split=None) -> tuple[pd.DataFrame, str]:
     """The backtest (analysis.backtest) of the config's policies (or ``policies``: label -> Config, each
-    run through recommend as is), and '' or why it could not run. ``test_days`` 0: not run."""
+    run through recommend as is), and '' or why it could not run. ``test_days`` 0: not run. ``split``: the
+    training snapshot and test days already made (or the reason they could not be)."""
     from . import backtest, recommend
 
     if not test_days:
         return pd.DataFrame(), ""
-    why = backtest.can_backtest(snapshot, test_days)
-    if why:
-        return pd.DataFrame(), why
-    from ..usage_stats import policies_need_histograms
-
     runs = policies or {"recommended": config}
-    every = [p for cfg in runs.values() for p in cfg.policies.values()]
-    decayed = any(p.usage_half_life for p in every)
-    train, test = backtest.split(snapshot, test_days, keep_days=decayed, names=decayed or policies_need_histograms(every))
+    split = split if split is not None else backtest_split(snapshot, config, test_days, runs)
+    if isinstance(split, str):
+        return pd.DataFrame(), split
+    train, test = split
     recs = {label: recommend.recommend(train, cfg) for label, cfg in runs.items()}
     return backtest.compare(recs, test), ""

@@ -55,10 +55,12 @@ def can_backtest(snapshot, test_days: int = TEST_DAYS, min_train_days: float = 3
     return ""
 
 
-def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True):
+def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: bool = True, check_days: int = 0):
     """(training snapshot, TestDays): the training snapshot's usage is recomputed from the days before the
     last ``test_days`` (its window ends there), its runtimes' hours are those days'; the test days are
-    reduced for the replay.
+    reduced for the replay. Both are left in the snapshots' caches for the recommendations' self-check
+    (rules/selfcheck.py): the test days as ``snapshot``'s last ``test_days``, and with ``check_days`` the
+    training snapshot's own last ``check_days`` (all its days unless ``keep_days``).
 
     The histogram table is streamed (Snapshot.batches: 100 M rows at 20,000 containers are never held)
     and summed over days (cells.sum_over_days): per pod for the training part (per pod and day with
@@ -81,7 +83,30 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
               "runtime_hourly": hours[~in_test_r].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    return Snapshot(tables=tables, meta=meta), TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
+    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
+    snapshot.cache[("last_days", test_days)] = test
+    train = Snapshot(tables=tables, meta=meta)
+    if check_days:
+        since = cut - pd.Timedelta(seconds=check_days * DAY_SECONDS)
+        recent = (train_h["day"] >= since).to_numpy() if "day" in train_h else np.ones(len(train_h), dtype=bool)
+        train.cache[("last_days", check_days)] = TestDays.of(
+            train_h[recent], train_d[train_d["day"] >= since].reset_index(drop=True), ids=(sums.ids.group[recent], sums.ids.groups))
+    return train, test
+
+
+def last_days(snapshot, days: int) -> "TestDays | None":
+    """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days): left in the
+    snapshot's cache by split, else computed (one pass over the histograms, the earlier days' cells not
+    summed) and cached. None when its per-pod histograms were not loaded or are empty."""
+    key = ("last_days", days)
+    if key not in snapshot.cache:
+        if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []) or not snapshot.rows("usage_histograms"):
+            return None
+        cut = pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=days * DAY_SECONDS)
+        daily = snapshot.tables["usage_daily"]
+        sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, train=False)
+        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True))
+    return snapshot.cache[key]
 
 
 def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None) -> pd.DataFrame:
@@ -124,8 +149,10 @@ class TestDays:
     runtime: pd.DataFrame | None = None  # the test days' runtime_hourly rows (a JVM's live set and non-heap there)
 
     @classmethod
-    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None) -> "TestDays":
-        cid_h, keys = factorize(hist, KEYS)
+    def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None, ids=None) -> "TestDays":
+        """``ids``: (container id per row of ``hist``, the id -> KEYS table) when ``hist`` has no names."""
+        cid_h, keys = ids if ids is not None else factorize(hist, KEYS)
+        cid_h = np.asarray(cid_h, dtype=np.int64)
         cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
         known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
@@ -173,6 +200,23 @@ class TestDays:
         table = self.keys.assign(_id=np.arange(len(self.keys)))
         found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
         return found.fillna(-1).to_numpy(dtype=np.int64)
+
+    def lowest_limit(self, ids: np.ndarray, resource: str, share) -> np.ndarray:
+        """Per row, the smallest limit (cores or bytes, a bucket's representative value) that the pooled
+        pod-steps reach at most ``share`` of the time (counted as :meth:`share_above` counts, not strict);
+        NaN without steps."""
+        code, before, total = self.cells[resource]
+        known = (ids >= 0) & (len(total) > 0)
+        safe = np.where(known, ids, 0)
+        n = np.where(known, total[safe] if len(total) else 0.0, 0.0)
+        start, end = np.searchsorted(code, safe * _NB), np.searchsorted(code, (safe + 1) * _NB)
+        # the first cell below which at least (1 - share) of the steps lie: those at or above it are at most share
+        k = np.minimum(np.searchsorted(before, before[start] + (1.0 - np.asarray(share, dtype=float)) * n - 1e-9), end)
+        if not len(code):
+            return np.full(len(ids), np.nan)
+        last = code[np.maximum(end - 1, 0)] % _NB
+        bucket = np.where(k < end, code[np.minimum(k, len(code) - 1)] % _NB, last + 1)
+        return np.where(known & (n > 0), bucket_value(bucket, resource), np.nan)
 
     def share_above(self, ids: np.ndarray, resource: str, threshold: np.ndarray, strict: bool):
         """(share of the pooled pod-steps whose bucket lies above ``threshold``, pod-steps) per row;

@@ -99,19 +99,23 @@ class DaySums:
     test: pd.DataFrame
 
 
-def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bool = True) -> DaySums:
+def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bool = True, train: bool = True) -> DaySums:
     """Sum the histogram batches (Arrow tables with COLUMNS) over days: rows before ``cut`` into the
     training part, the others into the test part (see the module docstring). ``names`` False: the
-    training part has only basis, resource, bucket and count (its Ids say whose cells they are)."""
-    train, test = _Sums(), _Sums()
+    training part has only basis, resource, bucket and count (its Ids say whose cells they are).
+    ``train`` False: the test part only (the recommendation's self-check of the last days); the
+    training frame comes back empty, its ids None."""
+    train, test = (_Sums() if train else None), _Sums()
     for tb in batches:
         if tb.num_rows:
             _add_batch(tb, cut, keep_days, train, test)
+    if train is None:
+        return DaySums(pd.DataFrame(), None, _test_frame(test))
     train_frame, ids = _train_frame(train, cut if keep_days else None, names)
     return DaySums(train_frame, ids, _test_frame(test))
 
 
-def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums, test: _Sums) -> None:
+def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test: _Sums) -> None:
     """One batch's runs of a series (cut where the training days end) summed into ``train`` and ``test``."""
     cols = _columns(tb)
     seconds = (cut - pd.DatetimeIndex(tb["day"].to_pandas())).total_seconds().to_numpy()
@@ -131,6 +135,8 @@ def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums, test: _Sums
     run_test = in_test[starts]
     run_pod = np.array([nm[6] == "pod" for nm in names], dtype=bool)
     for part, runs, key_of in ((train, ~run_test, lambda nm: nm), (test, run_test & run_pod, lambda nm: nm[:5] + (nm[7],))):
+        if part is None:
+            continue
         which = np.flatnonzero(runs)
         rows = np.repeat(runs, lengths)
         part.add([key_of(names[i]) for i in which], lengths[which], np.flatnonzero(rows), tail[rows], count)

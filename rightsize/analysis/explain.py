@@ -88,13 +88,18 @@ def explain(snapshot: Snapshot, config: Config, workload_ref: str, pipeline: Pip
     p = config.policy(first.policy)
     lines.append(
         f"  policy settings: CPU request from {p.cpu_request_percentile}, memory request from {p.memory_request_percentile}, "
-        f"margin {p.margin:.0%}, CPU limit {p.cpu_limit}, memory limit {p.memory_limit}, "
+        f"margin {p.margin:.0%}{_margins_text(p)}, CPU limit {p.cpu_limit}, memory limit {p.memory_limit}, "
         f"change threshold {p.change_threshold:.0%} and {_cpu(p.change_threshold_cpu)} / {_mem(p.change_threshold_memory)}"
     )
     for row in rows:  # one workload: a handful of containers
         lines.append("")
         lines.extend(_container(row, config, pipeline))
     return "\n".join(lines) + "\n"
+
+
+def _margins_text(p) -> str:
+    """' (per pattern: cpu_flat 5%, ...)' for a policy with pattern margins, '' without."""
+    return f" (per usage pattern: {', '.join(f'{k} {v:.0%}' for k, v in p.margins.items())})" if p.margins else ""
 
 
 def _usage_lines(r) -> list[str]:
@@ -131,7 +136,8 @@ def _container(r, config: Config, pipeline: Pipeline) -> list[str]:
             out.append(f"    needs: at least {p.min_history / 86400:g} d of history and {p.min_samples} samples")
         out += _rules_fired(r, pipeline)
         return out
-    out += _cpu_lines(r, p) + _memory_lines(r, p) + _runtime_lines(r, p) + _status_lines(r, p)
+    out += (_cpu_lines(r, p) + _growth_lines(r, p) + _memory_lines(r, p) + _runtime_lines(r, p) + _self_check_lines(r, config)
+            + _status_lines(r, p))
     out += _rules_fired(r, pipeline)
     return out
 
@@ -149,7 +155,7 @@ def _evidence(r) -> list[str]:
 
 def _cpu_lines(r, p) -> list[str]:
     out = []
-    eff = (1 + r._margin) * r._widen
+    eff = (1 + r._cpu_margin) * r._widen
     widen_text = f" x {r._widen:.3f} (short history: VPA-style confidence widening)" if r._widen > 1 + 1e-9 else ""
     if r._throttled:
         how = "measured from throttled seconds" if r._cpu_excess_measured else \
@@ -163,7 +169,7 @@ def _cpu_lines(r, p) -> list[str]:
     elif not math.isnan(r.cpu_basis_cores):
         source = (f"estimated {r.cpu_basis} demand {_cpu(r.cpu_demand_estimate_cores)} (observed {_cpu(r._cpu_obs)} is "
                   "held down by the limit)" if not math.isnan(r.cpu_demand_estimate_cores) else f"{r.cpu_basis} {_cpu(r.cpu_basis_cores)}")
-        out.append(f"    CPU request: {source} x (1 + {r._margin:.0%}){widen_text} = {_cpu(r._cpu_raw)}"
+        out.append(f"    CPU request: {source} x (1 + {r._cpu_margin:.0%}, {r.cpu_pattern} usage){widen_text} = {_cpu(r._cpu_raw)}"
                    f" (x {eff:.3f}); bounds [{_cpu(r._min_cpu)}, {_cpu(r._max_cpu)}]; rounded up -> {_cpu(r._cpu_req_usage)}")
     else:
         out.append("    CPU request: no CPU usage data, no recommendation")
@@ -209,7 +215,8 @@ def _memory_lines(r, p) -> list[str]:
         out.append(f"    memory request: the JVM's heap + non-heap (runtime, below; its working set followed the old heap) = "
                    f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
     else:
-        out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._margin:.0%}){widen_text} = "
+        out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._mem_margin:.0%}, {r.memory_pattern} "
+                   f"usage){widen_text} = "
                    f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
     floor_bits = [f"heap + non-heap {_mem(r._rt_floor)}" if r._rt_measured else f"observed max {_mem(r.memory_max_bytes)}"]
     if not r._rt_measured and not math.isnan(r._rt_floor):
@@ -222,13 +229,48 @@ def _memory_lines(r, p) -> list[str]:
         floor_bits.append(f"VPA bump max(peak x {p.oom_bump_factor:g}, peak + {_mem(p.oom_bump_min)}) = {_mem(r._oom_vpa)}")
         floor_bits.append(f"OOM estimate {_mem(r.memory_demand_estimate_bytes)}")
         floor_bits.append("current request (never lowered after an OOM kill)")
+    if not math.isnan(r._growth_floor):
+        floor_bits.append(f"projected peak x (1 + {r._mem_margin:.0%}) = {_mem(r._growth_floor)}")
     floored = r.memory_request_bytes_recommended if r._keep_memory else r._mem_req_usage
     out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> {_mem(floored)}")
     out += _hpa_line(r, "memory", _mem)
     mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
             "proportional": "current limit:request ratio"}[r._memory_limit_mode]
-    out.append(f"    memory limit: {_mem(r.memory_limit_bytes_recommended)} ({mode}; never below {_mem(r._mem_floor_limit)})")
+    if r.memory_limit_action == "keep_unset":
+        out.append("    memory limit: leave unset (none today, and the working set grows: a limit below its real climb would "
+                   "OOM-kill a container that never died; memory_growth_limit = unset)")
+    else:
+        out.append(f"    memory limit: {_mem(r.memory_limit_bytes_recommended)} ({mode}; never below {_mem(r._mem_floor_limit)})")
     return out
+
+
+def _growth_lines(r, p) -> list[str]:
+    """The growth fit of the working set (analysis/growth.py), when the snapshot has daily rows."""
+    if not r._growth_known:
+        return ["    memory growth: not checked (no per-pod daily rows in the snapshot)"]
+    days = figure(r._growth_days)
+    if not r._growing:
+        return [f"    memory growth: none ({days} whole pod-days, Mann-Kendall z {figure(r._growth_z, '{:.1f}')}: needs z >= 2.33 and "
+                "a climb of 5 % of the level over a life)"]
+    life = f"{r._growth_life:.1f} d" if math.isfinite(r._growth_life) else "longer than the window (no pod ended in it)"
+    return [f"    memory growth: {r.memory_growth_bytes_per_day / 2**20:.1f} MiB per day of pod age (Theil-Sen over {days} whole "
+            f"pod-days, Mann-Kendall z {r._growth_z:.1f}); pods live {life}; projected peak within "
+            f"{p.oom_horizon / 86400:g} d: {_mem(r.memory_projected_bytes)} (observed max {_mem(r.memory_max_bytes)})"]
+
+
+def _self_check_lines(r, config: Config) -> list[str]:
+    """What the replay of the window's last days said of the recommended limits."""
+    days = config.recommend.self_check_days
+    if not days:
+        return ["    self-check: off ([recommend] self_check_days = 0)"]
+    if math.isnan(r.self_check_memory_peak_bytes):
+        return [f"    self-check: the last {days} d could not be replayed (no daily rows for this container)"]
+    cpu = ""
+    if not math.isnan(r.self_check_cpu_share_at_limit):
+        cpu = f"; CPU at the limit {r.self_check_cpu_share_at_limit:.1%} of the pod-steps (threshold {config.policy(r.policy).throttling_threshold:.0%})"
+    raised = f" -> raised: {r.raised_by_backtest}" if r.raised_by_backtest else " -> passes"
+    return [f"    self-check (the last {days} d replayed): peak {_mem(r.self_check_memory_peak_bytes)} against the memory limit"
+            f" {_mem(r.memory_limit_bytes_recommended)}{cpu}{raised}"]
 
 
 def _runtime_lines(r, p) -> list[str]:

@@ -31,13 +31,15 @@ _INTERMEDIATES = (
     "days", "widen", "margin", "cpu_raw", "mem_raw", "max_cpu", "max_mem", "throttled", "throttled_share",
     "cpu_excess", "cpu_excess_measured", "cpu_p99_estimate", "cpu_obs", "oom", "oom_vpa", "oom_bound", "oom_per_week",
     "oom_life_hours", "oom_capped", "keep_cpu", "keep_memory", "cpu_limit_mode", "memory_limit_mode", "unsafe", "changes",
-    "cpu_req_usage", "mem_req_usage")
+    "cpu_req_usage", "mem_req_usage", "cpu_margin", "mem_margin", "growing", "growth_known", "growth_life", "growth_age",
+    "growth_z", "growth_days", "growth_floor", "check_cpu_limit")
 OUTPUTS = _INTERMEDIATES + (
     "policy", "production", "_policy_source", "_policy_note", "status", "confidence", "cpu_req", "cpu_lim", "cpu_action",
     "mem_req", "mem_lim", "has_usage", "cpu_stat", "cpu_basis", "mem_stat", "mem_basis", "peak", "cpu_estimate",
-    "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim",
-    "gpu_model_name", "gpu_engine_p95", "gpu_engine_mean", "gpu_memory_peak", "gpu_memory", "gpu_action", "gpu_target",
-    "gpu_resource_rec", "gpu_count_rec", "gpu_share_after", "gpu_evidence") + runtime_rules.OUTPUTS
+    "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim", "mem_action",
+    "cpu_pattern", "mem_pattern", "growth_rate", "growth_projected", "raised_by_backtest", "check_peak",
+    "check_cpu_share", "gpu_model_name", "gpu_engine_p95", "gpu_engine_mean", "gpu_memory_peak", "gpu_memory", "gpu_action",
+    "gpu_target", "gpu_resource_rec", "gpu_count_rec", "gpu_share_after", "gpu_evidence") + runtime_rules.OUTPUTS
 PIPELINE = Pipeline(RULES, outputs=OUTPUTS)
 
 
@@ -126,11 +128,16 @@ def _output(rows: Rows) -> pd.DataFrame:
         "cpu_limit_action": v["cpu_action"].astype(str),
         "memory_request_bytes_current": cur["memory_request_bytes"], "memory_request_bytes_recommended": v["mem_req"],
         "memory_limit_bytes_current": cur["memory_limit_bytes"], "memory_limit_bytes_recommended": v["mem_lim"],
+        "memory_limit_action": v["mem_action"].astype(str),
         "cpu_change_percent": change["cpu"], "memory_change_percent": change["memory"],
         "cpu_basis": np.where(v["has_usage"], v["cpu_stat"], ""), "cpu_basis_cores": v["cpu_basis"],
         "memory_basis": np.where(v["has_usage"], v["mem_stat"], ""), "memory_basis_bytes": v["mem_basis"],
         "memory_max_bytes": v["peak"], "cpu_demand_estimate_cores": v["cpu_estimate"],
         "memory_demand_estimate_bytes": v["mem_estimate"], "oom_pattern": v["oom_pattern"],
+        "cpu_pattern": np.where(v["has_usage"], v["cpu_pattern"], ""), "memory_pattern": np.where(v["has_usage"], v["mem_pattern"], ""),
+        "memory_growth_bytes_per_day": v["growth_rate"], "memory_projected_bytes": v["growth_projected"],
+        "raised_by_backtest": v["raised_by_backtest"], "self_check_memory_peak_bytes": v["check_peak"],
+        "self_check_cpu_share_at_limit": v["check_cpu_share"],
         "hpa_cpu_target_percent_current": rows.num("hpa_cpu_target_percent"),
         "hpa_cpu_target_percent_recommended": v["hpa_cpu_target_new"],
         "hpa_memory_target_percent_current": rows.num("hpa_memory_target_percent"),

@@ -60,7 +60,9 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
             f"  memory request: {k8s_memory(r['memory_request_bytes_current'])} → {k8s_memory(r['memory_request_bytes_recommended'])}"
             f"  (usage {mem_basis}"
             + ("" if r.get("memory_basis") == "max" else f", max {mebibytes(r.get('memory_max_bytes'))}") + ")",
-            f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → {k8s_memory(r['memory_limit_bytes_recommended'])}",
+            f"  memory limit:   {k8s_memory(r['memory_limit_bytes_current'])} → "
+            + ("unset (kept: the working set grows)" if r.get("memory_limit_action") == "keep_unset"
+               else k8s_memory(r['memory_limit_bytes_recommended'])),
             f"  cpu limit:      {cpu_limit_text(r)}",
             *_runtime_evidence(r),
             *gpu_lines(r),

@@ -26,8 +26,10 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import inside
+from ..escape import clean_text
 from ..errors import ConfigError
 from ..folders import k8s_name_problem, layout_problem, replace_folder, safe_component
+from ..names import valid
 from ..refs import WorkloadRef
 from ..s3 import S3Path, location
 from ..schema import WORKLOAD_KEY
@@ -266,6 +268,9 @@ class _PatchSet:
             self.extra_skips += [skip_row(r, f"{bad}; no patch written") for r in rows]
             self.warnings.append(f"{WorkloadRef(namespace, kind, workload, cluster=cluster)}: {bad}; no patch written")
             return
+        rows = self._named_containers(key, rows)
+        if not rows:
+            return
         view = _workload_view(self.index, self.config, key)
         if kind in JSON6902_KINDS:  # a custom resource: JSON6902 operations by position, never a strategic merge
             p, ops = rollout_patch(cluster, namespace, workload, rows, view, _workload_doc(self.index, self.config, key)[0])
@@ -281,6 +286,19 @@ class _PatchSet:
         if p.remove_ops:
             written.append((f"{p.stem}.cpu-limit.yaml", json6902_file(p), t))
         self._place(key, p, written)
+
+    def _named_containers(self, key: tuple, rows: list[dict]) -> list[dict]:
+        """The rows whose container is a Kubernetes name; the others skipped with a warning (a YAML emitter
+        folds some characters, NEL among them, so such a name could not even be written back as it is)."""
+        ok = []
+        for r in rows:
+            if valid("container", r["container"]):
+                ok.append(r)
+                continue
+            bad = f"container {clean_text(r['container'])!r} is not a valid Kubernetes name"
+            self.extra_skips.append(skip_row(r, f"{bad}; no patch written"))
+            self.warnings.append(f"{WorkloadRef(key[1], key[2], key[3], cluster=key[0])}: {bad}; no patch written")
+        return ok
 
     def _place(self, key: tuple, p: WorkloadPatch, written: list[tuple[str, str, dict]]) -> None:
         """File one workload's patch texts ((name, text, kustomize target) each) in its folder, with its HPA patch."""

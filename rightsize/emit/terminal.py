@@ -161,3 +161,24 @@ def backtest_text(table, days: int, width: int = 120) -> str:
     console = Console(width=width, record=True, file=io.StringIO(), force_terminal=False)
     console.print(backtest_table(table, days))
     return console.export_text()
+
+
+def frontier_text(table) -> str:
+    """The frontier as text: one block per policy, resource and pattern, the chosen margin marked."""
+    from ..analysis.margins import choose
+
+    keys = ["policy", "resource", "pattern"]
+    table = table.drop(columns="chosen", errors="ignore")
+    chosen = choose(table).set_index(keys)["chosen"]
+    lines = []
+    for key, part in table.groupby(keys, sort=True):
+        pick = chosen.get(key)
+        lines.append(clean_text(f"{key[0]} / {key[1]} / {key[2]} ({int(part['containers'].max())} containers, allowed over "
+                                f"request {fmt.percent(part['share'].iloc[0])}): chosen "
+                                + ("none passes" if fmt.unknown(pick) else f"{pick * 100:g}%")))
+        lines.append("  margin    slack  predicted OOMs  throttled  steps over request")
+        for r in part.itertuples(index=False):
+            mark = "  <-" if r.margin == pick else ""
+            lines.append(f"  {f'{r.margin * 100:g}%':>6}  {fmt.percent(r.slack):>6}  {r.predicted_ooms:>14}  {r.throttled:>9}  "
+                         f"{fmt.percent(r.over_request, 1):>18}{mark}")
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ from .. import formatting as fmt
 from ..analysis import selection
 from .gpu_section import gpu_kpis, gpu_section
 from ..analysis.compare import COVERAGE_LABEL
+from .backtest_view import backtest_section as _backtest
 from ..analysis.consistency import parts_text
 from .view_model import (MAX_LIST_ROWS, header_line, Cell, Column, Context, Filter, ItemList, Kpi, ReportView, Row, Section, Table,
                          change_cell, money_cell, num_cell, recommendation_table, ref_text, several_clusters)
@@ -306,55 +307,6 @@ def _node_groups(ctx: Context) -> Section | None:
              "per zone where workloads are bound to one.")
     table = Table("node-groups-table", columns, rows, md_limit=ctx.top_n, more_what="node groups", more_file="node_groups.csv")
     return Section("node-groups", "Nodes now and after: bankable savings", nav="Nodes", intro=intro, tables=[table])
-
-
-def _backtest(ctx: Context) -> Section | None:
-    bt = getattr(ctx.analysis, "backtest", None)
-    info = ctx.summary.get("backtest") or {}
-    if bt is None or bt.empty:
-        return Section("backtest", "Backtest", empty=f"No backtest: {info['skipped']}.") if info.get("skipped") else None
-    from ..analysis.backtest import OVER_REQUEST_SHARE, by_namespace, observed_kills, predicted_ooms, rollup
-
-    days = info.get("test_days")
-    fleet = {r["policy"]: r for r in rollup(bt, []).to_dict("records")}
-    today, rec = fleet.get("today", {}), fleet.get("recommended") or next((v for k, v in fleet.items() if k != "today"), {})
-    intro = (f"Had you applied the recommendation made without the last {days} days, those days would have seen CPU slack "
-             f"{fmt.percent(rec.get('cpu_slack'))} (today {fmt.percent(today.get('cpu_slack'))}), memory slack "
-             f"{fmt.percent(rec.get('memory_slack'))} (today {fmt.percent(today.get('memory_slack'))}), "
-             f"{fmt.count(rec.get('predicted_ooms'))} predicted OOM kill(s) (today's limits: {fmt.count(today.get('predicted_ooms'))} "
-             f"predicted against {fmt.count(today.get('censored'))} container(s) really OOM-killed in those days) and "
-             f"{fmt.count(rec.get('over_request'))} container(s) above their CPU request more than {OVER_REQUEST_SHARE:.0%} of "
-             f"the time (today {fmt.count(today.get('over_request'))}). Slack is (request - usage) / request over every pod's "
-             "5-minute steps; the test days were collected under today's limits, so hidden demand stays hidden there too"
-             + (f": {fmt.count(today.get('censored'))} container(s) were OOM-killed in them, and whether a higher limit "
-                "holds cannot be replayed for those." if today.get("censored") else "."))
-    lists = _backtest_lists(bt, predicted_ooms(bt), observed_kills(bt))
-    by = by_namespace(bt)
-    rows = [Row([Cell(f"{r['cluster']}/{r['namespace']}"), Cell(r["policy"]), num_cell(r["containers"]),
-                 num_cell(r["cpu_slack"], fmt.percent), num_cell(r["memory_slack"], fmt.percent),
-                 num_cell(r["predicted_ooms"]), num_cell(r["over_request"])]) for r in by.to_dict("records")]
-    columns = [Column("namespace"), Column("requests"), Column("containers", True), Column("CPU slack", True),
-               Column("memory slack", True), Column("predicted OOMs", True), Column(f"over request > {OVER_REQUEST_SHARE:.0%}", True)]
-    table = Table("backtest-table", columns, rows, md_limit=2 * ctx.top_n, more_what="rows", more_file="backtest.csv")
-    return Section("backtest", f"Backtest: the last {days} days replayed", nav="Backtest", intro=intro, tables=[table],
-                   lists=lists)
-
-
-def _backtest_lists(bt: pd.DataFrame, predicted: pd.DataFrame, killed: pd.DataFrame) -> list[ItemList]:
-    """The predicted OOM kills named (container, day, limit vs peak) for each replayed recommendation, and the
-    kills really observed in the test days beside what replaying today's limits predicts for them."""
-    with_cluster = several_clusters(bt)
-    lists = []
-    for policy, rows in predicted[predicted["policy"] != "today"].groupby("policy", sort=False):
-        items = [(ref_text(r, with_cluster), f"{str(r['predicted_oom_day'])[:10]}: peak {fmt.memory(r['memory_peak_bytes'])} "
-                  f"reaches the limit {fmt.memory(r['memory_limit_bytes'])}") for r in rows.to_dict("records")]
-        lists.append(ItemList(f"Predicted OOM kills, {policy}", items, len(items), more_file="backtest.csv"))
-    if len(killed):
-        items = [(ref_text(r, with_cluster), f"{fmt.count(r['oom_kills'])} kill(s); today's limits replayed: "
-                  + ("predicted" if r["predicted"] else "not predicted (the kill left no sample at the limit)"))
-                 for r in killed.to_dict("records")]
-        lists.append(ItemList("OOM-killed in those days, under today's limits", items, len(items), more_file="backtest.csv"))
-    return lists
 
 
 def _rollup_table(records: list[dict], keys: list[str], table_id: str, title: str) -> Table:

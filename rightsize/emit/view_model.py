@@ -212,6 +212,13 @@ def _detail(r: dict) -> list[tuple[str, str]]:
                         f"confidence {r.get('confidence') or 'n/a'}"),
            ("cost/month", f"{fmt.usd(r.get('usd_per_month_current'))} now, "
                           f"{fmt.usd(r.get('usd_per_month_recommended'))} after")]
+    if r.get("cpu_pattern") or r.get("memory_pattern"):
+        growth = fmt.number(r.get("memory_growth_bytes_per_day"))
+        grows = "" if math.isnan(growth) else (f" ({fmt.memory(growth)}/day of pod age, projected peak "
+                                                f"{fmt.memory(r.get('memory_projected_bytes'), fmt.UNKNOWN)})")
+        out.insert(4, ("usage pattern", f"CPU {r.get('cpu_pattern') or 'n/a'}, memory {r.get('memory_pattern') or 'n/a'}{grows}"))
+    if r.get("raised_by_backtest"):
+        out.insert(5, ("self-check", f"raised the {r['raised_by_backtest']}: the window's last days would have broken it"))
     return out
 
 
@@ -224,7 +231,9 @@ def recommendation_row(r: dict, saving: float, with_cluster: bool) -> Row:
                Cell(fmt.cpu_limit_change(r["cpu_limit_action"], r["cpu_limit_cores_current"], r["cpu_limit_cores_recommended"]),
                     fmt.number(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else None),
                change_cell(r["memory_request_bytes_current"], r["memory_request_bytes_recommended"], fmt.memory),
-               change_cell(r["memory_limit_bytes_current"], r["memory_limit_bytes_recommended"], fmt.memory),
+               Cell(fmt.memory_limit_change(r["memory_limit_action"], r["memory_limit_bytes_current"],
+                                            r["memory_limit_bytes_recommended"]),
+                    None if fmt.unknown(r["memory_limit_bytes_recommended"]) else float(r["memory_limit_bytes_recommended"])),
                money_cell(saving, signed=True)],
         detail=_detail(r),
         attrs={"namespace": str(r["namespace"]), "team": str(r.get("team") or "(none)"), "status": fmt.words(r["status"])},

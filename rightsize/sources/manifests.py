@@ -102,6 +102,8 @@ def parse_documents(text: str, source: str) -> list[dict]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SourceError(f"{source}: document {index + 1}{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise SourceError(f"{source}: document {index + 1}: nested too deeply to be a Kubernetes manifest") from None
     return objects
 
 

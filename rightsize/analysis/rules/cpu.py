@@ -63,35 +63,37 @@ def cpu_throttling(rows: Rows) -> None:
     rows.flag(rec & hidden, "demand_hidden")
 
 
-@rule(after="cpu_throttling", reads=("cluster", "cpu_basis", "margin", "widen", "rec", "keep_cpu", "cpu_stat", "stat_text"),
+@rule(after="cpu_throttling", reads=("cluster", "cpu_basis", "cpu_margin", "cpu_pattern", "widen", "rec", "keep_cpu", "cpu_stat",
+                                     "stat_text"),
       writes=("cpu_req", "cpu_raw", "max_cpu", "cpu_capped"), settings=("min_cpu", "max_cpu"))
 def cpu_request(rows: Rows) -> None:
-    """CPU request: the statistic x (1 + margin) x the widening, bounded, rounded up.
+    """CPU request: the statistic x (1 + its pattern's margin) x the widening, bounded, rounded up.
 
-    CPU request = the policy's statistic (as cpu_throttling left it) x (1 + margin) x the confidence
+    CPU request = the policy's statistic (as cpu_throttling left it) x (1 + the margin of its usage pattern,
+    usage_pattern) x the confidence
     widening, at least min_cpu, at most max_cpu (empty: the largest node's allocatable), rounded up to
     5m / 10m / 50m steps.
 
-    Reason: "CPU from <stat> <value> +<margin>%", "no CPU usage data", "CPU capped at the max".
+    Reason: "CPU from <stat> <value> +<margin>% (<pattern>)", "no CPU usage data", "CPU capped at the max".
     Flag: none.
     """
     v = rows.v
     basis = v["cpu_basis"]
     max_cpu = rows.max_bound(rows.pf("max_cpu"), "cpu")
-    raw = basis * (1 + v["margin"]) * v["widen"]
+    raw = basis * (1 + v["cpu_margin"]) * v["widen"]
     bounded = np.minimum(np.maximum(raw, rows.pf("min_cpu")), max_cpu)
     req = round_cpu_up(bounded)
     v["cpu_req"] = np.where(req > max_cpu, round_cpu_down(max_cpu), req)
     v.update(cpu_raw=raw, max_cpu=max_cpu, cpu_capped=raw > max_cpu)
     rec, keep = v["rec"], v["keep_cpu"]
     rows.reason(rec & ~keep & ~np.isnan(basis), "CPU from " + joined(v["cpu_stat"], v["stat_text"]) + " "
-                + cpu_text(basis) + " +" + pct_text(v["margin"]))
+                + cpu_text(basis) + " +" + pct_text(v["cpu_margin"]) + " (" + pd.Series(v["cpu_pattern"], dtype=object) + ")")
     rows.reason(rec & np.isnan(basis), "no CPU usage data")
     rows.reason(rec & v["cpu_capped"], "CPU capped at the max")
 
 
-@rule(after="memory_limit", reads=("cpu_req", "cpu_request_cores", "cpu_limit_cores", "throttled", "cpu_p99_estimate",
-                                   "margin", "rec") + usage_columns("cpu", _STATS),
+@rule(after="growing_memory_limit", reads=("cpu_req", "cpu_request_cores", "cpu_limit_cores", "throttled", "cpu_p99_estimate",
+                                           "cpu_margin", "rec") + usage_columns("cpu", _STATS),
       writes=("cpu_lim", "cpu_action", "cpu_limit_mode"),
       settings=("cpu_limit", "cpu_limit_factor", "throttled_limit_action", "throttled_limit_raise", "cpu_limit_covers_max"))
 def cpu_limit(rows: Rows) -> None:
@@ -100,7 +102,7 @@ def cpu_limit(rows: Rows) -> None:
     CPU limit by policy: unset (none recommended; an existing one stays proportional to the request),
     proportional, factor (request x cpu_limit_factor) or remove. A throttled container's limit is removed
     (throttled_limit_action = remove, or cpu_limit = remove) or raised to at least the estimated p99 demand
-    (cpu_throttling), the current limit x (1 + throttled_limit_raise) and the observed max x (1 + margin),
+    (cpu_throttling), the current limit x (1 + throttled_limit_raise) and the observed max x (1 + its margin),
     so next week is not throttled: it is never lowered. Every limit is at least the request and the
     observed p99 usage, and the observed max where cpu_limit_covers_max (non-production).
 
@@ -123,7 +125,7 @@ def cpu_limit(rows: Rows) -> None:
     thr_remove = thr & ((rows.ps("throttled_limit_action") == "remove") | remove)
     thr_raise = thr & ~thr_remove
     raised = np.fmax.reduce([np.nan_to_num(lim, nan=0.0), np.nan_to_num(v["cpu_p99_estimate"], nan=0.0),
-                             np.nan_to_num(rows.stat("cpu", "max"), nan=0.0) * (1 + v["margin"]),
+                             np.nan_to_num(rows.stat("cpu", "max"), nan=0.0) * (1 + v["cpu_margin"]),
                              cur * (1 + rows.pf("throttled_limit_raise"))])
     lim = np.where(thr_raise, raised, lim)
     action[thr_raise], action[thr_remove] = "set", "remove"

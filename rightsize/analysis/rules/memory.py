@@ -13,32 +13,34 @@ from .text import joined, mem_text, num_text, pct_text, ratio
 _STATS = tuple(STATISTICS)  # p50 ... max
 
 
-@rule(after="cpu_request", reads=("cluster", "mem_basis", "margin", "widen", "rec", "keep_memory", "mem_stat", "stat_text")
+@rule(after="cpu_request", reads=("cluster", "mem_basis", "mem_margin", "mem_pattern", "widen", "rec", "keep_memory", "mem_stat",
+                                  "stat_text")
       + usage_columns("memory", _STATS),
       writes=("mem_raw", "max_mem", "mem_pre", "peak", "floor_lim", "floor_req", "oom"),
       settings=("min_memory", "max_memory", "memory_request_covers_max"))
 def memory_request(rows: Rows) -> None:
-    """Memory request before its floor: the statistic x (1 + margin) x the widening, bounded.
+    """Memory request before its floor: the statistic x (1 + its pattern's margin) x the widening, bounded.
 
-    Memory request before its safety floor = the policy's statistic x (1 + margin) x the widening, within
+    Memory request before its safety floor = the policy's statistic x (1 + the margin of its usage pattern)
+    x the widening, within
     [min_memory, max_memory]. The floor: the observed max working set for the limit everywhere and for the
     request where memory_request_covers_max (production: limit = request, so the request holds the peak).
 
-    Reason: "memory from <stat> <value> +<margin>%", "no memory usage data".
+    Reason: "memory from <stat> <value> +<margin>% (<pattern>)", "no memory usage data".
     Flag: none.
     """
     v = rows.v
     basis = v["mem_basis"]
     peak = np.fmax.reduce([rows.stat("memory", p) for p in _STATS])  # the max; any statistic if it is missing
     max_mem = rows.max_bound(rows.pf("max_memory"), "memory")
-    raw = basis * (1 + v["margin"]) * v["widen"]
+    raw = basis * (1 + v["mem_margin"]) * v["widen"]
     v.update(mem_raw=raw, max_mem=max_mem, mem_pre=np.minimum(np.maximum(raw, rows.pf("min_memory")), max_mem),
              peak=peak, floor_lim=peak, floor_req=np.where(rows.pb("memory_request_covers_max"), peak, np.nan),
              oom=np.zeros(rows.n, dtype=bool))
     rec, keep = v["rec"], v["keep_memory"]
     rows.reason(rec & ~keep & ~np.isnan(basis), "memory from "
                 + joined(v["mem_stat"], np.where(v["mem_stat"] == "max", "", v["stat_text"]))
-                + " " + mem_text(basis) + " +" + pct_text(v["margin"]))
+                + " " + mem_text(basis) + " +" + pct_text(v["mem_margin"]) + " (" + pd.Series(v["mem_pattern"], dtype=object) + ")")
     rows.reason(rec & np.isnan(basis), "no memory usage data")
 
 
@@ -106,7 +108,8 @@ def _oom_reasons(rows: Rows, est: dict, leak: np.ndarray, floor: np.ndarray, vpa
     rows.reason(rec & capped, "OOM escalation capped at the largest node's allocatable " + mem_text(v["max_mem"]))
 
 
-@rule(after="oom_demand", reads=("floor_req", "mem_pre", "max_mem", "mem_basis", "mem_raw", "rec", "keep_memory", "oom"),
+@rule(after="growth_demand", reads=("floor_req", "mem_pre", "max_mem", "mem_basis", "mem_raw", "rec", "keep_memory", "oom",
+                                    "growth_floor"),
       writes=("mem_req", "mem_raised", "mem_above_max", "mem_capped"))
 def memory_floor(rows: Rows) -> None:
     """Memory floor: the request holds its safety floor, rounded up; above the max only for the floor.
@@ -129,7 +132,8 @@ def memory_floor(rows: Rows) -> None:
     above = req > max_mem
     v.update(mem_req=req, mem_raised=raised, mem_above_max=above, mem_capped=(v["mem_raw"] > max_mem) & ~above)
     rec, keep = v["rec"], v["keep_memory"]
-    rows.reason(rec & ~v["oom"] & ~keep & raised, "memory raised to the observed max working set")
+    by_growth = ~np.isnan(v["growth_floor"])  # growth_demand said why
+    rows.reason(rec & ~v["oom"] & ~by_growth & ~keep & raised, "memory raised to the observed max working set")
     rows.reason(rec & v["mem_capped"], "memory capped at the max")
     rows.reason(rec & above, "memory above the max (largest node) because observed usage needs it")
 

@@ -9,7 +9,7 @@ from .text import join
 IMBALANCE = 1.5  # hottest pod's p95 / pooled p95 from which replicas count as imbalanced
 
 
-@rule(after="cpu_limit", reads=("rec", "kind"), flags=("one_off_job",))
+@rule(after="self_check", reads=("rec", "kind"), flags=("one_off_job",))
 def one_off_job(rows: Rows) -> None:
     """One-off Jobs: a recommendation for the next run, no patch, not in the savings total.
 
@@ -41,7 +41,7 @@ def _differs(cur: np.ndarray, rec: np.ndarray, frac: np.ndarray, absolute: np.nd
       reads=_VALUES + ("rec", "no_rec", "ignored", "cpu_action", "floor_req", "floor_lim", "throttled", "cpu_request_cores",
                        "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes", "hpa_cpu_target_percent",
                        "hpa_memory_target_percent"),
-      writes=_VALUES + ("cpu_action", "status", "unsafe", "changes"),
+      writes=_VALUES + ("cpu_action", "mem_action", "status", "unsafe", "changes"),
       settings=("change_threshold", "change_threshold_cpu", "change_threshold_memory"))
 def status(rows: Rows) -> None:
     """Status: change or keep by the change thresholds; safety beats stability.
@@ -59,6 +59,7 @@ def status(rows: Rows) -> None:
     for key in _VALUES:
         v[key] = np.where(rec, v[key], np.nan)
     v["cpu_action"] = np.where(rec, v["cpu_action"], "none")
+    v["mem_action"] = np.where(rec, v["mem_action"], "none")
     frac, cpu_abs, mem_abs = rows.pf("change_threshold"), rows.pf("change_threshold_cpu"), rows.pf("change_threshold_memory")
     cur_cpu_lim = rows.num("cpu_limit_cores")
     diffs = {

@@ -108,17 +108,17 @@ def eligibility(rows: Rows) -> None:
     rows.reason(data & few, samples_txt)
 
 
-@rule(after="eligibility", reads=("days", "rec"), writes=("widen", "margin", "confidence"), flags=("low_confidence",),
+@rule(after="usage_pattern", reads=("days", "rec"), writes=("widen", "margin", "confidence"), flags=("low_confidence",),
       settings=("full_confidence_history", "medium_confidence_history", "confidence_multiplier", "confidence_exponent",
                 "margin"))
 def confidence(rows: Rows) -> None:
     """Confidence: a short history widens the margin (VPA-style) and lowers the confidence.
 
-    VPA-style confidence: with less than full_confidence_history of history the margin is widened by
+    VPA-style confidence: with less than full_confidence_history of history the margins are widened by
     ((1 + m / days) / (1 + m / full days)) ^ e (m = confidence_multiplier, e = confidence_exponent), and
     the confidence is high (full history), medium (from medium_confidence_history) or low.
 
-    Reason: "margin widened to <p>% for <d>d of history".
+    Reason: "margins widened x<f> for <d>d of history".
     Flag: low_confidence.
     """
     v = rows.v
@@ -131,7 +131,6 @@ def confidence(rows: Rows) -> None:
     conf = np.where(days >= full_days, "high",
                     np.where(days >= rows.pf("medium_confidence_history") / DAY_SECONDS, "medium", "low"))
     v["confidence"] = np.where(v["rec"], conf, "")
-    eff = (1 + v["margin"]) * v["widen"]
     rows.reason(v["rec"] & (v["widen"] > 1.0 + 1e-9),
-                "margin widened to " + pct_text(eff - 1) + " for " + num_text(days) + "d of history")
+                "margins widened x" + num_text(v["widen"], 2) + " for " + num_text(days) + "d of history")
     rows.flag(v["rec"] & (v["confidence"] == "low"), "low_confidence")

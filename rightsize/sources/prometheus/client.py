@@ -238,14 +238,12 @@ class Client:
         return answer["data"]
 
     def _status(self, what: str, status: int, text: str) -> QueryFailed:
-        failed = _status_failure(self.url, what, status, clean_text(text))
+        failed = _status_failure(self.url, what, status, clean_text(text.strip()))
         hint = ""
         if status in (401, 403):
             env = self.token_env
             hint = (f" (is {env} set? it is not set)" if env and not os.environ.get(env) else
                     f" (is {env} set to a valid token?)" if env else " (are the credentials right?)")
-        elif status == 404:
-            hint = " (is the URL the API's base, with its path prefix, e.g. /prometheus for Mimir or /select/0/prometheus for VictoriaMetrics?)"
         if hint:
             failed.args = (failed.args[0] + hint,)
         return failed

@@ -31,7 +31,6 @@ from ...sketch import usage_statistics
 from ...usage_stats import DAY_SECONDS
 from ...config import Config
 from ...errors import SourceError
-from ...escape import clean_text
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot, conform
 from .. import ksm
@@ -117,7 +116,8 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     raw_daily = gpu.finish(run, acc, outcome, None if raw is None else raw.drop(columns="raw_samples"), snapshot)
     hist = _drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = _drop(acc.daily(run.cluster, run.owners, raw_daily, oom_known), outcome.failed)
+    daily = _drop(acc.daily(run.cluster, run.owners, raw_daily, oom_known, raw is not None and run.has("restarts")),
+                  outcome.failed)
     usage = gpu.usage_columns(run, _usage(run, hist, daily, oom_known, per_pod))
     _append(snapshot, "usage", usage)
     _append(snapshot, "usage_histograms", hist)
@@ -137,7 +137,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
         some = ", ".join(sorted(f"{ns}/{pod}" for ns, pod in acc.unowned)[:5])
         snapshot.warn("unowned_pods", f"cluster {run.cluster}: {len(acc.unowned)} pod(s) have usage but no {config.prometheus.metrics.pod_owner} "
                       f"series, so no workload: their usage is left out (e.g. {some})", affects="usage")
-    _check_found(run, snapshot, usage, allow_partial)
+    sanity.check_found(run, snapshot, usage, allow_partial)
     log(f"[{run.cluster}] found {len(usage)} containers in {usage[['namespace', 'kind', 'workload']].drop_duplicates().shape[0]} "
         f"workloads and {usage['namespace'].nunique()} namespaces; {run.client.requests} requests")
     snapshot.meta["sources"][f"prometheus:{run.cluster}"] = {
@@ -317,28 +317,6 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=_POD_KEY + ["stat", "day", "value"])
 
 
-def _check_found(run: Run, snapshot: Snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
-    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
-    (with the hints of an empty server; with allow_partial a flagged partial result)."""
-    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
-                       ("samples_dropped", sanity.dropped_warning(run.cluster, run.dropped))):
-        if text:
-            snapshot.warn(code, text, affects="usage")
-            run.log(f"warning: {text}")
-    if len(usage):
-        return
-    p = run.config.prometheus
-    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
-    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
-            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
-            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
-            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
-    if not allow_partial:
-        raise SourceError(text)
-    snapshot.warn("no_containers", text, affects="usage")
-    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)
-
-
 def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
     """Instant-vector result -> DataFrame with the given labels (renamed to ``names``) and ``value``."""
     rows = [[r["metric"].get(lab, "") for lab in labels] + [float(r["value"][1])] for r in result]
@@ -346,19 +324,20 @@ def _rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFra
 
 
 def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """namespace, pod, container, day, memory_max_bytes, oom_kills, raw_samples (raw working-set samples)
-    from the daily query rows."""
+    """namespace, pod, container, day, memory_max_bytes, restarts, oom_kills, raw_samples (raw working-set
+    samples) from the daily query rows."""
     if not frames:
-        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"])
+        return pd.DataFrame(columns=_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"])
     d = pd.concat(frames, ignore_index=True)
     wide = d.pivot_table(index=_POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "oom_kills", "raw_samples"):
+    for c in ("memory_max_bytes", "restarts", "oom_kills", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
     wide["oom_kills"] = wide["oom_kills"].round()
-    return wide[_POD_KEY + ["day", "memory_max_bytes", "oom_kills", "raw_samples"]]
+    wide["restarts"] = wide["restarts"].round()
+    return wide[_POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"]]
 
 
 def _record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:

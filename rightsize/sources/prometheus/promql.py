@@ -132,8 +132,8 @@ class Queries:
 
     def daily(self, namespaces, span: float) -> str:
         """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw
-        working-set sample, its raw sample count (pod lifetimes, lifetimes.py) and the OOM kills (restarts
-        in a span where the last termination reason was OOMKilled), tagged by a ``stat`` label."""
+        working-set sample, its raw sample count (pod lifetimes, lifetimes.py), the restarts and the OOM kills
+        (restarts in a span where the last termination reason was OOMKilled), tagged by a ``stat`` label."""
         m, K = self.cfg.metrics, self.pod_key
         wss = self.sel(m.memory_working_set, namespaces, containers=True)
         rst = self.sel(m.restarts, namespaces, containers=True)
@@ -146,6 +146,7 @@ class Queries:
         parts = {
             "memory_max": f"max by ({K}) (max_over_time({wss}[{dur(span)}]))",
             "raw_samples": f"max by ({K}) (count_over_time({wss}[{dur(span)}]))",
+            "restarts": kills,  # a restart starts a new working set: it resets the growth analysis/growth.py fits
             "oom_kills": f"{kills} and on ({K}) (max by ({K}) (max_over_time({oom}[{dur(span)}])) > 0)",
         }
         return _tagged(parts)

@@ -14,12 +14,15 @@ Names are checked for every source at once, when the clusters are merged (``coll
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
+from ...errors import SourceError
 from ...escape import clean_text
+from ...quantity import format_duration as dur
 from .client import RangeSeries
 
 
@@ -89,3 +92,25 @@ def dropped_warning(cluster: str, dropped: Counter, limit: int = 5) -> str:
     more = f" and {len(dropped) - limit} more" if len(dropped) > limit else ""
     return (f"cluster {cluster}: {sum(dropped.values())} NaN, infinite or negative usage sample(s) were dropped, "
             f"the pods' other samples kept: {named}{more}")
+
+
+def check_found(run, snapshot, usage: pd.DataFrame, allow_partial: bool) -> None:
+    """The sanity warnings (duplicate scrapes, dropped samples), and zero containers found is an error
+    (with the hints of an empty server; with allow_partial a flagged partial result)."""
+    for code, text in (("duplicate_series", run.duplicates and f"cluster {run.cluster}: {run.duplicates}"),
+                       ("samples_dropped", dropped_warning(run.cluster, run.dropped))):
+        if text:
+            snapshot.warn(code, text, affects="usage")
+            run.log(f"warning: {text}")
+    if len(usage):
+        return
+    p = run.config.prometheus
+    scope = f"namespaces {', '.join(repr(clean_text(n)) for n in p.namespaces)}" if p.namespaces else "any namespace"
+    text = (f"{run.client.url}: cluster {run.cluster}: found 0 containers with usage in {scope} over the window: "
+            f"is [prometheus] namespaces / exclude_namespaces right (a typo?), is the window ({dur(run.config.general.window)}, "
+            f"ending {dt.datetime.fromtimestamp(run.grid.end, dt.timezone.utc).isoformat()}) inside the data the server keeps, "
+            "and do kube_pod_owner series name the pods (kube-state-metrics)? Every sample may also have been NaN")
+    if not allow_partial:
+        raise SourceError(text)
+    snapshot.warn("no_containers", text, affects="usage")
+    snapshot.meta.setdefault("partial", {}).setdefault("clusters", []).append(run.cluster)

@@ -278,12 +278,14 @@ class UsageAccumulator:
         out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int32)
         return out
 
-    def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True) -> pd.DataFrame:
+    def daily(self, cluster: str, owners: dict[tuple, tuple], raw: pd.DataFrame | None, oom_known: bool = True,
+              restarts_known: bool | None = None) -> pd.DataFrame:
         """The usage_daily table: per container instance and day, exact samples, means and maxima.
 
         ``raw``: namespace, pod, container, day (int bin), memory_max_bytes (largest raw sample),
-        oom_kills, from the daily query (None when it could not run); its memory max replaces the
-        step max where known. ``oom_known``: whether the metrics behind OOM kills exist (else NaN)."""
+        oom_kills and restarts, from the daily query (None when it could not run); its memory max replaces
+        the step max where known. ``oom_known``, ``restarts_known`` (default: as oom_known): whether the
+        metrics behind OOM kills (restarts and the termination reason) and behind restarts exist (else NaN)."""
         series = self._series_frame(owners)
         per = {}
         for resource, unit in ((r.name, r.unit) for r in RESOURCES.values()):
@@ -300,8 +302,10 @@ class UsageAccumulator:
             for col in [c for c in ("memory_max_bytes", "gpu_memory_max_bytes") if f"{c}_raw" in out]:
                 out[col] = out[f"{col}_raw"].fillna(out[col])  # the largest raw sample, finer than the step
                 out = out.drop(columns=[f"{col}_raw"])
-        # no series for a pod: the query ran and saw no kill
+        # no series for a pod: the query ran and saw no kill (no restart)
         out["oom_kills"] = out["oom_kills"].fillna(0.0) if raw is not None and oom_known else np.nan
+        known = oom_known if restarts_known is None else restarts_known
+        out["restarts"] = out["restarts"].fillna(0.0) if raw is not None and known and "restarts" in out else np.nan
         for c in (f"{r}_samples" for r in RESOURCES):
             out[c] = out[c].fillna(0).astype(np.int64)
         out["day"] = self.grid.day_start(out["day"].to_numpy())
