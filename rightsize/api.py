@@ -117,9 +117,10 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
     columns), largest saving first. ``by="namespace"`` (or ``"team"``, or a list of columns): rolled up
     with ``analysis.summary.rollup``, the same figures as the report's per-namespace and per-team tables
     (savings of the proposed changes; containers without a price counted in containers_without_price and
-    left out of the money, which is NaN for a group with no price at all).
+    left out of the money, which is NaN for a group with no price at all), and the GPU dollars requested,
+    used and saved (README "GPUs"; 0 for a group without GPUs, used NaN where no GPU of it was measured).
     """
-    from .analysis.summary import rollup
+    from .analysis.summary import gpu_sums, rollup
 
     recs = recommend(snapshot, policy=policy, config=config)
     if by is None:
@@ -130,7 +131,7 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
     unknown = [k for k in keys if k not in recs.columns]
     if unknown:
         raise ConfigError(f"costs(by=...): unknown column {unknown[0]!r}; e.g. namespace, team, cluster, kind, policy")
-    return rollup(recs, keys)
+    return rollup(recs, keys, sums=gpu_sums(recs))
 
 
 GPU_COLUMNS = ("gpu_resource", "gpu_request_count_current", "gpu_model", "gpu_engine_p95_ratio", "gpu_engine_mean_ratio",

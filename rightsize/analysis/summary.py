@@ -395,9 +395,9 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "containers_by_status": by_status,
         "containers_by_flag": by_flag,
         "spot_by_verdict": by_verdict,
-        "by_cluster": _records(rollup(recs, ["cluster"], sums=_gpu_sums(recs))),
-        "by_namespace": _records(rollup(recs, ["cluster", "namespace"], sums=_gpu_sums(recs))),
-        "by_team": _records(rollup(recs, ["team"], sums=_gpu_sums(recs))),
+        "by_cluster": _records(rollup(recs, ["cluster"], sums=gpu_sums(recs))),
+        "by_namespace": _records(rollup(recs, ["cluster", "namespace"], sums=gpu_sums(recs))),
+        "by_team": _records(rollup(recs, ["team"], sums=gpu_sums(recs))),
         "warnings": merged_warnings(analysis, snapshot),
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
@@ -407,7 +407,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     }
 
 
-def _gpu_sums(recs: pd.DataFrame) -> tuple[str, ...]:
+def gpu_sums(recs: pd.DataFrame) -> tuple[str, ...]:
     """The GPU dollars a rollup sums per group (requested, used, saved), where the table has them."""
     return tuple(c for c in GPU_SUMS if c in recs.columns)
 

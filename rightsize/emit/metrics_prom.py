@@ -69,9 +69,9 @@ def _family(name: str, help_text: str, rows: list[tuple[dict, object]]) -> list[
 def namespace_figures(recommendations: pd.DataFrame) -> pd.DataFrame:
     """The one rollup per cluster and namespace plus ``coverage_ratio`` (containers with a
     recommendation, i.e. status change or keep, over the containers not ignored)."""
-    from ..analysis.summary import GPU_SUMS, rollup
+    from ..analysis.summary import gpu_sums, rollup
 
-    figures = rollup(recommendations, ["cluster", "namespace"], sums=tuple(c for c in GPU_SUMS if c in recommendations))
+    figures = rollup(recommendations, ["cluster", "namespace"], sums=gpu_sums(recommendations))
     if recommendations.empty:
         return figures.assign(coverage_ratio=pd.Series(dtype=float))
     status = recommendations["status"]
