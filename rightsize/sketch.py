@@ -119,8 +119,8 @@ def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, qua
     ids = ids or ids_of(hist, keys)
     mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
     qs = list(quantiles)
-    if not mask.any():
-        return pd.DataFrame(columns=keys + qs + ["samples"])
+    if not mask.any():  # float columns, so a range of containers without this resource concatenates as floats
+        return pd.DataFrame(columns=keys + qs + ["samples"]).astype({c: float for c in [*qs, "samples"]})
     per_pod = basis == "max_over_pods"
     gid, table = (ids.pod, ids.pods) if per_pod else (ids.group, ids.groups)
     gid = gid[mask]
