@@ -309,7 +309,7 @@ def with_gpu_requests(recs: pd.DataFrame, snapshot) -> pd.DataFrame:
     cont = snapshot.tables["containers"].reindex(columns=keys + ["gpu_resource", "gpu_request_count"]).drop_duplicates(keys)
     got = recs[keys].merge(cont, on=keys, how="left")
     out = recs.copy()
-    out["gpu_resource"] = got["gpu_resource"].fillna("").astype(str).to_numpy()
+    out["gpu_resource"] = got["gpu_resource"].astype(object).fillna("").astype(str).to_numpy()
     out["gpu_request_count_current"] = got["gpu_request_count"].to_numpy(dtype=float, na_value=np.nan)
     out["gpu_resource_recommended"] = ""
     out["gpu_request_count_recommended"] = out["gpu_request_count_current"]

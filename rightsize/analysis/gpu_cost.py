@@ -157,7 +157,9 @@ def gpu_idle(snapshot, devices: pd.DataFrame, weights: pd.DataFrame, hours_per_m
     keys = list(WORKLOAD_KEY)
     cont = snapshot.tables["containers"]
     cont = cont.reindex(columns=keys + ["container_type", "gpu_resource", "gpu_request_count"])
-    cont = cont[(cont["gpu_resource"].fillna("") != "") & (cont["gpu_request_count"].fillna(0) > 0)]
+    # a table without the GPU columns (hand-made, or written before them): no GPU, as strings
+    cont = cont.assign(gpu_resource=cont["gpu_resource"].astype(object).fillna("").astype(str))
+    cont = cont[(cont["gpu_resource"] != "") & (cont["gpu_request_count"].fillna(0) > 0)]
     pl = snapshot.tables["placement"][keys + ["node", "pod_hours"]].merge(cont, on=keys)
     pl = pl.merge(devices[["cluster", "node", "gpu_model", "whole_device_share"]], on=["cluster", "node"], how="left")
     pl["_gpus"] = pl["gpu_request_count"] * device_share(pl["gpu_resource"], pl["gpu_model"], pl["whole_device_share"]).fillna(1.0)
