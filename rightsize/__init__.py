@@ -5,7 +5,7 @@ rightsize.api, the plots in rightsize.plots; both are imported lazily, so the CL
 """
 from .version import __version__
 
-_API = ("load", "analyze", "recommend", "costs", "spot", "cross_az", "load_balancers", "node_groups", "what_if", "backtest", "totals",
+_API = ("load", "analyze", "recommend", "costs", "gpu", "spot", "cross_az", "load_balancers", "node_groups", "what_if", "backtest", "totals",
         "workload_ref", "fetch_series", "formatted", "margin_sweep")
 _PLOTS = ("plot_usage", "plot_cross_az_matrix")
 # the report's charts (rightsize.emit.charts via rightsize.plots), loaded with matplotlib on first use

@@ -117,9 +117,10 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
     columns), largest saving first. ``by="namespace"`` (or ``"team"``, or a list of columns): rolled up
     with ``analysis.summary.rollup``, the same figures as the report's per-namespace and per-team tables
     (savings of the proposed changes; containers without a price counted in containers_without_price and
-    left out of the money, which is NaN for a group with no price at all).
+    left out of the money, which is NaN for a group with no price at all), and the GPU dollars requested,
+    used and saved (README "GPUs"; 0 for a group without GPUs, used NaN where no GPU of it was measured).
     """
-    from .analysis.summary import rollup
+    from .analysis.summary import gpu_sums, rollup
 
     recs = recommend(snapshot, policy=policy, config=config)
     if by is None:
@@ -130,7 +131,44 @@ def costs(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str]
     unknown = [k for k in keys if k not in recs.columns]
     if unknown:
         raise ConfigError(f"costs(by=...): unknown column {unknown[0]!r}; e.g. namespace, team, cluster, kind, policy")
-    return rollup(recs, keys)
+    return rollup(recs, keys, sums=gpu_sums(recs))
+
+
+GPU_COLUMNS = ("gpu_resource", "gpu_request_count_current", "gpu_model", "gpu_engine_p95_ratio", "gpu_engine_mean_ratio",
+               "gpu_memory_peak_bytes", "gpu_memory_bytes", "gpu_action", "gpu_target", "gpu_resource_recommended",
+               "gpu_share_after", "gpu_evidence", "gpu_usd_per_month_current", "gpu_usd_per_month_used", "gpu_savings_usd_per_month")
+
+
+def gpu(snapshot: Snapshot, config: ConfigLike = None, by: str | Sequence[str] | None = None,
+        policy: PolicyLike = None) -> pd.DataFrame:
+    """GPUs, USD/month (README "GPUs").
+
+    ``by=None``: one row per container that asks for GPUs: its GPU resource, count and model, the DCGM evidence
+    (engine active p95 and mean, 0-1; frame buffer peak and size, bytes), the GPU action (idle, share_mig,
+    share_time_slicing, smaller_gpu, keep, unmeasured) with its target, and the GPU dollars requested, used and
+    saved; largest saving first. ``by="namespace"`` (or ``"team"``, or a list of columns): those dollars summed
+    per group. ``by="node_group"``: per node group, its GPU-equivalents allocatable and requested, and the
+    dollars of the idle ones (idle.csv's columns).
+    """
+    from .analysis import cost
+    from .analysis.summary import GPU_SUMS
+
+    cfg = _config(config)
+    if by == "node_group":
+        idle = cost.idle_costs(_priced(snapshot, cfg), cfg)
+        return idle[idle["allocatable_gpus"] > 0][["cluster", "node_group", "instance_type", "capacity_type", "nodes",
+                                                   "allocatable_gpus", "requested_gpus", "gpu_idle_usd_per_month"]].reset_index(drop=True)
+    recs = recommend(snapshot, policy=policy, config=cfg)
+    recs = recs[recs["gpu_resource"] != ""]
+    if by is None:
+        cols = [*WORKLOAD_KEY, "container", "team", *GPU_COLUMNS]
+        return recs[cols].sort_values("gpu_savings_usd_per_month", ascending=False, na_position="last").reset_index(drop=True)
+    keys = [by] if isinstance(by, str) else list(by)
+    if any(k not in recs.columns for k in keys):
+        raise ConfigError(f"gpu(by=...): unknown column {next(k for k in keys if k not in recs.columns)!r}; "
+                          "e.g. namespace, team, cluster, node_group")
+    return recs.groupby(keys, as_index=False)[list(GPU_SUMS)].sum(min_count=1).sort_values(
+        "gpu_usd_per_month_current", ascending=False).reset_index(drop=True)
 
 
 def spot(snapshot: Snapshot, config: ConfigLike = None, policy: PolicyLike = None) -> pd.DataFrame:

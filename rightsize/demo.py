@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .demo_gpus import DemoGpu, gpu_nodes_table, gpu_placement, gpu_usage, gpu_usage_columns, gpu_workloads
 from .demo_runtimes import DemoRuntime, runtime_tables
 from .sketch import usage_statistics
 from .quantity import GIB, parse_cpu, parse_memory
@@ -44,6 +45,7 @@ class DemoContainer:
     init: bool = False
     history_days: float = WINDOW_DAYS
     runtime: DemoRuntime | None = None  # a JVM or Go runtime (demo_runtimes.py): memory_mean is then its non-heap
+    gpu: DemoGpu | None = None  # its GPUs (demo_gpus.py)
 
 
 @dataclass
@@ -68,6 +70,11 @@ class DemoWorkload:
     ignore: bool = False
     spot_preference: str = ""
     services: list[tuple] = field(default_factory=list)  # (name, type, internal)
+    checkpoints: bool = False  # annotated as checkpointing its work (a training job that can resume)
+
+    @property
+    def gpus(self) -> bool:
+        return any(c.gpu is not None for c in self.containers)
 
 
 C = DemoContainer
@@ -80,12 +87,14 @@ NAMESPACES = {
     "staging": {"environment": "staging", "team": "storefront"},
     "ci-runners": {"environment": "ci", "team": "platform"},
     "monitoring": {"environment": "production", "team": "platform"},
+    "ml-platform": {"environment": "production", "team": "ml-platform"},
 }
 
 
 def _workloads() -> list[DemoWorkload]:
     """The demo estate, one namespace at a time."""
-    return [*_shop(), *_payments(), *_data(), *_staging(), *_ci_runners(), *_monitoring()]
+    return [*_shop(), *_payments(), *_data(), *_staging(), *_ci_runners(), *_monitoring(),
+            *gpu_workloads(W, C)]  # the GPU block: ml-platform (demo_gpus.py)
 
 
 def _shop() -> list[DemoWorkload]:
@@ -306,7 +315,8 @@ def _reduce_usage(pods_by_container, grid) -> tuple[pd.DataFrame, pd.DataFrame]:
     for resource, which in (("cpu", 2), ("memory", 3)):
         result = [RangeSeries((w.namespace, p[0], c.name), p[which], ts[p[1]]) for (w, c), pods in pods_by_container for p in pods]
         acc.add(reduce_chunk(result, resource, grid, owners))
-    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, pd.DataFrame(raw))
+    raw = gpu_usage(pods_by_container, grid, acc, owners, pd.DataFrame(raw))  # the GPU block's DCGM samples
+    return acc.histograms(CLUSTER, owners), acc.daily(CLUSTER, owners, raw)
 
 
 def _demo_hpa(w: DemoWorkload) -> dict:
@@ -341,13 +351,15 @@ def generate(seed: int = 7, now: dt.datetime | None = None) -> Snapshot:
                            "restarts": float(c.restarts), "cpu_throttled_ratio": throttled,
                            # a throttled period holds the container back for about a third of its 100 ms
                            "cpu_throttled_seconds": throttled * 0.033 * sum(e - s for _, s, e in lives) * STEP_SECONDS * 10})
-        placement += _placement_rows(w, grid, free_cpu)
+        placement += _placement_rows(w, grid, free_cpu) if not w.gpus else gpu_placement(
+            CLUSTER, w, sum(e - s for _, s, e in _pod_lives(w, w.containers[0], grid)) * STEP_SECONDS / 3600 / max(w.replicas, 1))
     hist, daily = _reduce_usage(pods_by_container, grid)
     usage = usage_statistics(hist, daily, STEP_SECONDS)
     key = ["namespace", "kind", "workload", "container"]
     usage = usage.merge(pd.DataFrame(extras), on=key, how="left")
     usage["oom_kills"] = pd.MultiIndex.from_frame(usage[key]).map(daily.groupby(key)["oom_kills"].sum()).to_numpy(dtype=float)
     runtimes, runtime_hourly = runtime_tables(pods_by_container, grid, CLUSTER)
+    usage = gpu_usage_columns(usage, pods_by_container)
     snap = Snapshot(
         tables={
             "workloads": pd.DataFrame(workloads), "containers": pd.DataFrame(containers), "usage": usage,
@@ -387,7 +399,7 @@ def _workload_row(w) -> dict:
         "termination_grace_seconds": w.grace, "capacity_affinity": w.capacity, "tolerates_spot": w.on_spot,
         "update_max_unavailable": "25%" if w.kind == "Deployment" else "", "update_max_surge": "25%" if w.kind == "Deployment" else "",
         "team": w.team, "ignore": w.ignore, "spot_preference": w.spot_preference, "policy_override": "",
-        "source": "demo", "source_file": "",
+        "source": "demo", "source_file": "", "checkpoints": w.checkpoints,
     }
 
 
@@ -409,6 +421,8 @@ def _container_row(w, c) -> dict:
         "cpu_limit_cores": parse_cpu(c.cpu_limit) if c.cpu_limit else np.nan,
         "memory_request_bytes": parse_memory(c.memory_request) if c.memory_request else np.nan,
         "memory_limit_bytes": parse_memory(c.memory_limit) if c.memory_limit else np.nan,
+        "gpu_resource": c.gpu.resource if c.gpu else "",
+        "gpu_request_count": float(c.gpu.count) if c.gpu else np.nan, "gpu_limit_count": float(c.gpu.count) if c.gpu else np.nan,
     }
 
 
@@ -448,8 +462,8 @@ def _nodes_table() -> pd.DataFrame:
     return pd.DataFrame([{
         "cluster": CLUSTER, "node": n, "instance_type": t, "zone": z, "region": REGION, "capacity_type": cap, "node_group": grp,
         "allocatable_cpu_cores": NODE_SHAPES[t][0] - 0.19, "allocatable_memory_bytes": NODE_SHAPES[t][1] * GIB * 0.92,
-        "hours_seen": WINDOW_DAYS * 24.0,
-    } for n, t, z, cap, grp in NODES])
+        "hours_seen": WINDOW_DAYS * 24.0, "capacity_gpus": 0.0, "allocatable_gpus": 0.0, "gpu_resources_json": "{}",
+    } for n, t, z, cap, grp in NODES] + gpu_nodes_table(CLUSTER, REGION, WINDOW_DAYS * 24.0))
 
 
 def _traffic_table() -> pd.DataFrame:

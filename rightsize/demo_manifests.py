@@ -27,6 +27,8 @@ APPS = {"Deployment", "StatefulSet", "DaemonSet"}
 def _container(c: demo.DemoContainer) -> dict:
     requests = {k: v for k, v in (("cpu", c.cpu_request), ("memory", c.memory_request)) if v}
     limits = {k: v for k, v in (("cpu", c.cpu_limit), ("memory", c.memory_limit)) if v}
+    if c.gpu:  # an extended resource: the limit is enough (the API server copies it into the request)
+        limits[c.gpu.resource] = c.gpu.count
     resources = {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
     out = {"name": c.name, "image": f"demo/{c.name}:1.0", **(c.runtime.spec() if c.runtime else {})}
     if resources:
@@ -50,6 +52,8 @@ def workload_object(w: demo.DemoWorkload) -> dict:
     """The Kubernetes object of one demo workload (apps/v1 or batch/v1), labelled app=<name>."""
     labels = {"app": w.name, "team": w.team}
     meta = {"name": w.name, "namespace": w.namespace, "labels": labels}
+    if w.checkpoints:
+        meta["annotations"] = {"rightsize.io/checkpoints": "true"}
     template = {"metadata": {"labels": {"app": w.name}}}
     if w.kind in APPS:
         spec: dict = {"selector": {"matchLabels": {"app": w.name}}, "template": {**template, "spec": _pod_spec(w, None)}}

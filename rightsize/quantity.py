@@ -28,6 +28,18 @@ def parse_memory(value: str | int | float) -> float:
         raise ValueError(f"not a memory quantity: {value!r} (expected e.g. '512Mi' or '2Gi')") from exc
 
 
+def parse_count(value: str | int | float) -> float:
+    """Parse a count of devices ("1", 2) into a float; ValueError unless it is a whole number >= 0
+    (the API server refuses fractional extended resources such as nvidia.com/gpu)."""
+    try:
+        n = float(parse_quantity(value))
+    except (ValueError, InvalidOperation, TypeError) as exc:
+        raise ValueError(f"not a device count: {value!r} (expected a whole number such as 1)") from exc
+    if n < 0 or n != int(n):
+        raise ValueError(f"not a device count: {value!r} (expected a whole number such as 1)")
+    return n
+
+
 def format_cpu(cores: float) -> str:
     """Format cores as Kubernetes notation: whole millicores below 1 core ("250m"), else cores ("1.5")."""
     if cores is None or (isinstance(cores, float) and math.isnan(cores)):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .usage_stats import CONTAINER_KEY, WORKLOAD_KEY, usage_statistic_columns  # noqa: F401 - the tables' keys, re-exported
+from .usage_stats import CONTAINER_KEY, RESOURCES, WORKLOAD_KEY, usage_statistic_columns  # noqa: F401 - the tables' keys, re-exported
 
+
+_CORE_STATISTICS = set(usage_statistic_columns(core_only=True))  # required columns; GPU ones are optional
 
 @dataclass(frozen=True)
 class Column:
@@ -115,6 +117,8 @@ TABLES: dict[str, list[Column]] = {
         _c("source", "str", "Where the spec came from: api, manifests, prometheus, demo"),
         _c("source_file", "str", "Manifest file the workload came from ('' otherwise)", required=False),
         _c("resolved_by", "str", "How pods whose ReplicaSet/Job could not be listed were mapped to this workload: pod-template-hash, selector, job name ('' = not needed)", required=False),
+        _c("checkpoints", "bool", "Says it checkpoints its work ([kubernetes] checkpoint_annotation, as an annotation or label, "
+           "\"true\"): a training job that resumes after an interruption, so spot suits it", required=False),
         _c("zone_spread", "bool", "Pods must spread over zones (topologySpreadConstraints on topology.kubernetes.io/zone with DoNotSchedule, or required pod anti-affinity per zone)", required=False),
     ],
     "containers": _CONTAINER + [
@@ -127,11 +131,26 @@ TABLES: dict[str, list[Column]] = {
         _c("cpu_limit_cores", "float", "Current CPU limit, cores (NaN = unset)", non_negative=True),
         _c("memory_request_bytes", "float", "Current memory request, bytes (NaN = unset)", non_negative=True),
         _c("memory_limit_bytes", "float", "Current memory limit, bytes (NaN = unset)", non_negative=True),
+        _c("gpu_resource", "str", "GPU extended resource the container asks for: nvidia.com/gpu, amd.com/gpu or a MIG "
+           "slice such as nvidia.com/mig-1g.5gb ('' none; see gpu_resources.py)", required=False),
+        _c("gpu_request_count", "float", "Devices of gpu_resource requested (the limit when only the limit is set; NaN = none)",
+           required=False, non_negative=True),
+        _c("gpu_limit_count", "float", "Devices of gpu_resource in the limit (NaN = none)", required=False, non_negative=True),
     ],
     "usage": _CONTAINER + [
-        *[_c(name, "float", description, non_negative=True) for name, description in usage_statistic_columns()],
+        *[_c(name, "float", description, non_negative=True, required=(name, description) in _CORE_STATISTICS)
+          for name, description in usage_statistic_columns()],
         _c("cpu_mean_cores", "float", "Mean CPU usage over every pod's steps, cores", non_negative=True, required=False),
         _c("memory_mean_bytes", "float", "Mean working set over every pod's steps, bytes", non_negative=True, required=False),
+        _c("gpu_engine_mean_ratio", "float", "Mean GPU engine active over every pod's steps (0-1; NaN: no GPU usage measured)",
+           non_negative=True, required=False),
+        _c("gpu_memory_mean_bytes", "float", "Mean GPU frame buffer used over every pod's steps, bytes", non_negative=True,
+           required=False),
+        _c("gpu_memory_total_bytes", "float", "Frame buffer of the container's GPUs (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE, "
+           "the largest), bytes", non_negative=True, required=False),
+        _c("gpu_model", "str", "GPU model DCGM reports (its modelName label, e.g. 'NVIDIA A100-SXM4-40GB'; '' unknown)", required=False),
+        _c("gpu_engine_metric", "str", "The metric gpu_engine_* come from: DCGM_FI_PROF_GR_ENGINE_ACTIVE, or "
+           "DCGM_FI_DEV_GPU_UTIL where profiling metrics are off ('' none)", required=False),
         _c("samples", "float", "Steps of the window with data from any pod", non_negative=True),
         _c("pod_samples", "float", "Steps with data summed over pods (the pooled sample count)", non_negative=True, required=False),
         _c("hours_covered", "float", "Hours of the window with data (samples x step)", non_negative=True),
@@ -146,7 +165,7 @@ TABLES: dict[str, list[Column]] = {
     "usage_histograms": _CONTAINER + [
         _c("pod", "str", "Pod (basis 'pod'); '' for basis 'busiest'"),
         _c("basis", "str", "'pod': that pod's samples; 'busiest': the busiest replica's value at each step", nullable=False),
-        _c("resource", "str", "'cpu' (cores) or 'memory' (bytes)", nullable=False),
+        _c("resource", "str", "'cpu' (cores), 'memory' (bytes), 'gpu_engine' (ratio 0-1) or 'gpu_memory' (bytes)", nullable=False),
         _c("day", "datetime", "Start of the 24 h bin, counted back from the window end: the bin is (day, day + 24 h]", nullable=False),
         _c("bucket", "int", "Log bucket: values in (floor x 1.02^(b-1), floor x 1.02^b], floor 0.1m cores / 64 KiB; "
            "bucket 0 = [0, floor] (see sketch.py)", non_negative=True),
@@ -164,6 +183,10 @@ TABLES: dict[str, list[Column]] = {
         _c("oom_kills", "float", "OOM kills that day (NaN without the metrics to tell)", non_negative=True),
         _c("restarts", "float", "Container restarts that day, OOM kills included (NaN without the metrics to tell, or "
            "collected before this column existed)", required=False, non_negative=True),
+        *[_c(f"{res.name}_{what}", dtype, f"{text} ({res.description})", non_negative=True, required=False)
+          for res in RESOURCES.values() if not res.core
+          for what, dtype, text in (("samples", "int", "Steps with a value"), (f"mean_{res.unit}", "float", "Mean over those steps"),
+                                    (f"max_{res.unit}", "float", "Largest value of the day"))],
     ],
     "nodes": [
         _c("cluster", "str", "Cluster name", nullable=False),
@@ -176,6 +199,13 @@ TABLES: dict[str, list[Column]] = {
         _c("allocatable_cpu_cores", "float", "Allocatable CPU, cores", non_negative=True),
         _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes", non_negative=True),
         _c("hours_seen", "float", "Hours of the window the node existed", non_negative=True),
+        _c("capacity_gpus", "float", "Whole GPUs in the node's capacity (nvidia.com/gpu + amd.com/gpu; NaN unknown)",
+           required=False, non_negative=True),
+        _c("allocatable_gpus", "float", "Whole GPUs allocatable (nvidia.com/gpu + amd.com/gpu; MIG slices are in "
+           "gpu_resources_json; NaN unknown)", required=False, non_negative=True),
+        _c("gpu_resources_json", "str", "Every GPU resource allocatable on the node, whole GPUs and MIG slices, as a JSON "
+           "object of counts, e.g. {\"nvidia.com/gpu\": 4, \"nvidia.com/mig-1g.5gb\": 14} ('' unknown)", required=False),
+        _c("gpu_product", "str", "GPU model from GPU feature discovery's nvidia.com/gpu.product label ('' unknown)", required=False),
     ],
     "placement": _IDENTITY + [
         _c("node", "str", "Node the pods ran on", nullable=False),
@@ -217,6 +247,7 @@ TABLES: dict[str, list[Column]] = {
         _c("usd_per_hour", "float", "Price, USD/hour (after configured discounts)", non_negative=True),
         _c("vcpu", "float", "vCPUs of the type", non_negative=True),
         _c("memory_gib", "float", "Memory of the type, GiB", non_negative=True),
+        _c("gpus", "float", "GPUs of the type (0 none; NaN unknown)", required=False, non_negative=True),
         _c("interruption_bucket", "str", "Spot Advisor interruption frequency (<5%, 5-10%, ...) or ''", required=False),
         _c("spot_savings_percent", "float", "Spot Advisor savings against on-demand, percent", required=False),
         _c("price_source", "str", "aws, offline, offline-estimate, override"),
@@ -249,7 +280,7 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("status", "str", "'change' (patch proposed), 'keep' (below the change threshold), 'no_recommendation', 'ignored'"),
     _c("reason", "str", "Why: the reason for no recommendation, or the notes that shaped the recommendation"),
     _c("confidence", "str", "'high', 'medium', 'low' (history-based); '' without a recommendation"),
-    _c("flags", "str", "Comma separated: oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), memory_growth (the working set grows with pod age: see memory_growth_bytes_per_day), raised_by_backtest (the self-check raised a limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
+    _c("flags", "str", "Comma separated: gpu_unmeasured, gpu_idle, gpu_share, gpu_smaller (rules/gpu.py), oom_risk, throttled, hpa, low_confidence, no_limit, no_request, over_provisioned, under_provisioned, replicas_estimated (costed at the average pods run, pod-hours / window hours: Jobs, CronJobs, HPA-scaled work, replicas unknown from the spec), memory_leak (OOM-killed after climbing to the limit), memory_growth (the working set grows with pod age: see memory_growth_bytes_per_day), raised_by_backtest (the self-check raised a limit), demand_hidden (throttled: usage at the limit is a lower bound of the demand), one_off_job (a Job's pod template is immutable: no patch, savings apply to the next run), imbalanced_replicas (the hottest pod's CPU p95 over 1.5 x every replica's pooled p95: a leader or hot shard; per_replica = max_over_pods sizes for it), heap_full (a JVM's live set fills its heap: a lower bound, never lowered), runtime_spec_only (a runtime known from its spec only: no runtime metrics), runtime_setting_unknown (its setting's value is unknown from the spec), runtime_by_hand (its setting is on the command line: edit it by hand)"),
     _c("replicas", "float", "Pods used for cost: the spec's replicas; for Jobs, CronJobs, HPA-scaled workloads and replicas the spec cannot state, the average pods run (pod-hours / window hours)"),
     _c("average_pods", "float", "Average pods running over the window, pod-hours / window hours (NaN without placement)"),
     _c("cpu_request_cores_current", "float", "Current CPU request, cores (NaN = unset)"),
@@ -296,6 +327,24 @@ RECOMMENDATION_COLUMNS: list[Column] = _CONTAINER + [
     _c("usd_per_month_current", "float", "Cost of current requests x replicas, USD/month (NaN unknown price)"),
     _c("usd_per_month_recommended", "float", "Cost of recommended requests x replicas, USD/month"),
     _c("savings_usd_per_month", "float", "current - recommended, USD/month"),
+    _c("gpu_resource", "str", "GPU resource the container asks for today: nvidia.com/gpu, amd.com/gpu, a MIG slice ('' none)"),
+    _c("gpu_request_count_current", "float", "Devices of gpu_resource requested today (NaN none)"),
+    _c("gpu_model", "str", "GPU model its pods ran on (A100-40GB, A10G, L4, ...; '' unknown or no GPU)"),
+    _c("gpu_engine_p95_ratio", "float", "GPU engine active p95, every replica's samples pooled, 0-1 (the busiest of a pod's GPUs; NaN not measured)"),
+    _c("gpu_engine_mean_ratio", "float", "GPU engine active mean over the window, 0-1 (what 'used' GPU dollars count)"),
+    _c("gpu_memory_peak_bytes", "float", "Largest GPU frame buffer used by a pod's fullest GPU, raw samples, bytes"),
+    _c("gpu_memory_bytes", "float", "Frame buffer of its GPU, bytes (DCGM's, else the catalogue's)"),
+    _c("gpu_action", "str", "GPU recommendation: '' (no GPU), 'unmeasured' (no DCGM data), 'idle', 'share_mig', "
+       "'share_time_slicing', 'smaller_gpu', 'keep' (see README 'GPUs')"),
+    _c("gpu_target", "str", "What the GPU action proposes: 'no GPU', 'MIG 1g.5gb', 'time-slicing 4 per GPU', 'L4 (g6.xlarge)'"),
+    _c("gpu_resource_recommended", "str", "GPU resource the patch sets (a MIG slice the nodes offer); '' = no GPU patch (report only)"),
+    _c("gpu_request_count_recommended", "float", "Devices after the change (today's without a GPU patch)"),
+    _c("gpu_share_after", "float", "The container's GPU cost after the GPU action, as a share of today's (0 idle; NaN no action)"),
+    _c("gpu_evidence", "str", "What the GPU action rests on: engine active p95, frame buffer peak and size, GPU model, days"),
+    _c("gpu_usd_per_month_current", "float", "Cost of its GPU devices today, USD/month (in usd_per_month_current; 0 without GPUs)"),
+    _c("gpu_usd_per_month_recommended", "float", "Cost of its GPU devices after a GPU patch, USD/month (in usd_per_month_recommended)"),
+    _c("gpu_usd_per_month_used", "float", "GPU dollars actually used: current x engine active mean, USD/month (NaN not measured)"),
+    _c("gpu_savings_usd_per_month", "float", "What the GPU action saves, patched or report-only: current x (1 - gpu_share_after), USD/month"),
 ] + [  # runtimes (JVM, Go, Node.js, .NET): the setting that moves with the memory limit
     _c("runtime", "str", "'jvm', 'go', 'node', 'dotnet' (from the spec, else from its metrics), '' none seen"),
     _c("runtime_evidence", "str", "What is known of it: 'spec and metrics', 'spec only', 'metrics only'"),
@@ -373,8 +422,11 @@ IDLE_COLUMNS: list[Column] = [
     _c("requested_cpu_cores", "float", "CPU requested by pods on these nodes, cores (pod-hour weighted)"),
     _c("allocatable_memory_bytes", "float", "Allocatable memory, bytes"),
     _c("requested_memory_bytes", "float", "Memory requested, bytes"),
+    _c("allocatable_gpus", "float", "Allocatable GPUs in GPU-equivalents (a MIG slice or a time-sliced replica counts its share of a GPU)"),
+    _c("requested_gpus", "float", "GPU-equivalents requested by pods on these nodes (pod-hour weighted)"),
     _c("usd_per_month", "float", "Node cost, USD/month (NaN unknown price)"),
-    _c("idle_usd_per_month", "float", "Cost of allocatable not requested, USD/month"),
+    _c("idle_usd_per_month", "float", "Cost of allocatable not requested (CPU, memory and GPUs), USD/month"),
+    _c("gpu_idle_usd_per_month", "float", "Of which GPUs no pod requests, USD/month (at the GPU part of the node price)"),
 ]
 
 NODE_GROUP_COLUMNS: list[Column] = [
@@ -386,6 +438,8 @@ NODE_GROUP_COLUMNS: list[Column] = [
     _c("nodes", "float", "Nodes in the group over the window (a node counts by the share of the window it existed)"),
     _c("allocatable_cpu_cores", "float", "Allocatable CPU of one node, cores (median node)"),
     _c("allocatable_memory_bytes", "float", "Allocatable memory of one node, bytes (median node)"),
+    _c("allocatable_gpus", "float", "GPU devices one node offers pods (median node; a MIG slice counts its share of a GPU, "
+       "a time-sliced GPU each replica), packed as a third dimension; 0 without GPUs"),
     _c("daemonset_cpu_cores", "float", "CPU the DaemonSets on these nodes request per node, after the recommendations, cores"),
     _c("daemonset_memory_bytes", "float", "Memory the DaemonSets request per node, after the recommendations, bytes"),
     _c("pods", "float", "Pods packed onto the group (DaemonSets not counted)"),

@@ -119,8 +119,8 @@ def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, qua
     ids = ids or ids_of(hist, keys)
     mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
     qs = list(quantiles)
-    if not mask.any():
-        return pd.DataFrame(columns=keys + qs + ["samples"])
+    if not mask.any():  # float columns, so a range of containers without this resource concatenates as floats
+        return pd.DataFrame(columns=keys + qs + ["samples"]).astype({c: float for c in [*qs, "samples"]})
     per_pod = basis == "max_over_pods"
     gid, table = (ids.pod, ids.pods) if per_pod else (ids.group, ids.groups)
     gid = gid[mask]
@@ -180,7 +180,7 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
     samples x step. ``ids``: the rows' grouping when the caller has it (ids_of, or analysis.cells)."""
     keys = list(CONTAINER_KEY)
     if hist.empty:
-        extra = ["samples", "pod_samples", "cpu_mean_cores", "memory_mean_bytes", "pods_seen", "hours_covered"]
+        extra = ["samples", "pod_samples", *[f"{r.name}_mean_{r.unit}" for r in RESOURCES.values()], "pods_seen", "hours_covered"]
         return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
     parts = []
     ids = ids or ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
@@ -206,17 +206,15 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
 
 
 def daily_statistics(daily: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Exact maxima, means and pods seen per container from the per-pod, per-day rows."""
+    """Exact maxima, means and pods seen per container from the per-pod, per-day rows (a GPU resource only
+    where the rows carry it)."""
+    resources = [r for r in RESOURCES.values() if r.core or f"{r.name}_samples" in daily.columns]
     if daily.empty:
-        return pd.DataFrame(columns=["cpu_max_cores", "memory_max_bytes", "cpu_mean_cores", "memory_mean_bytes", "pods_seen"])
-    d = daily.assign(_cpu_sum=daily["cpu_mean_cores"] * daily["cpu_samples"],
-                     _mem_sum=daily["memory_mean_bytes"] * daily["memory_samples"])
+        return pd.DataFrame(columns=[f"{r.name}_{w}_{r.unit}" for r in resources for w in ("max", "mean")] + ["pods_seen"])
+    d = daily.assign(**{f"_{r.name}_sum": daily[f"{r.name}_mean_{r.unit}"] * daily[f"{r.name}_samples"] for r in resources})
     g = d.groupby(keys, sort=False)
-    out = pd.DataFrame({
-        "cpu_max_cores": g["cpu_max_cores"].max(),
-        "memory_max_bytes": g["memory_max_bytes"].max(),
-        "cpu_mean_cores": g["_cpu_sum"].sum(min_count=1) / g["cpu_samples"].sum().replace(0, np.nan),
-        "memory_mean_bytes": g["_mem_sum"].sum(min_count=1) / g["memory_samples"].sum().replace(0, np.nan),
-        "pods_seen": g["pod"].nunique().astype(float),
-    })
+    out = pd.DataFrame({f"{r.name}_max_{r.unit}": g[f"{r.name}_max_{r.unit}"].max() for r in resources})
+    for r in resources:
+        out[f"{r.name}_mean_{r.unit}"] = g[f"_{r.name}_sum"].sum(min_count=1) / g[f"{r.name}_samples"].sum().replace(0, np.nan)
+    out["pods_seen"] = g["pod"].nunique().astype(float)
     return out

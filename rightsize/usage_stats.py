@@ -27,9 +27,11 @@ DAY_SECONDS = 86400.0
 @dataclass(frozen=True)
 class Resource:
     name: str
-    unit: str  # column suffix: cores / bytes
+    unit: str  # column suffix: cores / bytes / ratio
     floor: float  # upper edge of bucket 0, in the unit
     description: str
+    max_note: str = "largest raw sample of any pod (finer than the step)"  # what its max column holds
+    core: bool = True  # every container has it (False: GPU usage, only containers with GPUs; optional columns)
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,17 @@ class Basis:
 
 
 RESOURCES = {
-    "cpu": Resource("cpu", "cores", 1e-4, "CPU usage: rate() of the cAdvisor CPU counter over [prometheus] rate_window"),
+    "cpu": Resource("cpu", "cores", 1e-4, "CPU usage: rate() of the cAdvisor CPU counter over [prometheus] rate_window",
+                    "largest step value of any pod"),
     "memory": Resource("memory", "bytes", 65536.0, "working set (container_memory_working_set_bytes)"),
+    # GPU usage from NVIDIA's DCGM exporter, per pod the busiest (fullest) of its GPUs at each step
+    "gpu_engine": Resource("gpu_engine", "ratio", 1e-4, "GPU engine active: share of the time the GPU's graphics/compute "
+                           "engine was busy (DCGM_FI_PROF_GR_ENGINE_ACTIVE, else DCGM_FI_DEV_GPU_UTIL / 100), the busiest "
+                           "of the pod's GPUs", "largest step value of any pod", core=False),
+    "gpu_memory": Resource("gpu_memory", "bytes", 65536.0, "GPU frame buffer used (DCGM_FI_DEV_FB_USED), the fullest of the "
+                           "pod's GPUs", "largest raw sample of any pod's fullest GPU (finer than the step)", core=False),
 }
+GPU_RESOURCES = tuple(r for r, res in RESOURCES.items() if not res.core)
 
 
 STATISTICS = {s.name: s for s in (
@@ -117,16 +127,18 @@ def usage_column(resource: str, stat: str, basis: str = DEFAULT_BASIS) -> str:
     return f"{resource}_{basis}_{stat}_{unit}"
 
 
-def usage_statistic_columns() -> list[tuple[str, str]]:
-    """(column, description) of every statistic column of the usage table, in schema order."""
+def usage_statistic_columns(core_only: bool = False) -> list[tuple[str, str]]:
+    """(column, description) of every statistic column of the usage table, in schema order (``core_only``:
+    those of the resources every container has, CPU and memory)."""
     out = []
     for res in RESOURCES.values():
+        if core_only and not res.core:
+            continue
         for basis in BASES.values():
             for stat in QUANTILES:
                 out.append((usage_column(res.name, stat.name, basis.name),
                             f"{res.description}: {stat.description}, {basis.description}; {res.unit}"))
-        what = "largest step value of any pod" if res.name == "cpu" else "largest raw sample of any pod (finer than the step)"
-        out.append((usage_column(res.name, "max"), f"{res.description}: {what}; {res.unit}"))
+        out.append((usage_column(res.name, "max"), f"{res.description}: {res.max_note}; {res.unit}"))
     return out
 
 

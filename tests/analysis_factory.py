@@ -118,8 +118,8 @@ def _load_balancers() -> pd.DataFrame:
 def _idle() -> pd.DataFrame:
     gib = 1024**3
     rows = [
-        ("demo", "general", "m5.xlarge", "on-demand", 4.0, 15.2, 9.0, 55 * gib, 30 * gib, 560.64, 210.0),
-        ("demo", "spot", "m5.large", "spot", 2.0, 3.6, 1.0, 13 * gib, 4 * gib, 80.0, 55.5),
+        ("demo", "general", "m5.xlarge", "on-demand", 4.0, 15.2, 9.0, 55 * gib, 30 * gib, 0.0, 0.0, 560.64, 210.0, 0.0),
+        ("demo", "spot", "m5.large", "spot", 2.0, 3.6, 1.0, 13 * gib, 4 * gib, 0.0, 0.0, 80.0, 55.5, 0.0),
     ]
     return _frame(IDLE_COLUMNS, rows)
 

@@ -204,10 +204,11 @@ def test_type_without_product_is_none(fake_credentials):
 @mock_aws
 def test_instance_shapes_from_describe_instance_types(fake_credentials):
     ec2 = boto3.client("ec2", region_name="us-east-1")
-    shapes = fetch_instance_shapes(ec2, ["m5.large", "r5.2xlarge", "zz9.mega"])
+    shapes = fetch_instance_shapes(ec2, ["m5.large", "r5.2xlarge", "p4d.24xlarge", "zz9.mega"])
     # Only the requested types come back; an unknown name does not sink the known ones.
-    assert set(shapes) == {"m5.large", "r5.2xlarge", "zz9.mega"}
-    assert shapes["m5.large"] == (2.0, 8.0) and shapes["r5.2xlarge"] == (8.0, 64.0)
+    assert set(shapes) == {"m5.large", "r5.2xlarge", "p4d.24xlarge", "zz9.mega"}
+    assert shapes["m5.large"] == (2.0, 8.0, 0.0) and shapes["r5.2xlarge"] == (8.0, 64.0, 0.0)
+    assert shapes["p4d.24xlarge"] == (96.0, 1152.0, 8.0)  # GpuInfo.Gpus[].Count summed
     assert shapes["zz9.mega"] is None
 
 

@@ -152,7 +152,9 @@ def test_cli_and_report_on_the_demo(tmp_path):
                            str(tmp_path / "bt"), "--policy", "cpu_request_percentile=p99,margin=0.25", "--days", "5"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "the last 5 days replayed" in proc.stdout and "cpu_request_percentile=p9" in proc.stdout  # the label may wrap
+    # the label may wrap anywhere in its 120-column table (where depends on the widest namespace)
+    assert "the last 5 days replayed" in proc.stdout and "cpu_request_percentile=p" in proc.stdout
+    assert "margin=0.25" in proc.stdout
     table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
     assert set(table["policy"]) == {"today", "recommended", "cpu_request_percentile=p99,margin=0.25"}
     for days in ("0", "-2", "a week"):

@@ -162,3 +162,59 @@ def test_a_costed_workload_without_placement_is_named_as_left_out_of_the_packing
     (caveat,) = unpacked_workloads(snap, _recs())
     assert caveat["code"] == "not_bin_packed" and "1 workload(s) have no placement" in caveat["message"]
     assert caveat["message"].endswith(": data/StatefulSet/db")
+
+
+# --- GPU nodes: GPUs are a third dimension -------------------------------------------------------------
+
+def test_pack_counts_gpus_as_a_third_dimension():
+    # p4d-like nodes (95 cores, 1,100 GiB, 8 GPUs): three pods of 0.5 core / 1 GiB / 4 GPUs fit one node by CPU
+    # and memory, but two per node by GPUs: two nodes. Without a GPU bound (inf, the default) one node.
+    three = pd.DataFrame({"cpu": [0.5], "mem": [GIB], "gpu": [4.0], "zone": [""], "pods": [3]})
+    assert binpack.pack(three, 95.0, 1100 * GIB, 8.0) == (2, 0)
+    assert binpack.pack(three, 95.0, 1100 * GIB) == (1, 0)
+    # a pod asking for more GPUs than a node has takes a node of its own and is named oversized
+    assert binpack.pack(three.assign(gpu=9.0, pods=1), 95.0, 1100 * GIB, 8.0) == (1, 1)
+
+
+def _gpu_snapshot() -> Snapshot:
+    """Two p4d.24xlarge nodes (95 cores, 1,100 GiB, 8 whole A100 40 GB each) over 24 h; Job train (one pod, 4 GPUs)
+    on g1; Deployment serve, 2 pods of 3 GPUs, one on each node."""
+    nodes = pd.DataFrame({"cluster": "c1", "node": ["g1", "g2"], "instance_type": "p4d.24xlarge", "zone": "a", "region": "r1",
+                          "capacity_type": "on-demand", "node_group": "gpu", "allocatable_cpu_cores": 95.0,
+                          "allocatable_memory_bytes": 1100 * GIB, "hours_seen": 24.0, "allocatable_gpus": 8.0,
+                          "capacity_gpus": 8.0, "gpu_resources_json": '{"nvidia.com/gpu": 8}'})
+    prices = pd.DataFrame({"instance_type": ["p4d.24xlarge"], "region": "r1", "zone": "", "capacity_type": "on-demand",
+                           "usd_per_hour": 21.957642, "vcpu": 96.0, "memory_gib": 1152.0, "gpus": 8.0, "price_source": "test"})
+    wl = lambda kind, name: {"cluster": "c1", "namespace": "ml", "kind": kind, "workload": name}  # noqa: E731
+    placement = pd.DataFrame([{**wl("Job", "train"), "node": "g1", "zone": "a", "pod_hours": 24.0}]
+                             + [{**wl("Deployment", "serve"), "node": n, "zone": "a", "pod_hours": 24.0} for n in ("g1", "g2")])
+    base = {"hpa": False, "pdb": False, "has_empty_dir": False, "has_host_path": False, "termination_grace_seconds": 30.0,
+            "source": "test", "has_pvc": False}
+    workloads = pd.DataFrame([{**wl("Job", "train"), **base, "replicas": 1.0}, {**wl("Deployment", "serve"), **base, "replicas": 2.0}])
+    snap = Snapshot(tables={"nodes": nodes, "prices": prices, "placement": placement, "workloads": workloads})
+    snap.meta["window_start"], snap.meta["window_end"] = "2026-11-01T00:00:00+00:00", "2026-11-02T00:00:00+00:00"
+    return snap.validate()
+
+
+def _gpu_recs() -> pd.DataFrame:
+    # train: idle (report-only: its GPUs stay requested); serve: patched from 3 whole GPUs to one MIG 3g.20gb
+    # slice, half an A100 40 GB (max(3 of 7 compute slices, 4 of 8 memory eighths))
+    rows = [("Job", "train", "keep", 1.0, 4.0, "", np.nan), ("Deployment", "serve", "change", 2.0, 3.0, "nvidia.com/mig-3g.20gb", 1.0)]
+    return pd.DataFrame([{"cluster": "c1", "namespace": "ml", "kind": k, "workload": w, "container": "app", "container_type": "main",
+                          "status": st, "replicas": reps, "cpu_request_cores_current": 4.0, "memory_request_bytes_current": 16 * GIB,
+                          "cpu_request_cores_recommended": 2.0, "memory_request_bytes_recommended": 8 * GIB,
+                          "gpu_resource": "nvidia.com/gpu", "gpu_request_count_current": gpus, "gpu_model": "A100-40GB",
+                          "gpu_resource_recommended": rec, "gpu_request_count_recommended": rec_count}
+                         for k, w, st, reps, gpus, rec, rec_count in rows])
+
+
+def test_gpu_node_group_packs_on_gpus_and_banks_a_node_hand_computed():
+    g = binpack.node_groups(_gpu_snapshot(), _gpu_recs(), Config(), CANDIDATES).iloc[0]
+    # Now: 4 + 3 + 3 = 10 GPUs on 8-GPU nodes. FFD: train (4 of 8 GPUs, the largest share) -> g1, serve 1 (3) -> g1
+    # (1 left), serve 2 -> a second node. CPU (12 of 95 cores) and memory alone would say one node.
+    # After: train 4 -> n1, each serve pod half a GPU -> n1 (3 GPUs left): one node.
+    assert (g["allocatable_gpus"], g["nodes_now"], g["nodes_after"], g["pods"]) == (8.0, 2.0, 1.0, 3.0)
+    # one p4d.24xlarge node: 21.957642 USD/h x 730 h = 16,029.07866 USD/month bankable
+    assert g["usd_per_node_month"] == pytest.approx(16029.07866)
+    assert g["bankable_savings_usd_per_month"] == pytest.approx(16029.07866)
+    assert g["consolidation_usd_per_month"] == pytest.approx(0.0)

@@ -102,7 +102,7 @@ def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
     recs = pd.read_csv(out / "recommendations.csv")
     summary = json.loads((out / "summary.json").read_text())
     snap = {t: pd.read_parquet(out / "snapshot" / f"{t}.parquet") for t in ("nodes", "placement", "prices", "workloads")}
-    assert len(recs) == 38  # every demo container has a row (35, and 3 in the runtimes block of demo.py)
+    assert len(recs) == 41  # every demo container has a row (35, 3 in the runtimes block of demo.py, 3 GPU containers)
     price = snap["prices"].query("instance_type == 'm5.2xlarge' and capacity_type == 'on-demand'").iloc[0]
     assert (price.usd_per_hour, price.vcpu, price.memory_gib) == (0.384, 8.0, 32.0)
     per_gib_hour = 0.384 / (7.5 * 8 + 32)  # P = 8 c + 32 m with c = 7.5 m  ->  m = 0.384 / 92
@@ -133,7 +133,7 @@ def test_demo_numbers_are_computed_from_the_snapshot(demo_dir):
     one_off = recs["flags"].fillna("").str.contains("one_off_job")
     counted = (recs.status == "change") & ~one_off
     assert summary["totals"]["savings_usd_per_month"] == pytest.approx(recs.savings_usd_per_month[counted].sum(), abs=0.01)
-    assert set(recs.workload[one_off]) == {"backfill-2026-11"}
+    assert set(recs.workload[one_off]) == {"backfill-2026-11", "finetune-llm"}
     one_off_savings = recs.savings_usd_per_month[one_off & (recs.status == "change")].sum()
     assert one_off_savings > 0 and summary["totals"]["one_off_job_savings_usd_per_month"] == pytest.approx(one_off_savings, abs=0.01)
     search = recs[(recs.namespace == "shop") & (recs.workload == "search")].iloc[0]

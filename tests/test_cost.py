@@ -197,7 +197,7 @@ def test_demo_snapshot_end_to_end_offline():
     assert (spot["price_source"] == "offline-estimate").all()
     assert (spot["usd_per_hour"] < spot["usd_per_hour_on_demand"]).all()
     idle = cost.idle_costs(snap, config)
-    assert len(idle) == 4 and idle["usd_per_month"].notna().all()
+    assert len(idle) == 5 and idle["usd_per_month"].notna().all()  # general, memory, spot-compute (2 types), gpu-a100
     units = cost.workload_unit_prices(snap, config)
     assert units["usd_per_core_hour"].notna().all()
     assert set(units[KEY].itertuples(index=False)) >= set(snap.tables["workloads"][KEY].itertuples(index=False))

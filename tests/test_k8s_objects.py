@@ -395,3 +395,60 @@ def test_zone_spread_only_when_the_scheduler_must_spread():
     d["spec"]["template"]["spec"]["topologySpreadConstraints"] = [{"topologyKey": zone, "whenUnsatisfiable": "DoNotSchedule"}]
     wl = build([d, deployment("api")])[0]["workloads"]
     assert one(wl, workload="web")["zone_spread"] and not one(wl, workload="api")["zone_spread"]
+
+
+# --- GPUs ---------------------------------------------------------------------------------------------
+
+def test_gpu_requests_and_limits_of_containers():
+    d = deployment("infer", containers=[
+        {"name": "whole", "resources": {"requests": {"cpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}},
+        {"name": "slice", "resources": {"requests": {"nvidia.com/mig-1g.5gb": 1}, "limits": {"nvidia.com/mig-1g.5gb": 1}}},
+        {"name": "amd", "resources": {"limits": {"amd.com/gpu": 1}}},
+        {"name": "cpu-only"},
+        {"name": "two", "resources": {"limits": {"nvidia.com/mig-3g.20gb": 1, "nvidia.com/mig-1g.5gb": 2}}},
+    ], ns="ml")
+    tables, warnings = build([d])
+    c = tables["containers"].set_index("container")
+    # only the limit set: the API server copies it into the request (extended resources: request = limit)
+    assert (c.loc["whole", "gpu_resource"], c.loc["whole", "gpu_request_count"], c.loc["whole", "gpu_limit_count"]) == (
+        "nvidia.com/gpu", 2.0, 2.0)
+    assert (c.loc["slice", "gpu_resource"], c.loc["slice", "gpu_request_count"]) == ("nvidia.com/mig-1g.5gb", 1.0)
+    assert c.loc["amd", "gpu_resource"] == "amd.com/gpu" and c.loc["amd", "gpu_request_count"] == 1.0
+    assert c.loc["cpu-only", "gpu_resource"] == "" and math.isnan(c.loc["cpu-only", "gpu_request_count"])
+    # two MIG profiles in one container: the first by name is costed, and a warning names it
+    assert c.loc["two", "gpu_resource"] == "nvidia.com/mig-1g.5gb" and c.loc["two", "gpu_request_count"] == 2.0
+    (code, message, affects), = [w for w in warnings if w[0] == "gpu_resources_several"]
+    assert "ml/Deployment/infer:two" in message and "lower bound" in affects
+
+
+def test_a_fractional_gpu_count_names_object_and_field():
+    d = deployment("infer", containers=[{"name": "app", "resources": {"limits": {"nvidia.com/gpu": "500m"}}}])
+    with pytest.raises(SourceError) as err:
+        build([d])
+    assert "shop/Deployment/infer" in str(err.value) and "containers[app].resources.limits.nvidia.com/gpu" in str(err.value)
+
+
+def test_node_gpu_capacity_allocatable_mig_slices_and_product():
+    node = {"kind": "Node", "metadata": {"name": "gpu-1", "labels": {
+        "node.kubernetes.io/instance-type": "p4d.24xlarge", "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}},
+        "status": {"capacity": {"cpu": "96", "memory": "1152Gi", "nvidia.com/gpu": "4", "nvidia.com/mig-1g.5gb": "14"},
+                   "allocatable": {"cpu": "95", "memory": "1100Gi", "nvidia.com/gpu": "4", "nvidia.com/mig-1g.5gb": "14",
+                                   "nvidia.com/mig-3g.20gb": "4"}}}
+    plain = {"kind": "Node", "metadata": {"name": "cpu-1"}, "status": {"allocatable": {"cpu": "2", "memory": "8Gi"}}}
+    nodes = build([node, plain])[0]["nodes"].set_index("node")
+    assert nodes.loc["gpu-1", "capacity_gpus"] == 4 and nodes.loc["gpu-1", "allocatable_gpus"] == 4
+    assert json.loads(nodes.loc["gpu-1", "gpu_resources_json"]) == {
+        "nvidia.com/gpu": 4, "nvidia.com/mig-1g.5gb": 14, "nvidia.com/mig-3g.20gb": 4}
+    assert nodes.loc["gpu-1", "gpu_product"] == "NVIDIA-A100-SXM4-40GB"
+    # a node the API lists without GPU resources has none (0), not an unknown count
+    assert nodes.loc["cpu-1", "allocatable_gpus"] == 0 and json.loads(nodes.loc["cpu-1", "gpu_resources_json"]) == {}
+
+
+def test_checkpoints_from_annotation_or_label():
+    job = {"kind": "Job", "metadata": {"name": "train", "namespace": "ml", "annotations": {"rightsize.io/checkpoints": "true"}},
+           "spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    labelled = {"kind": "Job", "metadata": {"name": "tune", "namespace": "ml", "labels": {"rightsize.io/checkpoints": "True"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "t"}]}}}}
+    plain = deployment("serve", ns="ml")
+    w = build([job, labelled, plain])[0]["workloads"].set_index("workload")
+    assert w.loc["train", "checkpoints"] and w.loc["tune", "checkpoints"] and not w.loc["serve", "checkpoints"]

@@ -79,6 +79,9 @@ def test_notebook_runs_on_the_demo_snapshot(monkeypatch):
                for o in formatted), "what_if was not shown formatted"
     assert "cart" in _text(_cell(nb, "over = recs["))
     assert "verdict" in _text(_cell(nb, 'spot["verdict"].value_counts()'))
+    gpus = _text(_cell(nb, "gpus = rs.gpu("))  # the demo's GPU block: one row per GPU container, its action
+    assert all(w in gpus for w in ("finetune-llm", "embeddings", "llm-serving", "share_mig"))
+    assert "gpu-a100" in _text(_cell(nb, 'rs.gpu(snapshot, config, by="node_group")'))
     for needle in ("rs.plot_usage(", "rs.plot_cross_az_matrix(", "rs.savings_by_namespace("):
         outputs = _cell(nb, needle).outputs
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{needle} drew no figure"

@@ -54,7 +54,17 @@ def test_offline_prices_on_the_demo_snapshot():
     snap = generate()
     collect_prices(Config(), snap, offline=True)
     prices = snap.tables["prices"]
-    assert set(prices["instance_type"]) == {"m5.2xlarge", "r5.2xlarge", "c6i.2xlarge", "m6i.xlarge"}
+    # the nodes' types; with GPU nodes (p4d.24xlarge) also the smallest type of each GPU family a "smaller GPU"
+    # may suggest, and every GPU type's general-purpose reference (m5.xlarge splits p4d.24xlarge's price)
+    from rightsize.gpu_catalogue import gpu_alternatives, gpu_reference_types
+    from rightsize.sources.price_catalogue import load_catalogue
+
+    gpu_types = sorted({"p4d.24xlarge", *gpu_alternatives(load_catalogue().shapes)})
+    refs = set(gpu_reference_types(pd.Series(gpu_types, dtype=object))["reference_type"])
+    assert {"g6.xlarge", "g4dn.xlarge", "m5.xlarge", "m6a.xlarge"} <= set(gpu_types) | refs
+    listed = set(load_catalogue().ondemand.query("region == 'us-east-1'")["instance_type"])  # p5e: no list price
+    assert set(prices["instance_type"]) == {"m5.2xlarge", "r5.2xlarge", "c6i.2xlarge", "m6i.xlarge"} | (set(gpu_types) | refs) & listed
+    assert len(set(gpu_types) - {"p4d.24xlarge"}) <= 17  # README: at most 17 more types per region
     od = prices[prices["capacity_type"] == "on-demand"].set_index("instance_type")
     assert od.loc["m5.2xlarge", "usd_per_hour"] == pytest.approx(0.384)
     assert od.loc["m5.2xlarge", "price_source"] == "offline"

@@ -31,7 +31,7 @@ from rightsize.sources import prometheus as P
 from rightsize.targets import ClusterTarget
 
 pytestmark = pytest.mark.integration
-STATS = [c for c, _ in usage_statistic_columns() if not c.endswith("_max_cores") and not c.endswith("_max_bytes")]
+STATS = [c for c, _ in usage_statistic_columns(core_only=True) if not c.endswith("_max_cores") and not c.endswith("_max_bytes")]
 KEY = ["namespace", "kind", "workload", "container"]
 LOOKBACK_STEPS = 5  # Prometheus' default lookback (5m) at the generator's 60 s grid
 

@@ -18,7 +18,7 @@ CFG = uniform_margins()  # one 15 % margin for every usage pattern (test_pattern
 ORDER = ["assign_policy", "eligibility", "memory_growth", "usage_pattern", "confidence", "hpa_scope", "cpu_throttling",
          "cpu_request", "memory_request", "runtime_memory", "oom_demand", "growth_demand", "memory_floor", "hpa_coadjust",
          "memory_limit", "growing_memory_limit", "cpu_limit", "self_check", "one_off_job", "status", "provisioning_flags",
-         "runtime_setting"]
+         "runtime_setting", "gpu_facts", "gpu_idle", "gpu_share", "gpu_smaller", "gpu_outcome"]
 
 
 @rule(after="memory_limit", reads=("mem_lim", "rec", "oom_kills"), writes=("mem_lim",), flags=("whole_gib_limit",))
@@ -112,8 +112,10 @@ def test_rules_after_the_same_rule_run_right_after_it_by_name_unless_they_share_
         """Flags a."""
         rows.flag(rows.v["rec"], "a")
 
-    assert PIPELINE.with_rules(z_rule, a_rule).names[-5:] == ["status", "a_rule", "provisioning_flags", "runtime_setting",
-                                                              "z_rule"]
+    names = PIPELINE.with_rules(z_rule, a_rule).names
+    # the pipeline's own continuation after status (the GPU rules, rules/gpu.py) is the longest chain: it runs last
+    at = names.index("status")
+    assert names[at:at + 5] == ["status", "a_rule", "provisioning_flags", "runtime_setting", "z_rule"]
     # after memory_limit, before the rest of the pipeline (growing_memory_limit ... provisioning_flags), which may read it
     assert (PIPELINE.with_rules(whole_gib_memory_limit).names.index("whole_gib_memory_limit")
             == ORDER.index("growing_memory_limit"))

@@ -429,3 +429,26 @@ def test_demo_snapshot():
     frontend = got.loc[("shop", "frontend")]
     assert frontend.interruption_bucket in spot.BUCKETS
     assert 0 < frontend.savings_usd_per_month < frontend.usd_per_month_on_demand
+
+
+# --- GPUs ---------------------------------------------------------------------------------------------
+
+def test_gpu_training_needs_checkpoints_and_gpu_inference_several_replicas():
+    jobs = [workload("train-ckpt", kind="Job", replicas=1.0, pdb=False, checkpoints=True),
+            workload("train", kind="Job", replicas=1.0, pdb=False, checkpoints=False),
+            workload("cpu-batch", kind="Job", replicas=1.0, pdb=False, checkpoints=False),
+            workload("infer", replicas=2.0, checkpoints=False), workload("infer-one", replicas=1.0, checkpoints=False)]
+    rows = [placement(w["workload"], {"od-a": 10}, kind=w["kind"]) for w in jobs]
+    snap = snapshot(jobs, [r for rs in rows for r in rs], price_rows=prices())
+    snap.tables["containers"] = pd.DataFrame([{**{k: w[k] for k in KEY}, "container": "main", "container_type": "main",
+                                               "gpu_resource": "" if w["workload"] == "cpu-batch" else "nvidia.com/gpu",
+                                               "gpu_request_count": NAN if w["workload"] == "cpu-batch" else 1.0} for w in jobs])
+    out = spot.spot_suitability(snap, pd.DataFrame(), Config()).set_index("workload")
+    assert out.loc["train-ckpt", "verdict"] == "ready" and "GPU training that checkpoints" in out.loc["train-ckpt", "reasons"]
+    # without checkpoints every interruption throws GPU-hours away: ready only once it checkpoints
+    assert out.loc["train", "verdict"] == "ready_with_changes"
+    assert "rightsize.io/checkpoints" in out.loc["train", "changes_needed"]
+    assert out.loc["train", "score"] == out.loc["train-ckpt", "score"] - spot.PENALTY_GPU_NO_CHECKPOINT
+    assert "GPU" not in out.loc["cpu-batch", "reasons"] and out.loc["cpu-batch", "verdict"] == "ready"
+    assert "GPU inference behind 2 replicas" in out.loc["infer", "reasons"] and out.loc["infer", "verdict"] == "ready"
+    assert out.loc["infer-one", "verdict"] != "ready"  # one replica: an interruption is an outage

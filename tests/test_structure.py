@@ -25,14 +25,15 @@ LONG_MODULES: dict[str, str] = {
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
     "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
-              "batch_groups", "escape", "names", "runtimes"}, set()),
+              "batch_groups", "escape", "names", "runtimes", "gpu_resources",
+              "gpu_catalogue"}, set()),
     "storage": ({"storage", "s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
     "analysis": ({"analysis"}, {"base", "declarations", "contract"}),
     "emit": ({"emit"}, {"base", "storage", "declarations", "contract", "analysis"}),
-    "stages": ({"collect", "fleet", "demo", "demo_manifests", "doctor", "demo_runtimes"},
+    "stages": ({"collect", "fleet", "demo", "demo_manifests", "doctor", "demo_runtimes", "demo_gpus"},
                {"base", "storage", "declarations", "contract", "sources", "analysis", "emit"}),
     "api": ({"api", "plots", ""}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages"}),
     "cli": ({"cli", "arguments"}, {"base", "storage", "declarations", "contract", "sources", "analysis", "emit", "stages", "api"}),

@@ -83,7 +83,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
     The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
     ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
-    from . import binpack, consistency, cost, cross_az, load_balancers, recommend, runtimes, spot, summary
+    from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
     days = config.report.backtest_days if backtest else 0
     # the backtest's split first: its one pass over the per-pod histograms also reduces the last days the
@@ -104,6 +104,7 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
         warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
         + consistency.caveats(snapshot, nodes, hpm)
         + runtimes.caveats(recs, snapshot.meta)
+        + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
         + growth_unchecked(snapshot),
     )
     result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)

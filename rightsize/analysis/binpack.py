@@ -1,8 +1,10 @@
 """Bankable savings: how many nodes the pods' requests need today and after the recommendations.
 
 Request savings are not money until nodes go away. This module packs every node group's pods onto
-that group's instance type, first-fit decreasing (FFD) on two dimensions (CPU cores, memory bytes),
-once with today's requests and once with the recommended ones:
+that group's instance type, first-fit decreasing (FFD) on two dimensions (CPU cores, memory bytes), and
+on GPU nodes a third (GPU devices: a MIG slice counts its share of a GPU, a time-sliced GPU each replica it
+advertises; which MIG slices each node offers is not modelled), once with today's requests and once with
+the recommended ones:
 
 - a node holds its allocatable (capacity minus the kubelet's system and kube reserve and the eviction
   threshold) minus the requests of the DaemonSets that run on the group's nodes (one pod per node);
@@ -31,12 +33,13 @@ import numpy as np
 import pandas as pd
 
 from ..schema import NODE_GROUP_COLUMNS, WORKLOAD_KEY
+from . import gpu_cost
 from .cost import request_after, weighted_nodes
 from .pod_request import effective_requests
 
 GROUP = ["cluster", "node_group", "instance_type", "capacity_type"]
 KEY = list(WORKLOAD_KEY)
-SIZES = ["cpu_now", "mem_now", "cpu_after", "mem_after"]
+SIZES = ["cpu_now", "mem_now", "cpu_after", "mem_after", "gpu_now", "gpu_after"]
 CHURN = 0.05  # average pods this far above an integer still count as that integer (rollout overlap)
 
 
@@ -52,6 +55,7 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
     frame["mem_now"] = r["memory_request_bytes_current"].fillna(0.0)
     frame["cpu_after"] = request_after(r, "cpu_request_cores").fillna(0.0)
     frame["mem_after"] = request_after(r, "memory_request_bytes").fillna(0.0)
+    frame["gpu_now"], frame["gpu_after"] = gpu_cost.gpu_devices(r)
     per_pod = effective_requests(frame, KEY, SIZES)
     pods = r.groupby(KEY)["replicas"].first().reset_index()
     out = per_pod.merge(pods, on=KEY, how="left")
@@ -60,14 +64,16 @@ def pod_sizes(recommendations: pd.DataFrame) -> pd.DataFrame:
 
 def group_nodes(nodes: pd.DataFrame) -> pd.DataFrame:
     """Per node group (GROUP) of ``nodes`` (cost.weighted_nodes): nodes (each weighted by the share of
-    the window it existed, as idle.csv), the median node's allocatable cores and bytes, the type's vCPUs
-    and GiB, USD per node-hour (mean over nodes weighted by hours), region, and its zones (sorted tuple)."""
-    nodes = nodes.copy()
+    the window it existed, as idle.csv), the median node's allocatable cores, bytes and GPU devices
+    (``gpu_devices``, 0 without), the type's vCPUs, GiB and GPUs, USD per node-hour (mean over nodes weighted
+    by hours), region, and its zones (sorted tuple)."""
+    nodes = nodes.assign(**{c: nodes.get(c, pd.Series(0.0, index=nodes.index)) for c in ("gpu_devices", "gpus")})
     nodes[GROUP] = nodes[GROUP].fillna("")
     nodes["_price_w"] = nodes["usd_per_hour"] * nodes["weight"]
     g = nodes.groupby(GROUP, as_index=False).agg(
         nodes=("weight", "sum"), allocatable_cpu_cores=("allocatable_cpu_cores", "median"),
-        allocatable_memory_bytes=("allocatable_memory_bytes", "median"), vcpu=("vcpu", "median"),
+        allocatable_memory_bytes=("allocatable_memory_bytes", "median"), allocatable_gpus=("gpu_devices", "median"),
+        gpus=("gpus", "median"), vcpu=("vcpu", "median"),
         memory_gib=("memory_gib", "median"), _price_w=("_price_w", lambda s: s.sum(min_count=len(s))),
         region=("region", "first"), zones=("zone", lambda z: tuple(sorted({str(v) for v in z if v}))))
     g["usd_per_hour"] = g["_price_w"] / g["nodes"].where(g["nodes"] > 0)
@@ -88,6 +94,7 @@ def pods_per_group(placed: pd.DataFrame, sizes: pd.DataFrame, workloads: pd.Data
     largest remainder first, so the parts add up to the workload's pods. Zone-bound workloads keep the
     zones they ran in: those that must spread over zones (workloads.zone_spread) and those with a
     PersistentVolumeClaim (a volume lives in one zone). Other pods get zone '' (any)."""
+    sizes = sizes.assign(**{c: sizes.get(c, pd.Series(0.0, index=sizes.index)) for c in ("gpu_now", "gpu_after")})
     rows = placed.merge(sizes, on=KEY, how="inner")
     rows = rows[rows["replicas"].notna()].copy()
     pods = np.ceil((rows["replicas"] - CHURN).clip(lower=0.0))
@@ -110,28 +117,34 @@ def pods_per_group(placed: pd.DataFrame, sizes: pd.DataFrame, workloads: pd.Data
 
 
 class Shapes(NamedTuple):
-    """Distinct pod shapes of a node group: one pod's cores and bytes, its zone ('' = any), how many."""
+    """Distinct pod shapes of a node group: one pod's cores, bytes and GPU devices, its zone ('' = any), how many."""
 
     cpu: np.ndarray
     mem: np.ndarray
     zone: np.ndarray
     pods: np.ndarray
+    gpu: np.ndarray
+
+
+def _shapes(agg: pd.DataFrame, index=slice(None)) -> Shapes:
+    return Shapes(agg["cpu"].to_numpy(float)[index], agg["mem"].to_numpy(float)[index], agg["zone"].to_numpy(object)[index],
+                  agg["pods"].to_numpy(np.int64)[index], agg["gpu"].to_numpy(float)[index])
 
 
 def shapes_of(items: pd.DataFrame) -> Shapes:
-    """``items`` (cpu, mem, zone, pods per row) summed per distinct shape; pods that request nothing dropped."""
-    agg = items.groupby(["cpu", "mem", "zone"], as_index=False, sort=False)["pods"].sum()
-    agg = agg[(agg["pods"] > 0) & ((agg["cpu"] > 0) | (agg["mem"] > 0))]
-    return Shapes(agg["cpu"].to_numpy(float), agg["mem"].to_numpy(float), agg["zone"].to_numpy(object),
-                  agg["pods"].to_numpy(np.int64))
+    """``items`` (cpu, mem, optionally gpu, zone, pods per row) summed per distinct shape; pods that request
+    nothing dropped."""
+    items = items.assign(gpu=items.get("gpu", pd.Series(0.0, index=items.index)))
+    agg = items.groupby(["cpu", "mem", "gpu", "zone"], as_index=False, sort=False)["pods"].sum()
+    return _shapes(agg[(agg["pods"] > 0) & ((agg["cpu"] > 0) | (agg["mem"] > 0) | (agg["gpu"] > 0))])
 
 
-def pack(items: pd.DataFrame | Shapes, cpu: float, memory: float) -> tuple[int, int]:
-    """(nodes, oversized pods) first-fit decreasing needs for ``items`` on nodes of ``cpu`` cores and
-    ``memory`` bytes free. ``items``: cpu, mem (one pod's request), zone ('' = any), pods (count), as a
-    frame or as Shapes.
+def pack(items: pd.DataFrame | Shapes, cpu: float, memory: float, gpu: float = np.inf) -> tuple[int, int]:
+    """(nodes, oversized pods) first-fit decreasing needs for ``items`` on nodes of ``cpu`` cores, ``memory``
+    bytes and ``gpu`` GPU devices free. ``items``: cpu, mem, gpu (one pod's request; gpu optional), zone
+    ('' = any), pods (count), as a frame or as Shapes.
 
-    Pods are sorted by their larger share of a node (CPU or memory), biggest first, and each goes to the
+    Pods are sorted by their largest share of a node (CPU, memory or GPUs), biggest first, and each goes to the
     first open node it fits on. Identical pods are placed together: first-fit fills the earliest nodes
     up before the next, so each run of identical pods is a cumulative sum over the open nodes, and the
     loop runs over distinct pod shapes, not pods. A node opened for any-zone pods gets its zone from
@@ -140,40 +153,41 @@ def pack(items: pd.DataFrame | Shapes, cpu: float, memory: float) -> tuple[int, 
     shapes = items if isinstance(items, Shapes) else shapes_of(items)
     if len(shapes.pods) == 0 or cpu <= 0 or memory <= 0:
         return 0, 0
-    size = np.maximum(shapes.cpu / cpu, shapes.mem / memory)
+    size = np.maximum(np.maximum(shapes.cpu / cpu, shapes.mem / memory), shapes.gpu / gpu)
     zone_rank = np.unique(shapes.zone.astype(str), return_inverse=True)[1]
-    order = np.lexsort((-zone_rank, -shapes.mem, -shapes.cpu, -size))
-    free_cpu, free_mem, zone = np.zeros(0), np.zeros(0), np.zeros(0, dtype=object)
+    order = np.lexsort((-zone_rank, -shapes.mem, -shapes.cpu, -shapes.gpu, -size))
+    cap = np.array([cpu, memory, gpu])
+    free, zone = np.zeros((0, 3)), np.zeros(0, dtype=object)
     oversized = 0
-    for c, m, z, k in zip(shapes.cpu[order], shapes.mem[order], shapes.zone[order], shapes.pods[order]):
-        if c > cpu + 1e-9 or m > memory + 1e-9:
+    for need, z, k in zip(np.column_stack([shapes.cpu, shapes.mem, shapes.gpu])[order], shapes.zone[order], shapes.pods[order]):
+        if (need > cap + 1e-9).any():
             oversized += int(k)
             continue
         if len(zone):
-            room = np.minimum(_fits(free_cpu, c), _fits(free_mem, m))
+            room = np.min([_fits(free[:, d], need[d]) for d in range(3)], axis=0)
             if z:
                 room = np.where((zone == z) | (zone == ""), room, 0.0)
             take = np.minimum(np.maximum(k - (np.cumsum(room) - room), 0.0), room)
-            free_cpu, free_mem = free_cpu - take * c, free_mem - take * m
+            free = free - take[:, None] * need
             if z:
                 zone = np.where((take > 0) & (zone == ""), z, zone).astype(object)
             k -= int(take.sum())
         if k > 0:
-            per_node = int(min(_fits(cpu, c), _fits(memory, m), k))
+            per_node = int(min(min(_fits(cap[d], need[d]) for d in range(3)), k))
             new = -(-int(k) // per_node)
             counts = np.full(new, float(per_node))
             counts[-1] = k - per_node * (new - 1)
-            free_cpu = np.concatenate([free_cpu, cpu - counts * c])
-            free_mem = np.concatenate([free_mem, memory - counts * m])
+            free = np.concatenate([free, cap - counts[:, None] * need])
             zone = np.concatenate([zone, np.full(new, z, dtype=object)])
-    return len(free_cpu) + oversized, oversized
+    return len(zone) + oversized, oversized
 
 
 def _fits(free, need: float):
     """How many pods needing ``need`` fit into ``free`` (array or scalar; a zero need fits without limit)."""
     if need <= 0:
         return np.full(np.shape(free), 1e9) if np.ndim(free) else 1e9
-    return np.maximum(np.floor(np.asarray(free) / need + 1e-9), 0.0)
+    with np.errstate(invalid="ignore"):  # inf free (a dimension without a bound) / need
+        return np.minimum(np.maximum(np.floor(np.asarray(free) / need + 1e-9), 0.0), 1e9)
 
 
 def daemonset_overhead(placed: pd.DataFrame, sizes: pd.DataFrame) -> pd.DataFrame:
@@ -192,6 +206,9 @@ def node_groups(snapshot, recommendations: pd.DataFrame, config, candidates: pd.
     if snapshot.tables["nodes"].empty or recommendations.empty:
         return pd.DataFrame({c.name: pd.Series(dtype=_DTYPES[c.dtype]) for c in NODE_GROUP_COLUMNS})
     nodes = weighted_nodes(snapshot, config)
+    devices = gpu_cost.node_devices(snapshot.tables["nodes"], nodes)
+    nodes = nodes.merge(devices[["cluster", "node"]].assign(gpu_devices=gpu_cost.device_units(devices)), on=["cluster", "node"],
+                        how="left")
     groups = group_nodes(nodes)
     sizes = pod_sizes(recommendations)
     placed = _placed_groups(snapshot, nodes)
@@ -210,26 +227,25 @@ def node_groups(snapshot, recommendations: pd.DataFrame, config, candidates: pd.
     return _money(out, config.general.hours_per_month)[columns]
 
 
-_NO_SHAPES = Shapes(np.zeros(0), np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64))
+_NO_SHAPES = Shapes(np.zeros(0), np.zeros(0), np.zeros(0, dtype=object), np.zeros(0, dtype=np.int64), np.zeros(0))
 
 
 def _shapes_by_group(items: pd.DataFrame, when: str) -> dict[tuple, Shapes]:
     """Shapes per node group for today's ("now") or the recommended ("after") requests, in one pass."""
-    frame = items.rename(columns={f"cpu_{when}": "cpu", f"mem_{when}": "mem"})
-    frame = frame[(frame["pods"] > 0) & ((frame["cpu"] > 0) | (frame["mem"] > 0))]
-    agg = frame.groupby(GROUP + ["cpu", "mem", "zone"], as_index=False, sort=False)["pods"].sum()
-    cpu, mem = agg["cpu"].to_numpy(float), agg["mem"].to_numpy(float)
-    zone, pods = agg["zone"].to_numpy(object), agg["pods"].to_numpy(np.int64)
-    return {key: Shapes(cpu[i], mem[i], zone[i], pods[i]) for key, i in agg.groupby(GROUP, sort=False).indices.items()}
+    frame = items.rename(columns={f"cpu_{when}": "cpu", f"mem_{when}": "mem", f"gpu_{when}": "gpu"})
+    frame = frame[(frame["pods"] > 0) & ((frame["cpu"] > 0) | (frame["mem"] > 0) | (frame["gpu"] > 0))]
+    agg = frame.groupby(GROUP + ["cpu", "mem", "gpu", "zone"], as_index=False, sort=False)["pods"].sum()
+    return {key: _shapes(agg, i) for key, i in agg.groupby(GROUP, sort=False).indices.items()}
 
 
 class Family(NamedTuple):
-    """Instance types of one family in one region: names, vCPUs, GiB, list price USD/hour."""
+    """Instance types of one family in one region: names, vCPUs, GiB, list price USD/hour, GPUs."""
 
     types: np.ndarray
     vcpu: np.ndarray
     memory_gib: np.ndarray
     usd_per_hour: np.ndarray
+    gpus: np.ndarray
 
 
 def _families(candidates: pd.DataFrame | None) -> dict[tuple, Family]:
@@ -239,7 +255,8 @@ def _families(candidates: pd.DataFrame | None) -> dict[tuple, Family]:
     c = candidates.assign(_family=candidates["instance_type"].astype(str).str.split(".").str[0])
     types, vcpu = c["instance_type"].astype(str).to_numpy(object), c["vcpu"].to_numpy(float)
     gib, price = c["memory_gib"].to_numpy(float), c["usd_per_hour"].to_numpy(float)
-    return {key: Family(types[i], vcpu[i], gib[i], price[i])
+    gpus = c.get("gpus", pd.Series(0.0, index=c.index)).fillna(0.0).to_numpy(float)
+    return {key: Family(types[i], vcpu[i], gib[i], price[i], gpus[i])
             for key, i in c.groupby(["region", "_family"], sort=False).indices.items()}
 
 
@@ -250,8 +267,9 @@ def _pack_group(g: dict, now: Shapes, after: Shapes, pods: float, family: pd.Dat
         return {"pods": pods, "nodes_now": np.nan, "nodes_after": np.nan, "best_instance_type": "",
                 "best_nodes_after": np.nan, "best_usd_per_hour": np.nan,
                 "note": "DaemonSets request more than a node's allocatable (or allocatable unknown): not packed"}
-    nodes_now, over_now = pack(now, *now_cap)
-    nodes_after, over_after = pack(after, *after_cap)
+    gpus = g["allocatable_gpus"] if g["allocatable_gpus"] > 0 else np.inf  # no GPUs (or unknown): not a bound
+    nodes_now, over_now = pack(now, *now_cap, gpus - g["gpu_now"])
+    nodes_after, over_after = pack(after, *after_cap, gpus - g["gpu_after"])
     notes = []
     if over_now or over_after:
         notes.append(f"{max(over_now, over_after)} pod(s) larger than a node's free allocatable: one node each")
@@ -275,14 +293,18 @@ def _best_type(g: dict, after: Shapes, nodes_after: int, family: Family | None) 
     price = family.usd_per_hour * (g["usd_per_hour"] / family.usd_per_hour[own[0]])
     cpu_room = family.vcpu * g["allocatable_cpu_cores"] / g["vcpu"] - g["cpu_after"]
     mem_room = family.memory_gib * g["allocatable_memory_bytes"] / g["memory_gib"] - g["mem_after"]
+    # GPU devices: the type's GPUs x the devices one of the group's GPUs offers (time-slicing); no bound without GPUs
+    gpu_room = family.gpus * g["allocatable_gpus"] / g["gpus"] - g["gpu_after"] if g["allocatable_gpus"] > 0 else \
+        np.full(len(family.types), np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
-        bound = np.maximum((after.cpu * after.pods).sum() / cpu_room, (after.mem * after.pods).sum() / mem_room)
-    lower = np.where((cpu_room > 0) & (mem_room > 0), np.ceil(bound - 1e-9) * price, np.inf)
+        bound = np.maximum.reduce([(after.cpu * after.pods).sum() / cpu_room, (after.mem * after.pods).sum() / mem_room,
+                                   (after.gpu * after.pods).sum() / gpu_room])
+    lower = np.where((cpu_room > 0) & (mem_room > 0) & (gpu_room > 0), np.ceil(bound - 1e-9) * price, np.inf)
     best = (itype, nodes_after * price[own[0]], nodes_after)
     for i in np.argsort(lower, kind="stable"):
         if not lower[i] < best[1]:
             break
-        n, over = pack(after, cpu_room[i], mem_room[i])
+        n, over = pack(after, cpu_room[i], mem_room[i], gpu_room[i])
         if not over and n * price[i] < best[1]:
             best = (family.types[i], n * price[i], n)
     return {"best_instance_type": best[0], "best_nodes_after": float(best[2]),
@@ -298,6 +320,7 @@ def _money(out: pd.DataFrame, hours_per_month: float) -> pd.DataFrame:
     out["zones"] = out["zones"].map(",".join)
     out["usd_per_node_month"] = node_month
     out["daemonset_cpu_cores"], out["daemonset_memory_bytes"] = out["cpu_after"], out["mem_after"]
+    out["allocatable_gpus"] = out["allocatable_gpus"].fillna(0.0)
     out["usd_per_month"] = out["nodes"] * node_month
     out["usd_per_month_now"] = start * node_month
     out["usd_per_month_after"] = out["nodes_after"] * node_month

@@ -7,7 +7,9 @@ USD/hour gives
     P = V * c + G * m,  c = r * m   =>   m = P / (r * V + G),  c = r * m
 
 OpenCost's default unit prices, CPU 0.031611 and RAM 0.004237 USD/hour, have a ratio of about 7.46;
-the default r = 7.5 follows them. A container costs its requests at the unit prices of the nodes
+the default r = 7.5 follows them. A GPU node's price has a third part, the GPUs: its CPU and memory
+take the unit prices of a general-purpose type on the same processor, the GPUs the rest
+(price_split.py). A container costs its requests at the unit prices of the nodes
 its pods ran on (weighted by pod-hours), times its pods (pods_for_cost: replicas, or the average pods
 that batch and autoscaled work ran), times general.hours_per_month (730).
 Money is in USD, CPU in cores (= vCPUs), memory in bytes unless a column says GiB.
@@ -19,20 +21,13 @@ import pandas as pd
 
 from ..batch_groups import BATCH_GROUP_KINDS
 from ..quantity import GIB
-from ..schema import IDLE_COLUMNS, WORKLOAD_KEY
+from ..schema import CONTAINER_KEY, IDLE_COLUMNS, WORKLOAD_KEY
+from . import gpu_cost
 from .pod_request import effective_requests
+from .price_split import split_nodes, split_price  # noqa: F401  (split_price: the one CPU:RAM split, used here and by callers)
 
 COST_COLUMNS = ["usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month"]
 # Statuses whose recommendation is not applied: their recommended cost is the current cost.
-
-
-def split_price(usd_per_hour, vcpu, memory_gib, ratio: float):
-    """(USD per vCPU-hour, USD per GiB-hour) for nodes of ``vcpu`` vCPUs and ``memory_gib`` GiB at ``usd_per_hour``.
-
-    Works on scalars, numpy arrays and Series; NaN in gives NaN out.
-    """
-    per_gib = usd_per_hour / (ratio * vcpu + memory_gib)
-    return ratio * per_gib, per_gib
 
 
 def _node_regions(nodes: pd.DataFrame, snapshot, config) -> pd.Series:
@@ -53,17 +48,19 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
     usd_per_gib_hour, price_source, plus region, node_group, vcpu, memory_gib (of the type; the node's
     allocatable when the type's shape is unknown), hours_seen, usd_per_hour_on_demand and
     usd_per_hour_spot (the same node at the type's on-demand and spot price, for spot estimates) and
-    their splits. Spot nodes are priced at their zone's spot price, else the region-wide estimate,
-    else on-demand (price_source says so). An unpriced type gives NaN, never 0.
+    their splits; gpus (of the type), usd_per_gpu_hour (and _on_demand, _spot: NaN without GPUs) and
+    gpu_price_basis: a GPU node's price is split in three (price_split.py). Spot nodes are priced at
+    their zone's spot price, else the region-wide estimate, else on-demand (price_source says so). An
+    unpriced type gives NaN, never 0.
     """
     nodes = snapshot.tables["nodes"]
-    ratio = config.pricing.cpu_ram_price_ratio
+    prices = snapshot.tables["prices"]
     out = nodes[["cluster", "node", "instance_type", "zone", "capacity_type", "hours_seen",
                  "allocatable_cpu_cores", "allocatable_memory_bytes"]].copy()
     out["node_group"] = nodes["node_group"] if "node_group" in nodes.columns else ""
     out["region"] = _node_regions(nodes, snapshot, config)
 
-    out = _with_list_prices(out, snapshot.tables["prices"])
+    out = _with_list_prices(out, prices)
     spot_price = out["_spot_zone"].fillna(out["_spot_region"]).fillna(out["_spot_mean"])
     spot_src = out["_src_zone"].where(out["_spot_zone"].notna(),
                                       out["_src_region"].where(out["_spot_region"].notna(), out["_src_mean"]))
@@ -80,15 +77,13 @@ def node_unit_prices(snapshot, config) -> pd.DataFrame:
     # node's allocatable (slightly smaller), which is better than no unit price at all.
     out["vcpu"] = out["vcpu"].fillna(out["allocatable_cpu_cores"])
     out["memory_gib"] = out["memory_gib"].fillna(out["allocatable_memory_bytes"] / GIB)
-    for suffix, price in (("", out["usd_per_hour"]), ("_on_demand", out["usd_per_hour_on_demand"]),
-                          ("_spot", out["usd_per_hour_spot"])):
-        c, m = split_price(price, out["vcpu"], out["memory_gib"], ratio)
-        out[f"usd_per_vcpu_hour{suffix}"], out[f"usd_per_gib_hour{suffix}"] = c, m
+    out = split_nodes(out, prices, config)  # per vCPU-, GiB- and (GPU nodes) GPU-hour, see price_split.py
     cols = ["cluster", "node", "instance_type", "zone", "capacity_type", "usd_per_hour", "usd_per_vcpu_hour",
             "usd_per_gib_hour", "price_source", "region", "node_group", "vcpu", "memory_gib", "hours_seen",
             "allocatable_cpu_cores", "allocatable_memory_bytes",
             "usd_per_hour_on_demand", "usd_per_vcpu_hour_on_demand", "usd_per_gib_hour_on_demand",
-            "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot"]
+            "usd_per_hour_spot", "usd_per_vcpu_hour_spot", "usd_per_gib_hour_spot",
+            "gpus", "usd_per_gpu_hour", "usd_per_gpu_hour_on_demand", "usd_per_gpu_hour_spot", "gpu_price_basis"]
     return out[cols].reset_index(drop=True)
 
 
@@ -276,8 +271,10 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
     init = recs["container_type"].eq("init") if "container_type" in recs.columns else pd.Series(False, index=recs.index)
     factor = recs["replicas"] * config.general.hours_per_month * (~init).astype(float)
     c, m = merged["usd_per_core_hour"], merged["usd_per_gib_hour"]
-    recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor
-    recs["usd_per_month_recommended"] = (cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+    recs = add_gpu_costs(recs, snapshot, config, factor)
+    recs["usd_per_month_current"] = (cpu_cur.fillna(0.0) * c + mem_cur.fillna(0.0) / GIB * m) * factor + recs["gpu_usd_per_month_current"]
+    recs["usd_per_month_recommended"] = ((cpu_rec.fillna(0.0) * c + mem_rec.fillna(0.0) / GIB * m) * factor
+                                         + recs["gpu_usd_per_month_recommended"])
     # An injected sidecar's requests are set by its injector, not the spec: unknown is not 0.
     injected = recs["container_type"].eq("injected") & cpu_cur.isna() & mem_cur.isna() if "container_type" in recs.columns \
         else pd.Series(False, index=recs.index)
@@ -295,8 +292,60 @@ def add_costs(recommendations: pd.DataFrame, snapshot, config) -> pd.DataFrame:
         empty.where(~injected, "injected sidecar: its current requests come from the injector, not the spec: current cost unknown"),
         empty.where(~(batch & recs["replicas"].notna()), "batch: costed at the average pods it ran (pod-hours / window hours)"),
         empty.where(~recs["replicas"].isna(), "pods unknown (a batch workload without placement): cost unknown"),
+        recs.pop("_gpu_note"),
     )
     return recs
+
+
+GPU_COLUMNS = ("gpu_resource", "gpu_request_count_current", "gpu_resource_recommended", "gpu_request_count_recommended")
+
+
+def with_gpu_requests(recs: pd.DataFrame, snapshot) -> pd.DataFrame:
+    """``recs`` with GPU_COLUMNS: the containers table's GPU resource and count where the recommendations
+    do not carry them yet; the recommended resource '' (no GPU change) and count = current."""
+    if all(c in recs.columns for c in GPU_COLUMNS):
+        return recs
+    keys = list(CONTAINER_KEY)
+    cont = snapshot.tables["containers"].reindex(columns=keys + ["gpu_resource", "gpu_request_count"]).drop_duplicates(keys)
+    got = recs[keys].merge(cont, on=keys, how="left")
+    out = recs.copy()
+    out["gpu_resource"] = got["gpu_resource"].astype(object).fillna("").astype(str).to_numpy()
+    out["gpu_request_count_current"] = got["gpu_request_count"].to_numpy(dtype=float, na_value=np.nan)
+    out["gpu_resource_recommended"] = ""
+    out["gpu_request_count_recommended"] = out["gpu_request_count_current"]
+    return out
+
+
+def add_gpu_costs(recs: pd.DataFrame, snapshot, config, factor: pd.Series) -> pd.DataFrame:
+    """``recs`` with gpu_usd_per_month_current and _recommended (devices x the USD per hour of one device
+    on the nodes its pods ran on (gpu_cost.py) x ``factor``, pods x hours per month; 0 without GPUs,
+    NaN when a GPU has no price), gpu_savings_usd_per_month (current x (1 - gpu_share_after) for a GPU
+    action, patched or report-only), gpu_usd_per_month_used (current x engine active mean) and
+    ``_gpu_note``. The recommended devices are the recommended resource and count where a patch sets one
+    (gpu_resource_recommended), else today's."""
+    recs = with_gpu_requests(recs, snapshot)
+    devices = gpu_cost.node_devices(snapshot.tables["nodes"], node_unit_prices(snapshot, config))
+    after = recs["gpu_resource_recommended"].where(recs["gpu_resource_recommended"] != "", recs["gpu_resource"])
+    count_after = recs["gpu_request_count_recommended"].where(recs["gpu_resource_recommended"] != "", recs["gpu_request_count_current"])
+    for suffix, resource, count in (("current", recs["gpu_resource"], recs["gpu_request_count_current"]),
+                                    ("recommended", after, count_after)):
+        price = gpu_cost.container_device_prices(snapshot, recs.assign(gpu_resource=resource), devices)["usd_per_gpu_device_hour"]
+        usd = count.fillna(0.0) * price * factor
+        recs[f"gpu_usd_per_month_{suffix}"] = usd.where((resource != "") & (count.fillna(0) > 0), 0.0)
+        if suffix == "current":
+            recs["_gpu_note"] = gpu_cost.gpu_price_notes(resource, count, price)
+    current = recs["gpu_usd_per_month_current"]
+    acting = recs["gpu_action"].isin(GPU_ACTIONS) if "gpu_action" in recs else pd.Series(False, index=recs.index)
+    share = recs["gpu_share_after"] if "gpu_share_after" in recs else pd.Series(np.nan, index=recs.index)
+    recs["gpu_savings_usd_per_month"] = (current * (1.0 - share)).where(acting, current * 0.0)
+    used = recs["gpu_engine_mean_ratio"] if "gpu_engine_mean_ratio" in recs else pd.Series(np.nan, index=recs.index)
+    recs["gpu_usd_per_month_used"] = (current * used).where(current != 0, 0.0)
+    return recs
+
+
+# The GPU actions that change what a container's GPUs cost (rules/gpu.py): idle releases them, a share or a
+# smaller GPU costs gpu_share_after of today's.
+GPU_ACTIONS = ("idle", "share_mig", "share_time_slicing", "smaller_gpu")
 
 
 def request_after(recs: pd.DataFrame, res: str) -> pd.Series:
@@ -326,8 +375,9 @@ def node_requests(snapshot, config) -> pd.DataFrame:
     pod_request.effective_requests: main containers plus native sidecars, at least each init container's
     step; unset counts 0); allocatable_* weighted by the share of that time the node existed; usd_per_month:
     its share of the node bill (the whole node price x weight); idle_usd_per_month: allocatable not requested,
-    priced at the node's per-vCPU-hour and per-GiB-hour prices (never below 0: requests above allocatable are
-    analysis.consistency's finding)."""
+    priced at the node's per-vCPU-hour, per-GiB-hour and per-GPU-hour prices (never below 0: requests above
+    allocatable are analysis.consistency's finding); allocatable_gpus / requested_gpus / gpu_idle_usd_per_month:
+    the same for GPUs, in GPU-equivalents (gpu_cost.gpu_idle), the idle ones in idle_usd_per_month too."""
     hpm = config.general.hours_per_month
     nodes = weighted_nodes(snapshot, config)
 
@@ -351,6 +401,10 @@ def node_requests(snapshot, config) -> pd.DataFrame:
     nodes["usd_per_month"] = nodes["usd_per_hour"] * nodes["weight"] * hpm
     nodes["idle_usd_per_month"] = (idle_cpu * nodes["usd_per_vcpu_hour"] + idle_gib * nodes["usd_per_gib_hour"]) * hpm
     nodes["nodes"] = nodes["weight"]
+    devices = gpu_cost.node_devices(snapshot.tables["nodes"], nodes)
+    gpus = gpu_cost.gpu_idle(snapshot, devices, nodes[["cluster", "node", "weight", "observed_hours"]], hpm)
+    nodes = nodes.merge(gpus, on=["cluster", "node"], how="left")
+    nodes["idle_usd_per_month"] += nodes["gpu_idle_usd_per_month"]  # GPUs no pod requests, at their GPU-hour price
     return nodes.drop(columns=["_cpu_h", "_mem_h"])
 
 
@@ -360,12 +414,13 @@ def idle_costs(snapshot, config, nodes: pd.DataFrame | None = None) -> pd.DataFr
     nodes = node_requests(snapshot, config) if nodes is None else nodes.copy()
     group = ["cluster", "node_group", "instance_type", "capacity_type"]
     sums = ["nodes", "allocatable_cpu_cores", "requested_cpu_cores", "allocatable_memory_bytes",
-            "requested_memory_bytes", "usd_per_month", "idle_usd_per_month"]
+            "requested_memory_bytes", "allocatable_gpus", "requested_gpus", "usd_per_month", "idle_usd_per_month",
+            "gpu_idle_usd_per_month"]
     nodes[group] = nodes[group].fillna("")
     out = nodes.groupby(group, as_index=False, sort=True).agg(
-        **{c: (c, "sum") for c in sums[:5]},
+        **{c: (c, "sum") for c in sums[:7]},
         # min_count=1 keeps an unpriced group NaN instead of 0.
-        **{c: (c, lambda s: s.sum(min_count=len(s))) for c in sums[5:]},
+        **{c: (c, lambda s: s.sum(min_count=len(s))) for c in sums[7:]},
     )
     return out[[c.name for c in IDLE_COLUMNS]]
 

@@ -38,7 +38,8 @@ OUTPUTS = _INTERMEDIATES + (
     "mem_req", "mem_lim", "has_usage", "cpu_stat", "cpu_basis", "mem_stat", "mem_basis", "peak", "cpu_estimate",
     "mem_estimate", "oom_pattern", "hpa_cpu_target_new", "hpa_memory_target_new", "floor_req", "floor_lim", "mem_action",
     "cpu_pattern", "mem_pattern", "growth_rate", "growth_projected", "raised_by_backtest", "check_peak",
-    "check_cpu_share") + runtime_rules.OUTPUTS
+    "check_cpu_share", "gpu_model_name", "gpu_engine_p95", "gpu_engine_mean", "gpu_memory_peak", "gpu_memory", "gpu_action",
+    "gpu_target", "gpu_resource_rec", "gpu_count_rec", "gpu_share_after", "gpu_evidence") + runtime_rules.OUTPUTS
 PIPELINE = Pipeline(RULES, outputs=OUTPUTS)
 
 
@@ -142,6 +143,7 @@ def _output(rows: Rows) -> pd.DataFrame:
         "hpa_memory_target_percent_current": rows.num("hpa_memory_target_percent"),
         "hpa_memory_target_percent_recommended": v["hpa_memory_target_new"],
         "usd_per_month_current": np.nan, "usd_per_month_recommended": np.nan, "savings_usd_per_month": np.nan,
+        **_gpu_output(rows, v),
     }
     intermediates = {f"_{k}": v[k] for k in _INTERMEDIATES}
     intermediates.update(_min_cpu=rows.pf("min_cpu"), _min_mem=rows.pf("min_memory"),
@@ -150,6 +152,21 @@ def _output(rows: Rows) -> pd.DataFrame:
     new = {**columns, **intermediates, **runtime_rules.output(v, cur["memory_limit_bytes"])}
     # one concat, not a column at a time: pandas warns (and slows down) past a hundred inserts
     return pd.concat([out.drop(columns=[c for c in new if c in out]), pd.DataFrame(new, index=out.index)], axis=1)
+
+
+def _gpu_output(rows: Rows, v: dict) -> dict:
+    """The GPU columns of RECOMMENDATION_COLUMNS (rules/gpu.py); cost.py adds their dollars."""
+    return {
+        "gpu_resource": rows.column("gpu_resource").fillna("").astype(str).to_numpy(),
+        "gpu_request_count_current": rows.num("gpu_request_count"), "gpu_model": v["gpu_model_name"],
+        "gpu_engine_p95_ratio": v["gpu_engine_p95"], "gpu_engine_mean_ratio": v["gpu_engine_mean"],
+        "gpu_memory_peak_bytes": v["gpu_memory_peak"], "gpu_memory_bytes": np.where(rows.v["gpu"], v["gpu_memory"], np.nan),
+        "gpu_action": v["gpu_action"], "gpu_target": v["gpu_target"], "gpu_resource_recommended": v["gpu_resource_rec"],
+        "gpu_request_count_recommended": np.where(v["gpu_resource_rec"] != "", v["gpu_count_rec"], rows.num("gpu_request_count")),
+        "gpu_share_after": v["gpu_share_after"], "gpu_evidence": v["gpu_evidence"],
+        **{c: np.nan for c in ("gpu_usd_per_month_current", "gpu_usd_per_month_recommended", "gpu_usd_per_month_used",
+                               "gpu_savings_usd_per_month")},
+    }
 
 
 def _fired(rows: Rows) -> list[tuple[np.ndarray, str]]:

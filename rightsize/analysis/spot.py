@@ -47,6 +47,7 @@ PENALTY_PVC = 30.0
 PENALTY_EMPTY_DIR = 10.0
 PENALTY_GRACE = 20.0
 PENALTY_ON_DEMAND_PIN = 15.0
+PENALTY_GPU_NO_CHECKPOINT = 40.0
 BONUS_OPT_IN = 10.0
 
 
@@ -62,7 +63,7 @@ def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: 
     w = w.reset_index(drop=True).copy()
     for col, default in (("capacity_affinity", ""), ("spot_preference", ""), ("team", "")):
         w[col] = w[col].fillna("").astype(str) if col in w else default
-    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb", "pdb_unknown"):
+    for col in ("has_memory_empty_dir", "has_pvc", "has_empty_dir", "has_host_path", "pdb", "pdb_unknown", "checkpoints"):
         w[col] = w[col].fillna(False).astype(bool) if col in w else False
     for col in ("pdb_min_available_pods", "pdb_max_unavailable_pods", "pdb_disruptions_allowed"):
         w[col] = w[col].astype(float) if col in w else np.nan
@@ -72,8 +73,8 @@ def spot_suitability(snapshot: Snapshot, recommendations: pd.DataFrame, config: 
     w = w.merge(placed, on=KEY, how="left")
     w = _fill_from_cluster_mix(w, snapshot, terms)
     w = w.merge(_workload_costs(recommendations), on=KEY, how="left")
+    w["gpus"] = _uses_gpus(snapshot, w)
     w["non_production"] = _non_production(w, recommendations, snapshot.tables.get("namespaces"), config)
-
     rules = _Rules(w.index)
     _apply_rules(rules, w, config)
     score = (100.0 - rules.penalty + rules.bonus).clip(0.0, 100.0)
@@ -325,7 +326,7 @@ def _count(values: pd.Series) -> pd.Series:
 
 def _apply_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     """Every rule, in the order its reasons are listed (each group below adds its own)."""
-    for rules in (_controller_rules, _pdb_rules, _state_rules, _capacity_rules, _interruption_rules):
+    for rules in (_controller_rules, _gpu_rules, _pdb_rules, _state_rules, _capacity_rules, _interruption_rules):
         rules(r, w, config)
 
 
@@ -356,6 +357,28 @@ def _controller_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
     r.add(replicated & ~batch & replicas.isna(), "replicas unknown: check it runs at least 2")
     r.add(batch, kind + ": a good fit for spot, an interrupted pod is retried (keep backoffLimit > 0 and the work "
                         "idempotent)")
+
+
+def _uses_gpus(snapshot: Snapshot, w: pd.DataFrame) -> pd.Series:
+    """True for workloads with a container that requests GPUs (whole or MIG slices)."""
+    cont = snapshot.tables["containers"].reindex(columns=KEY + ["gpu_request_count"])
+    gpu = cont[cont["gpu_request_count"].fillna(0) > 0][KEY].drop_duplicates().assign(_gpu=True)
+    return w[KEY].merge(gpu, on=KEY, how="left")["_gpu"].fillna(False).astype(bool).to_numpy()
+
+
+def _gpu_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:
+    """GPU workloads: training (Jobs, CronJobs) only when it checkpoints; inference behind several replicas
+    (the replica rules above). The saving counts the GPUs, at the spot price of the same GPU instances."""
+    kind, replicas, _, batch, _ = _shape(w)
+    gpu = w["gpus"]
+    ann = config.kubernetes.checkpoint_annotation
+    r.add(gpu & batch & w["checkpoints"], f"GPU training that checkpoints ({ann}): an interruption loses only the "
+          "work since its last checkpoint")
+    r.add(gpu & batch & ~w["checkpoints"], "GPU training without checkpoints: an interruption throws away every "
+          "GPU-hour since it started", penalty=PENALTY_GPU_NO_CHECKPOINT,
+          change=f"checkpoint the training and resume from the last checkpoint (annotate {ann}: \"true\")")
+    r.add(gpu & ~batch & (replicas >= 2), "GPU inference behind " + _count(replicas) + " replicas: spot GPU capacity "
+          "is scarce, so spread them over several GPU instance types and zones")
 
 
 def _pdb_rules(r: _Rules, w: pd.DataFrame, config: Config) -> None:

@@ -35,14 +35,20 @@ summary.json schema (``schema_version`` 1). Money is USD per month (730 h by def
     "one_off_job_savings_usd_per_month": savings of changes to one-off Jobs, not in savings_usd_per_month:
                                   a Job's pod template is immutable, so for the next run, change the
                                   manifest that creates it,
+    "gpu_usd_per_month_current":  what the GPUs containers request cost (in usd_per_month_current),
+    "gpu_usd_per_month_used":     of it, the share their engines were active (measured containers; null: none),
+    "gpu_savings_usd_per_month":  what the GPU actions save (idle, share, smaller GPU), patched or report-only,
+    "gpu_idle_usd_per_month":     allocatable GPUs no pod requests (in idle_usd_per_month),
     "load_balancers": int, "load_balancer_consolidation_candidates": int,
-    "containers": int, "workloads": int, "containers_without_price": int
+    "containers": int, "workloads": int, "containers_without_price": int,
+    "gpu_containers": int, "gpu_containers_unmeasured": int
   },
   "containers_by_status": {"change": int, "keep": int, "no_recommendation": int, "ignored": int},
   "containers_by_flag": {"oom_risk": int, "throttled": int, "hpa": int, ...},
   "spot_by_verdict": {"ready": int, "ready_with_changes": int, ...},
   "by_cluster":   [{"cluster", "usd_per_month_current", "usd_per_month_recommended", "savings_usd_per_month",
-                    "containers", "changes", "oom_risk", "throttled", "containers_without_price"}],
+                    "containers", "changes", "oom_risk", "throttled", "containers_without_price",
+                    "gpu_usd_per_month_current", "gpu_usd_per_month_used", "gpu_savings_usd_per_month"}],
                   money over the priced containers, null when none of the group has a price (rollup)
   "by_namespace": [{"cluster", "namespace", ...same figures}],
   "by_team":      [{"team", ...same figures}],
@@ -170,7 +176,8 @@ def rollup(recommendations: pd.DataFrame, by: list[str], *, sums: tuple[str, ...
     usd_per_month_recommended (= current - savings) and savings_usd_per_month (the changes counted in the
     totals, see change_savings), USD/month over the priced containers only: NaN when none of the group is
     priced, never 0; containers, changes, oom_risk, throttled, containers_without_price (counted, left out
-    of the money). ``sums``: more numeric columns summed as they are (NaN when all unknown).
+    of the money). ``sums``: more numeric columns summed as they are (NaN when all unknown; GPU dollars
+    used: NaN for a group whose GPU containers are all unmeasured, 0 for one without GPUs).
     """
     cols = list(by) + list(ROLLUP_FIGURES) + [c for c in sums if c not in ROLLUP_FIGURES]
     if recommendations.empty:
@@ -184,6 +191,11 @@ def rollup(recommendations: pd.DataFrame, by: list[str], *, sums: tuple[str, ...
     keys = list(by) or [pd.Series(0, index=df.index)]
     grouped = df.groupby(keys, sort=False)
     money = grouped[["_current", "_savings"] + [f"_sum_{c}" for c in sums]].sum(min_count=1)
+    if "gpu_usd_per_month_used" in sums:  # summed over the GPU containers only: unmeasured is unknown, never 0
+        gpu = df.assign(_gpu=recommendations.get("gpu_resource", pd.Series("", index=df.index)).fillna("").astype(str).ne(""))
+        gpu["_used"] = gpu["_sum_gpu_usd_per_month_used"].where(gpu["_gpu"])
+        by_gpu = gpu.groupby(keys, sort=False)
+        money["_sum_gpu_usd_per_month_used"] = by_gpu["_used"].sum(min_count=1).where(by_gpu["_gpu"].any(), 0.0)
     counts = grouped.agg(containers=("_change", "size"), changes=("_change", "sum"), oom_risk=("_oom", "sum"),
                          throttled=("_thr", "sum"), containers_without_price=("_unpriced", "sum")).astype(int)
     out = money.join(counts).rename(columns={"_current": "usd_per_month_current", "_savings": "savings_usd_per_month",
@@ -230,8 +242,30 @@ def totals(recommendations: pd.DataFrame) -> dict[str, float]:
         "increases_usd_per_month": known(-savings.clip(upper=0).sum()),
         "one_off_job_savings_usd_per_month": known(one_off_job_savings(recs)),
         "containers_without_price": int(current.isna().sum()),
+        **gpu_totals(recs),
     })
     return out
+
+
+GPU_SUMS = ("gpu_usd_per_month_current", "gpu_usd_per_month_used", "gpu_savings_usd_per_month")
+
+
+def gpu_totals(recs: pd.DataFrame) -> dict[str, float]:
+    """The GPU figures of a recommendation table (USD/month): what the GPUs requested cost
+    (gpu_usd_per_month_current, in usd_per_month_current), what of it the engines were active
+    (gpu_usd_per_month_used, over the measured containers; NaN when none is), what the GPU actions save,
+    patched or report-only (gpu_savings_usd_per_month, beside savings_usd_per_month: only a patched MIG
+    slice is in both); gpu_containers and gpu_containers_unmeasured (asking for GPUs, no DCGM usage).
+    0 without GPUs; NaN when the table has no GPU columns (written before GPUs were costed)."""
+    if "gpu_usd_per_month_current" not in recs.columns:
+        return {**{k: math.nan for k in GPU_SUMS}, "gpu_containers": 0, "gpu_containers_unmeasured": 0}
+    gpu = recs["gpu_resource"].fillna("").astype(str) != "" if "gpu_resource" in recs else pd.Series(False, index=recs.index)
+    out = {k: float(pd.to_numeric(recs.loc[gpu, k], errors="coerce").sum()) for k in GPU_SUMS}
+    used = pd.to_numeric(recs.loc[gpu, "gpu_usd_per_month_used"], errors="coerce")
+    if len(used) and used.isna().all():
+        out["gpu_usd_per_month_used"] = math.nan  # GPUs asked for, none measured: unknown, never 0
+    action = recs["gpu_action"] if "gpu_action" in recs else pd.Series("", index=recs.index)
+    return {**out, "gpu_containers": int(gpu.sum()), "gpu_containers_unmeasured": int((action == "unmeasured").sum())}
 
 
 _TOTALS_INPUT = ("status", "flags", "replicas", "cpu_request_cores_current", "cpu_request_cores_recommended",
@@ -318,6 +352,8 @@ def money_totals(analysis, snapshot, t: dict) -> dict[str, float | None]:
         "cross_az_saving_usd_per_month": _sum(cross, "saving_usd_per_month", known=traffic),
         "load_balancer_usd_per_month": _sum(lbs, "usd_per_month", known=services),
         "one_off_job_savings_usd_per_month": t["one_off_job_savings_usd_per_month"],
+        **{k: t[k] for k in GPU_SUMS},
+        "gpu_idle_usd_per_month": _sum(idle, "gpu_idle_usd_per_month", known=nodes),
     }
 
 
@@ -333,7 +369,8 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
     figures.update({
         "load_balancers": int(len(lbs)),
         "load_balancer_consolidation_candidates": int(lbs["consolidation_candidate"].astype(bool).sum()) if len(lbs) else 0,
-        **{k: int(counted[k]) for k in ("containers", "workloads", "containers_without_price")},
+        **{k: int(counted[k]) for k in ("containers", "workloads", "containers_without_price", "gpu_containers",
+                                        "gpu_containers_unmeasured")},
     })
     by_status = {s: 0 for s in STATUSES}
     if len(recs):
@@ -358,9 +395,9 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "containers_by_status": by_status,
         "containers_by_flag": by_flag,
         "spot_by_verdict": by_verdict,
-        "by_cluster": _records(rollup(recs, ["cluster"])),
-        "by_namespace": _records(rollup(recs, ["cluster", "namespace"])),
-        "by_team": _records(rollup(recs, ["team"])),
+        "by_cluster": _records(rollup(recs, ["cluster"], sums=gpu_sums(recs))),
+        "by_namespace": _records(rollup(recs, ["cluster", "namespace"], sums=gpu_sums(recs))),
+        "by_team": _records(rollup(recs, ["team"], sums=gpu_sums(recs))),
         "warnings": merged_warnings(analysis, snapshot),
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
@@ -368,6 +405,11 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "backtest": _backtest(analysis, config),
         **({"fleet": meta["fleet"]} if meta.get("fleet") else {}),
     }
+
+
+def gpu_sums(recs: pd.DataFrame) -> tuple[str, ...]:
+    """The GPU dollars a rollup sums per group (requested, used, saved), where the table has them."""
+    return tuple(c for c in GPU_SUMS if c in recs.columns)
 
 
 def _backtest(analysis, config) -> dict | None:

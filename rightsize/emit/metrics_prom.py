@@ -2,8 +2,8 @@
 
 OpenMetrics text (every family a gauge with HELP and TYPE, ``# EOF`` last), which is also valid
 Prometheus text exposition (there ``# EOF`` is a comment). One sample per cluster and namespace
-(money, containers, proposed changes, OOM risks, throttled, coverage), per cluster and node group
-(node bill, idle), and per cluster (the window's end, for staleness alerts). Money is USD per month.
+(money, GPU money, containers, proposed changes, OOM risks, throttled, coverage), per cluster and node group
+(node bill, idle, idle GPUs), and per cluster (the window's end, for staleness alerts). Money is USD per month.
 An unknown figure (no price, no node inventory) has no sample at all, never 0. Names from the
 cluster are label values only, escaped as the format says (backslash, double quote, newline).
 """
@@ -24,10 +24,18 @@ NAMESPACE_FAMILIES = {
     "rightsize_throttled_containers": ("Containers throttled above the policy's threshold.", "throttled"),
     "rightsize_containers_without_price": ("Containers whose cost is unknown (left out of the money).", "containers_without_price"),
     "rightsize_coverage_ratio": ("Share of the containers with enough usage history for a recommendation (0..1).", "coverage_ratio"),
+    "rightsize_gpu_cost_usd_per_month": ("Cost of the GPUs containers request (in rightsize_cost_usd_per_month), USD/month.",
+                                         "gpu_usd_per_month_current"),
+    "rightsize_gpu_used_usd_per_month": ("Of it, the share the GPU engines were active (DCGM exporter; no sample: not measured), "
+                                         "USD/month.", "gpu_usd_per_month_used"),
+    "rightsize_gpu_savings_usd_per_month": ("What the GPU actions save (idle, share, smaller GPU), patched or report-only, "
+                                            "USD/month.", "gpu_savings_usd_per_month"),
 }
 NODE_GROUP_FAMILIES = {
     "rightsize_node_usd_per_month": ("Node bill of the node group, USD/month.", "usd_per_month"),
     "rightsize_idle_usd_per_month": ("Node cost of allocatable capacity no pod requests, USD/month.", "idle_usd_per_month"),
+    "rightsize_gpu_idle_usd_per_month": ("Cost of allocatable GPUs no pod requests (in rightsize_idle_usd_per_month), USD/month.",
+                                         "gpu_idle_usd_per_month"),
 }
 WINDOW_END = "rightsize_window_end_timestamp_seconds"
 FILE_NAME = "metrics.prom"
@@ -61,9 +69,9 @@ def _family(name: str, help_text: str, rows: list[tuple[dict, object]]) -> list[
 def namespace_figures(recommendations: pd.DataFrame) -> pd.DataFrame:
     """The one rollup per cluster and namespace plus ``coverage_ratio`` (containers with a
     recommendation, i.e. status change or keep, over the containers not ignored)."""
-    from ..analysis.summary import rollup
+    from ..analysis.summary import gpu_sums, rollup
 
-    figures = rollup(recommendations, ["cluster", "namespace"])
+    figures = rollup(recommendations, ["cluster", "namespace"], sums=gpu_sums(recommendations))
     if recommendations.empty:
         return figures.assign(coverage_ratio=pd.Series(dtype=float))
     status = recommendations["status"]
@@ -80,15 +88,16 @@ def render(analysis, snapshot) -> str:
     figures = namespace_figures(analysis.recommendations)
     records = figures.to_dict("records")
     for name, (help_text, column) in NAMESPACE_FAMILIES.items():
-        lines += _family(name, help_text, [({"cluster": r["cluster"], "namespace": r["namespace"]}, r[column]) for r in records])
+        lines += _family(name, help_text, [({"cluster": r["cluster"], "namespace": r["namespace"]}, r.get(column)) for r in records])
     idle = analysis.idle
     if idle is not None and len(idle):
         groups = idle.assign(node_group=idle["node_group"].fillna("").astype(str)).groupby(["cluster", "node_group"], sort=True)
-        sums = groups[["usd_per_month", "idle_usd_per_month"]].sum(min_count=1).reset_index().to_dict("records")
+        money = [c for c in ("usd_per_month", "idle_usd_per_month", "gpu_idle_usd_per_month") if c in idle]
+        sums = groups[money].sum(min_count=1).reset_index().to_dict("records")
     else:
         sums = []
     for name, (help_text, column) in NODE_GROUP_FAMILIES.items():
-        lines += _family(name, help_text, [({"cluster": r["cluster"], "node_group": r["node_group"]}, r[column]) for r in sums])
+        lines += _family(name, help_text, [({"cluster": r["cluster"], "node_group": r["node_group"]}, r.get(column)) for r in sums])
     end = pd.to_datetime(snapshot.meta.get("window_end"), utc=True, errors="coerce")
     clusters = sorted({str(c) for c in analysis.recommendations.get("cluster", [])}) or list(snapshot.meta.get("clusters") or [])
     lines += _family(WINDOW_END, "End of the usage window the figures come from, Unix seconds.",

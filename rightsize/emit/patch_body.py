@@ -59,9 +59,20 @@ def _runtime_env_edit(row: dict) -> dict:
     return {"env": [{"name": k, "value": v} for k, v in sorted(json.loads(text).items())]}
 
 
+def _gpu_edit(row: dict) -> dict:
+    """A MIG slice the nodes offer in place of the whole GPU (rules/gpu.py, gpu_resource_recommended): the old
+    resource set to null, which a strategic merge deletes (a no-op where the object does not set it), the slice
+    in requests and limits (an extended resource's request equals its limit)."""
+    new, old = str(row.get("gpu_resource_recommended") or ""), str(row.get("gpu_resource") or "")
+    count = number(row.get("gpu_request_count_recommended"))
+    if not new or new == old or math.isnan(count):
+        return {}
+    return {"resources": {part: {**({old: None} if old else {}), new: int(count)} for part in ("limits", "requests")}}
+
+
 ContainerEdit = Callable[[dict], dict]  # a recommendation row -> fields of its container ({}: nothing)
 TemplateEdit = Callable[[list[dict]], dict]  # the workload's patched rows -> fields of its pod template
-CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit, _runtime_env_edit]
+CONTAINER_EDITS: list[ContainerEdit] = [_resources_edit, _runtime_env_edit, _gpu_edit]
 TEMPLATE_EDITS: list[TemplateEdit] = []
 
 

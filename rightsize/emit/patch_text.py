@@ -65,6 +65,7 @@ def evidence_lines(patch: WorkloadPatch, meta: dict) -> list[str]:
                else k8s_memory(r['memory_limit_bytes_recommended'])),
             f"  cpu limit:      {cpu_limit_text(r)}",
             *_runtime_evidence(r),
+            *gpu_lines(r),
             f"  saving:         {usd_per_month(r['savings_usd_per_month'])}",
         ]
         extra = []
@@ -91,6 +92,15 @@ def _runtime_evidence(r) -> list[str]:
             f"{mebibytes(r.get('heap_bytes_recommended'))}, {r['runtime_setting_action'].replace('_', ' ')}{measured}"]
 
 
+def gpu_lines(r) -> list[str]:
+    """The GPU change of a patched container (a MIG slice the nodes offer) and its evidence; none without one."""
+    new = str(r.get("gpu_resource_recommended") or "")
+    if not new:
+        return []
+    return [f"  gpu:            {r.get('gpu_resource', '')} {number(r.get('gpu_request_count_current')):g} → {new} "
+            f"{number(r.get('gpu_request_count_recommended')):g}  ({r.get('gpu_evidence', '')})"]
+
+
 @functools.lru_cache(maxsize=1)
 def _yaml() -> YAML:
     # The safe dumper writes the same text as the round-trip one for the plain dicts patches are, with
@@ -100,6 +110,8 @@ def _yaml() -> YAML:
     y.default_flow_style = False
     y.width = 4096
     y.indent(mapping=2, sequence=2, offset=0)
+    # a key a strategic merge deletes (a whole GPU replaced by a MIG slice) reads "null", not an empty value
+    y.representer.add_representer(type(None), lambda r, _v: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     return y
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..gpu_resources import is_gpu_resource
 from ..quantity import parse_cpu, parse_memory
 from .patch_model import INJECTED, LIST_NAME, PatchError, WorkloadPatch, container_spec, has_cpu_limit, pod_spec_path, template_annotations
 from .patch_text import load_all
@@ -41,7 +42,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 
 def _strip_resources(doc: dict, kind: str, containers: set[tuple[str, str]]) -> dict:
-    """``doc`` without the CPU/memory requests and limits of ``containers`` (what a patch may change); a
+    """``doc`` without the CPU/memory/GPU requests and limits of ``containers`` (what a patch may change); a
     pair ("annotation", KEY) strips that pod template annotation (an injected sidecar's sizing)."""
     out = copy.deepcopy(doc)
     _strip_annotations(out, kind, {name for list_name, name in containers if list_name == "annotation"})
@@ -56,6 +57,8 @@ def _strip_resources(doc: dict, kind: str, containers: set[tuple[str, str]]) -> 
             if isinstance(res.get(part), dict):
                 res[part].pop("cpu", None)
                 res[part].pop("memory", None)
+                for key in [k for k in res[part] if is_gpu_resource(str(k))]:  # a GPU moved to a MIG slice
+                    del res[part][key]
                 if not res[part]:
                     del res[part]
         if not res:

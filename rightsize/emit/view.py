@@ -20,6 +20,7 @@ import pandas as pd
 
 from .. import formatting as fmt
 from ..analysis import selection
+from .gpu_section import gpu_kpis, gpu_section
 from ..analysis.compare import COVERAGE_LABEL
 from .backtest_view import backtest_section as _backtest
 from ..analysis.consistency import parts_text
@@ -62,7 +63,7 @@ MAIN_TOTAL = "savings_usd_per_month"
 
 def _kpis(totals: dict) -> list[Kpi]:
     return [Kpi(key, label, totals.get(key), fmt.usd(totals.get(key), 0), note, key == MAIN_TOTAL)
-            for key, label, note in TOTAL_ROWS]
+            for key, label, note in TOTAL_ROWS] + gpu_kpis(totals)
 
 
 def _counts(summary: dict) -> tuple[dict[str, int], str]:
@@ -423,7 +424,7 @@ def shorten(text, limit: int = 140) -> str:
 
 # The report's sections in order; a builder returns None to leave its section out.
 SECTIONS: list[Callable[[Context], Section | None]] = [
-    _totals, _fleet, _charts, _week_over_week, _top_savings, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
+    _totals, _fleet, _charts, _week_over_week, _top_savings, gpu_section, _risky, _backtest, _spot, _cross_az, _load_balancers, _idle,
     _node_groups, _details, _caveats, _files,
 ]
 

@@ -34,6 +34,7 @@ from ..aws_client import client_config
 from ..errors import SourceError
 from ..schema import TABLES
 from ..snapshot import conform, empty_table
+from ..gpu_catalogue import gpu_alternatives, gpu_reference_types
 from .price_cache import PriceCache
 from .price_catalogue import FALLBACK_REGION, ONDEMAND_PRICE_DATE, SPOT_ADVISOR_DATE, load_catalogue
 from .price_list import (NO_CREDENTIALS, AwsUnavailable, fetch_instance_shapes, fetch_inter_az_price, fetch_ondemand_prices,
@@ -50,7 +51,7 @@ DOCUMENTED_INTER_AZ_USD_PER_GB = 0.01
 class _Live:
     ondemand: dict[str, float | None] = field(default_factory=dict)
     spot: dict[str, dict[str, float]] = field(default_factory=dict)
-    shapes: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    shapes: dict[str, tuple[float, ...] | None] = field(default_factory=dict)
     inter_az: float | None = None
     failures: dict[str, str] = field(default_factory=dict)  # component -> message
     calls: int = 0
@@ -144,6 +145,8 @@ def _live_region(region: str, types: list[str], *, session, clients: dict, cache
 
 # --- building the prices table ------------------------------------------------------------------------
 
+_SHAPE = ("instance_type", "vcpu", "memory_gib", "gpus")
+
 
 def _types_by_region(nodes: pd.DataFrame, config_region: str, warn) -> dict[str, list[str]]:
     if nodes.empty:
@@ -164,6 +167,25 @@ def _types_by_region(nodes: pd.DataFrame, config_region: str, warn) -> dict[str,
     return {r: sorted(g["instance_type"].unique()) for r, g in frame.groupby("region")}
 
 
+def _with_gpu_references(types_by_region: dict[str, list[str]], nodes: pd.DataFrame, pricing) -> dict[str, list[str]]:
+    """The types to price per region; where some are GPU types (the catalogue gives them GPUs, or their
+    nodes advertise some), also the smallest GPU type of each family rightsize may suggest moving to (a
+    "smaller GPU", analysis/gpu_fit.py), and every GPU type's general-purpose reference type (its unit
+    prices split the GPU nodes' price, analysis/price_split.py)."""
+    shapes = load_catalogue().shapes
+    cat = shapes.set_index("instance_type")["gpus"]
+    advertised = set(nodes.loc[nodes.get("allocatable_gpus", pd.Series(0.0, index=nodes.index)).fillna(0) > 0, "instance_type"])
+    out = {}
+    for region, types in types_by_region.items():
+        gpu_types = [t for t in types if cat.get(t, 0) > 0 or t in advertised]
+        if gpu_types:
+            gpu_types = sorted(set(gpu_types) | set(gpu_alternatives(shapes)))
+        series = pd.Series(gpu_types, dtype=object)
+        refs = gpu_reference_types(series, pricing.gpu_reference_types)["reference_type"] if len(series) else []
+        out[region] = sorted(set(types) | set(gpu_types) | set(refs))
+    return out
+
+
 def _advisor_for(region: str, types: list[str]) -> pd.DataFrame:
     adv = load_catalogue().advisor
     return adv[(adv["region"] == region) & adv["instance_type"].isin(types)][
@@ -175,7 +197,7 @@ def _catalogue_rows(region: str, types: list[str]) -> tuple[pd.DataFrame, pd.Dat
     cat = load_catalogue()
     price_region = cat.price_region(region)
     od = cat.ondemand[(cat.ondemand["region"] == price_region) & cat.ondemand["instance_type"].isin(types)]
-    od = od[["instance_type", "usd_per_hour"]].merge(cat.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type", how="left")
+    od = od[["instance_type", "usd_per_hour"]].merge(cat.shapes[list(_SHAPE)], on="instance_type", how="left")
     od = od.merge(_advisor_for(region, types), on="instance_type", how="left")
     od["region"], od["zone"], od["capacity_type"], od["price_source"] = region, "", "on-demand", "offline"
     spot = od[od["spot_savings_percent"].notna()].copy()
@@ -186,17 +208,17 @@ def _catalogue_rows(region: str, types: list[str]) -> tuple[pd.DataFrame, pd.Dat
 
 def _live_rows(region: str, types: list[str], live: _Live) -> tuple[pd.DataFrame, pd.DataFrame]:
     cat = load_catalogue()
-    shapes = pd.DataFrame([(t, *(live.shapes.get(t) or (math.nan, math.nan))) for t in types],
-                          columns=["instance_type", "vcpu", "memory_gib"])
-    if "shapes" in live.failures or shapes[["vcpu", "memory_gib"]].isna().any(axis=None):
+    # a cached answer of an older release has no GPU count: the catalogue's fills it
+    shapes = pd.DataFrame([(t, *((live.shapes.get(t) or ()) + (math.nan,) * 3)[:3]) for t in types], columns=list(_SHAPE))
+    if "shapes" in live.failures or shapes[list(_SHAPE[1:])].isna().any(axis=None):
         # EC2 did not answer for some types: the catalogue's shapes fill the gaps.
         backup = cat.shapes.set_index("instance_type")
-        for col in ("vcpu", "memory_gib"):
+        for col in _SHAPE[1:]:
             shapes[col] = shapes[col].fillna(shapes["instance_type"].map(backup[col]))
     adv = _advisor_for(region, types)
     if "ondemand" in live.failures:
         od, est = _catalogue_rows(region, types)
-        od = od.drop(columns=["vcpu", "memory_gib"]).merge(shapes, on="instance_type", how="left")
+        od = od.drop(columns=list(_SHAPE[1:])).merge(shapes, on="instance_type", how="left")
     else:
         od = pd.DataFrame([(t, live.ondemand.get(t)) for t in types], columns=["instance_type", "usd_per_hour"])
         od = od[od["usd_per_hour"].notna()].merge(shapes, on="instance_type", how="left").merge(adv, on="instance_type", how="left")
@@ -213,7 +235,7 @@ def _live_rows(region: str, types: list[str], live: _Live) -> tuple[pd.DataFrame
             # Estimate from the live on-demand price where there is one.
             est = est.drop(columns=["usd_per_hour"]).merge(od[["instance_type", "usd_per_hour"]], on="instance_type", how="inner")
             est["usd_per_hour"] = est["usd_per_hour"] * (1 - est["spot_savings_percent"] / 100.0)
-        spot = est.drop(columns=["vcpu", "memory_gib"]).merge(shapes, on="instance_type", how="left")
+        spot = est.drop(columns=list(_SHAPE[1:])).merge(shapes, on="instance_type", how="left")
     else:
         spot = pd.DataFrame([(t, z, p) for t in types for z, p in (live.spot.get(t) or {}).items()],
                             columns=["instance_type", "zone", "usd_per_hour"])
@@ -244,7 +266,7 @@ def _apply_overrides(table: pd.DataFrame, pricing, types_by_region: dict[str, li
             extra += [(t, region, prices[t]) for t in types if t in prices and t not in have]
         if extra:
             add = pd.DataFrame(extra, columns=["instance_type", "region", "usd_per_hour"])
-            add = add.merge(cat.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type", how="left")
+            add = add.merge(cat.shapes[list(_SHAPE)], on="instance_type", how="left")
             add["zone"], add["capacity_type"], add["price_source"] = "", cap, "override"
             out = pd.concat([out, add], ignore_index=True)
         notes.append(f"explicit {cap} prices from the config for {', '.join(sorted(prices))}")
@@ -265,7 +287,7 @@ def collect_prices(config, snapshot, *, offline: bool = False, session=None, cli
     say = progress or (lambda _msg: None)
     deadline_at = time.monotonic() + pricing.deadline
     nodes = snapshot.tables["nodes"]
-    types_by_region = _types_by_region(nodes, pricing.region, snapshot.warn)
+    types_by_region = _with_gpu_references(_types_by_region(nodes, pricing.region, snapshot.warn), nodes, pricing)
     strict = pricing.source == "aws" and not offline
     clients = dict(clients or {})
     mode, session = _price_mode(pricing, offline, session, clients, snapshot)
@@ -393,5 +415,9 @@ def _warn_unknown(snapshot, nodes: pd.DataFrame, table: pd.DataFrame, types_by_r
                 continue
             names = sorted(nodes.loc[nodes["instance_type"] == itype, "node"].astype(str))
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            if not names:  # a GPU type's reference: analysis falls back to the catalogue's list prices
+                snapshot.warn("price_unknown", f"no price for {itype} in {region}, whose unit prices split the GPU nodes' "
+                              "prices: the bundled catalogue's list prices are used for that split", itype)
+                continue
             snapshot.warn("price_unknown", f"no price for instance type {itype} in {region}: the cost of its nodes "
                           f"({shown}) is unknown; set pricing.instance_prices to price it", itype)

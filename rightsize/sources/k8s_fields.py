@@ -12,7 +12,8 @@ import math
 from typing import Any, Iterable
 
 from ..errors import SourceError
-from ..quantity import parse_cpu, parse_memory
+from ..gpu_resources import gpu_names
+from ..quantity import parse_count, parse_cpu, parse_memory
 from ..refs import WorkloadRef
 
 CAPACITY_TYPE_KEYS = ("eks.amazonaws.com/capacityType", "karpenter.sh/capacity-type")
@@ -296,10 +297,24 @@ def container_rows(obj: dict, pod_spec: dict, ident: dict) -> list[dict]:
                 "memory_request_bytes": quantity_field(parse_memory, req.get("memory"), where, f"{f}.requests.memory"),
                 "memory_limit_bytes": quantity_field(parse_memory, lim.get("memory"), where, f"{f}.limits.memory"),
             }
+            row.update(_gpu_columns(req, lim, where, f))
             # Kubernetes copies a limit into an unset request; the API shows that, a manifest does not.
-            if math.isnan(row["cpu_request_cores"]) and not math.isnan(row["cpu_limit_cores"]):
-                row["cpu_request_cores"] = row["cpu_limit_cores"]
-            if math.isnan(row["memory_request_bytes"]) and not math.isnan(row["memory_limit_bytes"]):
-                row["memory_request_bytes"] = row["memory_limit_bytes"]
+            for res in ("cpu_request_cores", "memory_request_bytes", "gpu_request_count"):
+                limit = res.replace("request", "limit")
+                if math.isnan(row[res]) and not math.isnan(row[limit]):
+                    row[res] = row[limit]
             rows.append(row)
     return rows
+
+
+def _gpu_columns(req: dict, lim: dict, where: str, field_name: str) -> dict:
+    """gpu_resource, gpu_request_count, gpu_limit_count of one container (the first GPU resource it
+    names, see gpu_resources.gpu_names), and ``_gpu_others``: further GPU resources it names."""
+    names = gpu_names(req, lim)
+    if not names:
+        return {"gpu_resource": "", "gpu_request_count": math.nan, "gpu_limit_count": math.nan, "_gpu_others": []}
+    name = names[0]
+    return {"gpu_resource": name,
+            "gpu_request_count": quantity_field(parse_count, req.get(name), where, f"{field_name}.requests.{name}"),
+            "gpu_limit_count": quantity_field(parse_count, lim.get(name), where, f"{field_name}.limits.{name}"),
+            "_gpu_others": names[1:]}

@@ -20,7 +20,9 @@ import pandas as pd
 
 from ..batch_groups import assign, label_keys
 from ..config import Config
-from ..quantity import parse_cpu, parse_memory
+from ..errors import SourceError
+from ..gpu_resources import WHOLE_GPU_RESOURCES, gpu_names
+from ..quantity import parse_count, parse_cpu, parse_memory
 from ..refs import WorkloadRef
 from ..snapshot import conform, empty_table
 from .k8s_fields import (CAPACITY_TYPE_KEYS, DEFAULT_GRACE_SECONDS, capacity_affinity, capacity_value, container_rows,
@@ -40,6 +42,7 @@ TOPOLOGY_ANNOTATIONS = ("service.kubernetes.io/topology-mode", "service.kubernet
 LB_INTERNAL_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-internal"
 LB_SCHEME_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 LB_TYPE_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"  # set by NVIDIA GPU feature discovery
 
 Warn = Callable[[str, str, str], None]
 
@@ -190,6 +193,7 @@ def _workload_row(obj: dict, kind: str, name: str, opts: Options, ns_labels: dic
         # only the annotation: [[overrides]] are applied at analyze time, so editing them needs no new collect
         "ignore": str(annotations.get(kcfg.ignore_annotation, "")).strip().lower() == "true",
         "spot_preference": {"true": "in", "false": "out"}.get(spot, ""),
+        "checkpoints": str(annotations.get(kcfg.checkpoint_annotation, labels.get(kcfg.checkpoint_annotation, ""))).strip().lower() == "true",
         "policy_override": str(annotations.get(kcfg.policy_annotation, "")),
         "source": opts.source,
         "source_file": obj.get("_source_file", ""),
@@ -250,12 +254,23 @@ def build_tables(objects: Iterable[dict], opts: Options, warn: Warn | None = Non
         w.pop("_labels", None)
     return {
         "workloads": _frame("workloads", workloads),
-        "containers": _frame("containers", containers),
+        "containers": _frame("containers", _warn_gpu_others(containers, warn)),
         "services": _frame("services", services),
         "namespaces": _frame("namespaces", ns_rows),
         "nodes": _frame("nodes", nodes),
         "runtimes": _frame("runtimes", warn_runtime_settings(runtimes, warn)),
     }
+
+
+def _warn_gpu_others(containers: list[dict], warn: Warn) -> list[dict]:
+    """Say which containers name more than one GPU resource: only the first is costed and sized."""
+    many = [c for c in containers if c.pop("_gpu_others", None)]
+    if many:
+        shown = ", ".join(f"{WorkloadRef(c['namespace'], c['kind'], c['workload'])}:{c['container']} "
+                          f"({c['gpu_resource']} costed)" for c in many[:5])
+        warn("gpu_resources_several", f"{len(many)} container(s) ask for more than one GPU resource (e.g. two MIG "
+             f"profiles); only the first is costed and sized: {shown}", "GPU cost of those containers (a lower bound)")
+    return containers
 
 
 def _batch_groups(pods: list[dict], config: Config) -> dict[tuple[str, str], tuple[str, str]]:
@@ -447,4 +462,18 @@ def _node_row(node: dict, opts: Options) -> dict:
         "allocatable_cpu_cores": quantity_field(parse_cpu, alloc.get("cpu"), where, "status.allocatable.cpu"),
         "allocatable_memory_bytes": quantity_field(parse_memory, alloc.get("memory"), where, "status.allocatable.memory"),
         "hours_seen": hours,
+        **_node_gpus(node, where),
+        "gpu_product": str(labels.get(GPU_PRODUCT_LABEL, "")),
     }
+
+
+def _node_gpus(node: dict, where: str) -> dict:
+    """capacity_gpus, allocatable_gpus (whole GPUs) and gpu_resources_json (every GPU resource allocatable)."""
+    out = {}
+    for part in ("capacity", "allocatable"):
+        res = path_get(node, "status", part, default={}) or {}
+        counts = {n: quantity_field(parse_count, res[n], where, f"status.{part}.{n}") for n in gpu_names(res)}
+        out[f"{part}_gpus"] = sum(v for n, v in counts.items() if n in WHOLE_GPU_RESOURCES)
+        if part == "allocatable":
+            out["gpu_resources_json"] = json.dumps(counts, sort_keys=True)
+    return out

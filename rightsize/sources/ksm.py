@@ -7,10 +7,13 @@ workload = the pod's name), and ReplicaSets / Jobs without a parent (their own k
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
 from ..batch_groups import assign, ksm_label, label_keys
+from ..gpu_resources import WHOLE_GPU_RESOURCES, from_ksm, gpu_names
 
 _OWNER_COLUMNS = ["namespace", "pod", "kind", "workload"]
 
@@ -72,12 +75,57 @@ def inventory_containers(requests: pd.DataFrame, usage: pd.DataFrame, cluster: s
         rows = requests[(requests["stat"] == stat) & (requests["resource"] == res)] if len(requests) else requests
         best = rows.groupby(key)["value"].max() if len(rows) else pd.Series(dtype=float)
         out[col] = pd.MultiIndex.from_frame(out[key]).map(best).to_numpy(dtype=float, na_value=np.nan) if len(out) else []
+    out = out.assign(**_gpu_requests(requests, out[key], key))
     out["cluster"] = cluster
     out["container_type"] = _container_types(requests, out[key])
     out["init_order"] = np.nan
     images = requests[requests["stat"] == "image"] if len(requests) else requests
     best = images.groupby(key)["resource"].first() if len(images) else pd.Series(dtype=object)
     out["image"] = pd.Series(pd.MultiIndex.from_frame(out[key]).map(best), index=out.index, dtype=object).fillna("") if len(out) else ""
+    return out
+
+
+def _gpu_requests(requests: pd.DataFrame, containers: pd.DataFrame, key: list[str]) -> dict:
+    """gpu_resource, gpu_request_count, gpu_limit_count per row of ``containers`` from the request and
+    limit rows whose ``resource`` is a sanitised GPU name (the first GPU resource of a container, as
+    the API inventory picks it; largest over its pods)."""
+    n = len(containers)
+    out = {"gpu_resource": np.full(n, "", dtype=object), "gpu_request_count": np.full(n, np.nan),
+           "gpu_limit_count": np.full(n, np.nan)}
+    if not n or not len(requests):
+        return out
+    gpu = requests[requests["stat"].isin(["request", "limit"])]
+    gpu = gpu.assign(name=gpu["resource"].map(from_ksm))
+    gpu = gpu[gpu["name"] != ""]
+    if gpu.empty:
+        return out
+    first = gpu.groupby(key)["name"].agg(lambda s: gpu_names(dict.fromkeys(s))[0])
+    idx = pd.MultiIndex.from_frame(containers[key])
+    chosen = pd.Series(idx.map(first), index=containers.index).fillna("").astype(str)
+    out["gpu_resource"] = chosen.to_numpy(dtype=object)
+    mine = gpu.merge(pd.DataFrame({**{k: containers[k] for k in key}, "name": chosen}), on=key + ["name"])
+    for stat, col in (("request", "gpu_request_count"), ("limit", "gpu_limit_count")):
+        best = mine[mine["stat"] == stat].groupby(key)["value"].max()
+        out[col] = idx.map(best).to_numpy(dtype=float, na_value=np.nan) if len(best) else np.full(n, np.nan)
+    out["gpu_request_count"] = np.where(np.isnan(out["gpu_request_count"]), out["gpu_limit_count"], out["gpu_request_count"])
+    return out
+
+
+def node_gpus(allocatable: pd.DataFrame, capacity: pd.DataFrame, nodes: pd.Series, node_label: str, *,
+              known: bool = True, capacity_known: bool = True) -> dict:
+    """capacity_gpus, allocatable_gpus (whole GPUs) and gpu_resources_json (every GPU resource
+    allocatable) per node of ``nodes``, from kube_node_status_{allocatable,capacity} rows (``node_label``,
+    ``resource``, ``value``). A node without GPU rows has 0 GPUs when the metric was found, NaN
+    (and '' for the JSON) when it was not."""
+    out = {}
+    for part, rows, have in (("allocatable", allocatable, known), ("capacity", capacity, capacity_known)):
+        g = rows.assign(name=rows["resource"].map(from_ksm)) if len(rows) else rows.assign(name=pd.Series(dtype=object))
+        g = g[g["name"] != ""]
+        whole = g[g["name"].isin(WHOLE_GPU_RESOURCES)].groupby(node_label)["value"].sum()
+        out[f"{part}_gpus"] = nodes.map(whole).fillna(0.0 if have else np.nan).to_numpy(dtype=float)
+        if part == "allocatable":
+            per_node = {n: dict(zip(f["name"], f["value"])) for n, f in g.groupby(node_label)}
+            out["gpu_resources_json"] = [json.dumps(per_node.get(n, {}), sort_keys=True) if have else "" for n in nodes]
     return out
 
 

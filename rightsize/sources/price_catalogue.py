@@ -82,10 +82,10 @@ def load_catalogue() -> Catalogue:
 
 def instance_candidates(snapshot: Snapshot) -> pd.DataFrame:
     """List prices and shapes of every instance type of the catalogue (region, instance_type, vcpu,
-    memory_gib, usd_per_hour) for every region of the snapshot's nodes and prices, for binpack's best type per
+    memory_gib, gpus, usd_per_hour) for every region of the snapshot's nodes and prices, for binpack's best type per
     family; regions the catalogue does not price use us-east-1's list prices (as pricing does)."""
     catalogue = load_catalogue()
-    candidates = catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib"]], on="instance_type")
+    candidates = catalogue.ondemand.merge(catalogue.shapes[["instance_type", "vcpu", "memory_gib", "gpus"]], on="instance_type")
     regions = set(snapshot.tables["nodes"]["region"].fillna("").astype(str)) | set(
         (snapshot.meta.get("pricing") or {}).get("regions") or [])
     frames = [candidates[candidates["region"] == catalogue.price_region(r)].assign(region=r) for r in regions]

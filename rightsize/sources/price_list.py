@@ -192,18 +192,19 @@ def fetch_spot_prices(ec2_client, instance_types: Iterable[str], now: dt.datetim
     return out
 
 
-def fetch_instance_shapes(ec2_client, instance_types: Iterable[str]) -> dict[str, tuple[float, float] | None]:
-    """(vCPUs, memory GiB) per type from DescribeInstanceTypes; None for types EC2 does not offer here."""
+def fetch_instance_shapes(ec2_client, instance_types: Iterable[str]) -> dict[str, tuple[float, float, float] | None]:
+    """(vCPUs, memory GiB, GPUs) per type from DescribeInstanceTypes; None for types EC2 does not offer here."""
     from botocore.exceptions import ClientError
 
     types = sorted(set(instance_types))
-    out: dict[str, tuple[float, float] | None] = {t: None for t in types}
+    out: dict[str, tuple[float, float, float] | None] = {t: None for t in types}
     region = ec2_client.meta.region_name
 
     def describe(chunk: list[str]):
         for page in ec2_client.get_paginator("describe_instance_types").paginate(InstanceTypes=chunk):
             for it in page.get("InstanceTypes", []):
-                out[it["InstanceType"]] = (float(it["VCpuInfo"]["DefaultVCpus"]), it["MemoryInfo"]["SizeInMiB"] / 1024.0)
+                gpus = float(sum(g.get("Count", 0) for g in (it.get("GpuInfo") or {}).get("Gpus", [])))
+                out[it["InstanceType"]] = (float(it["VCpuInfo"]["DefaultVCpus"]), it["MemoryInfo"]["SizeInMiB"] / 1024.0, gpus)
 
     for i in range(0, len(types), _DESCRIBE_TYPES_CHUNK):
         chunk = types[i:i + _DESCRIBE_TYPES_CHUNK]

@@ -4,10 +4,11 @@ Families: scope.py (policy, eligibility, confidence), growth.py (growing memory,
 margins, no limit introduced below a growth), autoscaling.py (HPA scope and co-adjustment), cpu.py
 (throttling, request, limit), memory.py (request, OOM demand, floor, limit), runtimes.py (a JVM's heap,
 Go/Node.js/.NET runtime limits), selfcheck.py (the last days replayed against the recommendation),
-outcome.py (one-off Jobs, status, flags). Their order, from each rule's ``after``: assign_policy,
-eligibility, memory_growth, usage_pattern, confidence, hpa_scope, cpu_throttling, cpu_request,
-memory_request, runtime_memory, oom_demand, growth_demand, memory_floor, hpa_coadjust, memory_limit,
-growing_memory_limit, cpu_limit, self_check, one_off_job, status, provisioning_flags, runtime_setting.
+outcome.py (one-off Jobs, status, flags), gpu.py (the containers that ask for GPUs, after status). Their
+order, from each rule's ``after``: assign_policy, eligibility, memory_growth, usage_pattern, confidence,
+hpa_scope, cpu_throttling, cpu_request, memory_request, runtime_memory, oom_demand, growth_demand,
+memory_floor, hpa_coadjust, memory_limit, growing_memory_limit, cpu_limit, self_check, one_off_job, status,
+provisioning_flags, runtime_setting, gpu_facts, gpu_idle, gpu_share, gpu_smaller, gpu_outcome.
 
 **Adding a rule touches one file**: write it, declared with ``@rule(after=..., reads=..., writes=...)``,
 in the family module it belongs to, or in a new module of this package: every module here (but base.py

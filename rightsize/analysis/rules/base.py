@@ -35,7 +35,8 @@ from ...snapshot import Snapshot
 from ...usage_stats import column_for, usage_column, usage_statistic_columns
 
 EVIDENCE_COLUMNS = ("samples", "hours_covered", "oom_kills", "restarts", "cpu_throttled_ratio",
-                    "cpu_throttled_seconds", "pods_seen")
+                    "cpu_throttled_seconds", "pods_seen", "gpu_engine_mean_ratio", "gpu_memory_total_bytes", "gpu_model",
+                    "gpu_engine_metric")
 USAGE_COLUMNS = tuple(c for c, _ in usage_statistic_columns()) + EVIDENCE_COLUMNS
 WORKLOAD_COLUMNS = ("replicas", "team", "ignore", "policy_override", "hpa", "hpa_cpu_target_percent",
                     "hpa_memory_target_percent", "hpa_metrics", "hpa_unknown")

@@ -66,7 +66,7 @@ def cluster_rows(run: Run, inventory: bool, allow_partial: bool, snapshot: Snaps
     """The cluster-wide instant query's rows: every label the parts use, ``stat`` and ``value``."""
     L = run.labels
     labels = sorted({L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter, L.node_group, L.node_pool,
-                     "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
+                     L.gpu_product, "resource", L.source_namespace, L.source_workload, L.destination_namespace, L.destination_workload,
                      L.source_zone, L.destination_zone, L.namespace, "horizontalpodautoscaler", "scaletargetref_kind",
                      "scaletargetref_name", "metric_name", "metric_target_type", "poddisruptionbudget", "stat"})
     result = run.cluster_answer  # asked at the start of the pulls, in the same pool

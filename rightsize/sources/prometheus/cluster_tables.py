@@ -1,11 +1,13 @@
 """The nodes and traffic tables of one cluster, from the rows of the cluster-wide instant query (collect.py):
-each node's instance type, zone, capacity type, allocatable and hours seen; bytes per workload pair."""
+each node's instance type, zone, capacity type, allocatable (GPUs too) and hours seen; bytes per workload pair."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from .. import ksm
 
 if TYPE_CHECKING:
     from .run import Run
@@ -28,6 +30,9 @@ def nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:
     out["hours_seen"] = out["node"].map(hours).fillna(0.0)
     for res, col in (("cpu", "allocatable_cpu_cores"), ("memory", "allocatable_memory_bytes")):
         out[col] = out["node"].map(alloc[res]) if res in alloc else np.nan
+    out["gpu_product"] = lab[L.gpu_product].to_numpy()
+    out = out.assign(**ksm.node_gpus(rows[rows["stat"] == "node_allocatable"], rows[rows["stat"] == "node_capacity"],
+                                     out["node"], L.node, known=run.has("node_allocatable"), capacity_known=run.has("node_capacity")))
     return out.reset_index(drop=True)
 
 

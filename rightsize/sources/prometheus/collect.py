@@ -10,8 +10,10 @@ Requests, in order (none grows with the number of workloads):
    working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
 5. one instant query per shard for restarts and CFS throttling per container instance (and, for
    the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
-   traffic (and HPAs and PDBs).
-Requests 3 to 5 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
+   traffic (and HPAs and PDBs);
+6. where the DCGM exporter serves GPU pods: their GPUs' engine activity and frame buffer in time
+   chunks, the daily frame-buffer maxima and the GPUs' sizes, cluster-wide (gpu.py).
+Requests 3 to 6 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the
 cluster-wide query first, each shard's inventory requests spread among the range pulls.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from ...config import Config
 from ...errors import SourceError
 from ...snapshot import Snapshot
-from . import assemble, cluster_tables, labels, pulls, runtime, sanity
+from . import assemble, cluster_tables, gpu, labels, pulls, runtime, sanity
 from .client import Client, QueryFailed
 from .coverage import coverage_of, record_coverage, span_times
 from .run import start, window_end
@@ -49,11 +51,12 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     labels.read_labels(run)
     acc, raw, per_pod, outcome, runtime_frames = pulls.pull(run, inventory_from_metrics, allow_partial)
     pulls.record_partial(run, snapshot, outcome)
+    raw_daily = gpu.finish(run, acc, outcome, None if raw is None else raw.drop(columns="raw_samples"), snapshot)
     hist = assemble.drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
-    daily = assemble.drop(acc.daily(run.cluster, run.owners, None if raw is None else raw.drop(columns="raw_samples"), oom_known,
-                                    raw is not None and run.has("restarts")), outcome.failed)
-    usage = assemble.usage_table(run, hist, daily, oom_known, per_pod)
+    daily = assemble.drop(acc.daily(run.cluster, run.owners, raw_daily, oom_known, raw is not None and run.has("restarts")),
+                          outcome.failed)
+    usage = gpu.usage_columns(run, assemble.usage_table(run, hist, daily, oom_known, per_pod))
     assemble.append(snapshot, "usage", usage)
     assemble.append(snapshot, "usage_histograms", hist)
     assemble.append(snapshot, "usage_daily", daily)
@@ -61,6 +64,7 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     cluster_rows = assemble.cluster_rows(run, inventory_from_metrics, allow_partial, snapshot)
     record_coverage(snapshot, run.cluster, run.grid, [span_times(run.grid, acc.span), coverage_of(cluster_rows)])
     nodes = cluster_tables.nodes(run, cluster_rows)
+    gpu.record_missing(run, snapshot, nodes)
     assemble.append(snapshot, "nodes", nodes)
     placement, timed = assemble.placement(run, acc, nodes, raw, per_pod)
     assemble.append(snapshot, "placement", assemble.drop(placement, outcome.failed))

@@ -64,7 +64,7 @@ FAMILIES: tuple[Family, ...] = (
            "kube-state-metrics exports node labels only when allowed: --metric-labels-allowlist=nodes=[topology.kubernetes.io/zone,"
            "topology.kubernetes.io/region,node.kubernetes.io/instance-type,karpenter.sh/nodepool,karpenter.sh/capacity-type,"
            "eks.amazonaws.com/nodegroup,eks.amazonaws.com/capacityType]"),
-    Family("node_allocatable", KSM, "node allocatable CPU and memory: idle capacity and bin-packing", _KSM_SCRAPED),
+    Family("node_allocatable", KSM, "node allocatable CPU, memory and GPUs: idle capacity and bin-packing", _KSM_SCRAPED),
     Family("resource_requests", KSM, "current requests (the Prometheus-only inventory)", _KSM_SCRAPED, inventory_only=True),
     Family("resource_limits", KSM, "current limits (the Prometheus-only inventory)", _KSM_SCRAPED, inventory_only=True),
     Family("container_info", KSM, "injected sidecars recognised by their image ([injectors]) in the Prometheus-only inventory",

@@ -8,7 +8,7 @@ from ...batch_groups import KINDS as BATCH_FIELDS
 from ...batch_groups import ksm_label, label_keys
 from ...errors import SourceError
 from .. import ksm
-from . import sanity
+from . import gpu, sanity
 from .client import QueryFailed
 from .run import Run
 
@@ -51,8 +51,8 @@ def read_labels(run: Run) -> None:
     firsts = tuple(dict.fromkeys(ksm_label(getattr(run.config.batch_groups, f)[0]) for f in BATCH_FIELDS
                                  if getattr(run.config.batch_groups, f))) if run.has("pod_labels") else ()
     try:
-        found = run.client.series(run.q.owners_and_series(group_labels=firsts), start, run.grid.end,
-                                  what="series (owners, placement, sizes)")
+        found = run.client.series(run.q.owners_and_series(group_labels=firsts) + run.q.gpu_series(), start, run.grid.end,
+                                  what="series (owners, placement, sizes, GPUs)")
     except QueryFailed as exc:
         raise SourceError(f"cannot read pod owners: {exc}") from None
     frame = series_frames(found)
@@ -62,6 +62,7 @@ def read_labels(run: Run) -> None:
     groups = ksm.batch_groups(frame(m.pod_labels, [L.namespace, L.pod] + [ksm_label(k) for k in keys]).rename(
         columns={L.namespace: "namespace", L.pod: "pod"}), run.config)
     run.owners.update({(a, b): (c, d) for a, b, c, d in groups.itertuples(index=False, name=None)})
+    gpu.read_series(run, found)
     info = frame(m.pod_info, [L.namespace, L.pod, L.node])
     run.nodes_of = {(a, b): c for a, b, c in info.itertuples(index=False, name=None)}
     wss = frame(m.memory_working_set, [L.namespace, L.pod, L.container]).drop_duplicates()

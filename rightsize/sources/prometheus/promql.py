@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from ...config import PrometheusConfig
 from ...errors import ConfigError
+from ...gpu_resources import KSM_PATTERN as GPU_RESOURCES
 from ...quantity import format_duration as dur
 from ...settings import label_matchers_problem, name_problem
 
@@ -178,7 +179,7 @@ class Queries:
         if inventory:
             for stat, metric in (("request", m.resource_requests), ("limit", m.resource_limits),
                                  ("init_request", m.init_resource_requests), ("init_limit", m.init_resource_limits)):
-                s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory')}")
+                s = self.sel(metric, namespaces, containers=True, extra=f"resource=~{quote('cpu|memory|' + GPU_RESOURCES)}")
                 parts[stat] = f"max by ({K}, resource) (last_over_time({s}[{W}]))"
             # a container's image, carried in the resource label (an injected sidecar's image, for [injectors])
             image = f"max by ({K}, image) (last_over_time({self.sel(m.container_info, namespaces, containers=True)}[{W}]))"
@@ -278,6 +279,40 @@ class Queries:
         return [self.sel(m.pod_owner, namespaces), self.sel(m.replicaset_owner, namespaces), self.sel(m.job_owner, namespaces),
                 self.sel(m.pod_info, namespaces), self.sel(m.memory_working_set, namespaces, containers=True), *labels]
 
+    # --- GPUs: NVIDIA's DCGM exporter, cluster-wide (its namespace label may be the exporter's own) -----
+    def gpu_series(self) -> list[str]:
+        """Series-API matchers of the DCGM frame-buffer series: which pods have GPUs, their GPU models."""
+        return [self.cluster_sel(self.cfg.metrics.gpu_fb_used)]
+
+    def _gpu_pod_labels(self, expr: str) -> str:
+        """``expr`` with the pod labels of the pod a GPU serves: the exporter's exported_namespace /
+        exported_pod / exported_container where Prometheus renamed them (honor_labels off), else its own."""
+        for lab in (self.cfg.labels.namespace, self.cfg.labels.pod, self.cfg.labels.container):
+            expr = f'label_replace({expr}, "{lab}", "$1", "exported_{lab}", "(.+)")'
+        return expr
+
+    def gpu_usage(self, resource: str, engine_metric: str) -> str:
+        """Each GPU's engine active (ratio: ``engine_metric``, DCGM_FI_DEV_GPU_UTIL read as percent / 100) or
+        frame buffer used (MiB x 1048576 = bytes) as a plain range query, labelled with its pod; the GPUs of
+        one pod (several series) are folded by rightsize, the busiest at each step."""
+        m = self.cfg.metrics
+        if resource == "gpu_engine":
+            expr = self.cluster_sel(engine_metric) + (" / 100" if engine_metric == m.gpu_utilization else "")
+        else:
+            expr = f"{self.cluster_sel(m.gpu_fb_used)} * 1048576"
+        return self._gpu_pod_labels(expr)
+
+    def gpu_daily(self, span: float) -> str:
+        """Per GPU and per ``span`` seconds (evaluate at step = span): the largest raw frame-buffer sample, bytes."""
+        used = self.cluster_sel(self.cfg.metrics.gpu_fb_used)
+        return self._gpu_pod_labels(f"max_over_time({used}[{dur(span)}]) * 1048576")
+
+    def gpu_info(self) -> str:
+        """Per pod and GPU model at the window's end: the frame buffer of its GPUs (used + free), bytes."""
+        m, L, W = self.cfg.metrics, self.cfg.labels, self.W
+        total = f"(last_over_time({self.cluster_sel(m.gpu_fb_used)}[{W}]) + last_over_time({self.cluster_sel(m.gpu_fb_free)}[{W}]))"
+        return f"max by ({self.pod_key}, {L.gpu_model}) ({self._gpu_pod_labels(total + ' * 1048576')})"
+
     # --- cluster-wide (instant queries) -------------------------------------------------------------
     def coverage(self, metric: str, tag: str) -> dict[str, str]:
         """The first and last step of the window (unix seconds) at which ``metric`` has any series of this
@@ -293,13 +328,15 @@ class Queries:
         metric's name), tagged by ``stat``."""
         L, m, W = self.cfg.labels, self.cfg.metrics, self.W
         node_labels = ", ".join([L.node, L.zone, L.region, L.instance_type, L.capacity_type_eks, L.capacity_type_karpenter,
-                                 L.node_group, L.node_pool])
+                                 L.node_group, L.node_pool, L.gpu_product])
         nl = self.cluster_sel(m.node_labels)
-        alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory"))
+        alloc = self.cluster_sel(m.node_allocatable, "resource=~" + quote("cpu|memory|" + GPU_RESOURCES))
+        capacity = self.cluster_sel(m.node_capacity, "resource=~" + quote(GPU_RESOURCES))
         parts = {
             "node_labels": f"max by ({node_labels}) (last_over_time({nl}[{W}]))",
             "node_hours": f"count_over_time((max by ({L.node}) ({nl}))[{W}:{self.S}]) * {self.step / 3600.0!r}",
             "node_allocatable": f"max by ({L.node}, resource) (last_over_time({alloc}[{W}]))",
+            "node_capacity": f"max by ({L.node}, resource) (last_over_time({capacity}[{W}]))",
         }
         parts.update(self.traffic())
         if inventory:

@@ -7,10 +7,10 @@ import pandas as pd
 
 from ...snapshot import Snapshot
 from ...usage_stats import DAY_SECONDS
-from . import execute, runtime, sanity
+from . import execute, gpu, runtime, sanity
 from .client import QueryFailed
 from .run import Run
-from .usage import UsageAccumulator, reduce_chunk
+from .usage import Partial, UsageAccumulator, reduce_chunk
 
 POD_KEY = ["namespace", "pod", "container"]
 
@@ -23,15 +23,15 @@ def pull(run: Run, inventory: bool, allow_partial: bool):
             f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
     tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
                                   [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
-                                  run.grid.n, p.range_points, first=runtime.tasks(run))
+                                  run.grid.n, p.range_points, first=runtime.tasks(run)) + gpu.tasks(run)
     acc = UsageAccumulator(run.grid)
     rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": [], "runtime": []}
 
     def consume(task, result):
-        if task.name in ("cpu", "memory"):
+        if isinstance(result, Partial):
             acc.add(result)
         else:
-            rows[task.name].append(result)
+            (run.gpu if task.name.startswith("gpu") else rows).setdefault(task.name, []).append(result)
 
     outcome = execute.run(tasks, lambda t: _fetch(run, t, inventory), consume, concurrency=p.concurrency,
                           allow_partial=allow_partial, log=run.log)
@@ -45,6 +45,8 @@ def pull(run: Run, inventory: bool, allow_partial: bool):
 def _fetch(run: Run, task: execute.Task, inventory: bool):
     L, nss = run.labels, run.namespaces(task.namespaces)
     key = [L.namespace, L.pod, L.container]
+    if task.name.startswith("gpu"):
+        return gpu.fetch(run, task)
     if task.name == "cluster":
         # the nodes' first and last step: with the containers' (from the pulls) the coverage of the window
         coverage_of = (run.config.prometheus.metrics.node_labels,) if run.has("node_labels") else ()

@@ -10,7 +10,7 @@ from ...config import Config
 from ...errors import SourceError
 from ...quantity import format_duration as dur
 from ...snapshot import Snapshot
-from . import families, runtime
+from . import families, gpu, runtime
 from .client import Client, QueryFailed
 from .families import CORE, missing_text, read_by
 from .promql import Queries, quote
@@ -35,6 +35,7 @@ class Run:
     runtime_present: set = field(default_factory=set)  # runtime metric names found in the window (runtime.py)
     dropped: Counter = field(default_factory=Counter)  # (namespace, pod, container) -> samples dropped (sanity.py)
     duplicates: str = ""  # the duplicate-scrape warning, if any (sanity.py)
+    gpu: dict = field(default_factory=dict)  # the DCGM series' count and the GPU requests' rows (gpu.py)
     cluster_answer: object = None  # the cluster-wide instant query's result (or its QueryFailed)
 
     @property
@@ -86,7 +87,7 @@ def _record_missing(config, snapshot, present: set[str], cluster: str, inventory
     """The metric names not found in the window; each family this collection reads that is missing is
     named in meta.json ``missing_metrics`` and in a caveat with what it disables and a hint (families.py)."""
     m = config.prometheus.metrics
-    missing = {getattr(m, f.field) for f in families.FAMILIES} - present
+    missing = {getattr(m, f) for f in [f.field for f in families.FAMILIES] + list(gpu.DISABLES)} - present  # DCGM: gpu.record_missing
     for family in read_by(inventory):
         name = getattr(m, family.field)
         if name not in missing:

@@ -260,7 +260,7 @@ class UsageAccumulator:
         codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
         owned = np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
         parts = []
-        for r, resource in enumerate(("cpu", "memory")):
+        for r, resource in enumerate(RESOURCES):
             for which, offset, basis in (("pod", 0, 0), ("busy", len(self.series), 1)):
                 g, d, b, c = self.cells(resource, which)
                 keep = owned[g + offset]  # pods without an owner belong to no container
@@ -272,7 +272,7 @@ class UsageAccumulator:
         out["basis"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[5], dtype=np.int8) for p in parts]),
                                                  categories=["pod", "busiest"])
         out["resource"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[4], dtype=np.int8) for p in parts]),
-                                                    categories=["cpu", "memory"])
+                                                    categories=list(RESOURCES))
         out["day"] = self.grid.day_start(np.concatenate([p[1] for p in parts]))
         out["bucket"] = np.concatenate([p[2] for p in parts]).astype(np.int16)
         out["count"] = np.concatenate([p[3] for p in parts]).astype(np.int32)
@@ -292,18 +292,21 @@ class UsageAccumulator:
             s, d, n, sm, mx = self.day_sums(resource)
             per[resource] = pd.DataFrame({"sid": s, "day": d, f"{resource}_samples": n,
                                           f"{resource}_mean_{unit}": sm / np.maximum(n, 1), f"{resource}_max_{unit}": mx})
-        out = per["cpu"].merge(per["memory"], on=["sid", "day"], how="outer")
+        out = per["cpu"]
+        for resource in list(RESOURCES)[1:]:
+            out = out.merge(per[resource], on=["sid", "day"], how="outer")
         out = pd.concat([series.iloc[out["sid"].to_numpy()].reset_index(drop=True), out.drop(columns="sid").reset_index(drop=True)], axis=1)
         key = ["namespace", "pod", "container", "day"]
         if raw is not None:
             out = out.merge(raw, on=key, how="left", suffixes=("", "_raw"))
-            out["memory_max_bytes"] = out["memory_max_bytes_raw"].fillna(out["memory_max_bytes"])
-            out = out.drop(columns=["memory_max_bytes_raw"])
+            for col in [c for c in ("memory_max_bytes", "gpu_memory_max_bytes") if f"{c}_raw" in out]:
+                out[col] = out[f"{col}_raw"].fillna(out[col])  # the largest raw sample, finer than the step
+                out = out.drop(columns=[f"{col}_raw"])
         # no series for a pod: the query ran and saw no kill (no restart)
         out["oom_kills"] = out["oom_kills"].fillna(0.0) if raw is not None and oom_known else np.nan
         known = oom_known if restarts_known is None else restarts_known
         out["restarts"] = out["restarts"].fillna(0.0) if raw is not None and known and "restarts" in out else np.nan
-        for c in ("cpu_samples", "memory_samples"):
+        for c in (f"{r}_samples" for r in RESOURCES):
             out[c] = out[c].fillna(0).astype(np.int64)
         out["day"] = self.grid.day_start(out["day"].to_numpy())
         out = out[out["workload"] != ""].reset_index(drop=True)
