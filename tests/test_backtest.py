@@ -151,7 +151,7 @@ def test_cli_and_report_on_the_demo(tmp_path):
     assert policies["recommended"]["predicted_ooms"] == 0 == int(bt[bt.policy == "recommended"]["predicted_oom"].sum())
     assert policies["today"]["predicted_ooms"] >= 1
     section = (out / "report.md").read_text().split("## Backtest: the last 7 days replayed", 1)[1].split("\n## ", 1)[0]
-    raised = pd.read_csv(out / "recommendations.csv")["raised_by_backtest"].fillna("")
+    raised = pd.read_csv(out / "recommendations.csv", dtype={"raised_by_backtest": str})["raised_by_backtest"].fillna("")
     if (raised != "").any():  # every raise of the self-check is named in the section
         assert f"**Raised by the self-check: {int((raised != '').sum())}**" in section
     else:
