@@ -89,9 +89,10 @@ class _SpecIndex:
             for r in wl[list(WORKLOAD_KEY) + cols].to_dict("records"):
                 self.workloads.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
         ct = tables.get("containers")
-        self.containers: dict[tuple, pd.DataFrame] = {}
+        self.containers: dict[tuple, list[dict]] = {}
         if ct is not None and not ct.empty:
-            self.containers = {k: g for k, g in ct.groupby(list(WORKLOAD_KEY), sort=False)}
+            for r in ct.to_dict("records"):
+                self.containers.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
         self.cache: dict = {}
 
 
