@@ -109,11 +109,11 @@ def s3_loop(kills: int, rng: random.Random, work: Path, prom_url: str, end: str)
     cfg.write_text(_prom_toml(prom_url, end) + '[general]\nlock_lease = "10s"\nlock_wait = "60s"\nwindow = "24h"\nstep = "1m"\n')
     target = f"s3://{BUCKET}/w/snapshot"
     cmd = cli("collect", "--quiet", "--config", cfg, "--out", target)
-    from rightsize import s3
+    from rightsize.s3 import objects
     from rightsize.snapshot import Snapshot
 
     def state() -> tuple:
-        s3._CLIENTS.clear()
+        objects._CLIENTS.clear()
         try:
             snap = Snapshot.read(target)
         except Exception as exc:  # noqa: BLE001 - any failure to read is "broken"

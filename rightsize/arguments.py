@@ -48,8 +48,8 @@ def _days(text: str) -> int:
 
 
 def _location(text: str):
-    """--out / --snapshot / --compare: a local folder, or an s3://bucket/prefix (s3.location)."""
-    from .s3 import S3Error, location
+    """--out / --snapshot / --compare: a local folder, or an s3://bucket/prefix (storage.location)."""
+    from .storage import S3Error, location
 
     try:
         return location(text)

@@ -5,6 +5,7 @@
 - ``signals_held``: SIGINT and SIGTERM wait while a commit step runs, so it is never half done.
 - ``file_sha256``: the digest meta.json and the S3 manifest record for each file.
 - ``nothing_written``: a failure while a folder is staged becomes one line naming the real target.
+- ``write_text_atomic``: one file written through a temporary file beside it and renamed over.
 """
 from __future__ import annotations
 
@@ -68,3 +69,18 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return "sha256:" + digest.hexdigest()
+
+
+def write_text_atomic(path: Path, text: str | bytes) -> Path:
+    """Write ``text`` to ``path`` via a temp file in the same folder; RightsizeError names the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RightsizeError(f"{path}: cannot write report file: {exc.strerror or exc}") from None
+    return path

@@ -30,8 +30,8 @@ def _on_sigterm(signum, _frame):
 
 
 def _locked(config: Config, folder: Path, command: str, log):
-    """Hold the lock of one output folder for a command (see folders.output_lock)."""
-    from .folders import output_lock
+    """Hold the lock of one output folder for a command (see storage.output_lock)."""
+    from .storage import output_lock
 
     return output_lock(folder, wait_seconds=config.general.lock_wait, command=command, log=log,
                        lease_seconds=config.general.lock_lease)
@@ -122,20 +122,19 @@ def _beside_snapshot(args, snapshot: Snapshot, config: Config):
 def _this_weeks_fleet(config: Config, now: dt.datetime | None = None):
     """<[report] output_dir>/<the week part of [report] layout>: where this week's cluster folders are."""
     from .emit.report import week_label
-    from .s3 import S3Path, location
+    from .storage import location
 
     layout = config.report.layout
     if "{week}" not in layout or ("{cluster}" in layout and layout.index("{cluster}") < layout.index("{week}")):
         raise ConfigError(f"--fleet needs [report] layout with {{week}} before {{cluster}}, e.g. \"{{week}}/{{cluster}}\" "
                           f"(got {layout!r}); or name the folder with --snapshot")
     week = layout[:layout.index("{week}") + len("{week}")].format(week=week_label(now or dt.datetime.now(dt.timezone.utc)))
-    root = location(config.report.output_dir)
-    return (root if isinstance(root, S3Path) else root.expanduser()) / week
+    return location(config.report.output_dir, expand_user=True) / week
 
 
 def _fleet_out(snapshot: Snapshot):
     from .fleet import FLEET_REPORT
-    from .s3 import location
+    from .storage import location
 
     return location(snapshot.meta["fleet"]["root"]) / FLEET_REPORT
 
@@ -170,7 +169,7 @@ def _overlay_lock(config: Config, overlay: Path, log):
     import hashlib
     import tempfile
 
-    from .folders import output_lock
+    from .storage import output_lock
 
     key = hashlib.sha256(str(Path(overlay).resolve()).encode()).hexdigest()[:16]
     state = Path(tempfile.gettempdir()) / "rightsize-locks" / f"overlay-{key}.lock"
@@ -181,13 +180,14 @@ def _overlay_lock(config: Config, overlay: Path, log):
 def _write_patches(analysis, snapshot, config, out: Path, overlay: Path | None, log, cluster: str | None = None):
     if overlay:
         from .emit.overlay import DIFF_FILE, apply_to_overlay
+        from .storage import write_file
 
         with _overlay_lock(config, overlay, log):
             result = apply_to_overlay(analysis.recommendations, snapshot, config, overlay, cluster=cluster)
         print(result.diff or "(the rendered overlay does not change)")
-        _write_beside(out, "PATCHES.md", result.markdown, "PATCHES.md")
+        write_file(out, "PATCHES.md", result.markdown, "PATCHES.md")
         if result.diff:
-            _write_beside(out, DIFF_FILE, result.diff, "overlay diff")
+            write_file(out, DIFF_FILE, result.diff, "overlay diff")
         state = f"updated ({len(result.written)} files written, {len(result.removed)} removed)" if result.written \
             else f"unchanged ({result.unchanged})"
         log(f"overlay {overlay} {state}; pull-request text in {out / 'PATCHES.md'}")
@@ -255,7 +255,7 @@ def cmd_analyze(args, config, log) -> int:
         return EXIT_OK
     analysis = analyze(snapshot, config)
     from .emit.tables import write_tables
-    from .folders import replace_folder
+    from .storage import replace_folder
 
     out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
@@ -270,29 +270,17 @@ def cmd_backtest(args, config, log) -> int:
     from .emit.tables import table_csv
     from .emit.terminal import backtest_text, frontier_text
     from .schema import BACKTEST_COLUMNS, MARGIN_COLUMNS
+    from .storage import write_file
 
     snapshot = _load_snapshot(config, args.snapshot, log, per_pod_tables=True)
     sweep = (api.margin_sweep(snapshot, config, test_days=args.days), "margins.csv", MARGIN_COLUMNS) if args.sweep else None
     table, name, columns = sweep or (api.backtest(snapshot, {p: _policy_arg(p) for p in args.policy}, config, test_days=args.days), "backtest.csv", BACKTEST_COLUMNS)
     out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize backtest", log):
-        path = _write_beside(out, name, table_csv(table, columns), "backtest")
+        path = write_file(out, name, table_csv(table, columns), "backtest")
     print(frontier_text(table) if args.sweep else backtest_text(table, args.days))
     log(f"{name} written to {path}")
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
-
-
-def _write_beside(out, name: str, text: str, what: str):
-    """Write one file into the folder ``out`` (local: atomically; s3://: committed with the folder's other files kept)."""
-    from .emit.tables import write_text_atomic
-    from .folders import replace_folder
-    from .s3 import S3Path
-
-    if isinstance(out, S3Path):
-        replace_folder(out, lambda tmp: write_text_atomic(tmp / name, text), what=what, keep_others=True)
-        return out / name
-    Path(out).mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(Path(out) / name, text)
 
 
 def _policy_arg(text: str):
@@ -370,10 +358,9 @@ def _write_run(snapshot, analysis, config, out, args, log):
     """The run folder as one unit: snapshot/, the report and patches/ staged together and swapped in by
     one replace (a signal or a kill leaves either all of them new or none). On S3 each part is committed
     by its own pointer switch, signals held between them. ``--overlay`` (outside the folder) comes after."""
-    from .folders import replace_folder
-    from .s3 import S3Path
+    from .storage import replace_folder, store
 
-    if isinstance(out, S3Path):
+    if not store(out).swaps_nested:  # each part committed on its own (an S3 prefix per part)
         snapshot.write(out / "snapshot")
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
         if not args.overlay:

@@ -599,8 +599,8 @@ def _header_problems(config: Config) -> list[tuple[str, str]]:
 
 def _aws_problems(config: Config) -> list[tuple[str, str]]:
     """(key, problem) of the AMP signing and S3 output settings ('' when fine)."""
-    from .s3 import S3Error, S3Path
     from .aws_client import REGION, ROLE_ARN
+    from .storage import S3Error, location
 
     p = config.prometheus
     sigv4 = p.auth == "sigv4"
@@ -614,11 +614,10 @@ def _aws_problems(config: Config) -> list[tuple[str, str]]:
         ("prometheus.token_file", "auth = \"sigv4\" signs every request with AWS credentials: remove token_file"
          if sigv4 and p.token_file else ""),
     ]
-    if config.report.output_dir.startswith("s3://"):
-        try:
-            S3Path(config.report.output_dir)
-        except S3Error as exc:
-            problems.append(("report.output_dir", str(exc)))
+    try:
+        location(config.report.output_dir)  # a malformed s3:// URL is refused here, before a run
+    except S3Error as exc:
+        problems.append(("report.output_dir", str(exc)))
     return problems
 
 

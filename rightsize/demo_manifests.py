@@ -94,7 +94,7 @@ def base_files() -> dict[str, str]:
 
 def write_base(folder: str | os.PathLike) -> Path:
     """Write base_files() as the folder ``folder``, swapped in whole (never half-written), and return it."""
-    from .folders import replace_folder
+    from .storage import replace_folder
 
     def fill(tmp: Path) -> None:
         for rel, text in base_files().items():

@@ -26,22 +26,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from .errors import SnapshotError
 from .escape import clean_text
-from .s3 import S3Path, location
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
+from .storage import Location, children, has_file, location, started, store
 from .usage_stats import policies_need_histograms
 
 PER_POD_TABLES = ("usage_histograms", "usage_daily")
 FLEET_REPORT = "_fleet"  # where a fleet report goes by default: not a cluster name (EKS names start with a letter or digit)
 _PRICE_KEY = ["instance_type", "region", "zone", "capacity_type"]
-READERS = 8  # snapshots read from S3 at once
 
 
 @dataclass
@@ -49,7 +47,7 @@ class Entry:
     """One child of the fleet folder: ``snapshot`` is where its snapshot is, '' ``reason`` when usable."""
 
     name: str
-    snapshot: Path | S3Path | None
+    snapshot: Location | None
     reason: str = ""
     snap: Snapshot | None = None
     window_end: pd.Timestamp | None = None
@@ -57,7 +55,7 @@ class Entry:
 
 @dataclass
 class Fleet:
-    root: Path | S3Path
+    root: Location
     entries: list[Entry] = field(default_factory=list)
     expected: list[str] = field(default_factory=list)
     expected_from: str = ""  # "[fleet] clusters", or the previous week's folder
@@ -66,32 +64,17 @@ class Fleet:
 # --- where the snapshots are ---------------------------------------------------------------------------
 
 def _children(root) -> list[str]:
-    from . import s3
-
-    if isinstance(root, S3Path):
-        names = s3.children(root)
-    else:
-        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    return [n for n in names if not n.startswith((".", "_"))]
+    return [n for n in children(root) if not n.startswith((".", "_"))]
 
 
 def is_snapshot(loc) -> bool:
     """True when ``loc`` holds a (complete) snapshot: meta.json, on S3 named by its _SUCCESS manifest."""
-    from . import s3
-
-    if isinstance(loc, S3Path):
-        manifest = s3.read_manifest(loc)
-        return manifest is not None and "meta.json" in manifest["files"]
-    return (loc / "meta.json").is_file()
+    return has_file(loc, "meta.json")
 
 
 def _started(loc) -> bool:
     """Something was written at ``loc`` (an upload that may not have completed)."""
-    from . import s3
-
-    if isinstance(loc, S3Path):
-        return s3.has_objects(loc)
-    return loc.is_dir() and any(loc.iterdir())
+    return started(loc)
 
 
 def discover(root) -> list[Entry]:
@@ -160,7 +143,7 @@ def _read_entries(fleet: Fleet, skip: tuple[str, ...], log) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     todo = [e for e in fleet.entries if e.snapshot is not None]
-    workers = READERS if isinstance(fleet.root, S3Path) else 1
+    workers = store(fleet.root).parallel_reads
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(lambda e: _read_entry(e, skip, log), todo))
 

@@ -201,13 +201,8 @@ def replace_folder(target: Path, fill: Callable[[Path], None], *, what: str,
     ``keep_others``: entries of the old folder that ``fill`` did not write are kept (a report folder
     holds snapshot/ and patches/ written by other stages). Any OSError becomes ``error`` with one
     line: "<target>: cannot write <what>: <reason> (nothing was written)". The new folder's mode follows the umask.
+    A local folder only: ``storage.replace_folder`` takes an s3:// prefix too.
     """
-    from .s3 import S3Path
-
-    if isinstance(target, S3Path):  # filled locally, then uploaded and committed whole (s3.py)
-        from . import s3
-
-        return s3.replace_folder(target, fill, what=what, error=error, keep_others=keep_others)
     target = resolve_out(target)
     mount = os.path.ismount(target)
     with nothing_written(target, target, what, error):
@@ -306,23 +301,14 @@ def _open_lock(path: Path, folder: Path) -> int:
 
 @contextlib.contextmanager
 def output_lock(folder: Path, *, wait_seconds: float, command: str = "", log: Callable[[str], None] | None = None,
-                lease_seconds: float = 120.0, lock_file: Path | None = None):
+                lock_file: Path | None = None):
     """Hold the lock of ``folder`` for the block. Waits up to ``wait_seconds`` for another holder, then
     raises LockedError naming it. The kernel drops the lock when a holder dies (flock), so a crashed
     run never blocks the next one; the lock file is removed when the block ends (also on an error), and
     what a killed write left is recovered once the lock is held.
     ``lock_file``: where the lock lives instead of beside the folder (an overlay in a git repository is
-    locked from a state folder, so that nothing appears in the repository). An s3:// folder gets a lease
-    instead (s3_lock.lock: renewed while the run lives, taken over ``lease_seconds`` after a dead run's last
-    renewal)."""
-    from .s3 import S3Path
-
-    if isinstance(folder, S3Path):
-        from . import s3_lock
-
-        with s3_lock.lock(folder, wait_seconds=wait_seconds, lease_seconds=lease_seconds, command=command, log=log):
-            yield
-        return
+    locked from a state folder, so that nothing appears in the repository). An s3:// folder's lock is a lease
+    instead (``storage.output_lock``)."""
     folder = resolve_out(folder)
     path = lock_file or lock_path(folder)
     fd = _locked_fd(path, folder, wait_seconds, log)

@@ -4,7 +4,7 @@
 leaves half a snapshot, and records each table file's sha256 in meta.json ``checksums``;
 ``Snapshot.read`` verifies those checksums (a flipped bit is an error naming the file), then validates
 every table against schema.TABLES and names the table and column at fault. Both take an s3:// location
-too (s3.S3Path): written through a local folder and committed whole, read through its manifest.
+too (storage.py): written through a local folder and committed whole, read through its manifest.
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from .atomic import file_sha256
 from .errors import SnapshotError
 from .escape import clean_text
-from .folders import replace_folder
 from .schema import OPTIONAL_TABLES, TABLES, Column
+from .storage import local_copy, location, replace_folder, store
 
 SCHEMA_VERSION = 1
 
@@ -243,8 +243,6 @@ class Snapshot:
     def write(self, path: str | os.PathLike) -> Path:
         """Write atomically: into a temp folder beside ``path``, then rename over it (an s3:// location:
         uploaded, then committed by its _SUCCESS manifest)."""
-        from .s3 import location
-
         target = location(path)
         if self.meta.get("tables_not_loaded"):
             raise SnapshotError(f"{target}: this snapshot was read without {', '.join(self.meta['tables_not_loaded'])}; "
@@ -269,11 +267,14 @@ class Snapshot:
         at fault. ``skip``: tables not to load (left empty, named in meta ``tables_not_loaded``), e.g. the
         large per-pod ones a fleet report does not need. ``lazy``: tables read only when used (whole, or
         streamed by Snapshot.batches); their checksums are checked now all the same."""
-        from .s3 import S3Path, location
-
         src = location(path)
-        if isinstance(src, S3Path):
-            return _read_s3(cls, src, skip)
+        unwanted = {f"{name}.parquet" for name in skip}
+        with local_copy(src, what="snapshot", keep=lambda rel: rel not in unwanted, error=SnapshotError) as folder:
+            # a temporary copy is gone once read: nothing in it may be read later
+            return cls._read_folder(folder, skip=skip, lazy=() if store(src).copies_to_read else lazy)
+
+    @classmethod
+    def _read_folder(cls, src: Path, *, skip: tuple[str, ...], lazy: tuple[str, ...]) -> "Snapshot":
         if not src.is_dir():
             raise SnapshotError(f"{src}: no snapshot folder here (run `rightsize collect` or `rightsize demo` first)")
         meta = _read_meta(src / "meta.json")
@@ -330,21 +331,6 @@ def _read_parquet(f: Path, name: str) -> pd.DataFrame:
         return pq.read_table(str(f), read_dictionary=names).to_pandas()
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise SnapshotError(f"{f}: cannot read table {name!r}: {exc}") from None
-
-
-def _read_s3(cls, src, skip: tuple[str, ...]) -> "Snapshot":
-    """Download the snapshot's files (checked against its _SUCCESS manifest), then read them as a folder."""
-    import tempfile
-
-    from . import s3
-
-    with tempfile.TemporaryDirectory(prefix="rightsize-snapshot-") as tmp:
-        unwanted = {f"{name}.parquet" for name in skip}
-        s3.download(src, Path(tmp), what="snapshot", keep=lambda rel: rel not in unwanted, error=SnapshotError)
-        try:
-            return cls.read(Path(tmp), skip=skip)
-        except SnapshotError as exc:
-            raise SnapshotError(str(exc).replace(tmp, str(src))) from None
 
 
 def _check_unique(tables, where: str) -> None:

@@ -6,9 +6,8 @@ import datetime as dt
 import sys
 
 from rightsize.config import load_config
-from rightsize.folders import output_lock
-from rightsize.s3 import location
 from rightsize.snapshot import Snapshot
+from rightsize.storage import location, output_lock
 
 snap = Snapshot.read(sys.argv[1])
 snap.meta["created_at"] = dt.datetime.now(dt.timezone.utc).isoformat()  # tells each write apart

@@ -987,7 +987,7 @@ def _s3_keys(env: dict, prefix: str) -> list[str]:
 
 S3_KILL_CHILD = """
 import os, signal, sys
-import rightsize.s3 as s3
+import rightsize.s3.commit as s3
 real = s3.{function}
 def killing(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -1007,7 +1007,7 @@ def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_wai
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from rightsize import s3
+    from rightsize.s3 import objects
     from rightsize.snapshot import Snapshot
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -1025,7 +1025,7 @@ def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_wai
         def read(target):
             for name, value in env.items():
                 os.environ[name] = value
-            s3._CLIENTS.clear()
+            objects._CLIENTS.clear()
             return Snapshot.read(target)
 
         child = ROOT / "tests" / "s3_writer.py"

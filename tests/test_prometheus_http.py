@@ -246,8 +246,10 @@ def test_first_ctrl_c_stops_at_once(server, tmp_path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 3, err
+    _, err = proc.communicate(timeout=120)
+    # The hanging query would hold it for its 5-minute timeout; the bound tells "at once" from that with room
+    # for a loaded runner (a quiet machine stops in well under a second; 3 s flaked at load 15).
+    assert time.monotonic() - sent < 30, err
     assert proc.returncode == 130 and "interrupted" in err
     assert not (tmp_path / "snap").exists()
 

@@ -14,12 +14,13 @@ import pandas as pd
 import pytest
 
 from rightsize import s3
+from rightsize.s3 import objects
 from rightsize.cli import main
 from rightsize.config import Config
 from rightsize.demo import generate
 from rightsize.errors import SnapshotError
 from rightsize.errors import LockedError
-from rightsize.folders import output_lock, replace_folder
+from rightsize.storage import output_lock, replace_folder
 from rightsize.s3 import S3Error, S3Path
 from rightsize.schema import TABLES
 from rightsize.snapshot import Snapshot
@@ -58,17 +59,17 @@ def keys(prefix: str = "") -> dict[str, bytes]:
 
 def failing_after(monkeypatch, operation: str, calls: int):
     """Every S3 client rightsize makes fails its ``calls``-th ``operation`` (a crash at that point)."""
-    made, count = s3.client, {"n": 0}
+    made, count = objects.client, {"n": 0}
 
     def crash(**_):
         count["n"] += 1
         if count["n"] == calls:
             raise KeyboardInterrupt(f"interrupted at {operation} #{calls}")
 
-    c = s3.new_client()
+    c = objects.new_client()
     c.meta.events.register(f"before-call.s3.{operation}", crash)
-    monkeypatch.setattr(s3, "client", lambda: c)
-    return lambda: monkeypatch.setattr(s3, "client", made)
+    monkeypatch.setattr(objects, "client", lambda: c)
+    return lambda: monkeypatch.setattr(objects, "client", made)
 
 
 def test_snapshot_written_to_s3_reads_back_and_its_manifest_matches_every_object(bucket, demo):
@@ -257,9 +258,9 @@ def allowed(policy: dict, action: str, resource: str, prefix: str | None = None)
 def test_the_iam_policy_allows_every_call_rightsize_makes_and_writes_only_below_its_prefix(bucket, monkeypatch, tmp_path):
     policy = json.loads((ROOT / "deploy" / "iam-policy.json").read_text().replace("BUCKET", BUCKET).replace("PREFIX", "rightsize"))
     calls: list[tuple[str, dict]] = []
-    c = s3.new_client()
+    c = objects.new_client()
     c.meta.events.register("provide-client-params.s3.*", lambda params, model, **_: calls.append((model.name, dict(params))))
-    monkeypatch.setattr(s3, "client", lambda: c)
+    monkeypatch.setattr(objects, "client", lambda: c)
     cluster("prod").write(bucket / "2026-W47" / "prod" / "snapshot")
     (tmp_path / "fast.toml").write_text(FAST)
     fast = ["--quiet", "--config", str(tmp_path / "fast.toml")]

@@ -16,9 +16,6 @@ MAX_MODULE_LINES = 500
 LONG_FUNCTIONS: dict[str, str] = {}
 # Longer modules: declaration tables only, each with its reason.
 LONG_MODULES: dict[str, str] = {
-    # TEMPORARY while issues 27-32 merge (the lead splits them before the release; do not add to these two):
-    "s3.py": "TEMPORARY: issue 27's lease lock and pointer commit; issue 30's storage interface splits it",
-    "sources/prometheus/collect.py": "TEMPORARY: issues 25/27/29 each added a step; split along its seams after they merge",
     "config.py": "the one declaration of every config key, a table (with [notify] and [injectors] it passed 500 lines); "
                  "moving sections out would give keys a second home",
 }
@@ -29,7 +26,7 @@ LONG_MODULES: dict[str, str] = {
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
     "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic",
               "batch_groups", "escape", "names", "runtimes"}, set()),
-    "storage": ({"s3", "s3_lock", "folders", "kustomize"}, {"base"}),
+    "storage": ({"storage", "s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
     "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
@@ -192,3 +189,19 @@ def test_one_front_door(graph):
     """The CLI runs the analysis through rightsize.api.analyze (pricing, instance candidates), as the API does."""
     assert "rightsize.api" in graph["rightsize.cli"]
     assert "rightsize.analysis" not in graph["rightsize.cli"]  # no `from .analysis import analyze`
+
+
+def test_one_storage_interface(graph):
+    """Only storage.py tells a local folder from an s3:// prefix: no other module imports the S3 store, and none
+    asks ``isinstance(..., S3Path)``."""
+    import re
+
+    outside = sorted(m for m, targets in graph.items() if _unit(m) not in ("s3", "storage")
+                     for t in targets if t == "rightsize.s3" or t.startswith("rightsize.s3."))
+    assert outside == [], "read and write through rightsize.storage"
+    asks = re.compile(r"isinstance\([^()]*,\s*\(?[^()]*\bS3Path\b")
+    asking = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                    if p.relative_to(PACKAGE).parts[0] not in ("s3", "storage.py") and asks.search(p.read_text()))
+    assert asking == [], "ask the location's store (storage.store(loc)) for what it can do, not which kind it is"
+    # the check itself finds one
+    assert asks.search("if isinstance(out, S3Path):") and asks.search("isinstance(x, (Path, S3Path))")

@@ -12,6 +12,7 @@ import pandas as pd
 from ..analysis.compare import DELTA_METRICS, Comparison, compare  # noqa: F401  (re-exported)
 from ..errors import RightsizeError
 from ..schema import CONTAINER_KEY, RECOMMENDATION_COLUMNS
+from ..storage import children, has_file, local_copy, location
 
 WEEK_DIR = re.compile(r"^\d{4}-W\d{2}$")
 
@@ -19,11 +20,12 @@ WEEK_DIR = re.compile(r"^\d{4}-W\d{2}$")
 def load_previous(folder: str | Path) -> tuple[dict, pd.DataFrame]:
     """summary.json and recommendations.csv of an earlier report (a folder or an s3:// prefix);
     RightsizeError names the missing file."""
-    from ..s3 import S3Path, location
-
     folder = location(folder)
-    if isinstance(folder, S3Path):
-        return _load_previous_s3(folder)
+    with local_copy(folder, what="report", keep=lambda rel: rel in ("summary.json", "recommendations.csv")) as local:
+        return _load_local(local)
+
+
+def _load_local(folder: Path) -> tuple[dict, pd.DataFrame]:
     summary_file, recs_file = folder / "summary.json", folder / "recommendations.csv"
     try:
         summary = json.loads(summary_file.read_text(encoding="utf-8"))
@@ -47,26 +49,11 @@ def load_previous(folder: str | Path) -> tuple[dict, pd.DataFrame]:
     return summary, recs
 
 
-def _load_previous_s3(folder) -> tuple[dict, pd.DataFrame]:
-    import tempfile
-
-    from .. import s3
-
-    with tempfile.TemporaryDirectory(prefix="rightsize-previous-") as tmp:
-        s3.download(folder, Path(tmp), what="report", keep=lambda rel: rel in ("summary.json", "recommendations.csv"))
-        try:
-            return load_previous(Path(tmp))
-        except RightsizeError as exc:
-            raise RightsizeError(str(exc).replace(tmp, str(folder))) from None
-
-
 def find_previous_dir(out_dir: str | Path) -> Path | None:
     """The same folder in the latest earlier week that holds a report: for ``reports/2026-W47`` the latest
     ``reports/YYYY-Www`` before it with a summary.json, for ``s3://b/rightsize/2026-W47/prod`` the latest
     ``s3://b/rightsize/YYYY-Www/prod`` with a committed one. None without a week folder in the path (a
     custom --out compares only with --compare)."""
-    from ..s3 import location
-
     out = location(out_dir)
     parts = list(out.parts)
     weeks = [i for i, part in enumerate(parts) if WEEK_DIR.match(part)]
@@ -85,19 +72,8 @@ def find_previous_dir(out_dir: str | Path) -> Path | None:
 
 
 def _week_names(root) -> list[str]:
-    from .. import s3
-
-    if isinstance(root, s3.S3Path):
-        names = s3.children(root)
-    else:
-        names = [p.name for p in root.iterdir() if p.is_dir()] if Path(root).is_dir() else []
-    return [n for n in names if WEEK_DIR.match(n)]
+    return [n for n in children(root) if WEEK_DIR.match(n)]
 
 
 def _has_report(folder) -> bool:
-    from .. import s3
-
-    if isinstance(folder, s3.S3Path):
-        manifest = s3.read_manifest(folder)
-        return manifest is not None and "summary.json" in manifest["files"]
-    return (folder / "summary.json").exists()
+    return has_file(folder, "summary.json")

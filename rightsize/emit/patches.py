@@ -17,7 +17,6 @@ never leaves half a patch set.
 """
 from __future__ import annotations
 
-import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +27,11 @@ import pandas as pd
 from ..atomic import inside
 from ..escape import clean_text
 from ..errors import ConfigError
-from ..folders import k8s_name_problem, layout_problem, replace_folder, safe_component
+from ..folders import k8s_name_problem, layout_problem, safe_component
 from ..names import valid
 from ..refs import WorkloadRef
-from ..s3 import S3Path, location
 from ..schema import WORKLOAD_KEY
+from ..storage import lacks, location, replace_folder, write_problem
 from .hpa_patch import hpa_file, hpa_patch, hpa_target
 from .patch_body import build_patch
 from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
@@ -179,29 +178,15 @@ def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: 
     return yaml_text(data, comments)
 
 
-def _check_writable(out_dir: Path) -> None:
-    if isinstance(out_dir, S3Path):
-        return _check_s3(out_dir)
-    parent = out_dir.parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PatchError(f"{out_dir}: exists and is not a folder; cannot write patches there")
-    probe = out_dir if out_dir.exists() else parent
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK) or (out_dir.exists() and not os.access(parent, os.W_OK)):
-        raise PatchError(f"{out_dir}: read-only; cannot write patches (nothing was written)")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "PATCHES.md").is_file():
-        raise PatchError(f"{out_dir}: not empty and not a rightsize patch folder (no PATCHES.md); "
-                         "refusing to replace it, pick another --out")
-
-
-def _check_s3(out_dir: S3Path) -> None:
-    """An s3:// patch folder is replaced whole: refuse a prefix holding something else than earlier patches."""
-    from .. import s3
-
-    manifest = s3.read_manifest(out_dir)
-    if manifest is not None and "PATCHES.md" not in manifest["files"]:
-        raise PatchError(f"{out_dir}: holds something else than rightsize patches (no PATCHES.md in its {s3.SUCCESS}); "
+def _check_writable(out_dir) -> None:
+    """The patch folder is replaced whole: refuse one that cannot be written, or that holds something else
+    than earlier patches (no PATCHES.md)."""
+    problem = write_problem(out_dir)
+    if problem:
+        raise PatchError(f"{out_dir}: {problem}; cannot write patches (nothing was written)")
+    missing = lacks(out_dir, "PATCHES.md")
+    if missing:
+        raise PatchError(f"{out_dir}: not empty and not a rightsize patch folder ({missing}); "
                          "refusing to replace it, pick another --out")
 
 

@@ -15,7 +15,8 @@ from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
 from ..escape import clean_text
-from ..folders import replace_folder
+from ..atomic import write_text_atomic
+from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
@@ -45,12 +46,9 @@ def week_label(now: dt.datetime) -> str:
 
 def default_report_dir(config, now: dt.datetime | None = None):
     """<[report] output_dir>/<[report] layout>/ for ``now`` (UTC now when omitted): a Path, or an
-    s3.S3Path when output_dir is s3://..."""
-    from ..s3 import S3Path, location
-
+    S3Path when output_dir is s3://..."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    root = location(config.report.output_dir)
-    root = root if isinstance(root, S3Path) else root.expanduser()
+    root = location(config.report.output_dir, expand_user=True)
     folder = config.report.layout.format(week=week_label(now), cluster=config.general.cluster_name)
     return root / folder if folder.strip("/") else root
 
@@ -86,13 +84,12 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
-    from ..s3 import S3Path, location
 
     step = progress or (lambda _msg: None)
     out = location(out_dir) if out_dir is not None else default_report_dir(config, now)
-    if not isinstance(out, S3Path) and into is None:
+    if into is None:
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            make_folder(out)
         except OSError as exc:
             raise RightsizeError(f"{out}: cannot create report folder: {exc.strerror or exc}") from None
 
@@ -102,7 +99,7 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     summary["thresholds_crossed"] = crossed
 
     previous = location(compare_dir) if compare_dir is not None else find_previous_dir(out)
-    if previous is not None and _same(previous, out):
+    if previous is not None and same(previous, out):
         raise RightsizeError(f"{previous}: --compare points at the report folder being written")
     comparison, skipped = _compared(previous, summary, analysis, step)
     if comparison is not None:
@@ -119,9 +116,9 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     def fill(stage: Path) -> None:
         step("writing CSV files and summary.json")
         names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
-        tables.write_text_atomic(stage / "report.md", markdown.render(view))
-        tables.write_text_atomic(stage / "report.html", html.render(view))
-        tables.write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
+        write_text_atomic(stage / "report.md", markdown.render(view))
+        write_text_atomic(stage / "report.html", html.render(view))
+        write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
         paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
@@ -159,10 +156,3 @@ def _week_of(folder) -> str:
     weeks = [part for part in folder.parts if WEEK_DIR.match(part)]
     return weeks[-1] if weeks else folder.name
 
-
-def _same(a, b) -> bool:
-    from ..s3 import S3Path
-
-    if isinstance(a, S3Path) or isinstance(b, S3Path):
-        return a == b
-    return Path(a).resolve() == Path(b).resolve()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_text_atomic
 from ..errors import RightsizeError
 from ..escape import csv_cell
 from ..schema import (BACKTEST_COLUMNS, CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
@@ -28,21 +29,6 @@ TABLE_FILES = {
     "backtest.csv": ("backtest", BACKTEST_COLUMNS),
 }
 SUMMARY_FILE = "summary.json"
-
-
-def write_text_atomic(path: Path, text: str | bytes) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder; RightsizeError names the file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if isinstance(text, bytes):
-            tmp.write_bytes(text)
-        else:
-            tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RightsizeError(f"{path}: cannot write report file: {exc.strerror or exc}") from None
-    return path
 
 
 def ordered(df: pd.DataFrame, columns) -> pd.DataFrame:

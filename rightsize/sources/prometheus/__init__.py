@@ -4,7 +4,9 @@
 - promql.py: the queries (plain per-pod range queries, a few cheap instant queries);
 - execute.py: shards, time chunks, the bounded pool, splits on failure;
 - usage.py: each chunk reduced as it arrives into histograms and daily sums;
-- collect.py: one cluster's collection, start to finish; series.py: drill-down series.
+- collect.py: one cluster's collection, start to finish, in four steps: run.py (the start and the run's state),
+  labels.py (owners and placement from the series API), pulls.py (the per-shard requests), assemble.py (the tables);
+- series.py: drill-down series.
 
 Thanos Query, Grafana Mimir and VictoriaMetrics cluster (settings in ``[prometheus]``):
 - Thanos Query: ``query_params = {partial_response = "false", dedup = "true"}`` so a store that is

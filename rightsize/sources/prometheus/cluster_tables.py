@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from .collect import Run
+    from .run import Run
 
 
 def nodes(run: Run, rows: pd.DataFrame) -> pd.DataFrame:

@@ -50,7 +50,7 @@ def hours(window: float) -> int:
 
 
 def tasks(run) -> list[execute.Task]:
-    """Per shard of the collection ``run`` (collect.Run), the time chunks (in hours) of the runtime query: at most
+    """Per shard of the collection ``run`` (run.Run), the time chunks (in hours) of the runtime query: at most
     ``range_points`` series x hours each, counting every container of the shard once per part of the query
     (an upper bound: only runtimes answer); none when no runtime family was found."""
     if not run.runtime_present:

@@ -10,7 +10,9 @@ from ...refs import FORMS, WorkloadRef
 from ...schema import TABLES
 from ...snapshot import Snapshot, conform
 from .client import Client, QueryFailed
-from .collect import _append, owners_of, series_frames, window_end
+from .assemble import append
+from .labels import owners_of, series_frames
+from .run import window_end
 from .execute import MAX_RANGE_STEPS
 from .promql import Queries, regex_alternation
 from .usage import Grid
@@ -48,7 +50,7 @@ def fetch_series(config: Config, target=None, refs=None, *, snapshot: Snapshot |
     out["timestamp"] = pd.to_datetime(out["timestamp"], unit="s", utc=True)
     out = conform("series", out[[c.name for c in TABLES["series"]]])
     if snapshot is not None:
-        _append(snapshot, "series", out)
+        append(snapshot, "series", out)
     return out
 
 

@@ -20,9 +20,11 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from .errors import LockedError, RightsizeError
-from .escape import clean_text
-from .s3 import S3Path, _call, _delete, _keys, _run_id, client
+from ..errors import LockedError, RightsizeError
+from ..escape import clean_text
+from . import objects
+from .objects import call, delete_keys, list_keys, run_id
+from .path import S3Path
 
 
 def lock_folder(folder: S3Path) -> S3Path:
@@ -46,14 +48,14 @@ def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: 
          log: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the lock of ``folder`` for the block (see the module docstring); LockedError names the holder.
     While the block runs, the lock object is rewritten every ``lease_seconds / 4``."""
-    c, where, here = client(), str(folder), lock_folder(folder)
-    mine = here / _run_id()
+    c, where, here = objects.client(), str(folder), lock_folder(folder)
+    mine = here / run_id()
     info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "command": command or " ".join(sys.argv[:2]),
                        "started_at": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
                        "lease_seconds": lease_seconds}).encode()
 
     def put():
-        _call(where, "write its lock", lambda: c.put_object(Bucket=mine.bucket, Key=mine.key, Body=info))
+        call(where, "write its lock", lambda: c.put_object(Bucket=mine.bucket, Key=mine.key, Body=info))
 
     stop = threading.Event()
     try:
@@ -64,7 +66,7 @@ def lock(folder: S3Path, *, wait_seconds: float, lease_seconds: float, command: 
     finally:
         stop.set()
         with contextlib.suppress(RightsizeError):
-            _delete(c, mine.bucket, [mine.key], where)
+            delete_keys(c, mine.bucket, [mine.key], where)
 
 
 def _renew(put: Callable[[], None], stop: threading.Event, every: float) -> None:
@@ -81,13 +83,13 @@ def _take(c, folder: S3Path, here: S3Path, mine: S3Path, put, wait_seconds: floa
     while True:
         put()
         now = dt.datetime.now(dt.timezone.utc)
-        others = [o for o in _keys(c, mine.bucket, here.prefix, where) if o["Key"] != mine.key]
+        others = [o for o in list_keys(c, mine.bucket, here.prefix, where) if o["Key"] != mine.key]
         stale = [o["Key"] for o in others if (now - o["LastModified"]).total_seconds() > lease_seconds]
         live = [o for o in others if o["Key"] not in stale]
-        _delete(c, mine.bucket, stale, where)
+        delete_keys(c, mine.bucket, stale, where)
         if not live:
             return
-        _delete(c, mine.bucket, [mine.key], where)
+        delete_keys(c, mine.bucket, [mine.key], where)
         holder = _holder(c, mine.bucket, min(live, key=lambda o: o["LastModified"])["Key"])
         if time.monotonic() >= deadline:
             raise LockedError.gave_up(folder, holder, wait_seconds, f"lock objects under {here}/")

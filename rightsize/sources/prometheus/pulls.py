@@ -1,0 +1,125 @@
+"""The pulls of one cluster's collection: every per-shard request in one bounded pool (execute.py), each
+answer cleaned (sanity.py) and reduced or kept as rows as it arrives; a failed shard is recorded as partial."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ...snapshot import Snapshot
+from ...usage_stats import DAY_SECONDS
+from . import execute, runtime, sanity
+from .client import QueryFailed
+from .run import Run
+from .usage import UsageAccumulator, reduce_chunk
+
+POD_KEY = ["namespace", "pod", "container"]
+
+
+def pull(run: Run, inventory: bool, allow_partial: bool):
+    """Run every per-shard request; returns (accumulator, daily raw rows or None, per-pod rows, outcome, runtime chunks)."""
+    p = run.config.prometheus
+    run.shards = execute.plan_shards(run.series_per_namespace, run.grid.n, p.range_points)
+    run.log(f"[{run.cluster}] {int(sum(run.series_per_namespace.values()))} container series in "
+            f"{len(run.series_per_namespace)} namespaces -> {len(run.shards)} shard(s)")
+    tasks = execute.ordered_tasks(run.shards, run.series_per_namespace, run.has("memory_working_set") or run.has("restarts"),
+                                  [r for r, m in (("cpu", "cpu_usage"), ("memory", "memory_working_set")) if run.has(m)],
+                                  run.grid.n, p.range_points, first=runtime.tasks(run))
+    acc = UsageAccumulator(run.grid)
+    rows: dict[str, list] = {"daily": [], "per_pod": [], "cluster": [], "runtime": []}
+
+    def consume(task, result):
+        if task.name in ("cpu", "memory"):
+            acc.add(result)
+        else:
+            rows[task.name].append(result)
+
+    outcome = execute.run(tasks, lambda t: _fetch(run, t, inventory), consume, concurrency=p.concurrency,
+                          allow_partial=allow_partial, log=run.log)
+    raw = _daily_rows(rows["daily"]) if run.has("memory_working_set") or run.has("restarts") else None
+    per_pod = pd.concat(rows["per_pod"], ignore_index=True) if rows["per_pod"] else pd.DataFrame(
+        columns=POD_KEY + ["stat", "resource", "value"])
+    run.cluster_answer = rows["cluster"][0] if rows["cluster"] else None
+    return acc, raw, per_pod, outcome, rows["runtime"]
+
+
+def _fetch(run: Run, task: execute.Task, inventory: bool):
+    L, nss = run.labels, run.namespaces(task.namespaces)
+    key = [L.namespace, L.pod, L.container]
+    if task.name == "cluster":
+        # the nodes' first and last step: with the containers' (from the pulls) the coverage of the window
+        coverage_of = (run.config.prometheus.metrics.node_labels,) if run.has("node_labels") else ()
+        try:  # its failure is the cluster tables' only (see _cluster_rows), never the run's
+            return run.client.query(run.q.cluster(inventory, coverage_of), run.grid.end, what="nodes, traffic, HPAs and PDBs")
+        except QueryFailed as exc:
+            return exc
+    if task.name in ("cpu", "memory"):
+        t0 = run.grid.first + task.first * run.grid.step
+        result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
+                                        run.grid.step, key, what=f"{task.name} usage", timestamps=True)
+        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
+    if task.name == "daily":
+        return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, POD_KEY)
+    if task.name == "runtime":
+        return runtime.fetch(run, task, nss, key)
+    m = run.config.prometheus.metrics
+    times = tuple(getattr(m, f) for f in ("pod_start_time", "pod_completion_time") if run.has(f))
+    result = run.client.query(run.q.per_pod(nss, inventory, times), run.grid.end, what="restarts and throttling per pod")
+    return sanity.clean_rows(rows(result, key + ["stat", "resource"], ["namespace", "pod", "container", "stat", "resource"]),
+                             run.dropped, POD_KEY)
+
+
+def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
+    """Whole days back from the window end in one range query at a one-day step; the rest of a
+    window that is not whole days (its oldest, partial day) in one instant query of that length."""
+    g, window = run.grid, run.config.general.window
+    full = int(window // DAY_SECONDS)
+    rest = window - full * DAY_SECONDS
+    frames = []
+    if full:
+        res = run.client.query_range(run.q.daily(nss, DAY_SECONDS), g.end - (full - 1) * DAY_SECONDS, g.end, DAY_SECONDS,
+                                     key + ["stat"], what="daily maxima and OOM kills", timestamps=True)
+        for s in res:
+            day = np.rint((g.end - s.timestamps) / DAY_SECONDS).astype(np.int64)
+            frames.append(pd.DataFrame({"namespace": s.key[0], "pod": s.key[1], "container": s.key[2], "stat": s.key[3],
+                                        "day": day, "value": s.values}))
+    if rest >= g.step:
+        res = run.client.query(run.q.daily(nss, rest), g.end - full * DAY_SECONDS, what="oldest partial day")
+        f = rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
+        frames.append(f.assign(day=full))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=POD_KEY + ["stat", "day", "value"])
+
+
+def rows(result: list[dict], labels: list[str], names: list[str]) -> pd.DataFrame:
+    """Instant-vector result -> DataFrame with the given labels (renamed to ``names``) and ``value``."""
+    rows = [[r["metric"].get(lab, "") for lab in labels] + [float(r["value"][1])] for r in result]
+    return pd.DataFrame(rows, columns=names + ["value"])
+
+
+def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """namespace, pod, container, day, memory_max_bytes, restarts, oom_kills, raw_samples (raw working-set
+    samples) from the daily query rows."""
+    if not frames:
+        return pd.DataFrame(columns=POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"])
+    d = pd.concat(frames, ignore_index=True)
+    wide = d.pivot_table(index=POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
+    wide.columns.name = None
+    wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
+    for c in ("memory_max_bytes", "restarts", "oom_kills", "raw_samples"):
+        if c not in wide:
+            wide[c] = np.nan
+    wide["oom_kills"] = wide["oom_kills"].round()
+    wide["restarts"] = wide["restarts"].round()
+    return wide[POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"]]
+
+
+def record_partial(run: Run, snapshot: Snapshot, outcome: execute.Outcome) -> None:
+    if outcome.splits:
+        run.log(f"[{run.cluster}] {outcome.splits} split(s) after the server rejected a request")
+    if not outcome.failed:
+        return
+    listed = snapshot.meta.setdefault("partial", {}).setdefault("namespaces", [])
+    for ns in sorted(outcome.failed):
+        if f"{run.cluster}/{ns}" not in listed:
+            listed.append(f"{run.cluster}/{ns}")
+    snapshot.warn("partial", f"cluster {run.cluster}: no usage for namespaces {', '.join(sorted(outcome.failed))}: "
+                  f"{outcome.errors[0]}", affects=", ".join(sorted(outcome.failed)))
