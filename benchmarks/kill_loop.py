@@ -177,7 +177,8 @@ def main() -> None:
         from promservers import dataset_end, make_config, start_prometheus
 
         dataset = Dataset(dataset_end(), 24)
-        server = start_prometheus(dataset, work / "prom")
+        # a fresh TSDB folder each time: a --workdir kept from an earlier loop holds the last one
+        server = start_prometheus(dataset, Path(tempfile.mkdtemp(prefix="prom-", dir=work)))
         end = make_config(server.url, dataset.end).prometheus.end
         try:
             if "run" in args.commands:

@@ -203,7 +203,9 @@ def drop_invalid_names(snapshot: Snapshot, log: Log) -> None:
         if wrong.any():
             shown = ", ".join(repr(clean_text(t)) for t in pd.unique(teams[wrong])[:5])
             snapshot.tables["workloads"] = workloads.assign(team=teams.where(~wrong, ""))
-            snapshot.warn("invalid_names", f"team label values that are not Kubernetes label values were cleared: {shown}", "teams")
+            text = f"team label values that are not Kubernetes label values were cleared: {shown}"
+            snapshot.warn("invalid_names", text, "teams")
+            log(f"warning: {text}")
 
 
 def check_manifest_usage(part: Snapshot, manifests: str, target: ClusterTarget, *, allow_partial: bool, log: Log) -> None:

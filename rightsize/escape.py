@@ -63,10 +63,12 @@ def md_code(text: object) -> str:
 def md_text(text: object) -> str:
     """``text`` as plain Markdown inside a table cell or a line: control characters escaped, newlines and
     pipes neutralised, and what would start an HTML tag, a link, an image or a code span escaped
-    (``<tag`` as ``&lt;tag``, ``[`` ``]`` and backticks with a backslash); emphasis the report writes stays."""
-    body = _one_line(text).replace("|", "\\|").replace("&", "&amp;")
+    (``<tag`` as ``&lt;tag``, ``[`` ``]`` and backticks with a backslash); emphasis the report writes stays.
+    A backslash is escaped too, first: else a name's own backslash would cancel the escape that follows it
+    (``\\](x)`` would close a link) or vanish before punctuation (``\\>`` shows as ``>``)."""
+    body = re.sub(r"([\\`\[\]*~])", r"\\\1", _one_line(text))
+    body = body.replace("|", "\\|").replace("&", "&amp;")
     body = re.sub(r"<(?=[A-Za-z/!?])", "&lt;", body)
-    body = re.sub(r"([`\[\]*~])", r"\\\1", body)
     return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", body)  # an intraword _ is never emphasis
 
 

@@ -160,12 +160,15 @@ class Dataset:
     a cluster without them); pod start times are written for every pod, completion times for pods with
     ``completes``. ``scrape_jobs``: the kubelet's cAdvisor series are written once per job (a kubelet
     scraped by two jobs), with job and instance labels. ``poison``: {pod: {sample index: value}} written
-    into that pod's working set instead (NaN, +Inf, -1)."""
+    into that pod's working set instead (NaN, +Inf, -1). ``nan_pods``: pods every cAdvisor sample of which is
+    NaN (CPU counters and working set: an exporter that answers NaN)."""
 
     def __init__(self, end: int, hours: float, pods: list[PodSpec] | None = None, drop: tuple[str, ...] = (),
                  cluster_label: str = "", cluster: str = "", interval: int = STEP, nodes: list[dict] | None = None,
-                 workload_extras: bool = True, scrape_jobs: tuple[str, ...] = (), poison: dict | None = None):
+                 workload_extras: bool = True, scrape_jobs: tuple[str, ...] = (), poison: dict | None = None,
+                 nan_pods: tuple[str, ...] = ()):
         self.scrape_jobs = scrape_jobs
+        self.nan_pods = set(nan_pods)
         self.poison = poison or {}
         assert end % interval == 0
         self.end, self.interval = end, interval
@@ -315,13 +318,17 @@ class Dataset:
                 mem = mem.astype(float).copy()
                 for i, v in self.poison[p.pod].items():
                     mem[i] = v
+            cadvisor = {"counter": ser["counter"], "periods": ser["periods"], "throttled": ser["throttled"],
+                        "throttled_seconds": ser["throttled_seconds"], "mem": mem}
+            if p.pod in self.nan_pods:
+                cadvisor = {k: np.full(len(v), np.nan) for k, v in cadvisor.items()}
             for job in self.scrape_jobs or ("",):
                 scrape = f'job="{job}",instance="{job}:10250",' if job else ""
-                yield from emit("container_cpu_usage_seconds_total", scrape + base + ',cpu="total"', ser["counter"], s)
-                yield from emit("container_memory_working_set_bytes", scrape + base, mem, s)
-                yield from emit("container_cpu_cfs_periods_total", scrape + base, ser["periods"], s)
-                yield from emit("container_cpu_cfs_throttled_periods_total", scrape + base, ser["throttled"], s)
-                yield from emit("container_cpu_cfs_throttled_seconds_total", scrape + base, ser["throttled_seconds"], s)
+                yield from emit("container_cpu_usage_seconds_total", scrape + base + ',cpu="total"', cadvisor["counter"], s)
+                yield from emit("container_memory_working_set_bytes", scrape + base, cadvisor["mem"], s)
+                yield from emit("container_cpu_cfs_periods_total", scrape + base, cadvisor["periods"], s)
+                yield from emit("container_cpu_cfs_throttled_periods_total", scrape + base, cadvisor["throttled"], s)
+                yield from emit("container_cpu_cfs_throttled_seconds_total", scrape + base, cadvisor["throttled_seconds"], s)
             ksm = base + ',uid="u-' + p.pod + '"'
             family = "kube_pod_init_container" if c.init_restart_policy else "kube_pod_container"
             if not c.init_restart_policy:

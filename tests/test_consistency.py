@@ -44,20 +44,37 @@ KARPENTER_NODES = [node("kp-a", "us-east-1a", "m5.xlarge", 3.92, karpenter="on-d
 KARPENTER_PODS = [pod("web-1-0", "kp-a", 0.5, "web"), pod("web-1-1", "kp-b", 0.5, "web")]
 
 
+OVERBOOKED_NODES = [node("ob-a", "us-east-1a", "m5.xlarge", 3.92, nodegroup="general")]
+# 3 x (2 cores, 12 GiB) on one m5.xlarge (4 vCPU, 16 GiB): requests worth more than the node itself
+OVERBOOKED_PODS = [PodSpec("shop", f"big-1-{x}", "Deployment", "big", "ReplicaSet", "big-1", "Deployment", "big", node="ob-a",
+                           containers=[ContainerSpec("app", 0.2, 0.05, 200 * MiB, 10 * MiB, 2.0, math.nan, 12 * 2**30, 12 * 2**30)])
+                   for x in "abc"]
+
+
+def _collect(server, end, clusters):
+    cfg = make_config(server.url, end, WINDOW_HOURS, cluster_label="cluster", clusters=clusters)
+    cfg = dataclasses.replace(cfg, pricing=dataclasses.replace(cfg.pricing, source="offline"),
+                              kubernetes=dataclasses.replace(cfg.kubernetes, source="prometheus"))
+    return cfg, analyze(collect(cfg, log=lambda m: None), cfg)
+
+
 @pytest.fixture(scope="module")
-def analysis(tmp_path_factory):
+def collected(tmp_path_factory):
+    """Both analyses from one server: ("impossible", "karpenter") together, and "overbooked" alone."""
     end = dataset_end()
     data = Clusters(Dataset(end, DATA_HOURS, IMPOSSIBLE_PODS, nodes=IMPOSSIBLE_NODES, cluster_label="cluster", cluster="impossible"),
-                    Dataset(end, DATA_HOURS, KARPENTER_PODS, nodes=KARPENTER_NODES, cluster_label="cluster", cluster="karpenter"))
+                    Dataset(end, DATA_HOURS, KARPENTER_PODS, nodes=KARPENTER_NODES, cluster_label="cluster", cluster="karpenter"),
+                    Dataset(end, DATA_HOURS, OVERBOOKED_PODS, nodes=OVERBOOKED_NODES, cluster_label="cluster", cluster="overbooked"))
     server = start_prometheus(data, tmp_path_factory.mktemp("prometheus-consistency"))
     try:
-        cfg = make_config(server.url, end, WINDOW_HOURS, cluster_label="cluster", clusters=("impossible", "karpenter"))
-        cfg = dataclasses.replace(cfg, pricing=dataclasses.replace(cfg.pricing, source="offline"),
-                                  kubernetes=dataclasses.replace(cfg.kubernetes, source="prometheus"))
-        snapshot = collect(cfg, log=lambda m: None)
+        return _collect(server, end, ("impossible", "karpenter")), _collect(server, end, ("overbooked",))
     finally:
         server.stop()
-    return cfg, analyze(snapshot, cfg)
+
+
+@pytest.fixture(scope="module")
+def analysis(collected):
+    return collected[0]
 
 
 def caveat(analysis, code):
@@ -108,3 +125,28 @@ def test_karpenter_node_pools_are_node_groups_without_configuration(analysis):
     assert sorted(idle.index) == ["default", "spot-pool"]
     assert idle.loc["spot-pool", "capacity_type"] == "spot" and idle.loc["default", "capacity_type"] == "on-demand"
     assert set(a.node_groups.loc[a.node_groups["cluster"] == "karpenter", "node_group"]) == {"default", "spot-pool"}
+
+
+def test_requests_costing_more_than_the_node_bill_is_a_caveat_with_its_size(collected):
+    """One m5.xlarge whose pods request 6 cores and 36 GiB: the requests' cost is above the node bill, and the
+    caveat says by how much, with the parts that explain it (here: requests beyond allocatable)."""
+    cfg, a = collected[1]
+    hpm = cfg.general.hours_per_month
+    price = a.node_prices.set_index("node").loc["ob-a"]
+    # by hand: each of 3 pods requests 2 cores and 12 GiB at the node's unit prices, for the whole month
+    requests = 3 * (2.0 * price["usd_per_vcpu_hour"] + 12.0 * price["usd_per_gib_hour"]) * hpm
+    bill = price["usd_per_hour"] * hpm
+    assert requests > bill
+    totals = a.summary["totals"]
+    assert totals["usd_per_month_current"] == pytest.approx(requests, rel=0.01)
+    assert totals["node_usd_per_month"] == pytest.approx(bill, rel=0.01)
+    text = caveat(a, "requests_above_bill")
+    assert text.startswith(f"the requests' cost is above the node bill ({totals['usd_per_month_current'] - totals['node_usd_per_month']:,.0f} "
+                           f"USD/month more than {totals['node_usd_per_month']:,.0f})")
+    parts = a.summary["requests_vs_bill"]
+    # beyond allocatable (3.92 cores, 15 GiB in the generator): 6 - 3.92 cores and 36 - 15 GiB
+    beyond = ((6.0 - 3.92) * price["usd_per_vcpu_hour"] + (36.0 - 15.0) * price["usd_per_gib_hour"]) * hpm
+    assert parts["above_allocatable"] == pytest.approx(beyond, rel=0.01)
+    assert f"{parts['above_allocatable']:,.0f} USD requested beyond their nodes' allocatable" in text
+    # the impossible cluster's requests stay below its bill: no such caveat there
+    assert not [w for w in collected[0][1].warnings if w["code"] == "requests_above_bill"]

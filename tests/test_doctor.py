@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from promdata import Dataset
-from promservers import DATA_HOURS, dataset_end, make_config, start_prometheus
+from promservers import DATA_HOURS, dataset_end, make_config, start_prometheus, start_victoria
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,3 +65,21 @@ def test_doctor_fails_when_a_collection_could_not_run(tmp_path):
 
     closed = doctor(f"http://127.0.0.1:{free_port()}", end, tmp_path)
     assert closed.returncode == 1 and "cannot connect" in closed.stderr and closed.stdout == ""
+
+
+def test_doctor_on_victoriametrics(tmp_path):
+    """The same checks on a real VictoriaMetrics: its coverage measured the same way, its retention unknown
+    (it does not say) rather than guessed, and the missing families named."""
+    end = dataset_end()
+    server = start_victoria(Dataset(end, DATA_HOURS, drop=("kube_pod_start_time",), workload_extras=False), tmp_path / "vm")
+    try:
+        proc = doctor(server.url, end, tmp_path)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.startswith(f"cluster default: victoriametrics at {server.url}\n")
+    assert ": 1.0 of the 2 days (the server keeps less than the window" in out and "retention: unknown" in out
+    lines = {line.split()[1].rstrip(":"): line for line in out.splitlines() if line.startswith("    ")}
+    assert lines["kube_pod_owner"].split()[0] == "ok"
+    assert lines["kube_pod_start_time"].startswith("    MISSING  kube_pod_start_time") and "lifetimes" in lines["kube_pod_start_time"]

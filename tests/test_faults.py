@@ -23,9 +23,10 @@ run here, and each one's docstring says why.
 Issue 27 (hostile input and hard kills), below in sections "issue 27": SIGKILL at chosen points of report,
 patch and run (all old or all new) and of an S3 commit; planted lock symlinks / hard links; symlinked and
 mount-point --out; the umask; a dripping server and a runaway answer; 401 / 404 / DNS / status-error /
-unsendable headers; non-regular tables, hostile meta.json, an edited window (digest), a fleet's renamed
+unsendable headers; non-regular tables, hostile meta.json, an edited money field (digest), a fleet's renamed
 copy, a corrupt earlier report; config NaN / Inf / bounds / files / cluster names / non-UTF-8; duplicate
-scrapes, bad samples and zero containers on a real Prometheus. Names through every writer:
+scrapes, bad samples, an all-NaN exporter and zero containers on a real Prometheus; names with control
+characters on a real run's stderr and stdout. Names through every writer:
 tests/test_names_property.py. The random kill loop: benchmarks/kill_loop.py.
 
 Covered elsewhere (other owners): truncated range answers, missing cAdvisor / kube-state-metrics series,
@@ -34,10 +35,12 @@ cross_az_usd_per_month null without Istio data (the summary's tests), a server k
 window (test_coverage.py), missing metric families and forbidden API lists (test_unknown_is_not_no.py,
 test_doctor.py), and impossible input such as requests above allocatable (test_consistency.py).
 """
+import dataclasses
 import http.server
 import json
 import math
 import os
+import re
 import resource
 import signal
 import socket
@@ -140,6 +143,21 @@ def aws_env(tmp_path, endpoint: str) -> dict:
     return env
 
 
+def against(dataset, tmp_path: Path, name: str, *args, general: str = "", prometheus: str = "", extra: str = ""):
+    """Run ``rightsize ARGS --config C`` against a real Prometheus serving ``dataset``: cluster prod, a 24-hour
+    window ending at the data's end, the kube-state-metrics inventory, offline prices; ``general`` and
+    ``prometheus`` are lines added to those tables, ``extra`` further tables."""
+    server = start_prometheus(dataset, tmp_path / name)
+    try:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n{general}[prometheus]\nurl = "{server.url}"\n{prometheus}'
+                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
+                       f'[pricing]\nsource = "offline"\n{extra}')
+        return rightsize(*args, "--config", cfg)
+    finally:
+        server.stop()
+
+
 # --- 1. security: nothing is written outside --out ------------------------------------------------
 
 @pytest.mark.integration
@@ -150,17 +168,9 @@ def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
                     containers=[ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)]),
             PodSpec("shop", "web-1-a", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web",
                     containers=[ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)])]
-    dataset = Dataset(dataset_end(), DATA_HOURS, pods=pods)
-    server = start_prometheus(dataset, tmp_path / "prom")
-    try:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'end = "{make_config(server.url, dataset.end).prometheus.end}"\n[kubernetes]\nsource = "prometheus"\n'
-                       '[pricing]\nsource = "offline"\n[policies.production]\nmin_history = "12h"\n')
-        out = tmp_path / "a" / "b" / "week"
-        proc = rightsize("run", "--config", cfg, "--out", out)
-    finally:
-        server.stop()
+    out = tmp_path / "a" / "b" / "week"
+    proc = against(Dataset(dataset_end(), DATA_HOURS, pods=pods), tmp_path, "prom", "run", "--out", out,
+                   extra='[policies.production]\nmin_history = "12h"\n')
     assert proc.returncode == 0, proc.stderr
     assert not list(tmp_path.rglob("*escape*")), "a file was written from the '../' name"
     assert "workload '../../escape'" in proc.stderr and "not a valid Kubernetes name" in proc.stderr
@@ -168,6 +178,29 @@ def test_workload_label_with_dotdot_writes_nothing_outside_out(tmp_path):
     assert any(w["code"] == "invalid_names" and "workload '../../escape'" in w["message"] for w in caveats)
     assert (out / "patches" / "prod" / "shop" / "deployment-web.yaml").is_file()
     assert "../../escape" not in (out / "recommendations.csv").read_text()  # left out where it entered
+
+
+@pytest.mark.integration
+def test_names_with_control_characters_reach_the_terminal_and_logs_escaped(tmp_path):
+    """Issue 27: names reached stderr and the terminal raw (a newline forged a log line, ESC[2J cleared the
+    screen). A real Prometheus serves a container label holding ESC sequences and a workload label holding a
+    newline (OpenMetrics' \\n escape); `rightsize run`'s stderr and stdout carry neither, and the warning
+    names both, escaped."""
+    app = ContainerSpec("app", 0.2, 0.05, 200 * MIB, 20 * MIB, 2.0, math.nan, GIB, GIB)
+    pods = [PodSpec("shop", "evil-1-a", "Deployment", "evil\\n12:00:00 all clean", "ReplicaSet", "evil-1", "Deployment",
+                    "evil\\n12:00:00 all clean", containers=[app]),
+            PodSpec("shop", "web-1-a", "Deployment", "web", "ReplicaSet", "web-1", "Deployment", "web",
+                    containers=[app, dataclasses.replace(app, name="app\x1b[2J\x1b[31m")])]
+    proc = against(Dataset(dataset_end(), DATA_HOURS, pods=pods), tmp_path, "prom", "run", "--out", tmp_path / "week",
+                   extra='[policies.production]\nmin_history = "12h"\n')
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stderr + proc.stdout
+    assert "\x1b" not in shown and "\r" not in shown
+    assert not [line for line in shown.splitlines() if line.startswith("12:00:00 all clean")]  # no forged log line
+    # named as data (a repr of the escaped text): "container 'app\\\\x1b[2J...'", "workload 'evil\\\\x0a12:00:00 ...'"
+    assert re.search(r"container 'app(\\)+x1b\[2J(\\)+x1b\[31m'", proc.stderr), proc.stderr
+    assert re.search(r"workload 'evil(\\)+x0a12:00:00 all clean'", proc.stderr), proc.stderr
+    assert (tmp_path / "week" / "patches" / "prod" / "shop" / "deployment-web.yaml").is_file()  # its valid container
 
 
 # --- 2. data loss: a report is replaced whole or not at all ----------------------------------------
@@ -837,14 +870,21 @@ def test_a_meta_json_that_is_not_an_object_is_an_error_naming_it(demo, tmp_path,
     assert f"{snap / 'meta.json'}: " in proc.stderr
 
 
-def test_an_edited_window_in_meta_json_is_found_by_its_digest(demo, tmp_path):
-    """Before: moving window_start moved the current cost from $1,992 to $6,544, exit 0."""
+MONEY_EDITS = {"window_start": lambda m: {**m, "window_start": "2026-11-15T00:00:00+00:00"},
+               "step_seconds": lambda m: {**m, "step_seconds": m["step_seconds"] * 2},
+               "clusters": lambda m: {**m, "clusters": m["clusters"] + ["other"]},
+               "pricing": lambda m: {**m, "pricing": {**m["pricing"], "region": "eu-west-1"}}}
+
+
+@pytest.mark.parametrize("field", sorted(MONEY_EDITS))
+def test_an_edited_money_field_in_meta_json_is_found_by_its_digest(demo, tmp_path, field):
+    """Before: moving window_start moved the current cost from $1,992 to $6,544, exit 0. Each field that changes
+    money (window, step, clusters, prices) is covered by meta.json's digest."""
     snap = _copy(demo, tmp_path)
     meta = json.loads((snap / "meta.json").read_text())
-    meta["window_start"] = "2026-11-15T00:00:00+00:00"
-    (snap / "meta.json").write_text(json.dumps(meta))
+    (snap / "meta.json").write_text(json.dumps(MONEY_EDITS[field](meta)))
     proc = rightsize("report", "--snapshot", snap, "--out", tmp_path / "r")
-    assert proc.returncode == 1 and "its digest does not match its window_start, window_end" in proc.stderr
+    assert proc.returncode == 1 and "its digest does not match its window_start, window_end" in proc.stderr, proc.stderr
     assert not (tmp_path / "r").exists()
 
 
@@ -885,15 +925,8 @@ def _sanity_pods() -> list:
 def _collect_snapshot(dataset, tmp_path, name: str):
     from rightsize.snapshot import Snapshot
 
-    server = start_prometheus(dataset, tmp_path / name)
-    try:
-        cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(f'[general]\ncluster_name = "prod"\nwindow = "24h"\nstep = "1m"\n[prometheus]\nurl = "{server.url}"\n'
-                       f'rate_window = "5m"\nend = "{make_config(server.url, dataset.end).prometheus.end}"\n'
-                       '[kubernetes]\nsource = "prometheus"\n[pricing]\nsource = "offline"\n')
-        proc = rightsize("collect", "--config", cfg, "--out", tmp_path / f"{name}-snap")
-    finally:
-        server.stop()
+    proc = against(dataset, tmp_path, name, "collect", "--out", tmp_path / f"{name}-snap",
+                   general='step = "1m"\n', prometheus='rate_window = "5m"\n')
     assert proc.returncode == 0, proc.stderr
     return Snapshot.read(tmp_path / f"{name}-snap"), proc.stderr
 
@@ -942,6 +975,23 @@ def test_zero_containers_found_is_an_error_with_hints(prom_server, prom_dataset,
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "found 0 containers with usage in namespaces 'shpo'" in proc.stderr and "a typo?" in proc.stderr
     assert not (tmp_path / "snap").exists()
+
+
+@pytest.mark.integration
+def test_an_exporter_answering_only_nan_is_zero_containers_and_an_error(tmp_path):
+    """Before: all-NaN answers gave "found 0 containers" and exit 0. A real Prometheus whose every cAdvisor sample
+    is NaN: exit 1 with the empty server's hints (NaN named among them), no snapshot written; with one pod of
+    three NaN, the other two are collected and the NaN pod's samples counted in the warning."""
+    pods = _sanity_pods()
+    everything = Dataset(dataset_end(), DATA_HOURS, pods=pods, nan_pods=tuple(p.pod for p in pods))
+    proc = against(everything, tmp_path, "prom", "collect", "--out", tmp_path / "snap")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "found 0 containers with usage in any namespace" in proc.stderr and "Every sample may also have been NaN" in proc.stderr
+    assert not (tmp_path / "snap").exists()
+    one, err = _collect_snapshot(Dataset(dataset_end(), DATA_HOURS, pods=pods, nan_pods=("api-1-a",)), tmp_path, "one")
+    assert set(one.tables["usage"]["workload"]) == {"web"}
+    warning = [w["message"] for w in one.meta["warnings"] if w["code"] == "samples_dropped"]
+    assert warning and "shop/api-1-a (app)" in warning[0], one.meta["warnings"]
 
 
 def test_sigkill_during_patch_and_sigterm_or_sigkill_during_run_leave_all_old_or_all_new(demo, prom_server, prom_dataset, tmp_path):

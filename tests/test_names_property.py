@@ -41,7 +41,7 @@ NASTY = [
     "app\n$patch: delete\n#", "app\r\n---\nkind: Secret", "=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "@SUM(1+1)",
     "-2+3", "\tx", "\rx", "a`b``c```", "`", "``start", "end``", "<img src=x onerror=alert(1)>", "</code><script>alert(1)</script>",
     "[link](javascript:alert(1))", "![i](http://x/p.png)", "x|y|z", "\x1b[2J\x1b[31mred", "\u202eevil\u202c", "a\u2028b", "a\x85b",
-    "{{ 7*7 }}", "*bold* _em_", "# heading", "- item", "&amp;", "\\", "'quoted'", '"double"', "key: value", "- [x]", "\x00nul",
+    "{{ 7*7 }}", "*bold* _em_", "\\>", "\\[x\\](javascript:alert(1))", "# heading", "- item", "&amp;", "\\", "'quoted'", '"double"', "key: value", "- [x]", "\x00nul",
     "web", "a" * 70,
 ]
 NAMES = st.one_of(st.sampled_from(NASTY),
@@ -177,6 +177,22 @@ def test_code_spans_survive_backticks_and_stay_whole():
         assert tokens[0].content == "before " and tokens[-1].content == " after"
 
 
+def test_a_backslash_in_a_name_never_cancels_an_escape():
+    """Found by the property test (markdown-it 2.2): a name's own backslash used to vanish before punctuation
+    (``\\>`` showed as ``>``) or cancel the escape after it, so ``\\[x\\](javascript:...)`` became a live link
+    and ``\\*a\\*`` emphasis; a backslash before a control character lost itself to the control's escape
+    (``\\`` + ``\\x9f`` showed as ``\\x9f``: the suite's example). Each is shown whole, as text, in a table cell too."""
+    from rightsize.escape import md_text
+
+    for name in ["\\>", "\\[x\\](javascript:alert(1))", "\\*a\\*", "\\_a\\_", "\\`x\\`", "a\\|b", "\\<img src=x>", "\\", "a\\\x9fb"]:
+        tokens = MarkdownIt("commonmark").parseInline(f"before {md_text(name)} after")[0].children
+        assert [t.type for t in tokens] == ["text"] * len(tokens), (name, tokens)
+        assert "".join(t.content for t in tokens) == f"before {clean_text(name)} after", name  # a C1 control as \\x9f
+        table = MarkdownIt("commonmark").enable("table").parse(f"| a |\n| --- |\n| {md_text(name)} |\n")
+        cell = next(t for t in table if t.type == "inline" and t.content != "a")
+        assert [c.type for c in cell.children] == ["text"] * len(cell.children), (name, cell.children)
+
+
 def test_the_container_label_that_deleted_a_deployment_no_longer_can(tmp_path, kubectl):
     """The issue's case, end to end through real kustomize: a container named ``app\\n$patch: delete\\n#``
     leaves the Deployment in the rendered output (before: kustomize dropped it): that container gets no patch,
@@ -228,3 +244,21 @@ def test_a_batch_group_is_checked_as_the_label_values_that_name_it():
     table = pd.DataFrame({"kind": ["AirflowTask", "Deployment", "AirflowTask", "ArgoWorkflow"],
                           "workload": ["daily_sales.Load", "daily_sales.load", "daily\n$patch: delete", "etl.extract"]})
     assert invalid_rows(table).tolist() == [False, True, True, False]
+
+
+def test_invalid_names_and_team_labels_are_left_out_where_they_enter_with_a_warning():
+    """collect's one check: a container row whose name is not a Kubernetes name leaves every table, a team label
+    value that is a formula is cleared (the workload stays), and both warnings name them escaped."""
+    from rightsize.collect import drop_invalid_names
+
+    snap = renamed("shop", "api", ["app", "app\n$patch: delete"])
+    snap.tables["workloads"]["team"] = "=HYPERLINK(\"http://x\")\x1b[2J"
+    logged: list[str] = []
+    drop_invalid_names(snap, logged.append)
+    for name in ("containers", "usage"):
+        assert snap.tables[name]["container"].tolist() == ["app"], name
+    assert snap.tables["workloads"]["team"].tolist() == [""] and snap.tables["workloads"]["workload"].tolist() == ["api"]
+    codes = [w for w in snap.meta["warnings"] if w["code"] == "invalid_names"]
+    assert len(codes) == 2 and len(logged) == 2
+    assert "container 'app\\\\x0a$patch: delete'" in codes[0]["message"] and "cleared: '=HYPERLINK(" in codes[1]["message"]
+    assert not [line for line in logged if "\n" in line or "\x1b" in line]

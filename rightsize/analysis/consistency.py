@@ -95,8 +95,9 @@ def requests_vs_bill(recs: pd.DataFrame, nodes: pd.DataFrame, unit_prices: pd.Da
 
     - ``requests``: the requests' cost (summary totals); ``requested_share``: node bill - idle capacity;
     - ``above_allocatable``: requests beyond their nodes' allocatable (in the requests, not in the bill);
-    - ``off_nodes``: requests of pods on nodes without metrics or price, or without placement (priced at
-      the other nodes' unit prices, in no bill);
+    - ``off_nodes``: the share of a workload's requests that ran on nodes without metrics or price, or
+      without placement (priced at its other nodes' unit prices, in no bill); a workload that ran only on
+      such nodes has no price at all (summary ``containers_without_price``) and is in neither side;
     - ``replicas_over_ran``: spec replicas above the pods that really ran (placement pod-hours);
     - ``reserved``: the kubelet's and system reserve (capacity - allocatable): in the bill, requested by no pod;
     - ``other``: the rest (init containers, when pods ran, rounding), so that requests = requested_share +
