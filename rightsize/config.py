@@ -263,11 +263,11 @@ class Policy:
 def _default_policies() -> dict:
     # margins per usage pattern: the smallest the backtest found safe (README "How margins were chosen")
     return {
-        "production": Policy(margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.2, memory_diurnal=0.175, memory_bursty=0.15, memory_growing=0.05)),
+        "production": Policy(margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.25, memory_diurnal=0.2, memory_bursty=0.175, memory_growing=0.05)),
         "non_production": Policy(
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,
-            margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.0, memory_diurnal=0.0, memory_bursty=0.025, memory_growing=0.3)),
+            margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.0, memory_diurnal=0.0, memory_bursty=0.05, memory_growing=0.3)),
     }
 
 

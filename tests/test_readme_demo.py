@@ -39,3 +39,29 @@ def test_readme_backtest_figures_are_the_demos(demo_summary):
         round(rec["cpu_slack"] * 100), round(today["cpu_slack"] * 100), round(rec["memory_slack"] * 100),
         round(today["memory_slack"] * 100), rec["predicted_ooms"], today["predicted_ooms"],
         rec["containers_over_request"], today["containers_over_request"]]
+
+
+def test_readme_runtime_figures_are_the_demos():
+    from rightsize.analysis.recommend import recommend
+    from rightsize.analysis.rounding import round_memory_up
+
+    recs = recommend(rs.load("demo"), Config()).set_index(["namespace", "workload"])
+    mib = 2**20
+    orders = re.search(r"`shop/orders`, a Spring Boot service with\s+`-Xmx2g` for a (\d+) MiB live set, goes from (\d+) MiB to "
+                       r"(\d+) MiB \(-(\d+) %\) with `-Xmx(\d+)m", README)
+    gateway = re.search(r"`shop/edge-gateway` from 2 GiB to (\d+) MiB with `GOMEMLIMIT` 1800MiB -> (\d+)MiB", README)
+    ledger = re.search(r"gets (\d+) MiB where the working-set rule alone would\s+give (\d+) MiB \(its max working set \+ the flat "
+                       r"pattern's (\d+) %\), a (\d+) MiB heap for its (\d+) MiB live set \((\d+) %", README)
+    assert orders and gateway and ledger, "README lost its sentences with the demo's runtimes"
+    o, g, ld = recs.loc[("shop", "orders")], recs.loc[("shop", "edge-gateway")], recs.loc[("payments", "ledger-api")]
+    req = o["memory_request_bytes_recommended"]
+    assert [int(x) for x in orders.groups()] == [
+        round(o["live_set_bytes"] / mib), o["memory_request_bytes_current"] / mib, req / mib,
+        round(100 * (1 - req / o["memory_request_bytes_current"])), o["heap_bytes_recommended"] / mib]
+    limit = g["memory_limit_bytes_recommended"]
+    assert [int(x) for x in gateway.groups()] == [limit / mib, int(0.9 * limit // mib)]
+    margin = Config().policy("production").margins["memory_flat"]
+    by_working_set = round_memory_up(ld["memory_max_bytes"] * (1 + margin))
+    assert ld["memory_pattern"] == "flat" and [int(x) for x in ledger.groups()] == [
+        ld["memory_limit_bytes_recommended"] / mib, by_working_set / mib, round(100 * margin), 0.75 * by_working_set / mib,
+        round(ld["live_set_bytes"] / mib), round(100 * ld["live_set_bytes"] / (0.75 * by_working_set))]

@@ -208,10 +208,21 @@ def test_a_heap_on_the_command_line_stays_and_its_edit_is_given(recommended):
     assert billing["memory_limit_bytes_recommended"] >= GIB + billing["non_heap_bytes"]  # today's heap + non-heap
 
 
-def test_go_runtime_limit_is_a_share_of_the_limit(recommended):
+def test_go_runtime_limit_is_a_share_of_the_limit(recommended, runtime_data):
     _, recs = recommended
     gateway = recs.loc[("go", "gateway")]
     limit = gateway["memory_limit_bytes_recommended"]
+    # by hand: the generated working set (400 MiB + up to 5 % noise), its largest raw sample x (1 + the flat
+    # pattern's margin), rounded up; the Go heap's peak, 260 MiB x (1 + margin) / 0.9, is below it: no floor
+    from rightsize.analysis.rounding import round_memory_up
+    from rightsize.config import Config
+
+    peak = max(ser["mem"].max() for (ns, _pod, _c), ser in runtime_data._series.items()
+               if ns == "go" and ser["pod"].workload == "gateway")
+    margin = Config().policy("production").margins["memory_flat"]
+    assert 400 * MIB <= peak <= 420 * MIB
+    assert gateway["memory_pattern"] == "flat" and limit == round_memory_up(peak * (1 + margin))
+    assert 260 * MIB * (1 + margin) / 0.9 < limit
     assert gateway["runtime_env_json"] == f'{{"GOMEMLIMIT": "{int(0.9 * limit // MIB)}MiB"}}'
     assert gateway["heap_bytes_current"] == 900 * MIB  # GOMEMLIMIT from the spec (the metrics say the same)
     worker = recs.loc[("go", "worker")]
