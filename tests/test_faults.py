@@ -1047,7 +1047,7 @@ sys.exit(main({argv!r}))
 """
 
 
-def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_waits_at_most_the_lease(demo, tmp_path):
+def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_waits_at_most_the_lease(demo, tmp_path, monkeypatch):
     """A real SIGKILL of `rightsize collect`-like writes to moto's S3 server (an HTTP endpoint in this
     process that outlives the killed child; moto cannot run as real S3 here): killed before the pointer switch,
     the earlier snapshot reads back; killed after it, the new one; the dead run's lock blocks the next run
@@ -1073,8 +1073,8 @@ def test_sigkill_in_an_s3_commit_leaves_a_readable_snapshot_and_the_next_run_wai
         target = "s3://acme/w/snapshot"
 
         def read(target):
-            for name, value in env.items():
-                os.environ[name] = value
+            for name, value in env.items():  # undone after the test: a leaked endpoint breaks later S3 tests
+                monkeypatch.setenv(name, value)
             objects._CLIENTS.clear()
             return Snapshot.read(target)
 
