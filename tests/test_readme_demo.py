@@ -45,7 +45,7 @@ def test_readme_runtime_figures_are_the_demos():
     from rightsize.analysis.recommend import recommend
     from rightsize.analysis.rounding import round_memory_up
 
-    recs = recommend(rs.load("demo"), Config()).set_index(["namespace", "workload"])
+    recs = recommend(rs.load("demo"), Config()).pipe(lambda t: t.set_index(t["namespace"] + "/" + t["workload"]))
     mib = 2**20
     orders = re.search(r"`shop/orders`, a Spring Boot service with\s+`-Xmx2g` for a (\d+) MiB live set, goes from (\d+) MiB to "
                        r"(\d+) MiB \(-(\d+) %\) with `-Xmx(\d+)m", README)
@@ -53,7 +53,7 @@ def test_readme_runtime_figures_are_the_demos():
     ledger = re.search(r"gets (\d+) MiB where the working-set rule alone would\s+give (\d+) MiB \(its max working set \+ the flat "
                        r"pattern's (\d+) %\), a (\d+) MiB heap for its (\d+) MiB live set \((\d+) %", README)
     assert orders and gateway and ledger, "README lost its sentences with the demo's runtimes"
-    o, g, ld = recs.loc[("shop", "orders")], recs.loc[("shop", "edge-gateway")], recs.loc[("payments", "ledger-api")]
+    o, g, ld = recs.loc["shop/orders"], recs.loc["shop/edge-gateway"], recs.loc["payments/ledger-api"]
     req = o["memory_request_bytes_recommended"]
     assert [int(x) for x in orders.groups()] == [
         round(o["live_set_bytes"] / mib), o["memory_request_bytes_current"] / mib, req / mib,

@@ -17,11 +17,11 @@ MIB = 2**20
 @pytest.fixture(scope="module")
 def recs():
     snap = generate()
-    return recommend(snap, Config()).set_index(["namespace", "workload"])
+    return recommend(snap, Config()).pipe(lambda t: t.set_index(t["namespace"] + "/" + t["workload"]))
 
 
 def test_the_spring_boot_service_saves_more_than_half_its_memory(recs):
-    orders = recs.loc[("shop", "orders")]
+    orders = recs.loc["shop/orders"]
     assert orders["heap_bytes_current"] == 2048 * MIB
     assert orders["heap_bytes_current"] / orders["live_set_bytes"] >= 3.8  # -Xmx2g, a live set of about 512 MiB
     heap = orders["heap_bytes_recommended"]
@@ -34,14 +34,14 @@ def test_the_spring_boot_service_saves_more_than_half_its_memory(recs):
 
 
 def test_the_go_service_moves_gomemlimit_with_its_limit(recs):
-    gateway = recs.loc[("shop", "edge-gateway")]
+    gateway = recs.loc["shop/edge-gateway"]
     limit = gateway["memory_limit_bytes_recommended"]
     assert gateway["heap_bytes_current"] == 1800 * MIB and limit < 1800 * MIB  # today's GOMEMLIMIT is above the new limit
     assert json.loads(gateway["runtime_env_json"]) == {"GOMEMLIMIT": f"{int(0.9 * limit // MIB)}MiB"}
 
 
 def test_the_jvm_at_max_ram_percentage_is_not_cut_as_far_as_the_working_set_says(recs):
-    ledger = recs.loc[("payments", "ledger-api")]
+    ledger = recs.loc["payments/ledger-api"]
     margin = Config().policy("production").margins[f"memory_{ledger['memory_pattern']}"]
     by_working_set = round_memory_up(ledger["memory_max_bytes"] * (1 + margin))  # today's rule, which knows no heap
     assert 0.75 * by_working_set < ledger["live_set_bytes"] / 0.7  # its heap would hold the live set at over 70 %
@@ -70,8 +70,8 @@ def test_each_demo_case_renders_with_kubectl_kustomize_and_keeps_its_other_setti
     assert orders["resources"]["limits"]["memory"] == "1168Mi" and orders["image"] == "registry.example/shop/orders:2.4.1"
     gateway = pod_spec(shop[("Deployment", "shop", "edge-gateway")])["containers"][0]
     import pandas as pd
-    table = pd.read_csv(out / "recommendations.csv").set_index(["namespace", "workload"])
-    limit = table.loc[("shop", "edge-gateway"), "memory_limit_bytes_recommended"]
+    table = pd.read_csv(out / "recommendations.csv").pipe(lambda t: t.set_index(t["namespace"] + "/" + t["workload"]))
+    limit = table.loc["shop/edge-gateway", "memory_limit_bytes_recommended"]
     # GOMEMLIMIT follows the new limit at 90 %, GOGC beside it stays: merged by name
     assert {e["name"]: e["value"] for e in gateway["env"]} == {"GOMEMLIMIT": f"{int(0.9 * limit // MIB)}MiB", "GOGC": "100"}
     assert gateway["resources"]["limits"]["memory"] == f"{limit / MIB:.0f}Mi" and limit % MIB == 0
