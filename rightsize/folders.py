@@ -45,7 +45,7 @@ def k8s_name_problem(**names: str) -> str:
     """'' when every value is a Kubernetes name, else a reason naming the first bad one, e.g.
     "workload '../x' is not a valid Kubernetes name"."""
     for what, name in names.items():
-        if not (valid(what, name) if what in ("namespace", "container") else is_k8s_name(name)):
+        if not valid(what if what in ("namespace", "container") else "workload", name):
             return f"{what} {name!r} is not a valid Kubernetes name (DNS-1123: a-z, 0-9, '-', '.')"
     return ""
 

@@ -183,7 +183,7 @@ def view_from_containers(containers: list[dict], where: str) -> PodSpecView:
     handful of rows, and pandas' per-call cost on them dominated writing 20,000 patches."""
     def list_of(r: dict):
         kind = r.get("container_type")
-        return LIST_NAME.get("main" if kind is None or kind == "" or (isinstance(kind, float) and kind != kind) else kind)
+        return LIST_NAME.get("main" if pd.isna(kind) or kind == "" else kind)
 
     def init_rank(r: dict) -> float:
         v = r.get("init_order")
