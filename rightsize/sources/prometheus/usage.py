@@ -25,6 +25,8 @@ from ...usage_stats import DAY_SECONDS, RESOURCES
 from .client import RangeSeries
 
 _NB = MAX_BUCKET + 1
+_HIST_NAMES = ["namespace", "kind", "workload", "container", "pod"]
+CHUNK_ROWS = 2_000_000  # histogram rows per streamed chunk (about 60 MB as a frame): whole namespaces each
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,18 @@ def _containers(series: list[tuple], owners: dict[tuple, tuple]):
     return out, list(index), unowned
 
 
+def _namespace_groups(rows: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive namespace codes [lo, hi) grouped so each group has at most ``budget`` rows (a larger namespace
+    alone); namespaces without rows join their neighbours."""
+    groups, lo, load = [], 0, 0
+    for i, n in enumerate(rows.tolist()):
+        if load and load + n > budget:
+            groups.append((lo, i))
+            lo, load = i, 0
+        load += n
+    return groups + [(lo, len(rows))] if len(rows) else groups
+
+
 def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
     """Codes and categories of a list of names (a few thousand), for a categorical column."""
     index: dict[str, int] = {}
@@ -207,22 +221,30 @@ class UsageAccumulator:
             first, last = self.span
             self.span = (part.span[0] if first < 0 else min(first, part.span[0]), max(last, part.span[1]))
 
-    def cells(self, resource: str, which: str):
-        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes."""
-        arrays = self.parts.get((resource, which))
+    def cells(self, resource: str, which: str, rank: np.ndarray | None = None, free: bool = False):
+        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes. Sorted by
+        group, day and bucket; with ``rank`` (a position per group id) by rank instead of group. ``free``: the
+        partials' arrays are dropped as they are merged (nothing asks for them twice)."""
+        arrays = self.parts.pop((resource, which), None) if free else self.parts.get((resource, which))
         if not arrays:
             return (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int16),
                     np.zeros(0, dtype=np.int32))
         days = self.grid.days
-        code = (np.concatenate([a[0] for a in arrays]).astype(np.int64) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        group = np.concatenate([a[0] for a in arrays]).astype(np.int64)
+        code = ((group if rank is None else rank[group]) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        del group
         code += np.concatenate([a[2] for a in arrays])
         order = np.argsort(code, kind="stable")
         code = code[order]
         counts = np.concatenate([a[3] for a in arrays])[order]
-        del order
+        del order, arrays
         starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
         cells = code[starts]
-        return ((cells // _NB // days).astype(np.int32), (cells // _NB % days).astype(np.int16),
+        del code
+        group = cells // _NB // days
+        if rank is not None:
+            group = np.argsort(rank)[group]  # back from positions to group ids
+        return (group.astype(np.int32), (cells // _NB % days).astype(np.int16),
                 (cells % _NB).astype(np.int16), np.add.reduceat(counts, starts).astype(np.int32))
 
     def day_sums(self, resource: str):
@@ -250,23 +272,57 @@ class UsageAccumulator:
         frame["workload"] = [o[1] for o in owner]
         return frame
 
-    def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
-        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
-        categorical name columns (a million rows share a few hundred names)."""
-        columns = ["namespace", "kind", "workload", "container", "pod"]
+    def _ids(self, owners: dict[tuple, tuple]):
+        """Per global id (series, then containers): the codes and categories of each name column, and whether
+        it has an owner (pods without one belong to no container)."""
         owner = [owners.get((ns, pod), ("", "")) for ns, pod, _ in self.series]
         ids = [(ns, o[0], o[1], c, pod) for (ns, pod, c), o in zip(self.series, owner)]
         ids += [(ns, k, w, c, "") for ns, k, w, c in self.containers]
-        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
-        owned = np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
+        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(_HIST_NAMES)}
+        return codes, np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
+
+    def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
+        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
+        categorical name columns (a million rows share a few hundred names)."""
+        codes, owned = self._ids(owners)
         parts = []
         for r, resource in enumerate(RESOURCES):
             for which, offset, basis in (("pod", 0, 0), ("busy", len(self.series), 1)):
                 g, d, b, c = self.cells(resource, which)
-                keep = owned[g + offset]  # pods without an owner belong to no container
+                keep = owned[g + offset]
                 parts.append((g[keep] + offset, d[keep], b[keep], c[keep], r, basis))
+        return self._frame(cluster, codes, parts)
+
+    def histogram_chunks(self, cluster: str, owners: dict[tuple, tuple], leave_out=frozenset(), rows: int | None = None):
+        """The rows of :meth:`histograms` in chunks of whole namespaces (about ``rows`` rows each; a larger namespace
+        alone; default CHUNK_ROWS), each a frame with the same columns and categories; within a chunk, rows run as in histograms (by
+        resource and basis, then by series), so a series' rows are together. The partials are freed as they are
+        merged, and one chunk's frame is built at a time. ``leave_out``: namespaces whose data is incomplete."""
+        codes, owned = self._ids(owners)
+        ns_of, ns_names = codes["namespace"]
+        owned &= ~np.isin(ns_names.to_numpy(dtype=object), list(leave_out))[ns_of]
+        parts, per_ns = [], np.zeros(len(ns_names), dtype=np.int64)
+        for r, resource in enumerate(RESOURCES):
+            for which, offset, n, basis in (("pod", 0, len(self.series), 0), ("busy", len(self.series), len(self.containers), 1)):
+                ns = ns_of[offset:offset + n]
+                g, d, b, c = self.cells(resource, which, rank=np.argsort(np.argsort(ns, kind="stable")), free=True)
+                bounds = np.r_[0, np.cumsum(np.bincount(ns[g], minlength=len(ns_names)))]  # rows now run namespace by namespace
+                per_ns += np.diff(bounds)
+                parts.append((g + offset, d, b, c, r, basis, bounds))
+        for lo, hi in _namespace_groups(per_ns, rows or CHUNK_ROWS):
+            chunk = []
+            for g, d, b, c, r, basis, bounds in parts:
+                sl = slice(bounds[lo], bounds[hi])
+                keep = owned[g[sl]]
+                chunk.append((g[sl][keep], d[sl][keep], b[sl][keep], c[sl][keep], r, basis))
+            frame = self._frame(cluster, codes, chunk)
+            if len(frame):
+                yield frame
+
+    def _frame(self, cluster: str, codes: dict, parts: list) -> pd.DataFrame:
+        """The usage_histograms rows of ``parts``: (global ids, day, bucket, count, resource index, basis index)."""
         row = np.concatenate([p[0] for p in parts])
-        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in columns})
+        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in _HIST_NAMES})
         del row
         out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), categories=[cluster]))
         out["basis"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[5], dtype=np.int8) for p in parts]),
