@@ -80,10 +80,11 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
     if full:
         res = run.client.query_range(run.q.daily(nss, DAY_SECONDS), g.end - (full - 1) * DAY_SECONDS, g.end, DAY_SECONDS,
                                      key + ["stat"], what="daily maxima and OOM kills", timestamps=True)
-        for s in res:
-            day = np.rint((g.end - s.timestamps) / DAY_SECONDS).astype(np.int64)
-            frames.append(pd.DataFrame({"namespace": s.key[0], "pod": s.key[1], "container": s.key[2], "stat": s.key[3],
-                                        "day": day, "value": s.values}))
+        if res:  # one frame for every series (a frame per series costs 0.1 ms each: seconds at 10,000 containers)
+            series = np.repeat(np.arange(len(res)), [len(s.values) for s in res])
+            keys = pd.DataFrame([s.key for s in res], columns=POD_KEY + ["stat"]).take(series).reset_index(drop=True)
+            day = np.rint((g.end - np.concatenate([s.timestamps for s in res])) / DAY_SECONDS).astype(np.int64)
+            frames.append(keys.assign(day=day, value=np.concatenate([s.values for s in res])))
     if rest >= g.step:
         res = run.client.query(run.q.daily(nss, rest), g.end - full * DAY_SECONDS, what="oldest partial day")
         f = rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
