@@ -107,9 +107,10 @@ def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
     wide = d.pivot_table(index=POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "restarts", "oom_kills", "raw_samples"):
+    for c in ("memory_max_bytes", "restarts", "oom", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
+    wide["oom_kills"] = wide["restarts"].where(wide["oom"].notna())  # restarts where the reason was OOMKilled
     wide["oom_kills"] = wide["oom_kills"].round()
     wide["restarts"] = wide["restarts"].round()
     return wide[POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"]]
