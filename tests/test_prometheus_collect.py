@@ -293,13 +293,13 @@ class _FailsOneCpuChunk(P.Client):
 
     cpu_chunks = 0
 
-    def query_range(self, promql, start, end, step, labels, what="range query", timestamps=False):
+    def query_range(self, promql, start, end, step, labels, what="range query", timestamps=False, deferred=False):
         if promql.startswith("rate(container_cpu_usage_seconds_total") and re.search(r'namespace=~?"[^"]*\bshop\b', promql):
             with self._lock:
                 self.cpu_chunks += 1
                 if self.cpu_chunks == 2:
                     raise P.QueryFailed(f"{self.url}: {what}: HTTP 500 (stand-in)", False, 500)
-        return super().query_range(promql, start, end, step, labels, what, timestamps)
+        return super().query_range(promql, start, end, step, labels, what, timestamps, deferred)
 
 
 def test_a_shard_failing_after_its_first_chunks_leaves_no_rows_of_its_namespaces(prom_server, prom_dataset):

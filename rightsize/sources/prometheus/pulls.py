@@ -56,9 +56,10 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
             return exc
     if task.name in ("cpu", "memory"):
         t0 = run.grid.first + task.first * run.grid.step
-        result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
-                                        run.grid.step, key, what=f"{task.name} usage", timestamps=True)
-        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
+        parse = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
+                                       run.grid.step, key, what=f"{task.name} usage", timestamps=True, deferred=True)
+        # parsed and reduced by the collector's thread while this worker asks the next question (execute.Later)
+        return execute.Later(lambda: reduce_chunk(sanity.clean_samples(parse(), run.dropped), task.name, run.grid, run.owners))
     if task.name == "daily":
         return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, POD_KEY)
     if task.name == "runtime":
