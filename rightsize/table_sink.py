@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import RightsizeError
 from .folders import alive
 
 _PREFIX = "rightsize-staged-"
@@ -30,7 +31,10 @@ class TableSink:
     def __init__(self, name: str):
         _remove_dead()
         self.name = name
-        self.folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        try:
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
+        except OSError as exc:
+            raise _cannot_stage(name, tempfile.gettempdir(), exc) from None
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.folder), True)
         self.path = self.folder / f"{name}.parquet"
         self._writer: pq.ParquetWriter | None = None
@@ -41,9 +45,12 @@ class TableSink:
         self.write_arrow(pa.Table.from_pandas(frame, preserve_index=False))
 
     def write_arrow(self, table: pa.Table) -> None:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self.path), table.schema)
-        self._writer.write_table(table.cast(self._writer.schema))
+        try:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(str(self.path), table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+        except OSError as exc:  # a full disk
+            raise _cannot_stage(self.name, self.folder, exc) from None
         self.rows += table.num_rows
 
     def close(self, where: str = "collect"):
@@ -65,6 +72,12 @@ def appended(name: str, first, second, where: str = "collect"):
             sink.write_arrow(batch.cast(pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
                                                    for f in batch.schema])))
     return sink.close(where)
+
+
+def _cannot_stage(name: str, where, exc: OSError) -> RightsizeError:
+    reason = getattr(exc, "strerror", None) or exc
+    return RightsizeError(f"{where}: cannot stage the {name} table while collecting: {reason} (the system's temporary "
+                          "folder: set TMPDIR to a writable folder with room; nothing was written)")
 
 
 def _remove_dead() -> None:

@@ -83,3 +83,12 @@ def test_two_clusters_tables_are_appended_with_their_own_names(own_tmp):
     assert both["cluster"].astype(str).tolist() == ["eu"] * 2 + ["us"] * 300
     assert both["pod"].astype(str).tolist() == ["a-1", "a-2"] + [f"b-{i}" for i in range(300)]
     assert both["bucket"].tolist() == [0, 1] + list(range(300))
+
+
+def test_an_unwritable_temporary_folder_is_a_clear_error(tmp_path, monkeypatch):
+    """Collect stages the histograms in the system's temporary folder: one it cannot write is named, with the fix."""
+    from rightsize.errors import RightsizeError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(RightsizeError, match=r"missing: cannot stage the usage_histograms table .*set TMPDIR"):
+        TableSink("usage_histograms")
