@@ -5,6 +5,7 @@ Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -254,12 +255,20 @@ def cmd_analyze(args, config, log) -> int:
         print(explain(snapshot, config, args.explain))
         return EXIT_OK
     analysis = analyze(snapshot, config)
+    from .emit.saved import analysis_key, write_saved
     from .emit.tables import write_tables
     from .storage import replace_folder
 
     out = _beside_snapshot(args, snapshot, config)
+    key = analysis_key(snapshot, config)
+
+    def fill(tmp):
+        write_tables(analysis, snapshot, config, tmp)
+        if key is not None:  # for report and patch: the same analysis, not computed again
+            write_saved(analysis, key, tmp)
+
     with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
-        replace_folder(out, lambda tmp: write_tables(analysis, snapshot, config, tmp), what="tables", keep_others=True)
+        replace_folder(out, fill, what="tables", keep_others=True)
     log(f"tables written to {out}")
     _summary(analysis, snapshot, config)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
@@ -303,9 +312,34 @@ def _toml_scalar(text: str):
         return text
 
 
-def cmd_report(args, config, log) -> int:
+def _analysis(args, snapshot, config, log, *, backtest: bool = True):
+    """The analysis ``rightsize analyze`` saved for this snapshot and config (emit/saved.py), looked for where analyze
+    writes by default (beside the snapshot) and in --out; else computed now, the log saying why."""
     from .api import analyze
+    from .emit.saved import FOLDER, analysis_key, read_saved
+    from .storage import local_copy
 
+    key = analysis_key(snapshot, config)
+    folders = [] if key is None else [_beside_snapshot(argparse.Namespace(out=None, snapshot=args.snapshot), snapshot, config)]
+    folders += [args.out] if args.out and key is not None else []
+    reasons = [] if key is not None else ["the snapshot records no checksums to match a saved analysis to"]
+    for folder in folders:
+        try:
+            with local_copy(folder, what="saved analysis", keep=lambda rel: rel.startswith(f"{FOLDER}/")) as here:
+                analysis, why, fault = read_saved(here, key)
+        except (RightsizeError, OSError) as exc:
+            analysis, why, fault = None, f"{folder}: {exc}", False  # e.g. an S3 folder analyze never wrote
+        if analysis is not None:
+            log(f"analysis read from {folder}/{FOLDER} (saved by rightsize analyze for this snapshot and config)")
+            return analysis
+        if fault:
+            say(f"warning: saved analysis not used: {why}; computing it again")
+        reasons += [why] if why else []
+    log("computing the analysis" + (f" ({'; '.join(reasons)})" if reasons else " (no saved analysis; `rightsize analyze` saves one)"))
+    return analyze(snapshot, config, backtest=backtest)
+
+
+def cmd_report(args, config, log) -> int:
     if args.fleet:
         if args.snapshot:
             raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
@@ -314,7 +348,7 @@ def cmd_report(args, config, log) -> int:
 
     url = webhook_url(config)
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
+    analysis = _analysis(args, snapshot, config, log)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
@@ -324,10 +358,8 @@ def cmd_report(args, config, log) -> int:
 
 
 def cmd_patch(args, config, log) -> int:
-    from .api import analyze
-
     snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
+    analysis = _analysis(args, snapshot, config, log, backtest=False)  # patches read the recommendations only
     # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
     out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):
