@@ -16,6 +16,7 @@ the snapshot, analysis, report, patches); the sizes of report.html and report.md
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -87,10 +88,15 @@ def build(args, folder: Path) -> None:
 
 
 def run_commands(snapshot: Path, out: Path, tree: str) -> dict:
+    """analyze (into the run folder beside the snapshot, where it saves its analysis: emit/saved.py), then report
+    and patch on that snapshot, as a weekly job runs them; the snapshot is hard-linked into the run folder."""
     results = {}
-    for command, extra in (("analyze", ["--out", str(out / "analyze")]), ("report", ["--out", str(out / "report")]),
+    run = out / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(snapshot, run / "snapshot", copy_function=os.link)
+    for command, extra in (("analyze", []), ("report", ["--out", str(out / "report")]),
                            ("patch", ["--out", str(out / "patches")])):
-        results[command] = cli_child(None, tree, [command, "--snapshot", str(snapshot), "--quiet", *extra])
+        results[command] = cli_child(None, tree, [command, "--snapshot", str(run / "snapshot"), "--quiet", *extra])
     results["html"] = (out / "report" / "report.html").stat().st_size
     results["md"] = (out / "report" / "report.md").stat().st_size
     results["open"] = open_seconds(out / "report" / "report.html")
