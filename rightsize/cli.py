@@ -99,11 +99,16 @@ def _report_dir(config: Config, out: Path | None) -> Path:
     return default_report_dir(config)
 
 
-def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False) -> Snapshot:
-    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py)."""
-    from .fleet import load_input
+def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False,
+                   when_used: bool = False) -> Snapshot:
+    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py).
+    ``when_used``: every table of one cluster's snapshot read when first used (report and patch: with the analysis
+    `rightsize analyze` saved they read few of them; checksums are checked at once all the same)."""
+    from .fleet import PER_POD_TABLES, load_input
+    from .schema import TABLES
 
-    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log)
+    lazy = tuple(TABLES) if when_used else PER_POD_TABLES[:1]
+    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log, lazy=lazy)
 
 
 def _beside_snapshot(args, snapshot: Snapshot, config: Config):
@@ -254,13 +259,13 @@ def cmd_analyze(args, config, log) -> int:
 
         print(explain(snapshot, config, args.explain))
         return EXIT_OK
-    analysis = analyze(snapshot, config)
     from .emit.saved import analysis_key, write_saved
     from .emit.tables import write_tables
     from .storage import replace_folder
 
+    key = analysis_key(snapshot, config)  # of the snapshot as read, as report and patch will see it
+    analysis = analyze(snapshot, config)
     out = _beside_snapshot(args, snapshot, config)
-    key = analysis_key(snapshot, config)
 
     def fill(tmp):
         write_tables(analysis, snapshot, config, tmp)
@@ -347,7 +352,7 @@ def cmd_report(args, config, log) -> int:
     from .emit.notify import webhook_url
 
     url = webhook_url(config)
-    snapshot = _load_snapshot(config, args.snapshot, log)
+    snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
     analysis = _analysis(args, snapshot, config, log)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
@@ -358,7 +363,7 @@ def cmd_report(args, config, log) -> int:
 
 
 def cmd_patch(args, config, log) -> int:
-    snapshot = _load_snapshot(config, args.snapshot, log)
+    snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
     analysis = _analysis(args, snapshot, config, log, backtest=False)  # patches read the recommendations only
     # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
     out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
