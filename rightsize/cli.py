@@ -101,14 +101,12 @@ def _report_dir(config: Config, out: Path | None) -> Path:
 
 def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False,
                    when_used: bool = False) -> Snapshot:
-    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py).
-    ``when_used``: every table of one cluster's snapshot read when first used (report and patch: with the analysis
-    `rightsize analyze` saved they read few of them; checksums are checked at once all the same)."""
-    from .fleet import PER_POD_TABLES, load_input
-    from .schema import TABLES
+    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py); ``when_used``:
+    every table read when first used (report and patch: with the analysis `analyze` saved they read few of them)."""
+    from .fleet import load_input
 
-    lazy = tuple(TABLES) if when_used else PER_POD_TABLES[:1]
-    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log, lazy=lazy)
+    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log,
+                      when_used=when_used)
 
 
 def _beside_snapshot(args, snapshot: Snapshot, config: Config):
@@ -259,21 +257,14 @@ def cmd_analyze(args, config, log) -> int:
 
         print(explain(snapshot, config, args.explain))
         return EXIT_OK
-    from .emit.saved import analysis_key, write_saved
-    from .emit.tables import write_tables
+    from .emit.saved import analysis_key, write_analysis
     from .storage import replace_folder
 
     key = analysis_key(snapshot, config)  # of the snapshot as read, as report and patch will see it
     analysis = analyze(snapshot, config)
     out = _beside_snapshot(args, snapshot, config)
-
-    def fill(tmp):
-        write_tables(analysis, snapshot, config, tmp)
-        if key is not None:  # for report and patch: the same analysis, not computed again
-            write_saved(analysis, key, tmp)
-
-    with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
-        replace_folder(out, fill, what="tables", keep_others=True)
+    with _locked(config, out, "rightsize analyze", log):  # all tables (and the analysis for report, patch) land together
+        replace_folder(out, lambda tmp: write_analysis(analysis, snapshot, config, key, tmp), what="tables", keep_others=True)
     log(f"tables written to {out}")
     _summary(analysis, snapshot, config)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
@@ -321,27 +312,12 @@ def _analysis(args, snapshot, config, log, *, backtest: bool = True):
     """The analysis ``rightsize analyze`` saved for this snapshot and config (emit/saved.py), looked for where analyze
     writes by default (beside the snapshot) and in --out; else computed now, the log saying why."""
     from .api import analyze
-    from .emit.saved import FOLDER, analysis_key, read_saved
-    from .storage import local_copy
+    from .emit.saved import analysis_key, find_saved
 
     key = analysis_key(snapshot, config)
-    folders = [] if key is None else [_beside_snapshot(argparse.Namespace(out=None, snapshot=args.snapshot), snapshot, config)]
-    folders += [args.out] if args.out and key is not None else []
-    reasons = [] if key is not None else ["the snapshot records no checksums to match a saved analysis to"]
-    for folder in folders:
-        try:
-            with local_copy(folder, what="saved analysis", keep=lambda rel: rel.startswith(f"{FOLDER}/")) as here:
-                analysis, why, fault = read_saved(here, key)
-        except (RightsizeError, OSError) as exc:
-            analysis, why, fault = None, f"{folder}: {exc}", False  # e.g. an S3 folder analyze never wrote
-        if analysis is not None:
-            log(f"analysis read from {folder}/{FOLDER} (saved by rightsize analyze for this snapshot and config)")
-            return analysis
-        if fault:
-            say(f"warning: saved analysis not used: {why}; computing it again")
-        reasons += [why] if why else []
-    log("computing the analysis" + (f" ({'; '.join(reasons)})" if reasons else " (no saved analysis; `rightsize analyze` saves one)"))
-    return analyze(snapshot, config, backtest=backtest)
+    folders = [_beside_snapshot(argparse.Namespace(out=None, snapshot=args.snapshot), snapshot, config)] + [args.out] * bool(args.out)
+    analysis = find_saved(folders, key, log, warn=lambda text: say(f"warning: {text}"))
+    return analysis if analysis is not None else analyze(snapshot, config, backtest=backtest)
 
 
 def cmd_report(args, config, log) -> int:

@@ -114,11 +114,12 @@ def needs_histograms(config) -> bool:
 # --- reading and merging -------------------------------------------------------------------------------
 
 def load_input(path, config=None, *, per_pod_tables: bool = False, log: Callable[[str], None] = lambda _m: None,
-               lazy: tuple[str, ...] = PER_POD_TABLES[:1]) -> Snapshot:
+               when_used: bool = False) -> Snapshot:
     """The snapshot at ``path`` (or in the run folder ``path``/snapshot), or the fleet below it merged into
     one (see the module docstring). ``per_pod_tables``: load a fleet's usage_histograms and usage_daily too
-    (the backtest needs them). ``lazy``: the tables of one cluster's snapshot read only when used (Snapshot.read);
-    by default the per-pod histograms, which the backtest streams and nothing else needs whole."""
+    (the backtest needs them). One cluster's per-pod histograms are read when used (the backtest streams them,
+    nothing else needs them whole); with ``when_used`` every table is (Snapshot.read's ``lazy``)."""
+    lazy = tuple(TABLES) if when_used else PER_POD_TABLES[:1]
     loc = location(path)
     if is_snapshot(loc):
         return Snapshot.read(loc, lazy=lazy)

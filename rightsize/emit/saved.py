@@ -16,11 +16,14 @@ import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from ..analysis import Analysis
 from ..atomic import file_sha256, write_text_atomic
+from ..errors import RightsizeError
+from ..storage import local_copy
 from ..version import __version__
 
 FOLDER = "analysis"
@@ -41,6 +44,16 @@ def analysis_key(snapshot, config) -> dict | None:
     snap = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
     cfg = hashlib.sha256(repr(config).encode()).hexdigest()
     return {"format": FORMAT, "rightsize": __version__, "snapshot_sha256": snap, "config_sha256": cfg}
+
+
+def write_analysis(analysis: Analysis, snapshot, config, key: dict | None, folder: Path) -> None:
+    """analyze's output into ``folder`` (staged): the CSVs and summary.json, and the analysis saved for ``key``
+    (none when None: a snapshot it could not be matched to)."""
+    from .tables import write_tables
+
+    write_tables(analysis, snapshot, config, folder)
+    if key is not None:
+        write_saved(analysis, key, folder)
 
 
 def write_saved(analysis: Analysis, key: dict, folder: Path) -> None:
@@ -87,6 +100,26 @@ def read_saved(folder: Path, key: dict) -> tuple[Analysis | None, str, bool]:
 
 def _digest(path: Path) -> str:
     return file_sha256(path) if path.is_file() else "missing"
+
+
+def find_saved(folders: list, key: dict | None, log: Callable[[str], None], warn: Callable[[str], None]) -> Analysis | None:
+    """The analysis saved for ``key`` in the first of ``folders`` (local or S3) that holds it, else None; ``log`` says
+    which was read, or why none was (another snapshot or config, none saved), ``warn`` names a torn or edited one."""
+    reasons = [] if key is not None else ["the snapshot records no checksums to match a saved analysis to"]
+    for folder in folders if key is not None else []:
+        try:
+            with local_copy(folder, what="saved analysis", keep=lambda rel: rel.startswith(f"{FOLDER}/")) as here:
+                analysis, why, fault = read_saved(here, key)
+        except (RightsizeError, OSError) as exc:
+            analysis, why, fault = None, f"{folder}: {exc}", False  # e.g. an S3 folder analyze never wrote
+        if analysis is not None:
+            log(f"analysis read from {folder}/{FOLDER} (saved by rightsize analyze for this snapshot and config)")
+            return analysis
+        if fault:
+            warn(f"saved analysis not used: {why}; computing it again")
+        reasons += [why] if why else []
+    log("computing the analysis" + (f" ({'; '.join(reasons)})" if reasons else " (no saved analysis; `rightsize analyze` saves one)"))
+    return None
 
 
 def _what(changed: list[str]) -> str:
