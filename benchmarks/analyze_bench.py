@@ -157,7 +157,8 @@ def show(label: str, runs: list[dict]) -> None:
     for c in ("analyze", "report", "patch"):
         stages = "; ".join(f"{st['stage']} {med([r[c]['stages'][i]['wall'] for r in runs]):.1f} s"
                            for i, st in enumerate(runs[0][c]["stages"]))
-        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s, peak RSS "
+        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s ({med([r[c]['cpu'] for r in runs]):.1f} CPU-s, which a "
+              f"loaded machine does not inflate as it does wall time), peak RSS "
               f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 
 
