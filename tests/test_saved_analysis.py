@@ -58,9 +58,16 @@ def test_report_and_patch_from_the_saved_analysis_are_byte_identical(run_dir, tm
 
 def test_a_changed_config_computes_again(run_dir, tmp_path):
     cfg = tmp_path / "margin.toml"
-    cfg.write_text("[recommend]\nself_check_days = 0\n")
+    cfg.write_text("[recommend]\nself_check_days = 0\n[[policy_rules]]\npolicy = \"production\"\nnamespaces = [\"stag*\"]\nnamespace_labels = {team = \"web\"}\n")
     proc = rightsize("patch", "--snapshot", run_dir / "snapshot", "--config", cfg, "--out", tmp_path / "p")
     assert READ not in proc.stderr and "computed from another config" in proc.stderr
+    # the same config file in another process: the same key (nothing in it depends on the process)
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir / "snapshot", folder / "snapshot")
+    rightsize("analyze", "--snapshot", folder / "snapshot", "--config", cfg)
+    again = rightsize("patch", "--snapshot", folder / "snapshot", "--config", cfg, "--out", tmp_path / "p2")
+    assert READ in again.stderr
+    same_tree(tmp_path / "p", tmp_path / "p2")
 
 
 def test_a_changed_snapshot_computes_again(run_dir, tmp_path):

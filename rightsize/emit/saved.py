@@ -105,7 +105,7 @@ def _digest(path: Path) -> str:
 def find_saved(folders: list, key: dict | None, log: Callable[[str], None], warn: Callable[[str], None]) -> Analysis | None:
     """The analysis saved for ``key`` in the first of ``folders`` (local or S3) that holds it, else None; ``log`` says
     which was read, or why none was (another snapshot or config, none saved), ``warn`` names a torn or edited one."""
-    reasons = [] if key is not None else ["the snapshot records no checksums to match a saved analysis to"]
+    reasons = [] if key is not None else ["no saved analysis can be matched to a fleet's merged snapshot or one without checksums"]
     for folder in folders if key is not None else []:
         try:
             with local_copy(folder, what="saved analysis", keep=lambda rel: rel.startswith(f"{FOLDER}/")) as here:
