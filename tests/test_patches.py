@@ -292,7 +292,6 @@ def test_the_shared_tags_write_the_text_of_ruamel_own_safe_dumper():
     out as ruamel's plain safe representer writes it, twice in a row (the shared Tags keep no state)."""
     import io
 
-    from ruamel.yaml import YAML
     from ruamel.yaml.representer import SafeRepresenter
 
     from rightsize.emit import patch_text
@@ -305,14 +304,7 @@ def test_the_shared_tags_write_the_text_of_ruamel_own_safe_dumper():
          "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx384m -Dx=': #'"}, {"name": "N", "value": "0123"}]},
         {"name": "yes", "resources": {"requests": {"cpu": 1.5, "nvidia.com/gpu": 2, "on": True}}}]}}},
         "ops": [{"op": "remove", "path": "/spec/x"}, [], {}, "", "null", 1e-05]}
-    plain = YAML(typ="safe")
-    plain.Representer = Plain
-    plain.sort_base_mapping_type_on_output = False
-    plain.default_flow_style = False
-    plain.width = 4096
-    plain.indent(mapping=2, sequence=2, offset=0)
-    plain.representer.add_representer(type(None), lambda r, _v: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     buf = io.StringIO()
-    plain.dump(doc, buf)
+    patch_text.safe_dumper(Plain).dump(doc, buf)  # the patches' settings with ruamel's representer
     assert patch_text.yaml_text(doc) == buf.getvalue() == patch_text.yaml_text(doc)
     assert "memory: null" in buf.getvalue() and "'0123'" in buf.getvalue()

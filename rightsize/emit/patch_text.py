@@ -127,10 +127,16 @@ class _Representer(SafeRepresenter):
 
 @functools.lru_cache(maxsize=1)
 def _yaml() -> YAML:
+    return safe_dumper(_Representer)
+
+
+def safe_dumper(representer: type) -> YAML:
+    """The dumper of patch files with ``representer`` (the patches' own: _Representer), a SafeRepresenter subclass of its
+    own: the null representer below is added to its table."""
     # The safe dumper writes the same text as the round-trip one for the plain dicts patches are, with
     # libyaml's emitter (ruamel.yaml.clib) 3.7x faster; keys stay in the order the patch builds them.
     y = YAML(typ="safe")
-    y.Representer = _Representer
+    y.Representer = representer
     y.sort_base_mapping_type_on_output = False
     y.default_flow_style = False
     y.width = 4096
