@@ -20,6 +20,7 @@ from .errors import ConfigError, RightsizeError, SourceError
 from .refs import WorkloadRef, refs_text
 from .schema import TABLES
 from .snapshot import Snapshot, new_meta
+from .table_sink import appended
 from .targets import ClusterTarget, cluster_targets
 
 Log = Callable[[str], None]
@@ -56,6 +57,10 @@ def inventory_source(config: Config, manifests: str) -> str:
 def merge_into(target: Snapshot, part: Snapshot) -> None:
     """Append ``part``'s tables and caveats to ``target`` (clusters are disjoint by identity)."""
     for name in TABLES:
+        if part.tables.lazy(name) is not None:  # streamed to a staged file (the per-pod histograms)
+            mine = target.tables.lazy(name)
+            target.tables[name] = part.tables.lazy(name) if mine is None else appended(name, mine, part.tables.lazy(name))
+            continue
         frames = [df for df in (target.tables[name], part.tables[name]) if len(df)]
         if frames:
             target.tables[name] = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -183,8 +188,11 @@ def drop_invalid_names(snapshot: Snapshot, log: Log) -> None:
     from .names import describe_invalid, invalid_rows, valid
 
     named, count = [], 0
-    for name, table in list(snapshot.tables.items()):
-        if snapshot.tables.lazy(name) is not None or table.empty:
+    for name in list(snapshot.tables):
+        if snapshot.tables.lazy(name) is not None:  # streamed by collect, its names checked as it was written
+            continue
+        table = snapshot.tables[name]
+        if table.empty:
             continue
         bad = invalid_rows(table)
         if bad.any():

@@ -115,7 +115,8 @@ def _staging_name(target: Path) -> str:
     return f".{target.name}{_STAGING}.{os.getpid()}."
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one that is not ours counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -140,7 +141,7 @@ def recover(target: Path) -> None:
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():
             pid = entry.name[len(prefix):].split(".", 1)[0]
-            if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            if entry.name.startswith(prefix) and pid.isdigit() and not alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
     if (target / _JOURNAL).is_file():
         _roll_forward(target)
@@ -157,7 +158,7 @@ def _link_others(target: Path, tmp: Path) -> None:
     the old folder stays whole until the swap."""
     for entry in sorted(target.iterdir()):
         if not os.path.lexists(tmp / entry.name) and not _ours(entry.name):
-            _link_one(entry, tmp / entry.name)
+            link_one(entry, tmp / entry.name)
 
 
 def _ours(name: str) -> bool:
@@ -165,7 +166,8 @@ def _ours(name: str) -> bool:
     return name.startswith(".") and (_JOURNAL in name or _STAGING in name or name.endswith((".old", ".lock")))
 
 
-def _link_one(src: Path, dst: Path) -> None:
+def link_one(src: Path, dst: Path) -> None:
+    """``src`` (a file or a folder's files) at ``dst``: hard links where the file system allows, else copies."""
     def link(a, b):
         try:
             os.link(a, b, follow_symlinks=False)

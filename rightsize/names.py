@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from .batch_groups import BATCH_GROUP_KINDS
@@ -58,21 +59,35 @@ def cluster_name_problem(name: str) -> str:
 
 def invalid_rows(table: pd.DataFrame, columns: tuple[str, ...] = tuple(COLUMN_RULES)) -> pd.Series:
     """A boolean mask of the rows of ``table`` with an invalid name in any of ``columns`` (those it has; each
-    checked by its rule in COLUMN_RULES); vectorised over the distinct values, not one check per row."""
-    bad = pd.Series(False, index=table.index)
+    checked by its rule in COLUMN_RULES); checked once per distinct value and spread to the rows by their codes,
+    with no string per row (a per-pod table has millions of rows and a few thousand names)."""
+    bad = np.zeros(len(table), dtype=bool)
     for column in columns:
         if column not in table.columns or table.empty:
             continue
-        values = table[column].astype(str)
+        codes, values = _distinct(table[column])
         rule = COLUMN_RULES.get(column, column)
-        checked = {v: not (valid(rule, v) or (v == "" and column.startswith(("source_", "destination_"))))
-                   for v in pd.unique(values)}
-        wrong = values.map(checked).astype(bool)
+        wrong = np.array([not (valid(rule, v) or (v == "" and column.startswith(("source_", "destination_"))))
+                          for v in values], dtype=bool)[codes]
         if column == "workload" and "kind" in table.columns:
-            grouped = table["kind"].isin(BATCH_GROUP_KINDS)
-            wrong = wrong.where(~grouped, ~values.map(lambda v: valid("group", v)).astype(bool))
+            grouped = table["kind"].isin(BATCH_GROUP_KINDS).to_numpy(dtype=bool)
+            wrong = np.where(grouped, ~np.array([valid("group", v) for v in values], dtype=bool)[codes], wrong)
         bad |= wrong
-    return bad
+    return pd.Series(bad, index=table.index)
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, list]:
+    """Per row the code of its value, and the distinct values as ``astype(str)`` gives them (a missing value
+    included: 'nan', or NaN where pandas keeps it missing)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        values = list(pd.Series(column.cat.categories, dtype=object).astype(str))
+        if len(codes) and codes.min() < 0:
+            codes = np.where(codes < 0, len(values), codes)
+            values.append(pd.Series([np.nan], dtype=object).astype(str).iloc[0])
+        return codes, values
+    codes, uniques = pd.factorize(column, use_na_sentinel=False)
+    return codes, list(pd.Series(uniques, dtype=object).astype(str))
 
 
 def describe_invalid(table: pd.DataFrame, mask: pd.Series, columns: tuple[str, ...] = tuple(COLUMN_RULES), limit: int = 5) -> str:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from .atomic import file_sha256
 from .errors import SnapshotError
+from .folders import link_one
 from .escape import clean_text
 from .schema import OPTIONAL_TABLES, TABLES, Column
 from .storage import local_copy, location, replace_folder, store
@@ -113,6 +114,7 @@ class LazyTable:
     name: str
     path: Path
     where: str
+    keep: Any = field(default=None, repr=False, compare=False)  # what keeps the file (a staged one: its TableSink)
 
     def load(self) -> pd.DataFrame:
         return conform(self.name, _read_parquet(self.path, self.name), self.where, copy=False)
@@ -251,8 +253,12 @@ class Snapshot:
 
         def fill(tmp: Path) -> None:
             sums = {}
-            for name, df in self.tables.items():
-                df.reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
+            for name in self.tables:
+                lazy = self.tables.lazy(name)
+                if lazy is not None:  # a table streamed to a staged file (collect), or not read yet
+                    link_one(lazy.path, tmp / f"{name}.parquet")
+                else:
+                    self.tables[name].reset_index(drop=True).to_parquet(tmp / f"{name}.parquet", index=False)
                 sums[f"{name}.parquet"] = file_sha256(tmp / f"{name}.parquet")
             self.meta["checksums"] = sums
             meta = json.loads(json.dumps(self.meta, default=str))  # the digest is of what a reader will see

@@ -246,6 +246,22 @@ def test_a_batch_group_is_checked_as_the_label_values_that_name_it():
     assert invalid_rows(table).tolist() == [False, True, True, False]
 
 
+def test_categorical_name_columns_are_checked_per_row_like_plain_ones():
+    """The per-pod tables hold names as categoricals (millions of rows, a few names): each row gets its own
+    category's verdict, unused categories mark nothing, a batch group is checked as such, and the mask is the
+    plain-string column's."""
+    from rightsize.names import invalid_rows
+
+    plain = pd.DataFrame({"namespace": ["shop", "bad ns", "shop", "shop"],
+                          "kind": ["Deployment", "Deployment", "AirflowTask", "Deployment"],
+                          "workload": ["api", "api", "daily_sales.Load", "daily_sales.Load"],
+                          "container": ["app", "app", "app", "app\n$patch: delete"]})
+    as_categories = plain.astype("category")
+    as_categories["namespace"] = as_categories["namespace"].cat.add_categories(["unused\x1b"])
+    assert invalid_rows(plain).tolist() == [False, True, False, True]
+    assert invalid_rows(as_categories).tolist() == invalid_rows(plain).tolist()
+
+
 def test_invalid_names_and_team_labels_are_left_out_where_they_enter_with_a_warning():
     """collect's one check: a container row whose name is not a Kubernetes name leaves every table, a team label
     value that is a formula is cleared (the workload stays), and both warnings name them escaped."""

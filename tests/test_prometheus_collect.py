@@ -18,6 +18,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from promdata import TRAFFIC, Dataset
@@ -292,13 +293,13 @@ class _FailsOneCpuChunk(P.Client):
 
     cpu_chunks = 0
 
-    def query_range(self, promql, start, end, step, labels, what="range query", timestamps=False):
+    def query_range(self, promql, start, end, step, labels, what="range query", timestamps=False, deferred=False):
         if promql.startswith("rate(container_cpu_usage_seconds_total") and re.search(r'namespace=~?"[^"]*\bshop\b', promql):
             with self._lock:
                 self.cpu_chunks += 1
                 if self.cpu_chunks == 2:
                     raise P.QueryFailed(f"{self.url}: {what}: HTTP 500 (stand-in)", False, 500)
-        return super().query_range(promql, start, end, step, labels, what, timestamps)
+        return super().query_range(promql, start, end, step, labels, what, timestamps, deferred)
 
 
 def test_a_shard_failing_after_its_first_chunks_leaves_no_rows_of_its_namespaces(prom_server, prom_dataset):
@@ -391,3 +392,55 @@ def test_fetch_series_that_matches_nothing_is_an_error(prom_server, prom_dataset
         P.fetch_series(make_config(prom_server.url, prom_dataset.end), ClusterTarget("c1", prom_server.url),
                        ["shop/Deployment/wbe", "shop/Deployment/web"])
     assert "shop/Deployment/wbe" in str(err.value) and "shop/Deployment/web," not in str(err.value)
+
+
+NAME_COLUMNS = ["cluster", "namespace", "kind", "workload", "container", "pod", "basis", "resource"]
+
+
+def series_runs_are_contiguous(hist) -> bool:
+    """Each series (its names, basis and resource) in one run of consecutive rows: what analysis/cells.py relies on."""
+    key = hist[NAME_COLUMNS].astype(str).agg("\x1f".join, axis=1)
+    starts = key.ne(key.shift())
+    return int(starts.sum()) == key.nunique()
+
+
+def plain(hist):
+    """Rows sorted, names as text (the two paths may carry different unused categories)."""
+    out = hist.astype({c: str for c in NAME_COLUMNS})
+    return out.sort_values(list(out.columns)).reset_index(drop=True)
+
+
+def test_streamed_histograms_hold_the_one_piece_tables_rows_in_several_chunks(prom_server, prom_dataset, monkeypatch, tmp_path):
+    """collect writes usage_histograms to a staged file a chunk of whole namespaces at a time and frees each chunk.
+    With a budget of a few hundred rows per chunk the table comes in several chunks, yet it holds exactly the rows
+    the one-piece path (UsageAccumulator.histograms, the demo's) builds from the same pulls, each series' rows
+    together; the usage statistics computed chunk by chunk equal those of the whole table; and the snapshot
+    written from it reads back (checksums) with the same rows."""
+    from rightsize.sources.prometheus import assemble, usage as usage_mod
+    from rightsize.table_sink import TableSink
+
+    whole, chunks, streamed_histograms = {}, [], assemble.histograms
+
+    def both(run, acc, daily, leave_out):  # the one-piece table from the same accumulator, before streaming frees it
+        whole["hist"] = assemble.drop(acc.histograms(run.cluster, run.owners), leave_out)
+        whole["usage"] = usage_statistics(whole["hist"], daily, run.grid.step)
+        return streamed_histograms(run, acc, daily, leave_out)
+
+    monkeypatch.setattr(assemble, "histograms", both)
+    monkeypatch.setattr(usage_mod, "CHUNK_ROWS", 400)
+    write = TableSink.write
+    monkeypatch.setattr(TableSink, "write", lambda self, frame: (chunks.append(frame["namespace"].unique().tolist()), write(self, frame))[1])
+    snap = collect(prom_server.url, prom_dataset.end, inventory=True)
+    assert snap.tables.lazy("usage_histograms") is not None  # streamed: not held in memory
+    assert len(chunks) >= 3 and sum(len(c) for c in chunks) == len(set().union(*map(set, chunks)))  # namespaces never split
+    streamed = snap.tables["usage_histograms"]
+    assert len(whole["hist"]) > 1000 and series_runs_are_contiguous(streamed)
+    pd.testing.assert_frame_equal(plain(streamed), plain(whole["hist"]))
+    columns = [c for c, _ in usage_statistic_columns()] + ["samples", "pod_samples", "pods_seen", "hours_covered"]
+    got, exact = (u.sort_values(KEY).reset_index(drop=True) for u in (snap.tables["usage"], whole["usage"]))
+    assert got[KEY].equals(exact[KEY].astype(got[KEY].dtypes.to_dict()))
+    np.testing.assert_array_equal(got[columns].to_numpy(dtype=float), exact[columns].to_numpy(dtype=float))
+    snap.write(tmp_path / "snapshot")
+    again = Snapshot.read(tmp_path / "snapshot").tables["usage_histograms"]
+    pd.testing.assert_frame_equal(plain(again), plain(whole["hist"]))
+    assert series_runs_are_contiguous(again)

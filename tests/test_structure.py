@@ -29,7 +29,7 @@ LAYERS: dict[str, tuple[set[str], set[str]]] = {
               "gpu_catalogue"}, set()),
     "storage": ({"storage", "s3", "folders", "kustomize"}, {"base"}),
     "declarations": ({"settings", "schema", "config", "targets"}, {"base", "storage"}),
-    "contract": ({"snapshot"}, {"base", "storage", "declarations"}),
+    "contract": ({"snapshot", "table_sink"}, {"base", "storage", "declarations"}),
     "sources": ({"sources"}, {"base", "storage", "declarations", "contract"}),
     "analysis": ({"analysis"}, {"base", "declarations", "contract"}),
     "emit": ({"emit"}, {"base", "storage", "declarations", "contract", "analysis"}),

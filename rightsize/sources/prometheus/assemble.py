@@ -7,7 +7,9 @@ import pandas as pd
 
 from ...errors import SourceError
 from ...sketch import usage_statistics
+from ...names import invalid_rows
 from ...snapshot import Snapshot, conform
+from ...table_sink import TableSink
 from .. import ksm
 from . import lifetimes
 from .client import QueryFailed
@@ -33,10 +35,26 @@ def drop(frame: pd.DataFrame, namespaces: set) -> pd.DataFrame:
     return frame[~frame["namespace"].isin(namespaces)].reset_index(drop=True)
 
 
-def usage_table(run: Run, hist: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, per_pod: pd.DataFrame) -> pd.DataFrame:
-    """The usage table: every registry statistic per container, plus restarts, OOM kills and CFS
+def histograms(run: Run, acc: UsageAccumulator, daily: pd.DataFrame, leave_out: set):
+    """The usage_histograms table streamed to a staged file in chunks of whole namespaces (each chunk freed once
+    written; rows with a name that is not a Kubernetes name left out, as drop_invalid_names does for the tables
+    in memory), and every registry statistic of each chunk's containers (sketch.usage_statistics, with their
+    usage_daily rows). Returns (the LazyTable, or None without rows; the statistics)."""
+    sink, stats = TableSink("usage_histograms"), []
+    for chunk in acc.histogram_chunks(run.cluster, run.owners, leave_out):
+        names = chunk["namespace"].unique()
+        stats.append(usage_statistics(chunk, daily[daily["namespace"].isin(names)], run.grid.step))
+        chunk = conform("usage_histograms", chunk, copy=False)
+        bad = invalid_rows(chunk).to_numpy()
+        sink.write(chunk[~bad] if bad.any() else chunk)
+        del chunk
+    usage = pd.concat(stats, ignore_index=True) if stats else usage_statistics(pd.DataFrame(), daily, run.grid.step)
+    return sink.close(), usage
+
+
+def usage_table(run: Run, usage: pd.DataFrame, daily: pd.DataFrame, oom_known: bool, per_pod: pd.DataFrame) -> pd.DataFrame:
+    """The usage table: ``usage`` (every registry statistic per container) plus restarts, OOM kills and CFS
     throttling summed over its pods (NaN when the metrics behind them are missing)."""
-    usage = usage_statistics(hist, daily, run.grid.step)
     key = ["namespace", "kind", "workload", "container"]
     pp = with_owners(run, per_pod)
     per = pp[pp["resource"] == ""].pivot_table(index=key, columns="stat", values="value", aggfunc="sum")
@@ -129,8 +147,15 @@ def inventory(run: Run, snapshot: Snapshot, usage: pd.DataFrame, acc: UsageAccum
                   "spot affinity are unknown (assumed none / 30 s)", affects="spot suitability")
 
 
-def append(snapshot: Snapshot, table: str, df: pd.DataFrame | None) -> None:
-    if df is None or not len(df):
+def append(snapshot: Snapshot, table: str, df) -> None:
+    """Add rows to ``table`` of ``snapshot``: a DataFrame's, or a staged table's (a LazyTable, taken as it is
+    into an empty table)."""
+    if df is None or (isinstance(df, pd.DataFrame) and not len(df)):
+        return
+    if not isinstance(df, pd.DataFrame):
+        if len(snapshot.tables[table]):
+            raise ValueError(f"table {table!r} has rows already: a staged table goes into an empty one")
+        snapshot.tables[table] = df
         return
     df = conform(table, df, copy=False)
     cur = snapshot.tables.get(table)

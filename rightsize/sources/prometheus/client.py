@@ -98,9 +98,10 @@ class Client:
         return self._retry_503(what, lambda: self._data(self._post("/api/v1/query", data, what), what)["result"])
 
     def query_range(self, promql: str, start: float, end: float, step: float, labels: list[str],
-                    what: str = "range query", timestamps: bool = False) -> list[RangeSeries]:
+                    what: str = "range query", timestamps: bool = False, deferred: bool = False):
         """Range query over [start, end] (unix seconds) every ``step`` seconds, as :class:`RangeSeries`
-        keyed by the values of ``labels``.
+        keyed by the values of ``labels``; ``deferred``: the answer's bytes are read, and a function that
+        parses them is returned (the caller parses where it likes, e.g. off the threads that wait on the server).
 
         The answer is read as bytes, never as Python objects per point (about 230 bytes each);
         :func:`parse_matrix` reads the
@@ -108,15 +109,15 @@ class Client:
         by a proxy's URL limit."""
         self._record({"query": promql, "start": start, "end": end, "step": step})
         data = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}", **self.params}
+        body = self._retry_503(what, lambda: self._post("/api/v1/query_range", data, what))
 
-        def call():
-            body = self._post("/api/v1/query_range", data, what)
+        def parse() -> list[RangeSeries]:  # an unreadable answer is not retried: the server would say the same
             try:
                 return parse_matrix(body, labels, timestamps)
             except ValueError as exc:
                 raise QueryFailed(f"{self.url}: {what}: unreadable answer: {exc}", False, 200) from None
 
-        return self._retry_503(what, call)
+        return parse if deferred else parse()
 
     def label_values(self, label: str, start: float, end: float, match: str = "") -> list[str]:
         self._record({"label": label})

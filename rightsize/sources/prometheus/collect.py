@@ -52,11 +52,11 @@ def collect_usage(config: Config, target, snapshot: Snapshot, *, allow_partial: 
     acc, raw, per_pod, outcome, runtime_frames = pulls.pull(run, inventory_from_metrics, allow_partial)
     pulls.record_partial(run, snapshot, outcome)
     raw_daily = gpu.finish(run, acc, outcome, None if raw is None else raw.drop(columns="raw_samples"), snapshot)
-    hist = assemble.drop(acc.histograms(run.cluster, run.owners), outcome.failed)
     oom_known = raw is not None and run.has("restarts") and run.has("last_terminated_reason")
     daily = assemble.drop(acc.daily(run.cluster, run.owners, raw_daily, oom_known, raw is not None and run.has("restarts")),
                           outcome.failed)
-    usage = gpu.usage_columns(run, assemble.usage_table(run, hist, daily, oom_known, per_pod))
+    hist, stats = assemble.histograms(run, acc, daily, outcome.failed)
+    usage = gpu.usage_columns(run, assemble.usage_table(run, stats, daily, oom_known, per_pod))
     assemble.append(snapshot, "usage", usage)
     assemble.append(snapshot, "usage_histograms", hist)
     assemble.append(snapshot, "usage_daily", daily)

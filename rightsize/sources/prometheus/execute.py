@@ -146,6 +146,15 @@ def return_freed_memory() -> None:
         pass
 
 
+@dataclass(frozen=True)
+class Later:
+    """A fetched answer's remaining work (parsing and reducing it), done by :func:`run`'s own thread: the worker
+    that fetched it is free at once for the next request, so the server keeps ``concurrency`` requests while
+    rightsize reads the answers."""
+
+    finish: Callable[[], Any]
+
+
 @dataclass
 class Outcome:
     failed: set  # namespaces whose data is missing
@@ -156,8 +165,11 @@ class Outcome:
 def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task, Any], None], *,
         concurrency: int, allow_partial: bool, log: Progress) -> Outcome:
     """Run ``fetch(task)`` on a pool of ``concurrency`` workers and hand each result to
-    ``consume(task, result)`` in this thread, as it arrives. Splittable failures are split and
-    retried; others raise SourceError, or with ``allow_partial`` are recorded in the Outcome."""
+    ``consume(task, result)`` in this thread, as it arrives (a :class:`Later` result finished here first).
+    As many tasks again wait in the pool's queue, so a worker starts its next request as soon as it has
+    read an answer: at most ``concurrency`` requests in flight, and 2 x ``concurrency`` answers held.
+    Splittable failures are split and retried; others raise SourceError, or with ``allow_partial`` are
+    recorded in the Outcome."""
     return_freed_memory()
     bar = getattr(log, "bar", None) or (lambda done, total: None)
     pending, running = list(tasks), {}
@@ -165,14 +177,15 @@ def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task
     pool = _DaemonPool(concurrency)
     try:
         while pending or running:
-            while pending and len(running) < concurrency:
+            while pending and len(running) < 2 * concurrency:
                 task = pending.pop(0)
                 running[pool.submit(fetch, task)] = task
             finished, _ = wait(list(running), timeout=0.25, return_when=FIRST_COMPLETED)
             for fut in finished:
                 task = running.pop(fut)
                 try:
-                    consume(task, fut.result())
+                    result = fut.result()
+                    consume(task, result.finish() if isinstance(result, Later) else result)
                 except QueryFailed as exc:
                     if exc.splittable and task.splittable():
                         outcome.splits += 1

@@ -56,9 +56,10 @@ def _fetch(run: Run, task: execute.Task, inventory: bool):
             return exc
     if task.name in ("cpu", "memory"):
         t0 = run.grid.first + task.first * run.grid.step
-        result = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
-                                        run.grid.step, key, what=f"{task.name} usage", timestamps=True)
-        return reduce_chunk(sanity.clean_samples(result, run.dropped), task.name, run.grid, run.owners)
+        parse = run.client.query_range(run.q.usage(task.name, nss), t0, t0 + (task.steps - 1) * run.grid.step,
+                                       run.grid.step, key, what=f"{task.name} usage", timestamps=True, deferred=True)
+        # parsed and reduced by the collector's thread while this worker asks the next question (execute.Later)
+        return execute.Later(lambda: reduce_chunk(sanity.clean_samples(parse(), run.dropped), task.name, run.grid, run.owners))
     if task.name == "daily":
         return sanity.clean_rows(_fetch_daily(run, nss, key), run.dropped, POD_KEY)
     if task.name == "runtime":
@@ -80,10 +81,11 @@ def _fetch_daily(run: Run, nss, key) -> pd.DataFrame:
     if full:
         res = run.client.query_range(run.q.daily(nss, DAY_SECONDS), g.end - (full - 1) * DAY_SECONDS, g.end, DAY_SECONDS,
                                      key + ["stat"], what="daily maxima and OOM kills", timestamps=True)
-        for s in res:
-            day = np.rint((g.end - s.timestamps) / DAY_SECONDS).astype(np.int64)
-            frames.append(pd.DataFrame({"namespace": s.key[0], "pod": s.key[1], "container": s.key[2], "stat": s.key[3],
-                                        "day": day, "value": s.values}))
+        if res:  # one frame for every series (a frame per series costs 0.1 ms each: seconds at 10,000 containers)
+            series = np.repeat(np.arange(len(res)), [len(s.values) for s in res])
+            keys = pd.DataFrame([s.key for s in res], columns=POD_KEY + ["stat"]).take(series).reset_index(drop=True)
+            day = np.rint((g.end - np.concatenate([s.timestamps for s in res])) / DAY_SECONDS).astype(np.int64)
+            frames.append(keys.assign(day=day, value=np.concatenate([s.values for s in res])))
     if rest >= g.step:
         res = run.client.query(run.q.daily(nss, rest), g.end - full * DAY_SECONDS, what="oldest partial day")
         f = rows(res, key + ["stat"], ["namespace", "pod", "container", "stat"])
@@ -106,9 +108,10 @@ def _daily_rows(frames: list[pd.DataFrame]) -> pd.DataFrame:
     wide = d.pivot_table(index=POD_KEY + ["day"], columns="stat", values="value", aggfunc="max").reset_index()
     wide.columns.name = None
     wide = wide.rename(columns={"memory_max": "memory_max_bytes"})
-    for c in ("memory_max_bytes", "restarts", "oom_kills", "raw_samples"):
+    for c in ("memory_max_bytes", "restarts", "oom", "raw_samples"):
         if c not in wide:
             wide[c] = np.nan
+    wide["oom_kills"] = wide["restarts"].where(wide["oom"].notna())  # restarts where the reason was OOMKilled
     wide["oom_kills"] = wide["oom_kills"].round()
     wide["restarts"] = wide["restarts"].round()
     return wide[POD_KEY + ["day", "memory_max_bytes", "restarts", "oom_kills", "raw_samples"]]

@@ -25,6 +25,8 @@ from ...usage_stats import DAY_SECONDS, RESOURCES
 from .client import RangeSeries
 
 _NB = MAX_BUCKET + 1
+_HIST_NAMES = ["namespace", "kind", "workload", "container", "pod"]
+CHUNK_ROWS = 2_000_000  # histogram rows per streamed chunk (about 60 MB as a frame): whole namespaces each
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def reduce_chunk(result: list[RangeSeries], resource: str, grid: Grid, owners: d
     pod_days, last = _runs(sid, day, step, val, len(series))
     pod_cells = _cells(sid, day, bucket_of(val, resource), grid.days)
     container_of, containers, unowned = _containers(series, owners)
-    busy_cells = _busiest(container_of[sid], step, val, len(containers), grid, resource)
+    busy_cells = _busiest(sid, container_of, step, val, len(containers), grid, resource)
     return Partial(resource, series, containers, pod_cells, pod_days, busy_cells, last, unowned,
                    (int(step.min()), int(step.max())))
 
@@ -128,19 +130,44 @@ def _runs(sid: np.ndarray, day: np.ndarray, step: np.ndarray, val: np.ndarray, n
     return days, last
 
 
-def _busiest(cid: np.ndarray, step: np.ndarray, val: np.ndarray, n_containers: int, grid: Grid, resource: str):
+def _busiest(sid: np.ndarray, container_of: np.ndarray, step: np.ndarray, val: np.ndarray, n_containers: int, grid: Grid,
+             resource: str):
     """Histogram cells of the busiest replica's value at each step, per container: the largest value
-    of its pods at each step, on a containers x steps grid of this chunk (at most its points)."""
+    of its pods at each step, on a containers x steps grid of this chunk (at most its points).
+
+    ``sid``: each point's series, ``container_of``: each series' container (-1 without an owner). The
+    series of a container are taken in layers (its first series, its second...): within a layer each
+    (container, step) comes once, so a layer is one gather and one scatter, several times cheaper than
+    a maximum per point (ufunc.at)."""
+    cid = container_of[sid]
     owned = cid >= 0
-    cid, step, val = cid[owned], step[owned], val[owned]
+    sid, cid, step, val = sid[owned], cid[owned], step[owned], val[owned]
     if not len(cid):
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty, empty
     lo = int(step.min())
-    dense = np.full((n_containers, int(step.max()) - lo + 1), np.nan)
-    np.fmax.at(dense, (cid, step - lo), val)
-    rows, cols = np.nonzero(~np.isnan(dense))
-    return _cells(rows, grid.day(cols + lo), bucket_of(dense[rows, cols], resource), grid.days)
+    width = int(step.max()) - lo + 1
+    dense = np.full(n_containers * width, np.nan)
+    layer = _layers(container_of)[sid]
+    order = np.argsort(layer, kind="stable")
+    flat, val = (cid * width + step - lo)[order], val[order]
+    bounds = np.searchsorted(layer[order], np.arange(int(layer.max()) + 2))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        f = flat[a:b]
+        dense[f] = np.fmax(dense[f], val[a:b])
+    cells = np.flatnonzero(~np.isnan(dense))
+    return _cells(cells // width, grid.day(cells % width + lo), bucket_of(dense[cells], resource), grid.days)
+
+
+def _layers(group: np.ndarray) -> np.ndarray:
+    """Per item, how many items of its group come before it (0 for the first)."""
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]]) if len(g) else np.zeros(0, dtype=np.int64)
+    rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
+    out = np.empty(len(g), dtype=np.int64)
+    out[order] = rank
+    return out
 
 
 def _cells(group: np.ndarray, day: np.ndarray, bucket: np.ndarray, days: int):
@@ -163,6 +190,18 @@ def _containers(series: list[tuple], owners: dict[tuple, tuple]):
             continue
         out[i] = index.setdefault((ns, owner[0], owner[1], container), len(index))
     return out, list(index), unowned
+
+
+def _namespace_groups(rows: np.ndarray, budget: int) -> list[tuple[int, int]]:
+    """Consecutive namespace codes [lo, hi) grouped so each group has at most ``budget`` rows (a larger namespace
+    alone); namespaces without rows join their neighbours."""
+    groups, lo, load = [], 0, 0
+    for i, n in enumerate(rows.tolist()):
+        if load and load + n > budget:
+            groups.append((lo, i))
+            lo, load = i, 0
+        load += n
+    return groups + [(lo, len(rows))] if len(rows) else groups
 
 
 def _codes(values: list[str]) -> tuple[np.ndarray, pd.Index]:
@@ -207,22 +246,30 @@ class UsageAccumulator:
             first, last = self.span
             self.span = (part.span[0] if first < 0 else min(first, part.span[0]), max(last, part.span[1]))
 
-    def cells(self, resource: str, which: str):
-        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes."""
-        arrays = self.parts.get((resource, which))
+    def cells(self, resource: str, which: str, rank: np.ndarray | None = None, free: bool = False):
+        """(group, day, bucket, count) with one row per cell, chunks of one day summed; compact dtypes. Sorted by
+        group, day and bucket; with ``rank`` (a position per group id) by rank instead of group. ``free``: the
+        partials' arrays are dropped as they are merged (nothing asks for them twice)."""
+        arrays = self.parts.pop((resource, which), None) if free else self.parts.get((resource, which))
         if not arrays:
             return (np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int16),
                     np.zeros(0, dtype=np.int32))
         days = self.grid.days
-        code = (np.concatenate([a[0] for a in arrays]).astype(np.int64) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        group = np.concatenate([a[0] for a in arrays]).astype(np.int64)
+        code = ((group if rank is None else rank[group]) * days + np.concatenate([a[1] for a in arrays])) * _NB
+        del group
         code += np.concatenate([a[2] for a in arrays])
         order = np.argsort(code, kind="stable")
         code = code[order]
         counts = np.concatenate([a[3] for a in arrays])[order]
-        del order
+        del order, arrays
         starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
         cells = code[starts]
-        return ((cells // _NB // days).astype(np.int32), (cells // _NB % days).astype(np.int16),
+        del code
+        group = cells // _NB // days
+        if rank is not None:
+            group = np.argsort(rank)[group]  # back from positions to group ids
+        return (group.astype(np.int32), (cells // _NB % days).astype(np.int16),
                 (cells % _NB).astype(np.int16), np.add.reduceat(counts, starts).astype(np.int32))
 
     def day_sums(self, resource: str):
@@ -250,23 +297,57 @@ class UsageAccumulator:
         frame["workload"] = [o[1] for o in owner]
         return frame
 
-    def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
-        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
-        categorical name columns (a million rows share a few hundred names)."""
-        columns = ["namespace", "kind", "workload", "container", "pod"]
+    def _ids(self, owners: dict[tuple, tuple]):
+        """Per global id (series, then containers): the codes and categories of each name column, and whether
+        it has an owner (pods without one belong to no container)."""
         owner = [owners.get((ns, pod), ("", "")) for ns, pod, _ in self.series]
         ids = [(ns, o[0], o[1], c, pod) for (ns, pod, c), o in zip(self.series, owner)]
         ids += [(ns, k, w, c, "") for ns, k, w, c in self.containers]
-        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(columns)}
-        owned = np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
+        codes = {col: _codes([r[i] for r in ids]) for i, col in enumerate(_HIST_NAMES)}
+        return codes, np.array([w != "" for _ns, _k, w, _c, _p in ids], dtype=bool)
+
+    def histograms(self, cluster: str, owners: dict[tuple, tuple]) -> pd.DataFrame:
+        """The usage_histograms table (see schema): pod cells and busiest cells of both resources, with
+        categorical name columns (a million rows share a few hundred names)."""
+        codes, owned = self._ids(owners)
         parts = []
         for r, resource in enumerate(RESOURCES):
             for which, offset, basis in (("pod", 0, 0), ("busy", len(self.series), 1)):
                 g, d, b, c = self.cells(resource, which)
-                keep = owned[g + offset]  # pods without an owner belong to no container
+                keep = owned[g + offset]
                 parts.append((g[keep] + offset, d[keep], b[keep], c[keep], r, basis))
+        return self._frame(cluster, codes, parts)
+
+    def histogram_chunks(self, cluster: str, owners: dict[tuple, tuple], leave_out=frozenset(), rows: int | None = None):
+        """The rows of :meth:`histograms` in chunks of whole namespaces (about ``rows`` rows each; a larger namespace
+        alone; default CHUNK_ROWS), each a frame with the same columns and categories; within a chunk, rows run as in histograms (by
+        resource and basis, then by series), so a series' rows are together. The partials are freed as they are
+        merged, and one chunk's frame is built at a time. ``leave_out``: namespaces whose data is incomplete."""
+        codes, owned = self._ids(owners)
+        ns_of, ns_names = codes["namespace"]
+        owned &= ~np.isin(ns_names.to_numpy(dtype=object), list(leave_out))[ns_of]
+        parts, per_ns = [], np.zeros(len(ns_names), dtype=np.int64)
+        for r, resource in enumerate(RESOURCES):
+            for which, offset, n, basis in (("pod", 0, len(self.series), 0), ("busy", len(self.series), len(self.containers), 1)):
+                ns = ns_of[offset:offset + n]
+                g, d, b, c = self.cells(resource, which, rank=np.argsort(np.argsort(ns, kind="stable")), free=True)
+                bounds = np.r_[0, np.cumsum(np.bincount(ns[g], minlength=len(ns_names)))]  # rows now run namespace by namespace
+                per_ns += np.diff(bounds)
+                parts.append((g + offset, d, b, c, r, basis, bounds))
+        for lo, hi in _namespace_groups(per_ns, rows or CHUNK_ROWS):
+            chunk = []
+            for g, d, b, c, r, basis, bounds in parts:
+                sl = slice(bounds[lo], bounds[hi])
+                keep = owned[g[sl]]
+                chunk.append((g[sl][keep], d[sl][keep], b[sl][keep], c[sl][keep], r, basis))
+            frame = self._frame(cluster, codes, chunk)
+            if len(frame):
+                yield frame
+
+    def _frame(self, cluster: str, codes: dict, parts: list) -> pd.DataFrame:
+        """The usage_histograms rows of ``parts``: (global ids, day, bucket, count, resource index, basis index)."""
         row = np.concatenate([p[0] for p in parts])
-        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in columns})
+        out = pd.DataFrame({col: pd.Categorical.from_codes(codes[col][0][row], categories=codes[col][1]) for col in _HIST_NAMES})
         del row
         out.insert(0, "cluster", pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), categories=[cluster]))
         out["basis"] = pd.Categorical.from_codes(np.concatenate([np.full(len(p[0]), p[5], dtype=np.int8) for p in parts]),
