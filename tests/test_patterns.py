@@ -40,7 +40,7 @@ def test_generated_containers_get_their_pattern():
 
 
 def test_each_pattern_gets_its_policys_margin():
-    cfg = config_with(margins={"cpu_flat": 0.05, "cpu_bursty": 0.4, "memory_flat": 0.1})
+    cfg = config_with(margins={"cpu_flat": 0.05, "cpu_bursty": 0.4, "memory_flat": 0.1}, memory_limit="margin")
     flat = ctr("flat", cpu=(0.2, 0.22, 0.23, 0.24, 0.25), memory=(200 * MIB, 205 * MIB, 206 * MIB, 207 * MIB, 208 * MIB))
     bursty = ctr("bursty", cpu=(0.1, 0.12, 0.2, 0.6, 0.7))
     recs = recommend(snap(flat, bursty), cfg)
@@ -57,6 +57,20 @@ def test_each_pattern_gets_its_policys_margin():
     both = one(recommend(snap(flat, bursty), config_with(margins={"memory_flat": 0.1}, memory_limit="request")), "flat")
     assert both["memory_request_bytes_recommended"] == both["memory_limit_bytes_recommended"] == 229 * MIB
     assert "208Mi +10% (flat)" in both["reason"]
+
+
+def test_production_by_default_reserves_the_max_and_puts_the_margin_on_the_limit():
+    """The margin guards against an OOM kill, which happens at the limit; the request holds the observed max.
+    A growing working set keeps its margin on the request (it may have no limit above it)."""
+    flat = ctr("flat", memory=(200 * MIB, 205 * MIB, 206 * MIB, 207 * MIB, 208 * MIB))
+    prod = Config().policy("production")
+    assert prod.memory_limit == "margin" and prod.margins["memory_flat"] == 0.25
+    f = one(recommend(snap(flat), Config()), "flat")
+    assert f["memory_pattern"] == "flat"
+    assert f["memory_request_bytes_recommended"] == 208 * MIB  # the max, whole MiB
+    assert f["memory_limit_bytes_recommended"] == 260 * MIB  # 208 MiB x 1.25
+    # the self-check and every floor still see the limit: below the max neither goes
+    assert f["memory_limit_bytes_recommended"] >= f["memory_max_bytes"] and f["memory_request_bytes_recommended"] >= f["memory_max_bytes"]
 
 
 def test_a_margin_set_alone_is_the_margin_of_every_pattern(tmp_path):
