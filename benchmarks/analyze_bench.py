@@ -16,6 +16,7 @@ the snapshot, analysis, report, patches); the sizes of report.html and report.md
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -87,10 +88,15 @@ def build(args, folder: Path) -> None:
 
 
 def run_commands(snapshot: Path, out: Path, tree: str) -> dict:
+    """analyze (into the run folder beside the snapshot, where it saves its analysis: emit/saved.py), then report
+    and patch on that snapshot, as a weekly job runs them; the snapshot is hard-linked into the run folder."""
     results = {}
-    for command, extra in (("analyze", ["--out", str(out / "analyze")]), ("report", ["--out", str(out / "report")]),
+    run = out / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(snapshot, run / "snapshot", copy_function=os.link)
+    for command, extra in (("analyze", []), ("report", ["--out", str(out / "report")]),
                            ("patch", ["--out", str(out / "patches")])):
-        results[command] = cli_child(None, tree, [command, "--snapshot", str(snapshot), "--quiet", *extra])
+        results[command] = cli_child(None, tree, [command, "--snapshot", str(run / "snapshot"), "--quiet", *extra])
     results["html"] = (out / "report" / "report.html").stat().st_size
     results["md"] = (out / "report" / "report.md").stat().st_size
     results["open"] = open_seconds(out / "report" / "report.html")
@@ -151,7 +157,8 @@ def show(label: str, runs: list[dict]) -> None:
     for c in ("analyze", "report", "patch"):
         stages = "; ".join(f"{st['stage']} {med([r[c]['stages'][i]['wall'] for r in runs]):.1f} s"
                            for i, st in enumerate(runs[0][c]["stages"]))
-        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s, peak RSS "
+        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s ({med([r[c]['cpu'] for r in runs]):.1f} CPU-s, which a "
+              f"loaded machine does not inflate as it does wall time), peak RSS "
               f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 
 

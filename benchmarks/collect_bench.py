@@ -370,6 +370,7 @@ STAGES = (  # (label, module, attribute): the functions `rightsize run` calls fo
     ("collect", "rightsize.collect", "collect"),
     ("write snapshot", "rightsize.snapshot", "Snapshot.write"),
     ("analyze", "rightsize.analysis", "analyze"),
+    ("read saved analysis", "rightsize.emit.saved", "read_saved"),  # report, patch: what analyze saved (none: a baseline)
     ("report", "rightsize.cli", "_write_report"),
     ("patch", "rightsize.cli", "_write_patches"),
 )
@@ -407,7 +408,10 @@ def run_cli(args, argv: list[str]) -> None:
         return wrapper
 
     for label, module, attr in STAGES:
-        owner = importlib.import_module(module)
+        try:
+            owner = importlib.import_module(module)
+        except ImportError:  # an older tree (--baseline) without this stage
+            continue
         if "." in attr:
             owner, attr = getattr(owner, attr.split(".")[0]), attr.split(".")[1]
         setattr(owner, attr, timed(label, getattr(owner, attr)))

@@ -5,6 +5,7 @@ Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -98,11 +99,14 @@ def _report_dir(config: Config, out: Path | None) -> Path:
     return default_report_dir(config)
 
 
-def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False) -> Snapshot:
-    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py)."""
+def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_pod_tables: bool = False,
+                   when_used: bool = False) -> Snapshot:
+    """The snapshot at ``path``, or the fleet of cluster snapshots below it merged into one (fleet.py); ``when_used``:
+    every table read when first used (report and patch: with the analysis `analyze` saved they read few of them)."""
     from .fleet import load_input
 
-    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log)
+    return load_input(path or _report_dir(config, None) / "snapshot", config, per_pod_tables=per_pod_tables, log=log,
+                      when_used=when_used)
 
 
 def _beside_snapshot(args, snapshot: Snapshot, config: Config):
@@ -253,13 +257,14 @@ def cmd_analyze(args, config, log) -> int:
 
         print(explain(snapshot, config, args.explain))
         return EXIT_OK
-    analysis = analyze(snapshot, config)
-    from .emit.tables import write_tables
+    from .emit.saved import analysis_key, write_analysis
     from .storage import replace_folder
 
+    key = analysis_key(snapshot, config)  # of the snapshot as read, as report and patch will see it
+    analysis = analyze(snapshot, config)
     out = _beside_snapshot(args, snapshot, config)
-    with _locked(config, out, "rightsize analyze", log):  # all tables land together, the rest of the folder stays
-        replace_folder(out, lambda tmp: write_tables(analysis, snapshot, config, tmp), what="tables", keep_others=True)
+    with _locked(config, out, "rightsize analyze", log):  # all tables (and the analysis for report, patch) land together
+        replace_folder(out, lambda tmp: write_analysis(analysis, snapshot, config, key, tmp), what="tables", keep_others=True)
     log(f"tables written to {out}")
     _summary(analysis, snapshot, config)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK
@@ -303,9 +308,19 @@ def _toml_scalar(text: str):
         return text
 
 
-def cmd_report(args, config, log) -> int:
+def _analysis(args, snapshot, config, log, *, backtest: bool = True):
+    """The analysis ``rightsize analyze`` saved for this snapshot and config (emit/saved.py), looked for where analyze
+    writes by default (beside the snapshot) and in --out; else computed now, the log saying why."""
     from .api import analyze
+    from .emit.saved import analysis_key, find_saved
 
+    key = analysis_key(snapshot, config)
+    folders = [_beside_snapshot(argparse.Namespace(out=None, snapshot=args.snapshot), snapshot, config)] + [args.out] * bool(args.out)
+    analysis = find_saved(folders, key, log, warn=lambda text: say(f"warning: {text}"))
+    return analysis if analysis is not None else analyze(snapshot, config, backtest=backtest)
+
+
+def cmd_report(args, config, log) -> int:
     if args.fleet:
         if args.snapshot:
             raise ConfigError("--fleet reads this week's folder of [report] output_dir: give it or --snapshot, not both")
@@ -313,8 +328,8 @@ def cmd_report(args, config, log) -> int:
     from .emit.notify import webhook_url
 
     url = webhook_url(config)
-    snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config)
+    snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
+    analysis = _analysis(args, snapshot, config, log)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
         result = _write_report(snapshot, analysis, config, out, args.compare, log)
@@ -324,10 +339,8 @@ def cmd_report(args, config, log) -> int:
 
 
 def cmd_patch(args, config, log) -> int:
-    from .api import analyze
-
-    snapshot = _load_snapshot(config, args.snapshot, log)
-    analysis = analyze(snapshot, config, backtest=False)  # patches read the recommendations only
+    snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
+    analysis = _analysis(args, snapshot, config, log, backtest=False)  # patches read the recommendations only
     # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
     out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):

@@ -113,16 +113,18 @@ def needs_histograms(config) -> bool:
 
 # --- reading and merging -------------------------------------------------------------------------------
 
-def load_input(path, config=None, *, per_pod_tables: bool = False, log: Callable[[str], None] = lambda _m: None) -> Snapshot:
+def load_input(path, config=None, *, per_pod_tables: bool = False, log: Callable[[str], None] = lambda _m: None,
+               when_used: bool = False) -> Snapshot:
     """The snapshot at ``path`` (or in the run folder ``path``/snapshot), or the fleet below it merged into
     one (see the module docstring). ``per_pod_tables``: load a fleet's usage_histograms and usage_daily too
-    (the backtest needs them)."""
+    (the backtest needs them). One cluster's per-pod histograms are read when used (the backtest streams them,
+    nothing else needs them whole); with ``when_used`` every table is (Snapshot.read's ``lazy``)."""
+    lazy = tuple(TABLES) if when_used else PER_POD_TABLES[:1]
     loc = location(path)
-    # the per-pod histograms are read when used: the backtest streams them, nothing else needs them whole
     if is_snapshot(loc):
-        return Snapshot.read(loc, lazy=PER_POD_TABLES[:1])
+        return Snapshot.read(loc, lazy=lazy)
     if is_snapshot(loc / "snapshot"):  # one run's folder (report, snapshot/, patches/)
-        return Snapshot.read(loc / "snapshot", lazy=PER_POD_TABLES[:1])
+        return Snapshot.read(loc / "snapshot", lazy=lazy)
     entries = discover(loc)
     if not entries:
         return Snapshot.read(loc)  # its own error: no snapshot here

@@ -285,3 +285,26 @@ def test_extra_edits_of_a_container_and_its_pod_template_go_into_the_same_patch(
     assert "env" not in container(web_doc, "proxy")
     report = rendered[("CronJob", "shop", "report")]["spec"]["jobTemplate"]["spec"]["template"]
     assert report["metadata"]["annotations"]["example.com/containers"] == "migrate,extract"
+
+
+def test_the_shared_tags_write_the_text_of_ruamel_own_safe_dumper():
+    """patch_text's representer keeps one Tag per tag name (for speed): every kind of value a patch holds comes
+    out as ruamel's plain safe representer writes it, twice in a row (the shared Tags keep no state)."""
+    import io
+
+    from ruamel.yaml.representer import SafeRepresenter
+
+    from rightsize.emit import patch_text
+
+    class Plain(SafeRepresenter):  # its own representer table: the None below stays out of ruamel's class
+        pass
+
+    doc = {"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": None}},
+         "env": [{"name": "JAVA_TOOL_OPTIONS", "value": "-Xmx384m -Dx=': #'"}, {"name": "N", "value": "0123"}]},
+        {"name": "yes", "resources": {"requests": {"cpu": 1.5, "nvidia.com/gpu": 2, "on": True}}}]}}},
+        "ops": [{"op": "remove", "path": "/spec/x"}, [], {}, "", "null", 1e-05]}
+    buf = io.StringIO()
+    patch_text.safe_dumper(Plain).dump(doc, buf)  # the patches' settings with ruamel's representer
+    assert patch_text.yaml_text(doc) == buf.getvalue() == patch_text.yaml_text(doc)
+    assert "memory: null" in buf.getvalue() and "'0123'" in buf.getvalue()

@@ -88,9 +88,10 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     train = Snapshot(tables=tables, meta=meta)
     if check_days:
         since = cut - pd.Timedelta(seconds=check_days * DAY_SECONDS)
-        recent = (train_h["day"] >= since).to_numpy() if "day" in train_h else np.ones(len(train_h), dtype=bool)
+        recent = (train_h["day"] >= since).to_numpy() if "day" in train_h else None  # None: every training day
+        hist, group = (train_h, sums.ids.group) if recent is None else (train_h[recent], sums.ids.group[recent])  # no copy of all
         train.cache[("last_days", check_days)] = TestDays.of(
-            train_h[recent], train_d[train_d["day"] >= since].reset_index(drop=True), ids=(sums.ids.group[recent], sums.ids.groups))
+            hist, train_d[train_d["day"] >= since].reset_index(drop=True), ids=(group, sums.ids.groups))
     return train, test
 
 

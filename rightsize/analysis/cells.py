@@ -63,9 +63,16 @@ class _Sums:
         if not self.done:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         rest = _summed(np.concatenate([p[0] for p in self.pending]), np.concatenate([p[1] for p in self.pending]))
-        key = np.concatenate([p[0] for p in self.done] + [rest[0]])
-        count = np.concatenate([p[1] for p in self.done] + [rest[1]])
-        self.done, self.pending = [], []
+        self.pending = []
+        parts, self.done = self.done + [rest], []
+        # filled part by part, each freed once copied: the cells are held once, not twice (hundreds of MB at 20,000 containers)
+        n = sum(len(k) for k, _c in parts)
+        key, count = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32)
+        at = 0
+        for i, (k, c) in enumerate(parts):
+            key[at:at + len(k)], count[at:at + len(k)] = k, c
+            at += len(k)
+            parts[i] = None
         return key, count
 
 
@@ -118,8 +125,7 @@ def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bo
 def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test: _Sums) -> None:
     """One batch's runs of a series (cut where the training days end) summed into ``train`` and ``test``."""
     cols = _columns(tb)
-    seconds = (cut - pd.DatetimeIndex(tb["day"].to_pandas())).total_seconds().to_numpy()
-    back = np.rint(seconds / DAY_SECONDS).astype(np.int64) - 1  # 0: the last training day; < 0: a test day
+    back = np.rint(_seconds_before(cut, tb["day"]) / DAY_SECONDS).astype(np.int64) - 1  # 0: the last training day; < 0: a test day
     in_test = back < 0
     n = tb.num_rows
     change = np.zeros(n, dtype=bool)
@@ -142,6 +148,20 @@ def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test
         part.add([key_of(names[i]) for i in which], lengths[which], np.flatnonzero(rows), tail[rows], count)
 
 
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+
+
+def _seconds_before(cut: pd.Timestamp, day) -> np.ndarray:
+    """Seconds from each timestamp of the Arrow column ``day`` to ``cut``, in integers of the column's own unit (no
+    pandas timestamps made per row: at 20,000 containers a second of the pass over the histograms)."""
+    import pyarrow as pa
+
+    col = day.combine_chunks() if hasattr(day, "combine_chunks") else day
+    per = _PER_SECOND[col.type.unit]
+    raw = col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return (cut.as_unit("ns").value // (10**9 // per) - raw) / per
+
+
 def _categoricals(series: list[tuple], names: list[str], sid: np.ndarray, build=None) -> tuple[dict, np.ndarray]:
     """Categorical columns (``build``, default all ``names``) of the cells' series names, and the series x
     names code table."""
@@ -157,7 +177,8 @@ def _categoricals(series: list[tuple], names: list[str], sid: np.ndarray, build=
 def _train_frame(sums: _Sums, cut: pd.Timestamp | None, names: bool = True) -> tuple[pd.DataFrame, Ids]:
     """The training cells as a usage_histograms-like table (with ``cut``: per day too) and their Ids."""
     key, count = sums.result()
-    sid, tail = key // _TAIL, key % _TAIL
+    sid, tail = _split_key(key)
+    del key
     series = list(sums.series)
     columns, table = _categoricals(series, NAMES, sid, None if names else ("basis", "resource"))
     frame = pd.DataFrame(columns)
@@ -170,6 +191,14 @@ def _train_frame(sums: _Sums, cut: pd.Timestamp | None, names: bool = True) -> t
     groups = pd.DataFrame([series[i][:5] for i in containers], columns=list(CONTAINER_KEY))
     pod_table = pd.DataFrame([series[i][:6] for i in pods], columns=list(CONTAINER_KEY) + ["pod"])
     return frame, Ids(container[sid].astype(np.int32), groups.astype(str), pod[sid].astype(np.int32), pod_table.astype(str))
+
+
+def _split_key(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(series id, day and bucket part) of each cell key, as int32 (half the memory of int64 quotients)."""
+    sid, tail = np.empty(len(key), dtype=np.int32), np.empty(len(key), dtype=np.int32)
+    np.floor_divide(key, _TAIL, out=sid, casting="unsafe")
+    np.remainder(key, _TAIL, out=tail, casting="unsafe")
+    return sid, tail
 
 
 def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -213,12 +213,20 @@ def settings_after(f: pd.DataFrame, heap_suggested: np.ndarray, limit_new: np.nd
     keep = np.isin(action, ["patch", "by_hand", "follows_limit"])
     out = pd.DataFrame({"heap_bytes_recommended": np.where(keep, value, np.nan), "runtime_setting_action": action,
                         "runtime_setting_edit": "", "runtime_env_json": ""}, index=f.index)
-    for i in np.flatnonzero(np.isin(action, ["patch", "by_hand"])):  # the changed settings only: a text rewrite each
-        out.iloc[i, 2], out.iloc[i, 3] = _edit(f.iloc[i], float(value[i]))
+    changed = np.flatnonzero(np.isin(action, ["patch", "by_hand"]))  # the changed settings only: a text rewrite each
+    # the few columns _edit reads, as plain dicts (a row of the whole frame walks every column, its timestamps too)
+    rows = f.iloc[changed][_EDIT_COLUMNS].to_dict("records")
+    edits = [_edit(row, float(value[i])) for row, i in zip(rows, changed)]
+    out.iloc[changed, 2] = [e[0] for e in edits]
+    out.iloc[changed, 3] = [e[1] for e in edits]
     return out
 
 
-def _edit(row: pd.Series, value: float) -> tuple[str, str]:
+_EDIT_COLUMNS = ["memory_setting_bytes", "memory_setting", "memory_setting_token", "memory_setting_where", "initial_heap_token",
+                 "initial_heap_bytes", "initial_heap_where", "env_json"]
+
+
+def _edit(row: dict, value: float) -> tuple[str, str]:
     """(the exact edit as text, the patched variables as JSON or '') for one row whose setting changes; an -Xms
     above the new heap comes down with it (the JVM refuses to start otherwise)."""
     setting = rt.Setting("", row["memory_setting_bytes"], "bytes", row["memory_setting"], row["memory_setting_token"],

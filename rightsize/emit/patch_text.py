@@ -9,6 +9,8 @@ from typing import Any, Iterable
 import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.representer import SafeRepresenter
+from ruamel.yaml.tag import Tag
 
 from ..escape import yaml_comment
 from ..formatting import cpu_limit_change, k8s_cpu, k8s_memory, mebibytes, number, usd_per_month
@@ -101,11 +103,40 @@ def gpu_lines(r) -> list[str]:
             f"{number(r.get('gpu_request_count_recommended')):g}  ({r.get('gpu_evidence', '')})"]
 
 
+class _Representer(SafeRepresenter):
+    """ruamel's safe representer with one Tag object per tag name: it makes a new one for every node and the
+    emitter decodes the name of each (ruamel.yaml.tag.Tag.trval), two thirds of a patch file's time (7.8 s of
+    18,600 files at 20,000 containers; 2.5 s with one Tag per name, which decodes once and keeps it)."""
+
+    _tags: dict[str, Tag] = {}
+
+    def _tag(self, tag):
+        if isinstance(tag, str):
+            return self._tags.get(tag) or self._tags.setdefault(tag, Tag(suffix=tag))
+        return tag
+
+    def represent_scalar(self, tag, value, style=None, anchor=None):
+        return super().represent_scalar(self._tag(tag), value, style=style, anchor=anchor)
+
+    def represent_sequence(self, tag, sequence, flow_style=None):
+        return super().represent_sequence(self._tag(tag), sequence, flow_style=flow_style)
+
+    def represent_mapping(self, tag, mapping, flow_style=None):
+        return super().represent_mapping(self._tag(tag), mapping, flow_style=flow_style)
+
+
 @functools.lru_cache(maxsize=1)
 def _yaml() -> YAML:
+    return safe_dumper(_Representer)
+
+
+def safe_dumper(representer: type) -> YAML:
+    """The dumper of patch files with ``representer`` (the patches' own: _Representer), a SafeRepresenter subclass of its
+    own: the null representer below is added to its table."""
     # The safe dumper writes the same text as the round-trip one for the plain dicts patches are, with
     # libyaml's emitter (ruamel.yaml.clib) 3.7x faster; keys stay in the order the patch builds them.
     y = YAML(typ="safe")
+    y.Representer = representer
     y.sort_base_mapping_type_on_output = False
     y.default_flow_style = False
     y.width = 4096
