@@ -6,6 +6,7 @@ run in its own interpreter on the same snapshot. Prints figures, asserts nothing
 """
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ def run_cluster(args, revision: str | None) -> None:
     split_s = time.perf_counter() - t0
     if args.sweep:
         sweep(train, test, cfg, args.cluster, args.seed)
+        return
+    if args.slack:
+        slack_parts(snap, train, test, cfg)
         return
     t0 = time.perf_counter()
     recs = recommend.recommend(train, cfg)
@@ -142,3 +146,82 @@ def sweep(train, test, cfg, n: int, seed: int) -> None:
 
 def _mib(v) -> str:
     return "none" if v is None or np.isnan(v) else f"{v / MIB:,.0f}Mi"
+
+
+def _policies(cfg: Config, **changes) -> Config:
+    """``cfg`` with these settings changed in every policy (a callable gets the policy, for per-policy values)."""
+    return dataclasses.replace(cfg, policies={name: dataclasses.replace(p, **{k: v(p) if callable(v) else v for k, v in changes.items()})
+                                              for name, p in cfg.policies.items()})
+
+
+def _kind(policy) -> str:
+    return "production" if policy.production else "non_production"
+
+
+def _slack(bt: pd.DataFrame, resource: str) -> float:
+    unit = "cores" if resource == "cpu" else "bytes"
+    steps, req = bt[f"{resource}_pod_steps"].fillna(0.0), bt[f"{resource}_request_{unit}"]
+    ok = (steps > 0) & (req > 0)
+    return 1 - (bt[f"{resource}_mean_{unit}"] * steps)[ok].sum() / (req * steps)[ok].sum()
+
+
+def slack_parts(snap: Snapshot, train, test, cfg: Config) -> None:
+    """Where the slack comes from: each line adds one part of the defaults, replayed on the test days; then the
+    production memory over its request, and what other statistics would give. README: Where the slack comes from."""
+    bare = _policies(cfg, change_threshold=0.0, change_threshold_cpu=0.0, change_threshold_memory=0.0, min_cpu=0.0,
+                     min_memory=0.0, margins=lambda p: {k: 0.0 for k in p.margins})
+    floors = _policies(bare, min_cpu=lambda p: cfg.policies[_kind(p)].min_cpu, min_memory=lambda p: cfg.policies[_kind(p)].min_memory)
+    on_request = _policies(floors, memory_limit=lambda p: "request" if p.memory_limit == "margin" else p.memory_limit,
+                           margins=lambda p: cfg.policies[_kind(p)].margins)
+    steps = [("the statistic alone, knowing the test week (the 14 days, no margin, floor or change threshold)", bare, snap),
+             ("the same from the training week only", bare, train), ("+ floors (min_cpu, min_memory)", floors, train),
+             ("+ margins on request and limit (memory_limit = request)", on_request, train),
+             ("+ the change threshold", _policies(cfg, memory_limit=lambda p: "request" if p.memory_limit == "margin" else p.memory_limit), train),
+             ("the defaults (production: memory margin on the limit)", cfg, train),
+             ("defaults, production CPU at p90", _policies(cfg, cpu_request_percentile=lambda p: "p90" if p.production else p.cpu_request_percentile), train),
+             ("defaults, production CPU at p50", _policies(cfg, cpu_request_percentile=lambda p: "p50" if p.production else p.cpu_request_percentile), train)]
+    rows = []
+    for label, c, source in steps:
+        recs = recommend.recommend(source, c)
+        bt = backtest.compare({"r": recs}, test)
+        bt = bt[bt["policy"] != "today"].drop(columns="policy").merge(recs[KEY + ["policy", "memory_pattern", "cpu_pattern"]], on=KEY)
+        prod = bt[bt["policy"] == "production"]
+        rows.append({"step": label, "CPU slack": f"{_slack(bt, 'cpu'):.1%} ({_slack(prod, 'cpu'):.1%})",
+                     "memory slack": f"{_slack(bt, 'memory'):.1%} ({_slack(prod, 'memory'):.1%})",
+                     "predicted OOM kills": int(bt["predicted_oom"].sum()),
+                     "production CPU pod-steps over request": f"{_over(prod, 'cpu'):.1%}"})
+    with pd.option_context("display.width", 250, "display.max_colwidth", 100):
+        print("slack of all containers (production's in brackets), replayed on the test days:\n")
+        print(pd.DataFrame(rows).to_string(index=False))
+    recs = recommend.recommend(train, cfg)
+    bt = backtest.compare({"r": recs}, test)
+    bt = bt[bt["policy"] != "today"].drop(columns="policy").merge(recs[KEY + ["policy", "memory_pattern", "cpu_pattern"]], on=KEY)
+    prod = bt[bt["policy"] == "production"]
+    share = prod["memory_share_over_request"].fillna(0.0)
+    print(f"\nproduction memory above its request: {_over(prod, 'memory'):.2%} of pod-steps; {int((share > 0).sum())} of {len(prod)} "
+          f"containers at least once, {int((share > 0.05).sum())} more than 5 % of the time, at most "
+          f"{np.nanmax(prod['memory_peak_bytes'] / prod['memory_request_bytes']) - 1:.0%} above")
+    _rounding(recs, test)
+    for res in ("cpu", "memory"):
+        parts = ", ".join(f"{pat} {_slack(part, res):.1%} ({len(part)})" for pat, part in prod.groupby(f"{res}_pattern"))
+        print(f"production {res} slack per pattern: {parts}")
+
+
+def _over(bt: pd.DataFrame, resource: str) -> float:
+    steps = bt[f"{resource}_pod_steps"].fillna(0.0)
+    return (bt[f"{resource}_share_over_request"].fillna(0.0) * steps).sum() / steps.sum()
+
+
+def _rounding(recs: pd.DataFrame, test) -> None:
+    """What rounding to friendly steps costs: the production changes without a floor above their statistic (no
+    growth, OOM or throttling) replayed at their unrounded statistic (at least min_cpu / min_memory) instead."""
+    settings = backtest.settings_of(recs)
+    r = recs.set_index(KEY).loc[pd.MultiIndex.from_frame(settings[KEY])]
+    plain = ((r["policy"] == "production") & (r["status"] == "change")
+             & ~r["flags"].str.contains("memory_growth|oom_risk|throttled")).to_numpy()
+    exact = settings.assign(cpu_request_cores=np.where(plain, np.maximum(r["cpu_basis_cores"], 0.01), settings["cpu_request_cores"]),
+                            memory_request_bytes=np.where(plain, np.maximum(r["memory_basis_bytes"], 16 * MIB),
+                                                          settings["memory_request_bytes"]))
+    rounded, unrounded = backtest.replay(settings, test), backtest.replay(exact, test)
+    print(f"rounding to friendly steps costs {100 * (_slack(rounded, 'cpu') - _slack(unrounded, 'cpu')):.1f} points of CPU slack "
+          f"and {100 * (_slack(rounded, 'memory') - _slack(unrounded, 'memory')):.1f} of memory slack (all containers)")

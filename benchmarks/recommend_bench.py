@@ -25,6 +25,7 @@ resource and usage pattern (slack against predicted OOMs and steps over request)
 
     python3 benchmarks/recommend_bench.py --cluster 1000 --seed 7 --baseline e1f88be
     python3 benchmarks/recommend_bench.py --cluster 10000 --seed 26 --sweep --no-baseline   # how margins were chosen
+    python3 benchmarks/recommend_bench.py --cluster 1000 --seed 7 --slack --no-baseline     # where the slack comes from
 
 Prints figures, asserts nothing.
 """
@@ -293,6 +294,7 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--sweep", action="store_true", help="only the OOM escalation sweep (oom_escalation x oom_max_factor)")
     ap.add_argument("--backtest", action="store_true", help="also the backtest's predictions against what the truth says")
+    ap.add_argument("--slack", action="store_true", help="with --cluster: where the slack comes from, one part at a time")
     ap.add_argument("--cluster", type=int, default=0, help="a generated cluster of this many containers (tests/cluster_truth.py)")
     ap.add_argument("--workdir", default="", help="where --cluster keeps its snapshot (default: /tmp/rightsize-cluster-N-SEED)")
     args = ap.parse_args()

@@ -212,7 +212,7 @@ class Policy:
     margins: dict = setting({}, "Headroom per usage pattern (flat, diurnal, bursty, growing: analysis/patterns.py), as fractions, keyed cpu_flat, cpu_diurnal, cpu_bursty, memory_flat, memory_diurnal, memory_bursty, memory_growing (a growing working set's projected peak gets memory_growing); a pattern it leaves out gets margin. production and non_production come with the margins the backtest chose (README: How margins were chosen); a policy table, what-if or --policy that sets margin without margins uses that margin for every pattern.", kind="margins")
     cpu_limit: str = setting("unset", "CPU limit: unset (recommend none; an existing one is kept proportional), proportional (keep the current limit:request ratio), factor (request x cpu_limit_factor), remove (recommend removing it).", kind="str", choices=("unset", "proportional", "factor", "remove"))
     cpu_limit_factor: float = setting(4.0, "CPU limit = request x this, with cpu_limit = \"factor\".", kind="float", minimum=1)
-    memory_limit: str = setting("request", "Memory limit: request (equal to the request), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "factor", "proportional"))
+    memory_limit: str = setting("request", "Memory limit: request (equal to the request), margin (the request holds the statistic and its floors without the margin, the limit = the statistic x (1 + its pattern's margin), never below the request: the margin guards against OOM kills where it kills, at the limit, and the scheduler reserves no more than the observed peak), factor (request x memory_limit_factor), proportional.", kind="str", choices=("request", "margin", "factor", "proportional"))
     memory_limit_factor: float = setting(2.0, "Memory limit = request x this, with memory_limit = \"factor\".", kind="float", minimum=1)
     min_cpu: float = setting("10m", "Smallest CPU request recommended.", kind="cpu", unit="cores", minimum=0)
     min_memory: float = setting("16Mi", "Smallest memory request recommended.", kind="memory", unit="bytes", minimum=0)
@@ -263,7 +263,8 @@ class Policy:
 def _default_policies() -> dict:
     # margins per usage pattern: the smallest the backtest found safe (README "How margins were chosen")
     return {
-        "production": Policy(margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.25, memory_diurnal=0.2, memory_bursty=0.175, memory_growing=0.05)),
+        "production": Policy(memory_limit="margin", margins=dict(cpu_flat=0.0, cpu_diurnal=0.0, cpu_bursty=0.0, memory_flat=0.25, memory_diurnal=0.25,
+                                                           memory_bursty=0.25, memory_growing=0.05)),
         "non_production": Policy(
             production=False, cpu_request_percentile="p50", memory_request_percentile="p90",
             cpu_limit="factor", memory_limit="factor", memory_request_covers_max=False, cpu_limit_covers_max=True,

@@ -88,9 +88,12 @@ def snap(*rows: dict, nodes=None, namespaces: dict | None = None, step: int | No
 
 def uniform_margins(cfg: Config | None = None) -> Config:
     """``cfg`` (default: the defaults) with each policy's one ``margin`` (15 %) for every usage pattern, as before
-    margins per pattern: the rule tests compute their numbers with it (test_patterns.py tests the pattern margins)."""
+    margins per pattern, and production's memory limit = request, as before the margin went on the limit: the rule
+    tests compute their numbers with it (test_patterns.py tests the pattern margins and the margin on the limit)."""
     cfg = cfg or Config()
-    return dataclasses.replace(cfg, policies={k: dataclasses.replace(p, margins={}) for k, p in cfg.policies.items()})
+    return dataclasses.replace(cfg, policies={
+        k: dataclasses.replace(p, margins={}, memory_limit="request" if p.memory_limit == "margin" else p.memory_limit)
+        for k, p in cfg.policies.items()})
 
 
 def config_with(policy: str = "production", **policy_changes) -> Config:

@@ -40,7 +40,7 @@ def test_generated_containers_get_their_pattern():
 
 
 def test_each_pattern_gets_its_policys_margin():
-    cfg = config_with(margins={"cpu_flat": 0.05, "cpu_bursty": 0.4, "memory_flat": 0.1})
+    cfg = config_with(margins={"cpu_flat": 0.05, "cpu_bursty": 0.4, "memory_flat": 0.1}, memory_limit="margin")
     flat = ctr("flat", cpu=(0.2, 0.22, 0.23, 0.24, 0.25), memory=(200 * MIB, 205 * MIB, 206 * MIB, 207 * MIB, 208 * MIB))
     bursty = ctr("bursty", cpu=(0.1, 0.12, 0.2, 0.6, 0.7))
     recs = recommend(snap(flat, bursty), cfg)
@@ -48,10 +48,29 @@ def test_each_pattern_gets_its_policys_margin():
     assert (f["cpu_pattern"], b["cpu_pattern"]) == ("flat", "bursty")
     assert f["cpu_request_cores_recommended"] == pytest.approx(float(round_cpu_up(0.23 * 1.05)))
     assert b["cpu_request_cores_recommended"] == pytest.approx(float(round_cpu_up(0.2 * 1.4)))
-    assert f["memory_request_bytes_recommended"] == 229 * MIB  # 208 MiB x 1.1 = 228.8 -> 229 MiB
-    assert "+5% (flat)" in f["reason"] and "+40% (bursty)" in b["reason"]
+    # production puts the memory margin on the limit: the request holds the max, the limit 208 MiB x 1.1 = 228.8 -> 229 MiB
+    assert f["memory_request_bytes_recommended"] == 208 * MIB and f["memory_limit_bytes_recommended"] == 229 * MIB
+    assert "+5% (flat)" in f["reason"] and "+40% (bursty)" in b["reason"] and "208Mi (flat: limit +10%)" in f["reason"]
     # a pattern the table leaves out (memory bursty) gets the policy's margin (15 %)
-    assert b["memory_pattern"] == "flat" or "+15%" in b["reason"]
+    assert b["memory_pattern"] == "flat" or "limit +15%" in b["reason"]
+    # memory_limit = request: the margin on both
+    both = one(recommend(snap(flat, bursty), config_with(margins={"memory_flat": 0.1}, memory_limit="request")), "flat")
+    assert both["memory_request_bytes_recommended"] == both["memory_limit_bytes_recommended"] == 229 * MIB
+    assert "208Mi +10% (flat)" in both["reason"]
+
+
+def test_production_by_default_reserves_the_max_and_puts_the_margin_on_the_limit():
+    """The margin guards against an OOM kill, which happens at the limit; the request holds the observed max.
+    A growing working set keeps its margin on the request (it may have no limit above it)."""
+    flat = ctr("flat", memory=(200 * MIB, 205 * MIB, 206 * MIB, 207 * MIB, 208 * MIB))
+    prod = Config().policy("production")
+    assert prod.memory_limit == "margin" and prod.margins["memory_flat"] == 0.25
+    f = one(recommend(snap(flat), Config()), "flat")
+    assert f["memory_pattern"] == "flat"
+    assert f["memory_request_bytes_recommended"] == 208 * MIB  # the max, whole MiB
+    assert f["memory_limit_bytes_recommended"] == 260 * MIB  # 208 MiB x 1.25
+    # the self-check and every floor still see the limit: below the max neither goes
+    assert f["memory_limit_bytes_recommended"] >= f["memory_max_bytes"] and f["memory_request_bytes_recommended"] >= f["memory_max_bytes"]
 
 
 def test_a_margin_set_alone_is_the_margin_of_every_pattern(tmp_path):
@@ -86,10 +105,39 @@ def test_the_chosen_margin_keeps_kills_at_zero_with_headroom_and_steps_over_requ
     table = pd.DataFrame(rows, columns=["policy", "resource", "pattern", "margin", "containers", "predicted_ooms", "throttled",
                                         "over_request", "share"])
     chosen = choose(table).set_index(["resource", "pattern"])["chosen"]
-    # memory flat: 0.2 is the first without a kill and kills decided it, so one candidate more; bursty: no more to take
-    assert chosen[("memory", "flat")] == 0.3 and chosen[("memory", "bursty")] == 0.1
-    # steps over request decided these: the smallest that passes
-    assert chosen[("memory", "diurnal")] == 0.1 and chosen[("cpu", "bursty")] == 0.05 and np.isnan(chosen[("cpu", "flat")])
+    # memory flat: 0.2 is the first without a kill and kills decided it, so one candidate more
+    assert chosen[("memory", "flat")] == 0.3
+    # steps over request decided this: the smallest that passes (cpu flat: none passes, and a lighter one cannot say it does)
+    assert chosen[("cpu", "bursty")] == 0.05 and np.isnan(chosen[("cpu", "flat")])
+    # diurnal (0.1 alone) and bursty (0.1 alone: no more to take) are heavier-tailed than flat: its 0.3
+    assert chosen[("memory", "diurnal")] == 0.3 and chosen[("memory", "bursty")] == 0.3
+    alone = choose(table[table["pattern"] != "flat"]).set_index(["resource", "pattern"])["chosen"]
+    assert alone[("memory", "diurnal")] == 0.1 and alone[("memory", "bursty")] == 0.1
+
+
+def test_a_heavier_tailed_pattern_never_gets_less_margin_than_a_lighter_one():
+    """Seed 31's kill, in small: a bursty working set 0.2 % over a limit at its pattern's own margin, which a
+    handful of bursty containers had let come out below flat's. The same cluster's frontier as the sweep sees it."""
+    import pandas as pd
+
+    from rightsize.analysis.margins import choose
+
+    rows = [("production", "memory", "flat", m, 400, ooms, 0.2 + m / 2) for m, ooms in ((0.15, 3), (0.2, 0), (0.25, 0), (0.3, 0))]
+    rows += [("production", "memory", "diurnal", m, 100, ooms, 0.3 + m / 2) for m, ooms in ((0.15, 1), (0.2, 0), (0.25, 0), (0.3, 0))]
+    rows += [("production", "memory", "bursty", m, 20, 0, 0.4 + m / 2) for m in (0.15, 0.2, 0.25, 0.3)]
+    rows += [("production", "memory", "growing", m, 5, 0, 0.35) for m in (0.0, 0.05)]
+    rows += [("non_production", "memory", "bursty", m, 20, ooms, 0.1) for m, ooms in ((0.0, 1), (0.05, 0), (0.1, 0))]
+    table = pd.DataFrame(rows, columns=["policy", "resource", "pattern", "margin", "containers", "predicted_ooms", "slack"]).assign(
+        throttled=0, over_request=0.0, share=0.0)
+    got = choose(table).set_index(["policy", "pattern"])
+    # flat: 0.2 passes, a kill at 0.15 asks one more: 0.25; diurnal the same; bursty passed from 0.15 on, yet gets flat's 0.25
+    assert got.loc[("production", "flat"), "chosen"] == 0.25
+    assert got.loc[("production", "diurnal"), "chosen"] == 0.25
+    assert got.loc[("production", "bursty"), "chosen"] == 0.25
+    assert got.loc[("production", "bursty"), "slack"] == pytest.approx(0.4 + 0.25 / 2)  # the figures of the row it took
+    # growing is sized on its projection, not in the order; another policy is its own
+    assert got.loc[("production", "growing"), "chosen"] == 0.0
+    assert got.loc[("non_production", "bursty"), "chosen"] == 0.1
 
 
 @pytest.mark.parametrize("text, message", [

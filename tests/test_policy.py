@@ -102,7 +102,7 @@ def test_policy_params_align_with_rows_and_reject_unknown():
     p = policy_params(Config(), s)
     assert list(p.index) == [10, 11, 12]
     assert p["cpu_request_percentile"].tolist() == ["p50", "p95", "p50"]
-    assert p["memory_limit"].tolist() == ["factor", "request", "factor"]
+    assert p["memory_limit"].tolist() == ["factor", "margin", "factor"]
     with pytest.raises(ConfigError, match="unknown policy 'nope'"):
         policy_params(Config(), pd.Series(["nope"]))
 

@@ -49,7 +49,8 @@ def test_readme_runtime_figures_are_the_demos():
     mib = 2**20
     orders = re.search(r"`shop/orders`, a Spring Boot service with\s+`-Xmx2g` for a (\d+) MiB live set, goes from (\d+) MiB to "
                        r"(\d+) MiB \(-(\d+) %\) with `-Xmx(\d+)m", README)
-    gateway = re.search(r"`shop/edge-gateway` from 2 GiB to (\d+) MiB with `GOMEMLIMIT` 1800MiB -> (\d+)MiB", README)
+    gateway = re.search(r"`shop/edge-gateway` from 2 GiB to a (\d+) MiB request and a (\d+) MiB limit with `GOMEMLIMIT` "
+                        r"1800MiB -> (\d+)MiB", README)
     ledger = re.search(r"gets (\d+) MiB where the working-set rule alone would\s+give (\d+) MiB \(its max working set \+ the flat "
                        r"pattern's (\d+) %\), a (\d+) MiB heap for its (\d+) MiB live set \((\d+) %", README)
     assert orders and gateway and ledger, "README lost its sentences with the demo's runtimes"
@@ -59,7 +60,7 @@ def test_readme_runtime_figures_are_the_demos():
         round(o["live_set_bytes"] / mib), o["memory_request_bytes_current"] / mib, req / mib,
         round(100 * (1 - req / o["memory_request_bytes_current"])), o["heap_bytes_recommended"] / mib]
     limit = g["memory_limit_bytes_recommended"]
-    assert [int(x) for x in gateway.groups()] == [limit / mib, int(0.9 * limit // mib)]
+    assert [int(x) for x in gateway.groups()] == [g["memory_request_bytes_recommended"] / mib, limit / mib, int(0.9 * limit // mib)]
     margin = Config().policy("production").margins["memory_flat"]
     by_working_set = round_memory_up(ld["memory_max_bytes"] * (1 + margin))
     assert ld["memory_pattern"] == "flat" and [int(x) for x in ledger.groups()] == [

@@ -214,6 +214,10 @@ def _memory_lines(r, p) -> list[str]:
     elif r._rt_measured:
         out.append(f"    memory request: the JVM's heap + non-heap (runtime, below; its working set followed the old heap) = "
                    f"{_mem(r._mem_raw)}; bounds [{_mem(r._min_mem)}, {_mem(r._max_mem)}]")
+    elif r._memory_limit_mode == "margin":
+        out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)}{widen_text} = {_mem(r._mem_raw)} (its "
+                   f"{r.memory_pattern} usage's margin {r._mem_margin:.0%} goes on the limit); bounds [{_mem(r._min_mem)}, "
+                   f"{_mem(r._max_mem)}]")
     else:
         out.append(f"    memory request: {r.memory_basis} {_mem(r.memory_basis_bytes)} x (1 + {r._mem_margin:.0%}, {r.memory_pattern} "
                    f"usage){widen_text} = "
@@ -235,7 +239,9 @@ def _memory_lines(r, p) -> list[str]:
     out.append(f"      safety floor: {_mem(r._mem_floor_request)} ({'; '.join(floor_bits)}); rounded up -> {_mem(floored)}")
     out += _hpa_line(r, "memory", _mem)
     mode = {"request": "equal to the request", "factor": f"request x {p.memory_limit_factor:g}",
-            "proportional": "current limit:request ratio"}[r._memory_limit_mode]
+            "proportional": "current limit:request ratio",
+            "margin": "equal to the request" if r._rt_measured else
+            f"{r.memory_basis} x (1 + {r._mem_margin:.0%}){widen_text}, at least the request"}[r._memory_limit_mode]
     if r.memory_limit_action == "keep_unset":
         out.append("    memory limit: leave unset (none today, and the working set grows: a limit below its real climb would "
                    "OOM-kill a container that never died; memory_growth_limit = unset)")

@@ -173,8 +173,10 @@ def frontier_text(table) -> str:
     lines = []
     for key, part in table.groupby(keys, sort=True):
         pick = chosen.get(key)
-        lines.append(clean_text(f"{key[0]} / {key[1]} / {key[2]} ({int(part['containers'].max())} containers, allowed over "
-                                f"request {fmt.percent(part['share'].iloc[0])}): chosen "
+        share = part["share"].iloc[0]
+        allowed = ("the margin is on the limit, not the request" if share == float("inf")
+                   else f"allowed over request {fmt.percent(share)}")
+        lines.append(clean_text(f"{key[0]} / {key[1]} / {key[2]} ({int(part['containers'].max())} containers, {allowed}): chosen "
                                 + ("none passes" if fmt.unknown(pick) else f"{pick * 100:g}%")))
         lines.append("  margin    slack  predicted OOMs  throttled  steps over request")
         for r in part.itertuples(index=False):

@@ -16,31 +16,38 @@ _STATS = tuple(STATISTICS)  # p50 ... max
 @rule(after="cpu_request", reads=("cluster", "mem_basis", "mem_margin", "mem_pattern", "widen", "rec", "keep_memory", "mem_stat",
                                   "stat_text")
       + usage_columns("memory", _STATS),
-      writes=("mem_raw", "max_mem", "mem_pre", "peak", "floor_lim", "floor_req", "oom"),
-      settings=("min_memory", "max_memory", "memory_request_covers_max"))
+      writes=("mem_raw", "max_mem", "mem_pre", "mem_marg", "peak", "floor_lim", "floor_req", "oom"),
+      settings=("min_memory", "max_memory", "memory_request_covers_max", "memory_limit"))
 def memory_request(rows: Rows) -> None:
     """Memory request before its floor: the statistic x (1 + its pattern's margin) x the widening, bounded.
 
     Memory request before its safety floor = the policy's statistic x (1 + the margin of its usage pattern)
-    x the widening, within
-    [min_memory, max_memory]. The floor: the observed max working set for the limit everywhere and for the
-    request where memory_request_covers_max (production: limit = request, so the request holds the peak).
+    x the widening, within [min_memory, max_memory]; with memory_limit = margin the margin goes on the limit
+    only (``mem_marg``: the statistic x (1 + margin) x the widening, the limit's own floor) and the request
+    holds the statistic. The floor: the observed max working set for the limit everywhere and for the
+    request where memory_request_covers_max (production: the request holds the peak).
 
-    Reason: "memory from <stat> <value> +<margin>% (<pattern>)", "no memory usage data".
+    Reason: "memory from <stat> <value> +<margin>% (<pattern>)", "memory from <stat> <value> (<pattern>:
+    limit +<margin>%)", "no memory usage data".
     Flag: none.
     """
     v = rows.v
     basis = v["mem_basis"]
     peak = np.fmax.reduce([rows.stat("memory", p) for p in _STATS])  # the max; any statistic if it is missing
     max_mem = rows.max_bound(rows.pf("max_memory"), "memory")
-    raw = basis * (1 + v["mem_margin"]) * v["widen"]
+    on_limit = rows.ps("memory_limit") == "margin"
+    raw = basis * (1 + np.where(on_limit, 0.0, v["mem_margin"])) * v["widen"]
+    marg = basis * (1 + v["mem_margin"]) * v["widen"]
     v.update(mem_raw=raw, max_mem=max_mem, mem_pre=np.minimum(np.maximum(raw, rows.pf("min_memory")), max_mem),
+             mem_marg=np.minimum(np.maximum(marg, rows.pf("min_memory")), max_mem),
              peak=peak, floor_lim=peak, floor_req=np.where(rows.pb("memory_request_covers_max"), peak, np.nan),
              oom=np.zeros(rows.n, dtype=bool))
     rec, keep = v["rec"], v["keep_memory"]
+    pattern = pd.Series(v["mem_pattern"], dtype=object)
     rows.reason(rec & ~keep & ~np.isnan(basis), "memory from "
-                + joined(v["mem_stat"], np.where(v["mem_stat"] == "max", "", v["stat_text"]))
-                + " " + mem_text(basis) + " +" + pct_text(v["mem_margin"]) + " (" + pd.Series(v["mem_pattern"], dtype=object) + ")")
+                + joined(v["mem_stat"], np.where(v["mem_stat"] == "max", "", v["stat_text"])) + " " + mem_text(basis)
+                + pd.Series(np.where(on_limit, " (" + pattern + ": limit +" + pct_text(v["mem_margin"]) + ")",
+                                     " +" + pct_text(v["mem_margin"]) + " (" + pattern + ")"), dtype=object))
     rows.reason(rec & np.isnan(basis), "no memory usage data")
 
 
@@ -138,14 +145,16 @@ def memory_floor(rows: Rows) -> None:
     rows.reason(rec & above, "memory above the max (largest node) because observed usage needs it")
 
 
-@rule(after="hpa_coadjust", reads=("mem_req", "memory_request_bytes", "memory_limit_bytes", "floor_lim"),
+@rule(after="hpa_coadjust", reads=("mem_req", "mem_marg", "rt_measured", "memory_request_bytes", "memory_limit_bytes", "floor_lim"),
       writes=("mem_lim", "memory_limit_mode"), settings=("memory_limit", "memory_limit_factor"))
 def memory_limit(rows: Rows) -> None:
     """Memory limit: by policy, never below its safety floor or the request.
 
-    Memory limit by policy: request (equal to it), factor (request x memory_limit_factor) or proportional
-    (the current limit:request ratio), never below the limit's safety floor (observed max; after an OOM
-    kill the OOM floor and the current limit) nor the request; rounded up.
+    Memory limit by policy: request (equal to it), margin (the statistic x (1 + its pattern's margin), which
+    the request does not carry; a JVM sized from its heap keeps limit = request, its margin is in its
+    non-heap), factor (request x memory_limit_factor) or proportional (the current limit:request ratio),
+    never below the limit's safety floor (observed max; after an OOM kill the OOM floor and the current
+    limit; a growth's projection) nor the request; rounded up.
 
     Reason: none (the floors say why in memory_floor and oom_demand).
     Flag: none.
@@ -155,8 +164,9 @@ def memory_limit(rows: Rows) -> None:
     cur_req, cur_lim = rows.num("memory_request_bytes"), rows.num("memory_limit_bytes")
     positive = np.nan_to_num(cur_req) > 0
     ratio_ = np.where(~np.isnan(cur_lim) & positive, cur_lim / np.where(positive, cur_req, 1.0), 1.0)
+    margin = np.where(v["rt_measured"], req, v["mem_marg"])
     lim = np.where(mode == "factor", req * rows.pf("memory_limit_factor"),
-                   np.where(mode == "proportional", req * np.maximum(ratio_, 1.0), req))
+                   np.where(mode == "proportional", req * np.maximum(ratio_, 1.0), np.where(mode == "margin", margin, req)))
     lim = np.fmax(lim, v["floor_lim"])
     lim = np.where(np.isnan(req), np.nan, np.fmax(lim, req))
     v.update(mem_lim=round_memory_up(lim), memory_limit_mode=mode)

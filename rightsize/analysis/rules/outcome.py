@@ -111,7 +111,7 @@ def provisioning_flags(rows: Rows) -> None:
     with np.errstate(invalid="ignore"):
         over = rec & ((cur_cpu > over_f * v["cpu_req"]) | (cur_mem > over_f * v["mem_req"]))
         under = rec & ((cur_cpu < v["cpu_basis"]) | (cur_mem < v["mem_basis"]) | (cur_mem < v["peak"]) | v["oom"])
-    rows.flag(active & np.isnan(rows.num("memory_limit_bytes")) & (rows.ps("memory_limit") == "request"), "no_limit")
+    rows.flag(active & np.isnan(rows.num("memory_limit_bytes")) & np.isin(rows.ps("memory_limit"), ["request", "margin"]), "no_limit")
     rows.flag(active & (np.isnan(cur_cpu) | np.isnan(cur_mem)), "no_request")
     rows.flag(over, "over_provisioned")
     rows.flag(under, "under_provisioned")
