@@ -29,7 +29,10 @@ def histogram_rows(cluster: str, namespace: str, pods: list[str]) -> pd.DataFram
 
 
 def plain(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.astype({c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    """Names as strings and timestamps in nanoseconds: parquet has no second unit, and older pandas and
+    pyarrow read a day written in seconds back in milliseconds (the same instants)."""
+    frame = frame.astype({c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.astype({c: "datetime64[ns, UTC]" for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)})
 
 
 def test_chunks_come_back_in_order_and_the_staging_folder_goes_with_the_table(own_tmp):
