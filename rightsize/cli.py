@@ -5,7 +5,6 @@ Exit codes: 0 ok; 1 error; 2 bad usage or config; 3 a CI threshold was crossed; 
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -110,17 +109,18 @@ def _load_snapshot(config: Config, path: Path | None, log=lambda _m: None, per_p
 
 
 def _beside_snapshot(args, snapshot: Snapshot, config: Config):
-    """Default output of analyze and backtest: the snapshot's parent folder, or the run folder given as
-    --snapshot (a fleet's: <fleet>/_fleet)."""
-    from .fleet import is_snapshot
+    """Default output of analyze and backtest: --out, else the snapshot's folder (_snapshot_home)."""
+    return args.out or _snapshot_home(args.snapshot, snapshot, config)
 
-    if args.out:
-        return args.out
+
+def _snapshot_home(path: Path | None, snapshot: Snapshot, config: Config) -> Path:
+    """The snapshot's parent folder, or the run folder given as --snapshot ``path`` (a fleet's: <fleet>/_fleet)."""
+    from .fleet import is_snapshot
     if snapshot.meta.get("fleet"):
         return _fleet_out(snapshot)
-    if not args.snapshot:
+    if not path:
         return _report_dir(config, None)
-    return args.snapshot.parent if is_snapshot(args.snapshot) else args.snapshot
+    return path.parent if is_snapshot(path) else path
 
 
 def _this_weeks_fleet(config: Config, now: dt.datetime | None = None):
@@ -315,7 +315,7 @@ def _analysis(args, snapshot, config, log, *, backtest: bool = True):
     from .emit.saved import analysis_key, find_saved
 
     key = analysis_key(snapshot, config)
-    folders = [_beside_snapshot(argparse.Namespace(out=None, snapshot=args.snapshot), snapshot, config)] + [args.out] * bool(args.out)
+    folders = [_snapshot_home(args.snapshot, snapshot, config)] + ([args.out] if args.out else [])
     analysis = find_saved(folders, key, log, warn=lambda text: say(f"warning: {text}"))
     return analysis if analysis is not None else analyze(snapshot, config, backtest=backtest)
 

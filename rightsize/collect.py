@@ -54,12 +54,13 @@ def inventory_source(config: Config, manifests: str) -> str:
     return "api" if in_cluster or Path(kubeconfig.split(os.pathsep)[0]).expanduser().exists() else "prometheus"
 
 
-def merge_into(target: Snapshot, part: Snapshot) -> None:
-    """Append ``part``'s tables and caveats to ``target`` (clusters are disjoint by identity)."""
+def merge_into(target: Snapshot, part: Snapshot, streamed: dict[str, list]) -> None:
+    """Append ``part``'s tables and caveats to ``target`` (clusters are disjoint by identity); a table ``part``
+    streamed to a staged file (the per-pod histograms) is added to ``streamed`` instead, for
+    :func:`join_streamed` to write once, however many clusters there are."""
     for name in TABLES:
-        if part.tables.lazy(name) is not None:  # streamed to a staged file (the per-pod histograms)
-            mine = target.tables.lazy(name)
-            target.tables[name] = part.tables.lazy(name) if mine is None else appended(name, mine, part.tables.lazy(name))
+        if part.tables.lazy(name) is not None:
+            streamed.setdefault(name, []).append(part.tables.lazy(name))
             continue
         frames = [df for df in (target.tables[name], part.tables[name]) if len(df)]
         if frames:
@@ -73,6 +74,12 @@ def merge_into(target: Snapshot, part: Snapshot) -> None:
     target.meta["sources"].update(part.meta.get("sources", {}))
     if part.meta.get("coverage"):
         target.meta.setdefault("coverage", {}).update(part.meta["coverage"])
+
+
+def join_streamed(target: Snapshot, streamed: dict[str, list]) -> None:
+    """Each streamed table of the clusters as one staged file (one cluster's file as it is)."""
+    for name, parts in streamed.items():
+        target.tables[name] = parts[0] if len(parts) == 1 else appended(name, *parts)
 
 
 def read_manifests(config: Config, target: ClusterTarget, log: Log) -> tuple[dict, list]:
@@ -141,6 +148,7 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
         log(f"discovered clusters: {', '.join(names)}")
     _check_series_clusters(refs, targets)
     failed: list[str] = []
+    streamed: dict[str, list] = {}  # per table streamed to staged files, each cluster's file
     for target in targets:
         try:
             part = collect_cluster(config, target, source, allow_partial=allow_partial, log=log,
@@ -152,10 +160,11 @@ def collect(config: Config, *, manifests: str = "", context: str = "", allow_par
             snapshot.warn("cluster_failed", f"cluster {target.name!r} was not collected: {exc}", affects=target.name)
             log(f"[{target.name}] FAILED: {exc}")
             continue
-        merge_into(snapshot, part)
+        merge_into(snapshot, part, streamed)
         snapshot.meta["clusters"].append(target.name)
         if refs:
             _collect_series(config, target, refs, snapshot)
+    join_streamed(snapshot, streamed)
     drop_invalid_names(snapshot, log)
     if failed:
         snapshot.meta["partial"]["clusters"] = failed

@@ -63,11 +63,12 @@ class TableSink:
         return LazyTable(self.name, self.path, where, keep=self)
 
 
-def appended(name: str, first, second, where: str = "collect"):
-    """One LazyTable with the rows of two (clusters of one collection), streamed into a new staged file; name
-    columns are written as plain strings (each file has its own categories) and read back as categoricals."""
+def appended(name: str, *parts, where: str = "collect"):
+    """One LazyTable with the rows of ``parts`` (LazyTables: the clusters of one collection) in order, streamed
+    into a new staged file; name columns are written as plain strings (each file has its own categories) and
+    read back as categoricals."""
     sink = TableSink(name)
-    for lazy in (first, second):
+    for lazy in parts:
         for batch in lazy.batches():
             sink.write_arrow(batch.cast(pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
                                                    for f in batch.schema])))

@@ -74,18 +74,20 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_sink_and_a_live_one
     assert not stale.exists() and live.exists() and other.exists()
 
 
-def test_two_clusters_tables_are_appended_with_their_own_names(own_tmp):
-    """Each cluster's staged file has its own categories (other pods, another index width); appended, every row
-    keeps its names, first cluster first."""
+def test_three_clusters_tables_are_appended_with_their_own_names_in_one_pass(own_tmp):
+    """Each cluster's staged file has its own categories (other pods, another index width); appended in one pass
+    (collect joins every cluster's file once, not one copy per cluster), every row keeps its names, in cluster
+    order."""
+    clusters = (("eu", ["a-1", "a-2"]), ("us", [f"b-{i}" for i in range(300)]), ("ap", ["c-1"]))
     tables = []
-    for cluster, pods in (("eu", ["a-1", "a-2"]), ("us", [f"b-{i}" for i in range(300)])):
+    for cluster, pods in clusters:
         sink = TableSink("usage_histograms")
         sink.write(histogram_rows(cluster, "shop", pods))
         tables.append(sink.close())
     both = appended("usage_histograms", *tables).load()
-    assert both["cluster"].astype(str).tolist() == ["eu"] * 2 + ["us"] * 300
-    assert both["pod"].astype(str).tolist() == ["a-1", "a-2"] + [f"b-{i}" for i in range(300)]
-    assert both["bucket"].tolist() == [0, 1] + list(range(300))
+    assert both["cluster"].astype(str).tolist() == ["eu"] * 2 + ["us"] * 300 + ["ap"]
+    assert both["pod"].astype(str).tolist() == ["a-1", "a-2"] + [f"b-{i}" for i in range(300)] + ["c-1"]
+    assert both["bucket"].tolist() == [0, 1] + list(range(300)) + [0]
 
 
 def test_an_unwritable_temporary_folder_is_a_clear_error(tmp_path, monkeypatch):

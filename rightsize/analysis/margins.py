@@ -14,7 +14,8 @@ days classify each container) and candidate margin:
 The chosen margin (:func:`choose`) is the smallest that keeps predicted OOM kills and throttled containers
 at 0 and the steps over request within the policy's share: what its request statistic leaves above it
 (p95: 5 %; max: none), and one candidate more where predicted OOM kills decided it; a heavier-tailed pattern's
-margin is never below a lighter one's (flat, diurnal, bursty; README: How the margins were chosen). Pure functions of DataFrames; the frontier costs one recommendation per candidate.
+margin is never below a lighter one's (flat, diurnal, bursty; README: How the margins were chosen). Pure
+functions of DataFrames; the frontier costs one recommendation per candidate.
 """
 from __future__ import annotations
 
