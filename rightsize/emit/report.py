@@ -18,6 +18,7 @@ from ..escape import clean_text
 from ..atomic import write_text_atomic
 from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
+from .bulk import gc_paused
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
 
@@ -122,14 +123,15 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
         paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
-    view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
-                      title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
-    step("writing report.md and report.html")
     paths: dict[str, Path] = {}
-    if into is not None:
-        fill(into)
-    else:
-        replace_folder(out, fill, what="report", keep_others=True)
+    with gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
+        view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
+                          title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
+        step("writing report.md and report.html")
+        if into is not None:
+            fill(into)
+        else:
+            replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
 
 
