@@ -75,14 +75,16 @@ def report_title(meta: dict) -> str:
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None, into: Path | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None,
+                 csv_copies: dict[str, tuple[Path, str]] | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
     ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
-    patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
+    patches in one swap); the files go there, and are named and compared as ``out_dir``'s. ``csv_copies``: CSVs
+    `analyze` wrote from this analysis, copied when unchanged (tables.write_tables).
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
 
@@ -116,7 +118,7 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     # leaves the earlier report whole.
     def fill(stage: Path) -> None:
         step("writing CSV files and summary.json")
-        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
+        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary, copies=csv_copies))
         write_text_atomic(stage / "report.md", markdown.render(view))
         write_text_atomic(stage / "report.html", html.render(view))
         write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
