@@ -310,8 +310,7 @@ def _toml_scalar(text: str):
 
 def _analysis(args, snapshot, config, log, *, backtest: bool = True):
     """The analysis ``rightsize analyze`` saved for this snapshot and config (emit/saved.py), looked for where analyze
-    writes by default (beside the snapshot) and in --out; else computed now, the log saying why. With the CSVs analyze
-    wrote beside a saved analysis (emit/saved.saved_csvs; none for a computed one)."""
+    writes by default (beside the snapshot) and in --out, with the CSVs beside it (saved_csvs); else computed now."""
     from .api import analyze
     from .emit.saved import analysis_key, find_saved
 

@@ -75,16 +75,14 @@ def report_title(meta: dict) -> str:
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None, into: Path | None = None,
-                 csv_copies: dict[str, tuple[Path, str]] | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None, csv_copies: dict | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
     ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
-    patches in one swap); the files go there, and are named and compared as ``out_dir``'s. ``csv_copies``: CSVs
-    `analyze` wrote from this analysis, copied when unchanged (tables.write_tables).
+    patches in one swap); the files go there, named as ``out_dir``'s. ``csv_copies``: tables.write_tables' copies.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
 
