@@ -373,6 +373,8 @@ STAGES = (  # (label, module, attribute): the functions `rightsize run` calls fo
     ("read saved analysis", "rightsize.emit.saved", "read_saved"),  # report, patch: what analyze saved (none: a baseline)
     ("report", "rightsize.cli", "_write_report"),
     ("patch", "rightsize.cli", "_write_patches"),
+    ("write report", "rightsize.emit.report", "write_report"),  # `run` writes its report and patches in one staged folder
+    ("write patches", "rightsize.cli", "_patches_into"),
 )
 
 
