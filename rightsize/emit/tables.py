@@ -6,6 +6,7 @@ never sees half a file.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -44,16 +45,21 @@ def ordered(df: pd.DataFrame, columns) -> pd.DataFrame:
 
 def table_csv(df: pd.DataFrame, columns) -> str:
     """The one CSV writer: every text cell that a spreadsheet would run as a formula is neutralised
-    (escape.csv_cell, OWASP's rule), checked once per distinct value."""
+    (escape.csv_cell, OWASP's rule), checked once per distinct value. A file with a carriage return in a cell
+    quotes every cell: the csv module quotes only for the line terminator ("\n"), and a lone CR left bare
+    ends the row in most readers, so the rest of the name would start a cell of its own (a name "\r=x")."""
     out = ordered(df, columns)
     text = [c for c in out.columns if pd.api.types.is_string_dtype(out[c]) or isinstance(out[c].dtype, pd.CategoricalDtype)]
+    bare_cr = False
     if text:
         out = out.copy()
         for c in text:
             values = out[c].astype(object)
-            mapped = values.map({v: csv_cell(v) for v in pd.unique(values) if isinstance(v, str)})
+            distinct = [v for v in pd.unique(values) if isinstance(v, str)]
+            bare_cr = bare_cr or any("\r" in v for v in distinct)
+            mapped = values.map({v: csv_cell(v) for v in distinct})
             out[c] = mapped.where(mapped.notna(), values)
-    return out.to_csv(index=False)
+    return out.to_csv(index=False, quoting=csv.QUOTE_ALL if bare_cr else csv.QUOTE_MINIMAL)
 
 
 def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None,
