@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..memory import release
 from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
 from .cells import COLUMNS, cell_sums, chunks, sum_over_days
@@ -73,11 +74,13 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
     sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
+    release()  # the stream's running sums, freed: not under the peak of what follows
     train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
+    release()
     hours = snapshot.tables["runtime_hourly"]
     in_test_r = hours["hour"] >= cut
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
