@@ -351,6 +351,64 @@ def run_collect(args) -> None:
                       "snapshot_tables": {k: len(v) for k, v in snap.tables.items() if len(v)}, "queries": queries}))
 
 
+def run_plain(args) -> None:
+    """Child process: a plain per-pod pull of the same data, to compare the server's cost with: only the CPU-rate and
+    working-set range queries of the collection's own plan (its shards and time chunks, the same concurrency), each
+    answer parsed and reduced as the collection does; no inventory, daily or cluster-wide query. One JSON line."""
+    import dataclasses
+    import datetime as dt
+
+    from rightsize.config import Config
+    from rightsize.snapshot import Snapshot
+    from rightsize.sources import prometheus as P
+    from rightsize.sources.prometheus import execute, labels, run as run_mod, usage
+    from rightsize.targets import ClusterTarget
+
+    c = Config()
+    p = dataclasses.replace(c.prometheus, url=args.url, end=dt.datetime.fromtimestamp(args.end, dt.timezone.utc).isoformat(),
+                            concurrency=args.concurrency, timeout=1800.0, compression=args.compression)
+    cfg = dataclasses.replace(c, general=dataclasses.replace(c.general, window=args.days * 86400.0, step=args.step or c.general.step),
+                              prometheus=p)
+    t0 = time.time()
+    client = P.Client(cfg, args.url)
+    r = run_mod.start(cfg, ClusterTarget("c0", args.url), Snapshot(), client, lambda m: None, False, False)
+    labels.read_labels(r)
+    shards = execute.plan_shards(r.series_per_namespace, r.grid.n, p.range_points)
+    tasks = [t for shard in shards for res in ("cpu", "memory") for t in execute.range_tasks(
+        res, shard, sum(r.series_per_namespace[ns] for ns in shard), r.grid.n, p.range_points)]
+    key = [r.labels.namespace, r.labels.pod, r.labels.container]
+
+    def fetch(task):
+        t = r.grid.first + task.first * r.grid.step
+        parse = client.query_range(r.q.usage(task.name, r.namespaces(task.namespaces)), t, t + (task.steps - 1) * r.grid.step,
+                                   r.grid.step, key, timestamps=True, deferred=True)
+        return execute.Later(lambda: usage.reduce_chunk(parse(), task.name, r.grid, r.owners))
+
+    execute.run(tasks, fetch, lambda task, part: None, concurrency=p.concurrency, allow_partial=False, log=lambda m: None)
+    print(json.dumps({"wall_seconds": time.time() - t0, "requests": client.requests, "peak_rss_bytes": _peak_rss()}))
+
+
+def measure_plain(sub: Path, args, end: int) -> dict:
+    """The plain pull (run_plain) against a freshly started Prometheus: its wall and the server's CPU and RSS."""
+    server = start_server("prometheus", sub, args, end)
+    try:
+        wait_idle(server, 5, limit=120)
+        cmd = [sys.executable, __file__, "--run-plain", "--url", server.url, "--end", str(end), "--days", str(args.days),
+               "--concurrency", str(args.concurrency), "--step", str(args.step), "--compression", args.compression]
+        watch = Watch(server.proc.pid)
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        cpu, rss0, growth, anon = watch.stop()
+        if out.returncode:
+            raise SystemExit(f"plain pull failed: {out.stderr[-2000:]}")
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        mib = 2**20
+        print(f"[plain pull] {res['wall_seconds']:.1f} s wall, {res['requests']} requests | server CPU {cpu:.1f} s, RSS "
+              f"{rss0 / mib:.0f} MiB at start, peak {(rss0 + growth) / mib:.0f} MiB (+{anon / mib:.0f} MiB anonymous)", flush=True)
+        return res
+    finally:
+        server.stop()
+
+
 def _peak_rss() -> int:
     """Peak RSS of this process in bytes. VmHWM, not ru_maxrss: Linux carries ru_maxrss across
     execve, so a child started by a big parent would report the parent's peak."""
@@ -373,6 +431,8 @@ STAGES = (  # (label, module, attribute): the functions `rightsize run` calls fo
     ("read saved analysis", "rightsize.emit.saved", "read_saved"),  # report, patch: what analyze saved (none: a baseline)
     ("report", "rightsize.cli", "_write_report"),
     ("patch", "rightsize.cli", "_write_patches"),
+    ("write report", "rightsize.emit.report", "write_report"),  # `run` writes its report and patches in one staged folder
+    ("write patches", "rightsize.cli", "_patches_into"),
 )
 
 
@@ -699,12 +759,14 @@ def main() -> None:
     ap.add_argument("--baseline", default="", help="also measure the rightsize of this git revision (e.g. 80fbd65), side by side")
     ap.add_argument("--accuracy-rows", type=int, default=2000, help="container rows whose workloads are checked against the truth (0 = all)")
     ap.add_argument("--workdir", default="", help="keep data here (reused when it exists)")
-    ap.add_argument("--command", choices=("collect", "run"), default="collect",
+    ap.add_argument("--command", choices=("collect", "run", "plain"), default="collect",
                     help="collect: the usage collection alone (with accuracy); run: `rightsize run` stage by stage, then "
-                         "analyze, report and patch alone on its snapshot (Prometheus only)")
+                         "analyze, report and patch alone on its snapshot (Prometheus only); plain: a plain per-pod pull of "
+                         "the same data (the CPU-rate and working-set range queries only), the server's cost to compare with")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each measurement (each against a freshly started server)")
     ap.add_argument("--run-collect", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--run-cli", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--run-plain", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("cli_argv", nargs="*", help=argparse.SUPPRESS)
     ap.add_argument("--tree", default="", help=argparse.SUPPRESS)
     ap.add_argument("--url", default="", help=argparse.SUPPRESS)
@@ -716,6 +778,8 @@ def main() -> None:
         return run_collect(args)
     if args.run_cli:
         return run_cli(args, args.cli_argv)
+    if args.run_plain:
+        return run_plain(args)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="rightsize-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = work / "bench.json"
@@ -726,7 +790,12 @@ def main() -> None:
           f"{args.step or 300:g} s; data in {work}", flush=True)
     old = baseline_tree(args.baseline) if args.baseline else ""
     trees = ([(f"baseline {args.baseline}", old)] if old else []) + [("this tree", "")]
-    if args.command == "run":
+    if args.command == "plain":
+        sub = work / (f"prometheus-{args.containers}-{args.days:g}-{args.clusters}" + (f"-s{STEP}" if STEP != 60 else ""))
+        sub.mkdir(exist_ok=True)
+        for _ in range(args.repeat):
+            measure_plain(sub, args, end)
+    elif args.command == "run":
         sub = work / (f"prometheus-{args.containers}-{args.days:g}-{args.clusters}" + (f"-s{STEP}" if STEP != 60 else ""))
         sub.mkdir(exist_ok=True)
         results: dict[str, list] = {label: [] for label, _ in trees}

@@ -159,10 +159,10 @@ def _is_partial(snapshot: Snapshot) -> bool:
     return any(snapshot.meta.get("partial", {}).values())
 
 
-def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, log):
+def _write_report(snapshot, analysis, config, out: Path, compare: Path | None, log, csv_copies=None):
     from .emit.report import write_report
 
-    result = write_report(snapshot, analysis, config, out, compare_dir=compare, progress=log)
+    result = write_report(snapshot, analysis, config, out, compare_dir=compare, progress=log, csv_copies=csv_copies)
     log(f"report written to {out / 'report.md'} and {out / 'report.html'}")
     return result
 
@@ -310,14 +310,14 @@ def _toml_scalar(text: str):
 
 def _analysis(args, snapshot, config, log, *, backtest: bool = True):
     """The analysis ``rightsize analyze`` saved for this snapshot and config (emit/saved.py), looked for where analyze
-    writes by default (beside the snapshot) and in --out; else computed now, the log saying why."""
+    writes by default (beside the snapshot) and in --out, with the CSVs beside it (saved_csvs); else computed now."""
     from .api import analyze
     from .emit.saved import analysis_key, find_saved
 
     key = analysis_key(snapshot, config)
     folders = [_snapshot_home(args.snapshot, snapshot, config)] + ([args.out] if args.out else [])
-    analysis = find_saved(folders, key, log, warn=lambda text: say(f"warning: {text}"))
-    return analysis if analysis is not None else analyze(snapshot, config, backtest=backtest)
+    analysis, csvs = find_saved(folders, key, log, warn=lambda text: say(f"warning: {text}"))
+    return (analysis, csvs) if analysis is not None else (analyze(snapshot, config, backtest=backtest), {})
 
 
 def cmd_report(args, config, log) -> int:
@@ -329,10 +329,10 @@ def cmd_report(args, config, log) -> int:
 
     url = webhook_url(config)
     snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
-    analysis = _analysis(args, snapshot, config, log)
+    analysis, csvs = _analysis(args, snapshot, config, log)
     out = args.out or (_fleet_out(snapshot) if snapshot.meta.get("fleet") else _report_dir(config, None))
     with _locked(config, out, "rightsize report", log):
-        result = _write_report(snapshot, analysis, config, out, args.compare, log)
+        result = _write_report(snapshot, analysis, config, out, args.compare, log, csvs)
     _summary(analysis, snapshot, config, result)
     _notify(url, config, snapshot, analysis, result, log)
     return _finish(result, _is_partial(snapshot), log)
@@ -340,7 +340,7 @@ def cmd_report(args, config, log) -> int:
 
 def cmd_patch(args, config, log) -> int:
     snapshot = _load_snapshot(config, args.snapshot, log, when_used=True)
-    analysis = _analysis(args, snapshot, config, log, backtest=False)  # patches read the recommendations only
+    analysis, _ = _analysis(args, snapshot, config, log, backtest=False)  # patches read the recommendations only
     # by default beside the snapshot, in its week's report folder (never a new folder of today's week)
     out = args.out or _beside_snapshot(args, snapshot, config) / "patches"
     with _locked(config, out, "rightsize patch", log):

@@ -147,7 +147,11 @@ def _paths(srv, api):
 def test_mimir_and_thanos_settings_on_every_request(server, monkeypatch):
     monkeypatch.setenv("RIGHTSIZE_PROMETHEUS_TOKEN", "s3cret")
     snap = _collect(server.url, headers={"X-Scope-OrgID": "tenant-a"}, query_params={"partial_response": "false", "dedup": "true"})
-    assert len(server.requests) == snap.meta["sources"]["prometheus:c1"]["requests"] == 8
+    # buildinfo, names, series, CPU and working set, then the tagged queries: the cluster-wide one, and one
+    # request per part of the daily (4) and per-pod inventory queries, each part asked once
+    tagged = [r["params"]["query"][0] for r in server.requests if '"stat", "' in r["params"].get("query", [""])[0]]
+    assert len(server.requests) == snap.meta["sources"]["prometheus:c1"]["requests"] == 5 + len(tagged)
+    assert len(tagged) == len(set(tagged)) >= 1 + 4 + 4
     for r in server.requests:
         assert r["path"].startswith("/prometheus/api/v1/"), r["path"]
         assert r["headers"].get("X-Scope-OrgID") == "tenant-a", r["path"]

@@ -1,6 +1,7 @@
 """The analysis `rightsize analyze` saves for report and patch (emit/saved.py): taken only for the same snapshot,
 config and version, byte-identical outputs either way, and anything torn or foreign computed again."""
 import filecmp
+import hashlib
 import json
 import shutil
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 from rightsize.analysis import Analysis
 from rightsize.api import analyze, load
 from rightsize.config import Config
-from rightsize.emit.saved import FOLDER, KEY_FILE, analysis_key, read_saved, write_saved
+from rightsize.emit.saved import CSV_KEY, FOLDER, KEY_FILE, analysis_key, read_saved, saved_csvs, write_saved
+from rightsize.emit.tables import TABLE_FILES, table_csv, write_tables
 from rightsize.snapshot import Snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,32 @@ def test_a_torn_or_edited_saved_analysis_computes_again_with_a_warning(run_dir, 
     expected = tmp_path / "expected"
     rightsize("patch", "--snapshot", run_dir / "snapshot", "--out", expected)
     same_tree(tmp_path / "p", expected)
+
+
+def test_report_copies_the_csvs_analyze_wrote_only_while_their_bytes_match_the_key(run_dir, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(run_dir, folder)
+    sums = json.loads((folder / FOLDER / KEY_FILE).read_text())[CSV_KEY]
+    assert sorted(sums) == sorted(TABLE_FILES) and sorted(saved_csvs(folder)) == sorted(TABLE_FILES)
+    original = (folder / "spot.csv").read_bytes()
+    (folder / "spot.csv").write_bytes(original + b"tampered,row\n")  # e.g. edited by hand after analyze
+    (folder / "idle.csv").unlink()
+    rightsize("report", "--snapshot", folder / "snapshot", "--out", tmp_path / "report")
+    for name in TABLE_FILES:  # the edited and the missing one written anew, the others copied: the same bytes
+        assert (tmp_path / "report" / name).read_bytes() == (run_dir / name).read_bytes(), name
+
+
+def test_write_tables_uses_a_copy_only_when_its_digest_matches(tmp_path):
+    analysis = analyze(load("demo"))
+    source = tmp_path / "beside.csv"
+    source.write_bytes(b"copied\n")
+    good = "sha256:" + hashlib.sha256(b"copied\n").hexdigest()
+    write_tables(analysis, None, Config(), tmp_path / "a", summary={}, copies={"spot.csv": (source, good)})
+    assert (tmp_path / "a" / "spot.csv").read_bytes() == b"copied\n"  # the copy, not the table: proof it was used
+    write_tables(analysis, None, Config(), tmp_path / "b", summary={}, copies={"spot.csv": (source, "sha256:" + "0" * 64),
+                                                                           "idle.csv": (tmp_path / "gone.csv", good)})
+    for name, (attr, columns) in TABLE_FILES.items():
+        assert (tmp_path / "b" / name).read_text() == table_csv(getattr(analysis, attr), columns), name
 
 
 def test_the_saved_tables_read_back_equal_with_their_dtypes(tmp_path):

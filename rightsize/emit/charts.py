@@ -46,9 +46,11 @@ def _style(ax) -> None:
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG bytes (tight bounding box)."""
+    """The figure as PNG bytes: cropped to a tight bounding box, unless its constrained layout already fits it to the
+    canvas (the crop draws the whole figure twice: a third of the time of the six charts)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    tight = {} if fig.get_layout_engine() is not None else {"bbox_inches": "tight"}
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white", **tight)
     return buf.getvalue()
 
 

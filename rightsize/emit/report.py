@@ -18,6 +18,7 @@ from ..escape import clean_text
 from ..atomic import write_text_atomic
 from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
+from .bulk import gc_paused
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
 
@@ -74,14 +75,14 @@ def report_title(meta: dict) -> str:
 
 def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, compare_dir: str | Path | None = None,
                  *, now: dt.datetime | None = None, extra_caveats: list[dict] | None = None,
-                 progress: Callable[[str], None] | None = None, into: Path | None = None) -> ReportResult:
+                 progress: Callable[[str], None] | None = None, into: Path | None = None, csv_copies: dict | None = None) -> ReportResult:
     """Write every report file into ``out_dir`` (default: default_report_dir) and return the paths.
 
     ``compare_dir``: an earlier report folder; when omitted the latest earlier week folder beside
     ``out_dir`` is used if there is one. ``extra_caveats``: more {code, message, affects} entries
     (e.g. inputs the run could not read) for the caveats section. ``progress`` gets one line per step.
     ``into``: a folder already staged to replace ``out_dir`` as a whole (``rightsize run``: snapshot, report and
-    patches in one swap); the files go there, and are named and compared as ``out_dir``'s.
+    patches in one swap); the files go there, named as ``out_dir``'s. ``csv_copies``: tables.write_tables' copies.
     """
     from . import html, markdown  # html pulls in matplotlib; keep importing this module cheap
 
@@ -115,21 +116,22 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
     # leaves the earlier report whole.
     def fill(stage: Path) -> None:
         step("writing CSV files and summary.json")
-        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary))
+        names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary, copies=csv_copies))
         write_text_atomic(stage / "report.md", markdown.render(view))
         write_text_atomic(stage / "report.html", html.render(view))
         write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
         paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
-    view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
-                      title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
-    step("writing report.md and report.html")
     paths: dict[str, Path] = {}
-    if into is not None:
-        fill(into)
-    else:
-        replace_folder(out, fill, what="report", keep_others=True)
+    with gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
+        view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
+                          title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
+        step("writing report.md and report.html")
+        if into is not None:
+            fill(into)
+        else:
+            replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
 
 

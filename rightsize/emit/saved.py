@@ -3,7 +3,9 @@
 The folder ``analysis/`` inside analyze's output holds each Analysis table as parquet and the rest
 (summary, warnings, requests against the bill, the backtest's note) as JSON, plus ``key.json``: the
 key it was computed for (the snapshot's meta.json digest and table checksums, the effective config,
-the rightsize version) and the sha256 of every other file. It is written in the same staged folder as
+the rightsize version) and the sha256 of every other file, and of each CSV analyze wrote beside the folder
+(``csv``): `report` copies a CSV whose bytes still match instead of writing it again (seconds at 20,000
+containers). It is written in the same staged folder as
 analyze's CSVs, so it lands whole or not at all. A reader takes it only when the key is the one it
 would compute and every file matches its digest: anything else (no folder, another snapshot or
 config, a torn or edited file) returns None with the reason, and the caller recomputes. Parquet and
@@ -25,9 +27,11 @@ from ..atomic import file_sha256, write_text_atomic
 from ..errors import RightsizeError
 from ..storage import local_copy
 from ..version import __version__
+from .tables import TABLE_FILES
 
 FOLDER = "analysis"
 KEY_FILE = "key.json"
+CSV_KEY = "csv"  # key.json: {CSV file name: its sha256}, of the CSVs beside analysis/
 EXTRAS_FILE = "extras.json"
 FORMAT = 1
 _TABLES = tuple(f.name for f in dataclasses.fields(Analysis) if f.type in ("pd.DataFrame", pd.DataFrame))
@@ -73,7 +77,19 @@ def write_saved(analysis: Analysis, key: dict, folder: Path) -> None:
     for name, data in files.items():
         write_text_atomic(target / name, data)
     sums = {name: file_sha256(target / name) for name in files}
-    write_text_atomic(target / KEY_FILE, json.dumps({**key, "files": sums}, indent=1) + "\n")
+    csvs = {name: file_sha256(Path(folder) / name) for name in TABLE_FILES if (Path(folder) / name).is_file()}
+    write_text_atomic(target / KEY_FILE, json.dumps({**key, "files": sums, CSV_KEY: csvs}, indent=1) + "\n")
+
+
+def saved_csvs(folder) -> dict[str, tuple[Path, str]]:
+    """The CSVs analyze wrote beside the analysis it saved in the local ``folder``, with the sha256 key.json holds
+    of each: {name: (path, digest)}; none for an S3 folder, a key.json of an earlier format or one unreadable."""
+    try:
+        sums = json.loads((Path(folder) / FOLDER / KEY_FILE).read_text()).get(CSV_KEY) or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {name: (Path(folder) / name, sums[name]) for name in TABLE_FILES
+            if isinstance(sums.get(name), str) and (Path(folder) / name).is_file()}
 
 
 def read_saved(folder: Path, key: dict) -> tuple[Analysis | None, str, bool]:
@@ -102,9 +118,11 @@ def _digest(path: Path) -> str:
     return file_sha256(path) if path.is_file() else "missing"
 
 
-def find_saved(folders: list, key: dict | None, log: Callable[[str], None], warn: Callable[[str], None]) -> Analysis | None:
-    """The analysis saved for ``key`` in the first of ``folders`` (local or S3) that holds it, else None; ``log`` says
-    which was read, or why none was (another snapshot or config, none saved), ``warn`` names a torn or edited one."""
+def find_saved(folders: list, key: dict | None, log: Callable[[str], None],
+               warn: Callable[[str], None]) -> tuple[Analysis | None, dict[str, tuple[Path, str]]]:
+    """The analysis saved for ``key`` in the first of ``folders`` (local or S3) that holds it, else None, and the CSVs
+    beside it (saved_csvs); ``log`` says which was read, or why none was (another snapshot or config, none saved),
+    ``warn`` names a torn or edited one."""
     reasons = [] if key is not None else ["no saved analysis can be matched to a fleet's merged snapshot or one without checksums"]
     for folder in folders if key is not None else []:
         try:
@@ -114,12 +132,12 @@ def find_saved(folders: list, key: dict | None, log: Callable[[str], None], warn
             analysis, why, fault = None, f"{folder}: {exc}", False  # e.g. an S3 folder analyze never wrote
         if analysis is not None:
             log(f"analysis read from {folder}/{FOLDER} (saved by rightsize analyze for this snapshot and config)")
-            return analysis
+            return analysis, saved_csvs(folder) if isinstance(folder, Path) else {}
         if fault:
             warn(f"saved analysis not used: {why}; computing it again")
         reasons += [why] if why else []
     log("computing the analysis" + (f" ({'; '.join(reasons)})" if reasons else " (no saved analysis; `rightsize analyze` saves one)"))
-    return None
+    return None, {}
 
 
 def _what(changed: list[str]) -> str:

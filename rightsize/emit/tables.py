@@ -6,6 +6,7 @@ never sees half a file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -55,11 +56,14 @@ def table_csv(df: pd.DataFrame, columns) -> str:
     return out.to_csv(index=False)
 
 
-def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None) -> dict[str, Path]:
+def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None,
+                 copies: dict[str, tuple[Path, str]] | None = None) -> dict[str, Path]:
     """Write every CSV and summary.json into ``out_dir`` (created if missing); returns {file name: path}.
 
     ``summary``: the summary.json content when the caller already has it (the report adds its
     thresholds and week-over-week parts); otherwise ``analysis.summary`` or a fresh summarize().
+    ``copies``: {CSV name: (path, sha256)} of CSVs already written from this analysis (emit/saved.saved_csvs):
+    each is copied when its bytes still have that digest, else written anew.
     """
     from ..analysis.summary import summarize
 
@@ -72,7 +76,18 @@ def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summ
         summary = analysis.summary or summarize(analysis, snapshot, config)
     paths: dict[str, Path] = {}
     for name, (attr, columns) in TABLE_FILES.items():
-        df = getattr(analysis, attr)
-        paths[name] = write_text_atomic(out_dir / name, table_csv(df, columns))
+        data = _checked_bytes(*(copies or {}).get(name, (None, "")))
+        paths[name] = write_text_atomic(out_dir / name, data if data is not None else table_csv(getattr(analysis, attr), columns))
     paths[SUMMARY_FILE] = write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=False) + "\n")
     return paths
+
+
+def _checked_bytes(path: Path | None, digest: str) -> bytes | None:
+    """The bytes of ``path`` when their sha256 is ``digest`` ('sha256:<hex>'), else None (none, unreadable, changed)."""
+    if path is None:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return data if "sha256:" + hashlib.sha256(data).hexdigest() == digest else None

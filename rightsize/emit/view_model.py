@@ -40,7 +40,7 @@ class Row:
     cells: list[Cell]
     detail: list[tuple[str, str]] = field(default_factory=list)  # (label, text): the expandable part in HTML
     attrs: dict[str, str] = field(default_factory=dict)  # data-* attributes the HTML filters match on
-    record: dict = field(default_factory=dict)  # the source row, for renderers that lay it out their own way
+    record: dict = field(default_factory=dict)  # the row's key (cluster ... container), for renderers that lay it out their own way
 
 
 @dataclass
@@ -197,54 +197,122 @@ REC_COLUMNS = [
 ]
 
 
-def _detail(r: dict) -> list[tuple[str, str]]:
-    basis = f"{r.get('cpu_basis') or '?'} {fmt.cpu(r.get('cpu_basis_cores'), fmt.UNKNOWN)} CPU, " \
-            f"{r.get('memory_basis') or '?'} {fmt.memory(r.get('memory_basis_bytes'), fmt.UNKNOWN)} memory " \
-            f"(max {fmt.memory(r.get('memory_max_bytes'), fmt.UNKNOWN)})"
-    hours = fmt.number(r.get("hours_covered"))
-    out = [("workload", f"{r['cluster']}: {r['namespace']}/{r['kind']}/{r['workload']}"),
-           ("team · policy", f"{r.get('team') or '(none)'} · {r.get('policy') or '?'}"),
-           ("why", str(r.get("reason") or "—")),
-           ("usage basis", basis),
-           ("evidence", f"{fmt.count(r.get('replicas'))} replicas, "
-                        f"{'n/a' if math.isnan(hours) else f'{hours / 24:.1f} d'} of history, "
-                        f"{fmt.count(r.get('oom_kills'))} OOM kills, throttled {fmt.percent(r.get('cpu_throttled_ratio'))}, "
-                        f"confidence {r.get('confidence') or 'n/a'}"),
-           ("cost/month", f"{fmt.usd(r.get('usd_per_month_current'))} now, "
-                          f"{fmt.usd(r.get('usd_per_month_recommended'))} after")]
-    if r.get("cpu_pattern") or r.get("memory_pattern"):
-        growth = fmt.number(r.get("memory_growth_bytes_per_day"))
-        grows = "" if math.isnan(growth) else (f" ({fmt.memory(growth)}/day of pod age, projected peak "
-                                                f"{fmt.memory(r.get('memory_projected_bytes'), fmt.UNKNOWN)})")
-        out.insert(4, ("usage pattern", f"CPU {r.get('cpu_pattern') or 'n/a'}, memory {r.get('memory_pattern') or 'n/a'}{grows}"))
-    if r.get("raised_by_backtest"):
-        out.insert(5, ("self-check", f"raised the {r['raised_by_backtest']}: the window's last days would have broken it"))
+def per_distinct(fn: Callable[[dict], Any], frame: pd.DataFrame, columns) -> list:
+    """``fn(row)`` for every row of ``frame``, ``row`` a dict of ``columns`` (None for one the frame lacks), computed
+    once per distinct combination of their values: a report's long tables repeat few requests, limits and
+    statuses, and formatting each of 20,000 rows one by one takes seconds. A NaN never equals another NaN, so a
+    row holding one is computed on its own (same text, only slower)."""
+    columns = list(columns)
+    lists = [frame[c].tolist() if c in frame.columns else [None] * len(frame) for c in columns]
+    memo: dict = {}
+    out = []
+    for values in zip(*lists):
+        text = memo.get(values, memo)
+        if text is memo:
+            text = memo[values] = fn(dict(zip(columns, values)))
+        out.append(text)
     return out
 
 
-def recommendation_row(r: dict, saving: float, with_cluster: bool) -> Row:
-    flags = fmt.flag_words(r.get("flags"))
-    return Row(
-        cells=[Cell(ref_text(r, with_cluster), code=True, tags=flags),
-               Cell(fmt.words(r["status"])),
-               change_cell(r["cpu_request_cores_current"], r["cpu_request_cores_recommended"], fmt.cpu),
-               Cell(fmt.cpu_limit_change(r["cpu_limit_action"], r["cpu_limit_cores_current"], r["cpu_limit_cores_recommended"]),
-                    fmt.number(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else None),
-               change_cell(r["memory_request_bytes_current"], r["memory_request_bytes_recommended"], fmt.memory),
-               Cell(fmt.memory_limit_change(r["memory_limit_action"], r["memory_limit_bytes_current"],
-                                            r["memory_limit_bytes_recommended"]),
-                    None if fmt.unknown(r["memory_limit_bytes_recommended"]) else float(r["memory_limit_bytes_recommended"])),
-               money_cell(saving, signed=True)],
-        detail=_detail(r),
-        attrs={"namespace": str(r["namespace"]), "team": str(r.get("team") or "(none)"), "status": fmt.words(r["status"])},
-        record=r,
-    )
+def _basis_text(r: dict) -> str:
+    return (f"{r.get('cpu_basis') or '?'} {fmt.cpu(r.get('cpu_basis_cores'), fmt.UNKNOWN)} CPU, "
+            f"{r.get('memory_basis') or '?'} {fmt.memory(r.get('memory_basis_bytes'), fmt.UNKNOWN)} memory "
+            f"(max {fmt.memory(r.get('memory_max_bytes'), fmt.UNKNOWN)})")
+
+
+def _evidence_text(r: dict) -> str:
+    hours = fmt.number(r.get("hours_covered"))
+    return (f"{fmt.count(r.get('replicas'))} replicas, "
+            f"{'n/a' if math.isnan(hours) else f'{hours / 24:.1f} d'} of history, "
+            f"{fmt.count(r.get('oom_kills'))} OOM kills, throttled {fmt.percent(r.get('cpu_throttled_ratio'))}, "
+            f"confidence {r.get('confidence') or 'n/a'}")
+
+
+def _pattern_text(r: dict) -> str | None:
+    """The usage pattern line, None when neither resource has one."""
+    if not (r.get("cpu_pattern") or r.get("memory_pattern")):
+        return None
+    growth = fmt.number(r.get("memory_growth_bytes_per_day"))
+    grows = "" if math.isnan(growth) else (f" ({fmt.memory(growth)}/day of pod age, projected peak "
+                                            f"{fmt.memory(r.get('memory_projected_bytes'), fmt.UNKNOWN)})")
+    return f"CPU {r.get('cpu_pattern') or 'n/a'}, memory {r.get('memory_pattern') or 'n/a'}{grows}"
+
+
+# (label, the columns it reads, its text of a row dict: None leaves the line out), in the order shown
+_DETAIL = (
+    ("team · policy", ("team", "policy"), lambda r: f"{r.get('team') or '(none)'} · {r.get('policy') or '?'}"),
+    ("why", ("reason",), lambda r: str(r.get("reason") or "—")),
+    ("usage basis", ("cpu_basis", "cpu_basis_cores", "memory_basis", "memory_basis_bytes", "memory_max_bytes"), _basis_text),
+    ("usage pattern", ("cpu_pattern", "memory_pattern", "memory_growth_bytes_per_day", "memory_projected_bytes"), _pattern_text),
+    ("evidence", ("replicas", "hours_covered", "oom_kills", "cpu_throttled_ratio", "confidence"), _evidence_text),
+    ("cost/month", ("usd_per_month_current", "usd_per_month_recommended"),
+     lambda r: f"{fmt.usd(r.get('usd_per_month_current'))} now, {fmt.usd(r.get('usd_per_month_recommended'))} after"),
+)
+SELF_CHECK_AT = 5  # the self-check line's place in the detail, whether or not a usage pattern line is there
+
+
+def _self_check_text(r: dict) -> str | None:
+    raised = r.get("raised_by_backtest")
+    return f"raised the {raised}: the window's last days would have broken it" if raised else None
+
+
+def _details(recs: pd.DataFrame) -> list[list[tuple[str, str]]]:
+    """The expandable part of every row: the workload, then the _DETAIL lines that apply, the self-check's at SELF_CHECK_AT."""
+    workload = (recs["cluster"].astype(str) + ": " + recs["namespace"].astype(str) + "/" + recs["kind"].astype(str) + "/"
+                + recs["workload"].astype(str)).tolist()
+    lines = [[(label, text) for text in per_distinct(fn, recs, columns)] for label, columns, fn in _DETAIL]
+    checks = per_distinct(_self_check_text, recs, ("raised_by_backtest",))
+    out = []
+    for w, check, *pairs in zip(workload, checks, *lines):
+        detail = [("workload", w)] + [pair for pair in pairs if pair[1] is not None]
+        if check is not None:
+            detail.insert(SELF_CHECK_AT, ("self-check", check))
+        out.append(detail)
+    return out
+
+
+def _value(v) -> float | None:
+    return None if fmt.unknown(v) else float(v)
+
+
+# the cells of a recommendation row after the first, each (columns it reads, its Cell of a row dict)
+_REC_CELLS = (
+    (("status",), lambda r: Cell(fmt.words(r["status"]))),
+    (("cpu_request_cores_current", "cpu_request_cores_recommended"),
+     lambda r: change_cell(r["cpu_request_cores_current"], r["cpu_request_cores_recommended"], fmt.cpu)),
+    (("cpu_limit_action", "cpu_limit_cores_current", "cpu_limit_cores_recommended"),
+     lambda r: Cell(fmt.cpu_limit_change(r["cpu_limit_action"], r["cpu_limit_cores_current"], r["cpu_limit_cores_recommended"]),
+                    fmt.number(r["cpu_limit_cores_recommended"]) if r["cpu_limit_action"] == "set" else None)),
+    (("memory_request_bytes_current", "memory_request_bytes_recommended"),
+     lambda r: change_cell(r["memory_request_bytes_current"], r["memory_request_bytes_recommended"], fmt.memory)),
+    (("memory_limit_action", "memory_limit_bytes_current", "memory_limit_bytes_recommended"),
+     lambda r: Cell(fmt.memory_limit_change(r["memory_limit_action"], r["memory_limit_bytes_current"],
+                                            r["memory_limit_bytes_recommended"]), _value(r["memory_limit_bytes_recommended"]))),
+    (("_saving",), lambda r: money_cell(r["_saving"], signed=True)),
+)
+
+
+def _copy(cell: Cell) -> Cell:
+    """A cell of its own for a row (a cell shared by the rows of one distinct value could be changed through one)."""
+    return Cell(cell.text, cell.sort, cell.code, list(cell.tags), cell.cls)
 
 
 def recommendation_table(recs: pd.DataFrame, table_id: str, with_cluster: bool, **kw) -> Table:
-    """Rows of a recommendation table, largest saving first (recs is already in that order when ``_savings`` is set)."""
+    """Rows of a recommendation table, largest saving first (recs is already in that order when ``_savings`` is set);
+    the cells built column by column, once per distinct value (per_distinct)."""
     savings = recs["_savings"] if "_savings" in recs.columns else change_savings(recs)
-    rows = [recommendation_row(r, s, with_cluster) for r, s in zip(recs.to_dict("records"), savings.tolist())]
+    frame = recs.assign(_saving=savings.to_numpy())
+    names = frame["namespace"].astype(str) + "/" + frame["workload"].astype(str) + "/" + frame["container"].astype(str)
+    if with_cluster:
+        names = frame["cluster"].astype(str) + "/" + names
+    flags = per_distinct(lambda r: fmt.flag_words(r["flags"]), frame, ("flags",))
+    cells = [per_distinct(fn, frame, columns) for columns, fn in _REC_CELLS]
+    teams = per_distinct(lambda r: str(r.get("team") or "(none)"), frame, ("team",))
+    keys = [frame[c].tolist() for c in ("cluster", "namespace", "kind", "workload", "container")]
+    rows = [Row(cells=[Cell(name, code=True, tags=list(tags))] + [_copy(c) for c in row_cells], detail=detail,
+                attrs={"namespace": str(key[1]), "team": team, "status": row_cells[0].text},
+                record=dict(zip(("cluster", "namespace", "kind", "workload", "container"), key)))
+            for name, tags, team, detail, key, *row_cells in zip(names.tolist(), flags, teams, _details(frame), zip(*keys), *cells)]
     return Table(table_id, REC_COLUMNS, rows, sort_column=6, expandable=True, **kw)
 
 

@@ -2,6 +2,8 @@
 rows, the inventory (Prometheus-only mode); pods joined to their owners, incomplete namespaces left out."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
@@ -40,14 +42,21 @@ def histograms(run: Run, acc: UsageAccumulator, daily: pd.DataFrame, leave_out: 
     written; rows with a name that is not a Kubernetes name left out, as drop_invalid_names does for the tables
     in memory), and every registry statistic of each chunk's containers (sketch.usage_statistics, with their
     usage_daily rows). Returns (the LazyTable, or None without rows; the statistics)."""
-    sink, stats = TableSink("usage_histograms"), []
-    for chunk in acc.histogram_chunks(run.cluster, run.owners, leave_out):
-        names = chunk["namespace"].unique()
-        stats.append(usage_statistics(chunk, daily[daily["namespace"].isin(names)], run.grid.step))
-        chunk = conform("usage_histograms", chunk, copy=False)
-        bad = invalid_rows(chunk).to_numpy()
-        sink.write(chunk[~bad] if bad.any() else chunk)
-        del chunk
+    sink, stats, writing = TableSink("usage_histograms"), [], None
+    # a chunk is written by one background thread (Arrow's encoding releases the GIL) while the next one is
+    # merged and its statistics computed; at most one write waits, so at most two chunks are held
+    with ThreadPoolExecutor(1, thread_name_prefix="usage_histograms") as writer:
+        for chunk in acc.histogram_chunks(run.cluster, run.owners, leave_out):
+            names = chunk["namespace"].unique()
+            stats.append(usage_statistics(chunk, daily[daily["namespace"].isin(names)], run.grid.step))
+            chunk = conform("usage_histograms", chunk, copy=False)
+            bad = invalid_rows(chunk).to_numpy()
+            if writing is not None:
+                writing.result()  # a failed write (a full disk) is raised here
+            writing = writer.submit(sink.write, chunk[~bad] if bad.any() else chunk)
+            del chunk
+        if writing is not None:
+            writing.result()
     usage = pd.concat(stats, ignore_index=True) if stats else usage_statistics(pd.DataFrame(), daily, run.grid.step)
     return sink.close(), usage
 

@@ -389,20 +389,23 @@ def _token(env: str, path: str) -> str:
 
 # --- reading a matrix answer -----------------------------------------------------------------------
 
-_SERIES_START = b'{"metric":'
-_VALUES_START = b',"values":['
+_SERIES_AT = re.compile(rb'\{"metric":')
+_VALUES_AT = re.compile(rb',"values":\[\[')
 _HEAD = re.compile(rb'^\s*\{"status":"success",(?:"\w+":(?:true|false|null|"[^"]*"|[0-9.eE+-]+),)*'
                    rb'"data":\{"resultType":"matrix","result":\[')
 _TAIL = re.compile(rb'\]\}(,"[a-zA-Z]+":.*)?\}\s*$', re.S)
+# the points of every series as CSV lines ``t,"v",,``: "[" starts a line, "]" ends a field
+_AS_LINES = bytes.maketrans(b"[]", b"\n,")
 
 
 def parse_matrix(body: bytes, labels: list[str], timestamps: bool = False) -> list[RangeSeries]:
     """A query_range answer -> one :class:`RangeSeries` per series.
 
     Prometheus, Thanos, Mimir and VictoriaMetrics all write the matrix compactly as
-    ``{"metric":{...},"values":[[t,"v"],...]}``: the label sets are decoded with json, and every
-    series' points are read as the lines of one CSV by Arrow (about 40x faster than json.loads, and
-    no Python object per point). The answer must be whole: it starts as a
+    ``{"metric":{...},"values":[[t,"v"],...]}``. The series are found by their markers over the whole answer
+    (``{"metric":`` and ``,"values":[[`` hold quotes, which a label value can only carry escaped), the label
+    sets decoded by one json call, and every series' points read as the lines of one CSV by Arrow (about 40x
+    faster than json.loads, and no Python object per point). The answer must be whole: it starts as a
     successful matrix, every series is followed by another or by the end of the result, and the JSON
     closes. Any other layout goes through json.loads. ValueError if unreadable, naming what is wrong."""
     if not body.lstrip().startswith(b"{"):
@@ -410,48 +413,67 @@ def parse_matrix(body: bytes, labels: list[str], timestamps: bool = False) -> li
     head = _HEAD.match(body)
     if not head:
         return _parse_matrix_json(body, labels, timestamps)
-    keys, sections, counts = [], [], []
-    pos = head.end()
-    while body.startswith(_SERIES_START, pos):
-        j = body.find(_VALUES_START, pos)
-        k = body.find(b"]]}", j)
-        if j < 0 or k < 0:
-            raise ValueError(f"cut off inside series {len(keys) + 1} (the answer has {len(body)} bytes)")
-        try:
-            metric = json.loads(body[pos + len(_SERIES_START):j])
-        except ValueError:
-            return _parse_matrix_json(body, labels, timestamps)
-        keys.append(tuple(metric.get(lab, "") for lab in labels))
-        sections.append(body[j + len(_VALUES_START) + 1:k])
-        counts.append(body.count(b"],[", j, k) + 1)
-        pos = k + 3
-        if body.startswith(b",", pos):
-            pos += 1
-    if not _TAIL.match(body, pos):
-        raise ValueError(f"cut off after {len(keys)} series (the answer has {len(body)} bytes and does not close)")
+    found = _sections(body, head.end())
+    if found is None:
+        return _parse_matrix_json(body, labels, timestamps)
+    metrics, sections = found
     try:
-        times, values = _points(sections)
-    except pa.ArrowInvalid:  # a value that is not a number: let json say what it is
+        keys = [tuple(m.get(lab, "") for lab in labels) for m in json.loads(b"[" + b",".join(metrics) + b"]")]
+        times, values, counts = _points(sections)
+    except (ValueError, pa.ArrowInvalid):  # a label set or a value json reads differently: let json say what it is
         return _parse_matrix_json(body, labels, timestamps)
-    if len(values) != sum(counts):
-        return _parse_matrix_json(body, labels, timestamps)
-    bounds = np.cumsum([0] + counts)
+    bounds = np.cumsum(np.r_[0, counts])
     return [RangeSeries(key, values[a:b], times[a:b] if timestamps else None)
-            for key, a, b in zip(keys, bounds[:-1], bounds[1:])]
+            for key, a, b in zip(keys, bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
-_CSV = dict(read_options=pa_csv.ReadOptions(column_names=["t", "v"]),
-            convert_options=pa_csv.ConvertOptions(column_types={"t": pa.float64(), "v": pa.float64()}, null_values=[],
-                                                  quoted_strings_can_be_null=False, strings_can_be_null=False))
+def _sections(body: bytes, pos: int) -> tuple[list[memoryview], list[memoryview]] | None:
+    """Each series' label set (JSON) and points section (``t,"v"],[t,"v"``) of a compact matrix answer whose
+    result starts at ``pos``; None for another layout; ValueError when the answer is cut off."""
+    starts = [m.start() for m in _SERIES_AT.finditer(body, pos)]
+    marks = [m.start() for m in _VALUES_AT.finditer(body, pos)]
+    if not starts:
+        if not _TAIL.match(body, pos):
+            raise ValueError(f"cut off after 0 series (the answer has {len(body)} bytes and does not close)")
+        return [], []
+    if starts[0] != pos or len(marks) not in (len(starts), len(starts) - 1):
+        return None
+    last = body.find(b"]]}", marks[-1]) if len(marks) == len(starts) else -1
+    if last < 0:
+        raise ValueError(f"cut off inside series {len(starts)} (the answer has {len(body)} bytes)")
+    ends = np.array(starts[1:] + [last + 4], dtype=np.int64) - 4  # each series' "]]}" (and its ",")
+    raw = np.frombuffer(body, dtype=np.uint8)
+    joined = raw[ends[:-1, None] + np.arange(4)] if len(ends) > 1 else np.zeros((0, 4), np.uint8)
+    if not (np.all(joined == np.frombuffer(b"]]},", np.uint8)) and np.all(np.array(marks) < ends)):
+        return None
+    after = last + 3 + (body.startswith(b",", last + 3))
+    if not _TAIL.match(body, after):
+        raise ValueError(f"cut off after {len(starts)} series (the answer has {len(body)} bytes and does not close)")
+    head, tail, view = len(b'{"metric":'), len(b',"values":[['), memoryview(body)  # views: joined once, never copied apart
+    metrics = [view[a + head:m] for a, m in zip(starts, marks)]
+    return metrics, [view[m + tail:e] for m, e in zip(marks, ends.tolist())]
 
 
-def _points(sections: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps and values of every series' ``t,"v"],[t,"v"`` section, in order: the points become
-    the lines of one CSV (Arrow's reader: C, multi-threaded, reads "NaN" and "+Inf")."""
+_CSV = dict(read_options=pa_csv.ReadOptions(column_names=["t", "v", "x", "y"]),
+            convert_options=pa_csv.ConvertOptions(column_types={"t": pa.float64(), "v": pa.float64()}, include_columns=["t", "v"],
+                                                  null_values=[], quoted_strings_can_be_null=False, strings_can_be_null=False))
+
+
+def _points(sections: list[memoryview]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Timestamps and values of every series' ``t,"v"],[t,"v"`` section, in order, and each section's number
+    of points: the points become the lines ``t,"v",,`` of one CSV by a byte translation (Arrow's reader: C,
+    multi-threaded, reads "NaN" and "+Inf"). ValueError when the points are not the sections' ``[``s + 1."""
     if not sections:
-        return np.zeros(0), np.zeros(0)
-    table = pa_csv.read_csv(pa.py_buffer(b"\n".join(sections).replace(b"],[", b"\n")), **_CSV)
-    return tuple(np.concatenate([c.to_numpy() for c in table.column(name).chunks]) for name in ("t", "v"))
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    text = (b",,\n".join(sections) + b",,").translate(_AS_LINES)
+    lines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
+    ends = np.cumsum([len(s) + 3 for s in sections]) - 3  # each section's end in ``text``
+    counts = np.diff(np.r_[0, np.searchsorted(lines, ends) + 1])
+    table = pa_csv.read_csv(pa.py_buffer(text), **_CSV)
+    times, values = (np.concatenate([c.to_numpy() for c in table.column(name).chunks]) for name in ("t", "v"))
+    if len(values) != int(counts.sum()):
+        raise ValueError(f"{len(values)} points read, {int(counts.sum())} expected")
+    return times, values, counts
 
 
 def _parse_matrix_json(body: bytes, labels: list[str], timestamps: bool) -> list[RangeSeries]:

@@ -6,11 +6,13 @@ Requests, in order (none grows with the number of workloads):
    series (to size shards): label sets only, no sample read;
 3. per shard and time chunk, each container instance's CPU rate and working set at the step
    (plain range queries), reduced as they arrive (usage.py);
-4. per shard, one range query at a one-day step: each container instance's largest raw
-   working-set sample and OOM kills per day; with runtime metrics, one at a one-hour step (runtime.py);
-5. one instant query per shard for restarts and CFS throttling per container instance (and, for
-   the kube-state-metrics inventory, requests and limits), one cluster-wide for nodes, Istio
-   traffic (and HPAs and PDBs);
+4. per shard, range queries at a one-day step: each container instance's largest raw working-set sample,
+   its raw sample count, restarts and OOM kills per day, one request per part (the server's heap then
+   holds one part's series over the window, not all of them: a third of its anonymous memory at 10,000
+   containers); with runtime metrics, one at a one-hour step (runtime.py);
+5. per shard, instant queries for restarts and CFS throttling per container instance (and, for the
+   kube-state-metrics inventory, requests and limits), one request per part likewise; one cluster-wide
+   for nodes, Istio traffic (and HPAs and PDBs);
 6. where the DCGM exporter serves GPU pods: their GPUs' engine activity and frame buffer in time
    chunks, the daily frame-buffer maxima and the GPUs' sizes, cluster-wide (gpu.py).
 Requests 3 to 6 go to one pool of ``concurrency`` workers in the order of execute.ordered_tasks: the

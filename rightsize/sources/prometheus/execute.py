@@ -31,13 +31,14 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Task:
-    """One request: ``name`` (what it fetches), its namespaces, and for range queries the steps
-    [first, first + steps) of the window grid."""
+    """One request: ``name`` (what it fetches), its namespaces, for range queries the steps
+    [first, first + steps) of the window grid, and for an inventory query the ``part`` it asks."""
 
     name: str
     namespaces: tuple[str, ...]
     first: int = 0
     steps: int = 0
+    part: str = ""
 
     def halves(self) -> list["Task"]:
         """Two smaller tasks: the time span halved, or, at one step (or instant), the namespaces."""
@@ -79,16 +80,17 @@ def range_tasks(name: str, shard: tuple[str, ...], series: float, steps: int, po
     return [Task(name, shard, a, b - a) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def ordered_tasks(shards: list[tuple[str, ...]], series: dict[str, float], daily: bool, resources: list[str], steps: int,
-                  points: int, first: list[Task] = ()) -> list[Task]:
+def ordered_tasks(shards: list[tuple[str, ...]], series: dict[str, float], inventory_parts: list[tuple[str, str]],
+                  resources: list[str], steps: int, points: int, first: list[Task] = ()) -> list[Task]:
     """Every request of a collection in the order the pool takes them: the cluster-wide inventory first (and
-    the ``first`` tasks: the runtimes' hourly query, also the server's work), then each shard's inventory requests (``daily`` maxima and OOM kills; restarts and throttling per pod)
-    interleaved with the range pulls of ``resources``, so that while one worker waits on an inventory
-    query (the server's work) another reads a range answer (rightsize's): no stage waits for another,
-    and the number of requests stays that of the data, not of the workloads."""
+    the ``first`` tasks: the runtimes' hourly query, also the server's work), then each shard's inventory
+    requests (one per (name, part) of ``inventory_parts``: the daily maxima and OOM kills, restarts and
+    throttling per pod) interleaved with the range pulls of ``resources``, so that while one worker waits on
+    an inventory query (the server's work) another reads a range answer (rightsize's): no stage waits for
+    another, and the number of requests stays that of the data, not of the workloads."""
     inventory, ranges = [], []
     for shard in shards:
-        inventory += ([Task("daily", shard)] if daily else []) + [Task("per_pod", shard)]
+        inventory += [Task(name, shard, part=part) for name, part in inventory_parts]
         for res in resources:
             ranges += range_tasks(res, shard, sum(series[ns] for ns in shard), steps, points)
     tasks = [Task("cluster", ())] + list(first)
@@ -199,7 +201,7 @@ def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task
                     outcome.failed.update(task.namespaces)
                     outcome.errors.append(f"{task.name}: {exc}")
                 done += 1
-                log(f"{task.name} for {len(task.namespaces)} namespace(s) done ({done}/{total})")
+                log(f"{task.name}{' ' + task.part if task.part else ''} for {len(task.namespaces)} namespace(s) done ({done}/{total})")
                 bar(done, total)
     finally:
         for fut in running:

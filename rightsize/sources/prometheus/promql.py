@@ -131,10 +131,15 @@ class Queries:
         return self.sel(m.memory_working_set, namespaces, extra, containers=True)
 
     def daily(self, namespaces, span: float) -> str:
+        """:meth:`daily_parts` as one query, tagged by ``stat``."""
+        return tagged(self.daily_parts(namespaces, span))
+
+    def daily_parts(self, namespaces, span: float) -> dict[str, str]:
         """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw
         working-set sample, its raw sample count (pod lifetimes, lifetimes.py), the restarts, and ``oom`` (1 where
         the last termination reason was OOMKilled in the span: that span's restarts are OOM kills, joined by
-        pulls._daily_rows), tagged by a ``stat`` label."""
+        pulls._daily_rows), by the ``stat`` each part is tagged with. Asked one part per request: the server's
+        heap then holds one part's series over the window, not all of them (benchmarks/collect_bench.py)."""
         m, K = self.cfg.metrics, self.pod_key
         wss = self.sel(m.memory_working_set, namespaces, containers=True)
         rst = self.sel(m.restarts, namespaces, containers=True)
@@ -150,14 +155,18 @@ class Queries:
             "restarts": f"max by ({K}) (increase({rst}[{dur(span)}]))",
             "oom": f"max by ({K}) (max_over_time({oom}[{dur(span)}])) > 0",
         }
-        return _tagged(parts)
+        return parts
 
     # --- per container instance, over the window (instant queries) ---------------------------------
     def per_pod(self, namespaces, inventory: bool, times: tuple[str, ...] = ()) -> str:
+        """:meth:`per_pod_parts` as one query, tagged by ``stat``."""
+        return tagged(self.per_pod_parts(namespaces, inventory, times))
+
+    def per_pod_parts(self, namespaces, inventory: bool, times: tuple[str, ...] = ()) -> dict[str, str]:
         """Restarts, CFS periods, throttled periods and seconds (and, for the kube-state-metrics
         inventory, requests and limits) per container instance over the window, and per pod the last
         value of each metric of ``times`` (kube_pod_start_time, kube_pod_completion_time: stat = the
-        metric's name), tagged by ``stat``."""
+        metric's name), by the ``stat`` each part is tagged with (one part per request, as :meth:`daily_parts`)."""
         m, K, W = self.cfg.metrics, self.pod_key, self.W
 
         def inc(metric):  # a series scraped twice (scrape_labels apart) counts once, then a container's series add up
@@ -188,7 +197,7 @@ class Queries:
             # an init container's restart policy, carried in the resource label (Always = a native sidecar)
             info = f"max by ({K}, restart_policy) (last_over_time({self.sel(m.init_container_info, namespaces, containers=True)}[{W}]))"
             parts["init_info"] = f'max by ({K}, resource) (label_replace({info}, "resource", "$1", "restart_policy", "(.*)"))'
-        return _tagged(parts)
+        return parts
 
     # --- the runtimes' own memory (a range query at a one-hour step) --------------------------------
     def runtime(self, namespaces, present: set[str]) -> str:
@@ -198,7 +207,7 @@ class Queries:
         (duplicate scrapes) and summed; non-heap is the hour's highest working set minus its lowest committed
         heap, for the pods with a JVM heap only. No subquery: the joins run once per hour, not per step."""
         parts = self.runtime_parts(namespaces, present)
-        return _tagged(parts) if parts else ""
+        return tagged(parts) if parts else ""
 
     def runtime_parts(self, namespaces, present: set[str]) -> dict[str, str]:
         """The parts of :meth:`runtime` by tag."""
@@ -344,7 +353,7 @@ class Queries:
             parts.update(self.hpa_pdb())
         for metric in coverage_of:
             parts.update(self.coverage(metric, metric))
-        return _tagged(parts)
+        return tagged(parts)
 
     def doctor(self, present: set[str]) -> str:
         """``rightsize doctor``'s one instant query, tagged by ``stat``: the coverage of the nodes (of the pod
@@ -359,14 +368,14 @@ class Queries:
             metric, tag = (m.node_labels, "nodes") if m.node_labels in present else (m.pod_owner, "pods")
             parts.update(self.coverage(metric, tag))
         if m.node_labels not in present:
-            return _tagged(parts)
+            return tagged(parts)
 
         def nodes(label: str = "") -> str:
             return f"max by ({L.node}) (last_over_time({self.cluster_sel(m.node_labels, f'{label}!=' + quote('') if label else '')}[{W}]))"
 
         parts.update(nodes=f"count({nodes()})", typed=f"count({nodes(L.instance_type)})", zoned=f"count({nodes(L.zone)})",
                      grouped=f"count({nodes(L.node_group)} or {nodes(L.node_pool)})")
-        return _tagged(parts)
+        return tagged(parts)
 
     def traffic(self) -> dict[str, str]:
         """Istio bytes per workload pair over the window, each direction and protocol once: TCP
@@ -398,7 +407,7 @@ def _present(parts: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in parts.items() if v}
 
 
-def _tagged(parts: dict[str, str]) -> str:
+def tagged(parts: dict[str, str]) -> str:
     """One query answering several: each part labelled ``stat="<name>"`` (the parts' label sets then
     never collide, so ``or`` keeps them all)."""
     return " or ".join(f'label_replace({q}, "stat", "{name}", "", "")' for name, q in parts.items())
