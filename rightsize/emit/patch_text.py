@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import pandas as pd
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.representer import SafeRepresenter
 from ruamel.yaml.tag import Tag
 
@@ -103,17 +104,21 @@ def gpu_lines(r) -> list[str]:
             f"{number(r.get('gpu_request_count_recommended')):g}  ({r.get('gpu_evidence', '')})"]
 
 
+_TAGS: dict[str, Tag] = {}
+
+
+def _tag(name: str) -> Tag:
+    """The one Tag of ``name`` (see _Representer)."""
+    return _TAGS.get(name) or _TAGS.setdefault(name, Tag(suffix=name))
+
+
 class _Representer(SafeRepresenter):
     """ruamel's safe representer with one Tag object per tag name: it makes a new one for every node and the
     emitter decodes the name of each (ruamel.yaml.tag.Tag.trval), two thirds of a patch file's time (7.8 s of
     18,600 files at 20,000 containers; 2.5 s with one Tag per name, which decodes once and keeps it)."""
 
-    _tags: dict[str, Tag] = {}
-
     def _tag(self, tag):
-        if isinstance(tag, str):
-            return self._tags.get(tag) or self._tags.setdefault(tag, Tag(suffix=tag))
-        return tag
+        return _tag(tag) if isinstance(tag, str) else tag
 
     def represent_scalar(self, tag, value, style=None, anchor=None):
         return super().represent_scalar(self._tag(tag), value, style=style, anchor=anchor)
@@ -146,11 +151,42 @@ def safe_dumper(representer: type) -> YAML:
     return y
 
 
+def _node(data: Any):
+    """The YAML node of ``data`` as _Representer would make it, built directly for the types a patch holds (dicts,
+    lists, strings, integers, booleans, None): ruamel's representer dispatches every value through Python calls,
+    half of a patch file's time at 20,000 containers. A document with any other type is dumped by the representer. How a
+    scalar is written (plain or quoted: a name "true" or "1e3" stays a string) is still the emitter's choice."""
+    kind = type(data)
+    if kind is str:
+        return ScalarNode(_tag("tag:yaml.org,2002:str"), data)
+    if kind is dict:
+        return MappingNode(_tag("tag:yaml.org,2002:map"), [(_node(k), _node(v)) for k, v in data.items()],
+                           flow_style=False)
+    if kind is list:
+        return SequenceNode(_tag("tag:yaml.org,2002:seq"), [_node(v) for v in data], flow_style=False)
+    if kind is int:
+        return ScalarNode(_tag("tag:yaml.org,2002:int"), str(data))
+    if kind is bool:
+        return ScalarNode(_tag("tag:yaml.org,2002:bool"), "true" if data else "false")
+    if data is None:
+        return ScalarNode(_tag("tag:yaml.org,2002:null"), "null")
+    raise _OtherType(kind)
+
+
+class _OtherType(TypeError):
+    """A value _node leaves to ruamel's representer (the whole document is then dumped by it)."""
+
+
 def yaml_text(data: Any, comments: Iterable[str] = ()) -> str:
     """YAML of ``data`` with ``comments`` as a leading '#' block; each comment is one line whatever names it
     holds (escape.yaml_comment: a newline, CR or other control character cannot end it and start a key)."""
     buf = io.StringIO()
-    _yaml().dump(data, buf)
+    try:
+        node = _node(data)
+    except _OtherType:
+        _yaml().dump(data, buf)
+    else:
+        _yaml().serialize(node, buf)
     head = "".join(f"# {yaml_comment(c)}".rstrip() + "\n" for c in comments)
     return head + buf.getvalue()
 
