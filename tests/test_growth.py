@@ -126,3 +126,17 @@ def test_containers_are_fitted_apart_and_unknown_days_are_skipped():
     table = growth.fit(pd.DataFrame(a + b), STEP, END).set_index("workload")
     assert table.loc["web", "growing"] and not table.loc["api", "growing"]
     assert table.loc["api", "growth_days"] == 13
+
+
+def test_the_fit_is_the_same_when_its_pairs_are_formed_a_few_segments_at_a_time(monkeypatch):
+    """The demo's daily rows fitted with all pairs of points at once, and a couple of segments at a time
+    (growth.PAIR_CHUNK): the same figures for every container, to the last bit."""
+    from rightsize.analysis import growth as G
+    from rightsize.demo import generate
+
+    snap = generate()
+    args = (snap.tables["usage_daily"], 300.0, pd.Timestamp(snap.meta["window_end"]))
+    whole = G.fit(*args)
+    monkeypatch.setattr(G, "PAIR_CHUNK", 200)
+    pd.testing.assert_frame_equal(G.fit(*args), whole)
+    assert whole["growing"].any()

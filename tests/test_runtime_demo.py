@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from rightsize.analysis.recommend import recommend
@@ -97,3 +98,17 @@ def test_explain_shows_heap_non_heap_live_set_occupancy_and_the_arithmetic():
     assert any(line.startswith("runtime_memory: ") for line in lines)  # the rule, with what it decides
     ledger = explain(generate(), Config(), "payments/Deployment/ledger-api")
     assert "heap at 75% of the limit: limit >= live set / occupancy 70% = 1169.8Mi / 75% = 1559.7Mi" in ledger
+
+
+def test_the_runtime_statistics_are_the_same_read_back_from_the_snapshot_files(tmp_path):
+    """runtime_hourly is read with its names as categoricals (snapshot.CATEGORICAL_NAMES): the statistics and the
+    runtime frame of every container are those of the tables in memory."""
+    from rightsize.analysis import runtimes as R
+    from rightsize.snapshot import Snapshot
+
+    snap = generate()
+    back = Snapshot.read(snap.write(tmp_path / "snap"))
+    assert isinstance(back.tables["runtime_hourly"]["pod"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(R.statistics(back.tables["runtime_hourly"]), R.statistics(snap.tables["runtime_hourly"]))
+    keys = snap.tables["containers"]
+    pd.testing.assert_frame_equal(R.frame(back, keys), R.frame(snap, keys))

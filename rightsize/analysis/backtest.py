@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..memory import release
 from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
-from .cells import COLUMNS, chunks, sum_over_days
+from .cells import COLUMNS, cell_sums, chunks, sum_over_days
 
 KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
@@ -73,11 +74,13 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     end = pd.Timestamp(snapshot.meta["window_end"])
     cut = end - pd.Timedelta(seconds=test_days * DAY_SECONDS)
     sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
+    release()  # the stream's running sums, freed: not under the peak of what follows
     train_h = sums.train
     daily = snapshot.tables["usage_daily"]
     in_test_d = daily["day"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
+    release()
     hours = snapshot.tables["runtime_hourly"]
     in_test_r = hours["hour"] >= cut
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
@@ -153,7 +156,7 @@ class TestDays:
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None, ids=None) -> "TestDays":
         """``ids``: (container id per row of ``hist``, the id -> KEYS table) when ``hist`` has no names."""
         cid_h, keys = ids if ids is not None else factorize(hist, KEYS)
-        cid_h = np.asarray(cid_h, dtype=np.int64)
+        cid_h = np.asarray(cid_h, dtype=np.int32 if len(keys) < 2**31 else np.int64)
         cid_d, dkeys = factorize(daily, KEYS)
         # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
         known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
@@ -166,9 +169,7 @@ class TestDays:
             mine = (hist["resource"] == res).to_numpy()
             if "basis" in hist:  # the raw rows (the reduced test days hold basis 'pod' only)
                 mine = mine & (hist["basis"] == "pod").to_numpy()
-            code = cid_h[mine] * _NB + hist["bucket"].to_numpy()[mine].astype(np.int64)
-            uniq, inverse = np.unique(code, return_inverse=True)
-            counts = np.bincount(inverse, weights=hist["count"].to_numpy(dtype=float)[mine])
+            uniq, counts = cell_sums(cid_h[mine], hist["bucket"].to_numpy()[mine], hist["count"].to_numpy()[mine])
             cells[res] = (uniq, np.concatenate([[0.0], np.cumsum(counts)]), np.bincount(uniq // _NB, weights=counts,
                                                                                            minlength=len(keys)))
         n = len(keys)
@@ -184,7 +185,7 @@ class TestDays:
         kills = daily["oom_kills"].to_numpy(dtype=float)
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
-        days = pd.DataFrame({"id": cid_d, "day": daily["day"].to_numpy(), "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
+        days = pd.DataFrame({"id": cid_d, "day": daily["day"].array, "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
         return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max(), runtime)
 
     def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:

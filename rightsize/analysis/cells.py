@@ -30,6 +30,7 @@ _NB = MAX_BUCKET + 1
 NAMES = list(CONTAINER_KEY) + ["pod", "basis", "resource"]
 COLUMNS = NAMES + ["day", "bucket", "count"]
 _TAIL = (1 << 12) * _NB  # the day and bucket part of a cell key: 4,096 days of 2,048 buckets
+TEST_COLUMNS = [0, 1, 2, 3, 4, 7]  # the test part's series: CONTAINER_KEY and resource (of NAMES)
 
 
 @dataclass
@@ -41,28 +42,28 @@ class _Sums:
     done: list = field(default_factory=list)
     pending: list = field(default_factory=list)
 
-    def add(self, names: list[tuple], run_rows: np.ndarray, rows: np.ndarray, key_tail: np.ndarray, count: np.ndarray) -> None:
-        """Sum cells: run i (``run_rows[i]`` rows, series ``names[i]``) covers the next rows of ``rows``;
-        ``key_tail`` (day and bucket part of the cell key) and ``count`` are per row of ``rows``."""
-        if not len(rows):
+    def add(self, names: list[tuple], starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray) -> None:
+        """Sum cells: run i (series ``names[i]``) is the ``lengths[i]`` rows from ``starts[i]``; ``tail`` (day and
+        bucket part of the cell key) and ``count`` are per row of the batch."""
+        if not len(starts):
             return
         known = len(self.series)
-        ids = np.fromiter((self.series.setdefault(n, len(self.series)) for n in names), dtype=np.int64, count=len(names))
-        sid = np.repeat(ids, run_rows)
-        key = sid * _TAIL + key_tail
-        c = count[rows]
+        series = self.series
+        ids = np.array([series.setdefault(n, len(series)) for n in names], dtype=np.int64)
         # a series first seen in this batch, and not its last one, is complete here in every table rightsize
         # writes (a series' rows are together); the others are summed again at the end. In a table that is
         # not so ordered a cell can come out twice, split: every reader sums cells, so nothing changes
-        whole = (sid >= known) & (sid != ids[-1])
-        self.done.append(_summed(key[whole], c[whole]))
-        self.pending.append(_summed(key[~whole], c[~whole]))
+        whole = (ids >= known) & (ids != ids[-1])
+        for part, runs in ((self.done, whole), (self.pending, ~whole)):
+            if runs.any():
+                part.append(_run_sums(ids[runs], starts[runs], lengths[runs], tail, count))
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(cell keys, counts), one entry per cell."""
-        if not self.done:
+        if not self.done and not self.pending:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
-        rest = _summed(np.concatenate([p[0] for p in self.pending]), np.concatenate([p[1] for p in self.pending]))
+        rest = _summed(np.concatenate([p[0] for p in self.pending] or [np.zeros(0, dtype=np.int64)]),
+                       np.concatenate([p[1] for p in self.pending] or [np.zeros(0, dtype=np.int32)]))
         self.pending = []
         parts, self.done = self.done + [rest], []
         # filled part by part, each freed once copied: the cells are held once, not twice (hundreds of MB at 20,000 containers)
@@ -81,18 +82,80 @@ def _summed(key: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(uniques, dtype=np.int64), np.bincount(codes, weights=count, minlength=len(uniques)).astype(np.int32)
 
 
-def _columns(tb) -> list[tuple[np.ndarray, object]]:
-    """Per NAMES column of an Arrow batch: its codes (int32, the batch's own) and its dictionary."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+_DENSE = 4  # a dense array of cells has at most this many slots per row summed into it (else: sorted)
 
-    out = []
-    for name in NAMES:
-        col = tb[name].combine_chunks()
-        if not pa.types.is_dictionary(col.type):
-            col = pc.dictionary_encode(col)
-        out.append((col.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), col.dictionary))
-    return out
+
+def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int = _NB) -> tuple[np.ndarray, np.ndarray]:
+    """(cell codes = id x ``base`` + bucket, ascending; summed count of each, float) of the rows' (id, bucket)
+    cells, as np.unique and np.bincount would give them, without their sort of the rows (and its int64
+    copies: hundreds of MB at 20,000 containers) nor hashing: each id's buckets (or day and bucket, below
+    ``base``) span a short range, so each id gets a slot per value of its range in one dense array, summed
+    with np.bincount."""
+    if not len(cid):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    span = pd.Series(bucket).groupby(cid).agg(["min", "max"])  # per id present, ascending
+    ids, lo = span.index.to_numpy(dtype=np.int64), span["min"].to_numpy(dtype=np.int64)
+    width = span["max"].to_numpy(dtype=np.int64) - lo + 1
+    size = int(width.sum())
+    if size > _DENSE * len(cid) + 4096:  # buckets spread far apart: the dense array would outgrow the sort
+        code = cid.astype(np.int64) * base + bucket
+        uniq, inverse = np.unique(code, return_inverse=True)
+        return uniq, np.bincount(inverse, weights=count)
+    offset = np.r_[0, np.cumsum(width)[:-1]]
+    at = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    at[ids] = offset - lo  # a row's slot: at[its id] + its bucket
+    slot = at[cid] + bucket
+    seen = np.flatnonzero(np.bincount(slot, minlength=size))
+    counts = np.bincount(slot, weights=count, minlength=size)[seen]
+    cell = np.searchsorted(offset, seen, side="right") - 1
+    return ids[cell] * base + (seen - offset[cell] + lo[cell]), counts
+
+
+def _run_sums(sid: np.ndarray, starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(cell key, count) summed per cell of the runs (run i: the ``lengths[i]`` rows from ``starts[i]``, of
+    series ``sid[i]``; several runs may be of one series), in order of series, then day and bucket."""
+    first = np.r_[0, np.cumsum(lengths)[:-1]]  # each run's first row among the runs' rows
+    at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))  # the runs' rows in the batch
+    if (np.diff(sid) > 0).all():  # each series one run (a table rightsize wrote)
+        series, group = sid, np.arange(len(sid))
+    else:
+        series, group = np.unique(sid, return_inverse=True)
+    code, sums = cell_sums(np.repeat(group, lengths), tail[at], count[at], _TAIL)
+    return series[code // _TAIL] * _TAIL + code % _TAIL, sums.astype(np.int32)
+
+
+class _Words:
+    """Per NAMES column the names seen so far, each with a global code (its index): a batch's own dictionary
+    codes are mapped to them once per batch, so a series is a tuple of small ints, never of strings."""
+
+    def __init__(self):
+        self.codes: list[dict] = [{} for _ in NAMES]
+        self.words: list[list] = [[] for _ in NAMES]
+
+    def lookups(self, tb) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per NAMES column of an Arrow batch: its codes (int32, the batch's own) and the global code of each
+        of the batch's dictionary entries."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        out = []
+        for i, name in enumerate(NAMES):
+            col = tb[name].combine_chunks()
+            if not pa.types.is_dictionary(col.type):
+                col = pc.dictionary_encode(col)
+            known, words, batch_words = self.codes[i], self.words[i], col.dictionary.to_pylist()
+            for w in batch_words:
+                if w not in known:
+                    known[w] = len(words)
+                    words.append(w)
+            lut = np.array(list(map(known.__getitem__, batch_words)), dtype=np.int32)
+            out.append((col.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), lut))
+        return out
+
+    def names(self, series: np.ndarray, columns: list[int]) -> list[np.ndarray]:
+        """The names (object arrays) of ``series`` (rows of global codes of ``columns``), column by column."""
+        return [np.asarray(self.words[c], dtype=object)[series[:, j]] for j, c in enumerate(columns)]
 
 
 @dataclass
@@ -112,40 +175,39 @@ def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bo
     training part has only basis, resource, bucket and count (its Ids say whose cells they are).
     ``train`` False: the test part only (the recommendation's self-check of the last days); the
     training frame comes back empty, its ids None."""
-    train, test = (_Sums() if train else None), _Sums()
+    train, test, words = (_Sums() if train else None), _Sums(), _Words()
     for tb in batches:
         if tb.num_rows:
-            _add_batch(tb, cut, keep_days, train, test)
+            _add_batch(tb, cut, keep_days, train, test, words)
     if train is None:
-        return DaySums(pd.DataFrame(), None, _test_frame(test))
-    train_frame, ids = _train_frame(train, cut if keep_days else None, names)
-    return DaySums(train_frame, ids, _test_frame(test))
+        return DaySums(pd.DataFrame(), None, _test_frame(test, words))
+    train_frame, ids = _train_frame(train, words, cut if keep_days else None, names)
+    return DaySums(train_frame, ids, _test_frame(test, words))
 
 
-def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test: _Sums) -> None:
+def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test: _Sums, words: _Words) -> None:
     """One batch's runs of a series (cut where the training days end) summed into ``train`` and ``test``."""
-    cols = _columns(tb)
+    cols = words.lookups(tb)
     back = np.rint(_seconds_before(cut, tb["day"]) / DAY_SECONDS).astype(np.int64) - 1  # 0: the last training day; < 0: a test day
     in_test = back < 0
     n = tb.num_rows
     change = np.zeros(n, dtype=bool)
     change[0] = True
-    for codes, _words in cols:
+    for codes, _lut in cols:
         change[1:] |= codes[1:] != codes[:-1]
     change[1:] |= in_test[1:] != in_test[:-1]
     starts = np.flatnonzero(change)
     lengths = np.diff(np.r_[starts, n])
-    names = list(zip(*[words.take(codes[starts]).to_pylist() for codes, words in cols]))
+    run_codes = np.column_stack([lut[codes[starts]] for codes, lut in cols])  # runs x NAMES, global codes
     tail = tb["bucket"].to_numpy().astype(np.int64) + (np.maximum(back, 0) * _NB if keep_days else 0)
-    count = tb["count"].to_numpy().astype(np.int64)
+    count = tb["count"].to_numpy()
     run_test = in_test[starts]
-    run_pod = np.array([nm[6] == "pod" for nm in names], dtype=bool)
-    for part, runs, key_of in ((train, ~run_test, lambda nm: nm), (test, run_test & run_pod, lambda nm: nm[:5] + (nm[7],))):
+    run_pod = run_codes[:, 6] == words.codes[6].get("pod", -1)
+    for part, runs, key_cols in ((train, ~run_test, slice(None)), (test, run_test & run_pod, TEST_COLUMNS)):
         if part is None:
             continue
         which = np.flatnonzero(runs)
-        rows = np.repeat(runs, lengths)
-        part.add([key_of(names[i]) for i in which], lengths[which], np.flatnonzero(rows), tail[rows], count)
+        part.add(list(map(tuple, run_codes[which][:, key_cols].tolist())), starts[which], lengths[which], tail, count)
 
 
 _PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
@@ -162,25 +224,39 @@ def _seconds_before(cut: pd.Timestamp, day) -> np.ndarray:
     return (cut.as_unit("ns").value // (10**9 // per) - raw) / per
 
 
-def _categoricals(series: list[tuple], names: list[str], sid: np.ndarray, build=None) -> tuple[dict, np.ndarray]:
-    """Categorical columns (``build``, default all ``names``) of the cells' series names, and the series x
-    names code table."""
+def _series_codes(sums: _Sums, width: int) -> np.ndarray:
+    """The series of ``sums`` (in id order) as a series x ``width`` table of global name codes."""
+    return np.array(list(sums.series), dtype=np.int32).reshape(len(sums.series), width)
+
+
+def _categoricals(series: np.ndarray, names: list[str], columns: list[int], words: _Words, sid: np.ndarray,
+                  build=None) -> tuple[dict, np.ndarray]:
+    """Categorical columns (``build``, default all ``names``) of the cells' series names (``series``: global codes
+    of ``columns``), categories in order of first appearance among the series, and the series x names code table."""
     table = np.zeros((len(series), len(names)), dtype=np.int32)
     cats = {}
-    for i, name in enumerate(names):
-        codes, uniques = pd.factorize(np.array([s[i] for s in series], dtype=object))
-        table[:, i], cats[name] = codes, pd.Index(uniques, dtype=object)
+    for i, (name, words_i) in enumerate(zip(names, words.names(series, columns))):
+        codes, first = pd.factorize(series[:, i])
+        table[:, i], cats[name] = codes, pd.Index(words_i[_first_rows(codes, len(first))], dtype=object)
     return {n: pd.Categorical.from_codes(table[sid, i], categories=cats[n]) for i, n in enumerate(names)
             if build is None or n in build}, table
 
 
-def _train_frame(sums: _Sums, cut: pd.Timestamp | None, names: bool = True) -> tuple[pd.DataFrame, Ids]:
+def _first_rows(codes: np.ndarray, n: int) -> np.ndarray:
+    """The first row of each of the ``n`` codes (codes numbered in order of first appearance)."""
+    first = np.full(n, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return first
+
+
+def _train_frame(sums: _Sums, words: _Words, cut: pd.Timestamp | None, names: bool = True) -> tuple[pd.DataFrame, Ids]:
     """The training cells as a usage_histograms-like table (with ``cut``: per day too) and their Ids."""
     key, count = sums.result()
     sid, tail = _split_key(key)
     del key
-    series = list(sums.series)
-    columns, table = _categoricals(series, NAMES, sid, None if names else ("basis", "resource"))
+    series = _series_codes(sums, len(NAMES))
+    columns, table = _categoricals(series, NAMES, list(range(len(NAMES))), words, sid,
+                                   None if names else ("basis", "resource"))
     frame = pd.DataFrame(columns)
     if cut is not None:
         frame["day"] = cut - pd.to_timedelta((tail // _NB + 1) * DAY_SECONDS, unit="s")
@@ -188,8 +264,8 @@ def _train_frame(sums: _Sums, cut: pd.Timestamp | None, names: bool = True) -> t
     # the grouping statistics.ids_of would find: by container, and by container and pod
     container, containers = _group(table[:, :5])
     pod, pods = _group(table[:, :6])
-    groups = pd.DataFrame([series[i][:5] for i in containers], columns=list(CONTAINER_KEY))
-    pod_table = pd.DataFrame([series[i][:6] for i in pods], columns=list(CONTAINER_KEY) + ["pod"])
+    groups = pd.DataFrame(dict(zip(CONTAINER_KEY, words.names(series[containers, :5], list(range(5))))))
+    pod_table = pd.DataFrame(dict(zip(list(CONTAINER_KEY) + ["pod"], words.names(series[pods, :6], list(range(6))))))
     return frame, Ids(container[sid].astype(np.int32), groups.astype(str), pod[sid].astype(np.int32), pod_table.astype(str))
 
 
@@ -213,10 +289,11 @@ def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[inverse.ravel()], first[order]
 
 
-def _test_frame(sums: _Sums) -> pd.DataFrame:
+def _test_frame(sums: _Sums, words: _Words) -> pd.DataFrame:
     key, count = sums.result()
     sid = key // _TAIL
-    columns, _table = _categoricals(list(sums.series), list(CONTAINER_KEY) + ["resource"], sid)
+    series = _series_codes(sums, len(TEST_COLUMNS))
+    columns, _table = _categoricals(series, list(CONTAINER_KEY) + ["resource"], TEST_COLUMNS, words, sid)
     frame = pd.DataFrame(columns)
     frame["bucket"], frame["count"] = (key % _TAIL % _NB).astype(np.int16), count
     return frame

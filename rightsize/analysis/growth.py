@@ -106,19 +106,16 @@ def fit(daily: pd.DataFrame, step_seconds: float, window_end: pd.Timestamp) -> p
     nseg = len(segs)
     Y, X = np.full((nseg, width), np.nan), np.full((nseg, width), np.nan)
     Y[pts["seg"], pos], X[pts["seg"], pos] = pts["y"], pts["age"]
-    i, j = np.triu_indices(width, 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slopes = (Y[:, j] - Y[:, i]) / (X[:, j] - X[:, i])
-    sign = np.sign(Y[:, j] - Y[:, i])
-    pairs = ~np.isnan(slopes)
     seg_cid = segs["cid"].to_numpy()
     npts = (~np.isnan(Y)).sum(axis=1)
     var = npts * (npts - 1) * (2 * npts + 5) / 18.0
-    s_sum = np.bincount(seg_cid, weights=np.nansum(np.where(pairs, sign, 0.0), axis=1), minlength=n)
+    signs, pair_cid, slopes = _pair_slopes(Y, X, seg_cid)
+    s_sum = np.bincount(seg_cid, weights=signs, minlength=n)
     v_sum = np.bincount(seg_cid, weights=var, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where(v_sum > 0, (s_sum - np.sign(s_sum)) / np.sqrt(v_sum), np.nan)
-    slope = _grouped_median(np.broadcast_to(seg_cid[:, None], slopes.shape)[pairs], slopes[pairs], n)
+    slope = _grouped_median(pair_cid, slopes, n)
+    del pair_cid, slopes
     # each segment's intercept under its container's slope: the median of y - slope x
     with warnings.catch_warnings():  # a segment without whole days has no intercept (NaN)
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -137,6 +134,30 @@ def fit(daily: pd.DataFrame, step_seconds: float, window_end: pd.Timestamp) -> p
     long_enough = np.bincount(seg_cid, weights=npts >= MIN_DAYS, minlength=n) > 0
     out["growing"] = long_enough & (slope > 0) & (np.nan_to_num(z) >= Z_MIN)
     return out
+
+
+PAIR_CHUNK = 8_000_000  # pairs of fit points formed at once (each a few float64 arrays of them)
+
+
+def _pair_slopes(Y: np.ndarray, X: np.ndarray, seg_cid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of a segment's points (Y: levels, X: ages; segments x points, NaN padded): per segment the sum
+    of the pairs' signs (Mann-Kendall's S), and per pair with both points its container and its slope, in
+    segment then pair order. Formed a range of segments at a time: at 20,000 containers all pairs at once
+    are a dozen 50 MB temporaries."""
+    i, j = np.triu_indices(Y.shape[1], 1)
+    rows = max(1, PAIR_CHUNK // max(len(i), 1))
+    signs, cids, slopes = [], [], []
+    for a in range(0, len(Y), rows):
+        y, x = Y[a:a + rows], X[a:a + rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = (y[:, j] - y[:, i]) / (x[:, j] - x[:, i])
+        pairs = ~np.isnan(slope)
+        signs.append(np.nansum(np.where(pairs, np.sign(y[:, j] - y[:, i]), 0.0), axis=1))
+        cids.append(np.broadcast_to(seg_cid[a:a + rows, None], slope.shape)[pairs])
+        slopes.append(slope[pairs])
+    if not signs:
+        return np.zeros(0), np.zeros(0, dtype=seg_cid.dtype), np.zeros(0)
+    return np.concatenate(signs), np.concatenate(cids), np.concatenate(slopes)
 
 
 def project(g: pd.DataFrame | dict, horizon_days, peak) -> np.ndarray:

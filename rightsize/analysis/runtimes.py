@@ -53,7 +53,7 @@ def statistics(hourly: pd.DataFrame) -> pd.DataFrame:
             "heap_used_max_bytes", "metrics_max_bytes"]
     if hourly is None or hourly.empty:
         return pd.DataFrame(columns=KEY + cols)
-    h = hourly.assign(**{k: hourly[k].astype(str) for k in KEY})
+    h = hourly.assign(**{k: hourly[k].astype(str) for k in KEY + ["runtime"]})  # names read as categoricals: plain
     g = h.groupby(KEY, sort=False)
     out = g.agg(runtime=("runtime", "first"), pod_hours=("hour", "size"), heap_used_max_bytes=("heap_used_max_bytes", "max"))
     live = g["live_set_max_bytes"].quantile(0.99, interpolation="higher")
