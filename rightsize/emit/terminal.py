@@ -41,9 +41,10 @@ def totals_table(summary: dict, comparison=None) -> Table:
     return table
 
 
-def top_table(view, limit: int | None = None) -> Table | None:
-    """The top changes like KRR's table: where, current → recommended requests, $ per month, flags."""
-    rows = view.top_changes.rows[:limit] if limit else view.top_changes.rows
+def top_table(changes, limit: int | None = None) -> Table | None:
+    """The top changes (the view's ``top_changes``) like KRR's table: where, current → recommended requests, $ per
+    month, flags."""
+    rows = changes.rows[:limit] if limit else changes.rows
     if not rows:
         return None
     several = len({r.record.get("cluster") for r in rows}) > 1
@@ -62,7 +63,7 @@ def top_table(view, limit: int | None = None) -> Table | None:
     return table
 
 
-def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | None = None, comparison=None, view=None):
+def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | None = None, comparison=None, changes=None):
     """A rich renderable: totals (with week-over-week change when present), counts, the top changes, where the report is."""
     from .view import _counts
 
@@ -70,7 +71,7 @@ def summary_table(summary: dict, *, report_dir: str = "", crossed: list[str] | N
     fl = summary.get("containers_by_flag") or {}
     parts = [totals_table(summary, comparison),
              Text(counts_text, style="bold red" if fl.get("oom_risk") else "")]
-    top = top_table(view) if view is not None else None
+    top = top_table(changes) if changes is not None else None
     if top is not None:
         parts.append(top)
     p = summary.get("pricing") or {}
@@ -113,11 +114,13 @@ def print_summary(analysis_or_summary, snapshot=None, *, result=None, report_dir
         crossed = crossed if crossed is not None else result.crossed
         comparison = comparison if comparison is not None else result.comparison
         view = view or result.view
-    if view is None and not isinstance(analysis_or_summary, dict):
-        from .view import build_view
+    changes = view.top_changes if view is not None else None
+    if changes is None and not isinstance(analysis_or_summary, dict):
+        from .view import top_changes
 
-        view = build_view(summary, analysis_or_summary, config)
-    renderable = summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, view=view)
+        # the top changes are all the summary shows of a view: not the whole report's (seconds at 20,000 containers)
+        changes = top_changes(analysis_or_summary, config)
+    renderable = summary_table(summary, report_dir=report_dir, crossed=crossed, comparison=comparison, changes=changes)
     (console or log_console(renderable)).print(renderable)
 
 

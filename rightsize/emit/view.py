@@ -429,6 +429,12 @@ SECTIONS: list[Callable[[Context], Section | None]] = [
 ]
 
 
+def top_changes(analysis, config) -> Table:
+    """The report's top changes by savings ([report] top_n rows): all the terminal summary shows of the view."""
+    recs = analysis.recommendations
+    return recommendation_table(selection.top_savings(recs, config.report.top_n), "top", several_clusters(recs))
+
+
 def build_view(summary: dict, analysis, config, *, snapshot=None, comparison=None, crossed: list[str] | None = None,
                title: str = "rightsize report", extra_caveats: list[dict] | None = None,
                charts: dict[str, bytes | None] | None = None) -> ReportView:
@@ -436,8 +442,7 @@ def build_view(summary: dict, analysis, config, *, snapshot=None, comparison=Non
     None to leave the charts section out (report.md never has it)."""
     ctx = Context(summary, analysis, snapshot, config, comparison, list(crossed or []), list(extra_caveats or []), charts)
     counts, counts_text = _counts(summary)
-    recs = analysis.recommendations
-    top = recommendation_table(selection.top_savings(recs, ctx.top_n), "top", several_clusters(recs))
+    top = top_changes(analysis, config)
     sections = [s for s in (builder(ctx) for builder in SECTIONS) if s is not None]
     return ReportView(title=title, subtitle=header_line(summary), kpis=_kpis(ctx.totals), counts=counts,
                       counts_text=counts_text, crossed=ctx.crossed, sections=sections, top_changes=top)
