@@ -62,11 +62,14 @@ def test_sums_over_days_equal_a_plain_groupby(demo, order, rows, keep_days):
         assert len(sums.train) == len(_summed(expected, train_keys)) and len(sums.test) == len(_summed(test_rows, TEST_KEYS))
 
 
+@pytest.mark.parametrize("ordered", [False, True], ids=["ids shuffled", "ids ascending"])
 @pytest.mark.parametrize("spread", [40, 2048])
-def test_cell_sums_are_those_of_a_sort(spread):
-    """Dense (buckets close together) and sorted (far apart) paths: the cells and counts np.unique gives."""
+def test_cell_sums_are_those_of_a_sort(spread, ordered):
+    """Dense (buckets close together) and sorted (far apart) paths, rows in any order or by id (the spans then
+    found without a groupby): the cells and counts np.unique gives."""
     rng = np.random.default_rng(7)
     cid = rng.integers(0, 300, 20_000).astype(np.int32)
+    cid = np.sort(cid) if ordered else cid
     bucket = rng.integers(0, spread, 20_000).astype(np.int16)
     count = rng.integers(0, 5, 20_000).astype(np.int32)  # zero counts too: a cell is kept, as np.unique keeps it
     uniq, inverse = np.unique(cid.astype(np.int64) * 2048 + bucket, return_inverse=True)

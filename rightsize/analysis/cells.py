@@ -93,9 +93,8 @@ def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int 
     with np.bincount."""
     if not len(cid):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    span = pd.Series(bucket).groupby(cid).agg(["min", "max"])  # per id present, ascending
-    ids, lo = span.index.to_numpy(dtype=np.int64), span["min"].to_numpy(dtype=np.int64)
-    width = span["max"].to_numpy(dtype=np.int64) - lo + 1
+    ids, lo, hi = _spans(cid, bucket)
+    width = hi - lo + 1
     size = int(width.sum())
     if size > _DENSE * len(cid) + 4096:  # buckets spread far apart: the dense array would outgrow the sort
         code = cid.astype(np.int64) * base + bucket
@@ -109,6 +108,17 @@ def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int 
     counts = np.bincount(slot, weights=count, minlength=size)[seen]
     cell = np.searchsorted(offset, seen, side="right") - 1
     return ids[cell] * base + (seen - offset[cell] + lo[cell]), counts
+
+
+def _spans(cid: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids present ascending, the lowest and the highest bucket of each), int64. Rows already ordered by id (every
+    batch of a table rightsize wrote) take one pass of numpy, without a pandas groupby per batch."""
+    if (cid[1:] >= cid[:-1]).all():
+        starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]])
+        return (cid[starts].astype(np.int64), np.minimum.reduceat(bucket, starts).astype(np.int64),
+                np.maximum.reduceat(bucket, starts).astype(np.int64))
+    span = pd.Series(bucket).groupby(cid).agg(["min", "max"])
+    return (span.index.to_numpy(dtype=np.int64), span["min"].to_numpy(dtype=np.int64), span["max"].to_numpy(dtype=np.int64))
 
 
 def _run_sums(sid: np.ndarray, starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
