@@ -388,22 +388,31 @@ def run_plain(args) -> None:
     print(json.dumps({"wall_seconds": time.time() - t0, "requests": client.requests, "peak_rss_bytes": _peak_rss()}))
 
 
+def watched_child(server, argv: list[str], what: str) -> dict:
+    """This script run as a child with ``argv`` while the server's CPU and RSS are watched: the child's JSON line
+    with the server's figures added (server_cpu_seconds, server_rss_start, server_rss_growth, server_anon_growth)."""
+    watch = Watch(server.proc.pid)
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    cpu, rss0, growth, anon = watch.stop()
+    if out.returncode:
+        raise SystemExit(f"{what} failed: {out.stderr[-2000:]}")
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res.update(server_cpu_seconds=cpu, server_rss_start=rss0, server_rss_growth=growth, server_anon_growth=anon)
+    return res
+
+
 def measure_plain(sub: Path, args, end: int) -> dict:
     """The plain pull (run_plain) against a freshly started Prometheus: its wall and the server's CPU and RSS."""
     server = start_server("prometheus", sub, args, end)
     try:
         wait_idle(server, 5, limit=120)
-        cmd = [sys.executable, __file__, "--run-plain", "--url", server.url, "--end", str(end), "--days", str(args.days),
-               "--concurrency", str(args.concurrency), "--step", str(args.step), "--compression", args.compression]
-        watch = Watch(server.proc.pid)
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        cpu, rss0, growth, anon = watch.stop()
-        if out.returncode:
-            raise SystemExit(f"plain pull failed: {out.stderr[-2000:]}")
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res = watched_child(server, ["--run-plain", "--url", server.url, "--end", str(end), "--days", str(args.days),
+                                     "--concurrency", str(args.concurrency), "--step", str(args.step), "--compression",
+                                     args.compression], "plain pull")
         mib = 2**20
-        print(f"[plain pull] {res['wall_seconds']:.1f} s wall, {res['requests']} requests | server CPU {cpu:.1f} s, RSS "
-              f"{rss0 / mib:.0f} MiB at start, peak {(rss0 + growth) / mib:.0f} MiB (+{anon / mib:.0f} MiB anonymous)", flush=True)
+        print(f"[plain pull] {res['wall_seconds']:.1f} s wall, {res['requests']} requests | server CPU {res['server_cpu_seconds']:.1f} "
+              f"s, RSS {res['server_rss_start'] / mib:.0f} MiB at start, peak {(res['server_rss_start'] + res['server_rss_growth']) / mib:.0f} "
+              f"MiB (+{res['server_anon_growth'] / mib:.0f} MiB anonymous)", flush=True)
         return res
     finally:
         server.stop()
@@ -707,18 +716,11 @@ def measure(engine: str, sub: Path, args, end: int, tree: str) -> dict:
     server = start_server(engine, sub, args, end)
     try:
         wait_idle(server, 5, limit=120)
-        cmd = [sys.executable, __file__, "--run-collect", "--url", server.url, "--end", str(end), "--containers",
-               str(args.containers), "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency", str(args.concurrency),
-               "--step", str(args.step), "--compression", args.compression, "--tree", tree,
-               "--range-points", str(args.range_points)]
-        watch = Watch(server.proc.pid)
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        cpu, rss0, growth, anon = watch.stop()
-        if out.returncode:
-            raise SystemExit(f"collect failed ({tree or 'this tree'}): {out.stderr[-2000:]}")
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        res.update(server_cpu_seconds=cpu, server_rss_start=rss0, server_rss_growth=growth, server_anon_growth=anon)
-        return res
+        return watched_child(server, ["--run-collect", "--url", server.url, "--end", str(end), "--containers", str(args.containers),
+                                      "--days", str(args.days), "--clusters", str(args.clusters), "--concurrency",
+                                      str(args.concurrency), "--step", str(args.step), "--compression", args.compression,
+                                      "--tree", tree, "--range-points", str(args.range_points)],
+                             f"collect ({tree or 'this tree'})")
     finally:
         server.stop()
 
