@@ -24,7 +24,7 @@ import requests  # noqa: E402
 from collect_bench import Watch, wait_idle  # noqa: E402
 from promservers import serve_prometheus  # noqa: E402
 from rightsize.config import Config  # noqa: E402
-from rightsize.sources.prometheus.promql import Queries, _tagged  # noqa: E402
+from rightsize.sources.prometheus.promql import Queries, tagged  # noqa: E402
 
 
 def main() -> None:
@@ -42,12 +42,12 @@ def main() -> None:
         K = q.pod_key; m = c.prometheus.metrics; W = q.W
         rst = q.sel(m.restarts, None, containers=True)
         alts = {
-          "daily (range 1d step)": ("range", q.daily(None, 86400)),
-          "per_pod (as is)": ("instant", q.per_pod(None, True)),
+          "daily (range 1d step)": ("range", tagged(q.daily_parts(None, 86400))),
+          "per_pod (one query of every part)": ("instant", tagged(q.per_pod_parts(None, True))),
           "cluster (as is)": ("instant", q.cluster(True)),
           "restarts max - min (before)": ("instant", f"max by ({K}) (max_over_time({rst}[{W}]) - min_over_time({rst}[{W}]))"),
           "restarts round(increase) (now)": ("instant", f"round(max by ({K}) (increase({rst}[{W}])))"),
-          "cfs 3 increases": ("instant", _tagged({k: f"sum by ({K}) (increase({q.sel(getattr(m, f), None, containers=True)}[{W}]))" for k, f in (("p","cpu_periods"),("t","cpu_throttled_periods"),("s","cpu_throttled_seconds"))})),
+          "cfs 3 increases": ("instant", tagged({k: f"sum by ({K}) (increase({q.sel(getattr(m, f), None, containers=True)}[{W}]))" for k, f in (("p","cpu_periods"),("t","cpu_throttled_periods"),("s","cpu_throttled_seconds"))})),
           "requests last_over_time": ("instant", f"max by ({K}, resource) (last_over_time({q.sel(m.resource_requests, None, containers=True)}[{W}]))"),
           "requests series API": ("series", q.sel(m.resource_requests, None, containers=True)),
           "wss max daily (1d range)": ("range", f"max by ({K}) (max_over_time({q.sel(m.memory_working_set, None, containers=True)}[1d]))"),

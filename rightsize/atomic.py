@@ -62,8 +62,13 @@ def nothing_written(target, staged, what: str, error: type[RightsizeError]) -> I
         raise type(exc)(text if "nothing was written" in text else f"{text} (nothing was written)") from None
 
 
+def bytes_sha256(data: bytes) -> str:
+    """'sha256:<hex>' of ``data``: the form of every digest rightsize records."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def file_sha256(path: Path) -> str:
-    """'sha256:<hex>' of a file's bytes."""
+    """'sha256:<hex>' of a file's bytes (read in blocks: a table file may be hundreds of MB)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

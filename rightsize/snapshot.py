@@ -9,7 +9,6 @@ too (storage.py): written through a local folder and committed whole, read throu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import stat
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .atomic import file_sha256
+from .atomic import bytes_sha256, file_sha256
 from .errors import SnapshotError
 from .folders import link_one
 from .memory import release
@@ -373,7 +372,7 @@ def meta_digest(meta: dict) -> str:
     """'sha256:<hex>' of the meta.json fields that change money (the window, the clusters, the step, the price
     sources, and through the tables' checksums every price and usage figure): an edit to any of them is found."""
     covered = json.dumps({k: meta.get(k) for k in MONEY_FIELDS}, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(covered.encode()).hexdigest()
+    return bytes_sha256(covered.encode())
 
 
 def _regular(path: Path) -> None:

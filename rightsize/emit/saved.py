@@ -23,7 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from ..analysis import Analysis
-from ..atomic import file_sha256, write_text_atomic
+from ..atomic import bytes_sha256, file_sha256, write_text_atomic
 from ..errors import RightsizeError
 from ..storage import local_copy
 from ..version import __version__
@@ -76,7 +76,7 @@ def write_saved(analysis: Analysis, key: dict, folder: Path) -> None:
     files[EXTRAS_FILE] = json.dumps({"extras": extras, "object_columns": objects}).encode()
     for name, data in files.items():
         write_text_atomic(target / name, data)
-    sums = {name: file_sha256(target / name) for name in files}
+    sums = {name: bytes_sha256(data) for name, data in files.items()}
     csvs = {name: file_sha256(Path(folder) / name) for name in TABLE_FILES if (Path(folder) / name).is_file()}
     write_text_atomic(target / KEY_FILE, json.dumps({**key, "files": sums, CSV_KEY: csvs}, indent=1) + "\n")
 

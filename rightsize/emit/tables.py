@@ -7,14 +7,13 @@ never sees half a file.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import write_text_atomic
+from ..atomic import bytes_sha256, write_text_atomic
 from ..errors import RightsizeError
 from ..escape import csv_cell
 from ..schema import (BACKTEST_COLUMNS, CROSS_AZ_COLUMNS, IDLE_COLUMNS, LOAD_BALANCER_COLUMNS, NODE_GROUP_COLUMNS, RECOMMENDATION_COLUMNS,
@@ -96,4 +95,4 @@ def _checked_bytes(path: Path | None, digest: str) -> bytes | None:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    return data if "sha256:" + hashlib.sha256(data).hexdigest() == digest else None
+    return data if bytes_sha256(data) == digest else None

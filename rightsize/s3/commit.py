@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import nothing_written, signals_held
+from ..atomic import bytes_sha256, nothing_written, signals_held
 from ..errors import RightsizeError
 from . import objects
 from .manifest import MANIFEST, MANIFEST_FORMAT, POINTER_FORMAT, SUCCESS, TEMPORARY, file_digest, read_manifest
@@ -66,7 +65,7 @@ def _switch(c, target: S3Path, temp: S3Path, manifest: dict, error) -> None:
     """The commit point: the new manifest under a new key, then ``_SUCCESS`` pointing to it (one PUT)."""
     body = put_json(c, temp / MANIFEST, manifest, str(target), f"write {MANIFEST}", error)
     pointer = {"format": POINTER_FORMAT, "manifest": f"{TEMPORARY}/{temp.name}/{MANIFEST}", "what": manifest["what"],
-               "sha256": "sha256:" + hashlib.sha256(body).hexdigest(), "written_at": manifest["written_at"]}
+               "sha256": bytes_sha256(body), "written_at": manifest["written_at"]}
     put_json(c, target / SUCCESS, pointer, str(target), f"write {SUCCESS}", error)
 
 

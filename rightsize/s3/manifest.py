@@ -2,12 +2,11 @@
 manifest while a commit settles), read and checked; ``download`` reads a folder through it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import file_sha256, inside
+from ..atomic import bytes_sha256, file_sha256, inside
 from ..errors import RightsizeError
 from . import objects
 from .objects import call, get_file, get_or_none
@@ -72,7 +71,7 @@ def _pointed(c, folder: S3Path, pointer: dict, error) -> dict | None:
     except S3Error:
         return None
     body = get_or_none(c, where, folder, "read the manifest", error)
-    if body is None or "sha256:" + hashlib.sha256(body).hexdigest() != pointer.get("sha256"):
+    if body is None or bytes_sha256(body) != pointer.get("sha256"):
         raise error(f"{where}: the manifest {folder / SUCCESS} points to is missing or changed; refusing to read {folder}")
     return _json_object(body)
 

@@ -130,10 +130,6 @@ class Queries:
             return f"rate({self.sel(m.cpu_usage, namespaces, extra, containers=True)}[{dur(self.cfg.rate_window)}])"
         return self.sel(m.memory_working_set, namespaces, extra, containers=True)
 
-    def daily(self, namespaces, span: float) -> str:
-        """:meth:`daily_parts` as one query, tagged by ``stat``."""
-        return tagged(self.daily_parts(namespaces, span))
-
     def daily_parts(self, namespaces, span: float) -> dict[str, str]:
         """Per container instance and per ``span`` seconds (evaluate at step = span): the largest raw
         working-set sample, its raw sample count (pod lifetimes, lifetimes.py), the restarts, and ``oom`` (1 where
@@ -158,10 +154,6 @@ class Queries:
         return parts
 
     # --- per container instance, over the window (instant queries) ---------------------------------
-    def per_pod(self, namespaces, inventory: bool, times: tuple[str, ...] = ()) -> str:
-        """:meth:`per_pod_parts` as one query, tagged by ``stat``."""
-        return tagged(self.per_pod_parts(namespaces, inventory, times))
-
     def per_pod_parts(self, namespaces, inventory: bool, times: tuple[str, ...] = ()) -> dict[str, str]:
         """Restarts, CFS periods, throttled periods and seconds (and, for the kube-state-metrics
         inventory, requests and limits) per container instance over the window, and per pod the last
