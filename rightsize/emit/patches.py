@@ -36,7 +36,7 @@ from .hpa_patch import hpa_file, hpa_patch, hpa_target
 from .patch_body import build_patch
 from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
                           has_edits, select, skip_row, target, view_from_containers, view_from_doc)
-from .patch_text import json6902_file, load_all, patches_markdown, smp_file, window_text, yaml_text
+from .patch_text import Doc, json6902_doc, load_all, patches_markdown, rendered, smp_doc, window_text
 from .rollout_patch import rollout_file, rollout_patch
 from .rollout_patch import target as rollout_target
 
@@ -162,7 +162,7 @@ def _manifest_doc(source_file: str, key: tuple, config, cache: dict) -> tuple[di
     return docs[0], f"manifest {path}"
 
 
-def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: dict) -> str:
+def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: dict) -> Doc:
     data: dict = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
     if resources:
         data["resources"] = resources
@@ -175,7 +175,7 @@ def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: 
     ]
     if not resources:
         comments.append("Add the base these workloads come from under `resources:` (or copy the patches into your overlay).")
-    return yaml_text(data, comments)
+    return Doc(data, comments)
 
 
 def _check_writable(out_dir) -> None:
@@ -216,7 +216,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
                                               sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
-    _replace_folder(out_dir, ps.files)
+    _replace_folder(out_dir, rendered(ps.files))
     written = [out_dir / rel for rel in sorted(ps.files)]
     return PatchResult(
         out_dir=out_dir,
@@ -237,7 +237,7 @@ class _PatchSet:
     config: Any
     meta: dict
     index: "_SpecIndex"
-    files: dict[str, str] = field(default_factory=dict)  # relative posix path -> text
+    files: dict[str, str | Doc] = field(default_factory=dict)  # relative posix path -> text, or YAML still to write
     folders: dict[str, list[tuple[str, dict]]] = field(default_factory=dict)
     folder_keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
@@ -268,9 +268,9 @@ class _PatchSet:
         written = []
         # The JSON6902 removal follows the strategic merge, whose full container list fixes the indexes.
         if has_edits(p.body):
-            written.append((f"{p.stem}.yaml", smp_file(p, self.meta), t))
+            written.append((f"{p.stem}.yaml", smp_doc(p, self.meta), t))
         if p.remove_ops:
-            written.append((f"{p.stem}.cpu-limit.yaml", json6902_file(p), t))
+            written.append((f"{p.stem}.cpu-limit.yaml", json6902_doc(p), t))
         self._place(key, p, written)
 
     def _named_containers(self, key: tuple, rows: list[dict]) -> list[dict]:
@@ -286,7 +286,7 @@ class _PatchSet:
             self.warnings.append(f"{WorkloadRef(key[1], key[2], key[3], cluster=key[0])}: {bad}; no patch written")
         return ok
 
-    def _place(self, key: tuple, p: WorkloadPatch, written: list[tuple[str, str, dict]]) -> None:
+    def _place(self, key: tuple, p: WorkloadPatch, written: list[tuple[str, str | Doc, dict]]) -> None:
         """File one workload's patch texts ((name, text, kustomize target) each) in its folder, with its HPA patch."""
         cluster, namespace = key[0], key[1]
         self.extra_skips += p.missing
@@ -316,7 +316,7 @@ def _claim(owners: dict[str, str], folder: str, names: list[str], who: str, layo
         owners[rel] = who
 
 
-def _add_kustomizations(files: dict[str, str], folders: dict, folder_keys: dict, config, meta: dict) -> list[str]:
+def _add_kustomizations(files: dict[str, str | Doc], folders: dict, folder_keys: dict, config, meta: dict) -> list[str]:
     """A kustomization.yaml in every folder with patches; the ones that list no resources."""
     empty: list[str] = []
     for folder, entries in folders.items():

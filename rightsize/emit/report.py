@@ -6,6 +6,7 @@ latest earlier week is compared with automatically.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
 from ..escape import clean_text
+from ..forked import beside
 from ..atomic import write_text_atomic
 from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
@@ -124,9 +126,11 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
 
     step("drawing charts" if config.report.charts else "building the report")
     paths: dict[str, Path] = {}
-    with gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
+    # a forked child draws the charts (matplotlib, the second core) while this process builds everything else
+    charts = beside(lambda: html.chart_pngs(analysis, snapshot, config), "report charts") if config.report.charts else None
+    with charts or contextlib.nullcontext(), gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
         view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
-                          title=title, extra_caveats=extra_caveats, charts=html.chart_pngs(analysis, snapshot, config))
+                          title=title, extra_caveats=extra_caveats, charts=charts.result if charts else None)
         step("writing report.md and report.html")
         if into is not None:
             fill(into)

@@ -113,7 +113,7 @@ def _totals(ctx: Context) -> Section:
 def _charts(ctx: Context) -> Section | None:
     if ctx.charts is None:
         return None
-    from .charts import CHARTS, captions
+    from .chart_data import CHARTS, captions
 
     usage = ctx.snapshot.tables.get("usage") if ctx.snapshot is not None else None
     texts = captions(ctx.analysis, ctx.config, usage)
@@ -437,12 +437,19 @@ def top_changes(analysis, config) -> Table:
 
 def build_view(summary: dict, analysis, config, *, snapshot=None, comparison=None, crossed: list[str] | None = None,
                title: str = "rightsize report", extra_caveats: list[dict] | None = None,
-               charts: dict[str, bytes | None] | None = None) -> ReportView:
+               charts: dict[str, bytes | None] | Callable[[], dict[str, bytes | None] | None] | None = None) -> ReportView:
     """The whole report as a view-model (see the module docstring). ``charts``: PNG bytes by chart name, or
-    None to leave the charts section out (report.md never has it)."""
-    ctx = Context(summary, analysis, snapshot, config, comparison, list(crossed or []), list(extra_caveats or []), charts)
+    None to leave the charts section out (report.md never has it), or a function returning either: it is
+    called once every other section is built (write_report's charts are drawn by a forked child meanwhile)."""
+    later = charts if callable(charts) else None
+    ctx = Context(summary, analysis, snapshot, config, comparison, list(crossed or []), list(extra_caveats or []),
+                  None if later else charts)
     counts, counts_text = _counts(summary)
     top = top_changes(analysis, config)
-    sections = [s for s in (builder(ctx) for builder in SECTIONS) if s is not None]
+    built = [None if later and builder is _charts else builder(ctx) for builder in SECTIONS]
+    if later:
+        ctx.charts = later()
+        built[SECTIONS.index(_charts)] = _charts(ctx)
+    sections = [s for s in built if s is not None]
     return ReportView(title=title, subtitle=header_line(summary), kpis=_kpis(ctx.totals), counts=counts,
                       counts_text=counts_text, crossed=ctx.crossed, sections=sections, top_changes=top)

@@ -1,0 +1,103 @@
+"""A piece of work done in a forked child process beside the parent's own: the second core of a 2-core runner.
+
+``beside(fn)`` forks at once. The child runs ``fn()`` on the copy of the parent's memory the fork gave it (nothing
+is pickled on the way in: the loaded tables are already there), sends the pickled result back through a pipe and
+exits without running the parent's exit handlers or flushing its buffers. ``result()`` returns that result, raises
+the child's exception (its traceback attached as a note), or raises RightsizeError when the child died without
+answering (killed, out of memory). Leaving the ``with`` block without ``result()`` (the parent's own part failed)
+kills and reaps the child, so no process outlives the command. The child writes no file: the parent writes
+everything it returns, so a failure on either side leaves nothing half-written.
+
+Where ``os.fork`` does not exist the work runs in the parent when ``result()`` is asked for.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import traceback
+from typing import Callable, Generic, TypeVar
+
+from .errors import RightsizeError
+
+T = TypeVar("T")
+
+
+class Beside(Generic[T]):
+    """``fn()`` running in a forked child; see the module docstring."""
+
+    def __init__(self, fn: Callable[[], T], what: str):
+        self.fn, self.what = fn, what
+        self.pid: int | None = None
+        self._read = -1
+        if hasattr(os, "fork"):
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(read)
+                _run_child(fn, write)
+            os.close(write)
+            self.pid, self._read = pid, read
+
+    def result(self) -> T:
+        """The child's result (its exception raised here); RightsizeError naming ``what`` when it died silently."""
+        if self.pid is None:
+            return self.fn()
+        with os.fdopen(self._read, "rb") as pipe:
+            payload = pipe.read()  # until the child closes its end: it answered, or died
+        self._read = -1
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if not payload:
+            why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
+            raise RightsizeError(f"{self.what}: the child process doing half of the work stopped ({why}) without "
+                                 "an answer; nothing was written")
+        ok, value = pickle.loads(payload)
+        if not ok:
+            raise value
+        return value
+
+    def __enter__(self) -> "Beside[T]":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pid is not None:  # result() was not asked for: the parent's part failed
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        if self._read >= 0:
+            os.close(self._read)
+            self._read = -1
+
+
+def beside(fn: Callable[[], T], what: str) -> Beside[T]:
+    """Start ``fn()`` in a forked child; use as ``with beside(fn, "patches") as job: ...; job.result()``."""
+    return Beside(fn, what)
+
+
+def _run_child(fn: Callable[[], object], write: int) -> None:
+    """Run ``fn`` and send ``(True, result)`` or ``(False, exception)``; then exit at once (os._exit)."""
+    code = 0
+    try:
+        try:
+            payload = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent, which raises it
+            payload = _pickled_failure(exc)
+        with os.fdopen(write, "wb") as pipe:
+            pipe.write(payload)
+    except BaseException:  # noqa: BLE001 - the pipe broke (the parent is gone): nothing to tell
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _pickled_failure(exc: BaseException) -> bytes:
+    """``(False, exc)`` pickled, the child's traceback attached; a RightsizeError with its text when ``exc`` cannot
+    be pickled."""
+    exc.add_note("raised in the forked child:\n" + "".join(traceback.format_exception(exc)).rstrip())
+    try:
+        payload = pickle.dumps((False, exc), protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(payload)  # an exception whose __init__ takes other arguments pickles but does not load
+        return payload
+    except Exception:  # noqa: BLE001
+        return pickle.dumps((False, RightsizeError(f"{type(exc).__name__}: {exc}")))
