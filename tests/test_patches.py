@@ -308,3 +308,44 @@ def test_the_shared_tags_write_the_text_of_ruamel_own_safe_dumper():
     patch_text.safe_dumper(Plain).dump(doc, buf)  # the patches' settings with ruamel's representer
     assert patch_text.yaml_text(doc) == buf.getvalue() == patch_text.yaml_text(doc)
     assert "memory: null" in buf.getvalue() and "'0123'" in buf.getvalue()
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_processes_write_what_one_writes(tmp_path, monkeypatch):
+    """write_patches builds the second half of the folders in a forked child: the files, PATCHES.md and the result
+    are those of one process doing it all (the split turned off)."""
+    from rightsize.emit import patches
+
+    estate = pd.concat([_fleet(120), _estate()], ignore_index=True)
+    groups = list(patches.group_rows(patches.select(estate, config(), json6902=True)[0]).items())
+    cut = patches._folder_cut(groups, config().patches.layout)
+    assert 0 < cut < len(groups)
+    two = write_patches(estate, snapshot(), config(), tmp_path / "two")
+    monkeypatch.setattr(patches, "_folder_cut", lambda *_: 0)
+    one = write_patches(estate, snapshot(), config(), tmp_path / "one")
+    assert _tree(tmp_path / "two") == _tree(tmp_path / "one")
+    assert len(_tree(tmp_path / "one")) == 120 + 3 + 61 + 1  # patches (web, api, report), kustomizations, PATCHES.md
+    assert [p.relative_to(tmp_path / "two") for p in two.written] == [p.relative_to(tmp_path / "one") for p in one.written]
+    pd.testing.assert_frame_equal(two.patched, one.patched)
+    pd.testing.assert_frame_equal(two.skipped, one.skipped)
+    assert two.notes == one.notes
+    assert [w.replace("/two/", "/one/") for w in two.warnings] == one.warnings and len(one.warnings) == 1
+
+
+def test_a_clash_in_the_childs_half_writes_nothing(tmp_path):
+    """Two clusters' shop/web map to one file under layout {namespace}: found by the forked child (the clash is
+    in the second half), raised by the parent with the same message, and nothing is written."""
+    from rightsize.emit import patches
+
+    rows = [rec(f"a{i}", "Deployment", "web", "app", cluster="eu") for i in range(10)]
+    estate = recs(*rows, rec("zz", "Deployment", "web", "app", cluster="eu"), rec("zz", "Deployment", "web", "app", cluster="us"))
+    groups = list(patches.group_rows(estate).items())
+    assert 0 < patches._folder_cut(groups, "{namespace}") < 10  # zz's two workloads go to the child
+    out = tmp_path / "p"
+    with pytest.raises(PatchError, match=r"^patches: us/zz/Deployment/web and eu/zz/Deployment/web both map to "
+                                         r"zz/deployment-web.yaml"):
+        write_patches(estate, snapshot(), config(layout="{namespace}"), out)
+    assert list(tmp_path.iterdir()) == []

@@ -27,11 +27,13 @@ import pandas as pd
 from ..atomic import inside
 from ..escape import clean_text
 from ..errors import ConfigError
+from ..forked import beside
 from ..folders import k8s_name_problem, layout_problem, safe_component
 from ..names import valid
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 from ..storage import lacks, location, replace_folder, write_problem
+from .bulk import gc_paused
 from .hpa_patch import hpa_file, hpa_patch, hpa_target
 from .patch_body import build_patch
 from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
@@ -202,11 +204,9 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     out_dir = location(out_dir)
     meta = getattr(snapshot, "meta", {}) or {}
     to_patch, skipped = select(recommendations, config, json6902=True)
-    ps = _PatchSet(config, meta, _SpecIndex(snapshot))
-    for key, rows in group_rows(to_patch).items():
-        ps.add(key, rows)
+    ps = _built_in_two(list(group_rows(to_patch).items()), config, meta, _SpecIndex(snapshot))
     skipped = add_skips(skipped, ps.extra_skips)
-    empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
+    empty = ps.empty
     from .resize import landing_lines, urgent_files
 
     resize = urgent_files(recommendations, snapshot, config)
@@ -216,7 +216,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
                                               sections=landing_lines(recommendations, snapshot, config, bool(resize)))
 
     _check_writable(out_dir)
-    _replace_folder(out_dir, rendered(ps.files))
+    _replace_folder(out_dir, ps.files)
     written = [out_dir / rel for rel in sorted(ps.files)]
     return PatchResult(
         out_dir=out_dir,
@@ -228,6 +228,56 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         markdown=out_dir / "PATCHES.md",
         warnings=ps.warnings + ([_no_resources_warning(out_dir, empty)] if empty else []),
     )
+
+
+@dataclass
+class _Built:
+    """What one process built of a patch set (_build): file texts, and what PATCHES.md and the result list."""
+
+    files: dict[str, str]
+    patched: list[tuple[WorkloadPatch, list[str]]]
+    notes: list[str]
+    warnings: list[str]
+    extra_skips: list[dict]
+    empty: list[str]  # kustomization.yaml files listing no resources
+
+
+def _build(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex") -> _Built:
+    """The patch files of ``groups`` ((workload key, rows) each) and their folders' kustomizations, as text."""
+    ps = _PatchSet(config, meta, index)
+    for key, rows in groups:
+        ps.add(key, rows)
+    empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
+    return _Built(rendered(ps.files), ps.patched, ps.notes, ps.warnings, ps.extra_skips, empty)
+
+
+def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex") -> _Built:
+    """_build of every group, the second half by a forked child (forked.py) while this process builds the first:
+    the halves meet between two folders, so a folder's kustomization and its name clashes stay in one process,
+    and the halves joined are what one process builds, in its order (a clash in the first half is raised first)."""
+    cut = _folder_cut(groups, config.patches.layout)
+    if not cut:
+        return _build(groups, config, meta, index)
+    rows = [row for _, group in groups[cut:] for row in group]  # the child's patches carry the parent's own rows
+    with beside(lambda: _build(groups[cut:], config, meta, index), "patches", shared=rows) as child, gc_paused():
+        first = _build(groups[:cut], config, meta, index)
+        second = child.result()
+    return _Built({**first.files, **second.files}, first.patched + second.patched, first.notes + second.notes,
+                  first.warnings + second.warnings, first.extra_skips + second.extra_skips, first.empty + second.empty)
+
+
+def _folder_cut(groups: list[tuple[tuple, list[dict]]], layout: str) -> int:
+    """The index nearest the middle of ``groups`` with no patch folder on both sides of it; 0 when there is none."""
+    folder_of: dict[tuple, str] = {}
+    folders = [folder_of.get(key[:2]) or folder_of.setdefault(key[:2], _layout_folder(layout, key[0], key[1]))
+               for key, _ in groups]
+    last = {folder: i for i, folder in enumerate(folders)}
+    reach, cuts = -1, []
+    for i, folder in enumerate(folders[:-1]):
+        reach = max(reach, last[folder])
+        if reach == i:  # every folder seen so far ends here
+            cuts.append(i + 1)
+    return min(cuts, key=lambda k: abs(2 * k - len(groups)), default=0)
 
 
 @dataclass
