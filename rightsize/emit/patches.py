@@ -20,7 +20,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import pandas as pd
 
@@ -74,6 +74,7 @@ def _layout_folder(layout: str, cluster: str, namespace: str) -> str:
     return posixpath.normpath(folder)
 
 
+T = TypeVar("T")
 SPEC_SOURCES = ("api", "manifests", "demo")  # workloads whose container rows follow the pod spec's order
 
 
@@ -92,7 +93,8 @@ class _SpecIndex:
         ct = tables.get("containers")
         self.containers: dict[tuple, list[dict]] = {}
         if ct is not None and not ct.empty:
-            for r in ct.to_dict("records"):
+            view_cols = [c for c in ("container", "container_type", "init_order", "cpu_limit_cores") if c in ct.columns]
+            for r in ct[list(WORKLOAD_KEY) + view_cols].to_dict("records"):  # what view_from_containers reads
                 self.containers.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
         self.cache: dict = {}
 
@@ -204,16 +206,13 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     out_dir = location(out_dir)
     meta = getattr(snapshot, "meta", {}) or {}
     to_patch, skipped = select(recommendations, config, json6902=True)
-    ps = _built_in_two(list(group_rows(to_patch).items()), config, meta, _SpecIndex(snapshot))
+    ps, (resize, landing) = _built_in_two(list(group_rows(to_patch).items()), config, meta, _SpecIndex(snapshot),
+                                          lambda: _landing(recommendations, snapshot, config))
     skipped = add_skips(skipped, ps.extra_skips)
     empty = ps.empty
-    from .resize import landing_lines, urgent_files
-
-    resize = urgent_files(recommendations, snapshot, config)
     ps.files.update(resize)
     ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta, recommendations=recommendations,
-                                              injectors=config.injectors,
-                                              sections=landing_lines(recommendations, snapshot, config, bool(resize)))
+                                              injectors=config.injectors, sections=landing)
 
     _check_writable(out_dir)
     _replace_folder(out_dir, ps.files)
@@ -251,19 +250,30 @@ def _build(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_
     return _Built(rendered(ps.files), ps.patched, ps.notes, ps.warnings, ps.extra_skips, empty)
 
 
-def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex") -> _Built:
-    """_build of every group, the second half by a forked child (forked.py) while this process builds the first:
-    the halves meet between two folders, so a folder's kustomization and its name clashes stay in one process,
-    and the halves joined are what one process builds, in its order (a clash in the first half is raised first)."""
+def _landing(recommendations: pd.DataFrame, snapshot, config) -> tuple[dict[str, str], list[str]]:
+    """The urgent in-place resize files (resize.py) and PATCHES.md's lines on how the changes land."""
+    from .resize import landing_lines, urgent_files
+
+    resize = urgent_files(recommendations, snapshot, config)
+    return resize, landing_lines(recommendations, snapshot, config, bool(resize))
+
+
+def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex",
+                  also: Callable[[], T]) -> tuple[_Built, T]:
+    """_build of every group and ``also()``: the second half of the groups and ``also`` by a forked child (forked.py)
+    while this process builds the first. The halves meet between two folders, so a folder's kustomization and its
+    name clashes stay in one process, and the halves joined are what one process builds, in its order (a clash in
+    the first half is raised first)."""
     cut = _folder_cut(groups, config.patches.layout)
     if not cut:
-        return _build(groups, config, meta, index)
+        return _build(groups, config, meta, index), also()
     rows = [row for _, group in groups[cut:] for row in group]  # the child's patches carry the parent's own rows
-    with beside(lambda: _build(groups[cut:], config, meta, index), "patches", shared=rows) as child, gc_paused():
+    with beside(lambda: (_build(groups[cut:], config, meta, index), also()), "patches", shared=rows) as child, \
+            gc_paused():
         first = _build(groups[:cut], config, meta, index)
-        second = child.result()
+        second, more = child.result()
     return _Built({**first.files, **second.files}, first.patched + second.patched, first.notes + second.notes,
-                  first.warnings + second.warnings, first.extra_skips + second.extra_skips, first.empty + second.empty)
+                  first.warnings + second.warnings, first.extra_skips + second.extra_skips, first.empty + second.empty), more
 
 
 def _folder_cut(groups: list[tuple[tuple, list[dict]]], layout: str) -> int:

@@ -81,23 +81,28 @@ def change_text(r: dict) -> str:
 
 
 def _rows(patched) -> list[dict]:
-    """One dict per patched container, largest impact (|USD/month|) first, unknown savings last."""
-    rows = []
+    """One dict per patched container (its patch, row, namespace label and saving), largest impact (|USD/month|)
+    first, unknown savings last. Their text is made by _table, for the few hundred rows that fit PATCHES.md."""
     several = len({p.cluster for p, _ in patched}) > 1
-    for p, files in patched:
-        for r in p.rows:
-            ctr = container_label(r)
-            where = f"{p.cluster}: {p.ref}" if several else p.ref
-            rows.append({"workload": f"{md_code(where)} {md_text(ctr)}", "local": f"{md_code(f'{p.kind}/{p.workload}')} {md_text(ctr)}", "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace,
-                         "change": change_text(r), "saving": _saving(r), "code": True})
+    rows = [{"patch": p, "row": r, "several": several, "saving": _saving(r),
+             "namespace": f"{p.cluster}: {p.namespace}" if several else p.namespace}
+            for p, _files in patched for r in p.rows]
     rows.sort(key=lambda x: (math.isnan(x["saving"]), -abs(x["saving"]) if not math.isnan(x["saving"]) else 0))
     return rows
 
 
+def _who(row: dict, name: str) -> str:
+    """The container of a _rows row as a table names it: ``workload`` (its cluster and ref), ``local`` (kind/name)."""
+    p, ctr = row["patch"], container_label(row["row"])
+    if name == "local":
+        return f"{md_code(f'{p.kind}/{p.workload}')} {md_text(ctr)}"
+    return f"{md_code(f'{p.cluster}: {p.ref}' if row['several'] else p.ref)} {md_text(ctr)}"
+
+
 def _table(rows: list[dict], name: str = "workload") -> list[str]:
     lines = ["| Workload | Change | $/month |", "|---|---|---:|"]
-    lines += [f"| {r[name]} | {r['change']} | {fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |"
-              for r in rows]
+    lines += [f"| {_who(r, name)} | {change_text(r['row'])} | "
+              f"{fmt.signed_usd(r['saving']) if not math.isnan(r['saving']) else 'unknown'} |" for r in rows]
     return lines
 
 
@@ -112,12 +117,15 @@ def _by_namespace(rows: list[dict], budget: int) -> list[str]:
     out = ["## The other changes, by namespace", ""]
     used, left = len("\n".join(out)), []
     for ns in order:
+        if left:  # the namespaces after the first that did not fit are only counted
+            left.append(ns)
+            continue
         g = groups[ns]
         total = sum(x["saving"] for x in g if not math.isnan(x["saving"]))
         block = [f"<details><summary><b>{_cell(ns)}</b>: {len(g)} container(s), {fmt.signed_usd(total)}/month</summary>", "",
                  *_table(g, "local"), "", "</details>", ""]
         size = len("\n".join(block)) + 1
-        if left or used + size > budget:
+        if used + size > budget:
             left.append(ns)
             continue
         out += block
