@@ -12,6 +12,8 @@ import contextlib
 import gc
 from typing import Iterator
 
+import pandas as pd
+
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
@@ -23,3 +25,11 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """``df.to_dict("records")``, the same values: string columns are turned into object columns first, in one
+    vectorised step, because pandas reads an Arrow-backed column into records one Python call per value (20,400
+    recommendation rows of 100 columns: 1.1 s against 0.6 s)."""
+    text = {c: object for c, dtype in df.dtypes.items() if isinstance(dtype, pd.StringDtype)}
+    return (df.astype(text) if text else df).to_dict("records")

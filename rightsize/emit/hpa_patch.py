@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..formatting import number
 from .patch_model import WorkloadPatch, name_pattern
-from .patch_text import yaml_text
+from .patch_text import Doc
 
 
 HPA_API = ("autoscaling", "HorizontalPodAutoscaler")
@@ -56,11 +56,12 @@ def hpa_patch(patch: WorkloadPatch, spec: dict | None, why_not: str = "") -> tup
     return (HpaPatch(name, patch.namespace, ops, changes) if ops else None), notes
 
 
-def hpa_file(hpa: HpaPatch, patch: WorkloadPatch) -> str:
+def hpa_doc(hpa: HpaPatch, patch: WorkloadPatch) -> Doc:
+    """The JSON6902 ops of an HPA's target utilization, with the comment saying why."""
     comments = [f"rightsize: HPA {hpa.namespace}/{hpa.name} of {patch.kind} {patch.workload}: target utilization "
                 f"{', '.join(hpa.changes)}, so that target x pod request (the usage at which it scales) stays",
                 "as the requests change in the workload's patch; the test ops fail the build if the HPA changed."]
-    return yaml_text(hpa.ops, comments)
+    return Doc(hpa.ops, comments)
 
 
 def hpa_target(hpa: HpaPatch) -> dict:

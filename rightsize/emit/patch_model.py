@@ -15,6 +15,7 @@ from ..batch_groups import BATCH_GROUP_KINDS
 from ..errors import RightsizeError
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
+from .bulk import records
 
 
 # Kinds whose pod template kustomize merges by container name (built-in schema). Anything else (bare
@@ -233,7 +234,7 @@ def name_pattern(name: str) -> str:
 def group_rows(rows: pd.DataFrame) -> dict[tuple, list[dict]]:
     """Rows as dicts grouped by workload key, keys sorted (one pass; patches are written per workload)."""
     out: dict[tuple, list[dict]] = {}
-    for r in rows.to_dict("records"):
+    for r in records(rows):
         out.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
     return dict(sorted(out.items()))
 

@@ -22,7 +22,13 @@ from .patches_md import patches_markdown as render_patches_md
 
 
 def window_text(meta: dict) -> str:
-    start, end = meta.get("window_start"), meta.get("window_end")
+    return _window_text(meta.get("window_start"), meta.get("window_end"))
+
+
+@functools.lru_cache(maxsize=16)
+def _window_text(start, end) -> str:
+    """The window as text, e.g. '2026-11-02T00:00:00+00:00 .. 2026-11-16T00:00:00+00:00 (14d)' (once per
+    window: every patch file and kustomization says it)."""
     if not start or not end:
         return "unknown"
     try:

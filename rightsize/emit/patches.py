@@ -33,8 +33,8 @@ from ..names import valid
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 from ..storage import lacks, location, replace_folder, write_problem
-from .bulk import gc_paused
-from .hpa_patch import hpa_file, hpa_patch, hpa_target
+from .bulk import gc_paused, records
+from .hpa_patch import hpa_doc, hpa_patch, hpa_target
 from .patch_body import build_patch
 from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
                           has_edits, select, skip_row, target, view_from_containers, view_from_doc)
@@ -88,13 +88,13 @@ class _SpecIndex:
         if wl is not None and not wl.empty:
             cols = [c for c in ("source", "source_file", "hpa_name", "hpa_cpu_target_path", "hpa_memory_target_path")
                     if c in wl.columns]
-            for r in wl[list(WORKLOAD_KEY) + cols].to_dict("records"):
+            for r in records(wl[list(WORKLOAD_KEY) + cols]):
                 self.workloads.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
         ct = tables.get("containers")
         self.containers: dict[tuple, list[dict]] = {}
         if ct is not None and not ct.empty:
             view_cols = [c for c in ("container", "container_type", "init_order", "cpu_limit_cores") if c in ct.columns]
-            for r in ct[list(WORKLOAD_KEY) + view_cols].to_dict("records"):  # what view_from_containers reads
+            for r in records(ct[list(WORKLOAD_KEY) + view_cols]):  # what view_from_containers reads
                 self.containers.setdefault(tuple(r[k] for k in WORKLOAD_KEY), []).append(r)
         self.cache: dict = {}
 
@@ -129,7 +129,7 @@ def _add_hpa_patch(p: WorkloadPatch, spec: dict | None, folder: str, files: dict
     if rel in owners:
         raise PatchError(f"patches: {p.cluster}/{p.ref} and {owners[rel]} both map to {rel}")
     owners[rel] = f"{p.cluster}/{p.ref}"
-    files[rel] = hpa_file(hpa, p)
+    files[rel] = hpa_doc(hpa, p)
     here.append(f"{hpa.stem}.yaml")
     entries.append((f"{hpa.stem}.yaml", hpa_target(hpa)))
     return notes
@@ -266,7 +266,8 @@ def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, in
     the first half is raised first)."""
     cut = _folder_cut(groups, config.patches.layout)
     if not cut:
-        return _build(groups, config, meta, index), also()
+        with gc_paused():
+            return _build(groups, config, meta, index), also()
     rows = [row for _, group in groups[cut:] for row in group]  # the child's patches carry the parent's own rows
     with beside(lambda: (_build(groups[cut:], config, meta, index), also()), "patches", shared=rows) as child, \
             gc_paused():
