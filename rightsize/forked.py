@@ -37,6 +37,7 @@ class Beside(Generic[T]):
         self.fn, self.what, self.shared = fn, what, shared
         self.pid: int | None = None
         self._read = -1
+        self._answer: tuple = ()
         if hasattr(os, "fork"):
             read, write = os.pipe()
             pid = os.fork()
@@ -47,7 +48,14 @@ class Beside(Generic[T]):
             self.pid, self._read = pid, read
 
     def result(self) -> T:
-        """The child's result (its exception raised here); RightsizeError naming ``what`` when it died silently."""
+        """The child's result (its exception raised here); RightsizeError naming ``what`` when it died silently.
+        Asked again, the same result."""
+        if self._answer:
+            return self._answer[0]
+        self._answer = (self._result(),)
+        return self._answer[0]
+
+    def _result(self) -> T:
         if self.pid is None:
             return self.fn()
         with os.fdopen(self._read, "rb") as pipe:

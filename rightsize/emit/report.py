@@ -6,7 +6,6 @@ latest earlier week is compared with automatically.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,16 +120,18 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
         names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary, copies=csv_copies))
         write_text_atomic(stage / "report.md", markdown.render(view))
         write_text_atomic(stage / "report.html", html.render(view))
-        write_text_atomic(stage / metrics_prom.FILE_NAME, metrics_prom.render(analysis, snapshot))
+        write_text_atomic(stage / metrics_prom.FILE_NAME, child.result()[1])
         paths.update({name: out / name for name in names + ["report.md", "report.html", metrics_prom.FILE_NAME]})
 
     step("drawing charts" if config.report.charts else "building the report")
     paths: dict[str, Path] = {}
-    # a forked child draws the charts (matplotlib, the second core) while this process builds everything else
-    charts = beside(lambda: html.chart_pngs(analysis, snapshot, config), "report charts") if config.report.charts else None
-    with charts or contextlib.nullcontext(), gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
+    # a forked child draws the charts (matplotlib, the second core) and renders the metrics file while this
+    # process builds everything else
+    child = beside(lambda: (html.chart_pngs(analysis, snapshot, config), metrics_prom.render(analysis, snapshot)), "report")
+    with child, gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
         view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
-                          title=title, extra_caveats=extra_caveats, charts=charts.result if charts else None)
+                          title=title, extra_caveats=extra_caveats,
+                          charts=(lambda: child.result()[0]) if config.report.charts else None)
         step("writing report.md and report.html")
         if into is not None:
             fill(into)
