@@ -1,6 +1,6 @@
 """A piece of work done in a forked child process beside the parent's own: the second core of a 2-core runner.
 
-``beside(fn)`` forks at once. The child runs ``fn()`` on the copy of the parent's memory the fork gave it (nothing
+``with beside(fn, what) as job:`` forks. The child runs ``fn()`` on the copy of the parent's memory the fork gave it (nothing
 is pickled on the way in: the loaded tables are already there), sends the pickled result back through a pipe and
 exits without running the parent's exit handlers or flushing its buffers. ``result()`` returns that result, raises
 the child's exception (its traceback attached as a note), or raises RightsizeError when the child died without
@@ -28,6 +28,7 @@ from typing import Callable, Generic, Sequence, TypeVar
 from .errors import RightsizeError
 
 T = TypeVar("T")
+_HELD = {signal.SIGINT, signal.SIGTERM}
 
 
 class Beside(Generic[T]):
@@ -38,14 +39,24 @@ class Beside(Generic[T]):
         self.pid: int | None = None
         self._read = -1
         self._answer: tuple = ()
-        if hasattr(os, "fork"):
-            read, write = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: never returns
-                os.close(read)
-                _run_child(fn, write, shared)
-            os.close(write)
-            self.pid, self._read = pid, read
+
+    def _start(self) -> None:
+        """Fork, SIGINT and SIGTERM held meanwhile: one arriving during the fork would run its handler inside the
+        fork's own hooks (logging's lock release), where Python prints the handler's exception and goes on."""
+        read, write = os.pipe()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            _run_child(self.fn, write, self.shared)
+        os.close(write)
+        self.pid, self._read = pid, read
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held signal is handled now, here
+        except BaseException:
+            self.__exit__()
+            raise
 
     def result(self) -> T:
         """The child's result (its exception raised here); RightsizeError naming ``what`` when it died silently.
@@ -73,6 +84,8 @@ class Beside(Generic[T]):
         return value
 
     def __enter__(self) -> "Beside[T]":
+        if hasattr(os, "fork"):
+            self._start()
         return self
 
     def __exit__(self, *exc) -> None:

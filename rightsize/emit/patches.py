@@ -183,11 +183,14 @@ def _kustomization(entries: list[tuple[str, dict]], resources: list[str], meta: 
 
 
 def _check_writable(out_dir) -> None:
-    """The patch folder is replaced whole: refuse one that cannot be written, or that holds something else
-    than earlier patches (no PATCHES.md)."""
+    """The patch folder is replaced whole: refuse one that cannot be written."""
     problem = write_problem(out_dir)
     if problem:
         raise PatchError(f"{out_dir}: {problem}; cannot write patches (nothing was written)")
+
+
+def _check_ours(out_dir) -> None:
+    """Refuse to replace a folder that holds something else than earlier patches (no PATCHES.md)."""
     missing = lacks(out_dir, "PATCHES.md")
     if missing:
         raise PatchError(f"{out_dir}: not empty and not a rightsize patch folder ({missing}); "
@@ -206,16 +209,24 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
     out_dir = location(out_dir)
     meta = getattr(snapshot, "meta", {}) or {}
     to_patch, skipped = select(recommendations, config, json6902=True)
-    ps, (resize, landing) = _built_in_two(list(group_rows(to_patch).items()), config, meta, _SpecIndex(snapshot),
-                                          lambda: _landing(recommendations, snapshot, config))
-    skipped = add_skips(skipped, ps.extra_skips)
-    empty = ps.empty
-    ps.files.update(resize)
-    ps.files["PATCHES.md"] = patches_markdown(ps.patched, skipped, ps.notes, meta, recommendations=recommendations,
-                                              injectors=config.injectors, sections=landing)
+    groups, index = list(group_rows(to_patch).items()), _SpecIndex(snapshot)
+    built: list[tuple[_Built, pd.DataFrame]] = []
+
+    def fill(tmp: Path) -> None:
+        # each process writes the files it builds into the staging folder (the swap comes after both finished)
+        ps, (resize, landing) = _built_in_two(groups, config, meta, index, lambda: _landing(recommendations, snapshot, config),
+                                              tmp)
+        _check_ours(out_dir)  # after the clashes between workloads, which are said first
+        more = add_skips(skipped, ps.extra_skips)
+        extra = {**resize, "PATCHES.md": patches_markdown(ps.patched, more, ps.notes, meta, recommendations=recommendations,
+                                                          injectors=config.injectors, sections=landing)}
+        _write_files(tmp, extra)
+        ps.files += list(extra)
+        built.append((ps, more))
 
     _check_writable(out_dir)
-    _replace_folder(out_dir, ps.files)
+    replace_folder(out_dir, fill, what="patches", error=PatchError)
+    ps, skipped = built[0]
     written = [out_dir / rel for rel in sorted(ps.files)]
     return PatchResult(
         out_dir=out_dir,
@@ -225,7 +236,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
         skipped=skipped.reset_index(drop=True),
         notes=ps.notes,
         markdown=out_dir / "PATCHES.md",
-        warnings=ps.warnings + ([_no_resources_warning(out_dir, empty)] if empty else []),
+        warnings=ps.warnings + ([_no_resources_warning(out_dir, ps.empty)] if ps.empty else []),
     )
 
 
@@ -233,7 +244,7 @@ def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path
 class _Built:
     """What one process built of a patch set (_build): file texts, and what PATCHES.md and the result list."""
 
-    files: dict[str, str]
+    files: list[str]  # written, relative posix paths
     patched: list[tuple[WorkloadPatch, list[str]]]
     notes: list[str]
     warnings: list[str]
@@ -241,13 +252,15 @@ class _Built:
     empty: list[str]  # kustomization.yaml files listing no resources
 
 
-def _build(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex") -> _Built:
-    """The patch files of ``groups`` ((workload key, rows) each) and their folders' kustomizations, as text."""
+def _build(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex", into: Path) -> _Built:
+    """The patch files of ``groups`` ((workload key, rows) each) and their folders' kustomizations, written into
+    the folder ``into``."""
     ps = _PatchSet(config, meta, index)
     for key, rows in groups:
         ps.add(key, rows)
     empty = _add_kustomizations(ps.files, ps.folders, ps.folder_keys, config, meta)
-    return _Built(rendered(ps.files), ps.patched, ps.notes, ps.warnings, ps.extra_skips, empty)
+    _write_files(into, rendered(ps.files))
+    return _Built(list(ps.files), ps.patched, ps.notes, ps.warnings, ps.extra_skips, empty)
 
 
 def _landing(recommendations: pd.DataFrame, snapshot, config) -> tuple[dict[str, str], list[str]]:
@@ -259,21 +272,21 @@ def _landing(recommendations: pd.DataFrame, snapshot, config) -> tuple[dict[str,
 
 
 def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, index: "_SpecIndex",
-                  also: Callable[[], T]) -> tuple[_Built, T]:
-    """_build of every group and ``also()``: the second half of the groups and ``also`` by a forked child (forked.py)
-    while this process builds the first. The halves meet between two folders, so a folder's kustomization and its
-    name clashes stay in one process, and the halves joined are what one process builds, in its order (a clash in
-    the first half is raised first)."""
+                  also: Callable[[], T], into: Path) -> tuple[_Built, T]:
+    """_build of every group into ``into`` and ``also()``: the second half of the groups and ``also`` by a forked
+    child (forked.py) while this process builds the first. The halves meet between two folders, so a folder's
+    kustomization and its name clashes stay in one process, and the halves joined are what one process builds,
+    in its order (a clash in the first half is raised first)."""
     cut = _folder_cut(groups, config.patches.layout)
     if not cut:
         with gc_paused():
-            return _build(groups, config, meta, index), also()
+            return _build(groups, config, meta, index, into), also()
     rows = [row for _, group in groups[cut:] for row in group]  # the child's patches carry the parent's own rows
-    with beside(lambda: (_build(groups[cut:], config, meta, index), also()), "patches", shared=rows) as child, \
+    with beside(lambda: (_build(groups[cut:], config, meta, index, into), also()), "patches", shared=rows) as child, \
             gc_paused():
-        first = _build(groups[:cut], config, meta, index)
+        first = _build(groups[:cut], config, meta, index, into)
         second, more = child.result()
-    return _Built({**first.files, **second.files}, first.patched + second.patched, first.notes + second.notes,
+    return _Built(first.files + second.files, first.patched + second.patched, first.notes + second.notes,
                   first.warnings + second.warnings, first.extra_skips + second.extra_skips, first.empty + second.empty), more
 
 
@@ -398,17 +411,14 @@ def _no_resources_warning(out_dir: Path, empty: list[str]) -> str:
             "(e.g. \"../../base/{namespace}\") or use --overlay")
 
 
-def _replace_folder(out_dir: Path, files: dict[str, str]) -> None:
-    """Write ``files`` into a temp folder beside ``out_dir``, then swap it in (no half-written state)."""
-    def fill(tmp: Path) -> None:
-        folders: dict[str, Path] = {"": Path(tmp)}
-        for rel, text in files.items():
-            folder, name = posixpath.split(rel)
-            if folder not in folders:  # resolved once per folder (a realpath per file: seconds at 20,000 files)
-                folders[folder] = inside(tmp, folder, error=PatchError)
-                folders[folder].mkdir(parents=True, exist_ok=True)
-            if name in ("", ".", ".."):  # one plain component in a folder just checked: inside too
-                raise PatchError(f"{rel!r} would be written outside {tmp}; refused (nothing was written)")
-            (folders[folder] / name).write_text(text, encoding="utf-8")
-
-    replace_folder(out_dir, fill, what="patches", error=PatchError)
+def _write_files(tmp: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (relative posix path -> text) into the staging folder ``tmp``, refusing any path outside it."""
+    folders: dict[str, Path] = {"": Path(tmp)}
+    for rel, text in files.items():
+        folder, name = posixpath.split(rel)
+        if folder not in folders:  # resolved once per folder (a realpath per file: seconds at 20,000 files)
+            folders[folder] = inside(tmp, folder, error=PatchError)
+            folders[folder].mkdir(parents=True, exist_ok=True)  # two processes may make a shared parent: exist_ok
+        if name in ("", ".", ".."):  # one plain component in a folder just checked: inside too
+            raise PatchError(f"{rel!r} would be written outside {tmp}; refused (nothing was written)")
+        (folders[folder] / name).write_text(text, encoding="utf-8")
