@@ -24,7 +24,7 @@ LONG_MODULES: dict[str, str] = {
 # the declarations (settings, the schema, the config), the snapshot (the contract between the stages), the
 # stages' sources and analysis (which never import each other), emit, the stages themselves, the API, the CLI.
 LAYERS: dict[str, tuple[set[str], set[str]]] = {
-    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic", "memory",
+    "base": ({"errors", "quantity", "formatting", "refs", "aws_client", "version", "usage_stats", "sketch", "atomic", "memory", "forked",
               "batch_groups", "escape", "names", "runtimes", "gpu_resources",
               "gpu_catalogue"}, set()),
     "storage": ({"storage", "s3", "folders", "kustomize"}, {"base"}),

@@ -15,7 +15,7 @@ from ..analysis.summary import summarize
 from ..analysis.thresholds import crossed_thresholds
 from ..errors import RightsizeError
 from ..escape import clean_text
-from ..forked import beside
+from ..forked import Beside, beside
 from ..atomic import write_text_atomic
 from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
@@ -112,9 +112,8 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
 
     title = report_title(snapshot.meta)
 
-    # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written
-    # (snapshot/, patches/ and anything else already in ``out`` are kept): a failure or a signal
-    # leaves the earlier report whole.
+    # Every file goes into a temporary sibling folder that replaces ``out`` only when all are written (snapshot/,
+    # patches/ and anything else in ``out`` are kept): a failure or a signal leaves the earlier report whole.
     def fill(stage: Path) -> None:
         step("writing CSV files and summary.json")
         names = list(tables.write_tables(analysis, snapshot, config, stage, summary=summary, copies=csv_copies))
@@ -125,19 +124,24 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
 
     step("drawing charts" if config.report.charts else "building the report")
     paths: dict[str, Path] = {}
-    # a forked child draws the charts (matplotlib, the second core) and renders the metrics file while this
-    # process builds everything else
-    child = beside(lambda: (html.chart_pngs(analysis, snapshot, config), metrics_prom.render(analysis, snapshot)), "report")
-    with child, gc_paused():  # tens of thousands of rows of cells: emit/bulk.py
+    with _beside(analysis, snapshot, config) as child, gc_paused():  # gc: tens of thousands of cells (emit/bulk.py)
+        charts = (lambda: child.result()[0]) if config.report.charts else None
         view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
-                          title=title, extra_caveats=extra_caveats,
-                          charts=(lambda: child.result()[0]) if config.report.charts else None)
+                          title=title, extra_caveats=extra_caveats, charts=charts)
         step("writing report.md and report.html")
         if into is not None:
             fill(into)
         else:
             replace_folder(out, fill, what="report", keep_others=True)
     return ReportResult(out_dir=out, paths=paths, summary=summary, crossed=crossed, comparison=comparison, view=view)
+
+
+def _beside(analysis, snapshot, config) -> Beside[tuple[dict | None, str]]:
+    """A forked child (forked.py) drawing the charts (matplotlib, the second core) and rendering the metrics file
+    while this process builds the rest; its result: (PNG bytes by chart name or None, the metrics text)."""
+    from . import html
+
+    return beside(lambda: (html.chart_pngs(analysis, snapshot, config), metrics_prom.render(analysis, snapshot)), "report")
 
 
 def _compared(previous, summary: dict, analysis, step) -> tuple[Comparison | None, dict | None]:
