@@ -24,6 +24,7 @@ part's restarts and CFS throttling are the window's (they have no daily breakdow
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,18 +77,17 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
     release()  # the stream's running sums, freed: not under the peak of what follows
     train_h = sums.train
-    daily = snapshot.tables["usage_daily"]
-    in_test_d = daily["day"] >= cut
+    daily, hours = snapshot.tables["usage_daily"], snapshot.tables["runtime_hourly"]
+    in_test_d, in_test_r = daily["day"] >= cut, hours["hour"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
+    # the test days first: a recommendation of ``snapshot`` under way in another thread waits for them
+    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
+    _publish(snapshot, ("last_days", test_days), test)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     release()
-    hours = snapshot.tables["runtime_hourly"]
-    in_test_r = hours["hour"] >= cut
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
               "runtime_hourly": hours[~in_test_r].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
-    snapshot.cache[("last_days", test_days)] = test
     train = Snapshot(tables=tables, meta=meta)
     if check_days:
         since = cut - pd.Timedelta(seconds=check_days * DAY_SECONDS)
@@ -98,11 +98,24 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     return train, test
 
 
+def _publish(snapshot, key, value) -> None:
+    """Leave ``value`` in the snapshot's cache under ``key``, and hand it to whoever waits for it there (a Future
+    put there by analysis.analyze while this runs in its worker thread)."""
+    waiting = snapshot.cache.get(key)
+    snapshot.cache[key] = value
+    if isinstance(waiting, Future):
+        waiting.set_result(value)
+
+
 def last_days(snapshot, days: int) -> "TestDays | None":
     """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days): left in the
-    snapshot's cache by split, else computed (one pass over the histograms, the earlier days' cells not
-    summed) and cached. None when its per-pod histograms were not loaded or are empty."""
+    snapshot's cache by split (waited for while a split in another thread makes them: a Future there), else
+    computed (one pass over the histograms, the earlier days' cells not summed) and cached. None when its
+    per-pod histograms were not loaded or are empty."""
     key = ("last_days", days)
+    waiting = snapshot.cache.get(key)
+    if isinstance(waiting, Future) and waiting.result() is None:  # None: that split did not run (it cannot backtest)
+        del snapshot.cache[key]
     if key not in snapshot.cache:
         if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []) or not snapshot.rows("usage_histograms"):
             return None
