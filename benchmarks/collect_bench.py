@@ -323,6 +323,7 @@ def run_collect(args) -> None:
     import datetime as dt
 
     from rightsize.config import Config
+    from rightsize.quantity import format_duration
     from rightsize.snapshot import Snapshot
     from rightsize.sources import prometheus as P
     from rightsize.targets import ClusterTarget
@@ -352,13 +353,18 @@ def run_collect(args) -> None:
 
 
 def run_plain(args) -> None:
-    """Child process: a plain per-pod pull of the same data, to compare the server's cost with: only the CPU-rate and
-    working-set range queries of the collection's own plan (its shards and time chunks, the same concurrency), each
-    answer parsed and reduced as the collection does; no inventory, daily or cluster-wide query. One JSON line."""
+    """Child process: a plain per-pod pull, to compare the server's cost with: the CPU-rate and working-set range
+    queries of the collection's own plan (its shards and time chunks, the same concurrency), each answer parsed and
+    reduced as the collection does; no inventory, daily or cluster-wide query. With ``--families all``, also every
+    other per-pod series the collection reads, pulled the same plain way at the same step (counters as a rate over
+    the rate window: restarts and the three CFS counters; gauges as they are: requests, limits, init requests and
+    limits, container and init-container info, last terminated reason, pod start and completion times), so it
+    touches the same data a collection does. One JSON line."""
     import dataclasses
     import datetime as dt
 
     from rightsize.config import Config
+    from rightsize.quantity import format_duration
     from rightsize.snapshot import Snapshot
     from rightsize.sources import prometheus as P
     from rightsize.sources.prometheus import execute, labels, run as run_mod, usage
@@ -374,18 +380,37 @@ def run_plain(args) -> None:
     r = run_mod.start(cfg, ClusterTarget("c0", args.url), Snapshot(), client, lambda m: None, False, False)
     labels.read_labels(r)
     shards = execute.plan_shards(r.series_per_namespace, r.grid.n, p.range_points)
-    tasks = [t for shard in shards for res in ("cpu", "memory") for t in execute.range_tasks(
+    extra = _plain_families(r.q.cfg.metrics) if args.families == "all" else {}
+    tasks = [t for shard in shards for res in ("cpu", "memory", *extra) for t in execute.range_tasks(
         res, shard, sum(r.series_per_namespace[ns] for ns in shard), r.grid.n, p.range_points)]
     key = [r.labels.namespace, r.labels.pod, r.labels.container]
 
     def fetch(task):
         t = r.grid.first + task.first * r.grid.step
+        if task.name in extra:
+            sel = r.q.sel(extra[task.name][0], r.namespaces(task.namespaces), containers=extra[task.name][2])
+            query = f"rate({sel}[{format_duration(r.q.cfg.rate_window)}])" if extra[task.name][1] else sel
+            parse = client.query_range(query, t, t + (task.steps - 1) * r.grid.step, r.grid.step, key, timestamps=True, deferred=True)
+            return execute.Later(lambda: len(parse()))
         parse = client.query_range(r.q.usage(task.name, r.namespaces(task.namespaces)), t, t + (task.steps - 1) * r.grid.step,
                                    r.grid.step, key, timestamps=True, deferred=True)
         return execute.Later(lambda: usage.reduce_chunk(parse(), task.name, r.grid, r.owners))
 
     execute.run(tasks, fetch, lambda task, part: None, concurrency=p.concurrency, allow_partial=False, log=lambda m: None)
     print(json.dumps({"wall_seconds": time.time() - t0, "requests": client.requests, "peak_rss_bytes": _peak_rss()}))
+
+
+def _plain_families(m) -> dict[str, tuple[str, bool, bool]]:
+    """The other per-pod series a collection reads (``m``: the metrics' names): name -> (metric, is a counter, has a
+    container label)."""
+    counters = {"restarts": m.restarts, "cfs_periods": m.cpu_periods, "cfs_throttled_periods": m.cpu_throttled_periods,
+                "cfs_throttled_seconds": m.cpu_throttled_seconds}
+    gauges = {"requests": m.resource_requests, "limits": m.resource_limits, "init_requests": m.init_resource_requests,
+              "init_limits": m.init_resource_limits, "info": m.container_info, "init_info": m.init_container_info,
+              "terminated": m.last_terminated_reason}
+    pods = {"start_time": m.pod_start_time, "completion_time": m.pod_completion_time}
+    return {**{k: (v, True, True) for k, v in counters.items()}, **{k: (v, False, True) for k, v in gauges.items()},
+            **{k: (v, False, False) for k, v in pods.items()}}
 
 
 def watched_child(server, argv: list[str], what: str) -> dict:
@@ -408,9 +433,9 @@ def measure_plain(sub: Path, args, end: int) -> dict:
         wait_idle(server, 5, limit=120)
         res = watched_child(server, ["--run-plain", "--url", server.url, "--end", str(end), "--days", str(args.days),
                                      "--concurrency", str(args.concurrency), "--step", str(args.step), "--compression",
-                                     args.compression], "plain pull")
+                                     args.compression, "--families", args.families], "plain pull")
         mib = 2**20
-        print(f"[plain pull] {res['wall_seconds']:.1f} s wall, {res['requests']} requests | server CPU {res['server_cpu_seconds']:.1f} "
+        print(f"[plain pull, {args.families} families] {res['wall_seconds']:.1f} s wall, {res['requests']} requests | server CPU {res['server_cpu_seconds']:.1f} "
               f"s, RSS {res['server_rss_start'] / mib:.0f} MiB at start, peak {(res['server_rss_start'] + res['server_rss_growth']) / mib:.0f} "
               f"MiB (+{res['server_anon_growth'] / mib:.0f} MiB anonymous)", flush=True)
         return res
@@ -764,7 +789,10 @@ def main() -> None:
     ap.add_argument("--command", choices=("collect", "run", "plain"), default="collect",
                     help="collect: the usage collection alone (with accuracy); run: `rightsize run` stage by stage, then "
                          "analyze, report and patch alone on its snapshot (Prometheus only); plain: a plain per-pod pull of "
-                         "the same data (the CPU-rate and working-set range queries only), the server's cost to compare with")
+                         "the same data (see --families), the server's cost to compare with")
+    ap.add_argument("--families", choices=("usage", "all"), default="usage",
+                    help="the plain pull's series: usage (the CPU-rate and working-set range queries only) or all (every "
+                         "per-pod series the collection reads, each pulled plainly at the query step)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each measurement (each against a freshly started server)")
     ap.add_argument("--run-collect", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--run-cli", action="store_true", help=argparse.SUPPRESS)

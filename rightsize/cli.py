@@ -469,9 +469,9 @@ COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
-    from .sources.prometheus.execute import return_freed_memory
+    from . import memory
 
-    return_freed_memory()  # every command streams large buffers: give them back to the system once freed
+    memory.for_tables()  # the collection's pulls switch to for_streaming while they run
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:

@@ -6,12 +6,53 @@ allocation its own mapping rises to 32 MB once large blocks are freed), and Arro
 a streamed table used: the process' resident memory stays at its high-water mark although the memory is
 free. :func:`release` returns both at a stage boundary (measured: 400 MB at 21,000 containers); on a
 system without glibc it does only Arrow's part. It frees nothing alive, so no result can change.
+
+How glibc hands memory out is set per phase, as the work's shape differs (:func:`for_streaming`,
+:func:`for_tables`); neither changes what is computed, only page faults and resident memory.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 from functools import lru_cache
+
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt parameters (malloc.h)
+
+
+@lru_cache(maxsize=1)
+def _mallopt():
+    """glibc's mallopt, or None (another C library)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "mallopt") if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+def _set(**params: int) -> None:
+    mallopt = _mallopt()
+    if mallopt is not None:
+        for key, value in params.items():
+            mallopt(globals()[key], value)
+
+
+def for_streaming() -> None:
+    """Collection: answers of tens of MB parsed by worker threads. By default glibc raises its mmap threshold
+    to the size of the last big buffer freed (up to 32 MiB), so the next answers come from the workers' heaps
+    and stay resident after they are freed: about 150 MiB more peak RSS at 1,000 containers. A fixed 1 MiB
+    threshold and two arenas keep them mapped and returned."""
+    _set(M_MMAP_THRESHOLD=1 << 20, M_ARENA_MAX=2)
+
+
+def for_tables() -> None:
+    """analyze, report and patch: whole-table numpy/pandas work that allocates and frees arrays of a few MB
+    thousands of times. Mapped and unmapped each time (the 1 MiB threshold), every page of every array is
+    a fresh page fault: 9.6 of analyze's 30 CPU-seconds at 21,000 containers were the kernel's. Arrays up to
+    8 MiB come from the heap, and its free top is kept (up to 1 GiB) for the next one instead of being handed
+    back at every free; :func:`release` hands it back at stage boundaries. Measured at 21,000 containers:
+    5 CPU-seconds less for analyze, +30 MB peak RSS."""
+    _set(M_MMAP_THRESHOLD=8 << 20, M_TRIM_THRESHOLD=1 << 30, M_ARENA_MAX=2)
 
 
 @lru_cache(maxsize=1)

@@ -12,14 +12,13 @@ run at once instead of after the queries in flight.
 """
 from __future__ import annotations
 
-import ctypes
 import queue
-import sys
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from ... import memory
 from ...errors import SourceError
 from .client import QueryFailed
 
@@ -133,21 +132,6 @@ class _DaemonPool:
             self._queue.put(None)
 
 
-def return_freed_memory() -> None:
-    """Make glibc give large freed buffers back to the system. By default it raises its mmap threshold
-    to the size of the last big buffer freed (up to 32 MiB), so the next answers (tens of MiB each)
-    come from worker threads' heaps and stay resident after they are freed: about 150 MiB more peak
-    RSS at 1,000 containers. A fixed 1 MiB threshold and two arenas keep them mapped and returned."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
-        pass
-
-
 @dataclass(frozen=True)
 class Later:
     """A fetched answer's remaining work (parsing and reducing it), done by :func:`run`'s own thread: the worker
@@ -172,7 +156,7 @@ def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task
     read an answer: at most ``concurrency`` requests in flight, and 2 x ``concurrency`` answers held.
     Splittable failures are split and retried; others raise SourceError, or with ``allow_partial`` are
     recorded in the Outcome."""
-    return_freed_memory()
+    memory.for_streaming()
     bar = getattr(log, "bar", None) or (lambda done, total: None)
     pending, running = list(tasks), {}
     outcome, done, total = Outcome(set(), [], 0), 0, len(tasks)
@@ -207,4 +191,5 @@ def run(tasks: list[Task], fetch: Callable[[Task], Any], consume: Callable[[Task
         for fut in running:
             fut.cancel()
         pool.close()
+        memory.for_tables()
     return outcome
