@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from rightsize.analysis import cells
-from rightsize.analysis.cells import cell_sums, sum_over_days
+from rightsize.analysis.cells import sum_over_days
+from rightsize.sketch import cell_sums
 from rightsize.demo import generate
 from rightsize.usage_stats import CONTAINER_KEY
 

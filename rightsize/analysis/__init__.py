@@ -97,23 +97,20 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
         if waiting is not None:
             snapshot.cache[("last_days", days)] = waiting
         running = pool.submit(_backtest_beside, snapshot, config, days, waiting)
-        recs = recommend.recommend(snapshot, config)
-        recs = cost.add_costs(recs, snapshot, config)
+        # first what needs no recommendation, while the backtest's pass makes the test days the self-check waits for
         nodes = cost.node_requests(snapshot, config)
         hpm = config.general.hours_per_month
+        costs = dict(cross_az=cross_az.cross_az_costs(snapshot, config),
+                     load_balancers=load_balancers.load_balancer_costs(snapshot, config),
+                     idle=cost.idle_costs(snapshot, config, nodes), node_prices=cost.node_unit_prices(snapshot, config))
+        unmatched, on_nodes = unmatched_usage(snapshot), consistency.caveats(snapshot, nodes, hpm)
+        prices = price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
+        recs = cost.add_costs(recommend.recommend(snapshot, config), snapshot, config)
         result = Analysis(
-            recommendations=recs,
-            spot=spot.spot_suitability(snapshot, recs, config),
-            cross_az=cross_az.cross_az_costs(snapshot, config),
-            load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-            idle=cost.idle_costs(snapshot, config, nodes),
-            node_prices=cost.node_unit_prices(snapshot, config),
+            recommendations=recs, spot=spot.spot_suitability(snapshot, recs, config), **costs,
             node_groups=binpack.node_groups(snapshot, recs, config, candidates),
-            warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
-            + consistency.caveats(snapshot, nodes, hpm)
-            + runtimes.caveats(recs, snapshot.meta)
-            + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
-            + growth_unchecked(snapshot),
+            warnings=list(snapshot.meta.get("warnings", [])) + unmatched + unpacked_workloads(snapshot, recs) + on_nodes
+            + runtimes.caveats(recs, snapshot.meta) + prices + growth_unchecked(snapshot),
         )
         result.backtest, result.backtest_note = running.result()
     release()

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from ..memory import release
-from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, cell_sums, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
-from .cells import COLUMNS, cell_sums, chunks, sum_over_days
+from .cells import COLUMNS, chunks, sum_over_days
 
 KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7

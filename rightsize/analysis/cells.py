@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..sketch import MAX_BUCKET, Ids
+from ..sketch import DENSE, MAX_BUCKET, Ids
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 _NB = MAX_BUCKET + 1
@@ -82,45 +82,6 @@ def _summed(key: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(uniques, dtype=np.int64), np.bincount(codes, weights=count, minlength=len(uniques)).astype(np.int32)
 
 
-_DENSE = 4  # a dense array of cells has at most this many slots per row summed into it (else: sorted)
-
-
-def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int = _NB) -> tuple[np.ndarray, np.ndarray]:
-    """(cell codes = id x ``base`` + bucket, ascending; summed count of each, float) of the rows' (id, bucket)
-    cells, as np.unique and np.bincount would give them, without their sort of the rows (and its int64
-    copies: hundreds of MB at 20,000 containers) nor hashing: each id's buckets (or day and bucket, below
-    ``base``) span a short range, so each id gets a slot per value of its range in one dense array, summed
-    with np.bincount."""
-    if not len(cid):
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    ids, lo, hi = _spans(cid, bucket)
-    width = hi - lo + 1
-    size = int(width.sum())
-    if size > _DENSE * len(cid) + 4096:  # buckets spread far apart: the dense array would outgrow the sort
-        code = cid.astype(np.int64) * base + bucket
-        uniq, inverse = np.unique(code, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=count)
-    offset = np.r_[0, np.cumsum(width)[:-1]]
-    at = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
-    at[ids] = offset - lo  # a row's slot: at[its id] + its bucket
-    slot = at[cid] + bucket
-    seen = np.flatnonzero(np.bincount(slot, minlength=size))
-    counts = np.bincount(slot, weights=count, minlength=size)[seen]
-    cell = np.searchsorted(offset, seen, side="right") - 1
-    return ids[cell] * base + (seen - offset[cell] + lo[cell]), counts
-
-
-def _spans(cid: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids present ascending, the lowest and the highest bucket of each), int64. Rows already ordered by id (every
-    batch of a table rightsize wrote) take one pass of numpy, without a pandas groupby per batch."""
-    if (cid[1:] >= cid[:-1]).all():
-        starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]])
-        return (cid[starts].astype(np.int64), np.minimum.reduceat(bucket, starts).astype(np.int64),
-                np.maximum.reduceat(bucket, starts).astype(np.int64))
-    span = pd.Series(bucket).groupby(cid).agg(["min", "max"])
-    return (span.index.to_numpy(dtype=np.int64), span["min"].to_numpy(dtype=np.int64), span["max"].to_numpy(dtype=np.int64))
-
-
 def _run_cells(starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(run, tail, summed count as float) of every cell of a batch's runs (run i: the ``lengths[i]`` rows from
@@ -130,7 +91,7 @@ def _run_cells(starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count:
     lo, hi = np.minimum.reduceat(tail, starts), np.maximum.reduceat(tail, starts)
     width = hi - lo + 1
     size = int(width.sum())
-    if size > _DENSE * len(tail) + 4096:
+    if size > DENSE * len(tail) + 4096:
         uniq, inverse = np.unique(np.repeat(np.arange(len(starts), dtype=np.int64) * _TAIL, lengths) + tail,
                                   return_inverse=True)
         return uniq // _TAIL, uniq % _TAIL, np.bincount(inverse, weights=count)
