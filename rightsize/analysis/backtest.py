@@ -81,7 +81,7 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     in_test_d, in_test_r = daily["day"] >= cut, hours["hour"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     # the test days first: a recommendation of ``snapshot`` under way in another thread waits for them
-    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
+    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True), ids=sums.test_ids)
     _publish(snapshot, ("last_days", test_days), test)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     release()
@@ -122,7 +122,7 @@ def last_days(snapshot, days: int) -> "TestDays | None":
         cut = pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=days * DAY_SECONDS)
         daily = snapshot.tables["usage_daily"]
         sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, train=False)
-        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True))
+        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True), ids=sums.test_ids)
     return snapshot.cache[key]
 
 
