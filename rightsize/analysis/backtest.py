@@ -24,7 +24,7 @@ part's restarts and CFS throttling are the window's (they have no daily breakdow
 """
 from __future__ import annotations
 
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +134,7 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     if ids is None:
         usage = usage_statistics(hist, daily, step)
     else:
-        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        parts = _two_at_a_time(lambda h, i: usage_statistics(h, daily.iloc[0:0], step, ids=i), chunks(hist, ids))
         usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         by_container = daily_statistics(daily, KEYS)
         idx = pd.MultiIndex.from_frame(usage[KEYS])
@@ -147,6 +147,23 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
+
+
+def _two_at_a_time(fn, items) -> list:
+    """[fn(*item) for item in items], two items at once: one in a helper thread, the next in this one (numpy's
+    kernels release the GIL; the analysis' other thread has often finished by then). At most two items are
+    held at once, so the working set is two chunks', not all of them."""
+    out = []
+    with ThreadPoolExecutor(1, thread_name_prefix="chunk") as pool:
+        items = iter(items)
+        for first in items:
+            helper = pool.submit(fn, *first)
+            second = next(items, None)
+            mine = fn(*second) if second is not None else None
+            out.append(helper.result())
+            if second is not None:
+                out.append(mine)
+    return out
 
 
 # --- the replay ----------------------------------------------------------------------------------------

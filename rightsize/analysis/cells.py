@@ -316,7 +316,7 @@ def _test_frame(sums: _Sums, words: _Words) -> tuple[pd.DataFrame, tuple[np.ndar
     return frame, (cid, keys)
 
 
-CHUNK_ROWS = 2_000_000  # training cells reduced to statistics at once (statistics.usage_statistics holds ~10 arrays of them)
+CHUNK_ROWS = 1_000_000  # training cells reduced to statistics at once (usage_statistics holds ~10 arrays of them; two chunks at once)
 
 
 def chunks(frame: pd.DataFrame, ids: Ids, rows: int | None = None):
