@@ -255,3 +255,39 @@ def _cells(snap):
     cut = pd.Timestamp(snap.meta["window_end"]) - pd.Timedelta(days=7)
     sums = cells.sum_over_days(snap.batches("usage_histograms", cells.COLUMNS), cut)
     return sums.train, sums.ids
+
+
+def test_a_failing_pass_in_the_backtest_thread_reaches_the_caller(monkeypatch):
+    """analysis.analyze runs the backtest in a worker thread while the recommendation's self-check waits for its
+    test days: a pass that fails raises its own error in the caller (the waiting self-check is handed it), it
+    does not hang nor turn into another error."""
+    from rightsize.analysis import cells
+
+    calls = []
+
+    def broken(*_a, **_k):
+        calls.append(1)
+        raise RuntimeError("the pass broke")
+
+    monkeypatch.setattr(B, "sum_over_days", broken)
+    monkeypatch.setattr(cells, "sum_over_days", broken)
+    with pytest.raises(RuntimeError, match="the pass broke"):
+        rs.analyze(generate())
+    assert len(calls) == 1  # the self-check was handed the backtest's error: it did not start a pass of its own
+
+
+def test_the_self_check_reduces_its_days_itself_when_the_backtest_cannot_split():
+    """A Future left in the cache by analysis.analyze and resolved with None (the backtest's split did not run)
+    is dropped: last_days reduces the days itself, the figures those of a snapshot without the Future."""
+    from concurrent.futures import Future
+
+    snap, plain = generate(), generate()
+    waiting = Future()
+    snap.cache[("last_days", 7)] = waiting
+    waiting.set_result(None)
+    got, expected = B.last_days(snap, 7), B.last_days(plain, 7)
+    assert not isinstance(snap.cache[("last_days", 7)], Future)
+    pd.testing.assert_frame_equal(got.daily, expected.daily)
+    pd.testing.assert_frame_equal(got.keys, expected.keys)
+    for res in got.cells:
+        assert all(np.array_equal(a, b) for a, b in zip(got.cells[res], expected.cells[res]))

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from rightsize.analysis import cells
-from rightsize.analysis.cells import cell_sums, sum_over_days
+from rightsize.analysis.cells import sum_over_days
+from rightsize.sketch import cell_sums, factorize
 from rightsize.demo import generate
 from rightsize.usage_stats import CONTAINER_KEY
 
@@ -57,6 +58,10 @@ def test_sums_over_days_equal_a_plain_groupby(demo, order, rows, keep_days):
     for k in CONTAINER_KEY:
         assert (named[k] == sums.train[k].astype(str).reset_index(drop=True)).all()
     assert (ids.pods.iloc[ids.pod]["pod"].to_numpy() == sums.train["pod"].astype(str).to_numpy()).all()
+    # the test cells' containers, found from the series' names: the ids and table a row-by-row factorize finds
+    cid, keys = factorize(sums.test, list(CONTAINER_KEY))
+    assert np.array_equal(sums.test_ids[0], cid)
+    pd.testing.assert_frame_equal(sums.test_ids[1], keys)
     # each series' cells are merged within a batch: as many cells as distinct ones when the table is in order
     if order == "as written" and rows > len(hist):
         assert len(sums.train) == len(_summed(expected, train_keys)) and len(sums.test) == len(_summed(test_rows, TEST_KEYS))

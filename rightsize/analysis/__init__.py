@@ -1,6 +1,7 @@
 """The functional core: pure functions from snapshot tables to result tables (no network, no disk)."""
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,36 +88,55 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
     from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
     days = config.report.backtest_days if backtest else 0
-    # the backtest's split first: its one pass over the per-pod histograms also reduces the last days the
-    # recommendation's self-check replays (when they are as many), so the histograms are read once
-    split = backtest_split(snapshot, config, days) if days and days == config.recommend.self_check_days else None
-    release()  # the pass over the histograms freed hundreds of MB at 20,000 containers: not the peak of what follows
-    recs = recommend.recommend(snapshot, config)
+    with ThreadPoolExecutor(1, thread_name_prefix="backtest") as pool:
+        # the backtest (its pass over the per-pod histograms, a recommendation from the training days, the
+        # replay) runs in a worker thread beside the rest: pyarrow and numpy's big kernels release the GIL, so
+        # most of it takes the second core. Its pass also reduces the last days the recommendation's
+        # self-check replays (when they are as many): the self-check waits for them (a Future in the cache)
+        waiting = Future() if days and days == config.recommend.self_check_days else None
+        if waiting is not None:
+            snapshot.cache[("last_days", days)] = waiting
+        running = pool.submit(_backtest_beside, snapshot, config, days, waiting)
+        # first what needs no recommendation, while the backtest's pass makes the test days the self-check waits for
+        nodes = cost.node_requests(snapshot, config)
+        hpm = config.general.hours_per_month
+        costs = dict(cross_az=cross_az.cross_az_costs(snapshot, config),
+                     load_balancers=load_balancers.load_balancer_costs(snapshot, config),
+                     idle=cost.idle_costs(snapshot, config, nodes), node_prices=cost.node_unit_prices(snapshot, config))
+        unmatched, on_nodes = unmatched_usage(snapshot), consistency.caveats(snapshot, nodes, hpm)
+        prices = price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
+        recs = cost.add_costs(recommend.recommend(snapshot, config), snapshot, config)
+        result = Analysis(
+            recommendations=recs, spot=spot.spot_suitability(snapshot, recs, config), **costs,
+            node_groups=binpack.node_groups(snapshot, recs, config, candidates),
+            warnings=list(snapshot.meta.get("warnings", [])) + unmatched + unpacked_workloads(snapshot, recs) + on_nodes
+            + runtimes.caveats(recs, snapshot.meta) + prices + growth_unchecked(snapshot),
+        )
+        result.backtest, result.backtest_note = running.result()
     release()
-    recs = cost.add_costs(recs, snapshot, config)
-    nodes = cost.node_requests(snapshot, config)
-    hpm = config.general.hours_per_month
-    result = Analysis(
-        recommendations=recs,
-        spot=spot.spot_suitability(snapshot, recs, config),
-        cross_az=cross_az.cross_az_costs(snapshot, config),
-        load_balancers=load_balancers.load_balancer_costs(snapshot, config),
-        idle=cost.idle_costs(snapshot, config, nodes),
-        node_prices=cost.node_unit_prices(snapshot, config),
-        node_groups=binpack.node_groups(snapshot, recs, config, candidates),
-        warnings=list(snapshot.meta.get("warnings", [])) + unmatched_usage(snapshot) + unpacked_workloads(snapshot, recs)
-        + consistency.caveats(snapshot, nodes, hpm)
-        + runtimes.caveats(recs, snapshot.meta)
-        + price_split.caveats(snapshot.tables["prices"], snapshot.tables["nodes"], config)
-        + growth_unchecked(snapshot),
-    )
-    result.backtest, result.backtest_note = run_backtest(snapshot, config, days, split=split)
     result.summary = summary.summarize(result, snapshot, config)
     totals = result.summary["totals"]
     result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
     result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
     result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
     return result
+
+
+def _backtest_beside(snapshot: Snapshot, config: Config, days: int, waiting: Future | None) -> tuple[pd.DataFrame, str]:
+    """run_backtest, its split shared with the recommendation's self-check when ``waiting`` (a Future the
+    self-check waits on: backtest.split resolves it with the test days; None here when the split cannot run,
+    the exception when it fails, so the waiting thread never hangs)."""
+    try:
+        split = backtest_split(snapshot, config, days) if waiting is not None else None
+        release()  # the pass over the histograms freed hundreds of MB at 20,000 containers: not the peak of what follows
+        return run_backtest(snapshot, config, days, split=split)
+    except BaseException as exc:
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(exc)
+        raise
+    finally:
+        if waiting is not None and not waiting.done():
+            waiting.set_result(None)
 
 
 def backtest_split(snapshot: Snapshot, config: Config, test_days: int, runs: dict | None = None):

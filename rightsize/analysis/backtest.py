@@ -24,15 +24,16 @@ part's restarts and CFS throttling are the window's (they have no daily breakdow
 """
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..memory import release
-from ..sketch import MAX_BUCKET, bucket_value, daily_statistics, factorize, usage_statistics
+from ..sketch import MAX_BUCKET, bucket_value, cell_sums, daily_statistics, factorize, usage_statistics
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
-from .cells import COLUMNS, cell_sums, chunks, sum_over_days
+from .cells import COLUMNS, chunks, sum_over_days
 
 KEYS = list(CONTAINER_KEY)  # pandas reads a tuple as one key
 TEST_DAYS = 7
@@ -76,18 +77,17 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, keep_days, names)
     release()  # the stream's running sums, freed: not under the peak of what follows
     train_h = sums.train
-    daily = snapshot.tables["usage_daily"]
-    in_test_d = daily["day"] >= cut
+    daily, hours = snapshot.tables["usage_daily"], snapshot.tables["runtime_hourly"]
+    in_test_d, in_test_r = daily["day"] >= cut, hours["hour"] >= cut
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
+    # the test days first: a recommendation of ``snapshot`` under way in another thread waits for them
+    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True), ids=sums.test_ids)
+    _publish(snapshot, ("last_days", test_days), test)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     release()
-    hours = snapshot.tables["runtime_hourly"]
-    in_test_r = hours["hour"] >= cut
     tables = {**snapshot.tables, "usage": usage, "usage_histograms": train_h, "usage_daily": train_d,
               "runtime_hourly": hours[~in_test_r].reset_index(drop=True)}
     meta = {**snapshot.meta, "window_end": cut.isoformat()}
-    test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True))
-    snapshot.cache[("last_days", test_days)] = test
     train = Snapshot(tables=tables, meta=meta)
     if check_days:
         since = cut - pd.Timedelta(seconds=check_days * DAY_SECONDS)
@@ -98,18 +98,31 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     return train, test
 
 
+def _publish(snapshot, key, value) -> None:
+    """Leave ``value`` in the snapshot's cache under ``key``, and hand it to whoever waits for it there (a Future
+    put there by analysis.analyze while this runs in its worker thread)."""
+    waiting = snapshot.cache.get(key)
+    snapshot.cache[key] = value
+    if isinstance(waiting, Future):
+        waiting.set_result(value)
+
+
 def last_days(snapshot, days: int) -> "TestDays | None":
     """The snapshot's last ``days`` days reduced for a replay (as :func:`split`'s test days): left in the
-    snapshot's cache by split, else computed (one pass over the histograms, the earlier days' cells not
-    summed) and cached. None when its per-pod histograms were not loaded or are empty."""
+    snapshot's cache by split (waited for while a split in another thread makes them: a Future there), else
+    computed (one pass over the histograms, the earlier days' cells not summed) and cached. None when its
+    per-pod histograms were not loaded or are empty."""
     key = ("last_days", days)
+    waiting = snapshot.cache.get(key)
+    if isinstance(waiting, Future) and waiting.result() is None:  # None: that split did not run (it cannot backtest)
+        del snapshot.cache[key]
     if key not in snapshot.cache:
         if "usage_histograms" in (snapshot.meta.get("tables_not_loaded") or []) or not snapshot.rows("usage_histograms"):
             return None
         cut = pd.Timestamp(snapshot.meta["window_end"]) - pd.Timedelta(seconds=days * DAY_SECONDS)
         daily = snapshot.tables["usage_daily"]
         sums = sum_over_days(snapshot.batches("usage_histograms", COLUMNS), cut, train=False)
-        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True))
+        snapshot.cache[key] = TestDays.of(sums.test, daily[daily["day"] >= cut].reset_index(drop=True), ids=sums.test_ids)
     return snapshot.cache[key]
 
 
@@ -121,7 +134,7 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     if ids is None:
         usage = usage_statistics(hist, daily, step)
     else:
-        parts = [usage_statistics(h, daily.iloc[0:0], step, ids=i) for h, i in chunks(hist, ids)]
+        parts = _two_at_a_time(lambda h, i: usage_statistics(h, daily.iloc[0:0], step, ids=i), chunks(hist, ids))
         usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         by_container = daily_statistics(daily, KEYS)
         idx = pd.MultiIndex.from_frame(usage[KEYS])
@@ -134,6 +147,23 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
     usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
     return usage
+
+
+def _two_at_a_time(fn, items) -> list:
+    """[fn(*item) for item in items], two items at once: one in a helper thread, the next in this one (numpy's
+    kernels release the GIL; the analysis' other thread has often finished by then). At most two items are
+    held at once, so the working set is two chunks', not all of them."""
+    out = []
+    with ThreadPoolExecutor(1, thread_name_prefix="chunk") as pool:
+        items = iter(items)
+        for first in items:
+            helper = pool.submit(fn, *first)
+            second = next(items, None)
+            mine = fn(*second) if second is not None else None
+            out.append(helper.result())
+            if second is not None:
+                out.append(mine)
+    return out
 
 
 # --- the replay ----------------------------------------------------------------------------------------
@@ -291,7 +321,8 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     # cannot tell whether a higher limit would have held
     out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
     out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
-    return heap_aware(out, settings, test.runtime, np.unique(test.day_peaks["day"]))
+    # the days sorted, as datetimes (np.unique would sort Timestamp objects: a second at 20,000 containers)
+    return heap_aware(out, settings, test.runtime, test.day_peaks["day"].drop_duplicates().sort_values().array)
 
 
 def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None, days=()) -> pd.DataFrame:

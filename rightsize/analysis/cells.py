@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..sketch import MAX_BUCKET, Ids
+from ..sketch import DENSE, MAX_BUCKET, Ids
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 _NB = MAX_BUCKET + 1
@@ -42,10 +42,10 @@ class _Sums:
     done: list = field(default_factory=list)
     pending: list = field(default_factory=list)
 
-    def add(self, names: list[tuple], starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray) -> None:
-        """Sum cells: run i (series ``names[i]``) is the ``lengths[i]`` rows from ``starts[i]``; ``tail`` (day and
-        bucket part of the cell key) and ``count`` are per row of the batch."""
-        if not len(starts):
+    def add(self, names: list[tuple], run: np.ndarray, tail: np.ndarray, count: np.ndarray) -> None:
+        """Sum cells: run i is of series ``names[i]``; cell j (of :func:`_run_cells`) is of run ``run[j]``, with
+        ``tail`` (its day and bucket part of the cell key) and ``count``."""
+        if not names:
             return
         known = len(self.series)
         series = self.series
@@ -56,7 +56,7 @@ class _Sums:
         whole = (ids >= known) & (ids != ids[-1])
         for part, runs in ((self.done, whole), (self.pending, ~whole)):
             if runs.any():
-                part.append(_run_sums(ids[runs], starts[runs], lengths[runs], tail, count))
+                part.append(_series_sums(ids, runs, run, tail, count))
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(cell keys, counts), one entry per cell."""
@@ -82,57 +82,37 @@ def _summed(key: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(uniques, dtype=np.int64), np.bincount(codes, weights=count, minlength=len(uniques)).astype(np.int32)
 
 
-_DENSE = 4  # a dense array of cells has at most this many slots per row summed into it (else: sorted)
-
-
-def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int = _NB) -> tuple[np.ndarray, np.ndarray]:
-    """(cell codes = id x ``base`` + bucket, ascending; summed count of each, float) of the rows' (id, bucket)
-    cells, as np.unique and np.bincount would give them, without their sort of the rows (and its int64
-    copies: hundreds of MB at 20,000 containers) nor hashing: each id's buckets (or day and bucket, below
-    ``base``) span a short range, so each id gets a slot per value of its range in one dense array, summed
-    with np.bincount."""
-    if not len(cid):
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    ids, lo, hi = _spans(cid, bucket)
+def _run_cells(starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(run, tail, summed count as float) of every cell of a batch's runs (run i: the ``lengths[i]`` rows from
+    ``starts[i]``; the runs cover the batch in order), ordered by run, then tail: one dense array with a slot
+    per value of each run's span of ``tail``, summed with np.bincount (a run's days and buckets span a short
+    range); a sort of the rows' cell codes where the spans are far wider than the rows."""
+    lo, hi = np.minimum.reduceat(tail, starts), np.maximum.reduceat(tail, starts)
     width = hi - lo + 1
     size = int(width.sum())
-    if size > _DENSE * len(cid) + 4096:  # buckets spread far apart: the dense array would outgrow the sort
-        code = cid.astype(np.int64) * base + bucket
-        uniq, inverse = np.unique(code, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=count)
+    if size > DENSE * len(tail) + 4096:
+        uniq, inverse = np.unique(np.repeat(np.arange(len(starts), dtype=np.int64) * _TAIL, lengths) + tail,
+                                  return_inverse=True)
+        return uniq // _TAIL, uniq % _TAIL, np.bincount(inverse, weights=count)
     offset = np.r_[0, np.cumsum(width)[:-1]]
-    at = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
-    at[ids] = offset - lo  # a row's slot: at[its id] + its bucket
-    slot = at[cid] + bucket
-    seen = np.flatnonzero(np.bincount(slot, minlength=size))
+    slot = np.repeat(offset - lo, lengths) + tail
+    seen = np.flatnonzero(np.bincount(slot, minlength=size))  # a cell of count 0 is a cell, as np.unique keeps it
     counts = np.bincount(slot, weights=count, minlength=size)[seen]
-    cell = np.searchsorted(offset, seen, side="right") - 1
-    return ids[cell] * base + (seen - offset[cell] + lo[cell]), counts
+    run = np.searchsorted(offset, seen, side="right") - 1
+    return run, seen - offset[run] + lo[run], counts
 
 
-def _spans(cid: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ids present ascending, the lowest and the highest bucket of each), int64. Rows already ordered by id (every
-    batch of a table rightsize wrote) take one pass of numpy, without a pandas groupby per batch."""
-    if (cid[1:] >= cid[:-1]).all():
-        starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]])
-        return (cid[starts].astype(np.int64), np.minimum.reduceat(bucket, starts).astype(np.int64),
-                np.maximum.reduceat(bucket, starts).astype(np.int64))
-    span = pd.Series(bucket).groupby(cid).agg(["min", "max"])
-    return (span.index.to_numpy(dtype=np.int64), span["min"].to_numpy(dtype=np.int64), span["max"].to_numpy(dtype=np.int64))
-
-
-def _run_sums(sid: np.ndarray, starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(cell key, count) summed per cell of the runs (run i: the ``lengths[i]`` rows from ``starts[i]``, of
-    series ``sid[i]``; several runs may be of one series), in order of series, then day and bucket."""
-    first = np.r_[0, np.cumsum(lengths)[:-1]]  # each run's first row among the runs' rows
-    at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))  # the runs' rows in the batch
-    if (np.diff(sid) > 0).all():  # each series one run (a table rightsize wrote)
-        series, group = sid, np.arange(len(sid))
-    else:
-        series, group = np.unique(sid, return_inverse=True)
-    code, sums = cell_sums(np.repeat(group, lengths), tail[at], count[at], _TAIL)
-    return series[code // _TAIL] * _TAIL + code % _TAIL, sums.astype(np.int32)
+def _series_sums(ids: np.ndarray, runs: np.ndarray, run: np.ndarray, tail: np.ndarray, count: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(cell key, count as int32) of the cells of the chosen ``runs`` (a mask over runs, of series ``ids``),
+    summed per cell and ordered by series, then day and bucket (several runs may be of one series)."""
+    mine = runs[run]
+    key = ids[run[mine]] * _TAIL + tail[mine]
+    if (np.diff(ids[runs]) > 0).all():  # each series one run (a table rightsize wrote): cells already apart, in order
+        return key, count[mine].astype(np.int32)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    return uniq, np.bincount(inverse, weights=count[mine]).astype(np.int32)
 
 
 class _Words:
@@ -144,7 +124,7 @@ class _Words:
         self.words: list[list] = [[] for _ in NAMES]
 
     def lookups(self, tb) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per NAMES column of an Arrow batch: its codes (int32, the batch's own) and the global code of each
+        """Per NAMES column of an Arrow batch: its codes (integers, the batch's own) and the global code of each
         of the batch's dictionary entries."""
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -160,7 +140,7 @@ class _Words:
                     known[w] = len(words)
                     words.append(w)
             lut = np.array(list(map(known.__getitem__, batch_words)), dtype=np.int32)
-            out.append((col.indices.to_numpy(zero_copy_only=False).astype(np.int32, copy=False), lut))
+            out.append((col.indices.to_numpy(zero_copy_only=False), lut))  # the file's own width: no copy
         return out
 
     def names(self, series: np.ndarray, columns: list[int]) -> list[np.ndarray]:
@@ -177,6 +157,7 @@ class DaySums:
     train: pd.DataFrame
     ids: Ids
     test: pd.DataFrame
+    test_ids: tuple = ()  # (container id per row of ``test``, in order of first appearance; the id -> CONTAINER_KEY table)
 
 
 def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bool = True, train: bool = True) -> DaySums:
@@ -190,16 +171,16 @@ def sum_over_days(batches, cut: pd.Timestamp, keep_days: bool = False, names: bo
         if tb.num_rows:
             _add_batch(tb, cut, keep_days, train, test, words)
     if train is None:
-        return DaySums(pd.DataFrame(), None, _test_frame(test, words))
+        return DaySums(pd.DataFrame(), None, *_test_frame(test, words))
     train_frame, ids = _train_frame(train, words, cut if keep_days else None, names)
-    return DaySums(train_frame, ids, _test_frame(test, words))
+    return DaySums(train_frame, ids, *_test_frame(test, words))
 
 
 def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test: _Sums, words: _Words) -> None:
     """One batch's runs of a series (cut where the training days end) summed into ``train`` and ``test``."""
     cols = words.lookups(tb)
-    back = np.rint(_seconds_before(cut, tb["day"]) / DAY_SECONDS).astype(np.int64) - 1  # 0: the last training day; < 0: a test day
-    in_test = back < 0
+    back = _days_before(cut, tb["day"]) if keep_days else None  # 0: the last training day; < 0: a test day
+    in_test = back < 0 if keep_days else _test_day(cut, tb["day"])
     n = tb.num_rows
     change = np.zeros(n, dtype=bool)
     change[0] = True
@@ -209,29 +190,49 @@ def _add_batch(tb, cut: pd.Timestamp, keep_days: bool, train: _Sums | None, test
     starts = np.flatnonzero(change)
     lengths = np.diff(np.r_[starts, n])
     run_codes = np.column_stack([lut[codes[starts]] for codes, lut in cols])  # runs x NAMES, global codes
-    tail = tb["bucket"].to_numpy().astype(np.int64) + (np.maximum(back, 0) * _NB if keep_days else 0)
-    count = tb["count"].to_numpy()
+    tail = tb["bucket"].to_numpy().astype(np.int64)
+    if keep_days:
+        tail += np.maximum(back, 0) * _NB
+    run, cell_tail, cell_count = _run_cells(starts, lengths, tail, tb["count"].to_numpy())
+    del tail
     run_test = in_test[starts]
     run_pod = run_codes[:, 6] == words.codes[6].get("pod", -1)
     for part, runs, key_cols in ((train, ~run_test, slice(None)), (test, run_test & run_pod, TEST_COLUMNS)):
-        if part is None:
+        if part is None or not runs.any():
             continue
         which = np.flatnonzero(runs)
-        part.add(list(map(tuple, run_codes[which][:, key_cols].tolist())), starts[which], lengths[which], tail, count)
+        local = np.full(len(starts), -1, dtype=np.int64)
+        local[which] = np.arange(len(which))  # a run's index among the part's runs
+        mine = runs[run]
+        part.add(list(map(tuple, run_codes[which][:, key_cols].tolist())), local[run[mine]], cell_tail[mine],
+                 cell_count[mine])
 
 
 _PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 
 
-def _seconds_before(cut: pd.Timestamp, day) -> np.ndarray:
-    """Seconds from each timestamp of the Arrow column ``day`` to ``cut``, in integers of the column's own unit (no
-    pandas timestamps made per row: at 20,000 containers a second of the pass over the histograms)."""
+def _in_unit(cut: pd.Timestamp, day) -> tuple[np.ndarray, int, int]:
+    """(the Arrow timestamp column ``day`` as int64, ``cut`` and one second in the column's own unit): no pandas
+    timestamps made per row (at 20,000 containers a second of the pass over the histograms)."""
     import pyarrow as pa
 
     col = day.combine_chunks() if hasattr(day, "combine_chunks") else day
     per = _PER_SECOND[col.type.unit]
-    raw = col.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    return (cut.as_unit("ns").value // (10**9 // per) - raw) / per
+    return col.cast(pa.int64()).to_numpy(zero_copy_only=False), cut.as_unit("ns").value // (10**9 // per), per
+
+
+def _days_before(cut: pd.Timestamp, day) -> np.ndarray:
+    """Per timestamp of the Arrow column ``day``, the days from it to ``cut``, rounded, minus one (0: the last day
+    before ``cut``; < 0: a day from ``cut`` on), int64."""
+    raw, end, per = _in_unit(cut, day)
+    return np.rint((end - raw) / per / DAY_SECONDS).astype(np.int64) - 1
+
+
+def _test_day(cut: pd.Timestamp, day) -> np.ndarray:
+    """Per timestamp of the Arrow column ``day``, whether :func:`_days_before` is < 0 (bool), compared in integers
+    of the column's unit: rint(x) - 1 < 0 exactly when x <= 0.5 (rint rounds half to even)."""
+    raw, end, per = _in_unit(cut, day)
+    return raw >= end - per * DAY_SECONDS // 2
 
 
 def _series_codes(sums: _Sums, width: int) -> np.ndarray:
@@ -299,17 +300,23 @@ def _group(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank[inverse.ravel()], first[order]
 
 
-def _test_frame(sums: _Sums, words: _Words) -> pd.DataFrame:
+def _test_frame(sums: _Sums, words: _Words) -> tuple[pd.DataFrame, tuple[np.ndarray, pd.DataFrame]]:
+    """The test cells as a table (CONTAINER_KEY, resource, bucket, count) and their containers: an id per row
+    and the id -> CONTAINER_KEY table, as sketch.factorize would find them (ids in order of first appearance,
+    names as str), from the series' names (not hashed row by row: 3 M rows at 20,000 containers)."""
     key, count = sums.result()
     sid = key // _TAIL
     series = _series_codes(sums, len(TEST_COLUMNS))
-    columns, _table = _categoricals(series, list(CONTAINER_KEY) + ["resource"], TEST_COLUMNS, words, sid)
+    columns, table = _categoricals(series, list(CONTAINER_KEY) + ["resource"], TEST_COLUMNS, words, sid)
     frame = pd.DataFrame(columns)
     frame["bucket"], frame["count"] = (key % _TAIL % _NB).astype(np.int16), count
-    return frame
+    container, firsts = _group(table[:, :5])  # per series its container, and each container's first series
+    cid, order = pd.factorize(container[sid])
+    keys = pd.DataFrame(dict(zip(CONTAINER_KEY, words.names(series[firsts[order], :5], TEST_COLUMNS[:5])))).astype(str)
+    return frame, (cid, keys)
 
 
-CHUNK_ROWS = 2_000_000  # training cells reduced to statistics at once (statistics.usage_statistics holds ~10 arrays of them)
+CHUNK_ROWS = 1_000_000  # training cells reduced to statistics at once (usage_statistics holds ~10 arrays of them; two chunks at once)
 
 
 def chunks(frame: pd.DataFrame, ids: Ids, rows: int | None = None):
