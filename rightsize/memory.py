@@ -20,18 +20,18 @@ from functools import lru_cache
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt parameters (malloc.h)
 
 
-@lru_cache(maxsize=1)
-def _mallopt():
-    """glibc's mallopt, or None (another C library)."""
+@lru_cache(maxsize=None)
+def _libc(function: str):
+    """glibc's ``function`` (mallopt, malloc_trim), or None (another C library, e.g. musl or macOS)."""
     name = ctypes.util.find_library("c")
     try:
-        return getattr(ctypes.CDLL(name), "mallopt") if name else None
+        return getattr(ctypes.CDLL(name), function) if name else None
     except (OSError, AttributeError):
         return None
 
 
 def _set(**params: int) -> None:
-    mallopt = _mallopt()
+    mallopt = _libc("mallopt")
     if mallopt is not None:
         for key, value in params.items():
             mallopt(globals()[key], value)
@@ -56,21 +56,11 @@ def for_tables() -> None:
     _set(M_MMAP_THRESHOLD=8 << 20, M_TRIM_THRESHOLD=64 << 20, M_ARENA_MAX=2)
 
 
-@lru_cache(maxsize=1)
-def _malloc_trim():
-    """glibc's malloc_trim, or None (another C library, e.g. musl or macOS)."""
-    name = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(name), "malloc_trim") if name else None
-    except (OSError, AttributeError):
-        return None
-
-
 def release() -> None:
     """Hand the free memory kept by Arrow's and the C library's allocators back to the system."""
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    trim = _malloc_trim()
+    trim = _libc("malloc_trim")
     if trim is not None:
         trim(0)
