@@ -41,8 +41,9 @@ def for_streaming() -> None:
     """Collection: answers of tens of MB parsed by worker threads. By default glibc raises its mmap threshold
     to the size of the last big buffer freed (up to 32 MiB), so the next answers come from the workers' heaps
     and stay resident after they are freed: about 150 MiB more peak RSS at 1,000 containers. A fixed 1 MiB
-    threshold and two arenas keep them mapped and returned."""
-    _set(M_MMAP_THRESHOLD=1 << 20, M_ARENA_MAX=2)
+    threshold and two arenas keep them mapped and returned, and glibc's default trim threshold (128 KiB; table
+    work before the pulls, e.g. reading the config, may have raised it) hands the heap's free top back at once."""
+    _set(M_MMAP_THRESHOLD=1 << 20, M_TRIM_THRESHOLD=128 << 10, M_ARENA_MAX=2)
 
 
 def for_tables() -> None:
