@@ -140,7 +140,7 @@ class LazyTable:
         import pyarrow as pa
 
         try:
-            f = pq.ParquetFile(str(self.path), read_dictionary=[c.name for c in TABLES[self.name] if c.dtype == "str"])
+            f = pq.ParquetFile(str(self.path), pre_buffer=False, read_dictionary=[c.name for c in TABLES[self.name] if c.dtype == "str"])
             wanted = [c for c in (columns or f.schema_arrow.names) if c in f.schema_arrow.names]
             # one thread decodes (read_ahead's): pyarrow's own pool costs more CPU for no less time here
             for batch in f.iter_batches(batch_size=rows or BATCH_ROWS, columns=wanted, use_threads=False):

@@ -82,6 +82,7 @@ def split(snapshot, test_days: int = TEST_DAYS, keep_days: bool = False, names: 
     train_d, test_d = daily[~in_test_d].reset_index(drop=True), daily[in_test_d].reset_index(drop=True)
     # the test days first: a recommendation of ``snapshot`` under way in another thread waits for them
     test = TestDays.of(sums.test, test_d, hours[in_test_r].reset_index(drop=True), ids=sums.test_ids)
+    sums.test, sums.test_ids, test_d = None, (), None  # reduced into ``test``: not held under the training statistics
     _publish(snapshot, ("last_days", test_days), test)
     usage = _training_usage(snapshot, train_h, train_d, sums.ids)
     release()
