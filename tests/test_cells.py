@@ -67,14 +67,18 @@ def test_sums_over_days_equal_a_plain_groupby(demo, order, rows, keep_days):
         assert len(sums.train) == len(_summed(expected, train_keys)) and len(sums.test) == len(_summed(test_rows, TEST_KEYS))
 
 
-@pytest.mark.parametrize("ordered", [False, True], ids=["ids shuffled", "ids ascending"])
+@pytest.mark.parametrize("ordered", ["shuffled", "ascending", "runs"])
 @pytest.mark.parametrize("spread", [40, 2048])
 def test_cell_sums_are_those_of_a_sort(spread, ordered):
-    """Dense (buckets close together) and sorted (far apart) paths, rows in any order or by id (the spans then
-    found without a groupby): the cells and counts np.unique gives."""
+    """Dense (buckets close together) and sorted (far apart) paths, rows in any order, by id, or in runs of an id
+    with each id in several runs (the backtest's training cells: a container's series come a resource and basis
+    at a time; the spans then found without a groupby): the cells and counts np.unique gives."""
     rng = np.random.default_rng(7)
     cid = rng.integers(0, 300, 20_000).astype(np.int32)
-    cid = np.sort(cid) if ordered else cid
+    if ordered == "ascending":
+        cid = np.sort(cid)
+    elif ordered == "runs":  # four blocks, each by id (some ids missing from some blocks)
+        cid = np.concatenate([np.sort(part) for part in np.array_split(cid, 4)])
     bucket = rng.integers(0, spread, 20_000).astype(np.int16)
     count = rng.integers(0, 5, 20_000).astype(np.int32)  # zero counts too: a cell is kept, as np.unique keeps it
     uniq, inverse = np.unique(cid.astype(np.int64) * 2048 + bucket, return_inverse=True)
