@@ -121,3 +121,20 @@ def test_snapshot_read_without_its_large_tables_cannot_be_written_back(tmp_path)
     with pytest.raises(SnapshotError, match="read without usage_daily, usage_histograms; writing it would lose them"):
         light.write(tmp_path / "snap")
     assert len(Snapshot.read(tmp_path / "snap").tables["usage_histograms"])  # the full one is untouched
+
+
+def test_streamed_batch_with_a_negative_count_is_rejected_with_column(tmp_path):
+    """A per-pod histogram table read in batches (LazyTable) is checked batch by batch: a negative count in a
+    later batch is named with its table and column; a batch whose values are all at or above 0 passes."""
+    from rightsize.snapshot import LazyTable
+
+    hist = generate().tables["usage_histograms"].reset_index(drop=True)
+    hist["count"] = hist["count"].astype("int32")
+    bad = hist.copy()
+    bad.loc[len(bad) - 1, "count"] = -3
+    for frame, name in ((hist, "good.parquet"), (bad, "bad.parquet")):
+        frame.to_parquet(tmp_path / name, index=False, row_group_size=1000)
+    good = LazyTable("usage_histograms", tmp_path / "good.parquet", "snap")
+    assert sum(t.num_rows for t in good.batches(rows=1000)) == len(hist)
+    with pytest.raises(SnapshotError, match=r"table 'usage_histograms'.*column 'count' has negative values"):
+        list(LazyTable("usage_histograms", tmp_path / "bad.parquet", "snap").batches(rows=1000))
