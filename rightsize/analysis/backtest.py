@@ -182,19 +182,15 @@ class TestDays:
     daily: pd.DataFrame  # indexed by id
     day_peaks: pd.DataFrame  # id, day, memory_max_bytes: each container's largest raw sample of each test day
     runtime: pd.DataFrame | None = None  # the test days' runtime_hourly rows (a JVM's live set and non-heap there)
+    runtime_ids: np.ndarray | None = None  # the id of each of ``runtime``'s rows (joined on it, not on the names)
 
     @classmethod
     def of(cls, hist: pd.DataFrame, daily: pd.DataFrame, runtime: pd.DataFrame | None = None, ids=None) -> "TestDays":
         """``ids``: (container id per row of ``hist``, the id -> KEYS table) when ``hist`` has no names."""
         cid_h, keys = ids if ids is not None else factorize(hist, KEYS)
         cid_h = np.asarray(cid_h, dtype=np.int32 if len(keys) < 2**31 else np.int64)
-        cid_d, dkeys = factorize(daily, KEYS)
-        # the daily rows' containers under the histograms' ids (a container with daily rows only gets a new one)
-        known = dkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
-        new = np.isnan(known)
-        known[new] = len(keys) + np.arange(new.sum())
-        keys = pd.concat([keys, dkeys[new]], ignore_index=True)
-        cid_d = known.astype(np.int64)[cid_d]
+        cid_d, keys = _ids_in(daily, keys)
+        cid_r, keys = _ids_in(runtime, keys) if runtime is not None else (None, keys)
         cells = {}
         for res in RESOURCES:
             mine = (hist["resource"] == res).to_numpy()
@@ -217,7 +213,7 @@ class TestDays:
         counted = np.bincount(cid_d, weights=~np.isnan(kills), minlength=n)
         per["oom_kills"] = np.where(counted > 0, np.bincount(cid_d, weights=np.nan_to_num(kills), minlength=n), np.nan)
         days = pd.DataFrame({"id": cid_d, "day": daily["day"].array, "memory_max_bytes": daily["memory_max_bytes"].to_numpy(dtype=float)})
-        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max(), runtime)
+        return cls(keys, cells, per, days.groupby(["id", "day"], as_index=False)["memory_max_bytes"].max(), runtime, cid_r)
 
     def first_day_at(self, ids: np.ndarray, limit: np.ndarray) -> pd.Series:
         """Per row, the first test day whose largest raw working-set sample reaches ``limit`` (NaT: none)."""
@@ -265,6 +261,16 @@ class TestDays:
         hit = np.where(known, n - (before[cut] - before[start]), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(n > 0, hit / n, np.nan), n
+
+
+def _ids_in(frame: pd.DataFrame, keys: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+    """(the id of each of ``frame``'s rows under the id -> KEYS table ``keys``, int64; ``keys`` with a new id
+    appended for each container of ``frame`` it lacks, e.g. one with daily rows but no histogram cells)."""
+    cid, fkeys = factorize(frame, KEYS)
+    known = fkeys.merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"].to_numpy(dtype=float, copy=True)
+    new = np.isnan(known)
+    known[new] = len(keys) + np.arange(new.sum())
+    return known.astype(np.int64)[cid], pd.concat([keys, fkeys[new]], ignore_index=True)
 
 
 def group_sum(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
@@ -322,27 +328,28 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     # cannot tell whether a higher limit would have held
     out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
     out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
-    # the days sorted, as datetimes (np.unique would sort Timestamp objects: a second at 20,000 containers)
-    return heap_aware(out, settings, test.runtime, test.day_peaks["day"].drop_duplicates().sort_values().array)
+    return heap_aware(out, settings, test, ids)
 
 
-def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None, days=()) -> pd.DataFrame:
+def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, test: TestDays, ids: np.ndarray) -> pd.DataFrame:
     """A JVM's replay with the heap it would run with (``heap_bytes``). A Java OutOfMemoryError is predicted when
     the test days' live set (live data, else the heap's troughs) outgrows the heap: the heap fills, not the
     container. Where the heap changes (``heap_changed``) the working set was measured under another heap, so
     the container's demand is the heap at its maximum plus the test days' non-heap peak, a container OOM kill
-    is predicted when that reaches the limit (on the first test day, of ``days``, whose hour first does), and the
-    working-set slack and shares are unknown (NaN)."""
+    is predicted when that reaches the limit (on the first test day whose hour first does), and the
+    working-set slack and shares are unknown (NaN). ``ids``: each settings row's container id in ``test``; the
+    runtime hours are joined on those ids (not on the names: strings of a million hours at 20,000 containers)."""
     heap = settings["heap_bytes"].to_numpy(dtype=float) if "heap_bytes" in settings else np.full(len(settings), np.nan)
     changed = settings["heap_changed"].to_numpy(dtype=bool) if "heap_changed" in settings else np.zeros(len(settings), bool)
     out["heap_bytes"] = heap
     out["predicted_heap_oom"] = False
     out["memory_heap_aware"] = False
+    runtime = test.runtime
     if runtime is None or runtime.empty or np.isnan(heap).all():
         return out
-    peaks = runtime.astype({k: str for k in KEYS}).groupby(KEYS, observed=True)[
-        ["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]].max()
-    per = settings[KEYS].astype(str).merge(peaks.reset_index(), on=KEYS, how="left")
+    peaks = runtime[["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]].groupby(
+        test.runtime_ids).max()
+    per = peaks.reindex(ids)  # -1 (no such container in the test days): NaN
     live = per["live_set_max_bytes"].fillna(per["heap_used_min_bytes"]).to_numpy(dtype=float)
     non_heap = per["non_heap_max_bytes"].fillna(per["non_heap_pools_max_bytes"]).to_numpy(dtype=float)
     out["predicted_heap_oom"] = ~np.isnan(heap) & (np.nan_to_num(live, nan=-1.0) > heap)
@@ -351,26 +358,30 @@ def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame 
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["memory_peak_bytes"] = np.where(aware, demand, out["memory_peak_bytes"])
     out["predicted_oom"] = np.where(aware, ~np.isnan(limit) & (demand >= limit), out["predicted_oom"])
-    out["predicted_oom_day"] = out["predicted_oom_day"].where(~aware, _first_day(settings, runtime, heap, limit, aware, days))
+    # the days sorted, as datetimes (np.unique would sort Timestamp objects: a second at 20,000 containers)
+    days = test.day_peaks["day"].drop_duplicates().sort_values().array
+    first = _first_day(runtime, test.runtime_ids, ids, heap, limit, aware, days)
+    out["predicted_oom_day"] = out["predicted_oom_day"].where(~aware, first.set_axis(settings.index))
     for col in ("memory_share_over_request", "memory_share_at_limit", "memory_slack", "memory_mean_bytes"):
         out[col] = np.where(aware, np.nan, out[col])
     out["memory_heap_aware"] = aware
     return out
 
 
-def _first_day(settings: pd.DataFrame, runtime: pd.DataFrame, heap: np.ndarray, limit: np.ndarray, rows: np.ndarray,
-               days) -> pd.Series:
-    """Per settings row in ``rows``, the test day (of ``days``, starts of the 24 h bins) of the first hour whose
+def _first_day(runtime: pd.DataFrame, runtime_ids: np.ndarray, ids: np.ndarray, heap: np.ndarray, limit: np.ndarray,
+               rows: np.ndarray, days) -> pd.Series:
+    """Per settings row (of container ``ids``, ``heap`` and ``limit`` in bytes) in ``rows``, the test day (of
+    ``days``, starts of the 24 h bins) of the first hour of ``runtime`` (rows of container ``runtime_ids``) whose
     non-heap peak plus ``heap`` reaches ``limit`` (NaT: none)."""
-    want = settings[KEYS].astype(str).assign(_heap=heap, _limit=limit, _row=np.arange(len(settings)))[rows]
-    hours = runtime.astype({k: str for k in KEYS}).merge(want, on=KEYS)
-    non_heap = hours["non_heap_max_bytes"].fillna(hours["non_heap_pools_max_bytes"]).clip(lower=0.0)
-    first = hours[hours["_heap"] + non_heap >= hours["_limit"]].groupby("_row")["hour"].min()
-    out = pd.Series(pd.NaT, index=range(len(settings)), dtype="datetime64[ns, UTC]")
+    want = pd.DataFrame({"_id": ids, "_heap": heap, "_limit": limit, "_row": np.arange(len(ids))})[rows]
+    hours = pd.DataFrame({"_id": runtime_ids, "hour": runtime["hour"].array, "_non_heap": runtime["non_heap_max_bytes"].fillna(
+        runtime["non_heap_pools_max_bytes"]).clip(lower=0.0).to_numpy(dtype=float)}).merge(want[want["_id"] >= 0], on="_id")
+    first = hours[hours["_heap"] + hours["_non_heap"] >= hours["_limit"]].groupby("_row")["hour"].min()
+    out = pd.Series(pd.NaT, index=range(len(ids)), dtype="datetime64[ns, UTC]")
     if len(first) and len(days):
         at = np.searchsorted(pd.DatetimeIndex(days).asi8, pd.DatetimeIndex(first.to_numpy()).asi8, side="right") - 1
         out.loc[first.index] = pd.DatetimeIndex(days)[np.maximum(at, 0)]
-    return out.set_axis(settings.index)
+    return out
 
 
 # --- policies side by side ------------------------------------------------------------------------------
