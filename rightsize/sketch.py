@@ -55,6 +55,13 @@ def bucket_value(buckets: np.ndarray, resource: str) -> np.ndarray:
     return np.where(b <= 0, floor / 2.0, floor * 2.0 * np.power(GAMMA, b) / (GAMMA + 1.0))
 
 
+def summed(ids: np.ndarray, weights: np.ndarray, minlength: int = 0) -> np.ndarray:
+    """np.bincount(ids, weights=weights, minlength=minlength): the weights summed per id (float64), with integer
+    weights made float64 first (numpy converts them element by element inside bincount: 4x its time, measured on
+    the 7.7 M training cells of 21,000 containers). The same sums, exactly."""
+    return np.bincount(ids, weights=np.asarray(weights, dtype=np.float64), minlength=minlength)
+
+
 DENSE = 4  # a dense array of cells has at most this many slots per row summed into it (else: sorted)
 
 
@@ -72,15 +79,19 @@ def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int 
     if size > DENSE * len(cid) + 4096:  # buckets spread far apart: the dense array would outgrow the sort
         code = cid.astype(np.int64) * base + bucket
         uniq, inverse = np.unique(code, return_inverse=True)
-        return uniq, np.bincount(inverse, weights=count)
+        return uniq, summed(inverse, count)
     offset = np.r_[0, np.cumsum(width)[:-1]]
     at = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
     at[ids] = offset - lo  # a row's slot: at[its id] + its bucket
-    slot = at[cid] + bucket
+    slot = at[cid]
+    slot += bucket  # in place: one int64 array of the rows, not two
     seen = np.flatnonzero(np.bincount(slot, minlength=size))
-    counts = np.bincount(slot, weights=count, minlength=size)[seen]
+    counts = summed(slot, count, size)[seen]
+    del slot
     cell = np.searchsorted(offset, seen, side="right") - 1
-    return ids[cell] * base + (seen - offset[cell] + lo[cell]), counts
+    shift = ids * base - offset + lo  # per id: its cells' code minus their slot
+    seen += shift[cell]
+    return seen, counts
 
 
 def _spans(cid: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..sketch import DENSE, MAX_BUCKET, Ids
+from ..sketch import DENSE, MAX_BUCKET, Ids, summed
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS
 
 _NB = MAX_BUCKET + 1
@@ -82,7 +82,7 @@ class _Sums:
 
 def _summed(key: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     codes, uniques = pd.factorize(key)
-    return np.asarray(uniques, dtype=np.int64), np.bincount(codes, weights=count, minlength=len(uniques)).astype(np.int32)
+    return np.asarray(uniques, dtype=np.int64), summed(codes, count, len(uniques)).astype(np.int32)
 
 
 def _run_cells(starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count: np.ndarray,
@@ -97,11 +97,12 @@ def _run_cells(starts: np.ndarray, lengths: np.ndarray, tail: np.ndarray, count:
     if size > DENSE * len(tail) + 4096:
         uniq, inverse = np.unique(np.repeat(np.arange(len(starts), dtype=np.int64) * _TAIL, lengths) + tail,
                                   return_inverse=True)
-        return uniq // _TAIL, uniq % _TAIL, np.bincount(inverse, weights=count)
+        return uniq // _TAIL, uniq % _TAIL, summed(inverse, count)
     offset = np.r_[0, np.cumsum(width)[:-1]]
-    slot = np.repeat(offset - lo, lengths) + tail
+    slot = np.repeat(offset - lo, lengths)
+    slot += tail
     seen = np.flatnonzero(np.bincount(slot, minlength=size))  # a cell of count 0 is a cell, as np.unique keeps it
-    counts = np.bincount(slot, weights=count, minlength=size)[seen]
+    counts = summed(slot, count, size)[seen]
     run = np.searchsorted(offset, seen, side="right") - 1
     return run, seen - offset[run] + lo[run], counts
 
