@@ -175,20 +175,34 @@ def histogram_statistics(hist: pd.DataFrame, keys: list[str], resource: str, qua
     groups of ``hist``'s rows when the caller already has them (:func:`ids_of`). Columns of the result
     are the quantiles (floats, in the resource's unit) and ``samples`` (unweighted)."""
     ids = ids or ids_of(hist, keys)
-    mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
     qs = list(quantiles)
-    if not mask.any():  # float columns, so a range of containers without this resource concatenates as floats
+    groups, values, samples = _statistics_by_id(hist, resource, qs, basis, weight, ids)
+    if not len(groups):  # float columns, so a range of containers without this resource concatenates as floats
         return pd.DataFrame(columns=keys + qs + ["samples"]).astype({c: float for c in [*qs, "samples"]})
+    out = ids.groups.iloc[groups].reset_index(drop=True)
+    out[qs] = values
+    out["samples"] = samples
+    return out
+
+
+def _statistics_by_id(hist: pd.DataFrame, resource: str, qs: list, basis: str, weight: pd.Series | None, ids: "Ids",
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`histogram_statistics` by group id: (the groups, in the order of that table's rows; their quantiles,
+    groups x ``qs``; their samples, unweighted), empty when ``hist`` has no rows of ``resource`` on ``basis``."""
+    mask = ((hist["resource"] == resource) & (hist["basis"] == ("busiest" if basis == "busiest" else "pod"))).to_numpy()
+    if not mask.any():
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(qs))), np.zeros(0)
     per_pod = basis == "max_over_pods"
-    gid, table = (ids.pod, ids.pods) if per_pod else (ids.group, ids.groups)
-    gid = gid[mask]
+    gid = (ids.pod if per_pod else ids.group)[mask]
     count = hist["count"].to_numpy(dtype=float)[mask]
     w = count if weight is None else _rescaled(gid, count, count * weight.to_numpy(dtype=float)[mask])
     groups, values = grouped_quantiles(gid, hist["bucket"].to_numpy()[mask], w, qs, resource)
-    out = table.iloc[groups].reset_index(drop=True)
-    out[qs] = values
-    out["samples"] = np.bincount(gid, weights=count)[groups]
-    return max_over_pods(out, keys, qs) if per_pod else out
+    samples = np.bincount(gid, weights=count)[groups]
+    if not per_pod:
+        return groups, values, samples
+    pod_group = np.zeros(len(ids.pods), dtype=np.int64)
+    pod_group[gid] = ids.group[mask]
+    return _max_over_pods(pod_group[groups], values, samples)
 
 
 @dataclass
@@ -217,15 +231,17 @@ def _rescaled(gid: np.ndarray, count: np.ndarray, weighted: np.ndarray) -> np.nd
     return weighted * scale[gid]
 
 
-def max_over_pods(per_pod: pd.DataFrame, keys: list[str], columns: list) -> pd.DataFrame:
-    """The largest per-pod statistic per container, from pods with at least MIN_POD_SAMPLES samples
-    (every pod when none has that many). ``per_pod`` has keys + pod + columns + samples."""
-    enough = per_pod["samples"] >= MIN_POD_SAMPLES
-    has_enough = enough.groupby([per_pod[k] for k in keys]).transform("any")
-    eligible = per_pod[enough | ~has_enough]
-    agg = {c: "max" for c in columns}
-    agg["samples"] = "sum"
-    return eligible.groupby(keys, as_index=False, sort=False).agg(agg)
+def _max_over_pods(group: np.ndarray, values: np.ndarray, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The largest per-pod statistic per group (``group``: each pod's, pods by ascending id), from pods with at
+    least MIN_POD_SAMPLES samples (every pod of a group when none has that many): (the groups, in order of their
+    first such pod; the largest values, groups x columns; the summed samples)."""
+    enough = samples >= MIN_POD_SAMPLES
+    has_enough = np.bincount(group, weights=enough) > 0
+    keep = enough | ~has_enough[group]
+    frame = pd.DataFrame(values[keep])
+    frame["samples"] = samples[keep]
+    out = frame.groupby(group[keep], sort=False).agg({**{c: "max" for c in range(values.shape[1])}, "samples": "sum"})
+    return out.index.to_numpy(dtype=np.int64), out[list(range(values.shape[1]))].to_numpy(dtype=float), out["samples"].to_numpy(dtype=float)
 
 
 def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: float,
@@ -235,31 +251,49 @@ def usage_statistics(hist: pd.DataFrame, daily: pd.DataFrame, step_seconds: floa
     One code path for collect, the demo, what-if and the backtest: pass a subset of days (the
     backtest's training part) or ``weight`` (decay, aligned with ``hist``) to recompute. Units: cores,
     bytes; ``samples`` are steps with any pod, ``pod_samples`` every pod's steps, ``hours_covered`` =
-    samples x step. ``ids``: the rows' grouping when the caller has it (ids_of, or analysis.cells)."""
+    samples x step. ``ids``: the rows' grouping when the caller has it (ids_of, or analysis.cells).
+    Containers in order of first appearance over the statistics (CPU pooled first), then those with daily rows
+    only; the statistics are placed by integer group id and named once (not joined on names per statistic)."""
     keys = list(CONTAINER_KEY)
     if hist.empty:
         extra = ["samples", "pod_samples", *[f"{r.name}_mean_{r.unit}" for r in RESOURCES.values()], "pods_seen", "hours_covered"]
         return pd.DataFrame(columns=keys + [c for c, _ in usage_statistic_columns()] + extra)
-    parts = []
     ids = ids or ids_of(hist, keys)  # grouping ten million rows is the costly part: once for every statistic
+    columns, order = {}, []  # column -> (group ids, values); the groups of each statistic, in turn
+    qs = [s.quantile for s in QUANTILES]
     for res in RESOURCES:
-        qs = [s.quantile for s in QUANTILES]
         for basis in BASES:
-            stats = histogram_statistics(hist, keys, res, qs, basis, weight, ids)
-            names = {q.quantile: usage_column(res, q.name, basis) for q in QUANTILES}
-            stats = stats.rename(columns=names).set_index(keys)
-            keep = list(names.values())
-            if basis == "busiest" and res == "memory":
-                keep.append("samples")
-            if basis == "pooled" and res == "memory":
-                stats = stats.rename(columns={"samples": "pod_samples"})
-                keep.append("pod_samples")
-            parts.append(stats[keep])
-    parts.append(daily_statistics(daily, keys))
-    out = pd.concat(parts, axis=1)
+            groups, values, samples = _statistics_by_id(hist, res, qs, basis, weight, ids)
+            order.append(groups)
+            columns.update({usage_column(res, q.name, basis): (groups, values[:, i]) for i, q in enumerate(QUANTILES)})
+            if res == "memory" and basis in ("busiest", "pooled"):
+                columns["samples" if basis == "busiest" else "pod_samples"] = (groups, samples)
+    out = _by_group(ids.groups, columns, order).set_index(keys)
+    out = pd.concat([out, daily_statistics(daily, keys)], axis=1)
     out.index.names = keys
     out = out.reset_index()
     out["hours_covered"] = out["samples"] * step_seconds / 3600.0
+    return out
+
+
+def _by_group(table: pd.DataFrame, columns: dict, order: list) -> pd.DataFrame:
+    """Rows of ``table`` (group id -> keys) with ``columns`` (name -> (group ids, values); NaN where a group has
+    none), the groups of ``order``'s arrays in turn, each group where it first appears (what joining the
+    statistics one by one on the keys, in that order, gives)."""
+    seen = np.zeros(len(table), dtype=bool)
+    rows = []
+    for groups in order:
+        new = groups[~seen[groups]]
+        seen[new] = True
+        rows.append(new)
+    rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    at = np.full(len(table), -1, dtype=np.int64)
+    at[rows] = np.arange(len(rows))
+    out = table.iloc[rows].reset_index(drop=True)
+    for name, (groups, values) in columns.items():
+        col = np.full(len(rows), np.nan)
+        col[at[groups]] = values
+        out[name] = col
     return out
 
 
