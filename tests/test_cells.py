@@ -86,3 +86,20 @@ def test_cell_sums_are_those_of_a_sort(spread, ordered):
     assert np.array_equal(code, uniq) and np.array_equal(summed, np.bincount(inverse, weights=count))
     empty = cell_sums(cid[:0], bucket[:0], count[:0])
     assert len(empty[0]) == 0 and len(empty[1]) == 0
+
+
+@pytest.mark.parametrize("rows", [7, 500, 10**6])
+def test_test_days_cells_by_ranges_of_ids_are_those_of_all_at_once(rows):
+    """The backtest's pooled cells summed a range of container ids at a time (a few million rows each at 21k:
+    backtest._pooled_cells) are those of one cell_sums over the chosen rows: the same cells, order and sums,
+    with ids in runs as the training cells come, some ids without rows, and zero counts."""
+    from rightsize.analysis.backtest import _pooled_cells
+
+    rng = np.random.default_rng(3)
+    cid = np.concatenate([np.sort(part) for part in np.array_split(rng.integers(0, 400, 6_000), 3)]).astype(np.int32)
+    bucket = rng.integers(0, 60, len(cid)).astype(np.int16)
+    count = rng.integers(0, 4, len(cid)).astype(np.int32)
+    mine = rng.random(len(cid)) < 0.7
+    want = cell_sums(cid[mine], bucket[mine], count[mine])
+    got = _pooled_cells(cid, bucket, count, mine, 450, rows=rows)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[1].dtype == want[1].dtype
