@@ -137,17 +137,24 @@ def _training_usage(snapshot, hist: pd.DataFrame, daily: pd.DataFrame, ids=None)
     else:
         parts = _two_at_a_time(lambda h, i: usage_statistics(h, daily.iloc[0:0], step, ids=i), chunks(hist, ids))
         usage = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-        by_container = daily_statistics(daily, KEYS)
         idx = pd.MultiIndex.from_frame(usage[KEYS])
-        for col in by_container.columns:
-            usage[col] = idx.map(by_container[col]).to_numpy(dtype=float, na_value=np.nan)
+        usage = usage.assign(**_aligned(daily_statistics(daily, KEYS), idx))
     window = snapshot.tables["usage"].set_index(KEYS)
     idx = pd.MultiIndex.from_frame(usage[KEYS])
-    for col in ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds"):
-        usage[col] = idx.map(window[col]).to_numpy(dtype=float, na_value=np.nan) if col in window else np.nan
+    cols = ("restarts", "cpu_throttled_ratio", "cpu_throttled_seconds")
+    found = _aligned(window[[c for c in cols if c in window]], idx)
+    usage = usage.assign(**{c: found.get(c, np.nan) for c in cols})
     kills = daily.groupby(KEYS, observed=True)["oom_kills"].sum(min_count=1)
-    usage["oom_kills"] = idx.map(kills).to_numpy(dtype=float, na_value=np.nan)
+    usage["oom_kills"] = _aligned(kills.to_frame(), idx)["oom_kills"]
     return usage
+
+
+def _aligned(table: pd.DataFrame, idx: pd.MultiIndex) -> dict:
+    """Each column of ``table`` (indexed by KEYS, one row a container) for the containers of ``idx``, as floats
+    (NaN where it has none): one alignment of the table, not a lookup of tuples per column."""
+    rows = table.index.get_indexer(idx)
+    return {c: np.where(rows >= 0, table[c].to_numpy(dtype=float, na_value=np.nan)[np.maximum(rows, 0)], np.nan)
+            if len(table) else np.full(len(idx), np.nan) for c in table.columns}
 
 
 def _two_at_a_time(fn, items) -> list:
