@@ -94,6 +94,45 @@ def cell_sums(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, base: int 
     return seen, counts
 
 
+_BLOCK_ROWS = 1 << 21  # rows of a resource summed into cells at once (the backtest's TestDays.of)
+
+
+def cell_sums_in_ranges(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, mine: np.ndarray, ids: int,
+                        rows: int = _BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cell_sums` of the ``mine`` rows, a range of container ids (of ``ids``) at a time when they are many:
+    the same cells in the same order and the same sums (a cell's rows are all in one range, in the same order),
+    with the working set of a few million rows (the 21k training cells: 7.7 M rows of CPU, +250 -> +128 MB)."""
+    blocks = -(-int(mine.sum()) // rows)
+    if blocks <= 1:
+        return cell_sums(cid[mine], bucket[mine], count[mine])
+    edges, parts = np.linspace(0, ids, blocks + 1).astype(np.int64), []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sel = mine & (cid >= a) & (cid < b)
+        parts.append(cell_sums(cid[sel], bucket[sel], count[sel]))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def group_sum(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per group (0 <= id < n) the sum of its values in row order with Kahan's compensation, NaN skipped:
+    the very sums pandas' groupby gives (so figures do not move in their last digit), over integer ids.
+    One vectorised pass per position within a group: as many passes as the largest group has rows."""
+    keep = ~np.isnan(values)
+    group, values = group[keep], values[keep]
+    order = np.argsort(group, kind="stable")
+    group, values = group[order], values[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, len(group)])
+    total, comp = np.zeros(n), np.zeros(n)
+    for r in range(int(lengths.max()) if len(lengths) else 0):
+        at = starts[lengths > r] + r  # the r-th row of every group that has one
+        g, y = group[at], values[at] - comp[group[at]]
+        t = total[g] + y
+        c = t - total[g] - y
+        comp[g] = np.where(np.isnan(c), 0.0, c)
+        total[g] = t
+    return total
+
+
 def _spans(cid: np.ndarray, bucket: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids present ascending, the lowest and the highest bucket of each), int64. Rows in runs of one id take a
     few passes of numpy, without a pandas groupby: the lowest and highest bucket per run, then per id over its

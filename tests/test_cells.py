@@ -91,9 +91,9 @@ def test_cell_sums_are_those_of_a_sort(spread, ordered):
 @pytest.mark.parametrize("rows", [7, 500, 10**6])
 def test_test_days_cells_by_ranges_of_ids_are_those_of_all_at_once(rows):
     """The backtest's pooled cells summed a range of container ids at a time (a few million rows each at 21k:
-    backtest._pooled_cells) are those of one cell_sums over the chosen rows: the same cells, order and sums,
+    sketch.cell_sums_in_ranges) are those of one cell_sums over the chosen rows: the same cells, order and sums,
     with ids in runs as the training cells come, some ids without rows, and zero counts."""
-    from rightsize.analysis.backtest import _pooled_cells
+    from rightsize.sketch import cell_sums_in_ranges
 
     rng = np.random.default_rng(3)
     cid = np.concatenate([np.sort(part) for part in np.array_split(rng.integers(0, 400, 6_000), 3)]).astype(np.int32)
@@ -101,5 +101,5 @@ def test_test_days_cells_by_ranges_of_ids_are_those_of_all_at_once(rows):
     count = rng.integers(0, 4, len(cid)).astype(np.int32)
     mine = rng.random(len(cid)) < 0.7
     want = cell_sums(cid[mine], bucket[mine], count[mine])
-    got = _pooled_cells(cid, bucket, count, mine, 450, rows=rows)
+    got = cell_sums_in_ranges(cid, bucket, count, mine, 450, rows=rows)
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[1].dtype == want[1].dtype

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..memory import release
-from ..sketch import MAX_BUCKET, bucket_value, cell_sums, daily_statistics, factorize, usage_statistics
+from ..sketch import (MAX_BUCKET, bucket_value, cell_sums_in_ranges, daily_statistics, factorize, group_sum,
+                      usage_statistics)
 from ..usage_stats import CONTAINER_KEY, DAY_SECONDS, RESOURCES
 from .cells import COLUMNS, chunks, sum_over_days
 
@@ -205,7 +206,7 @@ class TestDays:
         for res in RESOURCES:
             mine = (hist["resource"] == res).to_numpy()
             mine = mine & pod if pod is not None else mine
-            uniq, counts = _pooled_cells(cid_h, hist["bucket"].to_numpy(), hist["count"].to_numpy(), mine, len(keys))
+            uniq, counts = cell_sums_in_ranges(cid_h, hist["bucket"].to_numpy(), hist["count"].to_numpy(), mine, len(keys))
             cells[res] = (uniq, np.concatenate([[0.0], np.cumsum(counts)]), np.bincount(uniq // _NB, weights=counts,
                                                                                            minlength=len(keys)))
         n = len(keys)
@@ -233,11 +234,7 @@ class TestDays:
 
     def ids(self, settings: pd.DataFrame) -> np.ndarray:
         """The id of each settings row's container (-1 when the test days have none of it)."""
-        if settings.empty:
-            return np.zeros(0, dtype=np.int64)
-        table = self.keys.assign(_id=np.arange(len(self.keys)))
-        found = settings[KEYS].astype(str).merge(table, on=KEYS, how="left")["_id"]
-        return found.fillna(-1).to_numpy(dtype=np.int64)
+        return _lookup(settings, self.keys)
 
     def lowest_limit(self, ids: np.ndarray, resource: str, share) -> np.ndarray:
         """Per row, the smallest limit (cores or bytes, a bucket's representative value) that the pooled
@@ -273,22 +270,12 @@ class TestDays:
 
 
 _RUNTIME_PEAKS = ["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]
-_BLOCK_ROWS = 1 << 21  # rows of a resource summed into cells at once (TestDays.of)
-
-
-def _pooled_cells(cid: np.ndarray, bucket: np.ndarray, count: np.ndarray, mine: np.ndarray, ids: int,
-                  rows: int = _BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
-    """sketch.cell_sums of the ``mine`` rows, a range of container ids (of ``ids``) at a time when they are many:
-    the same cells in the same order and the same sums (a cell's rows are all in one range, in the same order),
-    with the working set of a few million rows (the 21k training cells: 7.7 M rows of CPU, 250 -> ~90 MB)."""
-    blocks = -(-int(mine.sum()) // rows)
-    if blocks <= 1:
-        return cell_sums(cid[mine], bucket[mine], count[mine])
-    edges, parts = np.linspace(0, ids, blocks + 1).astype(np.int64), []
-    for a, b in zip(edges[:-1], edges[1:]):
-        sel = mine & (cid >= a) & (cid < b)
-        parts.append(cell_sums(cid[sel], bucket[sel], count[sel]))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _lookup(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
+    """The id (row of the id -> KEYS table ``keys``) of each of ``frame``'s rows' container, -1 where it has none."""
+    if frame.empty:
+        return np.zeros(0, dtype=np.int64)
+    found = frame[KEYS].astype(str).merge(keys.assign(_id=np.arange(len(keys))), on=KEYS, how="left")["_id"]
+    return found.fillna(-1).to_numpy(dtype=np.int64)
 
 
 def _ids_in(frame: pd.DataFrame, keys: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
@@ -299,27 +286,6 @@ def _ids_in(frame: pd.DataFrame, keys: pd.DataFrame) -> tuple[np.ndarray, pd.Dat
     new = np.isnan(known)
     known[new] = len(keys) + np.arange(new.sum())
     return known.astype(np.int64)[cid], pd.concat([keys, fkeys[new]], ignore_index=True)
-
-
-def group_sum(group: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per group (0 <= id < n) the sum of its values in row order with Kahan's compensation, NaN skipped:
-    the very sums pandas' groupby gives (so figures do not move in their last digit), over integer ids.
-    One vectorised pass per position within a group: as many passes as the largest group has rows."""
-    keep = ~np.isnan(values)
-    group, values = group[keep], values[keep]
-    order = np.argsort(group, kind="stable")
-    group, values = group[order], values[order]
-    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, dtype=np.int64)
-    lengths = np.diff(np.r_[starts, len(group)])
-    total, comp = np.zeros(n), np.zeros(n)
-    for r in range(int(lengths.max()) if len(lengths) else 0):
-        at = starts[lengths > r] + r  # the r-th row of every group that has one
-        g, y = group[at], values[at] - comp[group[at]]
-        t = total[g] + y
-        c = t - total[g] - y
-        comp[g] = np.where(np.isnan(c), 0.0, c)
-        total[g] = t
-    return total
 
 
 def _values(resource: str) -> np.ndarray:
@@ -356,26 +322,31 @@ def replay(settings: pd.DataFrame, hist: pd.DataFrame | TestDays, daily: pd.Data
     # cannot tell whether a higher limit would have held
     out["oom_kills"] = per["oom_kills"].to_numpy(dtype=float)
     out["memory_censored"] = np.nan_to_num(out["oom_kills"].to_numpy(dtype=float)) > 0
-    return heap_aware(out, settings, test, ids)
+    days = test.day_peaks["day"].drop_duplicates().sort_values().array  # sorted as datetimes, not Timestamp objects
+    return heap_aware(out, settings, test.runtime, days, ids, test.runtime_ids)
 
 
-def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, test: TestDays, ids: np.ndarray) -> pd.DataFrame:
+def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, runtime: pd.DataFrame | None, days=(), ids=None,
+               runtime_ids=None) -> pd.DataFrame:
     """A JVM's replay with the heap it would run with (``heap_bytes``). A Java OutOfMemoryError is predicted when
     the test days' live set (live data, else the heap's troughs) outgrows the heap: the heap fills, not the
     container. Where the heap changes (``heap_changed``) the working set was measured under another heap, so
     the container's demand is the heap at its maximum plus the test days' non-heap peak, a container OOM kill
     is predicted when that reaches the limit (on the first test day whose hour first does), and the
-    working-set slack and shares are unknown (NaN). ``ids``: each settings row's container id in ``test``; the
-    runtime hours are joined on those ids (not on the names: strings of a million hours at 20,000 containers)."""
+    working-set slack and shares are unknown (NaN). ``ids``, ``runtime_ids``: each settings row's and runtime hour's
+    container id (TestDays'), the hours joined on them (not on names: a million hours at 20,000 containers); None:
+    found here from the names."""
     heap = settings["heap_bytes"].to_numpy(dtype=float) if "heap_bytes" in settings else np.full(len(settings), np.nan)
     changed = settings["heap_changed"].to_numpy(dtype=bool) if "heap_changed" in settings else np.zeros(len(settings), bool)
     out["heap_bytes"] = heap
     out["predicted_heap_oom"] = False
     out["memory_heap_aware"] = False
-    runtime = test.runtime
     if runtime is None or runtime.empty or np.isnan(heap).all():
         return out
-    peaks = runtime[_RUNTIME_PEAKS].groupby(test.runtime_ids).max()
+    if ids is None:
+        runtime_ids, keys = factorize(runtime, KEYS)
+        ids = _lookup(settings, keys)
+    peaks = runtime[_RUNTIME_PEAKS].groupby(runtime_ids).max()
     per = peaks.reindex(ids)  # -1 (no such container in the test days): NaN
     live = per["live_set_max_bytes"].fillna(per["heap_used_min_bytes"]).to_numpy(dtype=float)
     non_heap = per["non_heap_max_bytes"].fillna(per["non_heap_pools_max_bytes"]).to_numpy(dtype=float)
@@ -385,9 +356,7 @@ def heap_aware(out: pd.DataFrame, settings: pd.DataFrame, test: TestDays, ids: n
     limit = settings["memory_limit_bytes"].to_numpy(dtype=float)
     out["memory_peak_bytes"] = np.where(aware, demand, out["memory_peak_bytes"])
     out["predicted_oom"] = np.where(aware, ~np.isnan(limit) & (demand >= limit), out["predicted_oom"])
-    # the days sorted, as datetimes (np.unique would sort Timestamp objects: a second at 20,000 containers)
-    days = test.day_peaks["day"].drop_duplicates().sort_values().array
-    first = _first_day(runtime, test.runtime_ids, ids, heap, limit, aware, days)
+    first = _first_day(runtime, runtime_ids, ids, heap, limit, aware, days)
     out["predicted_oom_day"] = out["predicted_oom_day"].where(~aware, first.set_axis(settings.index))
     for col in ("memory_share_over_request", "memory_share_at_limit", "memory_slack", "memory_mean_bytes"):
         out[col] = np.where(aware, np.nan, out[col])
