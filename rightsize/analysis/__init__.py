@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -80,11 +80,14 @@ def growth_unchecked(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations of growing working sets"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True,
+            while_backtest: Callable[[Analysis], None] | None = None) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
     The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
-    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
+    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale).
+    ``while_backtest``: called on this thread with the analysis whose tables are final but for ``backtest``
+    (no summary yet) while the backtest's thread runs, e.g. to render their CSVs in the time it would wait."""
     from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
     days = config.report.backtest_days if backtest else 0
@@ -112,6 +115,8 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
             warnings=list(snapshot.meta.get("warnings", [])) + unmatched + unpacked_workloads(snapshot, recs) + on_nodes
             + runtimes.caveats(recs, snapshot.meta) + prices + growth_unchecked(snapshot),
         )
+        if while_backtest is not None:
+            while_backtest(result)
         result.backtest, result.backtest_note = running.result()
     release()
     result.summary = summary.summarize(result, snapshot, config)

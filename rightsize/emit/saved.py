@@ -50,12 +50,13 @@ def analysis_key(snapshot, config) -> dict | None:
     return {"format": FORMAT, "rightsize": __version__, "snapshot_sha256": snap, "config_sha256": cfg}
 
 
-def write_analysis(analysis: Analysis, snapshot, config, key: dict | None, folder: Path) -> None:
+def write_analysis(analysis: Analysis, snapshot, config, key: dict | None, folder: Path,
+                   texts: dict[str, str] | None = None) -> None:
     """analyze's output into ``folder`` (staged): the CSVs and summary.json, and the analysis saved for ``key``
-    (none when None: a snapshot it could not be matched to)."""
+    (none when None: a snapshot it could not be matched to). ``texts``: CSVs already rendered (tables.table_texts)."""
     from .tables import write_tables
 
-    write_tables(analysis, snapshot, config, folder)
+    write_tables(analysis, snapshot, config, folder, texts=texts)
     if key is not None:
         write_saved(analysis, key, folder)
 

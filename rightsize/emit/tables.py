@@ -61,14 +61,22 @@ def table_csv(df: pd.DataFrame, columns) -> str:
     return out.to_csv(index=False, quoting=csv.QUOTE_ALL if bare_cr else csv.QUOTE_MINIMAL)
 
 
+def table_texts(analysis, names=None) -> dict[str, str]:
+    """{CSV name: its text} of the analysis' tables named (TABLE_FILES' names; default: all), for write_tables'
+    ``texts``: rendered ahead, e.g. while the backtest runs (analysis.analyze's while_backtest)."""
+    return {name: table_csv(getattr(analysis, attr), columns) for name, (attr, columns) in TABLE_FILES.items()
+            if names is None or name in names}
+
+
 def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summary: dict | None = None,
-                 copies: dict[str, tuple[Path, str]] | None = None) -> dict[str, Path]:
+                 copies: dict[str, tuple[Path, str]] | None = None, texts: dict[str, str] | None = None) -> dict[str, Path]:
     """Write every CSV and summary.json into ``out_dir`` (created if missing); returns {file name: path}.
 
     ``summary``: the summary.json content when the caller already has it (the report adds its
     thresholds and week-over-week parts); otherwise ``analysis.summary`` or a fresh summarize().
     ``copies``: {CSV name: (path, sha256)} of CSVs already written from this analysis (emit/saved.saved_csvs):
     each is copied when its bytes still have that digest, else written anew.
+    ``texts``: {CSV name: text} already rendered from this analysis (table_texts), written as they are.
     """
     from ..analysis.summary import summarize
 
@@ -81,7 +89,8 @@ def write_tables(analysis, snapshot, config, out_dir: str | os.PathLike, *, summ
         summary = analysis.summary or summarize(analysis, snapshot, config)
     paths: dict[str, Path] = {}
     for name, (attr, columns) in TABLE_FILES.items():
-        data = _checked_bytes(*(copies or {}).get(name, (None, "")))
+        data = (texts or {}).get(name)
+        data = data if data is not None else _checked_bytes(*(copies or {}).get(name, (None, "")))
         paths[name] = write_text_atomic(out_dir / name, data if data is not None else table_csv(getattr(analysis, attr), columns))
     paths[SUMMARY_FILE] = write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2, sort_keys=False) + "\n")
     return paths
