@@ -61,6 +61,20 @@ def write_analysis(analysis: Analysis, snapshot, config, key: dict | None, folde
         write_saved(analysis, key, folder)
 
 
+class CsvsAhead:
+    """analysis.analyze's while_backtest: renders {CSV name: text} (``texts``) of every table but the backtest, for
+    write_analysis' ``texts``: seconds at 20,000 containers the main thread would otherwise spend after the backtest,
+    waiting for it meanwhile."""
+
+    def __init__(self) -> None:
+        self.texts: dict[str, str] = {}
+
+    def __call__(self, analysis: Analysis) -> None:
+        from .tables import table_texts
+
+        self.texts.update(table_texts(analysis, [name for name in TABLE_FILES if name != "backtest.csv"]))
+
+
 def write_saved(analysis: Analysis, key: dict, folder: Path) -> None:
     """Write ``analysis`` under ``folder``/analysis/ (a staged folder: the caller swaps it in whole)."""
     target = Path(folder) / FOLDER
