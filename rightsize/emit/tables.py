@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import bytes_sha256, write_text_atomic
@@ -58,7 +59,20 @@ def table_csv(df: pd.DataFrame, columns) -> str:
             bare_cr = bare_cr or any("\r" in v for v in distinct)
             mapped = values.map({v: csv_cell(v) for v in distinct})
             out[c] = mapped.where(mapped.notna(), values)
+    floats = [c for c in out.columns if out[c].dtype == np.float64] if not bare_cr else []
+    if floats:  # (QUOTE_ALL writes Python's repr of each float: left to pandas)
+        out = out.assign(**{c: _float_texts(out[c].to_numpy()) for c in floats})
     return out.to_csv(index=False, quoting=csv.QUOTE_ALL if bare_cr else csv.QUOTE_MINIMAL)
+
+
+def _float_texts(values: np.ndarray) -> np.ndarray:
+    """A float64 column as to_csv writes it unquoted (numpy's str of each value; NaN kept, for the empty cell),
+    each distinct value formatted once: at 20,000 containers most cells repeat a few hundred values, and
+    formatting every float is most of to_csv's time. Distinct by their bits, so -0.0 stays apart from 0.0."""
+    codes, uniques = pd.factorize(values.view(np.int64))
+    out = uniques.view(np.float64).astype(str).astype(object)[codes]
+    out[np.isnan(values)] = np.nan
+    return out
 
 
 def table_texts(analysis, names=None) -> dict[str, str]:
