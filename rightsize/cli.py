@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .arguments import build_parser
 from .config import Config, check_files, help_for_keys, load_config, render_config
+from . import memory
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, ConfigError, RightsizeError
 from .escape import clean_text
 from .snapshot import Snapshot
@@ -467,33 +468,32 @@ COMMANDS = {"collect": cmd_collect, "doctor": cmd_doctor, "analyze": cmd_analyze
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: the command's exit code (errors said on stderr)."""
     args = build_parser().parse_args(argv)
     log = _log_function(args.quiet)
-    from . import memory
-
-    memory.for_tables()  # the collection's pulls switch to for_streaming while they run
-    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        config = _with_prices(_load_config(args.config), getattr(args, "prices", None))
-        return COMMANDS[args.command](args, config, log)
-    except RightsizeError as exc:
-        if args.debug:
-            raise
-        say(f"error: {exc}")
-        return exc.exit_code
-    except OSError as exc:
-        if args.debug:
-            raise
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        say(f"error: {where}{exc.strerror or exc}")
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("rightsize: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("rightsize: terminated (SIGTERM); earlier outputs were left as they were", file=sys.stderr)
-        return 128 + signal.SIGTERM
+    with memory.command():
+        with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a test's thread)
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        try:
+            config = _with_prices(_load_config(args.config), getattr(args, "prices", None))
+            return COMMANDS[args.command](args, config, log)
+        except RightsizeError as exc:
+            if args.debug:
+                raise
+            say(f"error: {exc}")
+            return exc.exit_code
+        except OSError as exc:
+            if args.debug:
+                raise
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            say(f"error: {where}{exc.strerror or exc}")
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print("rightsize: interrupted", file=sys.stderr)
+            return 130
+        except Terminated:
+            print("rightsize: terminated (SIGTERM); earlier outputs were left as they were", file=sys.stderr)
+            return 128 + signal.SIGTERM
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,6 +26,7 @@ import traceback
 from typing import Callable, Generic, Sequence, TypeVar
 
 from .errors import RightsizeError
+from .memory import bulk
 
 T = TypeVar("T")
 _HELD = {signal.SIGINT, signal.SIGTERM}
@@ -78,7 +79,8 @@ class Beside(Generic[T]):
             why = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
             raise RightsizeError(f"{self.what}: the child process doing half of the work stopped ({why}) without "
                                  "an answer; nothing was written")
-        ok, value = _Loads(io.BytesIO(payload), self.shared).load()
+        with bulk():  # the answer is kept to the command's end: the collector never walks it
+            ok, value = _Loads(io.BytesIO(payload), self.shared).load()
         if not ok:
             raise value
         return value

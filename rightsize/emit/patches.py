@@ -33,7 +33,8 @@ from ..names import valid
 from ..refs import WorkloadRef
 from ..schema import WORKLOAD_KEY
 from ..storage import lacks, location, replace_folder, write_problem
-from .bulk import gc_paused, records
+from ..memory import bulk
+from .bulk import records
 from .hpa_patch import hpa_doc, hpa_patch, hpa_target
 from .patch_body import build_patch
 from .patch_model import (JSON6902_KINDS, SKIP_COLUMNS, PatchError, PodSpecView, WorkloadPatch, add_skips, group_rows,
@@ -197,6 +198,7 @@ def _check_ours(out_dir) -> None:
                          "refusing to replace it, pick another --out")
 
 
+@bulk()  # tens of thousands of rows, YAML nodes and texts: the collector never walks them (memory.bulk)
 def write_patches(recommendations: pd.DataFrame, snapshot, config, out_dir: Path) -> PatchResult:
     """Write the patch folders, their kustomization.yaml and PATCHES.md into ``out_dir`` (replaced whole;
     an existing non-empty folder must be an earlier rightsize patch folder, i.e. hold PATCHES.md).
@@ -279,11 +281,9 @@ def _built_in_two(groups: list[tuple[tuple, list[dict]]], config, meta: dict, in
     in its order (a clash in the first half is raised first)."""
     cut = _folder_cut(groups, config.patches.layout)
     if not cut:
-        with gc_paused():
-            return _build(groups, config, meta, index, into), also()
+        return _build(groups, config, meta, index, into), also()
     rows = [row for _, group in groups[cut:] for row in group]  # the child's patches carry the parent's own rows
-    with beside(lambda: (_build(groups[cut:], config, meta, index, into), also()), "patches", shared=rows) as child, \
-            gc_paused():
+    with beside(lambda: (_build(groups[cut:], config, meta, index, into), also()), "patches", shared=rows) as child:
         first = _build(groups[:cut], config, meta, index, into)
         second, more = child.result()
     return _Built(first.files + second.files, first.patched + second.patched, first.notes + second.notes,

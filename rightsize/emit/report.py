@@ -19,7 +19,7 @@ from ..forked import Beside, beside
 from ..atomic import write_text_atomic
 from ..storage import location, make_folder, replace_folder, same
 from . import metrics_prom, tables
-from .bulk import gc_paused
+from ..memory import bulk
 from .compare import Comparison, compare, find_previous_dir, load_previous
 from .view import ReportView, build_view
 
@@ -124,7 +124,7 @@ def write_report(snapshot, analysis, config, out_dir: str | Path | None = None, 
 
     step("drawing charts" if config.report.charts else "building the report")
     paths: dict[str, Path] = {}
-    with _beside(analysis, snapshot, config) as child, gc_paused():  # gc: tens of thousands of cells (emit/bulk.py)
+    with _beside(analysis, snapshot, config) as child, bulk():  # gc: tens of thousands of cells (memory.bulk)
         charts = (lambda: child.result()[0]) if config.report.charts else None
         view = build_view(summary, analysis, config, snapshot=snapshot, comparison=comparison, crossed=crossed,
                           title=title, extra_caveats=extra_caveats, charts=charts)
