@@ -150,14 +150,17 @@ def show(label: str, runs: list[dict]) -> None:
         return float(np.median(values))
 
     total = med([sum(r[c]["wall"] for c in ("analyze", "report", "patch")) for r in runs])
+    process = med([sum(r[c]["process_wall"] for c in ("analyze", "report", "patch")) for r in runs])
     peak = med([max(r[c]["peak_rss_bytes"] for c in ("analyze", "report", "patch")) for r in runs])
-    print(f"[{label}] median of {len(runs)}: analyze + report + patch {total:.1f} s in all, peak RSS {peak / mib:.0f} MiB; "
+    print(f"[{label}] median of {len(runs)}: analyze + report + patch {total:.1f} s in all ({process:.1f} s as processes: "
+          f"start, imports and exit included), peak RSS {peak / mib:.0f} MiB; "
           f"report.html {med([r['html'] for r in runs]) / mib:.2f} MiB (drawn in headless Chromium in "
           f"{med([r['open'] for r in runs]):.2f} s), report.md {med([r['md'] for r in runs]) / 1024:.0f} KiB")
     for c in ("analyze", "report", "patch"):
         stages = "; ".join(f"{st['stage']} {med([r[c]['stages'][i]['wall'] for r in runs]):.1f} s"
                            for i, st in enumerate(runs[0][c]["stages"]))
-        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s ({med([r[c]['cpu'] for r in runs]):.1f} CPU-s, which a "
+        print(f"[{label}]   {c:<8} {med([r[c]['wall'] for r in runs]):6.1f} s ({med([r[c]['process_wall'] for r in runs]):.1f} s as a "
+              f"process; {med([r[c]['cpu'] for r in runs]):.1f} CPU-s, which a "
               f"loaded machine does not inflate as it does wall time), peak RSS "
               f"{med([r[c]['peak_rss_bytes'] for r in runs]) / mib:5.0f} MiB ({stages})", flush=True)
 

@@ -260,7 +260,7 @@ def test_dockerfile_builds_an_image_that_runs_rightsize_as_non_root(tmp_path):
     assert package <= names, f"missing from the image's wheel: {sorted(package - names)}"
     steps = final["steps"]
     entrypoint = json.loads(next(a for i, a in steps if i == "ENTRYPOINT"))
-    assert re.search(rf"^{re.escape(entrypoint[0])} = rightsize\.__main__:program$", scripts, re.M)  # cli.main, then no exit GC
+    assert re.search(rf"^{re.escape(entrypoint[0])} = rightsize\.__main__:program$", scripts, re.M)
     assert f"COPY --from={build['name']} {wheel_dir} {wheel_dir}" in [f"{i} {a}" for i, a in steps]
     users = [i for i, (instruction, _) in enumerate(steps) if instruction == "USER"]
     uid = steps[users[-1]][1]
