@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Union
 
 import pandas as pd
@@ -76,9 +76,11 @@ def load(path: str | os.PathLike[str], *, config: ConfigLike = None) -> Snapshot
 
 # --- analyses --------------------------------------------------------------------------------------
 
-def analyze(snapshot: Snapshot, config: ConfigLike = None, *, backtest: bool = True) -> "Analysis":
+def analyze(snapshot: Snapshot, config: ConfigLike = None, *, backtest: bool = True,
+            while_backtest: Callable[["Analysis"], None] | None = None) -> "Analysis":
     """Run every analysis (recommendations, costs, spot, cross-AZ, load balancers, idle) like ``rightsize analyze``;
-    ``backtest`` False leaves the report's backtest out (``rightsize patch`` does not need it).
+    ``backtest`` False leaves the report's backtest out (``rightsize patch`` does not need it). ``while_backtest``:
+    called with the analysis whose tables but the backtest are final, while the backtest runs (analysis.analyze).
 
     Returns an :class:`rightsize.analysis.Analysis` whose tables follow schema.RECOMMENDATION_COLUMNS,
     SPOT_COLUMNS, CROSS_AZ_COLUMNS, LOAD_BALANCER_COLUMNS and IDLE_COLUMNS (money in USD/month).
@@ -88,7 +90,7 @@ def analyze(snapshot: Snapshot, config: ConfigLike = None, *, backtest: bool = T
 
     cfg = _config(config)
     priced = _priced(snapshot, cfg)
-    return run(priced, cfg, instance_candidates(priced), backtest=backtest)
+    return run(priced, cfg, instance_candidates(priced), backtest=backtest, while_backtest=while_backtest)
 
 
 def recommend(snapshot: Snapshot, policy: PolicyLike = None, config: ConfigLike = None) -> pd.DataFrame:

@@ -258,14 +258,14 @@ def cmd_analyze(args, config, log) -> int:
 
         print(explain(snapshot, config, args.explain))
         return EXIT_OK
-    from .emit.saved import analysis_key, write_analysis
+    from .emit.saved import CsvsAhead, analysis_key, write_analysis
     from .storage import replace_folder
 
     key = analysis_key(snapshot, config)  # of the snapshot as read, as report and patch will see it
-    analysis = analyze(snapshot, config)
+    analysis = analyze(snapshot, config, while_backtest=(ahead := CsvsAhead()))  # CSVs rendered while the backtest runs
     out = _beside_snapshot(args, snapshot, config)
     with _locked(config, out, "rightsize analyze", log):  # all tables (and the analysis for report, patch) land together
-        replace_folder(out, lambda tmp: write_analysis(analysis, snapshot, config, key, tmp), what="tables", keep_others=True)
+        replace_folder(out, lambda tmp: write_analysis(analysis, snapshot, config, key, tmp, ahead.texts), what="tables", keep_others=True)
     log(f"tables written to {out}")
     _summary(analysis, snapshot, config)
     return EXIT_PARTIAL if _is_partial(snapshot) else EXIT_OK

@@ -128,15 +128,30 @@ def test_containers_are_fitted_apart_and_unknown_days_are_skipped():
     assert table.loc["api", "growth_days"] == 13
 
 
-def test_the_fit_is_the_same_when_its_pairs_are_formed_a_few_segments_at_a_time(monkeypatch):
-    """The demo's daily rows fitted with all pairs of points at once, and a couple of segments at a time
-    (growth.PAIR_CHUNK): the same figures for every container, to the last bit."""
+def test_the_fit_is_theil_sen_and_mann_kendall_over_every_pair_of_each_segment():
+    """The demo's daily rows: the fit's slope and z (its pairs formed one gap at a time, growth._pair_slopes)
+    equal, to the last bit, the median of the slopes and the sum of the signs of every pair of points of one
+    segment taken one by one, per container."""
+    from itertools import combinations
+    from statistics import median
+
     from rightsize.analysis import growth as G
     from rightsize.demo import generate
 
     snap = generate()
     args = (snap.tables["usage_daily"], 300.0, pd.Timestamp(snap.meta["window_end"]))
-    whole = G.fit(*args)
-    monkeypatch.setattr(G, "PAIR_CHUNK", 200)
-    pd.testing.assert_frame_equal(G.fit(*args), whole)
-    assert whole["growing"].any()
+    fitted, pts = G.fit(*args), G.segments(*args)
+    slopes, signs, variance = {}, {}, {}
+    for (seg, cid), g in pts.groupby(["seg", "cid"], sort=True):
+        xy = list(zip(g["age"], g["y"]))
+        for (x0, y0), (x1, y1) in combinations(xy, 2):
+            slope = (y1 - y0) / (x1 - x0) if x1 != x0 else (np.nan if y1 == y0 else np.inf * np.sign(y1 - y0))
+            slopes.setdefault(cid, []).extend([] if np.isnan(slope) else [slope])
+            signs[cid] = signs.get(cid, 0.0) + (0.0 if np.isnan(slope) else float(np.sign(y1 - y0)))
+        n = len(xy)
+        variance[cid] = variance.get(cid, 0.0) + n * (n - 1) * (2 * n + 5) / 18.0
+    assert len(slopes) > 10 and fitted["growing"].any()
+    for cid, values in slopes.items():
+        s, v = signs[cid], variance[cid]
+        assert fitted["growth_bytes_per_day"].iloc[cid] == median(values)
+        assert fitted["growth_z"].iloc[cid] == pytest.approx((s - np.sign(s)) / np.sqrt(v), rel=1e-12)

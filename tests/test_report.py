@@ -404,3 +404,21 @@ def test_the_report_names_what_the_self_check_raised_and_leaves_a_growing_limit_
     # a growing working set without a limit today: "leave unset", never "n/a"
     row = next(line for line in md.splitlines() if line.startswith("| `shop/frontend/app`"))
     assert "leave unset" in row
+
+
+def test_csv_floats_are_the_text_pandas_writes_each_distinct_value_formatted_once():
+    """table_csv formats each distinct float once (emit.tables._float_texts): the same bytes as pandas' to_csv,
+    messy values included (-0.0 beside 0.0, NaN as the empty cell, infinities, the smallest and largest floats)."""
+    from collections import namedtuple
+
+    import numpy as np
+
+    from rightsize.emit.tables import table_csv
+
+    values = [0.1 + 0.2, -0.0, 0.0, np.nan, np.inf, -np.inf, 1e16, 1e-5, 123456789.125, 5e-324, 2.5, 2.5, -0.0,
+              1.7976931348623157e308, 1 / 3]
+    df = pd.DataFrame({"cores": values, "name": [f"w{i % 3}" for i in range(len(values))], "n": range(len(values))})
+    columns = [namedtuple("Column", "name")(c) for c in df.columns]
+    text = table_csv(df, columns)
+    assert text == df.to_csv(index=False)
+    assert text.splitlines()[2:4] == ["-0.0,w1,1", "0.0,w2,2"] and text.splitlines()[4] == ",w0,3"

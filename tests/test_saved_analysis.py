@@ -148,3 +148,30 @@ def test_the_saved_tables_read_back_equal_with_their_dtypes(tmp_path):
 
 def test_no_key_without_checksums():
     assert analysis_key(load("demo"), Config()) is None  # generated in memory: nothing to match a saved one to
+
+
+def test_the_tables_beside_the_backtest_are_rendered_while_it_runs_with_the_bytes_of_the_finished_analysis(tmp_path):
+    """analyze's while_backtest (the CLI's CsvsAhead) sees every table final but the backtest, which it has not yet:
+    its CSVs are those of the finished analysis, and write_tables writes them as given (the summary, made beside the
+    backtest too, is the one made from the finished analysis)."""
+    from rightsize.analysis.summary import merged_warnings, summarize
+    from rightsize.emit.saved import CsvsAhead
+
+    snap, ahead, backtest_rows = load("demo"), CsvsAhead(), []
+
+    def early(analysis):
+        backtest_rows.append(len(analysis.backtest))
+        ahead(analysis)
+
+    result = analyze(snap, while_backtest=early)
+    assert backtest_rows == [0] and len(result.backtest) > 0  # called once, before the backtest's result
+    assert sorted(ahead.texts) == sorted(set(TABLE_FILES) - {"backtest.csv"})
+    for name, text in ahead.texts.items():
+        attr, columns = TABLE_FILES[name]
+        assert text == table_csv(getattr(result, attr), columns), name
+    expected = summarize(result, snap, Config())
+    expected.update(requests_vs_bill=result.requests_vs_bill, warnings=merged_warnings(result, snap))
+    assert json.dumps(result.summary) == json.dumps(expected)  # the same content, keys in the same order
+    assert result.summary["backtest"]["predicted_ooms"] is not None
+    write_tables(result, snap, Config(), tmp_path, texts={"spot.csv": "given\n"})
+    assert (tmp_path / "spot.csv").read_text() == "given\n"  # the text given, not the table: proof it was used

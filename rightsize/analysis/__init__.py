@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -80,11 +80,14 @@ def growth_unchecked(snapshot: Snapshot) -> list[dict]:
              "affects": "recommendations of growing working sets"}]
 
 
-def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True) -> Analysis:
+def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, backtest: bool = True,
+            while_backtest: Callable[[Analysis], None] | None = None) -> Analysis:
     """Run every analysis on a snapshot. ``candidates``: instance types with their list prices and shapes in
     every region of the snapshot, for the best type per family (sources.price_catalogue.instance_candidates).
     The front door is rightsize.api.analyze (the CLI's too), which prices the snapshot and finds them.
-    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale)."""
+    ``backtest`` False: no backtest (the patches do not read it; it is most of an analysis' work at scale).
+    ``while_backtest``: called on this thread with the analysis final but for ``backtest`` (and the summary's
+    part of it) while the backtest's thread runs, e.g. to render the other CSVs in the time it would wait."""
     from . import binpack, consistency, cost, cross_az, load_balancers, price_split, recommend, runtimes, spot, summary
 
     days = config.report.backtest_days if backtest else 0
@@ -112,13 +115,17 @@ def analyze(snapshot: Snapshot, config: Config, candidates: pd.DataFrame, *, bac
             warnings=list(snapshot.meta.get("warnings", [])) + unmatched + unpacked_workloads(snapshot, recs) + on_nodes
             + runtimes.caveats(recs, snapshot.meta) + prices + growth_unchecked(snapshot),
         )
+        # the summary reads the backtest in one part only: the rest is made in the time this thread would wait
+        result.summary = summary.summarize(result, snapshot, config)
+        totals = result.summary["totals"]
+        result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
+        result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
+        result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
+        if while_backtest is not None:
+            while_backtest(result)
         result.backtest, result.backtest_note = running.result()
     release()
-    result.summary = summary.summarize(result, snapshot, config)
-    totals = result.summary["totals"]
-    result.requests_vs_bill = consistency.requests_vs_bill(recs, nodes, cost.workload_unit_prices(snapshot, config), totals, hpm)
-    result.warnings += consistency.above_bill(result.requests_vs_bill, totals.get("node_usd_per_month"))
-    result.summary.update(requests_vs_bill=result.requests_vs_bill, warnings=summary.merged_warnings(result, snapshot))
+    result.summary["backtest"] = summary.backtest_section(result, config)
     return result
 
 

@@ -53,9 +53,14 @@ def statistics(hourly: pd.DataFrame) -> pd.DataFrame:
             "heap_used_max_bytes", "metrics_max_bytes"]
     if hourly is None or hourly.empty:
         return pd.DataFrame(columns=KEY + cols)
-    h = hourly.assign(**{k: hourly[k].astype(str) for k in KEY + ["runtime"]})  # names read as categoricals: plain
-    g = h.groupby(KEY, sort=False)
-    out = g.agg(runtime=("runtime", "first"), pod_hours=("hour", "size"), heap_used_max_bytes=("heap_used_max_bytes", "max"))
+    # one integer id per container (in order of first row), grouped on instead of six text keys per pod-hour
+    cid = hourly.groupby(KEY, sort=False, observed=True, dropna=False).ngroup().to_numpy()
+    first = np.unique(cid, return_index=True)[1]
+    names = {k: hourly[k].iloc[first].astype(str).to_numpy() for k in KEY + ["runtime"]}  # categoricals, NaN: as text
+    h = hourly.assign(_cid=cid)
+    g = h.groupby("_cid", sort=True)
+    out = g.agg(pod_hours=("hour", "size"), heap_used_max_bytes=("heap_used_max_bytes", "max"))
+    out.insert(0, "runtime", names["runtime"])
     live = g["live_set_max_bytes"].quantile(0.99, interpolation="higher")
     troughs = g["heap_used_min_bytes"].quantile(0.99, interpolation="higher")
     out["live_set_bytes"] = live.where(live.notna(), troughs)
@@ -67,12 +72,12 @@ def statistics(hourly: pd.DataFrame) -> pd.DataFrame:
                                       np.where(pools.notna(), "non-heap pools only (threads, direct buffers and native "
                                                "memory not seen)", ""))
     known = h[h["runtime_max_bytes"].notna()]
-    latest = known[known["hour"] == known.groupby(KEY)["hour"].transform("max")]
-    out["metrics_max_bytes"] = latest.groupby(KEY)["runtime_max_bytes"].max().reindex(out.index)
+    latest = known[known["hour"] == known.groupby("_cid")["hour"].transform("max")]
+    out["metrics_max_bytes"] = latest.groupby("_cid")["runtime_max_bytes"].max().reindex(out.index)
     jvm_only = out["runtime"] != "jvm"
     out.loc[jvm_only, ["live_set_bytes", "non_heap_bytes"]] = np.nan
     out.loc[jvm_only, ["live_set_source", "non_heap_source"]] = ""
-    return out.reset_index()[KEY + cols]
+    return out.reset_index(drop=True).assign(**{k: names[k] for k in KEY})[KEY + cols]
 
 
 # --- one frame per recommendation row ------------------------------------------------------------------

@@ -402,7 +402,7 @@ def summarize(analysis, snapshot, config) -> dict[str, Any]:
         "missing_metrics": [str(m) for m in (meta.get("missing_metrics") or [])],
         "partial": meta.get("partial") or {},
         "node_groups": _records(groups[[c for c in NODE_GROUP_SUMMARY if c in groups.columns]]) if len(groups) else [],
-        "backtest": _backtest(analysis, config),
+        "backtest": backtest_section(analysis, config),
         **({"fleet": meta["fleet"]} if meta.get("fleet") else {}),
     }
 
@@ -412,7 +412,7 @@ def gpu_sums(recs: pd.DataFrame) -> tuple[str, ...]:
     return tuple(c for c in GPU_SUMS if c in recs.columns)
 
 
-def _backtest(analysis, config) -> dict | None:
+def backtest_section(analysis, config) -> dict | None:
     """summary.json "backtest": per policy (and "today") the test days' slack, predicted OOMs and
     containers over their request, every predicted OOM kill named (day, limit, peak) and the kills observed
     in the test days; null with the reason when it did not run."""

@@ -40,18 +40,19 @@ def joined(a, b) -> pd.Series:
 
 
 def join(parts: list[tuple[np.ndarray, object]], n: int, sep: str) -> np.ndarray:
-    """Per row, the texts whose mask is True, joined by ``sep`` (element-wise concatenation of object arrays)."""
+    """Per row, the texts whose mask is True, joined by ``sep`` (element-wise concatenation of object arrays, on
+    the rows of each mask only: a recommendation has a hundred possible reasons, each row a few)."""
     out = np.full(n, "", dtype=object)
     for mask, text in parts:
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        if not len(rows):
             continue
         if isinstance(text, pd.Series):
-            texts = text.to_numpy(dtype=object)
+            texts = text.to_numpy(dtype=object)[rows]
         elif isinstance(text, np.ndarray):
-            texts = text.astype(object)
+            texts = text[rows].astype(object)
         else:
-            texts = np.full(n, text, dtype=object)
-        glue = np.where(mask & (out != ""), sep, "").astype(object)
-        out = out + glue + np.where(mask, texts, "").astype(object)
+            texts = np.full(len(rows), text, dtype=object)
+        here = out[rows]
+        out[rows] = here + np.where(here != "", sep, "").astype(object) + texts
     return out
