@@ -14,9 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import memory
 from .arguments import build_parser
 from .config import Config, check_files, help_for_keys, load_config, render_config
-from . import memory
 from .errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_THRESHOLD, ConfigError, RightsizeError
 from .escape import clean_text
 from .snapshot import Snapshot

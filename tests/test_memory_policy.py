@@ -34,3 +34,16 @@ def test_bulk_left_by_an_exception_turns_the_collector_back_on():
 def test_the_cli_leaves_the_collector_as_it_found_it(tmp_path):
     assert main(["demo", "--out", str(tmp_path / "out"), "--quiet"]) == 0  # report and patches: built in bulk
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_installed_program_turns_the_collector_off_for_the_exit(monkeypatch, capsys):
+    from rightsize.__main__ import program
+
+    monkeypatch.setattr("sys.argv", ["rightsize", "config"])
+    try:
+        assert program() == 0
+        # off: the interpreter's exit runs no last collection over every object still alive
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert "[general]" in capsys.readouterr().out  # the command itself ran

@@ -270,6 +270,8 @@ class TestDays:
 
 
 _RUNTIME_PEAKS = ["live_set_max_bytes", "heap_used_min_bytes", "non_heap_max_bytes", "non_heap_pools_max_bytes"]
+
+
 def _lookup(frame: pd.DataFrame, keys: pd.DataFrame) -> np.ndarray:
     """The id (row of the id -> KEYS table ``keys``) of each of ``frame``'s rows' container, -1 where it has none."""
     if frame.empty:
